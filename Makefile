@@ -1,0 +1,44 @@
+# Every target a newcomer can guess. The environment lives in .venv/, pinned by constraints.txt.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: install demo test bench dev lint browser clean lock
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+	# uv resolves against constraints.txt: a fresh machine gets exactly what was tested
+	$(BIN)/uv pip install --python $(BIN)/python -q -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+demo: install
+	$(BIN)/trackplan demo
+
+test: install
+	$(BIN)/python -m pytest -n 2 -q
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+dev: install
+	$(BIN)/dagster dev -w workspace.yaml
+
+lint: install
+	$(BIN)/ruff check tracking_plan pipelines schemas quality_checks models tests benchmarks
+	$(BIN)/trackplan lint
+
+# Debian's chromium for the browser tests (no browser download): skipped, and listed, where absent
+browser:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium not installed: browser tests will be skipped"
+
+# Re-pin: resolve the newest versions allowed by pyproject.toml and write constraints.txt
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra dev -o constraints.txt --python-version 3.11
+
+clean:
+	rm -rf $(VENV) .pytest_cache warehouse.duckdb landing report.html

@@ -1,0 +1,210 @@
+"""Load a plan directory into a typed Plan, reporting every problem with file and line."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from .model import Consent, Event, Identity, Metrics, Plan, PlanHeader, Property
+from .yamlio import Located, YamlError, load_yaml
+
+DEFAULT_PLAN = Path(__file__).parent / "plan"
+
+
+def default_plan_dir() -> Path:
+    return Path(os.environ.get("TRACKPLAN_PLAN") or DEFAULT_PLAN)
+
+
+@dataclass
+class Problem:
+    file: str
+    line: int
+    code: str
+    message: str
+    severity: str = "error"  # error | warning
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.code} {self.message}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class PlanError(Exception):
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class LoadResult:
+    plan: Plan | None
+    problems: list[Problem] = field(default_factory=list)
+    sources: dict[str, Located] = field(default_factory=dict)  # file → located YAML
+    event_files: dict[str, str] = field(default_factory=dict)  # event name → file
+    shared_files: dict[str, str] = field(default_factory=dict)  # shared property → file
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    def line_of(self, file: str, path: tuple = ()) -> int:
+        src = self.sources.get(file)
+        return src.line(path) if src else 1
+
+
+def _validation_problems(exc: ValidationError, src: Located, prefix: tuple = ()) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        where = ".".join(str(x) for x in loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            code, msg = "E002", f"unknown key {loc[-1]!r} at {where}"
+        elif err["type"] == "missing":
+            code, msg = "E003", f"missing required key {where}"
+        else:
+            code, msg = "E004", f"{where}: {err['msg']}"
+        out.append(Problem(src.file, src.line(prefix + loc), code, msg))
+    return out
+
+
+def _model(cls: type[BaseModel], src: Located, problems: list[Problem], prefix: tuple = ()):
+    data = src.data
+    for key in prefix:
+        data = data[key]
+    if not isinstance(data, dict):
+        problems.append(Problem(src.file, src.line(prefix), "E001", f"expected a mapping, got {type(data).__name__}"))
+        return None
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_validation_problems(exc, src, prefix))
+        return None
+
+
+def _read(path: Path, res: LoadResult) -> Located | None:
+    try:
+        src = load_yaml(path)
+    except YamlError as exc:
+        res.problems.append(Problem(exc.file, exc.line, "E001", exc.message))
+        return None
+    res.sources[src.file] = src
+    return src
+
+
+def read_plan(root: Path | str | None = None) -> LoadResult:
+    """Read and type-check every file of a plan directory. Never raises for bad content."""
+    root = Path(root) if root else default_plan_dir()
+    res = LoadResult(plan=None)
+    if not root.is_dir():
+        res.problems.append(Problem(str(root), 1, "E001", "plan directory not found"))
+        return res
+    header_path = root / "plan.yaml"
+    if not header_path.exists():
+        res.problems.append(Problem(str(header_path), 1, "E001", "plan.yaml is missing"))
+        return res
+    hsrc = _read(header_path, res)
+    header = _model(PlanHeader, hsrc, res.problems) if hsrc else None
+
+    shared: dict[str, Property] = {}
+    for path in sorted((root / "properties").glob("*.y*ml")):
+        src = _read(path, res)
+        if src is None:
+            continue
+        if not isinstance(src.data, dict):
+            res.problems.append(Problem(src.file, 1, "E001", "a shared properties file maps names to definitions"))
+            continue
+        for name in src.data:
+            if name in shared:
+                res.problems.append(Problem(src.file, src.line((name,)), "E010",
+                                            f"shared property {name!r} is also defined in {res.shared_files[name]}"))
+                continue
+            prop = _model(Property, src, res.problems, (name,))
+            if prop is not None:
+                shared[name] = prop
+                res.shared_files[name] = src.file
+
+    events: dict[str, Event] = {}
+    for path in sorted((root / "events").glob("*.y*ml")):
+        src = _read(path, res)
+        if src is None:
+            continue
+        ev = _model(Event, src, res.problems)
+        if ev is None:
+            continue
+        if ev.name in events:
+            res.problems.append(Problem(src.file, src.line(("name",)), "E011",
+                                        f"event {ev.name!r} is also defined in {res.event_files[ev.name]}"))
+            continue
+        ev.source_file = src.file
+        events[ev.name] = ev
+        res.event_files[ev.name] = src.file
+
+    parts = {}
+    for fname, cls in (("identity.yaml", Identity), ("consent.yaml", Consent), ("metrics.yaml", Metrics)):
+        path = root / fname
+        if path.exists():
+            src = _read(path, res)
+            parts[fname] = _model(cls, src, res.problems) if src else None
+        else:
+            parts[fname] = cls()
+
+    if header is None or any(v is None for v in parts.values()):
+        return res
+    resolved = _resolve_events(events, shared, res)
+    res.plan = Plan(root=str(root), header=header, events=resolved, shared_properties=shared,
+                    identity=parts["identity.yaml"], consent=parts["consent.yaml"], metrics=parts["metrics.yaml"])
+    return res
+
+
+def load_plan(root: Path | str | None = None) -> Plan:
+    """Load a plan or raise PlanError listing every error (file:line: CODE message)."""
+    res = read_plan(root)
+    if res.errors or res.plan is None:
+        raise PlanError(res.errors or [Problem(str(root), 1, "E001", "plan could not be loaded")])
+    return res.plan
+
+
+def _resolve_events(events: dict[str, Event], shared: dict[str, Property], res: LoadResult) -> dict[str, Event]:
+    out = {}
+    for name, ev in events.items():
+        file = res.event_files[name]
+        props = {}
+        for pname, prop in ev.properties.items():
+            resolved = _resolve(prop, shared, res, file, ("properties", pname), [])
+            if resolved is not None:
+                props[pname] = resolved
+        out[name] = ev.model_copy(update={"properties": props})
+    return out
+
+
+def _resolve(prop: Property, shared: dict[str, Property], res: LoadResult, file: str,
+             path: tuple, chain: list[str]) -> Property | None:
+    """Replace `ref` by the shared definition; local keys (required, description, ...) override."""
+    if prop.ref is not None:
+        if prop.ref in chain:
+            loop = " -> ".join([*chain, prop.ref])
+            res.problems.append(Problem(file, res.line_of(file, path), "E021", f"reference loop: {loop}"))
+            return None
+        target = shared.get(prop.ref)
+        if target is None:
+            res.problems.append(Problem(file, res.line_of(file, (*path, "ref")), "E020",
+                                        f"reference to undefined shared property {prop.ref!r}"))
+            return None
+        tfile = res.shared_files[prop.ref]
+        base = _resolve(target, shared, res, tfile, (prop.ref,), [*chain, prop.ref])
+        if base is None:
+            return None
+        local = prop.model_dump(exclude_unset=True, exclude={"ref"})
+        merged = base.model_dump(exclude_unset=True, exclude={"ref"}) | local
+        return Property.model_validate(merged | {"ref": prop.ref})
+    update = {}
+    if prop.items is not None:
+        update["items"] = _resolve(prop.items, shared, res, file, (*path, "items"), chain)
+    if prop.properties:
+        update["properties"] = {k: r for k, v in prop.properties.items()
+                                if (r := _resolve(v, shared, res, file, (*path, "properties", k), chain)) is not None}
+    return prop.model_copy(update=update) if update else prop

@@ -1,0 +1,276 @@
+"""Typed models of the tracking plan. The YAML format is documented in README.md ("The plan format")."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PropType = Literal["string", "integer", "number", "boolean", "timestamp", "object", "array"]
+EventType = Literal["track", "page", "screen", "identify", "group", "alias"]
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+DATE = r"^\d{4}-\d{2}-\d{2}$"
+
+
+class Strict(BaseModel):
+    # Unknown keys are errors: a typo like `requried: true` must not silently mean "optional".
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Property(Strict):
+    """One property: its type and constraints. `ref` points at a shared definition."""
+
+    ref: str | None = None
+    type: PropType | None = None
+    description: str | None = None
+    required: bool | None = None
+    nullable: bool = False
+    pii: bool = False
+    enum: list[Any] | None = None
+    pattern: str | None = None
+    format: Literal["email", "uri", "uuid", "date", "date-time", "ipv4", "currency"] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    min_length: int | None = Field(default=None, ge=0)
+    max_length: int | None = Field(default=None, ge=0)
+    items: Property | None = None
+    properties: dict[str, Property] | None = None
+    additional_properties: bool | None = None
+    examples: list[Any] | None = None
+
+    @property
+    def is_required(self) -> bool:
+        return bool(self.required)
+
+
+class Event(Strict):
+    name: str
+    description: str | None = None
+    owner: str | None = None
+    status: Literal["active", "deprecated"] = "active"
+    type: EventType = "track"
+    version: str = Field(default="1-0-0", pattern=r"^\d+-\d+-\d+$")  # SchemaVer of this event
+    consent: str | None = None
+    sunset: str | None = Field(default=None, pattern=DATE)
+    replaced_by: str | None = None
+    tags: list[str] = []
+    unexpected_properties: Literal["allow", "warn", "reject"] | None = None
+    properties: dict[str, Property] = {}
+    examples: list[dict[str, Any]] = []
+    # set by the loader: where the event came from
+    source_file: str | None = Field(default=None, exclude=True)
+
+
+class Owner(Strict):
+    name: str
+    email: str | None = None
+    team: str | None = None
+
+
+class Conventions(Strict):
+    event_name: Literal["title_case_object_action", "any"] = "title_case_object_action"
+    property_name: Literal["snake_case", "camel_case", "any"] = "snake_case"
+
+
+class Defaults(Strict):
+    unexpected_properties: Literal["allow", "warn", "reject"] = "warn"
+    max_event_bytes: int = 32768  # Segment's own per-message limit
+    max_future_hours: float = 24.0  # after clock-skew correction; beyond this the clock is wrong
+    max_age_days: int = 730  # older events are backfills gone wrong, not traffic
+    session_timeout_minutes: int = 30
+    dedup_lookback_days: int = 7
+    activation_window_days: int = 7
+
+
+class PlanHeader(Strict):
+    name: str
+    version: str
+    description: str | None = None
+    owners: list[Owner | str] = []
+    conventions: Conventions = Conventions()
+    defaults: Defaults = Defaults()
+
+    @field_validator("version")
+    @classmethod
+    def _semver(cls, v: str) -> str:
+        if not SEMVER.match(str(v)):
+            raise ValueError(f"version {v!r} is not semver MAJOR.MINOR.PATCH")
+        return str(v)
+
+
+class Identifier(Strict):
+    name: str
+    source: str  # a field path in the event: userId, anonymousId, traits.email, context.traits.email
+    priority: int = 100  # lower wins when a person would hold too many identifiers
+    max_per_person: int | None = None
+    pii: bool = False
+    description: str | None = None
+
+
+class Identity(Strict):
+    identifiers: list[Identifier] = []
+    alias_merges: bool = True
+    anonymous_events: Literal["latest", "first"] = "latest"
+    hash_pii_identifiers: bool = True
+
+
+class ConsentCategory(Strict):
+    description: str | None = None
+    required: bool = False  # strictly necessary: no consent needed
+    without_consent: Literal["drop", "strip_pii", "keep"] = "drop"
+
+
+class Consent(Strict):
+    field: str = "context.consent.categoryPreferences"
+    default: Literal["granted", "denied"] = "granted"
+    categories: dict[str, ConsentCategory] = {}
+
+
+class EventRef(Strict):
+    event: str
+    where: dict[str, Any] | None = None  # property equals value, e.g. {plan: pro}
+
+
+class Activation(Strict):
+    event: str
+    window_days: int = 7
+    min_count: int = 1
+
+
+class FunnelExclusion(Strict):
+    event: str
+    between: tuple[int, int] | None = None  # 1-based step indices; default: anywhere in the funnel
+
+
+class Funnel(Strict):
+    key: str
+    description: str | None = None
+    steps: list[str] = Field(min_length=2)
+    window_hours: float = 168
+    exclusions: list[FunnelExclusion] = []
+
+
+class Objective(Strict):
+    key: str
+    description: str | None = None
+    owner: str | None = None
+
+
+class KPI(Strict):
+    key: str
+    name: str | None = None
+    objective: str | None = None
+    owner: str | None = None
+    definition: str | None = None
+    measure: Literal["activation_rate", "conversion_rate", "event_count", "active_persons", "revenue",
+                     "retention", "average_property"] = "event_count"
+    event: str | None = None
+    property: str | None = None
+    period_days: int | None = None
+    unit: str | None = None
+    target: float | None = None
+    direction: Literal["increase", "decrease"] = "increase"
+    deadline: str | None = Field(default=None, pattern=DATE)
+    financial: bool = False
+
+
+class Experiment(Strict):
+    key: str
+    hypothesis: str | None = None
+    exposure_event: str = "Experiment Viewed"
+    variants: list[str] = ["control", "treatment"]
+    control: str = "control"
+    allocation: dict[str, float] | None = None
+    primary_metric: str  # a KPI key or an event name: conversion to it after exposure
+    guardrail_metrics: list[str] = []
+    mde: float = 0.05  # relative minimum detectable effect
+    alpha: float = 0.05
+    power: float = 0.8
+    start: str | None = Field(default=None, pattern=DATE)
+    planned_days: int | None = None
+    sequential: bool = True
+
+
+class Costs(Strict):
+    one_off: float = 0.0
+    recurring_monthly: float = 0.0
+    one_off_range: tuple[float, float] | None = None
+    recurring_range: tuple[float, float] | None = None
+
+
+class Evaluation(Strict):
+    method: Literal["ab_test", "diff_in_diff", "matching", "interrupted_time_series", "before_after"]
+    experiment: str | None = None
+    segment_field: str | None = None  # event field path whose value puts a person in a segment
+    treated: list[str] = []
+    control: list[str] = []
+    treatment_event: str | None = None  # matching: persons who did this event are treated
+    covariates: list[str] = []
+    window_days: int = 28
+
+
+class Adoption(Strict):
+    low: float = 0.5
+    base: float = 1.0
+    high: float = 1.5
+
+
+class DecisionRules(Strict):
+    scale_if_prob_npv_positive: float = 0.8
+    stop_if_prob_npv_positive: float = 0.2
+    min_evidence_to_scale: Literal["A", "B", "C", "D"] = "B"
+
+
+class Initiative(Strict):
+    key: str
+    name: str | None = None
+    hypothesis: str | None = None
+    owner: str | None = None
+    kpi: str
+    start: str = Field(pattern=DATE)
+    costs: Costs = Costs()
+    value_per_conversion: float = 0.0
+    horizon_months: int = 24
+    discount_rate: float = 0.1
+    evaluation: Evaluation
+    adoption: Adoption = Adoption()
+    non_financial_kpis: list[str] = []
+    decision_rules: DecisionRules = DecisionRules()
+
+
+class Metrics(Strict):
+    signup: EventRef | None = None
+    activation: Activation | None = None
+    purchase: EventRef | None = None
+    objectives: list[Objective] = []
+    kpis: list[KPI] = []
+    funnels: list[Funnel] = []
+    experiments: list[Experiment] = []
+    initiatives: list[Initiative] = []
+    costs_file: str | None = None  # CSV of marketing spend: month, channel, spend
+
+
+class Plan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    root: str
+    header: PlanHeader
+    events: dict[str, Event]
+    shared_properties: dict[str, Property] = {}
+    identity: Identity = Identity()
+    consent: Consent = Consent()
+    metrics: Metrics = Metrics()
+
+    @property
+    def version(self) -> str:
+        return self.header.version
+
+    def event(self, name: str) -> Event | None:
+        return self.events.get(name)
+
+    def events_of_type(self, type_: str) -> list[Event]:
+        return [e for e in self.events.values() if e.type == type_]
+
+
+Property.model_rebuild()

@@ -36,11 +36,18 @@ class Estimate:
         return out
 
 
-def normal_estimate_fields(effect: float, se: float, alpha: float, df: float | None = None) -> dict:
+def normal_estimate_fields(
+    effect: float, se: float, alpha: float, df: float | None = None
+) -> dict:
     """p-value and CI for a normal (or Student t when ``df`` is given) estimate."""
     if not (se > 0 and math.isfinite(se)):
-        return {"effect": effect, "std_error": se, "p_value": float("nan"),
-                "ci_low": float("nan"), "ci_high": float("nan")}
+        return {
+            "effect": effect,
+            "std_error": se,
+            "p_value": float("nan"),
+            "ci_low": float("nan"),
+            "ci_high": float("nan"),
+        }
     dist = sps.t(df) if df is not None else sps.norm()
     crit = float(dist.ppf(1 - alpha / 2))
     return {
@@ -52,4 +59,4 @@ def normal_estimate_fields(effect: float, se: float, alpha: float, df: float | N
     }
 
 
-__all__ = ["Estimate", "normal_estimate_fields", "asdict"]
+__all__ = ["Estimate", "asdict", "normal_estimate_fields"]

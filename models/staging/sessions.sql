@@ -1,0 +1,73 @@
+-- one row per session: a person's run of events with no gap longer than the session timeout
+-- (getvariable('session_timeout_minutes'), 30 by default); a client session id (context.sessionId,
+-- e.g. Snowplow's domain_sessionid) starts a new session whenever it changes, as the client saw it.
+with events as (
+    select person_id, message_id, "timestamp", session_id as client_session_id, anonymous_id,
+           page_path, page_url, page_referrer, utm_source, utm_medium, utm_campaign, type
+    from stitch.events
+    where person_id is not null and "timestamp" is not null
+),
+
+gaps as (
+    select *,
+        lag("timestamp") over w as previous_at,
+        lag(client_session_id) over w as previous_client_session_id
+    from events
+    window w as (partition by person_id order by "timestamp", message_id)
+),
+
+flagged as (
+    select *,
+        case
+            when previous_at is null then 1
+            when client_session_id is distinct from previous_client_session_id
+                 and (client_session_id is not null or previous_client_session_id is not null) then 1
+            when "timestamp" - previous_at > to_minutes(coalesce(getvariable('session_timeout_minutes'), 30)::bigint) then 1
+            else 0
+        end as is_new_session
+    from gaps
+),
+
+numbered as (
+    select *,
+        sum(is_new_session) over (partition by person_id order by "timestamp", message_id
+                                  rows between unbounded preceding and current row) as session_index
+    from flagged
+),
+
+sessions as (
+    select
+        person_id,
+        session_index,
+        min("timestamp") as started_at,
+        max("timestamp") as ended_at,
+        count(*) as event_count,
+        count(*) filter (where type = 'page') as page_views,
+        arg_min(page_path, "timestamp") filter (where page_path is not null) as landing_page,
+        arg_min(page_referrer, "timestamp") filter (where page_referrer is not null) as referrer,
+        arg_min(utm_source, "timestamp") filter (where utm_source is not null) as utm_source,
+        arg_min(utm_medium, "timestamp") filter (where utm_medium is not null) as utm_medium,
+        arg_min(utm_campaign, "timestamp") filter (where utm_campaign is not null) as utm_campaign,
+        arg_min(anonymous_id, "timestamp") filter (where anonymous_id is not null) as anonymous_id,
+        arg_min(client_session_id, "timestamp") as client_session_id
+    from numbered
+    group by person_id, session_index
+)
+
+select
+    'sess_' || substr(sha256(person_id || '|' || session_index::varchar), 1, 16) as session_id,
+    person_id,
+    session_index,
+    started_at,
+    ended_at,
+    date_diff('second', started_at, ended_at) as duration_seconds,
+    event_count,
+    page_views,
+    landing_page,
+    referrer,
+    utm_source,
+    utm_medium,
+    utm_campaign,
+    anonymous_id,
+    client_session_id
+from sessions

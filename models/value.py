@@ -1,0 +1,91 @@
+"""Value and decisions: one import point for attribution, CLV, initiative finance and portfolio.
+
+``from models.value import attribute, customer_clv, initiative_scenarios, portfolio`` etc.; the
+code lives in ``value_attribution``, ``value_clv``, ``value_finance`` and ``value_portfolio``.
+"""
+
+from models.value_attribution import (
+    MODELS,
+    NO_TOUCH,
+    attribute,
+    build_paths,
+    markov_removal_effects,
+)
+from models.value_clv import (
+    BGNBDParams,
+    GammaGammaParams,
+    cac,
+    customer_clv,
+    expected_average_value,
+    expected_purchases,
+    fit_bgnbd,
+    fit_gamma_gamma,
+    payback_months_cac,
+    probability_alive,
+    rfm_summary,
+    simple_clv,
+)
+from models.value_finance import (
+    SCENARIO_COLUMNS,
+    Assumptions,
+    MonteCarloResult,
+    assumption_ranges,
+    cash_flows,
+    initiative_financials,
+    initiative_scenarios,
+    irr,
+    monte_carlo,
+    monthly_rate,
+    npv,
+    payback_months,
+    roi,
+    scenarios,
+    tornado,
+)
+from models.value_portfolio import (
+    DEFAULT_RULES,
+    portfolio,
+    recommend,
+    recommend_with_reason,
+    validate_rules,
+)
+
+__all__ = [
+    "DEFAULT_RULES",
+    "MODELS",
+    "NO_TOUCH",
+    "SCENARIO_COLUMNS",
+    "Assumptions",
+    "BGNBDParams",
+    "GammaGammaParams",
+    "MonteCarloResult",
+    "assumption_ranges",
+    "attribute",
+    "build_paths",
+    "cac",
+    "cash_flows",
+    "customer_clv",
+    "expected_average_value",
+    "expected_purchases",
+    "fit_bgnbd",
+    "fit_gamma_gamma",
+    "initiative_financials",
+    "initiative_scenarios",
+    "irr",
+    "markov_removal_effects",
+    "monte_carlo",
+    "monthly_rate",
+    "npv",
+    "payback_months",
+    "payback_months_cac",
+    "portfolio",
+    "probability_alive",
+    "recommend",
+    "recommend_with_reason",
+    "rfm_summary",
+    "roi",
+    "scenarios",
+    "simple_clv",
+    "tornado",
+    "validate_rules",
+]

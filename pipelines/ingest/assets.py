@@ -1,0 +1,54 @@
+"""ingest layer: landing files → ingest.events, ingest.quarantine, ingest.ingestion_log (daily)."""
+
+
+from pathlib import Path
+
+import dagster as dg
+
+from tracking_plan.validate import Validator
+
+from .. import progress
+from ..partitions import daily
+from ..resources import TrackingPlan, Warehouse
+from .load import ingest_partition
+
+EVENTS = dg.AssetKey(["ingest", "events"])
+QUARANTINE = dg.AssetKey(["ingest", "quarantine"])
+INGESTION_LOG = dg.AssetKey(["ingest", "ingestion_log"])
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(EVENTS, description="Valid, de-duplicated events from the landing zone: one row per event.",
+                     group_name="ingest", kinds={"duckdb"}),
+        dg.AssetSpec(QUARANTINE, description="Rejected input lines, verbatim with every reason: one row per line.",
+                     group_name="ingest", kinds={"duckdb"}),
+        dg.AssetSpec(INGESTION_LOG, description="What happened to each landing file: one row per file.",
+                     group_name="ingest", kinds={"duckdb"}),
+    ],
+    partitions_def=daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=False,
+)
+def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
+    """Validate every landed line against the plan and load the partition in one transaction."""
+    plan = tracking_plan.load()
+    validator = Validator(plan)
+    keys = context.partition_keys
+    totals = dict(lines=0, loaded=0, quarantined=0, duplicates=0, consent_dropped=0, suppressed=0)
+    with warehouse.get_connection() as con:
+        for i, key in enumerate(keys):
+            res = ingest_partition(con, plan, Path(tracking_plan.landing_dir), key, validator=validator)
+            for k in totals:
+                totals[k] += getattr(res, k)
+            if res.lines:
+                context.log.info(f"{key}: {res.lines} lines, {res.loaded} loaded, {res.quarantined} quarantined, "
+                                 f"{res.duplicates} duplicates, {res.consent_dropped} consent-dropped")
+            progress.report("ingest", i + 1, len(keys))
+        rows = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0]
+                for t in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")}
+    meta = {k: dg.MetadataValue.int(v) for k, v in totals.items()} | {"plan_version": plan.version}
+    yield dg.MaterializeResult(asset_key=EVENTS, metadata=meta | {"dagster/row_count": rows["ingest.events"]})
+    yield dg.MaterializeResult(asset_key=QUARANTINE, metadata={"dagster/row_count": rows["ingest.quarantine"],
+                                                               "quarantined": totals["quarantined"]})
+    yield dg.MaterializeResult(asset_key=INGESTION_LOG, metadata={"dagster/row_count": rows["ingest.ingestion_log"]})

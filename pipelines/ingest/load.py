@@ -1,0 +1,199 @@
+"""Load one landing partition: validate, quarantine, de-duplicate, apply consent and PII rules.
+
+Every input line ends in exactly one bucket, per file:
+    lines = loaded + quarantined + duplicates + consent_dropped + suppressed
+and the whole partition is replaced in one transaction, so a re-run gives identical tables and a
+run killed midway leaves the warehouse as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from tracking_plan.model import Plan
+from tracking_plan.reader import ReadStats, is_input_file, read_file
+from tracking_plan.validate import Validator, lit
+
+
+@dataclass
+class PartitionResult:
+    partition: str
+    files: int = 0
+    lines: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    consent_dropped: int = 0
+    suppressed: int = 0
+    seconds: float = 0.0
+    top_reasons: list[tuple[str, int]] = field(default_factory=list)
+
+
+def partition_dir(landing: Path, partition: str) -> Path:
+    return Path(landing) / f"date={partition}"
+
+
+def landed_partitions(landing: Path) -> list[str]:
+    """Every date=YYYY-MM-DD folder of the landing zone that holds at least one input file."""
+    out = []
+    for d in sorted(Path(landing).glob("date=*")):
+        day = d.name[5:]
+        try:
+            dt.date.fromisoformat(day)
+        except ValueError:
+            continue
+        if any(is_input_file(f) for f in d.iterdir()):
+            out.append(day)
+    return out
+
+
+def _pii_expr(plan: Plan, column: str) -> str:
+    """SQL replacing each top-level PII property by its keyed hash (or removing it if stripping)."""
+    hashed, stripped = [], []
+    for ev in plan.events.values():
+        pii = [n for n, p in ev.properties.items() if p.pii]
+        if not pii:
+            continue
+        h = ", ".join(f"{lit(n)}, pii_hash({column} ->> {lit('$.' + n)})" for n in pii)
+        s = ", ".join(f"{lit(n)}, null" for n in pii)
+        hashed.append(f"when {lit(ev.name)} then json_merge_patch({column}, json_object({h}))")
+        stripped.append(f"when {lit(ev.name)} then json_merge_patch({column}, json_object({s}))")
+    if not hashed:
+        return column
+    return (f"case when {column} is null then null when _strip then case event_name {' '.join(stripped)} "
+            f"else {column} end else case event_name {' '.join(hashed)} else {column} end end")
+
+
+def _consent_sql(plan: Plan) -> tuple[str, str]:
+    """(granted expression, action-without-consent expression) over the validated rows."""
+    cats = plan.consent.categories
+    required = [c for c, v in cats.items() if v.required]
+    default = "true" if plan.consent.default == "granted" else "false"
+    granted = (f"case when consent_category is null then true "
+               f"when consent_category in ({', '.join(lit(c) for c in required) or 'null'}) then true "
+               f"when consent_pref is null then {default} "
+               f"else lower(consent_pref) = 'true' end")
+    actions = " ".join(f"when {lit(c)} then {lit(v.without_consent)}" for c, v in cats.items())
+    action = f"case consent_category {actions} else 'drop' end" if actions else "'drop'"
+    return granted, action
+
+
+def ingest_partition(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path, partition: str,
+                     validator: Validator | None = None, files: list[Path] | None = None) -> PartitionResult:
+    """Replace partition `partition` of the ingest tables with the content of its landing folder."""
+    t0 = time.time()
+    validator = validator or Validator(plan)
+    d = plan.header.defaults
+    res = PartitionResult(partition=partition)
+    files = files if files is not None else sorted(
+        f for f in partition_dir(landing, partition).glob("*") if f.is_file() and is_input_file(f))
+    res.files = len(files)
+    con.execute("create or replace temp table _part as select null::varchar as source_file, * "
+                "from (select 1 as line_no) where false").fetchall()
+    first = True
+    logs = []
+    for f in files:
+        stats = ReadStats()
+        started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        for batch in read_file(f, max_bytes=d.max_event_bytes, stats=stats):
+            con.register("_batch_in", batch)
+            validator.run(con, "_batch_in", "_checked")
+            con.unregister("_batch_in")
+            if first:
+                con.execute("create or replace temp table _part as select ?::varchar as source_file, * "
+                            "from _checked", [str(f)]).fetchall()
+                first = False
+            else:
+                con.execute("insert into _part select ?::varchar as source_file, * from _checked",
+                            [str(f)]).fetchall()
+        logs.append((str(f), stats, started))
+    granted, action = _consent_sql(plan)
+    props_pii = _pii_expr(plan, "properties")
+    traits_pii = _pii_expr(plan, "traits")
+    lookback = int(d.dedup_lookback_days)
+    part_date = dt.date.fromisoformat(partition)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+    con.execute("begin transaction")
+    try:
+        for table in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log"):
+            con.execute(f"delete from {table} where partition_date = ?", [part_date]).fetchall()
+        if not first:
+            con.execute(f"""
+create or replace temp table _classified as
+with v as (
+    select *, {granted} as _granted, {action} as _action,
+           row_number() over (partition by message_id order by source_file, line_no) as _rn
+    from _part
+), c as (
+    select v.*,
+        case
+            when not valid then 'quarantined'
+            when _rn > 1 then 'duplicate'
+            when exists (select 1 from ingest.events e where e.message_id = v.message_id
+                         and e.partition_date between ?::date - {lookback} and ?::date + {lookback}
+                         and e.partition_date <> ?::date) then 'duplicate'
+            when exists (select 1 from ingest.suppression s where
+                         (s.identifier_kind = 'user_id' and s.identifier_hash = pii_hash(v.user_id)) or
+                         (s.identifier_kind = 'anonymous_id' and s.identifier_hash = pii_hash(v.anonymous_id)))
+                 then 'suppressed'
+            when not _granted and _action = 'drop' then 'consent_dropped'
+            else 'loaded' end as _bucket,
+        (not _granted and _action = 'strip_pii') as _strip
+    from v
+)
+select * from c
+""", [part_date, part_date, part_date]).fetchall()
+            con.execute(f"""
+insert into ingest.events
+select message_id, type, event_name, event, page_name, anonymous_id, user_id, previous_id, group_id,
+       "timestamp", original_timestamp, sent_at, received_at,
+       case when _strip then json_merge_patch(context, '{{"ip": null}}') else context end,
+       {props_pii}, {traits_pii},
+       library_name, library_version, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
+       page_url, page_path, page_referrer, session_id, region, consent_category, _strip,
+       ?, ?::date, source_file, line_no, ?
+from _classified where _bucket = 'loaded'
+""", [plan.version, part_date, now]).fetchall()
+            con.execute("""
+insert into ingest.quarantine
+select ?::date, source_file, line_no, raw, reasons, list_transform(reasons, lambda r: r.rule),
+       message_id, event_name, received_at, library_name, library_version, ?, ?
+from _classified where _bucket = 'quarantined'
+""", [part_date, plan.version, now]).fetchall()
+            counts = {r[0]: r[1:] for r in con.execute("""
+select source_file, count(*), count(*) filter (where _bucket = 'loaded'),
+       count(*) filter (where _bucket = 'quarantined'), count(*) filter (where _bucket = 'duplicate'),
+       count(*) filter (where _bucket = 'consent_dropped'), count(*) filter (where _bucket = 'suppressed'),
+       count(*) filter (where _bucket = 'loaded' and len(warnings) > 0)
+from _classified group by source_file""").fetchall()}
+        else:
+            counts = {}
+        finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        for name, stats, started in logs:
+            c = counts.get(name, (0, 0, 0, 0, 0, 0, 0))
+            con.execute("insert into ingest.ingestion_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [part_date, name, c[0], c[1], c[2], c[3], c[4], c[5], c[6], stats.bytes,
+                         stats.file_error, plan.version, started, finished,
+                         (finished - started).total_seconds()]).fetchall()
+            res.lines += c[0]
+            res.loaded += c[1]
+            res.quarantined += c[2]
+            res.duplicates += c[3]
+            res.consent_dropped += c[4]
+            res.suppressed += c[5]
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    if res.quarantined:
+        res.top_reasons = [(r[0], r[1]) for r in con.execute("""
+select r.rule, count(*) from (select unnest(reasons) as r from ingest.quarantine where partition_date = ?)
+group by 1 order by 2 desc limit 5""", [part_date]).fetchall()]
+    res.seconds = time.time() - t0
+    return res

@@ -1,0 +1,190 @@
+"""Identity stitching: identifier links → persons, under identity.yaml's limits.
+
+Links come from events that carry two identifiers (identify, alias, any call with both an
+anonymousId and a userId, traits.email). Components are found with scipy; only a component that
+would hold more identifiers of a kind than `max_per_person` allows is resolved link by link:
+links are taken in order of the kinds' priority, then by recency (identity.yaml
+`anonymous_events: latest`, the default) or age (`first`), and a link that would break a limit is
+kept in `stitch.identity_graph` as rejected instead of merging two people. So on a shared computer
+where two users log in, each stays a person of their own, and the device's anonymous events go to
+the user who used it last (the most recent link wins), as Snowplow's and Segment's "last
+identified" rules do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from tracking_plan.model import Plan
+from tracking_plan.validate import lit
+
+_SOURCE_SQL = {
+    "userId": "user_id", "anonymousId": "anonymous_id", "previousId": "previous_id", "groupId": "group_id",
+}
+
+
+def _field_sql(source: str) -> str:
+    """SQL of an identifier's source field over ingest.events (traits.email → traits ->> '$.email')."""
+    if source in _SOURCE_SQL:
+        return _SOURCE_SQL[source]
+    head, _, rest = source.partition(".")
+    if head in ("traits", "properties", "context") and rest:
+        return f"({head} ->> {lit('$.' + rest)})"
+    raise ValueError(f"identifier source {source!r} is not an event field")
+
+
+def _person_id(kind: str, value: str) -> str:
+    return "p_" + hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:16]
+
+
+def build_links(con: duckdb.DuckDBPyConnection, plan: Plan) -> pd.DataFrame:
+    """Distinct identifier pairs seen together, with first/last time and how they were linked."""
+    idents = plan.identity.identifiers
+    if not idents:
+        return pd.DataFrame(columns=["kind_a", "id_a", "kind_b", "id_b", "first_seen", "last_seen", "via", "events"])
+    nullish = "('', 'null', 'undefined', 'none', 'nil')"
+    parts = []
+    for i, a in enumerate(idents):
+        for b in idents[i + 1:]:
+            fa, fb = _field_sql(a.source), _field_sql(b.source)
+            parts.append(f"""
+select {lit(a.name)} as kind_a, {fa} as id_a, {lit(b.name)} as kind_b, {fb} as id_b,
+       min("timestamp") as first_seen, max("timestamp") as last_seen, 'event' as via, count(*) as events
+from ingest.events
+where {fa} is not null and {fb} is not null and lower({fa}) not in {nullish} and lower({fb}) not in {nullish}
+group by all""")
+    if plan.identity.alias_merges:
+        uid = next((x.name for x in idents if x.source == "userId"), None)
+        aid = next((x.name for x in idents if x.source == "anonymousId"), None)
+        if uid:
+            # previousId is the old id: a user id if it was ever one, otherwise a device id
+            parts.append(f"""
+select case when previous_id in (select user_id from ingest.events where user_id is not null)
+            then {lit(uid)} else {lit(aid or uid)} end as kind_a, previous_id as id_a,
+       {lit(uid)} as kind_b, user_id as id_b, min("timestamp"), max("timestamp"), 'alias', count(*)
+from ingest.events where type = 'alias' and previous_id is not null and user_id is not null
+group by all""")
+    sql = " union all ".join(parts)
+    return con.execute(f"select * from ({sql}) order by all").df()
+
+
+def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(persons: kind, identifier, person_id; graph: links with accepted flag and reason)."""
+    limits = {i.name: i.max_per_person for i in plan.identity.identifiers}
+    priority = {i.name: i.priority for i in plan.identity.identifiers}
+    latest = plan.identity.anonymous_events == "latest"
+
+    nodes = pd.concat([links[["kind_a", "id_a"]].set_axis(["kind", "identifier"], axis=1),
+                       links[["kind_b", "id_b"]].set_axis(["kind", "identifier"], axis=1),
+                       singles[["kind", "identifier"]]], ignore_index=True).drop_duplicates(ignore_index=True)
+    key = pd.MultiIndex.from_frame(nodes)
+    n = len(nodes)
+    ia = key.get_indexer(pd.MultiIndex.from_arrays([links.kind_a, links.id_a]))
+    ib = key.get_indexer(pd.MultiIndex.from_arrays([links.kind_b, links.id_b]))
+    graph = coo_matrix((np.ones(len(links)), (ia, ib)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    accepted = np.ones(len(links), dtype=bool)
+    reasons = np.array([None] * len(links), dtype=object)
+    kinds = nodes["kind"].to_numpy()
+    # a component within every limit merges whole; only the others go link by link
+    comp_counts = pd.crosstab(comp, kinds)
+    over = set()
+    for kind, lim in limits.items():
+        if lim is not None and kind in comp_counts.columns:
+            over |= set(comp_counts.index[comp_counts[kind] > lim])
+    link_comp = comp[ia] if len(links) else np.array([], dtype=int)
+    simple = ~np.isin(link_comp, list(over))
+    for a, b in zip(ia[simple], ib[simple]):
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    if over:
+        hard = np.flatnonzero(~simple)
+        sub = links.iloc[hard].assign(
+            _prio=lambda d: [min(priority.get(x, 100), priority.get(y, 100)) for x, y in zip(d.kind_a, d.kind_b)],
+            _t=lambda d: d.last_seen if latest else d.first_seen)
+        order = sub.sort_values(["_prio", "_t", "id_a", "id_b"], ascending=[True, not latest, True, True]).index
+        counts: dict[int, dict[str, int]] = {}
+        for j in order:  # only over-limit components reach this loop: links, not events
+            pos = links.index.get_loc(j)
+            a, b = ia[pos], ib[pos]
+            ra, rb = find(a), find(b)
+            if ra == rb:
+                continue
+            ca = counts.setdefault(ra, {kinds[ra]: 1})
+            cb = counts.setdefault(rb, {kinds[rb]: 1})
+            bad = [k for k in set(ca) | set(cb)
+                   if limits.get(k) is not None and ca.get(k, 0) + cb.get(k, 0) > limits[k]]
+            if bad:
+                accepted[pos] = False
+                reasons[pos] = f"would exceed max_per_person for {', '.join(sorted(bad))}"
+                continue
+            root, child = min(ra, rb), max(ra, rb)
+            parent[child] = root
+            merged = {k: ca.get(k, 0) + cb.get(k, 0) for k in set(ca) | set(cb)}
+            counts[root] = merged
+            counts.pop(child, None)
+    roots = np.array([find(i) for i in range(n)])
+    nodes["root"] = roots
+    # a person's id comes from its best identifier (lowest priority number, then smallest value),
+    # so it stays the same across runs and does not depend on row order
+    nodes["_prio"] = nodes["kind"].map(lambda k: priority.get(k, 100))
+    best = nodes.sort_values(["_prio", "identifier"]).drop_duplicates("root")
+    pid = {r: _person_id(k, v) for r, k, v in zip(best.root, best.kind, best.identifier)}
+    persons = pd.DataFrame({"identifier_kind": nodes.kind, "identifier": nodes.identifier,
+                            "person_id": [pid[r] for r in roots]})
+    graph_df = links.assign(accepted=accepted, reason=reasons)
+    return persons, graph_df
+
+
+def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
+    """Rebuild stitch.identity_graph, stitch.persons and stitch.events from ingest.events."""
+    links = build_links(con, plan)
+    singles_sql = []
+    for ident in plan.identity.identifiers:
+        f = _field_sql(ident.source)
+        singles_sql.append(f"select distinct {lit(ident.name)} as kind, {f} as identifier from ingest.events "
+                           f"where {f} is not null and lower({f}) not in ('', 'null', 'undefined', 'none', 'nil')")
+    singles = con.execute(" union ".join(singles_sql)).df() if singles_sql else pd.DataFrame(columns=["kind", "identifier"])
+    persons, graph = resolve(links, singles, plan)
+    uid = next((x.name for x in plan.identity.identifiers if x.source == "userId"), "user_id")
+    aid = next((x.name for x in plan.identity.identifiers if x.source == "anonymousId"), "anonymous_id")
+    con.register("_persons", persons)
+    con.register("_graph", graph)
+    con.execute("begin transaction")
+    try:
+        con.execute("create or replace table stitch.identity_graph as select kind_a, id_a, kind_b, id_b, "
+                    "first_seen, last_seen, via, events, accepted, reason from _graph").fetchall()
+        con.execute("create or replace table stitch.persons as select * from _persons").fetchall()
+        con.execute(f"""
+create or replace table stitch.events as
+select coalesce(pu.person_id, pa.person_id) as person_id, e.*
+from ingest.events e
+left join stitch.persons pu on pu.identifier_kind = {lit(uid)} and pu.identifier = e.user_id
+left join stitch.persons pa on pa.identifier_kind = {lit(aid)} and pa.identifier = e.anonymous_id
+""").fetchall()
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.unregister("_persons")
+        con.unregister("_graph")
+    stats = con.execute("select count(distinct person_id), count(*) from stitch.persons").fetchall()[0]
+    rejected = int((~graph["accepted"]).sum()) if len(graph) else 0
+    return {"persons": stats[0], "identifiers": stats[1], "links": len(graph), "rejected_links": rejected}

@@ -1,0 +1,87 @@
+"""The embedded DuckDB warehouse: connections and the DDL of the tables the pipeline owns."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+DEMO_SALT = "trackplan-demo-salt-change-me"
+REASON = "struct(rule varchar, path varchar, message varchar)"
+
+DDL = f"""
+create schema if not exists ingest;
+create schema if not exists stitch;
+create schema if not exists staging;
+create schema if not exists marts;
+create schema if not exists quality;
+create table if not exists ingest.events (
+    message_id varchar not null, type varchar not null, event_name varchar, event varchar, page_name varchar,
+    anonymous_id varchar, user_id varchar, previous_id varchar, group_id varchar,
+    "timestamp" timestamp, original_timestamp timestamp, sent_at timestamp, received_at timestamp,
+    context json, properties json, traits json,
+    library_name varchar, library_version varchar,
+    utm_source varchar, utm_medium varchar, utm_campaign varchar, utm_term varchar, utm_content varchar,
+    page_url varchar, page_path varchar, page_referrer varchar, session_id varchar, region varchar,
+    consent_category varchar, consent_stripped boolean,
+    plan_version varchar not null, partition_date date not null, source_file varchar not null,
+    line_no bigint not null, loaded_at timestamp not null
+);
+create table if not exists ingest.quarantine (
+    partition_date date not null, source_file varchar not null, line_no bigint not null, raw varchar,
+    reasons {REASON}[], rules varchar[], message_id varchar, event_name varchar, received_at timestamp,
+    library_name varchar, library_version varchar, plan_version varchar, quarantined_at timestamp not null
+);
+create table if not exists ingest.ingestion_log (
+    partition_date date not null, source_file varchar not null, lines bigint, loaded bigint, quarantined bigint,
+    duplicates bigint, consent_dropped bigint, suppressed bigint, warnings bigint, bytes bigint,
+    file_error varchar, plan_version varchar, started_at timestamp, finished_at timestamp, seconds double
+);
+create table if not exists ingest.suppression (
+    identifier_kind varchar not null, identifier_hash varchar not null, audit_id varchar, added_at timestamp
+);
+create table if not exists ingest.erasure_audit (
+    audit_id varchar not null, requested_at timestamp not null, identifier_hash varchar not null,
+    identifiers bigint, rows_deleted bigint, tables varchar[]
+);
+"""
+
+
+def hash_salt() -> str:
+    return os.environ.get("TRACKPLAN_HASH_SALT") or DEMO_SALT
+
+
+def keyed_hash(value: str | None, salt: str | None = None) -> str | None:
+    """HMAC-SHA256 of a PII value: stable for joins, unreadable without the salt."""
+    if value is None:
+        return None
+    key = (salt or hash_salt()).encode()
+    return hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def register_udfs(con: duckdb.DuckDBPyConnection, salt: str | None = None) -> None:
+    key = (salt or hash_salt()).encode()
+
+    def pii_hash(values: pa.Array) -> pa.Array:
+        out = [None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:32]
+               for v in values.to_pylist()]
+        return pa.array(out, pa.string())
+
+    try:
+        con.create_function("pii_hash", pii_hash, ["VARCHAR"], "VARCHAR", type="arrow",
+                            null_handling="special", side_effects=False)
+    except (duckdb.CatalogException, duckdb.NotImplementedException):
+        pass  # already registered on this connection
+
+
+def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("set TimeZone = 'UTC'")
+    if not read_only:
+        con.execute(DDL)
+    register_udfs(con)
+    return con

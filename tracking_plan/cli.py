@@ -1,0 +1,217 @@
+"""`trackplan`: the command line. Each command is a thin shell over an importable function."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from .loader import PlanError, default_plan_dir, load_plan
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Tracking plan as code: lint, diff, compile, validate, ingest into DuckDB, report.")
+console = Console(stderr=True)
+out = Console()
+
+PlanOpt = typer.Option(None, "--plan", help="Plan directory [env TRACKPLAN_PLAN; default: the sample plan]")
+FormatOpt = typer.Option("text", "--format", help="text | json")
+
+
+def landing_default() -> Path:
+    return Path(os.environ.get("TRACKPLAN_LANDING", "landing"))
+
+
+def warehouse_default() -> Path:
+    return Path(os.environ.get("TRACKPLAN_WAREHOUSE", "warehouse.duckdb"))
+
+
+def _plan(plan_dir: Optional[Path]):
+    try:
+        return load_plan(plan_dir or default_plan_dir())
+    except PlanError as exc:
+        for p in exc.problems:
+            console.print(f"[red]{p}[/red]", highlight=False)
+        console.print("the plan has errors: run `trackplan lint` for the full list")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def lint(plan: Optional[Path] = PlanOpt, format: str = FormatOpt):
+    """Check the plan's structure and conventions; exit 1 on errors."""
+    from .lint import lint as run_lint
+    from .lint import render_lint
+
+    problems = run_lint(plan or default_plan_dir())
+    out.print(render_lint(problems, format=format), highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(1 if any(p.severity == "error" for p in problems) else 0)
+
+
+@app.command()
+def diff(base: str = typer.Option(..., "--base", help="Base plan: a directory or a git ref"),
+         plan: Optional[Path] = PlanOpt,
+         format: str = typer.Option("text", "--format", help="text | markdown | json"),
+         replay: Optional[Path] = typer.Option(None, "--replay", help="Warehouse (.duckdb) or events file: "
+                                               "what would the proposed plan newly reject?"),
+         replay_sample: int = typer.Option(100_000, "--replay-sample", help="Events to replay at most")):
+    """Class every change major/minor/patch; exit 1 if the declared version bump is too small."""
+    from .diff import diff_plans, load_base, render_diff
+
+    head_dir = plan or default_plan_dir()
+    head = _plan(head_dir)
+    try:
+        base_plan = load_base(base, head_dir)
+    except PlanError as exc:
+        for p in exc.problems:
+            console.print(str(p), highlight=False, markup=False)
+        raise typer.Exit(2) from None
+    result = diff_plans(base_plan, head)
+    replay_result = None
+    if replay is not None:
+        from .replay import replay as run_replay
+
+        replay_result = run_replay(base_plan, head, replay, sample=replay_sample)
+    out.print(render_diff(result, format=format, replay=replay_result), highlight=False, markup=False,
+              soft_wrap=True)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command("compile")
+def compile_cmd(plan: Optional[Path] = PlanOpt,
+                out_dir: Path = typer.Option(..., "--out", help="Directory for the JSON Schemas")):
+    """Write one JSON Schema (draft 2020-12) per event version."""
+    from .compile import write_schemas
+
+    written = write_schemas(_plan(plan), out_dir)
+    console.print(f"wrote {len(written)} schemas to {out_dir}")
+
+
+@app.command()
+def validate(files: list[Path] = typer.Argument(..., help="JSONL, JSONL.gz or Segment batch files"),
+             plan: Optional[Path] = PlanOpt, format: str = FormatOpt,
+             unexpected: Optional[str] = typer.Option(None, "--unexpected",
+                                                      help="allow | warn | reject unexpected properties "
+                                                           "(default: the plan's)"),
+             max_errors: int = typer.Option(1000, "--max-errors", help="Errors listed per file at most")):
+    """Validate events against the plan; exit 1 if any is invalid."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .validate import validate_files
+
+    p = _plan(plan)
+    for f in files:
+        if not f.exists():
+            console.print(f"[red]{f}: no such file[/red]")
+            raise typer.Exit(2)
+    with Progress(TextColumn("validating"), BarColumn(), TextColumn("{task.completed:,} events"),
+                  TimeElapsedColumn(), console=console, transient=True,
+                  disable=format == "json" or not console.is_terminal) as bar:
+        task = bar.add_task("v", total=None)
+        reports = validate_files(p, [str(f) for f in files], unexpected=unexpected, max_errors=max_errors,
+                                 progress=lambda n: bar.advance(task, n))
+    total = sum(r.total for r in reports)
+    valid = sum(r.valid for r in reports)
+    errors = [e for r in reports for e in r.errors]
+    file_errors = [{"file": r.file, "error": r.file_error} for r in reports if r.file_error]
+    if format == "json":
+        out.print_json(json.dumps({"total": total, "valid": valid, "invalid": total - valid,
+                                   "file_errors": file_errors, "errors": errors}, default=str))
+    else:
+        for e in errors:
+            out.print(f"{e['file']}:{e['line']}: {e['rule']} {e['path']} {e['message']} "
+                      f"(messageId {e['message_id']}, event {e['event']})", highlight=False, markup=False)
+        for fe in file_errors:
+            out.print(f"{fe['file']}: {fe['error']}", highlight=False, markup=False)
+        out.print(f"{total:,} events: {valid:,} valid, {total - valid:,} invalid", highlight=False)
+    raise typer.Exit(1 if total - valid or file_errors else 0)
+
+
+@app.command()
+def generate(out_dir: Path = typer.Option(..., "--out", help="Landing zone to write"),
+             days: Optional[int] = typer.Option(None, "--days"), users: Optional[int] = typer.Option(None, "--users"),
+             seed: int = typer.Option(42, "--seed"), bug_rate: float = typer.Option(0.01, "--bug-rate"),
+             plan: Optional[Path] = PlanOpt):
+    """Write realistic, seeded sample events into a landing zone, partitioned by day."""
+    from rich.progress import Progress
+
+    from .generate import generate as run_generate
+
+    kwargs = {k: v for k, v in (("days", days), ("users", users)) if v is not None}
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("generating", total=None)
+        result = run_generate(out_dir, seed=seed, bug_rate=bug_rate,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
+    console.print(f"wrote {result.events:,} events in {result.files} files to {out_dir}")
+
+
+@app.command()
+def run(plan: Optional[Path] = PlanOpt, landing: Optional[Path] = typer.Option(None, "--landing"),
+        warehouse: Optional[Path] = typer.Option(None, "--warehouse"),
+        partition: Optional[str] = typer.Option(None, "--partition", help="YYYY-MM-DD; default: every day landed")):
+    """Materialize every asset through Dagster, with progress and a summary."""
+    from pipelines.runner import run_pipeline
+
+    ok = run_pipeline(plan_dir=plan or default_plan_dir(), landing=landing or landing_default(),
+                      warehouse=warehouse or warehouse_default(), partition=partition, console=console)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def forget(user_id: str = typer.Option(..., "--user-id"),
+           warehouse: Optional[Path] = typer.Option(None, "--warehouse"), plan: Optional[Path] = PlanOpt):
+    """Erase a person from every table (right to erasure) and keep them out of re-ingestion."""
+    from pipelines.privacy import forget_person
+
+    result = forget_person(warehouse or warehouse_default(), user_id, plan=_plan(plan))
+    console.print(f"erased {result['rows']:,} rows of {result['identifiers']} identifiers; audit id {result['audit_id']}")
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8088, "--port"),
+          landing: Optional[Path] = typer.Option(None, "--landing"),
+          validate_events: bool = typer.Option(False, "--validate", help="Count plan violations at /metrics"),
+          plan: Optional[Path] = PlanOpt):
+    """HTTP collector speaking Segment's tracking API (and Snowplow's tp2)."""
+    from pipelines.collector import serve as run_serve
+
+    run_serve(host=host, port=port, landing=str(landing or landing_default()),
+              validate_plan=str(plan or default_plan_dir()) if validate_events else None)
+
+
+@app.command()
+def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for landing zone, warehouse, report")):
+    """Generate sample data, run the whole pipeline, write the report: a first look."""
+    from pipelines.runner import run_pipeline
+
+    from .generate import generate as run_generate
+
+    landing, warehouse = out_dir / "landing", out_dir / "warehouse.duckdb"
+    console.print(f"generating sample events into {landing} ...")
+    res = run_generate(landing, seed=42)
+    console.print(f"  {res.events:,} events")
+    ok = run_pipeline(plan_dir=default_plan_dir(), landing=landing, warehouse=warehouse, console=console)
+    report_path = out_dir / "report.html"
+    try:
+        from .report import write_report
+
+        write_report(warehouse, report_path)
+        console.print(f"report: {report_path}")
+    except ImportError:
+        pass
+    console.print(f"\nwarehouse: {warehouse}   (try: duckdb {warehouse} \"from marts.activation_cohorts\")")
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:  # pragma: no cover
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

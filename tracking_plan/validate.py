@@ -358,3 +358,29 @@ def validate_files(plan: Plan, files: Iterable[str], unexpected: str | None = No
         rep.file_error = stats.file_error
         reports.append(rep)
     return reports
+
+
+def collector_validator(plan_dir: str):
+    """For `trackplan serve --validate`: a callable checking a list of messages with this same
+    engine, returning (event name, [rule codes]) per message. Runs after the 200 is sent."""
+    import orjson
+    import pyarrow as pa
+
+    from .loader import load_plan
+
+    plan = load_plan(plan_dir)
+    validator = Validator(plan)
+    con = duckdb.connect()
+
+    def check(messages: list[dict]) -> list[tuple[str, list[str]]]:
+        raws = [orjson.dumps(m).decode() for m in messages]
+        table = pa.table({"line_no": pa.array(range(len(raws)), pa.int64()), "raw": pa.array(raws, pa.string()),
+                          "pre_reason": pa.nulls(len(raws), pa.string())})
+        con.register("_edge_in", table)
+        validator.run(con, "_edge_in", "_edge_out")
+        con.unregister("_edge_in")
+        rows = con.execute("select line_no, coalesce(event_name, '(unknown)'), "
+                           "list_transform(reasons, lambda r: r.rule) from _edge_out order by line_no").fetchall()
+        return [(name, list(rules)) for _, name, rules in rows]
+
+    return check

@@ -124,30 +124,43 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path, 
         for table in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log"):
             con.execute(f"delete from {table} where partition_date = ?", [part_date]).fetchall()
         if not first:
+            has_suppression = con.execute("select count(*) > 0 from ingest.suppression").fetchall()[0][0]
+            if has_suppression:
+                # hash each distinct id of the partition once, not every row
+                con.execute("""
+create or replace temp table _suppressed as
+select ids.kind, ids.id from (
+    select distinct 'user_id' as kind, user_id as id from _part where user_id is not null
+    union select distinct 'anonymous_id', anonymous_id from _part where anonymous_id is not null
+) ids join ingest.suppression s on s.identifier_kind = ids.kind and s.identifier_hash = pii_hash(ids.id)
+""").fetchall()
+            else:
+                con.execute("create or replace temp table _suppressed (kind varchar, id varchar)").fetchall()
             con.execute(f"""
 create or replace temp table _classified as
-with v as (
-    select *, {granted} as _granted, {action} as _action,
-           row_number() over (partition by message_id order by source_file, line_no) as _rn
-    from _part
-), c as (
-    select v.*,
-        case
-            when not valid then 'quarantined'
-            when _rn > 1 then 'duplicate'
-            when exists (select 1 from ingest.events e where e.message_id = v.message_id
-                         and e.partition_date between ?::date - {lookback} and ?::date + {lookback}
-                         and e.partition_date <> ?::date) then 'duplicate'
-            when exists (select 1 from ingest.suppression s where
-                         (s.identifier_kind = 'user_id' and s.identifier_hash = pii_hash(v.user_id)) or
-                         (s.identifier_kind = 'anonymous_id' and s.identifier_hash = pii_hash(v.anonymous_id)))
-                 then 'suppressed'
-            when not _granted and _action = 'drop' then 'consent_dropped'
-            else 'loaded' end as _bucket,
-        (not _granted and _action = 'strip_pii') as _strip
-    from v
+with prior as (
+    -- the same messageId already loaded from another partition within the lookback window
+    select distinct message_id from ingest.events
+    where partition_date between ?::date - {lookback} and ?::date + {lookback} and partition_date <> ?::date
+), v as (
+    select p.*, {granted} as _granted, {action} as _action,
+           row_number() over (partition by p.message_id order by p.source_file, p.line_no) as _rn,
+           pr.message_id is not null as _seen_before,
+           su.id is not null or sa.id is not null as _suppressed
+    from _part p
+    left join prior pr on pr.message_id = p.message_id
+    left join _suppressed su on su.kind = 'user_id' and su.id = p.user_id
+    left join _suppressed sa on sa.kind = 'anonymous_id' and sa.id = p.anonymous_id
 )
-select * from c
+select *,
+    case
+        when not valid then 'quarantined'
+        when _rn > 1 or _seen_before then 'duplicate'
+        when _suppressed then 'suppressed'
+        when not _granted and _action = 'drop' then 'consent_dropped'
+        else 'loaded' end as _bucket,
+    (not _granted and _action = 'strip_pii') as _strip
+from v
 """, [part_date, part_date, part_date]).fetchall()
             con.execute(f"""
 insert into ingest.events

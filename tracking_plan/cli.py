@@ -145,7 +145,7 @@ def generate(out_dir: Path = typer.Option(..., "--out", help="Landing zone to wr
         task = bar.add_task("generating", total=None)
         result = run_generate(out_dir, seed=seed, bug_rate=bug_rate,
                               progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
-    console.print(f"wrote {result.events:,} events in {result.files} files to {out_dir}")
+    console.print(f"wrote {result.lines:,} lines ({result.persons:,} persons, {result.start} .. {result.end}) in {result.files} files to {out_dir}")
 
 
 @app.command()
@@ -192,7 +192,7 @@ def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for la
     landing, warehouse = out_dir / "landing", out_dir / "warehouse.duckdb"
     console.print(f"generating sample events into {landing} ...")
     res = run_generate(landing, seed=42)
-    console.print(f"  {res.events:,} events")
+    console.print(f"  {res.lines:,} lines, {res.persons:,} persons")
     ok = run_pipeline(plan_dir=default_plan_dir(), landing=landing, warehouse=warehouse, console=console)
     report_path = out_dir / "report.html"
     try:

@@ -26,7 +26,7 @@ from .generator.landing import DayWriter
 from .generator.sim import DAY, Simulation
 from .loader import load_plan
 
-__all__ = ["generate", "GenerateResult", "Incident", "write_costs", "DEFAULT_START"]
+__all__ = ["DEFAULT_START", "GenerateResult", "Incident", "generate", "write_costs"]
 
 DEFAULT_START = P.DEFAULT_END - timedelta(days=P.DEFAULT_DAYS)
 GENERATOR_VERSION = "1"
@@ -81,7 +81,7 @@ def generate(out: Path | str, days: int = P.DEFAULT_DAYS, users: int = 2000, see
             progress(k + 1, days)
     truth = _truth(sim, writer, seed=seed, users=users, bug_rate=bug_rate, incidents=incidents or [])
     truth_path = out / "_truth.json"
-    truth_path.write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS))
+    truth_path.write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY))
     write_costs(out / "_costs.csv", truth["channels"]["spend_by_month"])
     t = writer.totals
     return GenerateResult(out=out, truth_path=truth_path, start=start, end=start + timedelta(days=days - 1),
@@ -198,7 +198,7 @@ def _truth_experiment(sim: Simulation) -> dict:
 def _conversion(persons, region: str, lo: int, hi: int, window: int) -> dict:
     pool = [p for p in persons if p.kind != "base" and p.region == region and p.signup_ms is not None
             and lo <= p.signup_ms < hi]
-    conv = sum(1 for p in pool if p.buy_ms is not None and p.buy_ms - p.signup_ms < window)
+    conv = sum(1 for p in pool if p.order_ms is not None and p.order_ms - p.signup_ms < window)
     return {"accounts": len(pool), "converted": conv, "rate": conv / len(pool) if pool else None}
 
 
@@ -242,10 +242,10 @@ def _truth_matching(sim: Simulation) -> dict:
     for p in study:
         o = p.buy_ms is not None and start <= p.buy_ms < sim.t_end
         if p.kind == "base":
-            o = o or sim.slack_day <= sim.fire[p.idx] < sim.days
+            o = o or bool(sim.slack_day <= sim.fire[p.idx] < sim.days)
         other[p.idx] = o
-    y1 = {i: (v[2] or other[i]) for i, v in sim.truth_study.items()}
-    y0 = {i: (v[1] or other[i]) for i, v in sim.truth_study.items()}
+    y1 = {i: int(v[2] or other[i]) for i, v in sim.truth_study.items()}
+    y0 = {i: int(v[1] or other[i]) for i, v in sim.truth_study.items()}
     obs = {i: (y1[i] if v[0] else y0[i]) for i, v in sim.truth_study.items()}
     treated = [i for i, v in sim.truth_study.items() if v[0]]
     control = [i for i, v in sim.truth_study.items() if not v[0]]

@@ -123,27 +123,23 @@ def read_file(path: Path | str, max_bytes: int = 32768, stats: ReadStats | None 
     if name.endswith((".json", ".json.gz")):
         yield from _read_batch_body(path, max_bytes, stats)
         return
-    opener = gzip.open if name.endswith(".gz") else open
     out = _Batcher(max_bytes)
     next_no = 1
     tail = b""
+    chunks = _gz_chunks(path) if name.endswith(".gz") else _plain_chunks(path)
     try:
-        with opener(path, "rb") as fh:
-            while True:
-                try:
-                    chunk = fh.read(CHUNK)
-                except (EOFError, OSError, zlib.error) as exc:
-                    stats.file_error = f"truncated: compressed stream ended early ({exc})"
-                    break
-                if not chunk:
-                    break
-                stats.bytes += len(chunk)
-                data = tail + chunk
-                cut = data.rfind(b"\n") + 1
-                tail = data[cut:]
-                next_no += out.add_block(data[:cut], next_no)
-                if len(out) >= batch_lines:
-                    yield out.flush()
+        for chunk in chunks:
+            stats.bytes += len(chunk)
+            data = tail + chunk
+            cut = data.rfind(b"\n") + 1
+            tail = data[cut:]
+            next_no += out.add_block(data[:cut], next_no)
+            if len(out) >= batch_lines:
+                yield out.flush()
+    except EOFError as exc:
+        stats.file_error = f"truncated: compressed stream ended early ({exc})"
+    except zlib.error as exc:
+        stats.file_error = f"corrupt: not a readable gzip stream ({exc})"
     except OSError as exc:
         stats.file_error = f"unreadable: {exc.strerror or exc}"
     if tail.strip():
@@ -155,6 +151,40 @@ def read_file(path: Path | str, max_bytes: int = 32768, stats: ReadStats | None 
     stats.lines = next_no - 1
     if len(out):
         yield out.flush()
+
+
+def _plain_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            yield chunk
+
+
+def _gz_chunks(path: Path) -> Iterator[bytes]:
+    """Decompressed chunks of a (multi-member) gzip file. Unlike gzip.open().read(), a truncated
+    file yields every byte that could be decompressed before EOFError is raised, so the lines
+    before the cut are loaded and only the cut line is quarantined."""
+    dec = zlib.decompressobj(wbits=31)
+    fed = False  # has the current member's decompressor been given any bytes?
+    full = False  # the last call filled its output: zlib may hold more without new input
+    pending = b""
+    with open(path, "rb") as fh:
+        while True:
+            if not pending and not full:
+                pending = fh.read(CHUNK)
+                if not pending:
+                    if fed:
+                        raise EOFError("compressed stream ended before the end-of-stream marker")
+                    return
+                fed = True
+            out = dec.decompress(pending, CHUNK)  # bounded output: a gzip bomb stays CHUNK-sized
+            pending = dec.unconsumed_tail
+            full = len(out) == CHUNK
+            if out:
+                yield out
+            if dec.eof:  # end of one member: another may follow (cat a.gz b.gz is valid gzip)
+                pending, full = dec.unused_data, False
+                dec = zlib.decompressobj(wbits=31)
+                fed = bool(pending)
 
 
 def _read_batch_body(path: Path, max_bytes: int, stats: ReadStats) -> Iterator[pa.Table]:
@@ -191,3 +221,23 @@ def _read_batch_body(path: Path, max_bytes: int, stats: ReadStats) -> Iterator[p
     stats.lines = len(body["batch"])
     if len(out):
         yield out.flush()
+
+
+def read_files(paths, max_bytes: int = 32768, batch_lines: int = BATCH_LINES,
+               on_file_done=None) -> Iterator[pa.Table]:
+    """Lines of many files as arrow tables (source_file, line_no, raw, pre_reason), several files
+    per table up to ``batch_lines`` rows. ``on_file_done(path, ReadStats)`` is called per file."""
+    pending: list[pa.Table] = []
+    rows = 0
+    for path in paths:
+        stats = ReadStats()
+        for t in read_file(path, max_bytes=max_bytes, stats=stats, batch_lines=batch_lines):
+            pending.append(t.add_column(0, "source_file", pa.array([str(path)] * t.num_rows, pa.string())))
+            rows += t.num_rows
+            if rows >= batch_lines:
+                yield pa.concat_tables(pending)
+                pending, rows = [], 0
+        if on_file_done is not None:
+            on_file_done(str(path), stats)
+    if pending:
+        yield pa.concat_tables(pending)

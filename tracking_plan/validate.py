@@ -95,7 +95,9 @@ def _reason(rule: str, path: str, message_sql: str) -> str:
 
 
 class Validator:
-    """Compiles a plan into SQL once; `run` applies it to a relation of (line_no, raw, pre_reason)."""
+    """Compiles a plan into SQL once; `run` applies it to a relation of
+    (source_file, line_no, raw, pre_reason). Binding the compiled query costs ~0.5 s, so callers
+    validate many files in one run (a whole partition), not one run per file."""
 
     def __init__(self, plan: Plan, unexpected: str | None = None):
         self.plan = plan
@@ -250,9 +252,9 @@ class Validator:
         n_env = len(env.paths)
         return f"""
 with parsed as (
-    select line_no, raw, pre_reason, _j is not null as _is_json, _j is not null and ltrim(raw)[1] = '{{' as _is_obj,
+    select source_file, line_no, raw, pre_reason, _j is not null as _is_json, _j is not null and ltrim(raw)[1] = '{{' as _is_obj,
            json_extract_string(_j, {env_paths}) as _v
-    from (select line_no, raw, pre_reason,
+    from (select source_file, line_no, raw, pre_reason,
                  case when pre_reason is null and json_valid(raw) then raw end as _j
           from {{relation}})
 ), env as (
@@ -286,7 +288,7 @@ with parsed as (
         list_filter(_pwarn, lambda x: x is not null) as warnings
     from branched
 )
-select line_no, raw, reasons, warnings, len(reasons) = 0 as valid,
+select source_file, line_no, raw, reasons, warnings, len(reasons) = 0 as valid,
        message_id, _type as type, event_name, _event as event, name as page_name,
        anonymous_id, user_id, previous_id, group_id,
        ts_fixed as "timestamp", coalesce(original_ts, ts_in) as original_timestamp, sent_at, received_at,
@@ -294,7 +296,11 @@ select line_no, raw, reasons, warnings, len(reasons) = 0 as valid,
        case when _type in ('identify', 'group') then _traits else _props end::json as properties,
        _traits::json as traits,
        library_name, library_version, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
-       page_url, page_path, page_referrer, session_id, region,
+       -- a server-side page call carries url/path/referrer only in its properties (Segment spec)
+       coalesce(page_url, case when _type = 'page' then _props ->> '$.url' end) as page_url,
+       coalesce(page_path, case when _type = 'page' then _props ->> '$.path' end) as page_path,
+       coalesce(page_referrer, case when _type = 'page' then _props ->> '$.referrer' end) as page_referrer,
+       session_id, region,
        consent_category, {f"case consent_category {pref_case} else null end" if pref_case else "null"} as consent_pref
 from checked
 """
@@ -305,7 +311,7 @@ from checked
         return self.sql_template.replace("{relation}", relation)
 
     def run(self, con: duckdb.DuckDBPyConnection, relation: str, into: str) -> None:
-        """Validate every row of `relation` (line_no, raw, pre_reason) into temp table `into`."""
+        """Validate every row of `relation` (source_file, line_no, raw, pre_reason) into temp table `into`."""
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", into):
             raise ValueError(f"bad table name {into!r}")
         con.execute("set TimeZone = 'UTC'")
@@ -325,39 +331,42 @@ class FileReport:
 
 def validate_files(plan: Plan, files: Iterable[str], unexpected: str | None = None,
                    max_errors: int = 1000, progress=None) -> list[FileReport]:
-    """Validate files in bounded memory (one arrow batch in DuckDB at a time)."""
-    from .reader import ReadStats, read_file
+    """Validate files in bounded memory: lines of many files share one DuckDB run, at most
+    BATCH_LINES at a time."""
+    from .reader import read_files
 
     validator = Validator(plan, unexpected=unexpected)
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    reports = []
-    for f in files:
-        rep = FileReport(file=str(f))
-        stats = ReadStats()
-        for batch in read_file(f, max_bytes=plan.header.defaults.max_event_bytes, stats=stats):
-            con.register("batch_in", batch)
-            validator.run(con, "batch_in", "checked_batch")
-            summary = con.execute("select count(*), count(*) filter (where valid), "
-                                  "count(*) filter (where len(warnings) > 0) from checked_batch").fetchall()[0]
-            rep.total += summary[0]
-            rep.valid += summary[1]
-            rep.warnings += summary[2]
-            rep.invalid += summary[0] - summary[1]
-            room = max_errors - len(rep.errors)
-            if room > 0:
-                rows = con.execute(f"select line_no, message_id, event_name, reasons from checked_batch "
-                                   f"where not valid order by line_no limit {room}").fetchall()
-                for line_no, mid, ev, reasons in rows:
-                    for r in reasons:
-                        rep.errors.append({"file": str(f), "line": line_no, "message_id": mid, "event": ev,
-                                           "rule": r["rule"], "path": r["path"], "message": r["message"]})
-            con.unregister("batch_in")
-            if progress:
-                progress(len(batch))
-        rep.file_error = stats.file_error
-        reports.append(rep)
-    return reports
+    files = [str(f) for f in files]
+    reports = {f: FileReport(file=f) for f in files}
+    for batch in read_files(files, max_bytes=plan.header.defaults.max_event_bytes,
+                            on_file_done=lambda f, st: setattr(reports[f], "file_error", st.file_error)):
+        con.register("batch_in", batch)
+        validator.run(con, "batch_in", "checked_batch")
+        con.unregister("batch_in")
+        for f, n, ok, warned in con.execute(
+                "select source_file, count(*), count(*) filter (where valid), "
+                "count(*) filter (where len(warnings) > 0) from checked_batch group by 1").fetchall():
+            rep = reports[f]
+            rep.total += n
+            rep.valid += ok
+            rep.invalid += n - ok
+            rep.warnings += warned
+        room = max_errors * len(files) - sum(len(r.errors) for r in reports.values())
+        if room > 0:
+            rows = con.execute(f"select source_file, line_no, message_id, event_name, reasons from checked_batch "
+                               f"where not valid order by source_file, line_no limit {room}").fetchall()
+            for f, line_no, mid, ev, reasons in rows:
+                rep = reports[f]
+                if len(rep.errors) >= max_errors:
+                    continue
+                for r in reasons:
+                    rep.errors.append({"file": f, "line": line_no, "message_id": mid, "event": ev,
+                                       "rule": r["rule"], "path": r["path"], "message": r["message"]})
+        if progress:
+            progress(batch.num_rows)
+    return [reports[f] for f in files]
 
 
 def collector_validator(plan_dir: str):
@@ -374,7 +383,8 @@ def collector_validator(plan_dir: str):
 
     def check(messages: list[dict]) -> list[tuple[str, list[str]]]:
         raws = [orjson.dumps(m).decode() for m in messages]
-        table = pa.table({"line_no": pa.array(range(len(raws)), pa.int64()), "raw": pa.array(raws, pa.string()),
+        table = pa.table({"source_file": pa.array(["collector"] * len(raws), pa.string()),
+                          "line_no": pa.array(range(len(raws)), pa.int64()), "raw": pa.array(raws, pa.string()),
                           "pre_reason": pa.nulls(len(raws), pa.string())})
         con.register("_edge_in", table)
         validator.run(con, "_edge_in", "_edge_out")

@@ -10,7 +10,7 @@ from tracking_plan.validate import Validator
 from .. import progress
 from ..partitions import daily
 from ..resources import TrackingPlan, Warehouse
-from .load import ingest_partition
+from .load import ingest_partitions
 
 EVENTS = dg.AssetKey(["ingest", "events"])
 QUARANTINE = dg.AssetKey(["ingest", "quarantine"])
@@ -36,15 +36,20 @@ def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, track
     validator = Validator(plan)
     keys = context.partition_keys
     totals = dict(lines=0, loaded=0, quarantined=0, duplicates=0, consent_dropped=0, suppressed=0)
+    done = []
+
+    def on_done(res) -> None:
+        done.append(res)
+        for k in totals:
+            totals[k] += getattr(res, k)
+        if res.lines:
+            context.log.info(f"{res.partition}: {res.lines} lines, {res.loaded} loaded, {res.quarantined} "
+                             f"quarantined, {res.duplicates} duplicates, {res.consent_dropped} consent-dropped")
+        progress.report("ingest", len(done), len(keys))
+
     with warehouse.get_connection() as con:
-        for i, key in enumerate(keys):
-            res = ingest_partition(con, plan, Path(tracking_plan.landing_dir), key, validator=validator)
-            for k in totals:
-                totals[k] += getattr(res, k)
-            if res.lines:
-                context.log.info(f"{key}: {res.lines} lines, {res.loaded} loaded, {res.quarantined} quarantined, "
-                                 f"{res.duplicates} duplicates, {res.consent_dropped} consent-dropped")
-            progress.report("ingest", i + 1, len(keys))
+        ingest_partitions(con, plan, Path(tracking_plan.landing_dir), list(keys), validator=validator,
+                          on_done=on_done)
         rows = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0]
                 for t in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")}
     meta = {k: dg.MetadataValue.int(v) for k, v in totals.items()} | {"plan_version": plan.version}

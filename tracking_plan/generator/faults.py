@@ -50,24 +50,24 @@ class Incident:
     share: float = 1.0  # volume_drop: share kept; null_spike: share nulled; new_event: rate per source event
 
     @classmethod
-    def volume_drop(cls, event: str, day: date, keep: float = 0.05) -> "Incident":
+    def volume_drop(cls, event: str, day: date, keep: float = 0.05) -> Incident:
         return cls("volume_drop", event, day, share=keep)
 
     @classmethod
-    def type_change(cls, event: str, property: str, from_day: date) -> "Incident":
+    def type_change(cls, event: str, property: str, from_day: date) -> Incident:
         return cls("type_change", event, from_day, property=property)
 
     @classmethod
-    def new_event(cls, name: str, from_day: date, like: str = "Task Completed", rate: float = 0.3) -> "Incident":
+    def new_event(cls, name: str, from_day: date, like: str = "Task Completed", rate: float = 0.3) -> Incident:
         """From `from_day`, `name` is also sent alongside a share `rate` of `like` events."""
         return cls("new_event", like, from_day, name=name, share=rate)
 
     @classmethod
-    def null_spike(cls, event: str, property: str, day: date, share: float = 0.6) -> "Incident":
+    def null_spike(cls, event: str, property: str, day: date, share: float = 0.6) -> Incident:
         return cls("null_spike", event, day, property=property, share=share)
 
     @classmethod
-    def silence(cls, event: str, from_day: date) -> "Incident":
+    def silence(cls, event: str, from_day: date) -> Incident:
         return cls("silence", event, from_day)
 
     def active_on(self, d: date) -> bool:

@@ -15,7 +15,15 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from .faults import BUG_KINDS, BUG_WEIGHTS, INVALID_KINDS, apply_incidents, event_name, misspell, payload
+from .faults import (
+    BUG_KINDS,
+    BUG_WEIGHTS,
+    INVALID_KINDS,
+    apply_incidents,
+    event_name,
+    misspell,
+    payload,
+)
 from .rand import Stream, uuids
 from .sim import DAY, FLAG_MKT_DECLINED, HOUR, IOS, SERVER, WEB
 
@@ -108,7 +116,7 @@ class DayWriter:
             lines: list[bytes] = []
             keys: list[float] = []
             for i in range(lo, hi):
-                t, s, rcv, flags, ev, valid = today[i]
+                t, s, _rcv, flags, ev, valid = today[i]
                 ev["messageId"] = mids[i]
                 ev["timestamp"] = ts[i]
                 ev["sentAt"] = ss[i]
@@ -210,4 +218,4 @@ def day_of(start: date, k: int) -> date:
     return start + timedelta(days=k)
 
 
-__all__ = ["DayWriter", "day_of", "DAY"]
+__all__ = ["DAY", "DayWriter", "day_of"]

@@ -56,9 +56,9 @@ SIGNUP_RATE = {"google": 0.36, "linkedin": 0.33, "newsletter": 0.40, "organic": 
 
 # -- existing accounts (the `users` base, created before the window) -------------------------------
 BASE_PAYING = 0.25
-BASE_ACTIVE = 0.16  # daily probability of a session, times engagement and weekday
-NEW_ACTIVE = 0.22
-EVENTS_PER_SESSION = 4.0  # Poisson mean of product events in a session (plus page views)
+BASE_ACTIVE = 0.12  # daily probability of a session, times engagement and weekday
+NEW_ACTIVE = 0.15
+EVENTS_PER_SESSION = 3.0  # Poisson mean of product events in a session (plus page views)
 PAID_ACTIVITY = 1.2
 CHURNED_ACTIVITY = 0.25
 
@@ -90,15 +90,15 @@ CHAT_NPS_LIFT = 0.6
 # Free accounts existing at the initiative start choose to connect Slack from observables only
 # (pre-period events, company size), so matching on those is unconfounded; the same observables
 # raise their upgrade probability, so the naive treated-vs-untreated difference overstates.
-SLACK_LOGIT = (-3.2, 0.85, 0.55)  # intercept, per log1p(pre_events), per (size_rank - 3)
-UPGRADE_P = (0.01, 0.035, 0.03)  # intercept, per log1p(pre_events), per (size_rank - 1)
+SLACK_LOGIT = (-4.0, 1.3, 0.8)  # intercept, per log1p(pre_events), per (size_rank - 3)
+UPGRADE_P = (0.0, 0.05, 0.05)  # intercept, per log1p(pre_events), per (size_rank - 1)
 SLACK_EFFECT = 0.10  # added to the upgrade probability of accounts that connect
 SLACK_CONNECT_DAYS = 20.0  # connect within this many days of the start
 UPGRADE_SPREAD_DAYS = 90.0  # upgrades spread evenly over this many days after the start
 
 # -- planted: new_pricing_page (interrupted time series) -------------------------------------------
 UPGRADE_HAZARD = 0.0025  # daily P(order) of a free existing account, times weekday factor
-PRICING_HAZARD_LIFT = 0.003  # added from the launch on
+PRICING_HAZARD_LIFT = 0.005  # added from the launch on
 
 # -- subscriptions ----------------------------------------------------------------------------------
 PLANS = {"team": 12.0, "business": 24.0}  # per seat per month
@@ -108,6 +108,6 @@ CHURN_PER_RENEWAL = {"google": 0.10, "linkedin": 0.10, "newsletter": 0.10, "orga
                      "capterra": 0.25, "existing": 0.06}
 
 # -- collaboration ------------------------------------------------------------------------------------
-INVITE_FIRST_WEEK = 0.25  # creators inviting teammates during onboarding
-INVITE_PER_SESSION = 0.02
+INVITE_FIRST_WEEK = 0.2  # creators inviting teammates during onboarding
+INVITE_PER_SESSION = 0.008
 INVITE_ACCEPT = 0.45

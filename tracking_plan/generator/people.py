@@ -26,7 +26,7 @@ LAST = ("silva", "smith", "muller", "tanaka", "garcia", "kowalski", "nguyen", "o
 
 
 class Device:
-    __slots__ = ("anon", "kind", "ctx", "user")
+    __slots__ = ("anon", "ctx", "kind", "user")
 
     def __init__(self, anon: str, kind: str, ctx: dict):
         self.anon = anon
@@ -36,11 +36,49 @@ class Device:
 
 
 class Person:
-    __slots__ = ("idx", "kind", "region", "size", "size_rank", "channel", "touches", "engagement", "user_id",
-                 "email", "name", "ws", "creator", "devices", "server_ctx", "signup_ms", "variant", "activated",
-                 "paying", "ever_paid", "plan", "seats", "billing", "price", "churned", "consent_a", "consent_m",
-                 "n_obj", "projects", "tasks", "pre_events", "identified", "study", "a_up", "a_ms", "other_order",
-                 "slack", "p0", "buy_ms", "inviter")
+    __slots__ = (
+        "a_ms",
+        "a_up",
+        "activated",
+        "billing",
+        "buy_ms",
+        "channel",
+        "churned",
+        "consent_a",
+        "consent_m",
+        "creator",
+        "devices",
+        "email",
+        "engagement",
+        "ever_paid",
+        "identified",
+        "idx",
+        "inviter",
+        "kind",
+        "n_obj",
+        "name",
+        "order_ms",
+        "other_order",
+        "p0",
+        "paying",
+        "plan",
+        "pre_events",
+        "price",
+        "projects",
+        "region",
+        "seats",
+        "server_ctx",
+        "signup_ms",
+        "size",
+        "size_rank",
+        "slack",
+        "study",
+        "tasks",
+        "touches",
+        "user_id",
+        "variant",
+        "ws",
+    )
 
     def __init__(self, idx: int, kind: str):
         self.idx = idx
@@ -68,6 +106,7 @@ class Person:
         self.p0 = 0.0
         self.buy_ms: int | None = None
         self.inviter: int | None = None
+        self.order_ms: int | None = None  # first Order Completed
 
 
 def _ip(r: Stream) -> str:

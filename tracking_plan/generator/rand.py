@@ -18,7 +18,7 @@ BLOCK = 1 << 16
 class Stream:
     """Uniforms handed out one by one from blocks drawn with `rng`."""
 
-    __slots__ = ("rng", "_buf", "_i")
+    __slots__ = ("_buf", "_i", "rng")
 
     def __init__(self, rng: np.random.Generator):
         self.rng = rng

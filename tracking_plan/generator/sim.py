@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import heapq
 import math
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import numpy as np
 
 from . import params as P
-from .people import CHANNEL_CUM, RETURN_CUM, Device, Person, device_context, make_person
+from .people import CHANNEL_CUM, RETURN_CUM, Device, Person, make_person
 from .rand import Stream, cumulative
 
 DAY = 86_400_000
@@ -38,7 +38,7 @@ URL = "https://acme.example"
 
 
 def ms_of(d: date) -> int:
-    return int(datetime(d.year, d.month, d.day, tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp() * 1000)
 
 
 class Simulation:
@@ -102,8 +102,7 @@ class Simulation:
 
     def emit(self, p: Person, dev: Device | None, t: int, type_: str, body: dict, flags: int = 0) -> dict:
         """Queue one message; `dev=None` means sent server-side (analytics-python, userId only)."""
-        ev = {"type": type_}
-        ev.update(body)
+        ev = {"type": type_, **body}
         if dev is None:
             ev["userId"] = p.user_id
             ev.setdefault("context", p.server_ctx)
@@ -353,7 +352,7 @@ class Simulation:
             if ios:
                 name, cls = r.ch(SCREENS)
                 self.emit(p, dev, t, "screen", {"name": name, "properties": {"screen_class": cls}})
-            elif j == 0 or r.u() < 0.45:
+            elif j == 0 or r.u() < 0.3:
                 path, title = r.ch(APP_PAGES)
                 self.page(p, dev, t, path, title)
             t += int(r.exp(20_000)) + 800
@@ -528,6 +527,7 @@ class Simulation:
         if coupon:
             props["coupon"] = coupon
         self.track(p, None, t + 3000, "Order Completed", props)
+        p.order_ms = t + 3000
         self.rate[p.idx] *= P.PAID_ACTIVITY
         if p.billing == "monthly":
             self._schedule(t + 30 * DAY, "renew", p)
@@ -588,7 +588,7 @@ def _gauss(r: Stream) -> float:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
 
 
 _HOURLY_CUM = cumulative(P.HOURLY)

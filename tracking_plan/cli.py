@@ -183,6 +183,66 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
 
 
 @app.command()
+def report(warehouse: Optional[Path] = typer.Option(None, "--warehouse"),
+           out_file: Path = typer.Option(..., "--out", help="The HTML file to write"),
+           plan: Optional[Path] = PlanOpt):
+    """One self-contained HTML report: KPIs, cohorts, retention, funnels, value, evidence, data health."""
+    from .report import write_report
+
+    wh = warehouse or warehouse_default()
+    if not Path(wh).exists():
+        console.print(f"[red]{wh}: no warehouse yet[/red] (run `trackplan run` first)")
+        raise typer.Exit(2)
+    write_report(wh, out_file, plan=plan or default_plan_dir())
+    console.print(f"wrote {out_file}")
+
+
+@app.command()
+def docs(plan: Optional[Path] = PlanOpt, out_dir: Path = typer.Option(Path("site"), "--out")):
+    """A browsable catalog of the tracking plan (static HTML)."""
+    from .docs_site import build_docs
+
+    build_docs(plan or default_plan_dir(), out_dir)
+    console.print(f"wrote the catalog to {out_dir}/index.html")
+
+
+@app.command()
+def lineage(table: str = typer.Argument(..., help="schema.table, e.g. marts.initiative_roi"),
+            format: str = FormatOpt, deep: bool = typer.Option(False, "--deep", help="Follow to raw sources")):
+    """Column-level lineage of a model, parsed from its SQL with sqlglot."""
+    from .lineage import render_lineage
+
+    try:
+        out.print(render_lineage(table, format=format, deep=deep), highlight=False, markup=False, soft_wrap=True)
+    except KeyError:
+        console.print(f"[red]no SQL model named {table}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def sql(dialect: str = typer.Option(..., "--dialect", help="snowflake | bigquery | spark | ... (sqlglot)")):
+    """Print every SQL model transpiled to another warehouse's dialect."""
+    from .lineage import render_sql
+
+    out.print(render_sql(dialect), highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def review(warehouse: Optional[Path] = typer.Option(None, "--warehouse"),
+           format: str = typer.Option("markdown", "--format", help="markdown | html"),
+           out_file: Optional[Path] = typer.Option(None, "--out"), plan: Optional[Path] = PlanOpt):
+    """The portfolio review: stop, continue, scale or pivot each initiative, with its evidence."""
+    from .review import render_review
+
+    text = render_review(warehouse or warehouse_default(), plan_dir=plan or default_plan_dir(), format=format)
+    if out_file:
+        Path(out_file).write_text(text)
+        console.print(f"wrote {out_file}")
+    else:
+        out.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
 def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for landing zone, warehouse, report")):
     """Generate sample data, run the whole pipeline, write the report: a first look."""
     from pipelines.runner import run_pipeline
@@ -194,15 +254,13 @@ def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for la
     res = run_generate(landing, seed=42)
     console.print(f"  {res.lines:,} lines, {res.persons:,} persons")
     ok = run_pipeline(plan_dir=default_plan_dir(), landing=landing, warehouse=warehouse, console=console)
-    report_path = out_dir / "report.html"
-    try:
-        from .report import write_report
+    from .report import write_report
 
-        write_report(warehouse, report_path)
-        console.print(f"report: {report_path}")
-    except ImportError:
-        pass
-    console.print(f"\nwarehouse: {warehouse}   (try: duckdb {warehouse} \"from marts.activation_cohorts\")")
+    report_path = out_dir / "report.html"
+    write_report(warehouse, report_path)
+    console.print(f"\nresults:\n  report     {report_path}\n  warehouse  {warehouse}"
+                  f"\n  try        .venv/bin/python -c \"import duckdb; print(duckdb.connect('{warehouse}', "
+                  f"read_only=True).sql('from marts.activation_cohorts'))\"")
     raise typer.Exit(0 if ok else 1)
 
 

@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(BIN)/trackplan demo
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install
@@ -34,7 +34,7 @@ lint: install
 
 # Debian's chromium for the browser tests (no browser download): skipped, and listed, where absent
 browser:
-	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) || echo "chromium not installed: browser tests will be skipped"
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: browser tests will be skipped (and listed)"
 
 # Re-pin: resolve the newest versions allowed by pyproject.toml and write constraints.txt
 lock:

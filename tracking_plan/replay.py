@@ -19,10 +19,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from .model import Plan
-from .reader import SCHEMA, is_input_file, read_file
+from .reader import is_input_file, read_file
 from .validate import Validator
 
 SEED = 42  # a fixed reservoir seed: the same files give the same PR comment on every CI re-run
@@ -106,7 +105,8 @@ def _sample_files(con: duckdb.DuckDBPyConnection, files: list[Path], sample: int
         con.execute(f"create or replace temp table replay_in as select * from replay_in "
                     f"using sample reservoir({int(sample)} rows) repeatable ({SEED})").fetchall()
     con.execute("create or replace temp table replay_in as "
-                "select row_number() over (order by line_no, raw) as line_no, raw, pre_reason from replay_in").fetchall()
+                "select 'replay' as source_file, row_number() over (order by line_no, raw) as line_no, raw, pre_reason "
+                "from replay_in").fetchall()
     return min(n, sample), 0
 
 
@@ -156,7 +156,7 @@ def _sample_warehouse(con: duckdb.DuckDBPyConnection, path: Path, sample: int, m
             con.unregister("replay_batch")
     con.execute("""
         create or replace temp table replay_in as
-        select p.line_no, coalesce(r.raw, p.rebuilt) as raw, r.pre_reason,
+        select 'replay' as source_file, p.line_no, coalesce(r.raw, p.rebuilt) as raw, r.pre_reason,
                p.src = 'q' or r.raw is not null as from_raw
         from replay_pick p left join replay_raw r on p.src = 'e' and r.source_file = p.source_file and r.src_line = p.src_line
     """).fetchall()
@@ -181,6 +181,7 @@ def replay(base_plan: Plan, head_plan: Plan, source: str | Path, sample: int = 1
     max_bytes = head_plan.header.defaults.max_event_bytes
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
+    con.execute("set enable_progress_bar = false")
     result = ReplayResult(source=str(source), base_version=base_plan.version, head_version=head_plan.version)
     if source.suffix in (".duckdb", ".db"):
         result.from_raw, result.rebuilt = _sample_warehouse(con, source, sample, max_bytes)

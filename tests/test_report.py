@@ -1,0 +1,101 @@
+"""The KPI report: one offline HTML file whose numbers are the marts' numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from report_support import MISSING, build_warehouse
+
+from pipelines.warehouse import connect
+from tracking_plan.report import TABLE_FILTERS, write_report
+
+ISLAND = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, str, dict]:
+    d = tmp_path_factory.mktemp("report")
+    wh = build_warehouse(d / "w.duckdb")
+    html = write_report(wh, d / "report.html").read_text()
+    return wh, html, json.loads(ISLAND.search(html).group(1).replace("<\\/", "</"))
+
+
+def _same(a, b) -> bool:
+    if a is None or (not isinstance(a, list | tuple | str) and pd.isna(a)):
+        return b is None or (isinstance(b, float) and math.isnan(b))
+    if isinstance(b, str) and not isinstance(a, str):  # dates travel as ISO strings
+        return pd.Timestamp(a) == pd.Timestamp(b)
+    if isinstance(a, float) or isinstance(b, float):
+        return b is not None and float(a) == float(b)  # JSON keeps a double's shortest repr: exact
+    return a == b
+
+
+def test_every_embedded_table_equals_the_warehouse(built):
+    wh, _, data = built
+    con = duckdb.connect(str(wh), read_only=True)
+    assert len(data["tables"]) >= 9
+    for name, table in data["tables"].items():
+        if "." not in name or name.startswith("report."):
+            continue
+        col, value = TABLE_FILTERS.get(name, (None, None))
+        where = f"where {col} = '{value}'" if col else ""
+        df = con.execute(f"select * from {name} {where}").df()
+        assert table["columns"] == list(df.columns), name
+        assert len(table["rows"]) == len(df), name
+        for got, want in zip(table["rows"], df.itertuples(index=False, name=None), strict=True):
+            for g, w, c in zip(got, want, df.columns, strict=True):
+                assert _same(w.item() if hasattr(w, "item") else w, g), (name, c, g, w)
+
+
+def test_kpi_values_equal_sql_on_the_marts(built):
+    wh, html, data = built
+    con = duckdb.connect(str(wh), read_only=True)
+    kpis = {k["key"]: k for k in data["kpis"]}
+    act = con.execute("select sum(activated) / sum(signups) from marts.activation_cohorts where window_complete").fetchall()[0][0]
+    assert kpis["activation_rate"]["value"] == pytest.approx(act, rel=1e-12)  # same doubles, same sum order
+    tickets = con.execute("""select count(*) from stitch.events where event_name = 'Support Ticket Created'
+        and "timestamp" > (select max("timestamp") from stitch.events) - interval 30 day""").fetchall()[0][0]
+    assert kpis["support_tickets"]["value"] == tickets
+    revenue = con.execute("""select sum((properties ->> '$.revenue')::double) from stitch.events
+        where event_name = 'Order Completed' and "timestamp" > (select max("timestamp") from stitch.events) - interval 30 day""").fetchall()[0][0]
+    assert kpis["revenue"]["value"] == pytest.approx(revenue, rel=1e-12)
+    # the card on screen carries the same value, and its status follows the target's direction
+    card = re.search(r'data-kpi="activation_rate" data-value="([^"]+)" data-target="([^"]+)"', html)
+    assert float(card.group(1)) == pytest.approx(act, rel=1e-12) and float(card.group(2)) == 0.35
+    assert kpis["support_tickets"]["status"] == ("on_target" if tickets <= 150 else "off_target")
+
+
+def test_charts_are_inline_svg_and_nothing_is_fetched(built):
+    _, html, _ = built
+    panels = dict(re.findall(r'data-table="([^"]+)" data-charts="(\d+)"', html))
+    for table in ("marts.activation_cohorts", "marts.retention", "marts.customer_value", "marts.experiment_results",
+                  "marts.channel_attribution", "marts.initiative_portfolio", "ingest.ingestion_log"):
+        assert int(panels[table]) >= 1, table
+    assert int(panels["marts.funnel_conversion"]) == 2  # one chart per plan funnel
+    assert int(panels["marts.initiative_scenarios"]) == 2  # one tornado per initiative
+    assert html.count("<svg") >= 11
+    # offline: no script, stylesheet or image is loaded from anywhere
+    assert not re.search(r'<(script|link|img)[^>]+(src|href)=', html)
+    assert "cdn" not in html.lower()
+
+
+def test_missing_tables_are_labelled_not_built(built, tmp_path):
+    _, html, data = built
+    for table in MISSING:
+        assert table in data["missing"]
+    for table in ("quality.anomalies", "quality.check_results"):
+        assert re.search(rf'class="panel missing" data-table="{re.escape(table)}"', html)
+    # an empty warehouse (schemas only) and one that does not exist yet both render
+    connect(tmp_path / "empty.duckdb").close()
+    # 12 panels read a table: 9 marts, the ingestion log and 2 quality tables; `connect` creates the
+    # (empty) ingestion log, so the empty warehouse misses one fewer
+    for wh, missing in ((tmp_path / "empty.duckdb", 11), (tmp_path / "absent.duckdb", 12)):
+        out = write_report(wh, tmp_path / f"{wh.stem}.html").read_text()
+        assert out.count('class="panel missing"') == missing
+        assert 'data-kpi="activation_rate" data-value=""' in out

@@ -13,6 +13,8 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
+from tracking_plan.lineage import dagster_metadata
+
 from . import progress
 from .resources import TrackingPlan, Warehouse
 
@@ -80,7 +82,7 @@ def model_asset(model: SqlModel, extra_deps: dict[tuple[str, str], dg.AssetKey] 
             con.execute(f"create or replace table {model.table} as {model.sql}").fetchall()
             rows = con.execute(f"select count(*) from {model.table}").fetchall()[0][0]
         progress.report(model.table, 1, 1)
-        return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+        return dg.MaterializeResult(metadata={"dagster/row_count": rows, **dagster_metadata(model.table)})
 
     return _materialize
 

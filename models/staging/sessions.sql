@@ -1,6 +1,8 @@
 -- one row per session: a person's run of events with no gap longer than the session timeout
--- (getvariable('session_timeout_minutes'), 30 by default); a client session id (context.sessionId,
--- e.g. Snowplow's domain_sessionid) starts a new session whenever it changes, as the client saw it.
+-- (getvariable('session_timeout_minutes'), 30 by default). A client session id (context.sessionId,
+-- e.g. Snowplow's domain_sessionid) keeps its events together and apart from other ids' events,
+-- even when two of them interleave in time (two sessions opened at the same instant); the
+-- timeout still ends a client session that went quiet.
 with events as (
     select person_id, message_id, "timestamp", session_id as client_session_id, anonymous_id,
            page_path, page_url, page_referrer, utm_source, utm_medium, utm_campaign, type
@@ -10,18 +12,15 @@ with events as (
 
 gaps as (
     select *,
-        lag("timestamp") over w as previous_at,
-        lag(client_session_id) over w as previous_client_session_id
+        lag("timestamp") over w as previous_at
     from events
-    window w as (partition by person_id order by "timestamp", message_id)
+    window w as (partition by person_id, client_session_id order by "timestamp", message_id)
 ),
 
 flagged as (
     select *,
         case
             when previous_at is null then 1
-            when client_session_id is distinct from previous_client_session_id
-                 and (client_session_id is not null or previous_client_session_id is not null) then 1
             when "timestamp" - previous_at > to_minutes(coalesce(getvariable('session_timeout_minutes'), 30)::bigint) then 1
             else 0
         end as is_new_session
@@ -30,15 +29,16 @@ flagged as (
 
 numbered as (
     select *,
-        sum(is_new_session) over (partition by person_id order by "timestamp", message_id
-                                  rows between unbounded preceding and current row) as session_index
+        sum(is_new_session) over (partition by person_id, client_session_id order by "timestamp" nulls first, message_id nulls first
+                                  rows between unbounded preceding and current row) as run_index
     from flagged
 ),
 
-sessions as (
+runs as (
     select
         person_id,
-        session_index,
+        client_session_id,
+        run_index,
         min("timestamp") as started_at,
         max("timestamp") as ended_at,
         count(*) as event_count,
@@ -49,9 +49,15 @@ sessions as (
         arg_min(utm_medium, "timestamp") filter (where utm_medium is not null) as utm_medium,
         arg_min(utm_campaign, "timestamp") filter (where utm_campaign is not null) as utm_campaign,
         arg_min(anonymous_id, "timestamp") filter (where anonymous_id is not null) as anonymous_id,
-        arg_min(client_session_id, "timestamp") as client_session_id
     from numbered
-    group by person_id, session_index
+    group by person_id, client_session_id, run_index
+),
+
+sessions as (
+    select *,
+        row_number() over (partition by person_id
+                           order by started_at, ended_at, client_session_id nulls first, run_index) as session_index
+    from runs
 )
 
 select

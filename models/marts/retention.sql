@@ -1,0 +1,164 @@
+-- one row per period type (day, week) × cohort × period offset: Amplitude-style N-period retention
+-- (active in exactly period N) and unbounded retention (active in period N or any later one).
+-- Periods are UTC calendar buckets, weeks start Monday. Cohorts follow staging.plan_settings:
+-- retention_type 'first_time' puts each person in the bucket of their first target event ever;
+-- 'recurring' (PostHog's default) puts them in every bucket where they did the target event. A null
+-- target or returning event means any event. The observed window defaults to the data's first and last
+-- event; the session variables retention_from / retention_to narrow it (events outside are ignored).
+with settings as (
+    select retention_type, retention_target_event, retention_returning_event
+    from staging.plan_settings
+),
+
+events as (
+    select person_id, event_name, "timestamp" as event_at
+    from stitch.events
+    where person_id is not null and "timestamp" is not null
+),
+
+period_types as (
+    select period_type from (values ('day'), ('week')) as period_types (period_type)
+),
+
+bounds as (
+    select
+        period_types.period_type,
+        date_trunc(period_types.period_type, coalesce(getvariable('retention_from')::timestamp, min(events.event_at)))::date as first_bucket,
+        date_trunc(period_types.period_type, coalesce(getvariable('retention_to')::timestamp, max(events.event_at)))::date as last_bucket
+    from period_types
+    cross join events
+    group by period_types.period_type
+),
+
+bucketed as (
+    select
+        bounds.period_type,
+        events.person_id,
+        events.event_name,
+        date_trunc(bounds.period_type, events.event_at)::date as bucket,
+        bounds.first_bucket,
+        bounds.last_bucket
+    from events
+    cross join bounds
+),
+
+first_targets as (
+    -- first target event ever, even before the window: a person seen earlier is not new
+    select bucketed.period_type, bucketed.person_id, min(bucketed.bucket) as first_bucket
+    from bucketed
+    cross join settings
+    where settings.retention_target_event is null or bucketed.event_name = settings.retention_target_event
+    group by bucketed.period_type, bucketed.person_id
+),
+
+in_window as (
+    select * from bucketed
+    where bucket between first_bucket and last_bucket
+),
+
+cohort_members as (
+    select distinct in_window.period_type, in_window.person_id, in_window.bucket as cohort_start
+    from in_window
+    cross join settings
+    inner join first_targets
+        on first_targets.period_type = in_window.period_type and first_targets.person_id = in_window.person_id
+    where (settings.retention_target_event is null or in_window.event_name = settings.retention_target_event)
+      and (settings.retention_type = 'recurring' or in_window.bucket = first_targets.first_bucket)
+),
+
+activity as (
+    select distinct in_window.period_type, in_window.person_id, in_window.bucket
+    from in_window
+    cross join settings
+    where settings.retention_returning_event is null or in_window.event_name = settings.retention_returning_event
+),
+
+returns as (
+    select
+        cohort_members.period_type,
+        cohort_members.cohort_start,
+        cohort_members.person_id,
+        case cohort_members.period_type
+            when 'day' then date_diff('day', cohort_members.cohort_start, activity.bucket)
+            else date_diff('day', cohort_members.cohort_start, activity.bucket) // 7
+        end as period
+    from cohort_members
+    inner join activity
+        on activity.period_type = cohort_members.period_type
+        and activity.person_id = cohort_members.person_id
+        and activity.bucket > cohort_members.cohort_start
+),
+
+member_last_return as (
+    -- a member counts as retained-unbounded at every period up to their last return
+    select cohort_members.period_type, cohort_members.cohort_start, cohort_members.person_id,
+           coalesce(max(returns.period), 0) as last_period
+    from cohort_members
+    left join returns
+        on returns.period_type = cohort_members.period_type
+        and returns.cohort_start = cohort_members.cohort_start
+        and returns.person_id = cohort_members.person_id
+    group by cohort_members.period_type, cohort_members.cohort_start, cohort_members.person_id
+),
+
+cohorts as (
+    select
+        member_last_return.period_type,
+        member_last_return.cohort_start,
+        count(*) as cohort_size,
+        case member_last_return.period_type
+            when 'day' then date_diff('day', member_last_return.cohort_start, bounds.last_bucket)
+            else date_diff('day', member_last_return.cohort_start, bounds.last_bucket) // 7
+        end as last_period
+    from member_last_return
+    inner join bounds on bounds.period_type = member_last_return.period_type
+    group by member_last_return.period_type, member_last_return.cohort_start, bounds.last_bucket
+),
+
+grid as (
+    select cohorts.period_type, cohorts.cohort_start, cohorts.cohort_size, periods.period
+    from cohorts
+    cross join lateral (select unnest(range(0, cohorts.last_period + 1)) as period) as periods
+),
+
+exact_counts as (
+    select period_type, cohort_start, period, count(distinct person_id) as retained
+    from returns
+    group by period_type, cohort_start, period
+),
+
+unbounded_counts as (
+    select grid.period_type, grid.cohort_start, grid.period, count(*) as retained_unbounded
+    from grid
+    inner join member_last_return
+        on member_last_return.period_type = grid.period_type
+        and member_last_return.cohort_start = grid.cohort_start
+        and member_last_return.last_period >= grid.period
+    group by grid.period_type, grid.cohort_start, grid.period
+)
+
+select
+    grid.period_type,
+    grid.cohort_start,
+    grid.period,
+    case grid.period_type
+        when 'day' then grid.cohort_start + grid.period::integer
+        else grid.cohort_start + 7 * grid.period::integer
+    end as period_start,
+    grid.cohort_size,
+    -- period 0 is the cohort itself: everyone in it was active then, by definition
+    case when grid.period = 0 then grid.cohort_size else coalesce(exact_counts.retained, 0) end as retained,
+    coalesce(unbounded_counts.retained_unbounded, 0) as retained_unbounded,
+    (case when grid.period = 0 then grid.cohort_size else coalesce(exact_counts.retained, 0) end)
+        / grid.cohort_size as retention_rate,
+    coalesce(unbounded_counts.retained_unbounded, 0) / grid.cohort_size as unbounded_retention_rate
+from grid
+left join exact_counts
+    on exact_counts.period_type = grid.period_type
+    and exact_counts.cohort_start = grid.cohort_start
+    and exact_counts.period = grid.period
+left join unbounded_counts
+    on unbounded_counts.period_type = grid.period_type
+    and unbounded_counts.cohort_start = grid.cohort_start
+    and unbounded_counts.period = grid.period
+order by grid.period_type, grid.cohort_start, grid.period

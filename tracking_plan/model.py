@@ -239,10 +239,19 @@ class Initiative(Strict):
     decision_rules: DecisionRules = DecisionRules()
 
 
+class Retention(Strict):
+    type: Literal["first_time", "recurring"] = "first_time"  # Amplitude's / PostHog's two cohortings
+    target_event: str | None = None  # what puts a person in a cohort (default: the signup event)
+    returning_event: str | None = None  # what counts as coming back (default: any event)
+
+
 class Metrics(Strict):
     signup: EventRef | None = None
     activation: Activation | None = None
     purchase: EventRef | None = None
+    churn: EventRef | None = None  # default: Subscription Cancelled
+    gross_margin: float = Field(default=0.8, ge=0, le=1)  # for margin-adjusted CLV
+    retention: Retention = Retention()
     objectives: list[Objective] = []
     kpis: list[KPI] = []
     funnels: list[Funnel] = []

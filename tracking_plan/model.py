@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from quality_checks.settings import QualitySettings  # plan.yaml `defaults: quality:` (tuning of the checks)
+
 PropType = Literal["string", "integer", "number", "boolean", "timestamp", "object", "array"]
 EventType = Literal["track", "page", "screen", "identify", "group", "alias"]
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
@@ -81,6 +83,7 @@ class Defaults(Strict):
     session_timeout_minutes: int = 30
     dedup_lookback_days: int = 7
     activation_window_days: int = 7
+    quality: QualitySettings = QualitySettings()
 
 
 class PlanHeader(Strict):

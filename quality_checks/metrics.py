@@ -1,0 +1,137 @@
+"""quality.daily_metrics: one row per day x event x metric (x property x dimension), built in SQL.
+
+Metrics (column `metric`):
+  volume            loaded events (every calendar day, 0 when none arrived)
+  quarantined       rejected lines, for every event name seen there (also names not in the plan)
+  quarantine_share  quarantined / (loaded + quarantined)
+  persons           distinct stitched persons
+  lag_p50_seconds, lag_p95_seconds   received_at - timestamp
+  null_rate         per plan property: share of the event's lines (loaded or quarantined) where it is
+                    absent or null; measured as sent, so a bug that gets events quarantined still shows
+  type_share        per property and JSON type (`dimension`): share of its non-null values
+  enum_share        per enum property and value (`dimension`): share of its non-null values
+`property` and `dimension` are '' where they do not apply; `denominator` is the count a share is of.
+`day` is the partition date (UTC date of receipt), the same day the landing zone is organized by.
+"""
+
+from __future__ import annotations
+
+TABLE = "quality.daily_metrics"
+
+COLUMNS = {
+    "day": "Partition date (UTC date the events were received).",
+    "event_name": "The plan's event name (or the unknown name as sent, for quarantined lines).",
+    "metric": "volume, quarantined, quarantine_share, persons, lag_p50_seconds, lag_p95_seconds, "
+              "null_rate, type_share or enum_share.",
+    "property": "The property a per-property metric is about ('' otherwise).",
+    "dimension": "The JSON type (type_share) or enum value (enum_share) ('' otherwise).",
+    "value": "The metric's value that day.",
+    "denominator": "What a share is a share of (lines, or non-null values); the count itself for counts.",
+}
+
+_JSON_TYPE = ("case {t} when 'BIGINT' then 'number' when 'UBIGINT' then 'number' when 'DOUBLE' then 'number' "
+              "when 'HUGEINT' then 'number' when 'VARCHAR' then 'string' when 'BOOLEAN' then 'boolean' "
+              "when 'ARRAY' then 'array' when 'OBJECT' then 'object' when 'NULL' then 'null' else lower({t}) end")
+
+
+def _exists(con, table: str) -> bool:
+    schema, name = table.split(".")
+    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+                            [schema, name]).fetchall()[0][0])
+
+
+def plan_properties(plan) -> list[tuple[str, str, bool]]:
+    """(event, property, is_enum) of every top-level plan property."""
+    return [(e.name, k, bool(p.enum)) for e in plan.events.values() for k, p in e.properties.items()]
+
+
+def build_daily_metrics(con, plan) -> int:
+    """Create or replace quality.daily_metrics from ingest.events, ingest.quarantine and stitch.events."""
+    con.execute("create schema if not exists quality")
+    con.execute("create or replace temp table _q_props (event_name varchar, property varchar, is_enum boolean)")
+    props = plan_properties(plan)
+    if props:
+        con.executemany("insert into _q_props values (?, ?, ?)", props)
+    con.execute("create or replace temp table _q_planned as select unnest(?::varchar[]) as event_name",
+                [[e.name for e in plan.events.values() if e.status == "active"]])
+    has_stitch = _exists(con, "stitch.events")
+    persons = ("""union all
+select partition_date, event_name, 'persons', '', '', count(distinct person_id), count(*)
+from stitch.events group by all""" if has_stitch else "")
+    jt = _JSON_TYPE.format(t="json_type(j.value)")
+    sql = f"""
+create or replace table {TABLE} as
+with loaded as (
+    select partition_date as day, event_name, count(*) as n from ingest.events group by all
+), rejected as (
+    select partition_date as day, coalesce(event_name, '(unknown)') as event_name, count(*) as n
+    from ingest.quarantine group by all
+), calendar as (
+    select unnest(generate_series(min(day), max(day), interval 1 day))::date as day
+    from (select day from loaded union all select day from rejected)
+), names as (
+    select event_name from _q_planned union select distinct event_name from loaded
+), volume as (
+    select c.day, n.event_name, coalesce(l.n, 0) as v
+    from calendar c cross join names n left join loaded l on l.day = c.day and l.event_name = n.event_name
+), sent as (
+    -- properties as sent: loaded rows and quarantined rows that were at least JSON
+    -- (consent-stripped rows lose their PII by design: not a null the sender made)
+    select partition_date as day, event_name, properties as payload from ingest.events
+    where not coalesce(consent_stripped, false)
+    union all
+    select partition_date, event_name,
+           case when raw::json ->> '$.type' in ('identify', 'group') then raw::json -> '$.traits'
+                else raw::json -> '$.properties' end
+    from ingest.quarantine where event_name is not null and json_valid(raw)
+), sent_rows as (
+    select day, event_name, count(*) as n from sent group by all
+), kv as (
+    select s.day, s.event_name, j.key as property, {jt} as jtype,
+           case when p.is_enum and json_type(j.value) <> 'NULL' then j.value ->> '$' end as enum_value
+    from sent s, json_each(s.payload) j
+    join _q_props p on p.event_name = s.event_name and p.property = j.key
+), typed as (
+    select day, event_name, property, jtype, count(*) as n from kv where jtype <> 'null' group by all
+), present as (
+    select day, event_name, property, sum(n) as n from typed group by all
+), enum_counts as (
+    select day, event_name, property, enum_value, count(*) as n from kv where enum_value is not null group by all
+)
+select day, event_name, 'volume' as metric, '' as property, '' as dimension, v::double as value, v::bigint as denominator
+from volume
+union all
+select day, event_name, 'quarantined', '', '', n, n from rejected
+union all
+select coalesce(l.day, r.day), coalesce(l.event_name, r.event_name), 'quarantine_share', '', '',
+       coalesce(r.n, 0) / (coalesce(l.n, 0) + coalesce(r.n, 0)), coalesce(l.n, 0) + coalesce(r.n, 0)
+from loaded l full join rejected r on l.day = r.day and l.event_name = r.event_name
+where coalesce(l.event_name, r.event_name) in (select event_name from _q_props union select event_name from _q_planned)
+union all
+select partition_date, event_name, 'lag_p50_seconds', '', '',
+       quantile_cont(epoch(received_at) - epoch("timestamp"), 0.5), count(*)
+from ingest.events where received_at is not null and "timestamp" is not null group by all
+union all
+select partition_date, event_name, 'lag_p95_seconds', '', '',
+       quantile_cont(epoch(received_at) - epoch("timestamp"), 0.95), count(*)
+from ingest.events where received_at is not null and "timestamp" is not null group by all
+{persons}
+union all
+select r.day, r.event_name, 'null_rate', p.property, '', 1 - coalesce(pr.n, 0) / r.n, r.n
+from sent_rows r join _q_props p on p.event_name = r.event_name
+left join present pr on pr.day = r.day and pr.event_name = r.event_name and pr.property = p.property
+union all
+select t.day, t.event_name, 'type_share', t.property, t.jtype, t.n / pr.n, pr.n
+from typed t join present pr using (day, event_name, property)
+union all
+select e.day, e.event_name, 'enum_share', e.property, e.enum_value, e.n / pr.n, pr.n
+from enum_counts e join present pr using (day, event_name, property)
+"""
+    con.execute(sql).fetchall()
+    return con.execute(f"select count(*) from {TABLE}").fetchall()[0][0]
+
+
+def last_seen(con):
+    """event_name, last_received_at of every loaded event name (for the freshness detector)."""
+    return con.execute("select event_name, max(received_at) as last_received_at from ingest.events "
+                       "group by all").df()

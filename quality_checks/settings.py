@@ -1,0 +1,108 @@
+"""Tuning of the quality checks: read from the plan's `defaults.quality` when the plan model has it.
+
+Until `tracking_plan/model.py` carries `Defaults.quality: QualitySettings`, the defaults below are
+used as they are; every number has its reason beside it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Direction = Literal["both", "up", "down"]
+
+
+class MetricTuning(BaseModel):
+    """How one metric family is scored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    direction: Direction = "both"
+    sensitivity: float | None = None  # robust z threshold; None: QualitySettings.sensitivity
+    # shares: |observed - median| / median must exceed this; counts: the ratio either way
+    # (1.0 = doubling or halving). None: QualitySettings.min_relative_change
+    min_relative_change: float | None = None
+    min_absolute_change: float = 0.0  # and |observed - median| this (shares: percentage points / 100)
+    min_count: int = 0  # shares: a day with fewer lines than this is not scored
+    min_expected: float = 0.0  # counts: below this many persons on a usual day only a drop to zero alerts
+
+
+def _default_metrics() -> dict[str, MetricTuning]:
+    return {
+        # counts: halving or doubling (a ratio, not a difference). An event sent by fewer than ~10
+        # people a day swings several-fold on who happened to be active; such events are covered
+        # by the zero rule, freshness and coverage instead
+        "volume": MetricTuning(direction="both", min_relative_change=1.0, min_expected=10),
+        "persons": MetricTuning(direction="both", min_relative_change=1.0, min_expected=10),
+        # below 20 lines one person's session moves a share by 5 points: not a tracking change;
+        # a rate moving by less than 10 points is noise on the daily counts this project sees
+        "null_rate": MetricTuning(direction="up", min_absolute_change=0.10, min_count=20),
+        "quarantine_share": MetricTuning(direction="up", min_absolute_change=0.05, min_count=20),
+        # delivery lag: a doubling by more than ten minutes is a pipeline problem, not mobile
+        # batching; the p95 of fewer than 50 lags is just its largest two or three
+        "lag_p95_seconds": MetricTuning(direction="up", min_relative_change=1.0, min_absolute_change=600.0,
+                                        min_count=50),
+    }
+
+
+class QualitySettings(BaseModel):
+    """Proposed as `Defaults.quality` in the plan (plan.yaml `defaults: quality:`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Elementary's default training period; the detection day itself is never part of it
+    training_days: int = Field(default=14, ge=3)
+    # below this many clean past points a series is not scored (no alert on a cold start)
+    min_history_days: int = Field(default=10, ge=3)
+    # weekly seasonality: a Monday against up to this many past Mondays (4: on a series growing
+    # 2% a day an older median would already sit 30% low) ...
+    seasonal_weeks: int = Field(default=4, ge=2)
+    # ... once there are this many; before that weekday/weekend days, then all days
+    min_seasonal_points: int = Field(default=3, ge=2)
+    # (2: weekends are 4 of 14 training days, and a weekday-heavy window would flag every Saturday)
+    min_daytype_points: int = Field(default=2, ge=1)
+    # robust z (median/MAD scaled to sigma) beyond which a point is an anomaly. 4.5: under normal
+    # noise 1 false alarm in ~150 000 points (90 days x 30 events x 10 metrics = 27 000); the
+    # generated sample's biggest clean weekday swing scores 4.1
+    sensitivity: float = Field(default=4.5, gt=0)
+    # Elementary's flat-series defect: a 0.005% move is never news, however small the MAD
+    min_relative_change: float = Field(default=0.3, ge=0)
+    # a drop to zero is caught whatever the volatility once the usual day had at least this many
+    # events: P(0 | Poisson(5)) = 0.7%
+    zero_min_median: float = 5.0
+    # a new JSON type reaching this share of a property's values (absent before) is a type change
+    type_change_min_share: float = 0.2
+    type_change_min_history: int = 20  # values of the property seen in the training window
+    # PSI above 0.25 is the conventional "significant shift" of a distribution
+    psi_threshold: float = 0.25
+    psi_min_count: int = 50  # PSI of fewer values is mostly sampling noise
+    # freshness: an event usually seen every day becomes overdue after this many hours of silence
+    freshness_hours: float = 24.0
+    # coverage: a planned active event not seen for this many days (when it was expected to be)
+    coverage_days: int = 7
+    metrics: dict[str, MetricTuning] = Field(default_factory=_default_metrics)
+    # event name -> metric family -> tuning, overriding `metrics` for noisy or critical events
+    events: dict[str, dict[str, MetricTuning]] = {}
+    # row-level gates: the share of rows that must pass (1.0: the validator already enforced them,
+    # so any failure is a pipeline defect)
+    mostly: float = Field(default=1.0, ge=0, le=1)
+    # Pandera: full data below this many rows, a seeded sample of this many above
+    pandera_sample_rows: int = 200_000
+
+    def tuning(self, metric: str, event: str | None = None) -> MetricTuning:
+        base = self.metrics.get(metric) or MetricTuning()
+        t = self.events.get(event or "", {}).get(metric) or base
+        return t.model_copy(update={
+            "sensitivity": t.sensitivity if t.sensitivity is not None else self.sensitivity,
+            "min_relative_change": t.min_relative_change if t.min_relative_change is not None
+            else self.min_relative_change})
+
+
+def settings_for(plan) -> QualitySettings:
+    """The plan's quality settings, or the defaults when the plan model has none yet."""
+    q = getattr(getattr(getattr(plan, "header", None), "defaults", None), "quality", None)
+    if q is None:
+        return QualitySettings()
+    return q if isinstance(q, QualitySettings) else QualitySettings.model_validate(
+        q.model_dump() if hasattr(q, "model_dump") else q)

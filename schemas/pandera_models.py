@@ -1,0 +1,106 @@
+"""Pandera models of every curated table, generated (not written twice) from:
+
+- the warehouse DDL (`pipelines/warehouse.py`): columns and NOT NULL of the ingest tables;
+- the plan: the values `event_name` and `type` may take, the semver `plan_version`;
+- the models' YAML (`models/<layer>/<name>.yml`): columns, their descriptions, the grain (unique,
+  not null) of every SQL model.
+Stitch tables are described here (they are built in Python, without YAML).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+SEGMENT_TYPES = ["track", "page", "screen", "identify", "group", "alias"]
+
+
+@dataclass
+class ColumnSpec:
+    description: str = ""
+    nullable: bool = True
+    isin: list | None = None
+    pattern: str | None = None
+
+
+@dataclass
+class TableSpec:
+    table: str
+    description: str
+    grain: list[str]
+    columns: dict[str, ColumnSpec] = field(default_factory=dict)
+    small: bool = False  # validated in full (marts) rather than on a sample
+
+
+STITCH = {
+    "stitch.persons": ("Each identifier's person: one row per identifier.", ["identifier_kind", "identifier"],
+                       {"identifier_kind": "Kind of identifier (user_id, anonymous_id, email, ...).",
+                        "identifier": "The identifier (hashed when it is PII).",
+                        "person_id": "The stitched person it belongs to."}),
+    "stitch.events": ("ingest.events with person_id: one row per event.", ["message_id"],
+                      {"message_id": "Segment messageId.", "person_id": "The stitched person (stitch.persons)."}),
+}
+INGEST = {
+    "ingest.events": ("Valid, de-duplicated events from the landing zone: one row per event.", ["message_id"]),
+    "ingest.quarantine": ("Rejected input lines, verbatim with every reason: one row per line.",
+                          ["source_file", "line_no"]),
+    "ingest.ingestion_log": ("What happened to each landing file: one row per file.", []),
+}
+
+
+@lru_cache(maxsize=1)
+def ddl_columns() -> dict[str, dict[str, tuple[str, bool]]]:
+    """table -> column -> (DuckDB type, nullable), read by running the warehouse DDL in memory."""
+    import duckdb
+
+    from pipelines.warehouse import DDL
+
+    con = duckdb.connect()
+    con.execute(DDL)
+    rows = con.execute("select table_schema || '.' || table_name, column_name, data_type, is_nullable = 'YES' "
+                       "from information_schema.columns order by ordinal_position").fetchall()
+    con.close()
+    out: dict[str, dict[str, tuple[str, bool]]] = {}
+    for t, c, typ, nullable in rows:
+        out.setdefault(t, {})[c] = (typ, nullable)
+    return out
+
+
+def table_specs(plan) -> dict[str, TableSpec]:
+    """Every curated table's spec: ingest (DDL + plan), stitch, and every SQL model (YAML)."""
+    from pipelines.sql_models import load_models
+
+    specs: dict[str, TableSpec] = {}
+    ddl = ddl_columns()
+    for table, (desc, grain) in INGEST.items():
+        cols = {c: ColumnSpec(nullable=nullable and c not in grain) for c, (_, nullable) in ddl.get(table, {}).items()}
+        specs[table] = TableSpec(table, desc, grain, cols)
+    ev = specs["ingest.events"].columns
+    ev["event_name"].isin = sorted(plan.events)
+    ev["event_name"].description = "The plan's event name."
+    ev["type"].isin = SEGMENT_TYPES
+    ev["plan_version"].pattern = r"^\d+\.\d+\.\d+$"
+    for table, (desc, grain, docs) in STITCH.items():
+        specs[table] = TableSpec(table, desc, grain, {c: ColumnSpec(d, nullable=c not in grain and c != "person_id")
+                                                      for c, d in docs.items()})
+    for m in load_models():
+        grain = [g.strip() for g in m.grain.split(",") if g.strip()]
+        cols = {c: ColumnSpec(str(d), nullable=c not in grain) for c, d in m.columns.items()}
+        specs[m.table] = TableSpec(m.table, m.description, grain, cols, small=m.schema == "marts")
+    return specs
+
+
+def pandera_schema(spec: TableSpec):
+    """The pandera DataFrameSchema of a table spec (columns required; types are checked in SQL)."""
+    import pandera.pandas as pa
+
+    cols = {}
+    for name, c in spec.columns.items():
+        checks = []
+        if c.isin is not None:
+            checks.append(pa.Check.isin(c.isin))
+        if c.pattern:
+            checks.append(pa.Check.str_matches(c.pattern))
+        cols[name] = pa.Column(None, checks=checks, nullable=c.nullable, required=True, description=c.description)
+    return pa.DataFrameSchema(cols, name=spec.table, description=spec.description,
+                              unique=spec.grain or None, strict=False)

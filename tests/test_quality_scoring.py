@@ -1,0 +1,166 @@
+"""Unit tests of the anomaly scoring and the row-level gates, on small hand-built inputs."""
+
+import duckdb
+import numpy as np
+import pytest
+
+from quality_checks.rules import evaluate, plan_rules, table_rules
+from quality_checks.scoring import nan_quantiles, score_matrix
+from quality_checks.store import ERROR, CheckOutcome, append, ensure_tables, to_dagster
+from tracking_plan.loader import load_plan
+
+DAYS = np.arange(np.datetime64("2026-01-05"), np.datetime64("2026-02-04"))  # 30 days from a Monday
+
+
+def test_flat_series_small_move_raises_nothing():
+    # Elementary's defect: MAD ~1 on [100000, 99999, ...] made 99995 a "5-sigma" anomaly
+    flat = np.array([100000, 99999, 100000, 100001, 99998] * 6, dtype=float)
+    flat[-1] = 99995
+    r = score_matrix(flat, DAYS, kind="count")
+    assert not r.flagged.any()
+    assert r.low[0, -1] < 99995 < r.high[0, -1]
+    r = score_matrix(flat, DAYS, kind="level", min_relative_change=0.3)
+    assert not r.flagged.any()
+
+
+def test_drop_to_zero_caught_on_volatile_series():
+    rng = np.random.default_rng(7)
+    vol = rng.choice([20.0, 500.0, 50.0, 900.0, 10.0, 300.0], 30)
+    vol[-1] = 0.0
+    r = score_matrix(vol, DAYS, kind="count")
+    assert r.flagged[0, -1]
+    assert r.expected[0, -1] >= 10
+
+
+def test_training_excludes_detection_day_and_past_anomalies():
+    base = np.full(30, 1000.0) + np.tile([0, 10, -10, 5, -5, 0, 0], 5)[:30]
+    base[20] = 50.0  # an incident: it must not widen the band of the days after it
+    base[24] = 400.0
+    r = score_matrix(base, DAYS, kind="count")
+    assert r.flagged[0, 20] and r.flagged[0, 24]
+    assert r.expected[0, 24] > 900  # day 20 masked out of day 24's training
+    assert r.flagged[0].sum() == 2
+
+
+def test_min_history_and_direction():
+    s = np.full(30, 100.0)
+    s[3] = 1000.0  # before min_history_days clean points: not scored
+    s[25] = 1000.0
+    r = score_matrix(s, DAYS, kind="count", direction="down")
+    assert not r.flagged.any()
+    r = score_matrix(s, DAYS, kind="count", direction="both")
+    assert list(np.flatnonzero(r.flagged[0])) == [25]
+
+
+def test_weekly_seasonality_weekend_is_not_an_anomaly():
+    week = np.array([100, 104, 98, 101, 97, 30, 28], dtype=float)  # Mon..Sun
+    s = np.tile(week, 5)[:30]
+    r = score_matrix(s, DAYS, kind="count")
+    assert not r.flagged.any()
+    assert (r.basis[0, 21:] == 3).all()  # same weekday once there are 3 of them
+    s[26] = 90.0  # a Saturday at weekday level: double the usual Saturday
+    assert score_matrix(s, DAYS, kind="count").flagged[0, 26]
+
+
+def test_share_noise_floor_needs_lines():
+    shares = np.full(30, 0.0)
+    shares[-1] = 0.5
+    few = score_matrix(shares, DAYS, kind="share", denominators=np.full(30, 2.0), min_count=20,
+                       min_absolute_change=0.1)
+    many = score_matrix(shares, DAYS, kind="share", denominators=np.full(30, 400.0), min_count=20,
+                        min_absolute_change=0.1)
+    assert not few.flagged.any() and many.flagged[0, -1]
+
+
+def test_nan_quantiles_match_numpy():
+    rng = np.random.default_rng(3)
+    h = rng.normal(size=(50, 9))
+    h[rng.random(h.shape) < 0.3] = np.nan
+    h[0] = np.nan
+    got = nan_quantiles(h, (0.25, 0.5, 0.75))
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        want = np.nanpercentile(h, [25, 50, 75], axis=1)
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, equal_nan=True)
+
+
+@pytest.fixture()
+def con():
+    c = duckdb.connect()
+    c.execute("create schema ingest; create schema stitch")
+    yield c
+    c.close()
+
+
+def _events(con, rows):
+    con.execute("create or replace table ingest.events (message_id varchar, type varchar, event_name varchar, "
+                "properties json, partition_date date, received_at timestamp, plan_version varchar, "
+                "consent_stripped boolean)")
+    con.executemany("insert into ingest.events values (?, ?, ?, ?, '2026-01-01', '2026-01-01 10:00', ?, false)", rows)
+
+
+GOOD = [("m1", "track", "Order Completed", ('{"order_id":"o1","revenue":10,"currency":"EUR","plan":"team",'
+         '"billing_period":"monthly","seats":3}'), "1.0.0"),
+        ("m2", "page", "Page Viewed", '{"path":"/home"}', "1.0.0")]
+
+
+def test_plan_gates_pass_on_valid_rows(con):
+    _events(con, GOOD)
+    plan = load_plan()
+    out = {o.check: o for o in evaluate(con, "ingest.events", table_rules("ingest.events", ["message_id"])
+                                        + plan_rules(plan), grain=["message_id"])}
+    assert set(out) == {"not_null", "enum", "range", "regex", "grain_unique"}
+    assert all(o.passed and o.severity == ERROR for o in out.values())
+    assert out["enum"].metadata["failing_count"] == 0 and "select" in out["enum"].metadata["sql"]
+
+
+def test_plan_gates_fail_with_counts_samples_and_sql(con):
+    bad = GOOD + [("m1", "track", "Order Completed", ('{"order_id":"o2","revenue":5,"currency":"XXX","plan":"team",'
+                   '"billing_period":"weekly","seats":0}'), "one"),
+                  ("m3", "page", "Page Viewed", '{"path":"home"}', "1.0.0")]
+    _events(con, bad)
+    out = {o.check: o for o in evaluate(con, "ingest.events", table_rules("ingest.events", ["message_id"])
+                                        + plan_rules(load_plan()), grain=["message_id"])}
+    assert not out["grain_unique"].passed and out["grain_unique"].metadata["failing_count"] == 1
+    assert out["grain_unique"].metadata["samples"][0]["message_id"] == "m1"
+    enum = out["enum"]
+    assert not enum.passed and enum.metadata["failing_count"] == 2  # currency and billing_period
+    assert enum.metadata["failing_share"] == pytest.approx(1 / 4)
+    assert len(enum.metadata["samples"]) == 1 and enum.metadata["threshold"] == 1.0
+    assert not out["range"].passed  # seats 0 < minimum 1
+    regex = out["regex"]  # plan_version "one" and path without its leading slash
+    assert not regex.passed and regex.metadata["failing_count"] == 2
+    assert out["not_null"].passed
+
+
+def test_mostly_threshold_tolerates_a_share(con):
+    _events(con, GOOD + [("m3", "page", "Page Viewed", '{"path":"home"}', "1.0.0")])
+    rules = [r for r in plan_rules(load_plan(), mostly=0.5) if r.kind == "regex"]
+    (o,) = evaluate(con, "ingest.events", rules)
+    assert o.passed and o.metadata["failing_count"] == 1 and o.metadata["threshold"] == 0.5
+
+
+def test_referential_integrity_and_identity(con):
+    con.execute("create table stitch.persons as select * from (values ('user_id', 'u1', 'p1')) "
+                "t(identifier_kind, identifier, person_id)")
+    con.execute("create table stitch.events as select * from (values ('m1', 'p1'), ('m2', 'p9'), ('m3', null)) "
+                "t(message_id, person_id)")
+    ref = ("person_id", "stitch.persons", "person_id")
+    out = {o.check: o for o in evaluate(con, "stitch.events", table_rules("stitch.events", ["message_id"],
+                                                                          ["person_id"], references=ref),
+                                        grain=["message_id"], references=ref)}
+    assert not out["referential_integrity"].passed
+    assert out["referential_integrity"].metadata["samples"][0]["person_id"] == "p9"
+    assert not out["not_null"].passed and out["not_null"].severity == ERROR
+    assert out["grain_unique"].passed
+
+
+def test_results_are_appended_and_converted(con):
+    o = CheckOutcome("enum", "ingest.events", passed=False, observed=0.25, expected_low=0, expected_high=0,
+                     metadata={"failing_count": 2, "sql": "select 1", "samples": [{"a": 1}]})
+    ensure_tables(con)
+    append(con, [o])
+    append(con, [o])
+    assert con.execute("select count(*), bool_or(passed) from quality.check_results").fetchall() == [(2, False)]
+    r = to_dagster(o, asset_key=None)
+    assert not r.passed and r.severity.value == "ERROR" and r.metadata["failing_count"].value == 2

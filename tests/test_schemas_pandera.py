@@ -1,0 +1,61 @@
+"""Pandera models generated from the DDL, the plan and the models' YAML; the failure-case adapter."""
+
+import duckdb
+import pytest
+
+from quality_checks.schema_checks import run_schema_check
+from schemas.pandera_models import ddl_columns, pandera_schema, table_specs
+from tracking_plan.loader import load_plan
+
+
+@pytest.fixture(scope="module")
+def specs():
+    return table_specs(load_plan())
+
+
+def test_every_curated_table_has_a_generated_spec(specs):
+    assert {"ingest.events", "ingest.quarantine", "stitch.events", "stitch.persons", "staging.sessions"} <= set(specs)
+    sessions = specs["staging.sessions"]
+    assert sessions.grain == ["person_id", "session_index"]  # from sessions.yml
+    assert sessions.columns["landing_page"].description.startswith("Path of the first page")
+    ev = specs["ingest.events"]
+    assert set(ev.columns) == set(ddl_columns()["ingest.events"])  # the DDL, not a second list
+    assert "Order Completed" in ev.columns["event_name"].isin and not ev.columns["message_id"].nullable
+    schema = pandera_schema(sessions)
+    assert schema.unique == ["person_id", "session_index"] and not schema.columns["person_id"].nullable
+
+
+def _sessions(con, rows):
+    con.execute("create schema if not exists staging")
+    con.execute("create or replace table staging.sessions (session_id varchar, person_id varchar, session_index int, "
+                "started_at timestamp, ended_at timestamp, duration_seconds double, event_count int, page_views int, "
+                "landing_page varchar, referrer varchar, utm_source varchar, utm_medium varchar, "
+                "utm_campaign varchar, anonymous_id varchar, client_session_id varchar)")
+    con.executemany("insert into staging.sessions (session_id, person_id, session_index) values (?, ?, ?)", rows)
+
+
+def test_schema_check_passes(specs):
+    con = duckdb.connect()
+    _sessions(con, [("s1", "p1", 1), ("s2", "p1", 2), ("s3", "p2", 1)])
+    o = run_schema_check(con, specs["staging.sessions"])
+    assert o.passed and o.severity == "ERROR" and o.metadata["failing_count"] == 0
+    assert o.metadata["rows"] == 3 and not o.metadata["sampled"]
+
+
+def test_schema_check_failure_cases_become_metadata(specs):
+    con = duckdb.connect()
+    _sessions(con, [("s1", "p1", 1), ("s2", "p1", 1), ("s3", None, 1)])
+    o = run_schema_check(con, specs["staging.sessions"])
+    assert not o.passed and o.severity == "ERROR"
+    assert o.metadata["failing_count"] >= 2 and 0 < o.metadata["failing_share"] <= 1
+    assert any("person_id" in c for c in o.metadata["failed_checks"])
+    assert 1 <= len(o.metadata["samples"]) <= 10 and "select" in o.metadata["sql"]
+
+
+def test_missing_column_and_large_table_sampling(specs):
+    con = duckdb.connect()
+    _sessions(con, [(f"s{i}", f"p{i}", 1) for i in range(500)])
+    con.execute("alter table staging.sessions drop column landing_page")
+    o = run_schema_check(con, specs["staging.sessions"], sample_rows=100)
+    assert not o.passed and o.metadata["missing_columns"] == ["landing_page"]
+    assert o.metadata["sampled"] and o.metadata["checked_rows"] == 100

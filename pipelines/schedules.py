@@ -11,7 +11,7 @@ from tracking_plan.reader import is_input_file
 
 from .partitions import daily
 
-ingest_job = dg.define_asset_job("daily_pipeline", selection=dg.AssetSelection.all(), partitions_def=daily,
+ingest_job = dg.define_asset_job("daily_pipeline", selection=dg.AssetSelection.all(),
                                  description="Ingest a day of landing files, then rebuild everything downstream.")
 
 daily_schedule = dg.build_schedule_from_partitioned_job(ingest_job, hour_of_day=1, minute_of_hour=15)

@@ -232,9 +232,13 @@ def review(warehouse: Optional[Path] = typer.Option(None, "--warehouse"),
            format: str = typer.Option("markdown", "--format", help="markdown | html"),
            out_file: Optional[Path] = typer.Option(None, "--out"), plan: Optional[Path] = PlanOpt):
     """The portfolio review: stop, continue, scale or pivot each initiative, with its evidence."""
-    from .review import render_review
+    from .review import review as render_review
 
-    text = render_review(warehouse or warehouse_default(), plan_dir=plan or default_plan_dir(), format=format)
+    wh = warehouse or warehouse_default()
+    if not Path(wh).exists():
+        console.print(f"[red]{wh}: no warehouse yet[/red] (run `trackplan run` first)")
+        raise typer.Exit(2)
+    text = render_review(plan or default_plan_dir(), wh, format)
     if out_file:
         Path(out_file).write_text(text)
         console.print(f"wrote {out_file}")

@@ -209,6 +209,7 @@ class Evaluation(Strict):
     treated: list[str] = []
     control: list[str] = []
     treatment_event: str | None = None  # matching: persons who did this event are treated
+    treatment_where: dict[str, Any] | None = None  # ... with these property values, e.g. {integration: slack}
     covariates: list[str] = []
     window_days: int = 28
 

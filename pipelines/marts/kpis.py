@@ -1,0 +1,94 @@
+"""Each plan KPI's current value, previous value and weekly trend, computed from the event frame.
+
+Used by marts.initiative_portfolio (KPI movement against target) and by ``trackplan review`` (the
+KPI tree). Definitions follow metrics.yaml: the measure, event, property, period and, for rates,
+the signup cohort whose window has closed by the as-of date.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from tracking_plan.model import KPI, Plan
+
+from .events_frame import normalize, prop_column
+
+DAY = pd.Timedelta(days=1)
+DEFAULT_PERIOD_DAYS = 30  # a month: the usual reporting period when the KPI names none
+# Paid conversion is counted within this many days of signup: the plan's sample purchase model
+# and most self-serve trials close within four weeks.
+CONVERSION_WINDOW_DAYS = 28
+TREND_POINTS = 8  # weekly values shown as the trend (two months)
+
+KPI_COLUMNS = ["kpi", "name", "objective", "owner", "measure", "event", "unit", "target", "direction",
+               "deadline", "financial", "as_of", "period_days", "current", "previous", "change", "on_track",
+               "trend"]
+
+
+def _cohort_rate(events: pd.DataFrame, plan: Plan, kpi: KPI, as_of: pd.Timestamp, period: pd.Timedelta,
+                 window: pd.Timedelta, min_count: int) -> float:
+    signup = plan.metrics.signup.event if plan.metrics.signup else "Account Created"
+    s = events[events["event_name"] == signup].drop_duplicates("person_id")
+    s = s[(s["timestamp"] <= as_of - window) & (s["timestamp"] > as_of - window - period)]
+    if s.empty:
+        return float("nan")
+    e = events.loc[events["event_name"] == kpi.event, ["person_id", "timestamp"]]
+    j = s[["person_id", "timestamp"]].merge(e, on="person_id", how="left", suffixes=("_s", ""))
+    inside = (j["timestamp"] > j["timestamp_s"]) & (j["timestamp"] <= j["timestamp_s"] + window)
+    hits = inside.groupby(j["person_id"]).sum()
+    return float((s["person_id"].map(hits).fillna(0) >= min_count).mean())
+
+
+def kpi_value(events: pd.DataFrame, plan: Plan, kpi: KPI, as_of: pd.Timestamp) -> float:
+    """The KPI as of ``as_of`` (NaN when the plan's measure cannot be computed from events alone)."""
+    period = (kpi.period_days or DEFAULT_PERIOD_DAYS) * DAY
+    act = plan.metrics.activation
+    if kpi.measure == "activation_rate":
+        return _cohort_rate(events, plan, kpi, as_of, period, (act.window_days if act else 7) * DAY,
+                            act.min_count if act else 1)
+    if kpi.measure == "conversion_rate":
+        return _cohort_rate(events, plan, kpi, as_of, period, CONVERSION_WINDOW_DAYS * DAY, 1)
+    in_period = events[(events["timestamp"] > as_of - period) & (events["timestamp"] <= as_of)]
+    if kpi.measure == "active_persons":
+        return float(in_period["person_id"].nunique())
+    hits = in_period[in_period["event_name"] == kpi.event]
+    if kpi.measure == "event_count":
+        return float(len(hits))
+    col = prop_column(kpi.property) if kpi.property else None
+    if col is None or col not in hits:
+        return float("nan")
+    if kpi.measure == "revenue":
+        return float(hits[col].sum())
+    if kpi.measure == "average_property":
+        return float(hits[col].mean()) if hits[col].notna().any() else float("nan")
+    return float("nan")  # retention: read marts.retention
+
+
+def on_track(kpi: KPI, value: float) -> bool | None:
+    if kpi.target is None or not np.isfinite(value):
+        return None
+    return bool(value >= kpi.target) if kpi.direction == "increase" else bool(value <= kpi.target)
+
+
+def compute_kpi_values(events: pd.DataFrame, plan: Plan, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """One row per KPI: current and previous-period value, change, on-track flag, weekly trend (JSON)."""
+    events = normalize(events, plan)
+    as_of = as_of if as_of is not None else events["timestamp"].max()
+    rows = []
+    for k in plan.metrics.kpis:
+        period = k.period_days or DEFAULT_PERIOD_DAYS
+        current = kpi_value(events, plan, k, as_of)
+        previous = kpi_value(events, plan, k, as_of - period * DAY)
+        trend = [{"as_of": str((as_of - w * 7 * DAY).date()), "value": kpi_value(events, plan, k, as_of - w * 7 * DAY)}
+                 for w in range(TREND_POINTS - 1, -1, -1)]
+        rows.append({"kpi": k.key, "name": k.name or k.key, "objective": k.objective, "owner": k.owner,
+                     "measure": k.measure, "event": k.event, "unit": k.unit, "target": k.target,
+                     "direction": k.direction, "deadline": k.deadline, "financial": k.financial, "as_of": as_of,
+                     "period_days": period, "current": current, "previous": previous,
+                     "change": current - previous, "on_track": on_track(k, current),
+                     "trend": json.dumps([{**t, "value": None if not np.isfinite(t["value"]) else t["value"]}
+                                          for t in trend])})
+    return pd.DataFrame(rows).reindex(columns=KPI_COLUMNS)

@@ -1,0 +1,64 @@
+"""One generated sample warehouse shared by the marts tests (built once per pytest process).
+
+The generator's landing zone goes through the real ingest (`ingest_partitions`), stitching and the
+sessions model; the Dagster runner is skipped only to save its per-asset overhead. `_truth.json`
+holds the planted effects the tests compare against.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import shutil
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+# Smallest sample whose planted effects the marts recover inside their 95 % intervals with the
+# checks passing (see the closing note): 600 existing accounts ≈ 130k events, ~30 s to build.
+USERS = 600
+SEED = 42
+
+
+@lru_cache(maxsize=1)
+def sample() -> tuple[Path, dict]:
+    """(warehouse path, truth) of the shared sample."""
+    from pipelines.ingest.load import ingest_partitions, landed_partitions
+    from pipelines.sql_models import load_models, set_plan_variables
+    from pipelines.stitch.identity import build_identity
+    from pipelines.warehouse import connect
+    from tracking_plan.generate import generate
+    from tracking_plan.loader import load_plan
+
+    root = Path(tempfile.mkdtemp(prefix="trackplan-marts-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    plan = load_plan()
+    res = generate(root / "landing", users=USERS, seed=SEED, bug_rate=0.0, plan=plan)
+    con = connect(root / "w.duckdb")
+    try:
+        ingest_partitions(con, plan, root / "landing", landed_partitions(root / "landing"))
+        build_identity(con, plan)
+        set_plan_variables(con, plan)
+        sessions = next(m for m in load_models() if m.schema == "staging" and m.name == "sessions")
+        con.execute(f"create or replace table staging.sessions as {sessions.sql}").fetchall()
+    finally:
+        con.close()
+    return root / "w.duckdb", json.loads(res.truth_path.read_text())
+
+
+@lru_cache(maxsize=1)
+def built_marts() -> tuple[Path, dict]:
+    """A copy of the sample warehouse with the five statistical marts materialized through Dagster."""
+    import dagster as dg
+
+    from pipelines.marts import evidence, value
+    from pipelines.resources import resources_from_env
+    from tracking_plan.loader import default_plan_dir
+
+    src, truth = sample()
+    dst = src.with_name("with_marts.duckdb")  # a file named like a schema (marts.duckdb) makes DuckDB names ambiguous
+    shutil.copy(src, dst)
+    result = dg.materialize([*evidence.assets(), *value.assets()],
+                            resources=resources_from_env(default_plan_dir(), src.parent / "landing", dst))
+    assert result.success
+    return dst, truth

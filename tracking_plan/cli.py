@@ -145,7 +145,7 @@ def generate(out_dir: Path = typer.Option(..., "--out", help="Landing zone to wr
         task = bar.add_task("generating", total=None)
         result = run_generate(out_dir, seed=seed, bug_rate=bug_rate,
                               progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
-    console.print(f"wrote {result.lines:,} lines ({result.persons:,} persons, {result.start} .. {result.end}) in {result.files} files to {out_dir}")
+    console.print(f"wrote {result.lines:,} lines ({result.persons:,} persons, {result.start} .. {result.end}) in {len(result.files)} files to {out_dir}")
 
 
 @app.command()

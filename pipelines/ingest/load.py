@@ -120,16 +120,13 @@ def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path,
             validator.run(con, "_batch_in", "_group")
             con.unregister("_batch_in")
             con.register("_part_of", pa.table({"source_file": list(part_of), "_partition": list(part_of.values())}))
-            con.execute("create or replace temp table _group as select g.*, m._partition from _group g "
+            con.execute("create or replace temp table _part as select g.*, m._partition::date as _pdate from _group g "
                         "join _part_of m using (source_file)").fetchall()
             con.unregister("_part_of")
-        per_part_validation = (time.time() - t0) / len(group)
-        for p, _ in group:
-            if tables:
-                con.execute("create or replace temp table _part as select * exclude (_partition) from _group "
-                            "where _partition = ?", [p]).fetchall()
-            res = _load_partition(con, plan, p, logs[p], has_rows=bool(tables))
-            res.seconds += per_part_validation
+        group_results = _load_group(con, plan, [p for p, _ in group], logs, has_rows=bool(tables))
+        per_part = (time.time() - t0) / len(group)
+        for res in group_results:
+            res.seconds = per_part
             results.append(res)
             if on_done:
                 on_done(res)
@@ -152,28 +149,29 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path, 
     return ingest_partitions(con, plan, landing, [partition], validator=validator)[0]
 
 
-def _load_partition(con: duckdb.DuckDBPyConnection, plan: Plan, partition: str, logs: dict,
-                    has_rows: bool) -> PartitionResult:
-    """Classify the validated rows in temp table _part and replace the partition in one transaction."""
-    t0 = time.time()
+def _load_group(con: duckdb.DuckDBPyConnection, plan: Plan, partitions: list[str], logs: dict,
+                has_rows: bool) -> list[PartitionResult]:
+    """Classify the validated rows of temp table _part (column _pdate) and replace these partitions
+    of the ingest tables in one transaction: a run killed midway leaves them as they were."""
     d = plan.header.defaults
-    res = PartitionResult(partition=partition, files=len(logs))
+    dates = [dt.date.fromisoformat(p) for p in partitions]
+    results = {p: PartitionResult(partition=p, files=len(logs[p])) for p in partitions}
     first = not has_rows or con.execute("select count(*) = 0 from _part").fetchall()[0][0]
     granted, action = _consent_sql(plan)
     props_pii = _pii_expr(plan, "properties")
     traits_pii = _pii_expr(plan, "traits")
     lookback = int(d.dedup_lookback_days)
-    part_date = dt.date.fromisoformat(partition)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con.register("_dates", pa.table({"d": pa.array(dates, pa.date32())}))
 
     con.execute("begin transaction")
     try:
         for table in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log"):
-            con.execute(f"delete from {table} where partition_date = ?", [part_date]).fetchall()
+            con.execute(f"delete from {table} where partition_date in (select d from _dates)").fetchall()
         if not first:
             has_suppression = con.execute("select count(*) > 0 from ingest.suppression").fetchall()[0][0]
             if has_suppression:
-                # hash each distinct id of the partition once, not every row
+                # hash each distinct id of the group once, not every row
                 con.execute("""
 create or replace temp table _suppressed as
 select ids.kind, ids.id from (
@@ -186,16 +184,19 @@ select ids.kind, ids.id from (
             con.execute(f"""
 create or replace temp table _classified as
 with prior as (
-    -- the same messageId already loaded from another partition within the lookback window
-    select distinct message_id from ingest.events
-    where partition_date between ?::date - {lookback} and ?::date + {lookback} and partition_date <> ?::date
+    -- messageIds already loaded from partitions outside this group, within the lookback window
+    select message_id, partition_date from ingest.events
+    where partition_date between ?::date - {lookback} and ?::date + {lookback}
+      and partition_date not in (select d from _dates)
 ), v as (
     select p.*, {granted} as _granted, {action} as _action,
-           row_number() over (partition by p.message_id order by p.source_file, p.line_no) as _rn,
-           pr.message_id is not null as _seen_before,
+           -- valid copies first: a fixed retry after a rejected copy is the event, not its duplicate
+           row_number() over (partition by p.message_id
+                              order by p.valid desc, p._pdate, p.source_file, p.line_no) as _rn,
+           exists (select 1 from prior pr where pr.message_id = p.message_id
+                   and pr.partition_date between p._pdate - {lookback} and p._pdate + {lookback}) as _seen_before,
            su.id is not null or sa.id is not null as _suppressed
     from _part p
-    left join prior pr on pr.message_id = p.message_id
     left join _suppressed su on su.kind = 'user_id' and su.id = p.user_id
     left join _suppressed sa on sa.kind = 'anonymous_id' and sa.id = p.anonymous_id
 )
@@ -209,7 +210,7 @@ select *,
         else 'loaded' end as _bucket,
     (not _granted and _action = 'strip_pii') as _strip
 from v
-""", [part_date, part_date, part_date]).fetchall()
+""", [min(dates), max(dates)]).fetchall()
             con.execute(f"""
 insert into ingest.events
 select message_id, type, event_name, event, page_name, anonymous_id, user_id, previous_id, group_id,
@@ -218,15 +219,15 @@ select message_id, type, event_name, event, page_name, anonymous_id, user_id, pr
        {props_pii}, {traits_pii},
        library_name, library_version, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
        page_url, page_path, page_referrer, session_id, region, consent_category, _strip,
-       ?, ?::date, source_file, line_no, ?
+       ?, _pdate, source_file, line_no, ?
 from _classified where _bucket = 'loaded'
-""", [plan.version, part_date, now]).fetchall()
+""", [plan.version, now]).fetchall()
             con.execute("""
 insert into ingest.quarantine
-select ?::date, source_file, line_no, raw, reasons, list_transform(reasons, lambda r: r.rule),
+select _pdate, source_file, line_no, raw, reasons, list_transform(reasons, lambda r: r.rule),
        message_id, event_name, received_at, library_name, library_version, ?, ?
 from _classified where _bucket = 'quarantined'
-""", [part_date, plan.version, now]).fetchall()
+""", [plan.version, now]).fetchall()
             counts = {r[0]: r[1:] for r in con.execute("""
 select source_file, count(*), count(*) filter (where _bucket = 'loaded'),
        count(*) filter (where _bucket = 'quarantined'), count(*) filter (where _bucket = 'duplicate'),
@@ -236,25 +237,35 @@ from _classified group by source_file""").fetchall()}
         else:
             counts = {}
         finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        for name, (stats, started) in logs.items():
-            c = counts.get(name, (0, 0, 0, 0, 0, 0, 0))
+        rows = []
+        for p in partitions:
+            res = results[p]
+            for name, (stats, started) in logs[p].items():
+                c = counts.get(name, (0, 0, 0, 0, 0, 0, 0))
+                rows.append((dt.date.fromisoformat(p), name, c[0], c[1], c[2], c[3], c[4], c[5], c[6], stats.bytes,
+                             stats.file_error, plan.version, started, finished,
+                             (finished - started).total_seconds()))
+                res.lines += c[0]
+                res.loaded += c[1]
+                res.quarantined += c[2]
+                res.duplicates += c[3]
+                res.consent_dropped += c[4]
+                res.suppressed += c[5]
+        for row in rows:
             con.execute("insert into ingest.ingestion_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [part_date, name, c[0], c[1], c[2], c[3], c[4], c[5], c[6], stats.bytes,
-                         stats.file_error, plan.version, started, finished,
-                         (finished - started).total_seconds()]).fetchall()
-            res.lines += c[0]
-            res.loaded += c[1]
-            res.quarantined += c[2]
-            res.duplicates += c[3]
-            res.consent_dropped += c[4]
-            res.suppressed += c[5]
+                        list(row)).fetchall()
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    if res.quarantined:
-        res.top_reasons = [(r[0], r[1]) for r in con.execute("""
-select r.rule, count(*) from (select unnest(reasons) as r from ingest.quarantine where partition_date = ?)
-group by 1 order by 2 desc limit 5""", [part_date]).fetchall()]
-    res.seconds = time.time() - t0
-    return res
+    finally:
+        con.unregister("_dates")
+    if any(r.quarantined for r in results.values()):
+        top: dict[str, list] = {}
+        for p, rule, n in con.execute("""
+select _pdate::varchar, rule, count(*) from (select _pdate, unnest(list_transform(reasons, lambda r: r.rule)) as rule
+from _classified where _bucket = 'quarantined') group by all order by 3 desc""").fetchall():
+            top.setdefault(p, []).append((rule, n))
+        for p, res in results.items():
+            res.top_reasons = top.get(p, [])[:5]
+    return [results[p] for p in partitions]

@@ -112,12 +112,13 @@ class Validator:
     # evaluates a branch only on the rows that select it). Reading every path of every event from
     # every row instead was 4x slower.
 
-    def _prop_checks(self, x: str, shown: str, prop: Property, out: list[str]) -> None:
-        """Append one CASE expression per rule of `prop`; `x` is the SQL of its JSON value."""
+    def _prop_checks(self, x: str, shown: str, prop: Property, out: list[str], absent: str | None = None) -> None:
+        """Append one CASE expression per rule of `prop`; `x` is the SQL of its JSON value, `absent`
+        the SQL telling the key is not there at all (a map turns a JSON null into SQL NULL)."""
         t, v = f"json_type({x})", f"({x} ->> '$')"
         ptype = prop.type or "string"
         allowed = JSON_TYPES[ptype]
-        missing = f"({x} is null or {t} = 'NULL')" if not prop.nullable else f"({x} is null)"
+        missing = f"({x} is null or {t} = 'NULL')" if not prop.nullable else f"({absent or x + ' is null'})"
         if prop.required:
             out.append(f"case when {missing} then {_reason('required', shown, lit('required property is missing'))} end")
         type_ok = f"{t} in ({', '.join(lit(a) for a in allowed)})"
@@ -157,8 +158,11 @@ class Validator:
                 out.append(f"case when {ok} and length({v}) > {prop.max_length} then "
                            + _reason("max_length", shown, lit(f"longer than {prop.max_length} characters")) + " end")
         if ptype == "object" and prop.properties:
+            nested: list[str] = []
             for sub, sp in prop.properties.items():
-                self._prop_checks(f"json_extract({x}, {lit(json_path(sub))})", f"{shown}.{sub}", sp, out)
+                self._prop_checks(f"json_extract({x}, {lit(json_path(sub))})", f"{shown}.{sub}", sp, nested)
+            # an optional object that is absent (or of the wrong type) has no fields to check
+            out.extend(f"case when {ok} then {c} end" for c in nested)
         if ptype == "array" and prop.items is not None and prop.items.type:
             allowed_items = ", ".join(lit(a) for a in JSON_TYPES[prop.items.type])
             out.append(f"case when {ok} and len(list_filter(json_type({x}, '$[*]'), lambda y: y not in ({allowed_items}))) > 0 then "
@@ -175,7 +179,8 @@ class Validator:
         shown_base = "$.traits" if ev.type in ("identify", "group") else "$.properties"
         checks: list[str] = []
         for name, prop in ev.properties.items():
-            self._prop_checks(f"_m[{lit(name)}]", f"{shown_base}.{name}", prop, checks)
+            self._prop_checks(f"_m[{lit(name)}]", f"{shown_base}.{name}", prop, checks,
+                              absent=f"not coalesce(map_contains(_m, {lit(name)}), false)")
         policy = ev.unexpected_properties or self.unexpected_default
         known = ", ".join(lit(k) for k in ev.properties) or "''"
         extra = f"list_filter(coalesce(map_keys(_m), []), lambda k: k not in ({known}))"
@@ -290,7 +295,11 @@ with parsed as (
 )
 select source_file, line_no, raw, reasons, warnings, len(reasons) = 0 as valid,
        message_id, _type as type, event_name, _event as event, name as page_name,
-       anonymous_id, user_id, previous_id, group_id,
+       -- an id that says null/undefined is no id: stored as NULL so no join or session picks it up
+       case when lower(trim(anonymous_id)) not in ({nullish}) then anonymous_id end as anonymous_id,
+       case when lower(trim(user_id)) not in ({nullish}) then user_id end as user_id,
+       case when lower(trim(previous_id)) not in ({nullish}) then previous_id end as previous_id,
+       case when lower(trim(group_id)) not in ({nullish}) then group_id end as group_id,
        ts_fixed as "timestamp", coalesce(original_ts, ts_in) as original_timestamp, sent_at, received_at,
        _context::json as context,
        case when _type in ('identify', 'group') then _traits else _props end::json as properties,

@@ -1,0 +1,183 @@
+"""`make bench`: ingest → stitch → sessions on generated traffic of 1M and 10M events.
+
+For each size the generator writes a landing zone (users scaled to reach the event count), then two
+fresh processes run on the same files:
+  - DuckDB's own `read_json` of every landing file into a table (the raw read rate to beat), and
+  - our pipeline: ingest (validate, quarantine, de-duplicate, consent, PII) → stitch → sessions.
+Each prints its wall time and its peak resident memory (ru_maxrss of that process: DuckDB
+allocates outside Python, so tracemalloc would miss it). The table ends with the ratio of our
+ingest rate to DuckDB's read rate.
+
+    python benchmarks/run.py [--sizes 1e6,1e7] [--workdir DIR] [--keep]
+
+Targets (issue 3, item 8): ingest ≥ 40% of DuckDB's raw read rate; peak memory ≤ 3 GB at 10M events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+LINES_PER_USER = 218  # measured: users=570 over the default 107 days wrote 124,501 lines
+TARGET_RATIO = 0.40
+TARGET_PEAK_GB = 3.0
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _input_files(landing: Path) -> tuple[list[str], list[str]]:
+    from tracking_plan.reader import is_input_file
+
+    files = sorted(p for p in landing.glob("date=*/*") if p.is_file() and is_input_file(p))
+    lines = [str(p) for p in files if not p.name.endswith((".json", ".json.gz"))]
+    batches = [str(p) for p in files if p.name.endswith((".json", ".json.gz"))]
+    return lines, batches
+
+
+def step_duckdb_read(landing: Path, workdir: Path) -> dict:
+    """DuckDB reading and parsing the same files into a table, nothing else."""
+    import duckdb
+
+    lines, batches = _input_files(landing)
+    con = duckdb.connect(str(workdir / "raw.duckdb"))
+    t0 = time.perf_counter()
+    n = 0
+    if lines:
+        con.execute("create or replace table raw_lines as select * from read_json(?, format = 'newline_delimited', "
+                    "union_by_name = true, ignore_errors = true)", [lines]).fetchall()
+        n += con.execute("select count(*) from raw_lines").fetchall()[0][0]
+    if batches:
+        con.execute("create or replace table raw_batches as select unnest(batch, max_depth := 2) from "
+                    "read_json(?, format = 'unstructured', union_by_name = true)", [batches]).fetchall()
+        n += con.execute("select count(*) from raw_batches").fetchall()[0][0]
+    seconds = time.perf_counter() - t0
+    con.close()
+    return {"rows": n, "seconds": seconds, "peak_mb": _peak_mb()}
+
+
+def step_pipeline(landing: Path, workdir: Path) -> dict:
+    """Our ingest → stitch → sessions into a fresh warehouse, timed per stage."""
+    from pipelines.ingest.load import ingest_partitions, landed_partitions
+    from pipelines.sql_models import load_models, set_plan_variables
+    from pipelines.stitch.identity import build_identity
+    from pipelines.warehouse import connect
+    from tracking_plan.loader import load_plan
+
+    plan = load_plan()
+    wh = workdir / "warehouse.duckdb"
+    wh.unlink(missing_ok=True)
+    con = connect(wh)
+    out: dict = {}
+    t0 = time.perf_counter()
+    results = ingest_partitions(con, plan, landing, landed_partitions(landing))
+    out["ingest_s"] = time.perf_counter() - t0
+    out["lines"] = sum(r.lines for r in results)
+    out["loaded"] = sum(r.loaded for r in results)
+    out["peak_ingest_mb"] = _peak_mb()
+    t0 = time.perf_counter()
+    stitched = build_identity(con, plan)
+    out["stitch_s"] = time.perf_counter() - t0
+    out["persons"] = stitched["persons"]
+    t0 = time.perf_counter()
+    set_plan_variables(con, plan)
+    model = next(m for m in load_models() if m.table == "staging.sessions")
+    con.execute(f"create or replace table {model.table} as {model.sql}").fetchall()
+    out["sessions_s"] = time.perf_counter() - t0
+    out["sessions"] = con.execute("select count(*) from staging.sessions").fetchall()[0][0]
+    con.close()
+    out["peak_mb"] = _peak_mb()
+    return out
+
+
+def _child(step: str, landing: Path, workdir: Path) -> dict:
+    """Run one step in a fresh interpreter so its peak memory is its own."""
+    proc = subprocess.run([sys.executable, __file__, "--_step", step, "--_landing", str(landing),
+                           "--workdir", str(workdir)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{step} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def bench(size: int, workdir: Path, seed: int) -> dict:
+    from tracking_plan.generate import generate
+
+    landing = workdir / f"landing-{size}"
+    users = max(1, round(size / LINES_PER_USER))
+    t0 = time.perf_counter()
+    gen = generate(landing, users=users, seed=seed)
+    gen_s = time.perf_counter() - t0
+    print(f"  generated {gen.lines:,} lines ({users:,} users) in {gen_s:.0f} s", file=sys.stderr)
+    raw = _child("duckdb_read", landing, workdir)
+    print(f"  duckdb read_json: {raw['seconds']:.1f} s", file=sys.stderr)
+    ours = _child("pipeline", landing, workdir)
+    print(f"  pipeline: ingest {ours['ingest_s']:.1f} s, stitch {ours['stitch_s']:.1f} s, "
+          f"sessions {ours['sessions_s']:.1f} s", file=sys.stderr)
+    return {"size": size, "lines": gen.lines, "raw": raw, "ours": ours}
+
+
+def _table(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="trackplan bench: ingest → stitch → sessions vs DuckDB read_json (same files, same run)")
+    for col in ("events", "duckdb read ev/s", "ingest ev/s", "ratio", "stitch ev/s", "sessions ev/s",
+                "end-to-end ev/s", "peak MB (ours)", "peak MB (duckdb)", "persons", "sessions"):
+        t.add_column(col, justify="right")
+    for r in rows:
+        o, raw, n = r["ours"], r["raw"], r["lines"]
+        raw_rate = raw["rows"] / raw["seconds"]
+        ingest_rate = n / o["ingest_s"]
+        total = o["ingest_s"] + o["stitch_s"] + o["sessions_s"]
+        ratio = ingest_rate / raw_rate
+        t.add_row(f"{n:,}", f"{raw_rate:,.0f}", f"{ingest_rate:,.0f}",
+                  f"{ratio:.0%}" + ("" if ratio >= TARGET_RATIO else " (<40%)"),
+                  f"{o['loaded'] / o['stitch_s']:,.0f}", f"{o['loaded'] / o['sessions_s']:,.0f}", f"{n / total:,.0f}",
+                  f"{o['peak_mb']:,.0f}" + ("" if o["peak_mb"] <= TARGET_PEAK_GB * 1024 else " (>3 GB)"),
+                  f"{raw['peak_mb']:,.0f}", f"{o['persons']:,}", f"{o['sessions']:,}")
+    Console(width=200).print(t)  # a wide table: piped output must not fold the figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1e6,1e7", help="comma-separated event counts, e.g. 1e6 or 1e6,1e7")
+    ap.add_argument("--workdir", type=Path, default=None, help="where landing zones and warehouses go (default: a temp dir)")
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    ap.add_argument("--_step", help=argparse.SUPPRESS)
+    ap.add_argument("--_landing", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args._step:
+        fn = {"duckdb_read": step_duckdb_read, "pipeline": step_pipeline}[args._step]
+        print(json.dumps(fn(args._landing, args.workdir)))
+        return 0
+    sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="trackplan-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    try:
+        for size in sizes:
+            print(f"{size:,} events:", file=sys.stderr)
+            rows.append(bench(size, workdir, args.seed))
+            if not args.keep:
+                shutil.rmtree(workdir / f"landing-{size}", ignore_errors=True)
+    finally:
+        if not args.keep and args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    _table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,326 @@
+"""Ingestion: Dagster materialization against a DuckDB file, bad input, invariants, transactions,
+de-duplication, clock skew, consent and PII hashing (issue 3, items 2, 3 and 6)."""
+
+import datetime as dt
+import gzip
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import orjson
+import pytest
+from pipeline_helpers import BASE, DAY, ev, ingest, iso, plan, query, write_lines
+
+from pipelines import resources as resources_mod
+from pipelines.ingest.assets import ingest_events
+from pipelines.resources import resources_from_env
+from pipelines.warehouse import keyed_hash
+from tracking_plan.loader import default_plan_dir
+
+T = dt.timedelta
+SQL_TEXT = "'; drop table ingest.events; --"
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _materialize(landing: Path, warehouse: Path, day: str = DAY, **kw):
+    return dg.materialize([ingest_events], resources=resources_from_env(default_plan_dir(), landing, warehouse),
+                          partition_key=day, run_config=QUIET, **kw)
+
+
+def _physical_lines(path: Path) -> int:
+    """Lines as a person counts them: newline-terminated ones plus a non-empty last fragment."""
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+
+
+def _bad_landing(landing: Path) -> dict[str, Path]:
+    """One partition holding every kind of bad input the issue lists, beside good events."""
+    big = ev(mid="big", props={"method": "password", "pad": "x" * (10 << 20)})  # a 10 MB line
+    files = {
+        "good": write_lines(landing, DAY, "good.jsonl", [ev(mid=f"g{i}", at=BASE + T(minutes=i)) for i in range(5)]),
+        "bad": write_lines(landing, DAY, "bad.jsonl", [
+            '{"type": "track", "event": "Signed In", "messageId": "broken"',  # 1 broken JSON
+            b'{"type":"track","event":"Sign\xff\xfeIn","messageId":"latin"}',  # 2 not UTF-8
+            big,  # 3
+            ev(mid="empty-anon", anon=""),  # 4
+            ev(mid="null-anon", anon="null"),  # 5
+            ev(mid="undef-anon", anon="undefined", user="undefined"),  # 6
+            ev(type="screenshot", mid="odd-type"),  # 7 unknown type
+            ev(mid="future", at=BASE + T(days=3 * 365), received_at=BASE),  # 8
+            ev(mid="past", at=BASE - T(days=5 * 365), received_at=BASE),  # 9
+            ev(event=SQL_TEXT, mid="sql-name"),  # 10 unknown event whose name is SQL
+            ev(mid="sql-value", user=SQL_TEXT, props={"method": "password", "note": SQL_TEXT}),  # 11 valid
+            ev(mid="null"),  # 12 a messageId that says null
+            "[1, 2, 3]",  # 13 JSON but not an object
+        ]),
+        "empty": write_lines(landing, DAY, "empty.jsonl", []),
+        "sqlname": write_lines(landing, DAY, f"{SQL_TEXT}.jsonl", [ev(mid="in-sql-file")]),
+    }
+    folder = landing / f"date={DAY}"
+    full = gzip.compress(b"".join(orjson.dumps(ev(mid=f"gz{i}")) + b"\n" for i in range(200)))
+    files["truncated"] = folder / "cut.jsonl.gz"
+    files["truncated"].write_bytes(full[: len(full) // 2])
+    files["zero_batch"] = folder / "zero.json"
+    files["zero_batch"].write_bytes(orjson.dumps({"batch": [], "sentAt": iso(BASE)}))
+    files["batch"] = folder / "batch.json"
+    bare = ev(mid="b1")
+    del bare["context"]
+    files["batch"].write_bytes(orjson.dumps({"batch": [bare, ev(mid="b2")],
+                                             "context": {"library": {"name": "batch-lib"}}}))
+    return files
+
+
+def _snapshot(warehouse: Path) -> dict[str, list]:
+    """Every ingest table without its wall-clock columns, in a stable order."""
+    return {
+        "events": query(warehouse, "select * exclude (loaded_at) from ingest.events order by all"),
+        "quarantine": query(warehouse, "select * exclude (quarantined_at) from ingest.quarantine order by all"),
+        "log": query(warehouse, "select * exclude (started_at, finished_at, seconds) from ingest.ingestion_log "
+                                "order by all"),
+    }
+
+
+@pytest.fixture(scope="module")
+def bad_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    landing, warehouse = root / "landing", root / "w.duckdb"
+    files = _bad_landing(landing)
+    first = _materialize(landing, warehouse)
+    snap1 = _snapshot(warehouse)
+    second = _materialize(landing, warehouse)
+    return {"landing": landing, "warehouse": warehouse, "files": files, "results": (first, second),
+            "snaps": (snap1, _snapshot(warehouse))}
+
+
+def test_materialize_succeeds_and_reports_counts(bad_run):
+    first, second = bad_run["results"]
+    assert first.success and second.success
+    meta = first.asset_materializations_for_node("ingest_events")[0].metadata
+    loaded = query(bad_run["warehouse"], "select count(*) from ingest.events")[0][0]
+    assert meta["loaded"].value == loaded
+    assert meta["dagster/row_count"].value == loaded
+
+
+def test_every_line_lands_in_exactly_one_bucket_per_file(bad_run):
+    rows = query(bad_run["warehouse"], "select source_file, lines, loaded, quarantined, duplicates, "
+                                       "consent_dropped, suppressed from ingest.ingestion_log")
+    by_file = {Path(r[0]).name: r[1:] for r in rows}
+    files = bad_run["files"]
+    assert set(by_file) == {p.name for p in files.values()}
+    for key, path in files.items():
+        lines, *buckets = by_file[path.name]
+        assert lines == sum(buckets), key
+        if key == "batch":
+            assert lines == 2
+        elif key == "zero_batch":
+            assert lines == 0
+        elif key != "truncated":
+            assert lines == _physical_lines(path), key
+    # the truncated .gz: every line before the cut is loaded, the cut line is quarantined
+    cut = by_file["cut.jsonl.gz"]
+    assert 50 < cut[1] < 200 and cut[2] == 1 and cut[1] == cut[0] - 1
+    err = query(bad_run["warehouse"], "select file_error from ingest.ingestion_log where source_file like '%cut.jsonl.gz'")
+    assert err[0][0].startswith("truncated")
+
+
+def test_bad_lines_are_quarantined_verbatim_with_their_reason(bad_run):
+    files = bad_run["files"]
+    rows = query(bad_run["warehouse"], "select line_no, rules, raw from ingest.quarantine where source_file = ? "
+                                       "order by line_no", [str(files["bad"])])
+    rules = {no: set(r) for no, r, _ in rows}
+    assert rules == {1: {"json"}, 2: {"encoding"}, 3: {"too_large"}, 4: {"identity"}, 5: {"identity"},
+                     6: {"identity"}, 7: {"envelope"}, 8: {"timestamp_future"}, 9: {"timestamp_past"},
+                     10: {"unknown_event"}, 12: {"envelope"}, 13: {"json"}}
+    raw = {no: r for no, _, r in rows}
+    original = files["bad"].read_bytes().split(b"\n")
+    assert raw[1].encode() == original[0]  # verbatim
+    assert raw[2] == original[1].decode("utf-8", errors="backslashreplace")  # bytes kept visible, not dropped
+    assert len(raw[3]) > 10 << 20  # the 10 MB line is kept whole
+    assert orjson.loads(raw[10])["event"] == SQL_TEXT
+    cut = query(bad_run["warehouse"], "select rules from ingest.quarantine where source_file like '%cut.jsonl.gz'")
+    assert cut == [(["truncated"],)]
+
+
+def test_sql_looking_text_is_data_never_sql(bad_run):
+    w = bad_run["warehouse"]
+    tables = {r[0] for r in query(w, "select table_name from information_schema.tables where table_schema = 'ingest'")}
+    assert {"events", "quarantine", "ingestion_log"} <= tables
+    row = query(w, "select user_id, properties ->> '$.note' from ingest.events where message_id = 'sql-value'")
+    assert row == [(SQL_TEXT, SQL_TEXT)]
+    from_file = query(w, "select source_file from ingest.events where message_id = 'in-sql-file'")
+    assert from_file == [(str(bad_run["files"]["sqlname"]),)]
+
+
+def test_batch_body_shares_its_context_with_messages_that_lack_one(bad_run):
+    rows = query(bad_run["warehouse"], "select message_id, library_name from ingest.events where message_id in "
+                                       "('b1', 'b2') order by 1")
+    # b1 has no context and gets the batch's; b2 keeps its own, as Segment's batch API does
+    assert rows == [("b1", "batch-lib"), ("b2", "test")]
+
+
+def test_rerun_gives_identical_tables(bad_run):
+    snap1, snap2 = bad_run["snaps"]
+    assert snap1 == snap2
+    assert len(snap1["events"]) == len({r[0] for r in snap1["events"]})  # no double counting
+
+
+def test_run_killed_midway_leaves_warehouse_as_before(tmp_path, monkeypatch):
+    landing, warehouse = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(landing, DAY, "a.jsonl", [ev(mid="a1"), ev(mid="a2")])
+    assert _materialize(landing, warehouse).success
+    before = _snapshot(warehouse)
+    write_lines(landing, DAY, "b.jsonl", [ev(mid="b1"), "{broken"])
+
+    class Dies:
+        """A connection that fails after the partition's rows were deleted and re-inserted."""
+
+        def __init__(self, con):
+            self._con = con
+
+        def execute(self, sql, *args):
+            head = " ".join(sql.split())[:40]
+            if head.startswith("insert into ingest.ingestion_log"):
+                raise RuntimeError("killed")
+            seen.append(head)
+            return self._con.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self._con, name)
+
+    seen: list[str] = []
+    real = resources_mod.connect
+    monkeypatch.setattr(resources_mod, "connect", lambda path, **kw: Dies(real(path, **kw)))
+    result = _materialize(landing, warehouse, raise_on_error=False)
+    assert not result.success
+    # it died late: after the partition's old rows were deleted and its new events inserted
+    assert any(h.startswith("delete from ingest.events") for h in seen)
+    assert any(h.startswith("insert into ingest.events") for h in seen)
+    monkeypatch.setattr(resources_mod, "connect", real)
+    assert _snapshot(warehouse) == before
+
+
+def test_dedup_across_partitions_within_lookback_only(tmp_path):
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    lookback = plan().header.defaults.dedup_lookback_days
+    near = (BASE + T(days=lookback)).date().isoformat()
+    far = (BASE + T(days=lookback + 1)).date().isoformat()
+    write_lines(landing, DAY, "a.jsonl", [ev(mid="x"), ev(mid="y"), ev(mid="y")])
+    write_lines(landing, near, "a.jsonl", [ev(mid="x", at=BASE + T(days=lookback)), ev(mid="n")])
+    write_lines(landing, far, "a.jsonl", [ev(mid="x", at=BASE + T(days=lookback + 1))])
+    first = ingest(w, landing, DAY)
+    assert (first.loaded, first.duplicates) == (2, 1)  # within one file
+    second = ingest(w, landing, near)
+    assert (second.loaded, second.duplicates) == (1, 1)  # x seen `lookback` days earlier
+    third = ingest(w, landing, far)
+    assert (third.loaded, third.duplicates) == (1, 0)  # beyond the window it is a new event
+    again = ingest(w, landing, near)  # re-running a middle partition does not double count either
+    assert (again.loaded, again.duplicates) == (1, 1)
+    assert query(w, "select count(*) from ingest.events where message_id = 'x'") == [(2,)]
+
+
+def test_clock_skew_corrected_as_segment_does(tmp_path):
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    # a device clock 2 h behind: it stamps the event 10 s before sending; the server gets it at 12:00
+    device = BASE - T(hours=2)
+    write_lines(landing, DAY, "a.jsonl", [
+        ev(mid="skewed", at=device, sent_at=device + T(seconds=10), received_at=BASE + T(hours=3)),
+        ev(mid="no-sent-at", at=device, received_at=BASE + T(hours=3)),
+    ])
+    ingest(w, landing)
+    rows = dict(query(w, "select message_id, \"timestamp\" from ingest.events"))
+    assert rows["skewed"] == BASE + T(hours=3) - T(seconds=10)
+    assert rows["no-sent-at"] == device  # nothing to correct with
+
+
+def _consent(cat: str, granted: bool) -> dict:
+    return {"ip": "203.0.113.9", "consent": {"categoryPreferences": {cat: granted}}}
+
+
+def test_consent_drop_and_strip_per_consent_yaml(tmp_path):
+    p = plan()
+    cats = p.consent.categories
+    assert cats["marketing"].without_consent == "drop" and cats["analytics"].without_consent == "strip_pii"
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    ad = {"ad_id": "ad1", "network": "google"}
+    invite = {"workspace_id": "ws_a", "invitee_email": "pat@example.com", "role": "admin"}
+    write_lines(landing, DAY, "a.jsonl", [
+        ev(mid="ad-denied", event="Ad Clicked", props=ad, context=_consent("marketing", False)),
+        ev(mid="ad-granted", event="Ad Clicked", props=ad, context=_consent("marketing", True)),
+        ev(mid="ad-unsaid", event="Ad Clicked", props=ad),  # consent.yaml default: granted
+        ev(mid="inv-denied", event="Invite Sent", props=invite, context=_consent("analytics", False)),
+        ev(mid="inv-granted", event="Invite Sent", props=invite, context=_consent("analytics", True)),
+        ev(mid="necessary", context=_consent("necessary", False)),  # required category: consent not needed
+    ])
+    res = ingest(w, landing)
+    assert (res.lines, res.loaded, res.consent_dropped) == (6, 5, 1)
+    rows = {r[0]: r[1:] for r in query(w, "select message_id, consent_stripped, properties ->> '$.invitee_email', "
+                                          "context ->> '$.ip', properties ->> '$.workspace_id' from ingest.events")}
+    assert "ad-denied" not in rows
+    stripped, email, ip, ws = rows["inv-denied"]
+    assert stripped and email is None and ip is None and ws == "ws_a"  # PII gone, the event kept
+    stripped, email, ip, _ = rows["inv-granted"]
+    assert not stripped and ip == "203.0.113.9" and email == keyed_hash("pat@example.com")
+    assert not rows["necessary"][0]
+    assert query(w, "select consent_dropped from ingest.ingestion_log") == [(1,)]
+
+
+def test_pii_is_hashed_joinable_not_readable(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACKPLAN_HASH_SALT", "salt-one")
+    landing = tmp_path / "landing"
+    write_lines(landing, DAY, "a.jsonl", [
+        ev(type="identify", mid="id1", user="u1", traits={"email": "kim@example.com", "name": "Kim Lee"}),
+        ev(mid="inv", event="Invite Sent", props={"workspace_id": "ws_a", "invitee_email": "kim@example.com",
+                                                 "role": "member"}),
+    ])
+    ingest(tmp_path / "one.duckdb", landing)
+    one = query(tmp_path / "one.duckdb", "select traits ->> '$.email', traits ->> '$.name', "
+                                         "(select properties ->> '$.invitee_email' from ingest.events where "
+                                         "message_id = 'inv') from ingest.events where message_id = 'id1'")[0]
+    assert one[0] == one[2] == keyed_hash("kim@example.com", "salt-one")  # joinable across events
+    assert one[1] == keyed_hash("Kim Lee", "salt-one")
+    dump = str(query(tmp_path / "one.duckdb", "select * from ingest.events"))
+    assert "kim@example.com" not in dump and "Kim Lee" not in dump  # not readable
+    monkeypatch.setenv("TRACKPLAN_HASH_SALT", "salt-two")
+    ingest(tmp_path / "two.duckdb", landing)
+    two = query(tmp_path / "two.duckdb", "select traits ->> '$.email' from ingest.events where message_id = 'id1'")
+    assert two[0][0] != one[0]  # keyed: without the salt the hash cannot be recomputed
+
+
+def test_plan_version_recorded_on_every_row(tmp_path):
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(landing, DAY, "a.jsonl", [ev(), "{"])
+    ingest(w, landing)
+    version = plan().version
+    for table in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log"):
+        assert query(w, f"select distinct plan_version from {table}") == [(version,)]
+
+
+def test_validator_never_formats_data_into_sql(tmp_path):
+    """A line whose content would break a formatted statement is just a row to the engine."""
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(landing, DAY, "a.jsonl", [ev(mid=SQL_TEXT, anon=SQL_TEXT, props={"method": "password"},
+                                            context={"page": {"path": SQL_TEXT}})])
+    assert ingest(w, landing).loaded == 1
+    con = duckdb.connect(str(w), read_only=True)
+    try:
+        assert con.execute("select message_id, page_path from ingest.events").fetchall() == [(SQL_TEXT, SQL_TEXT)]
+    finally:
+        con.close()
+
+
+def test_valid_retry_after_rejected_copy_is_loaded(tmp_path):
+    """Regression: the rejected copy used to win the messageId and the valid retry was a 'duplicate'."""
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(landing, DAY, "a.jsonl", [ev(mid="X", props={"method": "fax"}), ev(mid="X"), ev(mid="X")])
+    res = ingest(w, landing)
+    assert (res.loaded, res.quarantined, res.duplicates) == (1, 1, 1)
+    assert query(w, "select properties ->> '$.method' from ingest.events") == [("password",)]
+
+
+def test_nullish_ids_beside_a_real_id_are_stored_as_null(tmp_path):
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(landing, DAY, "a.jsonl", [ev(mid="a", user="u1", anon="null"), ev(mid="b", user="undefined", anon="d1"),
+                                          ev(mid="c", user=" ", anon="d2")])
+    assert ingest(w, landing).loaded == 3
+    assert query(w, "select message_id, user_id, anonymous_id from ingest.events order by 1") == [
+        ("a", "u1", None), ("b", None, "d1"), ("c", None, "d2")]

@@ -1,0 +1,89 @@
+"""staging.sessions (issue 3, item 5): 30-minute inactivity, configurable, client session id honoured,
+and the session's landing page, referrer and UTM from its first event."""
+
+import datetime as dt
+
+import pytest
+from pipeline_helpers import (
+    BASE,
+    DAY,
+    ev,
+    ingest,
+    plan,
+    query,
+    stitch_and_sessions,
+    write_lines,
+)
+
+T = dt.timedelta
+
+
+def _events() -> list[dict]:
+    at = lambda minutes: BASE + T(minutes=minutes)
+    campaign = {"source": "newsletter", "medium": "email", "name": "spring"}
+    page = {"path": "/blog", "referrer": "https://news.example/", "url": "https://acme.example/blog"}
+    return [
+        # gaps of 30, 29.98 and 30.02 minutes: the session ends only when the gap exceeds the timeout
+        ev(type="page", anon="gap", at=at(0), props={"path": "/"}, context={"campaign": campaign, "page": page}),
+        ev(anon="gap", at=at(30)),
+        ev(anon="gap", at=at(59.98)),
+        ev(type="page", anon="gap", at=at(90), props={"path": "/pricing"}),
+        # a client session id (Snowplow domain_sessionid, context.sessionId) ends a session when it changes
+        ev(anon="client", at=at(0), context={"sessionId": "s1"}),
+        ev(anon="client", at=at(1), context={"sessionId": "s1"}),
+        ev(anon="client", at=at(2), context={"sessionId": "s2"}),
+    ]
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sessions")
+    landing, w = root / "landing", root / "w.duckdb"
+    write_lines(landing, DAY, "a.jsonl", _events())
+    assert ingest(w, landing).loaded == 7
+    stitch_and_sessions(w)
+    return w
+
+
+def _sessions(w, anon: str) -> list[tuple]:
+    return query(w, "select session_index, started_at, ended_at, duration_seconds, event_count, page_views, "
+                    "landing_page, referrer, utm_source, utm_medium, utm_campaign, client_session_id "
+                    "from staging.sessions where anonymous_id = ? order by session_index", [anon])
+
+
+def test_thirty_minutes_of_inactivity_ends_a_session(loaded):
+    rows = _sessions(loaded, "gap")
+    assert [(r[0], r[4], r[5]) for r in rows] == [(1, 3, 1), (2, 1, 1)]
+    first = rows[0]
+    assert first[1] == BASE and first[2] == BASE + T(minutes=59.98)
+    assert first[3] == 3598  # 59.98 min = 3598.8 s: whole seconds elapsed
+    assert first[6:11] == ("/blog", "https://news.example/", "newsletter", "email", "spring")
+    assert rows[1][6] == "/pricing"
+
+
+def test_timeout_is_configurable(loaded, tmp_path):
+    import shutil
+
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(loaded, copy)
+    short = plan().model_copy(deep=True)
+    short.header.defaults.session_timeout_minutes = 29  # every gap (30, 29.98, 30.02 min) now ends a session
+    stitch_and_sessions(copy, short)
+    assert [r[4] for r in _sessions(copy, "gap")] == [1, 1, 1, 1]
+    assert [r[4] for r in _sessions(copy, "client")] == [2, 1]  # 1-minute gaps are unaffected
+
+
+def test_client_session_id_is_honoured(loaded):
+    rows = _sessions(loaded, "client")
+    assert [(r[4], r[11]) for r in rows] == [(2, "s1"), (1, "s2")]
+
+
+def test_session_ids_are_unique_and_stable(loaded, tmp_path):
+    import shutil
+
+    ids = query(loaded, "select session_id from staging.sessions order by 1")
+    assert len(ids) == len(set(ids)) == 4
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(loaded, copy)
+    stitch_and_sessions(copy)
+    assert query(copy, "select session_id from staging.sessions order by 1") == ids

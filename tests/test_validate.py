@@ -1,0 +1,193 @@
+"""The one validation engine (tracking_plan/validate.py): every rule on a plan written for the test,
+and `trackplan validate` (text/json output, exit codes) on the sample plan."""
+
+import json
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pytest
+import yaml
+from pipeline_helpers import BASE, ev, iso
+from typer.testing import CliRunner
+
+from tracking_plan.cli import app
+from tracking_plan.loader import load_plan
+from tracking_plan.validate import Validator
+
+RULE_EVENT = {
+    "name": "Rule Tested", "type": "track", "consent": "necessary",
+    "properties": {
+        "req_str": {"type": "string", "required": True},
+        "kind": {"type": "string", "enum": ["a", "b"]},
+        "code": {"type": "string", "pattern": "^x[0-9]+$"},
+        "mail": {"type": "string", "format": "email"},
+        "n_int": {"type": "integer", "minimum": 1, "maximum": 10},
+        "n_num": {"type": "number"},
+        "flag": {"type": "boolean", "enum": [True]},
+        "when": {"type": "timestamp"},
+        "title": {"type": "string", "min_length": 2, "max_length": 5},
+        "maybe": {"type": "string", "nullable": True, "required": True},
+        "meta": {"type": "object", "properties": {"id": {"type": "integer", "required": True}}},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "lines": {"type": "array", "items": {"type": "object", "properties": {"sku": {"type": "string", "required": True}}}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def validator(tmp_path_factory) -> Validator:
+    root = tmp_path_factory.mktemp("plan")
+    (root / "events").mkdir()
+    (root / "plan.yaml").write_text(yaml.safe_dump({"name": "Rules", "version": "1.0.0"}))
+    (root / "events" / "rule_tested.yaml").write_text(yaml.safe_dump(RULE_EVENT, sort_keys=False))
+    (root / "events" / "old_thing_done.yaml").write_text(yaml.safe_dump({
+        "name": "Old Thing Done", "type": "track", "status": "deprecated", "replaced_by": "Rule Tested",
+        "properties": {}}))
+    (root / "events" / "strict_thing_done.yaml").write_text(yaml.safe_dump({
+        "name": "Strict Thing Done", "type": "track", "unexpected_properties": "reject",
+        "properties": {"a": {"type": "string"}}}))
+    return Validator(load_plan(root))
+
+
+def _check(validator: Validator, *messages) -> list[tuple[list[str], list[str], list[str]]]:
+    """(rules, paths, warning rules) per message, in order."""
+    raws = [m if isinstance(m, str) else orjson.dumps(m).decode() for m in messages]
+    con = duckdb.connect()
+    con.register("inp", pa.table({"source_file": ["t.jsonl"] * len(raws), "line_no": list(range(1, len(raws) + 1)), "raw": raws,
+                                  "pre_reason": pa.nulls(len(raws), pa.string())}))
+    validator.run(con, "inp", "out")
+    rows = con.execute("select reasons, warnings from out order by line_no").fetchall()
+    return [(sorted(r["rule"] for r in rs), sorted(r["path"] for r in rs), sorted(w["rule"] for w in ws))
+            for rs, ws in rows]
+
+
+def _rule(**props) -> dict:
+    return ev(event="Rule Tested", props={"req_str": "ok", "maybe": None, **props})
+
+
+@pytest.mark.parametrize("props, rule, path", [
+    ({"req_str": None}, "required", "$.properties.req_str"),
+    ({"kind": "c"}, "enum", "$.properties.kind"),
+    ({"code": "y1"}, "pattern", "$.properties.code"),
+    ({"mail": "not-an-email"}, "format", "$.properties.mail"),
+    ({"n_int": 0}, "minimum", "$.properties.n_int"),
+    ({"n_int": 11}, "maximum", "$.properties.n_int"),
+    ({"n_int": 2.5}, "type", "$.properties.n_int"),
+    ({"n_int": "3"}, "type", "$.properties.n_int"),
+    ({"n_num": "3.5"}, "type", "$.properties.n_num"),
+    ({"flag": False}, "enum", "$.properties.flag"),
+    ({"flag": "true"}, "type", "$.properties.flag"),
+    ({"when": "yesterday"}, "format", "$.properties.when"),
+    ({"title": "a"}, "min_length", "$.properties.title"),
+    ({"title": "abcdef"}, "max_length", "$.properties.title"),
+    ({"meta": {"id": "x"}}, "type", "$.properties.meta.id"),
+    ({"meta": {}}, "required", "$.properties.meta.id"),
+    ({"meta": [1]}, "type", "$.properties.meta"),
+    ({"tags": ["a", 1]}, "items", "$.properties.tags[*]"),
+    ({"lines": [{"sku": "a"}, {"qty": 1}]}, "required", "$.properties.lines[*].sku"),
+])
+def test_each_property_rule(validator, props, rule, path):
+    [(rules, paths, _)] = _check(validator, _rule(**props))
+    assert (rules, paths) == ([rule], [path])
+
+
+def test_a_valid_event_passes_every_rule(validator):
+    good = _rule(kind="a", code="x12", mail="a@b.co", n_int=3.0, n_num=2, flag=True, when=iso(BASE),
+                 title="abc", meta={"id": 1}, tags=["a"], lines=[{"sku": "s"}])
+    assert _check(validator, good) == [([], [], [])]
+
+
+def test_required_nullable_property_may_be_null_not_missing(validator):
+    missing = ev(event="Rule Tested", props={"req_str": "ok"})
+    assert _check(validator, missing)[0][:2] == (["required"], ["$.properties.maybe"])
+
+
+def test_every_error_of_an_event_is_reported(validator):
+    [(rules, _, _)] = _check(validator, _rule(kind="c", n_int=0, title="a"))
+    assert rules == ["enum", "min_length", "minimum"]
+
+
+@pytest.mark.parametrize("message, rule", [
+    (ev(event="Nope Happened"), "unknown_event"),
+    (ev(type="track", event=None), "envelope"),  # and unknown_event: no name is in the plan
+    (ev(type="teleport"), "envelope"),
+    ({k: v for k, v in _rule().items() if k != "type"}, "envelope"),
+    (_rule() | {"messageId": ""}, "envelope"),
+    (_rule() | {"messageId": "undefined"}, "envelope"),
+    (_rule(anon=None) | {"anonymousId": "null"}, "identity"),
+    (_rule() | {"anonymousId": "", "userId": "  "}, "identity"),
+    (ev(type="alias", anon=None, user="u1"), "identity"),  # alias without previousId
+    (_rule() | {"timestamp": "3 o'clock"}, "timestamp"),
+    (_rule() | {"timestamp": iso(BASE.replace(year=2031)), "receivedAt": iso(BASE)}, "timestamp_future"),
+    (_rule() | {"timestamp": iso(BASE.replace(year=2020)), "receivedAt": iso(BASE)}, "timestamp_past"),
+    ("{not json", "json"),
+    ('"just a string"', "json"),
+])
+def test_envelope_rules(validator, message, rule):
+    [(rules, _, _)] = _check(validator, message)
+    assert rules == [rule] or (rule == "envelope" and rules == ["envelope", "unknown_event"] and not message.get("event"))
+
+
+def test_unexpected_properties_and_deprecation(validator):
+    warn, reject, old = _check(validator, _rule(extra=1), ev(event="Strict Thing Done", props={"b": 1}),
+                               ev(event="Old Thing Done", props={}))
+    assert warn == ([], [], ["unexpected_property"])  # the plan default is warn
+    assert reject[0] == ["unexpected_property"]
+    assert old == ([], [], ["deprecated"])
+
+
+def test_pre_reason_from_the_reader_is_kept(validator):
+    con = duckdb.connect()
+    con.register("inp", pa.table({"source_file": ["t.jsonl"], "line_no": [1], "raw": ["{}"],
+                                  "pre_reason": ["encoding: not UTF-8"]}))
+    validator.run(con, "inp", "out")
+    assert con.execute("select reasons[1].rule, valid from out").fetchall() == [("encoding", False)]
+
+
+def test_relation_and_table_names_are_checked(validator):
+    with pytest.raises(ValueError):
+        validator.sql("x; drop table y")
+    with pytest.raises(ValueError):
+        validator.run(duckdb.connect(), "inp", "out; drop table y")
+
+
+# -- the CLI on the sample plan --------------------------------------------------------------------
+
+def _file(tmp_path: Path, lines: list) -> Path:
+    p = tmp_path / "events.jsonl"
+    p.write_bytes(b"".join((orjson.dumps(x) if isinstance(x, dict) else x.encode()) + b"\n" for x in lines))
+    return p
+
+
+def test_cli_valid_file_exits_zero(tmp_path):
+    f = _file(tmp_path, [ev(), ev(type="page")])
+    res = CliRunner().invoke(app, ["validate", str(f)])
+    assert res.exit_code == 0, res.output
+    assert "2 events: 2 valid, 0 invalid" in res.output
+
+
+def test_cli_text_lists_each_invalid_event(tmp_path):
+    f = _file(tmp_path, [ev(), ev(mid="bad-1", event="Signed In", props={"method": "fax"}), "{oops"])
+    res = CliRunner().invoke(app, ["validate", str(f)])
+    assert res.exit_code == 1
+    text = res.output.replace("\n", "")  # rich wraps long lines at the runner's 80 columns
+    assert f"{f}:2: enum $.properties.method" in text and "messageId bad-1" in text
+    assert f"{f}:3: json $" in text
+    assert "3 events: 1 valid, 2 invalid" in res.output
+
+
+def test_cli_json_output(tmp_path):
+    f = _file(tmp_path, [ev(), ev(mid="bad-1", props={"method": "fax"}), ev(mid="bad-2", event="Made Up")])
+    res = CliRunner().invoke(app, ["validate", str(f), "--format", "json"])
+    assert res.exit_code == 1
+    body = json.loads(res.stdout)
+    assert (body["total"], body["valid"], body["invalid"]) == (3, 1, 2)
+    assert [(e["line"], e["message_id"], e["rule"], e["path"]) for e in body["errors"]] == [
+        (2, "bad-1", "enum", "$.properties.method"), (3, "bad-2", "unknown_event", "$.event")]
+
+
+def test_cli_missing_file_exits_two(tmp_path):
+    res = CliRunner().invoke(app, ["validate", str(tmp_path / "absent.jsonl")])
+    assert res.exit_code == 2

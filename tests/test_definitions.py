@@ -53,7 +53,7 @@ def test_definitions_load_with_jobs_schedule_and_sensor():
     from pipelines.definitions import defs
 
     assert isinstance(defs, dg.Definitions)
-    schedules = list(defs.schedules)
+    schedules = [defs.resolve_schedule_def(s.name) for s in defs.schedules]
     minute, hour, *rest = schedules[0].cron_schedule.split()
     assert len(schedules) == 1 and minute.isdigit() and hour.isdigit() and rest == ["*", "*", "*"]  # daily
     assert [s.name for s in defs.sensors] == ["landing_sensor"]

@@ -78,8 +78,14 @@ def register_udfs(con: duckdb.DuckDBPyConnection, salt: str | None = None) -> No
         pass  # already registered on this connection
 
 
+# DuckDB takes 80% of RAM by default; a bounded budget (spilling to disk past it) keeps a 10M-event
+# run near its 3 GB target and leaves room for the Python side
+MEMORY_LIMIT = os.environ.get("TRACKPLAN_DUCKDB_MEMORY", "2GB")
+
+
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path), read_only=read_only)
+    con = duckdb.connect(str(path), read_only=read_only,
+                         config={"memory_limit": MEMORY_LIMIT, "temp_directory": f"{path}.tmp"})
     con.execute("set TimeZone = 'UTC'")
     if not read_only:
         con.execute(DDL)

@@ -259,7 +259,8 @@ def test_consent_drop_and_strip_per_consent_yaml(tmp_path):
     stripped, email, ip, ws = rows["inv-denied"]
     assert stripped and email is None and ip is None and ws == "ws_a"  # PII gone, the event kept
     stripped, email, ip, _ = rows["inv-granted"]
-    assert not stripped and ip == "203.0.113.9" and email == keyed_hash("pat@example.com")
+    # the IP is truncated to its /24 even with consent: geography stays, the person does not
+    assert not stripped and ip == "203.0.113.0" and email == keyed_hash("pat@example.com")
     assert not rows["necessary"][0]
     assert query(w, "select consent_dropped from ingest.ingestion_log") == [(1,)]
 
@@ -324,3 +325,15 @@ def test_nullish_ids_beside_a_real_id_are_stored_as_null(tmp_path):
     assert ingest(w, landing).loaded == 3
     assert query(w, "select message_id, user_id, anonymous_id from ingest.events order by 1") == [
         ("a", "u1", None), ("b", None, "d1"), ("c", None, "d2")]
+
+
+def test_pii_copied_into_context_traits_is_hashed(tmp_path):
+    """SDKs copy identify traits into context.traits of later calls: the email must not stay readable."""
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(landing, DAY, "a.jsonl", [ev(mid="t1", context={"traits": {"email": "kim@example.com", "plan": "team"},
+                                                                 "ip": "2001:db8:85a3:8d3:1319:8a2e:370:7348"})])
+    ingest(w, landing)
+    email, plan_, ip = query(w, "select context ->> '$.traits.email', context ->> '$.traits.plan', "
+                                "context ->> '$.ip' from ingest.events")[0]
+    assert email == keyed_hash("kim@example.com") and plan_ == "team"
+    assert ip == "2001:db8:85a3::"

@@ -123,9 +123,10 @@ def validate(files: list[Path] = typer.Argument(..., help="JSONL, JSONL.gz or Se
     else:
         for e in errors:
             out.print(f"{e['file']}:{e['line']}: {e['rule']} {e['path']} {e['message']} "
-                      f"(messageId {e['message_id']}, event {e['event']})", highlight=False, markup=False)
+                      f"(messageId {e['message_id']}, event {e['event']})", highlight=False, markup=False,
+                      soft_wrap=True)
         for fe in file_errors:
-            out.print(f"{fe['file']}: {fe['error']}", highlight=False, markup=False)
+            out.print(f"{fe['file']}: {fe['error']}", highlight=False, markup=False, soft_wrap=True)
         out.print(f"{total:,} events: {valid:,} valid, {total - valid:,} invalid", highlight=False)
     raise typer.Exit(1 if total - valid or file_errors else 0)
 

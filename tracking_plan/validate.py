@@ -293,7 +293,9 @@ with parsed as (
         list_filter(_pwarn, lambda x: x is not null) as warnings
     from branched
 )
-select source_file, line_no, raw, reasons, warnings, len(reasons) = 0 as valid,
+select source_file, line_no,
+       -- the verbatim line is only kept where it is needed: the quarantine (valid events are stored typed)
+       case when len(reasons) > 0 then raw end as raw, reasons, warnings, len(reasons) = 0 as valid,
        message_id, _type as type, event_name, _event as event, name as page_name,
        -- an id that says null/undefined is no id: stored as NULL so no join or session picks it up
        case when lower(trim(anonymous_id)) not in ({nullish}) then anonymous_id end as anonymous_id,

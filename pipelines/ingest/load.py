@@ -70,6 +70,24 @@ def _pii_expr(plan: Plan, column: str) -> str:
             f"else {column} end else case event_name {' '.join(hashed)} else {column} end end")
 
 
+def _context_expr(plan: Plan) -> str:
+    """context without readable personal data: the identify event's PII traits that SDKs copy into
+    context.traits are hashed like the traits themselves, and the IP is truncated (IPv4 to /24,
+    IPv6 to /48, as Google Analytics anonymizes it: still good for geography, no longer a person).
+    Without consent the IP and context.traits go entirely."""
+    pii = sorted({n for ev in plan.events.values() if ev.type == "identify"
+                  for n, p in ev.properties.items() if p.pii})
+    ip = ("case when context ->> '$.ip' like '%:%' "
+          "then regexp_replace(context ->> '$.ip', '^(([0-9a-fA-F]*:){3}).*$', '\\1:') "
+          "else regexp_replace(context ->> '$.ip', '\\.[0-9]+$', '.0') end")
+    ctx = f"json_merge_patch(context, json_object('ip', {ip}))"
+    if pii:
+        pairs = ", ".join(f"{lit(n)}, pii_hash(context ->> {lit('$.traits.' + n)})" for n in pii)
+        has = " or ".join(f"context ->> {lit('$.traits.' + n)} is not null" for n in pii)
+        ctx = f"case when {has} then json_merge_patch({ctx}, json_object('traits', json_object({pairs}))) else {ctx} end"
+    return f"case when context is null then null when _strip then json_merge_patch(context, '{{\"ip\": null, \"traits\": null}}') else {ctx} end"
+
+
 def _consent_sql(plan: Plan) -> tuple[str, str]:
     """(granted expression, action-without-consent expression) over the validated rows."""
     cats = plan.consent.categories
@@ -84,7 +102,7 @@ def _consent_sql(plan: Plan) -> tuple[str, str]:
     return granted, action
 
 
-GROUP_BYTES = 256 << 20  # landing bytes validated in one DuckDB run: amortizes the ~0.5 s bind, bounds memory
+GROUP_BYTES = 128 << 20  # landing bytes validated in one DuckDB run: amortizes the ~0.5 s bind, bounds memory
 
 
 def partition_files(landing: Path, partition: str) -> list[Path]:
@@ -160,6 +178,7 @@ def _load_group(con: duckdb.DuckDBPyConnection, plan: Plan, partitions: list[str
     granted, action = _consent_sql(plan)
     props_pii = _pii_expr(plan, "properties")
     traits_pii = _pii_expr(plan, "traits")
+    context_expr = _context_expr(plan)
     lookback = int(d.dedup_lookback_days)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con.register("_dates", pa.table({"d": pa.array(dates, pa.date32())}))
@@ -215,7 +234,7 @@ from v
 insert into ingest.events
 select message_id, type, event_name, event, page_name, anonymous_id, user_id, previous_id, group_id,
        "timestamp", original_timestamp, sent_at, received_at,
-       case when _strip then json_merge_patch(context, '{{"ip": null}}') else context end,
+       {context_expr},
        {props_pii}, {traits_pii},
        library_name, library_version, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
        page_url, page_path, page_referrer, session_id, region, consent_category, _strip,

@@ -24,6 +24,8 @@ test: install browser
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/quality_bench.py
+	$(BIN)/python benchmarks/collector_load.py
 
 dev: install
 	$(BIN)/dagster dev -w workspace.yaml

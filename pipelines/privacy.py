@@ -21,7 +21,7 @@ from tracking_plan.model import Plan
 from tracking_plan.validate import lit
 
 from .stitch.identity import _field_sql
-from .warehouse import connect, keyed_hash
+from .warehouse import connect, keyed_hash, transaction
 
 SCHEMAS = ("ingest", "stitch", "staging", "marts", "quality")
 # tables that are about erasure itself (hashes only) or hold counts, not people
@@ -87,8 +87,7 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
     audit_id = uuid.uuid4().hex
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     deleted: dict[str, int] = {}
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         for (schema, table), cols in sorted(tables.items()):
             if (schema, table) in KEEP:
                 continue
@@ -125,10 +124,6 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
         con.execute("insert into ingest.erasure_audit values (?, ?, ?, ?, ?, ?)",
                     [audit_id, now, keyed_hash(user_id), len(idents), sum(deleted.values()), sorted(deleted)]
                     ).fetchall()
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     # write the deletions into the database file now rather than leaving them in the WAL
     con.execute("checkpoint").fetchall()
     return {"rows": sum(deleted.values()), "identifiers": len(idents), "audit_id": audit_id,

@@ -28,7 +28,7 @@ def run_pipeline(plan_dir: Path, landing: Path, warehouse: Path, partition: str 
 
     console = console or Console(stderr=True)
     try:
-        plan = load_plan(plan_dir)
+        load_plan(plan_dir)  # a broken plan stops here with file:line messages, not inside Dagster
     except PlanError as exc:
         for p in exc.problems:
             console.print(str(p), markup=False, highlight=False)

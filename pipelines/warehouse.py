@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -91,3 +92,15 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
         con.execute(DDL)
     register_udfs(con)
     return con
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection):
+    """All or nothing: a failure (or a kill) inside leaves the warehouse as it was."""
+    con.execute("begin transaction")
+    try:
+        yield con
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise

@@ -20,6 +20,8 @@ from tracking_plan.model import Plan
 from tracking_plan.reader import ReadStats, is_input_file, read_files
 from tracking_plan.validate import Validator, lit
 
+from ..warehouse import transaction
+
 
 @dataclass
 class PartitionResult:
@@ -112,7 +114,7 @@ def partition_files(landing: Path, partition: str) -> list[Path]:
 def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path, partitions: list[str],
                       validator: Validator | None = None, on_done=None) -> list[PartitionResult]:
     """Ingest many partitions: consecutive partitions are validated together (one query run per
-    ~256 MB of landing files), then each is replaced in its own transaction."""
+    ~128 MB of landing files) and replaced together in one transaction."""
     validator = validator or Validator(plan)
     d = plan.header.defaults
     results = []
@@ -183,8 +185,7 @@ def _load_group(con: duckdb.DuckDBPyConnection, plan: Plan, partitions: list[str
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con.register("_dates", pa.table({"d": pa.array(dates, pa.date32())}))
 
-    con.execute("begin transaction")
-    try:
+    with transaction(con):
         for table in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log"):
             con.execute(f"delete from {table} where partition_date in (select d from _dates)").fetchall()
         if not first:
@@ -273,12 +274,7 @@ from _classified group by source_file""").fetchall()}
         for row in rows:
             con.execute("insert into ingest.ingestion_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         list(row)).fetchall()
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
-    finally:
-        con.unregister("_dates")
+    con.unregister("_dates")  # (after a failure the next register replaces it)
     if any(r.quarantined for r in results.values()):
         top: dict[str, list] = {}
         for p, rule, n in con.execute("""

@@ -24,6 +24,8 @@ from scipy.sparse.csgraph import connected_components
 from tracking_plan.model import Plan
 from tracking_plan.validate import lit
 
+from ..warehouse import transaction
+
 _SOURCE_SQL = {
     "userId": "user_id", "anonymousId": "anonymous_id", "previousId": "previous_id", "groupId": "group_id",
 }
@@ -166,22 +168,18 @@ def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
     aid = next((x.name for x in plan.identity.identifiers if x.source == "anonymousId"), "anonymous_id")
     con.register("_persons", persons)
     con.register("_graph", graph)
-    con.execute("begin transaction")
     try:
-        con.execute("create or replace table stitch.identity_graph as select kind_a, id_a, kind_b, id_b, "
-                    "first_seen, last_seen, via, events, accepted, reason from _graph").fetchall()
-        con.execute("create or replace table stitch.persons as select * from _persons").fetchall()
-        con.execute(f"""
-create or replace table stitch.events as
-select coalesce(pu.person_id, pa.person_id) as person_id, e.*
-from ingest.events e
-left join stitch.persons pu on pu.identifier_kind = {lit(uid)} and pu.identifier = e.user_id
-left join stitch.persons pa on pa.identifier_kind = {lit(aid)} and pa.identifier = e.anonymous_id
-""").fetchall()
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
+        with transaction(con):
+            con.execute("create or replace table stitch.identity_graph as select kind_a, id_a, kind_b, id_b, "
+                        "first_seen, last_seen, via, events, accepted, reason from _graph").fetchall()
+            con.execute("create or replace table stitch.persons as select * from _persons").fetchall()
+            con.execute(f"""
+    create or replace table stitch.events as
+    select coalesce(pu.person_id, pa.person_id) as person_id, e.*
+    from ingest.events e
+    left join stitch.persons pu on pu.identifier_kind = {lit(uid)} and pu.identifier = e.user_id
+    left join stitch.persons pa on pa.identifier_kind = {lit(aid)} and pa.identifier = e.anonymous_id
+    """).fetchall()
     finally:
         con.unregister("_persons")
         con.unregister("_graph")

@@ -9,7 +9,6 @@ import dagster as dg
 
 from tracking_plan.reader import is_input_file
 
-
 ingest_job = dg.define_asset_job("daily_pipeline", selection=dg.AssetSelection.all(),
                                  description="Ingest a day of landing files, then rebuild everything downstream.")
 

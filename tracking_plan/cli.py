@@ -6,7 +6,6 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -30,7 +29,7 @@ def warehouse_default() -> Path:
     return Path(os.environ.get("TRACKPLAN_WAREHOUSE", "warehouse.duckdb"))
 
 
-def _plan(plan_dir: Optional[Path]):
+def _plan(plan_dir: Path | None):
     try:
         return load_plan(plan_dir or default_plan_dir())
     except PlanError as exc:
@@ -41,7 +40,7 @@ def _plan(plan_dir: Optional[Path]):
 
 
 @app.command()
-def lint(plan: Optional[Path] = PlanOpt, format: str = FormatOpt):
+def lint(plan: Path | None = PlanOpt, format: str = FormatOpt):
     """Check the plan's structure and conventions; exit 1 on errors."""
     from .lint import lint as run_lint
     from .lint import render_lint
@@ -53,9 +52,9 @@ def lint(plan: Optional[Path] = PlanOpt, format: str = FormatOpt):
 
 @app.command()
 def diff(base: str = typer.Option(..., "--base", help="Base plan: a directory or a git ref"),
-         plan: Optional[Path] = PlanOpt,
+         plan: Path | None = PlanOpt,
          format: str = typer.Option("text", "--format", help="text | markdown | json"),
-         replay: Optional[Path] = typer.Option(None, "--replay", help="Warehouse (.duckdb) or events file: "
+         replay: Path | None = typer.Option(None, "--replay", help="Warehouse (.duckdb) or events file: "
                                                "what would the proposed plan newly reject?"),
          replay_sample: int = typer.Option(100_000, "--replay-sample", help="Events to replay at most")):
     """Class every change major/minor/patch; exit 1 if the declared version bump is too small."""
@@ -81,7 +80,7 @@ def diff(base: str = typer.Option(..., "--base", help="Base plan: a directory or
 
 
 @app.command("compile")
-def compile_cmd(plan: Optional[Path] = PlanOpt,
+def compile_cmd(plan: Path | None = PlanOpt,
                 out_dir: Path = typer.Option(..., "--out", help="Directory for the JSON Schemas")):
     """Write one JSON Schema (draft 2020-12) per event version."""
     from .compile import write_schemas
@@ -92,8 +91,8 @@ def compile_cmd(plan: Optional[Path] = PlanOpt,
 
 @app.command()
 def validate(files: list[Path] = typer.Argument(..., help="JSONL, JSONL.gz or Segment batch files"),
-             plan: Optional[Path] = PlanOpt, format: str = FormatOpt,
-             unexpected: Optional[str] = typer.Option(None, "--unexpected",
+             plan: Path | None = PlanOpt, format: str = FormatOpt,
+             unexpected: str | None = typer.Option(None, "--unexpected",
                                                       help="allow | warn | reject unexpected properties "
                                                            "(default: the plan's)"),
              max_errors: int = typer.Option(1000, "--max-errors", help="Errors listed per file at most")):
@@ -133,9 +132,9 @@ def validate(files: list[Path] = typer.Argument(..., help="JSONL, JSONL.gz or Se
 
 @app.command()
 def generate(out_dir: Path = typer.Option(..., "--out", help="Landing zone to write"),
-             days: Optional[int] = typer.Option(None, "--days"), users: Optional[int] = typer.Option(None, "--users"),
+             days: int | None = typer.Option(None, "--days"), users: int | None = typer.Option(None, "--users"),
              seed: int = typer.Option(42, "--seed"), bug_rate: float = typer.Option(0.01, "--bug-rate"),
-             plan: Optional[Path] = PlanOpt):
+             plan: Path | None = PlanOpt):
     """Write realistic, seeded sample events into a landing zone, partitioned by day."""
     from rich.progress import Progress
 
@@ -150,9 +149,9 @@ def generate(out_dir: Path = typer.Option(..., "--out", help="Landing zone to wr
 
 
 @app.command()
-def run(plan: Optional[Path] = PlanOpt, landing: Optional[Path] = typer.Option(None, "--landing"),
-        warehouse: Optional[Path] = typer.Option(None, "--warehouse"),
-        partition: Optional[str] = typer.Option(None, "--partition", help="YYYY-MM-DD; default: every day landed")):
+def run(plan: Path | None = PlanOpt, landing: Path | None = typer.Option(None, "--landing"),
+        warehouse: Path | None = typer.Option(None, "--warehouse"),
+        partition: str | None = typer.Option(None, "--partition", help="YYYY-MM-DD; default: every day landed")):
     """Materialize every asset through Dagster, with progress and a summary."""
     from pipelines.runner import run_pipeline
 
@@ -163,7 +162,7 @@ def run(plan: Optional[Path] = PlanOpt, landing: Optional[Path] = typer.Option(N
 
 @app.command()
 def forget(user_id: str = typer.Option(..., "--user-id"),
-           warehouse: Optional[Path] = typer.Option(None, "--warehouse"), plan: Optional[Path] = PlanOpt):
+           warehouse: Path | None = typer.Option(None, "--warehouse"), plan: Path | None = PlanOpt):
     """Erase a person from every table (right to erasure) and keep them out of re-ingestion."""
     from pipelines.privacy import forget_person
 
@@ -173,9 +172,9 @@ def forget(user_id: str = typer.Option(..., "--user-id"),
 
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8088, "--port"),
-          landing: Optional[Path] = typer.Option(None, "--landing"),
+          landing: Path | None = typer.Option(None, "--landing"),
           validate_events: bool = typer.Option(False, "--validate", help="Count plan violations at /metrics"),
-          plan: Optional[Path] = PlanOpt):
+          plan: Path | None = PlanOpt):
     """HTTP collector speaking Segment's tracking API (and Snowplow's tp2)."""
     from pipelines.collector import serve as run_serve
 
@@ -184,9 +183,9 @@ def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Opt
 
 
 @app.command()
-def report(warehouse: Optional[Path] = typer.Option(None, "--warehouse"),
+def report(warehouse: Path | None = typer.Option(None, "--warehouse"),
            out_file: Path = typer.Option(..., "--out", help="The HTML file to write"),
-           plan: Optional[Path] = PlanOpt):
+           plan: Path | None = PlanOpt):
     """One self-contained HTML report: KPIs, cohorts, retention, funnels, value, evidence, data health."""
     from .report import write_report
 
@@ -199,7 +198,7 @@ def report(warehouse: Optional[Path] = typer.Option(None, "--warehouse"),
 
 
 @app.command()
-def docs(plan: Optional[Path] = PlanOpt, out_dir: Path = typer.Option(Path("site"), "--out")):
+def docs(plan: Path | None = PlanOpt, out_dir: Path = typer.Option(Path("site"), "--out")):
     """A browsable catalog of the tracking plan (static HTML)."""
     from .docs_site import build_docs
 
@@ -229,9 +228,9 @@ def sql(dialect: str = typer.Option(..., "--dialect", help="snowflake | bigquery
 
 
 @app.command()
-def review(warehouse: Optional[Path] = typer.Option(None, "--warehouse"),
+def review(warehouse: Path | None = typer.Option(None, "--warehouse"),
            format: str = typer.Option("markdown", "--format", help="markdown | html"),
-           out_file: Optional[Path] = typer.Option(None, "--out"), plan: Optional[Path] = PlanOpt):
+           out_file: Path | None = typer.Option(None, "--out"), plan: Path | None = PlanOpt):
     """The portfolio review: stop, continue, scale or pivot each initiative, with its evidence."""
     from .review import review as render_review
 

@@ -194,7 +194,11 @@ def _read_batch_body(path: Path, max_bytes: int, stats: ReadStats) -> Iterator[p
     Segment's own API does. A file that is not a batch is read as one event per line.
     """
     try:
-        raw = gzip.open(path).read() if path.name.endswith(".gz") else path.read_bytes()
+        if path.name.endswith(".gz"):
+            with gzip.open(path) as fh:
+                raw = fh.read()
+        else:
+            raw = path.read_bytes()
     except (OSError, EOFError, zlib.error) as exc:
         stats.file_error = f"unreadable: {exc}"
         return

@@ -220,19 +220,19 @@ class Validator:
         r = _reason
         q = chr(39)
         envelope_checks = [
-            f"case when _type is null then {r('envelope', '$.type', lit('type is missing'))} "
-            f"when _type not in ({', '.join(lit(t) for t in ENVELOPE_TYPES)}) then {r('envelope', '$.type', q + 'unknown type ' + q + ' || _type')} end",
+            (f"case when _type is null then {r('envelope', '$.type', lit('type is missing'))} "
+             f"when _type not in ({', '.join(lit(t) for t in ENVELOPE_TYPES)}) then {r('envelope', '$.type', q + 'unknown type ' + q + ' || _type')} end"),
             f"case when not {id_ok('message_id')} then {r('envelope', '$.messageId', lit('messageId is missing or empty'))} end",
-            f"case when _type = 'alias' and not ({id_ok('user_id')} and {id_ok('previous_id')}) then "
-            f"{r('identity', '$.userId', lit('alias needs userId and previousId'))} "
-            f"when _type <> 'alias' and not ({id_ok('user_id')} or {id_ok('anonymous_id')}) then "
-            f"{r('identity', '$.userId', lit('needs a userId or an anonymousId that is not empty, null or undefined'))} end",
+            (f"case when _type = 'alias' and not ({id_ok('user_id')} and {id_ok('previous_id')}) then "
+             f"{r('identity', '$.userId', lit('alias needs userId and previousId'))} "
+             f"when _type <> 'alias' and not ({id_ok('user_id')} or {id_ok('anonymous_id')}) then "
+             f"{r('identity', '$.userId', lit('needs a userId or an anonymousId that is not empty, null or undefined'))} end"),
             f"case when _type = 'track' and (_event is null or trim(_event) = '') then {r('envelope', '$.event', lit('track call without an event name'))} end",
             f"case when ts_raw is not null and ts_in is null then {r('timestamp', '$.timestamp', q + 'unparseable timestamp ' + q + ' || ts_raw')} end",
-            f"case when ts_fixed > received_at + to_seconds({d.max_future_hours * 3600:.0f}) then "
-            f"{r('timestamp_future', '$.timestamp', q + 'event time ' + q + ' || ts_fixed || ' + lit(f' is more than {d.max_future_hours:g} h after it was received'))} "
-            f"when ts_fixed < received_at - to_days({d.max_age_days}) then "
-            f"{r('timestamp_past', '$.timestamp', q + 'event time ' + q + ' || ts_fixed || ' + lit(f' is more than {d.max_age_days} days before it was received'))} end",
+            (f"case when ts_fixed > received_at + to_seconds({d.max_future_hours * 3600:.0f}) then "
+             f"{r('timestamp_future', '$.timestamp', q + 'event time ' + q + ' || ts_fixed || ' + lit(f' is more than {d.max_future_hours:g} h after it was received'))} "
+             f"when ts_fixed < received_at - to_days({d.max_age_days}) then "
+             f"{r('timestamp_past', '$.timestamp', q + 'event time ' + q + ' || ts_fixed || ' + lit(f' is more than {d.max_age_days} days before it was received'))} end"),
         ]
         env_list = "[" + ", ".join(envelope_checks) + "]"
 

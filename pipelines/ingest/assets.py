@@ -35,7 +35,7 @@ def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, track
     plan = tracking_plan.load()
     validator = Validator(plan)
     keys = context.partition_keys
-    totals = dict(lines=0, loaded=0, quarantined=0, duplicates=0, consent_dropped=0, suppressed=0)
+    totals = {k: 0 for k in ("lines", "loaded", "quarantined", "duplicates", "consent_dropped", "suppressed")}
     done = []
 
     def on_done(res) -> None:

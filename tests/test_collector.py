@@ -411,3 +411,26 @@ def test_slow_disk_turns_into_503_with_bounded_memory(tmp_path):
     assert (503, "1") in statuses and any(s == 200 for s, _ in statuses)
     assert {s for s, _ in statuses} <= {200, 503}  # never 413, never a dropped connection
     assert sorted(r["messageId"] for r in landed(tmp_path / "landing")) == sorted(acked)
+
+
+def test_edge_validation_uses_the_plan_engine(make_client):
+    """`serve --validate`: the same Validator as `trackplan validate` counts violations per event and rule."""
+    from tracking_plan.loader import DEFAULT_PLAN
+    from tracking_plan.validate import collector_validator
+
+    client = make_client(validator=collector_validator(str(DEFAULT_PLAN)))
+    batch = [
+        {"type": "track", "event": "Signed In", "userId": "u", "properties": {"method": "password"}},
+        {"type": "track", "event": "Signed In", "userId": "u", "properties": {"method": "carrier pigeon"}},
+        {"type": "track", "event": "Order Complete", "userId": "u", "properties": {}},
+    ]
+    assert client.post("/v1/batch", json={"batch": batch}, headers={"Authorization": BASIC}).status_code == 200
+    deadline = time.time() + 10  # the check runs after the 200 was sent
+    while time.time() < deadline:
+        text = client.get("/metrics").text
+        if 'rule="unknown_event"' in text:
+            break
+        time.sleep(0.05)
+    assert 'trackplan_collector_plan_violations_total{event="Signed In",rule="enum"} 1.0' in text
+    assert 'trackplan_collector_plan_violations_total{event="Order Complete",rule="unknown_event"} 1.0' in text
+    assert 'trackplan_collector_plan_checked_events_total{event="Signed In"} 2.0' in text

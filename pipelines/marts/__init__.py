@@ -2,7 +2,8 @@
 
 import importlib
 
-_MODULES = ("pipelines.marts.plan_tables", "pipelines.marts.evidence", "pipelines.marts.value")
+_MODULES = ("pipelines.marts.plan_tables", "pipelines.marts.evidence", "pipelines.marts.value",
+            "pipelines.marts.uplift")
 
 
 def mart_assets() -> list:

@@ -3,7 +3,7 @@
 import importlib
 
 _MODULES = ("pipelines.marts.plan_tables", "pipelines.marts.evidence", "pipelines.marts.value",
-            "pipelines.marts.uplift")
+            "pipelines.marts.uplift", "pipelines.marts.clv")
 
 
 def mart_assets() -> list:

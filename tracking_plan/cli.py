@@ -40,12 +40,15 @@ def _plan(plan_dir: Path | None):
 
 
 @app.command()
-def lint(plan: Path | None = PlanOpt, format: str = FormatOpt):
+def lint(plan: Path | None = PlanOpt, format: str = FormatOpt,
+         warehouse: Path | None = typer.Option(None, "--warehouse", help="Read current traffic from it: can "
+                                               "each experiment reach its sample size in its planned days?")):
     """Check the plan's structure and conventions; exit 1 on errors."""
     from .lint import lint as run_lint
-    from .lint import render_lint
+    from .lint import render_lint, traffic_from_warehouse
 
-    problems = run_lint(plan or default_plan_dir())
+    traffic = traffic_from_warehouse(warehouse, plan) if warehouse else None
+    problems = run_lint(plan or default_plan_dir(), traffic=traffic)
     out.print(render_lint(problems, format=format), highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(1 if any(p.severity == "error" for p in problems) else 0)
 

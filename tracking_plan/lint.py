@@ -622,3 +622,32 @@ def render_lint(problems: list[Problem], format: str = "text", relative_to: Path
     lines = [f"{rel(p.file)}:{p.line}: {p.code} {p.message} ({p.severity})" for p in problems]
     lines.append(f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['info']} info")
     return "\n".join(lines)
+
+
+def traffic_from_warehouse(warehouse: Path | str, plan_dir: Path | str | None = None,
+                           days: int = 28) -> dict[str, float]:
+    """Current traffic for the sample-size check: per experiment, the mean daily number of persons
+    first exposed over the last ``days`` days of data; per event, its mean daily distinct persons."""
+    import duckdb
+
+    from .loader import load_plan
+
+    plan = load_plan(plan_dir)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        out = {name: float(n) for name, n in con.execute(f"""
+with recent as (select * from stitch.events
+                where "timestamp" > (select max("timestamp") from stitch.events) - to_days({int(days)}))
+select event_name, count(distinct (person_id, "timestamp"::date)) / {int(days)}.0 from recent group by 1
+""").fetchall()}
+        for x in plan.metrics.experiments:
+            rows = con.execute(f"""
+with first as (select person_id, min("timestamp") as t from stitch.events
+               where event_name = ? and properties ->> '$.experiment_id' = ? group by 1)
+select count(*) / {int(days)}.0 from first where t > (select max("timestamp") from stitch.events) - to_days({int(days)})
+""", [x.exposure_event, x.key]).fetchall()
+            if rows and rows[0][0]:
+                out[x.key] = float(rows[0][0])
+    finally:
+        con.close()
+    return out

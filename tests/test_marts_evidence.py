@@ -10,7 +10,7 @@ import pytest
 from scipy import stats as sps
 
 from models.stats import ab_readout
-from pipelines.marts.events_frame import normalize
+from pipelines.marts.events_frame import normalize, where_column
 from pipelines.marts.evidence import compute_initiative_roi, non_financial_changes
 from pipelines.marts.experiments import compute_experiment_results
 from pipelines.marts.initiatives import (
@@ -177,7 +177,11 @@ def test_matching_removes_heavy_user_selection(plan):
     people = [f"u{i}" for i in range(n)]
     rows = [ev(p, "User Identified", start - 20 * DAY, company_size="11-50") for p in people]
     rows += [ev(people[i], "Page Viewed", start - DAY * (1 + j % 13)) for i in range(n) for j in range(pre[i])]
-    rows += [ev(people[i], "Integration Connected", start + 3 * DAY) for i in np.flatnonzero(treated)]
+    # the plan treats only Slack connections (treatment_where: {integration: slack}): others are not treated
+    rows += [ev(people[i], "Integration Connected", start + 3 * DAY, **{where_column("integration"): "slack"})
+             for i in np.flatnonzero(treated)]
+    rows += [ev(people[i], "Integration Connected", start + 4 * DAY, **{where_column("integration"): "jira"})
+             for i in np.flatnonzero(~treated)[:50]]
     rows += [ev(people[i], "Order Completed", start + 30 * DAY, **{"prop:revenue": 50.0}) for i in np.flatnonzero(buys)]
     rows.append(ev("u0", "Page Viewed", start + 60 * DAY))
     df = pd.DataFrame(rows)

@@ -47,6 +47,7 @@ def bench_checks(users: int, days: int) -> None:
     from quality_checks.gx_suite import run_gx_suite
     from quality_checks.metrics import build_daily_metrics
     from quality_checks.schema_checks import run_schema_check
+    from quality_checks.settings import settings_for
     from schemas.pandera_models import table_specs
     from tracking_plan.generate import generate
     from tracking_plan.loader import load_plan
@@ -69,7 +70,8 @@ def bench_checks(users: int, days: int) -> None:
             checks[f"gates {table}"] = _timed(lambda t=table: gates(con, plan, t))
         specs = table_specs(plan)
         for table in ("ingest.events", "ingest.quarantine", "stitch.events", "stitch.persons"):
-            checks[f"pandera {table}"] = _timed(lambda t=table: run_schema_check(con, specs[t]))
+            rows = settings_for(plan).pandera_sample_rows
+            checks[f"pandera {table}"] = _timed(lambda t=table, n=rows: run_schema_check(con, specs[t], n))
         df = con.execute("select * from quality.daily_metrics").df()
         checks["great expectations"] = _timed(lambda: run_gx_suite(df, tmp / "gx_docs"))
         n = con.execute("select count(*) from ingest.events").fetchall()[0][0]

@@ -12,7 +12,7 @@ from .store import ERROR, CheckOutcome
 SAMPLE_SEED = 42  # the same sample on a re-run: a failure reproduces
 
 
-def run_schema_check(con, spec, sample_rows: int = 200_000) -> CheckOutcome:
+def run_schema_check(con, spec, sample_rows: int = 50_000) -> CheckOutcome:
     """Validate `spec.table` with its generated Pandera schema; failure cases become metadata."""
     import pandas as pd
     import pandera.pandas as pa

@@ -106,3 +106,16 @@ def test_transpile_models_every_dialect():
         assert set(out) == set(MODELS) and all(out.values())
     with pytest.raises(ValueError):
         transpile_models("nosuchsql")
+
+
+def test_cli_lineage_of_a_python_mart_falls_back_to_the_asset_graph():
+    from typer.testing import CliRunner
+
+    from tracking_plan.cli import app
+
+    res = CliRunner().invoke(app, ["lineage", "marts.initiative_roi", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["upstream"][0] == ["marts.experiment_results", "stitch.events"]
+    assert data["upstream"][-1] == ["ingest.events"]
+    assert CliRunner().invoke(app, ["lineage", "marts.no_such_table"]).exit_code == 2

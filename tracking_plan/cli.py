@@ -218,8 +218,21 @@ def lineage(table: str = typer.Argument(..., help="schema.table, e.g. marts.init
     try:
         out.print(render_lineage(table, format=format, deep=deep), highlight=False, markup=False, soft_wrap=True)
     except KeyError:
-        console.print(f"[red]no SQL model named {table}[/red]")
-        raise typer.Exit(2) from None
+        # a Python asset (statistics): its SQL cannot be parsed, so give its upstream tables from
+        # the Dagster graph, as far back as the landing zone
+        from pipelines.lineage_graph import table_lineage
+
+        result = table_lineage(table)
+        if result is None:
+            console.print(f"[red]no table named {table} in the pipeline[/red]")
+            raise typer.Exit(2) from None
+        if format == "json":
+            out.print_json(json.dumps(result))
+        else:
+            out.print(f"{table} (Python asset: column lineage exists for SQL models only)", highlight=False,
+                      markup=False)
+            for level, tables in enumerate(result["upstream"], start=1):
+                out.print(f"  {'  ' * (level - 1)}<- {', '.join(tables)}", highlight=False, markup=False)
 
 
 @app.command()

@@ -120,8 +120,12 @@ def validate(files: list[Path] = typer.Argument(..., help="JSONL, JSONL.gz or Se
     errors = [e for r in reports for e in r.errors]
     file_errors = [{"file": r.file, "error": r.file_error} for r in reports if r.file_error]
     if format == "json":
-        out.print_json(json.dumps({"total": total, "valid": valid, "invalid": total - valid,
-                                   "file_errors": file_errors, "errors": errors}, default=str))
+        doc = json.dumps({"total": total, "valid": valid, "invalid": total - valid,
+                          "file_errors": file_errors, "errors": errors}, default=str, indent=2)
+        if out.is_terminal:
+            out.print_json(doc)
+        else:  # piped to a file or jq: plain text, no highlighting pass over thousands of lines
+            sys.stdout.write(doc + "\n")
     else:
         for e in errors:
             out.print(f"{e['file']}:{e['line']}: {e['rule']} {e['path']} {e['message']} "

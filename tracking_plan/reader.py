@@ -50,7 +50,7 @@ class _Batcher:
         self.raws: list[str] = []
         self.reasons: list[str | None] = []
 
-    def add_block(self, block: bytes, first_no: int) -> int:
+    def add_block(self, block: bytes | memoryview, first_no: int) -> int:
         """Add a block of complete lines (each ending in \\n); return how many lines it held."""
         buf = np.frombuffer(block, dtype=np.uint8)
         ends = np.flatnonzero(buf == 10)
@@ -63,7 +63,7 @@ class _Batcher:
         lengths = ends - starts
         if (lengths > self.max_bytes).any():
             for i in range(n):  # rare: a chunk holding an oversized line goes line by line
-                self.add_one(block[starts[i]:ends[i]].rstrip(b"\r"), first_no + i)
+                self.add_one(bytes(block[starts[i]:ends[i]]).rstrip(b"\r"), first_no + i)
             return n
         offsets = np.empty(n + 1, dtype=np.int32)
         offsets[:n] = starts
@@ -73,7 +73,7 @@ class _Batcher:
             text = pc.cast(arr, pa.string())
         except pa.ArrowInvalid:
             for i in range(n):  # rare: a chunk holding a non-UTF-8 line goes line by line
-                self.add_one(block[starts[i]:ends[i]].rstrip(b"\r"), first_no + i)
+                self.add_one(bytes(block[starts[i]:ends[i]]).rstrip(b"\r"), first_no + i)
             return n
         text = pc.utf8_rtrim(text, characters="\r\n")
         self._flush_py()
@@ -130,10 +130,17 @@ def read_file(path: Path | str, max_bytes: int = 32768, stats: ReadStats | None 
     try:
         for chunk in chunks:
             stats.bytes += len(chunk)
-            data = tail + chunk
-            cut = data.rfind(b"\n") + 1
-            tail = data[cut:]
-            next_no += out.add_block(data[:cut], next_no)
+            cut = chunk.rfind(b"\n") + 1
+            if cut == 0:  # a line longer than a chunk
+                tail += chunk
+                continue
+            start = 0
+            if tail:  # only the line across the chunk boundary is copied, never the whole chunk
+                start = chunk.find(b"\n") + 1
+                next_no += out.add_block(tail + chunk[:start], next_no)
+            if cut > start:
+                next_no += out.add_block(memoryview(chunk)[start:cut], next_no)
+            tail = chunk[cut:]
             if len(out) >= batch_lines:
                 yield out.flush()
     except EOFError as exc:
@@ -236,7 +243,8 @@ def read_files(paths, max_bytes: int = 32768, batch_lines: int = BATCH_LINES,
     for path in paths:
         stats = ReadStats()
         for t in read_file(path, max_bytes=max_bytes, stats=stats, batch_lines=batch_lines):
-            pending.append(t.add_column(0, "source_file", pa.array([str(path)] * t.num_rows, pa.string())))
+            # one value repeated in C: a Python list of n copies cost more than reading the lines
+            pending.append(t.add_column(0, "source_file", pa.repeat(pa.scalar(str(path), pa.string()), t.num_rows)))
             rows += t.num_rows
             if rows >= batch_lines:
                 yield pa.concat_tables(pending)

@@ -339,6 +339,32 @@ class Validator:
         unknown = r("unknown_event", "$.event", "'event ' || coalesce('\"' || _event || '\"', '(missing)') || ' is not in the plan'")
         unknown_rule = ("_ekey is null and _type = 'track'", unknown)
         self.event_sql = [self._event_pass(e, k) for k, e in enumerate(self.keyed)]
+        if slim:  # only what `trackplan validate` reports and the second pass reads
+            final = (f"select source_file, line_no, null::varchar as raw, reasons, {EMPTY} as warnings, "
+                     "len(reasons) = 0 as valid, message_id, _type as type, event_name, "
+                     "_props as properties, _traits as traits, _ekey")
+        else:
+            final = f"""select source_file, line_no,
+       -- the verbatim line; consumers keep it only where it is needed, the quarantine
+       raw as raw, reasons, {EMPTY} as warnings, len(reasons) = 0 as valid,
+       message_id, _type as type, event_name, _event as event, name as page_name,
+       -- an id that says null/undefined is no id: stored as NULL so no join or session picks it up
+       case when _ok_aid then anonymous_id end as anonymous_id,
+       case when _ok_uid then user_id end as user_id,
+       case when _ok_pid then previous_id end as previous_id,
+       case when _ok_gid then group_id end as group_id,
+       ts_fixed as "timestamp", coalesce(original_ts, ts_in) as original_timestamp, sent_at, received_at,
+       _context as context,
+       _props as properties,
+       _traits as traits,
+       library_name, library_version, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
+       -- a server-side page call carries url/path/referrer only in its properties (Segment spec)
+       coalesce(page_url, case when _type = 'page' then _props ->> '$.url' end) as page_url,
+       coalesce(page_path, case when _type = 'page' then _props ->> '$.path' end) as page_path,
+       coalesce(page_referrer, case when _type = 'page' then _props ->> '$.referrer' end) as page_referrer,
+       session_id, region,
+       consent_category, {f"case consent_category {pref_case} else null end" if pref_case else "null"} as consent_pref,
+       _ekey"""
         return f"""
 with parsed as (
     select source_file, line_no, raw, pre_reason, _is_json, _is_json and ltrim(raw)[1] = '{{' as _is_obj,
@@ -380,27 +406,7 @@ with parsed as (
         {event_name} as event_name, {consent_category} as consent_category
     from fixed
 )
-select source_file, line_no,
-       -- the verbatim line; consumers keep it only where it is needed, the quarantine
-       {'null::varchar' if slim else 'raw'} as raw, reasons, {EMPTY} as warnings, len(reasons) = 0 as valid,
-       message_id, _type as type, event_name, _event as event, name as page_name,
-       -- an id that says null/undefined is no id: stored as NULL so no join or session picks it up
-       case when _ok_aid then anonymous_id end as anonymous_id,
-       case when _ok_uid then user_id end as user_id,
-       case when _ok_pid then previous_id end as previous_id,
-       case when _ok_gid then group_id end as group_id,
-       ts_fixed as "timestamp", coalesce(original_ts, ts_in) as original_timestamp, sent_at, received_at,
-       _context as context,
-       _props as properties,
-       _traits as traits,
-       library_name, library_version, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
-       -- a server-side page call carries url/path/referrer only in its properties (Segment spec)
-       coalesce(page_url, case when _type = 'page' then _props ->> '$.url' end) as page_url,
-       coalesce(page_path, case when _type = 'page' then _props ->> '$.path' end) as page_path,
-       coalesce(page_referrer, case when _type = 'page' then _props ->> '$.referrer' end) as page_referrer,
-       session_id, region,
-       consent_category, {f"case consent_category {pref_case} else null end" if pref_case else "null"} as consent_pref,
-       _ekey
+{final}
 from checked
 """
 

@@ -16,7 +16,9 @@ Targets (issue 3, item 8): ingest ≥ 40% of DuckDB's raw read rate; peak memory
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -31,6 +33,7 @@ sys.path.insert(0, str(REPO))
 LINES_PER_USER = 218  # measured: users=570 over the default 107 days wrote 124,501 lines
 TARGET_RATIO = 0.40
 TARGET_PEAK_GB = 3.0
+TARGET_VALIDATE = 100_000  # events/s on one core (issue 2)
 
 
 def _peak_mb() -> float:
@@ -101,10 +104,30 @@ def step_pipeline(landing: Path, workdir: Path) -> dict:
     return out
 
 
-def _child(step: str, landing: Path, workdir: Path) -> dict:
+def step_validate(landing: Path, workdir: Path, cores: int) -> dict:
+    """`trackplan validate`'s engine over every landing line as one file, pinned to `cores` CPUs."""
+    from tracking_plan.loader import load_plan
+    from tracking_plan.validate import validate_files
+
+    os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[:cores]))
+    one = workdir / "all-events.jsonl"
+    if not one.exists():
+        lines, _ = _input_files(landing)
+        with open(one, "wb") as out:
+            for f in lines:
+                with (gzip.open(f, "rb") if f.endswith(".gz") else open(f, "rb")) as fh:
+                    shutil.copyfileobj(fh, out, 16 << 20)
+    plan = load_plan()
+    t0 = time.perf_counter()
+    (rep,) = validate_files(plan, [str(one)])
+    return {"rows": rep.total, "invalid": rep.invalid, "seconds": time.perf_counter() - t0,
+            "gb": one.stat().st_size / 1e9, "cores": cores, "peak_mb": _peak_mb()}
+
+
+def _child(step: str, landing: Path, workdir: Path, *extra: str) -> dict:
     """Run one step in a fresh interpreter so its peak memory is its own."""
     proc = subprocess.run([sys.executable, __file__, "--_step", step, "--_landing", str(landing),
-                           "--workdir", str(workdir)], capture_output=True, text=True, check=False)
+                           "--workdir", str(workdir), *extra], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{step} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -119,12 +142,17 @@ def bench(size: int, workdir: Path, seed: int) -> dict:
     gen = generate(landing, users=users, seed=seed)
     gen_s = time.perf_counter() - t0
     print(f"  generated {gen.lines:,} lines ({users:,} users) in {gen_s:.0f} s", file=sys.stderr)
+    validate = [_child("validate", landing, workdir, "--_cores", str(c)) for c in (1, min(2, os.cpu_count() or 1))]
+    for v in validate:
+        print(f"  trackplan validate on {v['cores']} core(s): {v['rows'] / v['seconds']:,.0f} events/s "
+              f"({v['gb']:.2f} GB in {v['seconds']:.1f} s, peak {v['peak_mb']:,.0f} MB)", file=sys.stderr)
+    (workdir / "all-events.jsonl").unlink(missing_ok=True)
     raw = _child("duckdb_read", landing, workdir)
     print(f"  duckdb read_json: {raw['seconds']:.1f} s", file=sys.stderr)
     ours = _child("pipeline", landing, workdir)
     print(f"  pipeline: ingest {ours['ingest_s']:.1f} s, stitch {ours['stitch_s']:.1f} s, "
           f"sessions {ours['sessions_s']:.1f} s", file=sys.stderr)
-    return {"size": size, "lines": gen.lines, "raw": raw, "ours": ours}
+    return {"size": size, "lines": gen.lines, "raw": raw, "ours": ours, "validate": validate}
 
 
 def _table(rows: list[dict]) -> None:
@@ -147,6 +175,15 @@ def _table(rows: list[dict]) -> None:
                   f"{o['peak_mb']:,.0f}" + ("" if o["peak_mb"] <= TARGET_PEAK_GB * 1024 else " (>3 GB)"),
                   f"{raw['peak_mb']:,.0f}", f"{o['persons']:,}", f"{o['sessions']:,}")
     Console(width=200).print(t)  # a wide table: piped output must not fold the figures
+    v = Table(title="trackplan validate (the CLI's engine) on all the same events as one file; target ≥ 100,000 ev/s on one core")
+    for col in ("events", "file GB", "cores", "events/s", "peak MB"):
+        v.add_column(col, justify="right")
+    for r in rows:
+        for x in r.get("validate", []):
+            rate = x["rows"] / x["seconds"]
+            v.add_row(f"{x['rows']:,}", f"{x['gb']:.2f}", str(x["cores"]),
+                      f"{rate:,.0f}" + ("" if x["cores"] > 1 or rate >= TARGET_VALIDATE else " (<100k)"), f"{x['peak_mb']:,.0f}")
+    Console(width=200).print(v)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,8 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     ap.add_argument("--_step", help=argparse.SUPPRESS)
     ap.add_argument("--_landing", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--_cores", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._step:
+        if args._step == "validate":
+            print(json.dumps(step_validate(args._landing, args.workdir, args._cores)))
+            return 0
         fn = {"duckdb_read": step_duckdb_read, "pipeline": step_pipeline}[args._step]
         print(json.dumps(fn(args._landing, args.workdir)))
         return 0

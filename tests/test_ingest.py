@@ -3,6 +3,7 @@ de-duplication, clock skew, consent and PII hashing (issue 3, items 2, 3 and 6).
 
 import datetime as dt
 import gzip
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -263,6 +264,30 @@ def test_consent_drop_and_strip_per_consent_yaml(tmp_path):
     assert not stripped and ip == "203.0.113.0" and email == keyed_hash("pat@example.com")
     assert not rows["necessary"][0]
     assert query(w, "select consent_dropped from ingest.ingestion_log") == [(1,)]
+
+
+def test_ip_truncation_on_every_path(tmp_path):
+    """The fast textual path and the JSON-merge fallback give the same privacy: IPv4 to /24, IPv6 to
+    /48, a nested "ip" of the same value truncated too, PII traits in context hashed, and no key added."""
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(landing, DAY, "a.jsonl", [
+        ev(mid="v4", context={"ip": "198.51.100.77", "library": {"name": "analytics.js"}}),
+        ev(mid="v6", context={"ip": "2001:db8:85a3:8d3:1319:8a2e:370:7348"}),
+        ev(mid="nested", context={"ip": "198.51.100.77", "device": {"ip": "198.51.100.77"}}),
+        ev(mid="escaped", context={"ip": 'odd"ip.5'}),  # serialized with an escape: the JSON-merge path
+        ev(mid="traits", context={"ip": "198.51.100.77", "traits": {"email": "kim@example.com", "plan": "team"}}),
+        ev(mid="no-ip", context={"library": {"name": "analytics.js"}}),
+    ])
+    ingest(w, landing)
+    rows = {r[0]: json.loads(r[1]) for r in query(w, "select message_id, context from ingest.events")}
+    assert rows["v4"] == {"ip": "198.51.100.0", "library": {"name": "analytics.js"}}
+    assert rows["v6"]["ip"] == "2001:db8:85a3::"
+    assert rows["nested"] == {"ip": "198.51.100.0", "device": {"ip": "198.51.100.0"}}
+    assert rows["escaped"]["ip"] == 'odd"ip.0'
+    assert rows["traits"]["ip"] == "198.51.100.0"
+    assert rows["traits"]["traits"] == {"email": keyed_hash("kim@example.com"), "plan": "team"}
+    assert rows["no-ip"] == {"library": {"name": "analytics.js"}}  # nothing added, not even an empty traits
+    assert "kim@example.com" not in json.dumps(rows) and "198.51.100.77" not in json.dumps(rows)
 
 
 def test_pii_is_hashed_joinable_not_readable(tmp_path, monkeypatch):

@@ -93,6 +93,12 @@ class _Paths:
         return f"_t[{self.add(path)}]"
 
 
+def context_pii_traits(plan: Plan) -> list[str]:
+    """PII traits of the identify call, which SDKs also copy into context.traits of later events."""
+    return sorted({n for ev in plan.events.values() if ev.type == "identify"
+                   for n, p in ev.properties.items() if p.pii})
+
+
 def _split_path(path: str) -> list[str]:
     """'$.context.campaign.source' -> ['context', 'campaign', 'source'] (quoted parts as json_path writes them)."""
     return [a or b.replace('\\"', '"').replace("\\\\", "\\")
@@ -284,6 +290,14 @@ class Validator:
             node[keys[-1]] = "VARCHAR"
             expr = root + "".join(f"[{lit(k)}]" for k in keys)
             env_cols.append(f"{expr} as {col}")
+        if not slim:  # read for loading: the IP to truncate, whether context.traits holds PII to hash
+            ctx["ip"] = "VARCHAR"
+            pii_traits = context_pii_traits(plan)
+            if pii_traits:
+                ctx["traits"] = {n: "VARCHAR" for n in pii_traits}
+            env_cols.append("_c['ip'] as _ctx_ip")
+            env_cols.append("(" + (" or ".join(f"_c['traits'][{lit(n)}] is not null" for n in pii_traits) or "false")
+                            + ") as _ctx_pii")
         env_struct = lit(json.dumps(top))
         ctx_struct = lit(json.dumps(ctx))
         pref_case = " ".join(f"when {lit(c)} then _pref_{j}" for j, c in enumerate(consent_cats))
@@ -364,6 +378,7 @@ class Validator:
        coalesce(page_referrer, case when _type = 'page' then _props ->> '$.referrer' end) as page_referrer,
        session_id, region,
        consent_category, {f"case consent_category {pref_case} else null end" if pref_case else "null"} as consent_pref,
+       _ctx_ip as context_ip, coalesce(_ctx_pii, false) as context_pii,
        _ekey"""
         return f"""
 with parsed as (

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from tracking_plan.model import Plan
 from tracking_plan.reader import ReadStats, is_input_file, read_files
-from tracking_plan.validate import Validator, lit
+from tracking_plan.validate import Validator, context_pii_traits, lit
 
 from ..warehouse import transaction
 
@@ -76,18 +76,29 @@ def _context_expr(plan: Plan) -> str:
     """context without readable personal data: the identify event's PII traits that SDKs copy into
     context.traits are hashed like the traits themselves, and the IP is truncated (IPv4 to /24,
     IPv6 to /48, as Google Analytics anonymizes it: still good for geography, no longer a person).
-    Without consent the IP and context.traits go entirely."""
-    pii = sorted({n for ev in plan.events.values() if ev.type == "identify"
-                  for n, p in ev.properties.items() if p.pii})
-    ip = ("case when context ->> '$.ip' like '%:%' "
-          "then regexp_replace(context ->> '$.ip', '^(([0-9a-fA-F]*:){3}).*$', '\\1:') "
-          "else regexp_replace(context ->> '$.ip', '\\.[0-9]+$', '.0') end")
-    ctx = f"json_merge_patch(context, json_object('ip', {ip}))"
+    Without consent the IP and context.traits go entirely.
+
+    The validator already read context.ip and whether context.traits holds PII (context_ip,
+    context_pii), so the common row (an IP, no PII traits) has its IP replaced in the JSON text where
+    appears verbatim as "ip":"<value>" (the validator re-serialized context compactly, so the top-level
+    key is always written that way unless the value needed escaping); anything else takes the JSON
+    merge."""
+    pii = context_pii_traits(plan)
+    ip = ("case when context_ip like '%:%' "
+          "then regexp_replace(context_ip, '^(([0-9a-fA-F]*:){3}).*$', '\\1:') "
+          "else regexp_replace(context_ip, '\\.[0-9]+$', '.0') end")
+    ip_only = merged = f"json_merge_patch(context, json_object('ip', {ip}))"
     if pii:
         pairs = ", ".join(f"{lit(n)}, pii_hash(context ->> {lit('$.traits.' + n)})" for n in pii)
-        has = " or ".join(f"context ->> {lit('$.traits.' + n)} is not null" for n in pii)
-        ctx = f"case when {has} then json_merge_patch({ctx}, json_object('traits', json_object({pairs}))) else {ctx} end"
-    return f"case when context is null then null when _strip then json_merge_patch(context, '{{\"ip\": null, \"traits\": null}}') else {ctx} end"
+        merged = f"json_merge_patch({merged}, json_object('traits', json_object({pairs})))"
+    verbatim = "'\"ip\":\"' || context_ip || '\"'"
+    fast = f"replace(context, {verbatim}, '\"ip\":\"' || ({ip}) || '\"')::json"
+    return ("case when context is null then null "
+            "when _strip then json_merge_patch(context, '{\"ip\": null, \"traits\": null}') "
+            "when context_pii then " + merged + " "
+            "when context_ip is null then context "
+            f"when contains(context, {verbatim}) then {fast} "
+            f"else {ip_only} end")
 
 
 def _consent_sql(plan: Plan) -> tuple[str, str]:
@@ -140,9 +151,12 @@ def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path,
             validator.run(con, "_batch_in", "_group")
             con.unregister("_batch_in")
             con.register("_part_of", pa.table({"source_file": list(part_of), "_partition": list(part_of.values())}))
-            con.execute("create or replace temp table _part as select g.*, m._partition::date as _pdate from _group g "
-                        "join _part_of m using (source_file)").fetchall()
+            # which partition each line belongs to; the validated rows stay where the validator wrote them
+            con.execute("create or replace temp table _part_of_t as select source_file, _partition::date as _pdate "
+                        "from _part_of").fetchall()
             con.unregister("_part_of")
+            con.execute("create or replace temp view _part as select g.*, g.rowid as _rid, m._pdate from _group g "
+                        "join _part_of_t m using (source_file)").fetchall()
         group_results = _load_group(con, plan, [p for p, _ in group], logs, has_rows=bool(tables))
         per_part = (time.time() - t0) / len(group)
         for res in group_results:
@@ -201,6 +215,8 @@ select ids.kind, ids.id from (
 """).fetchall()
             else:
                 con.execute("create or replace temp table _suppressed (kind varchar, id varchar)").fetchall()
+            # the classification is narrow (row id, partition, bucket): the wide validated rows are read
+            # once more only by the inserts, never copied
             con.execute(f"""
 create or replace temp table _classified as
 with prior as (
@@ -209,7 +225,8 @@ with prior as (
     where partition_date between ?::date - {lookback} and ?::date + {lookback}
       and partition_date not in (select d from _dates)
 ), v as (
-    select p.*, {granted} as _granted, {action} as _action,
+    select p._rid, p._pdate, p.source_file, p.valid, len(p.warnings) > 0 as _warned,
+           {granted} as _granted, {action} as _action,
            -- valid copies first: a fixed retry after a rejected copy is the event, not its duplicate
            row_number() over (partition by p.message_id
                               order by p.valid desc, p._pdate, p.source_file, p.line_no) as _rn,
@@ -220,7 +237,7 @@ with prior as (
     left join _suppressed su on su.kind = 'user_id' and su.id = p.user_id
     left join _suppressed sa on sa.kind = 'anonymous_id' and sa.id = p.anonymous_id
 )
-select *,
+select _rid, _pdate, source_file, _warned,
     case
         -- first: an erased person's lines must not come back, not even as quarantined raw text
         when _suppressed then 'suppressed'
@@ -231,6 +248,8 @@ select *,
     (not _granted and _action = 'strip_pii') as _strip
 from v
 """, [min(dates), max(dates)]).fetchall()
+            con.execute("create or replace temp table _exceptions as select _rid, _bucket, _strip from _classified "
+                        "where _bucket <> 'loaded' or _strip").fetchall()
             con.execute(f"""
 insert into ingest.events
 select message_id, type, event_name, event, page_name, anonymous_id, user_id, previous_id, group_id,
@@ -238,21 +257,24 @@ select message_id, type, event_name, event, page_name, anonymous_id, user_id, pr
        {context_expr},
        {props_pii}, {traits_pii},
        library_name, library_version, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
-       page_url, page_path, page_referrer, session_id, region, consent_category, _strip,
-       ?, _pdate, source_file, line_no, ?
-from _classified where _bucket = 'loaded'
+       page_url, page_path, page_referrer, session_id, region, consent_category, coalesce(e._strip, false) as _strip,
+       ?, m._pdate, g.source_file, line_no, ?
+-- the few rows that are not simply loaded (or are loaded stripped) are looked up; the rest stream through
+from _group g join _part_of_t m using (source_file)
+left join _exceptions e on e._rid = g.rowid
+where coalesce(e._bucket, 'loaded') = 'loaded'
 """, [plan.version, now]).fetchall()
             con.execute("""
 insert into ingest.quarantine
-select _pdate, source_file, line_no, raw, reasons, list_transform(reasons, lambda r: r.rule),
+select c._pdate, g.source_file, line_no, raw, reasons, list_transform(reasons, lambda r: r.rule),
        message_id, event_name, received_at, library_name, library_version, ?, ?
-from _classified where _bucket = 'quarantined'
+from _group g join _classified c on g.rowid = c._rid where c._bucket = 'quarantined'
 """, [plan.version, now]).fetchall()
             counts = {r[0]: r[1:] for r in con.execute("""
 select source_file, count(*), count(*) filter (where _bucket = 'loaded'),
        count(*) filter (where _bucket = 'quarantined'), count(*) filter (where _bucket = 'duplicate'),
        count(*) filter (where _bucket = 'consent_dropped'), count(*) filter (where _bucket = 'suppressed'),
-       count(*) filter (where _bucket = 'loaded' and len(warnings) > 0)
+       count(*) filter (where _bucket = 'loaded' and _warned)
 from _classified group by source_file""").fetchall()}
         else:
             counts = {}
@@ -278,8 +300,8 @@ from _classified group by source_file""").fetchall()}
     if any(r.quarantined for r in results.values()):
         top: dict[str, list] = {}
         for p, rule, n in con.execute("""
-select _pdate::varchar, rule, count(*) from (select _pdate, unnest(list_transform(reasons, lambda r: r.rule)) as rule
-from _classified where _bucket = 'quarantined') group by all order by 3 desc""").fetchall():
+select _pdate::varchar, rule, count(*) from (select c._pdate, unnest(list_transform(reasons, lambda r: r.rule)) as rule
+from _group g join _classified c on g.rowid = c._rid where c._bucket = 'quarantined') group by all order by 3 desc""").fetchall():
             top.setdefault(p, []).append((rule, n))
         for p, res in results.items():
             res.top_reasons = top.get(p, [])[:5]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,18 +126,23 @@ def partition_files(landing: Path, partition: str) -> list[Path]:
 def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path, partitions: list[str],
                       validator: Validator | None = None, on_done=None) -> list[PartitionResult]:
     """Ingest many partitions: consecutive partitions are validated together (one query run per
-    ~128 MB of landing files) and replaced together in one transaction."""
+    ~128 MB of landing files) and replaced together in one transaction. The next group's files are
+    read on a second thread while DuckDB validates and loads the current one."""
     validator = validator or Validator(plan)
     d = plan.header.defaults
-    results = []
-    group: list[tuple[str, list[Path]]] = []
+    groups: list[list[tuple[str, list[Path]]]] = []
     size = 0
+    for p in partitions:
+        fs = partition_files(landing, p)
+        nbytes = sum(f.stat().st_size for f in fs)
+        if groups and groups[-1] and size + nbytes <= GROUP_BYTES:
+            groups[-1].append((p, fs))
+            size += nbytes
+        else:
+            groups.append([(p, fs)])
+            size = nbytes
 
-    def flush() -> None:
-        nonlocal group, size
-        if not group:
-            return
-        t0 = time.time()
+    def read(group: list[tuple[str, list[Path]]]):
         part_of = {str(f): p for p, fs in group for f in fs}
         logs: dict[str, dict] = {p: {} for p, _ in group}
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -146,34 +152,35 @@ def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path,
 
         files = [f for _, fs in group for f in fs]
         tables = list(read_files(files, max_bytes=d.max_event_bytes, batch_lines=1 << 62, on_file_done=file_done))
-        if tables:
-            con.register("_batch_in", tables[0])
-            validator.run(con, "_batch_in", "_group")
-            con.unregister("_batch_in")
-            con.register("_part_of", pa.table({"source_file": list(part_of), "_partition": list(part_of.values())}))
-            # which partition each line belongs to; the validated rows stay where the validator wrote them
-            con.execute("create or replace temp table _part_of_t as select source_file, _partition::date as _pdate "
-                        "from _part_of").fetchall()
-            con.unregister("_part_of")
-            con.execute("create or replace temp view _part as select g.*, g.rowid as _rid, m._pdate from _group g "
-                        "join _part_of_t m using (source_file)").fetchall()
-        group_results = _load_group(con, plan, [p for p, _ in group], logs, has_rows=bool(tables))
-        per_part = (time.time() - t0) / len(group)
-        for res in group_results:
-            res.seconds = per_part
-            results.append(res)
-            if on_done:
-                on_done(res)
-        group, size = [], 0
+        return part_of, logs, tables
 
-    for p in partitions:
-        fs = partition_files(landing, p)
-        nbytes = sum(f.stat().st_size for f in fs)
-        if group and size + nbytes > GROUP_BYTES:
-            flush()
-        group.append((p, fs))
-        size += nbytes
-    flush()
+    results = []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trackplan-read") as pool:
+        pending = pool.submit(read, groups[0]) if groups else None
+        for i, group in enumerate(groups):
+            t0 = time.time()
+            part_of, logs, tables = pending.result()
+            pending = pool.submit(read, groups[i + 1]) if i + 1 < len(groups) else None
+            if tables:
+                con.register("_batch_in", tables[0])
+                validator.run(con, "_batch_in", "_group")
+                con.unregister("_batch_in")
+                con.register("_part_of", pa.table({"source_file": list(part_of), "_partition": list(part_of.values())}))
+                # which partition each line belongs to; the validated rows stay where the validator wrote them
+                con.execute("create or replace temp table _part_of_t as select source_file, _partition::date as _pdate "
+                            "from _part_of").fetchall()
+                con.unregister("_part_of")
+                con.execute("create or replace temp view _part as select g.*, g.rowid as _rid, m._pdate from _group g "
+                            "join _part_of_t m using (source_file)").fetchall()
+            has_rows = bool(tables)
+            del tables
+            group_results = _load_group(con, plan, [p for p, _ in group], logs, has_rows=has_rows)
+            per_part = (time.time() - t0) / len(group)
+            for res in group_results:
+                res.seconds = per_part
+                results.append(res)
+                if on_done:
+                    on_done(res)
     return results
 
 

@@ -41,8 +41,9 @@ class _Batcher:
     """Collects lines into arrow tables. The common case (a chunk of valid UTF-8 lines under the
     size limit) is built from the chunk's own buffer with numpy offsets: no Python per line."""
 
-    def __init__(self, max_bytes: int, batch_lines: int = BATCH_LINES):
+    def __init__(self, max_bytes: int, batch_lines: int = BATCH_LINES, strip: bool = True):
         self.max_bytes = max_bytes
+        self.strip = strip
         self.batch_lines = batch_lines
         self.tables: list[pa.Table] = []
         self.rows = 0
@@ -75,7 +76,8 @@ class _Batcher:
             for i in range(n):  # rare: a chunk holding a non-UTF-8 line goes line by line
                 self.add_one(bytes(block[starts[i]:ends[i]]).rstrip(b"\r"), first_no + i)
             return n
-        text = pc.utf8_rtrim(text, characters="\r\n")
+        if self.strip:  # (a JSON parser ignores the line terminator: callers that never show the line skip this)
+            text = pc.utf8_rtrim(text, characters="\r\n")
         self._flush_py()
         self.tables.append(pa.table([pa.array(np.arange(first_no, first_no + n, dtype=np.int64)), text,
                                      pa.nulls(n, pa.string())], schema=SCHEMA))
@@ -115,15 +117,16 @@ class _Batcher:
 
 
 def read_file(path: Path | str, max_bytes: int = 32768, stats: ReadStats | None = None,
-              batch_lines: int = BATCH_LINES) -> Iterator[pa.Table]:
-    """Yield arrow tables (line_no, raw, pre_reason) covering every line of ``path``."""
+              batch_lines: int = BATCH_LINES, strip: bool = True) -> Iterator[pa.Table]:
+    """Yield arrow tables (line_no, raw, pre_reason) covering every line of ``path``. With
+    ``strip=False`` a line keeps its terminator (\\n or \\r\\n), which saves a copy of every line."""
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
     name = path.name
     if name.endswith((".json", ".json.gz")):
         yield from _read_batch_body(path, max_bytes, stats)
         return
-    out = _Batcher(max_bytes)
+    out = _Batcher(max_bytes, strip=strip)
     next_no = 1
     tail = b""
     chunks = _gz_chunks(path) if name.endswith(".gz") else _plain_chunks(path)
@@ -235,14 +238,14 @@ def _read_batch_body(path: Path, max_bytes: int, stats: ReadStats) -> Iterator[p
 
 
 def read_files(paths, max_bytes: int = 32768, batch_lines: int = BATCH_LINES,
-               on_file_done=None) -> Iterator[pa.Table]:
+               on_file_done=None, strip: bool = True) -> Iterator[pa.Table]:
     """Lines of many files as arrow tables (source_file, line_no, raw, pre_reason), several files
     per table up to ``batch_lines`` rows. ``on_file_done(path, ReadStats)`` is called per file."""
     pending: list[pa.Table] = []
     rows = 0
     for path in paths:
         stats = ReadStats()
-        for t in read_file(path, max_bytes=max_bytes, stats=stats, batch_lines=batch_lines):
+        for t in read_file(path, max_bytes=max_bytes, stats=stats, batch_lines=batch_lines, strip=strip):
             # one value repeated in C: a Python list of n copies cost more than reading the lines
             pending.append(t.add_column(0, "source_file", pa.repeat(pa.scalar(str(path), pa.string()), t.num_rows)))
             rows += t.num_rows
@@ -253,3 +256,19 @@ def read_files(paths, max_bytes: int = 32768, batch_lines: int = BATCH_LINES,
             on_file_done(str(path), stats)
     if pending:
         yield pa.concat_tables(pending)
+
+
+def prefetched(batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """The same batches, the next one read on a second thread while the caller works on the current
+    one (numpy, arrow and DuckDB release the GIL): on two cores reading costs almost nothing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = object()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trackplan-read") as pool:
+        nxt = pool.submit(next, batches, done)
+        while True:
+            batch = nxt.result()
+            if batch is done:
+                return
+            nxt = pool.submit(next, batches, done)
+            yield batch

@@ -475,7 +475,7 @@ def validate_files(plan: Plan, files: Iterable[str], unexpected: str | None = No
                    max_errors: int = 1000, progress=None) -> list[FileReport]:
     """Validate files in bounded memory: lines of many files share one DuckDB run, at most
     BATCH_LINES at a time."""
-    from .reader import read_files
+    from .reader import prefetched, read_files
 
     validator = Validator(plan, unexpected=unexpected, verdicts_only=True)
     con = duckdb.connect()
@@ -484,8 +484,9 @@ def validate_files(plan: Plan, files: Iterable[str], unexpected: str | None = No
     con.execute("set TimeZone = 'UTC'")
     files = [str(f) for f in files]
     reports = {f: FileReport(file=f) for f in files}
-    for batch in read_files(files, max_bytes=plan.header.defaults.max_event_bytes, batch_lines=CLI_BATCH_LINES,
-                            on_file_done=lambda f, st: setattr(reports[f], "file_error", st.file_error)):
+    batches = read_files(files, max_bytes=plan.header.defaults.max_event_bytes, batch_lines=CLI_BATCH_LINES, strip=False,
+                         on_file_done=lambda f, st: setattr(reports[f], "file_error", st.file_error))
+    for batch in prefetched(batches):
         con.register("batch_in", batch)
         validator.run(con, "batch_in", "checked_batch")
         con.unregister("batch_in")

@@ -151,7 +151,9 @@ def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path,
             logs[part_of[path]][path] = (stats, started)
 
         files = [f for _, fs in group for f in fs]
-        tables = list(read_files(files, max_bytes=d.max_event_bytes, batch_lines=1 << 62, on_file_done=file_done))
+        # lines keep their terminator (the parser ignores it); only quarantined lines are trimmed
+        tables = list(read_files(files, max_bytes=d.max_event_bytes, batch_lines=1 << 62, on_file_done=file_done,
+                                 strip=False))
         return part_of, logs, tables
 
     results = []
@@ -273,7 +275,7 @@ where coalesce(e._bucket, 'loaded') = 'loaded'
 """, [plan.version, now]).fetchall()
             con.execute("""
 insert into ingest.quarantine
-select c._pdate, g.source_file, line_no, raw, reasons, list_transform(reasons, lambda r: r.rule),
+select c._pdate, g.source_file, line_no, rtrim(raw, chr(13) || chr(10)), reasons, list_transform(reasons, lambda r: r.rule),
        message_id, event_name, received_at, library_name, library_version, ?, ?
 from _group g join _classified c on g.rowid = c._rid where c._bucket = 'quarantined'
 """, [plan.version, now]).fetchall()

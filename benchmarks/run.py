@@ -138,10 +138,14 @@ def bench(size: int, workdir: Path, seed: int) -> dict:
 
     landing = workdir / f"landing-{size}"
     users = max(1, round(size / LINES_PER_USER))
-    t0 = time.perf_counter()
-    gen = generate(landing, users=users, seed=seed)
-    gen_s = time.perf_counter() - t0
-    print(f"  generated {gen.lines:,} lines ({users:,} users) in {gen_s:.0f} s", file=sys.stderr)
+    truth = landing / "_truth.json"
+    if truth.exists() and json.loads(truth.read_text())["generator"].get("users") == users:
+        lines = json.loads(truth.read_text())["totals"]["lines"]
+        print(f"  reusing {landing} ({lines:,} lines, {users:,} users; --keep kept it)", file=sys.stderr)
+    else:
+        t0 = time.perf_counter()
+        lines = generate(landing, users=users, seed=seed).lines
+        print(f"  generated {lines:,} lines ({users:,} users) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     validate = [_child("validate", landing, workdir, "--_cores", str(c)) for c in (1, min(2, os.cpu_count() or 1))]
     for v in validate:
         print(f"  trackplan validate on {v['cores']} core(s): {v['rows'] / v['seconds']:,.0f} events/s "
@@ -152,7 +156,7 @@ def bench(size: int, workdir: Path, seed: int) -> dict:
     ours = _child("pipeline", landing, workdir)
     print(f"  pipeline: ingest {ours['ingest_s']:.1f} s, stitch {ours['stitch_s']:.1f} s, "
           f"sessions {ours['sessions_s']:.1f} s", file=sys.stderr)
-    return {"size": size, "lines": gen.lines, "raw": raw, "ours": ours, "validate": validate}
+    return {"size": size, "lines": lines, "raw": raw, "ours": ours, "validate": validate}
 
 
 def _table(rows: list[dict]) -> None:

@@ -229,10 +229,12 @@ select ids.kind, ids.id from (
             con.execute(f"""
 create or replace temp table _classified as
 with prior as (
-    -- messageIds already loaded from partitions outside this group, within the lookback window
+    -- messageIds already loaded from partitions outside this group, within the lookback window; only
+    -- this group's ids are looked for (a semi join hashing the group, not the whole window)
     select message_id, partition_date from ingest.events
     where partition_date between ?::date - {lookback} and ?::date + {lookback}
       and partition_date not in (select d from _dates)
+      and message_id in (select message_id from _group)
 ), v as (
     select p._rid, p._pdate, p.source_file, p.valid, len(p.warnings) > 0 as _warned,
            {granted} as _granted, {action} as _action,

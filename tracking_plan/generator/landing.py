@@ -186,7 +186,10 @@ class DayWriter:
         if kind == "clock_skew":
             if lag == SERVER:
                 return "duplicate"
-            off = r.i(*CLOCK_SKEW_HOURS) * HOUR * (1 if r.u() < 0.5 else -1) + r.i(0, 59) * 60_000
+            hours = r.i(*CLOCK_SKEW_HOURS)
+            sign = 1 if r.u() < 0.5 else -1
+            # minutes add to the hours' magnitude: -1 h + 59 min would be a one-minute "skew"
+            off = sign * (hours * HOUR + r.i(0, 59) * 60_000)
             ev["timestamp"] = _one_iso(t + off)
             ev["sentAt"] = _one_iso(s + off)
         return kind

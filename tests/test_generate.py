@@ -251,8 +251,10 @@ def test_its_orders_level_up_after_pricing_launch(clean):
 def test_channels_linkedin_effect_and_costs(clean):
     out, _res, truth, _events = clean
     ch = truth["channels"]
-    conv = ch["conversion_of_signups"]
-    assert conv["with_linkedin_touch"] > 1.4 * conv["without"]  # planted 2x on the core probability
+    # planted 2x on the core probability of an order within 28 days of signup (ever-paid also counts
+    # the Slack study's upgrades, which dilute the contrast)
+    conv = ch["conversion_within_28_days"]
+    assert conv["with_linkedin_touch"] > 1.4 * conv["without"]
     rows = list(csv.DictReader((out / "_costs.csv").read_text().splitlines()))
     assert {r["channel"] for r in rows} == {"google", "linkedin", "capterra", "newsletter"}
     total = sum(float(r["spend"]) for r in rows)

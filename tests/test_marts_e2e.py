@@ -21,9 +21,10 @@ MARTS = ("marts.activation_cohorts", "marts.retention", "marts.funnel_conversion
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory):
     base = tmp_path_factory.mktemp("e2e")
-    # 50 days × 200 accounts (~15k events): renewals and cancellations happen (they come 30 days after
-    # an order), every mart has rows, and the run stays near 15 s
-    generate(base / "landing", users=200, days=50, seed=11)
+    # 70 days × 200 accounts (~20k events): renewals and cancellations happen (they come 30 days after
+    # an order, so only orders of the first weeks can churn: at 50 days about half the seeds had no
+    # cancellation among customers), every mart has rows, and the run stays near 20 s
+    generate(base / "landing", users=200, days=70, seed=11)
     path = base / "w.duckdb"
     # the return value also covers other marts (statistics on this small sample may fail there); these
     # tests judge only the SQL marts, whose tables exist in the fresh warehouse only if they materialized

@@ -292,7 +292,8 @@ def test_planted_matching_att_recovered(recovered):
     bal = {b["covariate"]: b for b in d["balance"]}
     assert bal["pre_events"]["smd_before"] > 0.1
     assert all(abs(b["smd_after"]) < abs(b["smd_before"]) for b in bal.values())
-    assert d["naive_effect"] > t["true_att"]  # the naive comparison overstates, as planted
+    assert d["naive_effect"] > t["true_att"]  # the naive comparison overstates, as planted ...
+    assert not r["ci_low"] <= d["naive_effect"] <= r["ci_high"]  # ... by more than the interval allows
 
 
 def test_planted_its_level_change_recovered(recovered):

@@ -29,7 +29,7 @@ from .loader import load_plan
 __all__ = ["DEFAULT_START", "GenerateResult", "Incident", "generate", "write_costs"]
 
 DEFAULT_START = P.DEFAULT_END - timedelta(days=P.DEFAULT_DAYS)
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 
 
 @dataclass
@@ -148,12 +148,19 @@ def _truth(sim: Simulation, writer: DayWriter, *, seed, users, bug_rate, inciden
         "new_pricing_page": _truth_its(sim),
     }
     truth["channels"] = _truth_channels(sim)
+    others = [c for c in P.CHANNELS if c != "capterra"]
     truth["churn"] = {
         "per_renewal_probability": P.CHURN_PER_RENEWAL,
         "note": "monthly subscriptions renew every 30 days; at each renewal the account cancels "
                 "(Subscription Cancelled) with this probability by acquisition channel (first touch); "
                 "'existing' = accounts created before the window",
-        "planted": {"channel": "capterra", "hazard_ratio_vs_others": P.CHURN_PER_RENEWAL["capterra"] / P.CHURN_PER_RENEWAL["google"]},
+        "planted": {"channel": "capterra", "other_channels": others,
+                    "hazard_ratio_vs_others": P.CHURN_PER_RENEWAL["capterra"] / P.CHURN_PER_RENEWAL[others[0]],
+                    "note": "every channel but capterra (and accounts older than the window) has the same "
+                            "per-renewal probability; the ratio is the one a monthly churn rate "
+                            "(cancellations / customer-months) estimates"},
+        "realized": {g: {"renewals_due": n, "cancelled": k, "rate": k / n if n else None}
+                     for g, (n, k) in sorted(sim.renewals.items())},
     }
     truth["seasonality"] = {"weekday_factor_mon_to_sun": list(P.WEEKDAY)}
     return truth
@@ -331,6 +338,11 @@ def _truth_channels(sim: Simulation) -> dict:
     lk = [p for p in sim.persons if p.user_id is not None and p.kind != "base"]
     with_l = [p.ever_paid for p in lk if "linkedin" in p.touches]
     without = [p.ever_paid for p in lk if "linkedin" not in p.touches]
+    # the planted purchase model: an order within 28 days of signup (later upgrades have other causes,
+    # e.g. the Slack study's heavy users), among signups whose 28 days are over
+    done = [p for p in lk if p.signup_ms + 28 * DAY <= sim.t_end]
+    def in_28(p) -> bool:
+        return p.order_ms is not None and p.order_ms - p.signup_ms < 28 * DAY
     return {
         "channels": list(P.CHANNELS),
         "utm": {c: P.CAMPAIGNS[c][0] for c in P.CHANNELS},
@@ -341,7 +353,12 @@ def _truth_channels(sim: Simulation) -> dict:
         "cost_per_arriving_visitor": P.COST_PER_VISIT,
         "spend_by_month": spend,
         "by_first_channel": by_ch,
-        "conversion_of_signups": {"with_linkedin_touch": _mean(with_l), "without": _mean(without)},
+        "conversion_of_signups": {"with_linkedin_touch": _mean(with_l), "without": _mean(without),
+                                  "note": "ever paid in the window, for any reason"},
+        "conversion_within_28_days": {"with_linkedin_touch": _mean(in_28(p) for p in done if "linkedin" in p.touches),
+                                      "without": _mean(in_28(p) for p in done if "linkedin" not in p.touches),
+                                      "note": "an order within 28 days of signup, signups at least 28 days "
+                                              "before the end: the outcome the linkedin multiplier acts on"},
     }
 
 

@@ -71,6 +71,7 @@ class Simulation:
         self.wk = np.array([P.WEEKDAY[date.fromordinal(start.toordinal() + k).weekday()] for k in range(days)])
         self.counts_pre = self.slack_day is not None
         self.truth_study: dict = {}
+        self.renewals: dict[str, list[int]] = {}  # churn group -> [renewals due, cancellations]
         self._init_base()
 
     # -- helpers ---------------------------------------------------------------------------------
@@ -535,7 +536,11 @@ class Simulation:
     def _a_renew(self, p: Person, t: int, _extra) -> None:
         r = self.r
         cur = P.CURRENCY[p.region]
-        if r.u() < P.CHURN_PER_RENEWAL[p.channel if p.kind != "base" else "existing"]:
+        group = p.channel if p.kind != "base" else "existing"
+        due = self.renewals.setdefault(group, [0, 0])
+        due[0] += 1
+        if r.u() < P.CHURN_PER_RENEWAL[group]:
+            due[1] += 1
             self.track(p, None, t, "Subscription Cancelled", {"plan": p.plan, "reason": r.ch(
                 ("too_expensive", "missing_feature", "switched_tool", "team_disbanded", "other"))})
             p.paying, p.churned = False, True
@@ -559,7 +564,7 @@ class Simulation:
             p.study = True
             x = math.log1p(p.pre_events)
             p.slack = r.u() < 1.0 / (1.0 + math.exp(-(a + b1 * x + b2 * (p.size_rank - 3))))
-            p.p0 = min(0.95, c0 + c1 * x + c2 * (p.size_rank - 1))
+            p.p0 = min(0.95, max(0.0, c0 + c1 * x + c2 * (p.size_rank - 1)))
             u = r.u()
             a_ms = start + int(r.uni(1, P.UPGRADE_SPREAD_DAYS) * DAY)
             if p.slack:

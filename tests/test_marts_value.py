@@ -1,5 +1,5 @@
 """marts.channel_attribution, marts.initiative_scenarios, marts.initiative_portfolio and KPI values; on the
-generated sample, the planted channel contribution and churn by channel."""
+generated sample, the planted channel contribution, churn by channel and uncertain-NPV initiative."""
 
 from __future__ import annotations
 
@@ -242,3 +242,29 @@ def test_sample_churn_by_channel_recovers_planted_capterra_churn(marts):
     low, high = rate_ratio_ci(int(cap["churned_customers"]), cap["customer_months"],
                               int(same["churned_customers"]), same["customer_months"])
     assert low <= planted["hazard_ratio_vs_others"] <= high
+
+
+def test_sample_npv_truth_and_the_uncertain_initiative(marts, plan):
+    tables, truth, _ = marts
+    value = truth["value"]
+    roi = tables["initiative_roi"].set_index("initiative")
+    pf = tables["initiative_portfolio"].set_index("initiative")
+    for key, t in value["initiatives"].items():
+        ini = next(i for i in plan.metrics.initiatives if i.key == key)
+        # the generator's numpy-financial NPV follows the marts' convention
+        fin = initiative_financials(t["true_effect_per_month"], 0.0, ini.value_per_conversion, ini.costs.one_off,
+                                   ini.costs.recurring_monthly, ini.horizon_months, ini.discount_rate,
+                                   adoption=ini.adoption.base)
+        assert fin["npv"] == pytest.approx(t["true_npv_base_cost"])
+        # recovered: the NPV's 95 % interval (the effect's sampling error) holds the true NPV
+        r = roi.loc[key]
+        assert r["npv"] - 1.96 * r["npv_se"] <= t["true_npv_base_cost"] <= r["npv"] + 1.96 * r["npv_se"], key
+    # planted: at its true effect, slack_integration pays back at the cheap end of its declared cost
+    # ranges and loses money at the dear end; the other three pay back at any declared cost
+    assert value["planted"]["uncertain_npv"] == ["slack_integration"]
+    assert value["planted"]["positive_at_every_declared_cost"] == ["eu_live_chat", "new_pricing_page",
+                                                                   "onboarding_checklist"]
+    t = value["initiatives"]["slack_integration"]
+    assert t["true_npv_lowest_costs"] > 0 > t["true_npv_highest_costs"]
+    # the Monte Carlo over the effect's sampling distribution and the cost ranges leaves the sign open
+    assert 0.05 < pf.loc["slack_integration", "prob_npv_positive"] < 0.95

@@ -18,6 +18,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
+import numpy_financial as npf
 import orjson
 
 from .generator import params as P
@@ -162,6 +163,7 @@ def _truth(sim: Simulation, writer: DayWriter, *, seed, users, bug_rate, inciden
         "realized": {g: {"renewals_due": n, "cancelled": k, "rate": k / n if n else None}
                      for g, (n, k) in sorted(sim.renewals.items())},
     }
+    truth["value"] = _truth_value(sim, truth)
     truth["seasonality"] = {"weekday_factor_mon_to_sun": list(P.WEEKDAY)}
     return truth
 
@@ -359,6 +361,97 @@ def _truth_channels(sim: Simulation) -> dict:
                                       "without": _mean(in_28(p) for p in done if "linkedin" not in p.touches),
                                       "note": "an order within 28 days of signup, signups at least 28 days "
                                               "before the end: the outcome the linkedin multiplier acts on"},
+    }
+
+
+def _monthly_rate(rate_annual: float) -> float:
+    return (1.0 + rate_annual) ** (1.0 / 12.0) - 1.0
+
+
+def _npv(ini, effect_per_month: float, one_off: float, recurring: float) -> float:
+    """NPV (numpy-financial) of month-0 one-off cost, then value minus recurring cost each month."""
+    value = effect_per_month * ini.adoption.base * ini.value_per_conversion
+    flows = [-one_off] + [value - recurring] * ini.horizon_months
+    return float(npf.npv(_monthly_rate(ini.discount_rate), flows))
+
+
+def _true_effect_per_month(sim: Simulation, truth: dict, key: str) -> tuple[float, float, str] | None:
+    """(true effect in the initiative's unit, eligible units per month, what is counted) or None."""
+    month = 30.4375 * DAY
+    t = truth["initiatives"].get(key) or {}
+    if key == "onboarding_checklist" and truth["experiment"].get("present"):
+        shown = [p.signup_ms for p in sim.persons if p.variant is not None]
+        if not shown:
+            return None
+        span = max((max(shown) - min(shown)) / DAY, 1.0)
+        return truth["experiment"]["true_lift_abs"], len(shown) / span * 30.4375, \
+            "exposed persons (both arms) per month over the exposure period"
+    if key == "eu_live_chat" and t.get("present"):
+        window = 28 * DAY
+        n = sum(1 for p in sim.persons if p.kind != "base" and p.region == "eu" and p.signup_ms is not None
+                and sim.chat_ms <= p.signup_ms and p.signup_ms + window <= sim.t_end)
+        months = max((sim.t_end - sim.chat_ms - window) / month, 1.0 / 30.4375)
+        return t["true_effect_abs"], n / months, "EU accounts created after launch with a complete 28-day window, per month"
+    if key == "slack_integration" and t.get("present") and t.get("true_att") is not None:
+        return t["true_att"], t["n_treated"] / ((sim.t_end - sim.slack_ms) / month), \
+            "accounts that connected Slack, per month since the start"
+    if key == "new_pricing_page" and t.get("present"):
+        return t["true_level_change_per_day"], 30.4375, "days per month (the effect is orders per day)"
+    return None
+
+
+def _truth_value(sim: Simulation, truth: dict) -> dict:
+    """Each initiative's true NPV at its true effect, and whether its declared cost ranges straddle break-even.
+
+    NPV follows the marts' convention (marts.initiative_roi): monthly flows over the plan's horizon,
+    the one-off cost at month 0, value = effect per month × base adoption × value per conversion,
+    discounted at the monthly equivalent of the plan's annual rate; computed with numpy-financial.
+    """
+    out: dict = {}
+    rng = np.random.default_rng(0)  # not the simulation's stream: the data do not depend on this
+    for key, ini in sim.inits.items():
+        got = _true_effect_per_month(sim, truth, key)
+        if got is None:
+            continue
+        effect, per_month, counted = got
+        epm = effect * per_month
+        c = ini.costs
+        one_lo, one_hi = c.one_off_range or (c.one_off, c.one_off)
+        rec_lo, rec_hi = c.recurring_range or (c.recurring_monthly, c.recurring_monthly)
+        base = _npv(ini, epm, c.one_off, c.recurring_monthly)
+        cheapest, dearest = _npv(ini, epm, one_lo, rec_lo), _npv(ini, epm, one_hi, rec_hi)
+        value = epm * ini.adoption.base * ini.value_per_conversion
+        flows = [-c.one_off] + [value - c.recurring_monthly] * ini.horizon_months
+        irr_m = npf.irr(flows) if min(flows) < 0 < max(flows) else float("nan")
+        # P(NPV > 0) over the declared cost ranges alone (triangular, mode at the base cost), the effect
+        # held at its true value: how much the costs by themselves leave the sign open
+        n = 20_000
+        one = rng.triangular(one_lo, c.one_off, one_hi, n) if one_hi > one_lo else np.full(n, float(c.one_off))
+        rec = rng.triangular(rec_lo, c.recurring_monthly, rec_hi, n) if rec_hi > rec_lo \
+            else np.full(n, float(c.recurring_monthly))
+        annuity = float(((1 + _monthly_rate(ini.discount_rate)) ** -np.arange(1, ini.horizon_months + 1)).sum())
+        npvs = -one + (value - rec) * annuity
+        out[key] = {
+            "method": ini.evaluation.method, "true_effect": effect, "eligible_per_month": per_month,
+            "eligible": counted, "true_effect_per_month": epm,
+            "value_per_conversion": ini.value_per_conversion, "adoption_base": ini.adoption.base,
+            "horizon_months": ini.horizon_months, "discount_rate_annual": ini.discount_rate,
+            "costs": {"one_off": c.one_off, "one_off_range": [one_lo, one_hi],
+                      "recurring_monthly": c.recurring_monthly, "recurring_range": [rec_lo, rec_hi]},
+            "true_npv_base_cost": base, "true_npv_lowest_costs": cheapest, "true_npv_highest_costs": dearest,
+            "break_even_one_off_cost": base + c.one_off,
+            "true_irr_annual": float((1 + irr_m) ** 12 - 1) if np.isfinite(irr_m) else None,
+            "cost_ranges_straddle_break_even": bool(cheapest > 0 > dearest),
+            "true_prob_npv_positive_over_cost_ranges": float((npvs > 0).mean()),
+        }
+    return {
+        "initiatives": out,
+        "planted": {
+            "uncertain_npv": sorted(k for k, v in out.items() if v["cost_ranges_straddle_break_even"]),
+            "positive_at_every_declared_cost": sorted(k for k, v in out.items() if v["true_npv_highest_costs"] > 0),
+            "note": "at its true effect an initiative in uncertain_npv pays back at the cheap end of its "
+                    "declared cost ranges (metrics.yaml) and loses money at the dear end",
+        },
     }
 
 

@@ -116,7 +116,9 @@ def _consent_sql(plan: Plan) -> tuple[str, str]:
     return granted, action
 
 
-GROUP_BYTES = 128 << 20  # landing bytes validated in one DuckDB run: amortizes the ~0.3 s of planning, bounds memory
+# landing bytes validated and loaded in one DuckDB run: each run costs ~0.3 s of planning and
+# larger inserts write faster (10M events: 128 MB groups 165 s, 256 MB 115 s; peak 2.5 GB)
+GROUP_BYTES = 256 << 20
 
 
 def partition_files(landing: Path, partition: str) -> list[Path]:
@@ -126,7 +128,7 @@ def partition_files(landing: Path, partition: str) -> list[Path]:
 def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path, partitions: list[str],
                       validator: Validator | None = None, on_done=None) -> list[PartitionResult]:
     """Ingest many partitions: consecutive partitions are validated together (one query run per
-    ~128 MB of landing files) and replaced together in one transaction. The next group's files are
+    ~256 MB of landing files) and replaced together in one transaction. The next group's files are
     read on a second thread while DuckDB validates and loads the current one."""
     validator = validator or Validator(plan)
     d = plan.header.defaults

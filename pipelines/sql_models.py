@@ -64,6 +64,7 @@ def set_plan_variables(con, plan) -> None:
     """Plan settings SQL models read with getvariable(): no templating in the SQL itself."""
     d = plan.header.defaults
     con.execute(f"set variable session_timeout_minutes = {int(d.session_timeout_minutes)}")
+    con.execute(f"set variable max_session_days = {int(d.max_session_days)}")
     con.execute(f"set variable activation_window_days = {int(d.activation_window_days)}")
 
 

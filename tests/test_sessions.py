@@ -87,3 +87,24 @@ def test_session_ids_are_unique_and_stable(loaded, tmp_path):
     shutil.copy(loaded, copy)
     stitch_and_sessions(copy)
     assert query(copy, "select session_id from staging.sessions order by 1") == ids
+
+
+def test_a_client_session_id_is_kept_whole_and_capped(tmp_path):
+    """A client session id is the client's own session (its tracker already applied its timeout): a
+    two-hour pause inside it does not split it. One that runs past max_session_days (3) is cut there,
+    as Snowplow quarantines such sessions: its later events are in no session."""
+    at = lambda hours: BASE + T(hours=hours)
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(landing, DAY, "a.jsonl", [
+        ev(anon="paused", at=at(0), context={"sessionId": "p1"}),
+        ev(anon="paused", at=at(2), context={"sessionId": "p1"}),  # 2 h later, same client session
+        ev(anon="paused", at=at(4)),  # no client id: the 30-minute rule applies, a session of its own
+        ev(anon="endless", at=at(0), context={"sessionId": "e1"}),
+        ev(anon="endless", at=at(71), context={"sessionId": "e1"}),
+        ev(anon="endless", at=at(73), context={"sessionId": "e1"}),  # 73 h after its start: cut
+    ])
+    assert ingest(w, landing).loaded == 6
+    stitch_and_sessions(w)
+    assert [(r[4], r[11]) for r in _sessions(w, "paused")] == [(2, "p1"), (1, None)]
+    endless = _sessions(w, "endless")
+    assert [(r[4], r[11]) for r in endless] == [(2, "e1")] and endless[0][2] == at(71)

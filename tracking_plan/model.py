@@ -81,6 +81,9 @@ class Defaults(Strict):
     max_future_hours: float = 24.0  # after clock-skew correction; beyond this the clock is wrong
     max_age_days: int = 730  # older events are backfills gone wrong, not traffic
     session_timeout_minutes: int = 30
+    # a client session id longer than this is cut there (Snowplow's max_session_days: a tracker that
+    # never rotates its session cookie, or a bot); later events of it are in no session
+    max_session_days: int = 3
     dedup_lookback_days: int = 7
     activation_window_days: int = 7
     quality: QualitySettings = QualitySettings()

@@ -1,8 +1,9 @@
 -- one row per session: a person's run of events with no gap longer than the session timeout
 -- (getvariable('session_timeout_minutes'), 30 by default). A client session id (context.sessionId,
--- e.g. Snowplow's domain_sessionid) keeps its events together and apart from other ids' events,
--- even when two of them interleave in time (two sessions opened at the same instant); the
--- timeout still ends a client session that went quiet.
+-- e.g. Snowplow's domain_sessionid) is the client's own session, already cut by its tracker's
+-- timeout: its events stay one session, apart from other ids' events even when two interleave in
+-- time, whatever their gaps; but no longer than getvariable('max_session_days') (3 by default, as
+-- Snowplow's): later events of it are left out of sessions, as Snowplow quarantines them.
 with events as (
     select person_id, message_id, "timestamp", session_id as client_session_id, anonymous_id,
            page_path, page_url, page_referrer, utm_source, utm_medium, utm_campaign, type
@@ -21,6 +22,7 @@ flagged as (
     select *,
         case
             when previous_at is null then 1
+            when client_session_id is not null then 0
             when "timestamp" - previous_at > to_minutes(coalesce(getvariable('session_timeout_minutes'), 30)::bigint) then 1
             else 0
         end as is_new_session
@@ -32,6 +34,15 @@ numbered as (
         sum(is_new_session) over (partition by person_id, client_session_id order by "timestamp" nulls first, message_id nulls first
                                   rows between unbounded preceding and current row) as run_index
     from flagged
+),
+
+capped as (
+    select * exclude (run_start) from (
+        select *, min("timestamp") over (partition by person_id, client_session_id, run_index) as run_start
+        from numbered
+    )
+    where client_session_id is null
+       or "timestamp" <= run_start + to_days(coalesce(getvariable('max_session_days'), 3)::integer)
 ),
 
 runs as (
@@ -49,7 +60,7 @@ runs as (
         arg_min(utm_medium, "timestamp") filter (where utm_medium is not null) as utm_medium,
         arg_min(utm_campaign, "timestamp") filter (where utm_campaign is not null) as utm_campaign,
         arg_min(anonymous_id, "timestamp") filter (where anonymous_id is not null) as anonymous_id,
-    from numbered
+    from capped
     group by person_id, client_session_id, run_index
 ),
 

@@ -105,7 +105,8 @@ def _split_path(path: str) -> list[str]:
             for a, b in re.findall(r'\.(?:([A-Za-z_][A-Za-z0-9_]*)|"((?:[^"\\]|\\.)*)")', path)]
 
 
-EMPTY = "[]::struct(rule varchar, path varchar, message varchar)[]"
+REASONS = "struct(rule varchar, path varchar, message varchar)[]"  # the type of reasons and warnings
+EMPTY = f"[]::{REASONS}"
 
 
 def _any(rules: list[tuple[str, str]]) -> str:
@@ -267,7 +268,7 @@ class Validator:
             if not fl:
                 return "null"
             return (f"case when {' or '.join(c for c, _ in fl)} then "
-                    f"list_filter({_listed(fl)}, lambda x: x is not null)::{EMPTY[4:]} end")
+                    f"list_filter({_listed(fl)}, lambda x: x is not null)::{REASONS} end")
         return f"select _rid, {listed(err_flags)} as _perr, {listed(warn_flags)} as _pwarn from (select *, {flags} from ({inner}))"
 
     def _compile(self) -> str:

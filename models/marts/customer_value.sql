@@ -25,27 +25,28 @@ first_sessions as (
     where session_index = 1
 ),
 
-purchases as (
+-- purchases and renewals, each at its monthly revenue (an annual bill counts a twelfth per month)
+billed as (
     select
         events.person_id,
         events.event_at,
+        events.event_name,
         json_extract_string(events.properties, '$.plan') as plan,
         try_cast(json_extract_string(events.properties, '$.revenue') as double)
             / case json_extract_string(events.properties, '$.billing_period') when 'annual' then 12 else 1 end
             as monthly_revenue
     from events
-    inner join settings on events.event_name = settings.purchase_event
+    inner join settings on events.event_name in (settings.purchase_event, settings.renewal_event)
+),
+
+purchases as (
+    select billed.person_id, billed.event_at, billed.plan, billed.monthly_revenue
+    from billed inner join settings on billed.event_name = settings.purchase_event
 ),
 
 renewals as (
-    select
-        events.person_id,
-        events.event_at,
-        try_cast(json_extract_string(events.properties, '$.revenue') as double)
-            / case json_extract_string(events.properties, '$.billing_period') when 'annual' then 12 else 1 end
-            as monthly_revenue
-    from events
-    inner join settings on events.event_name = settings.renewal_event
+    select billed.person_id, billed.event_at, billed.monthly_revenue
+    from billed inner join settings on billed.event_name = settings.renewal_event
 ),
 
 customers as (

@@ -93,9 +93,10 @@ def test_missing_tables_are_labelled_not_built(built, tmp_path):
         assert re.search(rf'class="panel missing" data-table="{re.escape(table)}"', html)
     # an empty warehouse (schemas only) and one that does not exist yet both render
     connect(tmp_path / "empty.duckdb").close()
-    # 12 panels read a table: 9 marts, the ingestion log and 2 quality tables; `connect` creates the
-    # (empty) ingestion log, so the empty warehouse misses one fewer
-    for wh, missing in ((tmp_path / "empty.duckdb", 11), (tmp_path / "absent.duckdb", 12)):
+    # 13 panels read a table: 10 read the 9 marts (the portfolio twice: the decision on top and its NPV
+    # distribution), one the ingestion log and 2 the quality tables; `connect` creates the (empty)
+    # ingestion log, so the empty warehouse misses one fewer
+    for wh, missing in ((tmp_path / "empty.duckdb", 12), (tmp_path / "absent.duckdb", 13)):
         out = write_report(wh, tmp_path / f"{wh.stem}.html").read_text()
         assert out.count('class="panel missing"') == missing
         assert 'data-kpi="activation_rate" data-value=""' in out

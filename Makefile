@@ -30,8 +30,9 @@ bench: install
 	$(BIN)/python benchmarks/quality_bench.py
 	$(BIN)/python benchmarks/collector_load.py
 
+# the UI reads the runs `trackplan run` records: DAGSTER_HOME defaults to .dagster beside the warehouse
 dev: install
-	$(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$${DAGSTER_HOME:-$$(dirname "$$(realpath -m $${TRACKPLAN_WAREHOUSE:-warehouse.duckdb})")/.dagster} $(BIN)/dagster dev -w workspace.yaml
 
 lint: install
 	$(BIN)/ruff check tracking_plan pipelines schemas quality_checks models tests benchmarks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -32,6 +33,19 @@ def _warm_imports() -> None:
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the summary says what matters
 
 
+def dagster_home(warehouse: Path) -> Path:
+    """Where runs are recorded: ``DAGSTER_HOME``, else a ``.dagster`` folder beside the warehouse, the
+    folder `make dev` points the Dagster UI at, so a CLI run's materializations, checks and history
+    show there."""
+    return Path(os.environ.get("DAGSTER_HOME") or Path(warehouse).resolve().parent / ".dagster")
+
+
+def dagster_instance(warehouse: Path) -> dg.DagsterInstance:
+    home = dagster_home(warehouse)
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.from_config(str(home))
+
+
 def run_pipeline(plan_dir: Path, landing: Path, warehouse: Path, partition: str | None = None,
                  console: Console | None = None, instance: dg.DagsterInstance | None = None) -> bool:
     """Run ingest for the landed days (or one), then every downstream asset; True if no blocking check failed."""
@@ -51,6 +65,7 @@ def run_pipeline(plan_dir: Path, landing: Path, warehouse: Path, partition: str 
     t0 = time.time()
     threading.Thread(target=_warm_imports, daemon=True).start()
     resources = resources_from_env(plan_dir, landing, warehouse)
+    instance = instance or dagster_instance(warehouse)
     assets, checks = all_assets(), all_checks()
     tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

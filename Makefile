@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test bench dev lint browser clean lock
+.PHONY: install demo test bench dev lint browser assets clean lock
 
 install: $(STAMP)
 
@@ -19,10 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib tracking_plan pipelines models quality_checks schemas >/dev/null || true
 	@touch $(STAMP)
 
-demo: install
+demo: install assets
 	$(BIN)/trackplan demo
 
-test: install browser
+test: install browser assets
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install
@@ -41,6 +41,16 @@ lint: install
 # Debian's chromium for the browser tests (no browser download): skipped, and listed, where absent
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: browser tests will be skipped (and listed)"
+
+# The scripts and styles Great Expectations' Data Docs load from CDNs, from the npm registry at the
+# pinned versions (package-lock.json), so the Data Docs open offline; skipped, and said, without npm
+DOCS_ASSETS := quality_checks/data_docs_assets
+assets: $(DOCS_ASSETS)/node_modules/.package-lock.json
+
+$(DOCS_ASSETS)/node_modules/.package-lock.json: $(DOCS_ASSETS)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq npm >/dev/null; } || true
+	@if command -v npm >/dev/null 2>&1; then cd $(DOCS_ASSETS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	else echo "npm not installed: Data Docs will load their assets from CDNs (the offline test is skipped, and listed)"; fi
 
 # Re-pin: resolve the newest versions allowed by pyproject.toml and write constraints.txt
 lock:

@@ -19,8 +19,9 @@ _RULES: list[tuple[str, str]] = [
     (r"(^|_)p_value($|_)|^srm_p", "p_value"),
     (r"(^|_)(hours)($|_)", "hours"),
     (r"(^|_)(months|days)($|_)", "duration"),
+    (r"(^|_)ratio($|_)", "number"),  # clv_cac_ratio: a multiple, not money
     (r"(^|_)(rate|share|churn|prob|roi|lift_rel|rel_change|coverage|power|retention|pct|percent|"
-     r"conversion_rate|overall_conversion|step_conversion|confidence)($|_)|^roi|^prob_", "percent"),
+     r"conversion_rate|overall_conversion|step_conversion|confidence|margin)($|_)|^roi|^prob_", "percent"),
     (r"(^|_)(npv|cost|costs|clv|cac|revenue|arpu|price|amount|mrr|ltv|value_to_date|value_per_conversion|"
      r"value|budget|spend)($|_)", "currency"),
     (r"(^|_)(n|count|persons|signups|activated|retained|cohort_size|size|lines|loaded|quarantined|duplicates|"
@@ -33,14 +34,13 @@ CAP_IRR = 10.0  # an IRR above 1,000% a year says "the costs are negligible", no
 def column_kind(name: str) -> str:
     """count | currency | percent | irr | p_value | hours | duration | number | text | date | bool."""
     n = name.lower()
-    if n.endswith(("_at", "_date", "_day", "_week", "_start", "_end")) or n in ("day", "date", "week", "start",
-                                                                                 "as_of", "cohort_start", "cohort_week"):
-        return "date"
     for pattern, kind in _RULES:
         if re.search(pattern, n):
             if kind == "percent" and re.search(r"(^|_)per(_|$)", n):
                 continue  # "conversions_per_month" is a count, not a rate
             return kind
+    if n.endswith(("_at", "_date", "_day", "_week", "_start", "_end")) or n in ("day", "date", "week", "start", "as_of"):
+        return "date"
     return "number"
 
 

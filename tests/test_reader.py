@@ -66,7 +66,9 @@ def test_not_gzip_is_reported(tmp_path):
     p = tmp_path / "x.jsonl.gz"
     p.write_bytes(b'{"a":1}\n')
     rows, stats = _rows(p)
-    assert rows == [] and stats.file_error.startswith("corrupt")
+    assert stats.file_error.startswith("corrupt") and stats.lines == 1  # one unit, never `lines 0`
+    assert [(r["raw"], r["pre_reason"].split(":")[0]) for r in rows] == [('{"a":1}\n', "corrupt")]
+    assert "8 bytes" in rows[0]["pre_reason"]
 
 
 def test_batch_body(tmp_path):

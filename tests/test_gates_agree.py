@@ -5,6 +5,7 @@ gate that crashes fails and blocks."""
 from __future__ import annotations
 
 import copy
+import re
 import datetime as dt
 import shutil
 from pathlib import Path
@@ -191,6 +192,9 @@ def test_sample_landing_plus_spec_calls_run_end_to_end(tmp_path):
     ok = run_pipeline(default_plan_dir(), landing, wh, console=out)
     text = out.export_text()
     failed = text.split("failed checks", 1)[1]
+    # the generator's _truth.json at the landing root is not traffic: logged and shown as skipped
+    skipped = next(line for line in text.splitlines() if "skipped files" in line)
+    assert re.search(r"skipped files\W+1\s+\(hidden or metadata file 1;", skipped), skipped
     assert "ingest/events" not in failed and "ingest.events" not in failed
     assert "stitch" not in failed.split("\n")[0]
     con = connect(wh, read_only=True)

@@ -129,7 +129,9 @@ def scan_landing(root: Path | str) -> list[LandingEntry]:
             elif why:
                 out.append(LandingEntry(p, partition, why))
             elif partition is None:
-                out.append(LandingEntry(p, None, "not in a date folder: directly under the landing root"))
+                hidden = e.name.startswith((".", "_"))  # e.g. the generator's _truth.json
+                out.append(LandingEntry(p, None, _bad_name(e.name) if hidden else
+                                        "not in a date folder: directly under the landing root"))
             else:
                 out.append(LandingEntry(p, partition, _bad_name(e.name)))
 

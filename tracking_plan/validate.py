@@ -341,8 +341,8 @@ class Validator:
 
         r = _reason
         q = chr(39)
-        # the time window holds for every event: against receivedAt, bounded by the file's partition
-        # day (a line without receivedAt, or one claiming a receipt outside its day, is judged by its day)
+        # the time window holds for every event: against receivedAt, or the file's partition day when
+        # there is none (or it is absurd: see _recv)
         future = f"ts_fixed > _recv_hi + to_seconds({d.max_future_hours * 3600:.0f})"
         envelope_rules = [
             ("_type is null", r("envelope", "$.type", lit("type is missing"))),
@@ -426,12 +426,18 @@ with parsed as (
         try_cast(received_at_raw as timestamptz)::timestamp as received_at_in,
         {PARTITION_DAY}::timestamp as _pday
     from env
+), received as (
+    -- the receipt the time window is judged by: receivedAt, unless it is missing or further than
+    -- max_age_days from the file's partition day (a receivedAt of 9999 is not a receipt)
+    select *, case when _pday is null or received_at_in between _pday - to_days({self.defaults.max_age_days})
+                   and _pday + to_days({self.defaults.max_age_days}) then received_at_in end as _recv
+    from stamped
 ), fixed as (
     select *,
         -- without receivedAt or sentAt the receipt time is the file's partition day
         coalesce(received_at_in, sent_at, _pday, ts_in, original_ts) as received_at,
-        coalesce(least(received_at_in, _pday + interval 1 day), _pday + interval 1 day, sent_at, ts_in, original_ts) as _recv_hi,
-        coalesce(greatest(received_at_in, _pday), _pday, sent_at, ts_in, original_ts) as _recv_lo,
+        coalesce(_recv, _pday + interval 1 day, sent_at, ts_in, original_ts) as _recv_hi,
+        coalesce(_recv, _pday, sent_at, ts_in, original_ts) as _recv_lo,
         {ekey} as _ekey,
         {id_ok('message_id')} as _ok_mid, {id_ok('user_id')} as _ok_uid, {id_ok('anonymous_id')} as _ok_aid,
         {id_ok('previous_id')} as _ok_pid, {id_ok('group_id')} as _ok_gid,
@@ -439,7 +445,7 @@ with parsed as (
         case when coalesce(ts_in, original_ts) is not null and sent_at is not null and received_at_in is not null
              then received_at_in - (sent_at - coalesce(ts_in, original_ts))
              else coalesce(ts_in, original_ts, received_at_in, sent_at, _pday) end as ts_fixed
-    from stamped
+    from received
 ), checked as (
     select *,
         case when pre_reason is not null then [{{'rule': split_part(pre_reason, ':', 1), 'path': '$', 'message': pre_reason}}]

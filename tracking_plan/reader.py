@@ -260,8 +260,7 @@ def _read_lines(fh, name: str, max_bytes: int, stats: ReadStats, batch_lines: in
             stats.bytes += len(chunk)
             if first:
                 first = False
-                if chunk.startswith(BOM):
-                    chunk = chunk[len(BOM):]
+                chunk = chunk.removeprefix(BOM)
             cut = chunk.rfind(b"\n") + 1
             if cut == 0:  # a line longer than a chunk
                 tail += chunk
@@ -381,7 +380,7 @@ def _split_batch(text: str):
     or None when the text is not a batch body at all. Python's json finds each message's end (it
     accepts NaN); each message is then judged on its own."""
     dec = json.JSONDecoder()
-    ws = lambda i: _WS.match(text, i).end()  # noqa: E731
+    ws = lambda i: _WS.match(text, i).end()
     i = ws(0)
     if text[i:i + 1] != "{":
         return None
@@ -449,8 +448,7 @@ def _read_batch_body(fh, name: str, max_bytes: int, stats: ReadStats) -> Iterato
     """
     parts: list[bytes] = []
     try:
-        for chunk in (_gz_chunks(fh) if name.endswith(".gz") else _plain_chunks(fh)):
-            parts.append(chunk)
+        parts.extend(_gz_chunks(fh) if name.endswith(".gz") else _plain_chunks(fh))
     except EOFError as exc:
         stats.file_error = f"truncated: compressed stream ended early ({exc})"
     except zlib.error as exc:
@@ -460,8 +458,7 @@ def _read_batch_body(fh, name: str, max_bytes: int, stats: ReadStats) -> Iterato
     raw = b"".join(parts)
     del parts
     stats.bytes = len(raw)
-    if raw.startswith(BOM):
-        raw = raw[len(BOM):]
+    raw = raw.removeprefix(BOM)
     out = _Batcher(max_bytes)
     if stats.file_error and not raw:
         _add_unit(out, fh, 0, 1, stats.file_error)

@@ -67,7 +67,7 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
             if p.enum and not p.pii:
                 vals = ", ".join(lit(str(x).lower() if isinstance(x, bool) else str(x)) for x in p.enum)
                 out.append(Rule(f"{label} in enum", "enum", f"{this} and {v} is not null and {v} not in ({vals})", mostly))
-            if p.type in ("integer", "number") and (p.minimum is not None or p.maximum is not None):
+            if p.type in ("integer", "number") and (p.minimum is not None or p.maximum is not None) and not p.pii:
                 num = f"try_cast({v} as double)"
                 cond = " or ".join(c for c in (f"{num} < {p.minimum}" if p.minimum is not None else "",
                                                f"{num} > {p.maximum}" if p.maximum is not None else "") if c)

@@ -10,11 +10,12 @@ import re
 import shutil
 
 import dagster as dg
+import orjson
 import yaml
 from pipeline_helpers import BASE, DAY, ev, iso, write_lines
 
 from pipelines.ingest.load import ingest_partitions
-from pipelines.warehouse import connect
+from pipelines.warehouse import connect, keyed_hash
 from quality_checks.checks import gates
 from tracking_plan.loader import default_plan_dir, load_plan
 from tracking_plan.validate import validate_files
@@ -111,10 +112,12 @@ def test_a_property_named_with_a_dot_or_quote_is_one_key(tmp_path):
     doc = yaml.safe_load(f.read_text())
     doc["properties"]["a.b"] = {"type": "string", "required": True, "description": "dotted", "enum": ["x", "y"]}
     doc["properties"]['say "hi"'] = {"type": "integer", "description": "quoted", "minimum": 1, "required": True}
+    doc["properties"]['e"mail.x'] = {"type": "string", "description": "PII with a quote and a dot", "pii": True}
     f.write_text(yaml.safe_dump(doc, sort_keys=False))
     plan = load_plan(plan_dir)
     landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
-    good = [ev(mid=f"d{i}", props={"method": "password", "a.b": "x", 'say "hi"': 2}) for i in range(3)]
+    good = [ev(mid=f"d{i}", props={"method": "password", "a.b": "x", 'say "hi"': 2, 'e"mail.x': "p@x.io"})
+            for i in range(3)]
     nested = ev(mid="nested", props={"method": "password", "a": {"b": "x"}, 'say "hi"': 2})  # not the same key
     write_lines(landing, DAY, "dots.jsonl", [*good, nested])
     con = connect(wh)
@@ -123,6 +126,9 @@ def test_a_property_named_with_a_dot_or_quote_is_one_key(tmp_path):
     rules = con.execute("select rules from ingest.quarantine").fetchall()
     assert rules == [(["required"],)]
     assert _failed_gates(con, plan) == []
+    # the PII property is hashed under its own name, not dropped
+    stored = {orjson.loads(p)['e"mail.x'] for (p,) in con.execute("select properties from ingest.events").fetchall()}
+    assert stored == {keyed_hash("p@x.io")}
     con.close()
 
 

@@ -255,12 +255,16 @@ def _read_lines(fh, name: str, max_bytes: int, stats: ReadStats, batch_lines: in
     where = [0]  # compressed bytes consumed so far (a .gz that breaks midway: where the rest starts)
     chunks = _gz_chunks(fh, where) if name.endswith(".gz") else _plain_chunks(fh)
     first = True
+    newlines, last = 0, b"\n"  # an independent count of the lines in the bytes, checked at the end
     try:
         for chunk in chunks:
             stats.bytes += len(chunk)
             if first:
                 first = False
                 chunk = chunk.removeprefix(BOM)
+            if chunk:
+                newlines += chunk.count(b"\n")
+                last = chunk[-1:]
             cut = chunk.rfind(b"\n") + 1
             if cut == 0:  # a line longer than a chunk
                 tail += chunk
@@ -295,6 +299,8 @@ def _read_lines(fh, name: str, max_bytes: int, stats: ReadStats, batch_lines: in
         _add_unit(out, fh, where[0], next_no, stats.file_error)  # the compressed rest that could not be read
         next_no += 1
     stats.lines = next_no - 1
+    if stats.file_error is None and stats.lines != newlines + (last != b"\n"):
+        raise RuntimeError(f"reader defect: {stats.lines} lines read from {newlines} newlines in the bytes")
     if len(out):
         yield out.flush()
 

@@ -325,3 +325,22 @@ def test_skipped_files_are_counted_per_partition(corpus):
     (res,) = corpus["results"]
     in_day = [f for f, r in corpus["log"].items() if r[8] is not None and r[0] == "skipped"]
     assert res.skipped == len(in_day) > 10
+
+
+def test_an_older_warehouse_gets_the_new_ledger_columns(tmp_path):
+    import duckdb
+
+    p = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(p))
+    con.execute("create schema ingest")
+    con.execute("""create table ingest.ingestion_log (
+        partition_date date not null, source_file varchar not null, lines bigint, loaded bigint, quarantined bigint,
+        duplicates bigint, consent_dropped bigint, suppressed bigint, warnings bigint, bytes bigint,
+        file_error varchar, plan_version varchar, started_at timestamp, finished_at timestamp, seconds double)""")
+    con.execute("insert into ingest.ingestion_log (partition_date, source_file, lines) values ('2026-01-01', 'a', 3)")
+    con.close()
+    con = connect(p)
+    con.execute("insert into ingest.ingestion_log (source_file, status, skip_reason) values ('b', 'skipped', 'x: y')")
+    assert con.execute("select source_file, status from ingest.ingestion_log order by 1").fetchall() == [
+        ("a", "read"), ("b", "skipped")]
+    con.close()

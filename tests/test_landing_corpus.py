@@ -344,3 +344,30 @@ def test_an_older_warehouse_gets_the_new_ledger_columns(tmp_path):
     assert con.execute("select source_file, status from ingest.ingestion_log order by 1").fetchall() == [
         ("a", "read"), ("b", "skipped")]
     con.close()
+
+
+def test_a_file_that_cannot_be_opened_is_logged_as_skipped(tmp_path, monkeypatch):
+    """Permission denied (not testable by chmod when the suite runs as root): the open is refused."""
+    import errno
+
+    from tracking_plan import reader
+
+    root = tmp_path / "landing"
+    (root / D).mkdir(parents=True)
+    (root / D / "ok.jsonl").write_bytes(_jl(_ev("ok1")))
+    (root / D / "locked.jsonl").write_bytes(_jl(_ev("lk1")))
+    real = reader._open
+
+    def refuse(path):
+        if Path(path).name == "locked.jsonl":
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(reader, "_open", refuse)
+    con = connect(tmp_path / "w.duckdb")
+    (res,) = ingest_partitions(con, plan(), root, [DAY])
+    rows = dict(con.execute("select source_file, (status, skip_reason, lines) from ingest.ingestion_log").fetchall())
+    con.close()
+    assert rows[str(root / D / "locked.jsonl")] == ("skipped", "unreadable: Permission denied", 0)
+    assert rows[str(root / D / "ok.jsonl")] == ("read", None, 1)
+    assert (res.files, res.skipped, res.loaded) == (1, 1, 1)

@@ -184,7 +184,8 @@ def forget(user_id: str = typer.Option(..., "--user-id"),
     result = forget_person(warehouse or warehouse_default(), user_id, plan=_plan(plan))
     if not result["rows"]:
         console.print(f"nothing matched user id {user_id!r}: 0 rows erased; it is in the erasure register, so "
-                      f"later ingests drop it (audit id {result['audit_id']})", markup=False, highlight=False)
+                      f"later ingests drop it (audit id {result['audit_id']})", markup=False, highlight=False,
+                      soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"erased {result['rows']:,} rows of {result['identifiers']} identifiers; audit id {result['audit_id']}")
 

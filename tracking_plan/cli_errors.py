@@ -14,8 +14,11 @@ import sys
 from collections.abc import Callable
 
 import typer
-from typer import _click
 from typer.core import TyperGroup
+
+# typer vendors click (typer._click); its exceptions are reached through the public ones where it can
+_ClickException = type(typer.BadParameter("x")).__mro__[2]  # BadParameter -> UsageError -> ClickException
+_NoArgsIsHelp = getattr(__import__("typer._click.exceptions", fromlist=["x"]), "NoArgsIsHelpError", ())
 
 
 class CliError(Exception):
@@ -87,16 +90,16 @@ class TrackplanGroup(TyperGroup):
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
                               **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
-        except _click.exceptions.NoArgsIsHelpError as e:
+        except _NoArgsIsHelp as e:
             e.show()
             code = e.exit_code
-        except _click.exceptions.ClickException as e:  # a usage error: it names the option
+        except _ClickException as e:  # a usage error: it names the option
             _say(" ".join(e.format_message().split()))
             code = e.exit_code
-        except _click.exceptions.Abort:
+        except typer.Abort:
             _say("aborted")
             code = 1
-        except (typer.Exit, _click.exceptions.Exit) as e:
+        except typer.Exit as e:
             code = e.exit_code
         except KeyboardInterrupt:
             code = 130

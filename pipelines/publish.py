@@ -61,7 +61,10 @@ def run_lock(warehouse: Path | str, what: str):
     """Hold `<warehouse>.lock` (flock: released by the kernel even on a kill) while `what` runs."""
     path = lock_path(warehouse)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only folder or file system: nothing can be written there
+        raise RunError(f"{warehouse}: cannot be written ({exc.strerror}: {path})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

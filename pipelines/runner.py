@@ -30,7 +30,8 @@ def _warm_imports() -> None:
         pass
 
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the summary says what matters
+# the summary says what matters, a failed step included (in one line, not Dagster's traceback)
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def run_pipeline(plan_dir: Path, landing: Path, warehouse: Path, partition: str | None = None,
@@ -51,7 +52,7 @@ def run_pipeline(plan_dir: Path, landing: Path, warehouse: Path, partition: str 
     if partition and partition not in landed:
         # nothing to do for that day: say so and leave the warehouse alone (no rebuild of the rest)
         console.print(f"no landing files for {partition} (nothing under {Path(landing) / f'date={partition}'}): "
-                      "nothing ingested, nothing rebuilt", markup=False, highlight=False)
+                      "nothing ingested, nothing rebuilt", markup=False, highlight=False, soft_wrap=True)
         return True
     days = [partition] if partition else landed
     if not days:
@@ -96,7 +97,9 @@ def _materialize(build, plan, plan_dir, landing, days, instance, console, assets
         if ev.event_type_value == "STEP_FAILURE":
             failed_steps.append(ev.step_key)
             err = ev.event_specific_data.error
-            msg = err.message.strip().splitlines()[-1] if err and err.message.strip() else "failed"
+            while err is not None and err.cause is not None:  # the user code's own error, not Dagster's wrapper
+                err = err.cause
+            msg = " ".join(err.message.split()) if err is not None and err.message.strip() else "failed"
             console.print(f"[red]failed: {ev.step_key}[/red]: {msg}", highlight=False)
     wanted = {".".join(k.path) for a in assets for k in a.keys}
     built = {".".join(ev.asset_key.path) for ev in result.get_asset_materialization_events()}
@@ -104,7 +107,8 @@ def _materialize(build, plan, plan_dir, landing, days, instance, console, assets
     status = build.record(result.run_id, days, sorted(built & wanted), sorted(wanted - built), failed, plan.version)
     build.publish()
     ok = result.success and status == "complete"
-    return ok, failed_checks, {"run_id": result.run_id, "status": status, "not_built": sorted(wanted - built)}
+    return ok, failed_checks, {"run_id": result.run_id, "status": status, "not_built": sorted(wanted - built),
+                               "failed_steps": failed_steps}
 
 
 def _summary(warehouse: Path, days: list[str], seconds: float, failed_checks: list, run: dict,
@@ -136,11 +140,15 @@ def _summary(warehouse: Path, days: list[str], seconds: float, failed_checks: li
     t.add_row("persons", "not rebuilt" if stale else f"{persons:,}")
     t.add_row("sessions", "not rebuilt" if "staging.sessions" in run["not_built"] else f"{sessions:,}")
     t.add_row("time", f"{seconds:.1f} s ({log[0] / max(seconds, 1e-9):,.0f} lines/s end to end)")
-    t.add_row("failed checks", ", ".join(f"{a}:{c} ({s})" for a, c, s, _ in failed_checks) or "none")
+    t.add_row("failed checks", ", ".join(f"{a}:{c} ({s})" for a, c, s, _ in failed_checks)
+              or ("none" if not run["failed_steps"] else "none of those that ran; failed steps: "
+                  + ", ".join(run["failed_steps"])))
     if run["status"] != "complete":
-        n = len(run["not_built"])
-        t.add_row("run", f"INCOMPLETE: {n} tables not rebuilt (kept from an earlier run): "
-                         + ", ".join(run["not_built"][:8]) + (" ..." if n > 8 else ""))
+        layers: dict[str, int] = {}
+        for name in run["not_built"]:
+            layers[name.split(".")[0]] = layers.get(name.split(".")[0], 0) + 1
+        t.add_row("run", f"INCOMPLETE: {len(run['not_built'])} tables not rebuilt, kept from an earlier run ("
+                         + ", ".join(f"{n} {layer}" for layer, n in layers.items()) + "): see ingest.run_log")
     console.print(t)
 
 

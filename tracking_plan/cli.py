@@ -153,11 +153,24 @@ def generate(out_dir: Path = typer.Option(..., "--out", help="Landing zone to wr
     from .generate import generate as run_generate
 
     kwargs = {k: v for k, v in (("days", days), ("users", users)) if v is not None}
+    the_plan = _generator_plan(plan) if plan else None
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("generating", total=None)
-        result = run_generate(out_dir, seed=seed, bug_rate=bug_rate, plan=_plan(plan) if plan else None,
+        result = run_generate(out_dir, seed=seed, bug_rate=bug_rate, plan=the_plan,
                               progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
     console.print(f"wrote {result.lines:,} lines ({result.persons:,} persons, {result.start} .. {result.end}) in {len(result.files)} files to {out_dir}")
+
+
+def _generator_plan(plan_dir: Path):
+    """The generator simulates the sample plan's product (its experiments and initiatives come from the
+    plan): a plan is accepted if it has every event of the sample plan, or rejected naming what it lacks."""
+    p = _plan(plan_dir)
+    missing = sorted({e.name for e in load_plan(default_plan_dir()).events.values()}
+                     - {e.name for e in p.events.values()})
+    if missing:
+        raise CliError(f"--plan: {plan_dir} lacks {len(missing)} event(s) the generator sends (it simulates the "
+                       f"sample plan's product): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return p
 
 
 @app.command()

@@ -234,26 +234,34 @@ def mark_suppressed(con: duckdb.DuckDBPyConnection, plan: Plan, rows: str = "_pa
     con.execute("create or replace temp table _suppressed_rids (_rid bigint)").fetchall()
     if not con.execute("select count(*) > 0 from ingest.suppression").fetchall()[0][0]:
         return
-    fields = ["user_id", "anonymous_id", "previous_id"]
+    ids = ["user_id", "anonymous_id", "previous_id"]  # registered as the keyed hash of the value itself
+    sources = []  # identity sources such as traits.email: registered as the hash of the stored (maybe hashed) value
     for ident in plan.identity.identifiers:
         if ident.source not in ("userId", "anonymousId", "previousId"):
             try:
-                fields.append(_field_sql(ident.source))
+                sources.append(_field_sql(ident.source))
             except ValueError:
                 pass
-    values = " union ".join(f"select distinct {f} as v from {rows} where valid and {f} is not null" for f in fields)
+    fields = ids + sources
+
+    def distinct(cols: list[str]) -> str:
+        return " union ".join(f"select distinct {f} as v from {rows} where valid and {f} is not null" for f in cols)
     con.execute(f"""
 create or replace temp table _raw_tokens as
 select distinct _rid, tok from (select _rid, unnest({_tokens_sql('raw')}) as tok from {rows}
                                 where not valid and raw is not null) where tok <> ''
 """).fetchall()
-    # each distinct value is hashed once (twice for the hash-of-hash form), not once per row
+    # each distinct value is hashed once, not once per row; the hash-of-hash form only where a value may
+    # be stored hashed (identity sources, raw tokens)
+    twice = f"{distinct(sources)} union select distinct tok from _raw_tokens" if sources else \
+        "select distinct tok from _raw_tokens"
     con.execute(f"""
 create or replace temp table _erased_values as
-with cand as ({values} union select distinct tok from _raw_tokens),
-reg as (select distinct identifier_hash as h from ingest.suppression),
-h1 as (select v, pii_hash(v) as h from cand)
-select v from h1 where h in (select h from reg) or pii_hash(h) in (select h from reg)
+with reg as (select distinct identifier_hash as h from ingest.suppression),
+once as (select v, pii_hash(v) as h from ({distinct(ids)})),
+both_ as (select v, pii_hash(v) as h from ({twice}))
+select v from once where h in (select h from reg)
+union select v from both_ where h in (select h from reg) or pii_hash(h) in (select h from reg)
 """).fetchall()
     hit = " or ".join(f"{f} in (select v from _erased_values)" for f in fields)
     con.execute(f"""

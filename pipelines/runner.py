@@ -16,7 +16,7 @@ from tracking_plan.loader import PlanError, load_plan
 
 from . import progress
 from .ingest.load import landed_partitions
-from .publish import building, last_run
+from .publish import building
 from .resources import resources_from_env
 from .warehouse import connect, hash_salt
 

@@ -3,7 +3,6 @@ non-zero exit and no traceback (issue 15, item 8): one case per command that use
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
 import subprocess
@@ -117,7 +116,7 @@ def _unshare_ro(folder: Path, argv: list[str]) -> subprocess.CompletedProcess:
     """Run argv with `folder` bind-mounted read-only (a private mount namespace: needs root)."""
     script = f'mount -o bind,ro "{folder}" "{folder}" && exec "$@"'
     return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv],
-                          capture_output=True, text=True, timeout=300, cwd=REPO)
+                          capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
 
 
 def _can_unshare(tmp: Path) -> bool:
@@ -134,8 +133,9 @@ def test_read_only_warehouse_is_one_line(env, tmp_path, command):
     args = {"run": ["run", "--landing", str(env / "landing")], "forget": ["forget", "--user-id", "u1"]}[command]
     proc = _unshare_ro(tmp_path, [str(TRACKPLAN), *args, "--warehouse", str(tmp_path / "w.duckdb")])
     assert proc.returncode == 3, proc.stderr
-    assert proc.stderr.splitlines() == [f"trackplan: {tmp_path / 'w.duckdb'}: cannot be written (Read-only file "
-                                        f"system: {tmp_path / 'w.duckdb.lock'})"]
+    expected = (f"trackplan: {tmp_path / 'w.duckdb'}: cannot be written (Read-only file "
+                f"system: {tmp_path / 'w.duckdb.lock'})")
+    assert proc.stderr.splitlines() == [expected]
 
 
 def test_readers_read_a_read_only_warehouse(env, tmp_path):
@@ -149,10 +149,10 @@ def test_readers_read_a_read_only_warehouse(env, tmp_path):
 def test_real_process_prints_no_traceback(env):
     """The installed entry point (not CliRunner): one line on stderr, exit 2."""
     proc = subprocess.run([str(TRACKPLAN), "sql", "--dialect", "oracle9"], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.splitlines() == ["trackplan: --dialect: unknown dialect 'oracle9'; e.g. snowflake, "
-                                        "bigquery, spark"]
+    expected = "trackplan: --dialect: unknown dialect 'oracle9'; e.g. snowflake, bigquery, spark"
+    assert proc.stderr.splitlines() == [expected]
 
 
 def test_run_without_salt_refuses_in_one_line(env, monkeypatch):
@@ -195,8 +195,9 @@ def test_partition_without_files_says_so_and_rebuilds_nothing(env):
     res = _invoke(["run", "--partition", "2026-01-01", "--landing", str(env / "landing"),
                    "--warehouse", str(env / "w.duckdb")])
     assert res.exit_code == 0
-    assert res.stderr.splitlines() == [f"no landing files for 2026-01-01 (nothing under "
-                                       f"{env / 'landing' / 'date=2026-01-01'}): nothing ingested, nothing rebuilt"]
+    expected = (f"no landing files for 2026-01-01 (nothing under {env / 'landing' / 'date=2026-01-01'}): "
+                "nothing ingested, nothing rebuilt")
+    assert res.stderr.splitlines() == [expected]
     assert (env / "w.duckdb").stat().st_mtime_ns == before
 
 
@@ -214,3 +215,14 @@ def test_generate_plan_is_used_or_rejected(tmp_path):
     assert res.exit_code == 0, res.output
     files = sorted(str(f) for f in (tmp_path / "l").glob("date=*/*"))
     assert _invoke(["validate", "--plan", str(mine), *files]).exit_code == 0
+
+
+def test_bad_partition_date_is_refused_before_dagster_is_loaded():
+    code = ("import sys\nfrom tracking_plan.cli import app\n"
+            "code = app(['run', '--partition', '2026-13-45'], standalone_mode=False)\n"
+            "print(code, 'dagster' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO,
+                          check=False)
+    assert proc.stdout.split() == ["2", "False"], proc.stderr
+    expected = "trackplan: Invalid value for '--partition': '2026-13-45' is not a date (YYYY-MM-DD)"
+    assert proc.stderr.splitlines() == [expected]

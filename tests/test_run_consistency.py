@@ -73,7 +73,7 @@ def published(tmp_path_factory):
     """A warehouse after one complete run over 4 days; a landing zone with a 5th day for the next run."""
     base = tmp_path_factory.mktemp("consistency")
     res = generate(base / "landing", days=5, users=25, seed=7)
-    last = sorted((base / "landing").glob("date=*"))[-1]
+    last = max((base / "landing").glob("date=*"))
     last.rename(base / "held-back")
     wh = base / "w.duckdb"
     out = CliRunner().invoke(app, _run_args(base / "landing", wh))
@@ -84,7 +84,7 @@ def published(tmp_path_factory):
 
 
 def _copy(published, tmp_path) -> Path:
-    base, wh, _ = published
+    _, wh, _ = published
     mine = tmp_path / "w.duckdb"
     mine.write_bytes(wh.read_bytes())
     return mine
@@ -107,10 +107,11 @@ def test_kill_at_a_stage_leaves_the_last_published_run(published, tmp_path, poin
     base, _, expected = published
     wh = _copy(published, tmp_path)
     proc = subprocess.run([sys.executable, "-c", LAUNCHER, point, *_run_args(base / "landing", wh)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
+                          cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     _assert_as_published(wh, expected)
-    _finish_and_check(base, wh)
+    if point in ("ingest", "publish"):  # (the finishing run costs a full run: two points show it)
+        _finish_and_check(base, wh)
 
 
 @pytest.mark.parametrize("seconds", [6.0, 14.0])
@@ -132,7 +133,6 @@ def test_kill_after_n_seconds_leaves_the_last_published_run(published, tmp_path,
 
 def _finish_and_check(base: Path, wh: Path) -> None:
     """The next run finishes the work: complete, every asset built by it, the 5th day ingested."""
-    assert Path(f"{wh}.building").exists() or True  # a killed run may leave its copy: the next run replaces it
     out = CliRunner().invoke(app, _run_args(base / "landing", wh))
     assert out.exit_code == 0, out.output
     assert not Path(f"{wh}.building").exists()

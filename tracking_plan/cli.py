@@ -301,10 +301,9 @@ def review(warehouse: Path | None = typer.Option(None, "--warehouse"),
 def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for landing zone, warehouse, report")):
     """Generate sample data, run the whole pipeline, write the report: a first look."""
     from pipelines.runner import run_pipeline
+    from pipelines.warehouse import DEMO_SALT
 
     from .generate import generate as run_generate
-
-    from pipelines.warehouse import DEMO_SALT
 
     landing, warehouse = out_dir / "landing", out_dir / "warehouse.duckdb"
     if not os.environ.get("TRACKPLAN_HASH_SALT"):

@@ -103,13 +103,13 @@ class TrackplanGroup(TyperGroup):
             code = e.exit_code
         except KeyboardInterrupt:
             code = 130
-        except Exception as e:  # noqa: BLE001 - the one place errors become a line
+        except Exception as e:
             said = one_line(e)
             if said is None:
                 if os.environ.get("TRACKPLAN_DEBUG"):
                     raise
                 said = (f"{type(e).__name__}: {' '.join(str(e).split())} (a defect: please report it; "
-                        "TRACKPLAN_DEBUG=1 shows the traceback)", 1)
+                        f"TRACKPLAN_DEBUG=1 shows the traceback)"), 1
             _say(said[0])
             code = said[1]
         if standalone_mode:

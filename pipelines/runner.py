@@ -119,10 +119,15 @@ def _summary(warehouse: Path, days: list[str], seconds: float, failed_checks: li
                       "the warehouse keeps the ingest tables of the run before", markup=False, highlight=False)
         return
     con = connect(warehouse, read_only=True)
+    # the run's days, and the files outside any date folder (logged by every run, no partition_date)
+    mine = "(partition_date between ? and ? or partition_date is null)"
     try:
-        log = con.execute("""select coalesce(sum(lines),0), coalesce(sum(loaded),0), coalesce(sum(quarantined),0),
-            coalesce(sum(duplicates),0), coalesce(sum(consent_dropped),0), coalesce(sum(suppressed),0), count(*)
-            from ingest.ingestion_log where partition_date between ? and ?""", [days[0], days[-1]]).fetchall()[0]
+        log = con.execute(f"""select coalesce(sum(lines),0), coalesce(sum(loaded),0), coalesce(sum(quarantined),0),
+            coalesce(sum(duplicates),0), coalesce(sum(consent_dropped),0), coalesce(sum(suppressed),0),
+            count(*) filter (where status is distinct from 'skipped'), count(*) filter (where status = 'skipped')
+            from ingest.ingestion_log where {mine}""", [days[0], days[-1]]).fetchall()[0]
+        skips = con.execute(f"""select split_part(skip_reason, ':', 1), count(*) from ingest.ingestion_log
+            where {mine} and status = 'skipped' group by 1 order by 2 desc, 1 limit 5""", [days[0], days[-1]]).fetchall()
         reasons = con.execute("""select r.rule, count(*) n from (select unnest(reasons) r from ingest.quarantine
             where partition_date between ? and ?) group by 1 order by 2 desc limit 5""", [days[0], days[-1]]).fetchall()
         persons = _count(con, "select count(distinct person_id) from stitch.persons")
@@ -136,6 +141,8 @@ def _summary(warehouse: Path, days: list[str], seconds: float, failed_checks: li
     t.add_row("quarantined", f"{log[2]:,}" + (f"  (top: {', '.join(f'{r} {n:,}' for r, n in reasons)})" if reasons else ""))
     t.add_row("duplicates", f"{log[3]:,}")
     t.add_row("consent-dropped / suppressed", f"{log[4]:,} / {log[5]:,}")
+    t.add_row("skipped files", f"{log[7]:,}" + (f"  ({', '.join(f'{r} {n:,}' for r, n in skips)}; "
+                                                  "see ingest.ingestion_log.skip_reason)" if skips else ""))
     stale = "stitch.persons" in run["not_built"]
     t.add_row("persons", "not rebuilt" if stale else f"{persons:,}")
     t.add_row("sessions", "not rebuilt" if "staging.sessions" in run["not_built"] else f"{sessions:,}")

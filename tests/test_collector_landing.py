@@ -61,20 +61,40 @@ def test_files_roll_by_size_and_age_and_are_part_until_closed(tmp_path):
     assert len(lines_of(tmp_path)) == 5
 
 
-def test_recovery_truncates_a_partial_last_line_and_skips_live_writers(tmp_path):
+def test_recovery_truncates_a_partial_last_line_and_skips_locked_files_whatever_their_pid(tmp_path):
     day = tmp_path / "date=2026-01-01"
     day.mkdir()
-    dead_pid = 2**22 + 12345  # above Linux's default pid_max (4194304), so never running
-    crashed = day / f"collector-web-20260101T000000-{dead_pid}-1.jsonl.part"
+    # The PID in a name means nothing: this one names a live process (ours, as a restarted PID 1
+    # would name itself), but no one holds its lock, so it is a crashed run's file.
+    crashed = day / f"collector-web-20260101T000000-{os.getpid()}-abc123-1.jsonl.part"
     crashed.write_bytes(b'{"messageId":"a"}\n{"messageId":"b"}\n{"messageId":"c", "cut sh')
-    empty = day / f"collector-web-20260101T000000-{dead_pid}-2.jsonl.part"
+    empty = day / "collector-web-20260101T000000-1-abc123-2.jsonl.part"
     empty.write_bytes(b'{"messageId":"only-partial"')
-    live = day / f"collector-web-20260101T000000-{os.getppid()}-3.jsonl.part"
+    live = day / "collector-web-20260101T000000-1-def456-3.jsonl.part"
     live.write_bytes(b'{"messageId":"z"}\n')
-    recovered = recover_parts(tmp_path)
+    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
+                               "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(live)],
+                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "locked"  # a live writer in another process
+        recovered = recover_parts(tmp_path)
+    finally:
+        holder.kill()
+        holder.wait()
     assert [p.name for p in recovered] == [crashed.name[: -len(".part")]]
     assert [r["messageId"] for r in lines_of(tmp_path)] == ["a", "b"]
     assert not empty.exists() and live.exists()
+    assert [p.name for p in recover_parts(tmp_path)] == [live.name[: -len(".part")]]  # its writer is gone now
+
+
+def test_a_running_writer_keeps_its_open_file_against_recovery(tmp_path):
+    w = LandingWriter(tmp_path)
+    w.start()
+    w.submit("web", "2026-01-01", b'{"messageId":"x"}\n').result(timeout=5)
+    [part] = tmp_path.glob("date=*/*.part")
+    assert recover_parts(tmp_path) == [] and part.exists()  # same process, same PID: the lock decides
+    w.close()
+    assert [r["messageId"] for r in lines_of(tmp_path)] == ["x"]
 
 
 def _start_server(landing: Path, port: int) -> subprocess.Popen:

@@ -44,6 +44,9 @@ class CollectorMetrics:
             p + "plan_validation_errors", "Edge validation calls that failed (their events are not counted)",
             ["error"], registry=r,
         )
+        self.validation_skipped = Counter(
+            p + "plan_unchecked_events", "Events not checked at the edge (validator backlog full or failed)", registry=r
+        )
         self.backpressure = Counter(p + "backpressure_rejections", "503s from the in-flight byte budget", registry=r)
         self.violations = Counter(
             p + "plan_violations", "Tracking-plan violations seen at the edge", ["event", "rule"], registry=r

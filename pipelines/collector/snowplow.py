@@ -15,6 +15,7 @@ import base64
 import binascii
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from .segment import loads_checked
 
@@ -91,6 +92,11 @@ def to_segment(event: dict) -> dict:
     msg: dict[str, Any] = {}
     props: dict[str, Any] = {}
     page = _drop_none({"url": event.get("url"), "title": event.get("page"), "referrer": event.get("refr")})
+    if isinstance(event.get("url"), str):  # Segment's page fields path and search come from the URL
+        parts = urlsplit(event["url"])
+        page["path"] = parts.path or "/"
+        if parts.query:
+            page["search"] = "?" + parts.query
     snowplow: dict[str, Any] = {k: v for k, v in event.items() if k not in _MAPPED}
 
     if e == "pv":

@@ -47,8 +47,6 @@ def loads(data: bytes) -> Any:
 # JSON form (NaN/Infinity, an integer outside int64/uint64, a float whose digits a double does not
 # keep, a key given twice) is never rewritten: it is landed as an `Unkept` record that carries its
 # original text byte for byte and the reason, which the ingestion quarantines.
-_MAYBE_LOSSY = re.compile(rb"[0-9][0-9.]{15}|[eE][+-]?[0-9]{3}")  # >= 16 digits or a 3-digit exponent
-_KEY_END = re.compile(rb'"\s*:')  # every object key ends so; so can a string's content (harmless)
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson (and 64-bit JSON readers) hold exactly
 
 
@@ -91,33 +89,52 @@ def strict_loads(text: str | bytes) -> Any:
                       object_pairs_hook=_unique_pairs)  # fmt: skip
 
 
-def _count_keys(obj: Any) -> int:
+_TINY = 2.2250738585072014e-308  # below this a double is subnormal: fewer digits survive
+_TO_ZERO = bytes.maketrans(b"0123456789.", b"00000000000")
+_SPACED_KEY = re.compile(rb'"\s+:')
+
+
+def _walk(obj: Any, _dict=dict, _list=list, _float=float) -> tuple[int, bool]:
+    """(keys of every object in ``obj``, True if some float might not be exact: 0.0 (an underflow
+    looks the same), infinite, or subnormal)."""
     n = 0
+    odd = False
     stack = [obj]
+    pop, push = stack.pop, stack.append
     while stack:
-        o = stack.pop()
-        if isinstance(o, dict):
+        o = pop()
+        values = o.values() if type(o) is _dict else o
+        if type(o) is _dict:
             n += len(o)
-            stack.extend(v for v in o.values() if isinstance(v, dict | list))
-        elif isinstance(o, list):
-            stack.extend(v for v in o if isinstance(v, dict | list))
-    return n
+        for v in values:
+            tv = type(v)
+            if tv is _dict or tv is _list:
+                push(v)
+            elif tv is _float and not (_TINY <= abs(v) < math.inf):
+                odd = True
+    return n, odd
 
 
 def loads_checked(data: bytes) -> tuple[Any, bool]:
     """(parsed body, exact): ``exact`` is True when no value of ``data`` can change by re-writing.
 
-    Fast path: orjson already refuses NaN/Infinity and out-of-range integers; what it would
-    silently change (long floats, repeated keys) is ruled out by two scans of the raw bytes that
-    can only err towards the slow path. The slow path parses with exactness checks.
+    Fast path: orjson already refuses NaN/Infinity and out-of-range integers. What it would
+    silently change is ruled out by cheap scans that can only err towards the slow path: no run
+    of 16 digits/dots (every double keeps 15 significant digits), no float that is 0.0, infinite
+    or subnormal (where an over- or underflow hides), and as many ``":`` in the bytes as keys in
+    the parsed objects with no key written ``"k" :`` (so no key was given twice). The slow path
+    parses again with exact checks per value.
     """
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
         obj = None
     else:
-        if not _MAYBE_LOSSY.search(data) and len(_KEY_END.findall(data)) == _count_keys(obj):
-            return obj, True
+        if type(obj) is dict or type(obj) is list:
+            if data.translate(_TO_ZERO).find(b"0000000000000000") < 0 and not _SPACED_KEY.search(data):
+                keys, odd = _walk(obj)
+                if not odd and data.count(b'":') == keys:
+                    return obj, True
     try:
         return strict_loads(data), True
     except NotExact:

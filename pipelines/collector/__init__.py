@@ -1,18 +1,23 @@
 """trackplan's HTTP collector (``trackplan serve``): real tracking SDKs send to it unchanged.
 
 Routes
-  POST /v1/batch (alias /v1/b), /v1/track, /v1/identify, /v1/page, /v1/screen, /v1/group,
-       /v1/alias  Segment HTTP Tracking API. Write key: HTTP Basic username, else ``writeKey`` in
+  POST /v1/batch (aliases /v1/b: analytics.js batching; /v1/import), /v1/track, /v1/identify,
+       /v1/page, /v1/screen, /v1/group, /v1/alias and analytics.js's short forms /v1/t, /v1/i,
+       /v1/p, /v1/s, /v1/g, /v1/a  Segment HTTP Tracking API. Write key: HTTP Basic username, else ``writeKey`` in
        the body. Bodies are gzip/deflate-decoded per Content-Encoding (or by gzip magic) and always
        parsed as JSON whatever the Content-Type (Rudder's Node SDK says x-www-form-urlencoded).
   POST /com.snowplowanalytics.snowplow/tp2, GET /i   Snowplow tracker protocol, mapped to Segment
        messages (see ``snowplow.py``). Snowplow trackers send no secret; their app id (``aid``)
        is looked up as the write key, unless a Basic username is sent.
   GET /health, GET /metrics (Prometheus text).
+  OPTIONS on every route: CORS preflight (see ``app.Cors``); answers echo the Origin with credentials.
 
 Answers
   200 only after the request's lines are written and fsynced (group commit). 400 only for a body
-  that cannot be parsed at all; it is saved with a reason file under ``<landing>/_rejected/``.
+  that cannot be parsed at all; it is saved with a reason file under ``<landing>/_rejected/``
+  (capped in size and rate) once the sender is authenticated; nothing is stored before that (401).
+  A message holding a value that re-writing would change is landed as its original text in a
+  ``trackplan_unkept`` record (see ``segment.loads_checked``), never re-written.
   Bad or oversize messages inside a parseable body are landed verbatim (the ingestion quarantines
   them) and never fail the batch, because Segment-family SDKs drop a whole batch on any 4xx.
   401 for an unknown write key when keys are configured. 503 + Retry-After when the in-flight

@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 from browser.support import chromium, offline_page, static_site, trackers_bundle
 from pipeline_helpers import query
 

@@ -201,8 +201,8 @@ def test_every_gzip_member_is_read(make_client, tmp_path):
 # -- values kept exactly -------------------------------------------------------------------------
 def test_a_message_that_cannot_be_kept_exactly_is_landed_as_its_original_text(make_client, tmp_path):
     client = make_client()
-    kept = ['{"type":"track","event":"Ok","userId":"u","messageId":"ok1","properties":{"x":0.30000000000000004,'
-            '"big":18446744073709551615,"neg":-9223372036854775808,"e":1.5e2}}']
+    kept = [('{"type":"track","event":"Ok","userId":"u","messageId":"ok1","properties":{"x":0.30000000000000004,'
+             '"big":18446744073709551615,"neg":-9223372036854775808,"e":1.5e2}}')]
     unkept = {
         "nan": '{"type":"track","event":"N","userId":"u","messageId":"nan","properties":{"x":NaN}}',
         "inf": '{"type":"track","event":"I","userId":"u","messageId":"inf","properties":{"x":-Infinity}}',

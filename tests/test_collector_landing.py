@@ -74,8 +74,9 @@ def test_recovery_truncates_a_partial_last_line_and_skips_locked_files_whatever_
     empty.write_bytes(b'{"messageId":"only-partial"')
     live = day / "collector-web-20260101T000000-1-def456-3.jsonl.part"
     live.write_bytes(b'{"messageId":"z"}\n')
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
-                               "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)", str(live)],
+    code = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(live)],
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
         assert holder.stdout.readline().strip() == "locked"  # a live writer in another process

@@ -75,7 +75,7 @@ def load_sources(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, lis
         if isinstance(listed, dict):
             unknown = set(listed) - {"write_keys", "allowed_origins"}
             if unknown:
-                raise ValueError(f"{path}: sources.{source}: unknown option {sorted(unknown)[0]!r}")
+                raise ValueError(f"{path}: sources.{source}: unknown option {min(unknown)!r}")
             allowed = listed.get("allowed_origins")
             if allowed is not None:
                 origins[str(source)] = [str(o).rstrip("/") for o in ([allowed] if isinstance(allowed, str) else allowed)]

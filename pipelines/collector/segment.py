@@ -130,11 +130,11 @@ def loads_checked(data: bytes) -> tuple[Any, bool]:
     except orjson.JSONDecodeError:
         obj = None
     else:
-        if type(obj) is dict or type(obj) is list:
-            if data.translate(_TO_ZERO).find(b"0000000000000000") < 0 and not _SPACED_KEY.search(data):
-                keys, odd = _walk(obj)
-                if not odd and data.count(b'":') == keys:
-                    return obj, True
+        if (type(obj) is dict or type(obj) is list) and data.translate(_TO_ZERO).find(b"0" * 16) < 0 \
+                and not _SPACED_KEY.search(data):
+            keys, odd = _walk(obj)
+            if not odd and data.count(b'":') == keys:
+                return obj, True
     try:
         return strict_loads(data), True
     except NotExact:

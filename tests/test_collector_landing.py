@@ -215,7 +215,7 @@ def _start_pid1(landing: Path, port: int) -> tuple[subprocess.Popen, int]:
     assert proc.stderr.readline().strip() == "1"  # it really is PID 1, every time
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     [host_pid] = [int(c) for c in children]
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/health", timeout=0.5).status_code == 200:
@@ -249,7 +249,7 @@ class _Stream:
                     now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
                     batch = [{"type": "identify", "userId": f"u{w}", "messageId": m, "timestamp": now} for m in ids]
                     try:
-                        r = client.post(url + "/v1/batch", json={"batch": batch}, timeout=5)
+                        r = client.post(url + "/v1/batch", json={"batch": batch}, timeout=60)
                     except httpx.HTTPError:
                         return  # killed mid-request: the batch stays pending, retried after the restart
                     if r.status_code == 200:
@@ -277,7 +277,7 @@ def test_sigkill_of_the_collector_as_pid_1_loses_no_acknowledged_event(tmp_path)
         stop = threading.Event()
         before = len(stream.acked)
         threads = stream.run(f"http://127.0.0.1:{port}", stop)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # generous: a loaded CI machine
         while len(stream.acked) < before + 2_000 and time.monotonic() < deadline:
             time.sleep(0.02)
         os.kill(pid, signal.SIGKILL)  # mid-stream: requests are in flight
@@ -289,8 +289,11 @@ def test_sigkill_of_the_collector_as_pid_1_loses_no_acknowledged_event(tmp_path)
         assert list(landing.glob("date=*/*.part"))  # left by the killed PID 1
     proc, pid = _start_pid1(landing, port)  # PID 1 again: recovery must not mistake the files for its own
     stop = threading.Event()
+    before = len(stream.acked)
     threads = stream.run(f"http://127.0.0.1:{port}", stop)
-    time.sleep(0.5)
+    deadline = time.monotonic() + 60  # the retried batches, then a little more traffic
+    while len(stream.acked) < before + 8 * stream.per_batch and time.monotonic() < deadline:
+        time.sleep(0.05)
     stop.set()
     for t in threads:
         t.join(timeout=10)

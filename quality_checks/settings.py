@@ -33,8 +33,8 @@ def _default_metrics() -> dict[str, MetricTuning]:
         # counts: halving or doubling (a ratio, not a difference). An event sent by fewer than ~10
         # people a day swings several-fold on who happened to be active; such events are covered
         # by the zero rule, freshness and coverage instead
-        "volume": MetricTuning(direction="both", min_relative_change=1.0, min_expected=10),
-        "persons": MetricTuning(direction="both", min_relative_change=1.0, min_expected=10),
+        "volume": MetricTuning(direction="both", min_relative_change=0.5, min_expected=0),
+        "persons": MetricTuning(direction="both", min_relative_change=0.5, min_expected=0),
         # below 20 lines one person's session moves a share by 5 points: not a tracking change;
         # a rate moving by less than 10 points is noise on the daily counts this project sees
         "null_rate": MetricTuning(direction="up", min_absolute_change=0.10, min_count=20),
@@ -42,7 +42,7 @@ def _default_metrics() -> dict[str, MetricTuning]:
         # delivery lag: a doubling by more than ten minutes is a pipeline problem, not mobile
         # batching; the p95 of fewer than 50 lags is just its largest two or three
         "lag_p95_seconds": MetricTuning(direction="up", min_relative_change=1.0, min_absolute_change=600.0,
-                                        min_count=50),
+                                        min_count=20),
     }
 
 
@@ -68,9 +68,9 @@ class QualitySettings(BaseModel):
     sensitivity: float = Field(default=4.5, gt=0)
     # Elementary's flat-series defect: a 0.005% move is never news, however small the MAD
     min_relative_change: float = Field(default=0.3, ge=0)
-    # a drop to zero is caught whatever the volatility once the usual day had at least this many
-    # events: P(0 | Poisson(5)) = 0.7%
-    zero_min_median: float = 5.0
+    # a day's counts are scored once the newest event received is this close to the day's end
+    # (a run in the middle of a day would see its volume "drop"; issue 22)
+    partial_day_grace_minutes: float = Field(default=60.0, ge=0)
     # a new JSON type reaching this share of a property's values (absent before) is a type change
     type_change_min_share: float = 0.2
     type_change_min_history: int = 20  # values of the property seen in the training window

@@ -1,7 +1,7 @@
 """`make bench` (detectors): how often the anomaly detectors cry wolf, and how big an incident must be.
 
     .venv/bin/python benchmarks/detector_bench.py --quick   # 1 size x 2 seeds, about a minute
-    .venv/bin/python benchmarks/detector_bench.py           # 3 sizes x many seeds (the README figures)
+    .venv/bin/python benchmarks/detector_bench.py           # 300 and 1200 users x 6 seeds, 3000 x 3 (README)
 
 For each traffic size (generator users) and seed: bug-free traffic is generated, loaded and stitched
 once (quality_checks.sample.load_landing); then quality.daily_metrics is built by the pipeline's own
@@ -22,6 +22,7 @@ Nothing here is tuned to a seed: seeds are 1..N for every size.
 from __future__ import annotations
 
 import argparse
+import pickle
 import statistics
 import sys
 import tempfile
@@ -34,20 +35,11 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quality_checks.detectors import detect  # noqa: E402
-from quality_checks.metrics import build_daily_metrics, last_seen  # noqa: E402
-from quality_checks.planted import DETECTORS, Planted, caught, plant, restore, snapshot, sunset_plan  # noqa: E402
-from quality_checks.settings import QualitySettings, settings_for  # noqa: E402
+from quality_checks.detectors import detect
+from quality_checks.metrics import build_daily_metrics, last_seen
+from quality_checks.planted import DETECTORS, LEVELS, caught, choose, plant, restore, snapshot, sunset_plan
+from quality_checks.settings import QualitySettings, settings_for
 
-# magnitude of each kind per level (see quality_checks.planted for what the number means)
-LEVELS = {
-    "small": {"volume_drop": 0.2, "volume_spike": 0.5, "silence": 1, "null_drift": 0.1, "type_change": 0.05,
-              "enum_shift": 0.1, "new_event": 0.01, "late_data": 0.25, "sunset": 0.01},
-    "medium": {"volume_drop": 0.5, "volume_spike": 1.0, "silence": 1, "null_drift": 0.3, "type_change": 0.2,
-               "enum_shift": 0.25, "new_event": 0.05, "late_data": 2.0, "sunset": 0.1},
-    "large": {"volume_drop": 0.8, "volume_spike": 3.0, "silence": 1, "null_drift": 0.6, "type_change": 1.0,
-              "enum_shift": 0.5, "new_event": 0.3, "late_data": 8.0, "sunset": 1.0},
-}
 UNITS = {"volume_drop": "{:.0%} fewer", "volume_spike": "+{:.0%}", "silence": "all", "null_drift": "{:.0%} nulled",
          "type_change": "{:.0%} of values", "enum_shift": "{:.0%} moved", "new_event": "{:.0%} of host",
          "late_data": "{:g} h late", "sunset": "{:.0%} still sent"}
@@ -73,65 +65,8 @@ def series_days(m: pd.DataFrame, plan, first_scored) -> dict[str, int]:
     return out
 
 
-def choose(m: pd.DataFrame, plan, level: str, start, rng) -> list[Planted]:
-    """One incident of each kind, on distinct events drawn at random among those that can carry it."""
-    pre = m[pd.to_datetime(m["day"]) < pd.Timestamp(start)]
-
-    def med(metric, col="value"):
-        x = pre[pre["metric"] == metric]
-        return x.groupby(["event_name", "property", "dimension"])[col].median()
-
-    vol = med("volume").droplevel([1, 2])
-    vol = vol[vol.index.isin(list(plan.events))]
-    used: set[str] = set()
-    out: list[Planted] = []
-    mag = LEVELS[level]
-
-    def take(kind, cands, **kw):
-        cands = [c for c in cands if (c[0] if isinstance(c, tuple) else c) not in used]
-        if not cands:
-            return
-        c = cands[int(rng.integers(len(cands)))]
-        ev = c[0] if isinstance(c, tuple) else c
-        used.add(ev)
-        out.append(Planted(kind, ev, start, mag[kind], property=c[1] if isinstance(c, tuple) else None,
-                           facts={"daily_volume": float(vol.get(ev, 0.0))}, **kw))
-
-    busy = list(vol[vol >= 100].index)
-    some = list(vol[(vol >= 10) & (vol < 100)].index)
-    for kind in ("volume_drop", "volume_spike", "silence"):  # one busy event and one quieter one each
-        take(kind, busy)
-        take(kind, some)
-    take("late_data", list(vol[vol >= 20].index))
-    take("sunset", list(vol[vol >= 10].index))
-    nulls, nden = med("null_rate"), med("null_rate", "denominator")
-    optional = {(e.name, k) for e in plan.events.values() for k, p in e.properties.items() if not p.required}
-    take("null_drift", [(e, p) for (e, p, _), v in nulls.items() if v <= 0.05 and nden[(e, p, "")] >= 20
-                        and (e, p) in optional])
-    ts, tden = med("type_share"), med("type_share", "denominator")
-    typed = {(e.name, k) for e in plan.events.values() for k, p in e.properties.items()
-             if p.type in ("number", "integer", "boolean") and not p.enum}
-    take("type_change", [(e, p) for (e, p, t), v in ts.items() if t in ("number", "boolean") and v >= 0.99
-                         and tden[(e, p, t)] >= 20 and (e, p) in typed])
-    es, eden = med("enum_share"), med("enum_share", "denominator")
-    enum_props = sorted({(e, p) for (e, p, _), n in eden.items() if n >= 50})
-    before = len(out)
-    take("enum_shift", enum_props)
-    if len(out) > before:  # move values to the least used value of its enum (not always observed)
-        inc = out[-1]
-        shares = es.loc[(inc.event, inc.property)]
-        values = [str(v) for v in plan.events[inc.event].properties[inc.property].enum]
-        inc.name = min(values, key=lambda v: float(shares.get(v, 0.0)))
-    host = list(vol[vol >= 20].index)
-    if host:
-        ev = host[int(rng.integers(len(host)))]
-        out.append(Planted("new_event", ev, start, mag["new_event"], name=f"{ev} V2",
-                           facts={"daily_volume": float(vol[ev])}))
-    return out
-
-
-def run_one(users: int, seed: int, days: int, tmp: Path, plan, s: QualitySettings, levels) -> dict:
-    res = {"clean": [], "partial": [], "incidents": [], "series_days": {}, "partial_series": 0}
+def build(users: int, seed: int, days: int, tmp: Path, plan, levels) -> dict:
+    """The metrics every variant of one (size, seed) gives: clean, partial last day, incidents."""
     from pipelines.warehouse import connect
     from quality_checks.sample import load_landing
 
@@ -140,29 +75,21 @@ def run_one(users: int, seed: int, days: int, tmp: Path, plan, s: QualitySetting
     load_landing(con, plan, tmp / "landing")
     snapshot(con)
 
-    def score(p=plan):
+    def metrics(p=plan):
         build_daily_metrics(con, p)
-        m = con.execute("select * from quality.daily_metrics").df()
-        return m, detect(m, p, s, last_seen=last_seen(con))
+        return con.execute("select * from quality.daily_metrics").df(), last_seen(con)
 
-    m, found = score()
+    case = {"users": users, "seed": seed, "clean": metrics()}
+    m = case["clean"][0]
     cal = sorted(pd.to_datetime(m["day"]).unique())
-    first_scored = cal[min(s.min_history_days, len(cal) - 1)]
-    res["series_days"] = series_days(m, plan, first_scored)
-    res["clean"] = found.to_dict("records")
-
     rng = np.random.default_rng([seed, users, days])
     # partial last day: the data as a run at a random hour of the last day would see it
     hour = int(rng.integers(4, 22))
     cut = pd.Timestamp(cal[-1]) + pd.Timedelta(hours=hour)
     for table in ("ingest.events", "stitch.events", "ingest.quarantine"):
         con.execute(f"delete from {table} where received_at > ?", [cut.to_pydatetime()])
-    mp, found = score()
-    last = pd.Timestamp(cal[-1]).date()
-    res["partial"] = [r for r in found.to_dict("records") if r["day"] == last]
-    res["partial_series"] = series_days(mp[pd.to_datetime(mp["day"]) == pd.Timestamp(last)], plan, last)
-    res["partial_hour"] = hour
-
+    case["partial"], case["partial_hour"] = metrics(), hour
+    case["variants"] = []
     for level in levels:
         restore(con)
         start = (pd.Timestamp(cal[-1]) - pd.Timedelta(days=int(rng.integers(5, 9)))).date()
@@ -170,13 +97,32 @@ def run_one(users: int, seed: int, days: int, tmp: Path, plan, s: QualitySetting
         for inc in incs:
             plant(con, inc, plan)
         p = sunset_plan(plan, incs)
-        _, found = score(p)
+        case["variants"].append((level, incs, p, metrics(p)))
+    con.close()
+    return case
+
+
+def evaluate(case: dict, plan, s: QualitySettings) -> dict:
+    """Score one case's variants with settings `s`."""
+    users, seed = case["users"], case["seed"]
+    m, seen = case["clean"]
+    found = detect(m, plan, s, last_seen=seen)
+    cal = sorted(pd.to_datetime(m["day"]).unique())
+    first_scored = cal[min(s.min_history_days, len(cal) - 1)]
+    res = {"series_days": series_days(m, plan, first_scored), "clean": found.to_dict("records"), "incidents": []}
+    mp, seen_p = case["partial"]
+    found = detect(mp, plan, s, last_seen=seen_p)
+    last = pd.Timestamp(cal[-1]).date()
+    res["partial"] = [r for r in found.to_dict("records") if r["day"] == last]
+    res["partial_series"] = series_days(mp[pd.to_datetime(mp["day"]) == pd.Timestamp(last)], plan, last)
+    res["partial_hour"] = case["partial_hour"]
+    for level, incs, p, (mv, seen_v) in case["variants"]:
+        found = detect(mv, p, s, last_seen=seen_v)
         for inc in incs:
             hit, delay, dets = caught(found, inc)
             res["incidents"].append({"level": level, "kind": inc.kind, "size": inc.size, "event": inc.event,
                                      "property": inc.property, "daily_volume": inc.facts.get("daily_volume", 0.0),
                                      "caught": hit, "delay": delay, "detectors": dets, "seed": seed, "users": users})
-    con.close()
     return res
 
 
@@ -245,28 +191,45 @@ def report(runs: list[dict], s: QualitySettings) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 size x 2 seeds: a check that it runs (~1 min)")
-    ap.add_argument("--sizes", default="300,1200,4000", help="generator users, comma-separated")
-    ap.add_argument("--seeds", type=int, default=10, help="seeds 1..N for every size")
+    ap.add_argument("--sizes", default="300,1200,3000:3",
+                    help="generator users, comma-separated; USERS:N runs that size on seeds 1..N only")
+    ap.add_argument("--seeds", type=int, default=6, help="seeds 1..N for every size without its own N")
     ap.add_argument("--days", type=int, default=35)
+    ap.add_argument("--dump", type=Path, help="also write every run's alerts and incidents here (JSON)")
+    ap.add_argument("--cache", type=Path, help="keep each (size, seed)'s metrics here and reuse them: re-scoring "
+                    "with other settings then takes seconds (delete the folder after changing the metrics SQL, "
+                    "the generator or the incidents)")
     a = ap.parse_args()
-    sizes = [1200] if a.quick else [int(x) for x in a.sizes.split(",")]
-    seeds = 2 if a.quick else a.seeds
+    plan_sizes = [(1200, 2)] if a.quick else [
+        (int(x.split(":")[0]), int(x.split(":")[1]) if ":" in x else a.seeds) for x in a.sizes.split(",")]
     from tracking_plan.loader import load_plan
 
     plan = load_plan()
     s = settings_for(plan)
     runs = []
     t0 = time.perf_counter()
-    for users in sizes:
+    for users, seeds in plan_sizes:
         for seed in range(1, seeds + 1):
             t = time.perf_counter()
-            with tempfile.TemporaryDirectory(prefix="detector_bench_") as tmp:
-                runs.append(run_one(users, seed, a.days, Path(tmp), plan, s, list(LEVELS)))
+            cached = a.cache / f"u{users}-s{seed}-d{a.days}.pkl" if a.cache else None
+            if cached and cached.exists():
+                case = pickle.loads(cached.read_bytes())
+            else:
+                with tempfile.TemporaryDirectory(prefix="detector_bench_") as tmp:
+                    case = build(users, seed, a.days, Path(tmp), plan, list(LEVELS))
+                if cached:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    cached.write_bytes(pickle.dumps(case))
+            runs.append(evaluate(case, plan, s))
             print(f"users {users:>5} seed {seed:>3}: {len(runs[-1]['clean'])} false alerts, "
                   f"{time.perf_counter() - t:.1f} s", flush=True)
-    print(f"\n{len(runs)} runs ({', '.join(map(str, sizes))} users x seeds 1..{seeds}, {a.days} days each) "
+    print(f"\n{len(runs)} runs ({', '.join(f'{u} users x seeds 1..{n}' for u, n in plan_sizes)}, {a.days} days each) "
           f"in {time.perf_counter() - t0:.0f} s")
     report(runs, s)
+    if a.dump:
+        import json
+
+        a.dump.write_text(json.dumps(runs, default=str, indent=1))
 
 
 if __name__ == "__main__":

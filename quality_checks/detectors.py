@@ -52,8 +52,8 @@ def complete_days(cal: np.ndarray, last_seen: pd.DataFrame | None, s: QualitySet
     return clock >= ends
 
 
-def series_anomalies(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complete: np.ndarray | None = None) -> list[dict]:
-    out = []
+def _scored_series(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complete: np.ndarray | None = None):
+    """(metric, series index, values, Scored) of every series metric."""
     vol = _pivot(m, "volume", cal)
     persons = _pivot(m, "persons", cal)
     for metric, kind in SERIES.items():
@@ -76,14 +76,22 @@ def series_anomalies(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, compl
         r = score_matrix(vals, cal, kind=kind, denominators=den, direction=[t.direction for t in tun],
                          sensitivity=[t.sensitivity for t in tun],
                          min_relative_change=[t.min_relative_change for t in tun],
+                         min_relative_rise=[t.min_relative_rise for t in tun],
+                         drop_sensitivity=[t.drop_sensitivity for t in tun],
                          min_absolute_change=[t.min_absolute_change for t in tun],
                          min_count=[t.min_count for t in tun], min_expected=[t.min_expected for t in tun],
                          effective=eff,
                          training_days=s.training_days, min_history_days=s.min_history_days,
                          seasonal_weeks=s.seasonal_weeks, min_seasonal_points=s.min_seasonal_points,
                          min_daytype_points=s.min_daytype_points)
+        yield metric, p.index, vals, r
+
+
+def series_anomalies(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complete: np.ndarray | None = None) -> list[dict]:
+    out = []
+    for metric, index, vals, r in _scored_series(m, s, cal, complete):
         for i, d in zip(*np.nonzero(r.flagged)):
-            ev, prop, dim = p.index[i]
+            ev, prop, dim = index[i]
             obs, exp = vals[i, d], r.expected[i, d]
             where = f" of {prop}" if prop else ""
             out.append({"day": cal[d], "event_name": ev, "metric": metric, "property": prop, "dimension": dim, "observed": obs,
@@ -91,6 +99,26 @@ def series_anomalies(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, compl
                             "score": r.score[i, d], "direction": "up" if obs > exp else "down", "detector": metric,
                             "message": f"{ev}: {metric}{where} {obs:.4g} outside [{r.low[i, d]:.4g}, {r.high[i, d]:.4g}]"})
     return out
+
+
+def series_bands(metrics: pd.DataFrame, settings: QualitySettings | None = None,
+                 last_seen: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every scored point of the series detectors with its expected range (flagged or not):
+    day, event_name, metric, property, dimension, observed, expected, expected_low, expected_high, flagged."""
+    s = settings or QualitySettings()
+    m = metrics.copy()
+    m["day"] = pd.to_datetime(m["day"])
+    cal = _calendar(m)
+    rows = []
+    for metric, index, vals, r in _scored_series(m, s, cal, complete_days(cal, last_seen, s)):
+        i, d = np.nonzero(r.basis > 0)
+        keys = index[i]
+        rows.append(pd.DataFrame({
+            "day": pd.to_datetime(cal[d]).date, "event_name": keys.get_level_values(0),
+            "metric": metric, "property": keys.get_level_values(1), "dimension": keys.get_level_values(2),
+            "observed": vals[i, d], "expected": r.expected[i, d], "expected_low": r.low[i, d],
+            "expected_high": r.high[i, d], "flagged": r.flagged[i, d]}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
 def _training_cols(d: int, s: QualitySettings) -> range:
@@ -117,7 +145,9 @@ def type_changes(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[d
         before = np.where(clean, vals[:, cols], 0.0).max(axis=1)
         seen = np.where(clean, n[:, cols], 0.0).sum(axis=1)
         # under 1% before: at most a stray wrong-typed value, not the property's type
-        hit = (vals[:, d] >= s.type_change_min_share) & (before < 0.01) & (seen >= s.type_change_min_history)
+        # and at least 3 values of it: one or two odd values on a quiet day are not a change
+        hit = ((vals[:, d] >= s.type_change_min_share) & (vals[:, d] * n[:, d] >= 3) & (before < 0.01)
+               & (seen >= s.type_change_min_history))
         flagged[:, d] = hit
         for i in np.flatnonzero(hit):
             ev, prop, jtype = p.index[i]
@@ -149,6 +179,13 @@ def enum_drift(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[dic
     np.add.at(tot, g, mat)
     flagged = np.zeros((n_g, len(cal)), dtype=bool)
     bound_q = chi2.ppf(PSI_NOISE_QUANTILE, np.maximum(k - 1, 1))
+    # values come in clusters: a person on iOS sends every event from iOS, so the noise bound counts
+    # the distinct persons behind the values (when known), not the values
+    persons = _pivot(m, "persons", cal)
+    event_of = [keys[np.flatnonzero(g == j)[0]][0] for j in range(n_g)]
+    ppl = (persons.droplevel([1, 2]).reindex(event_of).to_numpy(dtype=float) if not persons.empty
+           else np.full((n_g, len(cal)), np.nan))
+    ppl = np.where(np.isnan(ppl), tot, np.minimum(ppl, tot))
     out = []
     for d in range(len(cal)):
         cols = np.array(_training_cols(d, s), dtype=int)
@@ -157,6 +194,7 @@ def enum_drift(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[dic
         use = ~flagged[:, cols] & (tot[:, cols] > 0)  # [group, window]
         base = (mat[:, cols] * use[g]).sum(axis=1)
         n1, n2 = tot[:, d], np.bincount(g, weights=base, minlength=n_g)
+        e1, e2 = np.maximum(ppl[:, d], 1.0), np.maximum((ppl[:, cols] * use).sum(axis=1), 1.0)
         ok = (use.sum(axis=1) >= s.min_history_days) & (n1 >= s.psi_min_count)
         if not ok.any():
             continue
@@ -164,7 +202,7 @@ def enum_drift(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[dic
         qq = (base + 0.5) / (n2[g] + 0.5 * k[g])
         psi = np.bincount(g, weights=(pp - qq) * np.log(pp / qq), minlength=n_g)
         with np.errstate(divide="ignore"):
-            bound = np.maximum(s.psi_threshold, bound_q * (1 / n1 + 1 / np.maximum(n2, 1)))
+            bound = np.maximum(s.psi_threshold, bound_q * (1 / e1 + 1 / e2))
         hit = ok & (psi > bound)
         flagged[:, d] = hit
         for j in np.flatnonzero(hit):

@@ -81,16 +81,17 @@ def _z_of(p: np.ndarray) -> np.ndarray:
 
 
 def count_tails(x: np.ndarray, mu: np.ndarray, log_scale: np.ndarray, units: np.ndarray, n_points: np.ndarray,
-                alpha, mu_up: np.ndarray | None = None):
+                alpha, mu_up: np.ndarray | None = None, alpha_low=None):
     """Negative binomial tails of counts `x` around the expected `mu`: (P(X <= x), P(X >= x), low, high).
 
     The variance is the largest of: the spread seen in the training window (the robust spread of
-    log(1 + count) times 1 + mu), Poisson (mu), and the compound floor mu^2 / units (`units`: the
-    independent senders behind the count, distinct persons: a person's events come together); then
+    log(1 + count) times 1 + mu), Poisson (mu), and the compound floor mu (2 mu / units - 1)
+    (`units`: the independent senders behind the count, distinct persons: a person's events come
+    together, and some persons send many); then
     widened by 1 + pi / (2 n) because the median of n training points is itself uncertain. Above
     the mean, the variance becomes NB's dispersion; at the mean, Poisson. `mu_up`: the expectation
     the upper tail is judged against (defaults to `mu`). low / high: the range outside which a count
-    has tail probability below `alpha`.
+    has tail probability below `alpha` (`alpha_low` below, when drops have their own).
     """
     from scipy.stats import nbinom, poisson
 
@@ -100,7 +101,9 @@ def count_tails(x: np.ndarray, mu: np.ndarray, log_scale: np.ndarray, units: np.
     def model(m):
         m = np.maximum(np.nan_to_num(m, nan=0.0), 1e-3)
         u = np.maximum(np.nan_to_num(units, nan=0.0), 1e-3)
-        var = np.maximum.reduce([(np.nan_to_num(log_scale) * (1 + m)) ** 2, m, m * m / u])
+        # compound floor: k = m / u events per sender; with a geometric-like spread of k per
+        # person, Var = m (2k - 1) (a person with 30 screens today may send 3 tomorrow)
+        var = np.maximum.reduce([(np.nan_to_num(log_scale) * (1 + m)) ** 2, m, m * (2 * m / u - 1)])
         var = var * (1 + np.pi / (2 * np.maximum(n_points, 1)))
         over = var > m * (1 + 1e-6)
         r = np.where(over, m * m / np.maximum(var - m, 1e-12), 1.0)
@@ -109,7 +112,8 @@ def count_tails(x: np.ndarray, mu: np.ndarray, log_scale: np.ndarray, units: np.
 
     m, over, r, p = model(mu)
     p_lo = np.where(over, nbinom.cdf(x, r, p), poisson.cdf(x, m))
-    low = np.where(over, nbinom.ppf(alpha, r, p), poisson.ppf(alpha, m))
+    a_lo = alpha if alpha_low is None else np.broadcast_to(np.asarray(alpha_low, dtype=float), x.shape)
+    low = np.where(over, nbinom.ppf(a_lo, r, p), poisson.ppf(a_lo, m))
     m, over, r, p = model(mu if mu_up is None else mu_up)
     p_hi = np.where(over, nbinom.sf(x - 1, r, p), poisson.sf(x - 1, m))
     high = np.where(over, nbinom.isf(alpha, r, p), poisson.isf(alpha, m))
@@ -135,9 +139,11 @@ def _per_series(x, n) -> np.ndarray:
 
 def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", denominators: np.ndarray | None = None,
                  direction="both", sensitivity=4.5, min_relative_change=0.3, min_absolute_change=0.0,
+                 min_relative_rise=None, drop_sensitivity=None,
                  training_days: int = 14, min_history_days: int = 10, seasonal_weeks: int = 4,
                  min_seasonal_points: int = 3, min_daytype_points: int = 2,
                  min_count=0, min_expected=0.0, trend: bool = True, min_trend_points: int = 6,
+                 max_trend: float = 0.05,
                  effective: np.ndarray | None = None) -> Scored:
     """Score every day of every series against its own past.
 
@@ -160,6 +166,12 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
     dir_code = np.array([DIRECTIONS[d] for d in np.broadcast_to(np.asarray(direction, dtype=object), (s_n,))])
     sens = _per_series(sensitivity, s_n)
     min_rel = _per_series(min_relative_change, s_n)
+    sens_down = sens if drop_sensitivity is None else np.array(
+        [a if b is None else b for a, b in zip(sens, np.broadcast_to(np.asarray(drop_sensitivity, dtype=object), (s_n,)))],
+        dtype=float)
+    min_rise = min_rel if min_relative_rise is None else _per_series(
+        [m if r is None else r for m, r in zip(min_rel, np.broadcast_to(np.asarray(min_relative_rise, dtype=object), (s_n,)))],
+        s_n)
     min_abs = _per_series(min_absolute_change, s_n)
     min_n = _per_series(min_count, s_n)
     min_exp = _per_series(min_expected, s_n)
@@ -179,7 +191,6 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
                 continue
             seasonal = np.arange(d - 7, max(-1, d - 7 * seasonal_weeks - 1), -7)
             daytype = window[weekend[window] == weekend[d]]
-            hist_all = np.where(usable[:, window], v[:, window], np.nan)
             n_all = usable[:, window].sum(axis=1)
             n_seas = usable[:, seasonal].sum(axis=1) if len(seasonal) else np.zeros(s_n, dtype=int)
             n_type = usable[:, daytype].sum(axis=1) if len(daytype) else np.zeros(s_n, dtype=int)
@@ -209,7 +220,9 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
                 if kind == "count" and trend:
                     # traffic that grows 1% a day sits 7% above a 14-day median and 17% above four
                     # past Mondays: move every training point to day d along its robust slope
-                    slope = theil_sen(hs, spread_cols, min_trend_points)
+                    # at most 5% a day either way: a slope is extrapolated up to four weeks, and a
+                    # steeper one is an incident or a launch, not a trend to follow
+                    slope = np.clip(theil_sen(hs, spread_cols, min_trend_points), -max_trend, max_trend)
                     h = h + slope[:, None] * (d - cols)[None, :]
                     hs = hs + slope[:, None] * (d - spread_cols)[None, :]
                 med[rows] = nan_quantiles(h, (0.5,))[0]
@@ -222,6 +235,19 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
                 m, q1, q3 = nan_quantiles(h, (0.5, 0.25, 0.75))
                 mad[rows] = nan_quantiles(np.abs(h - m[:, None]), (0.5,))[0]
                 iqr[rows] = q3 - q1
+                if b == 3 and kind == "count":
+                    # judged against the same weekday, the noise is that of week-over-week changes
+                    # (over sqrt 2): a weekday set's spread would count Friday's usual dip as noise
+                    wk = window[window >= 7]
+                    both = usable[np.ix_(rows, wk)] & usable[np.ix_(rows, wk - 7)]
+                    ww = np.where(both, v[np.ix_(rows, wk)] - v[np.ix_(rows, wk - 7)], np.nan)
+                    if trend:
+                        ww = ww - 7 * slope[:, None]
+                    wm = nan_quantiles(ww, (0.5,))[0]
+                    w_mad = nan_quantiles(np.abs(ww - wm[:, None]), (0.5,))[0] / np.sqrt(2)
+                    ok = both.sum(axis=1) >= min_trend_points
+                    mad[rows] = np.where(ok, w_mad, mad[rows])
+                    iqr[rows] = np.where(ok, 0.0, iqr[rows])
             # MAD alone collapses on a two-level series (weekday/weekend, bursts); the IQR does not
             scale = np.maximum(MAD_TO_SIGMA * mad, iqr / IQR_TO_SIGMA)
             if kind == "count":
@@ -245,19 +271,20 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
                 # low counts: the median of a few small integers is coarse; the mean of the same days
                 # judges the upper tail when it is higher, the lower tail when it is lower
                 avg_o = np.expm1(avg)
-                p_lo, p_hi, low, high = count_tails(x_o, np.minimum(med_o, avg_o), scale, usual, n_pts,
-                                                    alpha_of(sens), mu_up=np.maximum(med_o, avg_o))
+                p_lo, p_hi, low, high = count_tails(
+                    x_o, np.minimum(med_o, avg_o), scale, usual, n_pts, alpha_of(sens),
+                    mu_up=np.maximum(med_o, avg_o), alpha_low=alpha_of(sens_down))
                 # the count model's tail probability, as a z (sign: direction of the change)
-                z = np.where(diff < 0, -_z_of(p_lo), _z_of(p_hi))
+                z = np.where(diff < 0, -_z_of(p_lo), _z_of(p_hi))  # the count model's tail as a z
                 diff_o = x_o - med_o
                 # a ratio either way: min_relative_change 1.0 means doubling or halving
                 ratio = np.maximum(x_o, 0.5) / np.maximum(med_o, 0.5)
                 rel = np.maximum(ratio, 1 / ratio) - 1
                 big_enough = usual >= min_exp
-                tail = np.where(diff < 0, p_lo, p_hi)
-                flag = ((basis > 0) & dir_ok & (tail < alpha_of(sens)) & (rel > min_rel) & (np.abs(diff_o) > min_abs)
-                        & big_enough)
-                low, high = np.minimum(low, med_o / (1 + min_rel)), np.maximum(high, med_o * (1 + min_rel))
+                tail = np.where(diff < 0, p_lo / alpha_of(sens_down), p_hi / alpha_of(sens))
+                flag = ((basis > 0) & dir_ok & (tail < 1.0) & (rel > np.where(diff < 0, min_rel, min_rise))
+                        & (np.abs(diff_o) > min_abs) & big_enough)
+                low, high = np.minimum(low, med_o / (1 + min_rel)), np.maximum(high, med_o * (1 + min_rise))
                 low, high = np.minimum(low, med_o - min_abs), np.maximum(high, med_o + min_abs)
                 med = med_o
             else:

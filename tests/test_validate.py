@@ -70,7 +70,7 @@ def _rule(**props) -> dict:
 
 
 @pytest.mark.parametrize("props, rule, path", [
-    ({"req_str": None}, "required", "$.properties.req_str"),
+    ({"req_str": None}, "type", "$.properties.req_str"),  # null is a value: allowed only where nullable
     ({"kind": "c"}, "enum", "$.properties.kind"),
     ({"code": "y1"}, "pattern", "$.properties.code"),
     ({"mail": "not-an-email"}, "format", "$.properties.mail"),
@@ -87,7 +87,7 @@ def _rule(**props) -> dict:
     ({"meta": {"id": "x"}}, "type", "$.properties.meta.id"),
     ({"meta": {}}, "required", "$.properties.meta.id"),
     ({"meta": [1]}, "type", "$.properties.meta"),
-    ({"tags": ["a", 1]}, "items", "$.properties.tags[*]"),
+    ({"tags": ["a", 1]}, "type", "$.properties.tags[*]"),
     ({"lines": [{"sku": "a"}, {"qty": 1}]}, "required", "$.properties.lines[*].sku"),
 ])
 def test_each_property_rule(validator, props, rule, path):

@@ -20,9 +20,10 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 SCALARS = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
            "timestamp": "string", "object": "object", "array": "array"}
-# an id is a non-empty string or an integer (stored as its digits); null means no id
+# an id is a non-empty string or an integer (stored as its digits)
 ID = {"type": ["string", "integer"], "minLength": 1}
-NULLABLE_ID = {"type": ["string", "integer", "null"], "minLength": 1}
+# userId/anonymousId: null or "" is no id; one of the two must be an id
+MAYBE_ID = {"type": ["string", "integer", "null"]}
 TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}  # null: no timestamp
 # Where the payload lives for each call type (Segment spec).
 PAYLOAD = {"track": "properties", "page": "properties", "screen": "properties",
@@ -99,8 +100,8 @@ def event_schema(plan: Plan, ev: Event) -> dict[str, Any]:
         "type": {"const": ev.type},
         **({"event": {"const": ev.name}} if ev.type == "track" else {}),
         "messageId": ID,
-        "anonymousId": NULLABLE_ID,
-        "userId": ID if ev.type == "alias" else NULLABLE_ID,
+        "anonymousId": MAYBE_ID,
+        "userId": ID if ev.type == "alias" else MAYBE_ID,
         "timestamp": TIMESTAMP,
         "originalTimestamp": TIMESTAMP,
         "sentAt": TIMESTAMP,
@@ -138,8 +139,8 @@ def event_schema(plan: Plan, ev: Event) -> dict[str, Any]:
         "type": "object",
         "properties": props,
         "required": required,
-        # Segment: every message names the person, by userId or anonymousId (null is no id)
-        "anyOf": [{"required": [k], "properties": {k: {"not": {"type": "null"}}}} for k in ("userId", "anonymousId")],
+        # Segment: every message names the person, by userId or anonymousId (null or "" is no id)
+        "anyOf": [{"required": [k], "properties": {k: ID}} for k in ("userId", "anonymousId")],
         # the envelope stays open: SDKs add fields of their own (channel, version, _metadata)
         "additionalProperties": True,
         "x-trackplan": {"plan": plan.header.name, "plan_version": plan.header.version, "event": ev.name,

@@ -106,15 +106,10 @@ def event_schema(plan: Plan, ev: Event) -> dict[str, Any]:
         "originalTimestamp": TIMESTAMP,
         "sentAt": TIMESTAMP,
         "receivedAt": TIMESTAMP,
-        "context": {"type": ["object", "null"]},
-        "integrations": {"type": ["object", "null"]},
     }
     required = ["type", "messageId"]
     if ev.type == "track":
         required.append("event")
-    elif ev.type in ("page", "screen"):
-        props["name"] = {"type": ["string", "null"]}
-        props["category"] = {"type": ["string", "null"]}
     elif ev.type == "group":
         props["groupId"] = ID
         required.append("groupId")

@@ -38,9 +38,14 @@ TIMESTAMPS_RE = f"(?:{_DT}(?:\\|{_DT})*)?"
 def _stamp(col: str) -> str:
     """SQL: the RFC 3339 date-time in text column `col` as a UTC timestamp; NULL when it is not one
     (the cast is the calendar check: 2026-02-29 does not cast; year 0000 is no RFC 3339 year)."""
-    return (f"case when (_ts_shape or regexp_matches({col}, {lit(DATE_TIME)})) and left({col}, 4) <> '0000' "
+    return (f"case when _ts_shape or regexp_matches({col}, {lit(DATE_TIME)}) "
             # RFC 3339 allows a lowercase t and z, which DuckDB's cast does not read
             f"then coalesce(try_cast({col} as timestamptz), try_cast(upper({col}) as timestamptz))::timestamp end")
+
+
+def _year_one(col: str, parsed: str) -> str:
+    """SQL: `parsed` unless its text says year 0000 (DuckDB reads it as 1 BC; RFC 3339 has no year 0)."""
+    return f"case when {parsed} < timestamp '0001-01-02' and left({col}, 4) = '0000' then null else {parsed} end"
 # SQL true when JSON text {x} (already valid) holds a NaN or Infinity token outside its strings; run
 # only on the rare lines that contain either word
 NON_FINITE = ("len(regexp_extract_all(regexp_replace(json({x}), '\"(?:[^\"\\\\]|\\\\.)*\"', '', 'g'), "
@@ -382,7 +387,7 @@ class Validator:
                 node = node.setdefault(k, {})
             expr = root + "".join(f"[{lit(k)}]" for k in keys)
             node[keys[-1]] = "VARCHAR"
-            env_cols.append(f"{expr} as {'_v_' if col in ID_COLS else ''}{col}")
+            env_cols.append(f"{expr} as {col}" + (f", {expr} as _v_{col}" if col in ID_COLS else ""))
         if not slim:  # read for loading: the IP to truncate, whether context.traits holds PII to hash
             ctx["ip"] = "VARCHAR"
             pii_traits = context_pii_traits(plan)
@@ -397,16 +402,15 @@ class Validator:
 
         d = self.defaults
 
-        def id_text(col: str) -> str:
-            # the id as text (a JSON string, or an integer's digits); NULL for any other JSON: an object,
-            # array, boolean, a number with a fraction or exponent. The struct reads every id as text
-            # (the JSON text of a non-string); only a text that could be one is looked up again.
+        def id_bad(col: str) -> str:
+            # an id must be a JSON string or integer: not an object, array, boolean or a number with a
+            # fraction or exponent. The struct reads every id as text (a non-string as its JSON text);
+            # only a text that could be such JSON (it starts like one) is looked up again.
             x = f"_v_{col}"
-            # first characters of the JSON text of an object, array, true, false or a number
-            firsts = "123, 91, 116, 102, 45, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57"
-            suspect = f"ascii({x}) in ({firsts}) and ({x} in ('true', 'false') or ascii({x}) in (123, 91) or try_cast({x} as double) is not null)"
-            return (f"case when {x} is null or not _is_obj then null when not ({suspect}) then {x} "
-                    f"when json_type({BOMLESS}, {lit('$.' + ID_COLS[col])}) in ('VARCHAR', 'BIGINT', 'UBIGINT') then {x} end")
+            suspect = f"regexp_full_match({x}, {lit(r'[[{].*|true|false|-?[0-9][0-9.eE+-]*')})"
+            return (f"case when {x} is null or not _is_obj then false when {suspect} "
+                    f"then coalesce(json_type({BOMLESS}, {lit('$.' + ID_COLS[col])}) not in ('VARCHAR', 'BIGINT', 'UBIGINT'), false) "
+                    f"else false end")
 
         def real_id(col: str) -> str:
             # one case-insensitive RE2 match: 4x faster than lower(trim()) IN (...), which DuckDB plans
@@ -414,13 +418,13 @@ class Validator:
             return f"not coalesce(regexp_full_match({col}, {lit(NULLISH_RE)}), false)"
 
         def id_ok(col: str) -> str:
-            return f"({col} is not null and {real_id(col)})"
+            return f"({col} is not null and not _bad_{col} and {real_id(col)})"
 
         r = _reason
         q = chr(39)
         future = f"ts_fixed > received_at + to_seconds({d.max_future_hours * 3600:.0f})"
         envelope_rules = [
-            *[(f"_v_{col} is not null and {col} is null",
+            *[(f"_bad_{col}",
                r("identity", f"$.{key}", lit(f"{key} must be a string or an integer, not ") + f" || _v_{col}"))
               for col, key in ID_COLS.items()],
             *[(f"{col} is not null and {parsed} is null", r("timestamp", f"$.{key}", q + "not an RFC 3339 date-time: " + q + f" || {col}"))
@@ -509,15 +513,14 @@ with parsed as (
         _e.type as _type, _e.event as _event
     from (select *{'' if slim else ', json_transform(_e.context, ' + ctx_struct + ') as _c'} from parsed)
 ), ids as (
-    select *, {', '.join(id_text(c) + ' as ' + c for c in ID_COLS)},
+    select *, {', '.join(id_bad(c) + ' as _bad_' + c for c in ID_COLS)},
         -- one RE2 match over all the timestamps of the line (4x cheaper than one each); a value
         -- checked only that way is still cast on its own below
         regexp_full_match(concat_ws('|', {', '.join(TIMESTAMP_COLS)}), {lit(TIMESTAMPS_RE)}) as _ts_shape
     from env
 ), stamped as (
-    select *,
-        {', '.join(f"{_stamp(c)} as {TIMESTAMP_COLS[c][1]}" for c in TIMESTAMP_COLS)}
-    from ids
+    select * replace ({', '.join(f"{_year_one(c, p)} as {p}" for c, (_, p) in TIMESTAMP_COLS.items())})
+    from (select *, {', '.join(f"{_stamp(c)} as {TIMESTAMP_COLS[c][1]}" for c in TIMESTAMP_COLS)} from ids)
 ), fixed as (
     select *,
         coalesce(received_at_in, sent_at, ts_in, original_ts) as received_at,

@@ -244,7 +244,7 @@ class Validator:
                         _reason("format", shown, msg(f"'value ' || {v} || ' is not an RFC 3339 date-time'", "not an RFC 3339 date-time"))))
         if prop.enum is not None:
             members = self._enum_sql(x, t, v, list(prop.enum) + ([None] if prop.nullable else []))
-            listed = ", ".join(json.dumps(e) for e in prop.enum)
+            listed = ", ".join(map(str, prop.enum))
             out.append((f"{ok} and not {members}",
                         _reason("enum", shown, msg(f"'value ' || coalesce({v}, 'null') || ' is not one of ' || {lit(listed)}", f"not one of {listed}"))))
         is_str = f"{t} = 'VARCHAR'"

@@ -89,6 +89,9 @@ class QualitySettings(BaseModel):
     # ~45 times a day (benchmark: 60% -> 100% at a 50% shift) but flagged organic platform-mix moves
     # of quiet events; kept at 50 (issue 22's measured operating point)
     psi_min_count: int = 50
+    # retired in issue 22 (a zero is judged by the count model's range, not by its own rule); still
+    # accepted so plans written for the previous release keep loading, and ignored
+    zero_min_median: float | None = Field(default=None, deprecated="ignored: zeros are judged by the count model")
     # freshness: an event usually seen every day becomes overdue after this many hours of silence
     freshness_hours: float = 24.0
     # coverage: a planned active event not seen for this many days (when it was expected to be)

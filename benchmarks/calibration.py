@@ -436,7 +436,7 @@ def _table(head, body, markdown: bool) -> str:
         lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
     w = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(head)]
-    fmt_row = lambda r: "  ".join(c.ljust(w[i]) for i, c in enumerate(r))  # noqa: E731
+    fmt_row = lambda r: "  ".join(c.ljust(w[i]) for i, c in enumerate(r))
     return "\n".join([fmt_row(head), fmt_row(["-" * x for x in w]), *map(fmt_row, body)])
 
 
@@ -467,11 +467,13 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     if a.jobs > 1:
         with ProcessPoolExecutor(a.jobs) as pool:
-            for got in pool.map(_call, jobs, chunksize=2):
+            for k, got in enumerate(pool.map(_call, jobs, chunksize=2), 1):
                 rows += got
+                _progress(k, len(jobs), t0)
     else:
-        for j in jobs:
+        for k, j in enumerate(jobs, 1):
             rows += _call(j)
+            _progress(k, len(jobs), t0)
     df = pd.DataFrame(rows)
     if a.csv:
         df.to_csv(a.csv, index=False)
@@ -481,6 +483,11 @@ def main(argv: list[str] | None = None) -> int:
           f"(seeds 1..{seeds}; sizes: generator users {sizes}; own DGPs "
           + ", ".join(f"{k} {v[1][:1] if a.quick else v[1]}" for k, v in OWN.items()) + ")")
     return 0
+
+
+def _progress(k: int, total: int, t0: float) -> None:
+    if k % 20 == 0 or k == total:
+        print(f"  {k}/{total} samples, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
 
 def _call(job):

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import shutil
 import tempfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-
-import os
 
 # 600 existing accounts ≈ 130k events, ~30 s to build.
 USERS = 600
@@ -32,7 +31,7 @@ def within(truth: float, estimate: float, se: float, z: float = Z) -> bool:
     return abs(float(estimate) - float(truth)) <= z * float(se)
 
 
-@lru_cache(maxsize=None)
+@cache
 def sample(seed: int = SEEDS[0]) -> tuple[Path, dict]:
     """(warehouse path, truth) of the sample drawn with ``seed``."""
     from pipelines.ingest.load import ingest_partitions, landed_partitions
@@ -58,7 +57,7 @@ def sample(seed: int = SEEDS[0]) -> tuple[Path, dict]:
     return root / "w.duckdb", json.loads(res.truth_path.read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def built_marts(seed: int = SEEDS[0]) -> tuple[Path, dict]:
     """A copy of the sample warehouse with the five statistical marts materialized through Dagster, plus
     the plan tables and marts.customer_value (churn by acquisition channel)."""

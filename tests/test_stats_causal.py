@@ -276,7 +276,7 @@ def _daily_kpi(seed=11, days=140, launch_day=90, level=5.0, slope=0.0):
     return pd.DataFrame({"day": dates, "signups": y}), dates[launch_day]
 
 
-def test_its_recovers_a_planted_level_change_with_hac_errors():
+def test_its_recovers_a_planted_level_change_with_ar1_errors():
     df, launch = _daily_kpi()
     res = interrupted_time_series(df, time="day", outcome="signups", launch=launch)
     assert res.ci_low < 5.0 < res.ci_high and res.p_value < 0.01

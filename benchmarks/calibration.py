@@ -449,7 +449,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated: generator and/or own methods (cuped, ...)")
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables (for the README)")
     ap.add_argument("--csv", default=None, help="also write every seed's row to this CSV")
+    ap.add_argument("--from-csv", default=None, help="print the tables of an earlier --csv run (no sampling)")
     a = ap.parse_args(argv)
+    if a.from_csv:
+        summary, checks = summarize(pd.read_csv(a.from_csv))
+        print(render(summary, checks, a.markdown))
+        return 0
     seeds = a.seeds or (10 if a.quick else 100)
     sizes = [int(s) for s in a.sizes.split(",")]
     if a.quick:

@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test bench dev lint browser clean lock
+.PHONY: install demo test bench dev lint browser codegen-ts clean lock
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(BIN)/trackplan demo
 
-test: install browser
+test: install browser codegen-ts
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install
@@ -40,6 +40,16 @@ lint: install
 # Debian's chromium for the browser tests (no browser download): skipped, and listed, where absent
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: browser tests will be skipped (and listed)"
+
+# The pinned TypeScript toolchain (typescript + the two Segment SDKs, exact versions in
+# tests/codegen_ts/package-lock.json) the codegen tests compile the generated code with; `npm ci`
+# from the registry, again only when the lock file changes. Without node the tests are skipped, and listed.
+CODEGEN_TS := tests/codegen_ts
+codegen-ts: $(CODEGEN_TS)/node_modules/.package-lock.json
+
+$(CODEGEN_TS)/node_modules/.package-lock.json: $(CODEGEN_TS)/package.json $(CODEGEN_TS)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd $(CODEGEN_TS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \
+	else echo "npm not installed: the TypeScript codegen tests will be skipped (and listed)"; fi
 
 # Re-pin: resolve the newest versions allowed by pyproject.toml and write constraints.txt
 lock:

@@ -223,10 +223,10 @@ def codegen(lang: str = typer.Option(..., "--lang", help="typescript | python"),
     try:
         written = write_code(_plan(plan), lang, out_dir)
     except CodegenError as exc:
-        console.print(str(exc), highlight=False, markup=False)
+        console.print(str(exc), highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
     for path in written:
-        console.print(f"wrote {path}", highlight=False, markup=False)
+        console.print(f"wrote {path}", highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -237,7 +237,7 @@ def coverage(src_dir: Path = typer.Argument(..., help="Source tree to scan (.ts/
     from tracking_plan.coverage import scan
 
     if not src_dir.exists():
-        console.print(f"{src_dir}: no such file or directory", highlight=False, markup=False)
+        console.print(f"{src_dir}: no such file or directory", highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(2)
     result = scan(_plan(plan), src_dir)
     out.print(render_coverage(result, format=format), highlight=False, markup=False, soft_wrap=True)

@@ -86,6 +86,15 @@ def _strip_comments(text: str, python: bool) -> str:
     return re.sub(pattern, blank, text, flags=re.DOTALL)
 
 
+def _mask_strings(code: str) -> str:
+    """``code`` with the contents of string literals blanked (same offsets): a call written inside a
+    string is no call."""
+    def blank(m: re.Match) -> str:
+        t = m.group(0)
+        return t[0] + re.sub(r"[^\n]", " ", t[1:-1]) + t[-1]
+    return STRING_RE.sub(blank, code)
+
+
 def _call_args(text: str, start: int) -> str:
     """The text between the `(` at ``start - 1`` and its matching `)` (strings skipped), at most 4 kB."""
     depth, i, end = 1, start, min(len(text), start + 4096)
@@ -198,15 +207,16 @@ def scan(plan: Plan, root: Path | str) -> CoverageResult:
             continue
         res.files_scanned += 1
         code = _strip_comments(text, python)
+        masked = _mask_strings(code)
         table = py_fns if python else ts_fns
         rx = fn_re[python]
         if rx is not None:
-            for m in rx.finditer(code):
-                if DEF_BEFORE.search(code[max(0, m.start() - 20):m.start()]):
+            for m in rx.finditer(masked):
+                if DEF_BEFORE.search(masked[max(0, m.start() - 20):m.start()]):
                     continue  # a definition, not a call
                 res.called.setdefault(table[m.group(1)], []).append(Site(shown, _line(code, m.start()), m.group(1)))
-        for m in TRACK_RE.finditer(code):
-            if DEF_BEFORE.search(code[max(0, m.start() - 20):m.start()]):
+        for m in TRACK_RE.finditer(masked):
+            if DEF_BEFORE.search(masked[max(0, m.start() - 20):m.start()]):
                 continue
             args = _call_args(code, m.end())
             name = track_event_name(args, python)

@@ -156,3 +156,37 @@ def test_cli_codegen(tmp_path):
     res = runner.invoke(app, ["codegen", "--lang", "ruby", "--out", str(tmp_path / "rb")])
     assert res.exit_code == 2
     assert res.output.strip().splitlines() == ["--lang 'ruby': expected one of typescript, python"]
+
+
+def test_pull_request_workflow_runs_coverage_beside_lint_and_diff(tmp_path):
+    """The workflow's coverage step, run as CI runs it: exit recorded, the report appended to the PR
+    comment, and a later step failing the job on unknown events."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    steps = yaml.safe_load((root / ".github/workflows/tracking-plan.yml").read_text())["jobs"]["plan"]["steps"]
+    names = [s.get("name") for s in steps]
+    assert names.index("Lint the plan") < names.index("Diff against main, with replay") \
+        < names.index("Plan coverage of the source") < names.index("Comment on the pull request")
+    assert any("steps.coverage.outputs.exit != '0'" in str(s.get("if")) for s in steps)
+    run = steps[names.index("Plan coverage of the source")]["run"]
+    work = tmp_path / "repo"
+    (work / ".venv" / "bin").mkdir(parents=True)
+    trackplan = shutil.which("trackplan", path=str(Path(sys.executable).parent))
+    (work / ".venv" / "bin" / "trackplan").symlink_to(trackplan)
+    (work / "app").mkdir()
+    (work / "app" / "a.js").write_text("analytics.track('Signed In')\nanalytics.track('Nope')\n", encoding="utf-8")
+    for src, code in (("app", "1"), ("", "0")):
+        out = tmp_path / f"out{code}"
+        env = {**os.environ, "TRACKPLAN_SRC": src, "GITHUB_OUTPUT": str(out), "GITHUB_STEP_SUMMARY": str(tmp_path / "s")}
+        subprocess.run(["bash", "-e", "-c", run], cwd=work, env=env, check=True, timeout=120)
+        assert out.read_text() == f"exit={code}\n"
+    comment = (work / "plan-diff.md").read_text()
+    assert "#### Plan coverage of `app`" in comment and "a.js:2: unknown event 'Nope' is not in the plan" in comment
+    assert "Not run: set the repository variable `TRACKPLAN_SRC`" in comment

@@ -467,3 +467,17 @@ def test_generated_code_documents_the_plan():
     for text, comment in [*[(t, "//") for t in ts.values()], (py, "#")]:
         assert text.startswith(f"{comment} trackplan-generated: ")
         assert '"version": "1.0.0"' in text.splitlines()[0]
+
+
+def test_readme_example_is_what_codegen_writes():
+    """The README's "Instrument your app" excerpts are lines of the generated code, not prose."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Instrument your app", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```(ts|python)\n(.*?)```", section, flags=re.S)
+    ts_lines = {x.strip() for t in generate(PLAN, "typescript").values() for x in t.splitlines()}
+    py_lines = {x.strip() for x in generate(PLAN, "python")["trackplan_events.py"].splitlines()}
+    excerpt_ts, excerpt_py = blocks[0], next(b for b in blocks if b[0] == "python")
+    for lines, (_, body) in ((ts_lines, excerpt_ts), (py_lines, excerpt_py)):
+        shown = [x.strip() for x in body.splitlines() if x.strip() and x.strip() != "..."]
+        assert len(shown) > 8
+        assert [x for x in shown if x not in lines] == []

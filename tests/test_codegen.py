@@ -138,6 +138,16 @@ def test_python_sends_every_event_through_segment_to_the_collector_and_all_valid
     reports = validate_files(PLAN, sorted(landing.glob("date=*/*.jsonl")))
     assert sum(r.total for r in reports) == len(sent)
     assert sum(r.valid for r in reports) == len(sent), [e for r in reports for e in r.errors]
+    # ingest loads them all and keeps the plan version in ingest.events.context
+    from pipeline_helpers import ingest, query
+
+    wh = tmp_path / "w.duckdb"
+    for day in sorted({p.parent.name.removeprefix("date=") for p in landing.glob("date=*/*.jsonl")}):
+        ingest(wh, landing, day, PLAN)
+    rows = query(wh, "select message_id, context->>'$.trackingPlan.name', context->>'$.trackingPlan.version' "
+                     "from ingest.events")
+    assert sorted(r[0] for r in rows) == sorted(sent)
+    assert {r[1:] for r in rows} == {(PLAN.header.name, PLAN.header.version)}
 
 
 # Bad calls: what development mode raises, and the verdicts of two oracles on the same message: the
@@ -473,7 +483,7 @@ def test_readme_example_is_what_codegen_writes():
     """The README's "Instrument your app" excerpts are lines of the generated code, not prose."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("## Instrument your app", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```(ts|python)\n(.*?)```", section, flags=re.S)
+    blocks = re.findall(r"```(ts|python)\n(.*?)```", section, flags=re.DOTALL)
     ts_lines = {x.strip() for t in generate(PLAN, "typescript").values() for x in t.splitlines()}
     py_lines = {x.strip() for x in generate(PLAN, "python")["trackplan_events.py"].splitlines()}
     excerpt_ts, excerpt_py = blocks[0], next(b for b in blocks if b[0] == "python")

@@ -491,3 +491,28 @@ def test_readme_example_is_what_codegen_writes():
         shown = [x.strip() for x in body.splitlines() if x.strip() and x.strip() != "..."]
         assert len(shown) > 8
         assert [x for x in shown if x not in lines] == []
+
+
+def test_unusual_names_generate_valid_code_or_a_one_line_error(tmp_path):
+    from tracking_plan.codegen import CodegenError
+    from tracking_plan.model import Property
+
+    ev = PLAN.events["Signed In"]
+    odd = ev.model_copy(update={"name": "404 Page Hit", "properties": {
+        "utm-source": Property(type="string", required=True), "class": Property(type="integer"),
+        "camelCase": Property(type="boolean")}})
+    dt_ev = ev.model_copy(update={"name": "Datetime"})
+    plan = PLAN.model_copy(update={"events": {**PLAN.events, odd.name: odd, dt_ev.name: dt_ev}})
+    py = generate(plan, "python")["trackplan_events.py"]
+    (tmp_path / "odd_events.py").write_text(py, encoding="utf-8")
+    mod = _import(tmp_path / "odd_events.py")
+    assert "def track_404_page_hit(" in py
+    assert "def track_datetime(" in py  # not shadowing the datetime module the module imports
+    assert mod.Event404PageHitProperties.__required_keys__ == frozenset({"utm-source"})
+    assert mod.Event404PageHitProperties.__optional_keys__ == frozenset({"class", "camelCase"})
+    ts = generate(plan, "typescript")
+    assert '  "utm-source": string' in ts["plan.ts"] and "  class?: number" in ts["plan.ts"]
+    assert "export function track404PageHit(" in ts["browser.ts"]
+    clash = ev.model_copy(update={"name": "Signed-In"})
+    with pytest.raises(CodegenError, match=r"events 'Signed In' and 'Signed-In' both generate the function signedIn\(\)"):
+        generate(PLAN.model_copy(update={"events": {**PLAN.events, clash.name: clash}}), "typescript")

@@ -38,9 +38,12 @@ TS_RESERVED = {
     "enum", "export", "extends", "false", "finally", "for", "function", "if", "import", "in", "instanceof",
     "new", "null", "return", "super", "switch", "this", "throw", "true", "try", "typeof", "var", "void",
     "while", "with", "let", "static", "yield", "await", "implements", "interface", "package", "private",
-    "protected", "public", "configure",
+    "protected", "public",
+    # names the generated modules define or import themselves
+    "configure", "analytics", "opts", "client", "development", "checkEvent", "withPlan", "problems",
+    "objectProblems", "PLAN", "RULES", "T",
 }
-PY_RESERVED = set(keyword.kwlist) | {"configure"}
+PY_RESERVED = set(keyword.kwlist) | {"configure", "datetime", "re", "sys", "deprecated"}
 
 
 class CodegenError(ValueError):
@@ -72,7 +75,8 @@ def py_function(name: str) -> str:
 
 def type_name(*parts: str) -> str:
     """PascalCase of the words of all parts: ('Order Completed', 'products', 'Item') -> 'OrderCompletedProductsItem'."""
-    return "".join(w[:1].upper() + w[1:] for p in parts for w in _words(p)) or "Payload"
+    out = "".join(w[:1].upper() + w[1:] for p in parts for w in _words(p)) or "Payload"
+    return "Event" + out if out[0].isdigit() else out
 
 
 def function_names(plan: Plan) -> dict[str, tuple[str, str]]:
@@ -422,8 +426,23 @@ PY_PASS = ("user_id=user_id, anonymous_id=anonymous_id, context=context,\n"
            "        timestamp=timestamp, integrations=integrations, message_id=message_id")
 
 
+def _check_type_names(plan: Plan) -> None:
+    """Two generated types with one name (e.g. event "Order" property "completed_properties" and
+    event "Order Completed") would silently merge: refuse, naming both."""
+    seen: dict[str, str] = {}
+    for ev in generated_events(plan):
+        objs: list[TypeRef] = []
+        _named_objects(payload_type(ev), objs)
+        for t in objs:
+            if t.name in seen and seen[t.name] != ev.name:
+                raise CodegenError(f"{ev.source_file or ev.name}:1: events {seen[t.name]!r} and {ev.name!r} both "
+                                   f"generate the type {t.name}: rename a property or an event")
+            seen[t.name] = ev.name
+
+
 def generate_python(plan: Plan) -> dict[str, str]:
     names = function_names(plan)
+    _check_type_names(plan)
     meta = json.dumps({"plan": plan.header.name, "version": plan.header.version, "lang": "python"})
     parts = [PY_HEADER.format(marker=MARKER, meta=meta, plan=plan.header.name, version=plan.header.version,
                               plan_json=json.dumps({"name": plan.header.name, "version": plan.header.version}))]
@@ -696,6 +715,7 @@ def _ts_fn_doc(plan: Plan, ev: Event, names: dict, pt: TypeRef) -> str:
 
 def generate_typescript(plan: Plan) -> dict[str, str]:
     names = function_names(plan)
+    _check_type_names(plan)
     meta = json.dumps({"plan": plan.header.name, "version": plan.header.version, "lang": "typescript"})
     fmt = {"marker": MARKER, "meta": meta, "plan": plan.header.name, "version": plan.header.version}
     events = generated_events(plan)

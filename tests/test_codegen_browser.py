@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_codegen import KEY, NODE, PLAN, TS_DIR, TSC, _landed, _payload, _tsc, samples  # noqa: F401
+from test_codegen import KEY, NODE, PLAN, TS_DIR, TSC, _landed, _payload, _tsc
+from test_codegen import samples as samples_fixture  # noqa: F401  (the fixture `samples`)
 
 from pipelines.collector import create_app
 from pipelines.collector.local import running

@@ -43,9 +43,12 @@ needs_ts = pytest.mark.skipif(NODE is None or not TSC.exists(),
 
 @pytest.fixture(scope="module")
 def samples(tmp_path_factory) -> dict[str, dict]:
+    return build_samples(tmp_path_factory.mktemp("traffic"))
+
+
+def build_samples(out: Path) -> dict[str, dict]:
     """One real message per plan event, from seeded sample traffic with no injected bugs, checked
-    valid by the validator (so the tests below start from messages the plan accepts)."""
-    out = tmp_path_factory.mktemp("traffic")
+    valid by the validator (so the tests start from messages the plan accepts)."""
     generate_traffic(out, users=400, days=30, seed=42, bug_rate=0)
     by_key = {(e.name if e.type == "track" else e.type): e.name for e in PLAN.events.values()}
     found: dict[str, dict] = {}

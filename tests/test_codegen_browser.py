@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_codegen import KEY, NODE, PLAN, TS_DIR, TSC, _landed, _payload, _tsc
-from test_codegen import samples as samples_fixture  # noqa: F401  (the fixture `samples`)
+from test_codegen import KEY, NODE, PLAN, TS_DIR, TSC, _landed, _payload, _tsc, build_samples
 
 from pipelines.collector import create_app
 from pipelines.collector.local import running
@@ -34,6 +33,11 @@ pytestmark = [
     pytest.mark.skipif(NODE is None or not TSC.exists() or not UMD.is_dir(),
                        reason="node or the pinned TypeScript toolchain is missing (make codegen-ts): browser codegen test skipped"),
 ]
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory) -> dict[str, dict]:
+    return build_samples(tmp_path_factory.mktemp("traffic"))
 
 
 def _calls(samples: dict) -> list[str]:
@@ -69,7 +73,8 @@ export async function run(writeKey: string, origin: string): Promise<number> {
     deliveryStrategy: { strategy: 'batching' as const, config: { size: 200, timeout: 300 } },
   }
   const analytics = window.AnalyticsNext.AnalyticsBrowser.load(
-    { writeKey, cdnURL: origin + '/app/cdn', cdnSettings: { integrations: { 'Segment.io': segment } } },
+    // metrics off: analytics.js would also post its own telemetry to <apiHost>/m
+    { writeKey, cdnURL: origin + '/app/cdn', cdnSettings: { integrations: { 'Segment.io': segment }, metrics: { sampleRate: 0 } } },
     { integrations: { 'Segment.io': segment } },
   )
   web.configure(analytics, { development: true })
@@ -80,7 +85,7 @@ export async function run(writeKey: string, origin: string): Promise<number> {
 """
 
 INDEX_HTML = """<!doctype html>
-<html><head><title>codegen</title></head><body>
+<html><head><title>codegen</title><link rel="icon" href="data:,"></head><body>
 <script src="cdn/analytics-next/bundles/index.js"></script>
 <script type="module">
   import { run } from './js/page.js'
@@ -122,6 +127,7 @@ def test_every_event_through_generated_typescript_and_analytics_js_in_chromium(t
             page = browser.new_page()
             page.on("pageerror", lambda e: problems.append(str(e)))
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
             page.route(f"{url}/app/**", serve)
             # offline means offline: anything but the collector's origin fails the test
             page.route(lambda u: not u.startswith(url), lambda r: (problems.append(f"fetched {r.request.url}"), r.abort()))
@@ -131,7 +137,9 @@ def test_every_event_through_generated_typescript_and_analytics_js_in_chromium(t
             assert page.evaluate("window.__sent") == len(calls)
             deadline = time.monotonic() + 30
             while len(_landed(landing)) < len(calls) and time.monotonic() < deadline:
-                time.sleep(0.2)
+                # not time.sleep: Playwright's sync API runs the route handlers (every request of
+                # the page passes one) only while the test is inside a Playwright call
+                page.wait_for_timeout(200)
             browser.close()
     assert problems == []
     assert "js/tracking/browser.js" in served and "cdn/analytics-next/bundles/index.js" in served

@@ -21,7 +21,7 @@ from .assets import (
 )
 from .rules import evaluate, plan_rules, table_rules
 from .settings import settings_for
-from .store import WARN, CheckOutcome, append, to_dagster
+from .store import ERROR, CheckOutcome, append, to_dagster
 
 INGEST_EVENTS = dg.AssetKey(["ingest", "events"])
 STITCH_EVENTS = dg.AssetKey(["stitch", "events"])
@@ -75,10 +75,12 @@ def _gate_check(key: dg.AssetKey, kinds: tuple[str, ...]):
                 for o in outcomes.values():
                     o.partition = part
                 append(con, list(outcomes.values()), run_id=run_id(context))
-        except Exception as exc:  # a defect in a check must not stop the pipeline: report it, loudly
+        except Exception as exc:
+            # a blocking gate that could not run has not shown the table is good: it fails, and blocks
             context.log.exception(f"checks of {table} could not run")
-            outcomes = {k: CheckOutcome(k, table, passed=False, severity=WARN,
-                                        metadata={"error": f"{type(exc).__name__}: {exc}"}) for k in [*kinds, "schema"]}
+            outcomes = {k: CheckOutcome(k, table, passed=False, severity=ERROR,
+                                        metadata={"error": f"{type(exc).__name__}: {exc}",
+                                                  "crashed": True}) for k in [*kinds, "schema"]}
         for k in [*kinds, "schema"]:
             if k in outcomes:
                 yield to_dagster(outcomes[k], asset_key=key)

@@ -69,6 +69,7 @@ def ddl_columns() -> dict[str, dict[str, tuple[str, bool]]]:
 def table_specs(plan) -> dict[str, TableSpec]:
     """Every curated table's spec: ingest (DDL + plan), stitch, and every SQL model (YAML)."""
     from pipelines.sql_models import load_models
+    from tracking_plan.validate import loadable_event_names
 
     specs: dict[str, TableSpec] = {}
     ddl = ddl_columns()
@@ -76,7 +77,7 @@ def table_specs(plan) -> dict[str, TableSpec]:
         cols = {c: ColumnSpec(nullable=nullable and c not in grain) for c, (_, nullable) in ddl.get(table, {}).items()}
         specs[table] = TableSpec(table, desc, grain, cols)
     ev = specs["ingest.events"].columns
-    ev["event_name"].isin = sorted(plan.events)
+    ev["event_name"].isin = loadable_event_names(plan)  # the validator's own list (an alias call is "Alias")
     ev["event_name"].description = "The plan's event name."
     ev["type"].isin = SEGMENT_TYPES
     ev["plan_version"].pattern = r"^\d+\.\d+\.\d+$"

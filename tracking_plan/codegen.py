@@ -158,10 +158,10 @@ def _rule(prop: Property) -> dict[str, Any]:
         if v is not None:
             r[key] = v
     if prop.format is not None:
-        from .validate import FORMATS  # the validator's own regexes: one meaning of each format
+        from .formats import REGEX  # the validator's own definitions: one meaning of each format
 
-        if prop.format in FORMATS:
-            r["format_regex"] = FORMATS[prop.format]
+        if prop.format in REGEX:
+            r["format_regex"] = REGEX[prop.format]
     if prop.items is not None:
         r["items"] = _rule(prop.items)
     if prop.properties:

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/uv pip install --python $(BIN)/python -q -c constraints.txt -e '.[dev]'
 	# bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as on CI images) every process
 	# would otherwise recompile dagster, pandas and pyarrow from source at each start (~2 s)
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib tracking_plan pipelines models quality_checks schemas >/dev/null || true
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib trackplan tracking_plan pipelines models quality_checks schemas >/dev/null || true
 	@touch $(STAMP)
 
 demo: install
@@ -34,7 +34,7 @@ dev: install
 	$(BIN)/dagster dev -w workspace.yaml
 
 lint: install
-	$(BIN)/ruff check tracking_plan pipelines schemas quality_checks models tests benchmarks
+	$(BIN)/ruff check trackplan tracking_plan pipelines schemas quality_checks models tests benchmarks
 	$(BIN)/trackplan lint
 
 # Debian's chromium for the browser tests (no browser download): skipped, and listed, where absent

@@ -134,7 +134,7 @@ def _child(step: str, landing: Path, workdir: Path, *extra: str) -> dict:
 
 
 def bench(size: int, workdir: Path, seed: int) -> dict:
-    from tracking_plan.generate import generate
+    from trackplan.demo.generate import generate
 
     landing = workdir / f"landing-{size}"
     users = max(1, round(size / LINES_PER_USER))

@@ -23,11 +23,11 @@ def _optional(module: str, attr: str) -> list:
 
 def all_assets() -> list:
     return [ingest_events, stitch_identities, *sql_model_assets(), *_optional("pipelines.marts", "mart_assets"),
-            *_optional("quality_checks.assets", "quality_assets")]
+            *_optional("pipelines.quality.assets", "quality_assets")]
 
 
 def all_checks() -> list:
-    return _optional("quality_checks.checks", "asset_checks")
+    return _optional("pipelines.quality.checks", "asset_checks")
 
 
 defs = dg.Definitions(

@@ -13,7 +13,7 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
-from tracking_plan.lineage import dagster_metadata
+from pipelines.lineage import dagster_metadata
 
 from . import progress
 from .resources import TrackingPlan, Warehouse

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .scoring import score_matrix
-from .settings import QualitySettings
+from tracking_plan.quality_settings import QualitySettings
 from .store import WARN
 
 COLUMNS = ["day", "event_name", "metric", "property", "dimension", "observed", "expected", "expected_low",

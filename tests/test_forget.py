@@ -4,7 +4,7 @@ PII-free audit row, and its suppression list keeps re-ingested files from bringi
 import datetime as dt
 
 import pytest
-from pipeline_helpers import (
+from support.pipeline import (
     BASE,
     DAY,
     ev,
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from pipelines.privacy import forget_person
 from pipelines.warehouse import connect, keyed_hash
-from tracking_plan.cli import app
+from trackplan.cli import app
 
 T = dt.timedelta
 KIM, KIM_DEVICE, KIM_PHONE, KIM_EMAIL = "user-kim", "dev-kim-laptop", "dev-kim-phone", "kim@example.com"

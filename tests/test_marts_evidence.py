@@ -246,7 +246,7 @@ def test_grade_of_reflects_checks():
 def recovered(plan):
     import duckdb
 
-    from tests.marts_sample import built_marts
+    from support.marts_sample import built_marts
 
     path, truth = built_marts()
     con = duckdb.connect(str(path), read_only=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from marts_support import (
+from support.marts import (
     FIXTURES,
     MODELS,
     load_fixture,

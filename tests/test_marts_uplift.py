@@ -4,7 +4,7 @@ the uplift mart must target those segments and no other."""
 import duckdb
 import pytest
 
-from tests.marts_sample import sample
+from support.marts_sample import sample
 
 
 @pytest.fixture(scope="module")

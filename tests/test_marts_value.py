@@ -164,7 +164,7 @@ def test_kpi_values_by_measure(plan):
 def marts():
     import duckdb
 
-    from tests.marts_sample import built_marts
+    from support.marts_sample import built_marts
 
     path, truth = built_marts()
     con = duckdb.connect(str(path), read_only=True)

@@ -17,7 +17,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from marts_support import (
+from support.marts import (
     PEER_DATA,
     load_events,
     plan_with,

@@ -6,13 +6,13 @@ from datetime import timedelta
 import pytest
 
 from pipelines.warehouse import connect
-from quality_checks.assets import anomaly_outcomes, build_anomalies
-from quality_checks.checks import gates
+from pipelines.quality.assets import anomaly_outcomes, build_anomalies
+from pipelines.quality.checks import gates
 from quality_checks.metrics import build_daily_metrics
-from quality_checks.sample import load_landing
+from support.warehouse import load_landing
 from quality_checks.schema_checks import run_schema_check
 from schemas.pandera_models import table_specs
-from tracking_plan.generate import DEFAULT_START, Incident, generate
+from trackplan.demo.generate import DEFAULT_START, Incident, generate
 from tracking_plan.loader import load_plan
 
 DAYS, USERS = 60, 300  # ~28k events: enough people per day for the busy events to be scored

@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from report_support import MISSING, build_warehouse
+from support.report import MISSING, build_warehouse
 
 from pipelines.warehouse import connect
-from tracking_plan.report import TABLE_FILTERS, write_report
+from trackplan.report import TABLE_FILTERS, write_report
 
 ISLAND = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.DOTALL)
 

@@ -9,10 +9,10 @@ import orjson
 import pyarrow as pa
 import pytest
 import yaml
-from pipeline_helpers import BASE, ev, iso
+from support.pipeline import BASE, ev, iso
 from typer.testing import CliRunner
 
-from tracking_plan.cli import app
+from trackplan.cli import app
 from tracking_plan.loader import load_plan
 from tracking_plan.validate import Validator
 
@@ -198,7 +198,7 @@ def test_cli_missing_file_exits_two(tmp_path):
 def test_both_variants_agree_line_by_line_on_generated_traffic(tmp_path):
     """The CLI's variant and the loading variant give every line of generated traffic (with 5 %
     tracking bugs of every kind) the same verdict, reasons and warnings."""
-    from tracking_plan.generate import generate
+    from trackplan.demo.generate import generate
     from tracking_plan.reader import read_files
 
     generate(tmp_path, days=10, users=200, seed=3, bug_rate=0.05)

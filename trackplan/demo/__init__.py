@@ -1,4 +1,4 @@
 """Building blocks of `trackplan generate`: parameters, random streams, the simulation, faults, landing files.
 
-The public entry point is `tracking_plan.generate.generate`.
+The public entry point is `trackplan.demo.generate.generate`.
 """

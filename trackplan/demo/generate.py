@@ -21,11 +21,11 @@ import numpy as np
 import numpy_financial as npf
 import orjson
 
-from .generator import params as P
-from .generator.faults import Incident
-from .generator.landing import DayWriter
-from .generator.sim import DAY, Simulation
-from .loader import load_plan
+from . import params as P
+from .faults import Incident
+from .landing import DayWriter
+from .sim import DAY, Simulation
+from tracking_plan.loader import load_plan
 
 __all__ = ["DEFAULT_START", "GenerateResult", "Incident", "generate", "write_costs"]
 

@@ -15,8 +15,8 @@ from pipelines.warehouse import connect
 from tracking_plan.loader import load_plan
 from tracking_plan.model import Metrics
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "marts"
-PEER_DATA = Path(__file__).resolve().parents[2] / "shared" / "peer-data"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "marts"
+PEER_DATA = Path(__file__).resolve().parents[3] / "shared" / "peer-data"
 MODELS = {m.table: m for m in load_models()}
 
 _TYPE_OF = {"Page Viewed": "page", "User Identified": "identify", "Company Grouped": "group"}

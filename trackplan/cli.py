@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from .loader import PlanError, default_plan_dir, load_plan
+from tracking_plan.loader import PlanError, default_plan_dir, load_plan
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Tracking plan as code: lint, diff, compile, validate, ingest into DuckDB, report.")
@@ -44,8 +44,8 @@ def lint(plan: Path | None = PlanOpt, format: str = FormatOpt,
          warehouse: Path | None = typer.Option(None, "--warehouse", help="Read current traffic from it: can "
                                                "each experiment reach its sample size in its planned days?")):
     """Check the plan's structure and conventions; exit 1 on errors."""
-    from .lint import lint as run_lint
-    from .lint import render_lint, traffic_from_warehouse
+    from tracking_plan.lint import lint as run_lint
+    from tracking_plan.lint import render_lint, traffic_from_warehouse
 
     traffic = traffic_from_warehouse(warehouse, plan) if warehouse else None
     problems = run_lint(plan or default_plan_dir(), traffic=traffic)
@@ -61,7 +61,7 @@ def diff(base: str = typer.Option(..., "--base", help="Base plan: a directory or
                                                "what would the proposed plan newly reject?"),
          replay_sample: int = typer.Option(100_000, "--replay-sample", help="Events to replay at most")):
     """Class every change major/minor/patch; exit 1 if the declared version bump is too small."""
-    from .diff import diff_plans, load_base, render_diff
+    from tracking_plan.diff import diff_plans, load_base, render_diff
 
     head_dir = plan or default_plan_dir()
     head = _plan(head_dir)
@@ -74,7 +74,7 @@ def diff(base: str = typer.Option(..., "--base", help="Base plan: a directory or
     result = diff_plans(base_plan, head)
     replay_result = None
     if replay is not None:
-        from .replay import replay as run_replay
+        from tracking_plan.replay import replay as run_replay
 
         replay_result = run_replay(base_plan, head, replay, sample=replay_sample)
     out.print(render_diff(result, format=format, replay=replay_result), highlight=False, markup=False,
@@ -86,7 +86,7 @@ def diff(base: str = typer.Option(..., "--base", help="Base plan: a directory or
 def compile_cmd(plan: Path | None = PlanOpt,
                 out_dir: Path = typer.Option(..., "--out", help="Directory for the JSON Schemas")):
     """Write one JSON Schema (draft 2020-12) per event version."""
-    from .compile import write_schemas
+    from tracking_plan.compile import write_schemas
 
     written = write_schemas(_plan(plan), out_dir)
     console.print(f"wrote {len(written)} schemas to {out_dir}")
@@ -102,7 +102,7 @@ def validate(files: list[Path] = typer.Argument(..., help="JSONL, JSONL.gz or Se
     """Validate events against the plan; exit 1 if any is invalid."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .validate import validate_files
+    from tracking_plan.validate import validate_files
 
     p = _plan(plan)
     for f in files:
@@ -145,7 +145,7 @@ def generate(out_dir: Path = typer.Option(..., "--out", help="Landing zone to wr
     """Write realistic, seeded sample events into a landing zone, partitioned by day."""
     from rich.progress import Progress
 
-    from .generate import generate as run_generate
+    from .demo.generate import generate as run_generate
 
     kwargs = {k: v for k, v in (("days", days), ("users", users)) if v is not None}
     with Progress(console=console, transient=True) as bar:
@@ -207,7 +207,7 @@ def report(warehouse: Path | None = typer.Option(None, "--warehouse"),
 @app.command()
 def docs(plan: Path | None = PlanOpt, out_dir: Path = typer.Option(Path("site"), "--out")):
     """A browsable catalog of the tracking plan (static HTML)."""
-    from .docs_site import build_docs
+    from tracking_plan.docs_site import build_docs
 
     build_docs(plan or default_plan_dir(), out_dir)
     console.print(f"wrote the catalog to {out_dir}/index.html")
@@ -217,7 +217,7 @@ def docs(plan: Path | None = PlanOpt, out_dir: Path = typer.Option(Path("site"),
 def lineage(table: str = typer.Argument(..., help="schema.table, e.g. marts.initiative_roi"),
             format: str = FormatOpt, deep: bool = typer.Option(False, "--deep", help="Follow to raw sources")):
     """Column-level lineage of a model, parsed from its SQL with sqlglot."""
-    from .lineage import render_lineage
+    from pipelines.lineage import render_lineage
 
     try:
         out.print(render_lineage(table, format=format, deep=deep), highlight=False, markup=False, soft_wrap=True)
@@ -242,7 +242,7 @@ def lineage(table: str = typer.Argument(..., help="schema.table, e.g. marts.init
 @app.command()
 def sql(dialect: str = typer.Option(..., "--dialect", help="snowflake | bigquery | spark | ... (sqlglot)")):
     """Print every SQL model transpiled to another warehouse's dialect."""
-    from .lineage import render_sql
+    from pipelines.lineage import render_sql
 
     out.print(render_sql(dialect), highlight=False, markup=False, soft_wrap=True)
 
@@ -271,7 +271,7 @@ def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for la
     """Generate sample data, run the whole pipeline, write the report: a first look."""
     from pipelines.runner import run_pipeline
 
-    from .generate import generate as run_generate
+    from .demo.generate import generate as run_generate
 
     landing, warehouse = out_dir / "landing", out_dir / "warehouse.duckdb"
     console.print(f"generating sample events into {landing} ...")

@@ -19,9 +19,9 @@ from .assets import (
     run_id,
     run_range,
 )
-from .rules import evaluate, plan_rules, table_rules
-from .settings import settings_for
-from .store import WARN, CheckOutcome, append, to_dagster
+from quality_checks.rules import evaluate, plan_rules, table_rules
+from tracking_plan.quality_settings import settings_for
+from quality_checks.store import WARN, CheckOutcome, append, to_dagster
 
 INGEST_EVENTS = dg.AssetKey(["ingest", "events"])
 STITCH_EVENTS = dg.AssetKey(["stitch", "events"])
@@ -62,7 +62,7 @@ def _gate_check(key: dg.AssetKey, kinds: tuple[str, ...]):
     def _check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
         from schemas.pandera_models import table_specs
 
-        from .schema_checks import run_schema_check
+        from quality_checks.schema_checks import run_schema_check
 
         plan = tracking_plan.load()
         try:
@@ -91,7 +91,7 @@ def _gate_check(key: dg.AssetKey, kinds: tuple[str, ...]):
 @dg.asset_check(asset=DAILY_METRICS, name="gx_daily_metrics", blocking=False,
                 description="Great Expectations suite on quality.daily_metrics (Data Docs beside the warehouse).")
 def gx_daily_metrics(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
-    from .gx_suite import run_gx_suite
+    from quality_checks.gx_suite import run_gx_suite
 
     docs = Path(warehouse.database).resolve().parent / "gx_docs"
     with warehouse.get_connection() as con:

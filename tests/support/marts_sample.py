@@ -34,7 +34,7 @@ def sample() -> tuple[Path, dict]:
     from pipelines.sql_models import load_models, set_plan_variables
     from pipelines.stitch.identity import build_identity
     from pipelines.warehouse import connect
-    from tracking_plan.generate import generate
+    from trackplan.demo.generate import generate
     from tracking_plan.loader import load_plan
 
     root = Path(tempfile.mkdtemp(prefix="trackplan-marts-"))

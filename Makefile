@@ -33,9 +33,14 @@ bench: install
 dev: install
 	$(BIN)/dagster dev -w workspace.yaml
 
+SRC := trackplan tracking_plan pipelines schemas quality_checks models tests benchmarks
+
+# ruff, the import contract (tests/test_layers.py: imports flow one way), the sample plan, then the formatter
 lint: install
-	$(BIN)/ruff check trackplan tracking_plan pipelines schemas quality_checks models tests benchmarks
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 	$(BIN)/trackplan lint
+	$(BIN)/ruff format --check $(SRC)
 
 # Debian's chromium for the browser tests (no browser download): skipped, and listed, where absent
 browser:

@@ -40,17 +40,17 @@ def _timed(fn) -> float:
 
 def bench_checks(users: int, days: int) -> None:
     from pipelines.ingest.load import ingest_partitions, landed_partitions
-    from pipelines.stitch.identity import build_identity
-    from pipelines.warehouse import connect
     from pipelines.quality.assets import build_anomalies
     from pipelines.quality.checks import gates
+    from pipelines.stitch.identity import build_identity
+    from pipelines.warehouse import connect
     from quality_checks.gx_suite import run_gx_suite
     from quality_checks.metrics import build_daily_metrics
     from quality_checks.schema_checks import run_schema_check
-    from tracking_plan.quality_settings import settings_for
     from schemas.pandera_models import table_specs
-    from trackplan.demo.generate import generate
     from tracking_plan.loader import load_plan
+    from tracking_plan.quality_settings import settings_for
+    from trackplan.demo.generate import generate
 
     plan = load_plan()
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,4 +1,5 @@
-"""Column-level lineage of the SQL models, and the models transpiled to other warehouses (sqlglot).
+"""Lineage, the one module: column-level lineage of the SQL models (sqlglot), table-level lineage
+of Python assets from the Dagster graph, and the SQL models transpiled to other warehouses.
 
 `model_lineage("marts.customer_value")` maps each output column to the `schema.table.column`s it
 is computed from (the columns a filter or join only reads are not "feeding" it and are left out).
@@ -19,7 +20,7 @@ DIALECTS = ("snowflake", "bigquery", "spark")
 
 
 def _models() -> dict:
-    from pipelines.sql_models import load_models
+    from models.catalog import load_models
 
     return {m.table: m for m in load_models()}
 
@@ -123,3 +124,23 @@ def dagster_metadata(table: str) -> dict:
                         for src in sources]
     return {"dagster/column_lineage": dg.TableColumnLineage(deps_by_column=deps),
             "lineage": dg.MetadataValue.json(lin)}
+
+
+def table_lineage(table: str, defs) -> dict | None:
+    """{"table", "upstream": [[direct parents], [their parents], ...]} or None if no such asset,
+    read from the asset graph of `defs` (pipelines.definitions.defs): for assets whose SQL sqlglot cannot read."""
+    import dagster as dg
+
+    graph = defs.resolve_asset_graph()
+    key = dg.AssetKey(table.split("."))
+    if key not in graph.get_all_asset_keys():
+        return None
+    levels, seen, frontier = [], {key}, {key}
+    while frontier:
+        parents = {p for k in frontier for p in graph.get(k).parent_keys} - seen
+        if not parents:
+            break
+        levels.append(sorted(".".join(p.path) for p in parents))
+        seen |= parents
+        frontier = parents
+    return {"table": table, "upstream": levels}

@@ -53,7 +53,7 @@ def ddl_columns() -> dict[str, dict[str, tuple[str, bool]]]:
     """table -> column -> (DuckDB type, nullable), read by running the warehouse DDL in memory."""
     import duckdb
 
-    from pipelines.warehouse import DDL
+    from schemas.ddl import DDL
 
     con = duckdb.connect()
     con.execute(DDL)
@@ -68,7 +68,7 @@ def ddl_columns() -> dict[str, dict[str, tuple[str, bool]]]:
 
 def table_specs(plan) -> dict[str, TableSpec]:
     """Every curated table's spec: ingest (DDL + plan), stitch, and every SQL model (YAML)."""
-    from pipelines.sql_models import load_models
+    from models.catalog import load_models
 
     specs: dict[str, TableSpec] = {}
     ddl = ddl_columns()

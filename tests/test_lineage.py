@@ -8,7 +8,6 @@ import dagster as dg
 import pytest
 import sqlglot
 
-from pipelines.sql_models import load_models
 from pipelines.lineage import (
     DIALECTS,
     all_lineage,
@@ -19,6 +18,7 @@ from pipelines.lineage import (
     transpile_models,
     warehouse_schema,
 )
+from pipelines.sql_models import load_models
 
 MODELS = {m.table: m for m in load_models()}
 

@@ -245,7 +245,6 @@ def test_grade_of_reflects_checks():
 @pytest.fixture(scope="module")
 def recovered(plan):
     import duckdb
-
     from support.marts_sample import built_marts
 
     path, truth = built_marts()

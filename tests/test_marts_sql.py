@@ -7,6 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.tokens import TokenType
 from support.marts import (
     FIXTURES,
     MODELS,
@@ -16,8 +18,6 @@ from support.marts import (
     setup,
     warehouse,
 )
-from sqlglot.dialects.duckdb import DuckDB
-from sqlglot.tokens import TokenType
 
 from models.value_clv import cac, payback_months_cac, simple_clv
 from pipelines.marts.plan_tables import (

@@ -3,7 +3,6 @@ the uplift mart must target those segments and no other."""
 
 import duckdb
 import pytest
-
 from support.marts_sample import sample
 
 

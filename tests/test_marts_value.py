@@ -163,7 +163,6 @@ def test_kpi_values_by_measure(plan):
 @pytest.fixture(scope="module")
 def marts():
     import duckdb
-
     from support.marts_sample import built_marts
 
     path, truth = built_marts()

@@ -224,9 +224,10 @@ def lineage(table: str = typer.Argument(..., help="schema.table, e.g. marts.init
     except KeyError:
         # a Python asset (statistics): its SQL cannot be parsed, so give its upstream tables from
         # the Dagster graph, as far back as the landing zone
-        from pipelines.lineage_graph import table_lineage
+        from pipelines.definitions import defs
+        from pipelines.lineage import table_lineage
 
-        result = table_lineage(table)
+        result = table_lineage(table, defs)
         if result is None:
             console.print(f"[red]no table named {table} in the pipeline[/red]")
             raise typer.Exit(2) from None

@@ -3,13 +3,12 @@
 import dagster as dg
 
 from pipelines.resources import TrackingPlan, Warehouse
-
 from quality_checks.detectors import COLUMNS as ANOMALY_COLUMNS
 from quality_checks.detectors import detect
 from quality_checks.metrics import COLUMNS as METRIC_COLUMNS
 from quality_checks.metrics import build_daily_metrics, last_seen
-from tracking_plan.quality_settings import settings_for
 from quality_checks.store import WARN, CheckOutcome, append, ensure_tables
+from tracking_plan.quality_settings import settings_for
 
 DAILY_METRICS = dg.AssetKey(["quality", "daily_metrics"])
 ANOMALIES = dg.AssetKey(["quality", "anomalies"])

@@ -10,6 +10,9 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.resources import TrackingPlan, Warehouse
+from quality_checks.rules import evaluate, plan_rules, table_rules
+from quality_checks.store import WARN, CheckOutcome, append
+from tracking_plan.quality_settings import settings_for
 
 from .assets import (
     ANOMALIES,
@@ -19,9 +22,7 @@ from .assets import (
     run_id,
     run_range,
 )
-from quality_checks.rules import evaluate, plan_rules, table_rules
-from tracking_plan.quality_settings import settings_for
-from quality_checks.store import WARN, CheckOutcome, append, to_dagster
+from .results import to_dagster
 
 INGEST_EVENTS = dg.AssetKey(["ingest", "events"])
 STITCH_EVENTS = dg.AssetKey(["stitch", "events"])
@@ -60,9 +61,8 @@ def _gate_check(key: dg.AssetKey, kinds: tuple[str, ...]):
 
     @dg.multi_asset_check(specs=specs, name=f"{key.path[0]}_{key.path[1]}_gates", can_subset=False)
     def _check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
-        from schemas.pandera_models import table_specs
-
         from quality_checks.schema_checks import run_schema_check
+        from schemas.pandera_models import table_specs
 
         plan = tracking_plan.load()
         try:
@@ -115,12 +115,12 @@ def anomaly_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse)
 
 def asset_checks() -> list:
     """Every quality check of the project, for pipelines.definitions."""
-    from pipelines.sql_models import load_models
+    from models.catalog import load_models
 
     out = [_gate_check(INGEST_EVENTS, ("grain_unique", "not_null", "enum", "range", "regex")),
            _gate_check(STITCH_EVENTS, ("grain_unique", "not_null", "referential_integrity")),
            _gate_check(STITCH_PERSONS, ("grain_unique", "not_null"))]
     for m in load_models():
         if m.grain:
-            out.append(_gate_check(m.key, ("grain_unique", "not_null")))
+            out.append(_gate_check(dg.AssetKey([m.schema, m.name]), ("grain_unique", "not_null")))
     return [*out, gx_daily_metrics, anomaly_checks]

@@ -34,8 +34,8 @@ def sample() -> tuple[Path, dict]:
     from pipelines.sql_models import load_models, set_plan_variables
     from pipelines.stitch.identity import build_identity
     from pipelines.warehouse import connect
-    from trackplan.demo.generate import generate
     from tracking_plan.loader import load_plan
+    from trackplan.demo.generate import generate
 
     root = Path(tempfile.mkdtemp(prefix="trackplan-marts-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)

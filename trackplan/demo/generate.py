@@ -21,11 +21,12 @@ import numpy as np
 import numpy_financial as npf
 import orjson
 
+from tracking_plan.loader import load_plan
+
 from . import params as P
 from .faults import Incident
 from .landing import DayWriter
 from .sim import DAY, Simulation
-from tracking_plan.loader import load_plan
 
 __all__ = ["DEFAULT_START", "GenerateResult", "Incident", "generate", "write_costs"]
 

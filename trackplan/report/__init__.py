@@ -19,9 +19,10 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from . import charts
 from tracking_plan.loader import default_plan_dir, load_plan
 from tracking_plan.model import KPI, Plan
+
+from . import charts
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_ROWS = 5000  # rows of one table embedded in the JSON island; marts are small, raw tables are not read

@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 from scipy import stats as sps
-from statsmodels.stats.power import NormalIndPower, TTestIndPower
-from statsmodels.stats.proportion import proportion_effectsize
+from statsmodels.stats.power import TTestIndPower
 
 from models.causal.its import ITSResult, before_after, interrupted_time_series
 from models.causal.matching import MatchResult, matched_effect
@@ -40,6 +39,7 @@ from models.causal.uplift import (
     uplift_curve,
     uplift_t_learner,
 )
+from tracking_plan.power import normal_power, normal_sample_size, proportion_effectsize
 
 # GrowthBook flags a sample-ratio mismatch below this p-value (DEFAULT_SRM_THRESHOLD); a looser
 # threshold would fire on many healthy experiments because the marts check every experiment daily.
@@ -312,8 +312,9 @@ def sample_size(
     takes ``sd`` and, for a relative ``mde``, ``baseline_mean`` (two-sample t). Two-sided test.
     """
     es, is_prop = _effect_size(baseline_rate, mde, relative, sd, baseline_mean)
-    engine = NormalIndPower() if is_prop else TTestIndPower()
-    n = engine.solve_power(
+    if is_prop:  # the one closed form, shared with `trackplan lint`
+        return math.ceil(normal_sample_size(es, alpha, power, ratio))
+    n = TTestIndPower().solve_power(
         effect_size=es, nobs1=None, alpha=alpha, power=power, ratio=ratio
     )
     return math.ceil(float(np.squeeze(n)))
@@ -333,8 +334,9 @@ def achieved_power(
     es, is_prop = _effect_size(baseline_rate, mde, relative, sd, baseline_mean)
     if es == 0 or n < 2:
         return float(alpha) if es == 0 else float("nan")
-    engine = NormalIndPower() if is_prop else TTestIndPower()
-    return float(engine.power(effect_size=es, nobs1=n, alpha=alpha, ratio=ratio))
+    if is_prop:
+        return normal_power(es, n, alpha, ratio)
+    return float(TTestIndPower().power(effect_size=es, nobs1=n, alpha=alpha, ratio=ratio))
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
+from tracking_plan.docs_site import BASE_CSS
 from tracking_plan.loader import default_plan_dir, load_plan
 from tracking_plan.model import KPI, Plan
 
@@ -454,7 +455,7 @@ def render_report(warehouse_path: str | Path, plan: Plan | None = None, data_doc
     island = json.dumps(data, default=str, separators=(",", ":")).replace("</", "<\\/")
     return _env().get_template("report.html.j2").render(
         plan=plan, tree=tree, sections=sections, data_json=Markup(island), meta=data,
-        warehouse=warehouse_path.name, css=Markup((TEMPLATES / "report.css").read_text()))
+        warehouse=warehouse_path.name, css=Markup(BASE_CSS.read_text()))
 
 
 def write_report(warehouse_path: str | Path, out_html: str | Path, plan: Plan | str | Path | None = None,

@@ -73,7 +73,7 @@ def step_duckdb_read(landing: Path, workdir: Path) -> dict:
 def step_pipeline(landing: Path, workdir: Path) -> dict:
     """Our ingest → stitch → sessions into a fresh warehouse, timed per stage."""
     from pipelines.ingest.load import ingest_partitions, landed_partitions
-    from pipelines.sql_models import load_models, set_plan_variables
+    from pipelines.model_assets import load_models, set_plan_variables
     from pipelines.stitch.identity import build_identity
     from pipelines.warehouse import connect
     from tracking_plan.loader import load_plan

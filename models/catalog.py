@@ -1,8 +1,12 @@
 """What each warehouse table is: the models under models/<schema>/, read from their files.
 
-A table `S.T` is `models/S/T.sql` (a SQL model) or `models/S/T.py` (a Python model: plain
-functions), always with `models/S/T.yml` giving its description, grain and columns. Plain data:
-pipelines/ turns each model into a Dagster asset, schemas/ into Pandera specs, lineage reads the SQL.
+A table `S.T` is `models/S/T.sql` (a SQL model) or `models/S/T.py` (a Python model: a plain
+`build(con, plan) -> DataFrame`, optionally `summary(df) -> dict`), always with `models/S/T.yml`
+giving its description, grain and columns (and, for a Python model, the tables it reads:
+`depends_on`). Plain data: pipelines/model_assets.py turns every model into a Dagster asset with
+grain gates, schemas/ into Pandera specs, pipelines/lineage.py reads the SQL.
+Tables the pipeline writes in Python code of its own (ingest, stitch, quality) have a YAML only,
+whose `built_by` names that code.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ class SqlModel:
     def table(self) -> str:
         return f"{self.schema}.{self.name}"
 
+    @property
+    def grain_columns(self) -> list[str]:
+        return [g.strip() for g in self.grain.split(",") if g.strip()]
+
     def upstream(self) -> list[tuple[str, str]]:
         """(schema, table) of every table the SQL reads."""
         import sqlglot
@@ -41,17 +49,69 @@ class SqlModel:
         return sorted(out)
 
 
+@dataclass
+class PythonModel:
+    schema: str
+    name: str
+    path: Path
+    description: str
+    grain: str
+    columns: dict[str, str] = field(default_factory=dict)
+    depends_on: list[str] = field(default_factory=list)
+
+    @property
+    def table(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def grain_columns(self) -> list[str]:
+        return [g.strip() for g in self.grain.split(",") if g.strip()]
+
+    @property
+    def module(self) -> str:
+        return f"models.{self.schema}.{self.path.stem}"
+
+    def upstream(self) -> list[tuple[str, str]]:
+        return sorted(tuple(t.split(".", 1)) for t in self.depends_on)
+
+
+def _meta(path: Path) -> dict:
+    meta_path = path.with_suffix(".yml")
+    if not meta_path.exists():
+        raise FileNotFoundError(f"{path}: a model needs its {meta_path.name} (description, grain, columns)")
+    return yaml.safe_load(meta_path.read_text()) or {}
+
+
 def load_models(models_dir: Path = MODELS_DIR) -> list[SqlModel]:
     """Every SQL model with its YAML, layer by layer."""
     out = []
     for layer in LAYERS:
         for sql_path in sorted((models_dir / layer).glob("*.sql")):
-            meta_path = sql_path.with_suffix(".yml")
-            meta = yaml.safe_load(meta_path.read_text()) if meta_path.exists() else {}
+            meta = _meta(sql_path)
             out.append(SqlModel(schema=meta.get("schema", layer), name=meta.get("name", sql_path.stem),
                                 path=sql_path, sql=sql_path.read_text(), description=meta.get("description", ""),
                                 grain=meta.get("grain", ""), columns=meta.get("columns") or {}))
     return out
+
+
+def load_python_models(models_dir: Path = MODELS_DIR) -> list[PythonModel]:
+    """Every Python model (a .py beside a .yml of the same name; other .py files are their helpers)."""
+    out = []
+    for layer in LAYERS:
+        for py_path in sorted((models_dir / layer).glob("*.py")):
+            if not py_path.with_suffix(".yml").exists():
+                continue
+            meta = _meta(py_path)
+            out.append(PythonModel(schema=meta.get("schema", layer), name=meta.get("name", py_path.stem),
+                                   path=py_path, description=meta.get("description", ""),
+                                   grain=meta.get("grain", ""), columns=meta.get("columns") or {},
+                                   depends_on=list(meta.get("depends_on") or [])))
+    return out
+
+
+def all_models(models_dir: Path = MODELS_DIR) -> list[SqlModel | PythonModel]:
+    """SQL and Python models alike: every table the asset factory builds."""
+    return [*load_models(models_dir), *load_python_models(models_dir)]
 
 
 def set_plan_variables(con, plan) -> None:

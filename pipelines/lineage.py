@@ -28,7 +28,7 @@ def _models() -> dict:
 @lru_cache(maxsize=1)
 def warehouse_schema() -> dict[str, dict[str, dict[str, str]]]:
     """{schema: {table: {column: type}}} of every table a model can read, from the DDL and the models' YAML."""
-    from pipelines.marts.plan_tables import SCHEMAS
+    from models.staging.plan_tables import SCHEMAS
     from pipelines.warehouse import connect
 
     con = connect(":memory:")

@@ -18,7 +18,7 @@ from pipelines.lineage import (
     transpile_models,
     warehouse_schema,
 )
-from pipelines.sql_models import load_models
+from pipelines.model_assets import load_models
 
 MODELS = {m.table: m for m in load_models()}
 

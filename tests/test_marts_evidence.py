@@ -10,10 +10,10 @@ import pytest
 from scipy import stats as sps
 
 from models.stats import ab_readout
-from pipelines.marts.events_frame import normalize, where_column
-from pipelines.marts.evidence import compute_initiative_roi, non_financial_changes
-from pipelines.marts.experiments import compute_experiment_results
-from pipelines.marts.initiatives import (
+from models.marts.events_frame import normalize, where_column
+from models.marts.initiative_roi import compute_initiative_roi, non_financial_changes
+from models.marts.experiment_results import compute_experiment_results
+from models.marts.initiatives import (
     cross_section_event_study,
     did_frame,
     grade_of,

@@ -20,7 +20,7 @@ from support.marts import (
 )
 
 from models.value_clv import cac, payback_months_cac, simple_clv
-from pipelines.marts.plan_tables import (
+from models.staging.plan_tables import (
     SCHEMAS,
     assets,
     plan_rows,

@@ -8,8 +8,8 @@ from support.marts_sample import sample
 
 @pytest.fixture(scope="module")
 def uplift():
-    from pipelines.marts.events_frame import load_events
-    from pipelines.marts.uplift import compute_experiment_uplift
+    from models.marts.events_frame import load_events
+    from models.marts.experiment_uplift import compute_experiment_uplift
     from tracking_plan.loader import load_plan
 
     path, truth = sample()

@@ -12,8 +12,8 @@ import pytest
 from scipy import stats as sps
 
 from models.value import initiative_financials
-from pipelines.marts.kpis import compute_kpi_values
-from pipelines.marts.value import (
+from models.kpis import compute_kpi_values
+from models.marts.initiative_portfolio import (
     channel_of,
     compute_channel_attribution,
     compute_initiative_portfolio,

@@ -26,7 +26,7 @@ from support.marts import (
     warehouse,
 )
 
-from pipelines.marts.plan_tables import write_plan_tables
+from models.staging.plan_tables import write_plan_tables
 
 CASES_FILE = PEER_DATA / "posthog-retention" / "retention_cases.json"
 if not CASES_FILE.exists():

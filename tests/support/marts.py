@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from pipelines.marts.plan_tables import write_plan_tables
-from pipelines.sql_models import load_models, set_plan_variables
+from models.staging.plan_tables import write_plan_tables
+from pipelines.model_assets import load_models, set_plan_variables
 from pipelines.stitch.identity import build_identity
 from pipelines.warehouse import connect
 from tracking_plan.loader import load_plan

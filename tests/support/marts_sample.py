@@ -31,7 +31,7 @@ SEED = 3
 def sample() -> tuple[Path, dict]:
     """(warehouse path, truth) of the shared sample."""
     from pipelines.ingest.load import ingest_partitions, landed_partitions
-    from pipelines.sql_models import load_models, set_plan_variables
+    from pipelines.model_assets import load_models, set_plan_variables
     from pipelines.stitch.identity import build_identity
     from pipelines.warehouse import connect
     from tracking_plan.loader import load_plan
@@ -61,7 +61,7 @@ def built_marts() -> tuple[Path, dict]:
 
     from pipelines.marts import evidence, plan_tables, value
     from pipelines.resources import resources_from_env
-    from pipelines.sql_models import load_models, model_asset
+    from pipelines.model_assets import load_models, model_asset
     from tracking_plan.loader import default_plan_dir
 
     src, truth = sample()

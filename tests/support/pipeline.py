@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from pipelines.ingest.load import PartitionResult, ingest_partition
-from pipelines.sql_models import load_models, set_plan_variables
+from pipelines.model_assets import load_models, set_plan_variables
 from pipelines.stitch.identity import build_identity
 from pipelines.warehouse import connect
 from tracking_plan.loader import default_plan_dir, load_plan

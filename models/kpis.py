@@ -14,7 +14,7 @@ import pandas as pd
 
 from tracking_plan.model import KPI, Plan
 
-from .events_frame import normalize, prop_column
+from models.marts.events_frame import normalize, prop_column
 
 DAY = pd.Timedelta(days=1)
 DEFAULT_PERIOD_DAYS = 30  # a month: the usual reporting period when the KPI names none

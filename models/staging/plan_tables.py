@@ -10,8 +10,8 @@ import dagster as dg
 
 from tracking_plan.model import Plan
 
-from .. import progress
-from ..resources import TrackingPlan, Warehouse
+from pipelines import progress
+from pipelines.resources import TrackingPlan, Warehouse
 
 # Defaults for settings the plan format does not carry (yet); each is overridable by a metrics.yaml
 # field of the same name once the plan model has it.

@@ -11,11 +11,11 @@ import pandas as pd
 from models.stats import qini_auc, uplift_by_segment, uplift_t_learner
 from tracking_plan.model import Plan
 
-from .. import progress
-from ..resources import TrackingPlan, Warehouse
+from pipelines import progress
+from pipelines.resources import TrackingPlan, Warehouse
 from .events_frame import load_events, normalize
-from .evidence import STITCH_EVENTS, write_table
-from .experiments import exposures, metric_outcomes
+from .initiative_roi import STITCH_EVENTS, write_table
+from .experiment_results import exposures, metric_outcomes
 
 EXPERIMENT_UPLIFT = dg.AssetKey(["marts", "experiment_uplift"])
 SEGMENT = "company_size"

@@ -37,7 +37,7 @@ from models.stats import (
 from tracking_plan.model import Initiative, Plan
 
 from .events_frame import prop_column, treatment_where, where_column
-from .experiments import DAYS_PER_MONTH, resolve_metric
+from .experiment_results import DAYS_PER_MONTH, resolve_metric
 
 DAY = pd.Timedelta(days=1)
 CHECK_ALPHA = 0.05  # a robustness check passes when it fails to reject at this level

@@ -14,9 +14,9 @@ import pandas as pd
 from models.value import customer_clv, fit_bgnbd, rfm_summary
 from tracking_plan.model import Plan
 
-from .. import progress
-from ..resources import TrackingPlan, Warehouse
-from .evidence import STITCH_EVENTS, write_table
+from pipelines import progress
+from pipelines.resources import TrackingPlan, Warehouse
+from .initiative_roi import STITCH_EVENTS, write_table
 
 CUSTOMER_CLV = dg.AssetKey(["marts", "customer_clv"])
 CUSTOMER_VALUE = dg.AssetKey(["marts", "customer_value"])

@@ -20,11 +20,11 @@ from models.value import (
 )
 from tracking_plan.model import Initiative, Plan
 
-from .. import progress
-from ..resources import TrackingPlan, Warehouse
+from pipelines import progress
+from pipelines.resources import TrackingPlan, Warehouse
 from .events_frame import load_events
-from .evidence import INITIATIVE_ROI, STITCH_EVENTS, write_table
-from .kpis import compute_kpi_values
+from .initiative_roi import INITIATIVE_ROI, STITCH_EVENTS, write_table
+from models.kpis import compute_kpi_values
 
 __all__ = [
     "assets",

@@ -14,10 +14,10 @@ from models.stats import before_after, diff_in_diff
 from models.value import initiative_financials, roi
 from tracking_plan.model import Initiative, Plan
 
-from .. import progress
-from ..resources import TrackingPlan, Warehouse
+from pipelines import progress
+from pipelines.resources import TrackingPlan, Warehouse
 from .events_frame import load_events, normalize, prop_column
-from .experiments import DAYS_PER_MONTH, compute_experiment_results
+from .experiment_results import DAYS_PER_MONTH, compute_experiment_results
 from .initiatives import Skip, estimate, grade_of, json_safe
 
 __all__ = ["assets", "compute_experiment_results", "compute_initiative_roi", "non_financial_changes"]

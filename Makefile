@@ -26,6 +26,7 @@ test: install browser
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install
+	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/quality_bench.py
 	$(BIN)/python benchmarks/collector_load.py

@@ -12,9 +12,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from tracking_plan.model import KPI, Plan
-
 from models.marts.events_frame import normalize, prop_column
+from tracking_plan.model import KPI, Plan
 
 DAY = pd.Timedelta(days=1)
 DEFAULT_PERIOD_DAYS = 30  # a month: the usual reporting period when the KPI names none

@@ -5,22 +5,26 @@ from __future__ import annotations
 import dagster as dg
 
 from .ingest.assets import ingest_events
-from .marts import mart_assets
+from .model_assets import model_assets
+from .plan_tables import plan_definitions
 from .quality.assets import quality_assets
 from .quality.checks import asset_checks
 from .resources import resources_from_env
 from .schedules import daily_schedule, ingest_job, landing_sensor
-from .sql_models import sql_model_assets
 from .stitch.assets import stitch_identities
 
 
 def all_assets() -> list:
-    return [ingest_events, stitch_identities, *sql_model_assets(), *mart_assets(), *quality_assets()]
+    return [ingest_events, stitch_identities, plan_definitions, *model_assets(), *quality_assets()]
+
+
+def all_checks() -> list:
+    return asset_checks()
 
 
 defs = dg.Definitions(
     assets=all_assets(),
-    asset_checks=asset_checks(),
+    asset_checks=all_checks(),
     jobs=[ingest_job],
     schedules=[daily_schedule],
     sensors=[landing_sensor],

@@ -7,8 +7,6 @@ of pipelines/quality/checks.py. A Python model's module (and the statistics it i
 the asset runs, not when the Definitions load.
 """
 
-from __future__ import annotations
-
 import importlib
 
 import dagster as dg
@@ -34,10 +32,10 @@ def model_key(model: SqlModel | PythonModel) -> dg.AssetKey:
 def _spec(model: SqlModel | PythonModel, kind: str) -> dict:
     column_schema = dg.TableSchema(columns=[dg.TableColumn(name=c, type="", description=str(d))
                                             for c, d in model.columns.items()])
-    return dict(key=model_key(model), deps=[dg.AssetKey([s, t]) for s, t in model.upstream()],
-                group_name=model.schema, kinds={"duckdb", kind}, description=model.description,
-                metadata={"grain": model.grain, "dagster/column_schema": column_schema,
-                          "path": str(model.path.relative_to(MODELS_DIR.parent))})
+    return {"key": model_key(model), "deps": [dg.AssetKey([s, t]) for s, t in model.upstream()],
+            "group_name": model.schema, "kinds": {"duckdb", kind}, "description": model.description,
+            "metadata": {"grain": model.grain, "dagster/column_schema": column_schema,
+                         "path": str(model.path.relative_to(MODELS_DIR.parent))}}
 
 
 def model_asset(model: SqlModel) -> dg.AssetsDefinition:

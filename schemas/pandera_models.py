@@ -68,7 +68,7 @@ def ddl_columns() -> dict[str, dict[str, tuple[str, bool]]]:
 
 def table_specs(plan) -> dict[str, TableSpec]:
     """Every curated table's spec: ingest (DDL + plan), stitch, and every SQL model (YAML)."""
-    from models.catalog import load_models
+    from models.catalog import all_models
 
     specs: dict[str, TableSpec] = {}
     ddl = ddl_columns()
@@ -83,7 +83,7 @@ def table_specs(plan) -> dict[str, TableSpec]:
     for table, (desc, grain, docs) in STITCH.items():
         specs[table] = TableSpec(table, desc, grain, {c: ColumnSpec(d, nullable=c not in grain and c != "person_id")
                                                       for c, d in docs.items()})
-    for m in load_models():
+    for m in all_models():
         grain = [g.strip() for g in m.grain.split(",") if g.strip()]
         cols = {c: ColumnSpec(str(d), nullable=c not in grain) for c, d in m.columns.items()}
         specs[m.table] = TableSpec(m.table, m.description, grain, cols, small=m.schema == "marts")

@@ -67,3 +67,8 @@ def test_plan_commands_do_not_load_dagster_pandas_or_statsmodels():
     loaded = _loaded_after("import trackplan.cli, tracking_plan.lint, tracking_plan.diff")
     assert loaded.isdisjoint({"dagster", "pandas", "statsmodels", "sklearn", "great_expectations", "pipelines"})
 
+
+
+def test_the_definitions_do_not_load_the_estimators_or_gx_at_import():
+    loaded = _loaded_after("import pipelines.definitions")
+    assert loaded.isdisjoint({"statsmodels", "sklearn", "great_expectations", "altair"})

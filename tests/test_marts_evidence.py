@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from models.stats import ab_readout
 from models.marts.events_frame import normalize, where_column
-from models.marts.initiative_roi import compute_initiative_roi, non_financial_changes
 from models.marts.experiment_results import compute_experiment_results
+from models.marts.initiative_roi import compute_initiative_roi, non_financial_changes
 from models.marts.initiatives import (
     cross_section_event_study,
     did_frame,
     grade_of,
     matching_frame,
 )
+from models.stats import ab_readout
 from tracking_plan.loader import load_plan
 
 T0 = pd.Timestamp("2026-09-01 09:00")
@@ -317,7 +317,7 @@ def test_non_financial_before_after_fallback(plan):
 def test_paid_plan_trait_and_treatment_filter(plan, monkeypatch):
     """Annual subscribers from before the data (a paid `traits.plan`, never billed inside it) are not in
     the matching population; a `treatment_where` filter keeps only the named integration."""
-    from pipelines.marts import initiatives
+    from models.marts import initiatives
 
     ini = next(i for i in plan.metrics.initiatives if i.key == "slack_integration")
     start = pd.Timestamp(ini.start)

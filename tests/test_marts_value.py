@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from models.value import initiative_financials
 from models.kpis import compute_kpi_values
 from models.marts.initiative_portfolio import (
     channel_of,
@@ -21,6 +20,7 @@ from models.marts.initiative_portfolio import (
     marketing_touches,
     plan_rules,
 )
+from models.value import initiative_financials
 from tracking_plan.loader import load_plan
 
 T0 = pd.Timestamp("2026-10-01 10:00")

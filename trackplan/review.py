@@ -67,8 +67,8 @@ def kpi_tree(plan: Plan, kpis: pd.DataFrame) -> list[dict]:
 
 def build_review(con, plan: Plan) -> Review:
     """Read the marts (and the events, for KPI values) from an open warehouse connection."""
-    from models.marts.events_frame import load_events
     from models.kpis import compute_kpi_values
+    from models.marts.events_frame import load_events
 
     pf = _table(con, "marts.initiative_portfolio")
     sc = _table(con, "marts.initiative_scenarios")

@@ -8,19 +8,11 @@ horizon; Gamma-Gamma their expected spend per purchase. One model is fitted on a
 whose customers stop buying shows up in p_alive even before they cancel.
 """
 
-import dagster as dg
 import pandas as pd
 
 from models.value import customer_clv, fit_bgnbd, rfm_summary
 from tracking_plan.model import Plan
 
-from pipelines import progress
-from pipelines.resources import TrackingPlan, Warehouse
-from .initiative_roi import STITCH_EVENTS, write_table
-
-CUSTOMER_CLV = dg.AssetKey(["marts", "customer_clv"])
-CUSTOMER_VALUE = dg.AssetKey(["marts", "customer_value"])
-STAGING_SESSIONS = dg.AssetKey(["staging", "sessions"])
 HORIZON_DAYS = 365  # a year ahead: the horizon CAC payback is usually judged against
 DISCOUNT_RATE = 0.10  # annual; the plan's initiatives use the same default
 COLUMNS = ["channel", "customers", "repeat_customers", "mean_p_alive", "expected_purchases_12m",
@@ -90,18 +82,7 @@ def _channel_rows(revenue: pd.DataFrame, value: pd.DataFrame, per: pd.DataFrame 
     return out.reindex(columns=COLUMNS)
 
 
-@dg.asset(key=CUSTOMER_CLV, deps=[STITCH_EVENTS, STAGING_SESSIONS, CUSTOMER_VALUE], group_name="marts",
-          kinds={"duckdb", "python"},
-          description="BG/NBD + Gamma-Gamma CLV beside simple CLV and CAC, from stitch.events: one row per acquisition channel.")
-def customer_clv_asset(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
-    plan = tracking_plan.load()
-    with warehouse.get_connection() as con:
-        value = con.execute("select * from marts.customer_value").df()
-        df = compute_customer_clv(revenue_events(con, plan), value, plan)
-        n = write_table(con, "marts.customer_clv", df)
-    progress.report("marts.customer_clv", 1, 1)
-    return dg.MaterializeResult(metadata={"dagster/row_count": n})
-
-
-def assets() -> list:
-    return [customer_clv_asset]
+def build(con, plan: Plan) -> pd.DataFrame:
+    """marts.customer_clv from stitch.events, staging.sessions and marts.customer_value."""
+    value = con.execute("select * from marts.customer_value").df()
+    return compute_customer_clv(revenue_events(con, plan), value, plan)

@@ -189,3 +189,17 @@ def compute_experiment_results(events: pd.DataFrame, plan: Plan,
     for c in ("is_control", "significant", "srm_flag", "cuped", "guardrail_regression", "sequential"):
         out[c] = out[c].fillna(False).astype(bool)
     return out
+
+
+# -- the model (pipelines/model_assets.py builds marts.experiment_results with it) ---------------------------
+def build(con, plan: Plan) -> pd.DataFrame:
+    """marts.experiment_results from stitch.events."""
+    from .events_frame import load_events
+
+    return compute_experiment_results(load_events(con, plan), plan)
+
+
+def summary(df: pd.DataFrame) -> dict:
+    n = len(df)
+    return {"srm_flags": int(df["srm_flag"].sum()) if n else 0,
+            "guardrail_regressions": int(df["guardrail_regression"].sum()) if n else 0}

@@ -5,19 +5,14 @@ how well that ranking beats random targeting, and the measured uplift per segmen
 with a Welch CI) says which segments to target: those whose whole interval is above zero.
 """
 
-import dagster as dg
 import pandas as pd
 
 from models.stats import qini_auc, uplift_by_segment, uplift_t_learner
 from tracking_plan.model import Plan
 
-from pipelines import progress
-from pipelines.resources import TrackingPlan, Warehouse
 from .events_frame import load_events, normalize
-from .initiative_roi import STITCH_EVENTS, write_table
 from .experiment_results import exposures, metric_outcomes
 
-EXPERIMENT_UPLIFT = dg.AssetKey(["marts", "experiment_uplift"])
 SEGMENT = "company_size"
 SIZE_RANK = {"1-10": 1, "11-50": 2, "51-200": 3, "201-1000": 4, "1000+": 5}
 COLUMNS = ["experiment", "variant", "metric", "segment_field", "segment", "n_treated", "n_control",
@@ -55,17 +50,10 @@ def compute_experiment_uplift(events: pd.DataFrame, plan: Plan, data_end: pd.Tim
     return pd.concat(rows, ignore_index=True).reindex(columns=COLUMNS)
 
 
-@dg.asset(key=EXPERIMENT_UPLIFT, deps=[STITCH_EVENTS], group_name="marts", kinds={"duckdb", "python"},
-          description="Who each experiment's treatment helps, from stitch.events: one row per experiment × variant × segment.")
-def experiment_uplift(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
-    plan = tracking_plan.load()
-    with warehouse.get_connection() as con:
-        df = compute_experiment_uplift(load_events(con, plan), plan)
-        n = write_table(con, "marts.experiment_uplift", df)
-    progress.report("marts.experiment_uplift", 1, 1)
-    targets = sorted(df.loc[df["target"].astype(bool), "segment"].astype(str)) if n else []
-    return dg.MaterializeResult(metadata={"dagster/row_count": n, "target_segments": dg.MetadataValue.json(targets)})
+def build(con, plan: Plan) -> pd.DataFrame:
+    """marts.experiment_uplift from stitch.events."""
+    return compute_experiment_uplift(load_events(con, plan), plan)
 
 
-def assets() -> list:
-    return [experiment_uplift]
+def summary(df: pd.DataFrame) -> dict:
+    return {"target_segments": sorted(df.loc[df["target"].astype(bool), "segment"].astype(str)) if len(df) else []}

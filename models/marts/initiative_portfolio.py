@@ -1,15 +1,16 @@
-"""marts.channel_attribution, marts.initiative_scenarios and marts.initiative_portfolio.
+"""marts.initiative_portfolio (and, until they get files of their own, the logic of
+marts.channel_attribution and marts.initiative_scenarios, whose models/marts/<table>.py call it).
 
-Thin assets over pure functions (``compute_channel_attribution``, ``compute_initiative_scenarios``,
-``compute_initiative_portfolio``); the models are ``models.value``'s.
+Pure functions (``compute_channel_attribution``, ``compute_initiative_scenarios``,
+``compute_initiative_portfolio``); the estimators are ``models.value``'s.
 """
 
 import json
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 
+from models.kpis import compute_kpi_values
 from models.value import (
     Assumptions,
     attribute,
@@ -20,14 +21,10 @@ from models.value import (
 )
 from tracking_plan.model import Initiative, Plan
 
-from pipelines import progress
-from pipelines.resources import TrackingPlan, Warehouse
 from .events_frame import load_events
-from .initiative_roi import INITIATIVE_ROI, STITCH_EVENTS, write_table
-from models.kpis import compute_kpi_values
 
 __all__ = [
-    "assets",
+    "build",
     "channel_of",
     "compute_channel_attribution",
     "compute_initiative_portfolio",
@@ -195,13 +192,6 @@ def compute_initiative_portfolio(roi: pd.DataFrame, scenarios: pd.DataFrame, kpi
     return out.reindex(columns=PORTFOLIO_COLUMNS)
 
 
-# -- assets -------------------------------------------------------------------------------------------------------
-STAGING_SESSIONS = dg.AssetKey(["staging", "sessions"])
-CHANNEL_ATTRIBUTION = dg.AssetKey(["marts", "channel_attribution"])
-INITIATIVE_SCENARIOS = dg.AssetKey(["marts", "initiative_scenarios"])
-INITIATIVE_PORTFOLIO = dg.AssetKey(["marts", "initiative_portfolio"])
-
-
 def purchases(con, plan: Plan) -> pd.DataFrame:
     ev = plan.metrics.purchase.event if plan.metrics.purchase else "Order Completed"
     return con.execute("""select person_id, "timestamp",
@@ -209,47 +199,13 @@ def purchases(con, plan: Plan) -> pd.DataFrame:
         from stitch.events where event_name = ? and person_id is not null""", [ev]).df()
 
 
-@dg.asset(key=CHANNEL_ATTRIBUTION, deps=[STAGING_SESSIONS, STITCH_EVENTS], group_name="marts",
-          kinds={"duckdb", "python"},
-          description="Purchases credited to session UTM channels from staging.sessions and stitch.events: one row per channel × attribution model.")
-def channel_attribution(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
-    plan = tracking_plan.load()
-    with warehouse.get_connection() as con:
-        sessions = con.execute("select person_id, started_at, utm_source, utm_medium from staging.sessions").df()
-        df = compute_channel_attribution(sessions, purchases(con, plan))
-        n = write_table(con, "marts.channel_attribution", df)
-    progress.report("marts.channel_attribution", 1, 1)
-    return dg.MaterializeResult(metadata={"dagster/row_count": n})
+def build(con, plan: Plan) -> pd.DataFrame:
+    """marts.initiative_portfolio from marts.initiative_roi, marts.initiative_scenarios and the KPIs."""
+    roi = con.execute("select * from marts.initiative_roi").df()
+    scenarios = con.execute("select * from marts.initiative_scenarios").df()
+    kpis = compute_kpi_values(load_events(con, plan), plan)
+    return compute_initiative_portfolio(roi, scenarios, kpis, plan)
 
 
-@dg.asset(key=INITIATIVE_SCENARIOS, deps=[INITIATIVE_ROI], group_name="marts", kinds={"duckdb", "python"},
-          description="Adoption scenarios, NPV tornado and Monte Carlo from marts.initiative_roi: one row per initiative × scenario.")
-def initiative_scenarios_asset(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
-    plan = tracking_plan.load()
-    with warehouse.get_connection() as con:
-        roi = con.execute("select * from marts.initiative_roi").df()
-        df = compute_initiative_scenarios(roi, plan)
-        n = write_table(con, "marts.initiative_scenarios", df)
-    progress.report("marts.initiative_scenarios", 1, 1)
-    return dg.MaterializeResult(metadata={"dagster/row_count": n})
-
-
-@dg.asset(key=INITIATIVE_PORTFOLIO, deps=[INITIATIVE_ROI, INITIATIVE_SCENARIOS, STITCH_EVENTS], group_name="marts",
-          kinds={"duckdb", "python"},
-          description="Recommendation per initiative from marts.initiative_roi and marts.initiative_scenarios: one row per initiative, ranked.")
-def initiative_portfolio(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
-    plan = tracking_plan.load()
-    with warehouse.get_connection() as con:
-        roi = con.execute("select * from marts.initiative_roi").df()
-        sc = con.execute("select * from marts.initiative_scenarios").df()
-        kpis = compute_kpi_values(load_events(con, plan), plan)
-        df = compute_initiative_portfolio(roi, sc, kpis, plan)
-        n = write_table(con, "marts.initiative_portfolio", df)
-    progress.report("marts.initiative_portfolio", 1, 1)
-    recs = {r["initiative"]: r["recommendation"] for r in df.to_dict("records")}
-    return dg.MaterializeResult(metadata={"dagster/row_count": n, "recommendations": dg.MetadataValue.json(recs)})
-
-
-def assets() -> list[dg.AssetsDefinition]:
-    return [channel_attribution, initiative_scenarios_asset, initiative_portfolio]
-
+def summary(df: pd.DataFrame) -> dict:
+    return {"recommendations": {r["initiative"]: r["recommendation"] for r in df.to_dict("records")}}

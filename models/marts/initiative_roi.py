@@ -1,26 +1,23 @@
-"""marts.experiment_results and marts.initiative_roi: how much each change moved its KPI, and how sure we are.
+"""marts.initiative_roi: how much each initiative moved its KPI, how sure we are, and what it is worth.
 
-The asset bodies only read the event frame and write tables; the logic is the pure functions
-``compute_experiment_results(events, plan)`` and ``compute_initiative_roi(events, plan,
-experiment_results)`` that tests and analysts call directly.
+``build(con, plan)`` reads the tables; the logic is the pure function ``compute_initiative_roi(events,
+plan, experiment_results)`` that tests and analysts call directly (estimators: models/marts/initiatives.py
+and models.stats; finance: models.value).
 """
 
 import json
 
-import dagster as dg
 import pandas as pd
 
 from models.stats import before_after, diff_in_diff
 from models.value import initiative_financials, roi
 from tracking_plan.model import Initiative, Plan
 
-from pipelines import progress
-from pipelines.resources import TrackingPlan, Warehouse
 from .events_frame import load_events, normalize, prop_column
 from .experiment_results import DAYS_PER_MONTH, compute_experiment_results
 from .initiatives import Skip, estimate, grade_of, json_safe
 
-__all__ = ["assets", "compute_experiment_results", "compute_initiative_roi", "non_financial_changes"]
+__all__ = ["build", "compute_experiment_results", "compute_initiative_roi", "non_financial_changes"]
 
 ROI_COLUMNS = [
     "initiative", "name", "owner", "kpi", "start", "method", "unit", "estimate", "std_error", "ci_low", "ci_high",
@@ -170,49 +167,12 @@ def compute_initiative_roi(events: pd.DataFrame, plan: Plan, experiment_results:
     return out
 
 
-# -- assets -------------------------------------------------------------------------------------------------
-STITCH_EVENTS = dg.AssetKey(["stitch", "events"])
-EXPERIMENT_RESULTS = dg.AssetKey(["marts", "experiment_results"])
-INITIATIVE_ROI = dg.AssetKey(["marts", "initiative_roi"])
+# -- the model (pipelines/model_assets.py builds marts.initiative_roi with it) ------------------------------
+def build(con, plan: Plan) -> pd.DataFrame:
+    """marts.initiative_roi from stitch.events and marts.experiment_results."""
+    experiment_results = con.execute("select * from marts.experiment_results").df()
+    return compute_initiative_roi(load_events(con, plan), plan, experiment_results)
 
 
-def write_table(con, table: str, df: pd.DataFrame) -> int:
-    con.register("_mart_df", df)
-    try:
-        con.execute(f"create or replace table {table} as select * from _mart_df").fetchall()
-    finally:
-        con.unregister("_mart_df")
-    return len(df)
-
-
-@dg.asset(key=EXPERIMENT_RESULTS, deps=[STITCH_EVENTS], group_name="marts", kinds={"duckdb", "python"},
-          description="Each plan experiment read out from stitch.events: one row per experiment × variant × metric.")
-def experiment_results(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
-    plan = tracking_plan.load()
-    with warehouse.get_connection() as con:
-        df = compute_experiment_results(load_events(con, plan), plan)
-        n = write_table(con, "marts.experiment_results", df)
-    progress.report("marts.experiment_results", 1, 1)
-    srm = int(df["srm_flag"].sum()) if len(df) else 0
-    return dg.MaterializeResult(metadata={"dagster/row_count": n, "srm_flags": srm,
-                                          "guardrail_regressions": int(df["guardrail_regression"].sum()) if n else 0})
-
-
-@dg.asset(key=INITIATIVE_ROI, deps=[STITCH_EVENTS, EXPERIMENT_RESULTS], group_name="marts",
-          kinds={"duckdb", "python"},
-          description="Each plan initiative's effect, evidence grade and finances from stitch.events: one row per initiative.")
-def initiative_roi(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
-    plan = tracking_plan.load()
-    with warehouse.get_connection() as con:
-        events = load_events(con, plan)
-        er = con.execute("select * from marts.experiment_results").df()
-        df = compute_initiative_roi(events, plan, er)
-        n = write_table(con, "marts.initiative_roi", df)
-    progress.report("marts.initiative_roi", 1, 1)
-    grades = {r["initiative"]: r["evidence_grade"] for r in df.to_dict("records")}
-    return dg.MaterializeResult(metadata={"dagster/row_count": n, "evidence_grades": dg.MetadataValue.json(grades)})
-
-
-def assets() -> list[dg.AssetsDefinition]:
-    return [experiment_results, initiative_roi]
-
+def summary(df: pd.DataFrame) -> dict:
+    return {"evidence_grades": {r["initiative"]: r["evidence_grade"] for r in df.to_dict("records")}}

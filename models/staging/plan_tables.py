@@ -6,12 +6,7 @@ marketing spend of the plan's `costs_file` (month,channel,spend) lands in stagin
 
 from pathlib import Path
 
-import dagster as dg
-
 from tracking_plan.model import Plan
-
-from pipelines import progress
-from pipelines.resources import TrackingPlan, Warehouse
 
 # Defaults for settings the plan format does not carry (yet); each is overridable by a metrics.yaml
 # field of the same name once the plan model has it.
@@ -174,24 +169,3 @@ def write_plan_tables(con, plan: Plan) -> dict[str, int]:
     return counts
 
 
-KEYS = {name: dg.AssetKey(["staging", name]) for name in SCHEMAS}
-
-
-@dg.multi_asset(
-    specs=[dg.AssetSpec(key, group_name="staging", kinds={"duckdb"}, description=DESCRIPTIONS[name])
-           for name, key in KEYS.items()],
-    can_subset=False,
-)
-def plan_definitions(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
-    """The plan's metrics.yaml and costs file as staging tables the SQL marts join."""
-    plan = tracking_plan.load()
-    with warehouse.get_connection() as con:
-        counts = write_plan_tables(con, plan)
-    progress.report("plan definitions", 1, 1)
-    for name, key in KEYS.items():
-        yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": counts[name],
-                                                            "plan_version": plan.header.version})
-
-
-def assets() -> list[dg.AssetsDefinition]:
-    return [plan_definitions]

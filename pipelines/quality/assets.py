@@ -3,8 +3,6 @@
 import dagster as dg
 
 from pipelines.resources import TrackingPlan, Warehouse
-from quality_checks.detectors import COLUMNS as ANOMALY_COLUMNS
-from quality_checks.detectors import detect
 from quality_checks.metrics import COLUMNS as METRIC_COLUMNS
 from quality_checks.metrics import build_daily_metrics, last_seen
 from quality_checks.store import WARN, CheckOutcome, append, ensure_tables
@@ -100,6 +98,9 @@ def check_results(context: dg.AssetExecutionContext, warehouse: Warehouse):
 
 def build_anomalies(con, plan):
     """Detect over the whole metrics table and replace quality.anomalies; returns the frame."""
+    from quality_checks.detectors import COLUMNS as ANOMALY_COLUMNS  # pandas: loaded when detection runs
+    from quality_checks.detectors import detect
+
     ensure_tables(con)
     m = con.execute("select * from quality.daily_metrics").df()
     found = detect(m, plan, settings_for(plan), last_seen=last_seen(con))

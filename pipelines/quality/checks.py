@@ -115,12 +115,12 @@ def anomaly_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse)
 
 def asset_checks() -> list:
     """Every quality check of the project, for pipelines.definitions."""
-    from models.catalog import load_models
+    from models.catalog import all_models
 
     out = [_gate_check(INGEST_EVENTS, ("grain_unique", "not_null", "enum", "range", "regex")),
            _gate_check(STITCH_EVENTS, ("grain_unique", "not_null", "referential_integrity")),
            _gate_check(STITCH_PERSONS, ("grain_unique", "not_null"))]
-    for m in load_models():
+    for m in all_models():  # SQL and Python models alike: the grain their YAML states
         if m.grain:
             out.append(_gate_check(dg.AssetKey([m.schema, m.name]), ("grain_unique", "not_null")))
     return [*out, gx_daily_metrics, anomaly_checks]

@@ -59,16 +59,18 @@ def built_marts() -> tuple[Path, dict]:
     the plan tables and marts.customer_value (churn by acquisition channel)."""
     import dagster as dg
 
-    from pipelines.marts import evidence, plan_tables, value
+    from pipelines.model_assets import model_assets
+    from pipelines.plan_tables import plan_definitions
     from pipelines.resources import resources_from_env
-    from pipelines.model_assets import load_models, model_asset
     from tracking_plan.loader import default_plan_dir
 
     src, truth = sample()
     dst = src.with_name("with_marts.duckdb")  # a file named like a schema (marts.duckdb) makes DuckDB names ambiguous
     shutil.copy(src, dst)
-    customer_value = next(m for m in load_models() if m.table == "marts.customer_value")
-    result = dg.materialize([*plan_tables.assets(), model_asset(customer_value), *evidence.assets(), *value.assets()],
+    wanted = {"customer_value", "experiment_results", "initiative_roi", "channel_attribution", "initiative_scenarios",
+              "initiative_portfolio"}
+    marts = [a for a in model_assets() if a.key.path[0] == "marts" and a.key.path[1] in wanted]
+    result = dg.materialize([plan_definitions, *marts],
                             resources=resources_from_env(default_plan_dir(), src.parent / "landing", dst))
     assert result.success
     return dst, truth

@@ -1,8 +1,9 @@
 """Each plan KPI's current value, previous value and weekly trend, computed from the event frame.
 
-Used by marts.initiative_portfolio (KPI movement against target) and by ``trackplan review`` (the
-KPI tree). Definitions follow metrics.yaml: the measure, event, property, period and, for rates,
-the signup cohort whose window has closed by the as-of date.
+The one KPI computation: marts.initiative_portfolio (KPI movement against target), the report's KPI
+cards and ``trackplan review``'s KPI tree all read it (``kpi_values(con, plan)`` on a warehouse),
+so they cannot disagree. Definitions follow metrics.yaml: the measure, event, property, period and,
+for rates, the signup cohort whose window has closed by the as-of date.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ TREND_POINTS = 8  # weekly values shown as the trend (two months)
 
 KPI_COLUMNS = ["kpi", "name", "objective", "owner", "measure", "event", "unit", "target", "direction",
                "deadline", "financial", "as_of", "period_days", "current", "previous", "change", "on_track",
-               "trend"]
+               "trend", "how"]
 
 
 def _cohort_rate(events: pd.DataFrame, plan: Plan, kpi: KPI, as_of: pd.Timestamp, period: pd.Timedelta,
@@ -66,6 +67,25 @@ def kpi_value(events: pd.DataFrame, plan: Plan, kpi: KPI, as_of: pd.Timestamp) -
     return float("nan")  # retention: read marts.retention
 
 
+def how(plan: Plan, kpi: KPI) -> str:
+    """How ``kpi_value`` computes the KPI, in one line (shown beside the value)."""
+    period = kpi.period_days or DEFAULT_PERIOD_DAYS
+    act = plan.metrics.activation
+    signup = plan.metrics.signup.event if plan.metrics.signup else "Account Created"
+    if kpi.measure == "activation_rate":
+        window, n = (act.window_days, act.min_count) if act else (7, 1)
+        return (f"persons signing up ({signup}) in the last {period} days whose {window}-day window has closed "
+                f"with >= {n} {kpi.event}, / those signups")
+    if kpi.measure == "conversion_rate":
+        return (f"persons signing up ({signup}) in the last {period} days whose {CONVERSION_WINDOW_DAYS}-day window "
+                f"has closed with a {kpi.event}, / those signups")
+    if kpi.measure == "retention":
+        return "retention: read marts.retention (not computed from events here)"
+    what = {"active_persons": "distinct persons", "event_count": f"{kpi.event} events",
+            "revenue": f"sum of {kpi.event}.{kpi.property}", "average_property": f"mean of {kpi.event}.{kpi.property}"}
+    return f"{what.get(kpi.measure, kpi.measure)}, last {period} days (stitch.events)"
+
+
 def on_track(kpi: KPI, value: float) -> bool | None:
     if kpi.target is None or not np.isfinite(value):
         return None
@@ -89,5 +109,15 @@ def compute_kpi_values(events: pd.DataFrame, plan: Plan, as_of: pd.Timestamp | N
                      "period_days": period, "current": current, "previous": previous,
                      "change": current - previous, "on_track": on_track(k, current),
                      "trend": json.dumps([{**t, "value": None if not np.isfinite(t["value"]) else t["value"]}
-                                          for t in trend])})
+                                          for t in trend]), "how": how(plan, k)})
     return pd.DataFrame(rows).reindex(columns=KPI_COLUMNS)
+
+
+def kpi_values(con, plan: Plan) -> pd.DataFrame:
+    """``compute_kpi_values`` on a warehouse's stitch.events (empty when the table is missing or empty)."""
+    from models.marts.events_frame import load_events
+
+    present = con.execute("select count(*) from duckdb_tables() where schema_name = 'stitch' "
+                          "and table_name = 'events'").fetchall()[0][0]
+    events = load_events(con, plan) if present else pd.DataFrame()
+    return compute_kpi_values(events, plan) if len(events) else pd.DataFrame(columns=KPI_COLUMNS)

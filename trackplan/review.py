@@ -67,8 +67,7 @@ def kpi_tree(plan: Plan, kpis: pd.DataFrame) -> list[dict]:
 
 def build_review(con, plan: Plan) -> Review:
     """Read the marts (and the events, for KPI values) from an open warehouse connection."""
-    from models.kpis import compute_kpi_values
-    from models.marts.events_frame import load_events
+    from models.kpis import kpi_values
 
     pf = _table(con, "marts.initiative_portfolio")
     sc = _table(con, "marts.initiative_scenarios")
@@ -76,12 +75,8 @@ def build_review(con, plan: Plan) -> Review:
     if len(sc) and "share" in sc:
         d = sc[sc["kind"] == "distribution"].sort_values(["initiative", "name"])
         hist = {k: g["share"].tolist() for k, g in d.groupby("initiative")}
-    try:
-        events = load_events(con, plan)
-    except duckdb.CatalogException:  # no stitch.events yet: the tree still shows targets and events
-        events = pd.DataFrame()
-    kpis = compute_kpi_values(events, plan) if len(events) else pd.DataFrame()
-    as_of = str(pd.Timestamp(events["timestamp"].max()).date()) if len(events) else None
+    kpis = kpi_values(con, plan)  # the one KPI computation, shared with the report; empty without stitch.events
+    as_of = str(pd.Timestamp(kpis["as_of"].iloc[0]).date()) if len(kpis) else None
     return Review(as_of=as_of, portfolio=pf, histograms=hist, kpis=kpis, tree=kpi_tree(plan, kpis))
 
 

@@ -109,6 +109,8 @@ def _events(con, rng) -> None:
         pid = f"p{i}"
         t = start + timedelta(hours=int(rng.integers(0, 24 * 40)))
         rows.append((pid, "Account Created", t, "{}"))
+        for _ in range(int(rng.choice([0, 1, 3, 4], p=[0.4, 0.2, 0.25, 0.15]))):  # activation: 3 tasks in 7 days
+            rows.append((pid, "Task Completed", t + timedelta(hours=int(rng.integers(1, 24 * 7))), "{}"))
         if rng.random() < 0.2:
             rows.append((pid, "Order Completed", t + timedelta(days=2), json.dumps({"revenue": round(float(rng.uniform(50, 500)), 2)})))
         if rng.random() < 0.3:
@@ -117,7 +119,10 @@ def _events(con, rng) -> None:
             rows.append((pid, "Survey Responded", t + timedelta(days=3), json.dumps({"score": int(rng.integers(0, 11))})))
     df = pd.DataFrame(rows, columns=["person_id", "event_name", "timestamp", "properties"])
     con.register("ev", df)
-    con.execute("create or replace table stitch.events as select person_id, event_name, \"timestamp\", properties::json as properties from ev")
+    # stitch.events is ingest.events with the person in front (pipelines/stitch/identity.py)
+    con.execute("create or replace table stitch.events as select null::varchar as person_id, * from ingest.events limit 0")
+    con.execute("insert into stitch.events by name select person_id, event_name, \"timestamp\", properties::json as properties, "
+                "'track' as type, person_id || '-' || row_number() over () as message_id from ev")
     con.unregister("ev")
     days = pd.date_range("2026-09-01", periods=20, freq="D")
     lines = rng.integers(800, 1200, len(days))

@@ -154,57 +154,24 @@ def html_table(df: pd.DataFrame, columns: list[str] | None = None, max_rows: int
 
 # ---------------------------------------------------------------------------------------- KPIs
 
-def _window_start(wh: _Warehouse, days: int | None) -> str:
-    """Last `days` days up to the newest event: a report on old data still shows a full period."""
-    return f"(select max(\"timestamp\") from stitch.events) - to_days({int(days or 30)})"
-
-
-def kpi_value(wh: _Warehouse, plan: Plan, kpi: KPI) -> tuple[float | None, str]:
-    """The KPI's current value and how it was computed (shown beside it)."""
-    m = kpi.measure
-    if m == "activation_rate" and wh.has("marts.activation_cohorts"):
-        df = wh.table("marts.activation_cohorts")
-        if "window_complete" in df.columns and df["window_complete"].any():
-            df = df[df["window_complete"].astype(bool)]
-        if df.empty or df["signups"].sum() == 0:
-            return None, "no complete cohort yet"
-        return float(df["activated"].sum() / df["signups"].sum()), \
-            "activated ÷ signups over cohorts whose window is complete (marts.activation_cohorts)"
-    if m == "retention" and wh.has("marts.retention"):
-        rows = wh.query("select sum(retained) / nullif(sum(cohort_size), 0) from marts.retention "
-                        "where period_type = 'week' and period = 1")
-        return (float(rows[0][0]) if rows and rows[0][0] is not None else None), "week-1 retention (marts.retention)"
-    if not wh.has("stitch.events") or not kpi.event:
+def kpi_value(values: pd.DataFrame, kpi: KPI) -> tuple[float | None, str]:
+    """The KPI's current value and how it was computed, from models.kpis (the review reads the same)."""
+    if kpi.key not in values.index:
         return None, "stitch.events not built yet"
-    since = _window_start(wh, kpi.period_days)
-    if m == "conversion_rate":
-        signup = plan.metrics.signup.event if plan.metrics.signup else None
-        if not signup:
-            return None, "no signup event in metrics.yaml"
-        rows = wh.query("""
-            with s as (select person_id, min("timestamp") as t from stitch.events where event_name = ? group by 1)
-            select count(distinct e.person_id) / nullif((select count(*) from s), 0)
-            from s join stitch.events e on e.person_id = s.person_id and e.event_name = ? and e."timestamp" >= s.t""",
-                        [signup, kpi.event])
-        return (float(rows[0][0]) if rows[0][0] is not None else None), f"signed-up persons with a later {kpi.event} ÷ signups"
-    prop = kpi.property or ""
-    value_sql = {
-        "event_count": "count(*)",
-        "active_persons": "count(distinct person_id)",
-        "revenue": "sum(try_cast(properties ->> ? as double))",
-        "average_property": "avg(try_cast(properties ->> ? as double))",
-    }.get(m)
-    if value_sql is None:
-        return None, f"measure {m} needs a mart that is not built yet"
-    params = ([f"$.{prop}"] if "?" in value_sql else []) + [kpi.event]
-    rows = wh.query(f"select {value_sql} from stitch.events where event_name = ? and \"timestamp\" > {since}", params)
-    v = rows[0][0]
-    return (float(v) if v is not None else None), f"{m.replace('_', ' ')} of {kpi.event}" + (
-        f".{prop}" if prop else "") + f", last {kpi.period_days or 30} days (stitch.events)"
+    row = values.loc[kpi.key]
+    v = row["current"]
+    return (None if v is None or pd.isna(v) else float(v)), str(row["how"])
 
 
 def kpi_tree(wh: _Warehouse, plan: Plan) -> list[dict]:
     """Objectives with their KPIs: value, target, status."""
+    from models.kpis import kpi_values
+
+    try:
+        values = kpi_values(wh.con, plan).set_index("kpi") if wh.con is not None else pd.DataFrame()
+        failed = None
+    except duckdb.Error as exc:
+        values, failed = pd.DataFrame(), f"could not compute: {str(exc).splitlines()[0]}"
     out = []
     objectives = list(plan.metrics.objectives)
     keys = {o.key for o in objectives}
@@ -214,10 +181,7 @@ def kpi_tree(wh: _Warehouse, plan: Plan) -> list[dict]:
         for k in plan.metrics.kpis:
             if (k.objective or "(none)") != o.key and not (o.key == "(none)" and k in orphans):
                 continue
-            try:
-                value, how = kpi_value(wh, plan, k)
-            except duckdb.Error as exc:
-                value, how = None, f"could not compute: {str(exc).splitlines()[0]}"
+            value, how = (None, failed) if failed else kpi_value(values, k)
             status = "unknown"
             if value is not None and k.target is not None:
                 good = value >= k.target if k.direction == "increase" else value <= k.target

@@ -79,8 +79,8 @@ def test_kpi_values_equal_sql_and_the_review(built):
     assert float(card.group(1)) == pytest.approx(act, rel=1e-12) and float(card.group(2)) == 0.35
     assert kpis["support_tickets"]["status"] == ("on_target" if tickets <= 150 else "off_target")
     # the review reads the same computation on the same warehouse: same values, same verdicts
-    from trackplan.review import build_review
     from tracking_plan.loader import load_plan
+    from trackplan.review import build_review
 
     review = build_review(con, load_plan())
     seen = 0

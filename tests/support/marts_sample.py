@@ -1,7 +1,7 @@
 """One generated sample warehouse shared by the marts tests (built once per pytest process).
 
-The generator's landing zone goes through the real ingest (`ingest_partitions`), stitching and the
-sessions model; the Dagster runner is skipped only to save its per-asset overhead. `_truth.json`
+The generator's landing zone goes through the real ingest, stitching and the sessions model
+(tests/support/warehouse.py, the one builder); the Dagster runner is skipped only to save its per-asset overhead. `_truth.json`
 holds the planted effects the tests compare against.
 """
 
@@ -30,12 +30,11 @@ SEED = 3
 @lru_cache(maxsize=1)
 def sample() -> tuple[Path, dict]:
     """(warehouse path, truth) of the shared sample."""
-    from pipelines.ingest.load import ingest_partitions, landed_partitions
-    from pipelines.model_assets import load_models, set_plan_variables
-    from pipelines.stitch.identity import build_identity
     from pipelines.warehouse import connect
     from tracking_plan.loader import load_plan
     from trackplan.demo.generate import generate
+
+    from .warehouse import load_landing
 
     root = Path(tempfile.mkdtemp(prefix="trackplan-marts-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
@@ -43,11 +42,7 @@ def sample() -> tuple[Path, dict]:
     res = generate(root / "landing", users=USERS, seed=SEED, bug_rate=0.0, plan=plan)
     con = connect(root / "w.duckdb")
     try:
-        ingest_partitions(con, plan, root / "landing", landed_partitions(root / "landing"))
-        build_identity(con, plan)
-        set_plan_variables(con, plan)
-        sessions = next(m for m in load_models() if m.schema == "staging" and m.name == "sessions")
-        con.execute(f"create or replace table staging.sessions as {sessions.sql}").fetchall()
+        load_landing(con, plan, root / "landing", sessions=True)
     finally:
         con.close()
     return root / "w.duckdb", json.loads(res.truth_path.read_text())

@@ -14,10 +14,11 @@ from pathlib import Path
 import orjson
 
 from pipelines.ingest.load import PartitionResult, ingest_partition
-from pipelines.model_assets import load_models, set_plan_variables
 from pipelines.stitch.identity import build_identity
 from pipelines.warehouse import connect
 from tracking_plan.loader import default_plan_dir, load_plan
+
+from .warehouse import build_sessions
 
 _ids = itertools.count(1)
 BASE = dt.datetime(2026, 3, 2, 9, 0, 0)  # a Monday; every test day lies near it
@@ -87,9 +88,7 @@ def stitch_and_sessions(warehouse: Path, p=None) -> dict:
     con = connect(warehouse)
     try:
         stats = build_identity(con, p)
-        set_plan_variables(con, p)
-        model = next(m for m in load_models() if m.table == "staging.sessions")
-        con.execute(f"create or replace table {model.table} as {model.sql}").fetchall()
+        build_sessions(con, p)
         return stats
     finally:
         con.close()

@@ -84,7 +84,7 @@ def table_specs(plan) -> dict[str, TableSpec]:
         specs[table] = TableSpec(table, desc, grain, {c: ColumnSpec(d, nullable=c not in grain and c != "person_id")
                                                       for c, d in docs.items()})
     for m in all_models():
-        grain = [g.strip() for g in m.grain.split(",") if g.strip()]
+        grain = m.grain_columns
         cols = {c: ColumnSpec(str(d), nullable=c not in grain) for c, d in m.columns.items()}
         specs[m.table] = TableSpec(m.table, m.description, grain, cols, small=m.schema == "marts")
     return specs

@@ -1,7 +1,6 @@
-"""Tuning of the quality checks: read from the plan's `defaults.quality` when the plan model has it.
+"""Tuning of the quality checks: the plan's `defaults: quality:` (tracking_plan/model.py `Defaults.quality`).
 
-Until `tracking_plan/model.py` carries `Defaults.quality: QualitySettings`, the defaults below are
-used as they are; every number has its reason beside it.
+Every number has its reason beside it; quality_checks/ reads them from here (scoring's defaults too).
 """
 
 from __future__ import annotations
@@ -102,9 +101,5 @@ class QualitySettings(BaseModel):
 
 
 def settings_for(plan) -> QualitySettings:
-    """The plan's quality settings, or the defaults when the plan model has none yet."""
-    q = getattr(getattr(getattr(plan, "header", None), "defaults", None), "quality", None)
-    if q is None:
-        return QualitySettings()
-    return q if isinstance(q, QualitySettings) else QualitySettings.model_validate(
-        q.model_dump() if hasattr(q, "model_dump") else q)
+    """The plan's quality settings (plan.yaml `defaults: quality:`, else the defaults above)."""
+    return plan.header.defaults.quality

@@ -75,24 +75,6 @@ def json_path(*parts: str) -> str:
     return out
 
 
-@dataclass
-class _Paths:
-    paths: list[str] = field(default_factory=list)
-    index: dict[str, int] = field(default_factory=dict)
-
-    def add(self, path: str) -> int:
-        if path not in self.index:
-            self.paths.append(path)
-            self.index[path] = len(self.paths)  # DuckDB lists are 1-based
-        return self.index[path]
-
-    def v(self, path: str) -> str:
-        return f"_v[{self.add(path)}]"
-
-    def t(self, path: str) -> str:
-        return f"_t[{self.add(path)}]"
-
-
 def context_pii_traits(plan: Plan) -> list[str]:
     """PII traits of the identify call, which SDKs also copy into context.traits of later events."""
     return sorted({n for ev in plan.events.values() if ev.type == "identify"

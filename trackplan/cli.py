@@ -289,12 +289,5 @@ def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for la
     raise typer.Exit(0 if ok else 1)
 
 
-def main() -> None:  # pragma: no cover
-    try:
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
-
-
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    app()

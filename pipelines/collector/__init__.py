@@ -59,14 +59,9 @@ def load_write_keys(path: str | os.PathLike) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def _plan_validator(plan: str) -> Validator | None:
-    # HOOK for the lead: tracking_plan.validate provides the engine; until it exposes
-    # `collector_validator(plan_dir) -> Validator`, edge validation is off with a warning.
-    try:
-        from tracking_plan.validate import collector_validator  # type: ignore[attr-defined]
-    except ImportError:
-        logging.getLogger("trackplan.collector").warning("--validate: plan validation engine not available")
-        return None
+def _plan_validator(plan: str) -> Validator:
+    from tracking_plan.validate import collector_validator  # the one engine, as in ingest
+
     return collector_validator(plan)
 
 

@@ -1,6 +1,6 @@
 """`trackplan report`: one self-contained HTML file of KPIs, marts and data health.
 
-Everything is read from the warehouse by the table names in CONTRACT.md, defensively: a mart that is
+Everything is read from the warehouse by their warehouse names (README: the tables), defensively: a mart that is
 not built yet becomes a labelled panel, never a crash. Charts are inline SVG (see report_charts),
 and every table shown is also embedded verbatim as a JSON island (``<script id="report-data">``) so
 the numbers on screen can be checked against the marts mechanically.
@@ -28,7 +28,7 @@ from . import charts
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_ROWS = 5000  # rows of one table embedded in the JSON island; marts are small, raw tables are not read
 
-TABLES = [  # every table the report reads, by its CONTRACT.md name
+TABLES = [  # every table the report reads, by its warehouse name
     "marts.activation_cohorts", "marts.retention", "marts.funnel_conversion", "marts.customer_value",
     "marts.experiment_results", "marts.initiative_roi", "marts.channel_attribution",
     "marts.initiative_scenarios", "marts.initiative_portfolio", "quality.daily_metrics",

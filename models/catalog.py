@@ -114,6 +114,15 @@ def all_models(models_dir: Path = MODELS_DIR) -> list[SqlModel | PythonModel]:
     return [*load_models(models_dir), *load_python_models(models_dir)]
 
 
+def table_doc(table: str, models_dir: Path = MODELS_DIR) -> dict:
+    """The YAML of any warehouse table `schema.name` (models/<schema>/<name>.yml), grain as a list."""
+    schema, name = table.split(".")
+    doc = yaml.safe_load((models_dir / schema / f"{name}.yml").read_text()) or {}
+    doc["grain"] = [g.strip() for g in (doc.get("grain") or "").split(",") if g.strip()]
+    doc["columns"] = doc.get("columns") or {}
+    return doc
+
+
 def set_plan_variables(con, plan) -> None:
     """Plan settings SQL models read with getvariable(): no templating in the SQL itself."""
     d = plan.header.defaults

@@ -6,6 +6,7 @@ marketing spend of the plan's `costs_file` (month,channel,spend) lands in stagin
 
 from pathlib import Path
 
+from models.catalog import table_doc
 from tracking_plan.model import Plan
 
 # Defaults for settings the plan format does not carry (yet); each is overridable by a metrics.yaml
@@ -52,17 +53,7 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "marketing_costs": {"month": "date", "channel": "varchar", "spend": "double"},
 }
 
-DESCRIPTIONS = {
-    "plan_settings": "The plan's metric settings (signup, activation, purchase, churn, margin, retention): one row.",
-    "plan_events": "Events of the plan: one row per event.",
-    "plan_funnels": "Funnels of metrics.yaml: one row per funnel.",
-    "plan_funnel_steps": "Ordered funnel steps of metrics.yaml: one row per funnel × step (1-based).",
-    "plan_funnel_exclusions": "Funnel exclusion events: one row per funnel × exclusion, with the steps it spans.",
-    "plan_kpis": "KPIs of metrics.yaml: one row per KPI.",
-    "plan_experiments": "Experiments of metrics.yaml: one row per experiment.",
-    "plan_initiatives": "Initiatives of metrics.yaml: one row per initiative.",
-    "marketing_costs": "Marketing spend from the plan's costs_file: one row per month × channel (channel = utm_source).",
-}
+DESCRIPTIONS = {name: table_doc(f"staging.{name}")["description"] for name in SCHEMAS}  # models/staging/<name>.yml
 
 
 def settings_row(plan: Plan) -> dict:

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from models.catalog import table_doc
 from pipelines.resources import TrackingPlan, Warehouse
 from quality_checks.metrics import COLUMNS as METRIC_COLUMNS
 from quality_checks.metrics import build_daily_metrics, last_seen
@@ -13,21 +14,9 @@ ANOMALIES = dg.AssetKey(["quality", "anomalies"])
 CHECK_RESULTS = dg.AssetKey(["quality", "check_results"])
 UPSTREAM = [dg.AssetKey(["ingest", "events"]), dg.AssetKey(["ingest", "quarantine"]), dg.AssetKey(["stitch", "events"])]
 
-ANOMALY_DOCS = {
-    "day": "Day of the anomaly (partition date).", "event_name": "Event it is about.",
-    "metric": "Metric of quality.daily_metrics (or hours_since_last_event).", "property": "Property ('' if none).",
-    "dimension": "JSON type or enum value ('' if none).", "observed": "Observed value.",
-    "expected": "Expected value (training median).", "expected_low": "Low end of the expected range.",
-    "expected_high": "High end of the expected range.", "score": "Robust z score (or ratio to the bound).",
-    "direction": "up or down.", "detector": "volume, persons, null_rate, quarantine_share, lag_p95_seconds, "
-    "type_change, enum_drift, new_event, freshness, coverage or sunset.", "severity": "WARN.",
-    "message": "One line for the person on call."}
-RESULT_DOCS = {
-    "check_name": "Check name (asset check name).", "asset": "schema.table checked.",
-    "partition": "Partition range of the run, if any.", "passed": "Whether it passed.",
-    "severity": "ERROR (blocks downstream) or WARN.", "observed": "Observed value (e.g. failing share).",
-    "expected_low": "Low end of the expected range.", "expected_high": "High end of the expected range.",
-    "metadata": "JSON: failing counts, samples, SQL.", "run_at": "When it ran (UTC).", "run_id": "Dagster run id."}
+# column docs: models/quality/<table>.yml, the one description of each quality table
+ANOMALY_DOCS = table_doc("quality.anomalies")["columns"]
+RESULT_DOCS = table_doc("quality.check_results")["columns"]
 
 FAMILIES = {  # asset check on quality/anomalies -> detectors it reports
     "volume_anomalies": ("volume", "persons", "freshness", "coverage"),

@@ -28,6 +28,7 @@ COMMANDS = [
     ("trackplan lint", [str(BIN / "trackplan"), "lint", "--plan", str(PLAN)], 1.0),
     ("trackplan diff --base <sample plan>", [str(BIN / "trackplan"), "diff", "--base", str(PLAN), "--plan", str(PLAN)],
      1.0),
+    ("trackplan sql --dialect spark", [str(BIN / "trackplan"), "sql", "--dialect", "spark"], None),  # no Dagster
     ("import pipelines.definitions", [sys.executable, "-c", "import pipelines.definitions"], 4.0),
 ]
 

@@ -18,6 +18,12 @@ import yaml
 
 MODELS_DIR = Path(__file__).resolve().parent
 LAYERS = ("staging", "marts")
+# libyaml when present: the pure-Python loader took ~0.3 s of every Definitions load for 35 small files
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _yaml(path: Path) -> dict:
+    return yaml.load(path.read_text(), Loader=_Loader) or {}
 
 
 @dataclass
@@ -79,7 +85,7 @@ def _meta(path: Path) -> dict:
     meta_path = path.with_suffix(".yml")
     if not meta_path.exists():
         raise FileNotFoundError(f"{path}: a model needs its {meta_path.name} (description, grain, columns)")
-    return yaml.safe_load(meta_path.read_text()) or {}
+    return _yaml(meta_path)
 
 
 def load_models(models_dir: Path = MODELS_DIR) -> list[SqlModel]:
@@ -117,7 +123,7 @@ def all_models(models_dir: Path = MODELS_DIR) -> list[SqlModel | PythonModel]:
 def table_doc(table: str, models_dir: Path = MODELS_DIR) -> dict:
     """The YAML of any warehouse table `schema.name` (models/<schema>/<name>.yml), grain as a list."""
     schema, name = table.split(".")
-    doc = yaml.safe_load((models_dir / schema / f"{name}.yml").read_text()) or {}
+    doc = _yaml(models_dir / schema / f"{name}.yml")
     doc["grain"] = [g.strip() for g in (doc.get("grain") or "").split(",") if g.strip()]
     doc["columns"] = doc.get("columns") or {}
     return doc

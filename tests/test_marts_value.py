@@ -12,14 +12,9 @@ import pytest
 from scipy import stats as sps
 
 from models.kpis import compute_kpi_values
-from models.marts.initiative_portfolio import (
-    channel_of,
-    compute_channel_attribution,
-    compute_initiative_portfolio,
-    compute_initiative_scenarios,
-    marketing_touches,
-    plan_rules,
-)
+from models.marts.channel_attribution import channel_of, compute_channel_attribution, marketing_touches
+from models.marts.initiative_portfolio import compute_initiative_portfolio, plan_rules
+from models.marts.initiative_scenarios import compute_initiative_scenarios
 from models.value import initiative_financials
 from tracking_plan.loader import load_plan
 

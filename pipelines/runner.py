@@ -84,10 +84,15 @@ def run_pipeline(plan_dir: Path, landing: Path, warehouse: Path, partition: str 
 
 def _summary(warehouse: Path, days: list[str], seconds: float, failed_checks: list, console: Console) -> None:
     con = connect(warehouse, read_only=True)
+    # the run's days, and the files outside any date folder (logged by every run, no partition_date)
+    mine = "(partition_date between ? and ? or partition_date is null)"
     try:
-        log = con.execute("""select coalesce(sum(lines),0), coalesce(sum(loaded),0), coalesce(sum(quarantined),0),
-            coalesce(sum(duplicates),0), coalesce(sum(consent_dropped),0), coalesce(sum(suppressed),0), count(*)
-            from ingest.ingestion_log where partition_date between ? and ?""", [days[0], days[-1]]).fetchall()[0]
+        log = con.execute(f"""select coalesce(sum(lines),0), coalesce(sum(loaded),0), coalesce(sum(quarantined),0),
+            coalesce(sum(duplicates),0), coalesce(sum(consent_dropped),0), coalesce(sum(suppressed),0),
+            count(*) filter (where status is distinct from 'skipped'), count(*) filter (where status = 'skipped')
+            from ingest.ingestion_log where {mine}""", [days[0], days[-1]]).fetchall()[0]
+        skips = con.execute(f"""select split_part(skip_reason, ':', 1), count(*) from ingest.ingestion_log
+            where {mine} and status = 'skipped' group by 1 order by 2 desc, 1 limit 5""", [days[0], days[-1]]).fetchall()
         reasons = con.execute("""select r.rule, count(*) n from (select unnest(reasons) r from ingest.quarantine
             where partition_date between ? and ?) group by 1 order by 2 desc limit 5""", [days[0], days[-1]]).fetchall()
         persons = _count(con, "select count(distinct person_id) from stitch.persons")
@@ -100,6 +105,8 @@ def _summary(warehouse: Path, days: list[str], seconds: float, failed_checks: li
     t.add_row("quarantined", f"{log[2]:,}" + (f"  (top: {', '.join(f'{r} {n:,}' for r, n in reasons)})" if reasons else ""))
     t.add_row("duplicates", f"{log[3]:,}")
     t.add_row("consent-dropped / suppressed", f"{log[4]:,} / {log[5]:,}")
+    t.add_row("skipped files", f"{log[7]:,}" + (f"  ({', '.join(f'{r} {n:,}' for r, n in skips)}; "
+                                                  "see ingest.ingestion_log.skip_reason)" if skips else ""))
     t.add_row("persons", f"{persons:,}")
     t.add_row("sessions", f"{sessions:,}")
     t.add_row("time", f"{seconds:.1f} s ({log[0] / max(seconds, 1e-9):,.0f} lines/s end to end)")

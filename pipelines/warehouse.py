@@ -57,8 +57,21 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
         # checkpoints after every partition group (a commit is as durable either way)
         con.execute("set checkpoint_threshold = '1GB'")
         con.execute(DDL)
+        _upgrade(con)
     register_udfs(con)
     return con
+
+
+def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring a warehouse made by an older version to the current DDL (only what changed)."""
+    cols = dict(con.execute("select column_name, is_nullable from information_schema.columns "
+                            "where table_schema = 'ingest' and table_name = 'ingestion_log'").fetchall())
+    if "status" not in cols:  # every landing file gets a row now, skipped ones too (and outside any partition)
+        con.execute("alter table ingest.ingestion_log add column status varchar")
+        con.execute("alter table ingest.ingestion_log add column skip_reason varchar")
+        con.execute("update ingest.ingestion_log set status = 'read'")
+    if cols.get("partition_date") == "NO":
+        con.execute("alter table ingest.ingestion_log alter column partition_date drop not null")
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tracking_plan.validate import lit
+from tracking_plan.validate import json_path, lit, loadable_event_names, validated_events
 
 from .store import ERROR, CheckOutcome
 
@@ -40,8 +40,15 @@ def _json(col: str, prop: str) -> str:
 
 
 def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
-    """Rules for ingest.events from the plan: envelope contract and every property constraint."""
-    names = ", ".join(lit(n) for n in plan.events)
+    """Rules for ingest.events from the plan: envelope contract and every property constraint.
+
+    They are the validator's own rules restated over the loaded rows, so a line the validator accepts
+    cannot fail them: the same events (`validated_events`: every track event, the first event of each
+    other call type), the same event names (an alias call with no plan event is "Alias"), the same
+    property values (a property named `a.b` is one key, not a path; identify/group traits are stored
+    in `properties` as the validator reads them). PII rules are left out: the stored value is hashed,
+    or stripped by consent, by design."""
+    names = ", ".join(lit(n) for n in loadable_event_names(plan))
     out = [
         Rule("message_id not null", "not_null", "message_id is null", mostly),
         Rule("partition_date not null", "not_null", "partition_date is null", mostly),
@@ -50,7 +57,7 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
         Rule("event_name in plan", "enum", f"event_name is null or event_name not in ({names})", mostly),
         Rule("plan_version is semver", "regex", "", mostly, regex=("plan_version", SEMVER)),
     ]
-    for ev in plan.events.values():
+    for ev in validated_events(plan):
         this = f"event_name = {lit(ev.name)}"
         for key, p in ev.properties.items():
             v = _json("properties", key)
@@ -60,7 +67,7 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
             if p.enum and not p.pii:
                 vals = ", ".join(lit(str(x).lower() if isinstance(x, bool) else str(x)) for x in p.enum)
                 out.append(Rule(f"{label} in enum", "enum", f"{this} and {v} is not null and {v} not in ({vals})", mostly))
-            if p.type in ("integer", "number") and (p.minimum is not None or p.maximum is not None):
+            if p.type in ("integer", "number") and (p.minimum is not None or p.maximum is not None) and not p.pii:
                 num = f"try_cast({v} as double)"
                 cond = " or ".join(c for c in (f"{num} < {p.minimum}" if p.minimum is not None else "",
                                                f"{num} > {p.maximum}" if p.maximum is not None else "") if c)
@@ -90,7 +97,7 @@ def compile_sql(table: str, rules: list[Rule], grain: list[str] = (),
     props = sorted({m for r in rules for m in PROP.findall(r.fails + (r.regex[0] if r.regex else ""))})
     if props:
         # one JSON parse per row for every property any rule reads (not one per rule)
-        paths = ", ".join(lit("$." + p) for p in props)
+        paths = ", ".join(lit(json_path(p)) for p in props)
         ctes.append(f"_t as (select *, json_extract_string(properties, [{paths}]) as _p from {table})")
         index = {p: i + 1 for i, p in enumerate(props)}
         sub = lambda x: PROP.sub(lambda m: f"_p[{index[m.group(1)]}]", x)
@@ -150,7 +157,7 @@ def evaluate(con, table: str, rules: list[Rule], grain: list[str] = (),
 
 def _samples(con, table: str, r: Rule, grain, references) -> list[dict]:
     """Up to SAMPLE_ROWS failing rows of one rule (a second, bounded query only when it failed)."""
-    prop = lambda x: PROP.sub(lambda m: f"(properties ->> {lit('$.' + m.group(1))})", x)
+    prop = lambda x: PROP.sub(lambda m: f"(properties ->> {lit(json_path(m.group(1)))})", x)
     r = Rule(r.name, r.kind, prop(r.fails), r.mostly, (prop(r.regex[0]), r.regex[1]) if r.regex else None, r.where)
     if r.kind == "grain_unique":
         key = ", ".join(grain)

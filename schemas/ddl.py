@@ -26,9 +26,10 @@ create table if not exists ingest.quarantine (
     library_name varchar, library_version varchar, plan_version varchar, quarantined_at timestamp not null
 );
 create table if not exists ingest.ingestion_log (
-    partition_date date not null, source_file varchar not null, lines bigint, loaded bigint, quarantined bigint,
+    partition_date date, source_file varchar not null, lines bigint, loaded bigint, quarantined bigint,
     duplicates bigint, consent_dropped bigint, suppressed bigint, warnings bigint, bytes bigint,
-    file_error varchar, plan_version varchar, started_at timestamp, finished_at timestamp, seconds double
+    file_error varchar, plan_version varchar, started_at timestamp, finished_at timestamp, seconds double,
+    status varchar, skip_reason varchar
 );
 create table if not exists ingest.suppression (
     identifier_kind varchar not null, identifier_hash varchar not null, audit_id varchar, added_at timestamp

@@ -41,3 +41,15 @@ def test_every_model_with_a_grain_has_blocking_grain_gates():
         assert {(m.table, "grain_unique"), (m.table, "not_null"), (m.table, "schema")} <= checks, m.table
         if m.path.suffix == ".py":
             assert callable(importlib.import_module(m.module).build), m.table
+
+
+def test_a_python_mart_without_rows_still_has_its_yaml_columns():
+    # the schema gate requires every YAML column: a short run (no initiative with an effect yet) once
+    # left marts.initiative_scenarios with 5 of its 17 columns and failed the run
+    import pandas as pd
+
+    from models.marts.initiative_scenarios import compute_initiative_scenarios
+    from tracking_plan.loader import load_plan
+
+    empty = compute_initiative_scenarios(pd.DataFrame(columns=["initiative", "effect_per_month"]), load_plan())
+    assert empty.empty and list(empty.columns) == list(table_doc("marts.initiative_scenarios")["columns"])

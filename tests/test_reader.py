@@ -66,7 +66,9 @@ def test_not_gzip_is_reported(tmp_path):
     p = tmp_path / "x.jsonl.gz"
     p.write_bytes(b'{"a":1}\n')
     rows, stats = _rows(p)
-    assert rows == [] and stats.file_error.startswith("corrupt")
+    assert stats.file_error.startswith("corrupt") and stats.lines == 1  # one unit, never `lines 0`
+    assert [(r["raw"], r["pre_reason"].split(":")[0]) for r in rows] == [('{"a":1}\n', "corrupt")]
+    assert "8 bytes" in rows[0]["pre_reason"]
 
 
 def test_batch_body(tmp_path):
@@ -105,3 +107,33 @@ def test_read_files_tags_each_row_with_its_file(tmp_path):
                                       ("_truth.json", False), (".tmp.jsonl", False), ("a.csv", False)])
 def test_input_file_names(tmp_path, name, ok):
     assert is_input_file(tmp_path / name) is ok
+
+
+def test_a_symlink_or_missing_file_is_never_opened(tmp_path):
+    """Even handed a symlink directly (a file swapped for a link after the landing scan), the reader
+    refuses it (O_NOFOLLOW): what is outside the landing root is never read."""
+    secret = tmp_path / "secret.jsonl"
+    secret.write_bytes(b'{"messageId": "secret"}\n')
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(secret)
+    for p in (link, tmp_path / "gone.jsonl"):
+        rows, stats = _rows(p)
+        assert rows == [] and not stats.opened and stats.file_error.startswith("unreadable"), p
+    assert "symlink" in _rows(link)[1].file_error
+
+
+def test_landing_scan_lists_every_entry_with_a_reason(tmp_path):
+    from tracking_plan.reader import scan_landing
+
+    day = tmp_path / "date=2026-03-02"
+    (day / "hour=10").mkdir(parents=True)
+    (day / "a.jsonl").write_bytes(b"1\n")
+    (day / "b.JSONL").write_bytes(b"1\n")
+    (day / "hour=10" / "c.jsonl").write_bytes(b"1\n")
+    (tmp_path / "date=2026-02-30").mkdir()
+    (tmp_path / "date=2026-02-30" / "d.jsonl").write_bytes(b"1\n")
+    got = {str(e.path.relative_to(tmp_path)): (e.partition, (e.skip or "").split(":")[0]) for e in scan_landing(tmp_path)}
+    assert got == {"date=2026-03-02/a.jsonl": ("2026-03-02", ""),
+                   "date=2026-03-02/b.JSONL": ("2026-03-02", "unsupported extension"),
+                   "date=2026-03-02/hour=10/c.jsonl": ("2026-03-02", "unexpected subfolder"),
+                   "date=2026-02-30/d.jsonl": (None, "bad date folder")}

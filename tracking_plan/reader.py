@@ -2,12 +2,23 @@
 
 Every physical input line comes out exactly once, as (line_no, raw, pre_reason): a line that cannot
 even be handed to the JSON parser (not UTF-8, too large, cut off by a truncated .gz) carries its
-reason here so the validator quarantines it verbatim instead of losing it.
+reason here so the validator quarantines it verbatim instead of losing it. What cannot be split
+into lines (a .gz that is not gzip, the unreadable rest of a batch body) comes out as one unit with
+its byte size, never as nothing. A batch body comes out message by message (its index as line_no).
+
+`scan_landing` lists every entry under a landing root, each either to read (in its partition) or
+skipped with its reason; it never follows a symlink, and `read_file` refuses to open one, so nothing
+outside the landing root is read.
 """
 
 from __future__ import annotations
 
-import gzip
+import datetime as dt
+import errno
+import json
+import os
+import re
+import stat as stat_mod
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +34,8 @@ BATCH_LINES = 250_000  # lines handed to DuckDB at once
 STORE_LIMIT = 64 << 20  # a single line longer than this is kept only up to here (and says so)
 SCHEMA = pa.schema([("line_no", pa.int64()), ("raw", pa.string()), ("pre_reason", pa.string())])
 SUFFIXES = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz", ".json", ".json.gz")
+UNIT_LIMIT = 1 << 20  # bytes of an unsplittable unit (a corrupt .gz, a batch body's unreadable rest) kept
+BOM = b"\xef\xbb\xbf"  # a UTF-8 byte order mark some Windows tools write: not part of the first line
 
 
 def is_input_file(path: Path) -> bool:
@@ -35,6 +48,105 @@ class ReadStats:
     lines: int = 0
     bytes: int = 0
     file_error: str | None = None
+    opened: bool = False  # False: the file could not be opened at all (a skipped file, not a read one)
+
+
+def _open(path: Path):
+    """Open a regular file for reading, never through a symlink (O_NOFOLLOW) and never blocking on a
+    FIFO or device: a link to /proc/self/environ or a secret elsewhere is refused, not read."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "symlink: not followed (nothing outside the landing root is read)") from None
+        raise
+    st = os.fstat(fd)
+    if not stat_mod.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file")
+    return os.fdopen(fd, "rb")
+
+
+@dataclass(frozen=True)
+class LandingEntry:
+    """One entry under the landing root: read it (skip is None) or skip it for the reason given.
+    `partition` is its date=YYYY-MM-DD folder's day when it is inside one."""
+
+    path: Path
+    partition: str | None
+    skip: str | None = None
+
+
+DATE_DIR = re.compile(r"date=(.*)")
+
+
+def _bad_name(name: str) -> str | None:
+    if name.endswith(".part"):
+        return "being written: a .part file is read once the collector renames it"
+    if name.startswith((".", "_")):
+        return "hidden or metadata file: the name starts with '.' or '_'"
+    if not name.endswith(SUFFIXES):
+        low = name.lower()
+        if low.endswith(SUFFIXES):
+            return "unsupported extension: names are case-sensitive, expected lowercase " + ", ".join(SUFFIXES)
+        return "unsupported extension: expected " + ", ".join(SUFFIXES)
+    return None
+
+
+def scan_landing(root: Path | str) -> list[LandingEntry]:
+    """Every file (and link, FIFO, unreadable folder) under the landing root, sorted by path, each
+    either to read or skipped with its reason. Symlinks are listed, never followed."""
+    root = Path(root)
+    out: list[LandingEntry] = []
+
+    def walk(d: Path, partition: str | None, why: str | None) -> None:
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError as exc:
+            out.append(LandingEntry(d, partition, f"unreadable folder: {exc.strerror or exc}"))
+            return
+        for e in entries:
+            p = Path(e.path)
+            if e.is_symlink():
+                out.append(LandingEntry(p, partition, "symlink: not followed (nothing outside the landing root is read)"))
+            elif e.is_dir(follow_symlinks=False):
+                if d == root:
+                    m = DATE_DIR.fullmatch(e.name)
+                    if m:
+                        day = _day(m.group(1))
+                        if day:
+                            walk(p, day, None)
+                        else:
+                            walk(p, None, f"bad date folder: {e.name!r} is not date=YYYY-MM-DD with a real date")
+                    else:
+                        walk(p, None, f"not in a date folder: {e.name!r} is not date=YYYY-MM-DD")
+                else:
+                    walk(p, partition, why or f"unexpected subfolder: {e.name!r} in {d.name!r} (files must be "
+                                               "directly in their date=YYYY-MM-DD folder)")
+            elif not e.is_file(follow_symlinks=False):
+                out.append(LandingEntry(p, partition, "not a regular file: a FIFO, socket or device"))
+            elif why:
+                out.append(LandingEntry(p, partition, why))
+            elif partition is None:
+                hidden = e.name.startswith((".", "_"))  # e.g. the generator's _truth.json
+                out.append(LandingEntry(p, None, _bad_name(e.name) if hidden else
+                                        "not in a date folder: directly under the landing root"))
+            else:
+                out.append(LandingEntry(p, partition, _bad_name(e.name)))
+
+    if root.is_dir():
+        walk(root, None, None)
+    return sorted(out, key=lambda x: str(x.path))
+
+
+def _day(text: str) -> str | None:
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return None
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        return None
 
 
 class _Batcher:
@@ -123,16 +235,36 @@ def read_file(path: Path | str, max_bytes: int = 32768, stats: ReadStats | None 
     path = Path(path)
     stats = stats if stats is not None else ReadStats()
     name = path.name
-    if name.endswith((".json", ".json.gz")):
-        yield from _read_batch_body(path, max_bytes, stats)
+    try:
+        fh = _open(path)
+    except OSError as exc:
+        stats.file_error = f"unreadable: {exc.strerror or exc}"
         return
+    stats.opened = True
+    with fh:
+        if name.endswith((".json", ".json.gz")):
+            yield from _read_batch_body(fh, name, max_bytes, stats)
+            return
+        yield from _read_lines(fh, name, max_bytes, stats, batch_lines, strip)
+
+
+def _read_lines(fh, name: str, max_bytes: int, stats: ReadStats, batch_lines: int, strip: bool) -> Iterator[pa.Table]:
     out = _Batcher(max_bytes, strip=strip)
     next_no = 1
     tail = b""
-    chunks = _gz_chunks(path) if name.endswith(".gz") else _plain_chunks(path)
+    where = [0]  # compressed bytes consumed so far (a .gz that breaks midway: where the rest starts)
+    chunks = _gz_chunks(fh, where) if name.endswith(".gz") else _plain_chunks(fh)
+    first = True
+    newlines, last = 0, b"\n"  # an independent count of the lines in the bytes, checked at the end
     try:
         for chunk in chunks:
             stats.bytes += len(chunk)
+            if first:
+                first = False
+                chunk = chunk.removeprefix(BOM)
+            if chunk:
+                newlines += chunk.count(b"\n")
+                last = chunk[-1:]
             cut = chunk.rfind(b"\n") + 1
             if cut == 0:  # a line longer than a chunk
                 tail += chunk
@@ -152,87 +284,252 @@ def read_file(path: Path | str, max_bytes: int = 32768, stats: ReadStats | None 
         stats.file_error = f"corrupt: not a readable gzip stream ({exc})"
     except OSError as exc:
         stats.file_error = f"unreadable: {exc.strerror or exc}"
-    if tail.strip():
+    if tail:
         reason = None
-        if stats.file_error and stats.file_error.startswith("truncated"):
-            reason = "truncated: the file ends inside this line"
+        if stats.file_error:
+            reason = f"{stats.file_error.split(':')[0]}: the file ends inside this line ({stats.file_error})"
         out.add_one(tail.rstrip(b"\r"), next_no, reason)
         next_no += 1
+    if stats.file_error and next_no == 1:
+        # nothing could be read as lines (plain text named .gz, a gzip cut in its header): the file is
+        # kept as one unit with its size, never `lines 0`
+        _add_unit(out, fh, 0, next_no, stats.file_error)
+        next_no += 1
+    elif stats.file_error and stats.file_error.startswith("corrupt"):
+        _add_unit(out, fh, where[0], next_no, stats.file_error)  # the compressed rest that could not be read
+        next_no += 1
     stats.lines = next_no - 1
+    if stats.file_error is None and stats.lines != newlines + (last != b"\n"):
+        raise RuntimeError(f"reader defect: {stats.lines} lines read from {newlines} newlines in the bytes")
     if len(out):
         yield out.flush()
 
 
-def _plain_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            yield chunk
+def _add_unit(out: _Batcher, fh, offset: int, no: int, error: str) -> None:
+    """The bytes of ``fh`` from ``offset`` as one quarantined unit whose reason gives their size."""
+    size = os.fstat(fh.fileno()).st_size - offset
+    fh.seek(offset)
+    data = fh.read(UNIT_LIMIT)
+    kept = "" if size <= UNIT_LIMIT else f"; first {UNIT_LIMIT} kept"
+    where = f"from byte {offset} " if offset else ""
+    out.add_one(data, no, f"{error.split(':')[0]}: {size} bytes {where}kept as one unit{kept} ({error})")
 
 
-def _gz_chunks(path: Path) -> Iterator[bytes]:
+def _plain_chunks(fh) -> Iterator[bytes]:
+    while chunk := fh.read(CHUNK):
+        yield chunk
+
+
+GZ_FEED = 1 << 20  # compressed bytes per zlib call: a damaged block loses at most this much before it
+
+
+def _gz_chunks(fh, where: list[int] | None = None) -> Iterator[bytes]:
     """Decompressed chunks of a (multi-member) gzip file. Unlike gzip.open().read(), a truncated
     file yields every byte that could be decompressed before EOFError is raised, so the lines
-    before the cut are loaded and only the cut line is quarantined."""
+    before the cut are loaded and only the cut line is quarantined; a damaged block yields every
+    byte before the damage, then raises zlib.error. ``where[0]`` follows the compressed bytes
+    consumed (where an unreadable rest starts)."""
+    where = where if where is not None else [0]
     dec = zlib.decompressobj(wbits=31)
     fed = False  # has the current member's decompressor been given any bytes?
     full = False  # the last call filled its output: zlib may hold more without new input
     pending = b""
-    with open(path, "rb") as fh:
-        while True:
-            if not pending and not full:
-                pending = fh.read(CHUNK)
-                if not pending:
-                    if fed:
-                        raise EOFError("compressed stream ended before the end-of-stream marker")
-                    return
-                fed = True
+    read = 0
+    while True:
+        if not pending and not full:
+            pending = fh.read(GZ_FEED)
+            read += len(pending)
+            if not pending:
+                if fed:
+                    raise EOFError("compressed stream ended before the end-of-stream marker")
+                return
+            fed = True
+        where[0] = read - len(pending)
+        saved = dec.copy()
+        try:
             out = dec.decompress(pending, CHUNK)  # bounded output: a gzip bomb stays CHUNK-sized
-            pending = dec.unconsumed_tail
-            full = len(out) == CHUNK
-            if out:
-                yield out
-            if dec.eof:  # end of one member: another may follow (cat a.gz b.gz is valid gzip)
-                pending, full = dec.unused_data, False
-                dec = zlib.decompressobj(wbits=31)
-                fed = bool(pending)
+        except zlib.error:
+            yield from _gz_salvage(saved, pending, where)
+            raise
+        pending = dec.unconsumed_tail
+        full = len(out) == CHUNK
+        if out:
+            yield out
+        if dec.eof:  # end of one member: another may follow (cat a.gz b.gz is valid gzip)
+            pending, full = dec.unused_data, False
+            dec = zlib.decompressobj(wbits=31)
+            fed = bool(pending)
 
 
-def _read_batch_body(path: Path, max_bytes: int, stats: ReadStats) -> Iterator[pa.Table]:
+def _gz_salvage(dec, pending: bytes, where: list[int]) -> Iterator[bytes]:
+    """The bytes a damaged piece still gives, fed one compressed byte at a time (rare: only after
+    zlib.error) so the lines before the damage are kept."""
+    start = where[0]
+    for i in range(len(pending)):
+        try:
+            out = dec.decompress(pending[i:i + 1])
+        except zlib.error:
+            where[0] = start + i
+            return
+        if out:
+            yield out
+    where[0] = start + len(pending)
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+SHARED = ("context", "integrations", "sentAt")
+
+
+def _split_batch(text: str):
+    """Tolerant split of a batch body that a strict parser rejected (a NaN in one message, a cut at
+    the end): (shared fields, [(start, end) of each message], offset of an unreadable rest or None),
+    or None when the text is not a batch body at all. Python's json finds each message's end (it
+    accepts NaN); each message is then judged on its own."""
+    dec = json.JSONDecoder()
+    ws = lambda i: _WS.match(text, i).end()
+    i = ws(0)
+    if text[i:i + 1] != "{":
+        return None
+    i += 1
+    shared: dict = {}
+    items: list[tuple[int, int]] | None = None
+    try:
+        while True:
+            i = ws(i)
+            if text[i:i + 1] == "}":
+                if items is None:
+                    return None
+                j = ws(i + 1)
+                return shared, items, (j if j < len(text) else None)
+            key, i = dec.raw_decode(text, i)
+            i = ws(i)
+            if text[i:i + 1] != ":" or not isinstance(key, str):
+                raise ValueError("expected a key")
+            i = ws(i + 1)
+            if key == "batch" and text[i:i + 1] == "[":
+                items = []
+                i = ws(i + 1)
+                if text[i:i + 1] == "]":
+                    i += 1
+                else:
+                    while True:
+                        _, end = dec.raw_decode(text, i)
+                        items.append((i, end))
+                        i = ws(end)
+                        c = text[i:i + 1]
+                        i += 1
+                        if c == "]":
+                            break
+                        if c != ",":
+                            raise ValueError("expected , or ]")
+                        i = ws(i)
+            else:
+                val, i = dec.raw_decode(text, i)
+                if key in SHARED:
+                    shared[key] = val
+            i = ws(i)
+            c = text[i:i + 1]
+            if c == "}":
+                if items is None:
+                    return None
+                j = ws(i + 1)  # anything after the body's closing brace is kept too, not dropped
+                return shared, items, (j if j < len(text) else None)
+            if c != ",":
+                raise ValueError("expected , or }")
+            i += 1
+    except (ValueError, RecursionError):
+        if items is None:
+            return None
+        start = items[-1][1] if items else i
+        return shared, items, start
+
+
+def _read_batch_body(fh, name: str, max_bytes: int, stats: ReadStats) -> Iterator[pa.Table]:
     """A Segment batch body {"batch": [...], "context"?, "sentAt"?}: one "line" per message.
 
     Batch-level context, integrations and sentAt are copied into messages that lack them, as
-    Segment's own API does. A file that is not a batch is read as one event per line.
+    Segment's own API does. A message that is not valid JSON on its own (a NaN) is quarantined alone,
+    with its index; the unreadable rest of a cut body is one unit. A file that is not a batch is
+    read as one event per line.
     """
+    parts: list[bytes] = []
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path) as fh:
-                raw = fh.read()
-        else:
-            raw = path.read_bytes()
-    except (OSError, EOFError, zlib.error) as exc:
-        stats.file_error = f"unreadable: {exc}"
-        return
+        parts.extend(_gz_chunks(fh) if name.endswith(".gz") else _plain_chunks(fh))
+    except EOFError as exc:
+        stats.file_error = f"truncated: compressed stream ended early ({exc})"
+    except zlib.error as exc:
+        stats.file_error = f"corrupt: not a readable gzip stream ({exc})"
+    except OSError as exc:
+        stats.file_error = f"unreadable: {exc.strerror or exc}"
+    raw = b"".join(parts)
+    del parts
     stats.bytes = len(raw)
+    raw = raw.removeprefix(BOM)
+    out = _Batcher(max_bytes)
+    if stats.file_error and not raw:
+        _add_unit(out, fh, 0, 1, stats.file_error)
+        stats.lines = 1
+        yield out.flush()
+        return
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = None
-    if not (isinstance(body, dict) and isinstance(body.get("batch"), list)):
-        # not a batch body: fall back to line-oriented reading of the same bytes
-        out = _Batcher(max_bytes)
-        block = raw if raw.endswith(b"\n") else raw + b"\n"
-        stats.lines = out.add_block(block, 1) if raw.strip() else 0
+    if isinstance(body, dict) and isinstance(body.get("batch"), list):
+        shared = {k: body[k] for k in SHARED if k in body}
+        for i, msg in enumerate(body["batch"], start=1):
+            if isinstance(msg, dict):
+                for k, v in shared.items():
+                    msg.setdefault(k, v)
+            out.add_one(orjson.dumps(msg), i)
+        stats.lines = len(body["batch"])
         if len(out):
             yield out.flush()
         return
-    shared = {k: body[k] for k in ("context", "integrations", "sentAt") if k in body}
-    out = _Batcher(max_bytes)
-    for i, msg in enumerate(body["batch"], start=1):
-        if isinstance(msg, dict):
+    split = None
+    try:
+        text = raw.decode("utf-8")
+        split = _split_batch(text)
+    except UnicodeDecodeError:
+        pass
+    if split is None:
+        # not a batch body: line-oriented reading of the same bytes
+        if raw:
+            block = raw if raw.endswith(b"\n") else raw + b"\n"
+            stats.lines = out.add_block(block, 1)
+            if stats.file_error:  # the last line is where a cut .gz ended
+                last = out.flush()
+                reason = f"{stats.file_error.split(':')[0]}: the file ends inside this line ({stats.file_error})"
+                n = last.num_rows
+                last = last.set_column(2, "pre_reason", pa.array([None] * (n - 1) + [reason], pa.string()))
+                yield last
+                return
+        if len(out):
+            yield out.flush()
+        return
+    shared, items, rest = split
+    for i, (a, b) in enumerate(items, start=1):
+        piece = text[a:b].encode()
+        try:
+            msg = orjson.loads(piece)
+        except orjson.JSONDecodeError as exc:
+            out.add_one(piece, i, f"json: message {i} of the batch is not valid JSON ({exc})")
+            continue
+        if isinstance(msg, dict) and shared:
             for k, v in shared.items():
                 msg.setdefault(k, v)
-        out.add_one(orjson.dumps(msg), i)
-    stats.lines = len(body["batch"])
+            piece = orjson.dumps(msg)
+        out.add_one(piece, i)
+    n = len(items)
+    if rest is not None:
+        data = text[rest:].encode()
+        why = stats.file_error or "the batch body is not valid JSON after its last complete message"
+        kind = "truncated" if stats.file_error and stats.file_error.startswith("truncated") else "json"
+        kept = "" if len(data) <= UNIT_LIMIT else f"; first {UNIT_LIMIT} kept"
+        n += 1
+        out.add_one(data[:UNIT_LIMIT], n, f"{kind}: the rest of the batch body, {len(data)} bytes, kept as one unit"
+                                           f"{kept} ({why})")
+    stats.lines = n
     if len(out):
         yield out.flush()
 

@@ -81,6 +81,30 @@ def context_pii_traits(plan: Plan) -> list[str]:
                    for n, p in ev.properties.items() if p.pii})
 
 
+def validated_events(plan: Plan) -> list[Event]:
+    """The plan events rows are checked against, in key order: every track event, then the first
+    event of each other call type (it validates every call of that type). The gates read it too."""
+    track = [e for e in plan.events.values() if e.type == "track"]
+    other: dict[str, Event] = {}
+    for e in plan.events.values():
+        if e.type != "track":
+            other.setdefault(e.type, e)
+    return [*track, *other.values()]
+
+
+def loadable_event_names(plan: Plan) -> list[str]:
+    """Every event_name a valid row can carry: a validated plan event's name, or the call type's own
+    name (Alias, Screen, ...) for a call type the plan has no event for."""
+    keyed = validated_events(plan)
+    covered = {e.type for e in keyed}
+    return sorted({e.name for e in keyed} | {t[0].upper() + t[1:] for t in ENVELOPE_TYPES
+                                              if t != "track" and t not in covered})
+
+
+# The receipt day of a landing file: its date=YYYY-MM-DD folder (NULL for a file outside one)
+PARTITION_DAY = r"try_cast(regexp_extract(source_file, 'date=(\d{4}-\d{2}-\d{2})[/\\][^/\\]+$', 1) as date)"
+
+
 def _split_path(path: str) -> list[str]:
     """'$.context.campaign.source' -> ['context', 'campaign', 'source'] (quoted parts as json_path writes them)."""
     return [a or b.replace('\\"', '"').replace("\\\\", "\\")
@@ -299,7 +323,9 @@ class Validator:
 
         r = _reason
         q = chr(39)
-        future = f"ts_fixed > received_at + to_seconds({d.max_future_hours * 3600:.0f})"
+        # the time window holds for every event: against receivedAt, or the file's partition day when
+        # there is none (or it is absurd: see _recv)
+        future = f"ts_fixed > _recv_hi + to_seconds({d.max_future_hours * 3600:.0f})"
         envelope_rules = [
             ("_type is null", r("envelope", "$.type", lit("type is missing"))),
             (f"_type not in ({', '.join(lit(t) for t in ENVELOPE_TYPES)})",
@@ -313,19 +339,16 @@ class Validator:
             ("ts_raw is not null and ts_in is null", r("timestamp", "$.timestamp", q + "unparseable timestamp " + q + " || ts_raw")),
             (future, r("timestamp_future", "$.timestamp", q + "event time " + q + " || ts_fixed || "
                        + lit(f" is more than {d.max_future_hours:g} h after it was received"))),
-            (f"not ({future}) and ts_fixed < received_at - to_days({d.max_age_days})",
+            (f"not ({future}) and ts_fixed < _recv_lo - to_days({d.max_age_days})",
              r("timestamp_past", "$.timestamp", q + "event time " + q + " || ts_fixed || "
                + lit(f" is more than {d.max_age_days} days before it was received"))),
         ]
 
         # -- which plan event a row is: a small integer (its position in the plan), found by one list
         # lookup rather than a CASE of string comparisons
-        track = [e for e in plan.events.values() if e.type == "track"]
-        other: dict[str, Event] = {}
-        for e in plan.events.values():
-            if e.type != "track":
-                other.setdefault(e.type, e)  # one entry per non-track call type validates all of them
-        self.keyed: list[Event] = [*track, *other.values()]
+        self.keyed: list[Event] = validated_events(plan)
+        track = [e for e in self.keyed if e.type == "track"]
+        other = {e.type: e for e in self.keyed if e.type != "track"}
         track_names = "[" + ", ".join(lit(e.name) for e in track) + "]"
         other_types = "[" + ", ".join(lit(t) for t in other) + "]"
         ekey = (f"case when not _is_obj then null when _type = 'track' then list_position({track_names}, _event) - 1 "
@@ -382,19 +405,29 @@ with parsed as (
         try_cast(ts_raw as timestamptz)::timestamp as ts_in,
         try_cast(original_ts_raw as timestamptz)::timestamp as original_ts,
         try_cast(sent_at_raw as timestamptz)::timestamp as sent_at,
-        try_cast(received_at_raw as timestamptz)::timestamp as received_at_in
+        try_cast(received_at_raw as timestamptz)::timestamp as received_at_in,
+        {PARTITION_DAY}::timestamp as _pday
     from env
+), received as (
+    -- the receipt the time window is judged by: receivedAt, unless it is missing or further than
+    -- max_age_days from the file's partition day (a receivedAt of 9999 is not a receipt)
+    select *, case when _pday is null or received_at_in between _pday - to_days({self.defaults.max_age_days})
+                   and _pday + to_days({self.defaults.max_age_days}) then received_at_in end as _recv
+    from stamped
 ), fixed as (
     select *,
-        coalesce(received_at_in, sent_at, ts_in, original_ts) as received_at,
+        -- without receivedAt or sentAt the receipt time is the file's partition day
+        coalesce(received_at_in, sent_at, _pday, ts_in, original_ts) as received_at,
+        coalesce(_recv, _pday + interval 1 day, sent_at, ts_in, original_ts) as _recv_hi,
+        coalesce(_recv, _pday, sent_at, ts_in, original_ts) as _recv_lo,
         {ekey} as _ekey,
         {id_ok('message_id')} as _ok_mid, {id_ok('user_id')} as _ok_uid, {id_ok('anonymous_id')} as _ok_aid,
         {id_ok('previous_id')} as _ok_pid, {id_ok('group_id')} as _ok_gid,
         -- Segment's clock-skew correction: the device clock's error is sentAt - receivedAt
         case when coalesce(ts_in, original_ts) is not null and sent_at is not null and received_at_in is not null
              then received_at_in - (sent_at - coalesce(ts_in, original_ts))
-             else coalesce(ts_in, original_ts, received_at_in) end as ts_fixed
-    from stamped
+             else coalesce(ts_in, original_ts, received_at_in, sent_at, _pday) end as ts_fixed
+    from received
 ), checked as (
     select *,
         case when pre_reason is not null then [{{'rule': split_part(pre_reason, ':', 1), 'path': '$', 'message': pre_reason}}]

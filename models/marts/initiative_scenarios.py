@@ -17,6 +17,8 @@ __all__ = ["assumptions_of", "build", "compute_initiative_scenarios", "ranges_of
 MC_DRAWS = 5_000  # P10/P90 move by well under 1 % of their spread between reruns at this size
 MC_SEED = 0  # the same inputs give the same table
 HISTOGRAM_BINS = 20  # bars of the NPV distribution chart in the report
+COLUMNS = ["initiative", "kind", "name", "npv", "roi", "irr", "payback_months", "prob_npv_positive", "parameter",
+           "low_value", "high_value", "npv_low", "npv_high", "swing", "share", "method", "evidence_grade"]
 
 
 def assumptions_of(ini: Initiative, roi_row: dict) -> Assumptions:
@@ -58,11 +60,11 @@ def compute_initiative_scenarios(roi: pd.DataFrame, plan: Plan, n: int = MC_DRAW
         sc = initiative_scenarios(ini.key, a, adoption, ranges_of(ini), n=n, seed=seed)
         mc = monte_carlo(a, ranges_of(ini), n=n, seed=seed)  # same seed: the same draws as above
         frames += [sc, _histogram(ini.key, mc.draws["npv"])]
-    if not frames:
-        return pd.DataFrame(columns=["initiative", "kind", "name", "npv", "share"])
+    if not frames:  # no initiative has an effect yet: the table still has every column (its YAML's)
+        return pd.DataFrame(columns=COLUMNS)
     out = pd.concat(frames, ignore_index=True)
     meta = roi.set_index("initiative")[["method", "evidence_grade"]]
-    return out.join(meta, on="initiative")
+    return out.join(meta, on="initiative").reindex(columns=COLUMNS)
 
 
 def build(con, plan: Plan) -> pd.DataFrame:

@@ -35,7 +35,8 @@ def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, track
     plan = tracking_plan.load()
     validator = Validator(plan)
     keys = context.partition_keys
-    totals = {k: 0 for k in ("lines", "loaded", "quarantined", "duplicates", "consent_dropped", "suppressed")}
+    totals = {k: 0 for k in ("lines", "loaded", "quarantined", "duplicates", "consent_dropped", "suppressed",
+                             "skipped")}
     done = []
 
     def on_done(res) -> None:
@@ -45,6 +46,8 @@ def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, track
         if res.lines:
             context.log.info(f"{res.partition}: {res.lines} lines, {res.loaded} loaded, {res.quarantined} "
                              f"quarantined, {res.duplicates} duplicates, {res.consent_dropped} consent-dropped")
+        if res.skipped:
+            context.log.warning(f"{res.partition}: {res.skipped} files skipped (ingest.ingestion_log.skip_reason)")
         progress.report("ingest", len(done), len(keys))
 
     with warehouse.get_connection() as con:

@@ -1,9 +1,12 @@
 """Load one landing partition: validate, quarantine, de-duplicate, apply consent and PII rules.
 
-Every input line ends in exactly one bucket, per file:
+Every file under the landing root gets an ingest.ingestion_log row: read, or skipped with its reason
+(wrong extension, bad date folder, subfolder, symlink, unreadable...; a file outside any date folder
+has no partition_date). Every line of a read file ends in exactly one bucket:
     lines = loaded + quarantined + duplicates + consent_dropped + suppressed
-and the whole partition is replaced in one transaction, so a re-run gives identical tables and a
-run killed midway leaves the warehouse as it was.
+where `lines` is what the reader counted from the file's bytes (a run stops if they disagree), and
+the whole partition is replaced in one transaction, so a re-run gives identical tables and a run
+killed midway leaves the warehouse as it was.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import duckdb
 import pyarrow as pa
 
 from tracking_plan.model import Plan
-from tracking_plan.reader import ReadStats, is_input_file, read_files
-from tracking_plan.validate import Validator, context_pii_traits, lit
+from tracking_plan.reader import LandingEntry, ReadStats, read_files, scan_landing
+from tracking_plan.validate import Validator, context_pii_traits, json_path, lit
 
 from ..warehouse import transaction
 
@@ -34,6 +37,7 @@ class PartitionResult:
     duplicates: int = 0
     consent_dropped: int = 0
     suppressed: int = 0
+    skipped: int = 0  # files of the partition that were not read (their reasons are in the log)
     seconds: float = 0.0
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
 
@@ -43,17 +47,9 @@ def partition_dir(landing: Path, partition: str) -> Path:
 
 
 def landed_partitions(landing: Path) -> list[str]:
-    """Every date=YYYY-MM-DD folder of the landing zone that holds at least one input file."""
-    out = []
-    for d in sorted(Path(landing).glob("date=*")):
-        day = d.name[5:]
-        try:
-            dt.date.fromisoformat(day)
-        except ValueError:
-            continue
-        if any(is_input_file(f) for f in d.iterdir()):
-            out.append(day)
-    return out
+    """Every date=YYYY-MM-DD folder of the landing zone that holds anything (a folder holding only
+    skipped files is still run, so its files get their log rows)."""
+    return sorted({e.partition for e in scan_landing(landing) if e.partition})
 
 
 def _pii_expr(plan: Plan, column: str) -> str:
@@ -63,7 +59,7 @@ def _pii_expr(plan: Plan, column: str) -> str:
         pii = [n for n, p in ev.properties.items() if p.pii]
         if not pii:
             continue
-        h = ", ".join(f"{lit(n)}, pii_hash({column} ->> {lit('$.' + n)})" for n in pii)
+        h = ", ".join(f"{lit(n)}, pii_hash({column} ->> {lit(json_path(n))})" for n in pii)
         s = ", ".join(f"{lit(n)}, null" for n in pii)
         hashed.append(f"when {lit(ev.name)} then json_merge_patch({column}, json_object({h}))")
         stripped.append(f"when {lit(ev.name)} then json_merge_patch({column}, json_object({s}))")
@@ -122,7 +118,26 @@ GROUP_BYTES = 256 << 20
 
 
 def partition_files(landing: Path, partition: str) -> list[Path]:
-    return sorted(f for f in partition_dir(landing, partition).glob("*") if f.is_file() and is_input_file(f))
+    """The files of a partition to read (never a symlink: see tracking_plan.reader.scan_landing)."""
+    return [e.path for e in scan_landing(landing) if e.partition == partition and e.skip is None]
+
+
+def _log_skipped(con: duckdb.DuckDBPyConnection, plan: Plan, entries: list[LandingEntry], day: dt.date | None) -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for e in entries:
+        con.execute("insert into ingest.ingestion_log by name select ?::date as partition_date, ? as source_file, "
+                    "? as plan_version, ? as started_at, ? as finished_at, 0.0 as seconds, 'skipped' as status, "
+                    "? as skip_reason", [day, str(e.path), plan.version, now, now, e.skip]).fetchall()
+
+
+def log_outside_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path,
+                           scan: list[LandingEntry] | None = None) -> int:
+    """Replace the log rows of the landing files outside any date folder (no partition_date)."""
+    outside = [e for e in (scan if scan is not None else scan_landing(landing)) if e.partition is None]
+    with transaction(con):
+        con.execute("delete from ingest.ingestion_log where partition_date is null").fetchall()
+        _log_skipped(con, plan, outside, None)
+    return len(outside)
 
 
 def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path, partitions: list[str],
@@ -132,10 +147,16 @@ def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path,
     read on a second thread while DuckDB validates and loads the current one."""
     validator = validator or Validator(plan)
     d = plan.header.defaults
+    scan = scan_landing(landing)
+    skipped: dict[str, list[LandingEntry]] = {p: [] for p in partitions}
+    to_read: dict[str, list[Path]] = {p: [] for p in partitions}
+    for e in scan:
+        if e.partition in to_read:
+            (to_read if e.skip is None else skipped)[e.partition].append(e.path if e.skip is None else e)
     groups: list[list[tuple[str, list[Path]]]] = []
     size = 0
     for p in partitions:
-        fs = partition_files(landing, p)
+        fs = to_read[p]
         nbytes = sum(f.stat().st_size for f in fs)
         if groups and groups[-1] and size + nbytes <= GROUP_BYTES:
             groups[-1].append((p, fs))
@@ -178,13 +199,15 @@ def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path,
                             "join _part_of_t m using (source_file)").fetchall()
             has_rows = bool(tables)
             del tables
-            group_results = _load_group(con, plan, [p for p, _ in group], logs, has_rows=has_rows)
+            group_results = _load_group(con, plan, [p for p, _ in group], logs, has_rows=has_rows,
+                                        skipped=skipped)
             per_part = (time.time() - t0) / len(group)
             for res in group_results:
                 res.seconds = per_part
                 results.append(res)
                 if on_done:
                     on_done(res)
+    log_outside_partitions(con, plan, landing, scan)
     return results
 
 
@@ -195,7 +218,7 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path, 
 
 
 def _load_group(con: duckdb.DuckDBPyConnection, plan: Plan, partitions: list[str], logs: dict,
-                has_rows: bool) -> list[PartitionResult]:
+                has_rows: bool, skipped: dict[str, list[LandingEntry]] | None = None) -> list[PartitionResult]:
     """Classify the validated rows of temp table _part (column _pdate) and replace these partitions
     of the ingest tables in one transaction: a run killed midway leaves them as they were."""
     d = plan.header.defaults
@@ -297,9 +320,16 @@ from _classified group by source_file""").fetchall()}
             res = results[p]
             for name, (stats, started) in logs[p].items():
                 c = counts.get(name, (0, 0, 0, 0, 0, 0, 0))
+                if c[0] != stats.lines:  # the reader's count from the bytes against what was classified
+                    raise RuntimeError(f"{name}: the reader counted {stats.lines} lines but {c[0]} were classified; "
+                                       "the partition was not replaced")
+                if not stats.opened:  # could not even be opened: skipped, with the reason
+                    res.files -= 1
+                    res.skipped += 1
                 rows.append((dt.date.fromisoformat(p), name, c[0], c[1], c[2], c[3], c[4], c[5], c[6], stats.bytes,
                              stats.file_error, plan.version, started, finished,
-                             (finished - started).total_seconds()))
+                             (finished - started).total_seconds(), "read" if stats.opened else "skipped",
+                             None if stats.opened else stats.file_error))
                 res.lines += c[0]
                 res.loaded += c[1]
                 res.quarantined += c[2]
@@ -307,8 +337,14 @@ from _classified group by source_file""").fetchall()}
                 res.consent_dropped += c[4]
                 res.suppressed += c[5]
         for row in rows:
-            con.execute("insert into ingest.ingestion_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        list(row)).fetchall()
+            con.execute("insert into ingest.ingestion_log (partition_date, source_file, lines, loaded, quarantined, "
+                        "duplicates, consent_dropped, suppressed, warnings, bytes, file_error, plan_version, "
+                        "started_at, finished_at, seconds, status, skip_reason) "
+                        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", list(row)).fetchall()
+        for p in partitions:
+            entries = (skipped or {}).get(p, [])
+            results[p].skipped += len(entries)
+            _log_skipped(con, plan, entries, dt.date.fromisoformat(p))
     con.unregister("_dates")  # (after a failure the next register replaces it)
     if any(r.quarantined for r in results.values()):
         top: dict[str, list] = {}

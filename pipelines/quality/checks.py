@@ -11,7 +11,7 @@ import dagster as dg
 
 from pipelines.resources import TrackingPlan, Warehouse
 from quality_checks.rules import evaluate, plan_rules, table_rules
-from quality_checks.store import WARN, CheckOutcome, append
+from quality_checks.store import ERROR, CheckOutcome, append
 from tracking_plan.quality_settings import settings_for
 
 from .assets import (
@@ -75,10 +75,12 @@ def _gate_check(key: dg.AssetKey, kinds: tuple[str, ...]):
                 for o in outcomes.values():
                     o.partition = part
                 append(con, list(outcomes.values()), run_id=run_id(context))
-        except Exception as exc:  # a defect in a check must not stop the pipeline: report it, loudly
+        except Exception as exc:
+            # a blocking gate that could not run has not shown the table is good: it fails, and blocks
             context.log.exception(f"checks of {table} could not run")
-            outcomes = {k: CheckOutcome(k, table, passed=False, severity=WARN,
-                                        metadata={"error": f"{type(exc).__name__}: {exc}"}) for k in [*kinds, "schema"]}
+            outcomes = {k: CheckOutcome(k, table, passed=False, severity=ERROR,
+                                        metadata={"error": f"{type(exc).__name__}: {exc}",
+                                                  "crashed": True}) for k in [*kinds, "schema"]}
         for k in [*kinds, "schema"]:
             if k in outcomes:
                 yield to_dagster(outcomes[k], asset_key=key)

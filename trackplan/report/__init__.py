@@ -287,7 +287,7 @@ def _health(wh: _Warehouse, data_docs: Path | None) -> list[Panel]:
     else:
         d = wh.con.execute("select partition_date, sum(lines)::bigint as lines, sum(quarantined)::bigint as quarantined, "
                            "sum(quarantined) / nullif(sum(lines), 0) as quarantine_share "
-                           "from ingest.ingestion_log group by 1 order by 1").df()
+                           "from ingest.ingestion_log where partition_date is not null group by 1 order by 1").df()
         svg = _safe(charts.time_series, d, "partition_date", "quarantine_share", "Quarantine share per day", None, ".1%")
         panels.append(Panel("Quarantine share", "ingest.ingestion_log", [svg] if svg else [],
                             html_table(d.tail(14)), note=f"last 14 of {len(d)} days in the table"))

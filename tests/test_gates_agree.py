@@ -1,0 +1,207 @@
+"""Gates and validator from one source (issue 15, items 4 and 7): a line the validator accepts can
+never fail a row-level gate on ingest.events; every Segment call type passes end to end; a blocking
+gate that crashes fails and blocks."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import re
+import shutil
+
+import dagster as dg
+import orjson
+import yaml
+from support.pipeline import BASE, DAY, ev, iso, write_lines
+
+from pipelines.ingest.load import ingest_partitions
+from pipelines.quality.checks import gates
+from pipelines.warehouse import connect, keyed_hash
+from tracking_plan.loader import default_plan_dir, load_plan
+from tracking_plan.validate import validate_files
+
+T = dt.timedelta
+
+
+def _times(msg: dict, at: dt.datetime) -> dict:
+    return msg | {"timestamp": iso(at), "sentAt": iso(at + T(seconds=1)), "receivedAt": iso(at + T(seconds=2))}
+
+
+# The example payloads of Segment's spec pages (segment.com/docs/connections/spec/<call>/, "Example"),
+# kept whole. Changed only where the sample plan says so, each marked: times moved to the partition day
+# (the spec's are from 2015, beyond max_age_days), unique messageIds (the pages share one), the track
+# example's event named after a plan event, and the plan's required page path and plan enum.
+SPEC = [
+    {"anonymousId": "23adfd82-aa0f-45a7-a756-24f2a7a4c895",
+     "context": {"library": {"name": "analytics.js", "version": "2.11.1"},
+                 "page": {"path": "/academy/", "referrer": "", "search": "", "title": "Analytics Academy",
+                          "url": "https://segment.com/academy/"},
+                 "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_5) AppleWebKit/537.36 (KHTML, like Gecko) "
+                              "Chrome/46.0.2490.86 Safari/537.36", "ip": "108.0.78.21"},
+     "event": "Signed In",  # changed: "Course Clicked" is not in the sample plan
+     "integrations": {}, "messageId": "ajs-f8ca1e4de5024d9430b3928bd8ac6b96",
+     "properties": {"method": "password"},  # changed: the plan's required property
+     "type": "track", "userId": "AiUGstSDIg", "originalTimestamp": "2015-12-12T19:11:01.152Z"},
+    {"anonymousId": "507f191e810c19729de860ea", "channel": "browser",
+     "context": {"ip": "8.8.8.8", "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_2) AppleWebKit/537.36"},
+     "integrations": {"All": True, "Mixpanel": False, "Salesforce": False},
+     "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d1", "name": "Home",
+     "properties": {"title": "Welcome | Initech", "url": "http://www.example.com", "path": "/"},  # changed: + path
+     "type": "page", "userId": "97980cfea0067", "version": "1.1"},
+    {"anonymousId": "3a12eab0-bca7-11e4-8dfc-aa07a5b093db", "channel": "mobile",
+     "context": {"ip": "8.8.8.8"}, "integrations": {"All": True, "Mixpanel": False, "Salesforce": False},
+     "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d2", "name": "Home", "properties": {"Feed Type": "private"},
+     "type": "screen", "userId": "97980cfea0067", "version": "1.1"},
+    {"anonymousId": "507f191e810c19729de860ea", "channel": "browser",
+     "context": {"ip": "8.8.8.8", "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_2) AppleWebKit/537.36"},
+     "integrations": {"All": False, "Mixpanel": True, "Salesforce": True},
+     "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d3",
+     "traits": {"name": "Peter Gibbons", "email": "peter@example.com",
+                "plan": "business",  # changed: "premium" is not in the plan's enum
+                "logins": 5, "address": {"street": "6th St", "city": "San Francisco", "state": "CA",
+                                         "postalCode": "94103", "country": "USA"}},
+     "type": "identify", "userId": "97980cfea0067", "version": "1.1"},
+    {"anonymousId": "507f191e810c19729de860ea", "channel": "browser",
+     "context": {"ip": "8.8.8.8", "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_2) AppleWebKit/537.36"},
+     "integrations": {"All": True, "Mixpanel": False, "Salesforce": False},
+     "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d4", "groupId": "0e8c78ea9d97a7b8185e8632",
+     "traits": {"name": "Initech", "industry": "Technology", "employees": 329, "plan": "enterprise",
+                "total billed": 830},
+     "type": "group", "userId": "97980cfea0067", "version": "1.1"},
+    {"anonymousId": "507f191e810c19729de860ea", "channel": "browser",
+     "context": {"ip": "8.8.8.8", "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_2) AppleWebKit/537.36"},
+     "integrations": {"All": True, "Mixpanel": False, "Salesforce": False},
+     "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d5", "previousId": "39239-239239-239239-23923",
+     "type": "alias", "userId": "507f191e81", "version": "1.1"},
+]
+
+
+def _spec_lines(day: dt.datetime) -> list[dict]:
+    return [_times(copy.deepcopy(m), day + T(hours=10, minutes=i)) for i, m in enumerate(SPEC)]
+
+
+def _failed_gates(con, plan) -> list:
+    return [(o.check, [r["rule"] for r in o.metadata.get("failed_rules", [])])
+            for o in gates(con, plan, "ingest.events") if not o.passed]
+
+
+def test_every_segment_call_type_is_accepted_and_passes_the_gates(tmp_path):
+    landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(landing, DAY, "spec.jsonl", _spec_lines(BASE.replace(hour=0)))
+    plan = load_plan()
+    (report,) = validate_files(plan, [str(landing / f"date={DAY}" / "spec.jsonl")])
+    assert (report.total, report.invalid) == (6, 0), report.errors
+    con = connect(wh)
+    ingest_partitions(con, plan, landing, [DAY])
+    types = dict(con.execute("select type, count(*) from ingest.events group by 1").fetchall())
+    assert types == {t: 1 for t in ("track", "page", "screen", "identify", "group", "alias")}
+    assert _failed_gates(con, plan) == []
+    from quality_checks.schema_checks import run_schema_check
+    from schemas.pandera_models import table_specs
+
+    assert run_schema_check(con, table_specs(plan)["ingest.events"], 1000).passed
+    con.close()
+
+
+def test_a_property_named_with_a_dot_or_quote_is_one_key(tmp_path):
+    """A plan property `a.b` (and one holding a quote) is read as one key by the validator and the
+    gates alike: a required `a.b` present in the event passes both; absent, the validator rejects it."""
+    plan_dir = tmp_path / "plan"
+    shutil.copytree(default_plan_dir(), plan_dir)
+    f = plan_dir / "events" / "signed_in.yaml"
+    doc = yaml.safe_load(f.read_text())
+    doc["properties"]["a.b"] = {"type": "string", "required": True, "description": "dotted", "enum": ["x", "y"]}
+    doc["properties"]['say "hi"'] = {"type": "integer", "description": "quoted", "minimum": 1, "required": True}
+    doc["properties"]['e"mail.x'] = {"type": "string", "description": "PII with a quote and a dot", "pii": True}
+    f.write_text(yaml.safe_dump(doc, sort_keys=False))
+    plan = load_plan(plan_dir)
+    landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    good = [ev(mid=f"d{i}", props={"method": "password", "a.b": "x", 'say "hi"': 2, 'e"mail.x': "p@x.io"})
+            for i in range(3)]
+    nested = ev(mid="nested", props={"method": "password", "a": {"b": "x"}, 'say "hi"': 2})  # not the same key
+    write_lines(landing, DAY, "dots.jsonl", [*good, nested])
+    con = connect(wh)
+    (res,) = ingest_partitions(con, plan, landing, [DAY])
+    assert (res.loaded, res.quarantined) == (3, 1)
+    rules = con.execute("select rules from ingest.quarantine").fetchall()
+    assert rules == [(["required"],)]
+    assert _failed_gates(con, plan) == []
+    # the PII property is hashed under its own name, not dropped
+    stored = {orjson.loads(p)['e"mail.x'] for (p,) in con.execute("select properties from ingest.events").fetchall()}
+    assert stored == {keyed_hash("p@x.io")}
+    con.close()
+
+
+def test_a_gate_rule_on_a_stored_row_still_fails_when_the_row_is_bad(tmp_path):
+    """The gates are not vacuous: a row changed after loading (so the validator never saw it) fails."""
+    landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(landing, DAY, "a.jsonl", [ev(mid="x1"), ev(type="alias", event=None, mid="x2", user="u", previousId="p")])
+    plan = load_plan()
+    con = connect(wh)
+    ingest_partitions(con, plan, landing, [DAY])
+    assert _failed_gates(con, plan) == []
+    con.execute("""update ingest.events set properties = json_object('method', 'carrier pigeon')
+                   where message_id = 'x1'""")
+    con.execute("update ingest.events set event_name = 'Made Up' where message_id = 'x2'")
+    failed = dict(_failed_gates(con, plan))
+    assert "Signed In.method in enum" in failed["enum"] and "event_name in plan" in failed["enum"]
+    con.close()
+
+
+def test_a_crashing_blocking_gate_fails_and_blocks_downstream(tmp_path, monkeypatch):
+    from pipelines import resources as resources_mod  # noqa: F401
+    from pipelines.definitions import all_assets, all_checks
+    from pipelines.quality import checks
+    from pipelines.resources import resources_from_env
+
+    landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(landing, DAY, "a.jsonl", [ev(mid=f"c{i}", at=BASE + T(minutes=i)) for i in range(5)])
+
+    def broken(con, plan, table):
+        if table == "ingest.events":
+            raise RuntimeError("a defect in the gate")
+        return original(con, plan, table)
+
+    original = checks.gates
+    monkeypatch.setattr(checks, "gates", broken)
+    assets = [a for a in all_assets() if any(k.path[0] in ("ingest", "stitch") for k in a.keys)]
+    chks = [c for c in all_checks() if any(k.asset_key.path[0] == "ingest" for k in c.check_keys)]
+    result = dg.materialize([*assets, *chks], resources=resources_from_env(default_plan_dir(), landing, wh),
+                            partition_key=DAY, raise_on_error=False,
+                            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+    evals = [e for e in result.get_asset_check_evaluations() if e.asset_key.path == ["ingest", "events"]]
+    assert evals and all(not e.passed and e.severity == dg.AssetCheckSeverity.ERROR for e in evals)
+    assert all(e.metadata["error"].value == "RuntimeError: a defect in the gate" for e in evals)
+    done = {m.asset_key.path[0] for m in result.get_asset_materialization_events()}
+    assert "ingest" in done and "stitch" not in done  # the blocking failure stopped the layer downstream
+
+
+def test_sample_landing_plus_spec_calls_run_end_to_end(tmp_path):
+    """`trackplan run` on generated traffic plus one of every Segment call type: no ingest or stitch gate
+    fails and stitch and the marts are built."""
+    from pipelines.runner import run_pipeline
+    from trackplan.demo.generate import generate
+
+    landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    generate(landing, users=60, days=14, seed=5)
+    last = max(landing.glob("date=*")).name[5:]
+    write_lines(landing, last, "spec.jsonl", _spec_lines(dt.datetime.fromisoformat(last)))
+    from rich.console import Console
+
+    with open(tmp_path / "console.txt", "w") as sink:
+        out = Console(record=True, width=300, file=sink)
+        ok = run_pipeline(default_plan_dir(), landing, wh, console=out)
+    text = out.export_text()
+    failed = text.split("failed checks", 1)[1]
+    # the generator's _truth.json and _costs.csv at the landing root are not traffic: logged, shown as skipped
+    meta = len(list(landing.glob("_*")))
+    skipped = next(line for line in text.splitlines() if "skipped files" in line)
+    assert meta == 2 and re.search(rf"skipped files\W+{meta}\s+\(hidden or metadata file {meta};", skipped), skipped
+    assert "ingest/events" not in failed and "ingest.events" not in failed
+    assert "stitch" not in failed.split("\n")[0]
+    con = connect(wh, read_only=True)
+    types = {r[0] for r in con.execute("select distinct type from stitch.events").fetchall()}
+    assert types == {"track", "page", "screen", "identify", "group", "alias"}
+    assert con.execute("select count(*) from marts.retention").fetchall()[0][0] > 0
+    con.close()
+    assert ok, text

@@ -26,12 +26,16 @@ def _yaml(path: Path) -> dict:
     return yaml.load(path.read_text(), Loader=_Loader) or {}
 
 
+def split_grain(grain: str | None) -> list[str]:
+    """'person_id, session_index' -> ['person_id', 'session_index'] (a YAML grain line)."""
+    return [g.strip() for g in (grain or "").split(",") if g.strip()]
+
+
 @dataclass
-class SqlModel:
+class _Model:
     schema: str
     name: str
     path: Path
-    sql: str
     description: str
     grain: str
     columns: dict[str, str] = field(default_factory=dict)
@@ -42,7 +46,12 @@ class SqlModel:
 
     @property
     def grain_columns(self) -> list[str]:
-        return [g.strip() for g in self.grain.split(",") if g.strip()]
+        return split_grain(self.grain)
+
+
+@dataclass
+class SqlModel(_Model):
+    sql: str = ""
 
     def upstream(self) -> list[tuple[str, str]]:
         """(schema, table) of every table the SQL reads."""
@@ -56,22 +65,8 @@ class SqlModel:
 
 
 @dataclass
-class PythonModel:
-    schema: str
-    name: str
-    path: Path
-    description: str
-    grain: str
-    columns: dict[str, str] = field(default_factory=dict)
+class PythonModel(_Model):
     depends_on: list[str] = field(default_factory=list)
-
-    @property
-    def table(self) -> str:
-        return f"{self.schema}.{self.name}"
-
-    @property
-    def grain_columns(self) -> list[str]:
-        return [g.strip() for g in self.grain.split(",") if g.strip()]
 
     @property
     def module(self) -> str:
@@ -124,7 +119,7 @@ def table_doc(table: str, models_dir: Path = MODELS_DIR) -> dict:
     """The YAML of any warehouse table `schema.name` (models/<schema>/<name>.yml), grain as a list."""
     schema, name = table.split(".")
     doc = _yaml(models_dir / schema / f"{name}.yml")
-    doc["grain"] = [g.strip() for g in (doc.get("grain") or "").split(",") if g.strip()]
+    doc["grain"] = split_grain(doc.get("grain"))
     doc["columns"] = doc.get("columns") or {}
     return doc
 

@@ -80,7 +80,7 @@ def how(plan: Plan, kpi: KPI) -> str:
         return (f"persons signing up ({signup}) in the last {period} days whose {CONVERSION_WINDOW_DAYS}-day window "
                 f"has closed with a {kpi.event}, / those signups")
     if kpi.measure == "retention":
-        return "retention: read marts.retention (not computed from events here)"
+        return "retention: week-1 retention of marts.retention (kpi_values reads it)"
     what = {"active_persons": "distinct persons", "event_count": f"{kpi.event} events",
             "revenue": f"sum of {kpi.event}.{kpi.property}", "average_property": f"mean of {kpi.event}.{kpi.property}"}
     return f"{what.get(kpi.measure, kpi.measure)}, last {period} days (stitch.events)"
@@ -117,7 +117,18 @@ def kpi_values(con, plan: Plan) -> pd.DataFrame:
     """``compute_kpi_values`` on a warehouse's stitch.events (empty when the table is missing or empty)."""
     from models.marts.events_frame import load_events
 
-    present = con.execute("select count(*) from duckdb_tables() where schema_name = 'stitch' "
-                          "and table_name = 'events'").fetchall()[0][0]
-    events = load_events(con, plan) if present else pd.DataFrame()
-    return compute_kpi_values(events, plan) if len(events) else pd.DataFrame(columns=KPI_COLUMNS)
+    tables = {f"{s}.{t}" for s, t in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()}
+    events = load_events(con, plan) if "stitch.events" in tables else pd.DataFrame()
+    out = compute_kpi_values(events, plan) if len(events) else pd.DataFrame(columns=KPI_COLUMNS)
+    retention = [k for k in plan.metrics.kpis if k.measure == "retention"]
+    if retention and len(out) and "marts.retention" in tables:
+        # retention is the mart's week-1 retention over every cohort (not recomputed from events here)
+        (v,) = con.execute("select sum(retained) / nullif(sum(cohort_size), 0) from marts.retention "
+                           "where period_type = 'week' and period = 1").fetchall()[0]
+        v = float("nan") if v is None else float(v)
+        for k in retention:
+            i = out.index[out["kpi"] == k.key]
+            out.loc[i, "current"] = v
+            out.loc[i, "on_track"] = on_track(k, v)
+            out.loc[i, "how"] = "week-1 retention over every cohort (marts.retention)"
+    return out

@@ -10,9 +10,12 @@ Segment-family SDKs drop a whole batch on any 4xx, so one bad message must never
 from __future__ import annotations
 
 import json
+import math
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -36,6 +39,190 @@ def loads(data: bytes) -> Any:
         # The stdlib accepts lone surrogate escapes and integers beyond 64 bits, which orjson
         # refuses; strict UTF-8 decoding still rejects non-UTF-8 bytes.
         return json.loads(data.decode("utf-8"))
+
+
+# -- values kept exactly ---------------------------------------------------------------------------
+# The collector re-serializes each message (to add receivedAt, messageId, batch fields). That is
+# only allowed when it cannot change a value. A message holding a value that has no exact 64-bit
+# JSON form (NaN/Infinity, an integer outside int64/uint64, a float whose digits a double does not
+# keep, a key given twice) is never rewritten: it is landed as an `Unkept` record that carries its
+# original text byte for byte and the reason, which the ingestion quarantines.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what orjson (and 64-bit JSON readers) hold exactly
+
+
+class NotExact(ValueError):
+    """A JSON text holds a value that would change if parsed and written again."""
+
+
+def _exact_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or Decimal(text) != Decimal(repr(value)):
+        raise NotExact(f"number {text[:40]} has no exact double form")
+    return value
+
+
+def _exact_int(text: str) -> int:
+    value = int(text)
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise NotExact(f"integer {text[:40]} is outside the 64-bit range")
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise NotExact(f"{text} is not a JSON number")
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise NotExact(f"key {dup[:60]!r} appears twice in one object")
+    return out
+
+
+def strict_loads(text: str | bytes) -> Any:
+    """Parse JSON, raising NotExact for any value that would not survive being written again."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return json.loads(text, parse_float=_exact_float, parse_int=_exact_int, parse_constant=_no_constant,
+                      object_pairs_hook=_unique_pairs)  # fmt: skip
+
+
+_TINY = 2.2250738585072014e-308  # below this a double is subnormal: fewer digits survive
+_TO_ZERO = bytes.maketrans(b"0123456789.", b"00000000000")
+_SPACED_KEY = re.compile(rb'"\s+:')
+
+
+def _walk(obj: Any, _dict=dict, _list=list, _float=float) -> tuple[int, bool]:
+    """(keys of every object in ``obj``, True if some float might not be exact: 0.0 (an underflow
+    looks the same), infinite, or subnormal)."""
+    n = 0
+    odd = False
+    stack = [obj]
+    pop, push = stack.pop, stack.append
+    while stack:
+        o = pop()
+        values = o.values() if type(o) is _dict else o
+        if type(o) is _dict:
+            n += len(o)
+        for v in values:
+            tv = type(v)
+            if tv is _dict or tv is _list:
+                push(v)
+            elif tv is _float and not (_TINY <= abs(v) < math.inf):
+                odd = True
+    return n, odd
+
+
+def loads_checked(data: bytes) -> tuple[Any, bool]:
+    """(parsed body, exact): ``exact`` is True when no value of ``data`` can change by re-writing.
+
+    Fast path: orjson already refuses NaN/Infinity and out-of-range integers. What it would
+    silently change is ruled out by cheap scans that can only err towards the slow path: no run
+    of 16 digits/dots (every double keeps 15 significant digits), no float that is 0.0, infinite
+    or subnormal (where an over- or underflow hides), and as many ``":`` in the bytes as keys in
+    the parsed objects with no key written ``"k" :`` (so no key was given twice). The slow path
+    parses again with exact checks per value.
+    """
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        obj = None
+    else:
+        if (type(obj) is dict or type(obj) is list) and data.translate(_TO_ZERO).find(b"0" * 16) < 0 \
+                and not _SPACED_KEY.search(data):
+            keys, odd = _walk(obj)
+            if not odd and data.count(b'":') == keys:
+                return obj, True
+    try:
+        return strict_loads(data), True
+    except NotExact:
+        return loads(data), False  # ValueError here means: not JSON at all
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_LENIENT = json.JSONDecoder()  # accepts what strict_loads refuses; used only to find spans
+
+
+def _skip_ws(text: str, i: int) -> int:
+    return _WS.match(text, i).end()  # type: ignore[union-attr]
+
+
+def _array_items(text: str, i: int) -> tuple[list[str], int]:
+    """Original texts of the elements of the array starting at ``text[i] == "["``; and its end."""
+    items: list[str] = []
+    i = _skip_ws(text, i + 1)
+    if text[i : i + 1] == "]":
+        return items, i + 1
+    while True:
+        _, end = _LENIENT.raw_decode(text, i)
+        items.append(text[i:end])
+        i = _skip_ws(text, end)
+        if text[i : i + 1] == "]":
+            return items, i + 1
+        if text[i : i + 1] != ",":
+            raise ValueError(f"expected , or ] at character {i}")
+        i = _skip_ws(text, i + 1)
+
+
+def message_texts(data: bytes) -> tuple[list[str], list[str]]:
+    """The original text of each message of a body, in the order ``messages_of`` yields them
+    (the elements of a top-level array or of a top-level object's ``batch`` array, else the body),
+    and the texts of the batch envelope's other values."""
+    text = data.decode("utf-8")
+    i = _skip_ws(text, 0)
+    envelope: list[str] = []
+    if text[i : i + 1] == "[":
+        return _array_items(text, i)[0], envelope
+    if text[i : i + 1] == "{":
+        i = _skip_ws(text, i + 1)
+        found: list[str] | None = None
+        while text[i : i + 1] == '"':
+            key, i = _LENIENT.raw_decode(text, i)
+            i = _skip_ws(text, i)
+            i = _skip_ws(text, i + 1)  # the ':'
+            if key == "batch" and text[i : i + 1] == "[":
+                found, i = _array_items(text, i)  # the last "batch" wins, as in the parsed body
+            else:
+                start = i
+                _, i = _LENIENT.raw_decode(text, i)
+                envelope.append(text[start:i])
+            i = _skip_ws(text, i)
+            if text[i : i + 1] == ",":
+                i = _skip_ws(text, i + 1)
+        if found is not None:
+            return found, envelope
+    return [text.strip(" \t\n\r")], []
+
+
+@dataclass
+class Unkept:
+    """A message that cannot be re-written without changing a value: kept as its original text."""
+
+    text: str
+    reason: str
+
+    def line(self, received_at: str) -> bytes:
+        return orjson.dumps({"type": "trackplan_unkept", "reason": self.reason, "receivedAt": received_at,
+                             "original": self.text}) + b"\n"  # fmt: skip
+
+
+def exact_items(data: bytes, items: list[Any]) -> list[Any]:
+    """``items`` (the parsed messages of ``data``) with each message that holds a value that
+    cannot be kept exactly replaced by an :class:`Unkept` holding its original text."""
+    texts, envelope = message_texts(data)
+    for value in envelope:
+        strict_loads(value)  # a batch-level value is copied into every message: it must be exact
+    if len(texts) != len(items):
+        raise NotExact("the body's messages could not be matched to its text")
+    out: list[Any] = []
+    for item, text in zip(items, texts, strict=True):
+        try:
+            out.append(strict_loads(text))
+        except NotExact as exc:
+            out.append(Unkept(text, str(exc)))
+    return out
 
 
 @dataclass
@@ -92,6 +279,10 @@ def prepare(
     batch_integrations = envelope.get("integrations")
     batch_sent_at = envelope.get("sentAt")
     for raw in items:
+        if isinstance(raw, Unkept):
+            out.lines.append(raw.line(received_at))
+            out.invalid["not_exact"] = out.invalid.get("not_exact", 0) + 1
+            continue
         if not isinstance(raw, dict):
             out.add_invalid("not_an_object", raw)
             continue

@@ -214,6 +214,37 @@ def docs(plan: Path | None = PlanOpt, out_dir: Path = typer.Option(Path("site"),
 
 
 @app.command()
+def codegen(lang: str = typer.Option(..., "--lang", help="typescript | python"),
+            out_dir: Path = typer.Option(..., "--out", help="Directory for the generated code"),
+            plan: Path | None = PlanOpt):
+    """Typed tracking functions from the plan (one per event), wrapping the Segment libraries."""
+    from tracking_plan.codegen import CodegenError, write_code
+
+    try:
+        written = write_code(_plan(plan), lang, out_dir)
+    except CodegenError as exc:
+        console.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for path in written:
+        console.print(f"wrote {path}", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def coverage(src_dir: Path = typer.Argument(..., help="Source tree to scan (.ts/.tsx/.js/.py)"),
+             plan: Path | None = PlanOpt, format: str = FormatOpt):
+    """Plan events the code calls, unknown event names, planned events nobody sends; exit 1 on unknown."""
+    from tracking_plan.coverage import render as render_coverage
+    from tracking_plan.coverage import scan
+
+    if not src_dir.exists():
+        console.print(f"{src_dir}: no such file or directory", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2)
+    result = scan(_plan(plan), src_dir)
+    out.print(render_coverage(result, format=format), highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
 def lineage(table: str = typer.Argument(..., help="schema.table, e.g. marts.initiative_roi"),
             format: str = FormatOpt, deep: bool = typer.Option(False, "--deep", help="Follow to raw sources")):
     """Column-level lineage of a model, parsed from its SQL with sqlglot."""

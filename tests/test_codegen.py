@@ -26,9 +26,9 @@ import pytest
 from pipelines.collector import create_app
 from pipelines.collector.local import running
 from tracking_plan.codegen import generate, py_function, ts_function, write_code
-from tracking_plan.generate import generate as generate_traffic
 from tracking_plan.loader import DEFAULT_PLAN, load_plan
 from tracking_plan.validate import validate_files
+from trackplan.demo.generate import generate as generate_traffic
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = load_plan(DEFAULT_PLAN)

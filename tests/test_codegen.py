@@ -142,7 +142,7 @@ def test_python_sends_every_event_through_segment_to_the_collector_and_all_valid
     assert sum(r.total for r in reports) == len(sent)
     assert sum(r.valid for r in reports) == len(sent), [e for r in reports for e in r.errors]
     # ingest loads them all and keeps the plan version in ingest.events.context
-    from pipeline_helpers import ingest, query
+    from support.pipeline import ingest, query
 
     wh = tmp_path / "w.duckdb"
     for day in sorted({p.parent.name.removeprefix("date=") for p in landing.glob("date=*/*.jsonl")}):

@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python benchmarks/calibration.py --jobs 2
 
 dev: install
+	@test -n "$$TRACKPLAN_HASH_SALT" || echo "TRACKPLAN_HASH_SALT is not set: the ingest asset will refuse to hash PII (export a secret of your own)"
 	$(BIN)/dagster dev -w workspace.yaml
 
 SRC := trackplan tracking_plan pipelines schemas quality_checks models tests benchmarks
@@ -77,4 +78,5 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o constraints.txt --python-version 3.11
 
 clean:
-	rm -rf $(VENV) .pytest_cache warehouse.duckdb landing report.html $(NPM_DIR)/node_modules $(NPM_DIR)/dist $(CODEGEN_TS)/node_modules
+	rm -rf $(VENV) .pytest_cache warehouse.duckdb warehouse.duckdb.lock warehouse.duckdb.building landing report.html \
+		$(NPM_DIR)/node_modules $(NPM_DIR)/dist $(CODEGEN_TS)/node_modules

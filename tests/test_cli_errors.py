@@ -169,7 +169,7 @@ def test_forget_without_salt_refuses_in_one_line(env, monkeypatch):
 
 
 def test_demo_says_it_uses_the_public_demo_salt(tmp_path, monkeypatch):
-    import tracking_plan.report
+    import trackplan.report
 
     import pipelines.runner
     import trackplan.demo.generate
@@ -185,7 +185,7 @@ def test_demo_says_it_uses_the_public_demo_salt(tmp_path, monkeypatch):
     monkeypatch.setattr(pipelines.runner, "run_pipeline", fake_run)
     monkeypatch.setattr(trackplan.demo.generate, "generate",
                         lambda out, seed: type("R", (), {"lines": 1, "persons": 1})())
-    monkeypatch.setattr(tracking_plan.report, "write_report", lambda *a, **k: None)
+    monkeypatch.setattr(trackplan.report, "write_report", lambda *a, **k: None)
     res = _invoke(["demo", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert seen["salt"] == DEMO_SALT and "public demo salt" in res.stderr

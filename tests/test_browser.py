@@ -13,11 +13,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from report_support import build_warehouse
+from support.report import build_warehouse
 
 from tracking_plan.docs_site import build_docs
 from tracking_plan.loader import DEFAULT_PLAN, load_plan
-from tracking_plan.report import write_report
+from trackplan.report import write_report
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

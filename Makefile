@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/uv pip install --python $(BIN)/python -q -c constraints.txt -e '.[dev]'
 	# bytecode compiled once here: with PYTHONDONTWRITEBYTECODE set (as on CI images) every process
 	# would otherwise recompile dagster, pandas and pyarrow from source at each start (~2 s)
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib tracking_plan pipelines models quality_checks schemas >/dev/null || true
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib trackplan tracking_plan pipelines models quality_checks schemas >/dev/null || true
 	@touch $(STAMP)
 
 demo: install assets
@@ -26,6 +26,7 @@ test: install browser assets npm codegen-ts
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install
+	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/quality_bench.py
 	$(BIN)/python benchmarks/detector_bench.py
@@ -38,9 +39,14 @@ dev: install
 	@test -n "$$TRACKPLAN_HASH_SALT" || echo "TRACKPLAN_HASH_SALT is not set: the ingest asset will refuse to hash PII (export a secret of your own)"
 	DAGSTER_HOME=$${DAGSTER_HOME:-$$(dirname "$$(realpath -m $${TRACKPLAN_WAREHOUSE:-warehouse.duckdb})")/.dagster} $(BIN)/dagster dev -w workspace.yaml
 
+SRC := trackplan tracking_plan pipelines schemas quality_checks models tests benchmarks
+
+# ruff, the import contract (tests/test_layers.py: imports flow one way), the sample plan, then the formatter
 lint: install
-	$(BIN)/ruff check tracking_plan pipelines schemas quality_checks models tests benchmarks
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 	$(BIN)/trackplan lint
+	$(BIN)/ruff format --check $(SRC)
 
 # Debian's chromium for the browser tests (no browser download): skipped, and listed, where absent
 browser:

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/detector_bench.py           # 300 and 1200 users x 6 seeds, 3000 x 3 (README)
 
 For each traffic size (generator users) and seed: bug-free traffic is generated, loaded and stitched
-once (quality_checks.sample.load_landing); then quality.daily_metrics is built by the pipeline's own
+once (support.warehouse.load_landing); then quality.daily_metrics is built by the pipeline's own
 `build_daily_metrics` and scored by `detect`:
   - clean: every alert is a false alert. Series-days are counted per detector from the day the
     detectors may first score (`min_history_days`), so cold-start days do not dilute the rate;
@@ -33,12 +33,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]  # support.warehouse
 
 from quality_checks.detectors import detect
 from quality_checks.metrics import build_daily_metrics, last_seen
 from quality_checks.planted import DETECTORS, LEVELS, caught, choose, plant, restore, snapshot, sunset_plan
-from quality_checks.settings import QualitySettings, settings_for
+from tracking_plan.quality_settings import QualitySettings, settings_for
 
 UNITS = {"volume_drop": "{:.0%} fewer", "volume_spike": "+{:.0%}", "silence": "all", "null_drift": "{:.0%} nulled",
          "type_change": "{:.0%} of values", "enum_shift": "{:.0%} moved", "new_event": "{:.0%} of host",
@@ -48,7 +48,7 @@ SERIES_METRICS = ("volume", "persons", "null_rate", "quarantine_share", "lag_p95
 
 def generator():
     """The sample traffic generator (moves to trackplan.demo with issue 17: the one import to fix)."""
-    from tracking_plan.generate import generate
+    from trackplan.demo.generate import generate
 
     return generate
 
@@ -67,8 +67,9 @@ def series_days(m: pd.DataFrame, plan, first_scored) -> dict[str, int]:
 
 def build(users: int, seed: int, days: int, tmp: Path, plan, levels) -> dict:
     """The metrics every variant of one (size, seed) gives: clean, partial last day, incidents."""
+    from support.warehouse import load_landing
+
     from pipelines.warehouse import connect
-    from quality_checks.sample import load_landing
 
     generator()(tmp / "landing", days=days, users=users, seed=seed, bug_rate=0, plan=plan)
     con = connect(tmp / "w.duckdb")

@@ -29,6 +29,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # support.warehouse: the one sample-warehouse builder
 
 LINES_PER_USER = 218  # measured: users=570 over the default 107 days wrote 124,501 lines
 TARGET_RATIO = 0.40
@@ -72,9 +73,8 @@ def step_duckdb_read(landing: Path, workdir: Path) -> dict:
 
 def step_pipeline(landing: Path, workdir: Path) -> dict:
     """Our ingest → stitch → sessions into a fresh warehouse, timed per stage."""
-    from pipelines.ingest.load import ingest_partitions, landed_partitions
-    from pipelines.sql_models import load_models, set_plan_variables
-    from pipelines.stitch.identity import build_identity
+    from support.warehouse import load_landing
+
     from pipelines.warehouse import connect
     from tracking_plan.loader import load_plan
 
@@ -83,22 +83,7 @@ def step_pipeline(landing: Path, workdir: Path) -> dict:
     wh.unlink(missing_ok=True)
     con = connect(wh)
     out: dict = {}
-    t0 = time.perf_counter()
-    results = ingest_partitions(con, plan, landing, landed_partitions(landing))
-    out["ingest_s"] = time.perf_counter() - t0
-    out["lines"] = sum(r.lines for r in results)
-    out["loaded"] = sum(r.loaded for r in results)
-    out["peak_ingest_mb"] = _peak_mb()
-    t0 = time.perf_counter()
-    stitched = build_identity(con, plan)
-    out["stitch_s"] = time.perf_counter() - t0
-    out["persons"] = stitched["persons"]
-    t0 = time.perf_counter()
-    set_plan_variables(con, plan)
-    model = next(m for m in load_models() if m.table == "staging.sessions")
-    con.execute(f"create or replace table {model.table} as {model.sql}").fetchall()
-    out["sessions_s"] = time.perf_counter() - t0
-    out["sessions"] = con.execute("select count(*) from staging.sessions").fetchall()[0][0]
+    load_landing(con, plan, landing, sessions=True, timings=out)
     con.close()
     out["peak_mb"] = _peak_mb()
     return out
@@ -134,7 +119,7 @@ def _child(step: str, landing: Path, workdir: Path, *extra: str) -> dict:
 
 
 def bench(size: int, workdir: Path, seed: int) -> dict:
-    from tracking_plan.generate import generate
+    from trackplan.demo.generate import generate
 
     landing = workdir / f"landing-{size}"
     users = max(1, round(size / LINES_PER_USER))

@@ -20,8 +20,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 from scipy import stats as sps
-from statsmodels.stats.power import NormalIndPower, TTestIndPower
-from statsmodels.stats.proportion import proportion_effectsize
+from statsmodels.stats.power import TTestIndPower
 
 from models.causal.its import ITSResult, before_after, interrupted_time_series
 from models.causal.matching import MatchResult, matched_effect
@@ -37,10 +36,10 @@ from models.causal.uplift import (
     auuc,
     qini_auc,
     qini_curve,
-    uplift_by_segment,
     uplift_curve,
     uplift_t_learner,
 )
+from tracking_plan.power import normal_power, normal_sample_size, proportion_effectsize
 
 # GrowthBook flags a sample-ratio mismatch below this p-value (DEFAULT_SRM_THRESHOLD); a looser
 # threshold would fire on many healthy experiments because the marts check every experiment daily.
@@ -371,8 +370,9 @@ def sample_size(
     takes ``sd`` and, for a relative ``mde``, ``baseline_mean`` (two-sample t). Two-sided test.
     """
     es, is_prop = _effect_size(baseline_rate, mde, relative, sd, baseline_mean)
-    engine = NormalIndPower() if is_prop else TTestIndPower()
-    n = engine.solve_power(
+    if is_prop:  # the one closed form, shared with `trackplan lint`
+        return math.ceil(normal_sample_size(es, alpha, power, ratio))
+    n = TTestIndPower().solve_power(
         effect_size=es, nobs1=None, alpha=alpha, power=power, ratio=ratio
     )
     return math.ceil(float(np.squeeze(n)))
@@ -392,8 +392,9 @@ def achieved_power(
     es, is_prop = _effect_size(baseline_rate, mde, relative, sd, baseline_mean)
     if es == 0 or n < 2:
         return float(alpha) if es == 0 else float("nan")
-    engine = NormalIndPower() if is_prop else TTestIndPower()
-    return float(engine.power(effect_size=es, nobs1=n, alpha=alpha, ratio=ratio))
+    if is_prop:
+        return normal_power(es, n, alpha, ratio)
+    return float(TTestIndPower().power(effect_size=es, nobs1=n, alpha=alpha, ratio=ratio))
 
 
 # --------------------------------------------------------------------------------------------
@@ -650,6 +651,56 @@ def evidence_grade(method: str, checks_passed: bool | None = None) -> EvidenceGr
     if key in NON_CAUSAL:
         return EvidenceGrade("D", "before/after comparison, not causal")
     raise ValueError(f"unknown evaluation method {method!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Uplift by segment: the two-sample test per segment (here, beside the test it uses)
+# --------------------------------------------------------------------------------------------
+def uplift_by_segment(
+    df: pd.DataFrame,
+    *,
+    segment: str,
+    treatment: str,
+    outcome: str,
+    score: str | None = None,
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Measured uplift per segment with a Welch CI; ``target`` when the whole CI is above zero.
+
+    Sorted by uplift, best first. ``score`` (a column of model uplift scores) adds the mean
+    predicted uplift beside the measured one, to see whether the model ranks segments rightly.
+    """
+    rows = []
+    for key, g in df.groupby(segment, sort=True):
+        arms = []
+        for flag in (0, 1):
+            y = g.loc[g[treatment] == flag, outcome].to_numpy(float)
+            arms.append(
+                ArmStats(
+                    len(y),
+                    float(y.sum()),
+                    float((y * y).sum()),
+                    binary=set(np.unique(y)).issubset({0.0, 1.0}),
+                )
+            )
+        res = ttest_from_stats(arms[0], arms[1], alpha=alpha)
+        row = {
+            segment: key,
+            "n_treated": arms[1].n,
+            "n_control": arms[0].n,
+            "rate_treated": arms[1].mean,
+            "rate_control": arms[0].mean,
+            "uplift": res.effect,
+            "ci_low": res.ci_low,
+            "ci_high": res.ci_high,
+            "p_value": res.p_value,
+            "target": bool(res.ci_low > 0),
+        }
+        if score is not None:
+            row["predicted_uplift"] = float(g[score].mean())
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out.sort_values("uplift", ascending=False, ignore_index=True)
 
 
 __all__ = [

@@ -5,29 +5,21 @@ from __future__ import annotations
 import dagster as dg
 
 from .ingest.assets import ingest_events
+from .model_assets import model_assets
+from .plan_tables import plan_definitions
+from .quality.assets import quality_assets
+from .quality.checks import asset_checks
 from .resources import resources_from_env
 from .schedules import daily_schedule, ingest_job, landing_sensor
-from .sql_models import sql_model_assets
 from .stitch.assets import stitch_identities
 
 
-def _optional(module: str, attr: str) -> list:
-    """Layers being built in parallel plug in here once their module exists."""
-    import importlib
-
-    try:
-        return list(getattr(importlib.import_module(module), attr)())
-    except ModuleNotFoundError:
-        return []
-
-
 def all_assets() -> list:
-    return [ingest_events, stitch_identities, *sql_model_assets(), *_optional("pipelines.marts", "mart_assets"),
-            *_optional("quality_checks.assets", "quality_assets")]
+    return [ingest_events, stitch_identities, plan_definitions, *model_assets(), *quality_assets()]
 
 
 def all_checks() -> list:
-    return _optional("quality_checks.checks", "asset_checks")
+    return asset_checks()
 
 
 defs = dg.Definitions(

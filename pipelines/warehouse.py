@@ -1,4 +1,4 @@
-"""The embedded DuckDB warehouse: connections and the DDL of the tables the pipeline owns."""
+"""The embedded DuckDB warehouse: connections (each runs the DDL of schemas/ddl.py), PII hashing, transactions."""
 
 from __future__ import annotations
 
@@ -11,47 +11,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from schemas.ddl import DDL
+
 # public, in the source: only `trackplan demo` uses it (and says so); the pipeline has no built-in salt
 DEMO_SALT = "trackplan-demo-salt-change-me"
-REASON = "struct(rule varchar, path varchar, message varchar)"
 
-DDL = f"""
-create schema if not exists ingest;
-create schema if not exists stitch;
-create schema if not exists staging;
-create schema if not exists marts;
-create schema if not exists quality;
-create table if not exists ingest.events (
-    message_id varchar not null, type varchar not null, event_name varchar, event varchar, page_name varchar,
-    anonymous_id varchar, user_id varchar, previous_id varchar, group_id varchar,
-    "timestamp" timestamp, original_timestamp timestamp, sent_at timestamp, received_at timestamp,
-    context json, properties json, traits json,
-    library_name varchar, library_version varchar,
-    utm_source varchar, utm_medium varchar, utm_campaign varchar, utm_term varchar, utm_content varchar,
-    page_url varchar, page_path varchar, page_referrer varchar, session_id varchar, region varchar,
-    consent_category varchar, consent_stripped boolean,
-    plan_version varchar not null, partition_date date not null, source_file varchar not null,
-    line_no bigint not null, loaded_at timestamp not null
-);
-create table if not exists ingest.quarantine (
-    partition_date date not null, source_file varchar not null, line_no bigint not null, raw varchar,
-    reasons {REASON}[], rules varchar[], message_id varchar, event_name varchar, received_at timestamp,
-    library_name varchar, library_version varchar, plan_version varchar, quarantined_at timestamp not null
-);
-create table if not exists ingest.ingestion_log (
-    partition_date date, source_file varchar not null, lines bigint, loaded bigint, quarantined bigint,
-    duplicates bigint, consent_dropped bigint, suppressed bigint, warnings bigint, bytes bigint,
-    file_error varchar, plan_version varchar, started_at timestamp, finished_at timestamp, seconds double,
-    status varchar, skip_reason varchar
-);
-create table if not exists ingest.suppression (
-    identifier_kind varchar not null, identifier_hash varchar not null, audit_id varchar, added_at timestamp
-);
-create table if not exists ingest.erasure_audit (
-    audit_id varchar not null, requested_at timestamp not null, identifier_hash varchar not null,
-    identifiers bigint, rows_deleted bigint, tables varchar[]
-);
-"""
+DEMO_SALT = "trackplan-demo-salt-change-me"
 
 
 class MissingSalt(RuntimeError):

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from tracking_plan.quality_settings import QualitySettings
+
 from .scoring import score_matrix
-from .settings import QualitySettings
 from .store import WARN
 
 COLUMNS = ["day", "event_name", "metric", "property", "dimension", "observed", "expected", "expected_low",

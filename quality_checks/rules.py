@@ -184,8 +184,3 @@ def _isna(v) -> bool:
     import math
 
     return v is None or (isinstance(v, float) and math.isnan(v))
-
-
-def grain_columns(grain: str) -> list[str]:
-    """'person_id, session_index' -> ['person_id', 'session_index'] (a YAML grain line)."""
-    return [g.strip() for g in re.split(r"[,\s]+", grain or "") if g.strip() and re.fullmatch(r"[A-Za-z_]\w*", g.strip())]

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tracking_plan.quality_settings import QualitySettings
+
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 IQR_TO_SIGMA = 1.349  # the IQR of a normal distribution is this many standard deviations
 DIRECTIONS = {"both": 0, "up": 1, "down": -1}
@@ -65,6 +67,9 @@ def nan_quantiles(h: np.ndarray, qs) -> list[np.ndarray]:
         val = srt[rows, lo] * (1 - frac) + srt[rows, hi] * frac
         out.append(np.where(n > 0, val, np.nan))
     return out
+
+
+_Q = QualitySettings()  # the defaults, with their reasons, live in one place
 
 
 def alpha_of(sensitivity) -> np.ndarray:
@@ -138,10 +143,11 @@ def _per_series(x, n) -> np.ndarray:
 
 
 def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", denominators: np.ndarray | None = None,
-                 direction="both", sensitivity=4.5, min_relative_change=0.3, min_absolute_change=0.0,
-                 min_relative_rise=None, drop_sensitivity=None,
-                 training_days: int = 14, min_history_days: int = 10, seasonal_weeks: int = 4,
-                 min_seasonal_points: int = 3, min_daytype_points: int = 2,
+                 direction="both", sensitivity=_Q.sensitivity, min_relative_change=_Q.min_relative_change,
+                 min_absolute_change=0.0, min_relative_rise=None, drop_sensitivity=None,
+                 training_days: int = _Q.training_days, min_history_days: int = _Q.min_history_days,
+                 seasonal_weeks: int = _Q.seasonal_weeks, min_seasonal_points: int = _Q.min_seasonal_points,
+                 min_daytype_points: int = _Q.min_daytype_points,
                  min_count=0, min_expected=0.0, trend: bool = True, min_trend_points: int = 6,
                  max_trend: float = 0.05,
                  effective: np.ndarray | None = None) -> Scored:

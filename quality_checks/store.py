@@ -1,8 +1,8 @@
 """The quality tables and the one result type every check returns.
 
 Every check (row-level gate, Pandera schema, GX suite, anomaly family) returns a `CheckOutcome`;
-`append` writes it to `quality.check_results` and `to_dagster` turns it into an asset-check
-result, so the warehouse history and the Dagster UI always say the same thing.
+`append` writes it to `quality.check_results` and `pipelines.quality.results.to_dagster` turns it
+into an asset-check result, so the warehouse history and the Dagster UI always say the same thing.
 """
 
 from __future__ import annotations
@@ -74,23 +74,3 @@ def append(con, outcomes: list[CheckOutcome], run_id: str | None = None) -> None
 def _num(v):
     return None if v is None else float(v)
 
-
-def to_dagster(o: CheckOutcome, asset_key=None):
-    """The Dagster AssetCheckResult of an outcome (metadata values made Dagster-typed)."""
-    import dagster as dg
-
-    meta: dict[str, Any] = {}
-    for k, v in o.metadata.items():
-        if k == "sql":
-            meta[k] = dg.MetadataValue.md(f"```sql\n{v}\n```")
-        elif isinstance(v, (bool, int, float, str)) or v is None:
-            meta[k] = v if v is not None else dg.MetadataValue.null()
-        else:
-            meta[k] = dg.MetadataValue.json(json.loads(json.dumps(v, default=_jsonable)))
-    if o.observed is not None:
-        meta["observed"] = float(o.observed)
-    if o.expected_low is not None or o.expected_high is not None:
-        meta["expected_range"] = f"[{o.expected_low}, {o.expected_high}]"
-    sev = dg.AssetCheckSeverity.ERROR if o.severity == ERROR else dg.AssetCheckSeverity.WARN
-    kwargs = {"asset_key": asset_key} if asset_key is not None else {}
-    return dg.AssetCheckResult(check_name=o.check, passed=bool(o.passed), severity=sev, metadata=meta, **kwargs)

@@ -1,10 +1,9 @@
 """Pandera models of every curated table, generated (not written twice) from:
 
-- the warehouse DDL (`pipelines/warehouse.py`): columns and NOT NULL of the ingest tables;
+- the warehouse DDL (`schemas/ddl.py`): columns and NOT NULL of the ingest tables;
 - the plan: the values `event_name` and `type` may take, the semver `plan_version`;
-- the models' YAML (`models/<layer>/<name>.yml`): columns, their descriptions, the grain (unique,
-  not null) of every SQL model.
-Stitch tables are described here (they are built in Python, without YAML).
+- the models' YAML (`models/<schema>/<name>.yml`): columns, their descriptions, the grain (unique,
+  not null) of every table, SQL and Python models and the tables pipelines/ writes itself alike.
 """
 
 from __future__ import annotations
@@ -32,20 +31,8 @@ class TableSpec:
     small: bool = False  # validated in full (marts) rather than on a sample
 
 
-STITCH = {
-    "stitch.persons": ("Each identifier's person: one row per identifier.", ["identifier_kind", "identifier"],
-                       {"identifier_kind": "Kind of identifier (user_id, anonymous_id, email, ...).",
-                        "identifier": "The identifier (hashed when it is PII).",
-                        "person_id": "The stitched person it belongs to."}),
-    "stitch.events": ("ingest.events with person_id: one row per event.", ["message_id"],
-                      {"message_id": "Segment messageId.", "person_id": "The stitched person (stitch.persons)."}),
-}
-INGEST = {
-    "ingest.events": ("Valid, de-duplicated events from the landing zone: one row per event.", ["message_id"]),
-    "ingest.quarantine": ("Rejected input lines, verbatim with every reason: one row per line.",
-                          ["source_file", "line_no"]),
-    "ingest.ingestion_log": ("What happened to each landing file: one row per file.", []),
-}
+STITCH = ("stitch.persons", "stitch.events")  # built in Python: described by models/stitch/*.yml
+INGEST = ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")  # columns from the DDL, docs from models/ingest/*.yml
 
 
 @lru_cache(maxsize=1)
@@ -53,7 +40,7 @@ def ddl_columns() -> dict[str, dict[str, tuple[str, bool]]]:
     """table -> column -> (DuckDB type, nullable), read by running the warehouse DDL in memory."""
     import duckdb
 
-    from pipelines.warehouse import DDL
+    from schemas.ddl import DDL
 
     con = duckdb.connect()
     con.execute(DDL)
@@ -68,24 +55,29 @@ def ddl_columns() -> dict[str, dict[str, tuple[str, bool]]]:
 
 def table_specs(plan) -> dict[str, TableSpec]:
     """Every curated table's spec: ingest (DDL + plan), stitch, and every SQL model (YAML)."""
-    from pipelines.sql_models import load_models
+    from models.catalog import all_models, table_doc
     from tracking_plan.validate import loadable_event_names
 
     specs: dict[str, TableSpec] = {}
     ddl = ddl_columns()
-    for table, (desc, grain) in INGEST.items():
-        cols = {c: ColumnSpec(nullable=nullable and c not in grain) for c, (_, nullable) in ddl.get(table, {}).items()}
-        specs[table] = TableSpec(table, desc, grain, cols)
+    for table in INGEST:
+        doc = table_doc(table)
+        grain, docs = doc["grain"], doc["columns"]
+        cols = {c: ColumnSpec(str(docs.get(c, "")), nullable=nullable and c not in grain)
+                for c, (_, nullable) in ddl.get(table, {}).items()}
+        specs[table] = TableSpec(table, doc.get("description", ""), grain, cols)
     ev = specs["ingest.events"].columns
     ev["event_name"].isin = loadable_event_names(plan)  # the validator's own list (an alias call is "Alias")
-    ev["event_name"].description = "The plan's event name."
     ev["type"].isin = SEGMENT_TYPES
     ev["plan_version"].pattern = r"^\d+\.\d+\.\d+$"
-    for table, (desc, grain, docs) in STITCH.items():
-        specs[table] = TableSpec(table, desc, grain, {c: ColumnSpec(d, nullable=c not in grain and c != "person_id")
-                                                      for c, d in docs.items()})
-    for m in load_models():
-        grain = [g.strip() for g in m.grain.split(",") if g.strip()]
+    for table in STITCH:
+        doc = table_doc(table)
+        grain = doc["grain"]
+        specs[table] = TableSpec(table, doc.get("description", ""), grain,
+                                 {c: ColumnSpec(str(d), nullable=c not in grain and c != "person_id")
+                                  for c, d in doc["columns"].items()})
+    for m in all_models():
+        grain = m.grain_columns
         cols = {c: ColumnSpec(str(d), nullable=c not in grain) for c, d in m.columns.items()}
         specs[m.table] = TableSpec(m.table, m.description, grain, cols, small=m.schema == "marts")
     return specs

@@ -13,11 +13,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from report_support import build_warehouse
+from support.report import build_warehouse
 
 from tracking_plan.docs_site import build_docs
 from tracking_plan.loader import DEFAULT_PLAN, load_plan
-from tracking_plan.report import write_report
+from trackplan.report import write_report
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -130,7 +130,7 @@ SHAPE_JS = """() => {
 def report_files(tmp_path_factory):
     """The report of the shared generated sample (the demo's pipeline on a smaller seed) and of a tiny
     hand-built warehouse."""
-    from tests.marts_sample import built_marts
+    from support.marts_sample import built_marts
 
     d = tmp_path_factory.mktemp("decision")
     sample, _ = built_marts()

@@ -17,7 +17,7 @@ import time
 import httpx
 import orjson
 from browser.support import chromium, offline_page, static_site, trackers_bundle
-from pipeline_helpers import query
+from support.pipeline import query
 
 from pipelines.collector import create_app
 from pipelines.collector.local import running

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from pipeline_helpers import DAY, ev, ingest, write_lines
+from support.pipeline import DAY, ev, ingest, write_lines
 from typer.testing import CliRunner
 
-from tracking_plan.cli import app
 from tracking_plan.loader import DEFAULT_PLAN
+from trackplan.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 TRACKPLAN = Path(sys.executable).parent / "trackplan"
@@ -169,9 +169,10 @@ def test_forget_without_salt_refuses_in_one_line(env, monkeypatch):
 
 
 def test_demo_says_it_uses_the_public_demo_salt(tmp_path, monkeypatch):
+    import trackplan.report
+
     import pipelines.runner
-    import tracking_plan.generate
-    import tracking_plan.report
+    import trackplan.demo.generate
     from pipelines.warehouse import DEMO_SALT
 
     monkeypatch.delenv("TRACKPLAN_HASH_SALT")
@@ -182,9 +183,9 @@ def test_demo_says_it_uses_the_public_demo_salt(tmp_path, monkeypatch):
         return True
 
     monkeypatch.setattr(pipelines.runner, "run_pipeline", fake_run)
-    monkeypatch.setattr(tracking_plan.generate, "generate",
+    monkeypatch.setattr(trackplan.demo.generate, "generate",
                         lambda out, seed: type("R", (), {"lines": 1, "persons": 1})())
-    monkeypatch.setattr(tracking_plan.report, "write_report", lambda *a, **k: None)
+    monkeypatch.setattr(trackplan.report, "write_report", lambda *a, **k: None)
     res = _invoke(["demo", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert seen["salt"] == DEMO_SALT and "public demo salt" in res.stderr
@@ -218,7 +219,7 @@ def test_generate_plan_is_used_or_rejected(tmp_path):
 
 
 def test_bad_partition_date_is_refused_before_dagster_is_loaded():
-    code = ("import sys\nfrom tracking_plan.cli import app\n"
+    code = ("import sys\nfrom trackplan.cli import app\n"
             "code = app(['run', '--partition', '2026-13-45'], standalone_mode=False)\n"
             "print(code, 'dagster' in sys.modules)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO,

@@ -8,7 +8,7 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 from typer.testing import CliRunner
 
-from tracking_plan.cli import app
+from trackplan.cli import app
 
 PLANS = Path(__file__).resolve().parent / "fixtures" / "plans"
 runner = CliRunner()

@@ -26,9 +26,9 @@ import pytest
 from pipelines.collector import create_app
 from pipelines.collector.local import running
 from tracking_plan.codegen import generate, py_function, ts_function, write_code
-from tracking_plan.generate import generate as generate_traffic
 from tracking_plan.loader import DEFAULT_PLAN, load_plan
 from tracking_plan.validate import validate_files
+from trackplan.demo.generate import generate as generate_traffic
 
 ROOT = Path(__file__).resolve().parents[1]
 PLAN = load_plan(DEFAULT_PLAN)
@@ -142,7 +142,7 @@ def test_python_sends_every_event_through_segment_to_the_collector_and_all_valid
     assert sum(r.total for r in reports) == len(sent)
     assert sum(r.valid for r in reports) == len(sent), [e for r in reports for e in r.errors]
     # ingest loads them all and keeps the plan version in ingest.events.context
-    from pipeline_helpers import ingest, query
+    from support.pipeline import ingest, query
 
     wh = tmp_path / "w.duckdb"
     for day in sorted({p.parent.name.removeprefix("date=") for p in landing.glob("date=*/*.jsonl")}):

@@ -230,7 +230,7 @@ def test_a_message_that_cannot_be_kept_exactly_is_landed_as_its_original_text(ma
 
 
 def test_unkept_lines_are_quarantined_by_the_ingestion(make_client, tmp_path):
-    from pipeline_helpers import ingest, query
+    from support.pipeline import ingest, query
 
     client = make_client()
     body = ('[{"type":"identify","userId":"u","messageId":"m1","timestamp":"2026-03-02T09:00:00.000Z"},'

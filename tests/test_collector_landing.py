@@ -264,7 +264,7 @@ class _Stream:
 
 
 def test_sigkill_of_the_collector_as_pid_1_loses_no_acknowledged_event(tmp_path):
-    from pipeline_helpers import ingest, query
+    from support.pipeline import ingest, query
 
     problem = _unshare_problem()
     if problem:

@@ -8,10 +8,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from tracking_plan.cli import app
 from tracking_plan.codegen import write_code
 from tracking_plan.coverage import scan, track_event_name
 from tracking_plan.loader import DEFAULT_PLAN, load_plan
+from trackplan.cli import app
 
 PLAN = load_plan(DEFAULT_PLAN)
 

@@ -6,7 +6,7 @@ import json
 import os
 
 import pytest
-from pipeline_helpers import (
+from support.pipeline import (
     BASE,
     DAY,
     ev,
@@ -22,7 +22,7 @@ from pipelines.privacy import ErasureError, forget_person
 from pipelines.publish import run_lock
 from pipelines.warehouse import connect, keyed_hash
 from quality_checks.store import CheckOutcome, append
-from tracking_plan.cli import app
+from trackplan.cli import app
 
 T = dt.timedelta
 KIM, KIM_DEVICE, KIM_PHONE, KIM_EMAIL = "user-kim", "dev-kim-laptop", "dev-kim-phone", "kim@example.com"

@@ -12,11 +12,11 @@ import shutil
 import dagster as dg
 import orjson
 import yaml
-from pipeline_helpers import BASE, DAY, ev, iso, write_lines
+from support.pipeline import BASE, DAY, ev, iso, write_lines
 
 from pipelines.ingest.load import ingest_partitions
+from pipelines.quality.checks import gates
 from pipelines.warehouse import connect, keyed_hash
-from quality_checks.checks import gates
 from tracking_plan.loader import default_plan_dir, load_plan
 from tracking_plan.validate import validate_files
 
@@ -151,8 +151,8 @@ def test_a_gate_rule_on_a_stored_row_still_fails_when_the_row_is_bad(tmp_path):
 def test_a_crashing_blocking_gate_fails_and_blocks_downstream(tmp_path, monkeypatch):
     from pipelines import resources as resources_mod  # noqa: F401
     from pipelines.definitions import all_assets, all_checks
+    from pipelines.quality import checks
     from pipelines.resources import resources_from_env
-    from quality_checks import checks
 
     landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
     write_lines(landing, DAY, "a.jsonl", [ev(mid=f"c{i}", at=BASE + T(minutes=i)) for i in range(5)])
@@ -180,7 +180,7 @@ def test_sample_landing_plus_spec_calls_run_end_to_end(tmp_path):
     """`trackplan run` on generated traffic plus one of every Segment call type: no ingest or stitch gate
     fails and stitch and the marts are built."""
     from pipelines.runner import run_pipeline
-    from tracking_plan.generate import generate
+    from trackplan.demo.generate import generate
 
     landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
     generate(landing, users=60, days=14, seed=5)

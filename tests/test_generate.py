@@ -12,9 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tracking_plan.generate import DEFAULT_START, Incident, generate
 from tracking_plan.loader import load_plan
 from tracking_plan.reader import is_input_file, read_file
+from trackplan.demo.generate import DEFAULT_START, Incident, generate
 
 PLAN = load_plan()
 

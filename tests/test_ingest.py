@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 import orjson
 import pytest
-from pipeline_helpers import BASE, DAY, ev, ingest, iso, plan, query, write_lines
+from support.pipeline import BASE, DAY, ev, ingest, iso, plan, query, write_lines
 
 from pipelines import resources as resources_mod
 from pipelines.ingest.assets import ingest_events

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from pipeline_helpers import BASE, DAY, ev, iso, plan
+from support.pipeline import BASE, DAY, ev, iso, plan
 
 from pipelines.ingest.load import ingest_partitions, landed_partitions
 from pipelines.warehouse import connect

@@ -8,8 +8,7 @@ import dagster as dg
 import pytest
 import sqlglot
 
-from pipelines.sql_models import load_models
-from tracking_plan.lineage import (
+from pipelines.lineage import (
     DIALECTS,
     all_lineage,
     dagster_metadata,
@@ -19,6 +18,7 @@ from tracking_plan.lineage import (
     transpile_models,
     warehouse_schema,
 )
+from pipelines.model_assets import load_models
 
 MODELS = {m.table: m for m in load_models()}
 
@@ -111,7 +111,7 @@ def test_transpile_models_every_dialect():
 def test_cli_lineage_of_a_python_mart_falls_back_to_the_asset_graph():
     from typer.testing import CliRunner
 
-    from tracking_plan.cli import app
+    from trackplan.cli import app
 
     res = CliRunner().invoke(app, ["lineage", "marts.initiative_roi", "--format", "json"])
     assert res.exit_code == 0, res.output

@@ -1,6 +1,7 @@
 """`trackplan lint --warehouse`: the sample-size check reads current traffic from the warehouse."""
 
-from tests.marts_sample import sample
+from support.marts_sample import sample
+
 from tracking_plan.lint import lint, traffic_from_warehouse
 from tracking_plan.loader import DEFAULT_PLAN
 

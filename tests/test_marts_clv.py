@@ -5,7 +5,7 @@ renewals (the sample product) the model is reported as not identified instead of
 import numpy as np
 import pandas as pd
 
-from pipelines.marts.clv import compute_customer_clv
+from models.marts.customer_clv import compute_customer_clv
 from tracking_plan.loader import load_plan
 
 

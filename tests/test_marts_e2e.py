@@ -12,8 +12,8 @@ import pytest
 
 from pipelines.runner import run_pipeline
 from pipelines.warehouse import connect
-from tracking_plan.generate import generate
 from tracking_plan.loader import default_plan_dir, load_plan
+from trackplan.demo.generate import generate
 
 MARTS = ("marts.activation_cohorts", "marts.retention", "marts.funnel_conversion", "marts.customer_value")
 

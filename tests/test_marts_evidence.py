@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from models.stats import ab_readout
-from pipelines.marts.events_frame import normalize, where_column
-from pipelines.marts.evidence import compute_initiative_roi, non_financial_changes
-from pipelines.marts.experiments import compute_experiment_results
-from pipelines.marts.initiatives import (
+from models.marts.events_frame import normalize, where_column
+from models.marts.experiment_results import compute_experiment_results
+from models.marts.initiative_roi import compute_initiative_roi, non_financial_changes
+from models.marts.initiatives import (
     cross_section_event_study,
     did_frame,
     grade_of,
     matching_frame,
 )
+from models.stats import ab_readout
 from tracking_plan.loader import load_plan
 
 T0 = pd.Timestamp("2026-09-01 09:00")
@@ -243,7 +243,7 @@ def test_grade_of_reflects_checks():
 
 # -- the generator's planted effects -----------------------------------------------------------------------------
 def _seeds():
-    from tests.marts_sample import SEEDS
+    from support.marts_sample import SEEDS
 
     return SEEDS
 
@@ -251,8 +251,7 @@ def _seeds():
 @pytest.fixture(scope="module", params=_seeds(), ids=lambda s: f"seed{s}")
 def recovered(request, plan):
     import duckdb
-
-    from tests.marts_sample import built_marts
+    from support.marts_sample import built_marts
 
     path, truth = built_marts(request.param)
     con = duckdb.connect(str(path), read_only=True)
@@ -267,7 +266,7 @@ def recovered(request, plan):
 # Every statement below holds on any seed except with negligible probability: truths within 4
 # standard errors (Z), checks planted to pass compared at 1e-4 rather than at their 5 % level.
 def test_planted_ab_lift_recovered(recovered):
-    from tests.marts_sample import within
+    from support.marts_sample import within
 
     er, _, truth = recovered
     r = er[(er["metric"] == "activation_rate") & ~er["is_control"]].iloc[0]
@@ -281,7 +280,7 @@ def test_planted_ab_lift_recovered(recovered):
 
 
 def test_planted_did_recovered(recovered):
-    from tests.marts_sample import Z, within
+    from support.marts_sample import Z, within
 
     _, roi, truth = recovered
     t = truth["initiatives"]["eu_live_chat"]
@@ -300,7 +299,7 @@ def test_planted_did_recovered(recovered):
 
 
 def test_planted_matching_att_recovered(recovered):
-    from tests.marts_sample import within
+    from support.marts_sample import within
 
     _, roi, truth = recovered
     t = truth["initiatives"]["slack_integration"]
@@ -316,7 +315,7 @@ def test_planted_matching_att_recovered(recovered):
 
 
 def test_planted_its_level_change_recovered(recovered):
-    from tests.marts_sample import within
+    from support.marts_sample import within
 
     _, roi, truth = recovered
     t = truth["initiatives"]["new_pricing_page"]
@@ -339,7 +338,7 @@ def test_non_financial_before_after_fallback(plan):
 def test_paid_plan_trait_and_treatment_filter(plan, monkeypatch):
     """Annual subscribers from before the data (a paid `traits.plan`, never billed inside it) are not in
     the matching population; a `treatment_where` filter keeps only the named integration."""
-    from pipelines.marts import initiatives
+    from models.marts import initiatives
 
     ini = next(i for i in plan.metrics.initiatives if i.key == "slack_integration")
     start = pd.Timestamp(ini.start)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from marts_support import (
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.tokens import TokenType
+from support.marts import (
     FIXTURES,
     MODELS,
     load_fixture,
@@ -16,17 +18,15 @@ from marts_support import (
     setup,
     warehouse,
 )
-from sqlglot.dialects.duckdb import DuckDB
-from sqlglot.tokens import TokenType
 
-from models.value_clv import cac, payback_months_cac, simple_clv
-from pipelines.marts.plan_tables import (
+from models.staging.plan_tables import (
     SCHEMAS,
-    assets,
     plan_rows,
     write_costs,
     write_plan_tables,
 )
+from models.value_clv import cac, payback_months_cac, simple_clv
+from pipelines.plan_tables import plan_definitions
 from pipelines.resources import resources_from_env
 from tracking_plan.loader import load_plan
 
@@ -153,7 +153,7 @@ def test_costs_file(tmp_path: Path):
 def test_plan_definitions_asset_and_mart_deps(tmp_path: Path):
     """The asset writes every plan table; each SQL mart depends on the plan tables it joins."""
     resources = resources_from_env(warehouse=tmp_path / "w.duckdb", landing=tmp_path / "landing")
-    result = dg.materialize(assets(), resources=resources)
+    result = dg.materialize([plan_definitions], resources=resources)
     assert result.success
     mats = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
     assert mats == set(SCHEMAS)

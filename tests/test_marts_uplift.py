@@ -3,14 +3,13 @@ the uplift mart's segment table must recover those lifts (and zero elsewhere) on
 
 import duckdb
 import pytest
-
-from tests.marts_sample import SEEDS, Z, sample, within
+from support.marts_sample import SEEDS, Z, sample, within
 
 
 @pytest.fixture(scope="module", params=SEEDS, ids=lambda s: f"seed{s}")
 def uplift(request):
-    from pipelines.marts.events_frame import load_events
-    from pipelines.marts.uplift import compute_experiment_uplift
+    from models.marts.events_frame import load_events
+    from models.marts.experiment_uplift import compute_experiment_uplift
     from tracking_plan.loader import load_plan
 
     path, truth = sample(request.param)

@@ -10,18 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
+from support.marts_sample import Z, within
 
+from models.kpis import compute_kpi_values
+from models.marts.channel_attribution import channel_of, compute_channel_attribution, marketing_touches
+from models.marts.initiative_portfolio import compute_initiative_portfolio, plan_rules
+from models.marts.initiative_scenarios import compute_initiative_scenarios
 from models.value import initiative_financials
-from pipelines.marts.kpis import compute_kpi_values
-from pipelines.marts.value import (
-    channel_of,
-    compute_channel_attribution,
-    compute_initiative_portfolio,
-    compute_initiative_scenarios,
-    marketing_touches,
-    plan_rules,
-)
-from tests.marts_sample import Z, within
 from tracking_plan.loader import load_plan
 
 T0 = pd.Timestamp("2026-10-01 10:00")
@@ -163,7 +158,7 @@ def test_kpi_values_by_measure(plan):
 
 # -- the generated sample ---------------------------------------------------------------------------------------
 def _seeds():
-    from tests.marts_sample import SEEDS
+    from support.marts_sample import SEEDS
 
     return SEEDS
 
@@ -171,8 +166,7 @@ def _seeds():
 @pytest.fixture(scope="module", params=_seeds(), ids=lambda s: f"seed{s}")
 def marts(request):
     import duckdb
-
-    from tests.marts_sample import built_marts
+    from support.marts_sample import built_marts
 
     path, truth = built_marts(request.param)
     con = duckdb.connect(str(path), read_only=True)

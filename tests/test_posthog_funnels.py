@@ -17,7 +17,7 @@ import json
 from datetime import datetime
 
 import pytest
-from marts_support import PEER_DATA, run_model, setup, warehouse
+from support.marts import PEER_DATA, run_model, setup, warehouse
 
 CASES_FILE = PEER_DATA / "posthog-funnels" / "funnel_cases.json"
 if not CASES_FILE.exists():

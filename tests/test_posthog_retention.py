@@ -17,7 +17,7 @@ import json
 from datetime import datetime, timedelta
 
 import pytest
-from marts_support import (
+from support.marts import (
     PEER_DATA,
     load_events,
     plan_with,
@@ -26,7 +26,7 @@ from marts_support import (
     warehouse,
 )
 
-from pipelines.marts.plan_tables import write_plan_tables
+from models.staging.plan_tables import write_plan_tables
 
 CASES_FILE = PEER_DATA / "posthog-retention" / "retention_cases.json"
 if not CASES_FILE.exists():

@@ -13,15 +13,15 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 import pytest
+from support.warehouse import load_landing
 
 from pipelines.warehouse import connect
 from quality_checks.detectors import detect, series_bands
 from quality_checks.metrics import build_daily_metrics, last_seen
 from quality_checks.planted import DETECTORS, caught, choose, plant, restore, snapshot, sunset_plan
-from quality_checks.sample import load_landing
-from quality_checks.settings import settings_for
-from tracking_plan.generate import generate
 from tracking_plan.loader import load_plan
+from tracking_plan.quality_settings import settings_for
+from trackplan.demo.generate import generate
 
 # the command: trackplan generate --days 35 --users 1200 --seed 3 --bug-rate 0
 DAYS, USERS, SEED = 35, 1200, 3

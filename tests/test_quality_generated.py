@@ -4,16 +4,16 @@ planted incident is caught on its event and day, with nothing else flagged."""
 from datetime import timedelta
 
 import pytest
+from support.warehouse import load_landing
 
+from pipelines.quality.assets import anomaly_outcomes, build_anomalies
+from pipelines.quality.checks import gates
 from pipelines.warehouse import connect
-from quality_checks.assets import anomaly_outcomes, build_anomalies
-from quality_checks.checks import gates
 from quality_checks.metrics import build_daily_metrics
-from quality_checks.sample import load_landing
 from quality_checks.schema_checks import run_schema_check
 from schemas.pandera_models import table_specs
-from tracking_plan.generate import DEFAULT_START, Incident, generate
 from tracking_plan.loader import load_plan
+from trackplan.demo.generate import DEFAULT_START, Incident, generate
 
 DAYS, USERS = 60, 300  # ~28k events: enough people per day for the busy events to be scored
 START = DEFAULT_START + timedelta(days=107 - DAYS)  # generate() ends on the same day whatever `days`

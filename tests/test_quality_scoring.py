@@ -4,9 +4,10 @@ import duckdb
 import numpy as np
 import pytest
 
+from pipelines.quality.results import to_dagster
 from quality_checks.rules import evaluate, plan_rules, table_rules
 from quality_checks.scoring import nan_quantiles, score_matrix
-from quality_checks.store import ERROR, CheckOutcome, append, ensure_tables, to_dagster
+from quality_checks.store import ERROR, CheckOutcome, append, ensure_tables
 from tracking_plan.loader import load_plan
 
 DAYS = np.arange(np.datetime64("2026-01-05"), np.datetime64("2026-02-04"))  # 30 days from a Monday

@@ -1,4 +1,4 @@
-"""The KPI report: one offline HTML file whose numbers are the marts' numbers."""
+"""The KPI report: one offline HTML file whose numbers are the marts' numbers (and the KPIs, the review's)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from report_support import MISSING, build_warehouse
+from support.report import MISSING, build_warehouse
 
 from pipelines.warehouse import connect
-from tracking_plan.report import TABLE_FILTERS, write_report
+from trackplan.report import TABLE_FILTERS, write_report
 
 ISLAND = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.DOTALL)
 
@@ -53,22 +53,47 @@ def test_every_embedded_table_equals_the_warehouse(built):
                 assert _same(w.item() if hasattr(w, "item") else w, g), (name, c, g, w)
 
 
-def test_kpi_values_equal_sql_on_the_marts(built):
+def test_kpi_values_equal_sql_and_the_review(built):
     wh, html, data = built
     con = duckdb.connect(str(wh), read_only=True)
     kpis = {k["key"]: k for k in data["kpis"]}
-    act = con.execute("select sum(activated) / sum(signups) from marts.activation_cohorts where window_complete").fetchall()[0][0]
-    assert kpis["activation_rate"]["value"] == pytest.approx(act, rel=1e-12)  # same doubles, same sum order
-    tickets = con.execute("""select count(*) from stitch.events where event_name = 'Support Ticket Created'
-        and "timestamp" > (select max("timestamp") from stitch.events) - interval 30 day""").fetchall()[0][0]
+    end = "(select max(\"timestamp\") from stitch.events)"
+    # independent SQL of each definition (models/kpis.py): signups of the 30 days before the last
+    # closed 7-day window, activated with >= 3 Task Completed inside their window
+    act = con.execute(f"""
+        with s as (select person_id, min("timestamp") as t from stitch.events where event_name = 'Account Created'
+                   group by 1 having min("timestamp") <= {end} - interval 7 day
+                                 and min("timestamp") > {end} - interval 37 day)
+        select avg(case when (select count(*) from stitch.events e where e.person_id = s.person_id
+                              and e.event_name = 'Task Completed' and e."timestamp" > s.t
+                              and e."timestamp" <= s.t + interval 7 day) >= 3 then 1.0 else 0.0 end) from s""").fetchall()[0][0]
+    assert 0 < act < 1 and kpis["activation_rate"]["value"] == pytest.approx(act, rel=1e-12)
+    tickets = con.execute(f"""select count(*) from stitch.events where event_name = 'Support Ticket Created'
+        and "timestamp" > {end} - interval 30 day""").fetchall()[0][0]
     assert kpis["support_tickets"]["value"] == tickets
-    revenue = con.execute("""select sum((properties ->> '$.revenue')::double) from stitch.events
-        where event_name = 'Order Completed' and "timestamp" > (select max("timestamp") from stitch.events) - interval 30 day""").fetchall()[0][0]
+    revenue = con.execute(f"""select sum((properties ->> '$.revenue')::double) from stitch.events
+        where event_name = 'Order Completed' and "timestamp" > {end} - interval 30 day""").fetchall()[0][0]
     assert kpis["revenue"]["value"] == pytest.approx(revenue, rel=1e-12)
     # the card on screen carries the same value, and its status follows the target's direction
     card = re.search(r'data-kpi="activation_rate" data-value="([^"]+)" data-target="([^"]+)"', html)
     assert float(card.group(1)) == pytest.approx(act, rel=1e-12) and float(card.group(2)) == 0.35
     assert kpis["support_tickets"]["status"] == ("on_target" if tickets <= 150 else "off_target")
+    # the review reads the same computation on the same warehouse: same values, same verdicts
+    from tracking_plan.loader import load_plan
+    from trackplan.review import build_review
+
+    review = build_review(con, load_plan())
+    seen = 0
+    for obj in review.tree:
+        for k in obj["kpis"]:
+            mine = kpis[k["kpi"]]
+            if mine["value"] is None:
+                assert k["current"] is None or math.isnan(k["current"]), k["kpi"]
+                continue
+            seen += 1
+            assert k["current"] == mine["value"], k["kpi"]
+            assert k["on_track"] == (mine["status"] == "on_target"), k["kpi"]
+    assert seen >= 4
 
 
 def test_charts_are_inline_svg_and_nothing_is_fetched(built):

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from tracking_plan.report_format import column_format, column_kind, format_frame
+from trackplan.report.format import column_format, column_kind, format_frame
 
 
 @pytest.mark.parametrize(("name", "kind"), [

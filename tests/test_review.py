@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tracking_plan.loader import default_plan_dir, load_plan
-from tracking_plan.review import (
+from trackplan.review import (
     Review,
     kpi_tree,
     render_html,
@@ -77,7 +77,7 @@ def test_markdown_and_html(plan):
 
 
 def test_review_on_the_generated_sample():
-    from tests.marts_sample import built_marts
+    from support.marts_sample import built_marts
 
     path, _ = built_marts()
     import duckdb

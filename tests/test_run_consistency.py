@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.warehouse import connect
-from tracking_plan.cli import app
-from tracking_plan.generate import generate
+from trackplan.cli import app
+from trackplan.demo.generate import generate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ elif point == "checks":  # some check results appended, others not yet
     m.append = append
 elif point == "publish":  # every asset built and the run recorded in the copy; not yet swapped in
     import pipelines.publish as m; m.Build.publish = die
-from tracking_plan.cli import app
+from trackplan.cli import app
 app(args, prog_name="trackplan")
 """
 
@@ -171,7 +171,7 @@ def test_a_failed_step_is_published_incomplete_without_a_stale_summary(published
         con.close()
     assert status == "incomplete" and "stitch.persons" in not_built and "marts.retention" in not_built
     assert any("stitch" in f for f in failed) and lines == 5  # the ingest of this run is published
-    from tracking_plan.report import render_report
+    from trackplan.report import render_report
 
     html = render_report(wh)
     assert "(incomplete," in html and "tables not rebuilt by it" in html

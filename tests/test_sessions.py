@@ -4,7 +4,7 @@ and the session's landing page, referrer and UTM from its first event."""
 import datetime as dt
 
 import pytest
-from pipeline_helpers import (
+from support.pipeline import (
     BASE,
     DAY,
     ev,

@@ -29,7 +29,7 @@ import orjson
 import pandas as pd
 import pytest
 import yaml
-from pipeline_helpers import query, stitch_and_sessions
+from support.pipeline import query, stitch_and_sessions
 
 from pipelines.ingest.load import ingest_partitions
 from pipelines.warehouse import connect

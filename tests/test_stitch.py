@@ -4,7 +4,7 @@ identify, max_per_person. All scenarios share one small landing zone with disjoi
 import datetime as dt
 
 import pytest
-from pipeline_helpers import (
+from support.pipeline import (
     BASE,
     DAY,
     ev,

@@ -9,12 +9,12 @@ import orjson
 import pyarrow as pa
 import pytest
 import yaml
-from pipeline_helpers import BASE, ev, iso
+from support.pipeline import BASE, ev, iso
 from typer.testing import CliRunner
 
-from tracking_plan.cli import app
 from tracking_plan.loader import load_plan
 from tracking_plan.validate import Validator
+from trackplan.cli import app
 
 RULE_EVENT = {
     "name": "Rule Tested", "type": "track", "consent": "necessary",
@@ -198,8 +198,8 @@ def test_cli_missing_file_exits_two(tmp_path):
 def test_both_variants_agree_line_by_line_on_generated_traffic(tmp_path):
     """The CLI's variant and the loading variant give every line of generated traffic (with 5 %
     tracking bugs of every kind) the same verdict, reasons and warnings."""
-    from tracking_plan.generate import generate
     from tracking_plan.reader import read_files
+    from trackplan.demo.generate import generate
 
     generate(tmp_path, days=10, users=200, seed=3, bug_rate=0.05)
     files = sorted(str(f) for f in tmp_path.glob("date=*/*.jsonl*"))

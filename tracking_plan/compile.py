@@ -35,7 +35,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unnamed"
 
 
-def _num(v: int | float) -> int | float:
+def _num(v: float) -> int | float:
     """A plan bound as JSON: an int stays exact (never through float); 10.0 is written 10."""
     return v if isinstance(v, int) else int(v) if v.is_integer() else v
 

@@ -23,6 +23,7 @@ from .loader import load_plan
 from .model import Event, Plan, Property
 
 TEMPLATES = Path(__file__).parent / "templates"
+BASE_CSS = TEMPLATES / "base.css"  # the look shared with the report (trackplan/report/)
 EXAMPLE_TIME = "2026-01-15T12:00:00.000Z"
 
 FORMAT_EXAMPLES = {
@@ -239,7 +240,7 @@ def build_docs(plan_dir: str | Path, out_dir: str | Path, data_docs: str | Path 
     out = Path(out_dir)
     (out / "events").mkdir(parents=True, exist_ok=True)
     env = _env()
-    css = Markup((TEMPLATES / "report.css").read_text() + (TEMPLATES / "docs.css").read_text())
+    css = Markup(BASE_CSS.read_text() + (TEMPLATES / "docs.css").read_text())
     docs_link = _find_data_docs(out, data_docs)
     events = sorted(plan.events.values(), key=lambda e: e.name)
     pages = []

@@ -506,15 +506,13 @@ def sample_size_per_arm(baseline: float, mde: float, alpha: float = 0.05, power:
                         ratio: float = 1.0) -> tuple[int, int]:
     """Persons needed in control and in treatment to detect a relative lift ``mde`` on a rate.
 
-    Two-sided test of two proportions on Cohen's arcsine effect size h (statsmodels'
-    ``proportion_effectsize`` + ``NormalIndPower``); ``ratio`` is treatment / control size.
+    Two-sided test of two proportions on Cohen's arcsine effect size h (tracking_plan.power, the
+    one implementation); ``ratio`` is treatment / control size.
     """
-    from statsmodels.stats.power import NormalIndPower
-    from statsmodels.stats.proportion import proportion_effectsize
+    from .power import normal_sample_size, proportion_effectsize
 
     treated = min(baseline * (1 + mde), 1.0)
-    h = abs(proportion_effectsize(treated, baseline))
-    n1 = NormalIndPower().solve_power(effect_size=h, alpha=alpha, power=power, ratio=ratio)
+    n1 = normal_sample_size(proportion_effectsize(treated, baseline), alpha, power, ratio)
     return math.ceil(n1), math.ceil(n1 * ratio)
 
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from quality_checks.settings import QualitySettings  # plan.yaml `defaults: quality:` (tuning of the checks)
+from .quality_settings import QualitySettings  # plan.yaml `defaults: quality:` (tuning of the checks)
 
 PropType = Literal["string", "integer", "number", "boolean", "timestamp", "object", "array"]
 EventType = Literal["track", "page", "screen", "identify", "group", "alias"]

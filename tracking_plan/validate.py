@@ -69,7 +69,7 @@ ENVELOPE = [
 HUGE = 10**37  # inside HUGEINT's range (1.7e38): integral values are compared exactly below this
 
 
-def _beyond(t: str, v: str, bound: int | float, side: str) -> str:
+def _beyond(t: str, v: str, bound: float, side: str) -> str:
     """SQL true when the JSON number (type `t`, text `v`) is below (`side` 'min') or above ('max')
     `bound`, compared exactly as numbers, not as doubles: 9223372036854775807 is not
     9223372036854775808, and 1.0 is 1. Integral values (integers, and doubles without a fraction)
@@ -107,24 +107,6 @@ def json_path(*parts: str) -> str:
         else:
             out += '."' + p.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return out
-
-
-@dataclass
-class _Paths:
-    paths: list[str] = field(default_factory=list)
-    index: dict[str, int] = field(default_factory=dict)
-
-    def add(self, path: str) -> int:
-        if path not in self.index:
-            self.paths.append(path)
-            self.index[path] = len(self.paths)  # DuckDB lists are 1-based
-        return self.index[path]
-
-    def v(self, path: str) -> str:
-        return f"_v[{self.add(path)}]"
-
-    def t(self, path: str) -> str:
-        return f"_t[{self.add(path)}]"
 
 
 def context_pii_traits(plan: Plan) -> list[str]:

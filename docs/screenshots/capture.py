@@ -17,7 +17,7 @@ from playwright.sync_api import sync_playwright
 
 from tracking_plan.docs_site import build_docs
 from tracking_plan.loader import default_plan_dir
-from tracking_plan.report import write_report
+from trackplan.report import write_report
 
 HERE = Path(__file__).resolve().parent
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -1,4 +1,5 @@
-"""Uplift modelling for randomized campaigns: T-learner scores, Qini / uplift curves, segments.
+"""Uplift modelling for randomized campaigns: T-learner scores, Qini / uplift curves (per-segment
+readouts: `models.stats.uplift_by_segment`, beside the two-sample test they use).
 
 Curve definitions follow Radcliffe (2007) for Qini and Devriendt et al. (2020) for the uplift
 curve, the same ones scikit-uplift (``sklift.metrics``) implements, so the numbers agree with it.
@@ -141,54 +142,3 @@ def auuc(y, treatment, score, normalize: bool = True) -> float:
     perfect = _area_over_random(*uplift_curve(y_, t_, 2 * (y_ == t_) + tiebreak))
     return area / perfect
 
-
-def uplift_by_segment(
-    df: pd.DataFrame,
-    *,
-    segment: str,
-    treatment: str,
-    outcome: str,
-    score: str | None = None,
-    alpha: float = 0.05,
-) -> pd.DataFrame:
-    """Measured uplift per segment with a Welch CI; ``target`` when the whole CI is above zero.
-
-    Sorted by uplift, best first. ``score`` (a column of model uplift scores) adds the mean
-    predicted uplift beside the measured one, to see whether the model ranks segments rightly.
-    """
-    from models.stats import (
-        ArmStats,
-        ttest_from_stats,
-    )  # models.stats imports this module
-
-    rows = []
-    for key, g in df.groupby(segment, sort=True):
-        arms = []
-        for flag in (0, 1):
-            y = g.loc[g[treatment] == flag, outcome].to_numpy(float)
-            arms.append(
-                ArmStats(
-                    len(y),
-                    float(y.sum()),
-                    float((y * y).sum()),
-                    binary=set(np.unique(y)).issubset({0.0, 1.0}),
-                )
-            )
-        res = ttest_from_stats(arms[0], arms[1], alpha=alpha)
-        row = {
-            segment: key,
-            "n_treated": arms[1].n,
-            "n_control": arms[0].n,
-            "rate_treated": arms[1].mean,
-            "rate_control": arms[0].mean,
-            "uplift": res.effect,
-            "ci_low": res.ci_low,
-            "ci_high": res.ci_high,
-            "p_value": res.p_value,
-            "target": bool(res.ci_low > 0),
-        }
-        if score is not None:
-            row["predicted_uplift"] = float(g[score].mean())
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    return out.sort_values("uplift", ascending=False, ignore_index=True)

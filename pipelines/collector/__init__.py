@@ -85,14 +85,9 @@ def load_sources(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, lis
     return keys, origins or None
 
 
-def _plan_validator(plan: str) -> Validator | None:
-    # HOOK for the lead: tracking_plan.validate provides the engine; until it exposes
-    # `collector_validator(plan_dir) -> Validator`, edge validation is off with a warning.
-    try:
-        from tracking_plan.validate import collector_validator  # type: ignore[attr-defined]
-    except ImportError:
-        logging.getLogger("trackplan.collector").warning("--validate: plan validation engine not available")
-        return None
+def _plan_validator(plan: str) -> Validator:
+    from tracking_plan.validate import collector_validator  # the one engine, as in ingest
+
     return collector_validator(plan)
 
 

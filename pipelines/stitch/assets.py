@@ -6,7 +6,6 @@ import dagster as dg
 from .. import progress
 from ..ingest.assets import EVENTS as INGEST_EVENTS
 from ..resources import TrackingPlan, Warehouse
-from .identity import build_identity
 
 IDENTITY_GRAPH = dg.AssetKey(["stitch", "identity_graph"])
 PERSONS = dg.AssetKey(["stitch", "persons"])
@@ -26,6 +25,8 @@ EVENTS = dg.AssetKey(["stitch", "events"])
 )
 def stitch_identities(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
     """Resolve identities per identity.yaml with connected components and max_per_person limits."""
+    from .identity import build_identity  # pandas and scipy: loaded when stitching runs, not with the Definitions
+
     plan = tracking_plan.load()
     with warehouse.get_connection() as con:
         stats = build_identity(con, plan)

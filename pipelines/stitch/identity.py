@@ -22,7 +22,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from tracking_plan.model import Plan
-from tracking_plan.validate import lit
+from tracking_plan.validate import NULLISH_RE, lit
 
 from ..warehouse import transaction
 
@@ -45,12 +45,17 @@ def _person_id(kind: str, value: str) -> str:
     return "p_" + hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()[:16]
 
 
+def _real_id(sql: str) -> str:
+    """SQL true when an identifier is present and not a placeholder ('null', 'undefined', ...): the
+    validator's own list (tracking_plan.validate.NULLISH_IDS), so stitch and ingest agree."""
+    return f"{sql} is not null and not coalesce(regexp_full_match({sql}, {lit(NULLISH_RE)}), false)"
+
+
 def build_links(con: duckdb.DuckDBPyConnection, plan: Plan) -> pd.DataFrame:
     """Distinct identifier pairs seen together, with first/last time and how they were linked."""
     idents = plan.identity.identifiers
     if not idents:
         return pd.DataFrame(columns=["kind_a", "id_a", "kind_b", "id_b", "first_seen", "last_seen", "via", "events"])
-    nullish = "('', 'null', 'undefined', 'none', 'nil')"
     parts = []
     for i, a in enumerate(idents):
         for b in idents[i + 1:]:
@@ -59,7 +64,7 @@ def build_links(con: duckdb.DuckDBPyConnection, plan: Plan) -> pd.DataFrame:
 select {lit(a.name)} as kind_a, {fa} as id_a, {lit(b.name)} as kind_b, {fb} as id_b,
        min("timestamp") as first_seen, max("timestamp") as last_seen, 'event' as via, count(*) as events
 from ingest.events
-where {fa} is not null and {fb} is not null and lower({fa}) not in {nullish} and lower({fb}) not in {nullish}
+where {_real_id(fa)} and {_real_id(fb)}
 group by all""")
     if plan.identity.alias_merges:
         uid = next((x.name for x in idents if x.source == "userId"), None)
@@ -161,7 +166,7 @@ def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
     for ident in plan.identity.identifiers:
         f = _field_sql(ident.source)
         singles_sql.append(f"select distinct {lit(ident.name)} as kind, {f} as identifier from ingest.events "
-                           f"where {f} is not null and lower({f}) not in ('', 'null', 'undefined', 'none', 'nil')")
+                           f"where {_real_id(f)}")
     singles = con.execute(" union ".join(singles_sql)).df() if singles_sql else pd.DataFrame(columns=["kind", "identifier"])
     persons, graph = resolve(links, singles, plan)
     uid = next((x.name for x in plan.identity.identifiers if x.source == "userId"), "user_id")

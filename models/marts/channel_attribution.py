@@ -1,0 +1,83 @@
+"""marts.channel_attribution: purchases credited to session UTM channels, one row per channel × model.
+
+``compute_channel_attribution`` is a pure function over sessions and conversions; the attribution
+models (first/last touch, linear, time decay, position based, Markov) are ``models.value``'s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from models.value import attribute, build_paths
+from tracking_plan.model import Plan
+
+__all__ = ["build", "channel_of", "compute_channel_attribution", "marketing_touches", "purchases"]
+
+DIRECT = "direct"
+LOOKBACK_DAYS = 30  # Google Analytics' default acquisition lookback for conversions
+HALF_LIFE_DAYS = 7.0  # Google Ads' time-decay default: a touch a week older gets half the credit
+
+
+# -- attribution --------------------------------------------------------------------------------------------
+def channel_of(source, medium) -> str:
+    """``source/medium`` from a session's first UTM, ``direct`` without one."""
+    if source is None or (isinstance(source, float) and np.isnan(source)) or source == "":
+        return DIRECT
+    medium = None if medium is None or (isinstance(medium, float) and np.isnan(medium)) else medium
+    return f"{source}/{medium}" if medium else str(source)
+
+
+def marketing_touches(touches: pd.DataFrame) -> pd.DataFrame:
+    """Campaign sessions plus each person's first session; later sessions without a campaign are dropped.
+
+    A returning user opening the app is not a marketing touch: counting every such session as
+    ``direct`` would hand last-touch credit to "direct" for nearly every purchase. This is Google
+    Analytics' "last non-direct click" rule.
+    """
+    t = touches.sort_values(["person_id", "timestamp"], kind="stable")
+    first = ~t["person_id"].duplicated()
+    return t[(t["channel"] != DIRECT) | first].reset_index(drop=True)
+
+
+def compute_channel_attribution(sessions: pd.DataFrame, conversions: pd.DataFrame,
+                                lookback_days: float = LOOKBACK_DAYS,
+                                half_life_days: float = HALF_LIFE_DAYS) -> pd.DataFrame:
+    """One row per channel × model: conversions and value credited, and each channel's share.
+
+    ``sessions`` has ``person_id, started_at, utm_source, utm_medium``; ``conversions`` has
+    ``person_id, timestamp, value`` (one row per purchase).
+    """
+    touches = pd.DataFrame({"person_id": sessions["person_id"], "timestamp": pd.to_datetime(sessions["started_at"]),
+                            "channel": [channel_of(s, m) for s, m in zip(sessions["utm_source"], sessions["utm_medium"])]})
+    touches = marketing_touches(touches)
+    conv = conversions.assign(timestamp=pd.to_datetime(conversions["timestamp"]),
+                              value=pd.to_numeric(conversions["value"], errors="coerce").fillna(0.0))
+    paths = build_paths(touches, conv, lookback_days=lookback_days)
+    out = attribute(paths, "all", half_life_days=half_life_days)
+    if "removal_effect" not in out:
+        out["removal_effect"] = np.nan
+    n_conv = int(paths["converted"].sum())
+    totals = out.groupby("model")[["conversions", "value"]].transform("sum")
+    out["share_conversions"] = out["conversions"] / totals["conversions"].replace(0, np.nan)
+    out["share_value"] = out["value"] / totals["value"].replace(0, np.nan)
+    touch_share = touches["channel"].value_counts(normalize=True)
+    out["share_of_touches"] = out["channel"].map(touch_share).fillna(0.0)
+    out["paths"] = len(paths)
+    out["converting_paths"] = n_conv
+    out["lookback_days"] = float(lookback_days)
+    out["half_life_days"] = float(half_life_days)
+    return out.sort_values(["model", "conversions"], ascending=[True, False], ignore_index=True)
+
+
+def purchases(con, plan: Plan) -> pd.DataFrame:
+    ev = plan.metrics.purchase.event if plan.metrics.purchase else "Order Completed"
+    return con.execute("""select person_id, "timestamp",
+        coalesce(try_cast(json_extract_string(properties, '$.revenue') as double), 0) as value
+        from stitch.events where event_name = ? and person_id is not null""", [ev]).df()
+
+
+def build(con, plan: Plan) -> pd.DataFrame:
+    """marts.channel_attribution from staging.sessions and the purchase events of stitch.events."""
+    sessions = con.execute("select person_id, started_at, utm_source, utm_medium from staging.sessions").df()
+    return compute_channel_attribution(sessions, purchases(con, plan))

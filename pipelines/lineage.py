@@ -1,0 +1,146 @@
+"""Lineage, the one module: column-level lineage of the SQL models (sqlglot), table-level lineage
+of Python assets from the Dagster graph, and the SQL models transpiled to other warehouses.
+
+`model_lineage("marts.customer_value")` maps each output column to the `schema.table.column`s it
+is computed from (the columns a filter or join only reads are not "feeding" it and are left out).
+By default lineage stops at the tables a model reads; `deep=True` follows other SQL models down to
+the tables the pipeline writes in Python (ingest, stitch, the plan tables).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.lineage import Node, lineage
+
+DIALECTS = ("snowflake", "bigquery", "spark")
+
+
+def _models() -> dict:
+    from models.catalog import load_models
+
+    return {m.table: m for m in load_models()}
+
+
+@lru_cache(maxsize=1)
+def warehouse_schema() -> dict[str, dict[str, dict[str, str]]]:
+    """{schema: {table: {column: type}}} of every table a model can read, from the DDL and the models' YAML."""
+    from models.staging.plan_tables import SCHEMAS
+    from pipelines.warehouse import connect
+
+    con = connect(":memory:")
+    try:
+        rows = con.execute("select table_schema, table_name, column_name, data_type from information_schema.columns "
+                           "where table_catalog = current_database() order by ordinal_position").fetchall()
+    finally:
+        con.close()
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for schema, table, column, typ in rows:
+        out.setdefault(schema, {}).setdefault(table, {})[column] = typ
+    ingest = out.get("ingest", {}).get("events", {})
+    # stitch.events is ingest.events with the person in front (pipelines/stitch/identity.py)
+    out.setdefault("stitch", {})["events"] = {"person_id": "varchar", **ingest}
+    for table, cols in SCHEMAS.items():
+        out.setdefault("staging", {})[table] = dict(cols)
+    for model in _models().values():
+        out.setdefault(model.schema, {})[model.name] = {c: "varchar" for c in model.columns}
+    return out
+
+
+def _source_column(node: Node) -> str | None:
+    if not isinstance(node.expression, exp.Table):
+        return None
+    table = node.expression
+    column = exp.to_column(node.name).name
+    return f"{table.db}.{table.name}.{column}" if table.db else f"{table.name}.{column}"
+
+
+def model_lineage(table: str, deep: bool = False) -> dict[str, list[str]]:
+    """{output column: sorted source `schema.table.column`s} of the SQL model `table` (e.g. marts.retention)."""
+    models = _models()
+    if table not in models:
+        raise KeyError(f"no SQL model {table}; models: {', '.join(sorted(models))}")
+    sql = models[table].sql
+    # deep: every other model the SQL reads is inlined, so lineage runs through it to its own sources
+    sources = {t: m.sql for t, m in models.items() if t != table} if deep else None
+    nodes = lineage(None, sql, schema=warehouse_schema(), sources=sources, dialect="duckdb")
+    out = {}
+    for column, root in nodes.items():
+        found = {s for n in root.walk() if (s := _source_column(n))}
+        out[column] = sorted(found)
+    return out
+
+
+def all_lineage(deep: bool = False) -> dict[str, dict[str, list[str]]]:
+    """model_lineage of every SQL model."""
+    return {t: model_lineage(t, deep=deep) for t in sorted(_models())}
+
+
+def render_lineage(table: str, format: str = "text", deep: bool = False) -> str:
+    """What `trackplan lineage TABLE [--format text|json]` prints."""
+    lin = model_lineage(table, deep=deep)
+    if format == "json":
+        return json.dumps({"table": table, "deep": deep, "columns": lin}, indent=2)
+    if format != "text":
+        raise ValueError(f"unknown format {format!r}: text or json")
+    width = max((len(c) for c in lin), default=0)
+    lines = [table]
+    for column, sources in lin.items():
+        lines.append(f"  {column:<{width}}  <- {', '.join(sources) if sources else '(computed: no source column)'}")
+    return "\n".join(lines)
+
+
+def transpile_model(table: str, dialect: str, pretty: bool = True, strict: bool = False) -> str:
+    """One model's SQL in another dialect. `strict` raises where sqlglot cannot carry the meaning over
+    (otherwise it logs a warning and writes its closest equivalent)."""
+    sql = _models()[table].sql
+    level = sqlglot.ErrorLevel.RAISE if strict else sqlglot.ErrorLevel.WARN
+    return ";\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=pretty, unsupported_level=level))
+
+
+def transpile_models(dialect: str, pretty: bool = True, strict: bool = False) -> dict[str, str]:
+    """{table: SQL in `dialect`} for every model: what `trackplan sql --dialect D` prints."""
+    if dialect not in DIALECTS and sqlglot.Dialect.get(dialect) is None:
+        raise ValueError(f"unknown dialect {dialect!r}; e.g. {', '.join(DIALECTS)}")
+    return {t: transpile_model(t, dialect, pretty, strict) for t in sorted(_models())}
+
+
+def render_sql(dialect: str) -> str:
+    """Every model transpiled, each under a comment naming its table."""
+    return "\n\n".join(f"-- {t}\n{sql};" for t, sql in transpile_models(dialect).items())
+
+
+def dagster_metadata(table: str) -> dict:
+    """Asset metadata of a model's lineage: Dagster's column lineage (shown in the UI) plus the JSON map."""
+    import dagster as dg
+
+    lin = model_lineage(table)
+    deps = {}
+    for column, sources in lin.items():
+        deps[column] = [dg.TableColumnDep(asset_key=dg.AssetKey(src.split(".")[:-1]), column_name=src.split(".")[-1])
+                        for src in sources]
+    return {"dagster/column_lineage": dg.TableColumnLineage(deps_by_column=deps),
+            "lineage": dg.MetadataValue.json(lin)}
+
+
+def table_lineage(table: str, defs) -> dict | None:
+    """{"table", "upstream": [[direct parents], [their parents], ...]} or None if no such asset,
+    read from the asset graph of `defs` (pipelines.definitions.defs): for assets whose SQL sqlglot cannot read."""
+    import dagster as dg
+
+    graph = defs.resolve_asset_graph()
+    key = dg.AssetKey(table.split("."))
+    if key not in graph.get_all_asset_keys():
+        return None
+    levels, seen, frontier = [], {key}, {key}
+    while frontier:
+        parents = {p for k in frontier for p in graph.get(k).parent_keys} - seen
+        if not parents:
+            break
+        levels.append(sorted(".".join(p.path) for p in parents))
+        seen |= parents
+        frontier = parents
+    return {"table": table, "upstream": levels}

@@ -1,4 +1,0 @@
-"""Building blocks of `trackplan generate`: parameters, random streams, the simulation, faults, landing files.
-
-The public entry point is `tracking_plan.generate.generate`.
-"""

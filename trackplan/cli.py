@@ -1,0 +1,363 @@
+"""`trackplan`: the command line. Each command is a thin shell over an importable function."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from tracking_plan.loader import default_plan_dir, load_plan
+
+from .cli_errors import CliError, TrackplanGroup, one_of
+
+# TrackplanGroup is the one error handler: whatever a command raises becomes one line and an exit code
+app = typer.Typer(cls=TrackplanGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Tracking plan as code: lint, diff, compile, validate, ingest into DuckDB, report.")
+console = Console(stderr=True)
+out = Console()
+
+PlanOpt = typer.Option(None, "--plan", help="Plan directory [env TRACKPLAN_PLAN; default: the sample plan]")
+FormatOpt = typer.Option("text", "--format", help="text | json", callback=one_of("text", "json"))
+
+
+def landing_default() -> Path:
+    return Path(os.environ.get("TRACKPLAN_LANDING", "landing"))
+
+
+def warehouse_default() -> Path:
+    return Path(os.environ.get("TRACKPLAN_WAREHOUSE", "warehouse.duckdb"))
+
+
+def _plan(plan_dir: Path | None):
+    # a PlanError becomes its first problem (file:line) and a count, in one line (cli_errors)
+    return load_plan(plan_dir or default_plan_dir())
+
+
+def _partition_date(value: str | None) -> str | None:
+    """--partition is checked here, before Dagster is loaded."""
+    import datetime as dt
+
+    if value is not None:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    return value
+
+
+@app.command()
+def lint(plan: Path | None = PlanOpt, format: str = FormatOpt,
+         warehouse: Path | None = typer.Option(None, "--warehouse", help="Read current traffic from it: can "
+                                               "each experiment reach its sample size in its planned days?")):
+    """Check the plan's structure and conventions; exit 1 on errors."""
+    from tracking_plan.lint import lint as run_lint
+    from tracking_plan.lint import render_lint, traffic_from_warehouse
+
+    traffic = traffic_from_warehouse(warehouse, plan) if warehouse else None
+    problems = run_lint(plan or default_plan_dir(), traffic=traffic)
+    out.print(render_lint(problems, format=format), highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(1 if any(p.severity == "error" for p in problems) else 0)
+
+
+@app.command()
+def diff(base: str = typer.Option(..., "--base", help="Base plan: a directory or a git ref"),
+         plan: Path | None = PlanOpt,
+         format: str = typer.Option("text", "--format", help="text | markdown | json",
+                                    callback=one_of("text", "markdown", "json")),
+         replay: Path | None = typer.Option(None, "--replay", help="Warehouse (.duckdb) or events file: "
+                                               "what would the proposed plan newly reject?"),
+         replay_sample: int = typer.Option(100_000, "--replay-sample", help="Events to replay at most")):
+    """Class every change major/minor/patch; exit 1 if the declared version bump is too small."""
+    from tracking_plan.diff import diff_plans, load_base, render_diff
+
+    head_dir = plan or default_plan_dir()
+    head = _plan(head_dir)
+    base_plan = load_base(base, head_dir)
+    result = diff_plans(base_plan, head)
+    replay_result = None
+    if replay is not None:
+        from tracking_plan.replay import replay as run_replay
+
+        replay_result = run_replay(base_plan, head, replay, sample=replay_sample)
+    out.print(render_diff(result, format=format, replay=replay_result), highlight=False, markup=False,
+              soft_wrap=True)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command("compile")
+def compile_cmd(plan: Path | None = PlanOpt,
+                out_dir: Path = typer.Option(..., "--out", help="Directory for the JSON Schemas")):
+    """Write one JSON Schema (draft 2020-12) per event version."""
+    from tracking_plan.compile import write_schemas
+
+    written = write_schemas(_plan(plan), out_dir)
+    console.print(f"wrote {len(written)} schemas to {out_dir}")
+
+
+@app.command()
+def validate(files: list[Path] = typer.Argument(..., help="JSONL, JSONL.gz or Segment batch files"),
+             plan: Path | None = PlanOpt, format: str = FormatOpt,
+             unexpected: str | None = typer.Option(None, "--unexpected",
+                                                      help="allow | warn | reject unexpected properties "
+                                                           "(default: the plan's)"),
+             max_errors: int = typer.Option(1000, "--max-errors", help="Errors listed per file at most")):
+    """Validate events against the plan; exit 1 if any is invalid."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from tracking_plan.validate import validate_files
+
+    p = _plan(plan)
+    for f in files:
+        if not f.exists():
+            console.print(f"[red]{f}: no such file[/red]")
+            raise typer.Exit(2)
+    with Progress(TextColumn("validating"), BarColumn(), TextColumn("{task.completed:,} events"),
+                  TimeElapsedColumn(), console=console, transient=True,
+                  disable=format == "json" or not console.is_terminal) as bar:
+        task = bar.add_task("v", total=None)
+        reports = validate_files(p, [str(f) for f in files], unexpected=unexpected, max_errors=max_errors,
+                                 progress=lambda n: bar.advance(task, n))
+    total = sum(r.total for r in reports)
+    valid = sum(r.valid for r in reports)
+    errors = [e for r in reports for e in r.errors]
+    file_errors = [{"file": r.file, "error": r.file_error} for r in reports if r.file_error]
+    if format == "json":
+        doc = json.dumps({"total": total, "valid": valid, "invalid": total - valid,
+                          "file_errors": file_errors, "errors": errors}, default=str, indent=2)
+        if out.is_terminal:
+            out.print_json(doc)
+        else:  # piped to a file or jq: plain text, no highlighting pass over thousands of lines
+            sys.stdout.write(doc + "\n")
+    else:
+        for e in errors:
+            out.print(f"{e['file']}:{e['line']}: {e['rule']} {e['path']} {e['message']} "
+                      f"(messageId {e['message_id']}, event {e['event']})", highlight=False, markup=False,
+                      soft_wrap=True)
+        for fe in file_errors:
+            out.print(f"{fe['file']}: {fe['error']}", highlight=False, markup=False, soft_wrap=True)
+        out.print(f"{total:,} events: {valid:,} valid, {total - valid:,} invalid", highlight=False)
+    raise typer.Exit(1 if total - valid or file_errors else 0)
+
+
+@app.command()
+def generate(out_dir: Path = typer.Option(..., "--out", help="Landing zone to write"),
+             days: int | None = typer.Option(None, "--days", min=1), users: int | None = typer.Option(None, "--users", min=1),
+             seed: int = typer.Option(42, "--seed"), bug_rate: float = typer.Option(0.01, "--bug-rate"),
+             plan: Path | None = PlanOpt):
+    """Write realistic, seeded sample events into a landing zone, partitioned by day."""
+    from rich.progress import Progress
+
+    from .demo.generate import generate as run_generate
+
+    kwargs = {k: v for k, v in (("days", days), ("users", users)) if v is not None}
+    the_plan = _generator_plan(plan) if plan else None
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("generating", total=None)
+        result = run_generate(out_dir, seed=seed, bug_rate=bug_rate, plan=the_plan,
+                              progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
+    console.print(f"wrote {result.lines:,} lines ({result.persons:,} persons, {result.start} .. {result.end}) in {len(result.files)} files to {out_dir}")
+
+
+def _generator_plan(plan_dir: Path):
+    """The generator simulates the sample plan's product (its experiments and initiatives come from the
+    plan): a plan is accepted if it has every event of the sample plan, or rejected naming what it lacks."""
+    p = _plan(plan_dir)
+    missing = sorted({e.name for e in load_plan(default_plan_dir()).events.values()}
+                     - {e.name for e in p.events.values()})
+    if missing:
+        raise CliError(f"--plan: {plan_dir} lacks {len(missing)} event(s) the generator sends (it simulates the "
+                       f"sample plan's product): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return p
+
+
+@app.command()
+def run(plan: Path | None = PlanOpt, landing: Path | None = typer.Option(None, "--landing"),
+        warehouse: Path | None = typer.Option(None, "--warehouse"),
+        partition: str | None = typer.Option(None, "--partition", help="YYYY-MM-DD; default: every day landed",
+                                             callback=_partition_date)):
+    """Materialize every asset through Dagster, with progress and a summary."""
+    from pipelines.runner import run_pipeline
+
+    ok = run_pipeline(plan_dir=plan or default_plan_dir(), landing=landing or landing_default(),
+                      warehouse=warehouse or warehouse_default(), partition=partition, console=console)
+    raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def forget(user_id: str = typer.Option(..., "--user-id"),
+           warehouse: Path | None = typer.Option(None, "--warehouse"), plan: Path | None = PlanOpt):
+    """Erase a person from every table (right to erasure) and keep them out of re-ingestion.
+
+    Exit 1 when nothing matched the id (the id is still registered, so later ingests drop it)."""
+    from pipelines.privacy import forget_person
+
+    result = forget_person(warehouse or warehouse_default(), user_id, plan=_plan(plan))
+    if not result["rows"]:
+        console.print(f"nothing matched user id {user_id!r}: 0 rows erased; it is in the erasure register, so "
+                      f"later ingests drop it (audit id {result['audit_id']})", markup=False, highlight=False,
+                      soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"erased {result['rows']:,} rows of {result['identifiers']} identifiers; audit id {result['audit_id']}")
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8088, "--port"),
+          landing: Path | None = typer.Option(None, "--landing"),
+          validate_events: bool = typer.Option(False, "--validate", help="Count plan violations at /metrics"),
+          plan: Path | None = PlanOpt):
+    """HTTP collector speaking Segment's tracking API (and Snowplow's tp2)."""
+    from pipelines.collector import serve as run_serve
+
+    run_serve(host=host, port=port, landing=str(landing or landing_default()),
+              validate_plan=str(plan or default_plan_dir()) if validate_events else None)
+
+
+@app.command()
+def report(warehouse: Path | None = typer.Option(None, "--warehouse"),
+           out_file: Path = typer.Option(..., "--out", help="The HTML file to write"),
+           plan: Path | None = PlanOpt):
+    """One self-contained HTML report: KPIs, cohorts, retention, funnels, value, evidence, data health."""
+    from .report import write_report
+
+    wh = warehouse or warehouse_default()
+    if not Path(wh).exists():
+        console.print(f"[red]{wh}: no warehouse yet[/red] (run `trackplan run` first)")
+        raise typer.Exit(2)
+    write_report(wh, out_file, plan=plan or default_plan_dir())
+    console.print(f"wrote {out_file}")
+
+
+@app.command()
+def docs(plan: Path | None = PlanOpt, out_dir: Path = typer.Option(Path("site"), "--out")):
+    """A browsable catalog of the tracking plan (static HTML)."""
+    from tracking_plan.docs_site import build_docs
+
+    build_docs(plan or default_plan_dir(), out_dir)
+    console.print(f"wrote the catalog to {out_dir}/index.html")
+
+
+@app.command()
+def codegen(lang: str = typer.Option(..., "--lang", help="typescript | python"),
+            out_dir: Path = typer.Option(..., "--out", help="Directory for the generated code"),
+            plan: Path | None = PlanOpt):
+    """Typed tracking functions from the plan (one per event), wrapping the Segment libraries."""
+    from tracking_plan.codegen import CodegenError, write_code
+
+    try:
+        written = write_code(_plan(plan), lang, out_dir)
+    except CodegenError as exc:
+        console.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for path in written:
+        console.print(f"wrote {path}", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def coverage(src_dir: Path = typer.Argument(..., help="Source tree to scan (.ts/.tsx/.js/.py)"),
+             plan: Path | None = PlanOpt, format: str = FormatOpt):
+    """Plan events the code calls, unknown event names, planned events nobody sends; exit 1 on unknown."""
+    from tracking_plan.coverage import render as render_coverage
+    from tracking_plan.coverage import scan
+
+    if not src_dir.exists():
+        console.print(f"{src_dir}: no such file or directory", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2)
+    result = scan(_plan(plan), src_dir)
+    out.print(render_coverage(result, format=format), highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def lineage(table: str = typer.Argument(..., help="schema.table, e.g. marts.initiative_roi"),
+            format: str = FormatOpt, deep: bool = typer.Option(False, "--deep", help="Follow to raw sources")):
+    """Column-level lineage of a model, parsed from its SQL with sqlglot."""
+    from pipelines.lineage import render_lineage
+
+    try:
+        out.print(render_lineage(table, format=format, deep=deep), highlight=False, markup=False, soft_wrap=True)
+    except KeyError:
+        # a Python asset (statistics): its SQL cannot be parsed, so give its upstream tables from
+        # the Dagster graph, as far back as the landing zone
+        from pipelines.definitions import defs
+        from pipelines.lineage import table_lineage
+
+        result = table_lineage(table, defs)
+        if result is None:
+            console.print(f"[red]no table named {table} in the pipeline[/red]")
+            raise typer.Exit(2) from None
+        if format == "json":
+            out.print_json(json.dumps(result))
+        else:
+            out.print(f"{table} (Python asset: column lineage exists for SQL models only)", highlight=False,
+                      markup=False)
+            for level, tables in enumerate(result["upstream"], start=1):
+                out.print(f"  {'  ' * (level - 1)}<- {', '.join(tables)}", highlight=False, markup=False)
+
+
+@app.command()
+def sql(dialect: str = typer.Option(..., "--dialect", help="snowflake | bigquery | spark | ... (sqlglot)")):
+    """Print every SQL model transpiled to another warehouse's dialect."""
+    from pipelines.lineage import render_sql
+
+    try:
+        text = render_sql(dialect)
+    except ValueError as exc:  # an unknown dialect
+        raise CliError(f"--dialect: {exc}") from None
+    out.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def review(warehouse: Path | None = typer.Option(None, "--warehouse"),
+           format: str = typer.Option("markdown", "--format", help="markdown | html",
+                                      callback=one_of("markdown", "html")),
+           out_file: Path | None = typer.Option(None, "--out"), plan: Path | None = PlanOpt):
+    """The portfolio review: stop, continue, scale or pivot each initiative, with its evidence."""
+    from .review import review as render_review
+
+    wh = warehouse or warehouse_default()
+    if not Path(wh).exists():
+        console.print(f"[red]{wh}: no warehouse yet[/red] (run `trackplan run` first)")
+        raise typer.Exit(2)
+    text = render_review(plan or default_plan_dir(), wh, format)
+    if out_file:
+        Path(out_file).write_text(text)
+        console.print(f"wrote {out_file}")
+    else:
+        out.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for landing zone, warehouse, report")):
+    """Generate sample data, run the whole pipeline, write the report: a first look."""
+    from pipelines.runner import run_pipeline
+    from pipelines.warehouse import DEMO_SALT
+
+    from .demo.generate import generate as run_generate
+
+    landing, warehouse = out_dir / "landing", out_dir / "warehouse.duckdb"
+    if not os.environ.get("TRACKPLAN_HASH_SALT"):
+        os.environ["TRACKPLAN_HASH_SALT"] = DEMO_SALT
+        console.print("using the public demo salt for PII hashes (it is in the source: not for real data; "
+                      "set TRACKPLAN_HASH_SALT for that)")
+    console.print(f"generating sample events into {landing} ...")
+    res = run_generate(landing, seed=42)
+    console.print(f"  {res.lines:,} lines, {res.persons:,} persons")
+    ok = run_pipeline(plan_dir=default_plan_dir(), landing=landing, warehouse=warehouse, console=console)
+    from .report import write_report
+
+    report_path = out_dir / "report.html"
+    write_report(warehouse, report_path)
+    # soft_wrap: the "try" line is a command to paste; a terminal-width line break would break it
+    console.print(f"\nresults:\n  report     {report_path}\n  warehouse  {warehouse}"
+                  f"\n  try        .venv/bin/python -c \"import duckdb; print(duckdb.connect('{warehouse}', "
+                  f"read_only=True).sql('from marts.activation_cohorts'))\"", soft_wrap=True, markup=False,
+                  highlight=False)
+    raise typer.Exit(0 if ok else 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

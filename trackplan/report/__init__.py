@@ -169,6 +169,9 @@ def kpi_tree(wh: _Warehouse, plan: Plan) -> list[dict]:
             if (k.objective or "(none)") != o.key and not (o.key == "(none)" and k in orphans):
                 continue
             value, how = (None, failed) if failed else kpi_value(values, k)
+            previous = None
+            if not failed and k.key in values.index and not pd.isna(values.loc[k.key, "previous"]):
+                previous = float(values.loc[k.key, "previous"])
             status = "unknown"
             if value is not None and k.target is not None:
                 good = value >= k.target if k.direction == "increase" else value <= k.target
@@ -177,9 +180,28 @@ def kpi_tree(wh: _Warehouse, plan: Plan) -> list[dict]:
                          "direction": k.direction, "deadline": k.deadline, "owner": k.owner, "how": how,
                          "status": status, "shown": _fmt_kpi(value, k.unit, k.target),
                          "target_shown": _fmt_kpi(k.target, k.unit, value),
-                         "progress": _progress(value, k)})
+                         "progress": _progress(value, k), "previous": previous,
+                         **_change(value, previous, k)})
         out.append({"key": o.key, "description": o.description, "owner": o.owner, "kpis": kpis})
     return out
+
+
+def _change(value: float | None, previous: float | None, k: KPI) -> dict:
+    """The change against the previous period of the same length, in the KPI's unit (points for a
+    ratio), and whether it went the way the KPI wants."""
+    if value is None or previous is None:
+        return {"change_shown": "no previous period", "change_class": ""}
+    delta = value - previous
+    if k.unit == "ratio":
+        text = f"{delta * 100:+.1f} pts"
+    elif previous:
+        text = f"{delta / abs(previous):+.1%}"
+    else:
+        text = f"{delta:+,.2f}"
+    period = f"previous {k.period_days or 30} days"
+    good = delta > 0 if k.direction == "increase" else delta < 0
+    return {"change_shown": f"{text.replace('-', '−')} vs {period} ({_fmt_kpi(previous, k.unit)})",
+            "change_class": "" if delta == 0 else ("good" if good else "bad")}
 
 
 def _fmt_kpi(v: float | None, unit: str | None, other: float | None = None) -> str:
@@ -459,7 +481,7 @@ def render_report(warehouse_path: str | Path, plan: Plan | None = None, data_doc
         sections = build_sections(wh, plan, docs)
         data = {"warehouse": str(warehouse_path), "plan_version": plan.version,
                 "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-                "kpis": [{k: _jsonable(v) for k, v in kpi.items() if k not in ("shown", "target_shown", "progress")}
+                "kpis": [{k: _jsonable(v) for k, v in kpi.items() if k not in ("shown", "target_shown", "progress", "change_shown", "change_class")}
                          for o in tree for kpi in o["kpis"]],
                 "tables": {name: table_records(df) for name, df in wh.cache.items() if df is not None},
                 "missing": sorted(t for t in TABLES if t not in wh.present), "run": _shown_run(wh)}

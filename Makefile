@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test bench dev lint browser npm codegen-ts clean lock
+.PHONY: install demo test bench dev lint browser assets npm codegen-ts clean lock
 
 install: $(STAMP)
 
@@ -19,10 +19,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib trackplan tracking_plan pipelines models quality_checks schemas >/dev/null || true
 	@touch $(STAMP)
 
-demo: install
+demo: install assets
 	$(BIN)/trackplan demo
 
-test: install browser npm codegen-ts
+test: install browser assets npm codegen-ts
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install
@@ -34,9 +34,10 @@ bench: install
 	# coverage, bias, false alarms and power of every estimator over 100 seeds at two sizes (~15 CPU-minutes; --quick: about 1)
 	$(BIN)/python benchmarks/calibration.py --jobs 2
 
+# the UI reads the runs `trackplan run` records: DAGSTER_HOME defaults to .dagster beside the warehouse
 dev: install
 	@test -n "$$TRACKPLAN_HASH_SALT" || echo "TRACKPLAN_HASH_SALT is not set: the ingest asset will refuse to hash PII (export a secret of your own)"
-	$(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$${DAGSTER_HOME:-$$(dirname "$$(realpath -m $${TRACKPLAN_WAREHOUSE:-warehouse.duckdb})")/.dagster} $(BIN)/dagster dev -w workspace.yaml
 
 SRC := trackplan tracking_plan pipelines schemas quality_checks models tests benchmarks
 
@@ -50,6 +51,16 @@ lint: install
 # Debian's chromium for the browser tests (no browser download): skipped, and listed, where absent
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: browser tests will be skipped (and listed)"
+
+# The scripts and styles Great Expectations' Data Docs load from CDNs, from the npm registry at the
+# pinned versions (package-lock.json), so the Data Docs open offline; skipped, and said, without npm
+DOCS_ASSETS := quality_checks/data_docs_assets
+assets: $(DOCS_ASSETS)/node_modules/.package-lock.json
+
+$(DOCS_ASSETS)/node_modules/.package-lock.json: $(DOCS_ASSETS)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq npm >/dev/null; } || true
+	@if command -v npm >/dev/null 2>&1; then cd $(DOCS_ASSETS) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	else echo "npm not installed: Data Docs will load their assets from CDNs (the offline test is skipped, and listed)"; fi
 
 # The real browser tracking libraries (analytics.js, Snowplow) for the browser tests: exact versions
 # from tests/browser/package-lock.json (npm registry, no CDN), bundled by the pinned esbuild.
@@ -79,4 +90,4 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache warehouse.duckdb warehouse.duckdb.lock warehouse.duckdb.building landing report.html \
-		$(NPM_DIR)/node_modules $(NPM_DIR)/dist $(CODEGEN_TS)/node_modules
+		$(NPM_DIR)/node_modules $(NPM_DIR)/dist $(CODEGEN_TS)/node_modules $(DOCS_ASSETS)/node_modules .dagster

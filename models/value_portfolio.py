@@ -107,6 +107,19 @@ def recommend_with_reason(row: Mapping, rules: Mapping | None = None) -> tuple[s
     return rules["default"], "no rule matched"
 
 
+NOT_EVALUABLE = "not evaluable"
+
+
+def _not_evaluable(row: Mapping) -> tuple[str, str] | None:
+    """An initiative with no effect estimate has nothing to decide on: it is not evaluable (and says
+    why), rather than falling through to the default action as if it had been weighed."""
+    if "estimate" not in row or not _missing(row.get("estimate")):
+        return None
+    label = row.get("evidence_label")
+    why = label if isinstance(label, str) and label.startswith(NOT_EVALUABLE) else f"{NOT_EVALUABLE}: no effect estimate"
+    return NOT_EVALUABLE, why
+
+
 def recommend(row: Mapping, rules: Mapping | None = None) -> str:
     """stop / continue / scale / pivot for one initiative row (a dict or a pandas row)."""
     return recommend_with_reason(row, rules)[0]
@@ -120,7 +133,7 @@ def portfolio(df: pd.DataFrame, rules: Mapping | None = None) -> pd.DataFrame:
     out = df.copy()
     expected = out["npv_mean"] if "npv_mean" in out else out["npv"]
     out["expected_npv"] = expected.astype(float)
-    recs = [recommend_with_reason(row, rules) for row in out.to_dict("records")]
+    recs = [_not_evaluable(row) or recommend_with_reason(row, rules) for row in out.to_dict("records")]
     out["recommendation"] = [r for r, _ in recs]
     out["reason"] = [why for _, why in recs]
     out = out.sort_values("expected_npv", ascending=False, na_position="last", ignore_index=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -34,6 +35,19 @@ def _warm_imports() -> None:
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
+def dagster_home(warehouse: Path) -> Path:
+    """Where runs are recorded: ``DAGSTER_HOME``, else a ``.dagster`` folder beside the warehouse, the
+    folder `make dev` points the Dagster UI at, so a CLI run's materializations, checks and history
+    show there."""
+    return Path(os.environ.get("DAGSTER_HOME") or Path(warehouse).resolve().parent / ".dagster")
+
+
+def dagster_instance(warehouse: Path) -> dg.DagsterInstance:
+    home = dagster_home(warehouse)
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.from_config(str(home))
+
+
 def run_pipeline(plan_dir: Path, landing: Path, warehouse: Path, partition: str | None = None,
                  console: Console | None = None, instance: dg.DagsterInstance | None = None) -> bool:
     """Run ingest for the landed days (or one), then every downstream asset, into a copy of the warehouse
@@ -61,6 +75,7 @@ def run_pipeline(plan_dir: Path, landing: Path, warehouse: Path, partition: str 
     hash_salt()  # no salt, no run: PII is never hashed with a key anyone could read in the source
     t0 = time.time()
     threading.Thread(target=_warm_imports, daemon=True).start()
+    instance = instance or dagster_instance(warehouse)  # recorded where `make dev` looks
     with building(warehouse) as build:
         ok = _materialize(build, plan, plan_dir, landing, days, instance, console, all_assets(), all_checks())
         if build.published:

@@ -79,5 +79,12 @@ def run_gx_suite(df, docs_dir: Path | str | None = None) -> CheckOutcome:
         ctx.build_data_docs()
         index = next(Path(docs_dir).rglob("data_docs/local_site/index.html"), None)
         meta["data_docs"] = str(index) if index else str(docs_dir)
+        if index is not None:  # the pages load their scripts and styles from CDNs: point them at local copies
+            from .data_docs import make_offline
+
+            offline = make_offline(index.parent)
+            meta["data_docs_offline"] = not offline.removed
+            if offline.removed:  # said, not hidden: these pages will lack what the addresses served
+                meta["data_docs_missing_assets"] = offline.removed[:20]
     return CheckOutcome(check="gx_daily_metrics", asset="quality.daily_metrics", passed=not failed, severity=WARN,
                         observed=float(len(failed)), expected_low=0.0, expected_high=0.0, metadata=meta)

@@ -96,3 +96,75 @@ def test_catalog_filters_and_links(browser, tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- the report as a decision maker reads it -------------------------------------------------------------
+KEY_COLUMNS = ["recommendation", "evidence", "expected NPV", "P(NPV > 0)", "ROI", "payback", "KPI vs target"]
+# the shape of a formatted cell: one per column (a dash, "not evaluable" and similar words stand for no value)
+SHAPE_JS = """() => {
+  const shape = t => /^[−-]?[\\d,]+(\\.\\d+)?%$/.test(t) ? 'percent' + (t.split('.')[1] || '').length
+                   : /^> [\\d,]+%$/.test(t) ? 'capped'
+                   : /^(< )?[−-]?[\\d,]+(\\.\\d+)?$/.test(t) ? 'number' + (t.split('.')[1] || '').length
+                   : /^\\d{4}-\\d{2}-\\d{2}( \\d{2}:\\d{2})?$/.test(t) ? 'date' : (t === '–' || t === '' ? null : 'text');
+  const out = [];
+  document.querySelectorAll('.panel table').forEach((table, ti) => {
+    const heads = [...table.querySelectorAll('thead th')].map(th => th.textContent.trim());
+    heads.forEach((h, ci) => {
+      const shapes = new Set();
+      table.querySelectorAll('tbody tr').forEach(tr => {
+        const td = tr.children[ci]; if (!td) return;
+        const main = td.querySelector('.main'); const s = shape((main || td).textContent.trim());
+        if (s !== null) shapes.add(s);
+      });
+      const kinds = new Set([...shapes].map(s => s.replace(/\\d+$/, '')));
+      kinds.delete('capped');  // an IRR past the cap says so in words, in a percent column
+      if (kinds.size > 1 || (kinds.has('percent') || kinds.has('number')) && shapes.size - (shapes.has('capped') ? 1 : 0) > 1)
+        out.push(`${table.closest('.panel').dataset.table}: ${h}: ${[...shapes].join(', ')}`);
+    });
+  });
+  return out;
+}"""
+
+
+@pytest.fixture(scope="module")
+def report_files(tmp_path_factory):
+    """The report of the shared generated sample (the demo's pipeline on a smaller seed) and of a tiny
+    hand-built warehouse."""
+    from support.marts_sample import built_marts
+
+    d = tmp_path_factory.mktemp("decision")
+    sample, _ = built_marts()
+    return {"sample": write_report(sample, d / "sample.html"),
+            "tiny": write_report(build_warehouse(d / "tiny.duckdb"), d / "tiny.html")}
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+@pytest.mark.parametrize("which", ["sample", "tiny"])
+def test_the_decision_is_readable_first(browser, report_files, tmp_path, which, width):
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    fetched: list[str] = []
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:")
+               else (fetched.append(r.request.url), r.abort()))
+    page.goto(report_files[which].as_uri())
+    # the portfolio is the first thing on the page, and every key column is on screen without scrolling
+    first = page.locator("main section").first
+    assert first.get_attribute("id") == "decision"
+    table = page.locator('table[data-component="portfolio"]')
+    heads = [h.strip() for h in table.locator("thead th").all_inner_texts()]
+    for col in KEY_COLUMNS:
+        th = table.locator("thead th").nth(next(i for i, h in enumerate(heads) if h.startswith(col)))
+        box = th.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= width, (col, box)
+    wrap = page.locator(".portfolio-wrap")
+    assert wrap.evaluate("e => e.scrollWidth <= e.clientWidth + 1")
+    assert table.locator("tbody tr").count() >= 1
+    # nothing wider than the window, no chart wider than its panel
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert page.evaluate("""[...document.querySelectorAll('.chart svg')].every(s =>
+        s.getBoundingClientRect().width <= s.closest('.panel').getBoundingClientRect().width + 1)""")
+    # one format per column, in every table of the report
+    assert page.evaluate(SHAPE_JS) == []
+    assert "<NA>" not in page.content() and "nan" not in page.locator("main").inner_text().split()
+    assert fetched == []
+    _save(page, tmp_path, f"report-{which}-{width}.png")
+    page.close()

@@ -33,7 +33,7 @@ def wh(tmp_path_factory):
     yield {t: con.execute(f"select * from {t}").df() for t in MARTS} | {
         "events": con.execute('select person_id, event_name, "timestamp" as ts from stitch.events '
                               "where person_id is not null").df(),
-        "costs": con.execute("select * from staging.marketing_costs").df()}
+        "costs": con.execute("select * from staging.marketing_costs").df(), "path": path}
     con.close()
 
 
@@ -107,3 +107,26 @@ def test_customer_value_is_consistent(wh):
     assert len(with_clv) > 0  # some churn was observed, so CLV is defined somewhere
     expected = with_clv.arpu_monthly * with_clv.gross_margin / with_clv.monthly_churn
     assert (with_clv.clv - expected).abs().max() < 1e-6 * expected.abs().max()
+
+
+def test_the_run_is_recorded_where_the_dagster_ui_looks(wh):
+    """`trackplan run` records its run in a persistent Dagster instance (DAGSTER_HOME, by default
+    `.dagster` beside the warehouse): `make dev` then shows the materializations and check results."""
+    import os
+
+    import dagster as dg
+
+    from pipelines.runner import dagster_home
+
+    if os.environ.get("DAGSTER_HOME"):
+        pytest.skip("DAGSTER_HOME is set: runs go there, not beside the warehouse")
+    home = wh["path"].parent / ".dagster"
+    assert dagster_home(wh["path"]) == home and home.is_dir()
+    instance = dg.DagsterInstance.from_config(str(home))
+    runs = instance.get_runs()
+    assert len(runs) == 1
+    for key in (["ingest", "events"], ["marts", "activation_cohorts"], ["marts", "initiative_portfolio"]):
+        assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None, key
+    evaluations = [e for e in instance.all_logs(runs[0].run_id)
+                   if e.dagster_event is not None and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert len(evaluations) >= 5  # the quality gates' results are in the run's history too

@@ -119,7 +119,8 @@ def test_portfolio_recommendations_follow_plan_rules(plan):
     slack = pf.loc["slack_integration"]
     expected = "pivot" if slack["prob_npv_positive"] <= 0.5 else "continue"
     assert slack["recommendation"] == expected
-    assert pf.loc["new_pricing_page", "recommendation"] == "continue"  # no estimate: no rule fires
+    assert pf.loc["new_pricing_page", "recommendation"] == "not evaluable"  # no estimate: nothing to weigh
+    assert pf.loc["new_pricing_page", "reason"].startswith("not evaluable")
     assert pf.loc["onboarding_checklist", "kpi_gap"] == pytest.approx(-0.05)
     ranked = pf.sort_values("rank")
     assert ranked.index[0] == "onboarding_checklist" and ranked["rank"].tolist() == [1, 2, 3, 4]
@@ -201,7 +202,7 @@ def test_sample_scenarios_and_portfolio(marts):
     kinds = sc.groupby("initiative")["kind"].agg(set)
     assert all(k == {"scenario", "sensitivity", "monte_carlo", "distribution"} for k in kinds)
     assert len(pf) == len(roi) and pf["rank"].tolist() == list(range(1, len(pf) + 1))
-    assert set(pf["recommendation"]) <= {"stop", "continue", "scale", "pivot"}
+    assert set(pf["recommendation"]) <= {"stop", "continue", "scale", "pivot", "not evaluable"}
     assert pf["evidence_grade"].notna().all() and pf["kpi_current"].notna().all()
     ok = pf.dropna(subset=["npv_p10"])
     assert (ok["npv_p10"] <= ok["npv_p50"]).all() and (ok["npv_p50"] <= ok["npv_p90"]).all()

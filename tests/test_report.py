@@ -118,9 +118,33 @@ def test_missing_tables_are_labelled_not_built(built, tmp_path):
         assert re.search(rf'class="panel missing" data-table="{re.escape(table)}"', html)
     # an empty warehouse (schemas only) and one that does not exist yet both render
     connect(tmp_path / "empty.duckdb").close()
-    # 12 panels read a table: 9 marts, the ingestion log and 2 quality tables; `connect` creates the
-    # (empty) ingestion log, so the empty warehouse misses one fewer
-    for wh, missing in ((tmp_path / "empty.duckdb", 11), (tmp_path / "absent.duckdb", 12)):
+    # 13 panels read a table: 10 read the 9 marts (the portfolio twice: the decision on top and its NPV
+    # distribution), one the ingestion log and 2 the quality tables; `connect` creates the (empty)
+    # ingestion log, so the empty warehouse misses one fewer
+    for wh, missing in ((tmp_path / "empty.duckdb", 12), (tmp_path / "absent.duckdb", 13)):
         out = write_report(wh, tmp_path / f"{wh.stem}.html").read_text()
         assert out.count('class="panel missing"') == missing
         assert 'data-kpi="activation_rate" data-value=""' in out
+
+
+def test_kpi_cards_show_the_change_against_the_previous_period(built):
+    """Each card carries the previous period's value from the one KPI computation (models.kpis) and
+    the change against it, in points for a ratio."""
+    wh, html, data = built
+    from models.kpis import kpi_values
+    from tracking_plan.loader import load_plan
+
+    con = duckdb.connect(str(wh), read_only=True)
+    values = kpi_values(con, load_plan()).set_index("kpi")
+    for key, row in values.iterrows():
+        card = re.search(rf'data-kpi="{key}".*?<div class="delta ([a-z]*)" data-previous="([^"]*)">([^<]*)</div>',
+                         html, re.DOTALL)
+        assert card, key
+        if pd.isna(row["previous"]) or pd.isna(row["current"]):
+            assert card.group(3) == "no previous period"
+            continue
+        assert float(card.group(2)) == pytest.approx(row["previous"], rel=1e-12)
+        delta = row["current"] - row["previous"]
+        assert card.group(1) == ("" if delta == 0 else "good" if (delta > 0) == (row["direction"] == "increase") else "bad")
+        if row["unit"] == "ratio":
+            assert card.group(3).startswith(f"{delta * 100:+.1f} pts".replace("-", "−"))

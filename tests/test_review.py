@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -68,7 +69,11 @@ def test_markdown_and_html(plan):
     assert "### grow_activation" in md and "Support Ticket Created" in md
     page = render_html(rv)
     assert "Checklist &lt;b&gt;" in page and "<b>" not in page.replace("<body>", "")
-    assert '<td class="scale">scale</td>' in page and "<h3>delight_customers</h3>" in page
+    # the report's own portfolio component: the recommendation as a badge with its reason beneath
+    assert 'data-component="portfolio"' in page and "<h3>delight_customers</h3>" in page
+    assert re.search(r'<td class="rec scale" data-col="recommendation"><div class="main">scale</div>'
+                     r'<div class="sub">p &gt;= 0.8</div>', page)
+    assert not re.search(r'<(script|link|img)[^>]+(src|href)=', page)  # offline: nothing fetched
 
 
 def test_review_on_the_generated_sample():

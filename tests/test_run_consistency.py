@@ -171,7 +171,7 @@ def test_a_failed_step_is_published_incomplete_without_a_stale_summary(published
         con.close()
     assert status == "incomplete" and "stitch.persons" in not_built and "marts.retention" in not_built
     assert any("stitch" in f for f in failed) and lines == 5  # the ingest of this run is published
-    from tracking_plan.report import render_report
+    from trackplan.report import render_report
 
     html = render_report(wh)
     assert "(incomplete," in html and "tables not rebuilt by it" in html

@@ -351,9 +351,11 @@ def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for la
 
     report_path = out_dir / "report.html"
     write_report(warehouse, report_path)
+    # soft_wrap: the "try" line is a command to paste; a terminal-width line break would break it
     console.print(f"\nresults:\n  report     {report_path}\n  warehouse  {warehouse}"
                   f"\n  try        .venv/bin/python -c \"import duckdb; print(duckdb.connect('{warehouse}', "
-                  f"read_only=True).sql('from marts.activation_cohorts'))\"")
+                  f"read_only=True).sql('from marts.activation_cohorts'))\"", soft_wrap=True, markup=False,
+                  highlight=False)
     raise typer.Exit(0 if ok else 1)
 
 

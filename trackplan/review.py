@@ -31,6 +31,8 @@ class Review:
     histograms: dict[str, list[float]] = field(default_factory=dict)
     kpis: pd.DataFrame = field(default_factory=pd.DataFrame)
     tree: list[dict] = field(default_factory=list)
+    roi: pd.DataFrame = field(default_factory=pd.DataFrame)  # marts.initiative_roi, for ROI beside NPV
+    plan: Plan | None = None
 
 
 def _table(con, name: str) -> pd.DataFrame:
@@ -77,7 +79,8 @@ def build_review(con, plan: Plan) -> Review:
         hist = {k: g["share"].tolist() for k, g in d.groupby("initiative")}
     kpis = kpi_values(con, plan)  # the one KPI computation, shared with the report; empty without stitch.events
     as_of = str(pd.Timestamp(kpis["as_of"].iloc[0]).date()) if len(kpis) else None
-    return Review(as_of=as_of, portfolio=pf, histograms=hist, kpis=kpis, tree=kpi_tree(plan, kpis))
+    return Review(as_of=as_of, portfolio=pf, histograms=hist, kpis=kpis, tree=kpi_tree(plan, kpis),
+                  roi=_table(con, "marts.initiative_roi"), plan=plan)
 
 
 # -- formatting --------------------------------------------------------------------------------------------
@@ -155,40 +158,39 @@ def render_markdown(review: Review) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-CSS = ("body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:1rem 0}"
-       "td,th{border:1px solid #ccc;padding:.3rem .5rem;text-align:left;vertical-align:top}th{background:#f3f3f3}"
-       ".scale{color:#0a7a2f}.stop{color:#b00020}.pivot{color:#a85d00}.continue{color:#333}.spark{letter-spacing:1px}")
+CSS = ("body{margin:0}.review{padding:16px 28px 48px;max-width:1320px}.review table{border-collapse:collapse}"
+       ".review td,.review th{white-space:normal}.spark{letter-spacing:1px}")
 
 
 def render_html(review: Review) -> str:
+    """The review page: the report's own portfolio component and stylesheet, then the KPI tree."""
+    from tracking_plan.docs_site import BASE_CSS
+
+    from .report import html_table, plan_currency
+    from .report.portfolio import portfolio_html, portfolio_rows
+
     e = html.escape
-
-    def table(header, rows, rec_col: int | None = None):
-        body = []
-        for r in rows:
-            cells = []
-            for i, c in enumerate(r):
-                text = str(c).replace("**", "")
-                cls = f' class="{e(text)}"' if i == rec_col else ""
-                cells.append(f"<td{cls}>{e(text)}</td>")
-            body.append("<tr>" + "".join(cells) + "</tr>")
-        return ("<table><thead><tr>" + "".join(f"<th>{e(h)}</th>" for h in header) + "</tr></thead><tbody>"
-                + "".join(body) + "</tbody></table>")
-
-    parts = [(f"<!doctype html><html><head><meta charset='utf-8'><title>Portfolio review</title>"
-             f"<style>{CSS}</style></head><body>"),
-             f"<h1>Portfolio review{e(f' (data to {review.as_of})') if review.as_of else ''}</h1>",
-             ("<p>Ranked by expected NPV (Monte Carlo mean). Evidence: A randomized &gt; B quasi-experimental with "
-             "passed checks &gt; C checks failed or not run &gt; D before/after (not causal).</p>")]
+    currency = plan_currency(review.plan) if review.plan is not None else None
+    css = BASE_CSS.read_text()
+    parts = [(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Portfolio review</title>"
+              f"<style>{css}{CSS}</style></head><body>"),
+             f"<header><h1>Portfolio review</h1><p>{e(f'data to {review.as_of}') if review.as_of else 'no data yet'}</p></header>",
+             "<main class='review'><section id='decision'><h2>Decision</h2>",
+             ("<p class='muted'>Ranked by expected NPV (Monte Carlo mean). Evidence: A randomized &gt; B quasi-experimental "
+              "with passed checks &gt; C checks failed or not run &gt; D before/after (not causal).</p>")]
     if len(review.portfolio):
-        parts.append(table(PORTFOLIO_HEADER, portfolio_rows(review), rec_col=PORTFOLIO_HEADER.index("recommendation")))
+        parts.append(portfolio_html(portfolio_rows(review.portfolio, review.roi, review.plan, currency), currency))
     else:
         parts.append("<p><em>marts.initiative_portfolio is empty or missing: run trackplan run first.</em></p>")
-    parts.append("<h2>KPI tree</h2>")
+    parts.append("</section><section id='kpis'><h2>KPI tree</h2>")
     for obj in review.tree:
-        parts.append(f"<h3>{e(obj['objective'])}</h3>" + (f"<p>{e(obj['description'])}</p>" if obj["description"] else ""))
-        parts.append(table(KPI_HEADER, _kpi_rows(obj)) if obj["kpis"] else "<p>no KPI</p>")
-    parts.append("</body></html>")
+        parts.append(f"<h3>{e(obj['objective'])}</h3>" + (f"<p class='muted'>{e(obj['description'])}</p>"
+                                                          if obj["description"] else ""))
+        if obj["kpis"]:
+            parts.append(html_table(pd.DataFrame(_kpi_rows(obj), columns=KPI_HEADER).astype(str)))
+        else:
+            parts.append("<p>no KPI</p>")
+    parts.append("</section></main></body></html>")
     return "\n".join(parts) + "\n"
 
 

@@ -1,4 +1,5 @@
-"""Regenerate the README screenshots: the report of a demo warehouse and the plan catalog.
+"""Regenerate the README screenshots: the report of a demo warehouse (the decision on top, at the
+1280 px a laptop shows, and the growth section) and the plan catalog.
 
     .venv/bin/trackplan demo --out demo
     .venv/bin/python docs/screenshots/capture.py demo/warehouse.duckdb
@@ -29,8 +30,10 @@ def main(warehouse: str) -> None:
         build_docs(default_plan_dir(), Path(tmp) / "site")
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            page = browser.new_page(viewport={"width": 1200, "height": 760})
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(report.as_uri())
+            page.screenshot(path=str(HERE / "report-decision.png"))
+            page.evaluate("document.querySelector('#kpis').scrollIntoView()")
             page.screenshot(path=str(HERE / "report-kpis.png"))
             page.locator("#growth").scroll_into_view_if_needed()
             page.evaluate("document.querySelector('#growth').scrollIntoView()")

@@ -124,9 +124,9 @@ def initiative_row(events: pd.DataFrame, plan: Plan, ini: Initiative, experiment
         got = estimate(events, plan, ini, experiment_results, data_end)
     except Skip as why:
         warnings.append(f"no estimate: {why}")
-        grade, label, passed = grade_of(method, {})
+        # no estimate, no evidence: a grade here would be made up (a design is not a result)
         row.update({"checks_run": "[]", "checks_passed": "[]", "all_checks_passed": None,
-                    "evidence_grade": grade, "evidence_label": label, "warnings": json.dumps(warnings),
+                    "evidence_grade": None, "evidence_label": f"not evaluable: {why}", "warnings": json.dumps(warnings),
                     "non_financial": json.dumps(json_safe(non_financial_changes(events, plan, ini, experiment_results)))})
         return row
     est = got["estimate"]

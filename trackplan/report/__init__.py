@@ -8,6 +8,7 @@ the numbers on screen can be checked against the marts mechanically.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
 from dataclasses import dataclass, field
@@ -24,8 +25,11 @@ from tracking_plan.loader import default_plan_dir, load_plan
 from tracking_plan.model import KPI, Plan
 
 from . import charts
+from .format import format_frame
+from .portfolio import portfolio_html, portfolio_rows
 
 TEMPLATES = Path(__file__).parent / "templates"
+CURRENCY: contextvars.ContextVar[str | None] = contextvars.ContextVar("currency", default=None)
 MAX_ROWS = 5000  # rows of one table embedded in the JSON island; marts are small, raw tables are not read
 
 TABLES = [  # every table the report reads, by its warehouse name
@@ -126,30 +130,13 @@ def table_records(df: pd.DataFrame) -> dict:
             "rows": [[_jsonable(v) for v in row] for row in df.itertuples(index=False, name=None)]}
 
 
-def _fmt(v, column: str = "") -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float | int) and not isinstance(v, bool):
-        c = column.lower()
-        if any(k in c for k in ("rate", "conversion", "share", "lift_rel", "prob", "roi", "irr", "churn")) \
-                and abs(v) <= 50 and "per" not in c:
-            return f"{v:.1%}"
-        if isinstance(v, float):
-            return f"{v:,.2f}" if abs(v) < 1000 else f"{v:,.0f}"
-        return f"{v:,}"
-    if isinstance(v, datetime):  # pd.Timestamp is a datetime
-        midnight = (v.hour, v.minute, v.second, v.microsecond) == (0, 0, 0, 0)
-        return v.strftime("%Y-%m-%d") if midnight else v.strftime("%Y-%m-%d %H:%M:%S")
-    return str(v)
-
-
-def html_table(df: pd.DataFrame, columns: list[str] | None = None, max_rows: int = 200) -> str:
+def html_table(df: pd.DataFrame, columns: list[str] | None = None, max_rows: int = 200,
+               currency: str | None = None) -> str:
+    """A table where each column has one formatter for all its cells (see format.py)."""
     cols = [c for c in (columns or list(df.columns)) if c in df.columns]
-    env = _env()
-    rows = [[_fmt(v, c) for v, c in zip(row, cols, strict=True)] for row in df[cols].head(max_rows).itertuples(index=False, name=None)]
-    return env.get_template("table.html.j2").render(columns=cols, rows=rows, more=max(0, len(df) - max_rows))
+    headers, kinds, rows = format_frame(df.head(max_rows), cols, currency=currency or CURRENCY.get())
+    return _env().get_template("table.html.j2").render(columns=headers, kinds=kinds, rows=rows,
+                                                       more=max(0, len(df) - max_rows))
 
 
 # ---------------------------------------------------------------------------------------- KPIs
@@ -182,26 +169,58 @@ def kpi_tree(wh: _Warehouse, plan: Plan) -> list[dict]:
             if (k.objective or "(none)") != o.key and not (o.key == "(none)" and k in orphans):
                 continue
             value, how = (None, failed) if failed else kpi_value(values, k)
+            previous = None
+            if not failed and k.key in values.index and not pd.isna(values.loc[k.key, "previous"]):
+                previous = float(values.loc[k.key, "previous"])
             status = "unknown"
             if value is not None and k.target is not None:
                 good = value >= k.target if k.direction == "increase" else value <= k.target
                 status = "on_target" if good else "off_target"
             kpis.append({"key": k.key, "name": k.name or k.key, "value": value, "target": k.target, "unit": k.unit,
                          "direction": k.direction, "deadline": k.deadline, "owner": k.owner, "how": how,
-                         "status": status, "shown": _fmt_kpi(value, k.unit), "target_shown": _fmt_kpi(k.target, k.unit),
-                         "progress": _progress(value, k)})
+                         "status": status, "shown": _fmt_kpi(value, k.unit, k.target),
+                         "target_shown": _fmt_kpi(k.target, k.unit, value),
+                         "progress": _progress(value, k), "previous": previous,
+                         **_change(value, previous, k)})
         out.append({"key": o.key, "description": o.description, "owner": o.owner, "kpis": kpis})
     return out
 
 
-def _fmt_kpi(v: float | None, unit: str | None) -> str:
+def _change(value: float | None, previous: float | None, k: KPI) -> dict:
+    """The change against the previous period of the same length, in the KPI's unit (points for a
+    ratio), and whether it went the way the KPI wants."""
+    if value is None or previous is None:
+        return {"change_shown": "no previous period", "change_class": ""}
+    delta = value - previous
+    if k.unit == "ratio":
+        text = f"{delta * 100:+.1f} pts"
+    elif previous:
+        text = f"{delta / abs(previous):+.1%}"
+    else:
+        text = f"{delta:+,.2f}"
+    period = f"previous {k.period_days or 30} days"
+    good = delta > 0 if k.direction == "increase" else delta < 0
+    return {"change_shown": f"{text.replace('-', '−')} vs {period} ({_fmt_kpi(previous, k.unit)})",
+            "change_class": "" if delta == 0 else ("good" if good else "bad")}
+
+
+def _fmt_kpi(v: float | None, unit: str | None, other: float | None = None) -> str:
+    """A KPI value in its unit, with enough decimals that it never reads equal to ``other`` (its
+    target) when it is not: 0.3495 against 0.35 is "34.95%", not "35.0%"."""
     if v is None:
         return "–"
-    if unit == "ratio":
-        return f"{v:.1%}"
-    if unit in ("USD", "EUR", "GBP"):
-        return f"{v:,.0f} {unit}"
-    return f"{v:,.2f}".rstrip("0").rstrip(".") + (f" {unit}" if unit else "")
+    for extra in range(4):
+        if unit == "ratio":
+            text, other_text = f"{v:.{1 + extra}%}", (f"{other:.{1 + extra}%}" if other is not None else None)
+        elif unit in ("USD", "EUR", "GBP"):
+            text, other_text = f"{v:,.{extra}f} {unit}", (f"{other:,.{extra}f} {unit}" if other is not None else None)
+        else:
+            text = f"{v:,.{2 + extra}f}".rstrip("0").rstrip(".") + (f" {unit}" if unit else "")
+            other_text = (f"{other:,.{2 + extra}f}".rstrip("0").rstrip(".") + (f" {unit}" if unit else "")
+                          if other is not None else None)
+        if other is None or v == other or text != other_text:
+            return text
+    return text
 
 
 def _progress(v: float | None, k: KPI) -> float:
@@ -252,7 +271,9 @@ def _experiments(wh: _Warehouse) -> Panel:
     lo, hi = charts.col(df, "ci_low", "lift_ci_low"), charts.col(df, "ci_high", "lift_ci_high")
     d = df.dropna(subset=[c for c in (est, lo, hi) if c]) if est else df
     svg = _safe(charts.ci_points, d, label, est, lo, hi, "Lift vs control with 95% confidence interval") if est and lo and hi else None
-    return Panel("Experiment readouts", "marts.experiment_results", [svg] if svg else [], html_table(df))
+    return Panel("Experiment readouts", "marts.experiment_results", [svg] if svg else [],
+                 html_table(df, ["experiment", "metric", "variant", "exposures", "rate", "lift_abs", "ci_low", "ci_high",
+                                 "p_value", "srm_p_value", "power", "metric_role", "hypothesis"]))
 
 
 def _scenarios(wh: _Warehouse) -> Panel:
@@ -276,7 +297,9 @@ def _portfolio(wh: _Warehouse) -> Panel:
             mc = sc[sc["kind"] == "monte_carlo"]
             dist = mc.pivot_table(index="initiative", columns="name", values="npv").add_prefix("npv_").reset_index()
     svg = _safe(charts.npv_range, dist)
-    return Panel("Portfolio and NPV distribution", "marts.initiative_portfolio", [svg] if svg else [], html_table(df))
+    return Panel("NPV distribution", "marts.initiative_portfolio", [svg] if svg else [],
+                 html_table(df, ["rank", "initiative", "npv_p10", "npv_p50", "npv_p90", "npv_mean", "prob_npv_positive",
+                                 "irr", "payback_months"]))
 
 
 def _health(wh: _Warehouse, data_docs: Path | None) -> list[Panel]:
@@ -292,14 +315,6 @@ def _health(wh: _Warehouse, data_docs: Path | None) -> list[Panel]:
         panels.append(Panel("Quarantine share", "ingest.ingestion_log", [svg] if svg else [],
                             html_table(d.tail(14)), note=f"last 14 of {len(d)} days in the table"))
         wh.cache["report.quarantine_daily"] = d
-    dm = wh.table("quality.daily_metrics")
-    if dm is not None and {"metric", "value"} <= set(dm.columns):
-        day = charts.col(dm, "day", "date", "partition_date")
-        share = dm[dm["metric"] == "quarantine_share"]
-        if day and not share.empty:
-            agg = share.groupby(day, as_index=False)["value"].mean()
-            svg = _safe(charts.time_series, agg, day, "value", "Quarantine share (quality.daily_metrics)", None, ".1%")
-            panels.append(Panel("Daily quality metrics", "quality.daily_metrics", [svg] if svg else [], ""))
     an = wh.table("quality.anomalies")
     if an is None:
         panels.append(_missing("Anomalies", "quality.anomalies"))
@@ -337,27 +352,59 @@ def _find_data_docs(warehouse: Path) -> Path | None:
     return None
 
 
+def plan_currency(plan: Plan) -> str | None:
+    """The plan's money unit: the unit of its financial KPIs (a three-letter code such as USD)."""
+    for k in plan.metrics.kpis:
+        if k.unit and len(k.unit) == 3 and k.unit.isalpha() and k.unit.isupper():
+            return k.unit
+    return None
+
+
+def _decision(wh: _Warehouse, plan: Plan) -> Panel:
+    pf = wh.table("marts.initiative_portfolio")
+    if pf is None:
+        return _missing("Portfolio: what to scale, continue, pivot or stop", "marts.initiative_portfolio")
+    if pf.empty:
+        return Panel("Portfolio", "marts.initiative_portfolio", note="the plan declares no initiative")
+    rows = portfolio_rows(pf, wh.table("marts.initiative_roi"), plan, CURRENCY.get())
+    return Panel("Portfolio: what to scale, continue, pivot or stop", "marts.initiative_portfolio",
+                 html=portfolio_html(rows, CURRENCY.get()), note="Ranked by expected NPV (Monte Carlo mean). Evidence: A randomized > "
+                 "B quasi-experimental, checks passed > C checks failed or not run > D before/after, not causal.")
+
+
+def data_range(wh: _Warehouse) -> tuple[str, str] | None:
+    """First and last day of the data the report shows (stitch.events, else the ingestion log)."""
+    for sql in ("select min(\"timestamp\")::date, max(\"timestamp\")::date from stitch.events",
+                "select min(partition_date), max(partition_date) from ingest.ingestion_log"):
+        try:
+            lo, hi = wh.query(sql)[0]
+        except (duckdb.Error, AttributeError):
+            continue
+        if lo is not None:
+            return str(lo), str(hi)
+    return None
+
+
 def build_sections(wh: _Warehouse, plan: Plan, data_docs: Path | None) -> list[Section]:
     act_target = next((k.target for k in plan.metrics.kpis if k.measure == "activation_rate"), None)
-    roi_cols = ["initiative", "name", "method", "incremental_conversions", "value", "cost", "roi", "npv", "irr",
-                "payback_months", "evidence_grade", "confidence", "warning"]
+    roi_cols = ["initiative", "evidence_grade", "npv", "roi", "irr", "payback_months", "estimate", "ci_low", "ci_high",
+                "incremental_conversions", "value", "cost", "method"]
     roi = wh.table("marts.initiative_roi")
     roi_cols = [c for c in roi_cols if roi is not None and c in roi.columns] or None
     cv = wh.table("marts.customer_value")
     cv_group = (charts.col(cv, "channel", "acquisition_channel", "utm_source", "segment") if cv is not None else None) or "channel"
     return [
+        Section("decision", "Decision", [_decision(wh, plan)]),
         Section("growth", "Growth", [
             _panel(wh, "Activation by signup cohort", "marts.activation_cohorts", [lambda d: charts.activation(d, act_target)]),
-            _panel(wh, "Retention", "marts.retention", [charts.retention_heatmap]),
+            _panel(wh, "Retention", "marts.retention",
+                   [lambda d: charts.retention_heatmap(d, (data_range(wh) or (None, None))[1])]),
             _funnels(wh),
         ]),
         Section("value", "Customer value and channels", [
             _panel(wh, "CLV and CAC by channel", "marts.customer_value",
-                   [lambda d: charts.grouped_bars(_all_plans(d), cv_group, ["clv", "cac"], "CLV and CAC by channel")]),
-            _panel(wh, "Attribution by model", "marts.channel_attribution",
-                   [lambda d: charts.grouped_bars(d, "channel", [m for m in ("conversions", "value", "credit") if m in d][:1],
-                                                  "Attributed conversions by channel")
-                    if "model" not in d else _attribution(d)]),
+                   [lambda d: charts.side_by_side(_all_plans(d), cv_group, ["clv", "cac"], "CLV and CAC by channel")]),
+            _attribution_panel(wh),
         ]),
         Section("experiments", "Experiments and initiatives", [
             _experiments(wh),
@@ -376,6 +423,33 @@ def _all_plans(d: pd.DataFrame) -> pd.DataFrame:
     return d
 
 
+NO_TOUCH = "(none)"  # marts.channel_attribution's channel for conversions with no tracked touch
+
+
+def _attribution_panel(wh: _Warehouse) -> Panel:
+    """Attribution by model. Conversions with no tracked touch are not a channel: they are left out of
+    the chart and counted in a note (they would otherwise be its largest bar)."""
+    df = wh.table("marts.channel_attribution")
+    if df is None:
+        return _missing("Attribution by model", "marts.channel_attribution")
+    note = None
+    touched = df
+    if "channel" in df.columns and (df["channel"] == NO_TOUCH).any():
+        touched = df[df["channel"] != NO_TOUCH]
+        none = df[df["channel"] == NO_TOUCH]
+        m = charts.col(none, "conversions", "credit")
+        if m:
+            n = none.groupby("model")[m].first().max() if "model" in none.columns else none[m].sum()
+            total = df.groupby("model")[m].sum().max() if "model" in df.columns else df[m].sum()
+            note = (f"{n:,.0f} of {total:,.0f} conversions had no tracked marketing touch (channel {NO_TOUCH}): "
+                    "they are in the table, not in the chart.")
+    svg = _safe(_attribution, touched) if "model" in touched.columns else _safe(
+        charts.grouped_bars, touched, "channel", [m for m in ("conversions", "value", "credit") if m in touched][:1],
+        "Attributed conversions by channel")
+    return Panel("Attribution by model", "marts.channel_attribution", [svg] if svg else [],
+                 html_table(df) if not df.empty else "", note=note or ("no rows yet" if df.empty else None))
+
+
 def _attribution(d: pd.DataFrame) -> str | None:
     import altair as alt
 
@@ -385,7 +459,7 @@ def _attribution(d: pd.DataFrame) -> str | None:
     chart = alt.Chart(d).mark_bar().encode(
         x=alt.X("channel:N", title=None), xOffset="model:N", y=alt.Y(f"{m}:Q", title=f"attributed {m}"),
         color=alt.Color("model:N", title="model"), tooltip=["channel", "model", alt.Tooltip(f"{m}:Q", format=",.1f")])
-    return charts.svg(chart.properties(width=charts.WIDTH, height=220, title="Attribution: each model side by side"))
+    return charts.svg(chart.properties(width=charts.WIDTH - 90, height=220, title="Attribution: each model side by side"))
 
 
 # -------------------------------------------------------------------------------------- render
@@ -400,18 +474,22 @@ def render_report(warehouse_path: str | Path, plan: Plan | None = None, data_doc
     plan = plan or load_plan(default_plan_dir())
     warehouse_path = Path(warehouse_path)
     wh = _Warehouse(warehouse_path)
+    token = CURRENCY.set(plan_currency(plan))
     try:
         docs = Path(data_docs) if data_docs else _find_data_docs(warehouse_path)
         tree = kpi_tree(wh, plan)
         sections = build_sections(wh, plan, docs)
         data = {"warehouse": str(warehouse_path), "plan_version": plan.version,
                 "generated_at": datetime.now().astimezone().isoformat(timespec="seconds"),
-                "kpis": [{k: _jsonable(v) for k, v in kpi.items() if k not in ("shown", "target_shown", "progress")}
+                "kpis": [{k: _jsonable(v) for k, v in kpi.items() if k not in ("shown", "target_shown", "progress", "change_shown", "change_class")}
                          for o in tree for kpi in o["kpis"]],
                 "tables": {name: table_records(df) for name, df in wh.cache.items() if df is not None},
                 "missing": sorted(t for t in TABLES if t not in wh.present), "run": _shown_run(wh)}
+        span = data_range(wh)
+        data["data_range"] = list(span) if span else None
     finally:
         wh.close()
+        CURRENCY.reset(token)
     for s in sections:
         for p in s.panels:
             p.charts = [Markup(c) for c in p.charts]

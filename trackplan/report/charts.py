@@ -29,34 +29,51 @@ def svg(chart: alt.TopLevelMixin) -> str:
 
 
 def activation(df: pd.DataFrame, target: float | None) -> str | None:
+    """Activation by signup week; a cohort whose activation window is still open is drawn as such
+    (hatched grey, labelled), not as a real drop."""
     x, y = col(df, "cohort_week", "cohort", "cohort_start"), col(df, "activation_rate")
     if not (x and y) or df.empty:
         return None
-    d = df.assign(_x=df[x].astype(str).str[:10])
-    bars = alt.Chart(d).mark_bar(color="#4c78a8").encode(
+    complete = df["window_complete"].astype(bool) if "window_complete" in df.columns else pd.Series(True, index=df.index)
+    d = df.assign(_x=df[x].astype(str).str[:10],
+                  cohort=complete.map({True: "complete", False: "window still open"}))
+    bars = alt.Chart(d).mark_bar().encode(
         x=alt.X("_x:O", title="signup week"), y=alt.Y(f"{y}:Q", title="activation rate", axis=alt.Axis(format="%")),
-        tooltip=["_x", alt.Tooltip(f"{y}:Q", format=".1%")] + ([c for c in ("signups", "activated") if c in d]))
+        color=alt.Color("cohort:N", title=None, scale=alt.Scale(domain=["complete", "window still open"],
+                                                                 range=["#4c78a8", "#c7ccd4"])),
+        tooltip=["_x", "cohort", alt.Tooltip(f"{y}:Q", format=".1%")] + ([c for c in ("signups", "activated") if c in d]))
     layers = [bars]
     if target is not None:
         layers.append(alt.Chart(pd.DataFrame({"t": [target]})).mark_rule(color="#e45756", strokeDash=[4, 3]).encode(y="t:Q"))
-    return svg(alt.layer(*layers).properties(width=WIDTH, height=220, title="Activation rate by signup week"))
+    return svg(alt.layer(*layers).properties(width=WIDTH - 90, height=220, title="Activation rate by signup week"))
 
 
-def retention_heatmap(df: pd.DataFrame) -> str | None:
+def retention_heatmap(df: pd.DataFrame, data_end: str | None = None) -> str | None:
+    """N-week retention; a cell whose week has not ended by the last day of data is partial and is
+    drawn faded with its label in italics (its value can still rise)."""
     c, p, r = col(df, "cohort_start", "cohort_week", "cohort"), col(df, "period"), col(df, "retention_rate")
     if not (c and p and r) or df.empty:
         return None
     d = df
     if "period_type" in d.columns:
         d = d[d["period_type"] == "week"] if (d["period_type"] == "week").any() else d[d["period_type"] == d["period_type"].iloc[0]]
-    d = d.assign(_c=d[c].astype(str).str[:10])
-    base = alt.Chart(d).encode(x=alt.X(f"{p}:O", title="weeks since signup"), y=alt.Y("_c:O", title="cohort"))
-    heat = base.mark_rect().encode(color=alt.Color(f"{r}:Q", title="retained", scale=alt.Scale(scheme="blues"),
+    partial = pd.Series(False, index=d.index)
+    if data_end is not None and "period_start" in d.columns:
+        partial = pd.to_datetime(d["period_start"]) + pd.Timedelta(days=7) > pd.Timestamp(data_end) + pd.Timedelta(days=1)
+    d = d.assign(_c=d[c].astype(str).str[:10], _partial=partial.values,
+                 _label=[f"{v:.0%}" + ("*" if part else "") for v, part in zip(d[r], partial.values, strict=True)])
+    base = alt.Chart(d).encode(x=alt.X(f"{p}:O", title="weeks since signup (* week not over yet)"),
+                               y=alt.Y("_c:O", title="cohort"))
+    # a fixed 0–100% domain: a cell's shade means the same in every report, and the label colour can
+    # be chosen from the value (white only on the dark half of the scale)
+    heat = base.mark_rect().encode(color=alt.Color(f"{r}:Q", title="retained", scale=alt.Scale(scheme="blues", domain=[0, 1]),
                                                    legend=alt.Legend(format="%")),
-                                   tooltip=["_c", p, alt.Tooltip(f"{r}:Q", format=".1%")])
-    text = base.mark_text(fontSize=9).encode(text=alt.Text(f"{r}:Q", format=".0%"),
-                                             color=alt.condition(f"datum.{r} > 0.5", alt.value("white"), alt.value("black")))
-    return svg((heat + text).properties(width=WIDTH, height=max(120, 18 * d["_c"].nunique()),
+                                   opacity=alt.condition("datum._partial", alt.value(0.45), alt.value(1.0)),
+                                   tooltip=["_c", p, alt.Tooltip(f"{r}:Q", format=".1%"), "_partial"])
+    text = base.mark_text(fontSize=9).encode(text="_label:N",
+                                             color=alt.condition(f"datum.{r} > 0.6 && !datum._partial", alt.value("white"),
+                                                                 alt.value("black")))
+    return svg((heat + text).properties(width=WIDTH - 90, height=max(120, 18 * d["_c"].nunique()),
                                         title="Weekly retention (N-week, Amplitude)"))
 
 
@@ -81,7 +98,21 @@ def grouped_bars(df: pd.DataFrame, group: str, measures: list[str], title: str, 
     chart = alt.Chart(long).mark_bar().encode(
         x=alt.X(f"{group}:N", title=None), xOffset="measure:N", y=alt.Y("value:Q", title=None),
         color=alt.Color("measure:N", title=None), tooltip=[group, "measure", alt.Tooltip("value:Q", format=fmt)])
-    return svg(chart.properties(width=WIDTH, height=220, title=title))
+    return svg(chart.properties(width=WIDTH - 90, height=220, title=title))
+
+
+def side_by_side(df: pd.DataFrame, group: str, measures: list[str], title: str, fmt: str = ",.0f") -> str | None:
+    """One small bar chart per measure, each on its own axis: CAC (tens) stays readable beside CLV
+    (thousands)."""
+    present = [m for m in measures if m in df.columns]
+    if group not in df.columns or not present or df.empty:
+        return None
+    width = max(120, (WIDTH - 60) // len(present) - 30)
+    charts = [alt.Chart(df.assign(**{group: df[group].astype(str)})).mark_bar(color=color).encode(
+        x=alt.X(f"{group}:N", title=None), y=alt.Y(f"{m}:Q", title=m, axis=alt.Axis(format=fmt)),
+        tooltip=[group, alt.Tooltip(f"{m}:Q", format=fmt)]).properties(width=width, height=200, title=m.upper())
+        for m, color in zip(present, ["#4c78a8", "#f58518", "#54a24b"], strict=False)]
+    return svg(alt.hconcat(*charts).properties(title=title))
 
 
 def ci_points(df: pd.DataFrame, label: list[str], est: str, lo: str, hi: str, title: str, fmt: str = ".1%") -> str | None:
@@ -133,7 +164,9 @@ def time_series(df: pd.DataFrame, x: str, y: str, title: str, color: str | None 
         return None
     d = df.assign(_x=pd.to_datetime(df[x]).dt.strftime("%Y-%m-%d"))
     enc = {"color": alt.Color(f"{color}:N", title=None)} if color and color in d.columns else {}
+    # counts get whole-number ticks only (no 3, 3, 2, 2, 1, 1 from a rounded fractional axis)
+    axis = alt.Axis(format=fmt, tickMinStep=1) if fmt in (",.0f", "d", ",d") else alt.Axis(format=fmt)
     chart = alt.Chart(d).mark_line(point=True).encode(
-        x=alt.X("_x:T", title=None), y=alt.Y(f"{y}:Q", title=None, axis=alt.Axis(format=fmt)),
+        x=alt.X("_x:T", title=None), y=alt.Y(f"{y}:Q", title=None, axis=axis),
         tooltip=["_x", alt.Tooltip(f"{y}:Q", format=fmt)], **enc)
-    return svg(chart.properties(width=WIDTH, height=180, title=title))
+    return svg(chart.properties(width=WIDTH - 90, height=180, title=title))

@@ -303,45 +303,51 @@ def prepare(
     batch_context = envelope.get("context")
     batch_integrations = envelope.get("integrations")
     batch_sent_at = envelope.get("sentAt")
+    lines, messages, invalid = out.lines, out.messages, out.invalid  # (the loop runs per message)
     for raw in items:
-        if isinstance(raw, Unkept):
-            out.lines.append(raw.line(received_at))
-            out.invalid["not_exact"] = out.invalid.get("not_exact", 0) + 1
-            continue
-        if not isinstance(raw, dict):
-            out.add_invalid("not_an_object", raw)
-            continue
+        if type(raw) is not dict:
+            if isinstance(raw, Unkept):
+                lines.append(raw.line(received_at))
+                invalid["not_exact"] = invalid.get("not_exact", 0) + 1
+                continue
+            if not isinstance(raw, dict):
+                out.add_invalid("not_an_object", raw)
+                continue
         msg = dict(raw)
         msg.pop("writeKey", None)  # a secret; it must not end up in the landing files
-        if endpoint_type and not msg.get("type"):
+        get = msg.get
+        if endpoint_type and not get("type"):
             msg["type"] = endpoint_type
-        if not msg.get("messageId"):
+        if not get("messageId"):
             msg["messageId"] = str(uuid.uuid4())
-        if not msg.get("sentAt") and batch_sent_at:
+        if batch_sent_at and not get("sentAt"):
             msg["sentAt"] = batch_sent_at
         msg["receivedAt"] = received_at
-        if not msg.get("timestamp") and msg.get("originalTimestamp"):
+        if not get("timestamp") and get("originalTimestamp"):
             msg["timestamp"] = msg["originalTimestamp"]
-        if batch_context is not None or "context" in msg:
-            ctx = merge_missing(msg.get("context"), batch_context)
+        if batch_context is not None:  # (without one, merge_missing would give the context back)
+            ctx = merge_missing(get("context"), batch_context)
             if ctx is not None:
                 msg["context"] = ctx
         if batch_integrations is not None:
-            integ = merge_missing(msg.get("integrations"), batch_integrations)
+            integ = merge_missing(get("integrations"), batch_integrations)
             if integ is not None:
                 msg["integrations"] = integ
-        line = dumps(msg)
+        try:
+            line = orjson.dumps(msg)
+        except TypeError:
+            line = dumps(msg)
         if len(line) > max_message_bytes:
             original = dumps(raw)
             if len(original) > max_message_bytes:
                 out.add_invalid("oversize", raw)
                 continue
-        if msg.get("type") not in SEGMENT_TYPES:
+        if get("type") not in SEGMENT_TYPES:
             # Still landed enriched: the ingestion quarantines it with the precise reason.
-            out.invalid["bad_type"] = out.invalid.get("bad_type", 0) + 1
+            invalid["bad_type"] = invalid.get("bad_type", 0) + 1
         else:
-            out.messages.append(msg)
-        out.lines.append(line + b"\n")
+            messages.append(msg)
+        lines.append(line + b"\n")
     return out
 
 

@@ -28,6 +28,7 @@ test: install browser npm
 bench: install
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/quality_bench.py
+	$(BIN)/python benchmarks/detector_bench.py
 	$(BIN)/python benchmarks/collector_load.py
 
 dev: install

@@ -33,7 +33,7 @@ import orjson
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from pipelines.collector import segment  # noqa: E402
+from pipelines.collector import segment
 
 RECEIVED = "2026-11-22T19:23:46.000Z"
 
@@ -55,7 +55,7 @@ def _message(i: int, style: str, rng: random.Random) -> dict:
         "context": {
             "library": {"name": "analytics.js", "version": "npm:next-1.84.0"},
             "page": {"path": "/p/creme", "referrer": "https://www.example.com/search?q=cr%C3%A8me",
-                     "title": "Crème brûlée – shop", "url": "https://shop.example.com/p/creme?utm_source=news"},  # fmt: skip
+                     "title": "Crème brûlée – shop", "url": "https://shop.example.com/p/creme?utm_source=news"},
             "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
             "locale": "fr-FR",
             "timezone": "Europe/Paris",

@@ -195,9 +195,9 @@ def _sdk_messages(rng: random.Random, n: int) -> list[dict]:
             "messageId": f"ajs-next-1764790000{i:03d}-{uuid.UUID(int=rng.getrandbits(128), version=4)}",
             "timestamp": "2026-11-22T19:23:45.137123+00:00",
             "properties": {"order_id": str(1764790000123456789 + i), "revenue": 18.99, "discount": 0.0,
-                           "name": "Crème brûlée – 2", "quantity": 1 + i % 3},  # fmt: skip
+                           "name": "Crème brûlée – 2", "quantity": 1 + i % 3},
             "context": {"library": {"name": "analytics-python", "version": "2.3.3"},
-                        "page": {"url": "https://shop.example.com/p?q=a:b", "title": "x \"y\": z"}},  # fmt: skip
+                        "page": {"url": "https://shop.example.com/p?q=a:b", "title": "x \"y\": z"}},
         }
         for i in range(n)
     ]

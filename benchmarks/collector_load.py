@@ -47,6 +47,15 @@ def start_server(landing: Path, port: int, log) -> subprocess.Popen:
     raise SystemExit("collector did not start")
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User+system CPU time of a process so far (Linux /proc), None where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def make_body(sender: int, seq: int, size: int) -> tuple[bytes, list[str]]:
     ids = [f"s{sender}-b{seq}-m{i}" for i in range(size)]
     batch = [
@@ -104,6 +113,8 @@ def main() -> None:
         latencies: list[float] = []
         acked: list[str] = []
         errors: list[int] = []
+        cpu_before = cpu_seconds(proc.pid)
+        cpu_after = None
         try:
             start = time.monotonic()
             until = start + args.seconds
@@ -114,6 +125,7 @@ def main() -> None:
 
             asyncio.run(run())
             elapsed = time.monotonic() - start
+            cpu_after = cpu_seconds(proc.pid)
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
@@ -132,6 +144,9 @@ def main() -> None:
             "max_ms": round(max(latencies) * 1000, 2),
             "non_200": len(errors),
             "landed_equals_acked": landed == set(acked),
+            # the collector's own CPU per request: less sensitive to the machine's load than events/s
+            "server_cpu_ms_per_request": (round((cpu_after - cpu_before) * 1000 / max(1, len(latencies)), 3)
+                                          if cpu_before is not None and cpu_after is not None else None),
             # the machine is shared: its load says how much of it this run had
             "cpus": os.cpu_count(),
             "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],

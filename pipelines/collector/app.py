@@ -458,10 +458,15 @@ def _count(c: Collector, source: str, prepared: segment.Prepared) -> None:
     m.events.labels(source).inc(len(prepared.lines))
     for reason, n in prepared.invalid.items():
         m.invalid.labels(reason).inc(n)
-    names: dict[str, int] = {}
+    by_name: dict[str, int] = {}  # event names first, then labels once per name (in first-seen order)
+    event_label = segment.event_label
     for msg in prepared.messages:
-        label = m.name_label(segment.event_label(msg))
-        names[label] = names.get(label, 0) + 1
+        name = event_label(msg)
+        by_name[name] = by_name.get(name, 0) + 1
+    names: dict[str, int] = {}
+    for name, n in by_name.items():
+        label = m.name_label(name)
+        names[label] = names.get(label, 0) + n
     for label, n in names.items():
         m.event_names.labels(label).inc(n)
 

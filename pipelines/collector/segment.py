@@ -89,52 +89,77 @@ def strict_loads(text: str | bytes) -> Any:
                       object_pairs_hook=_unique_pairs)  # fmt: skip
 
 
-_TINY = 2.2250738585072014e-308  # below this a double is subnormal: fewer digits survive
-_TO_ZERO = bytes.maketrans(b"0123456789.", b"00000000000")
-_SPACED_KEY = re.compile(rb'"\s+:')
+# One translation of the body (digits and dots -> "0", "E" -> "e", "-" -> "+", whitespace -> " "),
+# then each kind of suspicious text is one C-speed pass (``find``/``count``, one regex).
+_NUMBERISH = bytes.maketrans(b"0123456789.E-\t\n\r", b"00000000000e+   ")
+_RUN = b"0" * 16  # 16 digits/dots in a row: more than the 15 significant digits every double keeps
+_NUMBER_START = frozenset(b":,[+e ")  # what may precede a digit run that is (part of) a number
+_ESCAPED_COLON = b"\\u003"  # a colon written as \u003a (or, harmlessly, \u0030-\u003f)
 
 
-def _walk(obj: Any, _dict=dict, _list=list, _float=float) -> tuple[int, bool]:
-    """(keys of every object in ``obj``, True if some float might not be exact: 0.0 (an underflow
-    looks the same), infinite, or subnormal)."""
-    n = 0
-    odd = False
-    stack = [obj]
-    pop, push = stack.pop, stack.append
-    while stack:
-        o = pop()
-        values = o.values() if type(o) is _dict else o
-        if type(o) is _dict:
-            n += len(o)
-        for v in values:
-            tv = type(v)
-            if tv is _dict or tv is _list:
-                push(v)
-            elif tv is _float and not (_TINY <= abs(v) < math.inf):
-                odd = True
-    return n, odd
+def _long_number(z: bytes) -> bool:
+    """True if some run of 16+ digits/dots in ``z`` (the body after ``_NUMBERISH``) might be
+    (part of) a number token: a float of more digits than a double keeps, or an integer that
+    orjson would read as a float. A run that starts right after a byte no number can start after
+    (a letter, ``"``, ``_``, ``/`` ...) lies inside a string: a long order id in a string needs no
+    slow path. Runs after ``:`` ``,`` ``[``, whitespace, a sign or an exponent mark (or at the
+    start) count.
+    """
+    find = z.find
+    i = find(_RUN)
+    while i >= 0:
+        if i == 0 or z[i - 1] in _NUMBER_START:
+            return True
+        i = find(_RUN, i + 16)  # later matches in the same run follow a digit: inside the string too
+    return False
+
+
+# after _NUMBERISH: a digit, e/E, maybe a sign, 3+ digits, then what follows a number (a uuid's
+# "3e-1234-" never ends so). One regex pass: a find per candidate costs more, uuids hold many.
+_BIG_EXPONENT = re.compile(rb"0e\+?000+[,\]} ]")
+
+
+def _surely_exact(data: bytes, obj: Any) -> bool:
+    """True only if re-writing ``obj`` (parsed from ``data`` by orjson) changes no value.
+
+    Scans at C speed that can only err towards the slow path:
+
+    * ``orjson.dumps(obj) == data``: the body is already what re-writing gives (compact senders
+      such as analytics.js's ``JSON.stringify``), so nothing can change;
+    * numbers: orjson refuses NaN/Infinity and overflow to infinity, but reads an integer beyond
+      64 bits as a float and rounds a float of more than 15-17 digits. Every decimal of at most 15
+      significant digits with an exponent below 100 is a normal double that writes back to the
+      same number; longer numbers show as a run of 16+ digits/dots outside strings, larger or
+      smaller exponents as ``e`` + 3 digits (also underflow to 0.0 and subnormals);
+    * repeated keys: a colon outside strings follows each key once; inside strings orjson writes
+      each colon back raw. So when no colon was written ``\\u003a``, the body holds as many
+      colons as the re-written one only if no key (with the strings of its value) was dropped
+      for a repeat: the body's count is the re-written count plus keys lost plus their colons.
+    """
+    out = orjson.dumps(obj)
+    if out == data:
+        return True
+    z = data.translate(_NUMBERISH)
+    if _long_number(z) or _BIG_EXPONENT.search(z):
+        return False
+    if b"\\" in data and _ESCAPED_COLON in data:  # (a memchr first: most bodies have no "\")
+        return False
+    return data.count(b":") == out.count(b":")
 
 
 def loads_checked(data: bytes) -> tuple[Any, bool]:
     """(parsed body, exact): ``exact`` is True when no value of ``data`` can change by re-writing.
 
-    Fast path: orjson already refuses NaN/Infinity and out-of-range integers. What it would
-    silently change is ruled out by cheap scans that can only err towards the slow path: no run
-    of 16 digits/dots (every double keeps 15 significant digits), no float that is 0.0, infinite
-    or subnormal (where an over- or underflow hides), and as many ``":`` in the bytes as keys in
-    the parsed objects with no key written ``"k" :`` (so no key was given twice). The slow path
-    parses again with exact checks per value.
+    Fast path: orjson, then :func:`_surely_exact`'s byte scans. The slow path (any doubt, or a
+    body orjson refuses) parses again with exact checks per value (:func:`strict_loads`).
     """
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
-        obj = None
+        pass
     else:
-        if (type(obj) is dict or type(obj) is list) and data.translate(_TO_ZERO).find(b"0" * 16) < 0 \
-                and not _SPACED_KEY.search(data):
-            keys, odd = _walk(obj)
-            if not odd and data.count(b'":') == keys:
-                return obj, True
+        if (type(obj) is dict or type(obj) is list) and _surely_exact(data, obj):
+            return obj, True
     try:
         return strict_loads(data), True
     except NotExact:
@@ -278,45 +303,51 @@ def prepare(
     batch_context = envelope.get("context")
     batch_integrations = envelope.get("integrations")
     batch_sent_at = envelope.get("sentAt")
+    lines, messages, invalid = out.lines, out.messages, out.invalid  # (the loop runs per message)
     for raw in items:
-        if isinstance(raw, Unkept):
-            out.lines.append(raw.line(received_at))
-            out.invalid["not_exact"] = out.invalid.get("not_exact", 0) + 1
-            continue
-        if not isinstance(raw, dict):
-            out.add_invalid("not_an_object", raw)
-            continue
+        if type(raw) is not dict:
+            if isinstance(raw, Unkept):
+                lines.append(raw.line(received_at))
+                invalid["not_exact"] = invalid.get("not_exact", 0) + 1
+                continue
+            if not isinstance(raw, dict):
+                out.add_invalid("not_an_object", raw)
+                continue
         msg = dict(raw)
         msg.pop("writeKey", None)  # a secret; it must not end up in the landing files
-        if endpoint_type and not msg.get("type"):
+        get = msg.get
+        if endpoint_type and not get("type"):
             msg["type"] = endpoint_type
-        if not msg.get("messageId"):
+        if not get("messageId"):
             msg["messageId"] = str(uuid.uuid4())
-        if not msg.get("sentAt") and batch_sent_at:
+        if batch_sent_at and not get("sentAt"):
             msg["sentAt"] = batch_sent_at
         msg["receivedAt"] = received_at
-        if not msg.get("timestamp") and msg.get("originalTimestamp"):
+        if not get("timestamp") and get("originalTimestamp"):
             msg["timestamp"] = msg["originalTimestamp"]
-        if batch_context is not None or "context" in msg:
-            ctx = merge_missing(msg.get("context"), batch_context)
+        if batch_context is not None:  # (without one, merge_missing would give the context back)
+            ctx = merge_missing(get("context"), batch_context)
             if ctx is not None:
                 msg["context"] = ctx
         if batch_integrations is not None:
-            integ = merge_missing(msg.get("integrations"), batch_integrations)
+            integ = merge_missing(get("integrations"), batch_integrations)
             if integ is not None:
                 msg["integrations"] = integ
-        line = dumps(msg)
+        try:
+            line = orjson.dumps(msg)
+        except TypeError:
+            line = dumps(msg)
         if len(line) > max_message_bytes:
             original = dumps(raw)
             if len(original) > max_message_bytes:
                 out.add_invalid("oversize", raw)
                 continue
-        if msg.get("type") not in SEGMENT_TYPES:
+        if get("type") not in SEGMENT_TYPES:
             # Still landed enriched: the ingestion quarantines it with the precise reason.
-            out.invalid["bad_type"] = out.invalid.get("bad_type", 0) + 1
+            invalid["bad_type"] = invalid.get("bad_type", 0) + 1
         else:
-            out.messages.append(msg)
-        out.lines.append(line + b"\n")
+            messages.append(msg)
+        lines.append(line + b"\n")
     return out
 
 

@@ -15,7 +15,7 @@ from rich.table import Table
 from tracking_plan.loader import PlanError, load_plan
 
 from . import progress
-from .ingest.load import landed_partitions
+from .ingest.load import changed_partitions
 from .resources import resources_from_env
 from .warehouse import connect
 
@@ -32,9 +32,18 @@ def _warm_imports() -> None:
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the summary says what matters
 
 
-def run_pipeline(plan_dir: Path, landing: Path, warehouse: Path, partition: str | None = None,
-                 console: Console | None = None, instance: dg.DagsterInstance | None = None) -> bool:
-    """Run ingest for the landed days (or one), then every downstream asset; True if no blocking check failed."""
+def run_pipeline(plan_dir: Path, landing: Path | str, warehouse: Path, partition: str | None = None,
+                 console: Console | None = None, instance: dg.DagsterInstance | None = None,
+                 layout: str | None = None, incremental: bool | None = None) -> bool:
+    """Run ingest for the landed days (or one), then every downstream asset; True if no blocking check failed.
+
+    `landing` is a folder or an object-store URL (s3://, gs://, az://) in `layout` (detected when None).
+    Incremental (the default for an object store): only the partitions whose objects differ from the
+    warehouse's manifest (key, ETag, size) are read again."""
+    from tracking_plan.landing import LandingError
+    from tracking_plan.landing import scan as scan_landing
+    from tracking_plan.reader import is_url
+
     from .definitions import all_assets, all_checks
 
     console = console or Console(stderr=True)
@@ -44,13 +53,31 @@ def run_pipeline(plan_dir: Path, landing: Path, warehouse: Path, partition: str 
         for p in exc.problems:
             console.print(str(p), markup=False, highlight=False)
         return False
-    days = [partition] if partition else landed_partitions(landing)
-    if not days:
-        console.print(f"no landing files under {landing}/date=YYYY-MM-DD/: nothing to ingest")
+    try:
+        scan = scan_landing(landing, layout)
+    except LandingError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
         return False
+    days = [partition] if partition else sorted({e.partition for e in scan if e.partition})
+    if not days:
+        console.print(f"no landing files under {landing} (see the layouts in README 'Reading from your bucket'): "
+                      "nothing to ingest", highlight=False)
+        return False
+    if incremental is None:
+        incremental = is_url(str(landing))
+    if incremental and not partition:
+        con = connect(warehouse)
+        try:
+            days = changed_partitions(con, scan)
+        finally:
+            con.close()
+        if not days:
+            console.print(f"nothing new under {landing}: every object matches the manifest (key, ETag, size)",
+                          highlight=False)
+            return True
     t0 = time.time()
     threading.Thread(target=_warm_imports, daemon=True).start()
-    resources = resources_from_env(plan_dir, landing, warehouse)
+    resources = resources_from_env(plan_dir, landing, warehouse, layout=layout)
     assets, checks = all_assets(), all_checks()
     tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

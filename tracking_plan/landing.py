@@ -29,12 +29,22 @@ class LandingError(Exception):
     """The landing root cannot be listed (no such bucket, access denied, no client for the scheme)."""
 
 
+_FS: dict = {}
+
+
 def _fs(url: str):
+    """(filesystem, path) for an object URL. One client per scheme and credential environment: a
+    change of AWS_* variables (another profile, key or endpoint) gets a new client."""
     import fsspec
 
     scheme = url.split("://", 1)[0]
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("AWS_", "GOOGLE_", "AZURE_"))))
     try:
-        return fsspec.core.url_to_fs(url)
+        cls = fsspec.get_filesystem_class(scheme)
+        fs = _FS.get((scheme, env))
+        if fs is None:
+            fs = _FS[(scheme, env)] = fsspec.filesystem(scheme, skip_instance_cache=True)
+        return fs, cls._strip_protocol(url)
     except ImportError as exc:
         extra = {"gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs"}.get(scheme, exc.name)
         raise LandingError(f"{url}: reading {scheme}:// needs the {extra} package (pip install {extra})") from None
@@ -67,10 +77,11 @@ def list_objects(url: str) -> list[tuple[str, str, int, str | None]]:
     """(key relative to the root, full URL, size, ETag) of every object under ``url``, sorted."""
     fs, root = _fs(url)
     root = root.rstrip("/")
+    fs.invalidate_cache()  # a listing is always fresh: a rewritten object must show its new ETag
     try:
-        if not fs.exists(root.split("/", 1)[0]):  # the bucket itself: an empty prefix is no error, a bucket is
-            raise FileNotFoundError("the bucket does not exist")
         found = fs.find(root, detail=True, withdirs=False)
+        if not found and not fs.exists(root.split("/", 1)[0]):  # an empty prefix is no error, a missing bucket is
+            raise FileNotFoundError("the bucket does not exist")
     except Exception as exc:  # noqa: BLE001 - every client's errors become one line naming the URL
         raise LandingError(_problem(url, exc)) from None
     scheme = url.split("://", 1)[0]

@@ -15,6 +15,7 @@ import base64
 import binascii
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -82,6 +83,11 @@ def to_segment(event: dict) -> dict:
     msg: dict[str, Any] = {}
     props: dict[str, Any] = {}
     page = _drop_none({"url": event.get("url"), "title": event.get("page"), "referrer": event.get("refr")})
+    if event.get("url"):  # Segment's page properties also carry the URL's path and query (analytics.js does)
+        parts = urlsplit(str(event["url"]))
+        page["path"] = parts.path or "/"
+        if parts.query:
+            page["search"] = "?" + parts.query
     snowplow: dict[str, Any] = {k: v for k, v in event.items() if k not in _MAPPED}
 
     if e == "pv":

@@ -23,9 +23,9 @@ pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 sdk = pytest.importorskip("snowplow_analytics_sdk.event_transformer")
 
-from pipelines.ingest.load import changed_partitions, ingest_partitions  # noqa: E402
-from pipelines.warehouse import connect  # noqa: E402
-from tracking_plan.landing import LandingError, scan  # noqa: E402
+from pipelines.ingest.load import changed_partitions, ingest_partitions
+from pipelines.warehouse import connect
+from tracking_plan.landing import LandingError, scan
 
 SDK_FIELDS = [name for name, _ in sdk.ENRICHED_EVENT_FIELD_TYPES]  # Snowplow's order, 131 fields
 DAY = BASE.date()
@@ -151,7 +151,8 @@ def _ts(t: dt.datetime) -> str:
 
 def _common(eid: str, minute: int) -> dict:
     t = BASE + dt.timedelta(minutes=minute)
-    return dict(app_id="shop", platform="web", etl_tstamp=_ts(t + dt.timedelta(seconds=5)), collector_tstamp=_ts(t),
+    return dict(  # noqa: C408 - keyword form: these are the SDK's field names
+                app_id="shop", platform="web", etl_tstamp=_ts(t + dt.timedelta(seconds=5)), collector_tstamp=_ts(t),
                 dvce_created_tstamp=_ts(t - dt.timedelta(seconds=1)), dvce_sent_tstamp=_ts(t - dt.timedelta(seconds=1)),
                 event_id=eid, v_tracker="js-3.24.0", v_collector="ssc-2.9.0", v_etl="snowplow-enrich-4.0.0",
                 user_ipaddress="203.0.113.7", domain_userid="duid-1", domain_sessionidx=2,
@@ -244,7 +245,7 @@ def test_snowplow_enriched_from_a_bucket_mapped_validated_deduplicated_quarantin
     rows = {r[0]: r[1:] for r in query(wh, "select message_id, type, event_name, properties, context, user_id, "
                                           "anonymous_id, received_at from ingest.events")}
     assert set(rows) == {"e-pv", "e-se", "e-ue"}
-    pv_type, pv_name, pv_props, pv_ctx, pv_user, pv_anon, pv_recv = rows["e-pv"]
+    pv_type, _, pv_props, pv_ctx, pv_user, pv_anon, pv_recv = rows["e-pv"]
     assert pv_type == "page" and pv_user == "u-42" and pv_anon == "duid-1"
     assert orjson.loads(pv_props) == {"url": "https://shop.example/pricing?plan=pro", "title": "Pricing",
                                       "referrer": "https://search.example/", "path": "/pricing",
@@ -329,3 +330,43 @@ def test_local_segment_layout_and_detection(tmp_path):
     entries = scan(tmp_path)
     assert [(e.partition, e.skip, e.fmt) for e in entries] == [(DAY.isoformat(), None, "lines")]
     assert iso(BASE)  # (the helper's clock: the partition is the UTC day of the folder's milliseconds)
+
+
+# --- incremental discovery: the Dagster asset, the sensor and `trackplan run` ------------------------
+
+def test_sensor_and_run_pick_up_only_new_or_rewritten_objects(s3, tmp_path, monkeypatch):
+    import dagster as dg
+    from rich.console import Console
+
+    from pipelines.ingest.assets import ingest_events
+    from pipelines.resources import resources_from_env
+    from pipelines.runner import run_pipeline
+    from pipelines.schedules import landing_sensor
+    from tracking_plan.loader import default_plan_dir
+
+    client, bucket = s3
+    key = f"segment-logs/src/{DAY_MS}/a.gz"
+    put(client, bucket, key, [ev(mid="x1"), ev(mid="x2")])
+    landing, wh = f"s3://{bucket}", tmp_path / "wh.duckdb"
+    monkeypatch.setenv("TRACKPLAN_LANDING", landing)
+    monkeypatch.setenv("TRACKPLAN_WAREHOUSE", str(wh))
+
+    def evaluate():
+        out = list(landing_sensor(dg.build_sensor_context()))
+        return [(r.partition_key, r.run_key) for r in out if isinstance(r, dg.RunRequest)]
+
+    first = evaluate()
+    assert [p for p, _ in first] == [DAY.isoformat()]
+    # the Dagster asset reads the bucket in the detected layout and records the manifest
+    res = dg.materialize([ingest_events], resources=resources_from_env(default_plan_dir(), landing, wh),
+                         partition_key=DAY.isoformat(), run_config={"loggers": {"console": {"config": {
+                             "log_level": "WARNING"}}}})
+    assert res.success
+    assert query(wh, "select count(*) from ingest.events") == [(2,)]
+    assert evaluate() == []  # everything is in the manifest: no run
+    with open(tmp_path / "out.txt", "w") as fh:
+        assert run_pipeline(default_plan_dir(), landing, wh, console=Console(file=fh, width=200))  # no Dagster run
+    assert "nothing new under " + landing in (tmp_path / "out.txt").read_text()
+    put(client, bucket, key, [ev(mid="x3")])  # rewritten: a new ETag
+    again = evaluate()
+    assert [p for p, _ in again] == [DAY.isoformat()] and again[0][1] != first[0][1]

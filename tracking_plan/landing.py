@@ -59,7 +59,7 @@ def open_object(url: str):
         return fs.open(path, "rb")
     except OSError:
         raise
-    except Exception as exc:  # a store client's own error type: still a file that could not be opened
+    except Exception as exc:  # noqa: BLE001 - a store client's own error: still an object that could not be opened
         raise OSError(f"{type(exc).__name__}: {exc}") from None
 
 
@@ -202,11 +202,12 @@ def detect_layout(keys: list[str], first_line=None) -> str:
     return "trackplan"
 
 
-def _first_line(open_fn, rel: str):
+def _first_line(src: str | Path, rel: str) -> bytes | None:
+    """The first line of an object or file (decompressed), for detecting the Snowplow layout."""
     import zlib
 
     try:
-        with open_fn() as fh:
+        with (open_object(src) if is_url(src) else Path(src).open("rb")) as fh:
             head = fh.read(1 << 16)
     except OSError:
         return None
@@ -229,7 +230,7 @@ def scan(landing: str | Path, layout: str | None = None) -> list[LandingEntry]:
         if layout is None:
             sample = next((o for o in objects if not o[0].rsplit("/", 1)[-1].startswith((".", "_"))), None)
             layout = detect_layout([o[0] for o in objects],
-                                   (lambda: _first_line(lambda: open_object(sample[1]), sample[0])) if sample else None)
+                                   (lambda: _first_line(sample[1], sample[0])) if sample else None)
         classify = CLASSIFY[layout]
         out = []
         for rel, url, size, etag in objects:
@@ -243,7 +244,7 @@ def scan(landing: str | Path, layout: str | None = None) -> list[LandingEntry]:
         files = _list_local(root)
         sample = next((f for f in files if f[2] is None and not f[1].name.startswith((".", "_"))), None)
         layout = detect_layout([f[0] for f in files],
-                               (lambda: _first_line(lambda: open(sample[1], "rb"), sample[0])) if sample else None)
+                               (lambda: _first_line(sample[1], sample[0])) if sample else None)
     if layout == "trackplan":
         return scan_landing(root)
     if not root.is_dir():

@@ -21,8 +21,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from tracking_plan.model import Plan
 from tracking_plan.landing import scan as scan_landing
+from tracking_plan.model import Plan
 from tracking_plan.reader import LandingEntry, ReadStats, is_url, read_files
 from tracking_plan.validate import Validator, context_pii_traits, json_path, lit
 

@@ -127,9 +127,13 @@ def test_trackplan_layout_in_a_bucket_keeps_the_local_rules(s3, tmp_path):
     put(client, bucket, f"landing/date={DAY}/sub/d.jsonl", [ev(mid="t4")], gz=False)
     put(client, bucket, "landing/date=2026-02-30/e.jsonl", [ev(mid="t5")], gz=False)
     put(client, bucket, "landing/loose.jsonl", [ev(mid="t6")], gz=False)
+    put(client, bucket, f"landing/date={DAY}/f.jsonl.gz", ["plain text named .gz"], gz=False)
     wh = tmp_path / "wh.duckdb"
     days, results = ingest_all(wh, f"s3://{bucket}/landing", layout="trackplan")
-    assert days == [DAY.isoformat()] and results[0].loaded == 2
+    assert days == [DAY.isoformat()] and (results[0].loaded, results[0].quarantined) == (2, 1)
+    # an object that is not gzip is kept as one quarantined unit with its size, as a local file is
+    [(raw, rules)] = query(wh, "select raw, rules from ingest.quarantine")
+    assert raw == "plain text named .gz" and rules == ["corrupt"]
     reasons = {r[0].rsplit("/", 1)[-1]: r[1].split(":")[0] for r in query(
         wh, "select source_file, skip_reason from ingest.ingestion_log where status = 'skipped'")}
     assert reasons == {"c.JSONL": "unsupported extension", "d.jsonl": "unexpected subfolder",
@@ -370,3 +374,26 @@ def test_sensor_and_run_pick_up_only_new_or_rewritten_objects(s3, tmp_path, monk
     put(client, bucket, key, [ev(mid="x3")])  # rewritten: a new ETag
     again = evaluate()
     assert [p for p, _ in again] == [DAY.isoformat()] and again[0][1] != first[0][1]
+
+
+def test_no_enriched_field_is_lost_in_the_mapping():
+    """Every field Snowplow's own SDK reads from the line is either mapped onto the envelope or kept
+    under context.snowplow (the SDK's output is the independent list of what the line holds)."""
+    from tracking_plan.snowplow import enriched_to_segment
+
+    mapped = {"event", "event_id", "user_id", "domain_userid", "domain_sessionid", "domain_sessionidx",
+              "user_ipaddress", "useragent", "br_lang", "os_timezone", "page_url", "page_title", "page_referrer",
+              "v_tracker", "unstruct_event", "contexts", "se_category", "se_action", "se_label", "se_property",
+              "se_value", "dvce_created_tstamp", "dvce_sent_tstamp", "true_tstamp", "dvce_screenwidth",
+              "dvce_screenheight", "br_viewwidth", "br_viewheight"}
+    for line in list(snowplow_lines().values())[:5]:
+        fields = dict(zip(SDK_FIELDS, line.split("\t"), strict=True))
+        msg = enriched_to_segment(line)
+        kept = msg["context"]["snowplow"]
+        for name in (k for k, v in fields.items() if v):
+            assert name in mapped or name in kept, name
+        assert msg["messageId"] == sdk.transform(line)["event_id"]
+        if "contexts" in fields and fields["contexts"]:
+            # the SDK shreds contexts into contexts_<vendor>_<name>_<model> columns: the same entities
+            shredded = [k for k in sdk.transform(line) if k.startswith("contexts_")]
+            assert len(shredded) == len({c["schema"] for c in kept["contexts"]})

@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test bench dev lint browser clean lock
+.PHONY: install demo test bench dev lint browser npm clean lock
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(BIN)/trackplan demo
 
-test: install browser
+test: install browser npm
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install
@@ -41,9 +41,21 @@ lint: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || echo "chromium not installed: browser tests will be skipped (and listed)"
 
+# The real browser tracking libraries (analytics.js, Snowplow) for the browser tests: exact versions
+# from tests/browser/package-lock.json (npm registry, no CDN), bundled by the pinned esbuild.
+NPM_DIR   := tests/browser
+NPM_STAMP := $(NPM_DIR)/dist/.built
+
+npm: $(NPM_STAMP)
+
+$(NPM_STAMP): $(NPM_DIR)/package.json $(NPM_DIR)/package-lock.json $(NPM_DIR)/entry.js
+	@if command -v npm >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq npm >/dev/null 2>&1; }; then \
+		cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error && npm run -s build && touch dist/.built; \
+	else echo "npm not installed: browser tracker tests will be skipped (and listed)"; fi
+
 # Re-pin: resolve the newest versions allowed by pyproject.toml and write constraints.txt
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o constraints.txt --python-version 3.11
 
 clean:
-	rm -rf $(VENV) .pytest_cache warehouse.duckdb landing report.html
+	rm -rf $(VENV) .pytest_cache warehouse.duckdb landing report.html $(NPM_DIR)/node_modules $(NPM_DIR)/dist

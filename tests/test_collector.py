@@ -21,7 +21,7 @@ CAPTURE_FILES = sorted(p for p in CAPTURES.glob("*/*.json")) if CAPTURES.is_dir(
 KEY = "WRITE_KEY_TEST"  # the key every capture was made with (captures README)
 BASIC = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()
 ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-FILE_NAME = re.compile(r"^collector-[a-z0-9_-]+-\d{8}T\d{6}-\d+-\d+\.jsonl$")
+FILE_NAME = re.compile(r"^collector-[a-z0-9_-]+-\d{8}T\d{6}-\d+-[0-9a-f]{6}-\d+\.jsonl$")
 
 
 def landed(landing: Path) -> list[dict]:

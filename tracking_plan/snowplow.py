@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from .exactjson import loads_checked
+
 # tp2 fields consumed by the mapping below; everything else is kept under context.snowplow.
 _MAPPED = {
     "e", "eid", "uid", "duid", "sid", "vid", "ip", "ua", "lang", "tz", "res", "vp",
@@ -38,15 +40,24 @@ def decode_json_field(event: dict, plain: str, b64: str) -> Any:
         try:
             # Trackers strip '=' padding or send standard base64; accept both alphabets.
             text = base64.urlsafe_b64decode(raw.replace("+", "-").replace("/", "_") + "=" * (-len(raw) % 4))
-            return orjson.loads(text)
+            return _exact(text, b64)
         except (binascii.Error, ValueError) as exc:
             raise SnowplowError(f"{b64}: {exc}") from exc
     if event.get(plain):
         try:
-            return orjson.loads(event[plain])
+            return _exact(str(event[plain]).encode("utf-8", "surrogatepass"), plain)
         except ValueError as exc:
             raise SnowplowError(f"{plain}: {exc}") from exc
     return None
+
+
+def _exact(text: bytes, field: str) -> Any:
+    # A value that would change when re-written (NaN, a long float, a repeated key) is not
+    # mapped: the event is landed as sent, its fields all strings, for the ingestion to quarantine.
+    value, exact = loads_checked(text)
+    if not exact:
+        raise SnowplowError(f"{field} holds a value that cannot be kept exactly")
+    return value
 
 
 def schema_name(iglu_uri: str) -> str:
@@ -83,8 +94,8 @@ def to_segment(event: dict) -> dict:
     msg: dict[str, Any] = {}
     props: dict[str, Any] = {}
     page = _drop_none({"url": event.get("url"), "title": event.get("page"), "referrer": event.get("refr")})
-    if event.get("url"):  # Segment's page properties also carry the URL's path and query (analytics.js does)
-        parts = urlsplit(str(event["url"]))
+    if isinstance(event.get("url"), str):  # Segment's page fields path and search come from the URL
+        parts = urlsplit(event["url"])
         page["path"] = parts.path or "/"
         if parts.query:
             page["search"] = "?" + parts.query

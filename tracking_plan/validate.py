@@ -565,11 +565,17 @@ def collector_validator(plan_dir: str):
         table = pa.table({"source_file": pa.array(["collector"] * len(raws), pa.string()),
                           "line_no": pa.array(range(len(raws)), pa.int64()), "raw": pa.array(raws, pa.string()),
                           "pre_reason": pa.nulls(len(raws), pa.string())})
-        con.register("_edge_in", table)
-        validator.run(con, "_edge_in", "_edge_out")
-        con.unregister("_edge_in")
-        rows = con.execute("select line_no, coalesce(event_name, '(unknown)'), "
-                           "list_transform(reasons, lambda r: r.rule) from _edge_out order by line_no").fetchall()
+        # the collector calls this from several threads at once: a cursor per call has its own
+        # registered views and temp tables, so calls never share _edge_in/_edge_out
+        cur = con.cursor()
+        try:
+            cur.register("_edge_in", table)
+            validator.run(cur, "_edge_in", "_edge_out")
+            cur.unregister("_edge_in")
+            rows = cur.execute("select line_no, coalesce(event_name, '(unknown)'), "
+                               "list_transform(reasons, lambda r: r.rule) from _edge_out order by line_no").fetchall()
+        finally:
+            cur.close()
         return [(name, list(rules)) for _, name, rules in rows]
 
     return check

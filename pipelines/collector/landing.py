@@ -3,7 +3,14 @@
 Layout (read by the ingestion assets): ``<landing>/date=YYYY-MM-DD/<name>.jsonl``, one message per
 ``\\n``-terminated UTF-8 line. A file being written is named ``<name>.jsonl.part`` and only gets its
 final ``.jsonl`` name when it is rolled (by size or age) or at shutdown, so a reader never sees a
-half-written file. ``<name>`` is ``collector-<source>-<UTC yyyymmddTHHMMSS>-<pid>-<seq>``.
+half-written file. ``<name>`` is ``collector-<source>-<UTC yyyymmddTHHMMSS>-<pid>-<run>-<seq>``
+(``<run>`` is random per process, so a restarted collector that gets the same PID, as PID 1 in a
+container always does, never reuses a name).
+
+Liveness is a lock, not a PID: the writer holds an exclusive ``flock`` on every ``.part`` it has
+open, for as long as it has it open. The kernel drops the lock when the process dies however it
+dies (SIGKILL, OOM, power loss), so recovery takes over exactly the ``.part`` files whose lock it
+can take, whatever PID namespace wrote them.
 
 One writer thread owns every file. Request handlers hand it ready-made lines and wait; the thread
 takes everything queued, writes it, fsyncs each touched file once and only then releases all the
@@ -14,9 +21,11 @@ what keeps throughput up when every 200 must follow an fsync.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import queue
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +36,6 @@ from pathlib import Path
 
 PART_SUFFIX = ".jsonl.part"
 _SOURCE_OK = re.compile(r"[^a-z0-9_-]+")
-_PART_NAME = re.compile(r"^collector-[a-z0-9_-]+-\d{8}T\d{6}-(\d+)-\d+\.jsonl\.part$")
 _DATE_DIR = re.compile(r"^date=\d{4}-\d{2}-\d{2}$")
 
 
@@ -72,6 +80,7 @@ class LandingWriter:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._files: dict[tuple[str, str], _OpenFile] = {}
         self._seq = 0
+        self._run_id = secrets.token_hex(3)  # names stay unique across restarts under the same PID
         self._thread: threading.Thread | None = None
         self.closed_files: list[Path] = []
 
@@ -194,9 +203,11 @@ class LandingWriter:
         folder.mkdir(parents=True, exist_ok=True)
         self._seq += 1
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        name = f"collector-{source}-{stamp}-{os.getpid()}-{self._seq}"
+        name = f"collector-{source}-{stamp}-{os.getpid()}-{self._run_id}-{self._seq}"
         part = folder / (name + PART_SUFFIX)
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        # Held until _finalize closes fd (or the process dies): tells recovery this file is live.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         _fsync_dir(folder)  # the new directory entry must survive a crash too
         f = _OpenFile(part, folder / (name + ".jsonl"), fd, time.monotonic())
         self._files[key] = f
@@ -204,13 +215,17 @@ class LandingWriter:
 
     def _finalize(self, key: tuple[str, str]) -> None:
         f = self._files.pop(key)
-        os.close(f.fd)  # content was fsynced before any waiter was released
-        if f.size == 0:
-            f.part_path.unlink(missing_ok=True)
-            return
-        os.replace(f.part_path, f.final_path)
-        _fsync_dir(f.final_path.parent)
-        self.closed_files.append(f.final_path)
+        # Content was fsynced before any waiter was released. The lock is released (fd closed)
+        # only after the rename, so recovery in another process never races the rename.
+        try:
+            if f.size == 0:
+                f.part_path.unlink(missing_ok=True)
+                return
+            os.replace(f.part_path, f.final_path)
+            _fsync_dir(f.final_path.parent)
+            self.closed_files.append(f.final_path)
+        finally:
+            os.close(f.fd)
 
     def _next_roll_in(self) -> float | None:
         if not self._files:
@@ -239,46 +254,50 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def recover_parts(landing: str | os.PathLike) -> list[Path]:
     """Give final names to ``.part`` files left by a crashed collector; returns the new paths.
 
-    Their content was fsynced before any 200, so it is all acknowledged except possibly a last line
-    cut short by the crash, which is truncated (its request never got a 200, the SDK retries it).
-    Files of a collector process that is still alive are left alone.
+    A ``.part`` is taken over when its ``flock`` is free: a live writer (this process or any other,
+    in any PID namespace) holds it, a dead one cannot. Content was fsynced before any 200, so it is
+    all acknowledged except possibly a last line cut short by the crash, which is truncated (its
+    request never got a 200, the SDK retries it).
     """
     recovered: list[Path] = []
     for folder in sorted(Path(landing).iterdir()):
         if not folder.is_dir() or not _DATE_DIR.match(folder.name):
             continue
         for part in sorted(folder.glob("*" + PART_SUFFIX)):
-            m = _PART_NAME.match(part.name)
-            if m is None or _pid_alive(int(m.group(1))):
-                continue
-            _truncate_partial_line(part)
-            if part.stat().st_size == 0:
-                part.unlink()
-                continue
-            final = part.with_name(part.name[: -len(".part")])
-            os.replace(part, final)
-            recovered.append(final)
+            try:
+                fd = os.open(part, os.O_RDWR)
+            except FileNotFoundError:
+                continue  # finalized by its live writer meanwhile
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live writer holds it
+                try:
+                    if os.stat(part).st_ino != os.fstat(fd).st_ino:
+                        continue  # replaced between our open and our lock
+                except FileNotFoundError:
+                    continue  # renamed by its writer between our open and our lock
+                _truncate_partial_line(fd)
+                if os.fstat(fd).st_size == 0:
+                    part.unlink()
+                    continue
+                final = part.with_name(part.name[: -len(".part")])
+                if final.exists():  # never overwrite a landed file; keep both
+                    final = part.with_name(part.name[: -len(PART_SUFFIX)] + f"-r{secrets.token_hex(3)}.jsonl")
+                os.replace(part, final)
+                recovered.append(final)
+            finally:
+                os.close(fd)  # releases the lock
         _fsync_dir(folder)
     return recovered
 
 
-def _truncate_partial_line(path: Path) -> None:
-    with open(path, "r+b") as fh:
+def _truncate_partial_line(fd: int) -> None:
+    with open(fd, "r+b", closefd=False) as fh:
         size = fh.seek(0, os.SEEK_END)
         if size == 0:
             return

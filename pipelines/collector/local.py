@@ -11,6 +11,8 @@ from typing import Any
 
 import uvicorn
 
+from .protocol import HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, protocol_class
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free right now."""
@@ -20,10 +22,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(app: Any, port: int | None = None, startup_timeout: float = 10.0) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a thread; yields the base URL; shuts down gracefully on exit."""
+def running(app: Any, port: int | None = None, startup_timeout: float = 10.0,
+            header_timeout: float = HEADER_TIMEOUT) -> Iterator[str]:  # fmt: skip
+    """Serve ``app`` with uvicorn in a thread; yields the base URL; shuts down gracefully on exit.
+    Same protocol settings as ``trackplan serve`` (header and keep-alive timeouts)."""
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_level="warning",
+                            http=protocol_class(header_timeout), timeout_keep_alive=KEEP_ALIVE_TIMEOUT)  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="collector", daemon=True)
     thread.start()

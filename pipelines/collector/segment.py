@@ -10,6 +10,7 @@ Segment-family SDKs drop a whole batch on any 4xx, so one bad message must never
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -17,25 +18,96 @@ from typing import Any
 
 import orjson
 
+# exact JSON parsing lives in tracking_plan.exactjson (the landing reader uses it too); re-exported here
+from tracking_plan.exactjson import NotExact, dumps, loads, loads_checked, strict_loads
+
+__all__ = ["NotExact", "dumps", "loads", "loads_checked", "strict_loads"]
+
 SEGMENT_TYPES = frozenset({"track", "identify", "page", "screen", "group", "alias"})
 
 
-def dumps(obj: Any) -> bytes:
-    """orjson, falling back to the stdlib for what orjson refuses (lone surrogates, huge ints)."""
-    try:
-        return orjson.dumps(obj)
-    except TypeError:
-        return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode()
+_WS = re.compile(r"[ \t\n\r]*")
+_LENIENT = json.JSONDecoder()  # accepts what strict_loads refuses; used only to find spans
 
 
-def loads(data: bytes) -> Any:
-    """Parse JSON; raises ValueError (incl. UnicodeDecodeError) when the bytes are not JSON."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        # The stdlib accepts lone surrogate escapes and integers beyond 64 bits, which orjson
-        # refuses; strict UTF-8 decoding still rejects non-UTF-8 bytes.
-        return json.loads(data.decode("utf-8"))
+def _skip_ws(text: str, i: int) -> int:
+    return _WS.match(text, i).end()  # type: ignore[union-attr]
+
+
+def _array_items(text: str, i: int) -> tuple[list[str], int]:
+    """Original texts of the elements of the array starting at ``text[i] == "["``; and its end."""
+    items: list[str] = []
+    i = _skip_ws(text, i + 1)
+    if text[i : i + 1] == "]":
+        return items, i + 1
+    while True:
+        _, end = _LENIENT.raw_decode(text, i)
+        items.append(text[i:end])
+        i = _skip_ws(text, end)
+        if text[i : i + 1] == "]":
+            return items, i + 1
+        if text[i : i + 1] != ",":
+            raise ValueError(f"expected , or ] at character {i}")
+        i = _skip_ws(text, i + 1)
+
+
+def message_texts(data: bytes) -> tuple[list[str], list[str]]:
+    """The original text of each message of a body, in the order ``messages_of`` yields them
+    (the elements of a top-level array or of a top-level object's ``batch`` array, else the body),
+    and the texts of the batch envelope's other values."""
+    text = data.decode("utf-8")
+    i = _skip_ws(text, 0)
+    envelope: list[str] = []
+    if text[i : i + 1] == "[":
+        return _array_items(text, i)[0], envelope
+    if text[i : i + 1] == "{":
+        i = _skip_ws(text, i + 1)
+        found: list[str] | None = None
+        while text[i : i + 1] == '"':
+            key, i = _LENIENT.raw_decode(text, i)
+            i = _skip_ws(text, i)
+            i = _skip_ws(text, i + 1)  # the ':'
+            if key == "batch" and text[i : i + 1] == "[":
+                found, i = _array_items(text, i)  # the last "batch" wins, as in the parsed body
+            else:
+                start = i
+                _, i = _LENIENT.raw_decode(text, i)
+                envelope.append(text[start:i])
+            i = _skip_ws(text, i)
+            if text[i : i + 1] == ",":
+                i = _skip_ws(text, i + 1)
+        if found is not None:
+            return found, envelope
+    return [text.strip(" \t\n\r")], []
+
+
+@dataclass
+class Unkept:
+    """A message that cannot be re-written without changing a value: kept as its original text."""
+
+    text: str
+    reason: str
+
+    def line(self, received_at: str) -> bytes:
+        return orjson.dumps({"type": "trackplan_unkept", "reason": self.reason, "receivedAt": received_at,
+                             "original": self.text}) + b"\n"  # fmt: skip
+
+
+def exact_items(data: bytes, items: list[Any]) -> list[Any]:
+    """``items`` (the parsed messages of ``data``) with each message that holds a value that
+    cannot be kept exactly replaced by an :class:`Unkept` holding its original text."""
+    texts, envelope = message_texts(data)
+    for value in envelope:
+        strict_loads(value)  # a batch-level value is copied into every message: it must be exact
+    if len(texts) != len(items):
+        raise NotExact("the body's messages could not be matched to its text")
+    out: list[Any] = []
+    for item, text in zip(items, texts, strict=True):
+        try:
+            out.append(strict_loads(text))
+        except NotExact as exc:
+            out.append(Unkept(text, str(exc)))
+    return out
 
 
 @dataclass
@@ -92,6 +164,10 @@ def prepare(
     batch_integrations = envelope.get("integrations")
     batch_sent_at = envelope.get("sentAt")
     for raw in items:
+        if isinstance(raw, Unkept):
+            out.lines.append(raw.line(received_at))
+            out.invalid["not_exact"] = out.invalid.get("not_exact", 0) + 1
+            continue
         if not isinstance(raw, dict):
             out.add_invalid("not_an_object", raw)
             continue

@@ -184,13 +184,19 @@ def ttest_from_stats(
     sequential: bool = False,
     tuning: float = DEFAULT_TUNING,
     cuped: bool | None = None,
+    alternative: str = "two-sided",
 ) -> TTestResult:
-    """Compare arm ``b`` with control ``a`` from sufficient statistics (two-sided).
+    """Compare arm ``b`` with control ``a`` from sufficient statistics.
 
     Welch t with Welch–Satterthwaite df; with pre-period sums on both arms (or ``cuped=True``) the
     CUPED estimate with df = n_A + n_B - 2; with ``sequential`` the confidence sequence instead of
-    the fixed-horizon interval (normal, so valid under continuous monitoring).
+    the fixed-horizon interval (normal, so valid under continuous monitoring). ``alternative``
+    ``"greater"`` (treatment above control) or ``"less"`` gives GrowthBook's one-sided tests: a
+    half-infinite interval and the one-sided p-value (sequential: its one-sided confidence
+    sequence, p-value capped at 0.4999 as gbstats' bisection is).
     """
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError("alternative must be 'two-sided', 'greater' or 'less'")
     use_cuped = (a.has_pre and b.has_pre) if cuped is None else cuped
     n = a.n + b.n
     method = "cuped" if use_cuped else "welch_t"
@@ -252,7 +258,9 @@ def ttest_from_stats(
         ga, gb = va / a.n, vb / b.n
         df = (ga + gb) ** 2 / (ga**2 / (a.n - 1) + gb**2 / (b.n - 1))
     se = math.sqrt(var) if var > 0 else float("nan")
-    if sequential:
+    if alternative != "two-sided":
+        fields_ = _one_sided_fields(effect, se, n, df, alpha, alternative == "less", sequential, tuning)
+    elif sequential:
         lo, hi = confidence_sequence(effect, se, n, alpha, tuning)
         fields_ = {
             "effect": effect,
@@ -264,6 +272,56 @@ def ttest_from_stats(
     else:
         fields_ = normal_estimate_fields(effect, se, alpha, df=df)
     return TTestResult(**fields_, df=df, theta=theta, **base)
+
+
+def _one_sided_fields(effect, se, n, df, alpha, lesser, sequential, tuning) -> dict:
+    """Interval and p-value of a one-sided test (GrowthBook's OneSided / SequentialOneSided TTests)."""
+    if not (se > 0 and math.isfinite(se)):
+        return {"effect": effect, "std_error": se, "p_value": float("nan"), "ci_low": float("nan"),
+                "ci_high": float("nan")}
+    if sequential:
+        # rho as for a two-sided sequence at 2 alpha; half-width of Howard et al.'s one-sided boundary
+        a2 = 2 * alpha
+        nr2 = n * (-2 * math.log(a2) + math.log(-2 * math.log(a2) + 1)) / tuning
+        s2 = se**2 * n
+        scale = s2 * 2 * (nr2 + 1) / (n * nr2)
+        root = math.sqrt(nr2 + 1)
+        half = math.sqrt(scale * math.log(1 + root / (2 * alpha)))
+        p = _one_sided_sequential_p(effect, scale, root, lesser)
+    else:
+        dist = sps.t(df)
+        half = float(dist.ppf(1 - alpha)) * se
+        p = float(dist.cdf(effect / se) if lesser else dist.sf(effect / se))
+    lo, hi = (-math.inf, effect + half) if lesser else (effect - half, math.inf)
+    return {"effect": float(effect), "std_error": float(se), "p_value": float(p), "ci_low": float(lo),
+            "ci_high": float(hi)}
+
+
+def _one_sided_sequential_p(effect, scale, root, lesser) -> float:
+    """gbstats' p-value of a one-sided confidence sequence: the alpha in [1e-5, 0.4999] at which the
+    bound touches 0, found by the same bisection (tolerance 1e-6 on the bound), so that the answer
+    agrees with GrowthBook's to its last reported digit (the closed form differs by ~1e-4)."""
+
+    def bound(a):
+        half = math.sqrt(scale * math.log(1 + root / (2 * a)))
+        return effect + half if lesser else effect - half
+
+    lo_a, hi_a = 1e-5, 0.4999
+    if (bound(lo_a) < 0) if lesser else (bound(lo_a) > 0):
+        return lo_a
+    if (bound(hi_a) > 0) if lesser else (bound(hi_a) < 0):
+        return hi_a
+    a, diff, iters = 0.5 * (lo_a + hi_a), 0.0, 0
+    for iters in range(100):
+        diff = bound(a)
+        if (diff > 0) if lesser else (diff < 0):
+            lo_a = a
+        else:
+            hi_a = a
+        a = 0.5 * (lo_a + hi_a)
+        if abs(diff) < 1e-6:
+            break
+    return a if abs(diff) < 1e-6 and iters != 100 else float("nan")
 
 
 def srm_p_value(

@@ -2,16 +2,21 @@
 
 The person is every identifier stitch.persons gives the user id's person_id (user id, devices,
 hashed email), or just the user id when it has not been stitched yet. Rows are deleted from
-ingest.events, ingest.quarantine (matched on the raw line's ids, also in lines that are not JSON),
-the stitch tables, staging.sessions and every marts/quality/staging table with a person_id,
-user_id or anonymous_id column. What is left behind is PII-free: an audit row holding only the
-keyed hash of the user id, and the keyed hashes of the identifiers in ingest.suppression, which
-the ingest checks so re-ingesting an old landing file does not bring the person back.
+ingest.events, ingest.quarantine (matched on every token of the raw line, so also in lines that
+are not JSON, and on the plaintext e-mail whose keyed hash is the person's identifier), the stitch
+tables, staging.sessions and every marts/quality/staging table with a person_id, user_id or
+anonymous_id column; sample rows holding the person in quality.check_results are removed from
+the check's metadata (the check's verdict stays). What is left behind is PII-free: an audit row
+holding only the keyed hash of the user id, and the erasure register `ingest.suppression`: the
+keyed hash of each identifier. Every ingest consults the register (`mark_suppressed`), so
+re-ingesting an old landing file does not bring the person back, not even as a quarantined line.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import uuid
 from pathlib import Path
 
@@ -20,8 +25,9 @@ import duckdb
 from tracking_plan.model import Plan
 from tracking_plan.validate import lit
 
+from .publish import run_lock
 from .stitch.identity import _field_sql
-from .warehouse import connect, keyed_hash, transaction
+from .warehouse import connect, hash_salt, keyed_hash, transaction
 
 SCHEMAS = ("ingest", "stitch", "staging", "marts", "quality")
 # tables that are about erasure itself (hashes only) or hold counts, not people
@@ -60,13 +66,28 @@ def person_identifiers(con: duckdb.DuckDBPyConnection, plan: Plan, user_id: str)
     return None, [(uid_kind, user_id)]
 
 
+class ErasureError(ValueError):
+    """forget cannot run as asked (no such warehouse, no id): the message says which."""
+
+    user_error = True
+
+
 def forget_person(warehouse_path: Path | str, user_id: str, plan: Plan) -> dict:
-    """Erase the person behind `user_id` everywhere; return {rows, identifiers, audit_id, tables}."""
-    con = connect(warehouse_path)
-    try:
-        return _forget(con, user_id, plan)
-    finally:
-        con.close()
+    """Erase the person behind `user_id` everywhere; return {rows, identifiers, audit_id, tables}.
+
+    Refuses a warehouse that does not exist (it would create an empty one) and an empty id; takes the
+    run lock, so it never interleaves with a `trackplan run` (whose publish would undo it)."""
+    if not user_id or not user_id.strip():
+        raise ErasureError("--user-id: empty; give the user id to erase")
+    if not Path(warehouse_path).is_file():
+        raise ErasureError(f"{warehouse_path}: no such warehouse (nothing erased, nothing created)")
+    hash_salt()  # the register holds keyed hashes: no salt, no erasure
+    with run_lock(warehouse_path, "forget"):
+        con = connect(warehouse_path)
+        try:
+            return _forget(con, user_id, plan)
+        finally:
+            con.close()
 
 
 def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
@@ -110,13 +131,17 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
                 conds.append("(kind_a, id_a) in (select kind, identifier from _forget_ids) or "
                              "(kind_b, id_b) in (select kind, identifier from _forget_ids)")
             if (schema, table) == ("ingest", "quarantine"):
-                conds.append(_quarantine_match())
+                conds.append(_raw_match("raw"))
             if not conds:
                 continue
             n = con.execute(f'delete from "{schema}"."{table}" where ' + " or ".join(f"({c})" for c in conds)
                             ).fetchall()[0][0]
             if n:
                 deleted[f"{schema}.{table}"] = n
+        if ("quality", "check_results") in tables:
+            n = _scrub_check_results(con, {v for _, v in idents} | ({person_id} if person_id else set()))
+            if n:
+                deleted["quality.check_results (sample rows)"] = n
         con.execute("insert into ingest.suppression select * from (values "
                     + ", ".join("(?, ?, ?, ?)" for _ in idents) + ")",
                     [x for k, v in idents for x in (SUPPRESSIBLE.get(source.get(k, ""), k), keyed_hash(v), audit_id, now)]
@@ -130,12 +155,117 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
             "tables": deleted, "person_id": person_id}
 
 
-def _quarantine_match() -> str:
-    """A quarantined line is the person's if its userId/anonymousId/previousId is one of theirs; a
-    line that is not JSON is matched on the quoted identifier anywhere in its text."""
-    ids = "select identifier from _forget_ids where field in ('userId', 'anonymousId')"
-    # the json functions see only valid JSON: DuckDB evaluates both CASE branches on a vector
-    j = "(case when json_valid(raw) then raw end)"
-    fields = " or ".join(f"json_extract_string({j}, '$.{k}') in ({ids})" for k in ("userId", "anonymousId", "previousId"))
-    return (f"({fields}) or (not json_valid(raw) and exists (select 1 from _forget_ids f "
-            f"where f.field in ('userId', 'anonymousId') and contains(raw, '\"' || f.identifier || '\"')))")
+# a raw line's tokens: its JSON strings (spaces kept) and its words split at JSON/text punctuation
+_SPLIT = r"[\s\"',:;{}\[\]()=<>\\]+"
+_QUOTED = r'"((?:[^"\\]|\\.)*)"'
+
+
+def _tokens_sql(col: str) -> str:
+    return (f"list_concat(regexp_extract_all({col}, {lit(_QUOTED)}, 1), "
+            f"regexp_split_to_array({col}, {lit(_SPLIT)}))")
+
+
+def _raw_match(col: str) -> str:
+    """A raw line is the person's if any token is one of their identifiers or hashes to one (the
+    plaintext e-mail of a hashed e-mail identifier); lines that are not JSON included."""
+    ids = "select identifier from _forget_ids"
+    return (f"{col} is not null and exists (select 1 from unnest({_tokens_sql(col)}) t(tok) "
+            f"where tok <> '' and (tok in ({ids}) or pii_hash(tok) in ({ids})))")
+
+
+def _token_hits(text: str, ids: set[str], _hashes: dict[str, str]) -> bool:
+    """Does `text` hold one of `ids` as a token, or a token whose keyed hash is one (memo: _hashes)?"""
+    toks = {t for t in re.split(_SPLIT, text) if t} | set(re.findall(_QUOTED, text))
+    if toks & ids:
+        return True
+    for t in toks:
+        if t not in _hashes:
+            _hashes[t] = keyed_hash(t)
+        if _hashes[t] in ids:
+            return True
+    return False
+
+
+def _scrub(node, ids: set[str], memo: dict) -> tuple[object, int]:
+    """(node without the person, sample rows removed): a list element (a sample row) that mentions one
+    of the identifiers goes; a string that does becomes "[erased]"."""
+    if isinstance(node, dict):
+        out, n = {}, 0
+        for k, v in node.items():
+            out[k], m = _scrub(v, ids, memo)
+            n += m
+        return out, n
+    if isinstance(node, list):
+        out, n = [], 0
+        for v in node:
+            if _token_hits(json.dumps(v, default=str), ids, memo):
+                n += 1
+                continue
+            v, m = _scrub(v, ids, memo)
+            out.append(v)
+            n += m
+        return out, n
+    if isinstance(node, str) and _token_hits(node, ids, memo):
+        return "[erased]", 0
+    return node, 0
+
+
+def _scrub_check_results(con: duckdb.DuckDBPyConnection, ids: set[str]) -> int:
+    """Remove the person from the samples kept in quality.check_results' metadata; the number removed."""
+    rows = con.execute("select rowid, metadata from quality.check_results where metadata is not null").fetchall()
+    total, memo = 0, {}
+    for rid, meta in rows:
+        if not _token_hits(meta, ids, memo):
+            continue
+        doc, n = _scrub(json.loads(meta), ids, memo)
+        if isinstance(doc, dict):
+            doc["erased_samples"] = doc.get("erased_samples", 0) + n
+        con.execute("update quality.check_results set metadata = ? where rowid = ?", [json.dumps(doc), rid]).fetchall()
+        total += max(n, 1)
+    return total
+
+
+def mark_suppressed(con: duckdb.DuckDBPyConnection, plan: Plan, rows: str = "_part") -> None:
+    """Temp table _suppressed_rids(_rid): the rows of validated table `rows` (columns _rid, valid, raw and
+    the envelope) that belong to a person in the erasure register. A valid row is matched on its ids
+    (userId, anonymousId, previousId and every identifier source of identity.yaml), a rejected row on
+    every token of its raw line; a value matches if its keyed hash is registered, or the keyed hash of
+    its keyed hash is (a PII identifier such as the e-mail is registered as the hash it is stored as)."""
+    con.execute("create or replace temp table _suppressed_rids (_rid bigint)").fetchall()
+    if not con.execute("select count(*) > 0 from ingest.suppression").fetchall()[0][0]:
+        return
+    ids = ["user_id", "anonymous_id", "previous_id"]  # registered as the keyed hash of the value itself
+    sources = []  # identity sources such as traits.email: registered as the hash of the stored (maybe hashed) value
+    for ident in plan.identity.identifiers:
+        if ident.source not in ("userId", "anonymousId", "previousId"):
+            try:
+                sources.append(_field_sql(ident.source))
+            except ValueError:
+                pass
+    fields = ids + sources
+
+    def distinct(cols: list[str]) -> str:
+        return " union ".join(f"select distinct {f} as v from {rows} where valid and {f} is not null" for f in cols)
+    con.execute(f"""
+create or replace temp table _raw_tokens as
+select distinct _rid, tok from (select _rid, unnest({_tokens_sql('raw')}) as tok from {rows}
+                                where not valid and raw is not null) where tok <> ''
+""").fetchall()
+    # each distinct value is hashed once, not once per row; the hash-of-hash form only where a value may
+    # be stored hashed (identity sources, raw tokens)
+    twice = f"{distinct(sources)} union select distinct tok from _raw_tokens" if sources else \
+        "select distinct tok from _raw_tokens"
+    con.execute(f"""
+create or replace temp table _erased_values as
+with reg as (select distinct identifier_hash as h from ingest.suppression),
+once as (select v, pii_hash(v) as h from ({distinct(ids)})),
+both_ as (select v, pii_hash(v) as h from ({twice}))
+select v from once where h in (select h from reg)
+union select v from both_ where h in (select h from reg) or pii_hash(h) in (select h from reg)
+""").fetchall()
+    hit = " or ".join(f"{f} in (select v from _erased_values)" for f in fields)
+    con.execute(f"""
+insert into _suppressed_rids
+select _rid from {rows} where valid and ({hit})
+union select _rid from _raw_tokens where tok in (select v from _erased_values)
+""").fetchall()

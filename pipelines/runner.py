@@ -16,8 +16,9 @@ from tracking_plan.loader import PlanError, load_plan
 
 from . import progress
 from .ingest.load import changed_partitions
+from .publish import building
 from .resources import resources_from_env
-from .warehouse import connect
+from .warehouse import connect, hash_salt
 
 
 def _warm_imports() -> None:
@@ -29,13 +30,16 @@ def _warm_imports() -> None:
         pass
 
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the summary says what matters
+# the summary says what matters, a failed step included (in one line, not Dagster's traceback)
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def run_pipeline(plan_dir: Path, landing: Path | str, warehouse: Path, partition: str | None = None,
                  console: Console | None = None, instance: dg.DagsterInstance | None = None,
                  layout: str | None = None, incremental: bool | None = None) -> bool:
-    """Run ingest for the landed days (or one), then every downstream asset; True if no blocking check failed.
+    """Run ingest for the landed days (or one), then every downstream asset, into a copy of the warehouse
+    that is published whole at the end (pipelines.publish); True if every asset built and no blocking
+    check failed.
 
     `landing` is a folder or an object-store URL (s3://, gs://, az://) in `layout` (detected when None).
     Incremental (the default for an object store): only the partitions whose objects differ from the
@@ -48,7 +52,7 @@ def run_pipeline(plan_dir: Path, landing: Path | str, warehouse: Path, partition
 
     console = console or Console(stderr=True)
     try:
-        load_plan(plan_dir)  # a broken plan stops here with file:line messages, not inside Dagster
+        plan = load_plan(plan_dir)  # a broken plan stops here with file:line messages, not inside Dagster
     except PlanError as exc:
         for p in exc.problems:
             console.print(str(p), markup=False, highlight=False)
@@ -58,27 +62,46 @@ def run_pipeline(plan_dir: Path, landing: Path | str, warehouse: Path, partition
     except LandingError as exc:
         console.print(f"[red]{exc}[/red]", highlight=False)
         return False
-    days = [partition] if partition else sorted({e.partition for e in scan if e.partition})
+    landed = sorted({e.partition for e in scan if e.partition})
+    if partition and partition not in landed:
+        # nothing to do for that day: say so and leave the warehouse alone (no rebuild of the rest)
+        where = landing if is_url(str(landing)) else Path(landing) / f"date={partition}"
+        console.print(f"no landing files for {partition} (nothing under {where}): "
+                      "nothing ingested, nothing rebuilt", markup=False, highlight=False, soft_wrap=True)
+        return True
+    days = [partition] if partition else landed
     if not days:
-        console.print(f"no landing files under {landing} (see the layouts in README 'Reading from your bucket'): "
-                      "nothing to ingest", highlight=False)
+        console.print(f"no landing files under {landing}/date=YYYY-MM-DD/ (or in the layouts of README 'Reading "
+                      "from your bucket'): nothing to ingest", markup=False, highlight=False)
         return False
     if incremental is None:
         incremental = is_url(str(landing))
-    if incremental and not partition:
-        con = connect(warehouse)
+    if incremental and not partition and Path(warehouse).exists():
+        con = connect(warehouse, read_only=True)
         try:
             days = changed_partitions(con, scan)
+        except duckdb.CatalogException:  # a warehouse from before the manifest: every day is new to it
+            pass
         finally:
             con.close()
         if not days:
             console.print(f"nothing new under {landing}: every object matches the manifest (key, ETag, size)",
-                          highlight=False)
+                          markup=False, highlight=False)
             return True
+    hash_salt()  # no salt, no run: PII is never hashed with a key anyone could read in the source
     t0 = time.time()
     threading.Thread(target=_warm_imports, daemon=True).start()
-    resources = resources_from_env(plan_dir, landing, warehouse, layout=layout)
-    assets, checks = all_assets(), all_checks()
+    with building(warehouse) as build:
+        ok = _materialize(build, plan, plan_dir, landing, days, instance, console, all_assets(), all_checks(),
+                          layout=layout)
+        if build.published:
+            _summary(warehouse, days, time.time() - t0, ok[1], ok[2], console)
+    return ok[0]
+
+
+def _materialize(build, plan, plan_dir, landing, days, instance, console, assets, checks, layout=None):
+    """Materialize into the build's copy, record the run, publish: (ok, failed checks, the run's row)."""
+    resources = resources_from_env(plan_dir, landing, build.path, layout=layout)
     tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -95,21 +118,37 @@ def run_pipeline(plan_dir: Path, landing: Path | str, warehouse: Path, partition
                                     instance=instance, run_config=QUIET)
         finally:
             progress.set_callback(None)
-    ok = result.success
     failed_checks = []
     for ev in result.get_asset_check_evaluations():
         if not ev.passed:
             failed_checks.append((ev.asset_key.to_user_string(), ev.check_name, ev.severity.value,
                                   getattr(ev, "blocking", False)))
-    if not ok:
-        for ev in result.all_events:
-            if ev.event_type_value == "STEP_FAILURE":
-                console.print(f"[red]failed: {ev.step_key}[/red]: {ev.event_specific_data.error.message.strip()}")
-    _summary(warehouse, days, time.time() - t0, failed_checks, console)
-    return ok and not any(c[2] == "ERROR" for c in failed_checks)
+    failed_steps = []
+    for ev in result.all_events:
+        if ev.event_type_value == "STEP_FAILURE":
+            failed_steps.append(ev.step_key)
+            err = ev.event_specific_data.error
+            while err is not None and err.cause is not None:  # the user code's own error, not Dagster's wrapper
+                err = err.cause
+            msg = " ".join(err.message.split()) if err is not None and err.message.strip() else "failed"
+            console.print(f"[red]failed: {ev.step_key}[/red]: {msg}", highlight=False)
+    wanted = {".".join(k.path) for a in assets for k in a.keys}
+    built = {".".join(ev.asset_key.path) for ev in result.get_asset_materialization_events()}
+    failed = failed_steps + [f"{a}:{c}" for a, c, s, _ in failed_checks if s == "ERROR"]
+    status = build.record(result.run_id, days, sorted(built & wanted), sorted(wanted - built), failed, plan.version)
+    build.publish()
+    ok = result.success and status == "complete"
+    return ok, failed_checks, {"run_id": result.run_id, "status": status, "not_built": sorted(wanted - built),
+                               "failed_steps": failed_steps}
 
 
-def _summary(warehouse: Path, days: list[str], seconds: float, failed_checks: list, console: Console) -> None:
+def _summary(warehouse: Path, days: list[str], seconds: float, failed_checks: list, run: dict,
+             console: Console) -> None:
+    """What this run did, read from the warehouse it published; a count it did not rebuild is not shown."""
+    if "ingest.events" in run["not_built"]:
+        console.print(f"run {run['run_id']} incomplete: the ingest did not finish, so there are no counts of it; "
+                      "the warehouse keeps the ingest tables of the run before", markup=False, highlight=False)
+        return
     con = connect(warehouse, read_only=True)
     # the run's days, and the files outside any date folder (logged by every run, no partition_date)
     mine = "(partition_date between ? and ? or partition_date is null)"
@@ -126,7 +165,8 @@ def _summary(warehouse: Path, days: list[str], seconds: float, failed_checks: li
         sessions = _count(con, "select count(*) from staging.sessions")
     finally:
         con.close()
-    t = Table(title=f"trackplan run: {days[0]} .. {days[-1]} ({len(days)} days, {log[6]} files)", show_header=False)
+    t = Table(title=f"trackplan run {run['run_id'][:8]}: {days[0]} .. {days[-1]} ({len(days)} days, {log[6]} files)",
+              show_header=False)
     t.add_row("input lines", f"{log[0]:,}")
     t.add_row("loaded", f"{log[1]:,}")
     t.add_row("quarantined", f"{log[2]:,}" + (f"  (top: {', '.join(f'{r} {n:,}' for r, n in reasons)})" if reasons else ""))
@@ -134,10 +174,19 @@ def _summary(warehouse: Path, days: list[str], seconds: float, failed_checks: li
     t.add_row("consent-dropped / suppressed", f"{log[4]:,} / {log[5]:,}")
     t.add_row("skipped files", f"{log[7]:,}" + (f"  ({', '.join(f'{r} {n:,}' for r, n in skips)}; "
                                                   "see ingest.ingestion_log.skip_reason)" if skips else ""))
-    t.add_row("persons", f"{persons:,}")
-    t.add_row("sessions", f"{sessions:,}")
+    stale = "stitch.persons" in run["not_built"]
+    t.add_row("persons", "not rebuilt" if stale else f"{persons:,}")
+    t.add_row("sessions", "not rebuilt" if "staging.sessions" in run["not_built"] else f"{sessions:,}")
     t.add_row("time", f"{seconds:.1f} s ({log[0] / max(seconds, 1e-9):,.0f} lines/s end to end)")
-    t.add_row("failed checks", ", ".join(f"{a}:{c} ({s})" for a, c, s, _ in failed_checks) or "none")
+    t.add_row("failed checks", ", ".join(f"{a}:{c} ({s})" for a, c, s, _ in failed_checks)
+              or ("none" if not run["failed_steps"] else "none of those that ran; failed steps: "
+                  + ", ".join(run["failed_steps"])))
+    if run["status"] != "complete":
+        layers: dict[str, int] = {}
+        for name in run["not_built"]:
+            layers[name.split(".")[0]] = layers.get(name.split(".")[0], 0) + 1
+        t.add_row("run", f"INCOMPLETE: {len(run['not_built'])} tables not rebuilt, kept from an earlier run ("
+                         + ", ".join(f"{n} {layer}" for layer, n in layers.items()) + "): see ingest.run_log")
     console.print(t)
 
 

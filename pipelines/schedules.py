@@ -21,12 +21,17 @@ def changed_days(landing: str, warehouse: str, layout: str | None = None) -> dic
     from .ingest.load import _stamp, changed_partitions
     from .warehouse import connect
 
+    from pathlib import Path
+
     entries = scan(landing, layout)
-    con = connect(warehouse)
-    try:
-        days = changed_partitions(con, entries)
-    finally:
-        con.close()
+    if Path(warehouse).exists():
+        con = connect(warehouse, read_only=True)
+        try:
+            days = changed_partitions(con, entries)
+        finally:
+            con.close()
+    else:  # no warehouse yet: every landed day is new
+        days = sorted({e.partition for e in entries if e.partition})
     out = {}
     for day in days:
         listing = sorted(f"{e.path}\t{_stamp(e)}" for e in entries if e.partition == day)

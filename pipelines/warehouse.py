@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+# public, in the source: only `trackplan demo` uses it (and says so); the pipeline has no built-in salt
 DEMO_SALT = "trackplan-demo-salt-change-me"
 REASON = "struct(rule varchar, path varchar, message varchar)"
 
@@ -56,8 +57,23 @@ create table if not exists ingest.erasure_audit (
 """
 
 
+class MissingSalt(RuntimeError):
+    """PII cannot be hashed: TRACKPLAN_HASH_SALT is not set (there is no built-in salt)."""
+
+    user_error = True  # the CLI prints the message as its one line
+
+    def __init__(self) -> None:
+        super().__init__("TRACKPLAN_HASH_SALT is not set: PII is hashed with it (HMAC-SHA256) and there is no "
+                         "built-in salt; set a secret of your own (e.g. `export TRACKPLAN_HASH_SALT=$(openssl "
+                         "rand -hex 32)`), or try `trackplan demo`, which uses a public demo salt")
+
+
 def hash_salt() -> str:
-    return os.environ.get("TRACKPLAN_HASH_SALT") or DEMO_SALT
+    """The secret key of every PII hash; refuses (MissingSalt) when TRACKPLAN_HASH_SALT is unset."""
+    salt = os.environ.get("TRACKPLAN_HASH_SALT")
+    if not salt:
+        raise MissingSalt()
+    return salt
 
 
 def keyed_hash(value: str | None, salt: str | None = None) -> str | None:
@@ -69,9 +85,14 @@ def keyed_hash(value: str | None, salt: str | None = None) -> str | None:
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection, salt: str | None = None) -> None:
-    key = (salt or hash_salt()).encode()
+    """pii_hash(varchar): the keyed hash in SQL. The salt is read when it is first needed, so a reader
+    (report, review) needs none; the pipeline checks it up front (`hash_salt()`) to fail in one line."""
+    keys: list[bytes] = [salt.encode()] if salt else []
 
     def pii_hash(values: pa.Array) -> pa.Array:
+        if not keys:
+            keys.append(hash_salt().encode())
+        key = keys[0]
         out = [None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:32]
                for v in values.to_pylist()]
         return pa.array(out, pa.string())

@@ -39,8 +39,21 @@ def _pivot(m: pd.DataFrame, metric: str, cal: np.ndarray, col: str = "value") ->
     return p.reindex(columns=pd.DatetimeIndex(cal))
 
 
-def series_anomalies(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[dict]:
-    out = []
+def complete_days(cal: np.ndarray, last_seen: pd.DataFrame | None, s: QualitySettings) -> np.ndarray:
+    """Which calendar days are complete: the newest event received anywhere is within
+    `partial_day_grace_minutes` of the day's end (or later). A run in the middle of a day sees that
+    day partial; its counts are scored by the first run after it is complete. Without `last_seen`,
+    every day is taken as complete."""
+    done = np.ones(len(cal), dtype=bool)
+    if last_seen is None or last_seen.empty or last_seen["last_received_at"].isna().all():
+        return done
+    clock = pd.Timestamp(last_seen["last_received_at"].max()).to_datetime64()
+    ends = cal.astype("datetime64[D]") + np.timedelta64(1, "D") - np.timedelta64(int(s.partial_day_grace_minutes * 60), "s")
+    return clock >= ends
+
+
+def _scored_series(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complete: np.ndarray | None = None):
+    """(metric, series index, values, Scored) of every series metric."""
     vol = _pivot(m, "volume", cal)
     persons = _pivot(m, "persons", cal)
     for metric, kind in SERIES.items():
@@ -48,10 +61,12 @@ def series_anomalies(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> li
         if p.empty:
             continue
         den = _pivot(m, metric, cal, "denominator").reindex(p.index).to_numpy(dtype=float)
-        vals = p.to_numpy(dtype=float)
+        vals = p.to_numpy(dtype=float, copy=True)
         if metric == "persons":  # no events that day: zero persons, not unknown
             zero_days = vol.droplevel([1, 2]).reindex(p.index.get_level_values(0)).to_numpy(dtype=float) == 0
             vals = np.where(np.isnan(vals) & zero_days, 0.0, vals)
+        if kind == "count" and complete is not None:  # a partial day's count is not yet the day's count
+            vals[:, ~complete] = np.nan
         events = p.index.get_level_values(0)
         eff = None
         if kind == "count" and not persons.empty:  # persons behind the counts: see score_matrix
@@ -61,14 +76,22 @@ def series_anomalies(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> li
         r = score_matrix(vals, cal, kind=kind, denominators=den, direction=[t.direction for t in tun],
                          sensitivity=[t.sensitivity for t in tun],
                          min_relative_change=[t.min_relative_change for t in tun],
+                         min_relative_rise=[t.min_relative_rise for t in tun],
+                         drop_sensitivity=[t.drop_sensitivity for t in tun],
                          min_absolute_change=[t.min_absolute_change for t in tun],
                          min_count=[t.min_count for t in tun], min_expected=[t.min_expected for t in tun],
                          effective=eff,
                          training_days=s.training_days, min_history_days=s.min_history_days,
                          seasonal_weeks=s.seasonal_weeks, min_seasonal_points=s.min_seasonal_points,
-                         min_daytype_points=s.min_daytype_points, zero_min_median=s.zero_min_median)
+                         min_daytype_points=s.min_daytype_points)
+        yield metric, p.index, vals, r
+
+
+def series_anomalies(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complete: np.ndarray | None = None) -> list[dict]:
+    out = []
+    for metric, index, vals, r in _scored_series(m, s, cal, complete):
         for i, d in zip(*np.nonzero(r.flagged)):
-            ev, prop, dim = p.index[i]
+            ev, prop, dim = index[i]
             obs, exp = vals[i, d], r.expected[i, d]
             where = f" of {prop}" if prop else ""
             out.append({"day": cal[d], "event_name": ev, "metric": metric, "property": prop, "dimension": dim, "observed": obs,
@@ -76,6 +99,26 @@ def series_anomalies(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> li
                             "score": r.score[i, d], "direction": "up" if obs > exp else "down", "detector": metric,
                             "message": f"{ev}: {metric}{where} {obs:.4g} outside [{r.low[i, d]:.4g}, {r.high[i, d]:.4g}]"})
     return out
+
+
+def series_bands(metrics: pd.DataFrame, settings: QualitySettings | None = None,
+                 last_seen: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Every scored point of the series detectors with its expected range (flagged or not):
+    day, event_name, metric, property, dimension, observed, expected, expected_low, expected_high, flagged."""
+    s = settings or QualitySettings()
+    m = metrics.copy()
+    m["day"] = pd.to_datetime(m["day"])
+    cal = _calendar(m)
+    rows = []
+    for metric, index, vals, r in _scored_series(m, s, cal, complete_days(cal, last_seen, s)):
+        i, d = np.nonzero(r.basis > 0)
+        keys = index[i]
+        rows.append(pd.DataFrame({
+            "day": pd.to_datetime(cal[d]).date, "event_name": keys.get_level_values(0),
+            "metric": metric, "property": keys.get_level_values(1), "dimension": keys.get_level_values(2),
+            "observed": vals[i, d], "expected": r.expected[i, d], "expected_low": r.low[i, d],
+            "expected_high": r.high[i, d], "flagged": r.flagged[i, d]}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
 def _training_cols(d: int, s: QualitySettings) -> range:
@@ -102,7 +145,9 @@ def type_changes(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[d
         before = np.where(clean, vals[:, cols], 0.0).max(axis=1)
         seen = np.where(clean, n[:, cols], 0.0).sum(axis=1)
         # under 1% before: at most a stray wrong-typed value, not the property's type
-        hit = (vals[:, d] >= s.type_change_min_share) & (before < 0.01) & (seen >= s.type_change_min_history)
+        # and at least 3 values of it: one or two odd values on a quiet day are not a change
+        hit = ((vals[:, d] >= s.type_change_min_share) & (vals[:, d] * n[:, d] >= 3) & (before < 0.01)
+               & (seen >= s.type_change_min_history))
         flagged[:, d] = hit
         for i in np.flatnonzero(hit):
             ev, prop, jtype = p.index[i]
@@ -115,39 +160,59 @@ def type_changes(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[d
 
 
 def enum_drift(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[dict]:
-    """Population stability index of an enum's value mix against the training window."""
+    """Population stability index of an enum's value mix against the training window.
+
+    All enum properties at once: rows are (event, property, value), `g` maps a row to its property.
+    """
     from scipy.stats import chi2
 
-    sub = m[m["metric"] == "enum_share"].copy()
-    if sub.empty:
+    p = _pivot(m, "enum_share", cal)
+    if p.empty:
         return []
-    sub["n"] = sub["value"] * sub["denominator"]
+    den = _pivot(m, "enum_share", cal, "denominator").reindex(p.index)
+    mat = (p.fillna(0.0) * den.fillna(0.0)).to_numpy(dtype=float)  # values counted per day
+    keys = p.index.droplevel(2)
+    g = pd.factorize(keys)[0]
+    n_g = g.max() + 1
+    k = np.bincount(g, minlength=n_g)  # values per property
+    tot = np.zeros((n_g, len(cal)))
+    np.add.at(tot, g, mat)
+    flagged = np.zeros((n_g, len(cal)), dtype=bool)
+    bound_q = chi2.ppf(PSI_NOISE_QUANTILE, np.maximum(k - 1, 1))
+    # values come in clusters: a person on iOS sends every event from iOS, so the noise bound counts
+    # the distinct persons behind the values (when known), not the values
+    persons = _pivot(m, "persons", cal)
+    event_of = [keys[np.flatnonzero(g == j)[0]][0] for j in range(n_g)]
+    ppl = (persons.droplevel([1, 2]).reindex(event_of).to_numpy(dtype=float) if not persons.empty
+           else np.full((n_g, len(cal)), np.nan))
+    ppl = np.where(np.isnan(ppl), tot, np.minimum(ppl, tot))
     out = []
-    day_ix = {np.datetime64(pd.Timestamp(x).date(), "D"): j for j, x in enumerate(cal)}
-    for (ev, prop), g in sub.groupby(["event_name", "property"], sort=False):
-        counts = g.pivot_table(index="dimension", columns="day", values="n", aggfunc="sum").fillna(0.0)
-        mat = np.zeros((len(counts), len(cal)))
-        for c, col in zip(counts.columns, counts.to_numpy().T):
-            mat[:, day_ix[np.datetime64(pd.Timestamp(c).date(), "D")]] = col
-        flagged = np.zeros(len(cal), dtype=bool)
-        for d in range(len(cal)):
-            cols = [c for c in _training_cols(d, s) if not flagged[c] and mat[:, c].sum() > 0]
-            today = mat[:, d]
-            if len(cols) < s.min_history_days or today.sum() < s.psi_min_count:
-                continue
-            base = mat[:, cols].sum(axis=1)
-            n1, n2 = today.sum(), base.sum()
-            p = (today + 0.5) / (n1 + 0.5 * len(today))  # half a count per value: no log(0)
-            q = (base + 0.5) / (n2 + 0.5 * len(base))
-            psi = float(np.sum((p - q) * np.log(p / q)))
-            bound = max(s.psi_threshold, chi2.ppf(PSI_NOISE_QUANTILE, max(len(p) - 1, 1)) * (1 / n1 + 1 / n2))
-            if psi > bound:
-                flagged[d] = True
-                top = counts.index[int(np.argmax(np.abs(p - q)))]
-                out.append({"day": cal[d], "event_name": ev, "metric": "enum_share", "property": prop, "dimension": str(top),
-                                "observed": psi, "expected": 0.0, "expected_low": 0.0, "expected_high": bound, "score": psi / bound,
-                                "direction": "up", "detector": "enum_drift",
-                                "message": f"{ev}.{prop} value mix shifted (PSI {psi:.2f} > {bound:.2f}; most: {top})"})
+    for d in range(len(cal)):
+        cols = np.array(_training_cols(d, s), dtype=int)
+        if len(cols) == 0:
+            continue
+        use = ~flagged[:, cols] & (tot[:, cols] > 0)  # [group, window]
+        base = (mat[:, cols] * use[g]).sum(axis=1)
+        n1, n2 = tot[:, d], np.bincount(g, weights=base, minlength=n_g)
+        e1, e2 = np.maximum(ppl[:, d], 1.0), np.maximum((ppl[:, cols] * use).sum(axis=1), 1.0)
+        ok = (use.sum(axis=1) >= s.min_history_days) & (n1 >= s.psi_min_count)
+        if not ok.any():
+            continue
+        pp = (mat[:, d] + 0.5) / (n1[g] + 0.5 * k[g])  # half a count per value: no log(0)
+        qq = (base + 0.5) / (n2[g] + 0.5 * k[g])
+        psi = np.bincount(g, weights=(pp - qq) * np.log(pp / qq), minlength=n_g)
+        with np.errstate(divide="ignore"):
+            bound = np.maximum(s.psi_threshold, bound_q * (1 / e1 + 1 / e2))
+        hit = ok & (psi > bound)
+        flagged[:, d] = hit
+        for j in np.flatnonzero(hit):
+            rows = np.flatnonzero(g == j)
+            top = p.index[rows[int(np.argmax(np.abs(pp[rows] - qq[rows])))]][2]
+            ev, prop = keys[rows[0]]
+            out.append({"day": cal[d], "event_name": ev, "metric": "enum_share", "property": prop, "dimension": str(top),
+                        "observed": psi[j], "expected": 0.0, "expected_low": 0.0, "expected_high": bound[j],
+                        "score": psi[j] / bound[j], "direction": "up", "detector": "enum_drift",
+                        "message": f"{ev}.{prop} value mix shifted (PSI {psi[j]:.2f} > {bound[j]:.2f}; most: {top})"})
     return out
 
 
@@ -162,6 +227,14 @@ def new_events(m: pd.DataFrame, plan, cal: np.ndarray) -> list[dict]:
                         "expected": 0.0, "expected_low": 0.0, "expected_high": 0.0, "score": np.nan, "direction": "up",
                         "detector": "new_event", "message": f"unknown event {ev!r} sent {int(first['value'])} times"})
     return out
+
+
+def _silence_units(s: QualitySettings) -> float:
+    """Expected events whose total absence is as unlikely as a count beyond `sensitivity`:
+    P(0 | Poisson(k)) = e^-k = alpha, so k = -ln(alpha) (12.6 at 4.5)."""
+    from .scoring import alpha_of
+
+    return float(-np.log(alpha_of(s.sensitivity)))
 
 
 def freshness(last_seen: pd.DataFrame, m: pd.DataFrame, s: QualitySettings) -> list[dict]:
@@ -183,8 +256,9 @@ def freshness(last_seen: pd.DataFrame, m: pd.DataFrame, s: QualitySettings) -> l
         rate = float(hist["value"].median()) / 24.0  # events per hour on a usual day
         if rate <= 0:
             continue
-        # P(no event for h hours) = exp(-rate h) < 0.1%: silence this long is not chance
-        allowed = max(s.freshness_hours, 6.9 / rate)
+        # P(no event for h hours) = exp(-rate h) below the count model's tail probability: silence
+        # this long is not chance
+        allowed = max(s.freshness_hours, _silence_units(s) / rate)
         silent = (clock - last).total_seconds() / 3600
         if silent > allowed:
             due = (last + pd.Timedelta(hours=allowed)).date()
@@ -228,7 +302,7 @@ def coverage(m: pd.DataFrame, plan, s: QualitySettings, cal: np.ndarray) -> list
         # event seen once would look like a daily one)
         n = vol[(vol["event_name"] == ev.name)]["value"].sum()
         rate = n / max((last - pd.Timestamp(cal[0])).days + 1, 1)
-        if rate * s.coverage_days >= 3:  # P(0 | Poisson(3)) = 5%: its absence is telling
+        if rate * s.coverage_days >= _silence_units(s):  # P(0 | Poisson) below the tail probability
             out.append({"day": np.datetime64((last + pd.Timedelta(days=s.coverage_days)).date(), "D"),
                             "event_name": ev.name, "metric": "volume", "property": "", "dimension": "", "observed": 0.0,
                             "expected": rate * s.coverage_days, "expected_low": 1.0, "expected_high": np.nan, "score": np.nan,
@@ -246,7 +320,7 @@ def detect(metrics: pd.DataFrame, plan, settings: QualitySettings | None = None,
     m = metrics.copy()
     m["day"] = pd.to_datetime(m["day"])
     cal = _calendar(m)
-    rows = (series_anomalies(m, s, cal) + type_changes(m, s, cal) + enum_drift(m, s, cal) + new_events(m, plan, cal)
+    rows = (series_anomalies(m, s, cal, complete_days(cal, last_seen, s)) + type_changes(m, s, cal) + enum_drift(m, s, cal) + new_events(m, plan, cal)
             + coverage(m, plan, s, cal) + (freshness(last_seen, m, s) if last_seen is not None else []))
     out = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "severity"])
     out["severity"] = WARN

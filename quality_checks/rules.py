@@ -66,7 +66,11 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
                 out.append(Rule(f"{label} not null", "not_null", f"{this} and {v} is null", mostly))
             if p.enum and not p.pii:
                 vals = ", ".join(lit(str(x).lower() if isinstance(x, bool) else str(x)) for x in p.enum)
-                out.append(Rule(f"{label} in enum", "enum", f"{this} and {v} is not null and {v} not in ({vals})", mostly))
+                fails = f"{this} and {v} is not null and {v} not in ({vals})"
+                nums = [x for x in p.enum if isinstance(x, int | float) and not isinstance(x, bool)]
+                if nums:  # as the validator: 1.0 and 1e0 are the enum's 1
+                    fails += f" and coalesce(try_cast({v} as double) not in ({', '.join(repr(float(x)) for x in nums)}), true)"
+                out.append(Rule(f"{label} in enum", "enum", fails, mostly))
             if p.type in ("integer", "number") and (p.minimum is not None or p.maximum is not None) and not p.pii:
                 num = f"try_cast({v} as double)"
                 cond = " or ".join(c for c in (f"{num} < {p.minimum}" if p.minimum is not None else "",

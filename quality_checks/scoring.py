@@ -5,11 +5,15 @@ What Elementary gets wrong and this does not:
   flagged are masked out of every later window, so one incident does not widen the band for the
   next two weeks;
 - no score before `min_history_days` clean points;
-- the score is robust (median, MAD scaled to sigma) with a noise floor per kind (Poisson for counts,
-  binomial for shares) and a minimum relative change, so a flat series [100000, 99999, ...] then
-  99995 raises nothing;
-- a drop to zero is flagged whenever the usual day had >= `zero_min_median` and no zero in the
-  window, however volatile the series;
+- shares and levels: a robust z (median, MAD scaled to sigma) with a binomial noise floor for
+  shares and a minimum relative change, so a flat series [100000, 99999, ...] then 99995 raises
+  nothing;
+- counts (volume, persons): a count model, not a z on logs: a negative binomial around the
+  training median whose variance is the largest of the window's robust spread, Poisson, and the
+  compound floor of a few persons sending many events (`count_tails`); a count is flagged when its
+  tail probability is below that of a normal z of `sensitivity`. A zero is one count among others:
+  flagged only when it lies outside the model's range (issue 22: a quiet event's zero on a weekend
+  is not an incident);
 - weekly seasonality: a Monday is scored against past Mondays once there are enough of them, else
   against weekdays (or weekend days) of the window, else against all days of the window.
 """
@@ -63,24 +67,92 @@ def nan_quantiles(h: np.ndarray, qs) -> list[np.ndarray]:
     return out
 
 
+def alpha_of(sensitivity) -> np.ndarray:
+    """One-sided tail probability of a normal z: the count model flags what is this unlikely."""
+    from scipy.stats import norm
+
+    return norm.sf(np.asarray(sensitivity, dtype=float))
+
+
+def _z_of(p: np.ndarray) -> np.ndarray:
+    from scipy.stats import norm
+
+    return np.minimum(norm.isf(np.clip(p, 1e-300, 1.0)), 40.0)
+
+
+def count_tails(x: np.ndarray, mu: np.ndarray, log_scale: np.ndarray, units: np.ndarray, n_points: np.ndarray,
+                alpha, mu_up: np.ndarray | None = None, alpha_low=None):
+    """Negative binomial tails of counts `x` around the expected `mu`: (P(X <= x), P(X >= x), low, high).
+
+    The variance is the largest of: the spread seen in the training window (the robust spread of
+    log(1 + count) times 1 + mu), Poisson (mu), and the compound floor mu (2 mu / units - 1)
+    (`units`: the independent senders behind the count, distinct persons: a person's events come
+    together, and some persons send many); then
+    widened by 1 + pi / (2 n) because the median of n training points is itself uncertain. Above
+    the mean, the variance becomes NB's dispersion; at the mean, Poisson. `mu_up`: the expectation
+    the upper tail is judged against (defaults to `mu`). low / high: the range outside which a count
+    has tail probability below `alpha` (`alpha_low` below, when drops have their own).
+    """
+    from scipy.stats import nbinom, poisson
+
+    x = np.nan_to_num(np.asarray(x, dtype=float), nan=0.0)
+    alpha = np.broadcast_to(np.asarray(alpha, dtype=float), x.shape)
+
+    def model(m):
+        m = np.maximum(np.nan_to_num(m, nan=0.0), 1e-3)
+        u = np.maximum(np.nan_to_num(units, nan=0.0), 1e-3)
+        # compound floor: k = m / u events per sender; with a geometric-like spread of k per
+        # person, Var = m (2k - 1) (a person with 30 screens today may send 3 tomorrow)
+        var = np.maximum.reduce([(np.nan_to_num(log_scale) * (1 + m)) ** 2, m, m * (2 * m / u - 1)])
+        var = var * (1 + np.pi / (2 * np.maximum(n_points, 1)))
+        over = var > m * (1 + 1e-6)
+        r = np.where(over, m * m / np.maximum(var - m, 1e-12), 1.0)
+        p = np.where(over, m / var, 0.5)
+        return m, over, r, p
+
+    m, over, r, p = model(mu)
+    p_lo = np.where(over, nbinom.cdf(x, r, p), poisson.cdf(x, m))
+    a_lo = alpha if alpha_low is None else np.broadcast_to(np.asarray(alpha_low, dtype=float), x.shape)
+    low = np.where(over, nbinom.ppf(a_lo, r, p), poisson.ppf(a_lo, m))
+    m, over, r, p = model(mu if mu_up is None else mu_up)
+    p_hi = np.where(over, nbinom.sf(x - 1, r, p), poisson.sf(x - 1, m))
+    high = np.where(over, nbinom.isf(alpha, r, p), poisson.isf(alpha, m))
+    return p_lo, p_hi, low, high
+
+
+def theil_sen(h: np.ndarray, cols: np.ndarray, min_points: int = 6) -> np.ndarray:
+    """Row-wise Theil-Sen slope (median of pairwise slopes) of h [rows, points] at x = cols; NaN
+    points ignored; 0 where fewer than `min_points` points are there."""
+    cols = np.asarray(cols, dtype=float)
+    i, j = np.triu_indices(len(cols), k=1)
+    if len(i) == 0:
+        return np.zeros(h.shape[0])
+    slopes = (h[:, j] - h[:, i]) / (cols[j] - cols[i])[None, :]
+    out = nan_quantiles(slopes, (0.5,))[0]
+    enough = (~np.isnan(h)).sum(axis=1) >= min_points
+    return np.where(enough, np.nan_to_num(out, nan=0.0), 0.0)
+
+
 def _per_series(x, n) -> np.ndarray:
     return np.broadcast_to(np.asarray(x, dtype=float), (n,)).astype(float)
 
 
 def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", denominators: np.ndarray | None = None,
                  direction="both", sensitivity=4.5, min_relative_change=0.3, min_absolute_change=0.0,
+                 min_relative_rise=None, drop_sensitivity=None,
                  training_days: int = 14, min_history_days: int = 10, seasonal_weeks: int = 4,
                  min_seasonal_points: int = 3, min_daytype_points: int = 2,
-                 zero_min_median: float = 5.0, min_count=0, min_expected=0.0,
+                 min_count=0, min_expected=0.0, trend: bool = True, min_trend_points: int = 6,
+                 max_trend: float = 0.05,
                  effective: np.ndarray | None = None) -> Scored:
     """Score every day of every series against its own past.
 
     values: [series, days] floats, NaN where there is no observation; days: consecutive dates.
-    kind: "count" (Poisson noise floor, zero rule), "share" (binomial floor; needs `denominators`)
+    kind: "count" (negative binomial tails, see count_tails), "share" (binomial floor; needs `denominators`)
     or "level" (no floor beyond the MAD). min_count: a share of fewer than this many lines is not scored.
     effective (counts): the independent units behind each count (distinct persons): events of one
     person move together, so the noise floor and `min_expected` are on these when given.
-    min_expected (counts): the usual effective count (persons) below which only a drop to zero alerts. For counts min_relative_change is a ratio either way (1.0: doubling or halving). direction, sensitivity and the minimum changes are scalars
+    min_expected (counts): the usual effective count (persons) below which nothing is flagged. For counts min_relative_change is a ratio either way (1.0: doubling or halving). direction, sensitivity and the minimum changes are scalars
     or one value per series.
     """
     raw = np.asarray(values, dtype=float)
@@ -94,6 +166,12 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
     dir_code = np.array([DIRECTIONS[d] for d in np.broadcast_to(np.asarray(direction, dtype=object), (s_n,))])
     sens = _per_series(sensitivity, s_n)
     min_rel = _per_series(min_relative_change, s_n)
+    sens_down = sens if drop_sensitivity is None else np.array(
+        [a if b is None else b for a, b in zip(sens, np.broadcast_to(np.asarray(drop_sensitivity, dtype=object), (s_n,)))],
+        dtype=float)
+    min_rise = min_rel if min_relative_rise is None else _per_series(
+        [m if r is None else r for m, r in zip(min_rel, np.broadcast_to(np.asarray(min_relative_rise, dtype=object), (s_n,)))],
+        s_n)
     min_abs = _per_series(min_absolute_change, s_n)
     min_n = _per_series(min_count, s_n)
     min_exp = _per_series(min_expected, s_n)
@@ -113,7 +191,6 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
                 continue
             seasonal = np.arange(d - 7, max(-1, d - 7 * seasonal_weeks - 1), -7)
             daytype = window[weekend[window] == weekend[d]]
-            hist_all = np.where(usable[:, window], v[:, window], np.nan)
             n_all = usable[:, window].sum(axis=1)
             n_seas = usable[:, seasonal].sum(axis=1) if len(seasonal) else np.zeros(s_n, dtype=int)
             n_type = usable[:, daytype].sum(axis=1) if len(daytype) else np.zeros(s_n, dtype=int)
@@ -133,19 +210,44 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
             med = np.full(s_n, np.nan)
             mad = np.full(s_n, np.nan)
             iqr = np.full(s_n, np.nan)
+            avg = np.full(s_n, np.nan)
             for b, cols, spread_cols in ((3, seasonal, daytype), (2, daytype, daytype), (1, window, window)):
                 rows = basis == b
                 if not rows.any() or len(cols) == 0:
                     continue
                 h = np.where(usable[np.ix_(rows, cols)], v[np.ix_(rows, cols)], np.nan)
+                hs = np.where(usable[np.ix_(rows, spread_cols)], v[np.ix_(rows, spread_cols)], np.nan)
+                if kind == "count" and trend:
+                    # traffic that grows 1% a day sits 7% above a 14-day median and 17% above four
+                    # past Mondays: move every training point to day d along its robust slope
+                    # at most 5% a day either way: a slope is extrapolated up to four weeks, and a
+                    # steeper one is an incident or a launch, not a trend to follow
+                    slope = np.clip(theil_sen(hs, spread_cols, min_trend_points), -max_trend, max_trend)
+                    h = h + slope[:, None] * (d - cols)[None, :]
+                    hs = hs + slope[:, None] * (d - spread_cols)[None, :]
                 med[rows] = nan_quantiles(h, (0.5,))[0]
+                if kind == "count":
+                    avg[rows] = np.log1p(np.nanmean(np.expm1(h), axis=1))
                 # the spread comes from the larger same-day-type set: 3 or 4 past Mondays give the
                 # level, but their MAD alone would understate the noise
                 if b == 3 and len(spread_cols) >= min_daytype_points:
-                    h = np.where(usable[np.ix_(rows, spread_cols)], v[np.ix_(rows, spread_cols)], np.nan)
+                    h = hs
                 m, q1, q3 = nan_quantiles(h, (0.5, 0.25, 0.75))
                 mad[rows] = nan_quantiles(np.abs(h - m[:, None]), (0.5,))[0]
                 iqr[rows] = q3 - q1
+                if b == 3 and kind == "count":
+                    # judged against the same weekday, the noise is that of week-over-week changes
+                    # (over sqrt 2): a weekday set's spread would count Friday's usual dip as noise
+                    wk = window[window >= 7]
+                    both = usable[np.ix_(rows, wk)] & usable[np.ix_(rows, wk - 7)]
+                    ww = np.where(both, v[np.ix_(rows, wk)] - v[np.ix_(rows, wk - 7)], np.nan)
+                    if trend:
+                        ww = ww - 7 * slope[:, None]
+                    wm = nan_quantiles(ww, (0.5,))[0]
+                    w_mad = nan_quantiles(np.abs(ww - wm[:, None]), (0.5,))[0] / np.sqrt(2)
+                    ok = both.sum(axis=1) >= min_trend_points
+                    mad[rows] = np.where(ok, w_mad, mad[rows])
+                    iqr[rows] = np.where(ok, 0.0, iqr[rows])
             # MAD alone collapses on a two-level series (weekday/weekend, bursts); the IQR does not
             scale = np.maximum(MAD_TO_SIGMA * mad, iqr / IQR_TO_SIGMA)
             if kind == "count":
@@ -153,8 +255,6 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
                 if eff is not None:
                     e = np.where(usable[:, window], eff[:, window], np.nan)
                     usual = np.minimum(usual, np.nan_to_num(nan_quantiles(e, (0.5,))[0], nan=0.0))
-                # Poisson noise on the log scale: sd(log(1 + X)) ~ 1 / sqrt(1 + lambda)
-                scale = np.maximum(scale, 1.0 / np.sqrt(usual + 1.0))
             elif kind == "share":
                 n = den[:, d] if den is not None else np.ones(s_n)
                 n = np.maximum(np.nan_to_num(n, nan=1.0), 1.0)
@@ -163,27 +263,34 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
             scale = np.maximum(scale, 1e-9)
             diff = x - med
             z = diff / scale
-            if kind == "count":  # the minimum changes are on the counts themselves
+            dir_ok = (dir_code == 0) | (np.sign(diff) == dir_code)
+            if kind == "count":
                 x_o, med_o = np.expm1(x), np.expm1(med)
+                n_pts = np.where(basis == 3, np.maximum(n_seas, 1), np.where(basis == 2, np.maximum(n_type, 1),
+                                                                             np.maximum(n_all, 1)))
+                # low counts: the median of a few small integers is coarse; the mean of the same days
+                # judges the upper tail when it is higher, the lower tail when it is lower
+                avg_o = np.expm1(avg)
+                p_lo, p_hi, low, high = count_tails(
+                    x_o, np.minimum(med_o, avg_o), scale, usual, n_pts, alpha_of(sens),
+                    mu_up=np.maximum(med_o, avg_o), alpha_low=alpha_of(sens_down))
+                # the count model's tail probability, as a z (sign: direction of the change)
+                z = np.where(diff < 0, -_z_of(p_lo), _z_of(p_hi))  # the count model's tail as a z
                 diff_o = x_o - med_o
                 # a ratio either way: min_relative_change 1.0 means doubling or halving
-                ratio = np.maximum(x_o, 1e-9) / np.maximum(med_o, 1e-9)
+                ratio = np.maximum(x_o, 0.5) / np.maximum(med_o, 0.5)
                 rel = np.maximum(ratio, 1 / ratio) - 1
-            else:
-                x_o, med_o, diff_o = x, med, diff
-                rel = np.abs(diff_o) / np.maximum(np.abs(med_o), 1e-9)
-            dir_ok = (dir_code == 0) | (np.sign(diff) == dir_code)
-            big_enough = usual >= min_exp if kind == "count" else True
-            flag = (basis > 0) & dir_ok & (np.abs(z) > sens) & (rel > min_rel) & (np.abs(diff_o) > min_abs) & big_enough
-            if kind == "count":
-                no_zero_before = np.min(np.where(np.isnan(hist_all), np.inf, hist_all), axis=1) > 0
-                zero = (basis > 0) & (x == 0) & (med_o >= zero_min_median) & no_zero_before & (dir_code <= 0)
-                flag |= zero
-                low = np.minimum(np.expm1(med - sens * scale), med_o / (1 + min_rel))
-                high = np.maximum(np.expm1(med + sens * scale), med_o * (1 + min_rel))
+                big_enough = usual >= min_exp
+                tail = np.where(diff < 0, p_lo / alpha_of(sens_down), p_hi / alpha_of(sens))
+                flag = ((basis > 0) & dir_ok & (tail < 1.0) & (rel > np.where(diff < 0, min_rel, min_rise))
+                        & (np.abs(diff_o) > min_abs) & big_enough)
+                low, high = np.minimum(low, med_o / (1 + min_rel)), np.maximum(high, med_o * (1 + min_rise))
                 low, high = np.minimum(low, med_o - min_abs), np.maximum(high, med_o + min_abs)
                 med = med_o
             else:
+                x_o, med_o, diff_o = x, med, diff
+                rel = np.abs(diff_o) / np.maximum(np.abs(med_o), 1e-9)
+                flag = (basis > 0) & dir_ok & (np.abs(z) > sens) & (rel > min_rel) & (np.abs(diff_o) > min_abs)
                 band = np.maximum.reduce([sens * scale, min_rel * np.abs(med), min_abs])
                 low, high = med - band, med + band
             if kind in ("count", "share"):

@@ -9,27 +9,31 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import shutil
 import tempfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
-# Smallest sample whose planted effects the marts recover inside their 95 % intervals with the
-# checks passing (see the closing note): 600 existing accounts ≈ 130k events, ~30 s to build.
+# 600 existing accounts ≈ 130k events, ~30 s to build.
 USERS = 600
-# One seed is one draw of every planted effect. The tests on it make some fifteen statements at 95 %
-# confidence (intervals covering the truth, checks passing, segments found), so a seed misses one of
-# them about every other time, as it should. Any change to the generator re-draws everything: after
-# the stronger Slack selection and capterra churn (generator version 2) seed 42 missed the A/B lift
-# (its interval ended below the true lift) and the uplift segments; seed 3 is the first seed
-# for which all hold. Of seeds 1-16, seven pass every statement and the others miss one or two,
-# not always the same one (see the commit that made the change).
-SEED = 3
+# One seed is one draw of every planted effect, and a user's data is one more draw: the statements
+# the marts tests make on a sample hold on any seed except with negligible probability (a truth
+# within 4 standard errors of its estimate fails about 6 times in 100 000 for a calibrated
+# interval; benchmarks/calibration.py measures the calibration over 100 seeds). They run on the
+# first SEEDS seeds, not picked for passing; TRACKPLAN_SAMPLE_SEEDS=5,17,... runs any others.
+SEEDS = tuple(int(s) for s in os.environ.get("TRACKPLAN_SAMPLE_SEEDS", "1,2").split(",") if s.strip())
+Z = 4.0  # standard errors: the width of every "truth recovered" statement
 
 
-@lru_cache(maxsize=1)
-def sample() -> tuple[Path, dict]:
-    """(warehouse path, truth) of the shared sample."""
+def within(truth: float, estimate: float, se: float, z: float = Z) -> bool:
+    """The truth lies within ``z`` standard errors of the estimate."""
+    return abs(float(estimate) - float(truth)) <= z * float(se)
+
+
+@cache
+def sample(seed: int = SEEDS[0]) -> tuple[Path, dict]:
+    """(warehouse path, truth) of the sample drawn with ``seed``."""
     from pipelines.ingest.load import ingest_partitions, landed_partitions
     from pipelines.sql_models import load_models, set_plan_variables
     from pipelines.stitch.identity import build_identity
@@ -40,7 +44,7 @@ def sample() -> tuple[Path, dict]:
     root = Path(tempfile.mkdtemp(prefix="trackplan-marts-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
     plan = load_plan()
-    res = generate(root / "landing", users=USERS, seed=SEED, bug_rate=0.0, plan=plan)
+    res = generate(root / "landing", users=USERS, seed=seed, bug_rate=0.0, plan=plan)
     con = connect(root / "w.duckdb")
     try:
         ingest_partitions(con, plan, root / "landing", landed_partitions(root / "landing"))
@@ -53,8 +57,8 @@ def sample() -> tuple[Path, dict]:
     return root / "w.duckdb", json.loads(res.truth_path.read_text())
 
 
-@lru_cache(maxsize=1)
-def built_marts() -> tuple[Path, dict]:
+@cache
+def built_marts(seed: int = SEEDS[0]) -> tuple[Path, dict]:
     """A copy of the sample warehouse with the five statistical marts materialized through Dagster, plus
     the plan tables and marts.customer_value (churn by acquisition channel)."""
     import dagster as dg
@@ -64,7 +68,7 @@ def built_marts() -> tuple[Path, dict]:
     from pipelines.sql_models import load_models, model_asset
     from tracking_plan.loader import default_plan_dir
 
-    src, truth = sample()
+    src, truth = sample(seed)
     dst = src.with_name("with_marts.duckdb")  # a file named like a schema (marts.duckdb) makes DuckDB names ambiguous
     shutil.copy(src, dst)
     customer_value = next(m for m in load_models() if m.table == "marts.customer_value")

@@ -2,6 +2,8 @@
 PII-free audit row, and its suppression list keeps re-ingested files from bringing them back."""
 
 import datetime as dt
+import json
+import os
 
 import pytest
 from pipeline_helpers import (
@@ -16,8 +18,10 @@ from pipeline_helpers import (
 )
 from typer.testing import CliRunner
 
-from pipelines.privacy import forget_person
+from pipelines.privacy import ErasureError, forget_person
+from pipelines.publish import run_lock
 from pipelines.warehouse import connect, keyed_hash
+from quality_checks.store import CheckOutcome, append
 from tracking_plan.cli import app
 
 T = dt.timedelta
@@ -36,6 +40,9 @@ def _landing(landing):
         ev(user=KIM, anon=KIM_DEVICE, event="Signed In", props={"method": "carrier pigeon"}),  # quarantined
         '{"userId": "' + KIM + '", "type": "track", "event": ',  # not JSON, still Kim's
         ev(user=ALEX, anon=ALEX_DEVICE, event="Signed In", props={}),  # quarantined, Alex's
+        "support ticket from " + KIM_EMAIL + " (pasted log line)",  # not JSON: only Kim's plaintext e-mail
+        ev(anon="dev-kim-tablet", props={"method": "carrier pigeon"}, at=BASE + T(hours=3),  # quarantined
+           context={"library": {"name": "test"}, "traits": {"email": KIM_EMAIL}}),
     ])
 
 
@@ -81,7 +88,8 @@ def test_forget_erases_every_identifier_of_the_person(warehouse):
     assert query(w, "select count(*) from ingest.quarantine where raw like '%user-alex%'") == [(1,)]
     assert query(w, "select count(*) from marts.person_facts") == [(1,)]
     assert query(w, "select count(*) from staging.sessions") == [(1,)]
-    expected = {"ingest.events": 4, "ingest.quarantine": 2, "marts.person_facts": 1}
+    # quarantine: the invalid JSON one, the line that is not JSON, the pasted e-mail, the tablet's identify
+    expected = {"ingest.events": 4, "ingest.quarantine": 4, "marts.person_facts": 1}
     assert {k: v for k, v in result["tables"].items() if k in expected} == expected
     assert result["rows"] == sum(result["tables"].values())
 
@@ -105,14 +113,16 @@ def test_reingesting_the_same_files_does_not_bring_the_person_back(warehouse):
     landing, w = warehouse
     forget_person(w, KIM, plan())
     res = ingest(w, landing)
-    # Kim's 4 valid lines and the invalid JSON one are suppressed; the line that is not JSON has no
-    # id the ingest can read, so it is quarantined again (a known limit: forget again after re-ingesting)
-    assert res.suppressed == 5
-    assert query(w, "select count(*) from ingest.quarantine where contains(raw, ?)", [KIM]) == [(1,)]
+    # Kim's 4 valid lines and her 4 rejected ones (found by their tokens: the user id, the plaintext
+    # e-mail whose keyed hash is registered) are suppressed; Alex's 2 + 1 are not
+    assert (res.suppressed, res.loaded, res.quarantined) == (8, 2, 1)
+    assert query(w, "select count(*) from ingest.quarantine where contains(raw, ?) or contains(raw, ?)",
+                 [KIM, KIM_EMAIL]) == [(0,)]
     assert res.lines == res.loaded + res.quarantined + res.duplicates + res.consent_dropped + res.suppressed
     stitch_and_sessions(w)
     after = _everything(w)
-    assert KIM_DEVICE not in after and KIM_PHONE not in after
+    for ident in (KIM, KIM_DEVICE, KIM_PHONE, KIM_EMAIL, keyed_hash(KIM_EMAIL), "dev-kim-tablet"):
+        assert ident not in after, ident
     assert query(w, "select count(*) from ingest.events where user_id = ?", [KIM]) == [(0,)]
 
 
@@ -124,6 +134,8 @@ def test_forget_before_stitching_erases_the_user_id(tmp_path):
     assert result["identifiers"] == 1 and result["person_id"] is None
     assert query(w, "select count(*) from ingest.events where user_id = ?", [KIM]) == [(0,)]
     assert query(w, "select count(*) from ingest.quarantine where raw like ?", [f"%{KIM}%"]) == [(0,)]
+    # not stitched yet, so her e-mail is not known as hers: the pasted e-mail line stays (nothing linked it)
+    assert query(w, "select count(*) from ingest.quarantine where raw like ?", [f"%{KIM_EMAIL}%"]) == [(2,)]
     # the device's anonymous events were never linked to Kim here, so they stay
     assert query(w, "select count(*) from ingest.events where anonymous_id = ?", [KIM_PHONE]) == [(1,)]
 
@@ -143,3 +155,87 @@ def test_cli_forget(warehouse):
     assert out.exit_code == 0, out.output
     assert "erased" in out.output and "audit id" in out.output
     assert KIM not in _everything(w)
+
+
+def test_check_results_keep_their_verdicts_without_the_persons_samples(warehouse):
+    """A failed gate keeps sample rows in quality.check_results' metadata: Kim's go, Alex's and the
+    verdict stay, and the metadata says how many were erased."""
+    _, w = warehouse
+    con = connect(w)
+    try:
+        samples = [dict(zip(("message_id", "user_id", "anonymous_id", "traits"), map(str, r), strict=True))
+                   for r in con.execute("select message_id, user_id, anonymous_id, traits from ingest.events "
+                                        "order by user_id nulls first, message_id").fetchall()]
+        append(con, [CheckOutcome("not_null", "ingest.events", passed=False, metadata={"samples": samples}),
+                     CheckOutcome("enum", "ingest.events", passed=True, metadata={"rows": 6})], run_id="r1")
+    finally:
+        con.close()
+    assert KIM_PHONE in str(query(w, "select metadata from quality.check_results"))
+    result = forget_person(w, KIM, plan())
+    rows = query(w, "select check_name, passed, metadata from quality.check_results order by check_name")
+    assert [(c, p) for c, p, _ in rows] == [("enum", True), ("not_null", False)]
+    meta = json.loads(rows[1][2])
+    kept = [s["anonymous_id"] for s in meta["samples"]]
+    assert sorted(kept) == [ALEX_DEVICE, ALEX_DEVICE] and meta["erased_samples"] == 4
+    assert result["tables"]["quality.check_results (sample rows)"] == 4
+    for ident in (KIM, KIM_DEVICE, KIM_PHONE, keyed_hash(KIM_EMAIL)):
+        assert ident not in str(rows), ident
+
+
+def test_forget_refuses_a_missing_warehouse_and_creates_none(tmp_path):
+    missing = tmp_path / "typo.duckdb"
+    out = CliRunner().invoke(app, ["forget", "--user-id", KIM, "--warehouse", str(missing)])
+    assert out.exit_code == 2
+    assert out.output == f"trackplan: {missing}: no such warehouse (nothing erased, nothing created)\n"
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ErasureError):
+        forget_person(missing, KIM, plan())
+
+
+@pytest.mark.parametrize("uid", ["", "   "])
+def test_forget_refuses_an_empty_id(warehouse, uid):
+    _, w = warehouse
+    before = _everything(w)
+    out = CliRunner().invoke(app, ["forget", "--user-id", uid, "--warehouse", str(w)])
+    assert out.exit_code == 2 and out.output == "trackplan: --user-id: empty; give the user id to erase\n"
+    assert _everything(w) == before and query(w, "select count(*) from ingest.erasure_audit") == [(0,)]
+
+
+def test_cli_forget_says_when_nothing_matched_and_exits_1(warehouse):
+    _, w = warehouse
+    out = CliRunner().invoke(app, ["forget", "--user-id", "user-kym", "--warehouse", str(w)])
+    assert out.exit_code == 1
+    assert out.output.startswith("nothing matched user id 'user-kym': 0 rows erased") and out.output.count("\n") == 1
+    # registered all the same: a later ingest of that id drops it
+    assert query(w, "select identifier_hash from ingest.suppression") == [(keyed_hash("user-kym"),)]
+
+
+def test_forget_waits_for_no_run_it_would_be_undone_by(warehouse):
+    """A running `trackplan run` publishes its copy at the end: a forget in between would be lost, so
+    forget is refused while a run holds the lock, naming the run."""
+    _, w = warehouse
+    with run_lock(w, "run"):
+        out = CliRunner().invoke(app, ["forget", "--user-id", KIM, "--warehouse", str(w)])
+    assert out.exit_code == 3
+    assert out.output.startswith(f"trackplan: {w}: locked by trackplan run (PID {os.getpid()}) since ")
+    assert out.output.count("\n") == 1 and KIM in _everything(w)
+
+
+def test_erasure_survives_a_full_rerun_of_the_pipeline(tmp_path):
+    """`trackplan run`, forget, `trackplan run` again over the same landing files: no table of the
+    published warehouse (events, quarantine, stitch, sessions, marts, check history) holds Kim again."""
+    from pipelines.runner import run_pipeline
+    from tracking_plan.loader import default_plan_dir
+
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    _landing(landing)
+    run_pipeline(default_plan_dir(), landing, w)
+    assert KIM in _everything(w) and KIM_EMAIL in _everything(w)  # the pasted e-mail line is quarantined
+    forget_person(w, KIM, plan())
+    run_pipeline(default_plan_dir(), landing, w)
+    after = _everything(w)
+    for ident in (KIM, KIM_DEVICE, KIM_PHONE, KIM_EMAIL, keyed_hash(KIM_EMAIL), "dev-kim-tablet"):
+        assert ident not in after, ident
+    assert ALEX in after
+    assert query(w, "select sum(suppressed) from ingest.ingestion_log") == [(8,)]
+    assert query(w, "select count(*), count(distinct run_id) from ingest.run_log") == [(2, 2)]

@@ -1,19 +1,19 @@
 """The generator plants an onboarding uplift only for small companies (1-10, 11-50 employees):
-the uplift mart must target those segments and no other."""
+the uplift mart's segment table must recover those lifts (and zero elsewhere) on any seed."""
 
 import duckdb
 import pytest
 
-from tests.marts_sample import sample
+from tests.marts_sample import SEEDS, Z, sample, within
 
 
-@pytest.fixture(scope="module")
-def uplift():
+@pytest.fixture(scope="module", params=SEEDS, ids=lambda s: f"seed{s}")
+def uplift(request):
     from pipelines.marts.events_frame import load_events
     from pipelines.marts.uplift import compute_experiment_uplift
     from tracking_plan.loader import load_plan
 
-    path, truth = sample()
+    path, truth = sample(request.param)
     plan = load_plan()
     con = duckdb.connect(str(path), read_only=True)
     try:
@@ -23,20 +23,21 @@ def uplift():
     return df, truth
 
 
-def test_targets_exactly_the_segments_with_a_planted_uplift(uplift):
+def test_segments_recover_the_planted_uplift(uplift):
     df, truth = uplift
     planted = truth["experiment"]["true_lift_abs_by_company_size"]
     helped = {s for s, v in planted.items() if v > 0}
     assert helped == {"1-10", "11-50"}
-    targeted = set(df.loc[df["target"], "segment"])
-    # every targeted segment really was helped, and at least one helped segment is found
-    assert targeted and targeted <= helped, df[["segment", "uplift", "ci_low", "ci_high"]]
-    for s in helped:  # the planted +0.16 lies inside each helped segment's interval
-        row = df[df["segment"] == s].iloc[0]
-        assert row.ci_low <= planted[s] <= row.ci_high
-    # the T-learner's scores rank the helped segments above the others (person-weighted); at this
-    # sample size (~900 analysed persons) the person-level Qini AUC is too noisy to assert a sign
+    se = (df["ci_high"] - df["ci_low"]) / (2 * 1.96)
+    for _, row in df[df["segment"].isin(planted) & df["uplift"].notna()].iterrows():  # every segment's planted lift within Z SEs
+        assert within(planted[row.segment], row.uplift, se[row.name]), row.segment
+    # the helped segments, pooled, gain: their person-weighted uplift is above 0 (planted 0.16, about 4 of
+    # its standard errors at this size; "more than the others" would be only ~2.5 and fail 1 seed in 150)
     n = df["n_treated"] + df["n_control"]
-    w = (df["predicted_uplift"] * n).groupby(df["segment"].isin(helped)).sum() / n.groupby(df["segment"].isin(helped)).sum()
-    assert w[True] > w[False]
-    assert df["qini_auc"].notna().all()
+    helped_rows = df["segment"].isin(helped)
+    pooled = (df["uplift"] * n)[helped_rows].sum() / n[helped_rows].sum()
+    assert pooled > 0
+    # a targeted segment (interval above 0 at 95 %) with no planted effect happens by chance (~2.5 % per
+    # segment), so the test states it at Z: no segment without an effect sits Z SEs above 0
+    assert not ((~helped_rows) & (df["uplift"] > Z * se)).any()
+    assert df["qini_auc"].notna().all() and df["predicted_uplift"].notna().all()

@@ -17,6 +17,7 @@ from models.stats import (
     ab_readout,
     achieved_power,
     confidence_sequence,
+    cuped_theta,
     diff_in_diff,
     evidence_grade,
     sample_size,
@@ -58,14 +59,25 @@ def _arm(stat: dict) -> ArmStats | None:
     return None  # ratio metrics are not part of trackplan's readout
 
 
-def _two_sided_cases():
-    """(id, stat_a, stat_b, config, expected) for every two-sided frequentist/sequential case."""
+# Every frequentist fixture group and the alternative it tests (GrowthBook's class names).
+GB_GROUPS = {
+    "TwoSidedTTest": "two-sided",
+    "SequentialTwoSidedTTest": "two-sided",
+    "OneSidedTreatmentGreaterTTest": "greater",
+    "OneSidedTreatmentLesserTTest": "less",
+    "SequentialOneSidedTreatmentGreaterTTest": "greater",
+    "SequentialOneSidedTreatmentLesserTTest": "less",
+}
+
+
+def _frequentist_cases():
+    """(id, stat_a, stat_b, config, alternative, expected) for every frequentist/sequential case."""
     path = GB / "frequentist_tests.fixtures.json"
     if not path.exists():
         return []
     cases = json.loads(path.read_text())["test_cases"]
     out = []
-    for group in ("TwoSidedTTest", "SequentialTwoSidedTTest"):
+    for group, alternative in GB_GROUPS.items():
         for name, case in cases[group].items():
             inputs, expected = case["inputs"], case["expected"]
             if name == "test_sequential_test_tuning_as_expected":
@@ -74,31 +86,17 @@ def _two_sided_cases():
                     ("config_near_n", "result_near"),
                     ("config_above_n", "result_above"),
                 ):
-                    out.append(
-                        (
-                            f"{name}[{cfg}]",
-                            inputs["stat_a"],
-                            inputs["stat_b"],
-                            inputs[cfg],
-                            expected[res],
-                        )
-                    )
+                    out.append((f"{group}.{name}[{cfg}]", inputs["stat_a"], inputs["stat_b"], inputs[cfg],
+                                alternative, expected[res]))
             else:
-                out.append(
-                    (
-                        name,
-                        inputs["stat_a"],
-                        inputs["stat_b"],
-                        inputs["config"],
-                        expected,
-                    )
-                )
+                out.append((f"{group}.{name}", inputs["stat_a"], inputs["stat_b"], inputs["config"],
+                            alternative, expected))
     return out
 
 
-@pytest.mark.parametrize("case", _two_sided_cases(), ids=lambda c: c[0])
+@pytest.mark.parametrize("case", _frequentist_cases(), ids=lambda c: c[0])
 def test_ttest_reproduces_growthbook_fixture(case):
-    name, stat_a, stat_b, config, expected = case
+    name, stat_a, stat_b, config, alternative, expected = case
     a, b = _arm(stat_a), _arm(stat_b)
     if a is None:
         pytest.skip(f"{name}: ratio metrics are out of scope for trackplan")
@@ -109,24 +107,38 @@ def test_ttest_reproduces_growthbook_fixture(case):
         alpha=config["alpha"],
         sequential=config["type"] == "SequentialConfig",
         tuning=config.get("sequential_tuning_parameter") or 5000.0,
+        alternative=alternative,
     )
     if expected["errorMessage"]:
-        # GrowthBook returns a zeroed result with ZERO_NEGATIVE_VARIANCE; we flag and return NaN.
-        assert res.error and math.isnan(res.effect)
+        # gbstats answers a zero/negative variance with a zeroed result (effect 0, CI [0, 0], p = 1)
+        # and the error; trackplan keeps the error but reports NaN, so that a mart never shows a
+        # certain zero effect for an experiment it could not analyse (a stated difference).
+        assert expected["errorMessage"] == "ZERO_NEGATIVE_VARIANCE"
+        assert (expected["expected"], expected["ci"], expected["pValue"]) == (0.0, [0.0, 0.0], 1.0)
+        assert expected["uplift"]["stddev"] == 0.0
+        assert res.error == "zero or negative variance"
+        assert all(math.isnan(v) for v in (res.effect, res.std_error, res.ci_low, res.ci_high, res.p_value))
         return
     assert res.effect == pytest.approx(expected["expected"], abs=GB_TOL)
     assert res.std_error == pytest.approx(expected["uplift"]["stddev"], abs=GB_TOL)
-    assert res.ci_low == pytest.approx(expected["ci"][0], abs=GB_TOL)
-    assert res.ci_high == pytest.approx(expected["ci"][1], abs=GB_TOL)
+    # the fixtures write infinite ends of one-sided intervals as "Infinity" / "-Infinity"
+    assert res.ci_low == pytest.approx(float(expected["ci"][0]), abs=GB_TOL)
+    assert res.ci_high == pytest.approx(float(expected["ci"][1]), abs=GB_TOL)
     assert res.p_value == pytest.approx(expected["pValue"], abs=GB_TOL)
 
 
-def test_sufficient_statistic_cases_were_found():
+def test_every_frequentist_fixture_is_collected():
     if not (GB / "frequentist_tests.fixtures.json").exists():
         pytest.skip("GrowthBook fixtures not found beside the checkout")
-    # 5 two-sided + 5 sequential (3 tuning variants) - 2 ratio cases: guards against the
-    # parametrization silently collecting nothing.
-    assert sum(_arm(c[1]) is not None for c in _two_sided_cases()) == 10
+    cases = json.loads((GB / "frequentist_tests.fixtures.json").read_text())["test_cases"]
+    # the parametrization covers every group of the file (none silently left out) ...
+    assert set(cases) == set(GB_GROUPS)
+    assert sum(len(g) for g in cases.values()) == 18
+    # ... and every case but the two ratio-metric ones (trackplan has no ratio metrics) is run; the
+    # sequential tuning case has three configurations
+    collected = _frequentist_cases()
+    assert len(collected) == 20
+    assert sum(_arm(c[1]) is not None for c in collected) == 18
 
 
 ANALYSIS_CASES = [
@@ -187,30 +199,117 @@ def test_analysis_reproduces_growthbook_end_to_end(group, name):
         assert srm == pytest.approx(expected["srm"], abs=GB_TOL)
 
 
-def test_cuped_fixture_theta_and_se_need_growthbook_control_term():
-    """GrowthBook test_analyze_metric_df_ra: theta -0.073212, and the naive delta method misses."""
-    case = _gb("gbstats.fixtures.json")["TestAnalyzeMetricDfRegressionAdjustment"]
-    rows = {
-        r["variation"]: r for r in case["test_analyze_metric_df_ra"]["inputs"]["rows"]
-    }
-    a, b = (
-        ArmStats(
-            r["count"],
-            r["main_sum"],
-            r["main_sum_squares"],
-            False,
-            r["covariate_sum"],
-            r["covariate_sum_squares"],
-            r["main_covariate_sum_product"],
-        )
-        for r in (rows["zero"], rows["one"])
-    )
+def _ra_arm(row: dict) -> ArmStats:
+    return ArmStats(row["count"], row["main_sum"], row["main_sum_squares"], False, row["covariate_sum"],
+                    row["covariate_sum_squares"], row["main_covariate_sum_product"])
+
+
+def test_cuped_fixture_se_needs_growthbook_control_term():
+    """GrowthBook test_analyze_metric_df_ra: the standard error implied by the fixture's own interval
+    (half-width / t quantile at df = n_A + n_B - 2), which the plain delta method misses."""
+    case = _gb("gbstats.fixtures.json")["TestAnalyzeMetricDfRegressionAdjustment"]["test_analyze_metric_df_ra"]
+    rows = {r["variation"]: r for r in case["inputs"]["rows"]}
+    a, b = _ra_arm(rows["zero"]), _ra_arm(rows["one"])
+    want = case["expected"][0]["variations"][1]
+    se = (want["ci"][1] - want["ci"][0]) / 2 / sps.t(a.n + b.n - 2).ppf(0.975)
     res = ttest_from_stats(a, b, relative=True)
-    assert res.theta == pytest.approx(-0.073212, abs=1e-6)
     assert res.method == "cuped"
-    assert res.std_error == pytest.approx(
-        0.0971, abs=5e-5
-    )  # the README's recomputed figure
+    # the fixture's CI ends are rounded to 5 decimals: its implied SE is known to 0.5e-5 / 1.96
+    rounding = 0.5e-5 / 1.96
+    assert res.std_error == pytest.approx(se, abs=rounding)
+    # the usual delta method on the CUPED-adjusted variances, which drops GrowthBook's covariance between
+    # the adjusted difference and the control mean, is off by more than the rounding allows
+    th = res.theta
+    adj_a = a.var + th**2 * a.pre_var - 2 * th * a.cov
+    adj_b = b.var + th**2 * b.pre_var - 2 * th * b.cov
+    naive = math.sqrt(adj_b / (b.n * a.mean**2) + adj_a * b.mean**2 / (a.n * a.mean**4))
+    assert abs(naive - se) > 3 * rounding
+
+
+@pytest.mark.parametrize("name", ["test_returns_theta", "test_returns_0_no_variance"])
+def test_cuped_theta_reproduces_growthbook_compute_theta(name):
+    case = _gb("statistics.fixtures.json")["compute_theta"][name]
+
+    def arm(s):
+        post, pre = s["post_statistic"], s["pre_statistic"]
+        return ArmStats(s["n"], post["sum"], post["sum_squares"], False, pre["sum"], pre["sum_squares"],
+                        s["post_pre_sum_of_products"])
+
+    theta = cuped_theta(arm(case["inputs"]["stat_a"]), arm(case["inputs"]["stat_b"]))
+    assert theta == pytest.approx(case["expected"]["theta"], abs=GB_TOL)
+
+
+def test_sufficient_statistics_reproduce_growthbook_statistics_fixtures():
+    """statistics.fixtures.json: means and variances of the sufficient-statistic objects, CUPED's
+    adjusted variance at a given theta, and summing arms over dimensions (ratio and quantile
+    statistics are out of scope). gbstats reports a variance of 0 where n < 2; trackplan NaN (no
+    variance can be estimated from one unit): asserted as such."""
+    cases = _gb("statistics.fixtures.json")
+    mean = cases["SampleMeanStatistic"]
+    i, e = mean["test_sample_mean_statistic"]["inputs"], mean["test_sample_mean_statistic"]["expected"]
+    s = ArmStats(i["n"], i["sum"], i["sum_squares"])
+    assert (s.mean, s.var) == pytest.approx((e["mean"], e["variance"]), abs=GB_TOL)
+    low = mean["test_sample_mean_statistic_low_n"]
+    assert low["expected"]["variance"] == 0
+    assert math.isnan(ArmStats(low["inputs"]["n"], low["inputs"]["sum"], low["inputs"]["sum_squares"]).var)
+    i, e = cases["ProportionStatistic"]["test_proportion_statistic"].values()
+    p = ArmStats(i["n"], i["sum"], i["sum"], binary=True)
+    assert (p.mean, p.var) == pytest.approx((e["mean"], e["variance"]), abs=GB_TOL)
+    ra = cases["RegressionAdjustedStatistic"]
+    i, e = ra["test_theta_zero"].values()
+    a = ArmStats(i["n"], i["post_statistic"]["sum"], i["post_statistic"]["sum_squares"], False,
+                 i["pre_statistic"]["sum"], i["pre_statistic"]["sum_squares"], i["post_pre_sum_of_products"])
+    th = i["theta"]
+    assert a.mean == pytest.approx(e["mean"], abs=GB_TOL)
+    assert a.var + th**2 * a.pre_var - 2 * th * a.cov == pytest.approx(e["variance"], abs=GB_TOL)
+    assert ra["test_regression_adjusted_small_n"]["expected"]["variance"] == 0
+    i = ra["test_regression_adjusted_small_n"]["inputs"]
+    assert math.isnan(ArmStats(i["n"], i["post_statistic"]["sum"], i["post_statistic"]["sum_squares"]).var)
+    i, e = cases["sum_stats"]["test_sum_correct"].values()
+    for k, key in enumerate(("stat_a", "stat_b")):
+        arms = [ArmStats(x[k]["n"], x[k]["sum"], x[k]["sum_squares"]) for x in i["stats"]]
+        total = arms[0]
+        for x in arms[1:]:
+            total = total + x
+        want = e[key]
+        assert (total.n, total.sum, total.sum_squares) == (want["n"], want["sum"], want["sum_squares"])
+
+
+def _three_arm_stats(rows: list[dict]) -> dict:
+    """Per arm of a CUPED experiment: (mean, CUPED-adjusted sd), each treated arm with the theta
+    pooled over it and the baseline; the baseline as in its last comparison (as gbstats reports it)."""
+    arms = {r["variation"]: _ra_arm(r) for r in rows}
+    out = {}
+    for v in sorted(k for k in arms if k != "zero"):
+        th = cuped_theta(arms["zero"], arms[v])
+        for key in ("zero", v):
+            x = arms[key]
+            out[key] = (x.mean, math.sqrt(x.var + th**2 * x.pre_var - 2 * th * x.cov))
+    return out
+
+
+def test_three_armed_cuped_reproduces_growthbook():
+    cases = _gb("gbstats.fixtures.json")["TestThreeArmedCuped"]
+    hard = cases["test_three_armed_cuped_baseline_stats_hardcoded"]
+    got = _three_arm_stats(hard["inputs"]["rows"])
+    e = hard["expected"]
+    for key, prefix in (("zero", "baseline"), ("one", "v1"), ("two", "v2")):
+        assert got[key] == pytest.approx((e[f"{prefix}_mean"], e[f"{prefix}_stddev"]), abs=GB_TOL), key
+    # CUPED changes the baseline's spread, not its mean
+    diff = cases["test_three_armed_cuped_baseline_stddev_different_from_no_cuped"]
+    rows = {r["variation"]: r for r in diff["inputs"]["rows"]}
+    plain = ArmStats(rows["zero"]["count"], rows["zero"]["main_sum"], rows["zero"]["main_sum_squares"])
+    e = diff["expected"]
+    assert math.sqrt(plain.var) == pytest.approx(e["no_cuped_baseline_stddev"], abs=GB_TOL)
+    assert _three_arm_stats(diff["inputs"]["rows"])["zero"][1] == pytest.approx(e["cuped_baseline_stddev"],
+                                                                               abs=GB_TOL)
+    # the three-arm baseline is the one of its comparison with the last arm, run as a two-arm test
+    same = cases["test_three_armed_cuped_baseline_stats_same_as_0_vs_2"]
+    e = same["expected"]
+    assert _three_arm_stats(same["inputs"]["rows_02"])["zero"][1] == pytest.approx(e["two_armed_baseline_stddev"],
+                                                                                 abs=GB_TOL)
+    assert _three_arm_stats(same["inputs"]["rows_three_armed"])["zero"][1] == pytest.approx(
+        e["three_armed_baseline_stddev"], abs=GB_TOL)
 
 
 # ------------------------------------------------------------------------------------------

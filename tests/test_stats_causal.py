@@ -276,7 +276,7 @@ def _daily_kpi(seed=11, days=140, launch_day=90, level=5.0, slope=0.0):
     return pd.DataFrame({"day": dates, "signups": y}), dates[launch_day]
 
 
-def test_its_recovers_a_planted_level_change_with_hac_errors():
+def test_its_recovers_a_planted_level_change_with_ar1_errors():
     df, launch = _daily_kpi()
     res = interrupted_time_series(df, time="day", outcome="signups", launch=launch)
     assert res.ci_low < 5.0 < res.ci_high and res.p_value < 0.01
@@ -285,11 +285,13 @@ def test_its_recovers_a_planted_level_change_with_hac_errors():
         < 0
         < (res.slope_change + 2 * res.slope_change_se)
     )
-    assert res.maxlags == 4  # Newey-West rule floor(4 (140/100)^(2/9))
+    # AR(1) errors by feasible GLS: the planted rho 0.5 is recovered, inference is Student t
+    assert res.errors == "ar1" and abs(res.ar1_rho - 0.5) < 4 * np.sqrt((1 - 0.25) / 140)
+    assert res.df == 140 - 1 - 10  # first day dropped by the AR(1) transform; 10 coefficients
     naive = interrupted_time_series(
         df, time="day", outcome="signups", launch=launch, maxlags=0
     )
-    # Positive autocorrelation: the HAC error must exceed the iid one.
+    # Positive autocorrelation: the AR(1) error must exceed the iid one.
     assert res.std_error > naive.std_error
 
 

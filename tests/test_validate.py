@@ -70,7 +70,7 @@ def _rule(**props) -> dict:
 
 
 @pytest.mark.parametrize("props, rule, path", [
-    ({"req_str": None}, "required", "$.properties.req_str"),
+    ({"req_str": None}, "type", "$.properties.req_str"),  # null is a value: allowed only where nullable
     ({"kind": "c"}, "enum", "$.properties.kind"),
     ({"code": "y1"}, "pattern", "$.properties.code"),
     ({"mail": "not-an-email"}, "format", "$.properties.mail"),
@@ -87,7 +87,7 @@ def _rule(**props) -> dict:
     ({"meta": {"id": "x"}}, "type", "$.properties.meta.id"),
     ({"meta": {}}, "required", "$.properties.meta.id"),
     ({"meta": [1]}, "type", "$.properties.meta"),
-    ({"tags": ["a", 1]}, "items", "$.properties.tags[*]"),
+    ({"tags": ["a", 1]}, "type", "$.properties.tags[*]"),
     ({"lines": [{"sku": "a"}, {"qty": 1}]}, "required", "$.properties.lines[*].sku"),
 ])
 def test_each_property_rule(validator, props, rule, path):
@@ -216,3 +216,72 @@ def test_both_variants_agree_line_by_line_on_generated_traffic(tmp_path):
     assert len(out[True]) > 1000 and out[True] == out[False]
     invalid = [r for r in out[True] if not r[2]]
     assert len({rule.split()[0] for r in invalid for rule in r[6]}) >= 4  # several kinds of bug were judged
+
+
+# -- issue 14: one meaning at every depth (the differential test compares verdicts; these pin the
+# rule and path each case reports) ---------------------------------------------------------------
+
+DIFF_PLAN = Path(__file__).parent / "fixtures" / "plans" / "differential"
+
+
+def _order(**props) -> dict:
+    base = {"order_id": "o_1", "revenue": 1, "must_null": None}
+    return ev(event="Order Completed", props=base | props)
+
+
+@pytest.fixture(scope="module")
+def deep() -> Validator:
+    return Validator(load_plan(DIFF_PLAN), verdicts_only=True)
+
+
+@pytest.mark.parametrize("message, rule, path", [
+    (_order(tags=["red", "zz"]), "enum", "$.properties.tags[*]"),
+    (_order(tags=[]), "min_length", "$.properties.tags"),
+    (_order(tags=["red"] * 4), "max_length", "$.properties.tags"),
+    (_order(matrix=[[1, "x"]]), "type", "$.properties.matrix[*][*]"),
+    (_order(matrix=[[10]]), "maximum", "$.properties.matrix[*][*]"),
+    (_order(products=[{"product_id": "prd_1", "label": None, "quantity": "42"}]), "type", "$.properties.products[*].quantity"),
+    (_order(products=[{"product_id": "prd_1"}]), "required", "$.properties.products[*].label"),
+    (_order(products=[{"product_id": "prd_1", "label": None, "surprise": 1}]), "unexpected_property", "$.properties.products[*]"),
+    (_order(products=[{"product_id": "prd_1", "label": None, "opts": {"sizes": [1, 4]}}]), "enum", "$.properties.products[*].opts.sizes[*]"),
+    (_order(meta={"source": "web", "x": 1}), "unexpected_property", "$.properties.meta"),
+    (_order(note=None, flag=None), "type", "$.properties.flag"),  # null only where nullable
+    (_order(qty=9223372036854775808), "maximum", "$.properties.qty"),
+    (_order(placed_at="2026-03-02 10:00:00"), "format", "$.properties.placed_at"),
+    (_order(placed_at="2026-03-02T24:00:00Z"), "format", "$.properties.placed_at"),
+    (_order(stamp="2026-03-02"), "format", "$.properties.stamp"),
+    (_order(day="2023-02-29"), "format", "$.properties.day"),
+    (_order(ip="01.2.3.4"), "format", "$.properties.ip"),
+    (_order(level=4.0), "enum", "$.properties.level"),
+    (_order() | {"userId": {"id": 1}}, "identity", "$.userId"),
+    (_order() | {"anonymousId": True, "userId": "u"}, "identity", "$.anonymousId"),
+    ('{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
+     '{"order_id":"o_1","revenue":10,"revenue":-99999,"must_null":null}}', "duplicate_key", "$.properties"),
+    ('{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
+     '{"order_id":"o_1","revenue":NaN,"must_null":null}}', "json", "$"),
+])
+def test_each_rule_at_every_depth(deep, message, rule, path):
+    [(rules, paths, _)] = _check(deep, message)
+    assert (rules, paths) == ([rule], [path])
+
+
+def test_a_number_past_the_double_range_is_no_number(deep):
+    line = ('{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
+            '{"order_id":"o_1","revenue":1e400,"must_null":null}}')
+    [(rules, _, _)] = _check(deep, line)
+    assert "type" in rules
+
+
+@pytest.mark.parametrize("props", [
+    {"qty": 9223372036854775807, "level": 1.0, "small": 3e0, "matrix": [[1.0, 9e0]]},  # integral floats are integers
+    {"link": "mailto:a@example.com", "placed_at": "2026-03-02t10:00:00z", "stamp": "2024-02-29T23:59:59.5-23:59"},
+    {"products": [{"product_id": "prd_1", "label": None, "opts": {"sizes": [1.0, 3]}}], "meta": {"source": "app", "depth": {"more": 1}}},
+    {"tags": ["red"], "note": None, "free": {"anything": [1]}},
+])
+def test_valid_at_every_depth(deep, props):
+    assert _check(deep, _order(**props)) == [([], [], [])]
+
+
+def test_a_leading_byte_order_mark_is_no_part_of_the_line(deep):
+    line = "\ufeff" + orjson.dumps(_order()).decode()
+    assert _check(deep, line) == [([], [], [])]

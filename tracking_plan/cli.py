@@ -10,15 +10,17 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from .loader import PlanError, default_plan_dir, load_plan
+from .cli_errors import CliError, TrackplanGroup, one_of
+from .loader import default_plan_dir, load_plan
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+# TrackplanGroup is the one error handler: whatever a command raises becomes one line and an exit code
+app = typer.Typer(cls=TrackplanGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Tracking plan as code: lint, diff, compile, validate, ingest into DuckDB, report.")
 console = Console(stderr=True)
 out = Console()
 
 PlanOpt = typer.Option(None, "--plan", help="Plan directory [env TRACKPLAN_PLAN; default: the sample plan]")
-FormatOpt = typer.Option("text", "--format", help="text | json")
+FormatOpt = typer.Option("text", "--format", help="text | json", callback=one_of("text", "json"))
 
 
 def landing_default() -> Path:
@@ -30,13 +32,20 @@ def warehouse_default() -> Path:
 
 
 def _plan(plan_dir: Path | None):
-    try:
-        return load_plan(plan_dir or default_plan_dir())
-    except PlanError as exc:
-        for p in exc.problems:
-            console.print(f"[red]{p}[/red]", highlight=False)
-        console.print("the plan has errors: run `trackplan lint` for the full list")
-        raise typer.Exit(2) from None
+    # a PlanError becomes its first problem (file:line) and a count, in one line (cli_errors)
+    return load_plan(plan_dir or default_plan_dir())
+
+
+def _partition_date(value: str | None) -> str | None:
+    """--partition is checked here, before Dagster is loaded."""
+    import datetime as dt
+
+    if value is not None:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
+    return value
 
 
 @app.command()
@@ -56,7 +65,8 @@ def lint(plan: Path | None = PlanOpt, format: str = FormatOpt,
 @app.command()
 def diff(base: str = typer.Option(..., "--base", help="Base plan: a directory or a git ref"),
          plan: Path | None = PlanOpt,
-         format: str = typer.Option("text", "--format", help="text | markdown | json"),
+         format: str = typer.Option("text", "--format", help="text | markdown | json",
+                                    callback=one_of("text", "markdown", "json")),
          replay: Path | None = typer.Option(None, "--replay", help="Warehouse (.duckdb) or events file: "
                                                "what would the proposed plan newly reject?"),
          replay_sample: int = typer.Option(100_000, "--replay-sample", help="Events to replay at most")):
@@ -65,12 +75,7 @@ def diff(base: str = typer.Option(..., "--base", help="Base plan: a directory or
 
     head_dir = plan or default_plan_dir()
     head = _plan(head_dir)
-    try:
-        base_plan = load_base(base, head_dir)
-    except PlanError as exc:
-        for p in exc.problems:
-            console.print(str(p), highlight=False, markup=False)
-        raise typer.Exit(2) from None
+    base_plan = load_base(base, head_dir)
     result = diff_plans(base_plan, head)
     replay_result = None
     if replay is not None:
@@ -139,7 +144,7 @@ def validate(files: list[Path] = typer.Argument(..., help="JSONL, JSONL.gz or Se
 
 @app.command()
 def generate(out_dir: Path = typer.Option(..., "--out", help="Landing zone to write"),
-             days: int | None = typer.Option(None, "--days"), users: int | None = typer.Option(None, "--users"),
+             days: int | None = typer.Option(None, "--days", min=1), users: int | None = typer.Option(None, "--users", min=1),
              seed: int = typer.Option(42, "--seed"), bug_rate: float = typer.Option(0.01, "--bug-rate"),
              plan: Path | None = PlanOpt):
     """Write realistic, seeded sample events into a landing zone, partitioned by day."""
@@ -148,18 +153,32 @@ def generate(out_dir: Path = typer.Option(..., "--out", help="Landing zone to wr
     from .generate import generate as run_generate
 
     kwargs = {k: v for k, v in (("days", days), ("users", users)) if v is not None}
+    the_plan = _generator_plan(plan) if plan else None
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("generating", total=None)
-        result = run_generate(out_dir, seed=seed, bug_rate=bug_rate,
+        result = run_generate(out_dir, seed=seed, bug_rate=bug_rate, plan=the_plan,
                               progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
     console.print(f"wrote {result.lines:,} lines ({result.persons:,} persons, {result.start} .. {result.end}) in {len(result.files)} files to {out_dir}")
+
+
+def _generator_plan(plan_dir: Path):
+    """The generator simulates the sample plan's product (its experiments and initiatives come from the
+    plan): a plan is accepted if it has every event of the sample plan, or rejected naming what it lacks."""
+    p = _plan(plan_dir)
+    missing = sorted({e.name for e in load_plan(default_plan_dir()).events.values()}
+                     - {e.name for e in p.events.values()})
+    if missing:
+        raise CliError(f"--plan: {plan_dir} lacks {len(missing)} event(s) the generator sends (it simulates the "
+                       f"sample plan's product): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+    return p
 
 
 @app.command()
 def run(plan: Path | None = PlanOpt,
         landing: str | None = typer.Option(None, "--landing", help="Folder or s3:// gs:// az:// URL"),
         warehouse: Path | None = typer.Option(None, "--warehouse"),
-        partition: str | None = typer.Option(None, "--partition", help="YYYY-MM-DD; default: every day landed"),
+        partition: str | None = typer.Option(None, "--partition", help="YYYY-MM-DD; default: every day landed",
+                                             callback=_partition_date),
         layout: str | None = typer.Option(None, "--layout", help="trackplan | segment-s3 | snowplow-enriched "
                                           "[env TRACKPLAN_LAYOUT; default: detected]"),
         incremental: bool | None = typer.Option(None, "--incremental/--full", help="Read only partitions whose "
@@ -176,10 +195,17 @@ def run(plan: Path | None = PlanOpt,
 @app.command()
 def forget(user_id: str = typer.Option(..., "--user-id"),
            warehouse: Path | None = typer.Option(None, "--warehouse"), plan: Path | None = PlanOpt):
-    """Erase a person from every table (right to erasure) and keep them out of re-ingestion."""
+    """Erase a person from every table (right to erasure) and keep them out of re-ingestion.
+
+    Exit 1 when nothing matched the id (the id is still registered, so later ingests drop it)."""
     from pipelines.privacy import forget_person
 
     result = forget_person(warehouse or warehouse_default(), user_id, plan=_plan(plan))
+    if not result["rows"]:
+        console.print(f"nothing matched user id {user_id!r}: 0 rows erased; it is in the erasure register, so "
+                      f"later ingests drop it (audit id {result['audit_id']})", markup=False, highlight=False,
+                      soft_wrap=True)
+        raise typer.Exit(1)
     console.print(f"erased {result['rows']:,} rows of {result['identifiers']} identifiers; audit id {result['audit_id']}")
 
 
@@ -220,6 +246,37 @@ def docs(plan: Path | None = PlanOpt, out_dir: Path = typer.Option(Path("site"),
 
 
 @app.command()
+def codegen(lang: str = typer.Option(..., "--lang", help="typescript | python"),
+            out_dir: Path = typer.Option(..., "--out", help="Directory for the generated code"),
+            plan: Path | None = PlanOpt):
+    """Typed tracking functions from the plan (one per event), wrapping the Segment libraries."""
+    from tracking_plan.codegen import CodegenError, write_code
+
+    try:
+        written = write_code(_plan(plan), lang, out_dir)
+    except CodegenError as exc:
+        console.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for path in written:
+        console.print(f"wrote {path}", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def coverage(src_dir: Path = typer.Argument(..., help="Source tree to scan (.ts/.tsx/.js/.py)"),
+             plan: Path | None = PlanOpt, format: str = FormatOpt):
+    """Plan events the code calls, unknown event names, planned events nobody sends; exit 1 on unknown."""
+    from tracking_plan.coverage import render as render_coverage
+    from tracking_plan.coverage import scan
+
+    if not src_dir.exists():
+        console.print(f"{src_dir}: no such file or directory", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(2)
+    result = scan(_plan(plan), src_dir)
+    out.print(render_coverage(result, format=format), highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
 def lineage(table: str = typer.Argument(..., help="schema.table, e.g. marts.initiative_roi"),
             format: str = FormatOpt, deep: bool = typer.Option(False, "--deep", help="Follow to raw sources")):
     """Column-level lineage of a model, parsed from its SQL with sqlglot."""
@@ -250,12 +307,17 @@ def sql(dialect: str = typer.Option(..., "--dialect", help="snowflake | bigquery
     """Print every SQL model transpiled to another warehouse's dialect."""
     from .lineage import render_sql
 
-    out.print(render_sql(dialect), highlight=False, markup=False, soft_wrap=True)
+    try:
+        text = render_sql(dialect)
+    except ValueError as exc:  # an unknown dialect
+        raise CliError(f"--dialect: {exc}") from None
+    out.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()
 def review(warehouse: Path | None = typer.Option(None, "--warehouse"),
-           format: str = typer.Option("markdown", "--format", help="markdown | html"),
+           format: str = typer.Option("markdown", "--format", help="markdown | html",
+                                      callback=one_of("markdown", "html")),
            out_file: Path | None = typer.Option(None, "--out"), plan: Path | None = PlanOpt):
     """The portfolio review: stop, continue, scale or pivot each initiative, with its evidence."""
     from .review import review as render_review
@@ -276,10 +338,15 @@ def review(warehouse: Path | None = typer.Option(None, "--warehouse"),
 def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for landing zone, warehouse, report")):
     """Generate sample data, run the whole pipeline, write the report: a first look."""
     from pipelines.runner import run_pipeline
+    from pipelines.warehouse import DEMO_SALT
 
     from .generate import generate as run_generate
 
     landing, warehouse = out_dir / "landing", out_dir / "warehouse.duckdb"
+    if not os.environ.get("TRACKPLAN_HASH_SALT"):
+        os.environ["TRACKPLAN_HASH_SALT"] = DEMO_SALT
+        console.print("using the public demo salt for PII hashes (it is in the source: not for real data; "
+                      "set TRACKPLAN_HASH_SALT for that)")
     console.print(f"generating sample events into {landing} ...")
     res = run_generate(landing, seed=42)
     console.print(f"  {res.lines:,} lines, {res.persons:,} persons")

@@ -13,16 +13,18 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .formats import PINNED
 from .model import Event, Plan, Property
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-# JSON Schema has no "currency" format; ISO 4217 codes are three capital letters.
-FORMATS = {"currency": {"pattern": "^[A-Z]{3}$"}}
 SCALARS = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
            "timestamp": "string", "object": "object", "array": "array"}
-NON_EMPTY_STRING = {"type": "string", "minLength": 1}
-TIMESTAMP = {"type": "string", "format": "date-time"}
+# an id is a non-empty string or an integer (stored as its digits)
+ID = {"type": ["string", "integer"], "minLength": 1}
+# userId/anonymousId: null or "" is no id; one of the two must be an id
+MAYBE_ID = {"type": ["string", "integer", "null"]}
+TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}  # null: no timestamp
 # Where the payload lives for each call type (Segment spec).
 PAYLOAD = {"track": "properties", "page": "properties", "screen": "properties",
            "identify": "traits", "group": "traits", "alias": None}
@@ -33,8 +35,9 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unnamed"
 
 
-def _num(v: float) -> int | float:
-    return int(v) if float(v).is_integer() else v
+def _num(v: int | float) -> int | float:
+    """A plan bound as JSON: an int stays exact (never through float); 10.0 is written 10."""
+    return v if isinstance(v, int) else int(v) if v.is_integer() else v
 
 
 def property_schema(prop: Property, closed: bool) -> dict[str, Any]:
@@ -49,7 +52,10 @@ def property_schema(prop: Property, closed: bool) -> dict[str, Any]:
     if t == "timestamp":
         s["format"] = "date-time"
     if prop.format is not None:
-        s.update(FORMATS.get(prop.format, {"format": prop.format}))
+        if prop.format != "currency":  # JSON Schema has no currency format: the pattern says it
+            s["format"] = prop.format
+        if prop.format in PINNED:  # validators read these formats differently: the pattern is ours
+            s.setdefault("allOf", []).append({"pattern": PINNED[prop.format]})
     if prop.enum is not None:
         s["enum"] = list(prop.enum) + ([None] if prop.nullable and None not in prop.enum else [])
     if prop.pattern is not None:
@@ -67,7 +73,8 @@ def property_schema(prop: Property, closed: bool) -> dict[str, Any]:
     if prop.items is not None:
         s["items"] = property_schema(prop.items, closed)
     if t == "object":
-        s.update(_object(prop.properties or {}, closed if prop.additional_properties is None
+        # an object that lists no properties is free-form unless it says additional_properties: false
+        s.update(_object(prop.properties or {}, (closed and bool(prop.properties)) if prop.additional_properties is None
                          else not prop.additional_properties))
     if prop.pii:
         s["x-pii"] = True  # an annotation: 2020-12 ignores unknown keywords, our tools read it
@@ -92,27 +99,22 @@ def event_schema(plan: Plan, ev: Event) -> dict[str, Any]:
     props: dict[str, Any] = {
         "type": {"const": ev.type},
         **({"event": {"const": ev.name}} if ev.type == "track" else {}),
-        "messageId": NON_EMPTY_STRING,
-        "anonymousId": NON_EMPTY_STRING,
-        "userId": NON_EMPTY_STRING,
+        "messageId": ID,
+        "anonymousId": MAYBE_ID,
+        "userId": ID if ev.type == "alias" else MAYBE_ID,
         "timestamp": TIMESTAMP,
         "originalTimestamp": TIMESTAMP,
         "sentAt": TIMESTAMP,
         "receivedAt": TIMESTAMP,
-        "context": {"type": "object"},
-        "integrations": {"type": "object"},
     }
     required = ["type", "messageId"]
     if ev.type == "track":
         required.append("event")
-    elif ev.type in ("page", "screen"):
-        props["name"] = {"type": "string"}
-        props["category"] = {"type": "string"}
     elif ev.type == "group":
-        props["groupId"] = NON_EMPTY_STRING
+        props["groupId"] = ID
         required.append("groupId")
     elif ev.type == "alias":
-        props["previousId"] = NON_EMPTY_STRING
+        props["previousId"] = ID
         required += ["previousId", "userId"]
     payload = PAYLOAD[ev.type]
     if payload is not None:
@@ -132,8 +134,8 @@ def event_schema(plan: Plan, ev: Event) -> dict[str, Any]:
         "type": "object",
         "properties": props,
         "required": required,
-        # Segment: every message names the person, by userId or anonymousId
-        "anyOf": [{"required": ["userId"]}, {"required": ["anonymousId"]}],
+        # Segment: every message names the person, by userId or anonymousId (null or "" is no id)
+        "anyOf": [{"required": [k], "properties": {k: ID}} for k in ("userId", "anonymousId")],
         # the envelope stays open: SDKs add fields of their own (channel, version, _metadata)
         "additionalProperties": True,
         "x-trackplan": {"plan": plan.header.name, "plan_version": plan.header.version, "event": ev.name,

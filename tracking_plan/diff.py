@@ -45,6 +45,8 @@ class DiffResult:
     # events that changed without moving their own SchemaVer: reported, not failing (the plan
     # version is the contract CI checks; see event_version_problems)
     event_versions: list[str] = field(default_factory=list)
+    # generated tracking functions (`trackplan codegen`) whose existing calls stop compiling
+    breaks: list[Any] = field(default_factory=list)
 
     @property
     def required_bump(self) -> str:
@@ -64,7 +66,8 @@ class DiffResult:
     def to_dict(self) -> dict:
         return {"base_version": self.base_version, "head_version": self.head_version,
                 "required_bump": self.required_bump, "declared_bump": self.declared_bump, "ok": self.ok,
-                "changes": [c.to_dict() for c in self.changes], "event_versions": self.event_versions}
+                "changes": [c.to_dict() for c in self.changes], "event_versions": self.event_versions,
+                "breaking_functions": [b.to_dict() for b in self.breaks]}
 
 
 def declared_bump(base: str, head: str) -> str:
@@ -377,6 +380,9 @@ def diff_plans(base: Plan, head: Plan) -> DiffResult:
     changes = sorted(out.changes, key=lambda c: (order[c.kind], c.event or "", c.path, c.code))
     result = DiffResult(changes=changes, base_version=base.header.version, head_version=head.header.version)
     result.event_versions = event_version_problems(base, head, result)
+    from .codegen import signature_breaks
+
+    result.breaks = signature_breaks(base, head)
     return result
 
 
@@ -474,6 +480,8 @@ def _render(result: DiffResult, format: str) -> str:
     if format == "text":
         lines = [f"{c.kind:<5} {c.code:<30} {_where(c)}{c.message}" for c in result.changes] or ["no changes"]
         lines += [f"note  event version not bumped       {m}" for m in result.event_versions]
+        lines += [f"break {'generated_function':<30} [{b.event}] {b.typescript}() / {b.python}(): "
+                  f"{b.path + ': ' if b.path else ''}{b.reason}" for b in result.breaks]
         lines.append(verdict)
         return "\n".join(lines)
     if format != "markdown":
@@ -497,6 +505,12 @@ def _render(result: DiffResult, format: str) -> str:
         md += ["", ("Events changed without a new SchemaVer (bump `version:` in their file, a released "
                     "schema is never edited):"), ""]
         md += [f"- {_md(m)}" for m in result.event_versions]
+    if result.breaks:
+        md += ["", f"#### Generated tracking functions this breaks ({len(result.breaks)})", "",
+               "Calls to these `trackplan codegen` functions stop compiling after regenerating:", "",
+               "| event | TypeScript | Python | where | why |", "|---|---|---|---|---|"]
+        md += [f"| {_md(b.event)} | `{b.typescript}()` | `{b.python}()` | {_md(b.path or '(function)')} | {_md(b.reason)} |"
+               for b in result.breaks]
     return "\n".join(md) + "\n"
 
 

@@ -32,8 +32,9 @@ class Property(Strict):
     enum: list[Any] | None = None
     pattern: str | None = None
     format: Literal["email", "uri", "uuid", "date", "date-time", "ipv4", "currency"] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    # int first: a bound like 9223372036854775807 stays exact (a float would round it up)
+    minimum: int | float | None = None
+    maximum: int | float | None = None
     min_length: int | None = Field(default=None, ge=0)
     max_length: int | None = Field(default=None, ge=0)
     items: Property | None = None

@@ -443,7 +443,7 @@ def render_report(warehouse_path: str | Path, plan: Plan | None = None, data_doc
                 "kpis": [{k: _jsonable(v) for k, v in kpi.items() if k not in ("shown", "target_shown", "progress")}
                          for o in tree for kpi in o["kpis"]],
                 "tables": {name: table_records(df) for name, df in wh.cache.items() if df is not None},
-                "missing": sorted(t for t in TABLES if t not in wh.present)}
+                "missing": sorted(t for t in TABLES if t not in wh.present), "run": _shown_run(wh)}
     finally:
         wh.close()
     for s in sections:
@@ -454,6 +454,17 @@ def render_report(warehouse_path: str | Path, plan: Plan | None = None, data_doc
     return _env().get_template("report.html.j2").render(
         plan=plan, tree=tree, sections=sections, data_json=Markup(island), meta=data,
         warehouse=warehouse_path.name, css=Markup((TEMPLATES / "report.css").read_text()))
+
+
+def _shown_run(wh: _Warehouse) -> dict | None:
+    """The run the warehouse shows: the newest row of ingest.run_log (a run publishes the whole warehouse)."""
+    if "ingest.run_log" not in wh.present:
+        return None
+    rows = wh.con.execute("select run_id, status, first_day::varchar, last_day::varchar, "
+                          "strftime(finished_at, '%Y-%m-%d %H:%M UTC'), not_built from ingest.run_log "
+                          "order by finished_at desc limit 1").fetchall()
+    return dict(zip(("run_id", "status", "first_day", "last_day", "finished", "not_built"), rows[0],
+                    strict=True)) if rows else None
 
 
 def write_report(warehouse_path: str | Path, out_html: str | Path, plan: Plan | str | Path | None = None,

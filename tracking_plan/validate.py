@@ -9,6 +9,7 @@ expression: no per-event Python.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Iterable
@@ -16,28 +17,39 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from .formats import DATE_TIME, format_ok
 from .model import Event, Plan, Property
 
 ENVELOPE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 NULLISH_IDS = ("", "null", "undefined", "none", "nil", "[object Object]")
 NULLISH_RE = r"(?i)\s*(" + "|".join(re.sub(r"([\[\](){}.*+?^$|\\])", r"\\\1", x) for x in NULLISH_IDS) + r")\s*"
-FORMATS = {  # simple, well-known regexes; good enough to catch tracking bugs, not RFC-complete
-    "email": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
-    "uri": r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$",
-    "uuid": r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
-    "date": r"^\d{4}-\d{2}-\d{2}$",
-    "ipv4": r"^(\d{1,3}\.){3}\d{1,3}$",
-    "currency": r"^[A-Z]{3}$",
-}
-JSON_TYPES = {
-    "string": ("VARCHAR",),
-    "integer": ("BIGINT", "UBIGINT"),
-    "number": ("BIGINT", "UBIGINT", "DOUBLE"),
-    "boolean": ("BOOLEAN",),
-    "timestamp": ("VARCHAR",),
-    "object": ("OBJECT",),
-    "array": ("ARRAY",),
-}
+# the line without the byte-order mark that may start a file or a batch body (it is no part of the JSON)
+BOMLESS = "(case when starts_with(raw, chr(65279)) then raw[2:] else raw end)"
+# the ids of a message: (column, JSON key); each must be a JSON string or integer when it is there
+ID_COLS = {"message_id": "messageId", "anonymous_id": "anonymousId", "user_id": "userId",
+           "previous_id": "previousId", "group_id": "groupId"}
+# the timestamps of a message: (column, (JSON key, parsed column)); each must be RFC 3339 when there
+TIMESTAMP_COLS = {"ts_raw": ("timestamp", "ts_in"), "original_ts_raw": ("originalTimestamp", "original_ts"),
+                  "sent_at_raw": ("sentAt", "sent_at"), "received_at_raw": ("receivedAt", "received_at_in")}
+_DT = DATE_TIME.removeprefix("^").removesuffix("$")
+TIMESTAMPS_RE = f"(?:{_DT}(?:\\|{_DT})*)?"
+
+
+def _stamp(col: str) -> str:
+    """SQL: the RFC 3339 date-time in text column `col` as a UTC timestamp; NULL when it is not one
+    (the cast is the calendar check: 2026-02-29 does not cast; year 0000 is no RFC 3339 year)."""
+    return (f"case when _ts_shape or regexp_matches({col}, {lit(DATE_TIME)}) "
+            # RFC 3339 allows a lowercase t and z, which DuckDB's cast does not read
+            f"then coalesce(try_cast({col} as timestamptz), try_cast(upper({col}) as timestamptz))::timestamp end")
+
+
+def _year_one(col: str, parsed: str) -> str:
+    """SQL: `parsed` unless its text says year 0000 (DuckDB reads it as 1 BC; RFC 3339 has no year 0)."""
+    return f"case when {parsed} < timestamp '0001-01-02' and left({col}, 4) = '0000' then null else {parsed} end"
+# SQL true when JSON text {x} (already valid) holds a NaN or Infinity token outside its strings; run
+# only on the rare lines that contain either word
+NON_FINITE = ("len(regexp_extract_all(regexp_replace(json({x}), '\"(?:[^\"\\\\]|\\\\.)*\"', '', 'g'), "
+              "'(?:NaN|Infinity)')) > 0")
 
 # Envelope fields read for every event: (output column, JSON path)
 ENVELOPE = [
@@ -52,6 +64,28 @@ ENVELOPE = [
     ("page_path", "$.context.page.path"), ("page_referrer", "$.context.page.referrer"),
     ("session_id", "$.context.sessionId"), ("region", "$.context.location.region"),
 ]
+
+
+HUGE = 10**37  # inside HUGEINT's range (1.7e38): integral values are compared exactly below this
+
+
+def _beyond(t: str, v: str, bound: int | float, side: str) -> str:
+    """SQL true when the JSON number (type `t`, text `v`) is below (`side` 'min') or above ('max')
+    `bound`, compared exactly as numbers, not as doubles: 9223372036854775807 is not
+    9223372036854775808, and 1.0 is 1. Integral values (integers, and doubles without a fraction)
+    are compared as HUGEINT with the bound rounded inward; others as doubles, where rounding
+    cannot change the answer (a double with a fraction is below 2^52)."""
+    d = f"try_cast({v} as double)"
+    if side == "min":
+        ib, op = math.ceil(bound), "<"
+    else:
+        ib, op = math.floor(bound), ">"
+    ib = max(-HUGE, min(HUGE, ib))
+    fb = repr(float(bound)) if math.isfinite(float(bound)) else ("1e308" if bound > 0 else "-1e308")
+    return (f"(case when {t} in ('BIGINT', 'UBIGINT') then try_cast({v} as hugeint) {op} {ib}::hugeint "
+            f"when abs({d}) < 1e37 and {d} = floor({d}) then {d}::hugeint {op} {ib}::hugeint "
+            f"else {d} {op} {fb} end)")
+
 
 
 def lit(value) -> str:
@@ -172,86 +206,141 @@ class Validator:
     # over mixed rows, 65k ev/s (DuckDB evaluates every branch on fragments of each vector); the two
     # passes, 104k ev/s. A MAP of the properties instead of a struct was 2x slower.
 
-    def _prop_checks(self, x: str, shown: str, prop: Property, out: list[tuple[str, str]], absent: str | None = None,
-                     t: str | None = None, v: str | None = None) -> None:
-        """Append one (condition, reason) pair per rule of `prop`; `x` is the SQL of its JSON value,
-        `absent` the SQL telling the key is not there at all (JSON null and a missing key are both SQL
-        NULL), `t` and `v` its JSON type and text when already computed once for all rules."""
-        t = t or f"json_type({x})"
-        v = v or f"({x} ->> '$')"
-        ptype = prop.type or "string"
-        allowed = JSON_TYPES[ptype]
-        missing = f"({x} is null or {t} = 'NULL')" if not prop.nullable else f"({absent or x + ' is null'})"
-        if prop.required:
-            out.append((missing, _reason("required", shown, lit("required property is missing"))))
-        type_ok = f"{t} in ({', '.join(lit(a) for a in allowed)})"
-        if ptype == "integer":  # JSON has one number type: 3.0 is an integer to JSON Schema too
-            type_ok = f"({type_ok} or ({t} = 'DOUBLE' and try_cast({v} as double) = floor(try_cast({v} as double))))"
-        present = f"({x} is not null and {t} <> 'NULL')"
-        out.append((f"{present} and not {type_ok}", _reason("type", shown, f"'expected {ptype}, got ' || lower({t})")))
-        ok = f"{present} and {type_ok}"
+    def _value_rules(self, x: str, t: str, v: str, prop: Property, shown: str, closed: bool,
+                     depth: int = 0) -> list[tuple[str, str]]:
+        """(condition, reason) per rule of `prop` on a value that is there (the key exists): `x` is the
+        SQL of its JSON, `t` its JSON type ('NULL' for null), `v` its text. `closed`: objects without
+        an `additional_properties` of their own reject keys the plan does not list (the event's
+        `unexpected_properties: reject`, inherited). The README's table "What each constraint
+        checks" is this function in words; compile.property_schema emits the same meaning."""
+        out: list[tuple[str, str]] = []
+        ptype = prop.type
+
+        def msg(dynamic: str, static: str) -> str:
+            # inside an array the value is a lambda's variable, which the reason (built outside) cannot read
+            return dynamic if depth == 0 else lit(static + " (in at least one item)")
+        d = f"try_cast({v} as double)"
+        is_num = f"{t} in ('BIGINT', 'UBIGINT', 'DOUBLE')"
+        # 1e400 and other numbers past the double range are not JSON numbers (NaN/Infinity are caught
+        # for the whole line); an integer beyond 64 bits is fine (it is kept as its text)
+        if ptype is None:  # (a typed number's type rule says so)
+            out.append((f"{t} = 'DOUBLE' and not isfinite({d})",
+                        _reason("json", shown, msg(f"'number ' || {v} || ' is out of range (not a JSON number)'", "a number is out of range (not a JSON number)"))))
+        if ptype is not None:
+            ok = {"string": f"{t} = 'VARCHAR'", "timestamp": f"{t} = 'VARCHAR'", "boolean": f"{t} = 'BOOLEAN'",
+                  "object": f"{t} = 'OBJECT'", "array": f"{t} = 'ARRAY'",
+                  "number": f"({t} in ('BIGINT', 'UBIGINT') or ({t} = 'DOUBLE' and isfinite({d})))",
+                  # JSON has one number type: 3.0 and 3e0 are the integer 3 (as in JSON Schema)
+                  "integer": f"({t} in ('BIGINT', 'UBIGINT') or ({t} = 'DOUBLE' and isfinite({d}) and {d} = floor({d})))",
+                  }[ptype]
+            if prop.nullable:
+                out.append((f"{t} <> 'NULL' and not {ok}", _reason("type", shown, msg(f"'expected {ptype} or null, got ' || lower({t})", f"expected {ptype} or null"))))
+            else:
+                out.append((f"not {ok}", _reason("type", shown, msg(f"'expected {ptype}, got ' || lower({t})", f"expected {ptype}"))))
+        else:
+            ok = "true"
         if ptype == "timestamp":
-            out.append((f"{ok} and try_cast({v} as timestamptz) is null",
-                        _reason("format", shown, lit("expected an ISO-8601 timestamp"))))
+            out.append((f"{ok} and not {format_ok('date-time', v, lit)}",
+                        _reason("format", shown, msg(f"'value ' || {v} || ' is not an RFC 3339 date-time'", "not an RFC 3339 date-time"))))
         if prop.enum is not None:
-            vals = ", ".join(lit(str(e).lower() if isinstance(e, bool) else str(e)) for e in prop.enum)
+            members = self._enum_sql(x, t, v, list(prop.enum) + ([None] if prop.nullable else []))
             listed = ", ".join(map(str, prop.enum))
-            out.append((f"{ok} and {v} not in ({vals})",
-                        _reason("enum", shown, f"'value ' || {v} || ' is not one of ' || {lit(listed)}")))
+            out.append((f"{ok} and not {members}",
+                        _reason("enum", shown, msg(f"'value ' || coalesce({v}, 'null') || ' is not one of ' || {lit(listed)}", f"not one of {listed}"))))
+        is_str = f"{t} = 'VARCHAR'"
         if prop.pattern is not None:
-            out.append((f"{ok} and not regexp_matches({v}, {lit(prop.pattern)})",
-                        _reason("pattern", shown, f"'value ' || {v} || ' does not match ' || {lit(prop.pattern)}")))
-        if prop.format in FORMATS:
-            out.append((f"{ok} and not regexp_matches({v}, {lit(FORMATS[prop.format])})",
+            out.append((f"{is_str} and not regexp_matches({v}, {lit(prop.pattern)})",
+                        _reason("pattern", shown, msg(f"'value ' || {v} || ' does not match ' || {lit(prop.pattern)}", f"does not match {prop.pattern}"))))
+        if prop.format is not None:
+            out.append((f"{is_str} and not {format_ok(prop.format, v, lit)}",
                         _reason("format", shown, lit(f"not a valid {prop.format}"))))
-        if ptype in ("integer", "number"):
-            num = f"try_cast({v} as double)"
-            if prop.minimum is not None:
-                out.append((f"{ok} and {num} < {prop.minimum!r}",
-                            _reason("minimum", shown, f"'value ' || {v} || ' is below the minimum {prop.minimum:g}'")))
-            if prop.maximum is not None:
-                out.append((f"{ok} and {num} > {prop.maximum!r}",
-                            _reason("maximum", shown, f"'value ' || {v} || ' is above the maximum {prop.maximum:g}'")))
-        if ptype == "string":
-            if prop.min_length is not None:
-                out.append((f"{ok} and length({v}) < {prop.min_length}",
-                            _reason("min_length", shown, lit(f"shorter than {prop.min_length} characters"))))
-            if prop.max_length is not None:
-                out.append((f"{ok} and length({v}) > {prop.max_length}",
-                            _reason("max_length", shown, lit(f"longer than {prop.max_length} characters"))))
-        if ptype == "object" and prop.properties:
-            nested: list[tuple[str, str]] = []
-            for sub, sp in prop.properties.items():
-                self._prop_checks(f"json_extract({x}, {lit(json_path(sub))})", f"{shown}.{sub}", sp, nested)
-            # an optional object that is absent (or of the wrong type) has no fields to check
-            out.extend((f"({ok}) and ({c})", r) for c, r in nested)
-        if ptype == "array" and prop.items is not None and prop.items.type:
-            allowed_items = ", ".join(lit(a) for a in JSON_TYPES[prop.items.type])
-            out.append((f"{ok} and len(list_filter(json_type({x}, '$[*]'), lambda y: y not in ({allowed_items}))) > 0",
-                        _reason("items", shown + "[*]", lit(f"every item must be {prop.items.type}"))))
-            if prop.items.type == "object" and prop.items.properties:
-                for sub, sp in prop.items.properties.items():
-                    if sp.required:
-                        sub_t = f"json_type({x}, {lit('$[*]' + json_path(sub)[1:])})"
-                        out.append(((f"{ok} and len(list_filter({sub_t}, lambda y: y is not null and y <> 'NULL')) "
-                                     f"< json_array_length({x})"),
-                                    _reason("required", f"{shown}[*].{sub}", lit("required in every item"))))
+        if prop.minimum is not None:
+            out.append((f"{is_num} and {_beyond(t, v, prop.minimum, 'min')}",
+                        _reason("minimum", shown, msg(f"'value ' || {v} || ' is below the minimum {prop.minimum}'", f"below the minimum {prop.minimum}"))))
+        if prop.maximum is not None:
+            out.append((f"{is_num} and {_beyond(t, v, prop.maximum, 'max')}",
+                        _reason("maximum", shown, msg(f"'value ' || {v} || ' is above the maximum {prop.maximum}'", f"above the maximum {prop.maximum}"))))
+        if ptype == "array":  # the plan has one length vocabulary: items of an array, characters of a string
+            n, unit, is_len = f"json_array_length({x})", "items", f"{t} = 'ARRAY'"
+        else:
+            n, unit, is_len = f"length({v})", "characters", is_str
+        if prop.min_length is not None:
+            out.append((f"{is_len} and {n} < {prop.min_length}",
+                        _reason("min_length", shown, lit(f"fewer than {prop.min_length} {unit}"))))
+        if prop.max_length is not None:
+            out.append((f"{is_len} and {n} > {prop.max_length}",
+                        _reason("max_length", shown, lit(f"more than {prop.max_length} {unit}"))))
+        if prop.items is not None:
+            y = f"_y{depth}"
+            for c, r in self._value_rules(y, f"json_type({y})", f"({y} ->> '$')", prop.items, shown + "[*]",
+                                          closed, depth + 1):
+                out.append((f"{t} = 'ARRAY' and len(list_filter(json_extract({x}, '$[*]'), lambda {y}: coalesce({c}, false))) > 0", r))
+        if ptype == "object":
+            subs = prop.properties or {}
+            # an object that lists no properties is free-form unless it says additional_properties: false
+            shut = (not prop.additional_properties) if prop.additional_properties is not None else (closed and bool(subs))
+            is_obj = f"{t} = 'OBJECT'"
+            for sub, sp in subs.items():
+                path = lit(json_path(sub))
+                sx = f"json_extract({x}, {path})"
+                st = f"json_type({x}, {path})"  # NULL: the key is not there; 'NULL': it holds null
+                if sp.required:
+                    out.append((f"{is_obj} and {st} is null", _reason("required", f"{shown}.{sub}", lit("required property is missing"))))
+                for c, r in self._value_rules(sx, st, f"({x} ->> {path})", sp, f"{shown}.{sub}", shut, depth):
+                    out.append((f"{is_obj} and {st} is not null and ({c})", r))
+            keys = f"json_keys({x})"
+            out.append((f"{is_obj} and len({keys}) > len(list_distinct({keys}))",
+                        _reason("duplicate_key", shown, lit("an object has the same key twice"))))
+            if shut:
+                known = "[" + ", ".join(lit(k) for k in subs) + "]"
+                out.append((f"{is_obj} and not list_has_all({known}, {keys})",
+                            _reason("unexpected_property", shown,
+                                    msg(f"'not in the plan: ' || array_to_string(list_filter({keys}, lambda k: not list_contains({known}, k)), ', ')",
+                                        "a key that is not in the plan"))))
+        return out
+
+    @staticmethod
+    def _enum_sql(x: str, t: str, v: str, members: list) -> str:
+        """SQL true when the value equals one of `members` as JSON values: 1, 1.0 and 1e0 are one
+        number; true is not 1; objects and arrays compare by their minified text."""
+        conds = []
+        strings = [m for m in members if isinstance(m, str)]
+        if strings:
+            conds.append(f"({t} = 'VARCHAR' and {v} in ({', '.join(lit(s) for s in strings)}))")
+        for b in sorted({m for m in members if isinstance(m, bool)}):
+            conds.append(f"({t} = 'BOOLEAN' and {v} = {lit(str(b).lower())})")
+        if any(m is None for m in members):
+            conds.append(f"{t} = 'NULL'")
+        for m in members:
+            if isinstance(m, int | float) and not isinstance(m, bool):
+                conds.append(f"({t} in ('BIGINT', 'UBIGINT', 'DOUBLE') and not {_beyond(t, v, m, 'min')} "
+                             f"and not {_beyond(t, v, m, 'max')})")
+            elif isinstance(m, dict | list):
+                conds.append(f"(json({x}) = json({lit(json.dumps(m, separators=(',', ':')))}))")
+        return "(" + " or ".join(conds) + ")" if conds else "false"
 
     def _event_checks(self, ev: Event, prop_cols: dict[str, int]) -> tuple[list, list]:
         """(error rules, warning rules) of one plan event as (condition, reason) pairs over the shared
         property columns."""
         shown_base = "$.traits" if ev.type in ("identify", "group") else "$.properties"
-        checks: list[tuple[str, str]] = []
+        policy = ev.unexpected_properties or self.unexpected_default
+        checks: list[tuple[str, str]] = [] if ev.type == "alias" else [  # an alias call has no payload
+            # the payload is an object when it is there (null is not an object)
+            ("_payload_null or (_props is not null and left(_props::varchar, 1) <> '{')",
+             _reason("type", shown_base, lit("expected an object"))),
+            ("len(_keys) > len(list_distinct(_keys))", _reason("duplicate_key", shown_base, lit("an object has the same key twice"))),
+        ]
         for name, prop in ev.properties.items():
             i = prop_cols[name]
-            self._prop_checks(f"_p{i}", f"{shown_base}.{name}", prop, checks,
-                              absent=f"not coalesce(json_exists(_props, {lit(json_path(name))}), false)",
-                              t=f"_t{i}", v=f"_x{i}")
-        policy = ev.unexpected_properties or self.unexpected_default
+            shown = f"{shown_base}.{name}"
+            if prop.required:
+                checks.append((f"_t{i} is null", _reason("required", shown, lit("required property is missing"))))
+            for c, r in self._value_rules(f"_p{i}", f"_t{i}", f"_x{i}", prop, shown, policy == "reject"):
+                checks.append((f"_t{i} is not null and ({c})", r))
         known = "[" + ", ".join(lit(k) for k in ev.properties) + "]"
         extra = f"list_filter(_keys, lambda k: not list_contains({known}, k))"
         warns: list[tuple[str, str]] = []
-        unexpected = (f"not list_has_all({known}, coalesce(_keys, []))",
+        unexpected = (f"not list_has_all({known}, _keys)",
                       _reason("unexpected_property", shown_base, f"'not in the plan: ' || array_to_string({extra}, ', ')"))
         if policy == "reject":
             checks.append(unexpected)
@@ -273,14 +362,20 @@ class Validator:
             return ""
         props = "case when type in ('identify', 'group') then traits else properties end"
         cols = ""
+        typed = ""
         if local:
             struct = lit(json.dumps({name: "JSON" for name in local}))
             cols = ", " + ", ".join(f"_s[{lit(n)}] as _p{i}" for n, i in local.items())
-            typed = ", " + ", ".join(f"json_type(_p{i}) as _t{i}, (_p{i} ->> '$') as _x{i}" for i in local.values())
-        rows = (f"select rowid as _rid, {props} as _props{', json_transform(' + props + ', ' + struct + ') as _s' if local else ''} "
+            # the JSON type of each property: NULL when the key is not there, 'NULL' when it holds
+            # null (both are SQL NULL in the struct; the key list tells them apart)
+            # (the minified payload holds `:null` at all only on the few rows that have a null somewhere)
+            typed = ", " + ", ".join(f"case when _p{i} is not null then json_type(_p{i}) when _has_null and list_contains(_keys, {lit(n)}) "
+                                     f"then 'NULL' end as _t{i}, (_p{i} ->> '$') as _x{i}" for n, i in local.items())
+        rows = (f"select rowid as _rid, _payload_null, {props} as _props"
+                f"{', json_transform(' + props + ', ' + struct + ') as _s' if local else ''} "
                 f"from {{relation}} where _ekey = {k}")
-        keys = ", json_keys(_props) as _keys" if any("_keys" in c for c, _ in [*errs, *warns]) else ""
-        inner = f"select *{typed if local else ''}{keys} from (select *{cols} from ({rows}))"
+        inner = (f"select *{typed} from (select *{cols}, coalesce(json_keys(_props), []) as _keys, "
+                 f"coalesce(contains(_props::varchar, ':null'), false) as _has_null from ({rows}))")
         # each rule's condition is computed once, as a column; reasons are built only for failing rows
         rules = [*errs, *warns]
         flags = ", ".join(f"coalesce({c}, false) as _c{j}" for j, (c, _) in enumerate(rules))
@@ -314,9 +409,9 @@ class Validator:
             keys = parts[1:] if parts[0] == "context" else parts
             for k in keys[:-1]:
                 node = node.setdefault(k, {})
-            node[keys[-1]] = "VARCHAR"
             expr = root + "".join(f"[{lit(k)}]" for k in keys)
-            env_cols.append(f"{expr} as {col}")
+            node[keys[-1]] = "VARCHAR"
+            env_cols.append(f"{expr} as {col}" + (f", {expr} as _v_{col}" if col in ID_COLS else ""))
         if not slim:  # read for loading: the IP to truncate, whether context.traits holds PII to hash
             ctx["ip"] = "VARCHAR"
             pii_traits = context_pii_traits(plan)
@@ -331,13 +426,23 @@ class Validator:
 
         d = self.defaults
 
+        def id_bad(col: str) -> str:
+            # an id must be a JSON string or integer: not an object, array, boolean or a number with a
+            # fraction or exponent. The struct reads every id as text (a non-string as its JSON text);
+            # only a text that could be such JSON (it starts like one) is looked up again.
+            x = f"_v_{col}"
+            suspect = f"regexp_full_match({x}, {lit(r'[[{].*|true|false|-?[0-9][0-9.eE+-]*')})"
+            return (f"case when {x} is null or not _is_obj then false when {suspect} "
+                    f"then coalesce(json_type({BOMLESS}, {lit('$.' + ID_COLS[col])}) not in ('VARCHAR', 'BIGINT', 'UBIGINT'), false) "
+                    f"else false end")
+
         def real_id(col: str) -> str:
             # one case-insensitive RE2 match: 4x faster than lower(trim()) IN (...), which DuckDB plans
             # as a hash join per column
             return f"not coalesce(regexp_full_match({col}, {lit(NULLISH_RE)}), false)"
 
         def id_ok(col: str) -> str:
-            return f"({col} is not null and {real_id(col)})"
+            return f"({col} is not null and not _bad_{col} and {real_id(col)})"
 
         r = _reason
         q = chr(39)
@@ -345,6 +450,11 @@ class Validator:
         # there is none (or it is absurd: see _recv)
         future = f"ts_fixed > _recv_hi + to_seconds({d.max_future_hours * 3600:.0f})"
         envelope_rules = [
+            *[(f"_bad_{col}",
+               r("identity", f"$.{key}", lit(f"{key} must be a string or an integer, not ") + f" || _v_{col}"))
+              for col, key in ID_COLS.items()],
+            *[(f"{col} is not null and {parsed} is null", r("timestamp", f"$.{key}", q + "not an RFC 3339 date-time: " + q + f" || {col}"))
+              for col, (key, parsed) in TIMESTAMP_COLS.items()],
             ("_type is null", r("envelope", "$.type", lit("type is missing"))),
             (f"_type not in ({', '.join(lit(t) for t in ENVELOPE_TYPES)})",
              r("envelope", "$.type", q + "unknown type " + q + " || _type")),
@@ -354,7 +464,6 @@ class Validator:
              r("identity", "$.userId", lit("needs a userId or an anonymousId that is not empty, null or undefined"))),
             ("_type = 'track' and (_event is null or trim(_event) = '')",
              r("envelope", "$.event", lit("track call without an event name"))),
-            ("ts_raw is not null and ts_in is null", r("timestamp", "$.timestamp", q + "unparseable timestamp " + q + " || ts_raw")),
             (future, r("timestamp_future", "$.timestamp", q + "event time " + q + " || ts_fixed || "
                        + lit(f" is more than {d.max_future_hours:g} h after it was received"))),
             (f"not ({future}) and ts_fixed < _recv_lo - to_days({d.max_age_days})",
@@ -382,7 +491,7 @@ class Validator:
         if slim:  # only what `trackplan validate` reports and the second pass reads
             final = (f"select source_file, line_no, null::varchar as raw, reasons, {EMPTY} as warnings, "
                      "len(reasons) = 0 as valid, message_id, _type as type, event_name, "
-                     "_props as properties, _traits as traits, _ekey")
+                     "_props as properties, _traits as traits, _payload_null, _ekey")
         else:
             final = f"""select source_file, line_no,
        -- the verbatim line; consumers keep it only where it is needed, the quarantine
@@ -405,27 +514,38 @@ class Validator:
        session_id, region,
        consent_category, {f"case consent_category {pref_case} else null end" if pref_case else "null"} as consent_pref,
        _ctx_ip as context_ip, coalesce(_ctx_pii, false) as context_pii,
-       _ekey"""
+       _payload_null, _ekey"""
         return f"""
 with parsed as (
-    select source_file, line_no, raw, pre_reason, _is_json, _is_json and ltrim(raw)[1] = '{{' as _is_obj,
-           case when _is_json then json_transform(raw, {env_struct}) end as _e
-    from (select source_file, line_no, raw, pre_reason, pre_reason is null and json_valid(raw) as _is_json
+    select source_file, line_no, raw, pre_reason, _is_json, _is_json and ltrim({BOMLESS})[1] = '{{' as _is_obj,
+           case when _is_json then json_transform({BOMLESS}, {env_struct}) end as _e
+    from (select source_file, line_no, raw, pre_reason,
+                 -- NaN and Infinity are not JSON (RFC 8259), though the parser takes them
+                 case when pre_reason is not null or not json_valid({BOMLESS}) then false
+                      when contains(raw, 'NaN') or contains(raw, 'Infinity') then not {NON_FINITE.format(x=BOMLESS)}
+                      else true end as _is_json
           from {{relation}})
 ), env as (
     select source_file, line_no, raw, pre_reason, _is_json, _is_obj, {', '.join(env_cols)},
         case when _e.type in ('identify', 'group') then _e.traits else _e.properties end as _props,
+        -- a payload that holds null (SQL NULL in the struct, as a missing one) is no object
+        case when _is_obj and _e.type <> 'alias' and (case when _e.type in ('identify', 'group') then _e.traits else _e.properties end) is null
+             then json_exists({BOMLESS}, case when _e.type in ('identify', 'group') then '$.traits' else '$.properties' end)
+             else false end as _payload_null,
         _e.traits as _traits, {'null::json' if slim else '_e.context'} as _context,
         _e.type as _type, _e.event as _event
     from (select *{'' if slim else ', json_transform(_e.context, ' + ctx_struct + ') as _c'} from parsed)
-), stamped as (
-    select *,
-        try_cast(ts_raw as timestamptz)::timestamp as ts_in,
-        try_cast(original_ts_raw as timestamptz)::timestamp as original_ts,
-        try_cast(sent_at_raw as timestamptz)::timestamp as sent_at,
-        try_cast(received_at_raw as timestamptz)::timestamp as received_at_in,
-        {PARTITION_DAY}::timestamp as _pday
+), ids as (
+    select *, {', '.join(id_bad(c) + ' as _bad_' + c for c in ID_COLS)},
+        -- one RE2 match over all the timestamps of the line (4x cheaper than one each); a value
+        -- checked only that way is still cast on its own below
+        regexp_full_match(concat_ws('|', {', '.join(TIMESTAMP_COLS)}), {lit(TIMESTAMPS_RE)}) as _ts_shape
     from env
+), stamped as (
+    select * replace ({', '.join(f"{_year_one(c, p)} as {p}" for c, (_, p) in TIMESTAMP_COLS.items())})
+    from (select *, {', '.join(f"{_stamp(c)} as {TIMESTAMP_COLS[c][1]}" for c in TIMESTAMP_COLS)},
+                 {PARTITION_DAY}::timestamp as _pday
+          from ids)
 ), received as (
     -- the receipt the time window is judged by: receivedAt, unless it is missing or further than
     -- max_age_days from the file's partition day (a receivedAt of 9999 is not a receipt)

@@ -27,6 +27,9 @@ class ITSResult(Estimate):
     pre_slope: float = float("nan")
     maxlags: int = 0
     seasonality: str | None = None
+    errors: str = "ar1"  # "ar1" (feasible GLS, Student t with ``df``) or "newey_west" (HAC, normal)
+    ar1_rho: float = float("nan")
+    df: float = float("nan")
 
 
 def _as_step(time: pd.Series, launch) -> tuple[np.ndarray, np.ndarray]:
@@ -54,10 +57,15 @@ def interrupted_time_series(
 ) -> ITSResult:
     """Segmented regression of a KPI series on trend, level change and slope change at launch.
 
-    ``outcome ~ t + post + (t - launch)·post [+ day-of-week]`` with Newey–West (HAC) errors, so
-    autocorrelated days do not overstate certainty. ``seasonality="weekly"`` adds day-of-week
-    effects (needs dates). ``maxlags`` defaults to the Newey–West rule floor(4 (n/100)^(2/9)).
-    Assumes the pre-launch trend would have continued; nothing else may change at launch.
+    ``outcome ~ t + post + (t - launch)·post [+ day-of-week]`` with errors that allow for
+    autocorrelated days, so they do not overstate certainty. By default the errors are AR(1) and
+    the fit is iterated feasible GLS (Cochrane–Orcutt, statsmodels' ``GLSAR``) with Student-t
+    inference on its residual df: on an AR(1) series (rho 0-0.7, 45-365 days) its 95 % intervals
+    cover 91-95 %, where Newey–West with the usual bandwidth and normal critical values covered
+    ~86 % (benchmarks/calibration.py). With ``maxlags`` the OLS fit with Newey–West (HAC) errors
+    of that many lags and normal inference is used instead. ``seasonality="weekly"`` adds
+    day-of-week effects (needs dates). Assumes the pre-launch trend would have continued; nothing
+    else may change at launch.
     """
     data = df[[time, outcome]].dropna().sort_values(time).reset_index(drop=True)
     t, at = _as_step(data[time], launch)
@@ -78,23 +86,32 @@ def interrupted_time_series(
     elif seasonality is not None:
         raise ValueError("seasonality must be 'weekly' or None")
     n = len(data)
-    lags = int(np.floor(4 * (n / 100) ** (2 / 9))) if maxlags is None else int(maxlags)
-    fit = sm.OLS(data[outcome].to_numpy(float), X).fit(
-        cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True}
-    )
-    est = normal_estimate_fields(
-        float(fit.params["level_change"]), float(fit.bse["level_change"]), alpha
-    )
+    y = data[outcome].to_numpy(float)
+    rho = float("nan")
+    if maxlags is None:
+        model = sm.GLSAR(y, X, rho=1)
+        fit = model.iterative_fit(maxiter=20)
+        params, se, lags, errors, dist_df = fit.params, fit.bse, 0, "ar1", float(fit.df_resid)
+        rho = float(np.asarray(model.rho).ravel()[0])
+    else:
+        lags = int(maxlags)
+        fit = sm.OLS(y, X).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True})
+        params, se, errors, dist_df = fit.params, fit.bse, "newey_west", None
+    est = normal_estimate_fields(float(params["level_change"]), float(se["level_change"]), alpha, dist_df)
+    slope = normal_estimate_fields(float(params["slope_change"]), float(se["slope_change"]), alpha, dist_df)
     return ITSResult(
         **est,
         n=n,
         method="interrupted_time_series",
-        slope_change=float(fit.params["slope_change"]),
-        slope_change_se=float(fit.bse["slope_change"]),
-        slope_change_p_value=float(fit.pvalues["slope_change"]),
-        pre_slope=float(fit.params["trend"]),
+        slope_change=float(params["slope_change"]),
+        slope_change_se=float(se["slope_change"]),
+        slope_change_p_value=slope["p_value"],
+        pre_slope=float(params["trend"]),
         maxlags=lags,
         seasonality=seasonality,
+        errors=errors,
+        ar1_rho=rho,
+        df=float(dist_df) if dist_df is not None else float("nan"),
     )
 
 

@@ -26,6 +26,7 @@ from tracking_plan.model import Plan
 from tracking_plan.reader import LandingEntry, ReadStats, is_url, read_files
 from tracking_plan.validate import Validator, context_pii_traits, json_path, lit
 
+from ..privacy import mark_suppressed
 from ..warehouse import transaction
 
 
@@ -276,18 +277,7 @@ def _load_group(con: duckdb.DuckDBPyConnection, plan: Plan, partitions: list[str
         for table in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log", "ingest.landing_manifest"):
             con.execute(f"delete from {table} where partition_date in (select d from _dates)").fetchall()
         if not first:
-            has_suppression = con.execute("select count(*) > 0 from ingest.suppression").fetchall()[0][0]
-            if has_suppression:
-                # hash each distinct id of the group once, not every row
-                con.execute("""
-create or replace temp table _suppressed as
-select ids.kind, ids.id from (
-    select distinct 'user_id' as kind, user_id as id from _part where user_id is not null
-    union select distinct 'anonymous_id', anonymous_id from _part where anonymous_id is not null
-) ids join ingest.suppression s on s.identifier_kind = ids.kind and s.identifier_hash = pii_hash(ids.id)
-""").fetchall()
-            else:
-                con.execute("create or replace temp table _suppressed (kind varchar, id varchar)").fetchall()
+            mark_suppressed(con, plan, "_part")  # the erasure register: temp table _suppressed_rids
             # the classification is narrow (row id, partition, bucket): the wide validated rows are read
             # once more only by the inserts, never copied
             con.execute(f"""
@@ -307,10 +297,8 @@ with prior as (
                               order by p.valid desc, p._pdate, p.source_file, p.line_no) as _rn,
            exists (select 1 from prior pr where pr.message_id = p.message_id
                    and pr.partition_date between p._pdate - {lookback} and p._pdate + {lookback}) as _seen_before,
-           su.id is not null or sa.id is not null as _suppressed
+           p._rid in (select _rid from _suppressed_rids) as _suppressed
     from _part p
-    left join _suppressed su on su.kind = 'user_id' and su.id = p.user_id
-    left join _suppressed sa on sa.kind = 'anonymous_id' and sa.id = p.anonymous_id
 )
 select _rid, _pdate, source_file, _warned,
     case

@@ -13,8 +13,8 @@ needs from the event frame, runs the method's robustness checks and states the u
   ``treatment_event`` within ``window_days`` of the start; outcome = the KPI's event from the start
   to the end of the data; propensity matching on pre-period covariates. Check: balance (every
   standardized mean difference ≤ 0.1 after matching); IPW as a second estimate.
-- ``interrupted_time_series``: the daily count of the KPI's event, level change at the start, HAC
-  errors. Check: a placebo launch halfway through the pre-period finds no level change.
+- ``interrupted_time_series``: the daily count of the KPI's event, level change at the start, AR(1)
+  errors (feasible GLS). Check: a placebo launch halfway through the pre-period finds no level change.
 - ``before_after``: the same daily series, mean after minus before: not causal, grade D.
 """
 
@@ -239,7 +239,7 @@ def estimate_its(events, plan, ini, data_end, method: str) -> dict:
             "incremental_conversions": res.effect * post_days, "population": post_days,
             "checks": {"placebo": bool(placebo.p_value >= CHECK_ALPHA)},
             "details": {"slope_change": res.slope_change, "slope_change_p_value": res.slope_change_p_value,
-                        "hac_maxlags": res.maxlags, "placebo_effect": placebo.effect,
+                        "errors": res.errors, "ar1_rho": res.ar1_rho, "placebo_effect": placebo.effect,
                         "placebo_p_value": placebo.p_value, "placebo_launch": str(fake.date())}}
 
 

@@ -1,0 +1,504 @@
+"""Calibration of the statistics behind the evidence marts: coverage, bias, false alarms and power.
+
+A user's data is one more seed, so what matters is how often each method's 95 % interval holds the
+planted truth and how often its robustness checks fire on data planted to pass, over many seeds, not
+whether one sample happens to pass. For every method behind ``marts.initiative_roi``,
+``marts.experiment_results`` and the uplift / CLV / attribution marts this script draws many samples
+at two sizes and prints:
+
+- coverage: share of seeds whose 95 % interval holds the truth, with its Monte Carlo band
+  (± 2 √(0.95·0.05/seeds)); bias: mean(estimate − truth); se/sd: mean reported standard error over
+  the spread of (estimate − truth) across seeds (1 = honest standard errors); power: share of seeds
+  significant at 5 % where the truth is not 0;
+- the false-positive rate of each robustness check (SRM, pre-trend, placebo, balance) on data
+  planted to pass.
+
+Where the data come from (column ``dgp``):
+
+- ``generator``: the sample generator's own simulation (``tracking_plan.generator.sim``, the code
+  behind ``trackplan generate``) with its planted truths (the same functions that write
+  ``_truth.json``). Its events are stitched perfectly (each device and user id mapped to its
+  person) into the marts' event frame, skipping the landing files, ingest and Dagster: the marts'
+  own ``compute_experiment_results`` / ``initiatives.estimate`` / ``uplift_by_segment`` run on it.
+  Sizes are the generator's ``users`` (existing accounts).
+- ``own``: the method's own data-generating process, where the generator plants no such effect
+  (CUPED, the confidence sequence, the panel TWFE / event study / placebo, BG/NBD, Markov
+  attribution); sizes are units per arm, units, customers or paths.
+
+Usage: ``python benchmarks/calibration.py --quick`` (about a minute: 10 seeds, one size) or
+``python benchmarks/calibration.py`` (100 seeds at two sizes; ~30 min on one core, ``--jobs 2``
+halves it). ``--markdown`` prints the table as Markdown for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import time
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+Z95 = 1.959963984540054
+
+
+# -- the generator's simulation as the marts' event frame ----------------------------------------------
+def simulate_events(seed: int, users: int, plan):
+    """(events frame, simulation) of one seed: the generator's simulation, perfectly stitched."""
+    from pipelines.marts.events_frame import normalize, prop_column, property_names, where_column, where_keys
+    from tracking_plan.generator import params as P
+    from tracking_plan.generator.sim import FLAG_MKT_DECLINED, Simulation
+
+    start = P.DEFAULT_END - timedelta(days=P.DEFAULT_DAYS)
+    sim = Simulation(plan, np.random.default_rng(seed), start, P.DEFAULT_DAYS, users)
+    raw = []
+    for k in range(sim.days):
+        sim.day(k)
+        raw.extend(x for x in sim.buf if not x[2] & FLAG_MKT_DECLINED)  # consent-declined: dropped at ingest
+        sim.buf = []
+    owner: dict[str, int] = {}
+    for p in sim.persons:
+        for d in p.devices:
+            owner[d.anon] = p.idx
+        if p.user_id:
+            owner[p.user_id] = p.idx
+    name_of = {e.type: e.name for e in plan.events.values() if e.type != "track"}
+    props_wanted = property_names(plan)
+    keys = where_keys(plan)
+    cols: dict[str, list] = {c: [] for c in ("person_id", "event_name", "timestamp", "region", "has_user",
+                                             "experiment_id", "variant", "company_size", "seats", "plan")}
+    extra = {prop_column(p): [] for p in props_wanted} | {where_column(k): [] for k in keys}
+    for t, _lag, _flags, ev in raw:
+        pid = owner.get(ev.get("userId")) if ev.get("userId") else owner.get(ev.get("anonymousId"))
+        props = ev.get("properties") or {}
+        traits = ev.get("traits") or {}
+        cols["person_id"].append(f"p{pid}")
+        cols["event_name"].append(ev["event"] if ev["type"] == "track" else name_of.get(ev["type"], ev["type"]))
+        cols["timestamp"].append(t)
+        cols["region"].append(((ev.get("context") or {}).get("location") or {}).get("region"))
+        cols["has_user"].append("userId" in ev)
+        cols["experiment_id"].append(props.get("experiment_id"))
+        cols["variant"].append(props.get("variation_id", props.get("variant")))
+        cols["company_size"].append(traits.get("company_size", props.get("company_size")))
+        cols["seats"].append(props.get("seats", traits.get("seats")))
+        cols["plan"].append(traits.get("plan"))
+        for p in props_wanted:
+            v = props.get(p)
+            extra[prop_column(p)].append(float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan)
+        for k in keys:
+            v = props.get(k)
+            extra[where_column(k)].append(None if v is None else str(v))
+    df = pd.DataFrame({**cols, **extra})
+    df["timestamp"] = pd.to_datetime(df["timestamp"], unit="ms")
+    df["seats"] = pd.to_numeric(df["seats"], errors="coerce")
+    return normalize(df, plan), sim
+
+
+def _row(method, dgp, size, seed, effect, se, lo, hi, truth, p=np.nan, **checks) -> dict:
+    return {"method": method, "dgp": dgp, "size": size, "seed": seed, "effect": float(effect),
+            "se": float(se), "ci_low": float(lo), "ci_high": float(hi), "truth": float(truth),
+            "p_value": float(p), **{f"check:{k}": bool(v) for k, v in checks.items()}}
+
+
+def generator_seed(args: tuple[int, int]) -> list[dict]:
+    """Every generator-planted method on one seed and size."""
+    seed, users = args
+    from models.stats import uplift_by_segment
+    from pipelines.marts.experiments import compute_experiment_results, exposures, metric_outcomes
+    from pipelines.marts.initiatives import Skip, estimate, estimate_its
+    from tracking_plan.generate import _truth_did, _truth_experiment, _truth_its, _truth_matching
+    from tracking_plan.generator import params as P
+    from tracking_plan.loader import load_plan
+
+    warnings.simplefilter("ignore")
+    plan = load_plan()
+    events, sim = simulate_events(seed, users, plan)
+    data_end = events["timestamp"].max()
+    out: list[dict] = []
+    er = compute_experiment_results(events, plan, data_end)
+
+    # A/B readout (Welch / proportion variance) and SRM, as marts.experiment_results has them
+    te = _truth_experiment(sim)
+    r = er[(er["experiment"] == te["key"]) & (er["metric_role"] == "primary") & ~er["is_control"]].iloc[0]
+    out.append(_row("ab_readout (activation lift)", "generator", users, seed, r["lift_abs"], r["std_error"],
+                    r["ci_low"], r["ci_high"], te["true_lift_abs"], r["p_value"], srm=not r["srm_flag"]))
+    if r["seq_ci_low"] == r["seq_ci_low"]:
+        out.append(_row("ab_readout sequential CS", "generator", users, seed, r["lift_abs"], r["std_error"],
+                        r["seq_ci_low"], r["seq_ci_high"], te["true_lift_abs"], r["seq_p_value"]))
+    # guardrail with a planted effect of 0: its interval should hold 0 (false alarm = regression flag)
+    g = er[(er["experiment"] == te["key"]) & (er["metric_role"] == "guardrail") & ~er["is_control"]]
+    if len(g):
+        g = g.iloc[0]
+        out.append(_row("ab_readout (guardrail, effect 0)", "generator", users, seed, g["lift_abs"],
+                        g["std_error"], g["ci_low"], g["ci_high"], 0.0, g["p_value"],
+                        guardrail=not g["guardrail_regression"]))
+
+    # uplift by segment (the uplift mart's segment statistics; the T-learner scores are not rerun)
+    exp = next(e for e in plan.metrics.experiments if e.key == te["key"])
+    frame, _ = metric_outcomes(events, exposures(events, exp), plan, exp.primary_metric, data_end)
+    frame = frame.dropna(subset=["y"])
+    sizes = events.dropna(subset=["company_size"]).groupby("person_id")["company_size"].last()
+    frame["company_size"] = frame["person_id"].map(sizes).fillna("unknown")
+    frame["treated"] = (frame["variant"] != exp.control).astype(int)
+    seg = uplift_by_segment(frame, segment="company_size", treatment="treated", outcome="y")
+    for _, s in seg.iterrows():
+        if s["company_size"] not in P.CHECKLIST_LIFT:
+            continue
+        truth = P.CHECKLIST_LIFT[s["company_size"]]
+        se = (s["ci_high"] - s["ci_low"]) / (2 * Z95)
+        kind = "helped" if truth > 0 else "not helped"
+        out.append(_row(f"uplift_by_segment ({kind} segments)", "generator", users, seed, s["uplift"], se,
+                        s["ci_low"], s["ci_high"], truth, s["p_value"],
+                        **({"no_target": not s["target"]} if truth == 0 else {})))
+
+    # the initiatives, through the mart's own frame builders and estimators
+    truths = {"eu_live_chat": _truth_did(sim), "slack_integration": _truth_matching(sim),
+              "new_pricing_page": _truth_its(sim)}
+    for ini in plan.metrics.initiatives:
+        t = truths.get(ini.key)
+        if not t or not t.get("present"):
+            continue
+        truth = {"diff_in_diff": t.get("true_effect_abs"), "matching": t.get("true_att"),
+                 "interrupted_time_series": t.get("true_level_change_per_day")}[ini.evaluation.method]
+        try:
+            got = estimate(events, plan, ini, er, data_end)
+        except Skip:
+            continue
+        e = got["estimate"]
+        name = {"diff_in_diff": "diff_in_diff 2x2 (HC1)", "matching": "matching IPW (ATT)",
+                "interrupted_time_series": "interrupted time series (AR(1) GLS)"}[ini.evaluation.method]
+        out.append(_row(name, "generator", users, seed, e.effect, e.std_error, e.ci_low, e.ci_high, truth,
+                        e.p_value, **got["checks"]))
+        if ini.evaluation.method == "matching":
+            d = got["details"]
+            lo, hi = d["nearest_ci"]
+            out.append(_row("matching nearest (ATT)", "generator", users, seed, d["nearest_effect"],
+                            (hi - lo) / (2 * Z95), lo, hi, truth,
+                            balance=all(abs(b["smd_after"]) <= 0.1 for b in d["nearest_balance"])))
+        if ini.evaluation.method == "interrupted_time_series":
+            ba = estimate_its(events, plan, ini, data_end, "before_after")["estimate"]
+            out.append(_row("before_after (not causal)", "generator", users, seed, ba.effect, ba.std_error,
+                            ba.ci_low, ba.ci_high, truth, ba.p_value))
+    return out
+
+
+# -- the methods' own data-generating processes -----------------------------------------------------------
+def own_cuped(seed: int, n: int) -> list[dict]:
+    """Two arms of n units; post = 0.7·pre + noise + 0.1·treated (continuous) and a 0/1 metric."""
+    from models.stats import ab_readout
+
+    rng = np.random.default_rng([seed, 11])
+    pre = rng.gamma(2.0, 1.0, 2 * n)
+    arm = np.repeat(["a", "b"], n)
+    tau = 0.1
+    y = 0.7 * pre + rng.normal(0, 1.0, 2 * n) + tau * (arm == "b")
+    df = pd.DataFrame({"v": arm, "y": y, "pre": pre})
+    out = []
+    for label, kw in (("CUPED (continuous)", {"pre": "pre"}), ("ab_readout Welch (continuous)", {})):
+        r = ab_readout(df, variant="v", outcome="y", control="a", **kw).iloc[0]
+        out.append(_row(label, "own", n, seed, r["lift_abs"], r["std_error"], r["ci_low"], r["ci_high"], tau,
+                        r["p_value"]))
+    # binary outcome with a binary pre-period covariate (GrowthBook's proportion CUPED)
+    pre_b = (rng.random(2 * n) < 0.3).astype(float)
+    p = 0.2 + 0.4 * pre_b + 0.05 * (arm == "b")
+    yb = (rng.random(2 * n) < p).astype(float)
+    r = ab_readout(pd.DataFrame({"v": arm, "y": yb, "pre": pre_b}), variant="v", outcome="y", control="a",
+                   pre="pre").iloc[0]
+    out.append(_row("CUPED (0/1 metric)", "own", n, seed, r["lift_abs"], r["std_error"], r["ci_low"],
+                    r["ci_high"], 0.05, r["p_value"]))
+    return out
+
+
+def own_sequential(seed: int, n: int) -> list[dict]:
+    """Confidence sequence checked after each of 20 batches: does it ever exclude the truth?"""
+    from models.stats import ArmStats, ttest_from_stats
+
+    rng = np.random.default_rng([seed, 12])
+    looks = 20
+    ya = (rng.random(n) < 0.3).astype(float)
+    yb = (rng.random(n) < 0.33).astype(float)
+    ever_out = False
+    for k in range(1, looks + 1):
+        m = n * k // looks
+        a = ArmStats(m, ya[:m].sum(), ya[:m].sum(), True)
+        b = ArmStats(m, yb[:m].sum(), yb[:m].sum(), True)
+        r = ttest_from_stats(a, b, sequential=True)
+        if not r.ci_low <= 0.03 <= r.ci_high:
+            ever_out = True
+    # coverage here is "never excluded the truth at any of the 20 looks"
+    return [{**_row("sequential CS, 20 looks (any look)", "own", n, seed, r.effect, r.std_error, r.ci_low,
+                    r.ci_high, 0.03, r.p_value), "covered": not ever_out}]
+
+
+def own_panel(seed: int, units: int) -> list[dict]:
+    """Units × 12 periods, unit and period effects, AR(1) errors (rho 0.5); half the units treated
+    from period 8 with effect 0.5; parallel trends hold."""
+    from models.stats import diff_in_diff, event_study, placebo_did, twfe_did
+
+    rng = np.random.default_rng([seed, 13])
+    periods, launch, rho, tau = 12, 8, 0.5, 0.5
+    e = np.zeros((units, periods))
+    e[:, 0] = rng.normal(0, 1, units)
+    for t in range(1, periods):
+        e[:, t] = rho * e[:, t - 1] + rng.normal(0, math.sqrt(1 - rho**2), units)
+    group = (np.arange(units) < units // 2).astype(float)
+    y = rng.normal(0, 1, units)[:, None] + 0.1 * np.arange(periods)[None, :] + e
+    d = group[:, None] * (np.arange(periods)[None, :] >= launch)
+    y = y + tau * d
+    df = pd.DataFrame({"unit": np.repeat(np.arange(units), periods), "t": np.tile(np.arange(periods), units),
+                       "y": y.ravel(), "d": d.ravel(), "g": np.repeat(group, periods)})
+    df["post"] = (df["t"] >= launch).astype(float)
+    tw = twfe_did(df, outcome="y", unit="unit", time="t", treated="d")
+    es = event_study(df, outcome="y", unit="unit", time="t", group="g", launch=launch, leads=4, lags=3)
+    pl = placebo_did(df, outcome="y", unit="unit", time="t", group="g", launch=launch, shift=3)
+    did = diff_in_diff(df, outcome="y", treated="g", post="post", cluster="unit")
+    return [
+        _row("twfe_did (cluster by unit)", "own", units, seed, tw.effect, tw.std_error, tw.ci_low, tw.ci_high,
+             tau, tw.p_value, pretrend=es.pretrend_passed, placebo=pl.p_value >= 0.05),
+        _row("diff_in_diff 2x2 on a panel (cluster)", "own", units, seed, did.effect, did.std_error,
+             did.ci_low, did.ci_high, tau, did.p_value),
+        _row("event_study (mean of lags)", "own", units, seed, es.effect, es.std_error, es.ci_low, es.ci_high,
+             tau, es.p_value),
+    ]
+
+
+def own_its(seed: int, days: int) -> list[dict]:
+    """A daily KPI: level 50, trend 0.05/day, a weekday pattern, AR(1) noise (rho 0.4, sd 3); the
+    last third of the days after launch, with a level change of 4 (no slope change)."""
+    from models.stats import before_after, interrupted_time_series
+
+    rng = np.random.default_rng([seed, 16])
+    launch = (2 * days) // 3
+    e = np.zeros(days)
+    for t in range(days):
+        e[t] = (0.4 * e[t - 1] if t else 0.0) + rng.normal(0, 3.0)
+    day = pd.date_range("2026-01-05", periods=days, freq="D")
+    week = np.array([1.0, 1.04, 1.03, 1.0, 0.92, 0.45, 0.38])[day.dayofweek] * 10
+    tau = 4.0
+    y = 50 + 0.05 * np.arange(days) + week + e + tau * (np.arange(days) >= launch)
+    df = pd.DataFrame({"day": day, "y": y})
+    its = interrupted_time_series(df, time="day", outcome="y", launch=day[launch])
+    pre = df.iloc[:launch]
+    placebo = interrupted_time_series(pre, time="day", outcome="y", launch=pre["day"].iloc[len(pre) // 2])
+    ba = before_after(df, time="day", outcome="y", launch=day[launch])
+    return [_row("interrupted time series (AR(1) GLS)", "own", days, seed, its.effect, its.std_error, its.ci_low,
+                 its.ci_high, tau, its.p_value, placebo=placebo.p_value >= 0.05),
+            _row("before_after (not causal)", "own", days, seed, ba.effect, ba.std_error, ba.ci_low, ba.ci_high,
+                 tau, ba.p_value)]
+
+
+def own_bgnbd(seed: int, customers: int) -> list[dict]:
+    """BG/NBD customers (r=0.6, alpha=5, a=0.8, b=3) over 52 weeks, then 26 weeks held out: the
+    fitted model's expected hold-out purchases against the realized ones (no interval: bias only)."""
+    from models.value import expected_purchases, fit_bgnbd
+
+    rng = np.random.default_rng([seed, 14])
+    r, alpha, a, b = 0.6, 5.0, 0.8, 3.0
+    T, hold = 52.0, 26.0
+    lam = rng.gamma(r, 1 / alpha, customers)
+    pdrop = rng.beta(a, b, customers)
+    x = np.zeros(customers)
+    t_x = np.zeros(customers)
+    future = np.zeros(customers)
+    for i in range(customers):
+        t, alive = 0.0, True
+        while alive:
+            t += rng.exponential(1 / lam[i])
+            if t > T + hold:
+                break
+            if t <= T:
+                x[i] += 1
+                t_x[i] = t
+            else:
+                future[i] += 1
+            alive = rng.random() >= pdrop[i]
+    summary = pd.DataFrame({"frequency": x, "recency": t_x, "T": T})
+    fit = fit_bgnbd(summary)
+    pred = float(np.sum(expected_purchases(fit, hold, x, t_x, T)))
+    actual = float(future.sum())
+    truth_pred = float(np.sum(expected_purchases(dataclasses.replace(fit, r=r, alpha=alpha, a=a, b=b), hold, x, t_x, T)))
+    nan = float("nan")
+    return [_row("BG/NBD hold-out purchases (per customer)", "own", customers, seed, pred / customers, nan,
+                 nan, nan, actual / customers),
+            _row("BG/NBD r (purchase-rate shape)", "own", customers, seed, fit.r, nan, nan, nan, r),
+            _row("BG/NBD, true params (reference)", "own", customers, seed, truth_pred / customers, nan, nan,
+                 nan, actual / customers)]
+
+
+def own_markov(seed: int, paths: int) -> list[dict]:
+    """Paths from a known first-order Markov chain over three channels: the fitted removal effects
+    against the chain's own (no interval: bias only)."""
+    from models.value import markov_removal_effects
+
+    rng = np.random.default_rng([seed, 15])
+    start = np.array([0.5, 0.3, 0.2])
+    # rows: channels; columns: channels, conversion, null
+    trans = np.array([[0.10, 0.30, 0.10, 0.05, 0.45],
+                      [0.20, 0.10, 0.20, 0.15, 0.35],
+                      [0.10, 0.20, 0.10, 0.25, 0.35]])
+    names = ["a", "b", "c"]
+    rows = []
+    for _ in range(paths):
+        s = rng.choice(3, p=start)
+        path = [names[s]]
+        while True:
+            nxt = rng.choice(5, p=trans[s])
+            if nxt >= 3:
+                rows.append((path, nxt == 3))
+                break
+            s = nxt
+            path.append(names[s])
+    df = pd.DataFrame({"channels": [p for p, _ in rows], "converted": [c for _, c in rows]})
+    est = markov_removal_effects(df)
+    q, rr = trans[:, :3], trans[:, 3]
+
+    def p_conv(removed):
+        q2, s2 = q.copy(), start.copy()
+        if removed is not None:
+            q2[:, removed] = 0.0
+            s2[removed] = 0.0
+        return float(s2 @ np.linalg.solve(np.eye(3) - q2, rr))
+
+    base = p_conv(None)
+    nan = float("nan")
+    return [_row(f"markov removal effect (channel {c})", "own", paths, seed, est[c], nan, nan, nan,
+                 1 - p_conv(i) / base) for i, c in enumerate(names)]
+
+
+OWN = {"cuped": (own_cuped, (500, 4000)), "sequential": (own_sequential, (1000, 8000)),
+       "panel": (own_panel, (40, 200)), "its": (own_its, (90, 365)), "bgnbd": (own_bgnbd, (500, 2000)), "markov": (own_markov, (500, 5000))}
+
+
+def own_seed(args: tuple[str, int, int]) -> list[dict]:
+    name, seed, size = args
+    warnings.simplefilter("ignore")
+    return OWN[name][0](seed, size)
+
+
+# -- the table ---------------------------------------------------------------------------------------------
+def summarize(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    out = []
+    for (method, dgp, size), g in rows.groupby(["method", "dgp", "size"], sort=False):
+        g = g[g["effect"].notna()]  # e.g. a segment with nobody in one arm: no estimate, not counted
+        n = len(g)
+        if not n:
+            continue
+        err = g["effect"] - g["truth"]
+        has_ci = g["ci_low"].notna().all()
+        covered = (g["ci_low"] <= g["truth"]) & (g["truth"] <= g["ci_high"])
+        if "covered" in g and g["covered"].notna().all():
+            covered = g["covered"].astype(bool)
+        cover = float(covered.mean()) if has_ci else np.nan
+        sd = float(err.std(ddof=1)) if n > 1 else np.nan
+        nonzero = (g["truth"].abs() > 1e-12).all()
+        power = float((g["p_value"] < 0.05).mean()) if nonzero and g["p_value"].notna().all() else np.nan
+        out.append({"method": method, "dgp": dgp, "size": size, "seeds": n, "coverage": cover,
+                    "mc_band": 2 * math.sqrt(0.95 * 0.05 / n), "truth": float(g["truth"].mean()),
+                    "bias": float(err.mean()), "bias_se": sd / math.sqrt(n) if n > 1 else np.nan,
+                    "se_over_sd": float(g["se"].mean()) / sd if sd and sd > 0 and g["se"].notna().all() else np.nan,
+                    "power": power})
+    checks = []
+    for (method, size), g in rows.groupby(["method", "size"], sort=False):
+        for c in [c for c in g.columns if c.startswith("check:") and g[c].notna().any()]:
+            v = g[c].dropna().astype(bool)
+            checks.append({"method": method, "size": size, "check": c[6:], "seeds": len(v),
+                           "false_alarm_rate": float((~v).mean())})
+    return pd.DataFrame(out), pd.DataFrame(checks)
+
+
+def fmt(x, spec=".3f") -> str:
+    return "" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
+
+
+def render(summary: pd.DataFrame, checks: pd.DataFrame, markdown: bool) -> str:
+    head = ["method", "dgp", "size", "seeds", "coverage (95%)", "bias", "truth", "se/sd", "power"]
+    body = [[r.method, r.dgp, str(r.size), str(r.seeds),
+             (f"{r.coverage:.3f} ± {r.mc_band:.3f}" if math.isfinite(r.coverage) else "n/a"),
+             f"{r.bias:+.4f} ± {2 * r.bias_se:.4f}" if math.isfinite(r.bias_se) else fmt(r.bias, "+.4f"),
+             fmt(r.truth, ".4f"), fmt(r.se_over_sd, ".2f"), fmt(r.power, ".2f")] for r in summary.itertuples()]
+    chead = ["check", "method", "size", "seeds", "false-alarm rate (planted to pass)"]
+    cbody = [[r.check, r.method, str(r.size), str(r.seeds), f"{r.false_alarm_rate:.3f}"] for r in checks.itertuples()]
+    return _table(head, body, markdown) + "\n\n" + _table(chead, cbody, markdown)
+
+
+def _table(head, body, markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in body])
+    w = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(head)]
+    fmt_row = lambda r: "  ".join(c.ljust(w[i]) for i, c in enumerate(r))
+    return "\n".join([fmt_row(head), fmt_row(["-" * x for x in w]), *map(fmt_row, body)])
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="10 seeds at the small size only (about a minute)")
+    ap.add_argument("--seeds", type=int, default=None, help="seeds per size (default 100; 10 with --quick)")
+    ap.add_argument("--sizes", default="300,600", help="generator users per sample, two sizes (default 300,600)")
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes (default 1: the machine is shared)")
+    ap.add_argument("--only", default="", help="comma-separated: generator and/or own methods (cuped, ...)")
+    ap.add_argument("--markdown", action="store_true", help="print Markdown tables (for the README)")
+    ap.add_argument("--csv", default=None, help="also write every seed's row to this CSV")
+    ap.add_argument("--from-csv", default=None, help="print the tables of an earlier --csv run (no sampling)")
+    a = ap.parse_args(argv)
+    if a.from_csv:
+        summary, checks = summarize(pd.read_csv(a.from_csv))
+        print(render(summary, checks, a.markdown))
+        return 0
+    seeds = a.seeds or (10 if a.quick else 100)
+    sizes = [int(s) for s in a.sizes.split(",")]
+    if a.quick:
+        sizes = sizes[:1]
+    only = set(filter(None, a.only.split(",")))
+    t0 = time.perf_counter()
+    jobs: list = []
+    if not only or "generator" in only:
+        jobs += [(generator_seed, (seed, users)) for users in sizes for seed in range(1, seeds + 1)]
+    for name, (_fn, own_sizes) in OWN.items():
+        if only and name not in only:
+            continue
+        use = own_sizes[:1] if a.quick else own_sizes
+        jobs += [(own_seed, (name, seed, size)) for size in use for seed in range(1, seeds + 1)]
+    rows: list[dict] = []
+    if a.jobs > 1:
+        with ProcessPoolExecutor(a.jobs) as pool:
+            for k, got in enumerate(pool.map(_call, jobs, chunksize=2), 1):
+                rows += got
+                _progress(k, len(jobs), t0)
+    else:
+        for k, j in enumerate(jobs, 1):
+            rows += _call(j)
+            _progress(k, len(jobs), t0)
+    df = pd.DataFrame(rows)
+    if a.csv:
+        df.to_csv(a.csv, index=False)
+    summary, checks = summarize(df)
+    print(render(summary, checks, a.markdown))
+    print(f"\n{len(jobs)} samples in {time.perf_counter() - t0:.0f} s "
+          f"(seeds 1..{seeds}; sizes: generator users {sizes}; own DGPs "
+          + ", ".join(f"{k} {v[1][:1] if a.quick else v[1]}" for k, v in OWN.items()) + ")")
+    return 0
+
+
+def _progress(k: int, total: int, t0: float) -> None:
+    if k % 20 == 0 or k == total:
+        print(f"  {k}/{total} samples, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+
+def _call(job):
+    fn, args = job
+    return fn(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

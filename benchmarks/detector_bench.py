@@ -1,0 +1,236 @@
+"""`make bench` (detectors): how often the anomaly detectors cry wolf, and how big an incident must be.
+
+    .venv/bin/python benchmarks/detector_bench.py --quick   # 1 size x 2 seeds, about a minute
+    .venv/bin/python benchmarks/detector_bench.py           # 300 and 1200 users x 6 seeds, 3000 x 3 (README)
+
+For each traffic size (generator users) and seed: bug-free traffic is generated, loaded and stitched
+once (quality_checks.sample.load_landing); then quality.daily_metrics is built by the pipeline's own
+`build_daily_metrics` and scored by `detect`:
+  - clean: every alert is a false alert. Series-days are counted per detector from the day the
+    detectors may first score (`min_history_days`), so cold-start days do not dilute the rate;
+  - partial last day: the data cut at a random hour of its last day (a run in the middle of a day);
+    any alert on that day is false;
+  - incidents: per magnitude (small, medium, large) one variant where every kind is planted on its
+    own randomly drawn event (or property), all starting on one random day 5 to 8 days before the
+    end (quality_checks.planted). Recall: an alert from the kind's detectors on the planted
+    event/property on or after that day; delay: days from the planted day to the first such alert.
+Targets (issue 22): clean <= 1 false alert per 10,000 series-days; recall >= 95% for a 50% volume drop
+of an event with >= 100 events/day, a silent event, and a type change reaching 20% of values.
+Nothing here is tuned to a seed: seeds are 1..N for every size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from quality_checks.detectors import detect
+from quality_checks.metrics import build_daily_metrics, last_seen
+from quality_checks.planted import DETECTORS, LEVELS, caught, choose, plant, restore, snapshot, sunset_plan
+from quality_checks.settings import QualitySettings, settings_for
+
+UNITS = {"volume_drop": "{:.0%} fewer", "volume_spike": "+{:.0%}", "silence": "all", "null_drift": "{:.0%} nulled",
+         "type_change": "{:.0%} of values", "enum_shift": "{:.0%} moved", "new_event": "{:.0%} of host",
+         "late_data": "{:g} h late", "sunset": "{:.0%} still sent"}
+SERIES_METRICS = ("volume", "persons", "null_rate", "quarantine_share", "lag_p95_seconds")
+
+
+def generator():
+    """The sample traffic generator (moves to trackplan.demo with issue 17: the one import to fix)."""
+    from tracking_plan.generate import generate
+
+    return generate
+
+
+def series_days(m: pd.DataFrame, plan, first_scored) -> dict[str, int]:
+    """Decisions each detector makes over the scored days: one per series and day."""
+    m = m[pd.to_datetime(m["day"]) >= pd.Timestamp(first_scored)]
+    out = {k: int((m["metric"] == k).sum()) for k in SERIES_METRICS}
+    out["type_change"] = len(m[m["metric"] == "type_share"][["day", "event_name", "property"]].drop_duplicates())
+    out["enum_drift"] = len(m[m["metric"] == "enum_share"][["day", "event_name", "property"]].drop_duplicates())
+    event_days = out["volume"]
+    for k in ("new_event", "freshness", "coverage", "sunset"):
+        out[k] = event_days
+    return out
+
+
+def build(users: int, seed: int, days: int, tmp: Path, plan, levels) -> dict:
+    """The metrics every variant of one (size, seed) gives: clean, partial last day, incidents."""
+    from pipelines.warehouse import connect
+    from quality_checks.sample import load_landing
+
+    generator()(tmp / "landing", days=days, users=users, seed=seed, bug_rate=0, plan=plan)
+    con = connect(tmp / "w.duckdb")
+    load_landing(con, plan, tmp / "landing")
+    snapshot(con)
+
+    def metrics(p=plan):
+        build_daily_metrics(con, p)
+        return con.execute("select * from quality.daily_metrics").df(), last_seen(con)
+
+    case = {"users": users, "seed": seed, "clean": metrics()}
+    m = case["clean"][0]
+    cal = sorted(pd.to_datetime(m["day"]).unique())
+    rng = np.random.default_rng([seed, users, days])
+    # partial last day: the data as a run at a random hour of the last day would see it
+    hour = int(rng.integers(4, 22))
+    cut = pd.Timestamp(cal[-1]) + pd.Timedelta(hours=hour)
+    for table in ("ingest.events", "stitch.events", "ingest.quarantine"):
+        con.execute(f"delete from {table} where received_at > ?", [cut.to_pydatetime()])
+    case["partial"], case["partial_hour"] = metrics(), hour
+    case["variants"] = []
+    for level in levels:
+        restore(con)
+        start = (pd.Timestamp(cal[-1]) - pd.Timedelta(days=int(rng.integers(5, 9)))).date()
+        incs = choose(m, plan, level, start, rng)
+        for inc in incs:
+            plant(con, inc, plan)
+        p = sunset_plan(plan, incs)
+        case["variants"].append((level, incs, p, metrics(p)))
+    con.close()
+    return case
+
+
+def evaluate(case: dict, plan, s: QualitySettings) -> dict:
+    """Score one case's variants with settings `s`."""
+    users, seed = case["users"], case["seed"]
+    m, seen = case["clean"]
+    found = detect(m, plan, s, last_seen=seen)
+    cal = sorted(pd.to_datetime(m["day"]).unique())
+    first_scored = cal[min(s.min_history_days, len(cal) - 1)]
+    res = {"series_days": series_days(m, plan, first_scored), "clean": found.to_dict("records"), "incidents": []}
+    mp, seen_p = case["partial"]
+    found = detect(mp, plan, s, last_seen=seen_p)
+    last = pd.Timestamp(cal[-1]).date()
+    res["partial"] = [r for r in found.to_dict("records") if r["day"] == last]
+    res["partial_series"] = series_days(mp[pd.to_datetime(mp["day"]) == pd.Timestamp(last)], plan, last)
+    res["partial_hour"] = case["partial_hour"]
+    for level, incs, p, (mv, seen_v) in case["variants"]:
+        found = detect(mv, p, s, last_seen=seen_v)
+        for inc in incs:
+            hit, delay, dets = caught(found, inc)
+            res["incidents"].append({"level": level, "kind": inc.kind, "size": inc.size, "event": inc.event,
+                                     "property": inc.property, "daily_volume": inc.facts.get("daily_volume", 0.0),
+                                     "caught": hit, "delay": delay, "detectors": dets, "seed": seed, "users": users})
+    return res
+
+
+def report(runs: list[dict], s: QualitySettings) -> None:
+    print("\n== clean data: false alerts (bug-free traffic; every alert is false) ==")
+    fa = defaultdict(int)
+    sd = defaultdict(int)
+    for r in runs:
+        for a in r["clean"]:
+            fa[a["detector"]] += 1
+        for k, v in r["series_days"].items():
+            sd[k] += v
+    print(f"{'detector':<18}{'series-days':>12}{'alerts':>8}{'per 1,000':>11}")
+    for k in sorted(sd, key=lambda k: -sd[k]):
+        print(f"{k:<18}{sd[k]:>12,}{fa[k]:>8}{1000 * fa[k] / max(sd[k], 1):>11.3f}")
+    tot_a, tot_s = sum(fa.values()), sum(sd.values())
+    print(f"{'all detectors':<18}{tot_s:>12,}{tot_a:>8}{1000 * tot_a / max(tot_s, 1):>11.3f}"
+          f"   = {10000 * tot_a / max(tot_s, 1):.2f} per 10,000 (target <= 1)")
+    # a one-sided 95% upper bound on the rate (exact Poisson): what the figures can claim
+    from scipy.stats import chi2
+
+    up = chi2.ppf(0.95, 2 * (tot_a + 1)) / 2
+    print(f"  95% upper bound: {10000 * up / max(tot_s, 1):.2f} per 10,000 series-days")
+    for a in [a for r in runs for a in r["clean"]][:20]:
+        print(f"    false: {a['day']} {a['event_name']} [{a['detector']}] {a['message']}")
+
+    pa = sum(len(r["partial"]) for r in runs)
+    ps = sum(sum(r["partial_series"].values()) for r in runs)
+    print(f"\n== partial last day (cut at a random hour): {pa} false alerts in {ps:,} series on that day ==")
+    for r in runs:
+        for a in r["partial"][:5]:
+            print(f"    false (cut at {r['partial_hour']}:00): {a['event_name']} [{a['detector']}] {a['message']}")
+
+    inc = pd.DataFrame([i for r in runs for i in r["incidents"]])
+    if inc.empty:
+        return
+    print("\n== planted incidents: recall and detection delay (days from the planted day) ==")
+    inc["busy"] = np.where(inc["daily_volume"] >= 100, ">=100/day", "<100/day")
+    print(f"{'kind':<14}{'level':<8}{'magnitude':<18}{'events':<11}{'n':>4}{'recall':>8}{'same day':>9}"
+          f"{'delay med':>10}{'max':>5}  detectors that fired")
+    for kind in DETECTORS:
+        for level in LEVELS:
+            g0 = inc[(inc["kind"] == kind) & (inc["level"] == level)]
+            groups = [(b, g0[g0["busy"] == b]) for b in (">=100/day", "<100/day")] if kind.startswith(("volume", "silence")) \
+                else [("", g0)]
+            for busy, g in groups:
+                if g.empty:
+                    continue
+                hit = g[g["caught"]]
+                delays = list(hit["delay"])
+                fired = defaultdict(int)
+                for ds in hit["detectors"]:
+                    for d_ in ds:
+                        fired[d_] += 1
+                print(f"{kind:<14}{level:<8}{UNITS[kind].format(LEVELS[level][kind]):<18}{busy:<11}{len(g):>4}"
+                      f"{len(hit) / len(g):>8.0%}{sum(x == 0 for x in delays) / len(g):>9.0%}"
+                      f"{(statistics.median(delays) if delays else float('nan')):>10.1f}"
+                      f"{(max(delays) if delays else float('nan')):>5}  "
+                      + ", ".join(f"{k} {v}" for k, v in sorted(fired.items(), key=lambda x: -x[1])))
+    missed = inc[~inc["caught"] & (inc["level"] == "large")]
+    for _, x in missed.head(10).iterrows():
+        print(f"    missed (large): {x['kind']} on {x['event']} {x['property'] or ''} "
+              f"(~{x['daily_volume']:.0f}/day, users {x['users']}, seed {x['seed']})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1 size x 2 seeds: a check that it runs (~1 min)")
+    ap.add_argument("--sizes", default="300,1200,3000:3",
+                    help="generator users, comma-separated; USERS:N runs that size on seeds 1..N only")
+    ap.add_argument("--seeds", type=int, default=6, help="seeds 1..N for every size without its own N")
+    ap.add_argument("--days", type=int, default=35)
+    ap.add_argument("--dump", type=Path, help="also write every run's alerts and incidents here (JSON)")
+    ap.add_argument("--cache", type=Path, help="keep each (size, seed)'s metrics here and reuse them: re-scoring "
+                    "with other settings then takes seconds (delete the folder after changing the metrics SQL, "
+                    "the generator or the incidents)")
+    a = ap.parse_args()
+    plan_sizes = [(1200, 2)] if a.quick else [
+        (int(x.split(":")[0]), int(x.split(":")[1]) if ":" in x else a.seeds) for x in a.sizes.split(",")]
+    from tracking_plan.loader import load_plan
+
+    plan = load_plan()
+    s = settings_for(plan)
+    runs = []
+    t0 = time.perf_counter()
+    for users, seeds in plan_sizes:
+        for seed in range(1, seeds + 1):
+            t = time.perf_counter()
+            cached = a.cache / f"u{users}-s{seed}-d{a.days}.pkl" if a.cache else None
+            if cached and cached.exists():
+                case = pickle.loads(cached.read_bytes())
+            else:
+                with tempfile.TemporaryDirectory(prefix="detector_bench_") as tmp:
+                    case = build(users, seed, a.days, Path(tmp), plan, list(LEVELS))
+                if cached:
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    cached.write_bytes(pickle.dumps(case))
+            runs.append(evaluate(case, plan, s))
+            print(f"users {users:>5} seed {seed:>3}: {len(runs[-1]['clean'])} false alerts, "
+                  f"{time.perf_counter() - t:.1f} s", flush=True)
+    print(f"\n{len(runs)} runs ({', '.join(f'{u} users x seeds 1..{n}' for u, n in plan_sizes)}, {a.days} days each) "
+          f"in {time.perf_counter() - t0:.0f} s")
+    report(runs, s)
+    if a.dump:
+        import json
+
+        a.dump.write_text(json.dumps(runs, default=str, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""A run publishes a consistent warehouse: it builds into a copy and swaps the copy in at the end.
+
+Each table is replaced in its own transaction, so a warehouse written in place is only as
+consistent as the last finished asset: killed midway, `ingest.*` would be new while `stitch.*` and
+`marts.*` are from the run before. `trackplan run` therefore
+1. takes the run lock `<warehouse>.lock` (one trackplan writer at a time: a second run or a
+   `forget` is refused with the holder's pid), checkpoints the warehouse and copies it to
+   `<warehouse>.building`;
+2. materializes every asset into that copy;
+3. records the run in `ingest.run_log` of the copy (its id, days, which assets it built and which
+   it did not, failed steps and blocking checks: `complete` or `incomplete`), and
+4. renames the copy over the warehouse (`os.replace`: atomic on one file system).
+
+A kill before step 4 leaves the warehouse exactly as the last published run left it (the copy is
+removed by the next run), and none of the killed run's rows reach `quality.check_results`; after
+step 4 the whole run is there. Readers (report, review, a notebook opening it read-only) see one
+run or the other, never a mix. A run whose assets did not all build (a step failed, a blocking
+check stopped the marts) is published and recorded as `incomplete` with the tables it left from
+an earlier run; the next run rebuilds them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .warehouse import connect
+
+RUN_LOG_DDL = """
+create schema if not exists ingest;
+create table if not exists ingest.run_log (
+    run_id varchar not null, started_at timestamp not null, finished_at timestamp not null,
+    first_day date, last_day date, status varchar not null, built varchar[], not_built varchar[],
+    failed varchar[], plan_version varchar
+);
+"""
+
+
+class RunError(RuntimeError):
+    """A run (or a forget) cannot start or publish: the message says why, naming the file or holder."""
+
+    user_error = True  # the CLI prints the message as its one line
+    exit_code = 3
+
+
+def lock_path(warehouse: Path | str) -> Path:
+    return Path(f"{warehouse}.lock")
+
+
+def building_path(warehouse: Path | str) -> Path:
+    return Path(f"{warehouse}.building")
+
+
+@contextmanager
+def run_lock(warehouse: Path | str, what: str):
+    """Hold `<warehouse>.lock` (flock: released by the kernel even on a kill) while `what` runs."""
+    path = lock_path(warehouse)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only folder or file system: nothing can be written there
+        raise RunError(f"{warehouse}: cannot be written ({exc.strerror}: {path})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 300, 0).decode(errors="replace").strip() or "another process"
+            raise RunError(f"{warehouse}: locked by {holder}; wait for it to finish") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"trackplan {what} (PID {os.getpid()}) since "
+                      f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def _stamp(path: Path) -> tuple | None:
+    """What tells us the warehouse file changed: inode, size, mtime, and whether it has a WAL."""
+    if not path.exists():
+        return None
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns, Path(f"{path}.wal").exists()
+
+
+@dataclass
+class Build:
+    """A copy of the warehouse that a run writes; `publish` swaps it in."""
+
+    warehouse: Path
+    path: Path
+    started_at: dt.datetime
+    stamp: tuple | None
+    published: bool = False
+    run_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def record(self, run_id: str, days: list[str], built: list[str], not_built: list[str], failed: list[str],
+               plan_version: str | None) -> str:
+        """Write the run's row of ingest.run_log into the copy; return its status."""
+        status = "complete" if not not_built and not failed else "incomplete"
+        con = connect(self.path)
+        try:
+            con.execute(RUN_LOG_DDL)
+            con.execute("insert into ingest.run_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [run_id, self.started_at, dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                         days[0] if days else None, days[-1] if days else None, status, sorted(built),
+                         sorted(not_built), sorted(failed), plan_version]).fetchall()
+            con.execute("checkpoint").fetchall()  # everything in the file itself: no WAL travels with it
+        finally:
+            con.close()
+        self.run_id = run_id
+        return status
+
+    def publish(self) -> None:
+        """Swap the copy in, unless someone else wrote to the warehouse since it was copied."""
+        if _stamp(self.warehouse) != self.stamp:
+            keep = Path(f"{self.warehouse}.unpublished-{self.run_id or 'run'}")
+            os.replace(self.path, keep)
+            raise RunError(f"{self.warehouse}: changed by another process during the run; nothing published, "
+                           f"this run's warehouse is kept at {keep}")
+        if Path(f"{self.path}.wal").exists():  # (record() checkpointed: a WAL here would be a defect)
+            raise RunError(f"{self.path}.wal: the built warehouse still has a write-ahead log; not published")
+        os.replace(self.path, self.warehouse)
+        self.published = True
+
+
+def _remove(path: Path) -> None:
+    for p in (path, Path(f"{path}.wal")):
+        p.unlink(missing_ok=True)
+    shutil.rmtree(f"{path}.tmp", ignore_errors=True)
+
+
+@contextmanager
+def building(warehouse: Path | str):
+    """Lock the warehouse and give a Build (a copy of it) to write; remove the copy unless published."""
+    warehouse = Path(warehouse)
+    with run_lock(warehouse, "run"):
+        path = building_path(warehouse)
+        _remove(path)  # a copy left by a killed run
+        started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        if warehouse.exists():
+            # checkpoint first: the copy must not need the WAL (this also fails, naming the holder, when
+            # another process has the warehouse open)
+            con = connect(warehouse)
+            try:
+                con.execute("checkpoint").fetchall()
+            finally:
+                con.close()
+            shutil.copyfile(warehouse, path)
+        else:
+            warehouse.parent.mkdir(parents=True, exist_ok=True)
+        build = Build(warehouse, path, started, _stamp(warehouse))
+        try:
+            yield build
+        finally:
+            if not build.published:
+                _remove(path)
+            shutil.rmtree(f"{path}.tmp", ignore_errors=True)
+
+
+def last_run(con) -> dict | None:
+    """The newest row of ingest.run_log (what the warehouse shows), or None before the first run."""
+    try:
+        row = con.execute("select run_id, started_at, finished_at, first_day, last_day, status, not_built, failed "
+                          "from ingest.run_log order by finished_at desc limit 1").fetchall()
+    except Exception:  # noqa: BLE001 - a warehouse from before the run log
+        return None
+    if not row:
+        return None
+    keys = ("run_id", "started_at", "finished_at", "first_day", "last_day", "status", "not_built", "failed")
+    return dict(zip(keys, row[0], strict=True))

@@ -16,12 +16,12 @@ def changed_days(landing: str, warehouse: str, layout: str | None = None) -> dic
     """{partition: fingerprint} of the partitions whose objects (key, ETag, size) differ from the
     warehouse's manifest: new, rewritten or removed objects. The fingerprint names the listing, so a
     run is requested once per change."""
+    from pathlib import Path
+
     from tracking_plan.landing import scan
 
     from .ingest.load import _stamp, changed_partitions
     from .warehouse import connect
-
-    from pathlib import Path
 
     entries = scan(landing, layout)
     if Path(warehouse).exists():

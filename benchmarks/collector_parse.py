@@ -33,7 +33,7 @@ import orjson
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from pipelines.collector import segment
+from tracking_plan import exactjson as segment  # what the collector re-exports
 
 RECEIVED = "2026-11-22T19:23:46.000Z"
 
@@ -78,8 +78,14 @@ def make_body(style: str, n: int = 100) -> bytes:
 
 
 def baseline_module(ref: str, tmp: Path):
-    src = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:pipelines/collector/segment.py"],
-                         check=True, capture_output=True).stdout  # fmt: skip
+    # the exact-JSON code lives in tracking_plan/exactjson.py; refs before it moved keep it in segment.py
+    for where in ("tracking_plan/exactjson.py", "pipelines/collector/segment.py"):
+        got = subprocess.run(["git", "-C", str(REPO), "show", f"{ref}:{where}"], capture_output=True)
+        if got.returncode == 0 and b"def loads_checked" in got.stdout:
+            src = got.stdout
+            break
+    else:
+        raise SystemExit(f"{ref}: no loads_checked in tracking_plan/exactjson.py or pipelines/collector/segment.py")
     path = tmp / "segment_baseline.py"
     path.write_bytes(src)
     spec = importlib.util.spec_from_file_location("segment_baseline", path)

@@ -34,7 +34,8 @@ class TrackingPlan(dg.ConfigurableResource):
     """The plan directory and the landing zone the ingestion reads."""
 
     plan_dir: str
-    landing_dir: str
+    landing_dir: str  # a folder or an object-store URL (s3://bucket/prefix)
+    layout: str = ""  # trackplan | segment-s3 | snowplow-enriched; empty: detected
 
     def load(self) -> Plan:
         return _load(self.plan_dir, _mtime(self.plan_dir))
@@ -50,9 +51,10 @@ def _load(plan_dir: str, _stamp: float) -> Plan:
 
 
 def resources_from_env(plan_dir: str | Path | None = None, landing: str | Path | None = None,
-                       warehouse: str | Path | None = None) -> dict:
+                       warehouse: str | Path | None = None, layout: str | None = None) -> dict:
     return {
         "warehouse": Warehouse(database=str(warehouse or os.environ.get("TRACKPLAN_WAREHOUSE", "warehouse.duckdb"))),
         "tracking_plan": TrackingPlan(plan_dir=str(plan_dir or default_plan_dir()),
-                                      landing_dir=str(landing or os.environ.get("TRACKPLAN_LANDING", "landing"))),
+                                      landing_dir=str(landing or os.environ.get("TRACKPLAN_LANDING", "landing")),
+                                      layout=layout or os.environ.get("TRACKPLAN_LAYOUT", "")),
     }

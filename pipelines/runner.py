@@ -16,7 +16,7 @@ from rich.table import Table
 from tracking_plan.loader import PlanError, load_plan
 
 from . import progress
-from .ingest.load import landed_partitions
+from .ingest.load import changed_partitions
 from .publish import building
 from .resources import resources_from_env
 from .warehouse import connect, hash_salt
@@ -48,11 +48,20 @@ def dagster_instance(warehouse: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
-def run_pipeline(plan_dir: Path, landing: Path, warehouse: Path, partition: str | None = None,
-                 console: Console | None = None, instance: dg.DagsterInstance | None = None) -> bool:
+def run_pipeline(plan_dir: Path, landing: Path | str, warehouse: Path, partition: str | None = None,
+                 console: Console | None = None, instance: dg.DagsterInstance | None = None,
+                 layout: str | None = None, incremental: bool | None = None) -> bool:
     """Run ingest for the landed days (or one), then every downstream asset, into a copy of the warehouse
     that is published whole at the end (pipelines.publish); True if every asset built and no blocking
-    check failed."""
+    check failed.
+
+    `landing` is a folder or an object-store URL (s3://, gs://, az://) in `layout` (detected when None).
+    Incremental (the default for an object store): only the partitions whose objects differ from the
+    warehouse's manifest (key, ETag, size) are read again."""
+    from tracking_plan.landing import LandingError
+    from tracking_plan.landing import scan as scan_landing
+    from tracking_plan.reader import is_url
+
     from .definitions import all_assets, all_checks
 
     console = console or Console(stderr=True)
@@ -62,30 +71,52 @@ def run_pipeline(plan_dir: Path, landing: Path, warehouse: Path, partition: str 
         for p in exc.problems:
             console.print(str(p), markup=False, highlight=False)
         return False
-    landed = landed_partitions(landing)
+    try:
+        scan = scan_landing(landing, layout)
+    except LandingError as exc:
+        console.print(f"[red]{exc}[/red]", highlight=False)
+        return False
+    landed = sorted({e.partition for e in scan if e.partition})
     if partition and partition not in landed:
         # nothing to do for that day: say so and leave the warehouse alone (no rebuild of the rest)
-        console.print(f"no landing files for {partition} (nothing under {Path(landing) / f'date={partition}'}): "
+        where = landing if is_url(str(landing)) else Path(landing) / f"date={partition}"
+        console.print(f"no landing files for {partition} (nothing under {where}): "
                       "nothing ingested, nothing rebuilt", markup=False, highlight=False, soft_wrap=True)
         return True
     days = [partition] if partition else landed
     if not days:
-        console.print(f"no landing files under {landing}/date=YYYY-MM-DD/: nothing to ingest")
+        console.print(f"no landing files under {landing}/date=YYYY-MM-DD/ (or in the layouts of README 'Reading "
+                      "from your bucket'): nothing to ingest", markup=False, highlight=False)
         return False
+    if incremental is None:
+        incremental = is_url(str(landing))
+    if incremental and not partition and Path(warehouse).exists():
+        con = connect(warehouse, read_only=True)
+        try:
+            days = changed_partitions(con, scan)
+        except duckdb.CatalogException:  # a warehouse from before the manifest: every day is new to it
+            pass
+        finally:
+            con.close()
+        if not days:
+            console.print(f"nothing new under {landing}: every object matches the manifest (key, ETag, size)",
+                          markup=False, highlight=False)
+            return True
     hash_salt()  # no salt, no run: PII is never hashed with a key anyone could read in the source
     t0 = time.time()
     threading.Thread(target=_warm_imports, daemon=True).start()
     instance = instance or dagster_instance(warehouse)  # recorded where `make dev` looks
     with building(warehouse) as build:
-        ok = _materialize(build, plan, plan_dir, landing, days, instance, console, all_assets(), all_checks())
+        ok = _materialize(build, plan, plan_dir, landing, days, instance, console, all_assets(), all_checks(),
+                          layout=layout)
         if build.published:
             _summary(warehouse, days, time.time() - t0, ok[1], ok[2], console)
     return ok[0]
 
 
-def _materialize(build, plan, plan_dir, landing, days, instance, console, assets, checks):
+def _materialize(build, plan, plan_dir, landing, days, instance, console, assets, checks, layout=None):
     """Materialize into the build's copy, record the run, publish: (ok, failed checks, the run's row)."""
-    resources = resources_from_env(plan_dir, landing, build.path)
+    resources = resources_from_env(plan_dir, landing, build.path, layout=layout)
     tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
     with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:

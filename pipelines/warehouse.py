@@ -16,7 +16,6 @@ from schemas.ddl import DDL
 # public, in the source: only `trackplan demo` uses it (and says so); the pipeline has no built-in salt
 DEMO_SALT = "trackplan-demo-salt-change-me"
 
-DEMO_SALT = "trackplan-demo-salt-change-me"
 
 
 class MissingSalt(RuntimeError):

@@ -31,6 +31,9 @@ create table if not exists ingest.ingestion_log (
     file_error varchar, plan_version varchar, started_at timestamp, finished_at timestamp, seconds double,
     status varchar, skip_reason varchar
 );
+create table if not exists ingest.landing_manifest (
+    partition_date date not null, source_file varchar not null, etag varchar, size bigint, recorded_at timestamp
+);
 create table if not exists ingest.suppression (
     identifier_kind varchar not null, identifier_hash varchar not null, audit_id varchar, added_at timestamp
 );

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import io
 import json
 import os
 import re
@@ -73,9 +74,12 @@ class LandingEntry:
     """One entry under the landing root: read it (skip is None) or skip it for the reason given.
     `partition` is its date=YYYY-MM-DD folder's day when it is inside one."""
 
-    path: Path
+    path: Path | str  # a local Path, or an object's URL (s3://bucket/key) as a str
     partition: str | None
     skip: str | None = None
+    fmt: str | None = None  # lines | batch | snowplow; None: from the name (.json[.gz] is a batch body)
+    size: int | None = None  # an object's size and ETag as listed (the manifest's key); None for local files
+    etag: str | None = None
 
 
 DATE_DIR = re.compile(r"date=(.*)")
@@ -228,24 +232,69 @@ class _Batcher:
         return t
 
 
-def read_file(path: Path | str, max_bytes: int = 32768, stats: ReadStats | None = None,
-              batch_lines: int = BATCH_LINES, strip: bool = True) -> Iterator[pa.Table]:
-    """Yield arrow tables (line_no, raw, pre_reason) covering every line of ``path``. With
-    ``strip=False`` a line keeps its terminator (\\n or \\r\\n), which saves a copy of every line."""
-    path = Path(path)
-    stats = stats if stats is not None else ReadStats()
-    name = path.name
+def is_url(path) -> bool:
+    """An object-store URL (s3://, gs://, az://...), not a local path."""
+    return isinstance(path, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", path) is not None and \
+        not path.startswith("file://")
+
+
+def _size(fh) -> int:
     try:
-        fh = _open(path)
+        return os.fstat(fh.fileno()).st_size
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return int(fh.size)  # an fsspec object file knows its size
+
+
+def read_file(path: Path | str, max_bytes: int = 32768, stats: ReadStats | None = None,
+              batch_lines: int = BATCH_LINES, strip: bool = True, fmt: str | None = None) -> Iterator[pa.Table]:
+    """Yield arrow tables (line_no, raw, pre_reason) covering every line of ``path`` (a local path or
+    an object's URL, opened through fsspec). With ``strip=False`` a line keeps its terminator (\\n or
+    \\r\\n), which saves a copy of every line. ``fmt='snowplow'``: every line is an enriched TSV event,
+    mapped onto the Segment envelope; the tables then have a fourth column, the verbatim line."""
+    url = is_url(path)
+    path = path if url else Path(path)
+    stats = stats if stats is not None else ReadStats()
+    name = path.rsplit("/", 1)[-1] if url else path.name
+    try:
+        if url:
+            from .landing import open_object
+
+            fh = open_object(path)
+        else:
+            fh = _open(path)
     except OSError as exc:
         stats.file_error = f"unreadable: {exc.strerror or exc}"
         return
     stats.opened = True
     with fh:
-        if name.endswith((".json", ".json.gz")):
+        if fmt == "batch" or (fmt is None and name.endswith((".json", ".json.gz"))):
             yield from _read_batch_body(fh, name, max_bytes, stats)
             return
+        if fmt == "snowplow":
+            for t in _read_lines(fh, name, max_bytes, stats, batch_lines, True):
+                yield _snowplow_table(t)
+            return
         yield from _read_lines(fh, name, max_bytes, stats, batch_lines, strip)
+
+
+def _snowplow_table(t: pa.Table) -> pa.Table:
+    """Enriched TSV lines → their Segment messages as JSON (raw), the TSV kept verbatim alongside;
+    a line that is not an enriched event keeps its text as raw with the reason (quarantined)."""
+    from .snowplow import SnowplowError, enriched_to_segment
+
+    raws, reasons = [], []
+    for line, pre in zip(t.column("raw").to_pylist(), t.column("pre_reason").to_pylist(), strict=True):
+        if pre is None:
+            try:
+                raws.append(orjson.dumps(enriched_to_segment(line)).decode())
+                reasons.append(None)
+                continue
+            except SnowplowError as exc:
+                pre = f"snowplow: {exc}"
+        raws.append(line)
+        reasons.append(pre)
+    return pa.table([t.column("line_no"), pa.array(raws, pa.string()), pa.array(reasons, pa.string()),
+                     t.column("raw")], names=["line_no", "raw", "pre_reason", "verbatim"])
 
 
 def _read_lines(fh, name: str, max_bytes: int, stats: ReadStats, batch_lines: int, strip: bool) -> Iterator[pa.Table]:
@@ -307,7 +356,7 @@ def _read_lines(fh, name: str, max_bytes: int, stats: ReadStats, batch_lines: in
 
 def _add_unit(out: _Batcher, fh, offset: int, no: int, error: str) -> None:
     """The bytes of ``fh`` from ``offset`` as one quarantined unit whose reason gives their size."""
-    size = os.fstat(fh.fileno()).st_size - offset
+    size = _size(fh) - offset
     fh.seek(offset)
     data = fh.read(UNIT_LIMIT)
     kept = "" if size <= UNIT_LIMIT else f"; first {UNIT_LIMIT} kept"
@@ -536,13 +585,20 @@ def _read_batch_body(fh, name: str, max_bytes: int, stats: ReadStats) -> Iterato
 
 def read_files(paths, max_bytes: int = 32768, batch_lines: int = BATCH_LINES,
                on_file_done=None, strip: bool = True) -> Iterator[pa.Table]:
-    """Lines of many files as arrow tables (source_file, line_no, raw, pre_reason), several files
-    per table up to ``batch_lines`` rows. ``on_file_done(path, ReadStats)`` is called per file."""
+    """Lines of many files as arrow tables (source_file, line_no, raw, pre_reason[, verbatim]), several
+    files per table up to ``batch_lines`` rows. ``on_file_done(path, ReadStats)`` is called per file.
+    A path may be a LandingEntry (its format is then the entry's). When any file is Snowplow TSV,
+    every table has the `verbatim` column (null where raw is the line itself)."""
     pending: list[pa.Table] = []
     rows = 0
-    for path in paths:
+    paths = list(paths)
+    verbatim = any(getattr(p, "fmt", None) == "snowplow" for p in paths)
+    for item in paths:
+        path, fmt = (item.path, item.fmt) if isinstance(item, LandingEntry) else (item, None)
         stats = ReadStats()
-        for t in read_file(path, max_bytes=max_bytes, stats=stats, batch_lines=batch_lines, strip=strip):
+        for t in read_file(path, max_bytes=max_bytes, stats=stats, batch_lines=batch_lines, strip=strip, fmt=fmt):
+            if verbatim and t.num_columns == 3:
+                t = t.append_column("verbatim", pa.nulls(t.num_rows, pa.string()))
             # one value repeated in C: a Python list of n copies cost more than reading the lines
             pending.append(t.add_column(0, "source_file", pa.repeat(pa.scalar(str(path), pa.string()), t.num_rows)))
             rows += t.num_rows

@@ -175,15 +175,21 @@ def _generator_plan(plan_dir: Path):
 
 
 @app.command()
-def run(plan: Path | None = PlanOpt, landing: Path | None = typer.Option(None, "--landing"),
+def run(plan: Path | None = PlanOpt,
+        landing: str | None = typer.Option(None, "--landing", help="Folder or s3:// gs:// az:// URL"),
         warehouse: Path | None = typer.Option(None, "--warehouse"),
         partition: str | None = typer.Option(None, "--partition", help="YYYY-MM-DD; default: every day landed",
-                                             callback=_partition_date)):
+                                             callback=_partition_date),
+        layout: str | None = typer.Option(None, "--layout", help="trackplan | segment-s3 | snowplow-enriched "
+                                          "[env TRACKPLAN_LAYOUT; default: detected]"),
+        incremental: bool | None = typer.Option(None, "--incremental/--full", help="Read only partitions whose "
+                                                "objects changed since the last run [default: on for a bucket]")):
     """Materialize every asset through Dagster, with progress and a summary."""
     from pipelines.runner import run_pipeline
 
-    ok = run_pipeline(plan_dir=plan or default_plan_dir(), landing=landing or landing_default(),
-                      warehouse=warehouse or warehouse_default(), partition=partition, console=console)
+    ok = run_pipeline(plan_dir=plan or default_plan_dir(), landing=landing or str(landing_default()),
+                      warehouse=warehouse or warehouse_default(), partition=partition, console=console,
+                      layout=layout or os.environ.get("TRACKPLAN_LAYOUT") or None, incremental=incremental)
     raise typer.Exit(0 if ok else 1)
 
 

@@ -1,8 +1,6 @@
 """ingest layer: landing files → ingest.events, ingest.quarantine, ingest.ingestion_log (daily)."""
 
 
-from pathlib import Path
-
 import dagster as dg
 
 from tracking_plan.validate import Validator
@@ -53,8 +51,8 @@ def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, track
         progress.report("ingest", len(done), len(keys))
 
     with warehouse.get_connection() as con:
-        ingest_partitions(con, plan, Path(tracking_plan.landing_dir), list(keys), validator=validator,
-                          on_done=on_done)
+        ingest_partitions(con, plan, tracking_plan.landing_dir, list(keys), validator=validator,
+                          on_done=on_done, layout=tracking_plan.layout or None)
         rows = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0]
                 for t in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")}
     meta = {k: dg.MetadataValue.int(v) for k, v in totals.items()} | {"plan_version": plan.version}

@@ -12,6 +12,7 @@ killed midway leaves the warehouse as it was.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from tracking_plan.landing import scan as scan_landing
 from tracking_plan.model import Plan
-from tracking_plan.reader import LandingEntry, ReadStats, read_files, scan_landing
+from tracking_plan.reader import LandingEntry, ReadStats, is_url, read_files
 from tracking_plan.validate import Validator, context_pii_traits, json_path, lit
 
 from ..privacy import mark_suppressed
@@ -47,10 +49,37 @@ def partition_dir(landing: Path, partition: str) -> Path:
     return Path(landing) / f"date={partition}"
 
 
-def landed_partitions(landing: Path) -> list[str]:
-    """Every date=YYYY-MM-DD folder of the landing zone that holds anything (a folder holding only
-    skipped files is still run, so its files get their log rows)."""
-    return sorted({e.partition for e in scan_landing(landing) if e.partition})
+def landed_partitions(landing: Path | str, layout: str | None = None) -> list[str]:
+    """Every partition of the landing zone that holds anything (a folder holding only skipped files is
+    still run, so its files get their log rows). `landing` may be an object-store URL; see
+    tracking_plan.landing for the layouts."""
+    return sorted({e.partition for e in scan_landing(landing, layout) if e.partition})
+
+
+def _stamp(e: LandingEntry) -> tuple[str | None, int | None]:
+    """(ETag, size) of an entry as the manifest keeps it: the store's ETag for an object, the
+    modification time for a local file."""
+    if e.etag is not None or e.size is not None or is_url(e.path):
+        return e.etag, e.size
+    try:
+        st = os.lstat(e.path)
+    except OSError:
+        return None, None
+    return f"mtime:{st.st_mtime_ns}", st.st_size
+
+
+def changed_partitions(con: duckdb.DuckDBPyConnection, scan: list[LandingEntry]) -> list[str]:
+    """Partitions whose objects (key, ETag, size) differ from the manifest of the last ingest: a new
+    object, a rewritten one (new ETag or size) or a removed one. Only these need reading again."""
+    listed: dict[str, set] = {}
+    for e in scan:
+        if e.partition:
+            listed.setdefault(e.partition, set()).add((str(e.path), *_stamp(e)))
+    known: dict[str, set] = {}
+    for p, key, etag, size in con.execute("select partition_date::varchar, source_file, etag, size "
+                                          "from ingest.landing_manifest").fetchall():
+        known.setdefault(p, set()).add((key, etag, size))
+    return sorted(p for p in listed.keys() | known.keys() if listed.get(p) != known.get(p))
 
 
 def _pii_expr(plan: Plan, column: str) -> str:
@@ -118,9 +147,9 @@ def _consent_sql(plan: Plan) -> tuple[str, str]:
 GROUP_BYTES = 256 << 20
 
 
-def partition_files(landing: Path, partition: str) -> list[Path]:
+def partition_files(landing: Path | str, partition: str, layout: str | None = None) -> list[Path | str]:
     """The files of a partition to read (never a symlink: see tracking_plan.reader.scan_landing)."""
-    return [e.path for e in scan_landing(landing) if e.partition == partition and e.skip is None]
+    return [e.path for e in scan_landing(landing, layout) if e.partition == partition and e.skip is None]
 
 
 def _log_skipped(con: duckdb.DuckDBPyConnection, plan: Plan, entries: list[LandingEntry], day: dt.date | None) -> None:
@@ -131,34 +160,36 @@ def _log_skipped(con: duckdb.DuckDBPyConnection, plan: Plan, entries: list[Landi
                     "? as skip_reason", [day, str(e.path), plan.version, now, now, e.skip]).fetchall()
 
 
-def log_outside_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path,
-                           scan: list[LandingEntry] | None = None) -> int:
+def log_outside_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path | str,
+                           scan: list[LandingEntry] | None = None, layout: str | None = None) -> int:
     """Replace the log rows of the landing files outside any date folder (no partition_date)."""
-    outside = [e for e in (scan if scan is not None else scan_landing(landing)) if e.partition is None]
+    outside = [e for e in (scan if scan is not None else scan_landing(landing, layout)) if e.partition is None]
     with transaction(con):
         con.execute("delete from ingest.ingestion_log where partition_date is null").fetchall()
         _log_skipped(con, plan, outside, None)
     return len(outside)
 
 
-def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path, partitions: list[str],
-                      validator: Validator | None = None, on_done=None) -> list[PartitionResult]:
+def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path | str, partitions: list[str],
+                      validator: Validator | None = None, on_done=None, layout: str | None = None,
+                      scan: list[LandingEntry] | None = None) -> list[PartitionResult]:
     """Ingest many partitions: consecutive partitions are validated together (one query run per
     ~256 MB of landing files) and replaced together in one transaction. The next group's files are
-    read on a second thread while DuckDB validates and loads the current one."""
+    read on a second thread while DuckDB validates and loads the current one. `landing` is a folder
+    or an object-store URL, read in `layout` (detected when None: see tracking_plan.landing)."""
     validator = validator or Validator(plan)
     d = plan.header.defaults
-    scan = scan_landing(landing)
+    scan = scan if scan is not None else scan_landing(landing, layout)
     skipped: dict[str, list[LandingEntry]] = {p: [] for p in partitions}
-    to_read: dict[str, list[Path]] = {p: [] for p in partitions}
+    to_read: dict[str, list[LandingEntry]] = {p: [] for p in partitions}
     for e in scan:
         if e.partition in to_read:
-            (to_read if e.skip is None else skipped)[e.partition].append(e.path if e.skip is None else e)
-    groups: list[list[tuple[str, list[Path]]]] = []
+            (to_read if e.skip is None else skipped)[e.partition].append(e)
+    groups: list[list[tuple[str, list[LandingEntry]]]] = []
     size = 0
     for p in partitions:
         fs = to_read[p]
-        nbytes = sum(f.stat().st_size for f in fs)
+        nbytes = sum(f.size if f.size is not None else (_stamp(f)[1] or 0) for f in fs)
         if groups and groups[-1] and size + nbytes <= GROUP_BYTES:
             groups[-1].append((p, fs))
             size += nbytes
@@ -166,8 +197,8 @@ def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path,
             groups.append([(p, fs)])
             size = nbytes
 
-    def read(group: list[tuple[str, list[Path]]]):
-        part_of = {str(f): p for p, fs in group for f in fs}
+    def read(group: list[tuple[str, list[LandingEntry]]]):
+        part_of = {str(f.path): p for p, fs in group for f in fs}
         logs: dict[str, dict] = {p: {} for p, _ in group}
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
@@ -190,6 +221,12 @@ def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path,
             if tables:
                 con.register("_batch_in", tables[0])
                 validator.run(con, "_batch_in", "_group")
+                # Snowplow TSV: the quarantine keeps the line as it was, not its mapped JSON
+                has_verbatim = "verbatim" in tables[0].column_names
+                con.execute("create or replace temp table _verbatim as select source_file, line_no, verbatim "
+                            + ("from _batch_in where verbatim is not null" if has_verbatim else
+                               "from (select ''::varchar as source_file, 0::bigint as line_no, ''::varchar as "
+                               "verbatim) where false")).fetchall()
                 con.unregister("_batch_in")
                 con.register("_part_of", pa.table({"source_file": list(part_of), "_partition": list(part_of.values())}))
                 # which partition each line belongs to; the validated rows stay where the validator wrote them
@@ -200,8 +237,9 @@ def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path,
                             "join _part_of_t m using (source_file)").fetchall()
             has_rows = bool(tables)
             del tables
+            listed = {p: [(str(e.path), *_stamp(e)) for e in to_read[p] + skipped[p]] for p, _ in group}
             group_results = _load_group(con, plan, [p for p, _ in group], logs, has_rows=has_rows,
-                                        skipped=skipped)
+                                        skipped=skipped, listed=listed)
             per_part = (time.time() - t0) / len(group)
             for res in group_results:
                 res.seconds = per_part
@@ -219,7 +257,8 @@ def ingest_partition(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path, 
 
 
 def _load_group(con: duckdb.DuckDBPyConnection, plan: Plan, partitions: list[str], logs: dict,
-                has_rows: bool, skipped: dict[str, list[LandingEntry]] | None = None) -> list[PartitionResult]:
+                has_rows: bool, skipped: dict[str, list[LandingEntry]] | None = None,
+                listed: dict[str, list[tuple]] | None = None) -> list[PartitionResult]:
     """Classify the validated rows of temp table _part (column _pdate) and replace these partitions
     of the ingest tables in one transaction: a run killed midway leaves them as they were."""
     d = plan.header.defaults
@@ -235,7 +274,7 @@ def _load_group(con: duckdb.DuckDBPyConnection, plan: Plan, partitions: list[str
     con.register("_dates", pa.table({"d": pa.array(dates, pa.date32())}))
 
     with transaction(con):
-        for table in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log"):
+        for table in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log", "ingest.landing_manifest"):
             con.execute(f"delete from {table} where partition_date in (select d from _dates)").fetchall()
         if not first:
             mark_suppressed(con, plan, "_part")  # the erasure register: temp table _suppressed_rids
@@ -290,9 +329,12 @@ where coalesce(e._bucket, 'loaded') = 'loaded'
 """, [plan.version, now]).fetchall()
             con.execute("""
 insert into ingest.quarantine
-select c._pdate, g.source_file, line_no, rtrim(raw, chr(13) || chr(10)), reasons, list_transform(reasons, lambda r: r.rule),
+select c._pdate, g.source_file, g.line_no, coalesce(v.verbatim, rtrim(g.raw, chr(13) || chr(10))), reasons,
+       list_transform(reasons, lambda r: r.rule),
        message_id, event_name, received_at, library_name, library_version, ?, ?
-from _group g join _classified c on g.rowid = c._rid where c._bucket = 'quarantined'
+from _group g join _classified c on g.rowid = c._rid
+left join _verbatim v on v.source_file = g.source_file and v.line_no = g.line_no
+where c._bucket = 'quarantined'
 """, [plan.version, now]).fetchall()
             counts = {r[0]: r[1:] for r in con.execute("""
 select source_file, count(*), count(*) filter (where _bucket = 'loaded'),
@@ -333,6 +375,10 @@ from _classified group by source_file""").fetchall()}
             entries = (skipped or {}).get(p, [])
             results[p].skipped += len(entries)
             _log_skipped(con, plan, entries, dt.date.fromisoformat(p))
+            # the manifest: what this partition was built from (key, ETag, size), in the same transaction
+            for key, etag, size in (listed or {}).get(p, []):
+                con.execute("insert into ingest.landing_manifest values (?, ?, ?, ?, ?)",
+                            [dt.date.fromisoformat(p), key, etag, size, finished]).fetchall()
     con.unregister("_dates")  # (after a failure the next register replaces it)
     if any(r.quarantined for r in results.values()):
         top: dict[str, list] = {}

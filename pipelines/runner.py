@@ -105,8 +105,8 @@ def run_pipeline(plan_dir: Path, landing: Path | str, warehouse: Path, partition
     hash_salt()  # no salt, no run: PII is never hashed with a key anyone could read in the source
     t0 = time.time()
     threading.Thread(target=_warm_imports, daemon=True).start()
-    instance = instance or dagster_instance(warehouse)  # recorded where `make dev` looks
     with building(warehouse) as build:
+        instance = instance or dagster_instance(warehouse)  # recorded where `make dev` looks (after the lock)
         ok = _materialize(build, plan, plan_dir, landing, days, instance, console, all_assets(), all_checks(),
                           layout=layout)
         if build.published:

@@ -16,7 +16,7 @@ import uuid
 
 import orjson
 import pytest
-from pipeline_helpers import BASE, ev, iso, plan, query
+from support.pipeline import BASE, ev, iso, plan, query
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("s3fs")
@@ -318,7 +318,7 @@ def test_a_refused_listing_is_one_line_naming_the_url(s3, s3_endpoint, monkeypat
 def test_cli_run_names_the_missing_bucket_in_one_line(s3, tmp_path):
     from typer.testing import CliRunner
 
-    from tracking_plan.cli import app
+    from trackplan.cli import app
 
     url = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}"
     res = CliRunner().invoke(app, ["run", "--landing", url, "--warehouse", str(tmp_path / "w.duckdb")])
@@ -393,7 +393,7 @@ def test_no_enriched_field_is_lost_in_the_mapping():
         for name in (k for k, v in fields.items() if v):
             assert name in mapped or name in kept, name
         assert msg["messageId"] == sdk.transform(line)["event_id"]
-        if "contexts" in fields and fields["contexts"]:
+        if fields.get("contexts"):
             # the SDK shreds contexts into contexts_<vendor>_<name>_<model> columns: the same entities
             shredded = [k for k in sdk.transform(line) if k.startswith("contexts_")]
             assert len(shredded) == len({c["schema"] for c in kept["contexts"]})

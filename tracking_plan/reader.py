@@ -257,7 +257,7 @@ def read_file(path: Path | str, max_bytes: int = 32768, stats: ReadStats | None 
     name = path.rsplit("/", 1)[-1] if url else path.name
     try:
         if url:
-            from .landing import open_object
+            from .objectstore import open_object
 
             fh = open_object(path)
         else:

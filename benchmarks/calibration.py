@@ -55,10 +55,10 @@ Z95 = 1.959963984540054
 # -- the generator's simulation as the marts' event frame ----------------------------------------------
 def simulate_events(seed: int, users: int, plan):
     """(events frame, simulation) of one seed: the generator's simulation, perfectly stitched."""
-    from tracking_plan.generator import params as P
     from tracking_plan.generator.sim import FLAG_MKT_DECLINED, Simulation
 
     from models.marts.events_frame import normalize, prop_column, property_names, where_column, where_keys
+    from tracking_plan.generator import params as P
 
     start = P.DEFAULT_END - timedelta(days=P.DEFAULT_DAYS)
     sim = Simulation(plan, np.random.default_rng(seed), start, P.DEFAULT_DAYS, users)
@@ -114,11 +114,10 @@ def _row(method, dgp, size, seed, effect, se, lo, hi, truth, p=np.nan, **checks)
 def generator_seed(args: tuple[int, int]) -> list[dict]:
     """Every generator-planted method on one seed and size."""
     seed, users = args
-    from tracking_plan.generator import params as P
-
     from models.marts.experiment_results import compute_experiment_results, exposures, metric_outcomes
     from models.marts.initiatives import Skip, estimate, estimate_its
     from models.stats import uplift_by_segment
+    from tracking_plan.generator import params as P
     from tracking_plan.loader import load_plan
     from trackplan.demo.generate import _truth_did, _truth_experiment, _truth_its, _truth_matching
 

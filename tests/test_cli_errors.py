@@ -169,10 +169,9 @@ def test_forget_without_salt_refuses_in_one_line(env, monkeypatch):
 
 
 def test_demo_says_it_uses_the_public_demo_salt(tmp_path, monkeypatch):
-    import trackplan.report
-
     import pipelines.runner
     import trackplan.demo.generate
+    import trackplan.report
     from pipelines.warehouse import DEMO_SALT
 
     monkeypatch.delenv("TRACKPLAN_HASH_SALT")

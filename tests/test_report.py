@@ -130,7 +130,7 @@ def test_missing_tables_are_labelled_not_built(built, tmp_path):
 def test_kpi_cards_show_the_change_against_the_previous_period(built):
     """Each card carries the previous period's value from the one KPI computation (models.kpis) and
     the change against it, in points for a ratio."""
-    wh, html, data = built
+    wh, html, _ = built
     from models.kpis import kpi_values
     from tracking_plan.loader import load_plan
 

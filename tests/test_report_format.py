@@ -28,7 +28,7 @@ def test_the_issue_s_mixed_columns_get_one_format_each():
                        "roi": [4.955, 63.22, 9.16, 2.41],
                        "irr": [124.46, 17174148.0, 5.287, 0.42],
                        "conversions": [8.0, 763.0, 121.0, 59.0]})
-    headers, kinds, rows = format_frame(df)
+    _, kinds, rows = format_frame(df)
     cols = list(zip(*rows, strict=True))
     assert cols[0] == ("91.0", "32.3", "43.1", "121.1")  # a count with fractions: one decimal, no %
     assert cols[1] == ("496%", "6,322%", "916%", "241%")

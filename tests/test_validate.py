@@ -255,10 +255,10 @@ def deep() -> Validator:
     (_order(level=4.0), "enum", "$.properties.level"),
     (_order() | {"userId": {"id": 1}}, "identity", "$.userId"),
     (_order() | {"anonymousId": True, "userId": "u"}, "identity", "$.anonymousId"),
-    ('{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
-     '{"order_id":"o_1","revenue":10,"revenue":-99999,"must_null":null}}', "duplicate_key", "$.properties"),
-    ('{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
-     '{"order_id":"o_1","revenue":NaN,"must_null":null}}', "json", "$"),
+    (('{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
+      '{"order_id":"o_1","revenue":10,"revenue":-99999,"must_null":null}}'), "duplicate_key", "$.properties"),
+    (('{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
+      '{"order_id":"o_1","revenue":NaN,"must_null":null}}'), "json", "$"),
 ])
 def test_each_rule_at_every_depth(deep, message, rule, path):
     [(rules, paths, _)] = _check(deep, message)

@@ -20,13 +20,13 @@ _RULES: list[tuple[str, str]] = [
     (r"(^|_)(hours)($|_)", "hours"),
     (r"(^|_)(months|days)($|_)", "duration"),
     (r"(^|_)ratio($|_)", "number"),  # clv_cac_ratio: a multiple, not money
-    (r"(^|_)(rate|share|churn|prob|roi|lift_rel|rel_change|coverage|power|retention|pct|percent|"
-     r"conversion_rate|overall_conversion|step_conversion|confidence|margin)($|_)|^roi|^prob_", "percent"),
-    (r"(^|_)(npv|cost|costs|clv|cac|revenue|arpu|price|amount|mrr|ltv|value_to_date|value_per_conversion|"
-     r"value|budget|spend)($|_)", "currency"),
-    (r"(^|_)(n|count|persons|signups|activated|retained|cohort_size|size|lines|loaded|quarantined|duplicates|"
-     r"sessions|events|exposures|conversions|entered|analysed|population|rank|users|customers|orders|"
-     r"suppressed|consent_dropped|files|rows|anomalies|observed|renewals|churned)($|_)", "count"),
+    ((r"(^|_)(rate|share|churn|prob|roi|lift_rel|rel_change|coverage|power|retention|pct|percent|"
+      r"conversion_rate|overall_conversion|step_conversion|confidence|margin)($|_)|^roi|^prob_"), "percent"),
+    ((r"(^|_)(npv|cost|costs|clv|cac|revenue|arpu|price|amount|mrr|ltv|value_to_date|value_per_conversion|"
+      r"value|budget|spend)($|_)"), "currency"),
+    ((r"(^|_)(n|count|persons|signups|activated|retained|cohort_size|size|lines|loaded|quarantined|duplicates|"
+      r"sessions|events|exposures|conversions|entered|analysed|population|rank|users|customers|orders|"
+      r"suppressed|consent_dropped|files|rows|anomalies|observed|renewals|churned)($|_)"), "count"),
 ]
 CAP_IRR = 10.0  # an IRR above 1,000% a year says "the costs are negligible", not a rate anyone plans with
 

@@ -76,8 +76,21 @@ def simulate_events(seed: int, users: int, plan):
     name_of = {e.type: e.name for e in plan.events.values() if e.type != "track"}
     props_wanted = property_names(plan)
     keys = where_keys(plan)
-    cols: dict[str, list] = {c: [] for c in ("person_id", "event_name", "timestamp", "region", "has_user",
-                                             "experiment_id", "variant", "company_size", "seats", "plan")}
+    cols: dict[str, list] = {
+        c: []
+        for c in (
+            "person_id",
+            "event_name",
+            "timestamp",
+            "region",
+            "has_user",
+            "experiment_id",
+            "variant",
+            "company_size",
+            "seats",
+            "plan",
+        )
+    }
     extra = {prop_column(p): [] for p in props_wanted} | {where_column(k): [] for k in keys}
     for t, _lag, _flags, ev in raw:
         pid = owner.get(ev.get("userId")) if ev.get("userId") else owner.get(ev.get("anonymousId"))
@@ -95,7 +108,9 @@ def simulate_events(seed: int, users: int, plan):
         cols["plan"].append(traits.get("plan"))
         for p in props_wanted:
             v = props.get(p)
-            extra[prop_column(p)].append(float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan)
+            extra[prop_column(p)].append(
+                float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+            )
         for k in keys:
             v = props.get(k)
             extra[where_column(k)].append(None if v is None else str(v))
@@ -106,9 +121,19 @@ def simulate_events(seed: int, users: int, plan):
 
 
 def _row(method, dgp, size, seed, effect, se, lo, hi, truth, p=np.nan, **checks) -> dict:
-    return {"method": method, "dgp": dgp, "size": size, "seed": seed, "effect": float(effect),
-            "se": float(se), "ci_low": float(lo), "ci_high": float(hi), "truth": float(truth),
-            "p_value": float(p), **{f"check:{k}": bool(v) for k, v in checks.items()}}
+    return {
+        "method": method,
+        "dgp": dgp,
+        "size": size,
+        "seed": seed,
+        "effect": float(effect),
+        "se": float(se),
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "truth": float(truth),
+        "p_value": float(p),
+        **{f"check:{k}": bool(v) for k, v in checks.items()},
+    }
 
 
 def generator_seed(args: tuple[int, int]) -> list[dict]:
@@ -131,18 +156,55 @@ def generator_seed(args: tuple[int, int]) -> list[dict]:
     # A/B readout (Welch / proportion variance) and SRM, as marts.experiment_results has them
     te = _truth_experiment(sim)
     r = er[(er["experiment"] == te["key"]) & (er["metric_role"] == "primary") & ~er["is_control"]].iloc[0]
-    out.append(_row("ab_readout (activation lift)", "generator", users, seed, r["lift_abs"], r["std_error"],
-                    r["ci_low"], r["ci_high"], te["true_lift_abs"], r["p_value"], srm=not r["srm_flag"]))
+    out.append(
+        _row(
+            "ab_readout (activation lift)",
+            "generator",
+            users,
+            seed,
+            r["lift_abs"],
+            r["std_error"],
+            r["ci_low"],
+            r["ci_high"],
+            te["true_lift_abs"],
+            r["p_value"],
+            srm=not r["srm_flag"],
+        )
+    )
     if r["seq_ci_low"] == r["seq_ci_low"]:
-        out.append(_row("ab_readout sequential CS", "generator", users, seed, r["lift_abs"], r["std_error"],
-                        r["seq_ci_low"], r["seq_ci_high"], te["true_lift_abs"], r["seq_p_value"]))
+        out.append(
+            _row(
+                "ab_readout sequential CS",
+                "generator",
+                users,
+                seed,
+                r["lift_abs"],
+                r["std_error"],
+                r["seq_ci_low"],
+                r["seq_ci_high"],
+                te["true_lift_abs"],
+                r["seq_p_value"],
+            )
+        )
     # guardrail with a planted effect of 0: its interval should hold 0 (false alarm = regression flag)
     g = er[(er["experiment"] == te["key"]) & (er["metric_role"] == "guardrail") & ~er["is_control"]]
     if len(g):
         g = g.iloc[0]
-        out.append(_row("ab_readout (guardrail, effect 0)", "generator", users, seed, g["lift_abs"],
-                        g["std_error"], g["ci_low"], g["ci_high"], 0.0, g["p_value"],
-                        guardrail=not g["guardrail_regression"]))
+        out.append(
+            _row(
+                "ab_readout (guardrail, effect 0)",
+                "generator",
+                users,
+                seed,
+                g["lift_abs"],
+                g["std_error"],
+                g["ci_low"],
+                g["ci_high"],
+                0.0,
+                g["p_value"],
+                guardrail=not g["guardrail_regression"],
+            )
+        )
 
     # uplift by segment (the uplift mart's segment statistics; the T-learner scores are not rerun)
     exp = next(e for e in plan.metrics.experiments if e.key == te["key"])
@@ -158,38 +220,95 @@ def generator_seed(args: tuple[int, int]) -> list[dict]:
         truth = P.CHECKLIST_LIFT[s["company_size"]]
         se = (s["ci_high"] - s["ci_low"]) / (2 * Z95)
         kind = "helped" if truth > 0 else "not helped"
-        out.append(_row(f"uplift_by_segment ({kind} segments)", "generator", users, seed, s["uplift"], se,
-                        s["ci_low"], s["ci_high"], truth, s["p_value"],
-                        **({"no_target": not s["target"]} if truth == 0 else {})))
+        out.append(
+            _row(
+                f"uplift_by_segment ({kind} segments)",
+                "generator",
+                users,
+                seed,
+                s["uplift"],
+                se,
+                s["ci_low"],
+                s["ci_high"],
+                truth,
+                s["p_value"],
+                **({"no_target": not s["target"]} if truth == 0 else {}),
+            )
+        )
 
     # the initiatives, through the mart's own frame builders and estimators
-    truths = {"eu_live_chat": _truth_did(sim), "slack_integration": _truth_matching(sim),
-              "new_pricing_page": _truth_its(sim)}
+    truths = {
+        "eu_live_chat": _truth_did(sim),
+        "slack_integration": _truth_matching(sim),
+        "new_pricing_page": _truth_its(sim),
+    }
     for ini in plan.metrics.initiatives:
         t = truths.get(ini.key)
         if not t or not t.get("present"):
             continue
-        truth = {"diff_in_diff": t.get("true_effect_abs"), "matching": t.get("true_att"),
-                 "interrupted_time_series": t.get("true_level_change_per_day")}[ini.evaluation.method]
+        truth = {
+            "diff_in_diff": t.get("true_effect_abs"),
+            "matching": t.get("true_att"),
+            "interrupted_time_series": t.get("true_level_change_per_day"),
+        }[ini.evaluation.method]
         try:
             got = estimate(events, plan, ini, er, data_end)
         except Skip:
             continue
         e = got["estimate"]
-        name = {"diff_in_diff": "diff_in_diff 2x2 (HC1)", "matching": "matching IPW (ATT)",
-                "interrupted_time_series": "interrupted time series (AR(1) GLS)"}[ini.evaluation.method]
-        out.append(_row(name, "generator", users, seed, e.effect, e.std_error, e.ci_low, e.ci_high, truth,
-                        e.p_value, **got["checks"]))
+        name = {
+            "diff_in_diff": "diff_in_diff 2x2 (HC1)",
+            "matching": "matching IPW (ATT)",
+            "interrupted_time_series": "interrupted time series (AR(1) GLS)",
+        }[ini.evaluation.method]
+        out.append(
+            _row(
+                name,
+                "generator",
+                users,
+                seed,
+                e.effect,
+                e.std_error,
+                e.ci_low,
+                e.ci_high,
+                truth,
+                e.p_value,
+                **got["checks"],
+            )
+        )
         if ini.evaluation.method == "matching":
             d = got["details"]
             lo, hi = d["nearest_ci"]
-            out.append(_row("matching nearest (ATT)", "generator", users, seed, d["nearest_effect"],
-                            (hi - lo) / (2 * Z95), lo, hi, truth,
-                            balance=all(abs(b["smd_after"]) <= 0.1 for b in d["nearest_balance"])))
+            out.append(
+                _row(
+                    "matching nearest (ATT)",
+                    "generator",
+                    users,
+                    seed,
+                    d["nearest_effect"],
+                    (hi - lo) / (2 * Z95),
+                    lo,
+                    hi,
+                    truth,
+                    balance=all(abs(b["smd_after"]) <= 0.1 for b in d["nearest_balance"]),
+                )
+            )
         if ini.evaluation.method == "interrupted_time_series":
             ba = estimate_its(events, plan, ini, data_end, "before_after")["estimate"]
-            out.append(_row("before_after (not causal)", "generator", users, seed, ba.effect, ba.std_error,
-                            ba.ci_low, ba.ci_high, truth, ba.p_value))
+            out.append(
+                _row(
+                    "before_after (not causal)",
+                    "generator",
+                    users,
+                    seed,
+                    ba.effect,
+                    ba.std_error,
+                    ba.ci_low,
+                    ba.ci_high,
+                    truth,
+                    ba.p_value,
+                )
+            )
     return out
 
 
@@ -207,16 +326,30 @@ def own_cuped(seed: int, n: int) -> list[dict]:
     out = []
     for label, kw in (("CUPED (continuous)", {"pre": "pre"}), ("ab_readout Welch (continuous)", {})):
         r = ab_readout(df, variant="v", outcome="y", control="a", **kw).iloc[0]
-        out.append(_row(label, "own", n, seed, r["lift_abs"], r["std_error"], r["ci_low"], r["ci_high"], tau,
-                        r["p_value"]))
+        out.append(
+            _row(label, "own", n, seed, r["lift_abs"], r["std_error"], r["ci_low"], r["ci_high"], tau, r["p_value"])
+        )
     # binary outcome with a binary pre-period covariate (GrowthBook's proportion CUPED)
     pre_b = (rng.random(2 * n) < 0.3).astype(float)
     p = 0.2 + 0.4 * pre_b + 0.05 * (arm == "b")
     yb = (rng.random(2 * n) < p).astype(float)
-    r = ab_readout(pd.DataFrame({"v": arm, "y": yb, "pre": pre_b}), variant="v", outcome="y", control="a",
-                   pre="pre").iloc[0]
-    out.append(_row("CUPED (0/1 metric)", "own", n, seed, r["lift_abs"], r["std_error"], r["ci_low"],
-                    r["ci_high"], 0.05, r["p_value"]))
+    r = ab_readout(
+        pd.DataFrame({"v": arm, "y": yb, "pre": pre_b}), variant="v", outcome="y", control="a", pre="pre"
+    ).iloc[0]
+    out.append(
+        _row(
+            "CUPED (0/1 metric)",
+            "own",
+            n,
+            seed,
+            r["lift_abs"],
+            r["std_error"],
+            r["ci_low"],
+            r["ci_high"],
+            0.05,
+            r["p_value"],
+        )
+    )
     return out
 
 
@@ -237,8 +370,23 @@ def own_sequential(seed: int, n: int) -> list[dict]:
         if not r.ci_low <= 0.03 <= r.ci_high:
             ever_out = True
     # coverage here is "never excluded the truth at any of the 20 looks"
-    return [{**_row("sequential CS, 20 looks (any look)", "own", n, seed, r.effect, r.std_error, r.ci_low,
-                    r.ci_high, 0.03, r.p_value), "covered": not ever_out}]
+    return [
+        {
+            **_row(
+                "sequential CS, 20 looks (any look)",
+                "own",
+                n,
+                seed,
+                r.effect,
+                r.std_error,
+                r.ci_low,
+                r.ci_high,
+                0.03,
+                r.p_value,
+            ),
+            "covered": not ever_out,
+        }
+    ]
 
 
 def own_panel(seed: int, units: int) -> list[dict]:
@@ -256,20 +404,59 @@ def own_panel(seed: int, units: int) -> list[dict]:
     y = rng.normal(0, 1, units)[:, None] + 0.1 * np.arange(periods)[None, :] + e
     d = group[:, None] * (np.arange(periods)[None, :] >= launch)
     y = y + tau * d
-    df = pd.DataFrame({"unit": np.repeat(np.arange(units), periods), "t": np.tile(np.arange(periods), units),
-                       "y": y.ravel(), "d": d.ravel(), "g": np.repeat(group, periods)})
+    df = pd.DataFrame(
+        {
+            "unit": np.repeat(np.arange(units), periods),
+            "t": np.tile(np.arange(periods), units),
+            "y": y.ravel(),
+            "d": d.ravel(),
+            "g": np.repeat(group, periods),
+        }
+    )
     df["post"] = (df["t"] >= launch).astype(float)
     tw = twfe_did(df, outcome="y", unit="unit", time="t", treated="d")
     es = event_study(df, outcome="y", unit="unit", time="t", group="g", launch=launch, leads=4, lags=3)
     pl = placebo_did(df, outcome="y", unit="unit", time="t", group="g", launch=launch, shift=3)
     did = diff_in_diff(df, outcome="y", treated="g", post="post", cluster="unit")
     return [
-        _row("twfe_did (cluster by unit)", "own", units, seed, tw.effect, tw.std_error, tw.ci_low, tw.ci_high,
-             tau, tw.p_value, pretrend=es.pretrend_passed, placebo=pl.p_value >= 0.05),
-        _row("diff_in_diff 2x2 on a panel (cluster)", "own", units, seed, did.effect, did.std_error,
-             did.ci_low, did.ci_high, tau, did.p_value),
-        _row("event_study (mean of lags)", "own", units, seed, es.effect, es.std_error, es.ci_low, es.ci_high,
-             tau, es.p_value),
+        _row(
+            "twfe_did (cluster by unit)",
+            "own",
+            units,
+            seed,
+            tw.effect,
+            tw.std_error,
+            tw.ci_low,
+            tw.ci_high,
+            tau,
+            tw.p_value,
+            pretrend=es.pretrend_passed,
+            placebo=pl.p_value >= 0.05,
+        ),
+        _row(
+            "diff_in_diff 2x2 on a panel (cluster)",
+            "own",
+            units,
+            seed,
+            did.effect,
+            did.std_error,
+            did.ci_low,
+            did.ci_high,
+            tau,
+            did.p_value,
+        ),
+        _row(
+            "event_study (mean of lags)",
+            "own",
+            units,
+            seed,
+            es.effect,
+            es.std_error,
+            es.ci_low,
+            es.ci_high,
+            tau,
+            es.p_value,
+        ),
     ]
 
 
@@ -292,10 +479,33 @@ def own_its(seed: int, days: int) -> list[dict]:
     pre = df.iloc[:launch]
     placebo = interrupted_time_series(pre, time="day", outcome="y", launch=pre["day"].iloc[len(pre) // 2])
     ba = before_after(df, time="day", outcome="y", launch=day[launch])
-    return [_row("interrupted time series (AR(1) GLS)", "own", days, seed, its.effect, its.std_error, its.ci_low,
-                 its.ci_high, tau, its.p_value, placebo=placebo.p_value >= 0.05),
-            _row("before_after (not causal)", "own", days, seed, ba.effect, ba.std_error, ba.ci_low, ba.ci_high,
-                 tau, ba.p_value)]
+    return [
+        _row(
+            "interrupted time series (AR(1) GLS)",
+            "own",
+            days,
+            seed,
+            its.effect,
+            its.std_error,
+            its.ci_low,
+            its.ci_high,
+            tau,
+            its.p_value,
+            placebo=placebo.p_value >= 0.05,
+        ),
+        _row(
+            "before_after (not causal)",
+            "own",
+            days,
+            seed,
+            ba.effect,
+            ba.std_error,
+            ba.ci_low,
+            ba.ci_high,
+            tau,
+            ba.p_value,
+        ),
+    ]
 
 
 def own_bgnbd(seed: int, customers: int) -> list[dict]:
@@ -327,13 +537,35 @@ def own_bgnbd(seed: int, customers: int) -> list[dict]:
     fit = fit_bgnbd(summary)
     pred = float(np.sum(expected_purchases(fit, hold, x, t_x, T)))
     actual = float(future.sum())
-    truth_pred = float(np.sum(expected_purchases(dataclasses.replace(fit, r=r, alpha=alpha, a=a, b=b), hold, x, t_x, T)))
+    truth_pred = float(
+        np.sum(expected_purchases(dataclasses.replace(fit, r=r, alpha=alpha, a=a, b=b), hold, x, t_x, T))
+    )
     nan = float("nan")
-    return [_row("BG/NBD hold-out purchases (per customer)", "own", customers, seed, pred / customers, nan,
-                 nan, nan, actual / customers),
-            _row("BG/NBD r (purchase-rate shape)", "own", customers, seed, fit.r, nan, nan, nan, r),
-            _row("BG/NBD, true params (reference)", "own", customers, seed, truth_pred / customers, nan, nan,
-                 nan, actual / customers)]
+    return [
+        _row(
+            "BG/NBD hold-out purchases (per customer)",
+            "own",
+            customers,
+            seed,
+            pred / customers,
+            nan,
+            nan,
+            nan,
+            actual / customers,
+        ),
+        _row("BG/NBD r (purchase-rate shape)", "own", customers, seed, fit.r, nan, nan, nan, r),
+        _row(
+            "BG/NBD, true params (reference)",
+            "own",
+            customers,
+            seed,
+            truth_pred / customers,
+            nan,
+            nan,
+            nan,
+            actual / customers,
+        ),
+    ]
 
 
 def own_markov(seed: int, paths: int) -> list[dict]:
@@ -344,9 +576,7 @@ def own_markov(seed: int, paths: int) -> list[dict]:
     rng = np.random.default_rng([seed, 15])
     start = np.array([0.5, 0.3, 0.2])
     # rows: channels; columns: channels, conversion, null
-    trans = np.array([[0.10, 0.30, 0.10, 0.05, 0.45],
-                      [0.20, 0.10, 0.20, 0.15, 0.35],
-                      [0.10, 0.20, 0.10, 0.25, 0.35]])
+    trans = np.array([[0.10, 0.30, 0.10, 0.05, 0.45], [0.20, 0.10, 0.20, 0.15, 0.35], [0.10, 0.20, 0.10, 0.25, 0.35]])
     names = ["a", "b", "c"]
     rows = []
     for _ in range(paths):
@@ -372,12 +602,20 @@ def own_markov(seed: int, paths: int) -> list[dict]:
 
     base = p_conv(None)
     nan = float("nan")
-    return [_row(f"markov removal effect (channel {c})", "own", paths, seed, est[c], nan, nan, nan,
-                 1 - p_conv(i) / base) for i, c in enumerate(names)]
+    return [
+        _row(f"markov removal effect (channel {c})", "own", paths, seed, est[c], nan, nan, nan, 1 - p_conv(i) / base)
+        for i, c in enumerate(names)
+    ]
 
 
-OWN = {"cuped": (own_cuped, (500, 4000)), "sequential": (own_sequential, (1000, 8000)),
-       "panel": (own_panel, (40, 200)), "its": (own_its, (90, 365)), "bgnbd": (own_bgnbd, (500, 2000)), "markov": (own_markov, (500, 5000))}
+OWN = {
+    "cuped": (own_cuped, (500, 4000)),
+    "sequential": (own_sequential, (1000, 8000)),
+    "panel": (own_panel, (40, 200)),
+    "its": (own_its, (90, 365)),
+    "bgnbd": (own_bgnbd, (500, 2000)),
+    "markov": (own_markov, (500, 5000)),
+}
 
 
 def own_seed(args: tuple[str, int, int]) -> list[dict]:
@@ -403,17 +641,34 @@ def summarize(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         sd = float(err.std(ddof=1)) if n > 1 else np.nan
         nonzero = (g["truth"].abs() > 1e-12).all()
         power = float((g["p_value"] < 0.05).mean()) if nonzero and g["p_value"].notna().all() else np.nan
-        out.append({"method": method, "dgp": dgp, "size": size, "seeds": n, "coverage": cover,
-                    "mc_band": 2 * math.sqrt(0.95 * 0.05 / n), "truth": float(g["truth"].mean()),
-                    "bias": float(err.mean()), "bias_se": sd / math.sqrt(n) if n > 1 else np.nan,
-                    "se_over_sd": float(g["se"].mean()) / sd if sd and sd > 0 and g["se"].notna().all() else np.nan,
-                    "power": power})
+        out.append(
+            {
+                "method": method,
+                "dgp": dgp,
+                "size": size,
+                "seeds": n,
+                "coverage": cover,
+                "mc_band": 2 * math.sqrt(0.95 * 0.05 / n),
+                "truth": float(g["truth"].mean()),
+                "bias": float(err.mean()),
+                "bias_se": sd / math.sqrt(n) if n > 1 else np.nan,
+                "se_over_sd": float(g["se"].mean()) / sd if sd and sd > 0 and g["se"].notna().all() else np.nan,
+                "power": power,
+            }
+        )
     checks = []
     for (method, size), g in rows.groupby(["method", "size"], sort=False):
         for c in [c for c in g.columns if c.startswith("check:") and g[c].notna().any()]:
             v = g[c].dropna().astype(bool)
-            checks.append({"method": method, "size": size, "check": c[6:], "seeds": len(v),
-                           "false_alarm_rate": float((~v).mean())})
+            checks.append(
+                {
+                    "method": method,
+                    "size": size,
+                    "check": c[6:],
+                    "seeds": len(v),
+                    "false_alarm_rate": float((~v).mean()),
+                }
+            )
     return pd.DataFrame(out), pd.DataFrame(checks)
 
 
@@ -423,10 +678,20 @@ def fmt(x, spec=".3f") -> str:
 
 def render(summary: pd.DataFrame, checks: pd.DataFrame, markdown: bool) -> str:
     head = ["method", "dgp", "size", "seeds", "coverage (95%)", "bias", "truth", "se/sd", "power"]
-    body = [[r.method, r.dgp, str(r.size), str(r.seeds),
-             (f"{r.coverage:.3f} ± {r.mc_band:.3f}" if math.isfinite(r.coverage) else "n/a"),
-             f"{r.bias:+.4f} ± {2 * r.bias_se:.4f}" if math.isfinite(r.bias_se) else fmt(r.bias, "+.4f"),
-             fmt(r.truth, ".4f"), fmt(r.se_over_sd, ".2f"), fmt(r.power, ".2f")] for r in summary.itertuples()]
+    body = [
+        [
+            r.method,
+            r.dgp,
+            str(r.size),
+            str(r.seeds),
+            (f"{r.coverage:.3f} ± {r.mc_band:.3f}" if math.isfinite(r.coverage) else "n/a"),
+            f"{r.bias:+.4f} ± {2 * r.bias_se:.4f}" if math.isfinite(r.bias_se) else fmt(r.bias, "+.4f"),
+            fmt(r.truth, ".4f"),
+            fmt(r.se_over_sd, ".2f"),
+            fmt(r.power, ".2f"),
+        ]
+        for r in summary.itertuples()
+    ]
     chead = ["check", "method", "size", "seeds", "false-alarm rate (planted to pass)"]
     cbody = [[r.check, r.method, str(r.size), str(r.seeds), f"{r.false_alarm_rate:.3f}"] for r in checks.itertuples()]
     return _table(head, body, markdown) + "\n\n" + _table(chead, cbody, markdown)
@@ -485,9 +750,12 @@ def main(argv: list[str] | None = None) -> int:
         df.to_csv(a.csv, index=False)
     summary, checks = summarize(df)
     print(render(summary, checks, a.markdown))
-    print(f"\n{len(jobs)} samples in {time.perf_counter() - t0:.0f} s "
-          f"(seeds 1..{seeds}; sizes: generator users {sizes}; own DGPs "
-          + ", ".join(f"{k} {v[1][:1] if a.quick else v[1]}" for k, v in OWN.items()) + ")")
+    print(
+        f"\n{len(jobs)} samples in {time.perf_counter() - t0:.0f} s "
+        f"(seeds 1..{seeds}; sizes: generator users {sizes}; own DGPs "
+        + ", ".join(f"{k} {v[1][:1] if a.quick else v[1]}" for k, v in OWN.items())
+        + ")"
+    )
     return 0
 
 

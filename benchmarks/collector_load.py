@@ -73,7 +73,9 @@ def make_body(sender: int, seq: int, size: int) -> tuple[bytes, list[str]]:
     return orjson.dumps({"batch": batch, "sentAt": "2026-11-22T19:23:45.200Z"}), ids
 
 
-async def sender(n: int, url: str, until: float, batch: int, latencies: list[float], acked: list[str], errors: list[int]):
+async def sender(
+    n: int, url: str, until: float, batch: int, latencies: list[float], acked: list[str], errors: list[int]
+):
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     async with httpx.AsyncClient(auth=(KEY, ""), limits=limits, timeout=10) as client:
         seq = 0
@@ -121,7 +123,9 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}/v1/batch"
 
             async def run():
-                await asyncio.gather(*(sender(i, url, until, args.batch, latencies, acked, errors) for i in range(args.senders)))
+                await asyncio.gather(
+                    *(sender(i, url, until, args.batch, latencies, acked, errors) for i in range(args.senders))
+                )
 
             asyncio.run(run())
             elapsed = time.monotonic() - start
@@ -145,8 +149,11 @@ def main() -> None:
             "non_200": len(errors),
             "landed_equals_acked": landed == set(acked),
             # the collector's own CPU per request: less sensitive to the machine's load than events/s
-            "server_cpu_ms_per_request": (round((cpu_after - cpu_before) * 1000 / max(1, len(latencies)), 3)
-                                          if cpu_before is not None and cpu_after is not None else None),
+            "server_cpu_ms_per_request": (
+                round((cpu_after - cpu_before) * 1000 / max(1, len(latencies)), 3)
+                if cpu_before is not None and cpu_after is not None
+                else None
+            ),
             # the machine is shared: its load says how much of it this run had
             "cpus": os.cpu_count(),
             "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],

@@ -54,8 +54,12 @@ def _message(i: int, style: str, rng: random.Random) -> dict:
         "properties": {"product_id": f"sku-{i}", "name": "Crème brûlée", "price": 18.99, "quantity": 1 + i % 3},
         "context": {
             "library": {"name": "analytics.js", "version": "npm:next-1.84.0"},
-            "page": {"path": "/p/creme", "referrer": "https://www.example.com/search?q=cr%C3%A8me",
-                     "title": "Crème brûlée – shop", "url": "https://shop.example.com/p/creme?utm_source=news"},
+            "page": {
+                "path": "/p/creme",
+                "referrer": "https://www.example.com/search?q=cr%C3%A8me",
+                "title": "Crème brûlée – shop",
+                "url": "https://shop.example.com/p/creme?utm_source=news",
+            },
             "userAgent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
             "locale": "fr-FR",
             "timezone": "Europe/Paris",

@@ -33,16 +33,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parents[1] / "tests")]  # support.warehouse
+sys.path[:0] = [
+    str(Path(__file__).resolve().parents[1]),
+    str(Path(__file__).resolve().parents[1] / "tests"),
+]  # support.warehouse
 
 from quality_checks.detectors import detect
 from quality_checks.metrics import build_daily_metrics, last_seen
 from quality_checks.planted import DETECTORS, LEVELS, caught, choose, plant, restore, snapshot, sunset_plan
 from tracking_plan.quality_settings import QualitySettings, settings_for
 
-UNITS = {"volume_drop": "{:.0%} fewer", "volume_spike": "+{:.0%}", "silence": "all", "null_drift": "{:.0%} nulled",
-         "type_change": "{:.0%} of values", "enum_shift": "{:.0%} moved", "new_event": "{:.0%} of host",
-         "late_data": "{:g} h late", "sunset": "{:.0%} still sent"}
+UNITS = {
+    "volume_drop": "{:.0%} fewer",
+    "volume_spike": "+{:.0%}",
+    "silence": "all",
+    "null_drift": "{:.0%} nulled",
+    "type_change": "{:.0%} of values",
+    "enum_shift": "{:.0%} moved",
+    "new_event": "{:.0%} of host",
+    "late_data": "{:g} h late",
+    "sunset": "{:.0%} still sent",
+}
 SERIES_METRICS = ("volume", "persons", "null_rate", "quarantine_share", "lag_p95_seconds")
 
 
@@ -121,9 +132,21 @@ def evaluate(case: dict, plan, s: QualitySettings) -> dict:
         found = detect(mv, p, s, last_seen=seen_v)
         for inc in incs:
             hit, delay, dets = caught(found, inc)
-            res["incidents"].append({"level": level, "kind": inc.kind, "size": inc.size, "event": inc.event,
-                                     "property": inc.property, "daily_volume": inc.facts.get("daily_volume", 0.0),
-                                     "caught": hit, "delay": delay, "detectors": dets, "seed": seed, "users": users})
+            res["incidents"].append(
+                {
+                    "level": level,
+                    "kind": inc.kind,
+                    "size": inc.size,
+                    "event": inc.event,
+                    "property": inc.property,
+                    "daily_volume": inc.facts.get("daily_volume", 0.0),
+                    "caught": hit,
+                    "delay": delay,
+                    "detectors": dets,
+                    "seed": seed,
+                    "users": users,
+                }
+            )
     return res
 
 
@@ -140,8 +163,10 @@ def report(runs: list[dict], s: QualitySettings) -> None:
     for k in sorted(sd, key=lambda k: -sd[k]):
         print(f"{k:<18}{sd[k]:>12,}{fa[k]:>8}{1000 * fa[k] / max(sd[k], 1):>11.3f}")
     tot_a, tot_s = sum(fa.values()), sum(sd.values())
-    print(f"{'all detectors':<18}{tot_s:>12,}{tot_a:>8}{1000 * tot_a / max(tot_s, 1):>11.3f}"
-          f"   = {10000 * tot_a / max(tot_s, 1):.2f} per 10,000 (target <= 1)")
+    print(
+        f"{'all detectors':<18}{tot_s:>12,}{tot_a:>8}{1000 * tot_a / max(tot_s, 1):>11.3f}"
+        f"   = {10000 * tot_a / max(tot_s, 1):.2f} per 10,000 (target <= 1)"
+    )
     # a one-sided 95% upper bound on the rate (exact Poisson): what the figures can claim
     from scipy.stats import chi2
 
@@ -162,13 +187,18 @@ def report(runs: list[dict], s: QualitySettings) -> None:
         return
     print("\n== planted incidents: recall and detection delay (days from the planted day) ==")
     inc["busy"] = np.where(inc["daily_volume"] >= 100, ">=100/day", "<100/day")
-    print(f"{'kind':<14}{'level':<8}{'magnitude':<18}{'events':<11}{'n':>4}{'recall':>8}{'same day':>9}"
-          f"{'delay med':>10}{'max':>5}  detectors that fired")
+    print(
+        f"{'kind':<14}{'level':<8}{'magnitude':<18}{'events':<11}{'n':>4}{'recall':>8}{'same day':>9}"
+        f"{'delay med':>10}{'max':>5}  detectors that fired"
+    )
     for kind in DETECTORS:
         for level in LEVELS:
             g0 = inc[(inc["kind"] == kind) & (inc["level"] == level)]
-            groups = [(b, g0[g0["busy"] == b]) for b in (">=100/day", "<100/day")] if kind.startswith(("volume", "silence")) \
+            groups = (
+                [(b, g0[g0["busy"] == b]) for b in (">=100/day", "<100/day")]
+                if kind.startswith(("volume", "silence"))
                 else [("", g0)]
+            )
             for busy, g in groups:
                 if g.empty:
                     continue
@@ -178,31 +208,45 @@ def report(runs: list[dict], s: QualitySettings) -> None:
                 for ds in hit["detectors"]:
                     for d_ in ds:
                         fired[d_] += 1
-                print(f"{kind:<14}{level:<8}{UNITS[kind].format(LEVELS[level][kind]):<18}{busy:<11}{len(g):>4}"
-                      f"{len(hit) / len(g):>8.0%}{sum(x == 0 for x in delays) / len(g):>9.0%}"
-                      f"{(statistics.median(delays) if delays else float('nan')):>10.1f}"
-                      f"{(max(delays) if delays else float('nan')):>5}  "
-                      + ", ".join(f"{k} {v}" for k, v in sorted(fired.items(), key=lambda x: -x[1])))
+                print(
+                    f"{kind:<14}{level:<8}{UNITS[kind].format(LEVELS[level][kind]):<18}{busy:<11}{len(g):>4}"
+                    f"{len(hit) / len(g):>8.0%}{sum(x == 0 for x in delays) / len(g):>9.0%}"
+                    f"{(statistics.median(delays) if delays else float('nan')):>10.1f}"
+                    f"{(max(delays) if delays else float('nan')):>5}  "
+                    + ", ".join(f"{k} {v}" for k, v in sorted(fired.items(), key=lambda x: -x[1]))
+                )
     missed = inc[~inc["caught"] & (inc["level"] == "large")]
     for _, x in missed.head(10).iterrows():
-        print(f"    missed (large): {x['kind']} on {x['event']} {x['property'] or ''} "
-              f"(~{x['daily_volume']:.0f}/day, users {x['users']}, seed {x['seed']})")
+        print(
+            f"    missed (large): {x['kind']} on {x['event']} {x['property'] or ''} "
+            f"(~{x['daily_volume']:.0f}/day, users {x['users']}, seed {x['seed']})"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 size x 2 seeds: a check that it runs (~1 min)")
-    ap.add_argument("--sizes", default="300,1200,3000:3",
-                    help="generator users, comma-separated; USERS:N runs that size on seeds 1..N only")
+    ap.add_argument(
+        "--sizes",
+        default="300,1200,3000:3",
+        help="generator users, comma-separated; USERS:N runs that size on seeds 1..N only",
+    )
     ap.add_argument("--seeds", type=int, default=6, help="seeds 1..N for every size without its own N")
     ap.add_argument("--days", type=int, default=35)
     ap.add_argument("--dump", type=Path, help="also write every run's alerts and incidents here (JSON)")
-    ap.add_argument("--cache", type=Path, help="keep each (size, seed)'s metrics here and reuse them: re-scoring "
-                    "with other settings then takes seconds (delete the folder after changing the metrics SQL, "
-                    "the generator or the incidents)")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        help="keep each (size, seed)'s metrics here and reuse them: re-scoring "
+        "with other settings then takes seconds (delete the folder after changing the metrics SQL, "
+        "the generator or the incidents)",
+    )
     a = ap.parse_args()
-    plan_sizes = [(1200, 2)] if a.quick else [
-        (int(x.split(":")[0]), int(x.split(":")[1]) if ":" in x else a.seeds) for x in a.sizes.split(",")]
+    plan_sizes = (
+        [(1200, 2)]
+        if a.quick
+        else [(int(x.split(":")[0]), int(x.split(":")[1]) if ":" in x else a.seeds) for x in a.sizes.split(",")]
+    )
     from tracking_plan.loader import load_plan
 
     plan = load_plan()
@@ -222,10 +266,15 @@ def main() -> None:
                     cached.parent.mkdir(parents=True, exist_ok=True)
                     cached.write_bytes(pickle.dumps(case))
             runs.append(evaluate(case, plan, s))
-            print(f"users {users:>5} seed {seed:>3}: {len(runs[-1]['clean'])} false alerts, "
-                  f"{time.perf_counter() - t:.1f} s", flush=True)
-    print(f"\n{len(runs)} runs ({', '.join(f'{u} users x seeds 1..{n}' for u, n in plan_sizes)}, {a.days} days each) "
-          f"in {time.perf_counter() - t0:.0f} s")
+            print(
+                f"users {users:>5} seed {seed:>3}: {len(runs[-1]['clean'])} false alerts, "
+                f"{time.perf_counter() - t:.1f} s",
+                flush=True,
+            )
+    print(
+        f"\n{len(runs)} runs ({', '.join(f'{u} users x seeds 1..{n}' for u, n in plan_sizes)}, {a.days} days each) "
+        f"in {time.perf_counter() - t0:.0f} s"
+    )
     report(runs, s)
     if a.dump:
         import json

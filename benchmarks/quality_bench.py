@@ -84,8 +84,10 @@ def bench_checks(users: int, days: int) -> None:
     for k, v in checks.items():
         print(f"  {k:<28} {v:6.2f} s")
     total = sum(checks.values())
-    print(f"checks together: {total:.1f} s = {total / base:.0%} of ingest + stitch alone (the target, at most 25% "
-          "of a whole `trackplan run` with every mart, is measured in README: Benchmarks)")
+    print(
+        f"checks together: {total:.1f} s = {total / base:.0%} of ingest + stitch alone (the target, at most 25% "
+        "of a whole `trackplan run` with every mart, is measured in README: Benchmarks)"
+    )
 
 
 def main() -> None:

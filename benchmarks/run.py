@@ -59,12 +59,18 @@ def step_duckdb_read(landing: Path, workdir: Path) -> dict:
     t0 = time.perf_counter()
     n = 0
     if lines:
-        con.execute("create or replace table raw_lines as select * from read_json(?, format = 'newline_delimited', "
-                    "union_by_name = true, ignore_errors = true)", [lines]).fetchall()
+        con.execute(
+            "create or replace table raw_lines as select * from read_json(?, format = 'newline_delimited', "
+            "union_by_name = true, ignore_errors = true)",
+            [lines],
+        ).fetchall()
         n += con.execute("select count(*) from raw_lines").fetchall()[0][0]
     if batches:
-        con.execute("create or replace table raw_batches as select unnest(batch, max_depth := 2) from "
-                    "read_json(?, format = 'unstructured', union_by_name = true)", [batches]).fetchall()
+        con.execute(
+            "create or replace table raw_batches as select unnest(batch, max_depth := 2) from "
+            "read_json(?, format = 'unstructured', union_by_name = true)",
+            [batches],
+        ).fetchall()
         n += con.execute("select count(*) from raw_batches").fetchall()[0][0]
     seconds = time.perf_counter() - t0
     con.close()
@@ -100,19 +106,29 @@ def step_validate(landing: Path, workdir: Path, cores: int) -> dict:
         lines, _ = _input_files(landing)
         with open(one, "wb") as out:
             for f in lines:
-                with (gzip.open(f, "rb") if f.endswith(".gz") else open(f, "rb")) as fh:
+                with gzip.open(f, "rb") if f.endswith(".gz") else open(f, "rb") as fh:
                     shutil.copyfileobj(fh, out, 16 << 20)
     plan = load_plan()
     t0 = time.perf_counter()
     (rep,) = validate_files(plan, [str(one)])
-    return {"rows": rep.total, "invalid": rep.invalid, "seconds": time.perf_counter() - t0,
-            "gb": one.stat().st_size / 1e9, "cores": cores, "peak_mb": _peak_mb()}
+    return {
+        "rows": rep.total,
+        "invalid": rep.invalid,
+        "seconds": time.perf_counter() - t0,
+        "gb": one.stat().st_size / 1e9,
+        "cores": cores,
+        "peak_mb": _peak_mb(),
+    }
 
 
 def _child(step: str, landing: Path, workdir: Path, *extra: str) -> dict:
     """Run one step in a fresh interpreter so its peak memory is its own."""
-    proc = subprocess.run([sys.executable, __file__, "--_step", step, "--_landing", str(landing),
-                           "--workdir", str(workdir), *extra], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--_step", step, "--_landing", str(landing), "--workdir", str(workdir), *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"{step} failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -133,14 +149,20 @@ def bench(size: int, workdir: Path, seed: int) -> dict:
         print(f"  generated {lines:,} lines ({users:,} users) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     validate = [_child("validate", landing, workdir, "--_cores", str(c)) for c in (1, min(2, os.cpu_count() or 1))]
     for v in validate:
-        print(f"  trackplan validate on {v['cores']} core(s): {v['rows'] / v['seconds']:,.0f} events/s "
-              f"({v['gb']:.2f} GB in {v['seconds']:.1f} s, peak {v['peak_mb']:,.0f} MB)", file=sys.stderr)
+        print(
+            f"  trackplan validate on {v['cores']} core(s): {v['rows'] / v['seconds']:,.0f} events/s "
+            f"({v['gb']:.2f} GB in {v['seconds']:.1f} s, peak {v['peak_mb']:,.0f} MB)",
+            file=sys.stderr,
+        )
     (workdir / "all-events.jsonl").unlink(missing_ok=True)
     raw = _child("duckdb_read", landing, workdir)
     print(f"  duckdb read_json: {raw['seconds']:.1f} s", file=sys.stderr)
     ours = _child("pipeline", landing, workdir)
-    print(f"  pipeline: ingest {ours['ingest_s']:.1f} s, stitch {ours['stitch_s']:.1f} s, "
-          f"sessions {ours['sessions_s']:.1f} s", file=sys.stderr)
+    print(
+        f"  pipeline: ingest {ours['ingest_s']:.1f} s, stitch {ours['stitch_s']:.1f} s, "
+        f"sessions {ours['sessions_s']:.1f} s",
+        file=sys.stderr,
+    )
     return {"size": size, "lines": lines, "raw": raw, "ours": ours, "validate": validate}
 
 
@@ -149,8 +171,19 @@ def _table(rows: list[dict]) -> None:
     from rich.table import Table
 
     t = Table(title="trackplan bench: ingest → stitch → sessions vs DuckDB read_json (same files, same run)")
-    for col in ("events", "duckdb read ev/s", "ingest ev/s", "ratio", "stitch ev/s", "sessions ev/s",
-                "end-to-end ev/s", "peak MB (ours)", "peak MB (duckdb)", "persons", "sessions"):
+    for col in (
+        "events",
+        "duckdb read ev/s",
+        "ingest ev/s",
+        "ratio",
+        "stitch ev/s",
+        "sessions ev/s",
+        "end-to-end ev/s",
+        "peak MB (ours)",
+        "peak MB (duckdb)",
+        "persons",
+        "sessions",
+    ):
         t.add_column(col, justify="right")
     for r in rows:
         o, raw, n = r["ours"], r["raw"], r["lines"]
@@ -158,27 +191,44 @@ def _table(rows: list[dict]) -> None:
         ingest_rate = n / o["ingest_s"]
         total = o["ingest_s"] + o["stitch_s"] + o["sessions_s"]
         ratio = ingest_rate / raw_rate
-        t.add_row(f"{n:,}", f"{raw_rate:,.0f}", f"{ingest_rate:,.0f}",
-                  f"{ratio:.0%}" + ("" if ratio >= TARGET_RATIO else " (<40%)"),
-                  f"{o['loaded'] / o['stitch_s']:,.0f}", f"{o['loaded'] / o['sessions_s']:,.0f}", f"{n / total:,.0f}",
-                  f"{o['peak_mb']:,.0f}" + ("" if o["peak_mb"] <= TARGET_PEAK_GB * 1024 else " (>3 GB)"),
-                  f"{raw['peak_mb']:,.0f}", f"{o['persons']:,}", f"{o['sessions']:,}")
+        t.add_row(
+            f"{n:,}",
+            f"{raw_rate:,.0f}",
+            f"{ingest_rate:,.0f}",
+            f"{ratio:.0%}" + ("" if ratio >= TARGET_RATIO else " (<40%)"),
+            f"{o['loaded'] / o['stitch_s']:,.0f}",
+            f"{o['loaded'] / o['sessions_s']:,.0f}",
+            f"{n / total:,.0f}",
+            f"{o['peak_mb']:,.0f}" + ("" if o["peak_mb"] <= TARGET_PEAK_GB * 1024 else " (>3 GB)"),
+            f"{raw['peak_mb']:,.0f}",
+            f"{o['persons']:,}",
+            f"{o['sessions']:,}",
+        )
     Console(width=200).print(t)  # a wide table: piped output must not fold the figures
-    v = Table(title="trackplan validate (the CLI's engine) on all the same events as one file; target ≥ 100,000 ev/s on one core")
+    v = Table(
+        title="trackplan validate (the CLI's engine) on all the same events as one file; target ≥ 100,000 ev/s on one core"
+    )
     for col in ("events", "file GB", "cores", "events/s", "peak MB"):
         v.add_column(col, justify="right")
     for r in rows:
         for x in r.get("validate", []):
             rate = x["rows"] / x["seconds"]
-            v.add_row(f"{x['rows']:,}", f"{x['gb']:.2f}", str(x["cores"]),
-                      f"{rate:,.0f}" + ("" if x["cores"] > 1 or rate >= TARGET_VALIDATE else " (<100k)"), f"{x['peak_mb']:,.0f}")
+            v.add_row(
+                f"{x['rows']:,}",
+                f"{x['gb']:.2f}",
+                str(x["cores"]),
+                f"{rate:,.0f}" + ("" if x["cores"] > 1 or rate >= TARGET_VALIDATE else " (<100k)"),
+                f"{x['peak_mb']:,.0f}",
+            )
     Console(width=200).print(v)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1e6,1e7", help="comma-separated event counts, e.g. 1e6 or 1e6,1e7")
-    ap.add_argument("--workdir", type=Path, default=None, help="where landing zones and warehouses go (default: a temp dir)")
+    ap.add_argument(
+        "--workdir", type=Path, default=None, help="where landing zones and warehouses go (default: a temp dir)"
+    )
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     ap.add_argument("--_step", help=argparse.SUPPRESS)

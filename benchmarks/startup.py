@@ -26,8 +26,11 @@ PLAN = REPO / "tracking_plan" / "plan"
 COMMANDS = [
     ("python -c pass (baseline)", [sys.executable, "-c", "pass"], None),
     ("trackplan lint", [str(BIN / "trackplan"), "lint", "--plan", str(PLAN)], 1.0),
-    ("trackplan diff --base <sample plan>", [str(BIN / "trackplan"), "diff", "--base", str(PLAN), "--plan", str(PLAN)],
-     1.0),
+    (
+        "trackplan diff --base <sample plan>",
+        [str(BIN / "trackplan"), "diff", "--base", str(PLAN), "--plan", str(PLAN)],
+        1.0,
+    ),
     ("trackplan sql --dialect spark", [str(BIN / "trackplan"), "sql", "--dialect", "spark"], None),  # no Dagster
     ("import pipelines.definitions", [sys.executable, "-c", "import pipelines.definitions"], 4.0),
 ]
@@ -63,8 +66,10 @@ def main() -> int:
     for label, secs, cpu, target in results:
         verdict = "" if target is None else ("ok" if secs <= target else "OVER")
         failed += verdict == "OVER"
-        print(f"{label:<38} {secs:7.2f} {secs / base:11.1f} {cpu:6.2f} {'' if target is None else f'<= {target:g} s':>8}  "
-              f"{verdict}")
+        print(
+            f"{label:<38} {secs:7.2f} {secs / base:11.1f} {cpu:6.2f} {'' if target is None else f'<= {target:g} s':>8}  "
+            f"{verdict}"
+        )
     return 1 if failed else 0
 
 

@@ -89,9 +89,17 @@ def load_models(models_dir: Path = MODELS_DIR) -> list[SqlModel]:
     for layer in LAYERS:
         for sql_path in sorted((models_dir / layer).glob("*.sql")):
             meta = _meta(sql_path)
-            out.append(SqlModel(schema=meta.get("schema", layer), name=meta.get("name", sql_path.stem),
-                                path=sql_path, sql=sql_path.read_text(), description=meta.get("description", ""),
-                                grain=meta.get("grain", ""), columns=meta.get("columns") or {}))
+            out.append(
+                SqlModel(
+                    schema=meta.get("schema", layer),
+                    name=meta.get("name", sql_path.stem),
+                    path=sql_path,
+                    sql=sql_path.read_text(),
+                    description=meta.get("description", ""),
+                    grain=meta.get("grain", ""),
+                    columns=meta.get("columns") or {},
+                )
+            )
     return out
 
 
@@ -103,10 +111,17 @@ def load_python_models(models_dir: Path = MODELS_DIR) -> list[PythonModel]:
             if not py_path.with_suffix(".yml").exists():
                 continue
             meta = _meta(py_path)
-            out.append(PythonModel(schema=meta.get("schema", layer), name=meta.get("name", py_path.stem),
-                                   path=py_path, description=meta.get("description", ""),
-                                   grain=meta.get("grain", ""), columns=meta.get("columns") or {},
-                                   depends_on=list(meta.get("depends_on") or [])))
+            out.append(
+                PythonModel(
+                    schema=meta.get("schema", layer),
+                    name=meta.get("name", py_path.stem),
+                    path=py_path,
+                    description=meta.get("description", ""),
+                    grain=meta.get("grain", ""),
+                    columns=meta.get("columns") or {},
+                    depends_on=list(meta.get("depends_on") or []),
+                )
+            )
     return out
 
 

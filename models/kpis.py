@@ -23,13 +23,38 @@ DEFAULT_PERIOD_DAYS = 30  # a month: the usual reporting period when the KPI nam
 CONVERSION_WINDOW_DAYS = 28
 TREND_POINTS = 8  # weekly values shown as the trend (two months)
 
-KPI_COLUMNS = ["kpi", "name", "objective", "owner", "measure", "event", "unit", "target", "direction",
-               "deadline", "financial", "as_of", "period_days", "current", "previous", "change", "on_track",
-               "trend", "how"]
+KPI_COLUMNS = [
+    "kpi",
+    "name",
+    "objective",
+    "owner",
+    "measure",
+    "event",
+    "unit",
+    "target",
+    "direction",
+    "deadline",
+    "financial",
+    "as_of",
+    "period_days",
+    "current",
+    "previous",
+    "change",
+    "on_track",
+    "trend",
+    "how",
+]
 
 
-def _cohort_rate(events: pd.DataFrame, plan: Plan, kpi: KPI, as_of: pd.Timestamp, period: pd.Timedelta,
-                 window: pd.Timedelta, min_count: int) -> float:
+def _cohort_rate(
+    events: pd.DataFrame,
+    plan: Plan,
+    kpi: KPI,
+    as_of: pd.Timestamp,
+    period: pd.Timedelta,
+    window: pd.Timedelta,
+    min_count: int,
+) -> float:
     signup = plan.metrics.signup.event if plan.metrics.signup else "Account Created"
     s = events[events["event_name"] == signup].drop_duplicates("person_id")
     s = s[(s["timestamp"] <= as_of - window) & (s["timestamp"] > as_of - window - period)]
@@ -47,8 +72,9 @@ def kpi_value(events: pd.DataFrame, plan: Plan, kpi: KPI, as_of: pd.Timestamp) -
     period = (kpi.period_days or DEFAULT_PERIOD_DAYS) * DAY
     act = plan.metrics.activation
     if kpi.measure == "activation_rate":
-        return _cohort_rate(events, plan, kpi, as_of, period, (act.window_days if act else 7) * DAY,
-                            act.min_count if act else 1)
+        return _cohort_rate(
+            events, plan, kpi, as_of, period, (act.window_days if act else 7) * DAY, act.min_count if act else 1
+        )
     if kpi.measure == "conversion_rate":
         return _cohort_rate(events, plan, kpi, as_of, period, CONVERSION_WINDOW_DAYS * DAY, 1)
     in_period = events[(events["timestamp"] > as_of - period) & (events["timestamp"] <= as_of)]
@@ -74,15 +100,23 @@ def how(plan: Plan, kpi: KPI) -> str:
     signup = plan.metrics.signup.event if plan.metrics.signup else "Account Created"
     if kpi.measure == "activation_rate":
         window, n = (act.window_days, act.min_count) if act else (7, 1)
-        return (f"persons signing up ({signup}) in the last {period} days whose {window}-day window has closed "
-                f"with >= {n} {kpi.event}, / those signups")
+        return (
+            f"persons signing up ({signup}) in the last {period} days whose {window}-day window has closed "
+            f"with >= {n} {kpi.event}, / those signups"
+        )
     if kpi.measure == "conversion_rate":
-        return (f"persons signing up ({signup}) in the last {period} days whose {CONVERSION_WINDOW_DAYS}-day window "
-                f"has closed with a {kpi.event}, / those signups")
+        return (
+            f"persons signing up ({signup}) in the last {period} days whose {CONVERSION_WINDOW_DAYS}-day window "
+            f"has closed with a {kpi.event}, / those signups"
+        )
     if kpi.measure == "retention":
         return "retention: week-1 retention of marts.retention (kpi_values reads it)"
-    what = {"active_persons": "distinct persons", "event_count": f"{kpi.event} events",
-            "revenue": f"sum of {kpi.event}.{kpi.property}", "average_property": f"mean of {kpi.event}.{kpi.property}"}
+    what = {
+        "active_persons": "distinct persons",
+        "event_count": f"{kpi.event} events",
+        "revenue": f"sum of {kpi.event}.{kpi.property}",
+        "average_property": f"mean of {kpi.event}.{kpi.property}",
+    }
     return f"{what.get(kpi.measure, kpi.measure)}, last {period} days (stitch.events)"
 
 
@@ -101,15 +135,35 @@ def compute_kpi_values(events: pd.DataFrame, plan: Plan, as_of: pd.Timestamp | N
         period = k.period_days or DEFAULT_PERIOD_DAYS
         current = kpi_value(events, plan, k, as_of)
         previous = kpi_value(events, plan, k, as_of - period * DAY)
-        trend = [{"as_of": str((as_of - w * 7 * DAY).date()), "value": kpi_value(events, plan, k, as_of - w * 7 * DAY)}
-                 for w in range(TREND_POINTS - 1, -1, -1)]
-        rows.append({"kpi": k.key, "name": k.name or k.key, "objective": k.objective, "owner": k.owner,
-                     "measure": k.measure, "event": k.event, "unit": k.unit, "target": k.target,
-                     "direction": k.direction, "deadline": k.deadline, "financial": k.financial, "as_of": as_of,
-                     "period_days": period, "current": current, "previous": previous,
-                     "change": current - previous, "on_track": on_track(k, current),
-                     "trend": json.dumps([{**t, "value": None if not np.isfinite(t["value"]) else t["value"]}
-                                          for t in trend]), "how": how(plan, k)})
+        trend = [
+            {"as_of": str((as_of - w * 7 * DAY).date()), "value": kpi_value(events, plan, k, as_of - w * 7 * DAY)}
+            for w in range(TREND_POINTS - 1, -1, -1)
+        ]
+        rows.append(
+            {
+                "kpi": k.key,
+                "name": k.name or k.key,
+                "objective": k.objective,
+                "owner": k.owner,
+                "measure": k.measure,
+                "event": k.event,
+                "unit": k.unit,
+                "target": k.target,
+                "direction": k.direction,
+                "deadline": k.deadline,
+                "financial": k.financial,
+                "as_of": as_of,
+                "period_days": period,
+                "current": current,
+                "previous": previous,
+                "change": current - previous,
+                "on_track": on_track(k, current),
+                "trend": json.dumps(
+                    [{**t, "value": None if not np.isfinite(t["value"]) else t["value"]} for t in trend]
+                ),
+                "how": how(plan, k),
+            }
+        )
     return pd.DataFrame(rows).reindex(columns=KPI_COLUMNS)
 
 
@@ -123,8 +177,10 @@ def kpi_values(con, plan: Plan) -> pd.DataFrame:
     retention = [k for k in plan.metrics.kpis if k.measure == "retention"]
     if retention and len(out) and "marts.retention" in tables:
         # retention is the mart's week-1 retention over every cohort (not recomputed from events here)
-        (v,) = con.execute("select sum(retained) / nullif(sum(cohort_size), 0) from marts.retention "
-                           "where period_type = 'week' and period = 1").fetchall()[0]
+        (v,) = con.execute(
+            "select sum(retained) / nullif(sum(cohort_size), 0) from marts.retention "
+            "where period_type = 'week' and period = 1"
+        ).fetchall()[0]
         v = float("nan") if v is None else float(v)
         for k in retention:
             i = out.index[out["kpi"] == k.key]

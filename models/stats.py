@@ -146,9 +146,7 @@ def cuped_theta(a: ArmStats, b: ArmStats) -> float:
     return pooled.cov / var_pre if var_pre > 0 else 0.0
 
 
-def confidence_sequence(
-    est, se, n, alpha: float = 0.05, tuning: float = DEFAULT_TUNING
-):
+def confidence_sequence(est, se, n, alpha: float = 0.05, tuning: float = DEFAULT_TUNING):
     """Always-valid (1 - alpha) confidence sequence around ``est``; works elementwise on arrays.
 
     The asymptotic normal-mixture sequence of Howard, Ramdas, McAuliffe & Sekhon (2021, Annals of
@@ -239,9 +237,7 @@ def ttest_from_stats(
             effect = diff / ma
             # GrowthBook's frequentist_variance_relative_cuped: the control-arm term keeps the
             # covariance between the adjusted difference and the control mean in the denominator.
-            control_term = (
-                va * mb**2 / ma**2 - 2 * theta * a.cov * mb / ma + theta**2 * a.pre_var
-            ) / (a.n * ma**2)
+            control_term = (va * mb**2 / ma**2 - 2 * theta * a.cov * mb / ma + theta**2 * a.pre_var) / (a.n * ma**2)
             var = adj_var_b / (b.n * ma**2) + control_term
         else:
             effect = diff
@@ -276,8 +272,13 @@ def ttest_from_stats(
 def _one_sided_fields(effect, se, n, df, alpha, lesser, sequential, tuning) -> dict:
     """Interval and p-value of a one-sided test (GrowthBook's OneSided / SequentialOneSided TTests)."""
     if not (se > 0 and math.isfinite(se)):
-        return {"effect": effect, "std_error": se, "p_value": float("nan"), "ci_low": float("nan"),
-                "ci_high": float("nan")}
+        return {
+            "effect": effect,
+            "std_error": se,
+            "p_value": float("nan"),
+            "ci_low": float("nan"),
+            "ci_high": float("nan"),
+        }
     if sequential:
         # rho as for a two-sided sequence at 2 alpha; half-width of Howard et al.'s one-sided boundary
         a2 = 2 * alpha
@@ -292,8 +293,13 @@ def _one_sided_fields(effect, se, n, df, alpha, lesser, sequential, tuning) -> d
         half = float(dist.ppf(1 - alpha)) * se
         p = float(dist.cdf(effect / se) if lesser else dist.sf(effect / se))
     lo, hi = (-math.inf, effect + half) if lesser else (effect - half, math.inf)
-    return {"effect": float(effect), "std_error": float(se), "p_value": float(p), "ci_low": float(lo),
-            "ci_high": float(hi)}
+    return {
+        "effect": float(effect),
+        "std_error": float(se),
+        "p_value": float(p),
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+    }
 
 
 def _one_sided_sequential_p(effect, scale, root, lesser) -> float:
@@ -323,9 +329,7 @@ def _one_sided_sequential_p(effect, scale, root, lesser) -> float:
     return a if abs(diff) < 1e-6 and iters != 100 else float("nan")
 
 
-def srm_p_value(
-    counts: Sequence[float], weights: Sequence[float] | None = None
-) -> float:
+def srm_p_value(counts: Sequence[float], weights: Sequence[float] | None = None) -> float:
     """Sample-ratio-mismatch test: Pearson chi-square of arm counts against planned weights."""
     counts = np.asarray(counts, float)
     w = np.ones_like(counts) if weights is None else np.asarray(weights, float)
@@ -340,9 +344,7 @@ def _effect_size(baseline_rate, mde, relative, sd, baseline_mean) -> tuple[float
     """Standardized effect (Cohen's h for rates, d for means) and whether it is a proportion."""
     if sd is None:
         if baseline_rate is None:
-            raise ValueError(
-                "give baseline_rate for a conversion metric, or sd for a mean"
-            )
+            raise ValueError("give baseline_rate for a conversion metric, or sd for a mean")
         p1 = baseline_rate * (1 + mde) if relative else baseline_rate + mde
         if not 0 < p1 < 1:
             raise ValueError(f"baseline and MDE imply an impossible rate {p1:.4f}")
@@ -372,9 +374,7 @@ def sample_size(
     es, is_prop = _effect_size(baseline_rate, mde, relative, sd, baseline_mean)
     if is_prop:  # the one closed form, shared with `trackplan lint`
         return math.ceil(normal_sample_size(es, alpha, power, ratio))
-    n = TTestIndPower().solve_power(
-        effect_size=es, nobs1=None, alpha=alpha, power=power, ratio=ratio
-    )
+    n = TTestIndPower().solve_power(effect_size=es, nobs1=None, alpha=alpha, power=power, ratio=ratio)
     return math.ceil(float(np.squeeze(n)))
 
 
@@ -405,9 +405,7 @@ def _is_binary(s: pd.Series) -> bool:
     return len(values) > 0 and set(np.asarray(values, float)).issubset({0.0, 1.0})
 
 
-def _arm(
-    frame: pd.DataFrame, outcome: str, pre: str | None, binary: bool, pre_binary: bool
-) -> ArmStats:
+def _arm(frame: pd.DataFrame, outcome: str, pre: str | None, binary: bool, pre_binary: bool) -> ArmStats:
     y = frame[outcome].to_numpy(float)
     if pre is None:
         return ArmStats(len(y), float(y.sum()), float((y * y).sum()), binary)
@@ -484,9 +482,7 @@ def ab_readout(
         sd = None
         if not binary:
             sd = math.sqrt(
-                ctrl.var
-                if ab.theta is None
-                else ctrl.var + ab.theta**2 * ctrl.pre_var - 2 * ab.theta * ctrl.cov
+                ctrl.var if ab.theta is None else ctrl.var + ab.theta**2 * ctrl.pre_var - 2 * ab.theta * ctrl.cov
             )
         base = {
             "baseline_rate": ctrl.mean if binary else None,
@@ -497,9 +493,7 @@ def ab_readout(
         power = required = float("nan")
         try:
             if mde is not None:
-                power = achieved_power(
-                    ctrl.n, mde=mde, ratio=ratio, relative=mde_relative, **base
-                )
+                power = achieved_power(ctrl.n, mde=mde, ratio=ratio, relative=mde_relative, **base)
                 required = sample_size(
                     mde=mde,
                     power=target_power,
@@ -508,9 +502,7 @@ def ab_readout(
                     **base,
                 )
             elif math.isfinite(ab.effect):
-                power = achieved_power(
-                    ctrl.n, mde=ab.effect, ratio=ratio, relative=False, **base
-                )
+                power = achieved_power(ctrl.n, mde=ab.effect, ratio=ratio, relative=False, **base)
         except ValueError:
             pass  # an MDE that implies an impossible rate leaves power undefined, not an error
         rows.append(
@@ -591,14 +583,10 @@ def diff_in_diff(
         fit = model.fit(cov_type=cov_type)
         used = cov_type
         dist_df = fit.df_resid if cov_type == "nonrobust" else None
-    est = normal_estimate_fields(
-        float(fit.params["d:t"]), float(fit.bse["d:t"]), alpha, dist_df
-    )
+    est = normal_estimate_fields(float(fit.params["d:t"]), float(fit.bse["d:t"]), alpha, dist_df)
     cells = frame.groupby(["d", "t"])["y"].agg(["mean", "size"]).reset_index()
     cells.columns = ["treated", "post", "mean", "n"]
-    return DiDResult(
-        **est, n=int(fit.nobs), method="diff_in_diff", cell_means=cells, cov_type=used
-    )
+    return DiDResult(**est, n=int(fit.nobs), method="diff_in_diff", cell_means=cells, cov_type=used)
 
 
 # --------------------------------------------------------------------------------------------
@@ -639,9 +627,7 @@ def evidence_grade(method: str, checks_passed: bool | None = None) -> EvidenceGr
     key = method.strip().lower()
     if key in RANDOMIZED:
         if checks_passed is False:
-            return EvidenceGrade(
-                "C", "randomized, integrity check failed (e.g. sample-ratio mismatch)"
-            )
+            return EvidenceGrade("C", "randomized, integrity check failed (e.g. sample-ratio mismatch)")
         return EvidenceGrade("A", "randomized experiment")
     if key in QUASI:
         if checks_passed:

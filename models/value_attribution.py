@@ -19,9 +19,15 @@ MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based",
 NO_TOUCH = "(none)"
 
 
-def build_paths(touches: pd.DataFrame, conversions: pd.DataFrame, lookback_days: float = 30,
-                person: str = "person_id", time: str = "timestamp", channel: str = "channel",
-                value: str = "value") -> pd.DataFrame:
+def build_paths(
+    touches: pd.DataFrame,
+    conversions: pd.DataFrame,
+    lookback_days: float = 30,
+    person: str = "person_id",
+    time: str = "timestamp",
+    channel: str = "channel",
+    value: str = "value",
+) -> pd.DataFrame:
     """One path per conversion, plus the non-converting paths a Markov model needs.
 
     A conversion's path is the person's touches in ``[conversion - lookback, conversion]`` that come
@@ -33,10 +39,10 @@ def build_paths(touches: pd.DataFrame, conversions: pd.DataFrame, lookback_days:
     (``channels`` and ``touch_times`` are lists in time order).
     """
     window = pd.Timedelta(days=lookback_days)
-    t = touches[[person, time, channel]].rename(columns={person: "person_id", time: "ts",
-                                                         channel: "channel"})
+    t = touches[[person, time, channel]].rename(columns={person: "person_id", time: "ts", channel: "channel"})
     c = conversions[[person, time] + ([value] if value in conversions else [])].rename(
-        columns={person: "person_id", time: "conversion_time", value: "value"})
+        columns={person: "person_id", time: "conversion_time", value: "value"}
+    )
     if "value" not in c:
         c["value"] = 0.0
     t = t.sort_values(["person_id", "ts"], kind="stable", ignore_index=True)
@@ -52,11 +58,12 @@ def build_paths(touches: pd.DataFrame, conversions: pd.DataFrame, lookback_days:
     grouped = j.groupby("conv_id").agg(channels=("channel", list), touch_times=("ts", list))
     conv_paths = c.join(grouped, on="conv_id")
     empty = conv_paths["channels"].isna()
-    conv_paths.loc[empty, "channels"] = pd.Series([[NO_TOUCH]] * int(empty.sum()),
-                                                  index=conv_paths.index[empty], dtype=object)
+    conv_paths.loc[empty, "channels"] = pd.Series(
+        [[NO_TOUCH]] * int(empty.sum()), index=conv_paths.index[empty], dtype=object
+    )
     conv_paths.loc[empty, "touch_times"] = pd.Series(
-        [[ct] for ct in conv_paths.loc[empty, "conversion_time"]], index=conv_paths.index[empty],
-        dtype=object)
+        [[ct] for ct in conv_paths.loc[empty, "conversion_time"]], index=conv_paths.index[empty], dtype=object
+    )
     conv_paths["converted"] = True
 
     # Non-converting paths: touches after the last conversion (or all, for non-converters).
@@ -64,8 +71,7 @@ def build_paths(touches: pd.DataFrame, conversions: pd.DataFrame, lookback_days:
     n = t.join(last_conv, on="person_id")
     n = n[n["last_conversion"].isna() | (n["ts"] > n["last_conversion"])]
     n = n[n["ts"] >= n.groupby("person_id")["ts"].transform("max") - window]
-    null_paths = (n.groupby("person_id").agg(channels=("channel", list), touch_times=("ts", list))
-                  .reset_index())
+    null_paths = n.groupby("person_id").agg(channels=("channel", list), touch_times=("ts", list)).reset_index()
     null_paths["converted"] = False
     null_paths["conversion_time"] = pd.NaT
     null_paths["value"] = 0.0
@@ -124,12 +130,10 @@ def markov_removal_effects(paths: pd.DataFrame) -> pd.Series:
         return float(s2 @ x)
 
     base = p_conversion(None)
-    return pd.Series([1.0 - p_conversion(i) / base for i in range(k)], index=channels,
-                     name="removal_effect")
+    return pd.Series([1.0 - p_conversion(i) / base for i in range(k)], index=channels, name="removal_effect")
 
 
-def attribute(paths: pd.DataFrame, model: str | list[str] = "all",
-              half_life_days: float = 7.0) -> pd.DataFrame:
+def attribute(paths: pd.DataFrame, model: str | list[str] = "all", half_life_days: float = 7.0) -> pd.DataFrame:
     """Conversions and value credited to each channel, one row per channel × model.
 
     ``model`` is one of ``MODELS``, a list of them, or ``"all"``. ``time_decay`` halves a touch's
@@ -141,11 +145,13 @@ def attribute(paths: pd.DataFrame, model: str | list[str] = "all",
     total_conv, total_value = float(len(conv)), float(conv["value"].sum())
     if conv.empty:  # nothing to credit, and the Markov chain's P(conversion) would be 0
         return pd.DataFrame(columns=["channel", "model", "conversions", "value"])
-    touch = pd.DataFrame({
-        "path_id": np.repeat(np.arange(len(conv)), conv["channels"].map(len)),
-        "channel": [ch for p in conv["channels"] for ch in p],
-        "touch_time": pd.to_datetime([ts for p in conv["touch_times"] for ts in p]),
-    })
+    touch = pd.DataFrame(
+        {
+            "path_id": np.repeat(np.arange(len(conv)), conv["channels"].map(len)),
+            "channel": [ch for p in conv["channels"] for ch in p],
+            "touch_time": pd.to_datetime([ts for p in conv["touch_times"] for ts in p]),
+        }
+    )
     lengths = conv["channels"].map(len).to_numpy()
     touch["position"] = touch.groupby("path_id").cumcount().to_numpy()
     touch["length"] = lengths[touch["path_id"]]
@@ -157,17 +163,25 @@ def attribute(paths: pd.DataFrame, model: str | list[str] = "all",
         if m == "markov":
             re = markov_removal_effects(paths)
             share = re / re.sum()
-            frames.append(pd.DataFrame({"channel": share.index, "model": m,
-                                        "conversions": share.to_numpy() * total_conv,
-                                        "value": share.to_numpy() * total_value,
-                                        "removal_effect": re.to_numpy()}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "channel": share.index,
+                        "model": m,
+                        "conversions": share.to_numpy() * total_conv,
+                        "value": share.to_numpy() * total_value,
+                        "removal_effect": re.to_numpy(),
+                    }
+                )
+            )
             continue
         w = _rule_weights(touch, m, half_life_days)
-        g = (pd.DataFrame({"channel": touch["channel"], "conversions": w,
-                           "value": w * touch["path_value"]})
-             .groupby("channel", as_index=False).sum())
+        g = (
+            pd.DataFrame({"channel": touch["channel"], "conversions": w, "value": w * touch["path_value"]})
+            .groupby("channel", as_index=False)
+            .sum()
+        )
         g["model"] = m
         frames.append(g)
     out = pd.concat(frames, ignore_index=True)
-    return out[["channel", "model", "conversions", "value"] +
-               (["removal_effect"] if "removal_effect" in out else [])]
+    return out[["channel", "model", "conversions", "value"] + (["removal_effect"] if "removal_effect" in out else [])]

@@ -24,8 +24,14 @@ from scipy import optimize, special
 TIME_UNIT_DAYS = {"D": 1.0, "W": 7.0}
 
 
-def rfm_summary(transactions: pd.DataFrame, customer: str = "customer_id", time: str = "date",
-                value: str | None = None, observation_end=None, freq: str = "D") -> pd.DataFrame:
+def rfm_summary(
+    transactions: pd.DataFrame,
+    customer: str = "customer_id",
+    time: str = "date",
+    value: str | None = None,
+    observation_end=None,
+    freq: str = "D",
+) -> pd.DataFrame:
     """Per-customer frequency / recency / T (and mean repeat value) from a transaction log.
 
     Purchases on the same day are one purchase. ``frequency`` is the number of repeat purchase
@@ -50,11 +56,13 @@ def rfm_summary(transactions: pd.DataFrame, customer: str = "customer_id", time:
     g = days.groupby(customer)
     unit = TIME_UNIT_DAYS[freq]
     first, last = g[time].min(), g[time].max()
-    out = pd.DataFrame({
-        "frequency": g["repeat"].sum().astype(int),
-        "recency": (last - first).dt.days / unit,
-        "T": (end - first).dt.days / unit,
-    })
+    out = pd.DataFrame(
+        {
+            "frequency": g["repeat"].sum().astype(int),
+            "recency": (last - first).dt.days / unit,
+            "T": (end - first).dt.days / unit,
+        }
+    )
     repeat_value = days[days["repeat"]].groupby(customer)[value].mean()
     out["monetary_value"] = repeat_value.reindex(out.index).fillna(0.0)
     out.attrs["time_unit_days"] = unit
@@ -87,14 +95,20 @@ class GammaGammaParams:
 def bgnbd_log_likelihood(r, alpha, a, b, x, t_x, T) -> np.ndarray:
     """Per-customer BG/NBD log-likelihood (Fader, Hardie & Lee 2005, eq. 6)."""
     x, t_x, T = (np.asarray(v, float) for v in (x, t_x, T))
-    common = (special.gammaln(r + x) - special.gammaln(r) + r * np.log(alpha)
-              + special.betaln(a, b + x) - special.betaln(a, b))
+    common = (
+        special.gammaln(r + x)
+        - special.gammaln(r)
+        + r * np.log(alpha)
+        + special.betaln(a, b + x)
+        - special.betaln(a, b)
+    )
     still_alive = -(r + x) * np.log(alpha + T)
     # B(a+1, b+x-1) / B(a, b+x) = a / (b+x-1): the "dropped out after the last purchase" term,
     # present only for repeat buyers.
     with np.errstate(divide="ignore", invalid="ignore"):
-        dropped = np.where(x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300))
-                           - (r + x) * np.log(alpha + t_x), -np.inf)
+        dropped = np.where(
+            x > 0, np.log(a) - np.log(np.maximum(b + x - 1, 1e-300)) - (r + x) * np.log(alpha + t_x), -np.inf
+        )
     return common + np.logaddexp(still_alive, dropped)
 
 
@@ -102,9 +116,9 @@ def _fit(neg_ll, x0: np.ndarray) -> optimize.OptimizeResult:
     # Parameters are positive: optimise their logs. Nelder-Mead then a gradient polish is robust
     # to the flat ridges these likelihoods have, and converges tightly enough (xatol 1e-8) for the
     # published figures to be reproduced to three decimals.
-    res = optimize.minimize(neg_ll, x0, method="Nelder-Mead",
-                            options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 20_000,
-                                     "maxfev": 40_000})
+    res = optimize.minimize(
+        neg_ll, x0, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10, "maxiter": 20_000, "maxfev": 40_000}
+    )
     polish = optimize.minimize(neg_ll, res.x, method="L-BFGS-B")
     return polish if polish.fun <= res.fun else res
 
@@ -128,9 +142,15 @@ def fit_bgnbd(summary: pd.DataFrame) -> BGNBDParams:
 def gamma_gamma_log_likelihood(p, q, v, x, m) -> np.ndarray:
     """Per-customer Gamma-Gamma log-likelihood of mean spend ``m`` over ``x`` repeat purchases."""
     x, m = np.asarray(x, float), np.asarray(m, float)
-    return (special.gammaln(p * x + q) - special.gammaln(p * x) - special.gammaln(q)
-            + q * np.log(v) + (p * x - 1) * np.log(m) + p * x * np.log(x)
-            - (p * x + q) * np.log(x * m + v))
+    return (
+        special.gammaln(p * x + q)
+        - special.gammaln(p * x)
+        - special.gammaln(q)
+        + q * np.log(v)
+        + (p * x - 1) * np.log(m)
+        + p * x * np.log(x)
+        - (p * x + q) * np.log(x * m + v)
+    )
 
 
 def fit_gamma_gamma(summary: pd.DataFrame) -> GammaGammaParams:
@@ -154,8 +174,7 @@ def probability_alive(params: BGNBDParams, x, t_x, T) -> np.ndarray:
     x, t_x, T = (np.asarray(v, float) for v in (x, t_x, T))
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     with np.errstate(divide="ignore", invalid="ignore"):
-        odds = np.where(x > 0, a / np.maximum(b + x - 1, 1e-300)
-                        * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
+        odds = np.where(x > 0, a / np.maximum(b + x - 1, 1e-300) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
     return 1.0 / (1.0 + odds)
 
 
@@ -167,8 +186,7 @@ def expected_purchases(params: BGNBDParams, t, x, t_x, T) -> np.ndarray:
     hyp = special.hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t))
     num = (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp)
     with np.errstate(divide="ignore", invalid="ignore"):
-        odds = np.where(x > 0, a / np.maximum(b + x - 1, 1e-300)
-                        * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
+        odds = np.where(x > 0, a / np.maximum(b + x - 1, 1e-300) * ((alpha + T) / (alpha + t_x)) ** (r + x), 0.0)
     return num / (1.0 + odds)
 
 
@@ -179,9 +197,15 @@ def expected_average_value(params: GammaGammaParams, x, m) -> np.ndarray:
     return p * (v + x * m) / (p * x + q - 1)
 
 
-def customer_clv(summary: pd.DataFrame, horizon_days: float, discount_rate: float, margin: float,
-                 bgnbd: BGNBDParams | None = None, gamma_gamma: GammaGammaParams | None = None,
-                 time_unit_days: float | None = None) -> pd.DataFrame:
+def customer_clv(
+    summary: pd.DataFrame,
+    horizon_days: float,
+    discount_rate: float,
+    margin: float,
+    bgnbd: BGNBDParams | None = None,
+    gamma_gamma: GammaGammaParams | None = None,
+    time_unit_days: float | None = None,
+) -> pd.DataFrame:
     """Per customer: p_alive, expected purchases and average value over the horizon, and CLV.
 
     CLV = margin × expected value per purchase × expected purchases, discounted month by month
@@ -196,17 +220,19 @@ def customer_clv(summary: pd.DataFrame, horizon_days: float, discount_rate: floa
     avg_value = expected_average_value(gamma_gamma, x, summary["monetary_value"].to_numpy(float))
     monthly = (1.0 + discount_rate) ** (1.0 / 12.0) - 1.0
     edges = np.append(np.arange(0.0, horizon_days, 30.0), horizon_days)
-    cum = np.stack([expected_purchases(bgnbd, d / unit, x, t_x, T) if d > 0 else np.zeros_like(x)
-                    for d in edges])
+    cum = np.stack([expected_purchases(bgnbd, d / unit, x, t_x, T) if d > 0 else np.zeros_like(x) for d in edges])
     per_step = np.diff(cum, axis=0)
     months = edges[1:] / 30.0
     discounted = (per_step / (1.0 + monthly) ** months[:, None]).sum(axis=0)
-    return pd.DataFrame({
-        "p_alive": probability_alive(bgnbd, x, t_x, T),
-        "expected_purchases": cum[-1],
-        "expected_avg_value": avg_value,
-        "clv": margin * avg_value * discounted,
-    }, index=summary.index)
+    return pd.DataFrame(
+        {
+            "p_alive": probability_alive(bgnbd, x, t_x, T),
+            "expected_purchases": cum[-1],
+            "expected_avg_value": avg_value,
+            "clv": margin * avg_value * discounted,
+        },
+        index=summary.index,
+    )
 
 
 def simple_clv(arpu_monthly, gross_margin, monthly_churn):
@@ -230,6 +256,5 @@ def payback_months_cac(cac_value, arpu_monthly, gross_margin):
     c, arpu, margin = (np.asarray(v, float) for v in (cac_value, arpu_monthly, gross_margin))
     monthly_margin = arpu * margin
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(monthly_margin > 0, c / np.where(monthly_margin > 0, monthly_margin, 1.0),
-                       np.nan)
+        out = np.where(monthly_margin > 0, c / np.where(monthly_margin > 0, monthly_margin, 1.0), np.nan)
     return float(out) if out.ndim == 0 else out

@@ -21,8 +21,20 @@ import numpy_financial as npf
 import pandas as pd
 
 SCENARIO_COLUMNS = [
-    "initiative", "kind", "name", "npv", "roi", "irr", "payback_months", "prob_npv_positive",
-    "parameter", "low_value", "high_value", "npv_low", "npv_high", "swing",
+    "initiative",
+    "kind",
+    "name",
+    "npv",
+    "roi",
+    "irr",
+    "payback_months",
+    "prob_npv_positive",
+    "parameter",
+    "low_value",
+    "high_value",
+    "npv_low",
+    "npv_high",
+    "swing",
 ]
 
 # Used only when the plan declares no range for an assumption: +-20 % is the usual planning band
@@ -37,8 +49,9 @@ def monthly_rate(rate_annual: float) -> float:
     return (1.0 + rate_annual) ** (1.0 / 12.0) - 1.0
 
 
-def cash_flows(one_off_cost, recurring_cost_per_month, value_per_month, horizon_months: int,
-               start_offset: int = 0) -> np.ndarray:
+def cash_flows(
+    one_off_cost, recurring_cost_per_month, value_per_month, horizon_months: int, start_offset: int = 0
+) -> np.ndarray:
     """Monthly net cash flows: ``-one_off`` at month 0, then ``value - recurring`` each month.
 
     Value starts ``start_offset`` months after launch (a ramp-up delay); recurring costs start at
@@ -46,12 +59,12 @@ def cash_flows(one_off_cost, recurring_cost_per_month, value_per_month, horizon_
     draws (used by :func:`monte_carlo`); scalars give a 1-D vector.
     """
     one_off, recurring, value = np.broadcast_arrays(
-        np.asarray(one_off_cost, float), np.asarray(recurring_cost_per_month, float),
-        np.asarray(value_per_month, float))
+        np.asarray(one_off_cost, float), np.asarray(recurring_cost_per_month, float), np.asarray(value_per_month, float)
+    )
     months = np.arange(horizon_months + 1)
     has_value = months >= 1 + start_offset
     has_cost = months >= 1
-    flows = (value[..., None] * has_value - recurring[..., None] * has_cost)
+    flows = value[..., None] * has_value - recurring[..., None] * has_cost
     flows[..., 0] -= one_off
     return flows
 
@@ -141,8 +154,7 @@ class Assumptions:
 
     def flows(self) -> np.ndarray:
         value = self.effect_per_month * self.adoption * self.value_per_conversion
-        return cash_flows(self.one_off_cost, self.recurring_cost, value, self.horizon_months,
-                          self.start_offset)
+        return cash_flows(self.one_off_cost, self.recurring_cost, value, self.horizon_months, self.start_offset)
 
 
 def _financials(a: Assumptions) -> dict:
@@ -152,21 +164,46 @@ def _financials(a: Assumptions) -> dict:
     cost = a.one_off_cost + a.recurring_cost * a.horizon_months
     df = discount_factors(a.discount_rate, a.horizon_months)
     # NPV is linear in the effect, so its standard error follows exactly from the effect's.
-    npv_se = a.effect_se * a.adoption * a.value_per_conversion * df[1 + a.start_offset:].sum()
-    return {"value": value, "cost": cost, "roi": roi(value, cost), "npv": npv(a.discount_rate, flows),
-            "npv_se": float(npv_se), "irr": irr(flows), "payback_months": payback_months(flows)}
+    npv_se = a.effect_se * a.adoption * a.value_per_conversion * df[1 + a.start_offset :].sum()
+    return {
+        "value": value,
+        "cost": cost,
+        "roi": roi(value, cost),
+        "npv": npv(a.discount_rate, flows),
+        "npv_se": float(npv_se),
+        "irr": irr(flows),
+        "payback_months": payback_months(flows),
+    }
 
 
-def initiative_financials(effect_per_month: float, effect_se: float, value_per_conversion: float,
-                          one_off_cost: float, recurring_cost: float, horizon_months: int,
-                          discount_rate: float, adoption: float = 1.0, start_offset: int = 0) -> dict:
+def initiative_financials(
+    effect_per_month: float,
+    effect_se: float,
+    value_per_conversion: float,
+    one_off_cost: float,
+    recurring_cost: float,
+    horizon_months: int,
+    discount_rate: float,
+    adoption: float = 1.0,
+    start_offset: int = 0,
+) -> dict:
     """Value, cost, ROI, NPV (with its standard error), annualized IRR and payback over the horizon.
 
     ``value`` and ``cost`` are undiscounted totals over the horizon; ``roi`` is computed on them.
     """
-    return _financials(Assumptions(effect_per_month, value_per_conversion, one_off_cost,
-                                   recurring_cost, horizon_months, discount_rate, effect_se,
-                                   adoption, start_offset))
+    return _financials(
+        Assumptions(
+            effect_per_month,
+            value_per_conversion,
+            one_off_cost,
+            recurring_cost,
+            horizon_months,
+            discount_rate,
+            effect_se,
+            adoption,
+            start_offset,
+        )
+    )
 
 
 def scenarios(assumptions: Assumptions, adoption: Mapping[str, float]) -> pd.DataFrame:
@@ -182,12 +219,17 @@ def scenarios(assumptions: Assumptions, adoption: Mapping[str, float]) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-TORNADO_PARAMETERS = ("effect_per_month", "value_per_conversion", "one_off_cost",
-                      "recurring_cost", "adoption", "discount_rate")
+TORNADO_PARAMETERS = (
+    "effect_per_month",
+    "value_per_conversion",
+    "one_off_cost",
+    "recurring_cost",
+    "adoption",
+    "discount_rate",
+)
 
 
-def assumption_ranges(assumptions: Assumptions,
-                      ranges: Mapping[str, tuple[float, float]] | None = None) -> dict:
+def assumption_ranges(assumptions: Assumptions, ranges: Mapping[str, tuple[float, float]] | None = None) -> dict:
     """Low/high for every tornado parameter: declared ranges first, then defaults.
 
     Default for the effect is its 95 % confidence interval (its own sampling uncertainty); for the
@@ -209,8 +251,7 @@ def assumption_ranges(assumptions: Assumptions,
     return out
 
 
-def tornado(assumptions: Assumptions,
-            ranges: Mapping[str, tuple[float, float]] | None = None) -> pd.DataFrame:
+def tornado(assumptions: Assumptions, ranges: Mapping[str, tuple[float, float]] | None = None) -> pd.DataFrame:
     """One-at-a-time sensitivity of NPV: each parameter at its low and high, others at base.
 
     Returns one row per parameter sorted by ``swing = |npv_high - npv_low|`` (largest first), the
@@ -221,10 +262,20 @@ def tornado(assumptions: Assumptions,
     for p, (low, high) in assumption_ranges(assumptions, ranges).items():
         npv_low = _financials(replace(assumptions, **{p: low}))["npv"]
         npv_high = _financials(replace(assumptions, **{p: high}))["npv"]
-        rows.append({"kind": "sensitivity", "name": p, "parameter": p,
-                     "base_value": float(getattr(assumptions, p)), "low_value": low,
-                     "high_value": high, "npv": base_npv, "npv_low": npv_low,
-                     "npv_high": npv_high, "swing": abs(npv_high - npv_low)})
+        rows.append(
+            {
+                "kind": "sensitivity",
+                "name": p,
+                "parameter": p,
+                "base_value": float(getattr(assumptions, p)),
+                "low_value": low,
+                "high_value": high,
+                "npv": base_npv,
+                "npv_low": npv_low,
+                "npv_high": npv_high,
+                "swing": abs(npv_high - npv_low),
+            }
+        )
     return pd.DataFrame(rows).sort_values("swing", ascending=False, ignore_index=True)
 
 
@@ -262,8 +313,9 @@ def _quantile(values, q: float, missing_as: float) -> float:
     return out if np.isfinite(out) else float("nan")
 
 
-def _draw(rng: np.random.Generator, base: float, bounds: tuple[float, float] | None, n: int,
-          distribution: str) -> np.ndarray:
+def _draw(
+    rng: np.random.Generator, base: float, bounds: tuple[float, float] | None, n: int, distribution: str
+) -> np.ndarray:
     if bounds is None:
         return np.full(n, float(base))
     low, high = float(bounds[0]), float(bounds[1])
@@ -280,9 +332,14 @@ def _draw(rng: np.random.Generator, base: float, bounds: tuple[float, float] | N
 MC_RANGED = ("value_per_conversion", "one_off_cost", "recurring_cost", "adoption")
 
 
-def monte_carlo(assumptions: Assumptions, ranges: Mapping[str, tuple[float, float]] | None = None,
-                n: int = 10_000, seed: int = 0, distribution: str = "triangular",
-                irr_subsample: int = 1_000) -> MonteCarloResult:
+def monte_carlo(
+    assumptions: Assumptions,
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    n: int = 10_000,
+    seed: int = 0,
+    distribution: str = "triangular",
+    irr_subsample: int = 1_000,
+) -> MonteCarloResult:
     """Simulate NPV, ROI, IRR and payback from the effect's sampling distribution and cost ranges.
 
     The effect is drawn from Normal(estimate, se). Each of ``MC_RANGED`` with a declared
@@ -301,8 +358,7 @@ def monte_carlo(assumptions: Assumptions, ranges: Mapping[str, tuple[float, floa
     effect = rng.normal(a.effect_per_month, a.effect_se, n) if a.effect_se > 0 else np.full(n, a.effect_per_month)
     drawn = {p: _draw(rng, getattr(a, p), ranges.get(p), n, distribution) for p in MC_RANGED}
     value_pm = effect * drawn["adoption"] * drawn["value_per_conversion"]
-    flows = cash_flows(drawn["one_off_cost"], drawn["recurring_cost"], value_pm, a.horizon_months,
-                       a.start_offset)
+    flows = cash_flows(drawn["one_off_cost"], drawn["recurring_cost"], value_pm, a.horizon_months, a.start_offset)
     npvs = npv(a.discount_rate, flows)
     value_months = max(a.horizon_months - a.start_offset, 0)
     rois = roi(value_pm * value_months, drawn["one_off_cost"] + drawn["recurring_cost"] * a.horizon_months)
@@ -311,24 +367,37 @@ def monte_carlo(assumptions: Assumptions, ranges: Mapping[str, tuple[float, floa
     irrs = np.array([irr(f) for f in flows[:k]])
     irr_col = np.full(n, np.nan)
     irr_col[:k] = irrs
-    draws = pd.DataFrame({"effect_per_month": effect, **drawn, "npv": npvs, "roi": rois,
-                          "payback_months": paybacks, "irr": irr_col})
+    draws = pd.DataFrame(
+        {"effect_per_month": effect, **drawn, "npv": npvs, "roi": rois, "payback_months": paybacks, "irr": irr_col}
+    )
     p10, p50, p90 = np.percentile(npvs, [10, 50, 90])
     # "Never pays back" counts as +inf, so the median is undefined (NaN) when most draws never do.
     payback_p50 = _quantile(paybacks, 50, np.inf)
     # Same for IRR: an undefined IRR (no sign change) is a loss, ranked below every defined one.
     irr_p50 = _quantile(irrs, 50, -np.inf)
     return MonteCarloResult(
-        npv_p10=float(p10), npv_p50=float(p50), npv_p90=float(p90), npv_mean=float(npvs.mean()),
+        npv_p10=float(p10),
+        npv_p50=float(p50),
+        npv_p90=float(p90),
+        npv_mean=float(npvs.mean()),
         prob_npv_positive=float((npvs > 0).mean()),
-        irr_p50=irr_p50, payback_p50=payback_p50,
-        n=n, n_irr=k, draws=draws)
+        irr_p50=irr_p50,
+        payback_p50=payback_p50,
+        n=n,
+        n_irr=k,
+        draws=draws,
+    )
 
 
-def initiative_scenarios(initiative: str, assumptions: Assumptions, adoption: Mapping[str, float],
-                         ranges: Mapping[str, tuple[float, float]] | None = None,
-                         n: int = 10_000, seed: int = 0,
-                         distribution: str = "triangular") -> pd.DataFrame:
+def initiative_scenarios(
+    initiative: str,
+    assumptions: Assumptions,
+    adoption: Mapping[str, float],
+    ranges: Mapping[str, tuple[float, float]] | None = None,
+    n: int = 10_000,
+    seed: int = 0,
+    distribution: str = "triangular",
+) -> pd.DataFrame:
     """Rows of ``marts.initiative_scenarios`` for one initiative.
 
     ``kind`` is ``scenario`` (name = adoption level), ``sensitivity`` (name = parameter, with
@@ -341,15 +410,28 @@ def initiative_scenarios(initiative: str, assumptions: Assumptions, adoption: Ma
     d = mc.draws
     mc_rows = []
     for name, q in (("p10", 10), ("p50", 50), ("p90", 90)):
-        mc_rows.append({"kind": "monte_carlo", "name": name,
-                        "npv": float(np.percentile(d["npv"], q)),
-                        "roi": float(np.nanpercentile(d["roi"], q)),
-                        "irr": _quantile(d["irr"].iloc[:mc.n_irr], q, -np.inf),
-                        "payback_months": _quantile(d["payback_months"], q, np.inf),
-                        "prob_npv_positive": mc.prob_npv_positive})
-    mc_rows.append({"kind": "monte_carlo", "name": "mean", "npv": mc.npv_mean,
-                    "roi": float(np.nanmean(d["roi"])), "irr": np.nan, "payback_months": np.nan,
-                    "prob_npv_positive": mc.prob_npv_positive})
+        mc_rows.append(
+            {
+                "kind": "monte_carlo",
+                "name": name,
+                "npv": float(np.percentile(d["npv"], q)),
+                "roi": float(np.nanpercentile(d["roi"], q)),
+                "irr": _quantile(d["irr"].iloc[: mc.n_irr], q, -np.inf),
+                "payback_months": _quantile(d["payback_months"], q, np.inf),
+                "prob_npv_positive": mc.prob_npv_positive,
+            }
+        )
+    mc_rows.append(
+        {
+            "kind": "monte_carlo",
+            "name": "mean",
+            "npv": mc.npv_mean,
+            "roi": float(np.nanmean(d["roi"])),
+            "irr": np.nan,
+            "payback_months": np.nan,
+            "prob_npv_positive": mc.prob_npv_positive,
+        }
+    )
     out = pd.concat([sc, tor, pd.DataFrame(mc_rows)], ignore_index=True)
     out["initiative"] = initiative
     return out.reindex(columns=SCENARIO_COLUMNS).astype({"payback_months": float, "irr": float})

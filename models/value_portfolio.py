@@ -53,8 +53,11 @@ def validate_rules(rules: Mapping) -> dict:
 
     Raises ``ValueError`` naming the offending rule, so ``trackplan lint`` can report it.
     """
-    out = {"evidence_order": list(rules.get("evidence_order", DEFAULT_RULES["evidence_order"])),
-           "default": rules.get("default", "continue"), "rules": list(rules.get("rules", []))}
+    out = {
+        "evidence_order": list(rules.get("evidence_order", DEFAULT_RULES["evidence_order"])),
+        "default": rules.get("default", "continue"),
+        "rules": list(rules.get("rules", [])),
+    }
     if out["default"] not in ACTIONS:
         raise ValueError(f"portfolio default {out['default']!r} is not one of {ACTIONS}")
     for i, rule in enumerate(out["rules"]):
@@ -66,10 +69,14 @@ def validate_rules(rules: Mapping) -> dict:
             if not key.endswith(_SUFFIXES):
                 raise ValueError(f"portfolio rule {i}: condition {key!r} must end in one of {_SUFFIXES}")
             if key in ("evidence_min", "evidence_max") and threshold not in out["evidence_order"]:
-                raise ValueError(f"portfolio rule {i}: {key} {threshold!r} is not an evidence grade "
-                                 f"{out['evidence_order']}")
-            if key.endswith(("_min", "_max")) and not key.startswith("evidence_") \
-                    and not isinstance(threshold, (int, float)):
+                raise ValueError(
+                    f"portfolio rule {i}: {key} {threshold!r} is not an evidence grade {out['evidence_order']}"
+                )
+            if (
+                key.endswith(("_min", "_max"))
+                and not key.startswith("evidence_")
+                and not isinstance(threshold, (int, float))
+            ):
                 raise ValueError(f"portfolio rule {i}: {key} needs a number, got {threshold!r}")
     return out
 
@@ -116,7 +123,9 @@ def _not_evaluable(row: Mapping) -> tuple[str, str] | None:
     if "estimate" not in row or not _missing(row.get("estimate")):
         return None
     label = row.get("evidence_label")
-    why = label if isinstance(label, str) and label.startswith(NOT_EVALUABLE) else f"{NOT_EVALUABLE}: no effect estimate"
+    why = (
+        label if isinstance(label, str) and label.startswith(NOT_EVALUABLE) else f"{NOT_EVALUABLE}: no effect estimate"
+    )
     return NOT_EVALUABLE, why
 
 

@@ -33,8 +33,10 @@ def warehouse_schema() -> dict[str, dict[str, dict[str, str]]]:
 
     con = connect(":memory:")
     try:
-        rows = con.execute("select table_schema, table_name, column_name, data_type from information_schema.columns "
-                           "where table_catalog = current_database() order by ordinal_position").fetchall()
+        rows = con.execute(
+            "select table_schema, table_name, column_name, data_type from information_schema.columns "
+            "where table_catalog = current_database() order by ordinal_position"
+        ).fetchall()
     finally:
         con.close()
     out: dict[str, dict[str, dict[str, str]]] = {}
@@ -120,10 +122,11 @@ def dagster_metadata(table: str) -> dict:
     lin = model_lineage(table)
     deps = {}
     for column, sources in lin.items():
-        deps[column] = [dg.TableColumnDep(asset_key=dg.AssetKey(src.split(".")[:-1]), column_name=src.split(".")[-1])
-                        for src in sources]
-    return {"dagster/column_lineage": dg.TableColumnLineage(deps_by_column=deps),
-            "lineage": dg.MetadataValue.json(lin)}
+        deps[column] = [
+            dg.TableColumnDep(asset_key=dg.AssetKey(src.split(".")[:-1]), column_name=src.split(".")[-1])
+            for src in sources
+        ]
+    return {"dagster/column_lineage": dg.TableColumnLineage(deps_by_column=deps), "lineage": dg.MetadataValue.json(lin)}
 
 
 def table_lineage(table: str, defs) -> dict | None:

@@ -30,12 +30,21 @@ def model_key(model: SqlModel | PythonModel) -> dg.AssetKey:
 
 
 def _spec(model: SqlModel | PythonModel, kind: str) -> dict:
-    column_schema = dg.TableSchema(columns=[dg.TableColumn(name=c, type="", description=str(d))
-                                            for c, d in model.columns.items()])
-    return {"key": model_key(model), "deps": [dg.AssetKey([s, t]) for s, t in model.upstream()],
-            "group_name": model.schema, "kinds": {"duckdb", kind}, "description": model.description,
-            "metadata": {"grain": model.grain, "dagster/column_schema": column_schema,
-                         "path": str(model.path.relative_to(MODELS_DIR.parent))}}
+    column_schema = dg.TableSchema(
+        columns=[dg.TableColumn(name=c, type="", description=str(d)) for c, d in model.columns.items()]
+    )
+    return {
+        "key": model_key(model),
+        "deps": [dg.AssetKey([s, t]) for s, t in model.upstream()],
+        "group_name": model.schema,
+        "kinds": {"duckdb", kind},
+        "description": model.description,
+        "metadata": {
+            "grain": model.grain,
+            "dagster/column_schema": column_schema,
+            "path": str(model.path.relative_to(MODELS_DIR.parent)),
+        },
+    }
 
 
 def model_asset(model: SqlModel) -> dg.AssetsDefinition:
@@ -78,8 +87,9 @@ def python_model_asset(model: PythonModel) -> dg.AssetsDefinition:
             rows = write_frame(con, model.table, df)
         progress.report(model.table, 1, 1)
         extra = module.summary(df) if hasattr(module, "summary") else {}
-        return dg.MaterializeResult(metadata={"dagster/row_count": rows,
-                                              **{k: _metadata_value(v) for k, v in extra.items()}})
+        return dg.MaterializeResult(
+            metadata={"dagster/row_count": rows, **{k: _metadata_value(v) for k, v in extra.items()}}
+        )
 
     return _materialize
 

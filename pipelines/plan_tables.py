@@ -11,8 +11,10 @@ KEYS = {name: dg.AssetKey(["staging", name]) for name in SCHEMAS}
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(key, group_name="staging", kinds={"duckdb"}, description=DESCRIPTIONS[name])
-           for name, key in KEYS.items()],
+    specs=[
+        dg.AssetSpec(key, group_name="staging", kinds={"duckdb"}, description=DESCRIPTIONS[name])
+        for name, key in KEYS.items()
+    ],
     can_subset=False,
 )
 def plan_definitions(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
@@ -22,8 +24,9 @@ def plan_definitions(context: dg.AssetExecutionContext, warehouse: Warehouse, tr
         counts = write_plan_tables(con, plan)
     progress.report("plan definitions", 1, 1)
     for name, key in KEYS.items():
-        yield dg.MaterializeResult(asset_key=key, metadata={"dagster/row_count": counts[name],
-                                                            "plan_version": plan.header.version})
+        yield dg.MaterializeResult(
+            asset_key=key, metadata={"dagster/row_count": counts[name], "plan_version": plan.header.version}
+        )
 
 
 def assets() -> list[dg.AssetsDefinition]:

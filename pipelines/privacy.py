@@ -43,7 +43,7 @@ def _tables(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], set[str]]:
 select c.table_schema, c.table_name, c.column_name
 from information_schema.columns c join information_schema.tables t
   on t.table_schema = c.table_schema and t.table_name = c.table_name
-where t.table_type = 'BASE TABLE' and c.table_schema in ({', '.join(lit(s) for s in SCHEMAS)})
+where t.table_type = 'BASE TABLE' and c.table_schema in ({", ".join(lit(s) for s in SCHEMAS)})
 """).fetchall()
     out: dict[tuple[str, str], set[str]] = {}
     for schema, table, column in rows:
@@ -51,17 +51,21 @@ where t.table_type = 'BASE TABLE' and c.table_schema in ({', '.join(lit(s) for s
     return out
 
 
-def person_identifiers(con: duckdb.DuckDBPyConnection, plan: Plan, user_id: str) -> tuple[str | None, list[tuple[str, str]]]:
+def person_identifiers(
+    con: duckdb.DuckDBPyConnection, plan: Plan, user_id: str
+) -> tuple[str | None, list[tuple[str, str]]]:
     """(person_id or None, [(identifier kind, identifier)]) of the person behind `user_id`."""
     uid_kind = next((i.name for i in plan.identity.identifiers if i.source == "userId"), "user_id")
     tables = _tables(con)
     if ("stitch", "persons") in tables:
-        found = con.execute("select person_id from stitch.persons where identifier_kind = ? and identifier = ?",
-                            [uid_kind, user_id]).fetchall()
+        found = con.execute(
+            "select person_id from stitch.persons where identifier_kind = ? and identifier = ?", [uid_kind, user_id]
+        ).fetchall()
         if found:
             pid = found[0][0]
-            ids = con.execute("select identifier_kind, identifier from stitch.persons where person_id = ? "
-                              "order by all", [pid]).fetchall()
+            ids = con.execute(
+                "select identifier_kind, identifier from stitch.persons where person_id = ? order by all", [pid]
+            ).fetchall()
             return pid, [(k, v) for k, v in ids]
     return None, [(uid_kind, user_id)]
 
@@ -97,8 +101,7 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
     for kind, value in idents:
         by_field.setdefault(source.get(kind, "userId" if kind == "user_id" else kind), set()).add(value)
     con.execute("create or replace temp table _forget_ids (kind varchar, identifier varchar, field varchar)")
-    con.executemany("insert into _forget_ids values (?, ?, ?)",
-                    [[k, v, source.get(k, "userId")] for k, v in idents])
+    con.executemany("insert into _forget_ids values (?, ?, ?)", [[k, v, source.get(k, "userId")] for k, v in idents])
 
     def in_field(fields, sql: str) -> str:
         fields = (fields,) if isinstance(fields, str) else fields
@@ -128,31 +131,40 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
             if {"identifier_kind", "identifier"} <= cols:
                 conds.append("(identifier_kind, identifier) in (select kind, identifier from _forget_ids)")
             if {"kind_a", "id_a", "kind_b", "id_b"} <= cols:
-                conds.append("(kind_a, id_a) in (select kind, identifier from _forget_ids) or "
-                             "(kind_b, id_b) in (select kind, identifier from _forget_ids)")
+                conds.append(
+                    "(kind_a, id_a) in (select kind, identifier from _forget_ids) or "
+                    "(kind_b, id_b) in (select kind, identifier from _forget_ids)"
+                )
             if (schema, table) == ("ingest", "quarantine"):
                 conds.append(_raw_match("raw"))
             if not conds:
                 continue
-            n = con.execute(f'delete from "{schema}"."{table}" where ' + " or ".join(f"({c})" for c in conds)
-                            ).fetchall()[0][0]
+            n = con.execute(
+                f'delete from "{schema}"."{table}" where ' + " or ".join(f"({c})" for c in conds)
+            ).fetchall()[0][0]
             if n:
                 deleted[f"{schema}.{table}"] = n
         if ("quality", "check_results") in tables:
             n = _scrub_check_results(con, {v for _, v in idents} | ({person_id} if person_id else set()))
             if n:
                 deleted["quality.check_results (sample rows)"] = n
-        con.execute("insert into ingest.suppression select * from (values "
-                    + ", ".join("(?, ?, ?, ?)" for _ in idents) + ")",
-                    [x for k, v in idents for x in (SUPPRESSIBLE.get(source.get(k, ""), k), keyed_hash(v), audit_id, now)]
-                    ).fetchall()
-        con.execute("insert into ingest.erasure_audit values (?, ?, ?, ?, ?, ?)",
-                    [audit_id, now, keyed_hash(user_id), len(idents), sum(deleted.values()), sorted(deleted)]
-                    ).fetchall()
+        con.execute(
+            "insert into ingest.suppression select * from (values " + ", ".join("(?, ?, ?, ?)" for _ in idents) + ")",
+            [x for k, v in idents for x in (SUPPRESSIBLE.get(source.get(k, ""), k), keyed_hash(v), audit_id, now)],
+        ).fetchall()
+        con.execute(
+            "insert into ingest.erasure_audit values (?, ?, ?, ?, ?, ?)",
+            [audit_id, now, keyed_hash(user_id), len(idents), sum(deleted.values()), sorted(deleted)],
+        ).fetchall()
     # write the deletions into the database file now rather than leaving them in the WAL
     con.execute("checkpoint").fetchall()
-    return {"rows": sum(deleted.values()), "identifiers": len(idents), "audit_id": audit_id,
-            "tables": deleted, "person_id": person_id}
+    return {
+        "rows": sum(deleted.values()),
+        "identifiers": len(idents),
+        "audit_id": audit_id,
+        "tables": deleted,
+        "person_id": person_id,
+    }
 
 
 # a raw line's tokens: its JSON strings (spaces kept) and its words split at JSON/text punctuation
@@ -161,16 +173,17 @@ _QUOTED = r'"((?:[^"\\]|\\.)*)"'
 
 
 def _tokens_sql(col: str) -> str:
-    return (f"list_concat(regexp_extract_all({col}, {lit(_QUOTED)}, 1), "
-            f"regexp_split_to_array({col}, {lit(_SPLIT)}))")
+    return f"list_concat(regexp_extract_all({col}, {lit(_QUOTED)}, 1), regexp_split_to_array({col}, {lit(_SPLIT)}))"
 
 
 def _raw_match(col: str) -> str:
     """A raw line is the person's if any token is one of their identifiers or hashes to one (the
     plaintext e-mail of a hashed e-mail identifier); lines that are not JSON included."""
     ids = "select identifier from _forget_ids"
-    return (f"{col} is not null and exists (select 1 from unnest({_tokens_sql(col)}) t(tok) "
-            f"where tok <> '' and (tok in ({ids}) or pii_hash(tok) in ({ids})))")
+    return (
+        f"{col} is not null and exists (select 1 from unnest({_tokens_sql(col)}) t(tok) "
+        f"where tok <> '' and (tok in ({ids}) or pii_hash(tok) in ({ids})))"
+    )
 
 
 def _token_hits(text: str, ids: set[str], _hashes: dict[str, str]) -> bool:
@@ -246,15 +259,19 @@ def mark_suppressed(con: duckdb.DuckDBPyConnection, plan: Plan, rows: str = "_pa
 
     def distinct(cols: list[str]) -> str:
         return " union ".join(f"select distinct {f} as v from {rows} where valid and {f} is not null" for f in cols)
+
     con.execute(f"""
 create or replace temp table _raw_tokens as
-select distinct _rid, tok from (select _rid, unnest({_tokens_sql('raw')}) as tok from {rows}
+select distinct _rid, tok from (select _rid, unnest({_tokens_sql("raw")}) as tok from {rows}
                                 where not valid and raw is not null) where tok <> ''
 """).fetchall()
     # each distinct value is hashed once, not once per row; the hash-of-hash form only where a value may
     # be stored hashed (identity sources, raw tokens)
-    twice = f"{distinct(sources)} union select distinct tok from _raw_tokens" if sources else \
-        "select distinct tok from _raw_tokens"
+    twice = (
+        f"{distinct(sources)} union select distinct tok from _raw_tokens"
+        if sources
+        else "select distinct tok from _raw_tokens"
+    )
     con.execute(f"""
 create or replace temp table _erased_values as
 with reg as (select distinct identifier_hash as h from ingest.suppression),

@@ -72,8 +72,11 @@ def run_lock(warehouse: Path | str, what: str):
             holder = os.pread(fd, 300, 0).decode(errors="replace").strip() or "another process"
             raise RunError(f"{warehouse}: locked by {holder}; wait for it to finish") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"trackplan {what} (PID {os.getpid()}) since "
-                      f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC\n".encode(), 0)
+        os.pwrite(
+            fd,
+            f"trackplan {what} (PID {os.getpid()}) since {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC\n".encode(),
+            0,
+        )
         yield
     finally:
         os.close(fd)  # closing releases the flock
@@ -99,17 +102,35 @@ class Build:
     run_id: str | None = None
     notes: list[str] = field(default_factory=list)
 
-    def record(self, run_id: str, days: list[str], built: list[str], not_built: list[str], failed: list[str],
-               plan_version: str | None) -> str:
+    def record(
+        self,
+        run_id: str,
+        days: list[str],
+        built: list[str],
+        not_built: list[str],
+        failed: list[str],
+        plan_version: str | None,
+    ) -> str:
         """Write the run's row of ingest.run_log into the copy; return its status."""
         status = "complete" if not not_built and not failed else "incomplete"
         con = connect(self.path)
         try:
             con.execute(RUN_LOG_DDL)
-            con.execute("insert into ingest.run_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [run_id, self.started_at, dt.datetime.now(dt.UTC).replace(tzinfo=None),
-                         days[0] if days else None, days[-1] if days else None, status, sorted(built),
-                         sorted(not_built), sorted(failed), plan_version]).fetchall()
+            con.execute(
+                "insert into ingest.run_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    self.started_at,
+                    dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                    days[0] if days else None,
+                    days[-1] if days else None,
+                    status,
+                    sorted(built),
+                    sorted(not_built),
+                    sorted(failed),
+                    plan_version,
+                ],
+            ).fetchall()
             con.execute("checkpoint").fetchall()  # everything in the file itself: no WAL travels with it
         finally:
             con.close()
@@ -121,8 +142,10 @@ class Build:
         if _stamp(self.warehouse) != self.stamp:
             keep = Path(f"{self.warehouse}.unpublished-{self.run_id or 'run'}")
             os.replace(self.path, keep)
-            raise RunError(f"{self.warehouse}: changed by another process during the run; nothing published, "
-                           f"this run's warehouse is kept at {keep}")
+            raise RunError(
+                f"{self.warehouse}: changed by another process during the run; nothing published, "
+                f"this run's warehouse is kept at {keep}"
+            )
         if Path(f"{self.path}.wal").exists():  # (record() checkpointed: a WAL here would be a defect)
             raise RunError(f"{self.path}.wal: the built warehouse still has a write-ahead log; not published")
         os.replace(self.path, self.warehouse)
@@ -166,8 +189,10 @@ def building(warehouse: Path | str):
 def last_run(con) -> dict | None:
     """The newest row of ingest.run_log (what the warehouse shows), or None before the first run."""
     try:
-        row = con.execute("select run_id, started_at, finished_at, first_day, last_day, status, not_built, failed "
-                          "from ingest.run_log order by finished_at desc limit 1").fetchall()
+        row = con.execute(
+            "select run_id, started_at, finished_at, first_day, last_day, status, not_built, failed "
+            "from ingest.run_log order by finished_at desc limit 1"
+        ).fetchall()
     except Exception:  # noqa: BLE001 - a warehouse from before the run log
         return None
     if not row:

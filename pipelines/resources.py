@@ -50,11 +50,17 @@ def _load(plan_dir: str, _stamp: float) -> Plan:
     return load_plan(plan_dir)
 
 
-def resources_from_env(plan_dir: str | Path | None = None, landing: str | Path | None = None,
-                       warehouse: str | Path | None = None, layout: str | None = None) -> dict:
+def resources_from_env(
+    plan_dir: str | Path | None = None,
+    landing: str | Path | None = None,
+    warehouse: str | Path | None = None,
+    layout: str | None = None,
+) -> dict:
     return {
         "warehouse": Warehouse(database=str(warehouse or os.environ.get("TRACKPLAN_WAREHOUSE", "warehouse.duckdb"))),
-        "tracking_plan": TrackingPlan(plan_dir=str(plan_dir or default_plan_dir()),
-                                      landing_dir=str(landing or os.environ.get("TRACKPLAN_LANDING", "landing")),
-                                      layout=layout or os.environ.get("TRACKPLAN_LAYOUT", "")),
+        "tracking_plan": TrackingPlan(
+            plan_dir=str(plan_dir or default_plan_dir()),
+            landing_dir=str(landing or os.environ.get("TRACKPLAN_LANDING", "landing")),
+            layout=layout or os.environ.get("TRACKPLAN_LAYOUT", ""),
+        ),
     }

@@ -48,9 +48,16 @@ def dagster_instance(warehouse: Path) -> dg.DagsterInstance:
     return dg.DagsterInstance.from_config(str(home))
 
 
-def run_pipeline(plan_dir: Path, landing: Path | str, warehouse: Path, partition: str | None = None,
-                 console: Console | None = None, instance: dg.DagsterInstance | None = None,
-                 layout: str | None = None, incremental: bool | None = None) -> bool:
+def run_pipeline(
+    plan_dir: Path,
+    landing: Path | str,
+    warehouse: Path,
+    partition: str | None = None,
+    console: Console | None = None,
+    instance: dg.DagsterInstance | None = None,
+    layout: str | None = None,
+    incremental: bool | None = None,
+) -> bool:
     """Run ingest for the landed days (or one), then every downstream asset, into a copy of the warehouse
     that is published whole at the end (pipelines.publish); True if every asset built and no blocking
     check failed.
@@ -80,13 +87,21 @@ def run_pipeline(plan_dir: Path, landing: Path | str, warehouse: Path, partition
     if partition and partition not in landed:
         # nothing to do for that day: say so and leave the warehouse alone (no rebuild of the rest)
         where = landing if is_url(str(landing)) else Path(landing) / f"date={partition}"
-        console.print(f"no landing files for {partition} (nothing under {where}): "
-                      "nothing ingested, nothing rebuilt", markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"no landing files for {partition} (nothing under {where}): nothing ingested, nothing rebuilt",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         return True
     days = [partition] if partition else landed
     if not days:
-        console.print(f"no landing files under {landing}/date=YYYY-MM-DD/ (or in the layouts of README 'Reading "
-                      "from your bucket'): nothing to ingest", markup=False, highlight=False)
+        console.print(
+            f"no landing files under {landing}/date=YYYY-MM-DD/ (or in the layouts of README 'Reading "
+            "from your bucket'): nothing to ingest",
+            markup=False,
+            highlight=False,
+        )
         return False
     if incremental is None:
         incremental = is_url(str(landing))
@@ -99,16 +114,20 @@ def run_pipeline(plan_dir: Path, landing: Path | str, warehouse: Path, partition
         finally:
             con.close()
         if not days:
-            console.print(f"nothing new under {landing}: every object matches the manifest (key, ETag, size)",
-                          markup=False, highlight=False)
+            console.print(
+                f"nothing new under {landing}: every object matches the manifest (key, ETag, size)",
+                markup=False,
+                highlight=False,
+            )
             return True
     hash_salt()  # no salt, no run: PII is never hashed with a key anyone could read in the source
     t0 = time.time()
     threading.Thread(target=_warm_imports, daemon=True).start()
     with building(warehouse) as build:
         instance = instance or dagster_instance(warehouse)  # recorded where `make dev` looks (after the lock)
-        ok = _materialize(build, plan, plan_dir, landing, days, instance, console, all_assets(), all_checks(),
-                          layout=layout)
+        ok = _materialize(
+            build, plan, plan_dir, landing, days, instance, console, all_assets(), all_checks(), layout=layout
+        )
         if build.published:
             _summary(warehouse, days, time.time() - t0, ok[1], ok[2], console)
     return ok[0]
@@ -118,8 +137,14 @@ def _materialize(build, plan, plan_dir, landing, days, instance, console, assets
     """Materialize into the build's copy, record the run, publish: (ok, failed checks, the run's row)."""
     resources = resources_from_env(plan_dir, landing, build.path, layout=layout)
     tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
-    with Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         tasks: dict[str, int] = {}
 
         def on_progress(stage: str, done: int, total: int) -> None:
@@ -129,15 +154,22 @@ def _materialize(build, plan, plan_dir, landing, days, instance, console, assets
 
         progress.set_callback(on_progress)
         try:
-            result = dg.materialize([*assets, *checks], resources=resources, tags=tags, raise_on_error=False,
-                                    instance=instance, run_config=QUIET)
+            result = dg.materialize(
+                [*assets, *checks],
+                resources=resources,
+                tags=tags,
+                raise_on_error=False,
+                instance=instance,
+                run_config=QUIET,
+            )
         finally:
             progress.set_callback(None)
     failed_checks = []
     for ev in result.get_asset_check_evaluations():
         if not ev.passed:
-            failed_checks.append((ev.asset_key.to_user_string(), ev.check_name, ev.severity.value,
-                                  getattr(ev, "blocking", False)))
+            failed_checks.append(
+                (ev.asset_key.to_user_string(), ev.check_name, ev.severity.value, getattr(ev, "blocking", False))
+            )
     failed_steps = []
     for ev in result.all_events:
         if ev.event_type_value == "STEP_FAILURE":
@@ -153,55 +185,89 @@ def _materialize(build, plan, plan_dir, landing, days, instance, console, assets
     status = build.record(result.run_id, days, sorted(built & wanted), sorted(wanted - built), failed, plan.version)
     build.publish()
     ok = result.success and status == "complete"
-    return ok, failed_checks, {"run_id": result.run_id, "status": status, "not_built": sorted(wanted - built),
-                               "failed_steps": failed_steps}
+    return (
+        ok,
+        failed_checks,
+        {"run_id": result.run_id, "status": status, "not_built": sorted(wanted - built), "failed_steps": failed_steps},
+    )
 
 
-def _summary(warehouse: Path, days: list[str], seconds: float, failed_checks: list, run: dict,
-             console: Console) -> None:
+def _summary(
+    warehouse: Path, days: list[str], seconds: float, failed_checks: list, run: dict, console: Console
+) -> None:
     """What this run did, read from the warehouse it published; a count it did not rebuild is not shown."""
     if "ingest.events" in run["not_built"]:
-        console.print(f"run {run['run_id']} incomplete: the ingest did not finish, so there are no counts of it; "
-                      "the warehouse keeps the ingest tables of the run before", markup=False, highlight=False)
+        console.print(
+            f"run {run['run_id']} incomplete: the ingest did not finish, so there are no counts of it; "
+            "the warehouse keeps the ingest tables of the run before",
+            markup=False,
+            highlight=False,
+        )
         return
     con = connect(warehouse, read_only=True)
     # the run's days, and the files outside any date folder (logged by every run, no partition_date)
     mine = "(partition_date between ? and ? or partition_date is null)"
     try:
-        log = con.execute(f"""select coalesce(sum(lines),0), coalesce(sum(loaded),0), coalesce(sum(quarantined),0),
+        log = con.execute(
+            f"""select coalesce(sum(lines),0), coalesce(sum(loaded),0), coalesce(sum(quarantined),0),
             coalesce(sum(duplicates),0), coalesce(sum(consent_dropped),0), coalesce(sum(suppressed),0),
             count(*) filter (where status is distinct from 'skipped'), count(*) filter (where status = 'skipped')
-            from ingest.ingestion_log where {mine}""", [days[0], days[-1]]).fetchall()[0]
-        skips = con.execute(f"""select split_part(skip_reason, ':', 1), count(*) from ingest.ingestion_log
-            where {mine} and status = 'skipped' group by 1 order by 2 desc, 1 limit 5""", [days[0], days[-1]]).fetchall()
-        reasons = con.execute("""select r.rule, count(*) n from (select unnest(reasons) r from ingest.quarantine
-            where partition_date between ? and ?) group by 1 order by 2 desc limit 5""", [days[0], days[-1]]).fetchall()
+            from ingest.ingestion_log where {mine}""",
+            [days[0], days[-1]],
+        ).fetchall()[0]
+        skips = con.execute(
+            f"""select split_part(skip_reason, ':', 1), count(*) from ingest.ingestion_log
+            where {mine} and status = 'skipped' group by 1 order by 2 desc, 1 limit 5""",
+            [days[0], days[-1]],
+        ).fetchall()
+        reasons = con.execute(
+            """select r.rule, count(*) n from (select unnest(reasons) r from ingest.quarantine
+            where partition_date between ? and ?) group by 1 order by 2 desc limit 5""",
+            [days[0], days[-1]],
+        ).fetchall()
         persons = _count(con, "select count(distinct person_id) from stitch.persons")
         sessions = _count(con, "select count(*) from staging.sessions")
     finally:
         con.close()
-    t = Table(title=f"trackplan run {run['run_id'][:8]}: {days[0]} .. {days[-1]} ({len(days)} days, {log[6]} files)",
-              show_header=False)
+    t = Table(
+        title=f"trackplan run {run['run_id'][:8]}: {days[0]} .. {days[-1]} ({len(days)} days, {log[6]} files)",
+        show_header=False,
+    )
     t.add_row("input lines", f"{log[0]:,}")
     t.add_row("loaded", f"{log[1]:,}")
-    t.add_row("quarantined", f"{log[2]:,}" + (f"  (top: {', '.join(f'{r} {n:,}' for r, n in reasons)})" if reasons else ""))
+    t.add_row(
+        "quarantined", f"{log[2]:,}" + (f"  (top: {', '.join(f'{r} {n:,}' for r, n in reasons)})" if reasons else "")
+    )
     t.add_row("duplicates", f"{log[3]:,}")
     t.add_row("consent-dropped / suppressed", f"{log[4]:,} / {log[5]:,}")
-    t.add_row("skipped files", f"{log[7]:,}" + (f"  ({', '.join(f'{r} {n:,}' for r, n in skips)}; "
-                                                  "see ingest.ingestion_log.skip_reason)" if skips else ""))
+    t.add_row(
+        "skipped files",
+        f"{log[7]:,}"
+        + (f"  ({', '.join(f'{r} {n:,}' for r, n in skips)}; see ingest.ingestion_log.skip_reason)" if skips else ""),
+    )
     stale = "stitch.persons" in run["not_built"]
     t.add_row("persons", "not rebuilt" if stale else f"{persons:,}")
     t.add_row("sessions", "not rebuilt" if "staging.sessions" in run["not_built"] else f"{sessions:,}")
     t.add_row("time", f"{seconds:.1f} s ({log[0] / max(seconds, 1e-9):,.0f} lines/s end to end)")
-    t.add_row("failed checks", ", ".join(f"{a}:{c} ({s})" for a, c, s, _ in failed_checks)
-              or ("none" if not run["failed_steps"] else "none of those that ran; failed steps: "
-                  + ", ".join(run["failed_steps"])))
+    t.add_row(
+        "failed checks",
+        ", ".join(f"{a}:{c} ({s})" for a, c, s, _ in failed_checks)
+        or (
+            "none"
+            if not run["failed_steps"]
+            else "none of those that ran; failed steps: " + ", ".join(run["failed_steps"])
+        ),
+    )
     if run["status"] != "complete":
         layers: dict[str, int] = {}
         for name in run["not_built"]:
             layers[name.split(".")[0]] = layers.get(name.split(".")[0], 0) + 1
-        t.add_row("run", f"INCOMPLETE: {len(run['not_built'])} tables not rebuilt, kept from an earlier run ("
-                         + ", ".join(f"{n} {layer}" for layer, n in layers.items()) + "): see ingest.run_log")
+        t.add_row(
+            "run",
+            f"INCOMPLETE: {len(run['not_built'])} tables not rebuilt, kept from an earlier run ("
+            + ", ".join(f"{n} {layer}" for layer, n in layers.items())
+            + "): see ingest.run_log",
+        )
     console.print(t)
 
 

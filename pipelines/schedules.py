@@ -1,13 +1,15 @@
 """A daily schedule and a sensor that starts a run when new landing files (or objects) appear."""
 
-
 import hashlib
 import os
 
 import dagster as dg
 
-ingest_job = dg.define_asset_job("daily_pipeline", selection=dg.AssetSelection.all(),
-                                 description="Ingest a day of landing files, then rebuild everything downstream.")
+ingest_job = dg.define_asset_job(
+    "daily_pipeline",
+    selection=dg.AssetSelection.all(),
+    description="Ingest a day of landing files, then rebuild everything downstream.",
+)
 
 daily_schedule = dg.build_schedule_from_partitioned_job(ingest_job, hour_of_day=1, minute_of_hour=15)
 
@@ -39,9 +41,13 @@ def changed_days(landing: str, warehouse: str, layout: str | None = None) -> dic
     return out
 
 
-@dg.sensor(job=ingest_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.STOPPED,
-           description="Runs a day's partition when its landing files or bucket objects are new or rewritten "
-                       "(compared with ingest.landing_manifest: key, ETag, size).")
+@dg.sensor(
+    job=ingest_job,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Runs a day's partition when its landing files or bucket objects are new or rewritten "
+    "(compared with ingest.landing_manifest: key, ETag, size).",
+)
 def landing_sensor(context: dg.SensorEvaluationContext):
     import duckdb
 

@@ -17,16 +17,17 @@ from schemas.ddl import DDL
 DEMO_SALT = "trackplan-demo-salt-change-me"
 
 
-
 class MissingSalt(RuntimeError):
     """PII cannot be hashed: TRACKPLAN_HASH_SALT is not set (there is no built-in salt)."""
 
     user_error = True  # the CLI prints the message as its one line
 
     def __init__(self) -> None:
-        super().__init__("TRACKPLAN_HASH_SALT is not set: PII is hashed with it (HMAC-SHA256) and there is no "
-                         "built-in salt; set a secret of your own (e.g. `export TRACKPLAN_HASH_SALT=$(openssl "
-                         "rand -hex 32)`), or try `trackplan demo`, which uses a public demo salt")
+        super().__init__(
+            "TRACKPLAN_HASH_SALT is not set: PII is hashed with it (HMAC-SHA256) and there is no "
+            "built-in salt; set a secret of your own (e.g. `export TRACKPLAN_HASH_SALT=$(openssl "
+            "rand -hex 32)`), or try `trackplan demo`, which uses a public demo salt"
+        )
 
 
 def hash_salt() -> str:
@@ -54,13 +55,16 @@ def register_udfs(con: duckdb.DuckDBPyConnection, salt: str | None = None) -> No
         if not keys:
             keys.append(hash_salt().encode())
         key = keys[0]
-        out = [None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:32]
-               for v in values.to_pylist()]
+        out = [
+            None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest()[:32]
+            for v in values.to_pylist()
+        ]
         return pa.array(out, pa.string())
 
     try:
-        con.create_function("pii_hash", pii_hash, ["VARCHAR"], "VARCHAR", type="arrow",
-                            null_handling="special", side_effects=False)
+        con.create_function(
+            "pii_hash", pii_hash, ["VARCHAR"], "VARCHAR", type="arrow", null_handling="special", side_effects=False
+        )
     except (duckdb.CatalogException, duckdb.NotImplementedException):
         pass  # already registered on this connection
 
@@ -71,8 +75,9 @@ MEMORY_LIMIT = os.environ.get("TRACKPLAN_DUCKDB_MEMORY", "1.6GB")
 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path), read_only=read_only,
-                         config={"memory_limit": MEMORY_LIMIT, "temp_directory": f"{path}.tmp"})
+    con = duckdb.connect(
+        str(path), read_only=read_only, config={"memory_limit": MEMORY_LIMIT, "temp_directory": f"{path}.tmp"}
+    )
     con.execute("set TimeZone = 'UTC'")
     if not read_only:
         # checkpoint after ~1 GB of WAL rather than 16 MB: a 10M-event ingest spent 26 s of 182 in
@@ -86,8 +91,12 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
 def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
     """Bring a warehouse made by an older version to the current DDL (only what changed)."""
-    cols = dict(con.execute("select column_name, is_nullable from information_schema.columns "
-                            "where table_schema = 'ingest' and table_name = 'ingestion_log'").fetchall())
+    cols = dict(
+        con.execute(
+            "select column_name, is_nullable from information_schema.columns "
+            "where table_schema = 'ingest' and table_name = 'ingestion_log'"
+        ).fetchall()
+    )
     if "status" not in cols:  # every landing file gets a row now, skipped ones too (and outside any partition)
         con.execute("alter table ingest.ingestion_log add column status varchar")
         con.execute("alter table ingest.ingestion_log add column skip_reason varchar")

@@ -35,8 +35,9 @@ CDN_FILES: list[tuple[str, str]] = [
 COMPANIONS = {"@fortawesome/fontawesome-free/css": ["@fortawesome/fontawesome-free/webfonts"]}
 # GX's logo from its own bucket: the site ships the same picture
 LOGO = re.compile(r"https://great-expectations-web-assets\.s3[^\"')\s]*?/(?:logo-long|full_logo_dark)\.png[^\"')\s]*")
-TAG = re.compile(r"<(script|link|img)\b[^>]*?\b(src|href)\s*=\s*([\"'])(https?://[^\"']+)\3[^>]*>(\s*</script>)?",
-                 re.IGNORECASE)
+TAG = re.compile(
+    r"<(script|link|img)\b[^>]*?\b(src|href)\s*=\s*([\"'])(https?://[^\"']+)\3[^>]*>(\s*</script>)?", re.IGNORECASE
+)
 SRI = re.compile(r"\s+(integrity|crossorigin)\s*=\s*([\"'])[^\"']*\2|\s+crossorigin(?=[\s>/])", re.IGNORECASE)
 
 

@@ -17,18 +17,39 @@ from tracking_plan.quality_settings import QualitySettings
 from .scoring import score_matrix
 from .store import WARN
 
-COLUMNS = ["day", "event_name", "metric", "property", "dimension", "observed", "expected", "expected_low",
-           "expected_high", "score", "direction", "detector", "severity", "message"]
-SERIES = {"volume": "count", "persons": "count", "null_rate": "share", "quarantine_share": "share",
-          "lag_p95_seconds": "level"}
+COLUMNS = [
+    "day",
+    "event_name",
+    "metric",
+    "property",
+    "dimension",
+    "observed",
+    "expected",
+    "expected_low",
+    "expected_high",
+    "score",
+    "direction",
+    "detector",
+    "severity",
+    "message",
+]
+SERIES = {
+    "volume": "count",
+    "persons": "count",
+    "null_rate": "share",
+    "quarantine_share": "share",
+    "lag_p95_seconds": "level",
+}
 # PSI noise bound: PSI ~ chi2(k-1) * (1/n1 + 1/n2) under no change; this quantile keeps it rare
 PSI_NOISE_QUANTILE = 0.999
 
 
 def _calendar(m: pd.DataFrame) -> np.ndarray:
     d = pd.to_datetime(m["day"])
-    return np.arange(d.min().to_datetime64().astype("datetime64[D]"),
-                     d.max().to_datetime64().astype("datetime64[D]") + np.timedelta64(1, "D"))
+    return np.arange(
+        d.min().to_datetime64().astype("datetime64[D]"),
+        d.max().to_datetime64().astype("datetime64[D]") + np.timedelta64(1, "D"),
+    )
 
 
 def _pivot(m: pd.DataFrame, metric: str, cal: np.ndarray, col: str = "value") -> pd.DataFrame:
@@ -49,7 +70,11 @@ def complete_days(cal: np.ndarray, last_seen: pd.DataFrame | None, s: QualitySet
     if last_seen is None or last_seen.empty or last_seen["last_received_at"].isna().all():
         return done
     clock = pd.Timestamp(last_seen["last_received_at"].max()).to_datetime64()
-    ends = cal.astype("datetime64[D]") + np.timedelta64(1, "D") - np.timedelta64(int(s.partial_day_grace_minutes * 60), "s")
+    ends = (
+        cal.astype("datetime64[D]")
+        + np.timedelta64(1, "D")
+        - np.timedelta64(int(s.partial_day_grace_minutes * 60), "s")
+    )
     return clock >= ends
 
 
@@ -74,36 +99,61 @@ def _scored_series(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complet
             eff = persons.droplevel([1, 2]).reindex(events).to_numpy(dtype=float)
             eff = np.where(np.isnan(eff) & (vals == 0), 0.0, eff)
         tun = [s.tuning(metric, e) for e in events]
-        r = score_matrix(vals, cal, kind=kind, denominators=den, direction=[t.direction for t in tun],
-                         sensitivity=[t.sensitivity for t in tun],
-                         min_relative_change=[t.min_relative_change for t in tun],
-                         min_relative_rise=[t.min_relative_rise for t in tun],
-                         drop_sensitivity=[t.drop_sensitivity for t in tun],
-                         min_absolute_change=[t.min_absolute_change for t in tun],
-                         min_count=[t.min_count for t in tun], min_expected=[t.min_expected for t in tun],
-                         effective=eff,
-                         training_days=s.training_days, min_history_days=s.min_history_days,
-                         seasonal_weeks=s.seasonal_weeks, min_seasonal_points=s.min_seasonal_points,
-                         min_daytype_points=s.min_daytype_points)
+        r = score_matrix(
+            vals,
+            cal,
+            kind=kind,
+            denominators=den,
+            direction=[t.direction for t in tun],
+            sensitivity=[t.sensitivity for t in tun],
+            min_relative_change=[t.min_relative_change for t in tun],
+            min_relative_rise=[t.min_relative_rise for t in tun],
+            drop_sensitivity=[t.drop_sensitivity for t in tun],
+            min_absolute_change=[t.min_absolute_change for t in tun],
+            min_count=[t.min_count for t in tun],
+            min_expected=[t.min_expected for t in tun],
+            effective=eff,
+            training_days=s.training_days,
+            min_history_days=s.min_history_days,
+            seasonal_weeks=s.seasonal_weeks,
+            min_seasonal_points=s.min_seasonal_points,
+            min_daytype_points=s.min_daytype_points,
+        )
         yield metric, p.index, vals, r
 
 
-def series_anomalies(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complete: np.ndarray | None = None) -> list[dict]:
+def series_anomalies(
+    m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complete: np.ndarray | None = None
+) -> list[dict]:
     out = []
     for metric, index, vals, r in _scored_series(m, s, cal, complete):
         for i, d in zip(*np.nonzero(r.flagged)):
             ev, prop, dim = index[i]
             obs, exp = vals[i, d], r.expected[i, d]
             where = f" of {prop}" if prop else ""
-            out.append({"day": cal[d], "event_name": ev, "metric": metric, "property": prop, "dimension": dim, "observed": obs,
-                            "expected": exp, "expected_low": r.low[i, d], "expected_high": r.high[i, d],
-                            "score": r.score[i, d], "direction": "up" if obs > exp else "down", "detector": metric,
-                            "message": f"{ev}: {metric}{where} {obs:.4g} outside [{r.low[i, d]:.4g}, {r.high[i, d]:.4g}]"})
+            out.append(
+                {
+                    "day": cal[d],
+                    "event_name": ev,
+                    "metric": metric,
+                    "property": prop,
+                    "dimension": dim,
+                    "observed": obs,
+                    "expected": exp,
+                    "expected_low": r.low[i, d],
+                    "expected_high": r.high[i, d],
+                    "score": r.score[i, d],
+                    "direction": "up" if obs > exp else "down",
+                    "detector": metric,
+                    "message": f"{ev}: {metric}{where} {obs:.4g} outside [{r.low[i, d]:.4g}, {r.high[i, d]:.4g}]",
+                }
+            )
     return out
 
 
-def series_bands(metrics: pd.DataFrame, settings: QualitySettings | None = None,
-                 last_seen: pd.DataFrame | None = None) -> pd.DataFrame:
+def series_bands(
+    metrics: pd.DataFrame, settings: QualitySettings | None = None, last_seen: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Every scored point of the series detectors with its expected range (flagged or not):
     day, event_name, metric, property, dimension, observed, expected, expected_low, expected_high, flagged."""
     s = settings or QualitySettings()
@@ -114,11 +164,22 @@ def series_bands(metrics: pd.DataFrame, settings: QualitySettings | None = None,
     for metric, index, vals, r in _scored_series(m, s, cal, complete_days(cal, last_seen, s)):
         i, d = np.nonzero(r.basis > 0)
         keys = index[i]
-        rows.append(pd.DataFrame({
-            "day": pd.to_datetime(cal[d]).date, "event_name": keys.get_level_values(0),
-            "metric": metric, "property": keys.get_level_values(1), "dimension": keys.get_level_values(2),
-            "observed": vals[i, d], "expected": r.expected[i, d], "expected_low": r.low[i, d],
-            "expected_high": r.high[i, d], "flagged": r.flagged[i, d]}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "day": pd.to_datetime(cal[d]).date,
+                    "event_name": keys.get_level_values(0),
+                    "metric": metric,
+                    "property": keys.get_level_values(1),
+                    "dimension": keys.get_level_values(2),
+                    "observed": vals[i, d],
+                    "expected": r.expected[i, d],
+                    "expected_low": r.low[i, d],
+                    "expected_high": r.high[i, d],
+                    "flagged": r.flagged[i, d],
+                }
+            )
+        )
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
 
 
@@ -147,16 +208,33 @@ def type_changes(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[d
         seen = np.where(clean, n[:, cols], 0.0).sum(axis=1)
         # under 1% before: at most a stray wrong-typed value, not the property's type
         # and at least 3 values of it: one or two odd values on a quiet day are not a change
-        hit = ((vals[:, d] >= s.type_change_min_share) & (vals[:, d] * n[:, d] >= 3) & (before < 0.01)
-               & (seen >= s.type_change_min_history))
+        hit = (
+            (vals[:, d] >= s.type_change_min_share)
+            & (vals[:, d] * n[:, d] >= 3)
+            & (before < 0.01)
+            & (seen >= s.type_change_min_history)
+        )
         flagged[:, d] = hit
         for i in np.flatnonzero(hit):
             ev, prop, jtype = p.index[i]
-            out.append({"day": cal[d], "event_name": ev, "metric": "type_share", "property": prop, "dimension": jtype,
-                            "observed": vals[i, d], "expected": float(before[i]), "expected_low": 0.0,
-                            "expected_high": 0.01, "score": np.nan, "direction": "up", "detector": "type_change",
-                            "message": f"{ev}.{prop} arrives as {jtype} ({vals[i, d]:.0%} of values), "
-                                    f"not seen in the previous {len(cols)} days"})
+            out.append(
+                {
+                    "day": cal[d],
+                    "event_name": ev,
+                    "metric": "type_share",
+                    "property": prop,
+                    "dimension": jtype,
+                    "observed": vals[i, d],
+                    "expected": float(before[i]),
+                    "expected_low": 0.0,
+                    "expected_high": 0.01,
+                    "score": np.nan,
+                    "direction": "up",
+                    "detector": "type_change",
+                    "message": f"{ev}.{prop} arrives as {jtype} ({vals[i, d]:.0%} of values), "
+                    f"not seen in the previous {len(cols)} days",
+                }
+            )
     return out
 
 
@@ -184,8 +262,11 @@ def enum_drift(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[dic
     # the distinct persons behind the values (when known), not the values
     persons = _pivot(m, "persons", cal)
     event_of = [keys[np.flatnonzero(g == j)[0]][0] for j in range(n_g)]
-    ppl = (persons.droplevel([1, 2]).reindex(event_of).to_numpy(dtype=float) if not persons.empty
-           else np.full((n_g, len(cal)), np.nan))
+    ppl = (
+        persons.droplevel([1, 2]).reindex(event_of).to_numpy(dtype=float)
+        if not persons.empty
+        else np.full((n_g, len(cal)), np.nan)
+    )
     ppl = np.where(np.isnan(ppl), tot, np.minimum(ppl, tot))
     out = []
     for d in range(len(cal)):
@@ -210,10 +291,23 @@ def enum_drift(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[dic
             rows = np.flatnonzero(g == j)
             top = p.index[rows[int(np.argmax(np.abs(pp[rows] - qq[rows])))]][2]
             ev, prop = keys[rows[0]]
-            out.append({"day": cal[d], "event_name": ev, "metric": "enum_share", "property": prop, "dimension": str(top),
-                        "observed": psi[j], "expected": 0.0, "expected_low": 0.0, "expected_high": bound[j],
-                        "score": psi[j] / bound[j], "direction": "up", "detector": "enum_drift",
-                        "message": f"{ev}.{prop} value mix shifted (PSI {psi[j]:.2f} > {bound[j]:.2f}; most: {top})"})
+            out.append(
+                {
+                    "day": cal[d],
+                    "event_name": ev,
+                    "metric": "enum_share",
+                    "property": prop,
+                    "dimension": str(top),
+                    "observed": psi[j],
+                    "expected": 0.0,
+                    "expected_low": 0.0,
+                    "expected_high": bound[j],
+                    "score": psi[j] / bound[j],
+                    "direction": "up",
+                    "detector": "enum_drift",
+                    "message": f"{ev}.{prop} value mix shifted (PSI {psi[j]:.2f} > {bound[j]:.2f}; most: {top})",
+                }
+            )
     return out
 
 
@@ -223,10 +317,23 @@ def new_events(m: pd.DataFrame, plan, cal: np.ndarray) -> list[dict]:
     out = []
     for ev, g in q.groupby("event_name"):
         first = g.sort_values("day").iloc[0]
-        out.append({"day": np.datetime64(pd.Timestamp(first["day"]).date(), "D"), "event_name": ev,
-                        "metric": "quarantined", "property": "", "dimension": "", "observed": float(first["value"]),
-                        "expected": 0.0, "expected_low": 0.0, "expected_high": 0.0, "score": np.nan, "direction": "up",
-                        "detector": "new_event", "message": f"unknown event {ev!r} sent {int(first['value'])} times"})
+        out.append(
+            {
+                "day": np.datetime64(pd.Timestamp(first["day"]).date(), "D"),
+                "event_name": ev,
+                "metric": "quarantined",
+                "property": "",
+                "dimension": "",
+                "observed": float(first["value"]),
+                "expected": 0.0,
+                "expected_low": 0.0,
+                "expected_high": 0.0,
+                "score": np.nan,
+                "direction": "up",
+                "detector": "new_event",
+                "message": f"unknown event {ev!r} sent {int(first['value'])} times",
+            }
+        )
     return out
 
 
@@ -263,10 +370,23 @@ def freshness(last_seen: pd.DataFrame, m: pd.DataFrame, s: QualitySettings) -> l
         silent = (clock - last).total_seconds() / 3600
         if silent > allowed:
             due = (last + pd.Timedelta(hours=allowed)).date()
-            out.append({"day": np.datetime64(due, "D"), "event_name": ev, "metric": "hours_since_last_event", "property": "",
-                            "dimension": "", "observed": silent, "expected": 1 / rate, "expected_low": 0.0, "expected_high": allowed,
-                            "score": silent / allowed, "direction": "up", "detector": "freshness",
-                            "message": f"{ev} silent for {silent:.0f} h (allowed {allowed:.0f} h; last {last})"})
+            out.append(
+                {
+                    "day": np.datetime64(due, "D"),
+                    "event_name": ev,
+                    "metric": "hours_since_last_event",
+                    "property": "",
+                    "dimension": "",
+                    "observed": silent,
+                    "expected": 1 / rate,
+                    "expected_low": 0.0,
+                    "expected_high": allowed,
+                    "score": silent / allowed,
+                    "direction": "up",
+                    "detector": "freshness",
+                    "message": f"{ev} silent for {silent:.0f} h (allowed {allowed:.0f} h; last {last})",
+                }
+            )
     return out
 
 
@@ -282,18 +402,44 @@ def coverage(m: pd.DataFrame, plan, s: QualitySettings, cal: np.ndarray) -> list
             late = vol[(vol["event_name"] == ev.name) & (pd.to_datetime(vol["day"]) > pd.Timestamp(ev.sunset))]
             if not late.empty:
                 first = late.sort_values("day").iloc[0]
-                out.append({"day": np.datetime64(pd.Timestamp(first["day"]).date(), "D"), "event_name": ev.name,
-                                "metric": "volume", "property": "", "dimension": "", "observed": float(first["value"]),
-                                "expected": 0.0, "expected_low": 0.0, "expected_high": 0.0, "score": np.nan, "direction": "up",
-                                "detector": "sunset", "message": f"{ev.name} still arriving after its sunset {ev.sunset}"})
+                out.append(
+                    {
+                        "day": np.datetime64(pd.Timestamp(first["day"]).date(), "D"),
+                        "event_name": ev.name,
+                        "metric": "volume",
+                        "property": "",
+                        "dimension": "",
+                        "observed": float(first["value"]),
+                        "expected": 0.0,
+                        "expected_low": 0.0,
+                        "expected_high": 0.0,
+                        "score": np.nan,
+                        "direction": "up",
+                        "detector": "sunset",
+                        "message": f"{ev.name} still arriving after its sunset {ev.sunset}",
+                    }
+                )
         if ev.status != "active":
             continue
         if ev.name not in seen.index:
             if span >= s.coverage_days:
-                out.append({"day": cal[s.coverage_days - 1], "event_name": ev.name, "metric": "volume", "property": "",
-                                "dimension": "", "observed": 0.0, "expected": np.nan, "expected_low": np.nan,
-                                "expected_high": np.nan, "score": np.nan, "direction": "down", "detector": "coverage",
-                                "message": f"{ev.name} is planned and active but was never seen"})
+                out.append(
+                    {
+                        "day": cal[s.coverage_days - 1],
+                        "event_name": ev.name,
+                        "metric": "volume",
+                        "property": "",
+                        "dimension": "",
+                        "observed": 0.0,
+                        "expected": np.nan,
+                        "expected_low": np.nan,
+                        "expected_high": np.nan,
+                        "score": np.nan,
+                        "direction": "down",
+                        "detector": "coverage",
+                        "message": f"{ev.name} is planned and active but was never seen",
+                    }
+                )
             continue
         last = pd.Timestamp(seen.loc[ev.name, "max"])
         gap = (end - last).days
@@ -304,16 +450,29 @@ def coverage(m: pd.DataFrame, plan, s: QualitySettings, cal: np.ndarray) -> list
         n = vol[(vol["event_name"] == ev.name)]["value"].sum()
         rate = n / max((last - pd.Timestamp(cal[0])).days + 1, 1)
         if rate * s.coverage_days >= _silence_units(s):  # P(0 | Poisson) below the tail probability
-            out.append({"day": np.datetime64((last + pd.Timedelta(days=s.coverage_days)).date(), "D"),
-                            "event_name": ev.name, "metric": "volume", "property": "", "dimension": "", "observed": 0.0,
-                            "expected": rate * s.coverage_days, "expected_low": 1.0, "expected_high": np.nan, "score": np.nan,
-                            "direction": "down", "detector": "coverage",
-                            "message": f"{ev.name} unseen for {gap} days (about {rate:.1f} a day before)"})
+            out.append(
+                {
+                    "day": np.datetime64((last + pd.Timedelta(days=s.coverage_days)).date(), "D"),
+                    "event_name": ev.name,
+                    "metric": "volume",
+                    "property": "",
+                    "dimension": "",
+                    "observed": 0.0,
+                    "expected": rate * s.coverage_days,
+                    "expected_low": 1.0,
+                    "expected_high": np.nan,
+                    "score": np.nan,
+                    "direction": "down",
+                    "detector": "coverage",
+                    "message": f"{ev.name} unseen for {gap} days (about {rate:.1f} a day before)",
+                }
+            )
     return out
 
 
-def detect(metrics: pd.DataFrame, plan, settings: QualitySettings | None = None,
-           last_seen: pd.DataFrame | None = None) -> pd.DataFrame:
+def detect(
+    metrics: pd.DataFrame, plan, settings: QualitySettings | None = None, last_seen: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Every anomaly in the metrics table, one row each (columns: COLUMNS)."""
     s = settings or QualitySettings()
     if metrics.empty:
@@ -321,8 +480,14 @@ def detect(metrics: pd.DataFrame, plan, settings: QualitySettings | None = None,
     m = metrics.copy()
     m["day"] = pd.to_datetime(m["day"])
     cal = _calendar(m)
-    rows = (series_anomalies(m, s, cal, complete_days(cal, last_seen, s)) + type_changes(m, s, cal) + enum_drift(m, s, cal) + new_events(m, plan, cal)
-            + coverage(m, plan, s, cal) + (freshness(last_seen, m, s) if last_seen is not None else []))
+    rows = (
+        series_anomalies(m, s, cal, complete_days(cal, last_seen, s))
+        + type_changes(m, s, cal)
+        + enum_drift(m, s, cal)
+        + new_events(m, plan, cal)
+        + coverage(m, plan, s, cal)
+        + (freshness(last_seen, m, s) if last_seen is not None else [])
+    )
     out = pd.DataFrame(rows, columns=[c for c in COLUMNS if c != "severity"])
     out["severity"] = WARN
     out["day"] = pd.to_datetime(out["day"]).dt.date

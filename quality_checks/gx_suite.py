@@ -22,17 +22,22 @@ SUITE = "daily_metrics"
 def _expectations(gx) -> list:
     E = gx.expectations
     return [
-        E.ExpectTableColumnsToMatchSet(column_set=["day", "event_name", "metric", "property", "dimension", "value",
-                                                   "denominator"], exact_match=True),
+        E.ExpectTableColumnsToMatchSet(
+            column_set=["day", "event_name", "metric", "property", "dimension", "value", "denominator"],
+            exact_match=True,
+        ),
         E.ExpectColumnValuesToNotBeNull(column="day"),
         E.ExpectColumnValuesToNotBeNull(column="event_name"),
         E.ExpectColumnValuesToBeInSet(column="metric", value_set=METRICS),
-        E.ExpectColumnValuesToNotBeNull(column="value", row_condition='metric != "lag_p50_seconds"',
-                                        condition_parser="pandas"),
-        E.ExpectColumnValuesToBeBetween(column="value", min_value=0, max_value=1,
-                                        row_condition=f"metric in {SHARES!r}", condition_parser="pandas"),
-        E.ExpectColumnValuesToBeBetween(column="value", min_value=0,
-                                        row_condition=f"metric in {COUNTS!r}", condition_parser="pandas"),
+        E.ExpectColumnValuesToNotBeNull(
+            column="value", row_condition='metric != "lag_p50_seconds"', condition_parser="pandas"
+        ),
+        E.ExpectColumnValuesToBeBetween(
+            column="value", min_value=0, max_value=1, row_condition=f"metric in {SHARES!r}", condition_parser="pandas"
+        ),
+        E.ExpectColumnValuesToBeBetween(
+            column="value", min_value=0, row_condition=f"metric in {COUNTS!r}", condition_parser="pandas"
+        ),
         E.ExpectColumnValuesToBeBetween(column="denominator", min_value=0),
         E.ExpectCompoundColumnsToBeUnique(column_list=["day", "event_name", "metric", "property", "dimension"]),
     ]
@@ -56,7 +61,11 @@ def run_gx_suite(df, docs_dir: Path | str | None = None) -> CheckOutcome:
         ctx.data_sources.delete(name)
     except Exception:  # noqa: BLE001, S110 - first run: nothing to delete (GX raises several types)
         pass
-    bd = ctx.data_sources.add_pandas(name).add_dataframe_asset("daily_metrics").add_batch_definition_whole_dataframe("all")
+    bd = (
+        ctx.data_sources.add_pandas(name)
+        .add_dataframe_asset("daily_metrics")
+        .add_batch_definition_whole_dataframe("all")
+    )
     try:
         ctx.suites.delete(SUITE)
     except Exception:  # noqa: BLE001, S110 - not there yet
@@ -69,12 +78,21 @@ def run_gx_suite(df, docs_dir: Path | str | None = None) -> CheckOutcome:
     vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=SUITE, data=bd, suite=suite))
     res = vd.run(batch_parameters={"dataframe": df}, result_format="SUMMARY")
     failed = [r for r in res.results if not r.success]
-    meta = {"expectations": len(res.results), "failed_expectations": len(failed), "rows": len(df), "threshold": 0.0,
-            "failures": [{"expectation": r.expectation_config.type, "kwargs": {k: str(v) for k, v in
-                          r.expectation_config.kwargs.items() if k != "batch_id"},
-                          "unexpected_count": (r.result or {}).get("unexpected_count"),
-                          "sample": [str(x) for x in ((r.result or {}).get("partial_unexpected_list") or [])[:10]]}
-                         for r in failed]}
+    meta = {
+        "expectations": len(res.results),
+        "failed_expectations": len(failed),
+        "rows": len(df),
+        "threshold": 0.0,
+        "failures": [
+            {
+                "expectation": r.expectation_config.type,
+                "kwargs": {k: str(v) for k, v in r.expectation_config.kwargs.items() if k != "batch_id"},
+                "unexpected_count": (r.result or {}).get("unexpected_count"),
+                "sample": [str(x) for x in ((r.result or {}).get("partial_unexpected_list") or [])[:10]],
+            }
+            for r in failed
+        ],
+    }
     if docs_dir is not None:
         ctx.build_data_docs()
         index = next(Path(docs_dir).rglob("data_docs/local_site/index.html"), None)
@@ -86,5 +104,13 @@ def run_gx_suite(df, docs_dir: Path | str | None = None) -> CheckOutcome:
             meta["data_docs_offline"] = not offline.removed
             if offline.removed:  # said, not hidden: these pages will lack what the addresses served
                 meta["data_docs_missing_assets"] = offline.removed[:20]
-    return CheckOutcome(check="gx_daily_metrics", asset="quality.daily_metrics", passed=not failed, severity=WARN,
-                        observed=float(len(failed)), expected_low=0.0, expected_high=0.0, metadata=meta)
+    return CheckOutcome(
+        check="gx_daily_metrics",
+        asset="quality.daily_metrics",
+        passed=not failed,
+        severity=WARN,
+        observed=float(len(failed)),
+        expected_low=0.0,
+        expected_high=0.0,
+        metadata=meta,
+    )

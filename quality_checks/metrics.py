@@ -22,22 +22,27 @@ COLUMNS = {
     "day": "Partition date (UTC date the events were received).",
     "event_name": "The plan's event name (or the unknown name as sent, for quarantined lines).",
     "metric": "volume, quarantined, quarantine_share, persons, lag_p50_seconds, lag_p95_seconds, "
-              "null_rate, type_share or enum_share.",
+    "null_rate, type_share or enum_share.",
     "property": "The property a per-property metric is about ('' otherwise).",
     "dimension": "The JSON type (type_share) or enum value (enum_share) ('' otherwise).",
     "value": "The metric's value that day.",
     "denominator": "What a share is a share of (lines, or non-null values); the count itself for counts.",
 }
 
-_JSON_TYPE = ("case {t} when 'BIGINT' then 'number' when 'UBIGINT' then 'number' when 'DOUBLE' then 'number' "
-              "when 'HUGEINT' then 'number' when 'VARCHAR' then 'string' when 'BOOLEAN' then 'boolean' "
-              "when 'ARRAY' then 'array' when 'OBJECT' then 'object' when 'NULL' then 'null' else lower({t}) end")
+_JSON_TYPE = (
+    "case {t} when 'BIGINT' then 'number' when 'UBIGINT' then 'number' when 'DOUBLE' then 'number' "
+    "when 'HUGEINT' then 'number' when 'VARCHAR' then 'string' when 'BOOLEAN' then 'boolean' "
+    "when 'ARRAY' then 'array' when 'OBJECT' then 'object' when 'NULL' then 'null' else lower({t}) end"
+)
 
 
 def _exists(con, table: str) -> bool:
     schema, name = table.split(".")
-    return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                            [schema, name]).fetchall()[0][0])
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+        ).fetchall()[0][0]
+    )
 
 
 def plan_properties(plan) -> list[tuple[str, str, bool]]:
@@ -52,12 +57,18 @@ def build_daily_metrics(con, plan) -> int:
     props = plan_properties(plan)
     if props:
         con.executemany("insert into _q_props values (?, ?, ?)", props)
-    con.execute("create or replace temp table _q_planned as select unnest(?::varchar[]) as event_name",
-                [[e.name for e in plan.events.values() if e.status == "active"]])
+    con.execute(
+        "create or replace temp table _q_planned as select unnest(?::varchar[]) as event_name",
+        [[e.name for e in plan.events.values() if e.status == "active"]],
+    )
     has_stitch = _exists(con, "stitch.events")
-    persons = ("""union all
+    persons = (
+        """union all
 select partition_date, event_name, 'persons', '', '', count(distinct person_id), count(*)
-from stitch.events group by all""" if has_stitch else "")
+from stitch.events group by all"""
+        if has_stitch
+        else ""
+    )
     jt = _JSON_TYPE.format(t="json_type(j.value)")
     sql = f"""
 create or replace table {TABLE} as
@@ -133,5 +144,4 @@ from enum_counts e join present pr using (day, event_name, property)
 
 def last_seen(con):
     """event_name, last_received_at of every loaded event name (for the freshness detector)."""
-    return con.execute("select event_name, max(received_at) as last_received_at from ingest.events "
-                       "group by all").df()
+    return con.execute("select event_name, max(received_at) as last_received_at from ingest.events group by all").df()

@@ -45,13 +45,41 @@ DETECTORS = {
 
 # magnitude of each kind per level (see quality_checks.planted for what the number means)
 LEVELS = {
-    "small": {"volume_drop": 0.2, "volume_spike": 0.5, "silence": 1, "null_drift": 0.1, "type_change": 0.05,
-              "enum_shift": 0.1, "new_event": 0.01, "late_data": 0.25, "sunset": 0.01},
-    "medium": {"volume_drop": 0.5, "volume_spike": 1.0, "silence": 1, "null_drift": 0.3, "type_change": 0.2,
-               "enum_shift": 0.25, "new_event": 0.05, "late_data": 2.0, "sunset": 0.1},
-    "large": {"volume_drop": 0.8, "volume_spike": 3.0, "silence": 1, "null_drift": 0.6, "type_change": 1.0,
-              "enum_shift": 0.5, "new_event": 0.3, "late_data": 8.0, "sunset": 1.0},
+    "small": {
+        "volume_drop": 0.2,
+        "volume_spike": 0.5,
+        "silence": 1,
+        "null_drift": 0.1,
+        "type_change": 0.05,
+        "enum_shift": 0.1,
+        "new_event": 0.01,
+        "late_data": 0.25,
+        "sunset": 0.01,
+    },
+    "medium": {
+        "volume_drop": 0.5,
+        "volume_spike": 1.0,
+        "silence": 1,
+        "null_drift": 0.3,
+        "type_change": 0.2,
+        "enum_shift": 0.25,
+        "new_event": 0.05,
+        "late_data": 2.0,
+        "sunset": 0.1,
+    },
+    "large": {
+        "volume_drop": 0.8,
+        "volume_spike": 3.0,
+        "silence": 1,
+        "null_drift": 0.6,
+        "type_change": 1.0,
+        "enum_shift": 0.5,
+        "new_event": 0.3,
+        "late_data": 8.0,
+        "sunset": 1.0,
+    },
 }
+
 
 @dataclass
 class Planted:
@@ -104,42 +132,66 @@ def plant(con, inc: Planted, plan=None) -> None:
         whole, rest = divmod(inc.size, 1.0)
         for k in range(int(whole) + (1 if rest > 1e-9 else 0)):
             share = 1.0 if k < whole else rest
-            _both(con, f"insert into {{t}} select * replace (message_id || '#dup{k}' as message_id) from {{t}} "
-                       f"where {own} and {_pick(salt + str(k), share)} and message_id not like '%#dup%'", (ev, d))
+            _both(
+                con,
+                f"insert into {{t}} select * replace (message_id || '#dup{k}' as message_id) from {{t}} "
+                f"where {own} and {_pick(salt + str(k), share)} and message_id not like '%#dup%'",
+                (ev, d),
+            )
     elif inc.kind == "null_drift":
-        _both(con, f"update {{t}} set properties = json_merge_patch(properties, json_object(?, null)) "
-                   f"where {own} and {_pick(salt, inc.size)}", (inc.property, ev, d))
+        _both(
+            con,
+            f"update {{t}} set properties = json_merge_patch(properties, json_object(?, null)) "
+            f"where {own} and {_pick(salt, inc.size)}",
+            (inc.property, ev, d),
+        )
     elif inc.kind == "enum_shift":
-        _both(con, f"update {{t}} set properties = json_merge_patch(properties, json_object(?, ?::varchar)) "
-                   f"where {own} and json_extract(properties, '$.\"{inc.property}\"') is not null "
-                   f"and json_type(json_extract(properties, '$.\"{inc.property}\"')) <> 'NULL' "
-                   f"and {_pick(salt, inc.size)}", (inc.property, inc.name, ev, d))
+        _both(
+            con,
+            f"update {{t}} set properties = json_merge_patch(properties, json_object(?, ?::varchar)) "
+            f"where {own} and json_extract(properties, '$.\"{inc.property}\"') is not null "
+            f"and json_type(json_extract(properties, '$.\"{inc.property}\"')) <> 'NULL' "
+            f"and {_pick(salt, inc.size)}",
+            (inc.property, inc.name, ev, d),
+        )
     elif inc.kind == "type_change":
         p = inc.property
-        sel = (f"event_name = ? and partition_date >= ? and json_type(json_extract(properties, '$.\"{p}\"')) "
-               f"not in ('NULL', 'VARCHAR') and {_pick(salt, inc.size)}")
-        con.execute(f"""insert into ingest.quarantine (partition_date, source_file, line_no, raw, message_id,
+        sel = (
+            f"event_name = ? and partition_date >= ? and json_type(json_extract(properties, '$.\"{p}\"')) "
+            f"not in ('NULL', 'VARCHAR') and {_pick(salt, inc.size)}"
+        )
+        con.execute(
+            f"""insert into ingest.quarantine (partition_date, source_file, line_no, raw, message_id,
                         event_name, received_at, plan_version, rules, quarantined_at)
             select partition_date, source_file, line_no,
                    json_object('type', type, 'event', event, 'messageId', message_id,
                                case when type in ('identify', 'group') then 'traits' else 'properties' end,
                                json_merge_patch(properties, json_object(?, json_extract_string(properties, '$."{p}"'))))::varchar,
                    message_id, event_name, received_at, plan_version, ['type'], received_at
-            from ingest.events where {sel}""", [p, ev, d])
+            from ingest.events where {sel}""",
+            [p, ev, d],
+        )
         _both(con, f"delete from {{t}} where {sel}", (ev, d))
     elif inc.kind == "new_event":
-        con.execute(f"""insert into ingest.quarantine (partition_date, source_file, line_no, raw, message_id,
+        con.execute(
+            f"""insert into ingest.quarantine (partition_date, source_file, line_no, raw, message_id,
                         event_name, received_at, plan_version, rules, quarantined_at)
             select partition_date, source_file, line_no,
                    json_object('type', 'track', 'event', ?, 'messageId', message_id || '#new',
                                'properties', properties)::varchar,
                    message_id || '#new', ?, received_at, plan_version, ['unknown_event'], received_at
-            from ingest.events where {own} and {_pick(salt, inc.size)}""", [inc.name, inc.name, ev, d])
+            from ingest.events where {own} and {_pick(salt, inc.size)}""",
+            [inc.name, inc.name, ev, d],
+        )
     elif inc.kind == "late_data":
         clock = con.execute(f"select max(received_at) from {BASE}.events").fetchall()[0][0]
         shift = f"interval {round(inc.size * 3600)} second"
-        _both(con, f"update {{t}} set received_at = received_at + {shift}, "
-                   f"partition_date = (received_at + {shift})::date where {own}", (ev, d))
+        _both(
+            con,
+            f"update {{t}} set received_at = received_at + {shift}, "
+            f"partition_date = (received_at + {shift})::date where {own}",
+            (ev, d),
+        )
         _both(con, "delete from {t} where received_at > ?", (clock,))
     else:
         raise ValueError(f"unknown incident kind {inc.kind!r}")
@@ -165,8 +217,11 @@ def caught(found, inc: Planted) -> tuple[bool, int | None, list[str]]:
     if len(found) == 0:
         return False, None, []
     name = inc.name if inc.kind == "new_event" else inc.event
-    sel = found[(found["event_name"] == name) & found["detector"].isin(DETECTORS[inc.kind])
-                & (pd.to_datetime(found["day"]) >= pd.Timestamp(inc.day))]
+    sel = found[
+        (found["event_name"] == name)
+        & found["detector"].isin(DETECTORS[inc.kind])
+        & (pd.to_datetime(found["day"]) >= pd.Timestamp(inc.day))
+    ]
     if inc.property and inc.kind in ("null_drift", "type_change", "enum_shift"):
         sel = sel[sel["property"] == inc.property]
     if sel.empty:
@@ -207,8 +262,17 @@ def choose(m, plan, level: str, start, rng) -> list[Planted]:
         c = cands[int(rng.integers(len(cands)))]
         ev = c[0] if isinstance(c, tuple) else c
         (whole if kind in ("volume_spike", "late_data") else taken).add(ev)
-        out.append(Planted(kind, ev, start, mag[kind], property=c[1] if isinstance(c, tuple) else None,
-                           facts={"daily_volume": float(vol.get(ev, 0.0))}, **kw))
+        out.append(
+            Planted(
+                kind,
+                ev,
+                start,
+                mag[kind],
+                property=c[1] if isinstance(c, tuple) else None,
+                facts={"daily_volume": float(vol.get(ev, 0.0))},
+                **kw,
+            )
+        )
 
     # the enum first: few events carry enough enum values a day to judge their mix
     es, eden = med("enum_share"), med("enum_share", "denominator")
@@ -230,16 +294,29 @@ def choose(m, plan, level: str, start, rng) -> list[Planted]:
     take("sunset", list(vol[vol >= 10].index))
     nulls, nden = med("null_rate"), med("null_rate", "denominator")
     optional = {(e.name, k) for e in plan.events.values() for k, p in e.properties.items() if not p.required}
-    take("null_drift", [(e, p) for (e, p, _), v in nulls.items() if v <= 0.05 and nden[(e, p, "")] >= 20
-                        and (e, p) in optional])
+    take(
+        "null_drift",
+        [(e, p) for (e, p, _), v in nulls.items() if v <= 0.05 and nden[(e, p, "")] >= 20 and (e, p) in optional],
+    )
     ts, tden = med("type_share"), med("type_share", "denominator")
-    typed = {(e.name, k) for e in plan.events.values() for k, p in e.properties.items()
-             if p.type in ("number", "integer", "boolean") and not p.enum}
-    take("type_change", [(e, p) for (e, p, t), v in ts.items() if t in ("number", "boolean") and v >= 0.99
-                         and tden[(e, p, t)] >= 20 and (e, p) in typed])
+    typed = {
+        (e.name, k)
+        for e in plan.events.values()
+        for k, p in e.properties.items()
+        if p.type in ("number", "integer", "boolean") and not p.enum
+    }
+    take(
+        "type_change",
+        [
+            (e, p)
+            for (e, p, t), v in ts.items()
+            if t in ("number", "boolean") and v >= 0.99 and tden[(e, p, t)] >= 20 and (e, p) in typed
+        ],
+    )
     host = [e for e in vol[vol >= 20].index if e not in taken]  # a host still sending as usual
     if host:
         ev = host[int(rng.integers(len(host)))]
-        out.append(Planted("new_event", ev, start, mag["new_event"], name=f"{ev} V2",
-                           facts={"daily_volume": float(vol[ev])}))
+        out.append(
+            Planted("new_event", ev, start, mag["new_event"], name=f"{ev} V2", facts={"daily_volume": float(vol[ev])})
+        )
     return out

@@ -73,29 +73,44 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
                 out.append(Rule(f"{label} in enum", "enum", fails, mostly))
             if p.type in ("integer", "number") and (p.minimum is not None or p.maximum is not None) and not p.pii:
                 num = f"try_cast({v} as double)"
-                cond = " or ".join(c for c in (f"{num} < {p.minimum}" if p.minimum is not None else "",
-                                               f"{num} > {p.maximum}" if p.maximum is not None else "") if c)
+                cond = " or ".join(
+                    c
+                    for c in (
+                        f"{num} < {p.minimum}" if p.minimum is not None else "",
+                        f"{num} > {p.maximum}" if p.maximum is not None else "",
+                    )
+                    if c
+                )
                 out.append(Rule(f"{label} in range", "range", f"{this} and ({cond})", mostly))
             if p.pattern and p.type == "string" and not p.pii:  # PII is stored hashed
                 out.append(Rule(f"{label} matches pattern", "regex", "", mostly, regex=(v, p.pattern), where=this))
     return out
 
 
-def table_rules(table: str, grain: list[str], not_null: list[str] = (), mostly: float = 1.0,
-                references: tuple[str, str, str] | None = None) -> list[Rule]:
+def table_rules(
+    table: str,
+    grain: list[str],
+    not_null: list[str] = (),
+    mostly: float = 1.0,
+    references: tuple[str, str, str] | None = None,
+) -> list[Rule]:
     """Grain-key uniqueness and not-null, plus referential integrity (column, other table, column)."""
     out = [Rule(f"{c} not null", "not_null", f"{c} is null", mostly) for c in dict.fromkeys([*grain, *not_null])]
     if grain:
         out.append(Rule(f"unique ({', '.join(grain)})", "grain_unique", "", mostly))
     if references:
         col, other, other_col = references
-        out.append(Rule(f"{col} in {other}.{other_col}", "referential_integrity",
-                        f"{col} is not null and _ref_missing", mostly))
+        out.append(
+            Rule(
+                f"{col} in {other}.{other_col}", "referential_integrity", f"{col} is not null and _ref_missing", mostly
+            )
+        )
     return out
 
 
-def compile_sql(table: str, rules: list[Rule], grain: list[str] = (),
-                references: tuple[str, str, str] | None = None) -> str:
+def compile_sql(
+    table: str, rules: list[Rule], grain: list[str] = (), references: tuple[str, str, str] | None = None
+) -> str:
     """One SELECT that returns the row count and each rule's failing count."""
     ctes, cols, join = [], ["count(*) as _rows"], ""
     props = sorted({m for r in rules for m in PROP.findall(r.fails + (r.regex[0] if r.regex else ""))})
@@ -105,8 +120,10 @@ def compile_sql(table: str, rules: list[Rule], grain: list[str] = (),
         ctes.append(f"_t as (select *, json_extract_string(properties, [{paths}]) as _p from {table})")
         index = {p: i + 1 for i, p in enumerate(props)}
         sub = lambda x: PROP.sub(lambda m: f"_p[{index[m.group(1)]}]", x)
-        rules = [Rule(r.name, r.kind, sub(r.fails), r.mostly, (sub(r.regex[0]), r.regex[1]) if r.regex else None,
-                      r.where) for r in rules]
+        rules = [
+            Rule(r.name, r.kind, sub(r.fails), r.mostly, (sub(r.regex[0]), r.regex[1]) if r.regex else None, r.where)
+            for r in rules
+        ]
         table = "_t"
     if references:
         col, other, other_col = references
@@ -119,9 +136,13 @@ def compile_sql(table: str, rules: list[Rule], grain: list[str] = (),
         elif r.kind == "regex":
             expr, pattern = r.regex
             # each distinct value is matched once and carries its row count: no regex per row, no join
-            ctes.append(f"_vals{i} as (select {expr} as v, count(*) as n from {table} where {r.where} "
-                        f"and {expr} is not null group by all)")
-            cols.append(f"(select coalesce(sum(n), 0) from _vals{i} where not regexp_matches(v, {lit(pattern)})) as r{i}")
+            ctes.append(
+                f"_vals{i} as (select {expr} as v, count(*) as n from {table} where {r.where} "
+                f"and {expr} is not null group by all)"
+            )
+            cols.append(
+                f"(select coalesce(sum(n), 0) from _vals{i} where not regexp_matches(v, {lit(pattern)})) as r{i}"
+            )
         else:
             cond = r.fails.replace("_ref_missing", "_ref._k is null")
             cols.append(f"count(*) filter (where {cond}) as r{i}")
@@ -129,8 +150,14 @@ def compile_sql(table: str, rules: list[Rule], grain: list[str] = (),
     return f"{with_}select {', '.join(cols)} from {table} t{join}"
 
 
-def evaluate(con, table: str, rules: list[Rule], grain: list[str] = (),
-             references: tuple[str, str, str] | None = None, severity: str = ERROR) -> list[CheckOutcome]:
+def evaluate(
+    con,
+    table: str,
+    rules: list[Rule],
+    grain: list[str] = (),
+    references: tuple[str, str, str] | None = None,
+    severity: str = ERROR,
+) -> list[CheckOutcome]:
     """Run every rule in one pass; one outcome per kind present (check name = kind)."""
     if not rules:
         return []
@@ -140,8 +167,15 @@ def evaluate(con, table: str, rules: list[Rule], grain: list[str] = (),
     per_rule = []
     for r, failing in zip(rules, row[1:]):
         share = failing / n if n else 0.0
-        per_rule.append({"rule": r.name, "failing": int(failing), "share": share, "mostly": r.mostly,
-                             "passed": share <= 1 - r.mostly + 1e-12})
+        per_rule.append(
+            {
+                "rule": r.name,
+                "failing": int(failing),
+                "share": share,
+                "mostly": r.mostly,
+                "passed": share <= 1 - r.mostly + 1e-12,
+            }
+        )
     out = []
     for kind in KINDS:
         mine = [(r, pr) for r, pr in zip(rules, per_rule) if r.kind == kind]
@@ -149,13 +183,29 @@ def evaluate(con, table: str, rules: list[Rule], grain: list[str] = (),
             continue
         failed = [(r, pr) for r, pr in mine if not pr["passed"]]
         worst = max((pr["share"] for _, pr in mine), default=0.0)
-        meta = {"rows": n, "rules": len(mine), "failing_count": sum(pr["failing"] for _, pr in mine),
-                    "failing_share": worst, "threshold": min(r.mostly for r, _ in mine),
-                    "failed_rules": [pr for _, pr in failed] or [], "sql": sql}
+        meta = {
+            "rows": n,
+            "rules": len(mine),
+            "failing_count": sum(pr["failing"] for _, pr in mine),
+            "failing_share": worst,
+            "threshold": min(r.mostly for r, _ in mine),
+            "failed_rules": [pr for _, pr in failed] or [],
+            "sql": sql,
+        }
         if failed:
             meta["samples"] = _samples(con, table, failed[0][0], grain, references)
-        out.append(CheckOutcome(check=kind, asset=table, passed=not failed, severity=severity, observed=worst,
-                                expected_low=0.0, expected_high=1 - min(r.mostly for r, _ in mine), metadata=meta))
+        out.append(
+            CheckOutcome(
+                check=kind,
+                asset=table,
+                passed=not failed,
+                severity=severity,
+                observed=worst,
+                expected_low=0.0,
+                expected_high=1 - min(r.mostly for r, _ in mine),
+                metadata=meta,
+            )
+        )
     return out
 
 
@@ -168,12 +218,16 @@ def _samples(con, table: str, r: Rule, grain, references) -> list[dict]:
         sql = f"select {key}, count(*) as n from {table} group by all having count(*) > 1 limit {SAMPLE_ROWS}"
     elif r.kind == "regex":
         expr, pattern = r.regex
-        sql = (f"select * from {table} where {r.where} and {expr} is not null "
-               f"and not regexp_matches({expr}, {lit(pattern)}) limit {SAMPLE_ROWS}")
+        sql = (
+            f"select * from {table} where {r.where} and {expr} is not null "
+            f"and not regexp_matches({expr}, {lit(pattern)}) limit {SAMPLE_ROWS}"
+        )
     elif r.kind == "referential_integrity":
         col, other, other_col = references
-        sql = (f"select * from {table} where {col} is not null and {col} not in "
-               f"(select {other_col} from {other} where {other_col} is not null) limit {SAMPLE_ROWS}")
+        sql = (
+            f"select * from {table} where {col} is not null and {col} not in "
+            f"(select {other_col} from {other} where {other_col} is not null) limit {SAMPLE_ROWS}"
+        )
     else:
         sql = f"select * from {table} where {r.fails} limit {SAMPLE_ROWS}"
     df = con.execute(sql).df()

@@ -21,15 +21,23 @@ def run_schema_check(con, spec, sample_rows: int = 50_000) -> CheckOutcome:
 
     n = con.execute(f"select count(*) from {spec.table}").fetchall()[0][0]
     sampled = not spec.small and n > sample_rows
-    actual = {r[0]: r[1] for r in con.execute(
-        "select column_name, data_type from information_schema.columns where table_schema || '.' || table_name = ?",
-        [spec.table]).fetchall()}
+    actual = {
+        r[0]: r[1]
+        for r in con.execute(
+            "select column_name, data_type from information_schema.columns where table_schema || '.' || table_name = ?",
+            [spec.table],
+        ).fetchall()
+    }
     missing = [c for c in spec.columns if c not in actual]
-    wrong_type = {c: {"expected": t, "actual": actual.get(c)} for c, (t, _) in ddl_columns().get(spec.table, {}).items()
-                  if c in actual and actual[c] != t}
+    wrong_type = {
+        c: {"expected": t, "actual": actual.get(c)}
+        for c, (t, _) in ddl_columns().get(spec.table, {}).items()
+        if c in actual and actual[c] != t
+    }
     select_cols = ", ".join(f'"{c}"' for c in spec.columns if c in actual) or "*"
     sql = f"select {select_cols} from {spec.table}" + (
-        f" using sample reservoir({int(sample_rows)} rows) repeatable ({SAMPLE_SEED})" if sampled else "")
+        f" using sample reservoir({int(sample_rows)} rows) repeatable ({SAMPLE_SEED})" if sampled else ""
+    )
     df = con.execute(sql).df()
     for c in missing:  # let Pandera report them with the rest
         df = df.drop(columns=[c], errors="ignore")
@@ -41,11 +49,25 @@ def run_schema_check(con, spec, sample_rows: int = 50_000) -> CheckOutcome:
     meta = {"rows": n, "checked_rows": len(df), "sampled": sampled, "threshold": 0.0}
     failing_rows = {f.get("index") for f in failures if f.get("index") is not None}
     failing_count = len(failing_rows) + len(missing) + len(wrong_type)
-    meta.update(failing_count=failing_count, failing_share=len(failing_rows) / len(df) if len(df) else 0.0,
-                failed_checks=sorted({f"{f.get('column')}: {f.get('check')}" for f in failures})[:50],
-                missing_columns=missing, wrong_types=wrong_type,
-                samples=[{k: (None if pd.isna(v) else str(v)) if not isinstance(v, (int, str)) else v
-                          for k, v in f.items()} for f in failures[:10]],
-                sql=sql)
-    return CheckOutcome(check="schema", asset=spec.table, passed=failing_count == 0, severity=ERROR,
-                        observed=meta["failing_share"], expected_low=0.0, expected_high=0.0, metadata=meta)
+    meta.update(
+        failing_count=failing_count,
+        failing_share=len(failing_rows) / len(df) if len(df) else 0.0,
+        failed_checks=sorted({f"{f.get('column')}: {f.get('check')}" for f in failures})[:50],
+        missing_columns=missing,
+        wrong_types=wrong_type,
+        samples=[
+            {k: (None if pd.isna(v) else str(v)) if not isinstance(v, (int, str)) else v for k, v in f.items()}
+            for f in failures[:10]
+        ],
+        sql=sql,
+    )
+    return CheckOutcome(
+        check="schema",
+        asset=spec.table,
+        passed=failing_count == 0,
+        severity=ERROR,
+        observed=meta["failing_share"],
+        expected_low=0.0,
+        expected_high=0.0,
+        metadata=meta,
+    )

@@ -85,8 +85,16 @@ def _z_of(p: np.ndarray) -> np.ndarray:
     return np.minimum(norm.isf(np.clip(p, 1e-300, 1.0)), 40.0)
 
 
-def count_tails(x: np.ndarray, mu: np.ndarray, log_scale: np.ndarray, units: np.ndarray, n_points: np.ndarray,
-                alpha, mu_up: np.ndarray | None = None, alpha_low=None):
+def count_tails(
+    x: np.ndarray,
+    mu: np.ndarray,
+    log_scale: np.ndarray,
+    units: np.ndarray,
+    n_points: np.ndarray,
+    alpha,
+    mu_up: np.ndarray | None = None,
+    alpha_low=None,
+):
     """Negative binomial tails of counts `x` around the expected `mu`: (P(X <= x), P(X >= x), low, high).
 
     The variance is the largest of: the spread seen in the training window (the robust spread of
@@ -142,15 +150,30 @@ def _per_series(x, n) -> np.ndarray:
     return np.broadcast_to(np.asarray(x, dtype=float), (n,)).astype(float)
 
 
-def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", denominators: np.ndarray | None = None,
-                 direction="both", sensitivity=_Q.sensitivity, min_relative_change=_Q.min_relative_change,
-                 min_absolute_change=0.0, min_relative_rise=None, drop_sensitivity=None,
-                 training_days: int = _Q.training_days, min_history_days: int = _Q.min_history_days,
-                 seasonal_weeks: int = _Q.seasonal_weeks, min_seasonal_points: int = _Q.min_seasonal_points,
-                 min_daytype_points: int = _Q.min_daytype_points,
-                 min_count=0, min_expected=0.0, trend: bool = True, min_trend_points: int = 6,
-                 max_trend: float = 0.05,
-                 effective: np.ndarray | None = None) -> Scored:
+def score_matrix(
+    values: np.ndarray,
+    days: np.ndarray,
+    *,
+    kind: str = "count",
+    denominators: np.ndarray | None = None,
+    direction="both",
+    sensitivity=_Q.sensitivity,
+    min_relative_change=_Q.min_relative_change,
+    min_absolute_change=0.0,
+    min_relative_rise=None,
+    drop_sensitivity=None,
+    training_days: int = _Q.training_days,
+    min_history_days: int = _Q.min_history_days,
+    seasonal_weeks: int = _Q.seasonal_weeks,
+    min_seasonal_points: int = _Q.min_seasonal_points,
+    min_daytype_points: int = _Q.min_daytype_points,
+    min_count=0,
+    min_expected=0.0,
+    trend: bool = True,
+    min_trend_points: int = 6,
+    max_trend: float = 0.05,
+    effective: np.ndarray | None = None,
+) -> Scored:
     """Score every day of every series against its own past.
 
     values: [series, days] floats, NaN where there is no observation; days: consecutive dates.
@@ -172,12 +195,28 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
     dir_code = np.array([DIRECTIONS[d] for d in np.broadcast_to(np.asarray(direction, dtype=object), (s_n,))])
     sens = _per_series(sensitivity, s_n)
     min_rel = _per_series(min_relative_change, s_n)
-    sens_down = sens if drop_sensitivity is None else np.array(
-        [a if b is None else b for a, b in zip(sens, np.broadcast_to(np.asarray(drop_sensitivity, dtype=object), (s_n,)))],
-        dtype=float)
-    min_rise = min_rel if min_relative_rise is None else _per_series(
-        [m if r is None else r for m, r in zip(min_rel, np.broadcast_to(np.asarray(min_relative_rise, dtype=object), (s_n,)))],
-        s_n)
+    sens_down = (
+        sens
+        if drop_sensitivity is None
+        else np.array(
+            [
+                a if b is None else b
+                for a, b in zip(sens, np.broadcast_to(np.asarray(drop_sensitivity, dtype=object), (s_n,)))
+            ],
+            dtype=float,
+        )
+    )
+    min_rise = (
+        min_rel
+        if min_relative_rise is None
+        else _per_series(
+            [
+                m if r is None else r
+                for m, r in zip(min_rel, np.broadcast_to(np.asarray(min_relative_rise, dtype=object), (s_n,)))
+            ],
+            s_n,
+        )
+    )
     min_abs = _per_series(min_absolute_change, s_n)
     min_n = _per_series(min_count, s_n)
     min_exp = _per_series(min_expected, s_n)
@@ -272,14 +311,22 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
             dir_ok = (dir_code == 0) | (np.sign(diff) == dir_code)
             if kind == "count":
                 x_o, med_o = np.expm1(x), np.expm1(med)
-                n_pts = np.where(basis == 3, np.maximum(n_seas, 1), np.where(basis == 2, np.maximum(n_type, 1),
-                                                                             np.maximum(n_all, 1)))
+                n_pts = np.where(
+                    basis == 3, np.maximum(n_seas, 1), np.where(basis == 2, np.maximum(n_type, 1), np.maximum(n_all, 1))
+                )
                 # low counts: the median of a few small integers is coarse; the mean of the same days
                 # judges the upper tail when it is higher, the lower tail when it is lower
                 avg_o = np.expm1(avg)
                 p_lo, p_hi, low, high = count_tails(
-                    x_o, np.minimum(med_o, avg_o), scale, usual, n_pts, alpha_of(sens),
-                    mu_up=np.maximum(med_o, avg_o), alpha_low=alpha_of(sens_down))
+                    x_o,
+                    np.minimum(med_o, avg_o),
+                    scale,
+                    usual,
+                    n_pts,
+                    alpha_of(sens),
+                    mu_up=np.maximum(med_o, avg_o),
+                    alpha_low=alpha_of(sens_down),
+                )
                 # the count model's tail probability, as a z (sign: direction of the change)
                 z = np.where(diff < 0, -_z_of(p_lo), _z_of(p_hi))  # the count model's tail as a z
                 diff_o = x_o - med_o
@@ -288,8 +335,14 @@ def score_matrix(values: np.ndarray, days: np.ndarray, *, kind: str = "count", d
                 rel = np.maximum(ratio, 1 / ratio) - 1
                 big_enough = usual >= min_exp
                 tail = np.where(diff < 0, p_lo / alpha_of(sens_down), p_hi / alpha_of(sens))
-                flag = ((basis > 0) & dir_ok & (tail < 1.0) & (rel > np.where(diff < 0, min_rel, min_rise))
-                        & (np.abs(diff_o) > min_abs) & big_enough)
+                flag = (
+                    (basis > 0)
+                    & dir_ok
+                    & (tail < 1.0)
+                    & (rel > np.where(diff < 0, min_rel, min_rise))
+                    & (np.abs(diff_o) > min_abs)
+                    & big_enough
+                )
                 low, high = np.minimum(low, med_o / (1 + min_rel)), np.maximum(high, med_o * (1 + min_rise))
                 low, high = np.minimum(low, med_o - min_abs), np.maximum(high, med_o + min_abs)
                 med = med_o

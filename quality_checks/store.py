@@ -66,11 +66,24 @@ def append(con, outcomes: list[CheckOutcome], run_id: str | None = None) -> None
         return
     ensure_tables(con)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    rows = [(o.check, o.asset, o.partition, bool(o.passed), o.severity, _num(o.observed), _num(o.expected_low),
-             _num(o.expected_high), json.dumps(o.metadata, default=_jsonable), now, run_id) for o in outcomes]
+    rows = [
+        (
+            o.check,
+            o.asset,
+            o.partition,
+            bool(o.passed),
+            o.severity,
+            _num(o.observed),
+            _num(o.expected_low),
+            _num(o.expected_high),
+            json.dumps(o.metadata, default=_jsonable),
+            now,
+            run_id,
+        )
+        for o in outcomes
+    ]
     con.executemany("insert into quality.check_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
 def _num(v):
     return None if v is None else float(v)
-

@@ -32,7 +32,11 @@ class TableSpec:
 
 
 STITCH = ("stitch.persons", "stitch.events")  # built in Python: described by models/stitch/*.yml
-INGEST = ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")  # columns from the DDL, docs from models/ingest/*.yml
+INGEST = (
+    "ingest.events",
+    "ingest.quarantine",
+    "ingest.ingestion_log",
+)  # columns from the DDL, docs from models/ingest/*.yml
 
 
 @lru_cache(maxsize=1)
@@ -44,8 +48,10 @@ def ddl_columns() -> dict[str, dict[str, tuple[str, bool]]]:
 
     con = duckdb.connect()
     con.execute(DDL)
-    rows = con.execute("select table_schema || '.' || table_name, column_name, data_type, is_nullable = 'YES' "
-                       "from information_schema.columns order by ordinal_position").fetchall()
+    rows = con.execute(
+        "select table_schema || '.' || table_name, column_name, data_type, is_nullable = 'YES' "
+        "from information_schema.columns order by ordinal_position"
+    ).fetchall()
     con.close()
     out: dict[str, dict[str, tuple[str, bool]]] = {}
     for t, c, typ, nullable in rows:
@@ -63,8 +69,10 @@ def table_specs(plan) -> dict[str, TableSpec]:
     for table in INGEST:
         doc = table_doc(table)
         grain, docs = doc["grain"], doc["columns"]
-        cols = {c: ColumnSpec(str(docs.get(c, "")), nullable=nullable and c not in grain)
-                for c, (_, nullable) in ddl.get(table, {}).items()}
+        cols = {
+            c: ColumnSpec(str(docs.get(c, "")), nullable=nullable and c not in grain)
+            for c, (_, nullable) in ddl.get(table, {}).items()
+        }
         specs[table] = TableSpec(table, doc.get("description", ""), grain, cols)
     ev = specs["ingest.events"].columns
     ev["event_name"].isin = loadable_event_names(plan)  # the validator's own list (an alias call is "Alias")
@@ -73,9 +81,12 @@ def table_specs(plan) -> dict[str, TableSpec]:
     for table in STITCH:
         doc = table_doc(table)
         grain = doc["grain"]
-        specs[table] = TableSpec(table, doc.get("description", ""), grain,
-                                 {c: ColumnSpec(str(d), nullable=c not in grain and c != "person_id")
-                                  for c, d in doc["columns"].items()})
+        specs[table] = TableSpec(
+            table,
+            doc.get("description", ""),
+            grain,
+            {c: ColumnSpec(str(d), nullable=c not in grain and c != "person_id") for c, d in doc["columns"].items()},
+        )
     for m in all_models():
         grain = m.grain_columns
         cols = {c: ColumnSpec(str(d), nullable=c not in grain) for c, d in m.columns.items()}
@@ -95,5 +106,6 @@ def pandera_schema(spec: TableSpec):
         if c.pattern:
             checks.append(pa.Check.str_matches(c.pattern))
         cols[name] = pa.Column(None, checks=checks, nullable=c.nullable, required=True, description=c.description)
-    return pa.DataFrameSchema(cols, name=spec.table, description=spec.description,
-                              unique=spec.grain or None, strict=False)
+    return pa.DataFrameSchema(
+        cols, name=spec.table, description=spec.description, unique=spec.grain or None, strict=False
+    )

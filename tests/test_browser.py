@@ -20,8 +20,15 @@ from tracking_plan.loader import DEFAULT_PLAN, load_plan
 from trackplan.report import write_report
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make browser): browser tests skipped")
 
 
@@ -41,8 +48,14 @@ def _page(browser):
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     # offline means offline: any request leaving the machine fails the test
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(("file:", "http://127.0.0.1"))
-               else (errors.append(f"fetched {route.request.url}"), route.abort()))
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_()
+            if route.request.url.startswith(("file:", "http://127.0.0.1"))
+            else (errors.append(f"fetched {route.request.url}"), route.abort())
+        ),
+    )
     return page, errors
 
 
@@ -134,8 +147,10 @@ def report_files(tmp_path_factory):
 
     d = tmp_path_factory.mktemp("decision")
     sample, _ = built_marts()
-    return {"sample": write_report(sample, d / "sample.html"),
-            "tiny": write_report(build_warehouse(d / "tiny.duckdb"), d / "tiny.html")}
+    return {
+        "sample": write_report(sample, d / "sample.html"),
+        "tiny": write_report(build_warehouse(d / "tiny.duckdb"), d / "tiny.html"),
+    }
 
 
 @pytest.mark.parametrize("width", [1280, 1920])
@@ -143,8 +158,10 @@ def report_files(tmp_path_factory):
 def test_the_decision_is_readable_first(browser, report_files, tmp_path, which, width):
     page = browser.new_page(viewport={"width": width, "height": 900})
     fetched: list[str] = []
-    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:")
-               else (fetched.append(r.request.url), r.abort()))
+    page.route(
+        "**/*",
+        lambda r: r.continue_() if r.request.url.startswith("file:") else (fetched.append(r.request.url), r.abort()),
+    )
     page.goto(report_files[which].as_uri())
     # the portfolio is the first thing on the page, and every key column is on screen without scrolling
     first = page.locator("main section").first

@@ -28,7 +28,9 @@ from tracking_plan.loader import default_plan_dir, load_plan
 WRITE_KEY = "wk_browser"
 APP_ID = "shop-web"
 
-PAGE = "<!doctype html><html><head><title>Shop</title><script src='trackers.js'></script></head><body>shop</body></html>"
+PAGE = (
+    "<!doctype html><html><head><title>Shop</title><script src='trackers.js'></script></head><body>shop</body></html>"
+)
 
 SEGMENT_JS = r"""
 async ([collector, writeKey, batching]) => {
@@ -120,8 +122,9 @@ def test_real_browser_trackers_deliver_every_call_and_it_loads(tmp_path):
     for name, text in EXTRA_EVENTS.items():
         (plan_dir / "events" / name).write_text(text)
     with static_site({"index.html": PAGE, "trackers.js": bundle}) as origin:
-        app = create_app(landing, write_keys={WRITE_KEY: "web", APP_ID: "snowplow_web"},
-                         allowed_origins={"web": [origin]})  # snowplow_web: any origin (the default)
+        app = create_app(
+            landing, write_keys={WRITE_KEY: "web", APP_ID: "snowplow_web"}, allowed_origins={"web": [origin]}
+        )  # snowplow_web: any origin (the default)
         with running(app) as url, chromium() as browser:
             page, errors = offline_page(browser)
             requests: list[tuple[str, str]] = []
@@ -139,14 +142,24 @@ def test_real_browser_trackers_deliver_every_call_and_it_loads(tmp_path):
     assert sp["failed"] == [] and len(sp["delivered"]) == 9
     paths = {u.split("?")[0].removeprefix(url) for _, u in requests}
     # what the libraries really use: analytics.js short paths and /b, Snowplow's tp2 and /i
-    assert {"/v1/p", "/v1/i", "/v1/t", "/v1/g", "/v1/s", "/v1/a", "/v1/b",
-            "/com.snowplowanalytics.snowplow/tp2", "/i"} <= paths, paths
+    assert {
+        "/v1/p",
+        "/v1/i",
+        "/v1/t",
+        "/v1/g",
+        "/v1/s",
+        "/v1/a",
+        "/v1/b",
+        "/com.snowplowanalytics.snowplow/tp2",
+        "/i",
+    } <= paths, paths
 
     # Chromium preflighted (OPTIONS, answered 204) analytics.js (Authorization header) and Snowplow's
     # JSON POST; page.on("request") does not show preflights, the collector's own counters do
     for route in ("/v1/t", "/v1/b", "/com.snowplowanalytics.snowplow/tp2"):
         assert f'trackplan_collector_requests_total{{route="{route}",status="204"}}' in metrics, [
-            ln for ln in metrics.splitlines() if ln.startswith("trackplan_collector_requests_total")]
+            ln for ln in metrics.splitlines() if ln.startswith("trackplan_collector_requests_total")
+        ]
 
     rows = [orjson.loads(x) for f in sorted(landing.glob("date=*/*.jsonl")) for x in f.read_bytes().splitlines()]
     assert sorted(r["messageId"] for r in rows) == sorted([m for _, m in seg] + [eid for _, eid in sp["delivered"]])

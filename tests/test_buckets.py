@@ -69,7 +69,9 @@ def ingest_all(wh, landing: str, layout: str | None = None, only_changed: bool =
     con = connect(wh)
     try:
         entries = scan(landing, layout)
-        days = changed_partitions(con, entries) if only_changed else sorted({e.partition for e in entries if e.partition})
+        days = (
+            changed_partitions(con, entries) if only_changed else sorted({e.partition for e in entries if e.partition})
+        )
         return days, ingest_partitions(con, plan(), landing, days, layout=layout, scan=entries)
     finally:
         con.close()
@@ -77,11 +79,16 @@ def ingest_all(wh, landing: str, layout: str | None = None, only_changed: bool =
 
 # --- Segment's S3 destination ---------------------------------------------------------------------
 
+
 def test_segment_s3_layout_every_object_in_the_ledger_and_rewrite_replaces_the_partition(s3, tmp_path):
     client, bucket = s3
     src = f"segment-logs/src-1/{DAY_MS}"
-    put(client, bucket, f"{src}/1700000000000.a1.gz", [ev(mid=f"s{i}", at=BASE + dt.timedelta(minutes=i))
-                                                        for i in range(3)])
+    put(
+        client,
+        bucket,
+        f"{src}/1700000000000.a1.gz",
+        [ev(mid=f"s{i}", at=BASE + dt.timedelta(minutes=i)) for i in range(3)],
+    )
     put(client, bucket, f"{src}/1700000000001.a2.gz", [ev(mid="s0"), '{"broken', ev(mid="s3")])  # dup + bad
     next_day = DAY_MS + 86_400_000
     put(client, bucket, f"segment-logs/src-1/{next_day}/b.gz", [ev(mid="n1", at=BASE + dt.timedelta(days=1))])
@@ -113,7 +120,8 @@ def test_segment_s3_layout_every_object_in_the_ledger_and_rewrite_replaces_the_p
     assert sorted(r[0] for r in query(wh, "select message_id from ingest.events")) == ["n1", "s0", "s1", "s2", "s9"]
     etags = dict(query(wh, "select source_file, etag from ingest.landing_manifest"))
     assert etags[f"s3://{bucket}/{src}/1700000000001.a2.gz"] == client.head_object(
-        Bucket=bucket, Key=f"{src}/1700000000001.a2.gz")["ETag"].strip('"')
+        Bucket=bucket, Key=f"{src}/1700000000001.a2.gz"
+    )["ETag"].strip('"')
     # a new object in a known partition
     put(client, bucket, f"{src}/1700000000002.a3.gz", [ev(mid="s10")])
     assert ingest_all(wh, landing, only_changed=True)[0] == [DAY.isoformat()]
@@ -134,13 +142,20 @@ def test_trackplan_layout_in_a_bucket_keeps_the_local_rules(s3, tmp_path):
     # an object that is not gzip is kept as one quarantined unit with its size, as a local file is
     [(raw, rules)] = query(wh, "select raw, rules from ingest.quarantine")
     assert raw == "plain text named .gz" and rules == ["corrupt"]
-    reasons = {r[0].rsplit("/", 1)[-1]: r[1].split(":")[0] for r in query(
-        wh, "select source_file, skip_reason from ingest.ingestion_log where status = 'skipped'")}
-    assert reasons == {"c.JSONL": "unsupported extension", "d.jsonl": "unexpected subfolder",
-                       "e.jsonl": "bad date folder", "loose.jsonl": "not in a date folder"}
+    reasons = {
+        r[0].rsplit("/", 1)[-1]: r[1].split(":")[0]
+        for r in query(wh, "select source_file, skip_reason from ingest.ingestion_log where status = 'skipped'")
+    }
+    assert reasons == {
+        "c.JSONL": "unsupported extension",
+        "d.jsonl": "unexpected subfolder",
+        "e.jsonl": "bad date folder",
+        "loose.jsonl": "not in a date folder",
+    }
 
 
 # --- Snowplow's enriched TSV ----------------------------------------------------------------------
+
 
 def enriched(**values) -> str:
     """One enriched event as Snowplow writes it: the SDK's 131 fields, tab-separated, empty when unset."""
@@ -156,40 +171,87 @@ def _ts(t: dt.datetime) -> str:
 def _common(eid: str, minute: int) -> dict:
     t = BASE + dt.timedelta(minutes=minute)
     return dict(  # noqa: C408 - keyword form: these are the SDK's field names
-                app_id="shop", platform="web", etl_tstamp=_ts(t + dt.timedelta(seconds=5)), collector_tstamp=_ts(t),
-                dvce_created_tstamp=_ts(t - dt.timedelta(seconds=1)), dvce_sent_tstamp=_ts(t - dt.timedelta(seconds=1)),
-                event_id=eid, v_tracker="js-3.24.0", v_collector="ssc-2.9.0", v_etl="snowplow-enrich-4.0.0",
-                user_ipaddress="203.0.113.7", domain_userid="duid-1", domain_sessionidx=2,
-                domain_sessionid="sess-1", useragent="Mozilla/5.0", br_lang="en-GB", os_timezone="Europe/London",
-                geo_country="GB", dvce_screenwidth=1920, dvce_screenheight=1080, br_viewwidth=1200,
-                br_viewheight=800, derived_tstamp=_ts(t))
+        app_id="shop",
+        platform="web",
+        etl_tstamp=_ts(t + dt.timedelta(seconds=5)),
+        collector_tstamp=_ts(t),
+        dvce_created_tstamp=_ts(t - dt.timedelta(seconds=1)),
+        dvce_sent_tstamp=_ts(t - dt.timedelta(seconds=1)),
+        event_id=eid,
+        v_tracker="js-3.24.0",
+        v_collector="ssc-2.9.0",
+        v_etl="snowplow-enrich-4.0.0",
+        user_ipaddress="203.0.113.7",
+        domain_userid="duid-1",
+        domain_sessionidx=2,
+        domain_sessionid="sess-1",
+        useragent="Mozilla/5.0",
+        br_lang="en-GB",
+        os_timezone="Europe/London",
+        geo_country="GB",
+        dvce_screenwidth=1920,
+        dvce_screenheight=1080,
+        br_viewwidth=1200,
+        br_viewheight=800,
+        derived_tstamp=_ts(t),
+    )
 
 
-CONTEXTS = {"schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
-            "data": [{"schema": "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0",
-                      "data": {"id": "pv-1"}},
-                     {"schema": "iglu:com.acme/experiment/jsonschema/1-0-0", "data": {"variant": "b"}}]}
+CONTEXTS = {
+    "schema": "iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-0",
+    "data": [
+        {"schema": "iglu:com.snowplowanalytics.snowplow/web_page/jsonschema/1-0-0", "data": {"id": "pv-1"}},
+        {"schema": "iglu:com.acme/experiment/jsonschema/1-0-0", "data": {"variant": "b"}},
+    ],
+}
 
 
 def _unstruct(name: str, data: dict) -> str:
-    return orjson.dumps({"schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
-                         "data": {"schema": f"iglu:com.acme/{name}/jsonschema/1-0-0", "data": data}}).decode()
+    return orjson.dumps(
+        {
+            "schema": "iglu:com.snowplowanalytics.snowplow/unstruct_event/jsonschema/1-0-0",
+            "data": {"schema": f"iglu:com.acme/{name}/jsonschema/1-0-0", "data": data},
+        }
+    ).decode()
 
 
 def snowplow_lines() -> dict[str, str]:
     ctx = orjson.dumps(CONTEXTS).decode()
     return {
-        "page": enriched(**_common("e-pv", 0), event="page_view", event_name="page_view",
-                         page_url="https://shop.example/pricing?plan=pro", page_title="Pricing",
-                         page_referrer="https://search.example/", contexts=ctx, user_id="u-42"),
-        "struct": enriched(**_common("e-se", 1), event="struct", event_name="event", se_category="shop",
-                           se_action="add-to-basket", se_label="sku-1", se_property="red", se_value="2.5",
-                           contexts=ctx),
-        "unstruct": enriched(**_common("e-ue", 2), event="unstruct", event_name="link_click",
-                             unstruct_event=_unstruct("link_click", {"targetUrl": "https://x.example/"}),
-                             contexts=ctx),
-        "unknown": enriched(**_common("e-uk", 3), event="unstruct", event_name="not_in_plan",
-                            unstruct_event=_unstruct("not_in_plan", {"a": 1})),
+        "page": enriched(
+            **_common("e-pv", 0),
+            event="page_view",
+            event_name="page_view",
+            page_url="https://shop.example/pricing?plan=pro",
+            page_title="Pricing",
+            page_referrer="https://search.example/",
+            contexts=ctx,
+            user_id="u-42",
+        ),
+        "struct": enriched(
+            **_common("e-se", 1),
+            event="struct",
+            event_name="event",
+            se_category="shop",
+            se_action="add-to-basket",
+            se_label="sku-1",
+            se_property="red",
+            se_value="2.5",
+            contexts=ctx,
+        ),
+        "unstruct": enriched(
+            **_common("e-ue", 2),
+            event="unstruct",
+            event_name="link_click",
+            unstruct_event=_unstruct("link_click", {"targetUrl": "https://x.example/"}),
+            contexts=ctx,
+        ),
+        "unknown": enriched(
+            **_common("e-uk", 3),
+            event="unstruct",
+            event_name="not_in_plan",
+            unstruct_event=_unstruct("not_in_plan", {"a": 1}),
+        ),
         "dup": enriched(**_common("e-pv", 4), event="page_view", page_url="https://shop.example/again"),
         "short": "only\tthree\tfields",
     }
@@ -211,11 +273,13 @@ def snowplow_plan(tmp_path):
         "  action: {type: string, description: se_action, required: true}\n"
         "  label: {type: string, description: se_label}\n"
         "  property: {type: string, description: se_property}\n"
-        "  value: {type: number, description: se_value}\n")
+        "  value: {type: number, description: se_value}\n"
+    )
     (d / "events" / "link_click.yaml").write_text(
         "name: link_click\ndescription: Snowplow's link click (self-describing).\nowner: web\nstatus: active\n"
         "type: track\nversion: 1-0-0\nconsent: analytics\nproperties:\n"
-        "  targetUrl: {type: string, description: the link, required: true}\n")
+        "  targetUrl: {type: string, description: the link, required: true}\n"
+    )
     return load_plan(d)
 
 
@@ -228,8 +292,9 @@ def test_fixture_lines_are_enriched_events_to_snowplows_own_sdk():
         sdk.transform(lines["short"])
 
 
-def test_snowplow_enriched_from_a_bucket_mapped_validated_deduplicated_quarantined_verbatim(s3, tmp_path,
-                                                                                           snowplow_plan):
+def test_snowplow_enriched_from_a_bucket_mapped_validated_deduplicated_quarantined_verbatim(
+    s3, tmp_path, snowplow_plan
+):
     client, bucket = s3
     lines = snowplow_lines()
     key = f"enriched/good/{DAY:%Y/%m/%d}/10/sp-enriched-1.gz"
@@ -238,7 +303,9 @@ def test_snowplow_enriched_from_a_bucket_mapped_validated_deduplicated_quarantin
     landing = f"s3://{bucket}/enriched"
     entries = scan(landing)  # detected from the first line: 131 tab-separated fields
     assert {(e.path.rsplit("/", 1)[-1], e.partition, e.fmt, (e.skip or "").split(":")[0]) for e in entries} == {
-        ("sp-enriched-1.gz", DAY.isoformat(), "snowplow", ""), ("_SUCCESS", None, None, "hidden or metadata file")}
+        ("sp-enriched-1.gz", DAY.isoformat(), "snowplow", ""),
+        ("_SUCCESS", None, None, "hidden or metadata file"),
+    }
     wh = tmp_path / "wh.duckdb"
     con = connect(wh)
     try:
@@ -246,25 +313,42 @@ def test_snowplow_enriched_from_a_bucket_mapped_validated_deduplicated_quarantin
     finally:
         con.close()
     assert (res.lines, res.loaded, res.quarantined, res.duplicates) == (6, 3, 2, 1)
-    rows = {r[0]: r[1:] for r in query(wh, "select message_id, type, event_name, properties, context, user_id, "
-                                          "anonymous_id, received_at from ingest.events")}
+    rows = {
+        r[0]: r[1:]
+        for r in query(
+            wh,
+            "select message_id, type, event_name, properties, context, user_id, "
+            "anonymous_id, received_at from ingest.events",
+        )
+    }
     assert set(rows) == {"e-pv", "e-se", "e-ue"}
     pv_type, _, pv_props, pv_ctx, pv_user, pv_anon, pv_recv = rows["e-pv"]
     assert pv_type == "page" and pv_user == "u-42" and pv_anon == "duid-1"
-    assert orjson.loads(pv_props) == {"url": "https://shop.example/pricing?plan=pro", "title": "Pricing",
-                                      "referrer": "https://search.example/", "path": "/pricing",
-                                      "search": "?plan=pro"}
+    assert orjson.loads(pv_props) == {
+        "url": "https://shop.example/pricing?plan=pro",
+        "title": "Pricing",
+        "referrer": "https://search.example/",
+        "path": "/pricing",
+        "search": "?plan=pro",
+    }
     ctx = orjson.loads(pv_ctx)
     assert ctx["sessionId"] == "sess-1" and ctx["sessionIndex"] == 2 and ctx["locale"] == "en-GB"
-    assert ctx["screen"] == {"width": 1920, "height": 1080} and ctx["library"] == {"name": "snowplow",
-                                                                                 "version": "js-3.24.0"}
+    assert ctx["screen"] == {"width": 1920, "height": 1080} and ctx["library"] == {
+        "name": "snowplow",
+        "version": "js-3.24.0",
+    }
     assert ctx["snowplow"]["contexts"] == CONTEXTS["data"]  # contexts kept whole
     assert ctx["snowplow"]["app_id"] == "shop" and ctx["snowplow"]["geo_country"] == "GB"  # unmapped fields
     assert pv_recv == BASE  # collector_tstamp
     se = rows["e-se"]
     assert se[0] == "track" and se[1] == "add-to-basket"
-    assert orjson.loads(se[2]) == {"category": "shop", "action": "add-to-basket", "label": "sku-1",
-                                   "property": "red", "value": 2.5}
+    assert orjson.loads(se[2]) == {
+        "category": "shop",
+        "action": "add-to-basket",
+        "label": "sku-1",
+        "property": "red",
+        "value": 2.5,
+    }
     ue = rows["e-ue"]
     assert ue[0] == "track" and ue[1] == "link_click" and orjson.loads(ue[2]) == {"targetUrl": "https://x.example/"}
     assert orjson.loads(ue[3])["snowplow"]["schema"] == "iglu:com.acme/link_click/jsonschema/1-0-0"
@@ -272,12 +356,16 @@ def test_snowplow_enriched_from_a_bucket_mapped_validated_deduplicated_quarantin
     q = {r[0]: r[1:] for r in query(wh, "select line_no, raw, rules from ingest.quarantine")}
     assert q[4] == (lines["unknown"], ["unknown_event"])
     assert q[6][0] == lines["short"] and q[6][1] == ["snowplow"]
-    log = query(wh, "select status, lines, loaded, quarantined, duplicates from ingest.ingestion_log "
-                    "where source_file like '%sp-enriched-1.gz'")
+    log = query(
+        wh,
+        "select status, lines, loaded, quarantined, duplicates from ingest.ingestion_log "
+        "where source_file like '%sp-enriched-1.gz'",
+    )
     assert log == [("read", 6, 3, 2, 1)]
 
 
 # --- errors -----------------------------------------------------------------------------------------
+
 
 def test_a_missing_bucket_is_one_line_naming_the_url(s3):
     url = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/events"
@@ -300,8 +388,11 @@ def test_a_refused_listing_is_one_line_naming_the_url(s3, s3_endpoint, monkeypat
     key = iam.create_access_key(UserName=user)["AccessKey"]
 
     def reset_auth(value: bytes):
-        urllib.request.urlopen(urllib.request.Request(f"{s3_endpoint}/moto-api/reset-auth", data=value, method="POST",
-                                                      headers={"Content-Type": "text/plain"}))
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"{s3_endpoint}/moto-api/reset-auth", data=value, method="POST", headers={"Content-Type": "text/plain"}
+            )
+        )
 
     reset_auth(b"0")
     try:
@@ -338,6 +429,7 @@ def test_local_segment_layout_and_detection(tmp_path):
 
 # --- incremental discovery: the Dagster asset, the sensor and `trackplan run` ------------------------
 
+
 def test_sensor_and_run_pick_up_only_new_or_rewritten_objects(s3, tmp_path, monkeypatch):
     import dagster as dg
     from rich.console import Console
@@ -362,9 +454,12 @@ def test_sensor_and_run_pick_up_only_new_or_rewritten_objects(s3, tmp_path, monk
     first = evaluate()
     assert [p for p, _ in first] == [DAY.isoformat()]
     # the Dagster asset reads the bucket in the detected layout and records the manifest
-    res = dg.materialize([ingest_events], resources=resources_from_env(default_plan_dir(), landing, wh),
-                         partition_key=DAY.isoformat(), run_config={"loggers": {"console": {"config": {
-                             "log_level": "WARNING"}}}})
+    res = dg.materialize(
+        [ingest_events],
+        resources=resources_from_env(default_plan_dir(), landing, wh),
+        partition_key=DAY.isoformat(),
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
     assert res.success
     assert query(wh, "select count(*) from ingest.events") == [(2,)]
     assert evaluate() == []  # everything is in the manifest: no run
@@ -381,11 +476,36 @@ def test_no_enriched_field_is_lost_in_the_mapping():
     under context.snowplow (the SDK's output is the independent list of what the line holds)."""
     from tracking_plan.snowplow import enriched_to_segment
 
-    mapped = {"event", "event_id", "user_id", "domain_userid", "domain_sessionid", "domain_sessionidx",
-              "user_ipaddress", "useragent", "br_lang", "os_timezone", "page_url", "page_title", "page_referrer",
-              "v_tracker", "unstruct_event", "contexts", "se_category", "se_action", "se_label", "se_property",
-              "se_value", "dvce_created_tstamp", "dvce_sent_tstamp", "true_tstamp", "dvce_screenwidth",
-              "dvce_screenheight", "br_viewwidth", "br_viewheight"}
+    mapped = {
+        "event",
+        "event_id",
+        "user_id",
+        "domain_userid",
+        "domain_sessionid",
+        "domain_sessionidx",
+        "user_ipaddress",
+        "useragent",
+        "br_lang",
+        "os_timezone",
+        "page_url",
+        "page_title",
+        "page_referrer",
+        "v_tracker",
+        "unstruct_event",
+        "contexts",
+        "se_category",
+        "se_action",
+        "se_label",
+        "se_property",
+        "se_value",
+        "dvce_created_tstamp",
+        "dvce_sent_tstamp",
+        "true_tstamp",
+        "dvce_screenwidth",
+        "dvce_screenheight",
+        "br_viewwidth",
+        "br_viewheight",
+    }
     for line in list(snowplow_lines().values())[:5]:
         fields = dict(zip(SDK_FIELDS, line.split("\t"), strict=True))
         msg = enriched_to_segment(line)

@@ -54,25 +54,40 @@ def _one_line(res, *words: str) -> str:
 CASES = {
     "sql --dialect oracle9": (["sql", "--dialect", "oracle9"], ["--dialect", "oracle9"]),
     "docs, plan YAML error": (["docs", "--plan", "{base}/badplan", "--out", "{base}/site"], ["plan.yaml:", "E001"]),
-    "report, plan YAML error": (["report", "--plan", "{base}/badplan", "--warehouse", "{base}/w.duckdb", "--out",
-                                 "{base}/r.html"], ["plan.yaml:", "E001"]),
-    "review, plan YAML error": (["review", "--plan", "{base}/badplan", "--warehouse", "{base}/w.duckdb"],
-                                ["plan.yaml:", "E001"]),
+    "report, plan YAML error": (
+        ["report", "--plan", "{base}/badplan", "--warehouse", "{base}/w.duckdb", "--out", "{base}/r.html"],
+        ["plan.yaml:", "E001"],
+    ),
+    "review, plan YAML error": (
+        ["review", "--plan", "{base}/badplan", "--warehouse", "{base}/w.duckdb"],
+        ["plan.yaml:", "E001"],
+    ),
     "generate --days 0": (["generate", "--out", "{base}/g", "--days", "0"], ["--days", "greater than or equal to 1"]),
-    "generate --users -5": (["generate", "--out", "{base}/g", "--users", "-5"], ["--users", "greater than or equal to 1"]),
-    "run --partition 2026-13-45": (["run", "--partition", "2026-13-45", "--landing", "{base}/landing",
-                                    "--warehouse", "{base}/w.duckdb"], ["--partition", "2026-13-45"]),
+    "generate --users -5": (
+        ["generate", "--out", "{base}/g", "--users", "-5"],
+        ["--users", "greater than or equal to 1"],
+    ),
+    "run --partition 2026-13-45": (
+        ["run", "--partition", "2026-13-45", "--landing", "{base}/landing", "--warehouse", "{base}/w.duckdb"],
+        ["--partition", "2026-13-45"],
+    ),
     "lint --format xml": (["lint", "--format", "xml"], ["--format", "xml"]),
-    "validate --format xml": (["validate", "--format", "xml", "{base}/landing/date=" + DAY + "/a.jsonl"],
-                              ["--format", "xml"]),
+    "validate --format xml": (
+        ["validate", "--format", "xml", "{base}/landing/date=" + DAY + "/a.jsonl"],
+        ["--format", "xml"],
+    ),
     "diff --format yaml": (["diff", "--base", str(DEFAULT_PLAN), "--format", "yaml"], ["--format", "yaml"]),
     "review --format pdf": (["review", "--warehouse", "{base}/w.duckdb", "--format", "pdf"], ["--format", "pdf"]),
     "lineage --format xml": (["lineage", "marts.retention", "--format", "xml"], ["--format", "xml"]),
-    "report on a non-DuckDB file": (["report", "--warehouse", "{base}/fake.duckdb", "--out", "{base}/r.html"],
-                                    ["fake.duckdb", "not a DuckDB database"]),
+    "report on a non-DuckDB file": (
+        ["report", "--warehouse", "{base}/fake.duckdb", "--out", "{base}/r.html"],
+        ["fake.duckdb", "not a DuckDB database"],
+    ),
     "forget, empty id": (["forget", "--user-id", "", "--warehouse", "{base}/w.duckdb"], ["--user-id"]),
-    "forget, missing warehouse": (["forget", "--user-id", "u1", "--warehouse", "{base}/nope.duckdb"],
-                                  ["nope.duckdb", "no such warehouse"]),
+    "forget, missing warehouse": (
+        ["forget", "--user-id", "u1", "--warehouse", "{base}/nope.duckdb"],
+        ["nope.duckdb", "no such warehouse"],
+    ),
 }
 
 
@@ -86,8 +101,7 @@ def test_former_traceback_is_one_line(env, case):
 @pytest.fixture()
 def locked(env):
     """Another process holds the warehouse's DuckDB lock (a notebook, the Dagster UI)."""
-    code = ("import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
-            "time.sleep(120)")
+    code = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(120)"
     proc = subprocess.Popen([sys.executable, "-c", code, str(env / "w.duckdb")], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"
     yield proc.pid
@@ -115,8 +129,14 @@ def test_locked_warehouse_names_the_holder(env, locked, command):
 def _unshare_ro(folder: Path, argv: list[str]) -> subprocess.CompletedProcess:
     """Run argv with `folder` bind-mounted read-only (a private mount namespace: needs root)."""
     script = f'mount -o bind,ro "{folder}" "{folder}" && exec "$@"'
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv],
-                          capture_output=True, text=True, timeout=300, cwd=REPO, check=False)
+    return subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        check=False,
+    )
 
 
 def _can_unshare(tmp: Path) -> bool:
@@ -133,8 +153,9 @@ def test_read_only_warehouse_is_one_line(env, tmp_path, command):
     args = {"run": ["run", "--landing", str(env / "landing")], "forget": ["forget", "--user-id", "u1"]}[command]
     proc = _unshare_ro(tmp_path, [str(TRACKPLAN), *args, "--warehouse", str(tmp_path / "w.duckdb")])
     assert proc.returncode == 3, proc.stderr
-    expected = (f"trackplan: {tmp_path / 'w.duckdb'}: cannot be written (Read-only file "
-                f"system: {tmp_path / 'w.duckdb.lock'})")
+    expected = (
+        f"trackplan: {tmp_path / 'w.duckdb'}: cannot be written (Read-only file system: {tmp_path / 'w.duckdb.lock'})"
+    )
     assert proc.stderr.splitlines() == [expected]
 
 
@@ -148,8 +169,9 @@ def test_readers_read_a_read_only_warehouse(env, tmp_path):
 
 def test_real_process_prints_no_traceback(env):
     """The installed entry point (not CliRunner): one line on stderr, exit 2."""
-    proc = subprocess.run([str(TRACKPLAN), "sql", "--dialect", "oracle9"], capture_output=True, text=True,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [str(TRACKPLAN), "sql", "--dialect", "oracle9"], capture_output=True, text=True, timeout=120, check=False
+    )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     expected = "trackplan: --dialect: unknown dialect 'oracle9'; e.g. snowflake, bigquery, spark"
     assert proc.stderr.splitlines() == [expected]
@@ -164,8 +186,9 @@ def test_run_without_salt_refuses_in_one_line(env, monkeypatch):
 
 def test_forget_without_salt_refuses_in_one_line(env, monkeypatch):
     monkeypatch.delenv("TRACKPLAN_HASH_SALT")
-    _one_line(_invoke(["forget", "--user-id", "u1", "--warehouse", str(env / "w.duckdb")]),
-              "TRACKPLAN_HASH_SALT is not set")
+    _one_line(
+        _invoke(["forget", "--user-id", "u1", "--warehouse", str(env / "w.duckdb")]), "TRACKPLAN_HASH_SALT is not set"
+    )
 
 
 def test_demo_says_it_uses_the_public_demo_salt(tmp_path, monkeypatch):
@@ -182,8 +205,9 @@ def test_demo_says_it_uses_the_public_demo_salt(tmp_path, monkeypatch):
         return True
 
     monkeypatch.setattr(pipelines.runner, "run_pipeline", fake_run)
-    monkeypatch.setattr(trackplan.demo.generate, "generate",
-                        lambda out, seed: type("R", (), {"lines": 1, "persons": 1})())
+    monkeypatch.setattr(
+        trackplan.demo.generate, "generate", lambda out, seed: type("R", (), {"lines": 1, "persons": 1})()
+    )
     monkeypatch.setattr(trackplan.report, "write_report", lambda *a, **k: None)
     res = _invoke(["demo", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
@@ -192,11 +216,14 @@ def test_demo_says_it_uses_the_public_demo_salt(tmp_path, monkeypatch):
 
 def test_partition_without_files_says_so_and_rebuilds_nothing(env):
     before = (env / "w.duckdb").stat().st_mtime_ns
-    res = _invoke(["run", "--partition", "2026-01-01", "--landing", str(env / "landing"),
-                   "--warehouse", str(env / "w.duckdb")])
+    res = _invoke(
+        ["run", "--partition", "2026-01-01", "--landing", str(env / "landing"), "--warehouse", str(env / "w.duckdb")]
+    )
     assert res.exit_code == 0
-    expected = (f"no landing files for 2026-01-01 (nothing under {env / 'landing' / 'date=2026-01-01'}): "
-                "nothing ingested, nothing rebuilt")
+    expected = (
+        f"no landing files for 2026-01-01 (nothing under {env / 'landing' / 'date=2026-01-01'}): "
+        "nothing ingested, nothing rebuilt"
+    )
     assert res.stderr.splitlines() == [expected]
     assert (env / "w.duckdb").stat().st_mtime_ns == before
 
@@ -205,24 +232,44 @@ def test_generate_plan_is_used_or_rejected(tmp_path):
     """`generate --plan` is not ignored: a plan without the events the generator sends is rejected in
     one line; one with them is used, and what it writes validates against it."""
     plans = REPO / "tests" / "fixtures" / "plans"
-    _one_line(_invoke(["generate", "--out", str(tmp_path / "x"), "--plan", str(plans / "v2")]),
-              "--plan", "lacks", "event(s) the generator sends")
+    _one_line(
+        _invoke(["generate", "--out", str(tmp_path / "x"), "--plan", str(plans / "v2")]),
+        "--plan",
+        "lacks",
+        "event(s) the generator sends",
+    )
     assert not (tmp_path / "x").exists()
     mine = tmp_path / "plan"
     shutil.copytree(DEFAULT_PLAN, mine)
-    res = _invoke(["generate", "--out", str(tmp_path / "l"), "--plan", str(mine), "--days", "3", "--users", "30",
-                   "--bug-rate", "0"])
+    res = _invoke(
+        [
+            "generate",
+            "--out",
+            str(tmp_path / "l"),
+            "--plan",
+            str(mine),
+            "--days",
+            "3",
+            "--users",
+            "30",
+            "--bug-rate",
+            "0",
+        ]
+    )
     assert res.exit_code == 0, res.output
     files = sorted(str(f) for f in (tmp_path / "l").glob("date=*/*"))
     assert _invoke(["validate", "--plan", str(mine), *files]).exit_code == 0
 
 
 def test_bad_partition_date_is_refused_before_dagster_is_loaded():
-    code = ("import sys\nfrom trackplan.cli import app\n"
-            "code = app(['run', '--partition', '2026-13-45'], standalone_mode=False)\n"
-            "print(code, 'dagster' in sys.modules)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO,
-                          check=False)
+    code = (
+        "import sys\nfrom trackplan.cli import app\n"
+        "code = app(['run', '--partition', '2026-13-45'], standalone_mode=False)\n"
+        "print(code, 'dagster' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO, check=False
+    )
     assert proc.stdout.split() == ["2", "False"], proc.stderr
     expected = "trackplan: Invalid value for '--partition': '2026-13-45' is not a date (YYYY-MM-DD)"
     assert proc.stderr.splitlines() == [expected]

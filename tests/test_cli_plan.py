@@ -37,8 +37,7 @@ def test_diff_exit_codes_and_markdown():
     ok = runner.invoke(app, ["diff", "--base", str(PLANS / "v1"), "--plan", str(PLANS / "v2"), "--format", "json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["required_bump"] == "major"
-    bad = runner.invoke(app, ["diff", "--base", str(PLANS / "v2"), "--plan", str(PLANS / "v3"),
-                              "--format", "markdown"])
+    bad = runner.invoke(app, ["diff", "--base", str(PLANS / "v2"), "--plan", str(PLANS / "v3"), "--format", "markdown"])
     assert bad.exit_code == 1
     assert bad.stdout.startswith("### ❌") and "| 2.0.0 | 2.0.1 | patch | minor |" in bad.stdout
 

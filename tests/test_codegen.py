@@ -36,9 +36,10 @@ KEY = "WRITE_KEY_CODEGEN"
 TS_DIR = ROOT / "tests" / "codegen_ts"
 TSC = TS_DIR / "node_modules" / "typescript" / "bin" / "tsc"
 NODE = shutil.which("node")
-needs_ts = pytest.mark.skipif(NODE is None or not TSC.exists(),
-                              reason="node or the pinned TypeScript toolchain is missing (make codegen-ts): "
-                                     "TypeScript codegen tests skipped")
+needs_ts = pytest.mark.skipif(
+    NODE is None or not TSC.exists(),
+    reason="node or the pinned TypeScript toolchain is missing (make codegen-ts): TypeScript codegen tests skipped",
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def build_samples(out: Path) -> dict[str, dict]:
     by_key = {(e.name if e.type == "track" else e.type): e.name for e in PLAN.events.values()}
     found: dict[str, dict] = {}
     for f in sorted(out.rglob("*.jsonl*")):
-        with (gzip.open(f, "rt") if f.suffix == ".gz" else open(f)) as fh:
+        with gzip.open(f, "rt") if f.suffix == ".gz" else open(f) as fh:
             for line in fh:
                 msg = json.loads(line)
                 name = by_key.get(msg.get("event") if msg["type"] == "track" else msg["type"])
@@ -86,6 +87,7 @@ def _landed(landing: Path) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------- Python
+
 
 def _py_call(name: str, msg: dict, who: str = "identity") -> str:
     """Source of one call of the generated Python function for a sample message."""
@@ -136,8 +138,9 @@ def test_python_sends_every_event_through_segment_to_the_collector_and_all_valid
     for r in rows:
         assert r["context"]["trackingPlan"] == {"name": PLAN.header.name, "version": PLAN.header.version}
         assert r["context"]["library"]["name"] == "analytics-python"
-        assert (r.get("event") or r["type"]) == (sent[r["messageId"]] if r["type"] == "track" else
-                                                 PLAN.events[sent[r["messageId"]]].type)
+        assert (r.get("event") or r["type"]) == (
+            sent[r["messageId"]] if r["type"] == "track" else PLAN.events[sent[r["messageId"]]].type
+        )
     reports = validate_files(PLAN, sorted(landing.glob("date=*/*.jsonl")))
     assert sum(r.total for r in reports) == len(sent)
     assert sum(r.valid for r in reports) == len(sent), [e for r in reports for e in r.errors]
@@ -147,8 +150,9 @@ def test_python_sends_every_event_through_segment_to_the_collector_and_all_valid
     wh = tmp_path / "w.duckdb"
     for day in sorted({p.parent.name.removeprefix("date=") for p in landing.glob("date=*/*.jsonl")}):
         ingest(wh, landing, day, PLAN)
-    rows = query(wh, "select message_id, context->>'$.trackingPlan.name', context->>'$.trackingPlan.version' "
-                     "from ingest.events")
+    rows = query(
+        wh, "select message_id, context->>'$.trackingPlan.name', context->>'$.trackingPlan.version' from ingest.events"
+    )
     assert sorted(r[0] for r in rows) == sorted(sent)
     assert {r[1:] for r in rows} == {(PLAN.header.name, PLAN.header.version)}
 
@@ -209,8 +213,9 @@ def test_development_mode_rejects_what_the_oracles_reject(tmp_path, samples):
     by_validator = {path for i, (_, _, path, rule) in enumerate(BAD) if rule in rules.get(i + 1, set())}
     by_schema = set()
     for (name, _, path, _), msg in zip(BAD, messages, strict=True):
-        v = jsonschema.Draft202012Validator(event_schema(PLAN, PLAN.events[name]),
-                                            format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
+        v = jsonschema.Draft202012Validator(
+            event_schema(PLAN, PLAN.events[name]), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+        )
         if not v.is_valid(msg):
             by_schema.add(path)
     every = {path for _, _, path, _ in BAD}
@@ -224,28 +229,64 @@ def test_development_mode_rejects_what_the_oracles_reject(tmp_path, samples):
 
 MYPY_WRONG = [
     # (call, expected mypy message fragment, error code)
-    ("ev.order_completed({'order_id': 'o1', 'revenue': 10.0, 'currency': 'EUR', 'plan': 'team'}, user_id='u1')",
-     'Missing key "billing_period" for TypedDict "OrderCompletedProperties"', "typeddict-item"),
-    (("ev.order_completed({'order_id': 'o1', 'revenue': 10.0, 'currency': 'BTC', 'plan': 'team', "
-     "'billing_period': 'annual'}, user_id='u1')"),
-     "\"Literal['BTC']\", TypedDict item \"currency\" has type \"Literal['USD', 'EUR', 'GBP']\"", "typeddict-item"),
+    (
+        "ev.order_completed({'order_id': 'o1', 'revenue': 10.0, 'currency': 'EUR', 'plan': 'team'}, user_id='u1')",
+        'Missing key "billing_period" for TypedDict "OrderCompletedProperties"',
+        "typeddict-item",
+    ),
+    (
+        (
+            "ev.order_completed({'order_id': 'o1', 'revenue': 10.0, 'currency': 'BTC', 'plan': 'team', "
+            "'billing_period': 'annual'}, user_id='u1')"
+        ),
+        "\"Literal['BTC']\", TypedDict item \"currency\" has type \"Literal['USD', 'EUR', 'GBP']\"",
+        "typeddict-item",
+    ),
     # traits are optional here (no required trait): the parameter is `UserIdentifiedTraits | None`
-    ("ev.user_identified({'region': 'mars'}, user_id='u1')",
-     'Argument 1 to "user_identified" has incompatible type "dict[str, str]"; expected "UserIdentifiedTraits | None"',
-     "arg-type"),
-    (("ev.order_completed({'order_id': 'o1', 'revenue': 10.0, 'currency': 'EUR', 'plan': 'team', "
-     "'billing_period': 'annual', 'seats': 'many'}, user_id='u1')"), 'TypedDict item "seats" has type "int"',
-     "typeddict-item"),
+    (
+        "ev.user_identified({'region': 'mars'}, user_id='u1')",
+        'Argument 1 to "user_identified" has incompatible type "dict[str, str]"; expected "UserIdentifiedTraits | None"',
+        "arg-type",
+    ),
+    (
+        (
+            "ev.order_completed({'order_id': 'o1', 'revenue': 10.0, 'currency': 'EUR', 'plan': 'team', "
+            "'billing_period': 'annual', 'seats': 'many'}, user_id='u1')"
+        ),
+        'TypedDict item "seats" has type "int"',
+        "typeddict-item",
+    ),
     ("ev.company_grouped({'name': 'Acme'}, user_id='u1')", 'Argument 1 to "company_grouped"', "arg-type"),
-    ("ev.task_exported({'format': 'csv'}, user_id='u1')", ("task_exported is deprecated: \"Task Exported\" is "
-     "deprecated: use report_exported() (Report Exported)"), "deprecated"),
+    (
+        "ev.task_exported({'format': 'csv'}, user_id='u1')",
+        ('task_exported is deprecated: "Task Exported" is deprecated: use report_exported() (Report Exported)'),
+        "deprecated",
+    ),
 ]
 
 
 def _mypy(folder: Path, *files: str) -> list[str]:
-    proc = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--enable-error-code", "deprecated",
-                           "--no-incremental", "--cache-dir", str(folder / ".mypy_cache"), "--no-error-summary",
-                           "--hide-error-context", *files], cwd=folder, capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--enable-error-code",
+            "deprecated",
+            "--no-incremental",
+            "--cache-dir",
+            str(folder / ".mypy_cache"),
+            "--no-error-summary",
+            "--hide-error-context",
+            *files,
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode in (0, 1), proc.stderr
     return [x for x in proc.stdout.splitlines() if ": error:" in x]
 
@@ -269,6 +310,7 @@ def test_python_passes_mypy_strict_and_wrong_calls_are_type_errors(tmp_path, sam
 
 # ------------------------------------------------------------------------------ diff: what breaks
 
+
 def _variants():
     """(label, head plan) pairs: one change each to "Order Completed" of the sample plan."""
     ev = PLAN.events["Order Completed"]
@@ -281,6 +323,7 @@ def _variants():
         return with_props({**p, name: p[name].model_copy(update=upd)})
 
     from tracking_plan.model import Property
+
     return [
         ("enum value removed", change("currency", enum=["USD", "EUR"])),
         ("enum value added", change("currency", enum=["USD", "EUR", "GBP", "JPY"])),
@@ -294,8 +337,17 @@ def _variants():
         ("made nullable", change("coupon", nullable=True)),
         ("bound tightened", change("seats", maximum=100)),
         ("enum on a free string", change("coupon", enum=["WELCOME10"])),
-        ("nested item property added required", change("products", items=p["products"].items.model_copy(
-            update={"properties": {**p["products"].items.properties, "sku": Property(type="string", required=True)}}))),
+        (
+            "nested item property added required",
+            change(
+                "products",
+                items=p["products"].items.model_copy(
+                    update={
+                        "properties": {**p["products"].items.properties, "sku": Property(type="string", required=True)}
+                    }
+                ),
+            ),
+        ),
         ("event removed", PLAN.model_copy(update={"events": {k: v for k, v in PLAN.events.items() if k != ev.name}})),
     ]
 
@@ -305,16 +357,20 @@ def test_diff_breaks_exactly_the_calls_mypy_rejects(tmp_path):
     against each variant's; `trackplan diff` must name the function exactly when they fail."""
     from tracking_plan.diff import diff_plans
 
-    minimal = ("{'order_id': 'o1', 'revenue': 10.5, 'currency': 'GBP', 'plan': 'team', 'billing_period': 'annual'}")
-    full = ("{'order_id': 'o1', 'revenue': 10.5, 'currency': 'GBP', 'plan': 'team', 'billing_period': 'annual', "
-            "'products': [{'product_id': 'prd_a', 'name': 'Team', 'price': 9.5, 'quantity': 2}], "
-            "'coupon': 'SPRING', 'seats': 3}")
+    minimal = "{'order_id': 'o1', 'revenue': 10.5, 'currency': 'GBP', 'plan': 'team', 'billing_period': 'annual'}"
+    full = (
+        "{'order_id': 'o1', 'revenue': 10.5, 'currency': 'GBP', 'plan': 'team', 'billing_period': 'annual', "
+        "'products': [{'product_id': 'prd_a', 'name': 'Team', 'price': 9.5, 'quantity': 2}], "
+        "'coupon': 'SPRING', 'seats': 3}"
+    )
     files, reported = [], {}
     for i, (label, head) in enumerate(_variants()):
         (tmp_path / f"head_{i}.py").write_text(generate(head, "python")["trackplan_events.py"], encoding="utf-8")
         (tmp_path / f"call_{i}.py").write_text(
             f"from head_{i} import order_completed\n\norder_completed({minimal}, user_id='u')\n"
-            f"order_completed({full}, user_id='u')\n", encoding="utf-8")
+            f"order_completed({full}, user_id='u')\n",
+            encoding="utf-8",
+        )
         files += [f"head_{i}.py", f"call_{i}.py"]
         breaks = diff_plans(PLAN, head).breaks
         assert all(b.typescript == "orderCompleted" and b.python == "order_completed" for b in breaks)
@@ -334,15 +390,26 @@ def test_diff_renders_breaking_functions():
     head = dict(_variants())["required property added"]
     result = diff_plans(PLAN, head)
     text = render_diff(result, "text")
-    assert "break generated_function" in text and "orderCompleted() / order_completed(): tax: required property added" in text
+    assert (
+        "break generated_function" in text
+        and "orderCompleted() / order_completed(): tax: required property added" in text
+    )
     md = render_diff(result, "markdown")
     assert "| Order Completed | `orderCompleted()` | `order_completed()` | tax | required property added |" in md
     data = json.loads(render_diff(result, "json"))
-    assert data["breaking_functions"] == [{"event": "Order Completed", "typescript": "orderCompleted",
-                                           "python": "order_completed", "path": "tax", "reason": "required property added"}]
+    assert data["breaking_functions"] == [
+        {
+            "event": "Order Completed",
+            "typescript": "orderCompleted",
+            "python": "order_completed",
+            "path": "tax",
+            "reason": "required property added",
+        }
+    ]
 
 
 # ---------------------------------------------------------------------------------- TypeScript
+
 
 def _ts_calls(samples: dict) -> tuple[list[str], list[str]]:
     """One browser call and one Node call per active event, with the sample's payload as a literal."""
@@ -355,36 +422,70 @@ def _ts_calls(samples: dict) -> tuple[list[str], list[str]]:
         who = {k: msg[k] for k in ("userId", "anonymousId") if msg.get(k)}
         if ev.type == "track":
             web.append(f"void web.{fn}({pay})")
-            srv.append(f"srv.{fn}({json.dumps({**who})[:-1]}, \"properties\": {pay}}})")
+            srv.append(f'srv.{fn}({json.dumps({**who})[:-1]}, "properties": {pay}}})')
         elif ev.type in ("page", "screen"):
             web.append(f"void web.{fn}({pay}, undefined, {{ name: {json.dumps(msg.get('name') or 'Home')} }})")
-            srv.append(f"srv.{fn}({json.dumps({**who, 'name': msg.get('name') or 'Home'})[:-1]}, \"properties\": {pay}}})")
+            srv.append(
+                f'srv.{fn}({json.dumps({**who, "name": msg.get("name") or "Home"})[:-1]}, "properties": {pay}}})'
+            )
         elif ev.type == "identify":
             web.append(f"void web.{fn}({json.dumps(msg.get('userId'))}, {pay})")
-            srv.append(f"srv.{fn}({json.dumps(who)[:-1]}, \"traits\": {pay}}})")
+            srv.append(f'srv.{fn}({json.dumps(who)[:-1]}, "traits": {pay}}})')
         else:
             web.append(f"void web.{fn}({json.dumps(msg['groupId'])}, {pay})")
-            srv.append(f"srv.{fn}({json.dumps({**who, 'groupId': msg['groupId']})[:-1]}, \"traits\": {pay}}})")
+            srv.append(f'srv.{fn}({json.dumps({**who, "groupId": msg["groupId"]})[:-1]}, "traits": {pay}}})')
     return web, srv
 
 
 TS_WRONG = [
-    ("void web.orderCompleted({ order_id: 'o1', revenue: 10, currency: 'EUR', plan: 'team' })",
-     "TS2345", "Property 'billing_period' is missing"),
-    ("void web.orderCompleted({ order_id: 'o1', revenue: 10, currency: 'BTC', plan: 'team', billing_period: 'annual' })",
-     "TS2322", "Type '\"BTC\"' is not assignable to type '\"USD\" | \"EUR\" | \"GBP\"'"),
-    ("srv.orderCompleted({ properties: { order_id: 'o1', revenue: 10, currency: 'EUR', plan: 'team', billing_period: 'annual' } })",
-     "TS2345", "is not assignable to parameter of type"),
+    (
+        "void web.orderCompleted({ order_id: 'o1', revenue: 10, currency: 'EUR', plan: 'team' })",
+        "TS2345",
+        "Property 'billing_period' is missing",
+    ),
+    (
+        "void web.orderCompleted({ order_id: 'o1', revenue: 10, currency: 'BTC', plan: 'team', billing_period: 'annual' })",
+        "TS2322",
+        'Type \'"BTC"\' is not assignable to type \'"USD" | "EUR" | "GBP"\'',
+    ),
+    (
+        "srv.orderCompleted({ properties: { order_id: 'o1', revenue: 10, currency: 'EUR', plan: 'team', billing_period: 'annual' } })",
+        "TS2345",
+        "is not assignable to parameter of type",
+    ),
     ("void web.userIdentified('u1', { region: 'mars' })", "TS2322", "Type '\"mars\"' is not assignable"),
-    ("void web.orderCompleted({ order_id: 'o1', revenue: '10', currency: 'EUR', plan: 'team', billing_period: 'annual' })",
-     "TS2322", "Type 'string' is not assignable to type 'number'"),
+    (
+        "void web.orderCompleted({ order_id: 'o1', revenue: '10', currency: 'EUR', plan: 'team', billing_period: 'annual' })",
+        "TS2322",
+        "Type 'string' is not assignable to type 'number'",
+    ),
 ]
 
 
 def _tsc(folder: Path, *args: str) -> list[str]:
-    proc = subprocess.run([NODE, str(TSC), "--strict", "--target", "es2022", "--module", "nodenext",
-                           "--moduleResolution", "nodenext", "--lib", "es2022,dom", "--pretty", "false", *args],
-                          cwd=folder, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [
+            NODE,
+            str(TSC),
+            "--strict",
+            "--target",
+            "es2022",
+            "--module",
+            "nodenext",
+            "--moduleResolution",
+            "nodenext",
+            "--lib",
+            "es2022,dom",
+            "--pretty",
+            "false",
+            *args,
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     errors: list[str] = []
     for line in proc.stdout.splitlines():  # an error's explanation continues on indented lines
         if line[:1].isspace() and errors:
@@ -400,31 +501,68 @@ def test_typescript_compiles_strict_wrong_calls_fail_and_node_delivers_every_eve
     write_code(PLAN, "typescript", gen)
     (tmp_path / "node_modules").symlink_to(TS_DIR / "node_modules", target_is_directory=True)
     web, srv = _ts_calls(samples)
-    head = ["import { AnalyticsBrowser } from '@segment/analytics-next'",
-            "import { Analytics } from '@segment/analytics-node'",
-            "import * as web from './tracking/browser.js'", "import * as srv from './tracking/node.js'", ""]
-    (tmp_path / "usage_ok.ts").write_text("\n".join([
-        *head, "web.configure(AnalyticsBrowser.load({ writeKey: 'k' }), { development: true })",
-        "export async function main(url: string): Promise<void> {",
-        "  const analytics = new Analytics({ writeKey: " + json.dumps(KEY) + ", host: url, flushAt: 10 })",
-        "  srv.configure(analytics, { development: true })",
-        *[f"  {c}" for c in srv], "  await analytics.closeAndFlush({ timeout: 20000 })", "}",
-        "export function browserCalls(): void {", *[f"  {c}" for c in web], "}", ""]), encoding="utf-8")
+    head = [
+        "import { AnalyticsBrowser } from '@segment/analytics-next'",
+        "import { Analytics } from '@segment/analytics-node'",
+        "import * as web from './tracking/browser.js'",
+        "import * as srv from './tracking/node.js'",
+        "",
+    ]
+    (tmp_path / "usage_ok.ts").write_text(
+        "\n".join(
+            [
+                *head,
+                "web.configure(AnalyticsBrowser.load({ writeKey: 'k' }), { development: true })",
+                "export async function main(url: string): Promise<void> {",
+                "  const analytics = new Analytics({ writeKey: " + json.dumps(KEY) + ", host: url, flushAt: 10 })",
+                "  srv.configure(analytics, { development: true })",
+                *[f"  {c}" for c in srv],
+                "  await analytics.closeAndFlush({ timeout: 20000 })",
+                "}",
+                "export function browserCalls(): void {",
+                *[f"  {c}" for c in web],
+                "}",
+                "",
+            ]
+        ),
+        encoding="utf-8",
+    )
     (tmp_path / "usage_wrong.ts").write_text("\n".join([*head, *[c for c, _, _ in TS_WRONG], ""]), encoding="utf-8")
-    errors = _tsc(tmp_path, "--outDir", "js", "tracking/plan.ts", "tracking/browser.ts", "tracking/node.ts",
-                  "usage_ok.ts", "usage_wrong.ts")
+    errors = _tsc(
+        tmp_path,
+        "--outDir",
+        "js",
+        "tracking/plan.ts",
+        "tracking/browser.ts",
+        "tracking/node.ts",
+        "usage_ok.ts",
+        "usage_wrong.ts",
+    )
     assert not [e for e in errors if not e.startswith("usage_wrong.ts(")], errors  # generated code + valid calls
     for i, (_, code, fragment) in enumerate(TS_WRONG):
         here = [e for e in errors if e.startswith(f"usage_wrong.ts({len(head) + i + 1},")]
         assert any(code in e and fragment in e for e in here), (i, fragment, errors)
-    assert {int(re.match(r"usage_wrong\.ts\((\d+),", e).group(1)) for e in errors} == \
-        set(range(len(head) + 1, len(head) + 1 + len(TS_WRONG)))
+    assert {int(re.match(r"usage_wrong\.ts\((\d+),", e).group(1)) for e in errors} == set(
+        range(len(head) + 1, len(head) + 1 + len(TS_WRONG))
+    )
     # the emitted JavaScript, run by node: every event through @segment/analytics-node to the collector
     landing = tmp_path / "landing"
     with running(create_app(landing, write_keys={KEY: "node"})) as url:
-        proc = subprocess.run([NODE, "-e", (f"require('./js/usage_ok.js').main({json.dumps(url)})"
-                               ".catch(e => {{ console.error(e); process.exit(1) }})")],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+        proc = subprocess.run(
+            [
+                NODE,
+                "-e",
+                (
+                    f"require('./js/usage_ok.js').main({json.dumps(url)})"
+                    ".catch(e => {{ console.error(e); process.exit(1) }})"
+                ),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
     rows = _landed(landing)
     assert len(rows) == len(srv)
@@ -439,7 +577,8 @@ def test_typescript_development_mode_throws_on_broken_rules(tmp_path):
     gen = tmp_path / "tracking"
     write_code(PLAN, "typescript", gen)
     (tmp_path / "node_modules").symlink_to(TS_DIR / "node_modules", target_is_directory=True)
-    (tmp_path / "dev.ts").write_text("""\
+    (tmp_path / "dev.ts").write_text(
+        """\
 import * as srv from './tracking/node.js'
 const sent: unknown[] = []
 const fake = { track: (m: unknown) => { sent.push(m) }, page: () => {}, screen: () => {}, identify: () => {}, group: () => {} }
@@ -453,7 +592,9 @@ for (const revenue of [-1, 5]) {
   } catch (e) { out.push(e instanceof srv.TrackingPlanError ? e.message : 'other') }
 }
 console.log(JSON.stringify({ out, sent }))
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     errors = _tsc(tmp_path, "--outDir", "js", "dev.ts")
     assert errors == []
     proc = subprocess.run([NODE, "js/dev.js"], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
@@ -468,12 +609,18 @@ def test_generated_code_documents_the_plan():
     ts = generate(PLAN, "typescript")
     py = generate(PLAN, "python")["trackplan_events.py"]
     # deprecated event: marked, with its replacement and sunset, in both languages
-    assert "@deprecated \"Task Exported\" is deprecated: use reportExported() (Report Exported); sunset 2027-06-30." in ts["browser.ts"]
-    assert '@deprecated("\\"Task Exported\\" is deprecated: use report_exported() (Report Exported); sunset 2027-06-30")' in py
+    assert (
+        '@deprecated "Task Exported" is deprecated: use reportExported() (Report Exported); sunset 2027-06-30.'
+        in ts["browser.ts"]
+    )
+    assert (
+        '@deprecated("\\"Task Exported\\" is deprecated: use report_exported() (Report Exported); sunset 2027-06-30")'
+        in py
+    )
     # description, owner, constraints
     assert "An order was paid" in ts["node.ts"] and "owner: billing" in ts["node.ts"] and "owner: billing" in py
     assert "seats (optional): Seats bought. [1 <= value <= 10000]" in py
-    assert "currency: \"USD\" | \"EUR\" | \"GBP\"" in ts["plan.ts"]
+    assert 'currency: "USD" | "EUR" | "GBP"' in ts["plan.ts"]
     assert 'currency: Required[Literal["USD", "EUR", "GBP"]]' in py
     assert "products?: ReadonlyArray<OrderCompletedProductsItem>" in ts["plan.ts"]
     # every generated file is marked (coverage skips them) and carries the plan version
@@ -501,9 +648,16 @@ def test_unusual_names_generate_valid_code_or_a_one_line_error(tmp_path):
     from tracking_plan.model import Property
 
     ev = PLAN.events["Signed In"]
-    odd = ev.model_copy(update={"name": "404 Page Hit", "properties": {
-        "utm-source": Property(type="string", required=True), "class": Property(type="integer"),
-        "camelCase": Property(type="boolean")}})
+    odd = ev.model_copy(
+        update={
+            "name": "404 Page Hit",
+            "properties": {
+                "utm-source": Property(type="string", required=True),
+                "class": Property(type="integer"),
+                "camelCase": Property(type="boolean"),
+            },
+        }
+    )
     dt_ev = ev.model_copy(update={"name": "Datetime"})
     plan = PLAN.model_copy(update={"events": {**PLAN.events, odd.name: odd, dt_ev.name: dt_ev}})
     py = generate(plan, "python")["trackplan_events.py"]
@@ -517,5 +671,7 @@ def test_unusual_names_generate_valid_code_or_a_one_line_error(tmp_path):
     assert '  "utm-source": string' in ts["plan.ts"] and "  class?: number" in ts["plan.ts"]
     assert "export function track404PageHit(" in ts["browser.ts"]
     clash = ev.model_copy(update={"name": "Signed-In"})
-    with pytest.raises(CodegenError, match=r"events 'Signed In' and 'Signed-In' both generate the function signedIn\(\)"):
+    with pytest.raises(
+        CodegenError, match=r"events 'Signed In' and 'Signed-In' both generate the function signedIn\(\)"
+    ):
         generate(PLAN.model_copy(update={"events": {**PLAN.events, clash.name: clash}}), "typescript")

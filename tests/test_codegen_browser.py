@@ -22,8 +22,10 @@ from pipelines.collector.local import running
 from tracking_plan.codegen import ts_function, write_code
 from tracking_plan.validate import validate_files
 
-pytestmark = pytest.mark.skipif(NODE is None or not TSC.exists(), reason="node or the pinned TypeScript toolchain is "
-                                "missing (make codegen-ts): browser codegen test skipped")
+pytestmark = pytest.mark.skipif(
+    NODE is None or not TSC.exists(),
+    reason="node or the pinned TypeScript toolchain is missing (make codegen-ts): browser codegen test skipped",
+)
 
 
 @pytest.fixture(scope="module")
@@ -86,19 +88,38 @@ def test_every_event_through_generated_typescript_and_analytics_js_in_chromium(t
     calls = _calls(samples)
     body = "\n".join(f"  {c}\n  n += 1" for c in calls)
     (tmp_path / "page.ts").write_text(PAGE_TS.replace("%CALLS%", body), encoding="utf-8")
-    assert _tsc(tmp_path, "--module", "es2022", "--moduleResolution", "bundler", "--outDir", "js", "--rootDir", ".",
-                "page.ts") == []
+    assert (
+        _tsc(
+            tmp_path,
+            "--module",
+            "es2022",
+            "--moduleResolution",
+            "bundler",
+            "--outDir",
+            "js",
+            "--rootDir",
+            ".",
+            "page.ts",
+        )
+        == []
+    )
     js = tmp_path / "js"
     landing = tmp_path / "landing"
     with running(create_app(landing, write_keys={KEY: "web"})) as url:
-        files = {"index.html": INDEX_HTML.replace("%KEY%", json.dumps(KEY)).replace("%COLLECTOR%", json.dumps(url)),
-                 "trackers.js": bundle, **{p.name: p for p in sorted(js.glob("*.js"))}}
+        files = {
+            "index.html": INDEX_HTML.replace("%KEY%", json.dumps(KEY)).replace("%COLLECTOR%", json.dumps(url)),
+            "trackers.js": bundle,
+            **{p.name: p for p in sorted(js.glob("*.js"))},
+        }
         assert {"page.js", "browser.js", "plan.js"} <= set(files)
         with static_site(files) as origin, chromium() as browser:
             assert origin != url  # another port: another origin, CORS applies
             page, errors = offline_page(browser)
             statuses: list[tuple[str, int]] = []
-            page.on("response", lambda r: statuses.append((r.url.removeprefix(url), r.status)) if r.url.startswith(url) else None)
+            page.on(
+                "response",
+                lambda r: statuses.append((r.url.removeprefix(url), r.status)) if r.url.startswith(url) else None,
+            )
             page.goto(f"{origin}/index.html")
             page.wait_for_function("window.__sent !== undefined || window.__error !== undefined", timeout=60_000)
             assert page.evaluate("window.__error") is None, page.evaluate("window.__error")
@@ -111,8 +132,9 @@ def test_every_event_through_generated_typescript_and_analytics_js_in_chromium(t
     assert {p for p, _ in statuses} <= {"/v1/t", "/v1/i", "/v1/p", "/v1/s", "/v1/g"}  # default delivery, one per event
     rows = _landed(landing)
     assert len(rows) == len(calls) == len(samples)
-    assert {r.get("event") or r["type"] for r in rows} == {n if PLAN.events[n].type == "track" else PLAN.events[n].type
-                                                          for n in samples}
+    assert {r.get("event") or r["type"] for r in rows} == {
+        n if PLAN.events[n].type == "track" else PLAN.events[n].type for n in samples
+    }
     assert all(r["context"]["trackingPlan"] == {"name": PLAN.header.name, "version": PLAN.header.version} for r in rows)
     assert all(r["context"]["library"]["name"] == "analytics.js" for r in rows)
     reports = validate_files(PLAN, sorted(landing.glob("date=*/*.jsonl")))

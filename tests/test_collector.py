@@ -67,7 +67,9 @@ def close(client: TestClient) -> None:
 
 # -- real SDK captures ------------------------------------------------------------------------
 @pytest.mark.skipif(not CAPTURE_FILES, reason=f"SDK captures not found at {CAPTURES}")
-@pytest.mark.parametrize("path", [p for p in CAPTURE_FILES if p.name != "retry-observations.json"], ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize(
+    "path", [p for p in CAPTURE_FILES if p.name != "retry-observations.json"], ids=lambda p: f"{p.parent.name}/{p.stem}"
+)
 def test_replayed_capture_lands_as_segment_message(make_client, tmp_path, path):
     capture = json.loads(path.read_text())
     client = make_client()
@@ -155,8 +157,15 @@ def test_path_traversal_in_write_key_and_source_stays_inside_landing(make_client
     evil_key = "../../../../tmp/evil"
     client = make_client(write_keys={evil_key: "../../etc/passwd\x00/..", "k": "/abs/olute"})
     auth = "Basic " + base64.b64encode(f"{evil_key}:".encode()).decode()
-    assert client.post("/v1/track", json={"event": "A", "userId": "u"}, headers={"Authorization": auth}).status_code == 200
-    assert client.post("/v1/batch", json={"writeKey": "k", "batch": [{"type": "track", "event": "B", "userId": "u"}]}).status_code == 200
+    assert (
+        client.post("/v1/track", json={"event": "A", "userId": "u"}, headers={"Authorization": auth}).status_code == 200
+    )
+    assert (
+        client.post(
+            "/v1/batch", json={"writeKey": "k", "batch": [{"type": "track", "event": "B", "userId": "u"}]}
+        ).status_code
+        == 200
+    )
     close(client)
     landing = (tmp_path / "landing").resolve()
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -319,7 +328,10 @@ def test_metrics_count_events_and_fake_validator_violations(make_client, tmp_pat
 
     def validator(messages):
         seen.extend(messages)
-        return [(m.get("event") or m["type"], ["REQUIRED"] if "plan" not in m.get("properties", {}) else []) for m in messages]
+        return [
+            (m.get("event") or m["type"], ["REQUIRED"] if "plan" not in m.get("properties", {}) else [])
+            for m in messages
+        ]
 
     client = make_client(validator=validator)
     batch = [

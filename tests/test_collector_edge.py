@@ -56,48 +56,92 @@ def metric(client: TestClient, line_start: str) -> float:
 
 
 # -- CORS and browser paths ------------------------------------------------------------------------
-ROUTES = ["/v1/batch", "/v1/b", "/v1/import", "/v1/track", "/v1/t", "/v1/p", "/v1/i", "/v1/g", "/v1/a", "/v1/s",
-          "/com.snowplowanalytics.snowplow/tp2", "/i", "/com.snowplowanalytics.snowplow/i"]
+ROUTES = [
+    "/v1/batch",
+    "/v1/b",
+    "/v1/import",
+    "/v1/track",
+    "/v1/t",
+    "/v1/p",
+    "/v1/i",
+    "/v1/g",
+    "/v1/a",
+    "/v1/s",
+    "/com.snowplowanalytics.snowplow/tp2",
+    "/i",
+    "/com.snowplowanalytics.snowplow/i",
+]
 
 
 @pytest.mark.parametrize("path", ROUTES)
 def test_every_route_answers_the_preflight_with_the_origin_and_credentials(make_client, path):
     client = make_client()
-    r = client.options(path, headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST",
-                                      "Access-Control-Request-Headers": "authorization,content-type,sp-anonymous"})
+    r = client.options(
+        path,
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type,sp-anonymous",
+        },
+    )
     assert r.status_code == 204
     assert r.headers["access-control-allow-origin"] == ORIGIN  # echoed: "*" is refused with credentials
     assert r.headers["access-control-allow-credentials"] == "true"
     assert {h.strip() for h in r.headers["access-control-allow-headers"].split(",")} == {
-        "authorization", "content-type", "sp-anonymous"}
+        "authorization",
+        "content-type",
+        "sp-anonymous",
+    }
     assert "POST" in r.headers["access-control-allow-methods"] and "GET" in r.headers["access-control-allow-methods"]
 
 
 def test_analytics_js_short_paths_and_text_plain_bodies_land_typed(make_client, tmp_path):
     client = make_client()
     headers = {"Origin": ORIGIN, "Content-Type": "text/plain", "Authorization": BASIC}
-    for short, full in [("t", "track"), ("p", "page"), ("i", "identify"), ("g", "group"), ("a", "alias"), ("s", "screen")]:
+    for short, full in [
+        ("t", "track"),
+        ("p", "page"),
+        ("i", "identify"),
+        ("g", "group"),
+        ("a", "alias"),
+        ("s", "screen"),
+    ]:
         body = {"messageId": f"m-{short}", "anonymousId": "a1", "writeKey": KEY}
         if full == "track":
             body["event"] = "Clicked"
         r = client.post(f"/v1/{short}", content=json.dumps(body), headers=headers)
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == ORIGIN
-    batch = {"writeKey": KEY, "batch": [{"type": "track", "event": "B", "anonymousId": "a1", "messageId": "m-b"}],
-             "sentAt": "2026-01-01T00:00:00.000Z"}
+    batch = {
+        "writeKey": KEY,
+        "batch": [{"type": "track", "event": "B", "anonymousId": "a1", "messageId": "m-b"}],
+        "sentAt": "2026-01-01T00:00:00.000Z",
+    }
     assert client.post("/v1/b", content=json.dumps(batch), headers=headers).status_code == 200
-    imported = {"batch": [{"type": "identify", "userId": "u1", "messageId": "m-imp", "timestamp": "2020-01-01T00:00:00Z"}]}
+    imported = {
+        "batch": [{"type": "identify", "userId": "u1", "messageId": "m-imp", "timestamp": "2020-01-01T00:00:00Z"}]
+    }
     assert client.post("/v1/import", json=imported, headers={"Authorization": BASIC}).status_code == 200
     client.__exit__(None, None, None)
     got = {r["messageId"]: r["type"] for r in landed(tmp_path / "landing")}
-    assert got == {"m-t": "track", "m-p": "page", "m-i": "identify", "m-g": "group", "m-a": "alias", "m-s": "screen",
-                   "m-b": "track", "m-imp": "identify"}
+    assert got == {
+        "m-t": "track",
+        "m-p": "page",
+        "m-i": "identify",
+        "m-g": "group",
+        "m-a": "alias",
+        "m-s": "screen",
+        "m-b": "track",
+        "m-imp": "identify",
+    }
     assert all("writeKey" not in r for r in landed(tmp_path / "landing"))
 
 
 def test_allowed_origins_per_source_from_the_write_keys_file(make_client, tmp_path):
     keys_file = tmp_path / "keys.yaml"
-    keys_file.write_text("sources:\n  web:\n    write_keys: [wk_web]\n    allowed_origins: ['https://shop.example']\n"
-                         "  backend: [wk_backend]\n")
+    keys_file.write_text(
+        "sources:\n  web:\n    write_keys: [wk_web]\n    allowed_origins: ['https://shop.example']\n"
+        "  backend: [wk_backend]\n"
+    )
     keys, origins = load_sources(keys_file)
     assert keys == {"wk_web": "web", "wk_backend": "backend"} and origins == {"web": ["https://shop.example"]}
     client = make_client(write_keys=keys, allowed_origins=origins)
@@ -108,7 +152,10 @@ def test_allowed_origins_per_source_from_the_write_keys_file(make_client, tmp_pa
     assert bad.status_code == 403  # web allows only its shop; nothing stored
     # backend lists no origins: any origin may send with its key (the permissive default)
     backend = "Basic " + base64.b64encode(b"wk_backend:").decode()
-    assert client.post("/v1/t", json=msg, headers={"Authorization": backend, "Origin": "https://evil.example"}).status_code == 200
+    assert (
+        client.post("/v1/t", json=msg, headers={"Authorization": backend, "Origin": "https://evil.example"}).status_code
+        == 200
+    )
     only_web = make_client(write_keys={"wk_web": "web"}, allowed_origins={"web": ["https://shop.example"]})
     pre = only_web.options("/v1/t", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert pre.status_code == 403 and "access-control-allow-origin" not in pre.headers
@@ -119,8 +166,11 @@ def test_allowed_origins_per_source_from_the_write_keys_file(make_client, tmp_pa
 def test_snowplow_anonymous_post_lands_without_the_sender_address(make_client, tmp_path):
     client = make_client()
     ev = {"e": "se", "se_ca": "shop", "se_ac": "add", "eid": "e-1", "aid": "app-1", "tv": "js-4.10.1", "p": "web"}
-    r = client.post("/com.snowplowanalytics.snowplow/tp2", json={"schema": "iglu:x", "data": [ev]},
-                    headers={"Origin": ORIGIN, "SP-Anonymous": "*", "Content-Type": "application/json; charset=UTF-8"})
+    r = client.post(
+        "/com.snowplowanalytics.snowplow/tp2",
+        json={"schema": "iglu:x", "data": [ev]},
+        headers={"Origin": ORIGIN, "SP-Anonymous": "*", "Content-Type": "application/json; charset=UTF-8"},
+    )
     assert r.status_code == 200 and r.headers["access-control-allow-credentials"] == "true"
     client.__exit__(None, None, None)
     [row] = landed(tmp_path / "landing")
@@ -155,8 +205,10 @@ def test_unknown_header_key_is_refused_before_the_body_is_read(tmp_path):
         with socket.create_connection((host, int(port)), timeout=5) as s:
             auth = base64.b64encode(b"nope:").decode()
             # announces 50 MB and sends none of it: the answer must come without waiting for the body
-            s.sendall(f"POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
-                      f"Content-Length: 50000000\r\n\r\n".encode())
+            s.sendall(
+                f"POST /v1/batch HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
+                f"Content-Length: 50000000\r\n\r\n".encode()
+            )
             assert s.recv(100).startswith(b"HTTP/1.1 401")
     assert not (tmp_path / "landing" / "_rejected").exists()
 
@@ -190,8 +242,11 @@ def test_every_gzip_member_is_read(make_client, tmp_path):
     r = client.post("/v1/batch", content=body, headers={"Authorization": BASIC, "Content-Encoding": "gzip"})
     assert r.status_code == 200
     whole = gzip.compress(text)
-    for bad, why in [(whole + b"junk", "after the compressed stream"), (whole[:-6], "truncated"),
-                     (whole + whole[:-6], "truncated (member 2)")]:
+    for bad, why in [
+        (whole + b"junk", "after the compressed stream"),
+        (whole[:-6], "truncated"),
+        (whole + whole[:-6], "truncated (member 2)"),
+    ]:
         r = client.post("/v1/batch", content=bad, headers={"Authorization": BASIC, "Content-Encoding": "gzip"})
         assert r.status_code == 400 and why in r.json()["error"]
     client.__exit__(None, None, None)
@@ -201,8 +256,12 @@ def test_every_gzip_member_is_read(make_client, tmp_path):
 # -- values kept exactly -------------------------------------------------------------------------
 def test_a_message_that_cannot_be_kept_exactly_is_landed_as_its_original_text(make_client, tmp_path):
     client = make_client()
-    kept = [('{"type":"track","event":"Ok","userId":"u","messageId":"ok1","properties":{"x":0.30000000000000004,'
-             '"big":18446744073709551615,"neg":-9223372036854775808,"e":1.5e2}}')]
+    kept = [
+        (
+            '{"type":"track","event":"Ok","userId":"u","messageId":"ok1","properties":{"x":0.30000000000000004,'
+            '"big":18446744073709551615,"neg":-9223372036854775808,"e":1.5e2}}'
+        )
+    ]
     unkept = {
         "nan": '{"type":"track","event":"N","userId":"u","messageId":"nan","properties":{"x":NaN}}',
         "inf": '{"type":"track","event":"I","userId":"u","messageId":"inf","properties":{"x":-Infinity}}',
@@ -218,14 +277,21 @@ def test_a_message_that_cannot_be_kept_exactly_is_landed_as_its_original_text(ma
     client.__exit__(None, None, None)
     rows = landed(tmp_path / "landing")
     [ok] = [r for r in rows if r.get("messageId") == "ok1"]
-    assert ok["properties"] == {"x": 0.30000000000000004, "big": 18446744073709551615, "neg": -9223372036854775808, "e": 150.0}
+    assert ok["properties"] == {
+        "x": 0.30000000000000004,
+        "big": 18446744073709551615,
+        "neg": -9223372036854775808,
+        "e": 150.0,
+    }
     lost = {r["original"]: r for r in rows if r["type"] == "trackplan_unkept"}
     assert set(lost) == set(unkept.values())  # byte for byte what was sent
     assert "NaN" in lost[unkept["nan"]]["reason"] and "64-bit" in lost[unkept["big"]]["reason"]
     assert "twice" in lost[unkept["dup"]]["reason"] and "exact double" in lost[unkept["long"]]["reason"]
     # a batch-level value copied into every message must be exact too, else the body is refused
     client = make_client()
-    r = client.post("/v1/batch", content='{"context":{"x":NaN},"batch":[' + kept[0] + "]}", headers={"Authorization": BASIC})
+    r = client.post(
+        "/v1/batch", content='{"context":{"x":NaN},"batch":[' + kept[0] + "]}", headers={"Authorization": BASIC}
+    )
     assert r.status_code == 400 and "exactly" in r.json()["error"]
 
 
@@ -233,8 +299,10 @@ def test_unkept_lines_are_quarantined_by_the_ingestion(make_client, tmp_path):
     from support.pipeline import ingest, query
 
     client = make_client()
-    body = ('[{"type":"identify","userId":"u","messageId":"m1","timestamp":"2026-03-02T09:00:00.000Z"},'
-            '{"type":"identify","userId":"u","messageId":"m2","traits":{"n":NaN}}]')
+    body = (
+        '[{"type":"identify","userId":"u","messageId":"m1","timestamp":"2026-03-02T09:00:00.000Z"},'
+        '{"type":"identify","userId":"u","messageId":"m2","traits":{"n":NaN}}]'
+    )
     assert client.post("/v1/batch", content=body, headers={"Authorization": BASIC}).status_code == 200
     client.__exit__(None, None, None)
     [day] = [p.name[5:] for p in (tmp_path / "landing").glob("date=*")]
@@ -277,8 +345,15 @@ def test_edge_validator_is_safe_under_concurrent_calls():
     # a cursor per call: with one shared connection, even 3 concurrent calls collided
     check = collector_validator(str(Path(__file__).parent / "fixtures" / "plans" / "v1"))
     n = 16  # each call plans the plan's SQL (~0.3 s): 16 at once, on 2 cores, keeps the test short
-    good = {"type": "track", "event": "Cart Viewed", "userId": "u", "messageId": "m", "timestamp": "2026-03-02T09:00:00.000Z",
-            "receivedAt": "2026-03-02T09:00:00.000Z", "properties": {"cart_id": "c1"}}
+    good = {
+        "type": "track",
+        "event": "Cart Viewed",
+        "userId": "u",
+        "messageId": "m",
+        "timestamp": "2026-03-02T09:00:00.000Z",
+        "receivedAt": "2026-03-02T09:00:00.000Z",
+        "properties": {"cart_id": "c1"},
+    }
     bad = {**good, "properties": {"cart_id": 42}}
     expected = {i: check([good] if i % 2 else [bad, good]) for i in range(2)}
     assert len(expected[0]) == 2 and len(expected[1]) == 1 and expected[0][0][1] != expected[1][0][1]
@@ -313,8 +388,13 @@ def test_validate_counts_every_event_of_160_concurrent_requests(tmp_path):
         return check(messages)
 
     app = create_app(tmp_path / "landing", write_keys=None, validator=counted)
-    good = {"type": "track", "event": "Cart Viewed", "userId": "u", "timestamp": "2026-03-02T09:00:00.000Z",
-            "properties": {"cart_id": "c1"}}
+    good = {
+        "type": "track",
+        "event": "Cart Viewed",
+        "userId": "u",
+        "timestamp": "2026-03-02T09:00:00.000Z",
+        "properties": {"cart_id": "c1"},
+    }
     bad = {**good, "properties": {"cart_id": 42}}
     codes: list[int] = []
     with running(app) as url:

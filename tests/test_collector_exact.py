@@ -161,7 +161,11 @@ def _value(rng: random.Random, depth: int) -> str:
     if r < 0.75:
         return rng.choice(["true", "false", "null"])
     # mostly harmless numbers, some that must fail
-    return rng.choice(_NUMBERS) if rng.random() < 0.3 else str(rng.choice([rng.randrange(-999, 10**6), round(rng.uniform(-1e4, 1e4), rng.randrange(6))]))
+    return (
+        rng.choice(_NUMBERS)
+        if rng.random() < 0.3
+        else str(rng.choice([rng.randrange(-999, 10**6), round(rng.uniform(-1e4, 1e4), rng.randrange(6))]))
+    )
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -194,10 +198,17 @@ def _sdk_messages(rng: random.Random, n: int) -> list[dict]:
             "anonymousId": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "messageId": f"ajs-next-1764790000{i:03d}-{uuid.UUID(int=rng.getrandbits(128), version=4)}",
             "timestamp": "2026-11-22T19:23:45.137123+00:00",
-            "properties": {"order_id": str(1764790000123456789 + i), "revenue": 18.99, "discount": 0.0,
-                           "name": "Crème brûlée – 2", "quantity": 1 + i % 3},
-            "context": {"library": {"name": "analytics-python", "version": "2.3.3"},
-                        "page": {"url": "https://shop.example.com/p?q=a:b", "title": "x \"y\": z"}},
+            "properties": {
+                "order_id": str(1764790000123456789 + i),
+                "revenue": 18.99,
+                "discount": 0.0,
+                "name": "Crème brûlée – 2",
+                "quantity": 1 + i % 3,
+            },
+            "context": {
+                "library": {"name": "analytics-python", "version": "2.3.3"},
+                "page": {"url": "https://shop.example.com/p?q=a:b", "title": 'x "y": z'},
+            },
         }
         for i in range(n)
     ]

@@ -74,8 +74,10 @@ def test_recovery_truncates_a_partial_last_line_and_skips_locked_files_whatever_
     empty.write_bytes(b'{"messageId":"only-partial"')
     live = day / "collector-web-20260101T000000-1-def456-3.jsonl.part"
     live.write_bytes(b'{"messageId":"z"}\n')
-    code = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
-            "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)")
+    code = (
+        "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR); "
+        "fcntl.flock(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(60)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code, str(live)],
                               stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
@@ -207,8 +209,10 @@ def _start_pid1(landing: Path, port: int) -> tuple[subprocess.Popen, int]:
     """The collector as PID 1 of a new PID namespace; returns (unshare process, collector's host pid)."""
     keys = landing.parent / "write_keys.yaml"
     keys.write_text("sources:\n  web: [k]\n")
-    code = ("import os, sys; print(os.getpid(), file=sys.stderr, flush=True); from pipelines.collector import serve; "
-            f"serve(port={port}, landing={str(landing)!r}, roll_seconds=3600)")
+    code = (
+        "import os, sys; print(os.getpid(), file=sys.stderr, flush=True); from pipelines.collector import serve; "
+        f"serve(port={port}, landing={str(landing)!r}, roll_seconds=3600)"
+    )
     env = {**os.environ, "TRACKPLAN_WRITE_KEYS": str(keys)}
     proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", code], cwd=REPO,
                             stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip

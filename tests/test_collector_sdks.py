@@ -191,7 +191,11 @@ def node_sdks() -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers share this cache: one installs at a time
-        problem = None if (folder / "node_modules" / "@rudderstack" / "rudder-sdk-node").is_dir() else _npm_install(npm, folder)
+        problem = (
+            None
+            if (folder / "node_modules" / "@rudderstack" / "rudder-sdk-node").is_dir()
+            else _npm_install(npm, folder)
+        )
         (folder / "send.js").write_text(NODE_SCRIPT)
     if problem:
         pytest.skip(f"Node SDK tests skipped: {problem}")

@@ -55,8 +55,7 @@ def test_compile_golden(tmp_path, golden, plan_name):
     written = write_schemas(load_plan(PLANS / plan_name), tmp_path)
     got = {p.relative_to(tmp_path).as_posix(): p.read_text(encoding="utf-8") for p in written}
     want_dir = GOLDEN / golden
-    want = {p.relative_to(want_dir).as_posix(): p.read_text(encoding="utf-8")
-            for p in want_dir.rglob("*.json")}
+    want = {p.relative_to(want_dir).as_posix(): p.read_text(encoding="utf-8") for p in want_dir.rglob("*.json")}
     assert sorted(got) == sorted(want), "run tests/golden/regenerate.py and review the diff"
     for rel, text in want.items():
         assert got[rel] == text, f"{golden}/{rel} differs: run tests/golden/regenerate.py and review"
@@ -77,12 +76,20 @@ def _validator(schema):
 
 
 ORDER = {
-    "type": "track", "event": "Order Completed", "messageId": "m-1", "userId": "u-1",
+    "type": "track",
+    "event": "Order Completed",
+    "messageId": "m-1",
+    "userId": "u-1",
     "timestamp": "2026-05-01T10:00:00Z",
     "context": {"library": {"name": "analytics.js"}},
-    "properties": {"order_id": "o-1", "revenue": 49.5, "currency": "EUR", "discount": 0,
-                   "products": [{"product_id": "p_1", "quantity": 2, "note": None}],
-                   "something_else": True},
+    "properties": {
+        "order_id": "o-1",
+        "revenue": 49.5,
+        "currency": "EUR",
+        "discount": 0,
+        "products": [{"product_id": "p_1", "quantity": 2, "note": None}],
+        "something_else": True,
+    },
 }
 
 
@@ -106,24 +113,27 @@ def test_valid_order_passes(v1):
     assert list(_validator(schema).iter_errors(anon)) == []
 
 
-@pytest.mark.parametrize("msg,keyword", [
-    (_break(["userId"], drop=True), "anyOf"),  # Segment: userId or anonymousId
-    (_break(["event"], "Order Placed"), "const"),
-    (_break(["type"], "identify"), "const"),
-    (_break(["messageId"], drop=True), "required"),
-    (_break(["properties", "revenue"], -1), "minimum"),
-    (_break(["properties", "revenue"], "49.5"), "type"),
-    (_break(["properties", "currency"], "JPY"), "enum"),
-    (_break(["properties", "currency"], "eur"), "pattern"),  # format: currency -> ISO 4217 shape
-    (_break(["properties", "order_id"], ""), "minLength"),
-    (_break(["properties", "discount"], drop=True), "required"),
-    (_break(["properties", "products"], []), "minItems"),  # min_length on an array
-    (_break(["properties", "products", 0, "quantity"], 0), "minimum"),  # nested in array items
-    (_break(["properties", "products", 0, "quantity"], 1.5), "type"),  # integer
-    (_break(["properties", "products", 0, "product_id"], "x_1"), "pattern"),
-    (_break(["properties", "products", 0], {"quantity": 1}), "required"),
-    (_break(["properties"], drop=True), "required"),  # the event has required properties
-])
+@pytest.mark.parametrize(
+    "msg,keyword",
+    [
+        (_break(["userId"], drop=True), "anyOf"),  # Segment: userId or anonymousId
+        (_break(["event"], "Order Placed"), "const"),
+        (_break(["type"], "identify"), "const"),
+        (_break(["messageId"], drop=True), "required"),
+        (_break(["properties", "revenue"], -1), "minimum"),
+        (_break(["properties", "revenue"], "49.5"), "type"),
+        (_break(["properties", "currency"], "JPY"), "enum"),
+        (_break(["properties", "currency"], "eur"), "pattern"),  # format: currency -> ISO 4217 shape
+        (_break(["properties", "order_id"], ""), "minLength"),
+        (_break(["properties", "discount"], drop=True), "required"),
+        (_break(["properties", "products"], []), "minItems"),  # min_length on an array
+        (_break(["properties", "products", 0, "quantity"], 0), "minimum"),  # nested in array items
+        (_break(["properties", "products", 0, "quantity"], 1.5), "type"),  # integer
+        (_break(["properties", "products", 0, "product_id"], "x_1"), "pattern"),
+        (_break(["properties", "products", 0], {"quantity": 1}), "required"),
+        (_break(["properties"], drop=True), "required"),  # the event has required properties
+    ],
+)
 def test_invalid_orders_fail_on_the_right_keyword(v1, msg, keyword):
     schema = event_schema(v1, v1.events["Order Completed"])
     errors = list(_validator(schema).iter_errors(msg))
@@ -146,7 +156,9 @@ def test_identify_traits_rejects_unexpected_and_checks_email(v1):
 
 
 def test_nullable_and_timestamp_mapping(v1):
-    items = event_schema(v1, v1.events["Order Completed"])["properties"]["properties"]["properties"]["products"]["items"]
+    items = event_schema(v1, v1.events["Order Completed"])["properties"]["properties"]["properties"]["products"][
+        "items"
+    ]
     assert items["properties"]["note"]["type"] == ["string", "null"]
     plan = load_plan(DEFAULT_PLAN)
     created = event_schema(plan, plan.events["User Identified"])["properties"]["traits"]["properties"]["created_at"]
@@ -169,4 +181,3 @@ def test_deprecated_event_is_marked():
     plan = load_plan(PLANS / "v2")
     assert event_schema(plan, plan.events["Cart Viewed"])["deprecated"] is True
     assert "deprecated" not in event_schema(plan, plan.events["Signed Up"])
-

@@ -93,7 +93,9 @@ def test_scan_finds_generated_and_raw_calls(src):
         "Product Added": [("src/view.tsx", 1, "track")],
     }
     assert {k: [(s.file, s.line) for s in v] for k, v in res.unknown.items()} == {
-        "Order Compelted": [("src/checkout.ts", 7)], "Unknown Thing": [("src/server.py", 9)]}
+        "Order Compelted": [("src/checkout.ts", 7)],
+        "Unknown Thing": [("src/server.py", 9)],
+    }
     assert [(s.file, s.line) for s in res.dynamic] == [("src/checkout.ts", 10), ("src/server.py", 10)]
     assert res.deprecated_called == ["Task Exported"]
     active = {n for n, e in PLAN.events.items() if e.status == "active"}
@@ -102,22 +104,29 @@ def test_scan_finds_generated_and_raw_calls(src):
     skipped = {s["file"]: s["reason"] for s in res.skipped}
     assert skipped["node_modules"] == "dependency/build folder"
     assert {f for f, r in skipped.items() if r.startswith("generated")} == {
-        "src/tracking/plan.ts", "src/tracking/browser.ts", "src/tracking/node.ts", "src/tracking/trackplan_events.py"}
+        "src/tracking/plan.ts",
+        "src/tracking/browser.ts",
+        "src/tracking/node.ts",
+        "src/tracking/trackplan_events.py",
+    }
     assert not res.ok
 
 
-@pytest.mark.parametrize(("args", "python", "expected"), [
-    ("'Order Completed', {}", False, "Order Completed"),
-    ('{ userId: "u", event: "Cart Viewed" }', False, "Cart Viewed"),
-    ("name, {}", False, None),
-    ('"u1", "Order Completed", {"a": 1}', True, "Order Completed"),
-    ('"Order Completed", {"a": 1}', True, "Order Completed"),
-    ('"Order Completed"', True, "Order Completed"),
-    ('user_id, "Order Completed"', True, "Order Completed"),
-    ('"u1", event_name', True, None),
-    ('user_id="u", event="Signed In", properties={}', True, "Signed In"),
-    ("'It\\'s Done'", False, "It's Done"),
-])
+@pytest.mark.parametrize(
+    ("args", "python", "expected"),
+    [
+        ("'Order Completed', {}", False, "Order Completed"),
+        ('{ userId: "u", event: "Cart Viewed" }', False, "Cart Viewed"),
+        ("name, {}", False, None),
+        ('"u1", "Order Completed", {"a": 1}', True, "Order Completed"),
+        ('"Order Completed", {"a": 1}', True, "Order Completed"),
+        ('"Order Completed"', True, "Order Completed"),
+        ('user_id, "Order Completed"', True, "Order Completed"),
+        ('"u1", event_name', True, None),
+        ('user_id="u", event="Signed In", properties={}', True, "Signed In"),
+        ("'It\\'s Done'", False, "It's Done"),
+    ],
+)
 def test_track_event_name(args, python, expected):
     assert track_event_name(args, python) == expected
 
@@ -172,8 +181,12 @@ def test_pull_request_workflow_runs_coverage_beside_lint_and_diff(tmp_path):
     root = Path(__file__).resolve().parents[1]
     steps = yaml.safe_load((root / ".github/workflows/tracking-plan.yml").read_text())["jobs"]["plan"]["steps"]
     names = [s.get("name") for s in steps]
-    assert names.index("Lint the plan") < names.index("Diff against main, with replay") \
-        < names.index("Plan coverage of the source") < names.index("Comment on the pull request")
+    assert (
+        names.index("Lint the plan")
+        < names.index("Diff against main, with replay")
+        < names.index("Plan coverage of the source")
+        < names.index("Comment on the pull request")
+    )
     assert any("steps.coverage.outputs.exit != '0'" in str(s.get("if")) for s in steps)
     run = steps[names.index("Plan coverage of the source")]["run"]
     work = tmp_path / "repo"
@@ -184,7 +197,12 @@ def test_pull_request_workflow_runs_coverage_beside_lint_and_diff(tmp_path):
     (work / "app" / "a.js").write_text("analytics.track('Signed In')\nanalytics.track('Nope')\n", encoding="utf-8")
     for src, code in (("app", "1"), ("", "0")):
         out = tmp_path / f"out{code}"
-        env = {**os.environ, "TRACKPLAN_SRC": src, "GITHUB_OUTPUT": str(out), "GITHUB_STEP_SUMMARY": str(tmp_path / "s")}
+        env = {
+            **os.environ,
+            "TRACKPLAN_SRC": src,
+            "GITHUB_OUTPUT": str(out),
+            "GITHUB_STEP_SUMMARY": str(tmp_path / "s"),
+        }
         subprocess.run(["bash", "-e", "-c", run], cwd=work, env=env, check=True, timeout=120)
         assert out.read_text() == f"exit={code}\n"
     comment = (work / "plan-diff.md").read_text()

@@ -42,8 +42,9 @@ def _free_port() -> int:
 
 
 def _post(url: str, query: str) -> dict:
-    req = urllib.request.Request(url, data=json.dumps({"query": query}).encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
@@ -55,12 +56,21 @@ def graphql(tmp_path_factory):
         pytest.skip("dagster-webserver is not installed")
     home = tmp_path_factory.mktemp("dagster_home")
     port = _free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "TRACKPLAN_WAREHOUSE": str(home / "w.duckdb"),
-           "TRACKPLAN_LANDING": str(home / "landing")}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "TRACKPLAN_WAREHOUSE": str(home / "w.duckdb"),
+        "TRACKPLAN_LANDING": str(home / "landing"),
+    }
     log = open(home / "webserver.log", "w")  # noqa: SIM115 - closed in the teardown below
-    proc = subprocess.Popen([str(exe if exe.exists() else "dagster-webserver"), "-w", "workspace.yaml",
-                             "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(exe if exe.exists() else "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}/graphql"
     deadline = time.monotonic() + START_TIMEOUT
     try:
@@ -101,8 +111,11 @@ def test_every_asset_and_check_is_in_the_ui(graphql):
     want_checks = {(tuple(c.asset_key.path), c.name) for c in graph.asset_check_keys}
     nodes = graphql["assetNodes"]
     got_assets = {tuple(n["assetKey"]["path"]) for n in nodes}
-    got_checks = {(tuple(n["assetKey"]["path"]), c["name"]) for n in nodes
-                  for c in (n["assetChecksOrError"] or {}).get("checks", [])}
+    got_checks = {
+        (tuple(n["assetKey"]["path"]), c["name"])
+        for n in nodes
+        for c in (n["assetChecksOrError"] or {}).get("checks", [])
+    }
     assert got_assets == want_assets
     assert got_checks == want_checks
     for n in nodes:  # lineage readable: grouped by layer, every asset described

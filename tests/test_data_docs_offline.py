@@ -14,15 +14,24 @@ from quality_checks.data_docs import ASSETS, external_loads, make_offline
 from quality_checks.gx_suite import run_gx_suite
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-needs_assets = pytest.mark.skipif(not (ASSETS / "jquery").is_dir(),
-                                  reason="Data Docs assets not installed (make assets needs npm): offline test skipped")
+needs_assets = pytest.mark.skipif(
+    not (ASSETS / "jquery").is_dir(),
+    reason="Data Docs assets not installed (make assets needs npm): offline test skipped",
+)
 
 
 def _metrics() -> pd.DataFrame:
-    return pd.DataFrame({
-        "day": pd.to_datetime(["2026-01-01"] * 3), "event_name": ["A", "A", "B"],
-        "metric": ["volume", "null_rate", "volume"], "property": ["", "x", ""],
-        "dimension": ["", "", ""], "value": [10.0, 0.1, 3.0], "denominator": [10, 10, 3]})
+    return pd.DataFrame(
+        {
+            "day": pd.to_datetime(["2026-01-01"] * 3),
+            "event_name": ["A", "A", "B"],
+            "metric": ["volume", "null_rate", "volume"],
+            "property": ["", "x", ""],
+            "dimension": ["", "", ""],
+            "value": [10.0, 0.1, 3.0],
+            "denominator": [10, 10, 3],
+        }
+    )
 
 
 def test_unknown_cdn_addresses_are_removed_and_reported(tmp_path):
@@ -31,7 +40,8 @@ def test_unknown_cdn_addresses_are_removed_and_reported(tmp_path):
     (site / "index.html").write_text(
         '<html><head><script src="https://cdn.example.org/x.js"></script>'
         '<link rel="stylesheet" href="https://cdn.example.org/y.css"></head>'
-        '<body><a href="https://greatexpectations.io/">a link is not a load</a></body></html>')
+        '<body><a href="https://greatexpectations.io/">a link is not a load</a></body></html>'
+    )
     result = make_offline(site)
     html = (site / "index.html").read_text()
     assert external_loads(html) == [] and "https://greatexpectations.io/" in html
@@ -52,14 +62,19 @@ def test_gx_data_docs_load_nothing_from_the_network(tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox",
-                                                                     "--disable-background-networking"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-background-networking"]
+        )
         try:
             for page_file in pages:
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
                 fetched, errors = [], []
-                page.route("**/*", lambda r, f=fetched: r.continue_() if r.request.url.startswith("file:")
-                           else (f.append(r.request.url), r.abort()))
+                page.route(
+                    "**/*",
+                    lambda r, f=fetched: (
+                        r.continue_() if r.request.url.startswith("file:") else (f.append(r.request.url), r.abort())
+                    ),
+                )
                 page.on("pageerror", lambda e, errs=errors: errs.append(str(e)))
                 page.goto(page_file.as_uri())
                 page.wait_for_load_state("load")

@@ -89,7 +89,10 @@ def test_v1_v2_classifies_every_rule(v1, v2):
 def test_v2_v3_declared_patch_but_minor_required_fails(v2, v3):
     result = diff_plans(v2, v3)
     assert {(c.kind, c.code) for c in result.changes} == {
-        ("minor", "property_added"), ("minor", "additional_properties_opened"), ("patch", "description_changed")}
+        ("minor", "property_added"),
+        ("minor", "additional_properties_opened"),
+        ("patch", "description_changed"),
+    }
     assert (result.required_bump, result.declared_bump, result.ok) == ("minor", "patch", False)
     assert exit_code(result) == 1
     # both events changed without a new SchemaVer of their own
@@ -106,10 +109,17 @@ def test_same_plan_has_no_changes(v1):
     assert result.changes == [] and result.required_bump == "none" and result.ok
 
 
-@pytest.mark.parametrize("base,head,bump", [
-    ("1.0.0", "1.0.0", "none"), ("1.0.0", "1.0.1", "patch"), ("1.0.9", "1.1.0", "minor"),
-    ("1.4.2", "2.0.0", "major"), ("2.0.0", "1.9.9", "invalid"), ("1.0", "1.0.1", "invalid"),
-])
+@pytest.mark.parametrize(
+    "base,head,bump",
+    [
+        ("1.0.0", "1.0.0", "none"),
+        ("1.0.0", "1.0.1", "patch"),
+        ("1.0.9", "1.1.0", "minor"),
+        ("1.4.2", "2.0.0", "major"),
+        ("2.0.0", "1.9.9", "invalid"),
+        ("1.0", "1.0.1", "invalid"),
+    ],
+)
 def test_declared_bump(base, head, bump):
     assert declared_bump(base, head) == bump
 
@@ -163,17 +173,20 @@ def test_nested_object_closed_and_items_type(v1):
     head = _with_prop(v1, "Order Completed", "products", products.model_copy(update={"items": closed_items}))
     changes = diff_plans(v1, head).changes
     assert [(c.kind, c.code, c.path) for c in changes] == [
-        ("major", "additional_properties_closed", "properties.products.items")]
+        ("major", "additional_properties_closed", "properties.products.items")
+    ]
     qty = closed_items.properties["quantity"].model_copy(update={"type": "number"})
     items2 = products.items.model_copy(update={"properties": {**products.items.properties, "quantity": qty}})
     head2 = _with_prop(v1, "Order Completed", "products", products.model_copy(update={"items": items2}))
     assert [(c.code, c.path) for c in diff_plans(v1, head2).changes] == [
-        ("type_changed", "properties.products.items.properties.quantity")]
+        ("type_changed", "properties.products.items.properties.quantity")
+    ]
 
 
 def test_plan_level_rules(v1):
-    consent = v1.consent.model_copy(update={"categories": {k: v for k, v in v1.consent.categories.items()
-                                                           if k != "marketing"}})
+    consent = v1.consent.model_copy(
+        update={"categories": {k: v for k, v in v1.consent.categories.items() if k != "marketing"}}
+    )
     assert ("major", "consent_category_removed") in _one(v1, v1.model_copy(update={"consent": consent}))
     ident = v1.identity.model_copy(update={"identifiers": v1.identity.identifiers[:2]})
     assert _one(v1, v1.model_copy(update={"identity": ident})) == [("major", "identifier_removed")]
@@ -182,14 +195,16 @@ def test_plan_level_rules(v1):
     assert _one(v1, head) == [("major", "event_type_changed")]
 
 
-@pytest.mark.parametrize("rel", ["diff/v1_v2.txt", "diff/v1_v2.json", "diff/v1_v2.md",
-                                 "diff/v2_v3.md", "diff/v2_v3.json"])
+@pytest.mark.parametrize(
+    "rel", ["diff/v1_v2.txt", "diff/v1_v2.json", "diff/v1_v2.md", "diff/v2_v3.md", "diff/v2_v3.json"]
+)
 def test_diff_golden(rel):
     spec = importlib.util.spec_from_file_location("regenerate", GOLDEN / "regenerate.py")
     regen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(regen)
-    assert regen.GOLDENS[rel]() == (GOLDEN / rel).read_text(encoding="utf-8"), \
+    assert regen.GOLDENS[rel]() == (GOLDEN / rel).read_text(encoding="utf-8"), (
         f"run tests/golden/regenerate.py and review the diff of {rel}"
+    )
 
 
 def test_render_formats(v2, v3):
@@ -205,8 +220,18 @@ def test_render_formats(v2, v3):
 
 
 def _git(repo: Path, *args: str) -> str:
-    cmd = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com",
-           "-c", "commit.gpgsign=false", *args]
+    cmd = [
+        "git",
+        "-C",
+        str(repo),
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "-c",
+        "commit.gpgsign=false",
+        *args,
+    ]
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 

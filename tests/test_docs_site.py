@@ -38,7 +38,7 @@ def test_one_page_per_event_and_an_index_that_links_them(site):
     # filter facets come from the plan: every owner and consent category is offered
     for owner in {e.owner for e in plan.events.values() if e.owner}:
         assert f'<option value="{owner}">' in index
-    assert not re.search(r'<(script|link|img)[^>]+(src|href)=', index)  # offline: nothing fetched
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", index)  # offline: nothing fetched
 
 
 def test_every_example_payload_passes_the_plan(site):
@@ -49,8 +49,17 @@ def test_every_example_payload_passes_the_plan(site):
         text = (site / "events" / f"{slug(name)}.html").read_text()
         raws.append(html.unescape(EXAMPLE.search(text).group(1)).replace("\n", " "))
     con = duckdb.connect()
-    con.register("ex", pa.table({"source_file": ["docs"] * len(raws), "line_no": list(range(1, len(raws) + 1)),
-                                 "raw": raws, "pre_reason": pa.nulls(len(raws), pa.string())}))
+    con.register(
+        "ex",
+        pa.table(
+            {
+                "source_file": ["docs"] * len(raws),
+                "line_no": list(range(1, len(raws) + 1)),
+                "raw": raws,
+                "pre_reason": pa.nulls(len(raws), pa.string()),
+            }
+        ),
+    )
     Validator(plan).run(con, "ex", "checked")
     bad = con.execute("select event_name, reasons from checked where not valid").fetchall()
     assert bad == []
@@ -59,18 +68,32 @@ def test_every_example_payload_passes_the_plan(site):
 
 def test_usage_lists_kpis_and_funnels(site):
     page = (site / "events" / f"{slug('Order Completed')}.html").read_text()
-    usage = page[page.index('id="usage"'):page.index("<h2>Properties")]
+    usage = page[page.index('id="usage"') : page.index("<h2>Properties")]
     assert "<code>paid_conversion_rate</code>" in usage and "<code>revenue</code>" in usage
     assert "<code>checkout</code>: step 4 of 4" in usage
     assert "<code>purchase</code>" in usage
-    props = page[page.index('id="properties"'):]
+    props = page[page.index('id="properties"') :]
     assert 'data-property="currency"' in props and "one of &#34;USD&#34;, &#34;EUR&#34;, &#34;GBP&#34;" in props
     assert 'data-property="products[].product_id"' in props  # nested array items are listed
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(repo), "-c", "user.name=Plan Bot", "-c", "user.email=bot@example.com",
-                    "-c", "commit.gpgsign=false", *args], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(repo),
+            "-c",
+            "user.name=Plan Bot",
+            "-c",
+            "user.email=bot@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -87,7 +110,7 @@ def test_change_history_follows_renames_and_survives_no_git(tmp_path):
     _git(repo, "commit", "-q", "-m", "Rename the event file")
     build_docs(repo / "plan", tmp_path / "site")
     page = (tmp_path / "site" / "events" / f"{slug('Order Completed')}.html").read_text()
-    history = page[page.index('id="history"'):]
+    history = page[page.index('id="history"') :]
     subjects = re.findall(r'<td class="left">([^<]+)</td></tr>', history)
     assert subjects == ["Rename the event file", "Clarify Order Completed", "Initial plan"]
     assert "Plan Bot" in history
@@ -104,5 +127,7 @@ def test_regex_example_matches(pattern):
 
 def test_json_schema_is_embedded(site):
     page = (site / "events" / f"{slug('Order Completed')}.html").read_text()
-    schema = json.loads(html.unescape(re.search(r"<details><summary>show</summary><pre>(.*?)</pre>", page, re.DOTALL).group(1)))
+    schema = json.loads(
+        html.unescape(re.search(r"<details><summary>show</summary><pre>(.*?)</pre>", page, re.DOTALL).group(1))
+    )
     assert "currency" in schema["properties"]["properties"]["properties"]

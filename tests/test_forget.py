@@ -30,29 +30,46 @@ ALEX, ALEX_DEVICE = "user-alex", "dev-alex"
 
 
 def _landing(landing):
-    write_lines(landing, DAY, "a.jsonl", [
-        ev(type="page", anon=KIM_DEVICE, at=BASE, props={"path": "/pricing"}),
-        ev(type="identify", user=KIM, anon=KIM_DEVICE, at=BASE + T(minutes=1), traits={"email": KIM_EMAIL}),
-        ev(user=KIM, anon=KIM_PHONE, at=BASE + T(hours=2)),
-        ev(type="page", anon=KIM_PHONE, at=BASE + T(hours=2, minutes=1), props={"path": "/app"}),
-        ev(type="page", anon=ALEX_DEVICE, at=BASE, props={"path": "/"}),
-        ev(type="identify", user=ALEX, anon=ALEX_DEVICE, at=BASE + T(minutes=3), traits={"email": "alex@example.com"}),
-        ev(user=KIM, anon=KIM_DEVICE, event="Signed In", props={"method": "carrier pigeon"}),  # quarantined
-        '{"userId": "' + KIM + '", "type": "track", "event": ',  # not JSON, still Kim's
-        ev(user=ALEX, anon=ALEX_DEVICE, event="Signed In", props={}),  # quarantined, Alex's
-        "support ticket from " + KIM_EMAIL + " (pasted log line)",  # not JSON: only Kim's plaintext e-mail
-        ev(anon="dev-kim-tablet", props={"method": "carrier pigeon"}, at=BASE + T(hours=3),  # quarantined
-           context={"library": {"name": "test"}, "traits": {"email": KIM_EMAIL}}),
-    ])
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [
+            ev(type="page", anon=KIM_DEVICE, at=BASE, props={"path": "/pricing"}),
+            ev(type="identify", user=KIM, anon=KIM_DEVICE, at=BASE + T(minutes=1), traits={"email": KIM_EMAIL}),
+            ev(user=KIM, anon=KIM_PHONE, at=BASE + T(hours=2)),
+            ev(type="page", anon=KIM_PHONE, at=BASE + T(hours=2, minutes=1), props={"path": "/app"}),
+            ev(type="page", anon=ALEX_DEVICE, at=BASE, props={"path": "/"}),
+            ev(
+                type="identify",
+                user=ALEX,
+                anon=ALEX_DEVICE,
+                at=BASE + T(minutes=3),
+                traits={"email": "alex@example.com"},
+            ),
+            ev(user=KIM, anon=KIM_DEVICE, event="Signed In", props={"method": "carrier pigeon"}),  # quarantined
+            '{"userId": "' + KIM + '", "type": "track", "event": ',  # not JSON, still Kim's
+            ev(user=ALEX, anon=ALEX_DEVICE, event="Signed In", props={}),  # quarantined, Alex's
+            "support ticket from " + KIM_EMAIL + " (pasted log line)",  # not JSON: only Kim's plaintext e-mail
+            ev(
+                anon="dev-kim-tablet",
+                props={"method": "carrier pigeon"},
+                at=BASE + T(hours=3),  # quarantined
+                context={"library": {"name": "test"}, "traits": {"email": KIM_EMAIL}},
+            ),
+        ],
+    )
 
 
 def _everything(warehouse) -> str:
     """The text of every row of every table except the erasure bookkeeping: what a reader could see."""
     con = connect(warehouse, read_only=True)
     try:
-        tables = con.execute("select table_schema, table_name from information_schema.tables where table_schema in "
-                             "('ingest', 'stitch', 'staging', 'marts', 'quality') and table_name not in "
-                             "('suppression', 'erasure_audit')").fetchall()
+        tables = con.execute(
+            "select table_schema, table_name from information_schema.tables where table_schema in "
+            "('ingest', 'stitch', 'staging', 'marts', 'quality') and table_name not in "
+            "('suppression', 'erasure_audit')"
+        ).fetchall()
         return "\n".join(str(con.execute(f'select * from "{s}"."{t}"').fetchall()) for s, t in tables)
     finally:
         con.close()
@@ -84,7 +101,9 @@ def test_forget_erases_every_identifier_of_the_person(warehouse):
     for ident in (KIM, KIM_DEVICE, KIM_PHONE, keyed_hash(KIM_EMAIL), kim_pid):
         assert ident not in after, ident
     # everyone else is untouched
-    assert query(w, "select count(*) from ingest.events where user_id = ? or anonymous_id = ?", [ALEX, ALEX_DEVICE]) == [(2,)]
+    assert query(
+        w, "select count(*) from ingest.events where user_id = ? or anonymous_id = ?", [ALEX, ALEX_DEVICE]
+    ) == [(2,)]
     assert query(w, "select count(*) from ingest.quarantine where raw like '%user-alex%'") == [(1,)]
     assert query(w, "select count(*) from marts.person_facts") == [(1,)]
     assert query(w, "select count(*) from staging.sessions") == [(1,)]
@@ -116,8 +135,9 @@ def test_reingesting_the_same_files_does_not_bring_the_person_back(warehouse):
     # Kim's 4 valid lines and her 4 rejected ones (found by their tokens: the user id, the plaintext
     # e-mail whose keyed hash is registered) are suppressed; Alex's 2 + 1 are not
     assert (res.suppressed, res.loaded, res.quarantined) == (8, 2, 1)
-    assert query(w, "select count(*) from ingest.quarantine where contains(raw, ?) or contains(raw, ?)",
-                 [KIM, KIM_EMAIL]) == [(0,)]
+    assert query(
+        w, "select count(*) from ingest.quarantine where contains(raw, ?) or contains(raw, ?)", [KIM, KIM_EMAIL]
+    ) == [(0,)]
     assert res.lines == res.loaded + res.quarantined + res.duplicates + res.consent_dropped + res.suppressed
     stitch_and_sessions(w)
     after = _everything(w)
@@ -163,11 +183,21 @@ def test_check_results_keep_their_verdicts_without_the_persons_samples(warehouse
     _, w = warehouse
     con = connect(w)
     try:
-        samples = [dict(zip(("message_id", "user_id", "anonymous_id", "traits"), map(str, r), strict=True))
-                   for r in con.execute("select message_id, user_id, anonymous_id, traits from ingest.events "
-                                        "order by user_id nulls first, message_id").fetchall()]
-        append(con, [CheckOutcome("not_null", "ingest.events", passed=False, metadata={"samples": samples}),
-                     CheckOutcome("enum", "ingest.events", passed=True, metadata={"rows": 6})], run_id="r1")
+        samples = [
+            dict(zip(("message_id", "user_id", "anonymous_id", "traits"), map(str, r), strict=True))
+            for r in con.execute(
+                "select message_id, user_id, anonymous_id, traits from ingest.events "
+                "order by user_id nulls first, message_id"
+            ).fetchall()
+        ]
+        append(
+            con,
+            [
+                CheckOutcome("not_null", "ingest.events", passed=False, metadata={"samples": samples}),
+                CheckOutcome("enum", "ingest.events", passed=True, metadata={"rows": 6}),
+            ],
+            run_id="r1",
+        )
     finally:
         con.close()
     assert KIM_PHONE in str(query(w, "select metadata from quality.check_results"))

@@ -32,47 +32,105 @@ def _times(msg: dict, at: dt.datetime) -> dict:
 # (the spec's are from 2015, beyond max_age_days), unique messageIds (the pages share one), the track
 # example's event named after a plan event, and the plan's required page path and plan enum.
 SPEC = [
-    {"anonymousId": "23adfd82-aa0f-45a7-a756-24f2a7a4c895",
-     "context": {"library": {"name": "analytics.js", "version": "2.11.1"},
-                 "page": {"path": "/academy/", "referrer": "", "search": "", "title": "Analytics Academy",
-                          "url": "https://segment.com/academy/"},
-                 "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_5) AppleWebKit/537.36 (KHTML, like Gecko) "
-                              "Chrome/46.0.2490.86 Safari/537.36", "ip": "108.0.78.21"},
-     "event": "Signed In",  # changed: "Course Clicked" is not in the sample plan
-     "integrations": {}, "messageId": "ajs-f8ca1e4de5024d9430b3928bd8ac6b96",
-     "properties": {"method": "password"},  # changed: the plan's required property
-     "type": "track", "userId": "AiUGstSDIg", "originalTimestamp": "2015-12-12T19:11:01.152Z"},
-    {"anonymousId": "507f191e810c19729de860ea", "channel": "browser",
-     "context": {"ip": "8.8.8.8", "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_2) AppleWebKit/537.36"},
-     "integrations": {"All": True, "Mixpanel": False, "Salesforce": False},
-     "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d1", "name": "Home",
-     "properties": {"title": "Welcome | Initech", "url": "http://www.example.com", "path": "/"},  # changed: + path
-     "type": "page", "userId": "97980cfea0067", "version": "1.1"},
-    {"anonymousId": "3a12eab0-bca7-11e4-8dfc-aa07a5b093db", "channel": "mobile",
-     "context": {"ip": "8.8.8.8"}, "integrations": {"All": True, "Mixpanel": False, "Salesforce": False},
-     "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d2", "name": "Home", "properties": {"Feed Type": "private"},
-     "type": "screen", "userId": "97980cfea0067", "version": "1.1"},
-    {"anonymousId": "507f191e810c19729de860ea", "channel": "browser",
-     "context": {"ip": "8.8.8.8", "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_2) AppleWebKit/537.36"},
-     "integrations": {"All": False, "Mixpanel": True, "Salesforce": True},
-     "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d3",
-     "traits": {"name": "Peter Gibbons", "email": "peter@example.com",
-                "plan": "business",  # changed: "premium" is not in the plan's enum
-                "logins": 5, "address": {"street": "6th St", "city": "San Francisco", "state": "CA",
-                                         "postalCode": "94103", "country": "USA"}},
-     "type": "identify", "userId": "97980cfea0067", "version": "1.1"},
-    {"anonymousId": "507f191e810c19729de860ea", "channel": "browser",
-     "context": {"ip": "8.8.8.8", "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_2) AppleWebKit/537.36"},
-     "integrations": {"All": True, "Mixpanel": False, "Salesforce": False},
-     "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d4", "groupId": "0e8c78ea9d97a7b8185e8632",
-     "traits": {"name": "Initech", "industry": "Technology", "employees": 329, "plan": "enterprise",
-                "total billed": 830},
-     "type": "group", "userId": "97980cfea0067", "version": "1.1"},
-    {"anonymousId": "507f191e810c19729de860ea", "channel": "browser",
-     "context": {"ip": "8.8.8.8", "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_2) AppleWebKit/537.36"},
-     "integrations": {"All": True, "Mixpanel": False, "Salesforce": False},
-     "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d5", "previousId": "39239-239239-239239-23923",
-     "type": "alias", "userId": "507f191e81", "version": "1.1"},
+    {
+        "anonymousId": "23adfd82-aa0f-45a7-a756-24f2a7a4c895",
+        "context": {
+            "library": {"name": "analytics.js", "version": "2.11.1"},
+            "page": {
+                "path": "/academy/",
+                "referrer": "",
+                "search": "",
+                "title": "Analytics Academy",
+                "url": "https://segment.com/academy/",
+            },
+            "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_5) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/46.0.2490.86 Safari/537.36",
+            "ip": "108.0.78.21",
+        },
+        "event": "Signed In",  # changed: "Course Clicked" is not in the sample plan
+        "integrations": {},
+        "messageId": "ajs-f8ca1e4de5024d9430b3928bd8ac6b96",
+        "properties": {"method": "password"},  # changed: the plan's required property
+        "type": "track",
+        "userId": "AiUGstSDIg",
+        "originalTimestamp": "2015-12-12T19:11:01.152Z",
+    },
+    {
+        "anonymousId": "507f191e810c19729de860ea",
+        "channel": "browser",
+        "context": {"ip": "8.8.8.8", "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_2) AppleWebKit/537.36"},
+        "integrations": {"All": True, "Mixpanel": False, "Salesforce": False},
+        "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d1",
+        "name": "Home",
+        "properties": {"title": "Welcome | Initech", "url": "http://www.example.com", "path": "/"},  # changed: + path
+        "type": "page",
+        "userId": "97980cfea0067",
+        "version": "1.1",
+    },
+    {
+        "anonymousId": "3a12eab0-bca7-11e4-8dfc-aa07a5b093db",
+        "channel": "mobile",
+        "context": {"ip": "8.8.8.8"},
+        "integrations": {"All": True, "Mixpanel": False, "Salesforce": False},
+        "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d2",
+        "name": "Home",
+        "properties": {"Feed Type": "private"},
+        "type": "screen",
+        "userId": "97980cfea0067",
+        "version": "1.1",
+    },
+    {
+        "anonymousId": "507f191e810c19729de860ea",
+        "channel": "browser",
+        "context": {"ip": "8.8.8.8", "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_2) AppleWebKit/537.36"},
+        "integrations": {"All": False, "Mixpanel": True, "Salesforce": True},
+        "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d3",
+        "traits": {
+            "name": "Peter Gibbons",
+            "email": "peter@example.com",
+            "plan": "business",  # changed: "premium" is not in the plan's enum
+            "logins": 5,
+            "address": {
+                "street": "6th St",
+                "city": "San Francisco",
+                "state": "CA",
+                "postalCode": "94103",
+                "country": "USA",
+            },
+        },
+        "type": "identify",
+        "userId": "97980cfea0067",
+        "version": "1.1",
+    },
+    {
+        "anonymousId": "507f191e810c19729de860ea",
+        "channel": "browser",
+        "context": {"ip": "8.8.8.8", "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_2) AppleWebKit/537.36"},
+        "integrations": {"All": True, "Mixpanel": False, "Salesforce": False},
+        "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d4",
+        "groupId": "0e8c78ea9d97a7b8185e8632",
+        "traits": {
+            "name": "Initech",
+            "industry": "Technology",
+            "employees": 329,
+            "plan": "enterprise",
+            "total billed": 830,
+        },
+        "type": "group",
+        "userId": "97980cfea0067",
+        "version": "1.1",
+    },
+    {
+        "anonymousId": "507f191e810c19729de860ea",
+        "channel": "browser",
+        "context": {"ip": "8.8.8.8", "userAgent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_10_2) AppleWebKit/537.36"},
+        "integrations": {"All": True, "Mixpanel": False, "Salesforce": False},
+        "messageId": "022bb90c-bbac-11e4-8dfc-aa07a5b093d5",
+        "previousId": "39239-239239-239239-23923",
+        "type": "alias",
+        "userId": "507f191e81",
+        "version": "1.1",
+    },
 ]
 
 
@@ -81,8 +139,11 @@ def _spec_lines(day: dt.datetime) -> list[dict]:
 
 
 def _failed_gates(con, plan) -> list:
-    return [(o.check, [r["rule"] for r in o.metadata.get("failed_rules", [])])
-            for o in gates(con, plan, "ingest.events") if not o.passed]
+    return [
+        (o.check, [r["rule"] for r in o.metadata.get("failed_rules", [])])
+        for o in gates(con, plan, "ingest.events")
+        if not o.passed
+    ]
 
 
 def test_every_segment_call_type_is_accepted_and_passes_the_gates(tmp_path):
@@ -116,8 +177,9 @@ def test_a_property_named_with_a_dot_or_quote_is_one_key(tmp_path):
     f.write_text(yaml.safe_dump(doc, sort_keys=False))
     plan = load_plan(plan_dir)
     landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
-    good = [ev(mid=f"d{i}", props={"method": "password", "a.b": "x", 'say "hi"': 2, 'e"mail.x': "p@x.io"})
-            for i in range(3)]
+    good = [
+        ev(mid=f"d{i}", props={"method": "password", "a.b": "x", 'say "hi"': 2, 'e"mail.x': "p@x.io"}) for i in range(3)
+    ]
     nested = ev(mid="nested", props={"method": "password", "a": {"b": "x"}, 'say "hi"': 2})  # not the same key
     write_lines(landing, DAY, "dots.jsonl", [*good, nested])
     con = connect(wh)
@@ -135,7 +197,9 @@ def test_a_property_named_with_a_dot_or_quote_is_one_key(tmp_path):
 def test_a_gate_rule_on_a_stored_row_still_fails_when_the_row_is_bad(tmp_path):
     """The gates are not vacuous: a row changed after loading (so the validator never saw it) fails."""
     landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
-    write_lines(landing, DAY, "a.jsonl", [ev(mid="x1"), ev(type="alias", event=None, mid="x2", user="u", previousId="p")])
+    write_lines(
+        landing, DAY, "a.jsonl", [ev(mid="x1"), ev(type="alias", event=None, mid="x2", user="u", previousId="p")]
+    )
     plan = load_plan()
     con = connect(wh)
     ingest_partitions(con, plan, landing, [DAY])
@@ -166,9 +230,13 @@ def test_a_crashing_blocking_gate_fails_and_blocks_downstream(tmp_path, monkeypa
     monkeypatch.setattr(checks, "gates", broken)
     assets = [a for a in all_assets() if any(k.path[0] in ("ingest", "stitch") for k in a.keys)]
     chks = [c for c in all_checks() if any(k.asset_key.path[0] == "ingest" for k in c.check_keys)]
-    result = dg.materialize([*assets, *chks], resources=resources_from_env(default_plan_dir(), landing, wh),
-                            partition_key=DAY, raise_on_error=False,
-                            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}})
+    result = dg.materialize(
+        [*assets, *chks],
+        resources=resources_from_env(default_plan_dir(), landing, wh),
+        partition_key=DAY,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+    )
     evals = [e for e in result.get_asset_check_evaluations() if e.asset_key.path == ["ingest", "events"]]
     assert evals and all(not e.passed and e.severity == dg.AssetCheckSeverity.ERROR for e in evals)
     assert all(e.metadata["error"].value == "RuntimeError: a defect in the gate" for e in evals)

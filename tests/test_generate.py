@@ -69,8 +69,13 @@ def test_same_seed_same_bytes_and_other_seed_differs(tmp_path):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
         out = tmp_path / name
         generate(out, days=6, users=60, seed=seed)
-        digests.append({str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
-                        for p in sorted(out.rglob("*")) if p.is_file()})
+        digests.append(
+            {
+                str(p.relative_to(out)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(out.rglob("*"))
+                if p.is_file()
+            }
+        )
     assert digests[0] == digests[1]
     assert digests[0] != digests[2]
 
@@ -149,8 +154,10 @@ def test_bug_rate_is_honoured_and_matches_the_validator(tmp_path, tmp_path_facto
     share = sum(by_kind.values()) / events
     # 0.05 of events, binomial over ~30k events: 4 standard deviations is about 0.005
     assert abs(share - 0.05) < 0.006, share
-    assert all(by_kind[k] > 0 for k in ("wrong_type", "unknown_event", "missing_required", "duplicate",
-                                        "clock_skew", "malformed"))
+    assert all(
+        by_kind[k] > 0
+        for k in ("wrong_type", "unknown_event", "missing_required", "duplicate", "clock_skew", "malformed")
+    )
     rules = Counter(e["rule"] for e in rep.errors)
     assert rules["json"] == by_kind["malformed"]
     assert rules["unknown_event"] == by_kind["unknown_event"]
@@ -201,7 +208,10 @@ def test_ab_experiment_split_and_activation_match_the_truth(clean):
         measured[v][1] += k >= 3
     assert end.date().isoformat() == truth["generator"]["end"]
     for arm, (exposed, activated) in measured.items():
-        assert (exposed, activated) == (exp["realized"]["arms"][arm]["exposed"], exp["realized"]["arms"][arm]["activated"])
+        assert (exposed, activated) == (
+            exp["realized"]["arms"][arm]["exposed"],
+            exp["realized"]["arms"][arm]["activated"],
+        )
     lift = exp["realized"]["arms"]["checklist"]["rate"] - exp["realized"]["arms"]["control"]["rate"]
     assert lift > 0
 
@@ -220,20 +230,32 @@ def test_did_chat_only_in_eu_after_launch_and_conversions_match(clean):
     launch = datetime.fromisoformat("2026-10-01T00:00:00+00:00")
     last = datetime.fromisoformat(truth["generator"]["end"] + "T00:00:00+00:00") + timedelta(days=1, weeks=-4)
     for region in ("eu", "na"):
-        for period, lo, hi in (("pre", datetime.min.replace(tzinfo=launch.tzinfo), launch), ("post", launch, last + timedelta(days=1))):
+        for period, lo, hi in (
+            ("pre", datetime.min.replace(tzinfo=launch.tzinfo), launch),
+            ("post", launch, last + timedelta(days=1)),
+        ):
             pool = [u for u, (t, r, _p) in acc.items() if r == region and lo <= t < hi]
             conv = sum(u in first_order and first_order[u] - acc[u][0] < timedelta(days=28) for u in pool)
-            assert (len(pool), conv) == (did["realized"][region][period]["accounts"], did["realized"][region][period]["converted"])
+            assert (len(pool), conv) == (
+                did["realized"][region][period]["accounts"],
+                did["realized"][region][period]["converted"],
+            )
 
 
 def test_matching_slack_treated_and_naive_overstates(clean):
     _out, _res, truth, events = clean
     m = truth["initiatives"]["slack_integration"]
-    slack = {e["userId"] for e in events if e.get("event") == "Integration Connected"
-             and e["properties"]["integration"] == "slack"}
+    slack = {
+        e["userId"]
+        for e in events
+        if e.get("event") == "Integration Connected" and e["properties"]["integration"] == "slack"
+    }
     assert len(slack) == m["n_treated"] > 10
-    assert all(e["timestamp"] >= "2026-08-15" for e in events if e.get("event") == "Integration Connected"
-               and e["properties"]["integration"] == "slack")
+    assert all(
+        e["timestamp"] >= "2026-08-15"
+        for e in events
+        if e.get("event") == "Integration Connected" and e["properties"]["integration"] == "slack"
+    )
     assert m["naive_difference"] > m["true_att"] > 0
 
 
@@ -283,7 +305,13 @@ def test_incidents_visible_on_their_day(tmp_path):
     ]
     generate(tmp_path, days=12, users=250, seed=11, bug_rate=0, start=d0, incidents=incidents)
     truth = orjson.loads((tmp_path / "_truth.json").read_bytes())
-    assert [i["kind"] for i in truth["incidents"]] == ["volume_drop", "type_change", "new_event", "null_spike", "silence"]
+    assert [i["kind"] for i in truth["incidents"]] == [
+        "volume_drop",
+        "type_change",
+        "new_event",
+        "null_spike",
+        "silence",
+    ]
     assert all(i["affected"] > 0 for i in truth["incidents"])
     by_day = defaultdict(Counter)
     str_q, nulls = Counter(), Counter()

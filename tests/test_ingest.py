@@ -24,8 +24,13 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _materialize(landing: Path, warehouse: Path, day: str = DAY, **kw):
-    return dg.materialize([ingest_events], resources=resources_from_env(default_plan_dir(), landing, warehouse),
-                          partition_key=day, run_config=QUIET, **kw)
+    return dg.materialize(
+        [ingest_events],
+        resources=resources_from_env(default_plan_dir(), landing, warehouse),
+        partition_key=day,
+        run_config=QUIET,
+        **kw,
+    )
 
 
 def _physical_lines(path: Path) -> int:
@@ -39,21 +44,26 @@ def _bad_landing(landing: Path) -> dict[str, Path]:
     big = ev(mid="big", props={"method": "password", "pad": "x" * (10 << 20)})  # a 10 MB line
     files = {
         "good": write_lines(landing, DAY, "good.jsonl", [ev(mid=f"g{i}", at=BASE + T(minutes=i)) for i in range(5)]),
-        "bad": write_lines(landing, DAY, "bad.jsonl", [
-            '{"type": "track", "event": "Signed In", "messageId": "broken"',  # 1 broken JSON
-            b'{"type":"track","event":"Sign\xff\xfeIn","messageId":"latin"}',  # 2 not UTF-8
-            big,  # 3
-            ev(mid="empty-anon", anon=""),  # 4
-            ev(mid="null-anon", anon="null"),  # 5
-            ev(mid="undef-anon", anon="undefined", user="undefined"),  # 6
-            ev(type="screenshot", mid="odd-type"),  # 7 unknown type
-            ev(mid="future", at=BASE + T(days=3 * 365), received_at=BASE),  # 8
-            ev(mid="past", at=BASE - T(days=5 * 365), received_at=BASE),  # 9
-            ev(event=SQL_TEXT, mid="sql-name"),  # 10 unknown event whose name is SQL
-            ev(mid="sql-value", user=SQL_TEXT, props={"method": "password", "note": SQL_TEXT}),  # 11 valid
-            ev(mid="null"),  # 12 a messageId that says null
-            "[1, 2, 3]",  # 13 JSON but not an object
-        ]),
+        "bad": write_lines(
+            landing,
+            DAY,
+            "bad.jsonl",
+            [
+                '{"type": "track", "event": "Signed In", "messageId": "broken"',  # 1 broken JSON
+                b'{"type":"track","event":"Sign\xff\xfeIn","messageId":"latin"}',  # 2 not UTF-8
+                big,  # 3
+                ev(mid="empty-anon", anon=""),  # 4
+                ev(mid="null-anon", anon="null"),  # 5
+                ev(mid="undef-anon", anon="undefined", user="undefined"),  # 6
+                ev(type="screenshot", mid="odd-type"),  # 7 unknown type
+                ev(mid="future", at=BASE + T(days=3 * 365), received_at=BASE),  # 8
+                ev(mid="past", at=BASE - T(days=5 * 365), received_at=BASE),  # 9
+                ev(event=SQL_TEXT, mid="sql-name"),  # 10 unknown event whose name is SQL
+                ev(mid="sql-value", user=SQL_TEXT, props={"method": "password", "note": SQL_TEXT}),  # 11 valid
+                ev(mid="null"),  # 12 a messageId that says null
+                "[1, 2, 3]",  # 13 JSON but not an object
+            ],
+        ),
         "empty": write_lines(landing, DAY, "empty.jsonl", []),
         "sqlname": write_lines(landing, DAY, f"{SQL_TEXT}.jsonl", [ev(mid="in-sql-file")]),
     }
@@ -66,8 +76,9 @@ def _bad_landing(landing: Path) -> dict[str, Path]:
     files["batch"] = folder / "batch.json"
     bare = ev(mid="b1")
     del bare["context"]
-    files["batch"].write_bytes(orjson.dumps({"batch": [bare, ev(mid="b2")],
-                                             "context": {"library": {"name": "batch-lib"}}}))
+    files["batch"].write_bytes(
+        orjson.dumps({"batch": [bare, ev(mid="b2")], "context": {"library": {"name": "batch-lib"}}})
+    )
     return files
 
 
@@ -76,8 +87,9 @@ def _snapshot(warehouse: Path) -> dict[str, list]:
     return {
         "events": query(warehouse, "select * exclude (loaded_at) from ingest.events order by all"),
         "quarantine": query(warehouse, "select * exclude (quarantined_at) from ingest.quarantine order by all"),
-        "log": query(warehouse, "select * exclude (started_at, finished_at, seconds) from ingest.ingestion_log "
-                                "order by all"),
+        "log": query(
+            warehouse, "select * exclude (started_at, finished_at, seconds) from ingest.ingestion_log order by all"
+        ),
     }
 
 
@@ -89,8 +101,13 @@ def bad_run(tmp_path_factory):
     first = _materialize(landing, warehouse)
     snap1 = _snapshot(warehouse)
     second = _materialize(landing, warehouse)
-    return {"landing": landing, "warehouse": warehouse, "files": files, "results": (first, second),
-            "snaps": (snap1, _snapshot(warehouse))}
+    return {
+        "landing": landing,
+        "warehouse": warehouse,
+        "files": files,
+        "results": (first, second),
+        "snaps": (snap1, _snapshot(warehouse)),
+    }
 
 
 def test_materialize_succeeds_and_reports_counts(bad_run):
@@ -103,8 +120,11 @@ def test_materialize_succeeds_and_reports_counts(bad_run):
 
 
 def test_every_line_lands_in_exactly_one_bucket_per_file(bad_run):
-    rows = query(bad_run["warehouse"], "select source_file, lines, loaded, quarantined, duplicates, "
-                                       "consent_dropped, suppressed from ingest.ingestion_log")
+    rows = query(
+        bad_run["warehouse"],
+        "select source_file, lines, loaded, quarantined, duplicates, "
+        "consent_dropped, suppressed from ingest.ingestion_log",
+    )
     by_file = {Path(r[0]).name: r[1:] for r in rows}
     files = bad_run["files"]
     assert set(by_file) == {p.name for p in files.values()}
@@ -120,18 +140,34 @@ def test_every_line_lands_in_exactly_one_bucket_per_file(bad_run):
     # the truncated .gz: every line before the cut is loaded, the cut line is quarantined
     cut = by_file["cut.jsonl.gz"]
     assert 50 < cut[1] < 200 and cut[2] == 1 and cut[1] == cut[0] - 1
-    err = query(bad_run["warehouse"], "select file_error from ingest.ingestion_log where source_file like '%cut.jsonl.gz'")
+    err = query(
+        bad_run["warehouse"], "select file_error from ingest.ingestion_log where source_file like '%cut.jsonl.gz'"
+    )
     assert err[0][0].startswith("truncated")
 
 
 def test_bad_lines_are_quarantined_verbatim_with_their_reason(bad_run):
     files = bad_run["files"]
-    rows = query(bad_run["warehouse"], "select line_no, rules, raw from ingest.quarantine where source_file = ? "
-                                       "order by line_no", [str(files["bad"])])
+    rows = query(
+        bad_run["warehouse"],
+        "select line_no, rules, raw from ingest.quarantine where source_file = ? order by line_no",
+        [str(files["bad"])],
+    )
     rules = {no: set(r) for no, r, _ in rows}
-    assert rules == {1: {"json"}, 2: {"encoding"}, 3: {"too_large"}, 4: {"identity"}, 5: {"identity"},
-                     6: {"identity"}, 7: {"envelope"}, 8: {"timestamp_future"}, 9: {"timestamp_past"},
-                     10: {"unknown_event"}, 12: {"envelope"}, 13: {"json"}}
+    assert rules == {
+        1: {"json"},
+        2: {"encoding"},
+        3: {"too_large"},
+        4: {"identity"},
+        5: {"identity"},
+        6: {"identity"},
+        7: {"envelope"},
+        8: {"timestamp_future"},
+        9: {"timestamp_past"},
+        10: {"unknown_event"},
+        12: {"envelope"},
+        13: {"json"},
+    }
     raw = {no: r for no, _, r in rows}
     original = files["bad"].read_bytes().split(b"\n")
     assert raw[1].encode() == original[0]  # verbatim
@@ -153,8 +189,10 @@ def test_sql_looking_text_is_data_never_sql(bad_run):
 
 
 def test_batch_body_shares_its_context_with_messages_that_lack_one(bad_run):
-    rows = query(bad_run["warehouse"], "select message_id, library_name from ingest.events where message_id in "
-                                       "('b1', 'b2') order by 1")
+    rows = query(
+        bad_run["warehouse"],
+        "select message_id, library_name from ingest.events where message_id in ('b1', 'b2') order by 1",
+    )
     # b1 has no context and gets the batch's; b2 keeps its own, as Segment's batch API does
     assert rows == [("b1", "batch-lib"), ("b2", "test")]
 
@@ -223,12 +261,17 @@ def test_clock_skew_corrected_as_segment_does(tmp_path):
     landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
     # a device clock 2 h behind: it stamps the event 10 s before sending; the server gets it at 12:00
     device = BASE - T(hours=2)
-    write_lines(landing, DAY, "a.jsonl", [
-        ev(mid="skewed", at=device, sent_at=device + T(seconds=10), received_at=BASE + T(hours=3)),
-        ev(mid="no-sent-at", at=device, received_at=BASE + T(hours=3)),
-    ])
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [
+            ev(mid="skewed", at=device, sent_at=device + T(seconds=10), received_at=BASE + T(hours=3)),
+            ev(mid="no-sent-at", at=device, received_at=BASE + T(hours=3)),
+        ],
+    )
     ingest(w, landing)
-    rows = dict(query(w, "select message_id, \"timestamp\" from ingest.events"))
+    rows = dict(query(w, 'select message_id, "timestamp" from ingest.events'))
     assert rows["skewed"] == BASE + T(hours=3) - T(seconds=10)
     assert rows["no-sent-at"] == device  # nothing to correct with
 
@@ -244,18 +287,29 @@ def test_consent_drop_and_strip_per_consent_yaml(tmp_path):
     landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
     ad = {"ad_id": "ad1", "network": "google"}
     invite = {"workspace_id": "ws_a", "invitee_email": "pat@example.com", "role": "admin"}
-    write_lines(landing, DAY, "a.jsonl", [
-        ev(mid="ad-denied", event="Ad Clicked", props=ad, context=_consent("marketing", False)),
-        ev(mid="ad-granted", event="Ad Clicked", props=ad, context=_consent("marketing", True)),
-        ev(mid="ad-unsaid", event="Ad Clicked", props=ad),  # consent.yaml default: granted
-        ev(mid="inv-denied", event="Invite Sent", props=invite, context=_consent("analytics", False)),
-        ev(mid="inv-granted", event="Invite Sent", props=invite, context=_consent("analytics", True)),
-        ev(mid="necessary", context=_consent("necessary", False)),  # required category: consent not needed
-    ])
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [
+            ev(mid="ad-denied", event="Ad Clicked", props=ad, context=_consent("marketing", False)),
+            ev(mid="ad-granted", event="Ad Clicked", props=ad, context=_consent("marketing", True)),
+            ev(mid="ad-unsaid", event="Ad Clicked", props=ad),  # consent.yaml default: granted
+            ev(mid="inv-denied", event="Invite Sent", props=invite, context=_consent("analytics", False)),
+            ev(mid="inv-granted", event="Invite Sent", props=invite, context=_consent("analytics", True)),
+            ev(mid="necessary", context=_consent("necessary", False)),  # required category: consent not needed
+        ],
+    )
     res = ingest(w, landing)
     assert (res.lines, res.loaded, res.consent_dropped) == (6, 5, 1)
-    rows = {r[0]: r[1:] for r in query(w, "select message_id, consent_stripped, properties ->> '$.invitee_email', "
-                                          "context ->> '$.ip', properties ->> '$.workspace_id' from ingest.events")}
+    rows = {
+        r[0]: r[1:]
+        for r in query(
+            w,
+            "select message_id, consent_stripped, properties ->> '$.invitee_email', "
+            "context ->> '$.ip', properties ->> '$.workspace_id' from ingest.events",
+        )
+    }
     assert "ad-denied" not in rows
     stripped, email, ip, ws = rows["inv-denied"]
     assert stripped and email is None and ip is None and ws == "ws_a"  # PII gone, the event kept
@@ -270,14 +324,19 @@ def test_ip_truncation_on_every_path(tmp_path):
     """The fast textual path and the JSON-merge fallback give the same privacy: IPv4 to /24, IPv6 to
     /48, a nested "ip" of the same value truncated too, PII traits in context hashed, and no key added."""
     landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
-    write_lines(landing, DAY, "a.jsonl", [
-        ev(mid="v4", context={"ip": "198.51.100.77", "library": {"name": "analytics.js"}}),
-        ev(mid="v6", context={"ip": "2001:db8:85a3:8d3:1319:8a2e:370:7348"}),
-        ev(mid="nested", context={"ip": "198.51.100.77", "device": {"ip": "198.51.100.77"}}),
-        ev(mid="escaped", context={"ip": 'odd"ip.5'}),  # serialized with an escape: the JSON-merge path
-        ev(mid="traits", context={"ip": "198.51.100.77", "traits": {"email": "kim@example.com", "plan": "team"}}),
-        ev(mid="no-ip", context={"library": {"name": "analytics.js"}}),
-    ])
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [
+            ev(mid="v4", context={"ip": "198.51.100.77", "library": {"name": "analytics.js"}}),
+            ev(mid="v6", context={"ip": "2001:db8:85a3:8d3:1319:8a2e:370:7348"}),
+            ev(mid="nested", context={"ip": "198.51.100.77", "device": {"ip": "198.51.100.77"}}),
+            ev(mid="escaped", context={"ip": 'odd"ip.5'}),  # serialized with an escape: the JSON-merge path
+            ev(mid="traits", context={"ip": "198.51.100.77", "traits": {"email": "kim@example.com", "plan": "team"}}),
+            ev(mid="no-ip", context={"library": {"name": "analytics.js"}}),
+        ],
+    )
     ingest(w, landing)
     rows = {r[0]: json.loads(r[1]) for r in query(w, "select message_id, context from ingest.events")}
     assert rows["v4"] == {"ip": "198.51.100.0", "library": {"name": "analytics.js"}}
@@ -293,15 +352,26 @@ def test_ip_truncation_on_every_path(tmp_path):
 def test_pii_is_hashed_joinable_not_readable(tmp_path, monkeypatch):
     monkeypatch.setenv("TRACKPLAN_HASH_SALT", "salt-one")
     landing = tmp_path / "landing"
-    write_lines(landing, DAY, "a.jsonl", [
-        ev(type="identify", mid="id1", user="u1", traits={"email": "kim@example.com", "name": "Kim Lee"}),
-        ev(mid="inv", event="Invite Sent", props={"workspace_id": "ws_a", "invitee_email": "kim@example.com",
-                                                 "role": "member"}),
-    ])
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [
+            ev(type="identify", mid="id1", user="u1", traits={"email": "kim@example.com", "name": "Kim Lee"}),
+            ev(
+                mid="inv",
+                event="Invite Sent",
+                props={"workspace_id": "ws_a", "invitee_email": "kim@example.com", "role": "member"},
+            ),
+        ],
+    )
     ingest(tmp_path / "one.duckdb", landing)
-    one = query(tmp_path / "one.duckdb", "select traits ->> '$.email', traits ->> '$.name', "
-                                         "(select properties ->> '$.invitee_email' from ingest.events where "
-                                         "message_id = 'inv') from ingest.events where message_id = 'id1'")[0]
+    one = query(
+        tmp_path / "one.duckdb",
+        "select traits ->> '$.email', traits ->> '$.name', "
+        "(select properties ->> '$.invitee_email' from ingest.events where "
+        "message_id = 'inv') from ingest.events where message_id = 'id1'",
+    )[0]
     assert one[0] == one[2] == keyed_hash("kim@example.com", "salt-one")  # joinable across events
     assert one[1] == keyed_hash("Kim Lee", "salt-one")
     dump = str(query(tmp_path / "one.duckdb", "select * from ingest.events"))
@@ -324,8 +394,12 @@ def test_plan_version_recorded_on_every_row(tmp_path):
 def test_validator_never_formats_data_into_sql(tmp_path):
     """A line whose content would break a formatted statement is just a row to the engine."""
     landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
-    write_lines(landing, DAY, "a.jsonl", [ev(mid=SQL_TEXT, anon=SQL_TEXT, props={"method": "password"},
-                                            context={"page": {"path": SQL_TEXT}})])
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [ev(mid=SQL_TEXT, anon=SQL_TEXT, props={"method": "password"}, context={"page": {"path": SQL_TEXT}})],
+    )
     assert ingest(w, landing).loaded == 1
     con = duckdb.connect(str(w), read_only=True)
     try:
@@ -345,20 +419,44 @@ def test_valid_retry_after_rejected_copy_is_loaded(tmp_path):
 
 def test_nullish_ids_beside_a_real_id_are_stored_as_null(tmp_path):
     landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
-    write_lines(landing, DAY, "a.jsonl", [ev(mid="a", user="u1", anon="null"), ev(mid="b", user="undefined", anon="d1"),
-                                          ev(mid="c", user=" ", anon="d2")])
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [
+            ev(mid="a", user="u1", anon="null"),
+            ev(mid="b", user="undefined", anon="d1"),
+            ev(mid="c", user=" ", anon="d2"),
+        ],
+    )
     assert ingest(w, landing).loaded == 3
     assert query(w, "select message_id, user_id, anonymous_id from ingest.events order by 1") == [
-        ("a", "u1", None), ("b", None, "d1"), ("c", None, "d2")]
+        ("a", "u1", None),
+        ("b", None, "d1"),
+        ("c", None, "d2"),
+    ]
 
 
 def test_pii_copied_into_context_traits_is_hashed(tmp_path):
     """SDKs copy identify traits into context.traits of later calls: the email must not stay readable."""
     landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
-    write_lines(landing, DAY, "a.jsonl", [ev(mid="t1", context={"traits": {"email": "kim@example.com", "plan": "team"},
-                                                                 "ip": "2001:db8:85a3:8d3:1319:8a2e:370:7348"})])
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [
+            ev(
+                mid="t1",
+                context={
+                    "traits": {"email": "kim@example.com", "plan": "team"},
+                    "ip": "2001:db8:85a3:8d3:1319:8a2e:370:7348",
+                },
+            )
+        ],
+    )
     ingest(w, landing)
-    email, plan_, ip = query(w, "select context ->> '$.traits.email', context ->> '$.traits.plan', "
-                                "context ->> '$.ip' from ingest.events")[0]
+    email, plan_, ip = query(
+        w, "select context ->> '$.traits.email', context ->> '$.traits.plan', context ->> '$.ip' from ingest.events"
+    )[0]
     assert email == keyed_hash("kim@example.com") and plan_ == "team"
     assert ip == "2001:db8:85a3::"

@@ -44,14 +44,14 @@ def _partial_gunzip(data: bytes) -> bytes:
         i = 0
         try:
             for i in range(len(rest)):
-                out.append(d.decompress(rest[i:i + 1]))
+                out.append(d.decompress(rest[i : i + 1]))
                 if d.eof:
                     break
         except zlib.error:
             break
         if not d.eof:
             break
-        rest = rest[i + 1:]
+        rest = rest[i + 1 :]
     return b"".join(out)
 
 
@@ -87,8 +87,15 @@ class Case:
 
 
 D = f"date={DAY}"
-NAN_BATCH = (b'{"batch": [' + orjson.dumps(_ev("nb1")) + b", " + orjson.dumps(_ev("nb2"))[:-1]
-             + b', "bad": NaN}, ' + orjson.dumps(_ev("nb3")) + b"]}")
+NAN_BATCH = (
+    b'{"batch": ['
+    + orjson.dumps(_ev("nb1"))
+    + b", "
+    + orjson.dumps(_ev("nb2"))[:-1]
+    + b', "bad": NaN}, '
+    + orjson.dumps(_ev("nb3"))
+    + b"]}"
+)
 CUT_BATCH_MSGS = [_ev(f"cb{i}", props={"method": "password", "pad": "p" * 50}) for i in range(40)]
 CUT_BATCH = _batch(CUT_BATCH_MSGS)
 
@@ -124,34 +131,77 @@ CASES = [
     Case("gzip of nothing", f"{D}/nothing.jsonl.gz", gzip.compress(b""), lines=0),
     Case("BOM at file start", f"{D}/bom.jsonl", BOM + _jl(_ev("bom1"), _ev("bom2")), loaded=2),
     Case("BOM in a .gz", f"{D}/bom.jsonl.gz", gzip.compress(BOM + _jl(_ev("bomz1"))), loaded=1),
-    Case("CRLF line ends", f"{D}/crlf.jsonl", _jl(_ev("cr1")).replace(b"\n", b"\r\n") * 1 + orjson.dumps(_ev("cr2")) + b"\r\n",
-         loaded=2),
+    Case(
+        "CRLF line ends",
+        f"{D}/crlf.jsonl",
+        _jl(_ev("cr1")).replace(b"\n", b"\r\n") * 1 + orjson.dumps(_ev("cr2")) + b"\r\n",
+        loaded=2,
+    ),
     Case("no final newline", f"{D}/nofinal.jsonl", _jl(_ev("nf1")) + orjson.dumps(_ev("nf2")), loaded=2),
     Case("blank lines", f"{D}/blank.jsonl", _jl(_ev("bl1")) + b"\n\n" + _jl(_ev("bl2")), loaded=2, quarantined=2),
     Case("whitespace tail", f"{D}/wstail.jsonl", _jl(_ev("ws1")) + b"   ", loaded=1, quarantined=1),
-    Case("bad UTF-8", f"{D}/latin.jsonl", b'{"type":"track","event":"Sign\xff In","messageId":"l1"}\n' + _jl(_ev("l2")),
-         loaded=1, quarantined=1),
+    Case(
+        "bad UTF-8",
+        f"{D}/latin.jsonl",
+        b'{"type":"track","event":"Sign\xff In","messageId":"l1"}\n' + _jl(_ev("l2")),
+        loaded=1,
+        quarantined=1,
+    ),
     Case("broken JSON", f"{D}/broken.jsonl", b'{"type": "track", "messageId": "x"\n' + _jl(_ev("br2")), quarantined=1),
     Case("JSON that is not an object", f"{D}/notobj.jsonl", b'[1, 2]\n"text"\n42\nnull\n', quarantined=4),
     Case("NaN in a line", f"{D}/nan.jsonl", orjson.dumps(_ev("nan1"))[:-1] + b', "x": NaN}\n' + _jl(_ev("nan2"))),
-    Case("too large line", f"{D}/big.jsonl", _jl(_ev("big", props={"method": "password", "pad": "x" * 40000}), _ev("sm")),
-         loaded=1, quarantined=1),
+    Case(
+        "too large line",
+        f"{D}/big.jsonl",
+        _jl(_ev("big", props={"method": "password", "pad": "x" * 40000}), _ev("sm")),
+        loaded=1,
+        quarantined=1,
+    ),
     Case("plain text named .jsonl.gz", f"{D}/fake.jsonl.gz", _jl(_ev("fk1"), _ev("fk2")), lines=1, quarantined=1),
     Case("truncated .jsonl.gz", f"{D}/cut.jsonl.gz"),
     Case("corrupt .jsonl.gz midway", f"{D}/corrupt.jsonl.gz", unit=True),
-    Case("garbage after a gzip member", f"{D}/trail.jsonl.gz", gzip.compress(_jl(_ev("tg1"))) + b"garbage!", lines=2,
-         loaded=1, quarantined=1),
-    Case("multi-member gzip", f"{D}/multi.jsonl.gz", gzip.compress(_jl(_ev("mm1"))) + gzip.compress(_jl(_ev("mm2"))),
-         loaded=2),
-    Case("batch body", f"{D}/batch.json", _batch([_ev("b1"), _ev("b2"), _ev("b3")], sentAt=iso(BASE)), lines=3, loaded=3),
+    Case(
+        "garbage after a gzip member",
+        f"{D}/trail.jsonl.gz",
+        gzip.compress(_jl(_ev("tg1"))) + b"garbage!",
+        lines=2,
+        loaded=1,
+        quarantined=1,
+    ),
+    Case(
+        "multi-member gzip",
+        f"{D}/multi.jsonl.gz",
+        gzip.compress(_jl(_ev("mm1"))) + gzip.compress(_jl(_ev("mm2"))),
+        loaded=2,
+    ),
+    Case(
+        "batch body", f"{D}/batch.json", _batch([_ev("b1"), _ev("b2"), _ev("b3")], sentAt=iso(BASE)), lines=3, loaded=3
+    ),
     Case("batch with a NaN message", f"{D}/nanbatch.json", NAN_BATCH, lines=3, loaded=2, quarantined=1),
     Case("batch with a BOM", f"{D}/bombatch.json", BOM + _batch([_ev("bb1"), _ev("bb2")]), lines=2, loaded=2),
-    Case("pretty-printed batch", f"{D}/pretty.json", json.dumps({"batch": [_ev("pp1"), _ev("pp2")]}, indent=2).encode(),
-         lines=2, loaded=2),
-    Case("batch with a non-object message", f"{D}/nonobj.json", _batch([_ev("no1"), 42, "x"]), lines=3, loaded=1,
-         quarantined=2),
-    Case("batch with trailing garbage", f"{D}/trailbatch.json", _batch([_ev("tb1")]) + b" }}oops", lines=2, loaded=1,
-         quarantined=1),
+    Case(
+        "pretty-printed batch",
+        f"{D}/pretty.json",
+        json.dumps({"batch": [_ev("pp1"), _ev("pp2")]}, indent=2).encode(),
+        lines=2,
+        loaded=2,
+    ),
+    Case(
+        "batch with a non-object message",
+        f"{D}/nonobj.json",
+        _batch([_ev("no1"), 42, "x"]),
+        lines=3,
+        loaded=1,
+        quarantined=2,
+    ),
+    Case(
+        "batch with trailing garbage",
+        f"{D}/trailbatch.json",
+        _batch([_ev("tb1")]) + b" }}oops",
+        lines=2,
+        loaded=1,
+        quarantined=1,
+    ),
     Case("empty batch", f"{D}/emptybatch.json", b'{"batch": []}', lines=0),
     Case("batch.gz", f"{D}/batch.json.gz", gzip.compress(_batch([_ev("bz1"), _ev("bz2")])), lines=2, loaded=2),
     Case("truncated .json.gz batch", f"{D}/cutbatch.json.gz"),
@@ -159,18 +209,46 @@ CASES = [
     Case(".json holding lines", f"{D}/lines.json", _jl(_ev("lj1"), _ev("lj2")), loaded=2),
     Case(".json with bad UTF-8", f"{D}/latin.json", b'{"batch": [{"a": "\xff"}]}\n', lines=1, quarantined=1),
     Case("duplicate messageIds", f"{D}/dups.jsonl", _jl(_ev("dup1"), _ev("dup1"), _ev("dup1"))),
-    Case("timestamp 9999 without receivedAt", f"{D}/y9999.jsonl", _jl(_no_times("y9999", "9999-12-31T23:59:59Z")),
-         quarantined=1),
-    Case("timestamp 0001 without receivedAt", f"{D}/y0001.jsonl", _jl(_no_times("y0001", "0001-01-01T00:00:00Z")),
-         quarantined=1),
-    Case("timestamp and sentAt 9999", f"{D}/s9999.jsonl",
-         _jl(_no_times("s9999", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z")), quarantined=1),
-    Case("receivedAt and timestamp 9999", f"{D}/r9999.jsonl",
-         _jl(_ev("r9999", at=dt.datetime(9999, 12, 31), received_at=dt.datetime(9999, 12, 31))), quarantined=1),
+    Case(
+        "timestamp 9999 without receivedAt",
+        f"{D}/y9999.jsonl",
+        _jl(_no_times("y9999", "9999-12-31T23:59:59Z")),
+        quarantined=1,
+    ),
+    Case(
+        "timestamp 0001 without receivedAt",
+        f"{D}/y0001.jsonl",
+        _jl(_no_times("y0001", "0001-01-01T00:00:00Z")),
+        quarantined=1,
+    ),
+    Case(
+        "timestamp and sentAt 9999",
+        f"{D}/s9999.jsonl",
+        _jl(_no_times("s9999", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z")),
+        quarantined=1,
+    ),
+    Case(
+        "receivedAt and timestamp 9999",
+        f"{D}/r9999.jsonl",
+        _jl(_ev("r9999", at=dt.datetime(9999, 12, 31), received_at=dt.datetime(9999, 12, 31))),
+        quarantined=1,
+    ),
     Case("no time at all", f"{D}/notime.jsonl", _jl(_no_times("nt1")), loaded=1),
-    Case("valid alias call", f"{D}/alias.jsonl", _jl({"type": "alias", "previousId": "anon-9", "userId": "u-9",
-                                                      "messageId": "al1", "timestamp": iso(BASE),
-                                                      "receivedAt": iso(BASE)}), loaded=1),
+    Case(
+        "valid alias call",
+        f"{D}/alias.jsonl",
+        _jl(
+            {
+                "type": "alias",
+                "previousId": "anon-9",
+                "userId": "u-9",
+                "messageId": "al1",
+                "timestamp": iso(BASE),
+                "receivedAt": iso(BASE),
+            }
+        ),
+        loaded=1,
+    ),
 ]
 
 
@@ -194,7 +272,7 @@ def _make(root: Path, outside: Path) -> None:
     (d / "cut.jsonl.gz").write_bytes(full[: len(full) // 2])
     bad = bytearray(gzip.compress(_jl(*[_ev(f"cc{i}", props={"method": "password", "n": i}) for i in range(300)])))
     mid = len(bad) // 2
-    bad[mid:mid + 64] = b"\x00" * 64  # a damaged block: zlib stops there
+    bad[mid : mid + 64] = b"\x00" * 64  # a damaged block: zlib stops there
     (d / "corrupt.jsonl.gz").write_bytes(bytes(bad))
     zb = gzip.compress(CUT_BATCH)
     (d / "cutbatch.json.gz").write_bytes(zb[: len(zb) * 2 // 3])
@@ -237,13 +315,20 @@ def corpus(tmp_path_factory):
     con = connect(wh)
     days = landed_partitions(root)
     results = ingest_partitions(con, plan(), root, days)
-    log = {r[0]: r[1:] for r in con.execute(
-        "select source_file, status, skip_reason, lines, loaded, quarantined, duplicates, consent_dropped, "
-        "suppressed, partition_date from ingest.ingestion_log").fetchall()}
+    log = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "select source_file, status, skip_reason, lines, loaded, quarantined, duplicates, consent_dropped, "
+            "suppressed, partition_date from ingest.ingestion_log"
+        ).fetchall()
+    }
     q = con.execute("select source_file, line_no, raw, rules from ingest.quarantine").fetchall()
-    events = con.execute("select message_id, type, \"timestamp\", received_at, source_file from ingest.events").fetchall()
-    dump = "\n".join(str(r) for t in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")
-                     for r in con.execute(f"select * from {t}").fetchall())
+    events = con.execute('select message_id, type, "timestamp", received_at, source_file from ingest.events').fetchall()
+    dump = "\n".join(
+        str(r)
+        for t in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")
+        for r in con.execute(f"select * from {t}").fetchall()
+    )
     con.close()
     return {"root": root, "days": days, "results": results, "log": log, "q": q, "events": events, "dump": dump}
 
@@ -262,7 +347,12 @@ def test_every_entry_under_the_landing_root_has_a_ledger_row(corpus):
     assert corpus["days"] == [DAY]  # the bad date folders are not partitions; their files are logged
     outside = [f for f, r in corpus["log"].items() if r[8] is None]
     assert {Path(f).relative_to(root).parts[0] for f in outside} == {
-        "date=not-a-date", "date=2026-13-45", "root.jsonl", "misc", "date=2026-03-03"}
+        "date=not-a-date",
+        "date=2026-13-45",
+        "root.jsonl",
+        "misc",
+        "date=2026-03-03",
+    }
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.kind for c in CASES])
@@ -342,7 +432,9 @@ def test_an_older_warehouse_gets_the_new_ledger_columns(tmp_path):
     con = connect(p)
     con.execute("insert into ingest.ingestion_log (source_file, status, skip_reason) values ('b', 'skipped', 'x: y')")
     assert con.execute("select source_file, status from ingest.ingestion_log order by 1").fetchall() == [
-        ("a", "read"), ("b", "skipped")]
+        ("a", "read"),
+        ("b", "skipped"),
+    ]
     con.close()
 
 

@@ -78,8 +78,9 @@ def test_dagster_metadata():
     col = md["dagster/column_lineage"]
     assert isinstance(col, dg.TableColumnLineage)
     deps = col.deps_by_column["activation_window_days"]
-    assert [(d.asset_key, d.column_name) for d in deps] == [(dg.AssetKey(["staging", "plan_settings"]),
-                                                              "activation_window_days")]
+    assert [(d.asset_key, d.column_name) for d in deps] == [
+        (dg.AssetKey(["staging", "plan_settings"]), "activation_window_days")
+    ]
 
 
 # (table, dialect) pairs sqlglot cannot transpile yet, with why; an entry fails loudly once fixed.
@@ -91,8 +92,9 @@ _KNOWN: dict[tuple[str, str], str] = {}
 @pytest.mark.parametrize("table", sorted(MODELS))
 def test_transpiles_strictly(table, dialect, request):
     if (table, dialect) in _KNOWN:
-        request.applymarker(pytest.mark.xfail(raises=sqlglot.errors.UnsupportedError, strict=True,
-                                              reason=_KNOWN[(table, dialect)]))
+        request.applymarker(
+            pytest.mark.xfail(raises=sqlglot.errors.UnsupportedError, strict=True, reason=_KNOWN[(table, dialect)])
+        )
     out = transpile_model(table, dialect, strict=True)
     # what we write parses back in the target dialect and still reads the same tables
     back = sqlglot.parse_one(out, read=dialect)

@@ -56,22 +56,48 @@ def test_fixture_plans_v1_v2_v3_lint_clean():
 
 # (file, line, code) each rule fires at in tests/fixtures/plans/lint_bad
 EXPECTED_BAD = {
-    ("cart_view.yaml", 1, "L100"), ("cart_view.yaml", 1, "L111"), ("cart_view.yaml", 3, "L160"),
-    ("cart_view.yaml", 5, "L112"), ("cart_view.yaml", 10, "L151"),
-    ("legacy_clicked.yaml", 5, "L140"), ("old_opened.yaml", 4, "L141"), ("old_opened.yaml", 5, "L130"),
-    ("page_viewed.yaml", 1, "L161"), ("page_viewed.yaml", 4, "L142"), ("page_viewed.yaml", 10, "L156"),
+    ("cart_view.yaml", 1, "L100"),
+    ("cart_view.yaml", 1, "L111"),
+    ("cart_view.yaml", 3, "L160"),
+    ("cart_view.yaml", 5, "L112"),
+    ("cart_view.yaml", 10, "L151"),
+    ("legacy_clicked.yaml", 5, "L140"),
+    ("old_opened.yaml", 4, "L141"),
+    ("old_opened.yaml", 5, "L130"),
+    ("page_viewed.yaml", 1, "L161"),
+    ("page_viewed.yaml", 4, "L142"),
+    ("page_viewed.yaml", 10, "L156"),
     ("page_viewed.yaml", 15, "L157"),
-    ("signed_up.yaml", 9, "L150"), ("signed_up.yaml", 10, "L101"), ("signed_up.yaml", 16, "L152"),
-    ("signed_up.yaml", 21, "L154"), ("signed_up.yaml", 22, "L153"),
-    ("signed_up_snake.yaml", 1, "L100"), ("signed_up_snake.yaml", 1, "L120"), ("signed_up_snake.yaml", 1, "L110"),
-    ("signed_up_snake.yaml", 8, "L150"), ("signed_up_snake.yaml", 9, "L155"),
-    ("signup_completed.yaml", 1, "L120"), ("signup_completed.yaml", 6, "L122"), ("signup_completed.yaml", 9, "L121"),
-    ("identity.yaml", 5, "L171"), ("identity.yaml", 7, "L170"),
-    ("metrics.yaml", 4, "L130"), ("metrics.yaml", 13, "L134"), ("metrics.yaml", 17, "L181"),
-    ("metrics.yaml", 18, "L180"), ("metrics.yaml", 19, "L132"), ("metrics.yaml", 20, "L135"),
-    ("metrics.yaml", 25, "L182"), ("metrics.yaml", 37, "L130"), ("metrics.yaml", 39, "L190"),
-    ("metrics.yaml", 45, "L192"), ("metrics.yaml", 47, "L193"), ("metrics.yaml", 47, "L191"),
-    ("metrics.yaml", 48, "L131"), ("metrics.yaml", 52, "L131"), ("metrics.yaml", 56, "L133"),
+    ("signed_up.yaml", 9, "L150"),
+    ("signed_up.yaml", 10, "L101"),
+    ("signed_up.yaml", 16, "L152"),
+    ("signed_up.yaml", 21, "L154"),
+    ("signed_up.yaml", 22, "L153"),
+    ("signed_up_snake.yaml", 1, "L100"),
+    ("signed_up_snake.yaml", 1, "L120"),
+    ("signed_up_snake.yaml", 1, "L110"),
+    ("signed_up_snake.yaml", 8, "L150"),
+    ("signed_up_snake.yaml", 9, "L155"),
+    ("signup_completed.yaml", 1, "L120"),
+    ("signup_completed.yaml", 6, "L122"),
+    ("signup_completed.yaml", 9, "L121"),
+    ("identity.yaml", 5, "L171"),
+    ("identity.yaml", 7, "L170"),
+    ("metrics.yaml", 4, "L130"),
+    ("metrics.yaml", 13, "L134"),
+    ("metrics.yaml", 17, "L181"),
+    ("metrics.yaml", 18, "L180"),
+    ("metrics.yaml", 19, "L132"),
+    ("metrics.yaml", 20, "L135"),
+    ("metrics.yaml", 25, "L182"),
+    ("metrics.yaml", 37, "L130"),
+    ("metrics.yaml", 39, "L190"),
+    ("metrics.yaml", 45, "L192"),
+    ("metrics.yaml", 47, "L193"),
+    ("metrics.yaml", 47, "L191"),
+    ("metrics.yaml", 48, "L131"),
+    ("metrics.yaml", 52, "L131"),
+    ("metrics.yaml", 56, "L133"),
     ("metrics.yaml", 62, "L130"),
 }
 
@@ -115,14 +141,17 @@ def test_every_documented_code_is_produced_somewhere(tmp_path):
     assert set(RULES) - seen == set()
 
 
-@pytest.mark.parametrize("case,line,code,text", [
-    ("malformed_yaml", 7, "E001", "YAML syntax"),
-    ("unknown_key", 6, "E002", "requried"),
-    ("ref_loop", 3, "E021", "plan_a -> plan_b -> plan_a"),
-    ("anchor_loop", 3, "E001", "refers to itself"),
-    ("non_utf8", 3, "E001", "not UTF-8"),
-    ("missing_plan_yaml", 1, "E001", "plan.yaml is missing"),
-])
+@pytest.mark.parametrize(
+    "case,line,code,text",
+    [
+        ("malformed_yaml", 7, "E001", "YAML syntax"),
+        ("unknown_key", 6, "E002", "requried"),
+        ("ref_loop", 3, "E021", "plan_a -> plan_b -> plan_a"),
+        ("anchor_loop", 3, "E001", "refers to itself"),
+        ("non_utf8", 3, "E001", "not UTF-8"),
+        ("missing_plan_yaml", 1, "E001", "plan.yaml is missing"),
+    ],
+)
 def test_broken_plans_give_one_clear_error(case, line, code, text):
     problems = lint(PLANS / "broken" / case)
     errors = [p for p in problems if p.severity == "error"]
@@ -133,26 +162,58 @@ def test_broken_plans_give_one_clear_error(case, line, code, text):
     assert "Traceback" not in render_lint(problems)
 
 
-@pytest.mark.parametrize("name", ["Signed Up", "Order Completed", "Signed In", "User Signed Out",
-                                  "Payment Info Entered", "Invite Sent", "API Key Created"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Signed Up",
+        "Order Completed",
+        "Signed In",
+        "User Signed Out",
+        "Payment Info Entered",
+        "Invite Sent",
+        "API Key Created",
+    ],
+)
 def test_good_event_names(name):
     assert event_name_problem(name) is None
 
 
-@pytest.mark.parametrize("name,why", [("signed_up", "two words"), ("Signup", "two words"),
-                                      ("Cart View", "past-tense"), ("order Completed", "capitalized"),
-                                      ("Order  Completed", "two words"), ("Checkout Start", "past-tense")])
+@pytest.mark.parametrize(
+    "name,why",
+    [
+        ("signed_up", "two words"),
+        ("Signup", "two words"),
+        ("Cart View", "past-tense"),
+        ("order Completed", "capitalized"),
+        ("Order  Completed", "two words"),
+        ("Checkout Start", "past-tense"),
+    ],
+)
 def test_bad_event_names(name, why):
     assert why in event_name_problem(name)
 
 
 def test_near_duplicates_from_the_issue_and_synonyms():
-    names = ["Signed Up", "Signup Completed", "signed_up", "Account Registered", "Account Created",
-             "Prodcut Viewed", "Product Viewed", "User Logged In", "User Signed In"]
+    names = [
+        "Signed Up",
+        "Signup Completed",
+        "signed_up",
+        "Account Registered",
+        "Account Created",
+        "Prodcut Viewed",
+        "Product Viewed",
+        "User Logged In",
+        "User Signed In",
+    ]
     pairs = {frozenset((a, b)) for a, b, _ in near_duplicates(names)}
-    for a, b in [("Signed Up", "Signup Completed"), ("Signed Up", "signed_up"), ("Signup Completed", "signed_up"),
-                 ("Account Registered", "Account Created"), ("Prodcut Viewed", "Product Viewed"),
-                 ("User Logged In", "User Signed In")]:
+    for a, b in [
+        ("Signed Up", "Signup Completed"),
+        ("Signed Up", "signed_up"),
+        ("Signup Completed", "signed_up"),
+        ("Account Registered", "Account Created"),
+        ("Prodcut Viewed", "Product Viewed"),
+        ("User Logged In", "User Signed In"),
+    ]:
         assert frozenset((a, b)) in pairs, (a, b)
     assert frozenset(("Signed Up", "Account Created")) not in pairs
 
@@ -192,6 +253,7 @@ def _experiment_plan(tmp_path, planned_days=42, allocation=None):
         if allocation:
             x |= {"variants": list(allocation), "allocation": allocation}
         d["experiments"] = [x]
+
     _edit(plan / "metrics.yaml", add)
     return plan
 
@@ -237,7 +299,8 @@ def test_replaced_by_pair_is_not_a_near_duplicate(tmp_path):
     plan = _plan_copy(tmp_path)
     (plan / "events" / "signup_completed.yaml").write_text(
         "name: Signup Completed\ndescription: Old name.\nowner: growth\nconsent: necessary\n"
-        "status: deprecated\nsunset: '2030-01-01'\nreplaced_by: Signed Up\n")
+        "status: deprecated\nsunset: '2030-01-01'\nreplaced_by: Signed Up\n"
+    )
     assert not any(p.code == "L120" for p in lint(plan, today=TODAY))
 
 
@@ -258,8 +321,9 @@ def test_render_json_and_text_agree():
 @pytest.mark.parametrize("rel", ["lint/lint_bad.txt", "lint/lint_bad.json"])
 def test_lint_golden(rel):
     regen = _regen()
-    assert regen.GOLDENS[rel]() == (GOLDEN / rel).read_text(encoding="utf-8"), \
+    assert regen.GOLDENS[rel]() == (GOLDEN / rel).read_text(encoding="utf-8"), (
         f"run tests/golden/regenerate.py and review the diff of {rel}"
+    )
 
 
 def test_impossible_dates_are_errors_not_crashes(tmp_path):

@@ -17,8 +17,14 @@ def _simulate(channel: str, n: int, dropout_a: float, dropout_b: float, rng) -> 
         p = rng.beta(dropout_a, dropout_b)  # chance of dropping out after each purchase
         t = rng.uniform(0, 10)  # first purchase in the first 10 weeks
         while t < 52:
-            rows.append({"person_id": f"{channel}-{i}", "timestamp": start + pd.Timedelta(weeks=t),
-                         "revenue": float(rng.gamma(5, 10)), "channel": channel})
+            rows.append(
+                {
+                    "person_id": f"{channel}-{i}",
+                    "timestamp": start + pd.Timedelta(weeks=t),
+                    "revenue": float(rng.gamma(5, 10)),
+                    "channel": channel,
+                }
+            )
             if rng.random() < p:
                 break
             t += rng.exponential(1 / lam)
@@ -28,8 +34,9 @@ def _simulate(channel: str, n: int, dropout_a: float, dropout_b: float, rng) -> 
 def test_leaky_channel_has_fewer_expected_purchases_and_lower_clv():
     rng = np.random.default_rng(7)
     revenue = pd.DataFrame(_simulate("sticky", 800, 1.0, 9.0, rng) + _simulate("leaky", 800, 5.0, 5.0, rng))
-    value = pd.DataFrame({"channel": ["sticky", "leaky"], "plan": ["all", "all"], "clv": [1.0, 1.0],
-                          "cac": [50.0, 50.0]})
+    value = pd.DataFrame(
+        {"channel": ["sticky", "leaky"], "plan": ["all", "all"], "clv": [1.0, 1.0], "cac": [50.0, 50.0]}
+    )
     out = compute_customer_clv(revenue, value, load_plan()).set_index("channel")
     assert out["note"].eq("").all()
     # (mean p_alive is no discriminator here: BG/NBD puts p_alive = 1 on every customer without a
@@ -41,8 +48,16 @@ def test_leaky_channel_has_fewer_expected_purchases_and_lower_clv():
 
 def test_contractual_renewals_are_reported_as_not_identified():
     # monthly renewals like clockwork: every customer a repeat buyer, nobody ever silent
-    rows = [{"person_id": f"c{i}", "timestamp": pd.Timestamp("2026-01-01") + pd.Timedelta(days=30 * k),
-             "revenue": 49.0, "channel": "google"} for i in range(60) for k in range(10)]
+    rows = [
+        {
+            "person_id": f"c{i}",
+            "timestamp": pd.Timestamp("2026-01-01") + pd.Timedelta(days=30 * k),
+            "revenue": 49.0,
+            "channel": "google",
+        }
+        for i in range(60)
+        for k in range(10)
+    ]
     value = pd.DataFrame({"channel": ["google"], "plan": ["all"], "clv": [980.0], "cac": [70.0]})
     out = compute_customer_clv(pd.DataFrame(rows), value, load_plan())
     assert out["note"].str.startswith("BG/NBD not identified").all()

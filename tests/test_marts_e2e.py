@@ -31,9 +31,12 @@ def wh(tmp_path_factory):
     run_pipeline(default_plan_dir(), base / "landing", path)
     con = connect(str(path))
     yield {t: con.execute(f"select * from {t}").df() for t in MARTS} | {
-        "events": con.execute('select person_id, event_name, "timestamp" as ts from stitch.events '
-                              "where person_id is not null").df(),
-        "costs": con.execute("select * from staging.marketing_costs").df(), "path": path}
+        "events": con.execute(
+            'select person_id, event_name, "timestamp" as ts from stitch.events where person_id is not null'
+        ).df(),
+        "costs": con.execute("select * from staging.marketing_costs").df(),
+        "path": path,
+    }
     con.close()
 
 
@@ -127,6 +130,9 @@ def test_the_run_is_recorded_where_the_dagster_ui_looks(wh):
     assert len(runs) == 1
     for key in (["ingest", "events"], ["marts", "activation_cohorts"], ["marts", "initiative_portfolio"]):
         assert instance.get_latest_materialization_event(dg.AssetKey(key)) is not None, key
-    evaluations = [e for e in instance.all_logs(runs[0].run_id)
-                   if e.dagster_event is not None and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
+    evaluations = [
+        e
+        for e in instance.all_logs(runs[0].run_id)
+        if e.dagster_event is not None and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
     assert len(evaluations) >= 5  # the quality gates' results are in the run's history too

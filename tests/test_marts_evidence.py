@@ -98,8 +98,9 @@ def test_guardrail_regression_flagged_and_cuped_used(plan):
     assert g["guardrail_regression"]  # +35 points of tickets on 200 per arm is far outside the interval
     assert g["cuped"] and g["theta"] > 0
     # CUPED's interval is narrower than the unadjusted readout of the same persons
-    frame = pd.DataFrame([{"variant": r["variant"], "person_id": r["person_id"]} for r in rows
-                          if r["event_name"] == "Experiment Viewed"])
+    frame = pd.DataFrame(
+        [{"variant": r["variant"], "person_id": r["person_id"]} for r in rows if r["event_name"] == "Experiment Viewed"]
+    )
     after = {r["person_id"] for r in rows if r["event_name"] == "Support Ticket Created" and r["timestamp"] > T0}
     frame["y"] = frame["person_id"].isin(after).astype(float)
     plain = ab_readout(frame, variant="variant", outcome="y", control="control")
@@ -132,13 +133,15 @@ def _did_events(rng, n_per_cell=150, lift=0.0, pre_trend=0.0) -> list[dict]:
 def test_did_frame_window_and_cells(plan):
     ini = next(i for i in plan.metrics.initiatives if i.key == "eu_live_chat")
     launch = pd.Timestamp(ini.start)
-    rows = [ev("a", "Account Created", launch - 10 * DAY, region="eu"),
-            ev("a", "Order Completed", launch + 10 * DAY, region="eu"),  # 20 days after signup: converts
-            ev("b", "Account Created", launch + 1 * DAY, region="na"),
-            ev("b", "Order Completed", launch + 30 * DAY, region="na"),  # 29 days: outside the 28-day window
-            ev("c", "Account Created", launch + 2 * DAY, region="apac"),  # neither treated nor control
-            ev("d", "Account Created", launch + 40 * DAY, region="eu"),  # window still open at the end
-            ev("clock", "Page Viewed", launch + 50 * DAY, region="na")]
+    rows = [
+        ev("a", "Account Created", launch - 10 * DAY, region="eu"),
+        ev("a", "Order Completed", launch + 10 * DAY, region="eu"),  # 20 days after signup: converts
+        ev("b", "Account Created", launch + 1 * DAY, region="na"),
+        ev("b", "Order Completed", launch + 30 * DAY, region="na"),  # 29 days: outside the 28-day window
+        ev("c", "Account Created", launch + 2 * DAY, region="apac"),  # neither treated nor control
+        ev("d", "Account Created", launch + 40 * DAY, region="eu"),  # window still open at the end
+        ev("clock", "Page Viewed", launch + 50 * DAY, region="na"),
+    ]
     df = normalize(pd.DataFrame(rows), plan)
     frame = did_frame(df, plan, ini, df["timestamp"].max()).set_index("person_id")
     assert list(frame.index) == ["a", "b"]
@@ -178,10 +181,14 @@ def test_matching_removes_heavy_user_selection(plan):
     rows = [ev(p, "User Identified", start - 20 * DAY, company_size="11-50") for p in people]
     rows += [ev(people[i], "Page Viewed", start - DAY * (1 + j % 13)) for i in range(n) for j in range(pre[i])]
     # the plan treats only Slack connections (treatment_where: {integration: slack}): others are not treated
-    rows += [ev(people[i], "Integration Connected", start + 3 * DAY, **{where_column("integration"): "slack"})
-             for i in np.flatnonzero(treated)]
-    rows += [ev(people[i], "Integration Connected", start + 4 * DAY, **{where_column("integration"): "jira"})
-             for i in np.flatnonzero(~treated)[:50]]
+    rows += [
+        ev(people[i], "Integration Connected", start + 3 * DAY, **{where_column("integration"): "slack"})
+        for i in np.flatnonzero(treated)
+    ]
+    rows += [
+        ev(people[i], "Integration Connected", start + 4 * DAY, **{where_column("integration"): "jira"})
+        for i in np.flatnonzero(~treated)[:50]
+    ]
     rows += [ev(people[i], "Order Completed", start + 30 * DAY, **{"prop:revenue": 50.0}) for i in np.flatnonzero(buys)]
     rows.append(ev("u0", "Page Viewed", start + 60 * DAY))
     df = pd.DataFrame(rows)
@@ -203,8 +210,10 @@ def test_its_level_change_and_before_after_grade(plan):
     rows = []
     for d in days:
         k = rng.poisson(6 + (4 if d >= start else 0))  # planted level change: +4 orders a day
-        rows += [ev(f"b{d.date()}_{j}", "Order Completed", d + pd.Timedelta(hours=12), **{"prop:revenue": 10.0})
-                 for j in range(k)]
+        rows += [
+            ev(f"b{d.date()}_{j}", "Order Completed", d + pd.Timedelta(hours=12), **{"prop:revenue": 10.0})
+            for j in range(k)
+        ]
     rows.append(ev("clock", "Page Viewed", days[-1] + pd.Timedelta(hours=23, minutes=59)))
     df = pd.DataFrame(rows)
     its = compute_initiative_roi(df, plan).set_index("initiative").loc["new_pricing_page"]
@@ -326,11 +335,19 @@ def test_planted_its_level_change_recovered(recovered):
 
 def test_non_financial_before_after_fallback(plan):
     ini = next(i for i in plan.metrics.initiatives if i.key == "onboarding_checklist").model_copy(
-        update={"non_financial_kpis": ["nps_score"]})
+        update={"non_financial_kpis": ["nps_score"]}
+    )
     start = pd.Timestamp(ini.start)
     # scores 5/7 before the start and 7/9 after: the mean moves by 2
-    rows = [ev(f"s{i}", "Survey Responded", start + (i - 10) * DAY, **{"prop:score": (5.0 if i < 10 else 7.0) + 2 * (i % 2)})
-            for i in range(20)]
+    rows = [
+        ev(
+            f"s{i}",
+            "Survey Responded",
+            start + (i - 10) * DAY,
+            **{"prop:score": (5.0 if i < 10 else 7.0) + 2 * (i % 2)},
+        )
+        for i in range(20)
+    ]
     out = non_financial_changes(pd.DataFrame(rows), plan, ini, None)
     assert out[0]["method"].startswith("before_after") and out[0]["change"] == pytest.approx(2.0)
 
@@ -342,12 +359,14 @@ def test_paid_plan_trait_and_treatment_filter(plan, monkeypatch):
 
     ini = next(i for i in plan.metrics.initiatives if i.key == "slack_integration")
     start = pd.Timestamp(ini.start)
-    rows = [ev("free1", "User Identified", start - 5 * DAY, plan="free"),
-            ev("free2", "User Identified", start - 5 * DAY, plan="free"),
-            ev("annual", "User Identified", start - 5 * DAY, plan="business"),
-            ev("free1", "Integration Connected", start + DAY, **{"where:integration": "slack"}),
-            ev("free2", "Integration Connected", start + DAY, **{"where:integration": "github"}),
-            ev("free1", "Page Viewed", start + 40 * DAY)]
+    rows = [
+        ev("free1", "User Identified", start - 5 * DAY, plan="free"),
+        ev("free2", "User Identified", start - 5 * DAY, plan="free"),
+        ev("annual", "User Identified", start - 5 * DAY, plan="business"),
+        ev("free1", "Integration Connected", start + DAY, **{"where:integration": "slack"}),
+        ev("free2", "Integration Connected", start + DAY, **{"where:integration": "github"}),
+        ev("free1", "Page Viewed", start + 40 * DAY),
+    ]
     df = normalize(pd.DataFrame(rows), plan)
     monkeypatch.setattr(initiatives, "treatment_where", lambda _ini: {"integration": "slack"})
     frame = matching_frame(df, plan, ini, df["timestamp"].max()).set_index("person_id")

@@ -32,8 +32,12 @@ from tracking_plan.loader import load_plan
 
 Tokenizer = DuckDB.Tokenizer
 GOLDEN = sorted(p.name for p in FIXTURES.glob("*.yml"))
-GRAIN = {"marts.activation_cohorts": ("cohort_week",), "marts.retention": ("period_type", "cohort_start", "period"),
-         "marts.funnel_conversion": ("funnel", "step_index"), "marts.customer_value": ("channel", "plan")}
+GRAIN = {
+    "marts.activation_cohorts": ("cohort_week",),
+    "marts.retention": ("period_type", "cohort_start", "period"),
+    "marts.funnel_conversion": ("funnel", "step_index"),
+    "marts.customer_value": ("channel", "plan"),
+}
 MARTS = tuple(GRAIN)
 
 
@@ -71,15 +75,24 @@ def test_models_have_docs_for_every_column():
     for table in MARTS:
         model = MODELS[table]
         run_model(con, table)
-        cols = [r["column_name"] for r in rows_of(
-            con, "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-                 "order by ordinal_position", table.split("."))]
+        cols = [
+            r["column_name"]
+            for r in rows_of(
+                con,
+                "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+                "order by ordinal_position",
+                table.split("."),
+            )
+        ]
         assert cols == list(model.columns), table
         assert model.grain and model.description.lower().startswith("one row per"), table
         # lowercase SQL: every token but string literals and quoted identifiers
         tokens = Tokenizer().tokenize(model.sql)
-        raw = [model.sql[t.start:t.end + 1] for t in tokens
-               if t.token_type not in (TokenType.STRING, TokenType.IDENTIFIER)]
+        raw = [
+            model.sql[t.start : t.end + 1]
+            for t in tokens
+            if t.token_type not in (TokenType.STRING, TokenType.IDENTIFIER)
+        ]
         upper = [w for w in raw if w != w.lower()]
         assert not upper, f"{table}: {upper[:5]}"
 
@@ -126,8 +139,9 @@ def test_plan_tables_follow_the_plan():
     steps = [(r["funnel"], r["step_index"], r["event_name"]) for r in rows["plan_funnel_steps"]]
     assert steps[:2] == [("onboarding", 1, "Account Created"), ("onboarding", 2, "Onboarding Completed")]
     # an exclusion without `between` spans the whole funnel
-    assert rows["plan_funnel_exclusions"] == [{"funnel": "checkout", "event_name": "Subscription Cancelled",
-                                               "from_step": 1, "to_step": 4}]
+    assert rows["plan_funnel_exclusions"] == [
+        {"funnel": "checkout", "event_name": "Subscription Cancelled", "from_step": 1, "to_step": 4}
+    ]
     s = rows["plan_settings"][0]
     assert (s["signup_event"], s["activation_window_days"], s["activation_min_count"]) == ("Account Created", 7, 3)
     con = warehouse()
@@ -142,8 +156,10 @@ def test_costs_file(tmp_path: Path):
     path.write_text("month,channel,spend\n2026-09,Google,600.5\n2026-10-01,linkedin,300\n")
     assert write_costs(con, path) == 2
     got = rows_of(con, "select month::varchar as month, channel, spend from staging.marketing_costs order by month")
-    assert got == [{"month": "2026-09-01", "channel": "google", "spend": 600.5},
-                   {"month": "2026-10-01", "channel": "linkedin", "spend": 300.0}]
+    assert got == [
+        {"month": "2026-09-01", "channel": "google", "spend": 600.5},
+        {"month": "2026-10-01", "channel": "linkedin", "spend": 300.0},
+    ]
     path.write_text("month,channel,spend\n")  # header only: an empty table, still typed
     assert write_costs(con, path) == 0
     assert write_costs(con, tmp_path / "absent.csv") == 0

@@ -28,7 +28,9 @@ def test_segments_recover_the_planted_uplift(uplift):
     helped = {s for s, v in planted.items() if v > 0}
     assert helped == {"1-10", "11-50"}
     se = (df["ci_high"] - df["ci_low"]) / (2 * 1.96)
-    for _, row in df[df["segment"].isin(planted) & df["uplift"].notna()].iterrows():  # every segment's planted lift within Z SEs
+    for _, row in df[
+        df["segment"].isin(planted) & df["uplift"].notna()
+    ].iterrows():  # every segment's planted lift within Z SEs
         assert within(planted[row.segment], row.uplift, se[row.name]), row.segment
     # the helped segments, pooled, gain: their person-weighted uplift is above 0 (planted 0.16, about 4 of
     # its standard errors at this size; "more than the others" would be only ~2.5 and fail 1 seed in 150)

@@ -36,8 +36,13 @@ def test_channel_names():
 
 
 def test_later_direct_sessions_are_not_touches():
-    t = pd.DataFrame({"person_id": ["a", "a", "a", "b"], "timestamp": [T0, T0 + DAY, T0 + 2 * DAY, T0],
-                      "channel": ["google/cpc", "direct", "newsletter/email", "direct"]})
+    t = pd.DataFrame(
+        {
+            "person_id": ["a", "a", "a", "b"],
+            "timestamp": [T0, T0 + DAY, T0 + 2 * DAY, T0],
+            "channel": ["google/cpc", "direct", "newsletter/email", "direct"],
+        }
+    )
     kept = marketing_touches(t)
     assert kept["channel"].tolist() == ["google/cpc", "newsletter/email", "direct"]
 
@@ -49,10 +54,14 @@ def test_attribution_by_hand():
     converting (1/3), removal effect 1/2; direct likewise 1/2; linkedin 0. Credit ∝ removal effect:
     2/3 of a conversion each to google, newsletter and direct.
     """
-    sessions = pd.DataFrame({
-        "person_id": ["a", "a", "b", "c"], "started_at": [T0, T0 + DAY, T0, T0],
-        "utm_source": ["google", "newsletter", None, "linkedin"],
-        "utm_medium": ["cpc", "email", None, "paid_social"]})
+    sessions = pd.DataFrame(
+        {
+            "person_id": ["a", "a", "b", "c"],
+            "started_at": [T0, T0 + DAY, T0, T0],
+            "utm_source": ["google", "newsletter", None, "linkedin"],
+            "utm_medium": ["cpc", "email", None, "paid_social"],
+        }
+    )
     conv = pd.DataFrame({"person_id": ["a", "b"], "timestamp": [T0 + 2 * DAY, T0 + DAY], "value": [100.0, 50.0]})
     out = compute_channel_attribution(sessions, conv)
     got = {(r["model"], r["channel"]): (r["conversions"], r["value"]) for r in out.to_dict("records")}
@@ -65,7 +74,9 @@ def test_attribution_by_hand():
     w_old = 2 ** (-2 / 7) / (2 ** (-2 / 7) + 2 ** (-1 / 7))
     assert got[("time_decay", "google/cpc")][0] == pytest.approx(w_old)
     markov = out[out["model"] == "markov"].set_index("channel")
-    assert markov.loc[["google/cpc", "newsletter/email", "direct"], "removal_effect"].tolist() == pytest.approx([0.5] * 3)
+    assert markov.loc[["google/cpc", "newsletter/email", "direct"], "removal_effect"].tolist() == pytest.approx(
+        [0.5] * 3
+    )
     assert markov.loc["linkedin/paid_social", "removal_effect"] == pytest.approx(0.0)
     assert markov.loc["direct", "conversions"] == pytest.approx(2 / 3)
     for _, g in out.groupby("model"):
@@ -77,10 +88,26 @@ def _roi(plan, effects: dict[str, tuple[float, float, str]]) -> pd.DataFrame:
     rows = []
     for ini in plan.metrics.initiatives:
         eff, se, grade = effects.get(ini.key, (np.nan, np.nan, "C"))
-        rows.append({"initiative": ini.key, "name": ini.name, "owner": ini.owner, "method": ini.evaluation.method,
-                     "evidence_grade": grade, "evidence_label": "", "estimate": eff / 100, "ci_low": np.nan,
-                     "ci_high": np.nan, "unit": "x", "effect_per_month": eff, "effect_per_month_se": se,
-                     "npv": np.nan, "irr": np.nan, "payback_months": np.nan, "non_financial": "[]"})
+        rows.append(
+            {
+                "initiative": ini.key,
+                "name": ini.name,
+                "owner": ini.owner,
+                "method": ini.evaluation.method,
+                "evidence_grade": grade,
+                "evidence_label": "",
+                "estimate": eff / 100,
+                "ci_low": np.nan,
+                "ci_high": np.nan,
+                "unit": "x",
+                "effect_per_month": eff,
+                "effect_per_month_se": se,
+                "npv": np.nan,
+                "irr": np.nan,
+                "payback_months": np.nan,
+                "non_financial": "[]",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -90,8 +117,16 @@ def test_scenarios_rows(plan):
     assert set(sc["initiative"]) == {"eu_live_chat"}  # no estimate, no scenarios
     ini = next(i for i in plan.metrics.initiatives if i.key == "eu_live_chat")
     base = sc[(sc["kind"] == "scenario") & (sc["name"] == "base")].iloc[0]
-    fin = initiative_financials(20.0, 5.0, ini.value_per_conversion, ini.costs.one_off, ini.costs.recurring_monthly,
-                                ini.horizon_months, ini.discount_rate, adoption=ini.adoption.base)
+    fin = initiative_financials(
+        20.0,
+        5.0,
+        ini.value_per_conversion,
+        ini.costs.one_off,
+        ini.costs.recurring_monthly,
+        ini.horizon_months,
+        ini.discount_rate,
+        adoption=ini.adoption.base,
+    )
     assert base["npv"] == pytest.approx(fin["npv"])
     npvs = sc[sc["kind"] == "scenario"].set_index("name")["npv"]
     assert npvs["low"] < npvs["base"] < npvs["high"]  # adoption 0.5 < 1 < 1.3
@@ -105,14 +140,27 @@ def test_scenarios_rows(plan):
 
 
 def test_portfolio_recommendations_follow_plan_rules(plan):
-    roi = _roi(plan, {"onboarding_checklist": (80.0, 5.0, "A"),  # sure winner, randomized: scale
-                      "eu_live_chat": (1.0, 0.5, "B"),  # cannot pay its costs back: stop
-                      "slack_integration": (3.0, 3.0, "C")})  # uncertain, weak evidence
+    roi = _roi(
+        plan,
+        {
+            "onboarding_checklist": (80.0, 5.0, "A"),  # sure winner, randomized: scale
+            "eu_live_chat": (1.0, 0.5, "B"),  # cannot pay its costs back: stop
+            "slack_integration": (3.0, 3.0, "C"),
+        },
+    )  # uncertain, weak evidence
     sc = compute_initiative_scenarios(roi, plan, n=2000)
-    kpis = pd.DataFrame([{"kpi": "activation_rate", "current": 0.30, "target": 0.35, "direction": "increase",
-                          "on_track": False},
-                         {"kpi": "paid_conversion_rate", "current": 0.10, "target": 0.12, "direction": "increase",
-                          "on_track": False}])
+    kpis = pd.DataFrame(
+        [
+            {"kpi": "activation_rate", "current": 0.30, "target": 0.35, "direction": "increase", "on_track": False},
+            {
+                "kpi": "paid_conversion_rate",
+                "current": 0.10,
+                "target": 0.12,
+                "direction": "increase",
+                "on_track": False,
+            },
+        ]
+    )
     pf = compute_initiative_portfolio(roi, sc, kpis, plan).set_index("initiative")
     assert pf.loc["onboarding_checklist", "recommendation"] == "scale"
     assert pf.loc["eu_live_chat", "recommendation"] == "stop"
@@ -125,8 +173,9 @@ def test_portfolio_recommendations_follow_plan_rules(plan):
     ranked = pf.sort_values("rank")
     assert ranked.index[0] == "onboarding_checklist" and ranked["rank"].tolist() == [1, 2, 3, 4]
     assert ranked["expected_npv"].dropna().is_monotonic_decreasing
-    assert json.loads(pf.loc["eu_live_chat", "rules"]) == plan_rules(next(
-        i for i in plan.metrics.initiatives if i.key == "eu_live_chat"))
+    assert json.loads(pf.loc["eu_live_chat", "rules"]) == plan_rules(
+        next(i for i in plan.metrics.initiatives if i.key == "eu_live_chat")
+    )
 
 
 # -- KPI values ------------------------------------------------------------------------------------------------
@@ -134,18 +183,26 @@ def test_kpi_values_by_measure(plan):
     end = pd.Timestamp("2026-11-15 12:00")
     rows = []
     # 10 tickets in the last 30 days, 4 in the 30 before: support_tickets (decrease, target 150) on track
-    rows += [{"person_id": f"t{i}", "event_name": "Support Ticket Created", "timestamp": end - i * DAY} for i in range(10)]
-    rows += [{"person_id": f"o{i}", "event_name": "Support Ticket Created", "timestamp": end - (35 + i) * DAY}
-             for i in range(4)]
+    rows += [
+        {"person_id": f"t{i}", "event_name": "Support Ticket Created", "timestamp": end - i * DAY} for i in range(10)
+    ]
+    rows += [
+        {"person_id": f"o{i}", "event_name": "Support Ticket Created", "timestamp": end - (35 + i) * DAY}
+        for i in range(4)
+    ]
     # survey scores 6 and 9 in the period: mean 7.5
-    rows += [{"person_id": "s", "event_name": "Survey Responded", "timestamp": end - 2 * DAY, "prop:score": 6.0},
-             {"person_id": "s", "event_name": "Survey Responded", "timestamp": end - 3 * DAY, "prop:score": 9.0}]
+    rows += [
+        {"person_id": "s", "event_name": "Survey Responded", "timestamp": end - 2 * DAY, "prop:score": 6.0},
+        {"person_id": "s", "event_name": "Survey Responded", "timestamp": end - 3 * DAY, "prop:score": 9.0},
+    ]
     # 4 signups 10-20 days before the end: 1 does 3 tasks within 7 days -> activation 0.25
     for i in range(4):
         s = end - (12 + i) * DAY
         rows.append({"person_id": f"n{i}", "event_name": "Account Created", "timestamp": s})
-        rows += [{"person_id": f"n{i}", "event_name": "Task Completed", "timestamp": s + (k + 1) * DAY}
-                 for k in range(3 if i == 0 else 2)]
+        rows += [
+            {"person_id": f"n{i}", "event_name": "Task Completed", "timestamp": s + (k + 1) * DAY}
+            for k in range(3 if i == 0 else 2)
+        ]
     rows.append({"person_id": "x", "event_name": "Order Completed", "timestamp": end - DAY, "prop:revenue": 120.0})
     k = compute_kpi_values(pd.DataFrame(rows), plan).set_index("kpi")
     assert k.loc["support_tickets", "current"] == 10 and k.loc["support_tickets", "previous"] == 4
@@ -171,10 +228,19 @@ def marts(request):
     path, truth = built_marts(request.param)
     con = duckdb.connect(str(path), read_only=True)
     try:
-        tables = {t: con.execute(f"select * from marts.{t}").df()
-                  for t in ("channel_attribution", "initiative_scenarios", "initiative_portfolio", "initiative_roi",
-                            "customer_value")}
-        purchases = con.execute("select count(*) from stitch.events where event_name = 'Order Completed'").fetchall()[0][0]
+        tables = {
+            t: con.execute(f"select * from marts.{t}").df()
+            for t in (
+                "channel_attribution",
+                "initiative_scenarios",
+                "initiative_portfolio",
+                "initiative_roi",
+                "customer_value",
+            )
+        }
+        purchases = con.execute("select count(*) from stitch.events where event_name = 'Order Completed'").fetchall()[
+            0
+        ][0]
     finally:
         con.close()
     return tables, truth, purchases
@@ -239,8 +305,13 @@ def test_sample_churn_by_channel_recovers_planted_capterra_churn(marts):
     # direct with the accounts older than the window, whose rate differs: it is left out)
     level = 1 - 2 * sps.norm.sf(Z)
     same = cv.loc[[c for c in planted["other_channels"] if c in cv.index]].sum()
-    low, high = rate_ratio_ci(int(cap["churned_customers"]), cap["customer_months"],
-                              int(same["churned_customers"]), same["customer_months"], level)
+    low, high = rate_ratio_ci(
+        int(cap["churned_customers"]),
+        cap["customer_months"],
+        int(same["churned_customers"]),
+        same["customer_months"],
+        level,
+    )
     assert low <= planted["hazard_ratio_vs_others"] <= high
 
 
@@ -252,9 +323,16 @@ def test_sample_npv_truth_and_the_uncertain_initiative(marts, plan):
     for key, t in value["initiatives"].items():
         ini = next(i for i in plan.metrics.initiatives if i.key == key)
         # the generator's numpy-financial NPV follows the marts' convention
-        fin = initiative_financials(t["true_effect_per_month"], 0.0, ini.value_per_conversion, ini.costs.one_off,
-                                   ini.costs.recurring_monthly, ini.horizon_months, ini.discount_rate,
-                                   adoption=ini.adoption.base)
+        fin = initiative_financials(
+            t["true_effect_per_month"],
+            0.0,
+            ini.value_per_conversion,
+            ini.costs.one_off,
+            ini.costs.recurring_monthly,
+            ini.horizon_months,
+            ini.discount_rate,
+            adoption=ini.adoption.base,
+        )
         assert fin["npv"] == pytest.approx(t["true_npv_base_cost"])
         # recovered: the true NPV lies within Z standard errors (the effect's sampling error) of the NPV
         r = roi.loc[key]
@@ -262,8 +340,11 @@ def test_sample_npv_truth_and_the_uncertain_initiative(marts, plan):
     # planted: at its true effect, slack_integration pays back at the cheap end of its declared cost
     # ranges and loses money at the dear end; the other three pay back at any declared cost
     assert value["planted"]["uncertain_npv"] == ["slack_integration"]
-    assert value["planted"]["positive_at_every_declared_cost"] == ["eu_live_chat", "new_pricing_page",
-                                                                   "onboarding_checklist"]
+    assert value["planted"]["positive_at_every_declared_cost"] == [
+        "eu_live_chat",
+        "new_pricing_page",
+        "onboarding_checklist",
+    ]
     t = value["initiatives"]["slack_integration"]
     assert t["true_npv_lowest_costs"] > 0 > t["true_npv_highest_costs"]
     # the Monte Carlo over the effect's sampling distribution and the cost ranges leaves the sign open

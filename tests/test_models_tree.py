@@ -66,8 +66,9 @@ def test_kpi_values_read_retention_from_its_mart(tmp_path):
     first = plan.metrics.kpis[0]
     plan.metrics.kpis.append(first.model_copy(update={"key": "week1", "measure": "retention", "target": 0.5}))
     con = duckdb.connect(str(build_warehouse(tmp_path / "w.duckdb")), read_only=True)
-    want = con.execute("select sum(retained) / sum(cohort_size) from marts.retention "
-                       "where period_type = 'week' and period = 1").fetchall()[0][0]
+    want = con.execute(
+        "select sum(retained) / sum(cohort_size) from marts.retention where period_type = 'week' and period = 1"
+    ).fetchall()[0][0]
     row = kpi_values(con, plan).set_index("kpi").loc["week1"]
     assert 0 < want < 1 and row["current"] == want and row["on_track"] == (want >= 0.5)
     assert all(kpi_values(con, plan)["how"].str.len() > 10)

@@ -36,8 +36,7 @@ def _reached_by(con, k: int) -> set[str]:
     con.execute("create or replace table _all_events as select * from stitch.events")
     out = set()
     for (person,) in con.execute("select distinct person_id from _all_events").fetchall():
-        con.execute("create or replace table stitch.events as select * from _all_events where person_id = ?",
-                    [person])
+        con.execute("create or replace table stitch.events as select * from _all_events where person_id = ?", [person])
         rows = run_model(con, "marts.funnel_conversion")
         if next(r["persons"] for r in rows if r["step_index"] == k) == 1:
             out.add(person)
@@ -51,11 +50,15 @@ def test_posthog_funnel_case(case):
     assert all(lo <= _ts(e["timestamp"]) <= hi for e in case["events"]), "date range would matter"
     con = warehouse()
     w = case["conversion_window"]
-    funnel = {"key": "peer", "steps": case["steps"], "window_hours": w["interval"] * HOURS[w["unit"]],
-              "exclusions": [{"event": x["event"], "between": [x["from_step"] + 1, x["to_step"] + 1]}
-                             for x in case["exclusions"]]}
-    events = [{"event": e["event"], "timestamp": e["timestamp"], "person_id": e["distinct_id"]}
-              for e in case["events"]]
+    funnel = {
+        "key": "peer",
+        "steps": case["steps"],
+        "window_hours": w["interval"] * HOURS[w["unit"]],
+        "exclusions": [
+            {"event": x["event"], "between": [x["from_step"] + 1, x["to_step"] + 1]} for x in case["exclusions"]
+        ],
+    }
+    events = [{"event": e["event"], "timestamp": e["timestamp"], "person_id": e["distinct_id"]} for e in case["events"]]
     setup(con, events, metrics={"funnels": [funnel]})
     rows = sorted(run_model(con, "marts.funnel_conversion"), key=lambda r: r["step_index"])
     counts = [r["persons"] for r in rows]

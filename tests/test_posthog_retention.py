@@ -48,8 +48,15 @@ def _events(case) -> list[dict]:
         rows.append({"event": name, "timestamp": e["timestamp"], "anonymous_id": did})
         if did not in linked:
             # the identify that links alias to person is not a $pageview: it cannot count as activity
-            rows.append({"event": "User Identified", "type": "identify", "timestamp": e["timestamp"],
-                         "user_id": person, "anonymous_id": did})
+            rows.append(
+                {
+                    "event": "User Identified",
+                    "type": "identify",
+                    "timestamp": e["timestamp"],
+                    "user_id": person,
+                    "anonymous_id": did,
+                }
+            )
             linked.add(did)
     return rows
 
@@ -69,15 +76,21 @@ def _matrix(con, case) -> list[list[int]]:
     con.execute(f"set variable retention_to = timestamp '{last}'")
     target = None if q.get("target", "$pageview") == "All events" else "$pageview"
     returning = None if q.get("returning", "$pageview") == "All events" else "$pageview"
-    con.execute("update staging.plan_settings set retention_type = 'recurring', retention_target_event = ?, "
-                "retention_returning_event = ?", [target, returning])
+    con.execute(
+        "update staging.plan_settings set retention_type = 'recurring', retention_target_event = ?, "
+        "retention_returning_event = ?",
+        [target, returning],
+    )
     run_model(con, "marts.retention")
     column = "retained_unbounded" if q.get("cumulative") else "retained"
-    rows = rows_of(con, f"select cohort_start, period, {column} as n from marts.retention where period_type = ?",
-                   ["day" if period == "Day" else "week"])
+    rows = rows_of(
+        con,
+        f"select cohort_start, period, {column} as n from marts.retention where period_type = ?",
+        ["day" if period == "Day" else "week"],
+    )
     got = {(r["cohort_start"], r["period"]): r["n"] for r in rows}
     # a cohort row is present for every period up to the last bucket: nothing is left for zero-filling
-    for (start, p) in list(got):
+    for start, p in list(got):
         assert all((start, k) in got for k in range(p + 1))
     # PostHog lists empty cohorts as zero rows; ours has no row for a cohort nobody is in
     return [[got.get(((first + i * step).date(), j), 0) for j in range(n - i)] for i in range(n)]
@@ -129,9 +142,13 @@ def _oracle(case, week_start: int) -> list[list[int]]:
     active: dict[str, set] = {}
     for e in case["events"]:
         if wanted is None or e["event"] == wanted:
-            active.setdefault(owner[e["distinct_id"]], set()).add(bucket(datetime.fromisoformat(e["timestamp"].replace("Z", ""))))
-    return [[sum(1 for b in active.values() if first + i * step in b and first + (i + j) * step in b)
-             for j in range(n - i)] for i in range(n)]
+            active.setdefault(owner[e["distinct_id"]], set()).add(
+                bucket(datetime.fromisoformat(e["timestamp"].replace("Z", "")))
+            )
+    return [
+        [sum(1 for b in active.values() if first + i * step in b and first + (i + j) * step in b) for j in range(n - i)]
+        for i in range(n)
+    ]
 
 
 def test_oracle_reproduces_posthogs_week_case_with_sunday_weeks():
@@ -145,12 +162,23 @@ WEEK_START_CASE = {
     "persons": {"a": ["a"], "b": ["b"], "c": ["c"]},
     "events": [
         {"event": "$pageview", "distinct_id": d, "timestamp": ts}
-        for d, ts in (("a", "2020-06-14T10:00:00Z"), ("a", "2020-06-15T10:00:00Z"),
-                      ("b", "2020-06-13T10:00:00Z"), ("b", "2020-06-21T10:00:00Z"),
-                      ("c", "2020-06-08T10:00:00Z"), ("c", "2020-06-14T10:00:00Z"), ("c", "2020-06-22T10:00:00Z"))
+        for d, ts in (
+            ("a", "2020-06-14T10:00:00Z"),
+            ("a", "2020-06-15T10:00:00Z"),
+            ("b", "2020-06-13T10:00:00Z"),
+            ("b", "2020-06-21T10:00:00Z"),
+            ("c", "2020-06-08T10:00:00Z"),
+            ("c", "2020-06-14T10:00:00Z"),
+            ("c", "2020-06-22T10:00:00Z"),
+        )
     ],
-    "query": {"period": "Week", "totalIntervals": 3, "date_to": "2020-06-22T12:00:00Z", "target": "$pageview",
-              "returning": "$pageview"},
+    "query": {
+        "period": "Week",
+        "totalIntervals": 3,
+        "date_to": "2020-06-22T12:00:00Z",
+        "target": "$pageview",
+        "returning": "$pageview",
+    },
 }
 
 

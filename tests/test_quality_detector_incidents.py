@@ -57,8 +57,11 @@ def test_the_issues_two_false_alerts_do_not_fire(warehouse):
             row = b.iloc[0]
             assert row["expected_low"] <= row["observed"] <= row["expected_high"], row.to_dict()
     # the weekend zero of Onboarding Completed lies inside its range: the range reaches 0
-    zero = bands[(bands["event_name"] == "Onboarding Completed") & (bands["day"] == date(2026, 11, 15))
-                 & (bands["metric"] == "volume")].iloc[0]
+    zero = bands[
+        (bands["event_name"] == "Onboarding Completed")
+        & (bands["day"] == date(2026, 11, 15))
+        & (bands["metric"] == "volume")
+    ].iloc[0]
     assert zero["observed"] == 0 and zero["expected_low"] == 0
 
 
@@ -67,8 +70,11 @@ def test_a_zero_outside_the_range_still_fires(warehouse):
     _, plan, m, seen, _ = warehouse
     day = pd.Timestamp("2026-11-12")
     m2 = m.copy()
-    sel = (m2["event_name"] == "Task Created") & (pd.to_datetime(m2["day"]) == day) & m2["metric"].isin(
-        ["volume", "persons"])
+    sel = (
+        (m2["event_name"] == "Task Created")
+        & (pd.to_datetime(m2["day"]) == day)
+        & m2["metric"].isin(["volume", "persons"])
+    )
     m2.loc[sel, ["value", "denominator"]] = 0
     found = detect(m2, plan, settings_for(plan), last_seen=seen)
     hit = found[(found["event_name"] == "Task Created") & (found["day"] == day.date())]
@@ -102,8 +108,9 @@ def test_each_planted_kind_is_caught_at_the_large_magnitude(warehouse):
             plant(con, inc, plan)
         p = sunset_plan(plan, incidents)
         build_daily_metrics(con, p)
-        found = detect(con.execute("select * from quality.daily_metrics").df(), p, settings_for(p),
-                       last_seen=last_seen(con))
+        found = detect(
+            con.execute("select * from quality.daily_metrics").df(), p, settings_for(p), last_seen=last_seen(con)
+        )
     finally:
         restore(con)
         build_daily_metrics(con, plan)

@@ -25,7 +25,10 @@ def day(k: int):
 
 INCIDENTS = {  # event -> (incident, detectors that must fire on its first day)
     "Task Completed": (Incident.volume_drop("Task Completed", day(45)), {"volume"}),
-    "Task Created": (Incident.type_change("Task Created", "has_due_date", day(48)), {"type_change", "quarantine_share"}),
+    "Task Created": (
+        Incident.type_change("Task Created", "has_due_date", day(48)),
+        {"type_change", "quarantine_share"},
+    ),
     "Task Complete": (Incident.new_event("Task Complete", day(50), like="Task Completed"), {"new_event"}),
     "Page Viewed": (Incident.null_spike("Page Viewed", "title", day(52)), {"null_rate"}),
     "Search Performed": (Incident.silence("Search Performed", day(55)), {"volume", "freshness"}),
@@ -70,13 +73,25 @@ def test_clean_sample_passes_every_gate_and_schema(clean):
     con, plan, _ = clean
     outcomes = [o for t in ("ingest.events", "stitch.events", "stitch.persons") for o in gates(con, plan, t)]
     specs = table_specs(plan)
-    outcomes += [run_schema_check(con, specs[t]) for t in ("ingest.events", "ingest.quarantine", "stitch.events",
-                                                           "stitch.persons")]
-    failed = [(o.asset, o.check, o.metadata.get("failed_rules") or o.metadata.get("failed_checks")) for o in outcomes
-              if not o.passed]
+    outcomes += [
+        run_schema_check(con, specs[t])
+        for t in ("ingest.events", "ingest.quarantine", "stitch.events", "stitch.persons")
+    ]
+    failed = [
+        (o.asset, o.check, o.metadata.get("failed_rules") or o.metadata.get("failed_checks"))
+        for o in outcomes
+        if not o.passed
+    ]
     assert failed == []
-    assert {o.check for o in outcomes} >= {"not_null", "enum", "range", "regex", "grain_unique",
-                                           "referential_integrity", "schema"}
+    assert {o.check for o in outcomes} >= {
+        "not_null",
+        "enum",
+        "range",
+        "regex",
+        "grain_unique",
+        "referential_integrity",
+        "schema",
+    }
     assert all(o.metadata["rows"] > 0 for o in outcomes if o.asset != "ingest.quarantine")  # bug_rate=0: empty
 
 

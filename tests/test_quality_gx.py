@@ -7,10 +7,17 @@ from quality_checks.gx_suite import run_gx_suite
 
 
 def _metrics() -> pd.DataFrame:
-    return pd.DataFrame({
-        "day": pd.to_datetime(["2026-01-01"] * 4), "event_name": ["A", "A", "A", "B"],
-        "metric": ["volume", "null_rate", "type_share", "volume"], "property": ["", "x", "x", ""],
-        "dimension": ["", "", "string", ""], "value": [10.0, 0.1, 1.0, 3.0], "denominator": [10, 10, 9, 3]})
+    return pd.DataFrame(
+        {
+            "day": pd.to_datetime(["2026-01-01"] * 4),
+            "event_name": ["A", "A", "A", "B"],
+            "metric": ["volume", "null_rate", "type_share", "volume"],
+            "property": ["", "x", "x", ""],
+            "dimension": ["", "", "string", ""],
+            "value": [10.0, 0.1, 1.0, 3.0],
+            "denominator": [10, 10, 9, 3],
+        }
+    )
 
 
 def test_gx_suite_passes_and_fails(tmp_path):

@@ -74,10 +74,10 @@ def test_weekly_seasonality_weekend_is_not_an_anomaly():
 def test_share_noise_floor_needs_lines():
     shares = np.full(30, 0.0)
     shares[-1] = 0.5
-    few = score_matrix(shares, DAYS, kind="share", denominators=np.full(30, 2.0), min_count=20,
-                       min_absolute_change=0.1)
-    many = score_matrix(shares, DAYS, kind="share", denominators=np.full(30, 400.0), min_count=20,
-                        min_absolute_change=0.1)
+    few = score_matrix(shares, DAYS, kind="share", denominators=np.full(30, 2.0), min_count=20, min_absolute_change=0.1)
+    many = score_matrix(
+        shares, DAYS, kind="share", denominators=np.full(30, 400.0), min_count=20, min_absolute_change=0.1
+    )
     assert not few.flagged.any() and many.flagged[0, -1]
 
 
@@ -102,34 +102,61 @@ def con():
 
 
 def _events(con, rows):
-    con.execute("create or replace table ingest.events (message_id varchar, type varchar, event_name varchar, "
-                "properties json, partition_date date, received_at timestamp, plan_version varchar, "
-                "consent_stripped boolean)")
+    con.execute(
+        "create or replace table ingest.events (message_id varchar, type varchar, event_name varchar, "
+        "properties json, partition_date date, received_at timestamp, plan_version varchar, "
+        "consent_stripped boolean)"
+    )
     con.executemany("insert into ingest.events values (?, ?, ?, ?, '2026-01-01', '2026-01-01 10:00', ?, false)", rows)
 
 
-GOOD = [("m1", "track", "Order Completed", ('{"order_id":"o1","revenue":10,"currency":"EUR","plan":"team",'
-         '"billing_period":"monthly","seats":3}'), "1.0.0"),
-        ("m2", "page", "Page Viewed", '{"path":"/home"}', "1.0.0")]
+GOOD = [
+    (
+        "m1",
+        "track",
+        "Order Completed",
+        ('{"order_id":"o1","revenue":10,"currency":"EUR","plan":"team","billing_period":"monthly","seats":3}'),
+        "1.0.0",
+    ),
+    ("m2", "page", "Page Viewed", '{"path":"/home"}', "1.0.0"),
+]
 
 
 def test_plan_gates_pass_on_valid_rows(con):
     _events(con, GOOD)
     plan = load_plan()
-    out = {o.check: o for o in evaluate(con, "ingest.events", table_rules("ingest.events", ["message_id"])
-                                        + plan_rules(plan), grain=["message_id"])}
+    out = {
+        o.check: o
+        for o in evaluate(
+            con, "ingest.events", table_rules("ingest.events", ["message_id"]) + plan_rules(plan), grain=["message_id"]
+        )
+    }
     assert set(out) == {"not_null", "enum", "range", "regex", "grain_unique"}
     assert all(o.passed and o.severity == ERROR for o in out.values())
     assert out["enum"].metadata["failing_count"] == 0 and "select" in out["enum"].metadata["sql"]
 
 
 def test_plan_gates_fail_with_counts_samples_and_sql(con):
-    bad = GOOD + [("m1", "track", "Order Completed", ('{"order_id":"o2","revenue":5,"currency":"XXX","plan":"team",'
-                   '"billing_period":"weekly","seats":0}'), "one"),
-                  ("m3", "page", "Page Viewed", '{"path":"home"}', "1.0.0")]
+    bad = GOOD + [
+        (
+            "m1",
+            "track",
+            "Order Completed",
+            ('{"order_id":"o2","revenue":5,"currency":"XXX","plan":"team","billing_period":"weekly","seats":0}'),
+            "one",
+        ),
+        ("m3", "page", "Page Viewed", '{"path":"home"}', "1.0.0"),
+    ]
     _events(con, bad)
-    out = {o.check: o for o in evaluate(con, "ingest.events", table_rules("ingest.events", ["message_id"])
-                                        + plan_rules(load_plan()), grain=["message_id"])}
+    out = {
+        o.check: o
+        for o in evaluate(
+            con,
+            "ingest.events",
+            table_rules("ingest.events", ["message_id"]) + plan_rules(load_plan()),
+            grain=["message_id"],
+        )
+    }
     assert not out["grain_unique"].passed and out["grain_unique"].metadata["failing_count"] == 1
     assert out["grain_unique"].metadata["samples"][0]["message_id"] == "m1"
     enum = out["enum"]
@@ -150,14 +177,25 @@ def test_mostly_threshold_tolerates_a_share(con):
 
 
 def test_referential_integrity_and_identity(con):
-    con.execute("create table stitch.persons as select * from (values ('user_id', 'u1', 'p1')) "
-                "t(identifier_kind, identifier, person_id)")
-    con.execute("create table stitch.events as select * from (values ('m1', 'p1'), ('m2', 'p9'), ('m3', null)) "
-                "t(message_id, person_id)")
+    con.execute(
+        "create table stitch.persons as select * from (values ('user_id', 'u1', 'p1')) "
+        "t(identifier_kind, identifier, person_id)"
+    )
+    con.execute(
+        "create table stitch.events as select * from (values ('m1', 'p1'), ('m2', 'p9'), ('m3', null)) "
+        "t(message_id, person_id)"
+    )
     ref = ("person_id", "stitch.persons", "person_id")
-    out = {o.check: o for o in evaluate(con, "stitch.events", table_rules("stitch.events", ["message_id"],
-                                                                          ["person_id"], references=ref),
-                                        grain=["message_id"], references=ref)}
+    out = {
+        o.check: o
+        for o in evaluate(
+            con,
+            "stitch.events",
+            table_rules("stitch.events", ["message_id"], ["person_id"], references=ref),
+            grain=["message_id"],
+            references=ref,
+        )
+    }
     assert not out["referential_integrity"].passed
     assert out["referential_integrity"].metadata["samples"][0]["person_id"] == "p9"
     assert not out["not_null"].passed and out["not_null"].severity == ERROR
@@ -165,8 +203,15 @@ def test_referential_integrity_and_identity(con):
 
 
 def test_results_are_appended_and_converted(con):
-    o = CheckOutcome("enum", "ingest.events", passed=False, observed=0.25, expected_low=0, expected_high=0,
-                     metadata={"failing_count": 2, "sql": "select 1", "samples": [{"a": 1}]})
+    o = CheckOutcome(
+        "enum",
+        "ingest.events",
+        passed=False,
+        observed=0.25,
+        expected_low=0,
+        expected_high=0,
+        metadata={"failing_count": 2, "sql": "select 1", "samples": [{"a": 1}]},
+    )
     ensure_tables(con)
     append(con, [o])
     append(con, [o])

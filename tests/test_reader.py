@@ -33,7 +33,12 @@ def test_crlf_blank_and_bad_lines(tmp_path):
     p.write_bytes(b'{"a":1}\r\n\n{"b":2}\n\xff\xfe\n' + b'{"c":"' + b"y" * 100 + b'"}\n')
     rows, stats = _rows(p, max_bytes=50)
     assert [(r["line_no"], r["raw"][:7], (r["pre_reason"] or "").split(":")[0]) for r in rows] == [
-        (1, '{"a":1}', ""), (2, "", ""), (3, '{"b":2}', ""), (4, "\\xff\\xf", "encoding"), (5, '{"c":"y', "too_large")]
+        (1, '{"a":1}', ""),
+        (2, "", ""),
+        (3, '{"b":2}', ""),
+        (4, "\\xff\\xf", "encoding"),
+        (5, '{"c":"y', "too_large"),
+    ]
     assert stats.lines == 5  # line 4 shows as its escaped bytes (first 7 characters compared)
 
 
@@ -73,8 +78,15 @@ def test_not_gzip_is_reported(tmp_path):
 
 def test_batch_body(tmp_path):
     p = tmp_path / "b.json"
-    p.write_bytes(orjson.dumps({"batch": [{"type": "track", "event": "A"}, {"type": "page", "context": {"x": 1}}],
-                                "context": {"library": {"name": "lib"}}, "sentAt": "2026-01-01T00:00:00Z"}))
+    p.write_bytes(
+        orjson.dumps(
+            {
+                "batch": [{"type": "track", "event": "A"}, {"type": "page", "context": {"x": 1}}],
+                "context": {"library": {"name": "lib"}},
+                "sentAt": "2026-01-01T00:00:00Z",
+            }
+        )
+    )
     rows, stats = _rows(p)
     msgs = [orjson.loads(r["raw"]) for r in rows]
     assert [r["line_no"] for r in rows] == [1, 2] and stats.lines == 2
@@ -97,14 +109,31 @@ def test_read_files_tags_each_row_with_its_file(tmp_path):
     a.write_bytes(b"1\n2\n")
     b.write_bytes(b"3\n")
     done = []
-    rows = [r for t in read_files([a, b], batch_lines=2, on_file_done=lambda f, st: done.append((f, st.lines)))
-            for r in t.to_pylist()]
-    assert [(r["source_file"], r["line_no"], r["raw"]) for r in rows] == [(str(a), 1, "1"), (str(a), 2, "2"), (str(b), 1, "3")]
+    rows = [
+        r
+        for t in read_files([a, b], batch_lines=2, on_file_done=lambda f, st: done.append((f, st.lines)))
+        for r in t.to_pylist()
+    ]
+    assert [(r["source_file"], r["line_no"], r["raw"]) for r in rows] == [
+        (str(a), 1, "1"),
+        (str(a), 2, "2"),
+        (str(b), 1, "3"),
+    ]
     assert done == [(str(a), 2), (str(b), 1)]
 
 
-@pytest.mark.parametrize("name, ok", [("a.jsonl", True), ("a.jsonl.gz", True), ("a.json", True), ("a.ndjson", True),
-                                      ("_truth.json", False), (".tmp.jsonl", False), ("a.csv", False)])
+@pytest.mark.parametrize(
+    "name, ok",
+    [
+        ("a.jsonl", True),
+        ("a.jsonl.gz", True),
+        ("a.json", True),
+        ("a.ndjson", True),
+        ("_truth.json", False),
+        (".tmp.jsonl", False),
+        ("a.csv", False),
+    ],
+)
 def test_input_file_names(tmp_path, name, ok):
     assert is_input_file(tmp_path / name) is ok
 
@@ -132,8 +161,12 @@ def test_landing_scan_lists_every_entry_with_a_reason(tmp_path):
     (day / "hour=10" / "c.jsonl").write_bytes(b"1\n")
     (tmp_path / "date=2026-02-30").mkdir()
     (tmp_path / "date=2026-02-30" / "d.jsonl").write_bytes(b"1\n")
-    got = {str(e.path.relative_to(tmp_path)): (e.partition, (e.skip or "").split(":")[0]) for e in scan_landing(tmp_path)}
-    assert got == {"date=2026-03-02/a.jsonl": ("2026-03-02", ""),
-                   "date=2026-03-02/b.JSONL": ("2026-03-02", "unsupported extension"),
-                   "date=2026-03-02/hour=10/c.jsonl": ("2026-03-02", "unexpected subfolder"),
-                   "date=2026-02-30/d.jsonl": (None, "bad date folder")}
+    got = {
+        str(e.path.relative_to(tmp_path)): (e.partition, (e.skip or "").split(":")[0]) for e in scan_landing(tmp_path)
+    }
+    assert got == {
+        "date=2026-03-02/a.jsonl": ("2026-03-02", ""),
+        "date=2026-03-02/b.JSONL": ("2026-03-02", "unsupported extension"),
+        "date=2026-03-02/hour=10/c.jsonl": ("2026-03-02", "unexpected subfolder"),
+        "date=2026-02-30/d.jsonl": (None, "bad date folder"),
+    }

@@ -21,10 +21,20 @@ def _order(i: int, currency: str, lib: str, version: str, **over) -> dict:
     ts = f"{DAY}T10:{i // 60:02d}:{i % 60:02d}.000Z"
     props = {"order_id": f"o{i}", "revenue": 49.0, "currency": currency, "plan": "team", "billing_period": "monthly"}
     props.update(over)
-    return {"type": "track", "event": "Order Completed", "messageId": f"m-{i}", "userId": f"u{i}",
-            "timestamp": ts, "sentAt": ts, "receivedAt": ts, "properties": props,
-            "context": {"library": {"name": lib, "version": version},
-                        "consent": {"categoryPreferences": {"analytics": True}}}}
+    return {
+        "type": "track",
+        "event": "Order Completed",
+        "messageId": f"m-{i}",
+        "userId": f"u{i}",
+        "timestamp": ts,
+        "sentAt": ts,
+        "receivedAt": ts,
+        "properties": props,
+        "context": {
+            "library": {"name": lib, "version": version},
+            "consent": {"categoryPreferences": {"analytics": True}},
+        },
+    }
 
 
 def _events() -> list[dict]:
@@ -62,8 +72,14 @@ def _check(result) -> None:
     rows = {(r.event, r.library): r for r in result.rows}
     js = rows[("Order Completed", "analytics.js 5.1.0")]
     assert (js.sampled, js.newly_rejected, js.newly_accepted) == (12, 3, 1)
-    assert js.reasons == [{"rule": "enum", "path": "$.properties.currency",
-                           "message": "value EUR is not one of USD, CHF, GBP", "count": 3}]
+    assert js.reasons == [
+        {
+            "rule": "enum",
+            "path": "$.properties.currency",
+            "message": "value EUR is not one of USD, CHF, GBP",
+            "count": 3,
+        }
+    ]
     assert ("Order Completed", "analytics-ios 4.1.8") not in rows  # nothing changes for iOS
     assert (result.newly_rejected, result.newly_accepted) == (3, 1)
     assert (result.base_rejected, result.head_rejected) == (2, 4)  # CHF + missing id; EUR x3 + missing id

@@ -57,7 +57,7 @@ def test_kpi_values_equal_sql_and_the_review(built):
     wh, html, data = built
     con = duckdb.connect(str(wh), read_only=True)
     kpis = {k["key"]: k for k in data["kpis"]}
-    end = "(select max(\"timestamp\") from stitch.events)"
+    end = '(select max("timestamp") from stitch.events)'
     # independent SQL of each definition (models/kpis.py): signups of the 30 days before the last
     # closed 7-day window, activated with >= 3 Task Completed inside their window
     act = con.execute(f"""
@@ -66,7 +66,9 @@ def test_kpi_values_equal_sql_and_the_review(built):
                                  and min("timestamp") > {end} - interval 37 day)
         select avg(case when (select count(*) from stitch.events e where e.person_id = s.person_id
                               and e.event_name = 'Task Completed' and e."timestamp" > s.t
-                              and e."timestamp" <= s.t + interval 7 day) >= 3 then 1.0 else 0.0 end) from s""").fetchall()[0][0]
+                              and e."timestamp" <= s.t + interval 7 day) >= 3 then 1.0 else 0.0 end) from s""").fetchall()[
+        0
+    ][0]
     assert 0 < act < 1 and kpis["activation_rate"]["value"] == pytest.approx(act, rel=1e-12)
     tickets = con.execute(f"""select count(*) from stitch.events where event_name = 'Support Ticket Created'
         and "timestamp" > {end} - interval 30 day""").fetchall()[0][0]
@@ -99,14 +101,21 @@ def test_kpi_values_equal_sql_and_the_review(built):
 def test_charts_are_inline_svg_and_nothing_is_fetched(built):
     _, html, _ = built
     panels = dict(re.findall(r'data-table="([^"]+)" data-charts="(\d+)"', html))
-    for table in ("marts.activation_cohorts", "marts.retention", "marts.customer_value", "marts.experiment_results",
-                  "marts.channel_attribution", "marts.initiative_portfolio", "ingest.ingestion_log"):
+    for table in (
+        "marts.activation_cohorts",
+        "marts.retention",
+        "marts.customer_value",
+        "marts.experiment_results",
+        "marts.channel_attribution",
+        "marts.initiative_portfolio",
+        "ingest.ingestion_log",
+    ):
         assert int(panels[table]) >= 1, table
     assert int(panels["marts.funnel_conversion"]) == 2  # one chart per plan funnel
     assert int(panels["marts.initiative_scenarios"]) == 2  # one tornado per initiative
     assert html.count("<svg") >= 11
     # offline: no script, stylesheet or image is loaded from anywhere
-    assert not re.search(r'<(script|link|img)[^>]+(src|href)=', html)
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", html)
     assert "cdn" not in html.lower()
 
 
@@ -137,14 +146,17 @@ def test_kpi_cards_show_the_change_against_the_previous_period(built):
     con = duckdb.connect(str(wh), read_only=True)
     values = kpi_values(con, load_plan()).set_index("kpi")
     for key, row in values.iterrows():
-        card = re.search(rf'data-kpi="{key}".*?<div class="delta ([a-z]*)" data-previous="([^"]*)">([^<]*)</div>',
-                         html, re.DOTALL)
+        card = re.search(
+            rf'data-kpi="{key}".*?<div class="delta ([a-z]*)" data-previous="([^"]*)">([^<]*)</div>', html, re.DOTALL
+        )
         assert card, key
         if pd.isna(row["previous"]) or pd.isna(row["current"]):
             assert card.group(3) == "no previous period"
             continue
         assert float(card.group(2)) == pytest.approx(row["previous"], rel=1e-12)
         delta = row["current"] - row["previous"]
-        assert card.group(1) == ("" if delta == 0 else "good" if (delta > 0) == (row["direction"] == "increase") else "bad")
+        assert card.group(1) == (
+            "" if delta == 0 else "good" if (delta > 0) == (row["direction"] == "increase") else "bad"
+        )
         if row["unit"] == "ratio":
             assert card.group(3).startswith(f"{delta * 100:+.1f} pts".replace("-", "−"))

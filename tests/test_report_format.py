@@ -11,12 +11,26 @@ import pytest
 from trackplan.report.format import column_format, column_kind, format_frame
 
 
-@pytest.mark.parametrize(("name", "kind"), [
-    ("roi", "percent"), ("irr", "irr"), ("prob_npv_positive", "percent"), ("activation_rate", "percent"),
-    ("npv_p10", "currency"), ("cac", "currency"), ("signups", "count"), ("incremental_conversions", "count"),
-    ("exposures_per_month", "count"), ("median_hours_from_start", "hours"), ("payback_months", "duration"),
-    ("p_value", "p_value"), ("clv_cac_ratio", "number"), ("cohort_start", "date"), ("lift_abs", "number"),
-])
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("roi", "percent"),
+        ("irr", "irr"),
+        ("prob_npv_positive", "percent"),
+        ("activation_rate", "percent"),
+        ("npv_p10", "currency"),
+        ("cac", "currency"),
+        ("signups", "count"),
+        ("incremental_conversions", "count"),
+        ("exposures_per_month", "count"),
+        ("median_hours_from_start", "hours"),
+        ("payback_months", "duration"),
+        ("p_value", "p_value"),
+        ("clv_cac_ratio", "number"),
+        ("cohort_start", "date"),
+        ("lift_abs", "number"),
+    ],
+)
 def test_column_kinds(name, kind):
     assert column_kind(name) == kind
 
@@ -24,10 +38,14 @@ def test_column_kinds(name, kind):
 def test_the_issue_s_mixed_columns_get_one_format_each():
     # the values the old per-cell formatter showed as "90.97 / 3227.3% / 4308.4% / 121.12" and
     # "124.46 / 17,174,148 / 528.7% / 4,309,639,171"
-    df = pd.DataFrame({"incremental_conversions": [90.97, 32.273, 43.084, 121.12],
-                       "roi": [4.955, 63.22, 9.16, 2.41],
-                       "irr": [124.46, 17174148.0, 5.287, 0.42],
-                       "conversions": [8.0, 763.0, 121.0, 59.0]})
+    df = pd.DataFrame(
+        {
+            "incremental_conversions": [90.97, 32.273, 43.084, 121.12],
+            "roi": [4.955, 63.22, 9.16, 2.41],
+            "irr": [124.46, 17174148.0, 5.287, 0.42],
+            "conversions": [8.0, 763.0, 121.0, 59.0],
+        }
+    )
     _, kinds, rows = format_frame(df)
     cols = list(zip(*rows, strict=True))
     assert cols[0] == ("91.0", "32.3", "43.1", "121.1")  # a count with fractions: one decimal, no %

@@ -25,18 +25,67 @@ def plan():
 
 
 def _portfolio() -> pd.DataFrame:
-    base = {"owner": "growth", "evidence_label": "", "unit": "x", "npv": 1.0, "npv_mean": 1.0, "irr": 0.2,
-            "payback_months": 3.0, "kpi_direction": "increase", "kpi_gap": 0.0, "rules": "{}", "non_financial": "[]"}
-    return pd.DataFrame([
-        {**base, "rank": 1, "initiative": "a", "name": "Checklist <b>", "method": "ab_test", "evidence_grade": "A",
-         "estimate": 0.1, "ci_low": 0.05, "ci_high": 0.15, "npv_p10": 1e5, "npv_p50": 2e5, "npv_p90": 3e5,
-         "expected_npv": 2e5, "prob_npv_positive": 0.99, "kpi": "activation_rate", "kpi_current": 0.36,
-         "kpi_target": 0.35, "kpi_on_track": True, "recommendation": "scale", "reason": "p >= 0.8"},
-        {**base, "rank": 2, "initiative": "b", "name": "Pricing", "method": "before_after", "evidence_grade": "D",
-         "estimate": 1.0, "ci_low": -1.0, "ci_high": 3.0, "npv_p10": -5e4, "npv_p50": 1e4, "npv_p90": 6e4,
-         "expected_npv": 1e4, "prob_npv_positive": 0.55, "kpi": "revenue", "kpi_current": 5e4,
-         "kpi_target": 6e4, "kpi_on_track": False, "recommendation": "continue", "reason": "no rule matched"},
-    ])
+    base = {
+        "owner": "growth",
+        "evidence_label": "",
+        "unit": "x",
+        "npv": 1.0,
+        "npv_mean": 1.0,
+        "irr": 0.2,
+        "payback_months": 3.0,
+        "kpi_direction": "increase",
+        "kpi_gap": 0.0,
+        "rules": "{}",
+        "non_financial": "[]",
+    }
+    return pd.DataFrame(
+        [
+            {
+                **base,
+                "rank": 1,
+                "initiative": "a",
+                "name": "Checklist <b>",
+                "method": "ab_test",
+                "evidence_grade": "A",
+                "estimate": 0.1,
+                "ci_low": 0.05,
+                "ci_high": 0.15,
+                "npv_p10": 1e5,
+                "npv_p50": 2e5,
+                "npv_p90": 3e5,
+                "expected_npv": 2e5,
+                "prob_npv_positive": 0.99,
+                "kpi": "activation_rate",
+                "kpi_current": 0.36,
+                "kpi_target": 0.35,
+                "kpi_on_track": True,
+                "recommendation": "scale",
+                "reason": "p >= 0.8",
+            },
+            {
+                **base,
+                "rank": 2,
+                "initiative": "b",
+                "name": "Pricing",
+                "method": "before_after",
+                "evidence_grade": "D",
+                "estimate": 1.0,
+                "ci_low": -1.0,
+                "ci_high": 3.0,
+                "npv_p10": -5e4,
+                "npv_p50": 1e4,
+                "npv_p90": 6e4,
+                "expected_npv": 1e4,
+                "prob_npv_positive": 0.55,
+                "kpi": "revenue",
+                "kpi_current": 5e4,
+                "kpi_target": 6e4,
+                "kpi_on_track": False,
+                "recommendation": "continue",
+                "reason": "no rule matched",
+            },
+        ]
+    )
 
 
 def test_sparkline_scales_to_range():
@@ -45,8 +94,17 @@ def test_sparkline_scales_to_range():
 
 
 def test_kpi_tree_groups_kpis_under_objectives(plan):
-    kpis = pd.DataFrame([{"kpi": "activation_rate", "current": 0.31, "previous": 0.3, "on_track": False,
-                          "trend": json.dumps([{"as_of": "2026-11-01", "value": 0.3}, {"as_of": "2026-11-08", "value": 0.31}])}])
+    kpis = pd.DataFrame(
+        [
+            {
+                "kpi": "activation_rate",
+                "current": 0.31,
+                "previous": 0.3,
+                "on_track": False,
+                "trend": json.dumps([{"as_of": "2026-11-01", "value": 0.3}, {"as_of": "2026-11-08", "value": 0.31}]),
+            }
+        ]
+    )
     tree = {o["objective"]: o for o in kpi_tree(plan, kpis)}
     assert set(tree) == {o.key for o in plan.metrics.objectives}
     act = next(k for k in tree["grow_activation"]["kpis"] if k["kpi"] == "activation_rate")
@@ -57,8 +115,12 @@ def test_kpi_tree_groups_kpis_under_objectives(plan):
 
 
 def test_markdown_and_html(plan):
-    rv = Review(as_of="2026-11-15", portfolio=_portfolio(), histograms={"a": [0.1, 0.5, 0.4]},
-                tree=kpi_tree(plan, pd.DataFrame()))
+    rv = Review(
+        as_of="2026-11-15",
+        portfolio=_portfolio(),
+        histograms={"a": [0.1, 0.5, 0.4]},
+        tree=kpi_tree(plan, pd.DataFrame()),
+    )
     md = render_markdown(rv)
     lines = md.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("| # |"))
@@ -71,9 +133,12 @@ def test_markdown_and_html(plan):
     assert "Checklist &lt;b&gt;" in page and "<b>" not in page.replace("<body>", "")
     # the report's own portfolio component: the recommendation as a badge with its reason beneath
     assert 'data-component="portfolio"' in page and "<h3>delight_customers</h3>" in page
-    assert re.search(r'<td class="rec scale" data-col="recommendation"><div class="main">scale</div>'
-                     r'<div class="sub">p &gt;= 0.8</div>', page)
-    assert not re.search(r'<(script|link|img)[^>]+(src|href)=', page)  # offline: nothing fetched
+    assert re.search(
+        r'<td class="rec scale" data-col="recommendation"><div class="main">scale</div>'
+        r'<div class="sub">p &gt;= 0.8</div>',
+        page,
+    )
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", page)  # offline: nothing fetched
 
 
 def test_review_on_the_generated_sample():

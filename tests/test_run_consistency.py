@@ -106,8 +106,14 @@ def _assert_as_published(wh: Path, expected: dict) -> None:
 def test_kill_at_a_stage_leaves_the_last_published_run(published, tmp_path, point):
     base, _, expected = published
     wh = _copy(published, tmp_path)
-    proc = subprocess.run([sys.executable, "-c", LAUNCHER, point, *_run_args(base / "landing", wh)],
-                          cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, point, *_run_args(base / "landing", wh)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     _assert_as_published(wh, expected)
     if point in ("ingest", "publish"):  # (the finishing run costs a full run: two points show it)
@@ -119,8 +125,12 @@ def test_kill_after_n_seconds_leaves_the_last_published_run(published, tmp_path,
     """The real `trackplan` process, killed from outside (where it stands then varies with the machine)."""
     base, _, expected = published
     wh = _copy(published, tmp_path)
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "trackplan"), *_run_args(base / "landing", wh)],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "trackplan"), *_run_args(base / "landing", wh)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         proc.wait(timeout=seconds)
     except subprocess.TimeoutExpired:
@@ -138,8 +148,10 @@ def _finish_and_check(base: Path, wh: Path) -> None:
     assert not Path(f"{wh}.building").exists()
     con = connect(wh, read_only=True)
     try:
-        last = con.execute("select run_id, status, not_built, first_day, last_day from ingest.run_log "
-                           "order by finished_at desc limit 1").fetchall()[0]
+        last = con.execute(
+            "select run_id, status, not_built, first_day, last_day from ingest.run_log "
+            "order by finished_at desc limit 1"
+        ).fetchall()[0]
         days = con.execute("select count(distinct partition_date) from ingest.ingestion_log").fetchall()[0][0]
         checked = con.execute("select count(*) from quality.check_results where run_id = ?", [last[0]]).fetchall()
     finally:
@@ -164,8 +176,9 @@ def test_a_failed_step_is_published_incomplete_without_a_stale_summary(published
     assert "failed steps: stitch_identities" in text and "persons not rebuilt" in text
     con = connect(wh, read_only=True)
     try:
-        status, not_built, failed = con.execute("select status, not_built, failed from ingest.run_log "
-                                                "order by finished_at desc limit 1").fetchall()[0]
+        status, not_built, failed = con.execute(
+            "select status, not_built, failed from ingest.run_log order by finished_at desc limit 1"
+        ).fetchall()[0]
         lines = con.execute("select count(distinct partition_date) from ingest.ingestion_log").fetchall()[0][0]
     finally:
         con.close()

@@ -27,10 +27,12 @@ def test_every_curated_table_has_a_generated_spec(specs):
 
 def _sessions(con, rows):
     con.execute("create schema if not exists staging")
-    con.execute("create or replace table staging.sessions (session_id varchar, person_id varchar, session_index int, "
-                "started_at timestamp, ended_at timestamp, duration_seconds double, event_count int, page_views int, "
-                "landing_page varchar, referrer varchar, utm_source varchar, utm_medium varchar, "
-                "utm_campaign varchar, anonymous_id varchar, client_session_id varchar)")
+    con.execute(
+        "create or replace table staging.sessions (session_id varchar, person_id varchar, session_index int, "
+        "started_at timestamp, ended_at timestamp, duration_seconds double, event_count int, page_views int, "
+        "landing_page varchar, referrer varchar, utm_source varchar, utm_medium varchar, "
+        "utm_campaign varchar, anonymous_id varchar, client_session_id varchar)"
+    )
     con.executemany("insert into staging.sessions (session_id, person_id, session_index) values (?, ?, ?)", rows)
 
 

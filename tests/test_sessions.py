@@ -46,9 +46,13 @@ def loaded(tmp_path_factory):
 
 
 def _sessions(w, anon: str) -> list[tuple]:
-    return query(w, "select session_index, started_at, ended_at, duration_seconds, event_count, page_views, "
-                    "landing_page, referrer, utm_source, utm_medium, utm_campaign, client_session_id "
-                    "from staging.sessions where anonymous_id = ? order by session_index", [anon])
+    return query(
+        w,
+        "select session_index, started_at, ended_at, duration_seconds, event_count, page_views, "
+        "landing_page, referrer, utm_source, utm_medium, utm_campaign, client_session_id "
+        "from staging.sessions where anonymous_id = ? order by session_index",
+        [anon],
+    )
 
 
 def test_thirty_minutes_of_inactivity_ends_a_session(loaded):
@@ -95,14 +99,19 @@ def test_a_client_session_id_is_kept_whole_and_capped(tmp_path):
     as Snowplow quarantines such sessions: its later events are in no session."""
     at = lambda hours: BASE + T(hours=hours)
     landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
-    write_lines(landing, DAY, "a.jsonl", [
-        ev(anon="paused", at=at(0), context={"sessionId": "p1"}),
-        ev(anon="paused", at=at(2), context={"sessionId": "p1"}),  # 2 h later, same client session
-        ev(anon="paused", at=at(4)),  # no client id: the 30-minute rule applies, a session of its own
-        ev(anon="endless", at=at(0), context={"sessionId": "e1"}),
-        ev(anon="endless", at=at(71), context={"sessionId": "e1"}),
-        ev(anon="endless", at=at(73), context={"sessionId": "e1"}),  # 73 h after its start: cut
-    ])
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [
+            ev(anon="paused", at=at(0), context={"sessionId": "p1"}),
+            ev(anon="paused", at=at(2), context={"sessionId": "p1"}),  # 2 h later, same client session
+            ev(anon="paused", at=at(4)),  # no client id: the 30-minute rule applies, a session of its own
+            ev(anon="endless", at=at(0), context={"sessionId": "e1"}),
+            ev(anon="endless", at=at(71), context={"sessionId": "e1"}),
+            ev(anon="endless", at=at(73), context={"sessionId": "e1"}),  # 73 h after its start: cut
+        ],
+    )
     assert ingest(w, landing).loaded == 6
     stitch_and_sessions(w)
     assert [(r[4], r[11]) for r in _sessions(w, "paused")] == [(2, "p1"), (1, None)]

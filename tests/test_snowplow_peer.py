@@ -40,11 +40,16 @@ LATE_DAYS = 3  # Snowplow's days_late_allowed at that commit
 
 # Scenarios (the user_id column names each) whose expected sessions our rules reproduce exactly.
 MATCHING = [
-    "Multiple first sessions per user", "Multiple last sessions per user", "NULL domain_userid", "stray page ping",
-    "dupe: event_id same collector_tstamp", "dupe: event_id different collector_tstamp",
+    "Multiple first sessions per user",
+    "Multiple last sessions per user",
+    "NULL domain_userid",
+    "stray page ping",
+    "dupe: event_id same collector_tstamp",
+    "dupe: event_id different collector_tstamp",
     "dupe: page_view_id different derived_tstamp",
     # a client session id is kept whole and cut after max_session_days = 3, as Snowplow does
-    "long session", "Unexpired session",
+    "long session",
+    "Unexpired session",
     # one session id over three device ids and no user id: one session (a client session id is kept
     # whole across the devices that sent it)
     "Rotating domain_userid per session",
@@ -76,16 +81,34 @@ def _source() -> pd.DataFrame:
 
 def _message(r) -> dict:
     ctx = {"sessionId": r.domain_sessionid, "library": {"name": r.v_tracker}}
-    campaign = {k: getattr(r, f"mkt_{m}") for k, m in (("source", "source"), ("medium", "medium"),
-                                                          ("name", "campaign"), ("term", "term"),
-                                                          ("content", "content")) if not pd.isna(getattr(r, f"mkt_{m}"))}
+    campaign = {
+        k: getattr(r, f"mkt_{m}")
+        for k, m in (
+            ("source", "source"),
+            ("medium", "medium"),
+            ("name", "campaign"),
+            ("term", "term"),
+            ("content", "content"),
+        )
+        if not pd.isna(getattr(r, f"mkt_{m}"))
+    }
     if campaign:
         ctx["campaign"] = campaign
-    msg = {"messageId": r.event_id, "timestamp": _ts(r.derived_tstamp), "receivedAt": _ts(r.collector_tstamp),
-           "context": ctx}
+    msg = {
+        "messageId": r.event_id,
+        "timestamp": _ts(r.derived_tstamp),
+        "receivedAt": _ts(r.collector_tstamp),
+        "context": ctx,
+    }
     if r.event_name == "page_view":
-        msg |= {"type": "page", "properties": {k: v for k, v in (("path", r.page_urlpath), ("url", r.page_url),
-                                                                 ("referrer", r.page_referrer)) if not pd.isna(v)}}
+        msg |= {
+            "type": "page",
+            "properties": {
+                k: v
+                for k, v in (("path", r.page_urlpath), ("url", r.page_url), ("referrer", r.page_referrer))
+                if not pd.isna(v)
+            },
+        }
     else:
         msg |= {"type": "track", "event": "Snowplow Event Tracked", "properties": {"snowplow_event": r.event_name}}
     if not pd.isna(r.domain_userid):
@@ -102,9 +125,17 @@ def _plan_dir(root: Path) -> Path:
     header = yaml.safe_load((plan_dir / "plan.yaml").read_text())
     header["defaults"]["max_age_days"] = LATE_DAYS
     (plan_dir / "plan.yaml").write_text(yaml.safe_dump(header, sort_keys=False))
-    (plan_dir / "events" / "snowplow_event_tracked.yaml").write_text(yaml.safe_dump({
-        "name": "Snowplow Event Tracked", "description": "Any non-page-view Snowplow event.", "type": "track",
-        "consent": "necessary", "properties": {"snowplow_event": {"type": "string", "required": True}}}))
+    (plan_dir / "events" / "snowplow_event_tracked.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "Snowplow Event Tracked",
+                "description": "Any non-page-view Snowplow event.",
+                "type": "track",
+                "consent": "necessary",
+                "properties": {"snowplow_event": {"type": "string", "required": True}},
+            }
+        )
+    )
     return plan_dir
 
 
@@ -136,7 +167,9 @@ def test_late_events_dropped(run):
     assert set(src.loc[late, "user_id"]) >= {"late arriving: device created/sent >3 days"}
     got = query(run["w"], "select message_id from ingest.quarantine where list_contains(rules, 'timestamp_past')")
     assert {m for (m,) in got} == set(src.loc[late, "event_id"])
-    assert query(run["w"], "select count(*) from ingest.quarantine where not list_contains(rules, 'timestamp_past')") == [(0,)]
+    assert query(
+        run["w"], "select count(*) from ingest.quarantine where not list_contains(rules, 'timestamp_past')"
+    ) == [(0,)]
 
 
 def test_duplicates_on_event_id_are_loaded_once(run):
@@ -144,7 +177,8 @@ def test_duplicates_on_event_id_are_loaded_once(run):
     late = pd.to_datetime(src.dvce_sent_tstamp) - pd.to_datetime(src.dvce_created_tstamp) > pd.Timedelta(days=LATE_DAYS)
     kept = src[~late]
     assert query(run["w"], "select count(*), count(distinct message_id) from ingest.events") == [
-        (kept.event_id.nunique(), kept.event_id.nunique())]
+        (kept.event_id.nunique(), kept.event_id.nunique())
+    ]
     assert sum(r.duplicates for r in run["results"]) == len(kept) - kept.event_id.nunique() > 0
     for r in run["results"]:  # and the per-file invariant holds on their data too
         assert r.lines == r.loaded + r.quarantined + r.duplicates + r.consent_dropped + r.suppressed
@@ -193,8 +227,9 @@ def _paired_sessions(run) -> pd.DataFrame:
     src["ts"] = pd.to_datetime(src.derived_tstamp)
     con = connect(run["w"], read_only=True)
     try:
-        ours = con.execute("select client_session_id, event_count, page_views, started_at, ended_at "
-                           "from staging.sessions").df()
+        ours = con.execute(
+            "select client_session_id, event_count, page_views, started_at, ended_at from staging.sessions"
+        ).df()
     finally:
         con.close()
     scenario = run["src"].drop_duplicates("domain_sessionid").set_index("domain_sessionid").user_id
@@ -208,9 +243,13 @@ def _paired_sessions(run) -> pd.DataFrame:
     ours["first_event"], ours["distinct_page_view_ids"] = first, pv_ids
     exp = run["expected"][run["expected"].user_id.isin(MATCHING)].copy()
     exp["end"] = pd.to_datetime(exp.end_tstamp)
-    return ours.merge(exp[["user_id", "end", "total_events", "start_tstamp", "page_views"]],
-                      left_on=["scenario", "ended_at", "event_count"], right_on=["user_id", "end", "total_events"],
-                      suffixes=("", "_snowplow"), validate="one_to_one")
+    return ours.merge(
+        exp[["user_id", "end", "total_events", "start_tstamp", "page_views"]],
+        left_on=["scenario", "ended_at", "event_count"],
+        right_on=["user_id", "end", "total_events"],
+        suffixes=("", "_snowplow"),
+        validate="one_to_one",
+    )
 
 
 def test_session_start_times(run):
@@ -233,8 +272,11 @@ def test_page_views_per_session(run):
     assert (paired.page_views_snowplow == paired.distinct_page_view_ids).all()  # their rule, re-derived
     differs = paired[paired.page_views != paired.page_views_snowplow]
     assert sorted(zip(differs.scenario, differs.page_views, differs.page_views_snowplow)) == [
-        ("No edge cases", 0, 1), ("No edge cases", 0, 1),
-        ("dupe: page_view_id different derived_tstamp", 8, 7), ("stray page ping", 0, 1)]
+        ("No edge cases", 0, 1),
+        ("No edge cases", 0, 1),
+        ("dupe: page_view_id different derived_tstamp", 8, 7),
+        ("stray page ping", 0, 1),
+    ]
 
 
 def test_every_device_is_stitched_to_its_latest_user_id(run):
@@ -271,8 +313,11 @@ def _labs_files(landing: Path, batches: list[str]) -> None:
 
 
 def _labs_sessions(w: Path) -> list[tuple]:
-    return query(w, "select client_session_id, person_id, started_at, ended_at, event_count, utm_source "
-                    "from staging.sessions order by client_session_id")
+    return query(
+        w,
+        "select client_session_id, person_id, started_at, ended_at, event_count, utm_source "
+        "from staging.sessions order by client_session_id",
+    )
 
 
 @pytest.mark.skipif(not PEER_LABS.exists(), reason=f"peer data not found at {PEER_LABS} (../shared is absent)")

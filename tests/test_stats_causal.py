@@ -25,9 +25,7 @@ from models.stats import (
     uplift_t_learner,
 )
 
-causaldata = pytest.importorskip(
-    "causaldata", reason="causaldata ships the published datasets"
-)
+causaldata = pytest.importorskip("causaldata", reason="causaldata ships the published datasets")
 
 
 # ------------------------------------------------------------------------------------------
@@ -39,9 +37,7 @@ def test_twfe_reproduces_the_effect_organ_donation_estimate():
     quarter fixed effects, SE clustered by state: -0.0225 (0.006)."""
     d = causaldata.organ_donations.load_pandas().data
     d["treated"] = ((d["State"] == "California") & (d["Quarter_Num"] >= 4)).astype(int)
-    res = twfe_did(
-        d, outcome="Rate", unit="State", time="Quarter_Num", treated="treated"
-    )
+    res = twfe_did(d, outcome="Rate", unit="State", time="Quarter_Num", treated="treated")
     assert round(res.effect, 4) == -0.0225
     assert round(res.std_error, 3) == 0.006  # the book prints three decimals
     assert (res.n, res.n_units, res.n_periods) == (162, 27, 6)
@@ -90,9 +86,7 @@ def test_event_study_recovers_effect_and_passes_parallel_pretrends():
     assert es.ci_low < 2.0 < es.ci_high
     twfe = twfe_did(df, outcome="y", unit="unit", time="period", treated="d")
     assert twfe.ci_low < 2.0 < twfe.ci_high
-    placebo = placebo_did(
-        df, outcome="y", unit="unit", time="period", group="group", launch=8
-    )
+    placebo = placebo_did(df, outcome="y", unit="unit", time="period", group="group", launch=8)
     assert placebo.p_value >= 0.05 and "placebo passed" in placebo.warnings
     dated = placebo_did(
         df,
@@ -103,9 +97,7 @@ def test_event_study_recovers_effect_and_passes_parallel_pretrends():
         launch=8,
         placebo_launch=5,
     )
-    assert (
-        dated.n == placebo.n and dated.effect != placebo.effect
-    )  # a different fake date
+    assert dated.n == placebo.n and dated.effect != placebo.effect  # a different fake date
     with pytest.raises(ValueError):
         placebo_did(
             df,
@@ -131,9 +123,7 @@ def test_event_study_and_placebo_catch_diverging_pretrends():
         lags=3,
     )
     assert not es.pretrend_passed and es.pretrend_p_value < 0.01
-    placebo = placebo_did(
-        df, outcome="y", unit="unit", time="period", group="group", launch=8
-    )
+    placebo = placebo_did(df, outcome="y", unit="unit", time="period", group="group", launch=8)
     assert placebo.p_value < 0.05 and placebo.warnings[0].startswith("placebo failed")
 
 
@@ -191,9 +181,7 @@ def lalonde():
     propensity model (squares, unemployment dummies, educ x re74)."""
     nsw = causaldata.nsw_mixtape.load_pandas().data
     cps = causaldata.cps_mixtape.load_pandas().data
-    experimental = (
-        nsw.loc[nsw.treat == 1, "re78"].mean() - nsw.loc[nsw.treat == 0, "re78"].mean()
-    )
+    experimental = nsw.loc[nsw.treat == 1, "re78"].mean() - nsw.loc[nsw.treat == 0, "re78"].mean()
     d = pd.concat([nsw[nsw.treat == 1], cps], ignore_index=True)
     d["age2"], d["educ2"] = d.age**2, d.educ**2
     d["u74"], d["u75"] = (d.re74 == 0).astype(int), (d.re75 == 0).astype(int)
@@ -221,13 +209,9 @@ def test_matching_on_cps_recovers_the_lalonde_experimental_benchmark(lalonde, me
     assert res.ci_low < experimental < res.ci_high
     assert abs(res.effect - experimental) < 1000
     bal = res.balance.set_index("covariate")
-    assert (
-        bal["smd_before"].abs() > 1
-    ).any()  # re74/re75/marr are wildly unbalanced raw
+    assert (bal["smd_before"].abs() > 1).any()  # re74/re75/marr are wildly unbalanced raw
     assert bal["smd_after"].abs().max() < 0.25  # and close to balanced after adjustment
-    assert (
-        res.n_trimmed > 0
-    )  # most CPS men are outside the treated group's common support
+    assert res.n_trimmed > 0  # most CPS men are outside the treated group's common support
 
 
 def test_matching_undoes_self_selection_of_heavy_users():
@@ -280,17 +264,11 @@ def test_its_recovers_a_planted_level_change_with_ar1_errors():
     df, launch = _daily_kpi()
     res = interrupted_time_series(df, time="day", outcome="signups", launch=launch)
     assert res.ci_low < 5.0 < res.ci_high and res.p_value < 0.01
-    assert (
-        res.slope_change - 2 * res.slope_change_se
-        < 0
-        < (res.slope_change + 2 * res.slope_change_se)
-    )
+    assert res.slope_change - 2 * res.slope_change_se < 0 < (res.slope_change + 2 * res.slope_change_se)
     # AR(1) errors by feasible GLS: the planted rho 0.5 is recovered, inference is Student t
     assert res.errors == "ar1" and abs(res.ar1_rho - 0.5) < 4 * np.sqrt((1 - 0.25) / 140)
     assert res.df == 140 - 1 - 10  # first day dropped by the AR(1) transform; 10 coefficients
-    naive = interrupted_time_series(
-        df, time="day", outcome="signups", launch=launch, maxlags=0
-    )
+    naive = interrupted_time_series(df, time="day", outcome="signups", launch=launch, maxlags=0)
     # Positive autocorrelation: the AR(1) error must exceed the iid one.
     assert res.std_error > naive.std_error
 
@@ -333,9 +311,7 @@ def campaign():
     p = 0.10 + 0.02 * (x > 0) + 0.08 * treat * (segment == "smb")
     y = (rng.random(n) < p).astype(int)
     df = pd.DataFrame({"segment": segment, "x": x, "treat": treat, "converted": y})
-    df["score"] = uplift_t_learner(
-        df, treatment="treat", outcome="converted", features=["segment", "x"]
-    )
+    df["score"] = uplift_t_learner(df, treatment="treat", outcome="converted", features=["segment", "x"])
     return df
 
 
@@ -343,9 +319,7 @@ def test_uplift_metrics_agree_with_scikit_uplift(campaign):
     sklift = pytest.importorskip("sklift.metrics", reason="scikit-uplift not installed")
     y, t, s = campaign["converted"], campaign["treat"], campaign["score"].to_numpy()
     with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", FutureWarning
-        )  # sklift uses a deprecated sklearn helper
+        warnings.simplefilter("ignore", FutureWarning)  # sklift uses a deprecated sklearn helper
         ref_q = sklift.qini_curve(y, s, t)
         ref_u = sklift.uplift_curve(y, s, t)
         ref_qauc = sklift.qini_auc_score(y, s, t)

@@ -42,8 +42,10 @@ def _scenarios() -> list[dict]:
         ev(user="dan-legacy", anon="dan-legacy-device", at=at(1)),
         ev(type="alias", anon=None, user="dan", previousId="dan-legacy", at=at(5)),
         # max_per_person: eve used four emails; email allows three per person
-        *[ev(type="identify", user="eve", anon="eve-device", at=at(10 * i), traits={"email": f"eve{i}@example.com"})
-          for i in range(4)],
+        *[
+            ev(type="identify", user="eve", anon="eve-device", at=at(10 * i), traits={"email": f"eve{i}@example.com"})
+            for i in range(4)
+        ],
     ]
     return out
 
@@ -96,8 +98,11 @@ def test_anonymous_events_first_gives_device_to_first_user(stitched, tmp_path):
 def test_events_before_identify_get_the_person(stitched):
     w, _ = stitched
     cat = _pid(w, "user_id", "cat")
-    rows = query(w, "select page_path, person_id from stitch.events where anonymous_id = 'cat-device' "
-                    "and type = 'page' order by \"timestamp\"")
+    rows = query(
+        w,
+        "select page_path, person_id from stitch.events where anonymous_id = 'cat-device' "
+        "and type = 'page' order by \"timestamp\"",
+    )
     assert rows == [("/landing", cat), ("/signup", cat)]
     assert _pid(w, "email", keyed_hash("cat@example.com")) == cat  # the hashed email joins the person too
     sessions = query(w, "select event_count, landing_page from staging.sessions where person_id = ?", [cat])
@@ -110,8 +115,11 @@ def test_alias_merges_device_but_not_two_user_ids(stitched):
     assert _pid(w, "anonymous_id", "dan-old-device") == dan
     assert _pid(w, "anonymous_id", "dan-new") == dan
     assert _pid(w, "user_id", "dan-legacy") != dan
-    via = query(w, "select via, accepted from stitch.identity_graph where id_a in ('dan-old-device', 'dan-legacy') "
-                   "and id_b = 'dan' order by id_a")
+    via = query(
+        w,
+        "select via, accepted from stitch.identity_graph where id_a in ('dan-old-device', 'dan-legacy') "
+        "and id_b = 'dan' order by id_a",
+    )
     assert via == [("alias", False), ("alias", True)]  # dan-legacy refused, dan-old-device merged
 
 
@@ -120,7 +128,9 @@ def test_max_per_person_keeps_the_latest_identifiers(stitched):
     eve = _pid(w, "user_id", "eve")
     emails = {i: _pid(w, "email", keyed_hash(f"eve{i}@example.com")) for i in range(4)}
     assert [emails[i] == eve for i in range(4)] == [False, True, True, True]
-    assert query(w, "select count(*) from stitch.persons where person_id = ? and identifier_kind = 'email'", [eve]) == [(3,)]
+    assert query(w, "select count(*) from stitch.persons where person_id = ? and identifier_kind = 'email'", [eve]) == [
+        (3,)
+    ]
 
 
 def test_every_event_has_a_person_and_rebuild_is_stable(stitched, tmp_path):

@@ -17,7 +17,9 @@ from tracking_plan.validate import Validator
 from trackplan.cli import app
 
 RULE_EVENT = {
-    "name": "Rule Tested", "type": "track", "consent": "necessary",
+    "name": "Rule Tested",
+    "type": "track",
+    "consent": "necessary",
     "properties": {
         "req_str": {"type": "string", "required": True},
         "kind": {"type": "string", "enum": ["a", "b"]},
@@ -31,7 +33,10 @@ RULE_EVENT = {
         "maybe": {"type": "string", "nullable": True, "required": True},
         "meta": {"type": "object", "properties": {"id": {"type": "integer", "required": True}}},
         "tags": {"type": "array", "items": {"type": "string"}},
-        "lines": {"type": "array", "items": {"type": "object", "properties": {"sku": {"type": "string", "required": True}}}},
+        "lines": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"sku": {"type": "string", "required": True}}},
+        },
     },
 }
 
@@ -44,12 +49,27 @@ def validator(tmp_path_factory, request) -> Validator:
     (root / "events").mkdir()
     (root / "plan.yaml").write_text(yaml.safe_dump({"name": "Rules", "version": "1.0.0"}))
     (root / "events" / "rule_tested.yaml").write_text(yaml.safe_dump(RULE_EVENT, sort_keys=False))
-    (root / "events" / "old_thing_done.yaml").write_text(yaml.safe_dump({
-        "name": "Old Thing Done", "type": "track", "status": "deprecated", "replaced_by": "Rule Tested",
-        "properties": {}}))
-    (root / "events" / "strict_thing_done.yaml").write_text(yaml.safe_dump({
-        "name": "Strict Thing Done", "type": "track", "unexpected_properties": "reject",
-        "properties": {"a": {"type": "string"}}}))
+    (root / "events" / "old_thing_done.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "Old Thing Done",
+                "type": "track",
+                "status": "deprecated",
+                "replaced_by": "Rule Tested",
+                "properties": {},
+            }
+        )
+    )
+    (root / "events" / "strict_thing_done.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "Strict Thing Done",
+                "type": "track",
+                "unexpected_properties": "reject",
+                "properties": {"a": {"type": "string"}},
+            }
+        )
+    )
     return Validator(load_plan(root), verdicts_only=request.param)
 
 
@@ -57,47 +77,71 @@ def _check(validator: Validator, *messages) -> list[tuple[list[str], list[str], 
     """(rules, paths, warning rules) per message, in order."""
     raws = [m if isinstance(m, str) else orjson.dumps(m).decode() for m in messages]
     con = duckdb.connect()
-    con.register("inp", pa.table({"source_file": ["t.jsonl"] * len(raws), "line_no": list(range(1, len(raws) + 1)), "raw": raws,
-                                  "pre_reason": pa.nulls(len(raws), pa.string())}))
+    con.register(
+        "inp",
+        pa.table(
+            {
+                "source_file": ["t.jsonl"] * len(raws),
+                "line_no": list(range(1, len(raws) + 1)),
+                "raw": raws,
+                "pre_reason": pa.nulls(len(raws), pa.string()),
+            }
+        ),
+    )
     validator.run(con, "inp", "out")
     rows = con.execute("select reasons, warnings from out order by line_no").fetchall()
-    return [(sorted(r["rule"] for r in rs), sorted(r["path"] for r in rs), sorted(w["rule"] for w in ws))
-            for rs, ws in rows]
+    return [
+        (sorted(r["rule"] for r in rs), sorted(r["path"] for r in rs), sorted(w["rule"] for w in ws)) for rs, ws in rows
+    ]
 
 
 def _rule(**props) -> dict:
     return ev(event="Rule Tested", props={"req_str": "ok", "maybe": None, **props})
 
 
-@pytest.mark.parametrize("props, rule, path", [
-    ({"req_str": None}, "type", "$.properties.req_str"),  # null is a value: allowed only where nullable
-    ({"kind": "c"}, "enum", "$.properties.kind"),
-    ({"code": "y1"}, "pattern", "$.properties.code"),
-    ({"mail": "not-an-email"}, "format", "$.properties.mail"),
-    ({"n_int": 0}, "minimum", "$.properties.n_int"),
-    ({"n_int": 11}, "maximum", "$.properties.n_int"),
-    ({"n_int": 2.5}, "type", "$.properties.n_int"),
-    ({"n_int": "3"}, "type", "$.properties.n_int"),
-    ({"n_num": "3.5"}, "type", "$.properties.n_num"),
-    ({"flag": False}, "enum", "$.properties.flag"),
-    ({"flag": "true"}, "type", "$.properties.flag"),
-    ({"when": "yesterday"}, "format", "$.properties.when"),
-    ({"title": "a"}, "min_length", "$.properties.title"),
-    ({"title": "abcdef"}, "max_length", "$.properties.title"),
-    ({"meta": {"id": "x"}}, "type", "$.properties.meta.id"),
-    ({"meta": {}}, "required", "$.properties.meta.id"),
-    ({"meta": [1]}, "type", "$.properties.meta"),
-    ({"tags": ["a", 1]}, "type", "$.properties.tags[*]"),
-    ({"lines": [{"sku": "a"}, {"qty": 1}]}, "required", "$.properties.lines[*].sku"),
-])
+@pytest.mark.parametrize(
+    "props, rule, path",
+    [
+        ({"req_str": None}, "type", "$.properties.req_str"),  # null is a value: allowed only where nullable
+        ({"kind": "c"}, "enum", "$.properties.kind"),
+        ({"code": "y1"}, "pattern", "$.properties.code"),
+        ({"mail": "not-an-email"}, "format", "$.properties.mail"),
+        ({"n_int": 0}, "minimum", "$.properties.n_int"),
+        ({"n_int": 11}, "maximum", "$.properties.n_int"),
+        ({"n_int": 2.5}, "type", "$.properties.n_int"),
+        ({"n_int": "3"}, "type", "$.properties.n_int"),
+        ({"n_num": "3.5"}, "type", "$.properties.n_num"),
+        ({"flag": False}, "enum", "$.properties.flag"),
+        ({"flag": "true"}, "type", "$.properties.flag"),
+        ({"when": "yesterday"}, "format", "$.properties.when"),
+        ({"title": "a"}, "min_length", "$.properties.title"),
+        ({"title": "abcdef"}, "max_length", "$.properties.title"),
+        ({"meta": {"id": "x"}}, "type", "$.properties.meta.id"),
+        ({"meta": {}}, "required", "$.properties.meta.id"),
+        ({"meta": [1]}, "type", "$.properties.meta"),
+        ({"tags": ["a", 1]}, "type", "$.properties.tags[*]"),
+        ({"lines": [{"sku": "a"}, {"qty": 1}]}, "required", "$.properties.lines[*].sku"),
+    ],
+)
 def test_each_property_rule(validator, props, rule, path):
     [(rules, paths, _)] = _check(validator, _rule(**props))
     assert (rules, paths) == ([rule], [path])
 
 
 def test_a_valid_event_passes_every_rule(validator):
-    good = _rule(kind="a", code="x12", mail="a@b.co", n_int=3.0, n_num=2, flag=True, when=iso(BASE),
-                 title="abc", meta={"id": 1}, tags=["a"], lines=[{"sku": "s"}])
+    good = _rule(
+        kind="a",
+        code="x12",
+        mail="a@b.co",
+        n_int=3.0,
+        n_num=2,
+        flag=True,
+        when=iso(BASE),
+        title="abc",
+        meta={"id": 1},
+        tags=["a"],
+        lines=[{"sku": "s"}],
+    )
     assert _check(validator, good) == [([], [], [])]
 
 
@@ -111,30 +155,36 @@ def test_every_error_of_an_event_is_reported(validator):
     assert rules == ["enum", "min_length", "minimum"]
 
 
-@pytest.mark.parametrize("message, rule", [
-    (ev(event="Nope Happened"), "unknown_event"),
-    (ev(type="track", event=None), "envelope"),  # and unknown_event: no name is in the plan
-    (ev(type="teleport"), "envelope"),
-    ({k: v for k, v in _rule().items() if k != "type"}, "envelope"),
-    (_rule() | {"messageId": ""}, "envelope"),
-    (_rule() | {"messageId": "undefined"}, "envelope"),
-    (_rule(anon=None) | {"anonymousId": "null"}, "identity"),
-    (_rule() | {"anonymousId": "", "userId": "  "}, "identity"),
-    (ev(type="alias", anon=None, user="u1"), "identity"),  # alias without previousId
-    (_rule() | {"timestamp": "3 o'clock"}, "timestamp"),
-    (_rule() | {"timestamp": iso(BASE.replace(year=2031)), "receivedAt": iso(BASE)}, "timestamp_future"),
-    (_rule() | {"timestamp": iso(BASE.replace(year=2020)), "receivedAt": iso(BASE)}, "timestamp_past"),
-    ("{not json", "json"),
-    ('"just a string"', "json"),
-])
+@pytest.mark.parametrize(
+    "message, rule",
+    [
+        (ev(event="Nope Happened"), "unknown_event"),
+        (ev(type="track", event=None), "envelope"),  # and unknown_event: no name is in the plan
+        (ev(type="teleport"), "envelope"),
+        ({k: v for k, v in _rule().items() if k != "type"}, "envelope"),
+        (_rule() | {"messageId": ""}, "envelope"),
+        (_rule() | {"messageId": "undefined"}, "envelope"),
+        (_rule(anon=None) | {"anonymousId": "null"}, "identity"),
+        (_rule() | {"anonymousId": "", "userId": "  "}, "identity"),
+        (ev(type="alias", anon=None, user="u1"), "identity"),  # alias without previousId
+        (_rule() | {"timestamp": "3 o'clock"}, "timestamp"),
+        (_rule() | {"timestamp": iso(BASE.replace(year=2031)), "receivedAt": iso(BASE)}, "timestamp_future"),
+        (_rule() | {"timestamp": iso(BASE.replace(year=2020)), "receivedAt": iso(BASE)}, "timestamp_past"),
+        ("{not json", "json"),
+        ('"just a string"', "json"),
+    ],
+)
 def test_envelope_rules(validator, message, rule):
     [(rules, _, _)] = _check(validator, message)
-    assert rules == [rule] or (rule == "envelope" and rules == ["envelope", "unknown_event"] and not message.get("event"))
+    assert rules == [rule] or (
+        rule == "envelope" and rules == ["envelope", "unknown_event"] and not message.get("event")
+    )
 
 
 def test_unexpected_properties_and_deprecation(validator):
-    warn, reject, old = _check(validator, _rule(extra=1), ev(event="Strict Thing Done", props={"b": 1}),
-                               ev(event="Old Thing Done", props={}))
+    warn, reject, old = _check(
+        validator, _rule(extra=1), ev(event="Strict Thing Done", props={"b": 1}), ev(event="Old Thing Done", props={})
+    )
     assert warn == ([], [], ["unexpected_property"])  # the plan default is warn
     assert reject[0] == ["unexpected_property"]
     assert old == ([], [], ["deprecated"])
@@ -142,8 +192,10 @@ def test_unexpected_properties_and_deprecation(validator):
 
 def test_pre_reason_from_the_reader_is_kept(validator):
     con = duckdb.connect()
-    con.register("inp", pa.table({"source_file": ["t.jsonl"], "line_no": [1], "raw": ["{}"],
-                                  "pre_reason": ["encoding: not UTF-8"]}))
+    con.register(
+        "inp",
+        pa.table({"source_file": ["t.jsonl"], "line_no": [1], "raw": ["{}"], "pre_reason": ["encoding: not UTF-8"]}),
+    )
     validator.run(con, "inp", "out")
     assert con.execute("select reasons[1].rule, valid from out").fetchall() == [("encoding", False)]
 
@@ -156,6 +208,7 @@ def test_relation_and_table_names_are_checked(validator):
 
 
 # -- the CLI on the sample plan --------------------------------------------------------------------
+
 
 def _file(tmp_path: Path, lines: list) -> Path:
     p = tmp_path / "events.jsonl"
@@ -187,7 +240,9 @@ def test_cli_json_output(tmp_path):
     body = json.loads(res.stdout)
     assert (body["total"], body["valid"], body["invalid"]) == (3, 1, 2)
     assert [(e["line"], e["message_id"], e["rule"], e["path"]) for e in body["errors"]] == [
-        (2, "bad-1", "enum", "$.properties.method"), (3, "bad-2", "unknown_event", "$.event")]
+        (2, "bad-1", "enum", "$.properties.method"),
+        (3, "bad-2", "unknown_event", "$.event"),
+    ]
 
 
 def test_cli_missing_file_exits_two(tmp_path):
@@ -210,9 +265,11 @@ def test_both_variants_agree_line_by_line_on_generated_traffic(tmp_path):
     for slim in (False, True):
         con.register("inp", pa.concat_tables(list(read_files(files, strip=not slim))))
         Validator(plan, verdicts_only=slim).run(con, "inp", "out")
-        out[slim] = con.execute("select source_file, line_no, valid, event_name, type, message_id, "
-                                "[r.rule || ' ' || r.path || ' ' || r.message for r in reasons], "
-                                "[w.rule || ' ' || w.path for w in warnings] from out order by 1, 2").fetchall()
+        out[slim] = con.execute(
+            "select source_file, line_no, valid, event_name, type, message_id, "
+            "[r.rule || ' ' || r.path || ' ' || r.message for r in reasons], "
+            "[w.rule || ' ' || w.path for w in warnings] from out order by 1, 2"
+        ).fetchall()
     assert len(out[True]) > 1000 and out[True] == out[False]
     invalid = [r for r in out[True] if not r[2]]
     assert len({rule.split()[0] for r in invalid for rule in r[6]}) >= 4  # several kinds of bug were judged
@@ -234,50 +291,90 @@ def deep() -> Validator:
     return Validator(load_plan(DIFF_PLAN), verdicts_only=True)
 
 
-@pytest.mark.parametrize("message, rule, path", [
-    (_order(tags=["red", "zz"]), "enum", "$.properties.tags[*]"),
-    (_order(tags=[]), "min_length", "$.properties.tags"),
-    (_order(tags=["red"] * 4), "max_length", "$.properties.tags"),
-    (_order(matrix=[[1, "x"]]), "type", "$.properties.matrix[*][*]"),
-    (_order(matrix=[[10]]), "maximum", "$.properties.matrix[*][*]"),
-    (_order(products=[{"product_id": "prd_1", "label": None, "quantity": "42"}]), "type", "$.properties.products[*].quantity"),
-    (_order(products=[{"product_id": "prd_1"}]), "required", "$.properties.products[*].label"),
-    (_order(products=[{"product_id": "prd_1", "label": None, "surprise": 1}]), "unexpected_property", "$.properties.products[*]"),
-    (_order(products=[{"product_id": "prd_1", "label": None, "opts": {"sizes": [1, 4]}}]), "enum", "$.properties.products[*].opts.sizes[*]"),
-    (_order(meta={"source": "web", "x": 1}), "unexpected_property", "$.properties.meta"),
-    (_order(note=None, flag=None), "type", "$.properties.flag"),  # null only where nullable
-    (_order(qty=9223372036854775808), "maximum", "$.properties.qty"),
-    (_order(placed_at="2026-03-02 10:00:00"), "format", "$.properties.placed_at"),
-    (_order(placed_at="2026-03-02T24:00:00Z"), "format", "$.properties.placed_at"),
-    (_order(stamp="2026-03-02"), "format", "$.properties.stamp"),
-    (_order(day="2023-02-29"), "format", "$.properties.day"),
-    (_order(ip="01.2.3.4"), "format", "$.properties.ip"),
-    (_order(level=4.0), "enum", "$.properties.level"),
-    (_order() | {"userId": {"id": 1}}, "identity", "$.userId"),
-    (_order() | {"anonymousId": True, "userId": "u"}, "identity", "$.anonymousId"),
-    (('{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
-      '{"order_id":"o_1","revenue":10,"revenue":-99999,"must_null":null}}'), "duplicate_key", "$.properties"),
-    (('{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
-      '{"order_id":"o_1","revenue":NaN,"must_null":null}}'), "json", "$"),
-])
+@pytest.mark.parametrize(
+    "message, rule, path",
+    [
+        (_order(tags=["red", "zz"]), "enum", "$.properties.tags[*]"),
+        (_order(tags=[]), "min_length", "$.properties.tags"),
+        (_order(tags=["red"] * 4), "max_length", "$.properties.tags"),
+        (_order(matrix=[[1, "x"]]), "type", "$.properties.matrix[*][*]"),
+        (_order(matrix=[[10]]), "maximum", "$.properties.matrix[*][*]"),
+        (
+            _order(products=[{"product_id": "prd_1", "label": None, "quantity": "42"}]),
+            "type",
+            "$.properties.products[*].quantity",
+        ),
+        (_order(products=[{"product_id": "prd_1"}]), "required", "$.properties.products[*].label"),
+        (
+            _order(products=[{"product_id": "prd_1", "label": None, "surprise": 1}]),
+            "unexpected_property",
+            "$.properties.products[*]",
+        ),
+        (
+            _order(products=[{"product_id": "prd_1", "label": None, "opts": {"sizes": [1, 4]}}]),
+            "enum",
+            "$.properties.products[*].opts.sizes[*]",
+        ),
+        (_order(meta={"source": "web", "x": 1}), "unexpected_property", "$.properties.meta"),
+        (_order(note=None, flag=None), "type", "$.properties.flag"),  # null only where nullable
+        (_order(qty=9223372036854775808), "maximum", "$.properties.qty"),
+        (_order(placed_at="2026-03-02 10:00:00"), "format", "$.properties.placed_at"),
+        (_order(placed_at="2026-03-02T24:00:00Z"), "format", "$.properties.placed_at"),
+        (_order(stamp="2026-03-02"), "format", "$.properties.stamp"),
+        (_order(day="2023-02-29"), "format", "$.properties.day"),
+        (_order(ip="01.2.3.4"), "format", "$.properties.ip"),
+        (_order(level=4.0), "enum", "$.properties.level"),
+        (_order() | {"userId": {"id": 1}}, "identity", "$.userId"),
+        (_order() | {"anonymousId": True, "userId": "u"}, "identity", "$.anonymousId"),
+        (
+            (
+                '{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
+                '{"order_id":"o_1","revenue":10,"revenue":-99999,"must_null":null}}'
+            ),
+            "duplicate_key",
+            "$.properties",
+        ),
+        (
+            (
+                '{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
+                '{"order_id":"o_1","revenue":NaN,"must_null":null}}'
+            ),
+            "json",
+            "$",
+        ),
+    ],
+)
 def test_each_rule_at_every_depth(deep, message, rule, path):
     [(rules, paths, _)] = _check(deep, message)
     assert (rules, paths) == ([rule], [path])
 
 
 def test_a_number_past_the_double_range_is_no_number(deep):
-    line = ('{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
-            '{"order_id":"o_1","revenue":1e400,"must_null":null}}')
+    line = (
+        '{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":'
+        '{"order_id":"o_1","revenue":1e400,"must_null":null}}'
+    )
     [(rules, _, _)] = _check(deep, line)
     assert "type" in rules
 
 
-@pytest.mark.parametrize("props", [
-    {"qty": 9223372036854775807, "level": 1.0, "small": 3e0, "matrix": [[1.0, 9e0]]},  # integral floats are integers
-    {"link": "mailto:a@example.com", "placed_at": "2026-03-02t10:00:00z", "stamp": "2024-02-29T23:59:59.5-23:59"},
-    {"products": [{"product_id": "prd_1", "label": None, "opts": {"sizes": [1.0, 3]}}], "meta": {"source": "app", "depth": {"more": 1}}},
-    {"tags": ["red"], "note": None, "free": {"anything": [1]}},
-])
+@pytest.mark.parametrize(
+    "props",
+    [
+        {
+            "qty": 9223372036854775807,
+            "level": 1.0,
+            "small": 3e0,
+            "matrix": [[1.0, 9e0]],
+        },  # integral floats are integers
+        {"link": "mailto:a@example.com", "placed_at": "2026-03-02t10:00:00z", "stamp": "2024-02-29T23:59:59.5-23:59"},
+        {
+            "products": [{"product_id": "prd_1", "label": None, "opts": {"sizes": [1.0, 3]}}],
+            "meta": {"source": "app", "depth": {"more": 1}},
+        },
+        {"tags": ["red"], "note": None, "free": {"anything": [1]}},
+    ],
+)
 def test_valid_at_every_depth(deep, props):
     assert _check(deep, _order(**props)) == [([], [], [])]
 

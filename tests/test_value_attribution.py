@@ -25,9 +25,16 @@ def make_paths(spec: list[tuple[str, bool]]) -> pd.DataFrame:
     for i, (path, converted) in enumerate(spec):
         chans = path.split(">")
         times = [day(k) for k in range(len(chans))]
-        rows.append({"person_id": f"p{i}", "converted": converted,
-                     "conversion_time": day(len(chans)) if converted else pd.NaT,
-                     "value": 10.0 if converted else 0.0, "channels": chans, "touch_times": times})
+        rows.append(
+            {
+                "person_id": f"p{i}",
+                "converted": converted,
+                "conversion_time": day(len(chans)) if converted else pd.NaT,
+                "value": 10.0 if converted else 0.0,
+                "channels": chans,
+                "touch_times": times,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -47,8 +54,7 @@ def test_markov_removal_effects_by_hand():
     assert re.to_dict() == pytest.approx({"A": 0.375, "B": 0.75, "C": 0.5})
     credit = attribute(HAND, "markov").set_index("channel")["conversions"]
     # Two conversions shared in proportion .375 : .75 : .5 (sum 1.625).
-    assert credit.to_dict() == pytest.approx({"A": 2 * .375 / 1.625, "B": 2 * .75 / 1.625,
-                                              "C": 2 * .5 / 1.625})
+    assert credit.to_dict() == pytest.approx({"A": 2 * 0.375 / 1.625, "B": 2 * 0.75 / 1.625, "C": 2 * 0.5 / 1.625})
 
 
 def test_rule_based_models_by_hand():
@@ -58,15 +64,24 @@ def test_rule_based_models_by_hand():
     assert got["first_touch"].to_dict() == {"A": 1, "B": 1, "C": 1, "D": 0}
     assert got["last_touch"].to_dict() == {"A": 1, "B": 1, "C": 0, "D": 1}
     # linear: A .25 + .5, B .25 + 1, C .25 + .5, D .25
-    assert got["linear"].to_dict() == pytest.approx({"A": .75, "B": 1.25, "C": .75, "D": .25})
+    assert got["linear"].to_dict() == pytest.approx({"A": 0.75, "B": 1.25, "C": 0.75, "D": 0.25})
     # position-based: 4 touches 40/10/10/40, one touch 100 %, two touches 50/50.
-    assert got["position_based"].to_dict() == pytest.approx({"A": .4 + .5, "B": .1 + 1,
-                                                             "C": .1 + .5, "D": .4})
+    assert got["position_based"].to_dict() == pytest.approx({"A": 0.4 + 0.5, "B": 0.1 + 1, "C": 0.1 + 0.5, "D": 0.4})
 
 
 def test_time_decay_halves_per_half_life():
-    paths = pd.DataFrame([{"person_id": "p", "converted": True, "conversion_time": day(7),
-                           "value": 30.0, "channels": ["A", "B"], "touch_times": [day(0), day(7)]}])
+    paths = pd.DataFrame(
+        [
+            {
+                "person_id": "p",
+                "converted": True,
+                "conversion_time": day(7),
+                "value": 30.0,
+                "channels": ["A", "B"],
+                "touch_times": [day(0), day(7)],
+            }
+        ]
+    )
     got = attribute(paths, "time_decay", half_life_days=7).set_index("channel")
     # A is one half-life old (weight 1/2), B is fresh (weight 1): shares 1/3 and 2/3.
     assert got["conversions"].to_dict() == pytest.approx({"A": 1 / 3, "B": 2 / 3})
@@ -74,14 +89,16 @@ def test_time_decay_halves_per_half_life():
 
 
 def test_build_paths_window_previous_conversion_and_non_converters():
-    touches = pd.DataFrame({
-        "person_id": ["u1", "u1", "u1", "u1", "u1", "u2", "u3"],
-        "timestamp": [day(0), day(40), day(45), day(50), day(60), day(1), day(2)],
-        "channel": ["old", "search", "email", "social", "display", "ads", "x"],
-    })
-    conversions = pd.DataFrame({"person_id": ["u1", "u1", "u3"],
-                                "timestamp": [day(46), day(55), day(1)],
-                                "value": [100.0, 50.0, 5.0]})
+    touches = pd.DataFrame(
+        {
+            "person_id": ["u1", "u1", "u1", "u1", "u1", "u2", "u3"],
+            "timestamp": [day(0), day(40), day(45), day(50), day(60), day(1), day(2)],
+            "channel": ["old", "search", "email", "social", "display", "ads", "x"],
+        }
+    )
+    conversions = pd.DataFrame(
+        {"person_id": ["u1", "u1", "u3"], "timestamp": [day(46), day(55), day(1)], "value": [100.0, 50.0, 5.0]}
+    )
     paths = build_paths(touches, conversions, lookback_days=30)
     conv = paths[paths["converted"]].set_index(["person_id", "conversion_time"])
     # day 0 is outside the 30-day window of the day-46 conversion.
@@ -98,10 +115,10 @@ def random_paths(n: int, seed: int) -> pd.DataFrame:
     """Seeded journeys over four channels with planted per-touch conversion probabilities."""
     rng = np.random.default_rng(seed)
     channels = np.array(["search", "social", "email", "display"])
-    p_conv = {"search": .25, "social": .05, "email": .15, "display": .02}
+    p_conv = {"search": 0.25, "social": 0.05, "email": 0.15, "display": 0.02}
     spec = []
     for _ in range(n):
-        path = list(rng.choice(channels, rng.integers(1, 5), p=[.3, .3, .2, .2]))
+        path = list(rng.choice(channels, rng.integers(1, 5), p=[0.3, 0.3, 0.2, 0.2]))
         converted = rng.random() < 1 - np.prod([1 - p_conv[c] for c in path])
         spec.append((">".join(path), bool(converted)))
     return make_paths(spec)
@@ -123,22 +140,36 @@ def test_markov_agrees_with_channelattribution_package():
     except (ImportError, OSError) as exc:  # no wheel, or a C++ extension that failed to build
         pytest.skip(f"channelattribution not installable here: {exc}")
     paths = random_paths(3000, seed=3)
-    agg = (paths.assign(path=paths["channels"].map(">".join))
-           .groupby("path")["converted"].agg(conv="sum", total="size").reset_index())
+    agg = (
+        paths.assign(path=paths["channels"].map(">".join))
+        .groupby("path")["converted"]
+        .agg(conv="sum", total="size")
+        .reset_index()
+    )
     agg["null"] = agg["total"] - agg["conv"]
     # ChannelAttribution simulates the chain; by default it cuts simulated journeys at the longest
     # observed path, which biases removal effects by up to ~8 % here. With max_step=100 and 1e6
     # simulations (convergence 1 %) it approaches the exact absorbing-chain solution we compute.
-    res = ca.markov_model(agg, "path", "conv", var_null="null", out_more=True, verbose=False,
-                          flg_pro=False, max_step=100, nsim_start=1e6, conv_par=0.01, seed=0)
+    res = ca.markov_model(
+        agg,
+        "path",
+        "conv",
+        var_null="null",
+        out_more=True,
+        verbose=False,
+        flg_pro=False,
+        max_step=100,
+        nsim_start=1e6,
+        conv_par=0.01,
+        seed=0,
+    )
     theirs = res["removal_effects"].set_index("channel_name")["removal_effect"]
     ours = markov_removal_effects(paths)
     # 3 %: the package's simulation error at 1e6 draws and a 1 % convergence criterion.
     assert ours.to_numpy() == pytest.approx(theirs.reindex(ours.index).to_numpy(), rel=0.03)
     credited = attribute(paths, "markov").set_index("channel")["conversions"]
     their_credit = res["result"].set_index("channel_name")["total_conversions"]
-    assert credited.to_numpy() == pytest.approx(their_credit.reindex(credited.index).to_numpy(),
-                                                rel=0.03)
+    assert credited.to_numpy() == pytest.approx(their_credit.reindex(credited.index).to_numpy(), rel=0.03)
 
 
 def test_no_conversions_credits_nothing():

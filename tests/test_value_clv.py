@@ -75,12 +75,16 @@ def test_gamma_gamma_reproduces_published_cdnow_fit(cdnow_summary):
 
 
 def test_rfm_summary_rebuilds_the_published_summary_from_transactions(cdnow_summary):
-    tx = pd.read_csv(cdnow_file("CDNOW_sample.txt"), sep=r"\s+", header=None,
-                     names=["master_id", "customer_id", "date", "cds", "value"], dtype={"date": str})
+    tx = pd.read_csv(
+        cdnow_file("CDNOW_sample.txt"),
+        sep=r"\s+",
+        header=None,
+        names=["master_id", "customer_id", "date", "cds", "value"],
+        dtype={"date": str},
+    )
     tx["date"] = pd.to_datetime(tx["date"], format="%Y%m%d")
     # 39-week calibration period ending 1997-09-30, fractional weeks, as in the paper.
-    got = rfm_summary(tx, customer="customer_id", time="date", value="value",
-                      observation_end="1997-09-30", freq="W")
+    got = rfm_summary(tx, customer="customer_id", time="date", value="value", observation_end="1997-09-30", freq="W")
     want = cdnow_summary.set_index("ID")
     assert len(got) == 2357
     assert (got["frequency"].to_numpy() == want["frequency"].to_numpy()).all()
@@ -91,9 +95,13 @@ def test_rfm_summary_rebuilds_the_published_summary_from_transactions(cdnow_summ
 
 
 def test_rfm_summary_merges_same_day_and_ignores_after_end():
-    tx = pd.DataFrame({"customer_id": ["a", "a", "a", "a", "b"],
-                       "date": ["2024-01-01", "2024-01-01", "2024-01-11", "2024-03-01", "2024-01-05"],
-                       "value": [5.0, 5.0, 30.0, 99.0, 7.0]})
+    tx = pd.DataFrame(
+        {
+            "customer_id": ["a", "a", "a", "a", "b"],
+            "date": ["2024-01-01", "2024-01-01", "2024-01-11", "2024-03-01", "2024-01-05"],
+            "value": [5.0, 5.0, 30.0, 99.0, 7.0],
+        }
+    )
     s = rfm_summary(tx, value="value", observation_end="2024-01-31")
     assert s.loc["a"].to_dict() == {"frequency": 1, "recency": 10.0, "T": 30.0, "monetary_value": 30.0}
     assert s.loc["b"].to_dict() == {"frequency": 0, "recency": 0.0, "T": 26.0, "monetary_value": 0.0}
@@ -113,7 +121,8 @@ def test_customer_clv_behaves(cdnow_summary):
     undiscounted = customer_clv(cdnow_summary, 365, 0.0, 0.3, bg, gg, **weeks)
     # At 0 % the CLV is exactly margin x value per purchase x expected purchases.
     assert undiscounted["clv"].to_numpy() == pytest.approx(
-        (0.3 * one_year["expected_avg_value"] * one_year["expected_purchases"]).to_numpy())
+        (0.3 * one_year["expected_avg_value"] * one_year["expected_purchases"]).to_numpy()
+    )
     assert (one_year["clv"] < undiscounted["clv"]).all()
 
 

@@ -21,8 +21,16 @@ from models.value import (
     tornado,
 )
 
-BASE = Assumptions(effect_per_month=100, effect_se=30, value_per_conversion=20, one_off_cost=20_000,
-                   recurring_cost=500, horizon_months=24, discount_rate=0.10, adoption=0.8)
+BASE = Assumptions(
+    effect_per_month=100,
+    effect_se=30,
+    value_per_conversion=20,
+    one_off_cost=20_000,
+    recurring_cost=500,
+    horizon_months=24,
+    discount_rate=0.10,
+    adoption=0.8,
+)
 
 
 def test_cash_flows_layout_and_start_offset():
@@ -50,7 +58,7 @@ def test_npv_matches_numpy_financial_with_monthly_rate():
 
 def test_irr_is_annualized_and_nan_when_undefined():
     # -100 now, +110 a month later: 10 % a month, 1.1 ** 12 - 1 = 213.8 % a year.
-    assert irr([-100, 110]) == pytest.approx(1.1 ** 12 - 1, rel=1e-9)
+    assert irr([-100, 110]) == pytest.approx(1.1**12 - 1, rel=1e-9)
     assert np.isnan(irr([-100, -10, -10]))  # all costs: no rate makes NPV zero
     assert np.isnan(irr([10, 10]))
 
@@ -68,9 +76,15 @@ def test_roi():
 
 
 def test_initiative_financials_by_hand():
-    f = initiative_financials(effect_per_month=10, effect_se=2, value_per_conversion=50,
-                              one_off_cost=1000, recurring_cost=100, horizon_months=12,
-                              discount_rate=0.0)
+    f = initiative_financials(
+        effect_per_month=10,
+        effect_se=2,
+        value_per_conversion=50,
+        one_off_cost=1000,
+        recurring_cost=100,
+        horizon_months=12,
+        discount_rate=0.0,
+    )
     # value 10 x 50 x 12 = 6000; cost 1000 + 100 x 12 = 2200; at 0 % the NPV is the plain sum.
     assert f["value"] == 6000 and f["cost"] == 2200
     assert f["roi"] == pytest.approx((6000 - 2200) / 2200)
@@ -90,8 +104,14 @@ def test_scenarios_follow_declared_adoption():
 def test_tornado_sorted_by_swing_and_effect_uses_its_ci():
     t = tornado(BASE, {"one_off_cost": (15_000, 40_000)})
     assert t["swing"].is_monotonic_decreasing
-    assert set(t["parameter"]) == {"effect_per_month", "value_per_conversion", "one_off_cost",
-                                   "recurring_cost", "adoption", "discount_rate"}
+    assert set(t["parameter"]) == {
+        "effect_per_month",
+        "value_per_conversion",
+        "one_off_cost",
+        "recurring_cost",
+        "adoption",
+        "discount_rate",
+    }
     eff = t.set_index("parameter").loc["effect_per_month"]
     assert eff["low_value"] == pytest.approx(100 - 1.96 * 30, abs=0.01)
     one_off = t.set_index("parameter").loc["one_off_cost"]
@@ -135,8 +155,9 @@ def test_monte_carlo_cost_ranges_are_triangular_and_seeded():
 
 
 def test_initiative_scenarios_rows_match_the_mart():
-    df = initiative_scenarios("onboarding", BASE, {"low": 0.2, "base": 0.5, "high": 0.8},
-                              {"recurring_cost": (300, 900)}, n=2000, seed=0)
+    df = initiative_scenarios(
+        "onboarding", BASE, {"low": 0.2, "base": 0.5, "high": 0.8}, {"recurring_cost": (300, 900)}, n=2000, seed=0
+    )
     assert list(df.columns) == SCENARIO_COLUMNS
     assert (df["initiative"] == "onboarding").all()
     counts = df["kind"].value_counts().to_dict()

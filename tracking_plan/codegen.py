@@ -31,17 +31,73 @@ from .model import Event, Plan, Property
 
 LANGS = ("typescript", "python")
 MARKER = "trackplan-generated"  # first lines of every generated file: `trackplan coverage` skips them
-PAYLOAD_WORD = {"track": "Properties", "page": "Properties", "screen": "Properties",
-                "identify": "Traits", "group": "Traits"}
+PAYLOAD_WORD = {
+    "track": "Properties",
+    "page": "Properties",
+    "screen": "Properties",
+    "identify": "Traits",
+    "group": "Traits",
+}
 TS_RESERVED = {
-    "break", "case", "catch", "class", "const", "continue", "debugger", "default", "delete", "do", "else",
-    "enum", "export", "extends", "false", "finally", "for", "function", "if", "import", "in", "instanceof",
-    "new", "null", "return", "super", "switch", "this", "throw", "true", "try", "typeof", "var", "void",
-    "while", "with", "let", "static", "yield", "await", "implements", "interface", "package", "private",
-    "protected", "public",
+    "break",
+    "case",
+    "catch",
+    "class",
+    "const",
+    "continue",
+    "debugger",
+    "default",
+    "delete",
+    "do",
+    "else",
+    "enum",
+    "export",
+    "extends",
+    "false",
+    "finally",
+    "for",
+    "function",
+    "if",
+    "import",
+    "in",
+    "instanceof",
+    "new",
+    "null",
+    "return",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typeof",
+    "var",
+    "void",
+    "while",
+    "with",
+    "let",
+    "static",
+    "yield",
+    "await",
+    "implements",
+    "interface",
+    "package",
+    "private",
+    "protected",
+    "public",
     # names the generated modules define or import themselves
-    "configure", "analytics", "opts", "client", "development", "checkEvent", "withPlan", "problems",
-    "objectProblems", "PLAN", "RULES", "T",
+    "configure",
+    "analytics",
+    "opts",
+    "client",
+    "development",
+    "checkEvent",
+    "withPlan",
+    "problems",
+    "objectProblems",
+    "PLAN",
+    "RULES",
+    "T",
 }
 PY_RESERVED = set(keyword.kwlist) | {"configure", "datetime", "re", "sys", "deprecated"}
 
@@ -51,6 +107,7 @@ class CodegenError(ValueError):
 
 
 # ------------------------------------------------------------------------------------- names
+
 
 def _words(name: str) -> list[str]:
     return re.findall(r"[A-Za-z0-9]+", name)
@@ -87,8 +144,10 @@ def function_names(plan: Plan) -> dict[str, tuple[str, str]]:
         ts, py = ts_function(name), py_function(name)
         for fn in (ts, py):
             if fn in seen and seen[fn] != name:
-                raise CodegenError(f"{plan.events[name].source_file or name}:1: events {seen[fn]!r} and {name!r} "
-                                   f"both generate the function {fn}(): rename one")
+                raise CodegenError(
+                    f"{plan.events[name].source_file or name}:1: events {seen[fn]!r} and {name!r} "
+                    f"both generate the function {fn}(): rename one"
+                )
             seen[fn] = name
         out[name] = (ts, py)
     return out
@@ -100,6 +159,7 @@ def generated_events(plan: Plan) -> list[Event]:
 
 
 # ---------------------------------------------------------------------------------- type model
+
 
 @dataclass(frozen=True)
 class TypeRef:
@@ -146,6 +206,7 @@ def _named_objects(t: TypeRef, out: list[TypeRef]) -> None:
 
 
 # --------------------------------------------------------------------------------- run-time rules
+
 
 def _rule(prop: Property) -> dict[str, Any]:
     """The checks of one property, as a JSON tree both languages embed (development mode)."""
@@ -248,6 +309,7 @@ def _prop_docs(t: TypeRef, ev: Event, py: bool) -> list[str]:
 
 # ------------------------------------------------------------------------------------- Python
 
+
 def _py_type(t: TypeRef) -> str:
     if t.kind == "enum":
         s = f"Literal[{', '.join(json.dumps(v) if not isinstance(v, bool) else repr(v) for v in t.values)}]"
@@ -256,8 +318,13 @@ def _py_type(t: TypeRef) -> str:
     elif t.kind == "array":
         s = f"Sequence[{_py_type(t.item) if t.item else 'object'}]"
     else:
-        s = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
-             "timestamp": "str | datetime.datetime"}[t.kind]
+        s = {
+            "string": "str",
+            "integer": "int",
+            "number": "float",
+            "boolean": "bool",
+            "timestamp": "str | datetime.datetime",
+        }[t.kind]
     return f"{s} | None" if t.nullable else s
 
 
@@ -419,11 +486,18 @@ def _send(kind: str, event: str, payload: Mapping[str, object] | None, *, user_i
     return client.group(group_id=call.get("group_id"), traits=data, **common)
 '''
 
-PY_COMMON = ["user_id: str | None = None", "anonymous_id: str | None = None",
-             "context: Mapping[str, object] | None = None", "timestamp: datetime.datetime | None = None",
-             "integrations: Mapping[str, object] | None = None", "message_id: str | None = None"]
-PY_PASS = ("user_id=user_id, anonymous_id=anonymous_id, context=context,\n"
-           "        timestamp=timestamp, integrations=integrations, message_id=message_id")
+PY_COMMON = [
+    "user_id: str | None = None",
+    "anonymous_id: str | None = None",
+    "context: Mapping[str, object] | None = None",
+    "timestamp: datetime.datetime | None = None",
+    "integrations: Mapping[str, object] | None = None",
+    "message_id: str | None = None",
+]
+PY_PASS = (
+    "user_id=user_id, anonymous_id=anonymous_id, context=context,\n"
+    "        timestamp=timestamp, integrations=integrations, message_id=message_id"
+)
 
 
 def _check_type_names(plan: Plan) -> None:
@@ -435,8 +509,10 @@ def _check_type_names(plan: Plan) -> None:
         _named_objects(payload_type(ev), objs)
         for t in objs:
             if t.name in seen and seen[t.name] != ev.name:
-                raise CodegenError(f"{ev.source_file or ev.name}:1: events {seen[t.name]!r} and {ev.name!r} both "
-                                   f"generate the type {t.name}: rename a property or an event")
+                raise CodegenError(
+                    f"{ev.source_file or ev.name}:1: events {seen[t.name]!r} and {ev.name!r} both "
+                    f"generate the type {t.name}: rename a property or an event"
+                )
             seen[t.name] = ev.name
 
 
@@ -444,16 +520,26 @@ def generate_python(plan: Plan) -> dict[str, str]:
     names = function_names(plan)
     _check_type_names(plan)
     meta = json.dumps({"plan": plan.header.name, "version": plan.header.version, "lang": "python"})
-    parts = [PY_HEADER.format(marker=MARKER, meta=meta, plan=plan.header.name, version=plan.header.version,
-                              plan_json=json.dumps({"name": plan.header.name, "version": plan.header.version}))]
+    parts = [
+        PY_HEADER.format(
+            marker=MARKER,
+            meta=meta,
+            plan=plan.header.name,
+            version=plan.header.version,
+            plan_json=json.dumps({"name": plan.header.name, "version": plan.header.version}),
+        )
+    ]
     parts.append(PY_RUNTIME)
     for ev in generated_events(plan):
         pt = payload_type(ev)
         objs: list[TypeRef] = []
         _named_objects(pt, objs)
         for t in objs:
-            doc = (f'{"Properties" if PAYLOAD_WORD[ev.type] == "Properties" else "Traits"} of "{ev.name}".'
-                   if t is pt else f'A nested object of "{ev.name}".')
+            doc = (
+                f'{"Properties" if PAYLOAD_WORD[ev.type] == "Properties" else "Traits"} of "{ev.name}".'
+                if t is pt
+                else f'A nested object of "{ev.name}".'
+            )
             parts.append("\n\n" + _py_typeddict(t, doc))
         fn = names[ev.name][1]
         payload = "traits" if ev.type in ("identify", "group") else "properties"
@@ -478,17 +564,33 @@ def generate_python(plan: Plan) -> dict[str, str]:
         doc += ["", "Returns what the Segment client returns (segment-analytics-python: ``(ok, message)``)."]
         docstring = "\n    ".join(doc).replace("\n    \n", "\n\n").replace('"""', "'''")
         deco = f"@deprecated({json.dumps(dep)})\n" if dep else ""
-        parts.append(f'\n\n{deco}def {fn}({sig}) -> Any:\n    """{docstring}\n    """\n'
-                     f'    return _send(\n        {ev.type!r}, {json.dumps(ev.name)}, {payload}, {PY_PASS}{extra},\n    )\n')
-    parts.append("\n\n# What development mode checks, per event (from the plan, like the validator's rules).\n"
-                 "RULES: dict[str, Any] = {\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in rules(plan).items()) + "}\n")
-    parts.append("\n\n__all__ = " + json.dumps(["configure", "SegmentClient", "TrackingPlanError", "PLAN",
-                                                 *[names[e.name][1] for e in generated_events(plan)]], indent=1)
-                 + "\n")
+        parts.append(
+            f'\n\n{deco}def {fn}({sig}) -> Any:\n    """{docstring}\n    """\n'
+            f"    return _send(\n        {ev.type!r}, {json.dumps(ev.name)}, {payload}, {PY_PASS}{extra},\n    )\n"
+        )
+    parts.append(
+        "\n\n# What development mode checks, per event (from the plan, like the validator's rules).\n"
+        "RULES: dict[str, Any] = {\n" + "".join(f"    {k!r}: {v!r},\n" for k, v in rules(plan).items()) + "}\n"
+    )
+    parts.append(
+        "\n\n__all__ = "
+        + json.dumps(
+            [
+                "configure",
+                "SegmentClient",
+                "TrackingPlanError",
+                "PLAN",
+                *[names[e.name][1] for e in generated_events(plan)],
+            ],
+            indent=1,
+        )
+        + "\n"
+    )
     return {"trackplan_events.py": "".join(parts)}
 
 
 # --------------------------------------------------------------------------------- TypeScript
+
 
 def _ts_key(k: str) -> str:
     return k if re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$]*", k) else json.dumps(k)
@@ -503,8 +605,13 @@ def _ts_type(t: TypeRef) -> str:
         inner = _ts_type(t.item) if t.item else "unknown"
         s = f"ReadonlyArray<{inner}>"
     else:
-        s = {"string": "string", "integer": "number", "number": "number", "boolean": "boolean",
-             "timestamp": "string | Date"}[t.kind]
+        s = {
+            "string": "string",
+            "integer": "number",
+            "number": "number",
+            "boolean": "boolean",
+            "timestamp": "string | Date",
+        }[t.kind]
     return f"{s} | null" if t.nullable else s
 
 
@@ -520,12 +627,14 @@ def _ts_object(t: TypeRef, ev: Event, top: bool) -> str:
         doc = []
         if prop is not None:
             doc = [x for x in [prop.description or "", _constraints(prop)] if x]
-        rows.append((_ts_comment(doc, "  ") if doc else "") + f"  {_ts_key(name)}{'' if required else '?'}: {_ts_type(ft)}")
+        rows.append(
+            (_ts_comment(doc, "  ") if doc else "") + f"  {_ts_key(name)}{'' if required else '?'}: {_ts_type(ft)}"
+        )
     body = "\n".join(rows)
     return f"export type {t.name} = {{\n{body}\n}}\n" if rows else f"export type {t.name} = Record<string, never>\n"
 
 
-TS_PLAN = '''\
+TS_PLAN = """\
 // {marker}: {meta}
 /**
  * Types and rules of the tracking plan "{plan}" {version}, shared by ./browser.ts and ./node.ts.
@@ -616,9 +725,9 @@ export function checkEvent(event: string, kind: string, payload: object | undefi
 export function withPlan<C extends object>(context: C | undefined): C & {{ trackingPlan: {{ name: string; version: string }} }} {{
   return {{ ...(context ?? ({{}} as C)), trackingPlan: {{ ...PLAN }} }}
 }}
-'''
+"""
 
-TS_BROWSER_HEAD = '''\
+TS_BROWSER_HEAD = """\
 // {marker}: {meta}
 /**
  * Typed tracking calls of the plan "{plan}" {version} for the browser, through
@@ -662,9 +771,9 @@ function analytics(): BrowserAnalytics {{
 function opts(options: Options | undefined): Options {{
   return {{ ...options, context: withPlan(options?.context) }}
 }}
-'''
+"""
 
-TS_NODE_HEAD = '''\
+TS_NODE_HEAD = """\
 // {marker}: {meta}
 /**
  * Typed tracking calls of the plan "{plan}" {version} for Node, through `@segment/analytics-node`.
@@ -700,7 +809,7 @@ function analytics(): Pick<Analytics, 'track' | 'page' | 'screen' | 'identify' |
   if (client === undefined) throw new Error('call configure(analytics) from the generated tracking module first')
   return client
 }}
-'''
+"""
 
 
 def _ts_fn_doc(plan: Plan, ev: Event, names: dict, pt: TypeRef) -> str:
@@ -719,8 +828,13 @@ def generate_typescript(plan: Plan) -> dict[str, str]:
     meta = json.dumps({"plan": plan.header.name, "version": plan.header.version, "lang": "typescript"})
     fmt = {"marker": MARKER, "meta": meta, "plan": plan.header.name, "version": plan.header.version}
     events = generated_events(plan)
-    types = [TS_PLAN.format(**fmt, plan_json=json.dumps({"name": plan.header.name, "version": plan.header.version}),
-                            rules="{\n" + "".join(f"  {json.dumps(k)}: {json.dumps(v)},\n" for k, v in rules(plan).items()) + "}")]
+    types = [
+        TS_PLAN.format(
+            **fmt,
+            plan_json=json.dumps({"name": plan.header.name, "version": plan.header.version}),
+            rules="{\n" + "".join(f"  {json.dumps(k)}: {json.dumps(v)},\n" for k, v in rules(plan).items()) + "}",
+        )
+    ]
     example = names[events[0].name][0] if events else "PLAN"
     browser = [TS_BROWSER_HEAD.format(**fmt, example=example)]
     node = [TS_NODE_HEAD.format(**fmt, example=example)]
@@ -729,8 +843,11 @@ def generate_typescript(plan: Plan) -> dict[str, str]:
         objs: list[TypeRef] = []
         _named_objects(pt, objs)
         for t in objs:
-            types.append("\n" + (_ts_comment([f'{PAYLOAD_WORD[ev.type]} of "{ev.name}".']) if t is pt else "")
-                         + _ts_object(t, ev, t is pt))
+            types.append(
+                "\n"
+                + (_ts_comment([f'{PAYLOAD_WORD[ev.type]} of "{ev.name}".']) if t is pt else "")
+                + _ts_object(t, ev, t is pt)
+            )
         fn = names[ev.name][0]
         doc = _ts_fn_doc(plan, ev, names, pt)
         req = any(r for _, r, _ in pt.fields)
@@ -740,32 +857,45 @@ def generate_typescript(plan: Plan) -> dict[str, str]:
         if ev.type == "track":
             b_sig, b_call = f"{p}, options?: Options", f"analytics().track({e}, payload ?? {{}}, opts(options))"
             n_sig = f"message: Identity & Common & {{ properties{'' if req else '?'}: T.{pt.name} }}"
-            n_call = (f"analytics().track({{ ...message, event: {e}, properties: message.properties ?? {{}}, "
-                      f"context: withPlan(message.context) }})")
+            n_call = (
+                f"analytics().track({{ ...message, event: {e}, properties: message.properties ?? {{}}, "
+                f"context: withPlan(message.context) }})"
+            )
             n_pay = "message.properties"
         elif ev.type in ("page", "screen"):
             b_sig = f"{p}, options?: Options, page: {{ category?: string; name?: string }} = {{}}"
-            b_call = (f"analytics().{ev.type}(page.category ?? null, page.name ?? null, payload ?? {{}}, opts(options))")
-            n_sig = (f"message: Identity & Common & {{ properties{'' if req else '?'}: T.{pt.name}; "
-                     "category?: string; name?: string }")
-            n_call = (f"analytics().{ev.type}({{ ...message, properties: message.properties ?? {{}}, "
-                      "context: withPlan(message.context) })")
+            b_call = f"analytics().{ev.type}(page.category ?? null, page.name ?? null, payload ?? {{}}, opts(options))"
+            n_sig = (
+                f"message: Identity & Common & {{ properties{'' if req else '?'}: T.{pt.name}; "
+                "category?: string; name?: string }"
+            )
+            n_call = (
+                f"analytics().{ev.type}({{ ...message, properties: message.properties ?? {{}}, "
+                "context: withPlan(message.context) })"
+            )
             n_pay = "message.properties"
         elif ev.type == "identify":
             b_sig = f"userId: string | null, {p}, options?: Options"
             b_call = "analytics().identify(userId, payload ?? {}, opts(options))"
             n_sig = f"message: Identity & Common & {{ traits{'' if req else '?'}: T.{pt.name} }}"
-            n_call = "analytics().identify({ ...message, traits: message.traits ?? {}, context: withPlan(message.context) })"
+            n_call = (
+                "analytics().identify({ ...message, traits: message.traits ?? {}, context: withPlan(message.context) })"
+            )
             n_pay = "message.traits"
         else:  # group
             b_sig = f"groupId: string, {p}, options?: Options"
             b_call = "analytics().group(groupId, payload ?? {}, opts(options))"
             n_sig = f"message: Identity & Common & {{ groupId: string; traits{'' if req else '?'}: T.{pt.name} }}"
-            n_call = "analytics().group({ ...message, traits: message.traits ?? {}, context: withPlan(message.context) })"
+            n_call = (
+                "analytics().group({ ...message, traits: message.traits ?? {}, context: withPlan(message.context) })"
+            )
             n_pay = "message.traits"
         browser.append(f"\n{doc}export function {fn}({b_sig}): Promise<unknown> {{\n{chk}  return {b_call}\n}}\n")
-        node.append(f"\n{doc}export function {fn}({n_sig}): void {{\n"
-                    + chk.replace("payload)", f"{n_pay})") + f"  {n_call}\n}}\n")
+        node.append(
+            f"\n{doc}export function {fn}({n_sig}): void {{\n"
+            + chk.replace("payload)", f"{n_pay})")
+            + f"  {n_call}\n}}\n"
+        )
     return {"plan.ts": "".join(types), "browser.ts": "".join(browser), "node.ts": "".join(node)}
 
 
@@ -790,6 +920,7 @@ def write_code(plan: Plan, lang: str, out_dir: Path | str) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------ signature breaks
+
 
 @dataclass
 class SignatureBreak:
@@ -822,8 +953,13 @@ def _accepts(old: TypeRef, new: TypeRef, path: str, out: list[tuple[str, str]]) 
         return
     if old.kind == "enum":  # an enum widened to its base type is fine; to another type it is not
         kinds = {type(v).__name__ for v in old.values}
-        fits = {"string": {"str"}, "timestamp": {"str"}, "number": {"int", "float"}, "integer": {"int"},
-                "boolean": {"bool"}}.get(new.kind, set())
+        fits = {
+            "string": {"str"},
+            "timestamp": {"str"},
+            "number": {"int", "float"},
+            "integer": {"int"},
+            "boolean": {"bool"},
+        }.get(new.kind, set())
         if not kinds <= fits:
             out.append((path, f"type enum -> {new.kind}"))
         return

@@ -18,16 +18,29 @@ from .model import Event, Plan, Property
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
-SCALARS = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean",
-           "timestamp": "string", "object": "object", "array": "array"}
+SCALARS = {
+    "string": "string",
+    "integer": "integer",
+    "number": "number",
+    "boolean": "boolean",
+    "timestamp": "string",
+    "object": "object",
+    "array": "array",
+}
 # an id is a non-empty string or an integer (stored as its digits)
 ID = {"type": ["string", "integer"], "minLength": 1}
 # userId/anonymousId: null or "" is no id; one of the two must be an id
 MAYBE_ID = {"type": ["string", "integer", "null"]}
 TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}  # null: no timestamp
 # Where the payload lives for each call type (Segment spec).
-PAYLOAD = {"track": "properties", "page": "properties", "screen": "properties",
-           "identify": "traits", "group": "traits", "alias": None}
+PAYLOAD = {
+    "track": "properties",
+    "page": "properties",
+    "screen": "properties",
+    "identify": "traits",
+    "group": "traits",
+    "alias": None,
+}
 
 
 def slug(text: str) -> str:
@@ -74,8 +87,14 @@ def property_schema(prop: Property, closed: bool) -> dict[str, Any]:
         s["items"] = property_schema(prop.items, closed)
     if t == "object":
         # an object that lists no properties is free-form unless it says additional_properties: false
-        s.update(_object(prop.properties or {}, (closed and bool(prop.properties)) if prop.additional_properties is None
-                         else not prop.additional_properties))
+        s.update(
+            _object(
+                prop.properties or {},
+                (closed and bool(prop.properties))
+                if prop.additional_properties is None
+                else not prop.additional_properties,
+            )
+        )
     if prop.pii:
         s["x-pii"] = True  # an annotation: 2020-12 ignores unknown keywords, our tools read it
     if prop.examples:
@@ -138,9 +157,15 @@ def event_schema(plan: Plan, ev: Event) -> dict[str, Any]:
         "anyOf": [{"required": [k], "properties": {k: ID}} for k in ("userId", "anonymousId")],
         # the envelope stays open: SDKs add fields of their own (channel, version, _metadata)
         "additionalProperties": True,
-        "x-trackplan": {"plan": plan.header.name, "plan_version": plan.header.version, "event": ev.name,
-                        "event_version": ev.version, "consent": ev.consent, "owner": ev.owner,
-                        "unexpected_properties": policy},
+        "x-trackplan": {
+            "plan": plan.header.name,
+            "plan_version": plan.header.version,
+            "event": ev.name,
+            "event_version": ev.version,
+            "consent": ev.consent,
+            "owner": ev.owner,
+            "unexpected_properties": policy,
+        },
     }
     return schema
 
@@ -172,8 +197,16 @@ def write_schemas(plan: Plan, out_dir: Path | str) -> list[Path]:
         path.write_text(dump(schema), encoding="utf-8")
         written.append(path)
         meta = schema["x-trackplan"]
-        index.append({"event": meta["event"], "version": meta["event_version"], "type": schema["properties"]["type"]["const"],
-                      "id": schema["$id"], "path": f"{key}.json", "deprecated": schema.get("deprecated", False)})
+        index.append(
+            {
+                "event": meta["event"],
+                "version": meta["event_version"],
+                "type": schema["properties"]["type"]["const"],
+                "id": schema["$id"],
+                "path": f"{key}.json",
+                "deprecated": schema.get("deprecated", False),
+            }
+        )
     idx = out_dir / "index.json"
     idx.write_text(dump({"plan": plan.header.name, "version": plan.header.version, "schemas": index}), encoding="utf-8")
     written.append(idx)

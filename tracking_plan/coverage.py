@@ -25,8 +25,19 @@ from .model import Plan
 
 JS_SUFFIXES = {".ts", ".tsx", ".js", ".jsx", ".mjs", ".cjs", ".mts", ".cts"}
 PY_SUFFIXES = {".py"}
-SKIP_DIRS = {"node_modules", ".git", ".venv", "venv", "__pycache__", ".mypy_cache", ".pytest_cache", "dist", "build",
-             ".next", "coverage"}
+SKIP_DIRS = {
+    "node_modules",
+    ".git",
+    ".venv",
+    "venv",
+    "__pycache__",
+    ".mypy_cache",
+    ".pytest_cache",
+    "dist",
+    "build",
+    ".next",
+    "coverage",
+}
 STRING = r"""(?:"((?:[^"\\\n]|\\.)*)"|'((?:[^'\\\n]|\\.)*)'|`([^`$\\]*)`)"""
 STRING_RE = re.compile(STRING)
 TRACK_RE = re.compile(r"(?<![\w$])track\s*\(")
@@ -63,10 +74,20 @@ class CoverageResult:
     def to_dict(self) -> dict:
         def sites(d: dict[str, list[Site]]) -> list[dict]:
             return [{"event": k, "sites": [asdict(s) for s in v]} for k, v in sorted(d.items())]
-        return {"plan": self.plan, "version": self.version, "root": self.root, "files_scanned": self.files_scanned,
-                "called": sites(self.called), "unknown": sites(self.unknown),
-                "never_sent": self.never_sent, "deprecated_called": self.deprecated_called,
-                "dynamic": [asdict(s) for s in self.dynamic], "skipped": self.skipped, "ok": self.ok}
+
+        return {
+            "plan": self.plan,
+            "version": self.version,
+            "root": self.root,
+            "files_scanned": self.files_scanned,
+            "called": sites(self.called),
+            "unknown": sites(self.unknown),
+            "never_sent": self.never_sent,
+            "deprecated_called": self.deprecated_called,
+            "dynamic": [asdict(s) for s in self.dynamic],
+            "skipped": self.skipped,
+            "ok": self.ok,
+        }
 
 
 def _unescape(m: re.Match) -> str:
@@ -83,15 +104,18 @@ def _strip_comments(text: str, python: bool) -> str:
         if s.startswith(("#", "//", "/*")):
             return re.sub(r"[^\n]", " ", s)
         return s
+
     return re.sub(pattern, blank, text, flags=re.DOTALL)
 
 
 def _mask_strings(code: str) -> str:
     """``code`` with the contents of string literals blanked (same offsets): a call written inside a
     string is no call."""
+
     def blank(m: re.Match) -> str:
         t = m.group(0)
         return t[0] + re.sub(r"[^\n]", " ", t[1:-1]) + t[-1]
+
     return STRING_RE.sub(blank, code)
 
 
@@ -173,9 +197,11 @@ def scan(plan: Plan, root: Path | str) -> CoverageResult:
     py_fns = {names[e.name][1]: e.name for e in events}
     fn_re = {
         False: re.compile(r"(?<![\w$])(" + "|".join(map(re.escape, sorted(ts_fns, key=len, reverse=True))) + r")\s*\(")
-        if ts_fns else None,
+        if ts_fns
+        else None,
         True: re.compile(r"(?<![\w$])(" + "|".join(map(re.escape, sorted(py_fns, key=len, reverse=True))) + r")\s*\(")
-        if py_fns else None,
+        if py_fns
+        else None,
     }
     files: list[Path] = []
     if root.is_file():
@@ -185,8 +211,9 @@ def scan(plan: Plan, root: Path | str) -> CoverageResult:
             kept = []
             for d in sorted(dirnames):
                 if d in SKIP_DIRS:
-                    res.skipped.append({"file": str((Path(dirpath) / d).relative_to(root)),
-                                        "reason": "dependency/build folder"})
+                    res.skipped.append(
+                        {"file": str((Path(dirpath) / d).relative_to(root)), "reason": "dependency/build folder"}
+                    )
                 else:
                     kept.append(d)
             dirnames[:] = kept
@@ -212,11 +239,11 @@ def scan(plan: Plan, root: Path | str) -> CoverageResult:
         rx = fn_re[python]
         if rx is not None:
             for m in rx.finditer(masked):
-                if DEF_BEFORE.search(masked[max(0, m.start() - 20):m.start()]):
+                if DEF_BEFORE.search(masked[max(0, m.start() - 20) : m.start()]):
                     continue  # a definition, not a call
                 res.called.setdefault(table[m.group(1)], []).append(Site(shown, _line(code, m.start()), m.group(1)))
         for m in TRACK_RE.finditer(masked):
-            if DEF_BEFORE.search(masked[max(0, m.start() - 20):m.start()]):
+            if DEF_BEFORE.search(masked[max(0, m.start() - 20) : m.start()]):
                 continue
             args = _call_args(code, m.end())
             name = track_event_name(args, python)
@@ -253,6 +280,8 @@ def render(res: CoverageResult, format: str = "text") -> str:
         lines.append(f"never sent  {name}")
     for s in res.skipped:
         lines.append(f"skipped     {s['file']}: {s['reason']}")
-    lines.append(f"{len(res.called)} plan events called, {len(res.never_sent)} active events never sent, "
-                 f"{sum(len(v) for v in res.unknown.values())} calls to unknown events, {len(res.dynamic)} dynamic calls")
+    lines.append(
+        f"{len(res.called)} plan events called, {len(res.never_sent)} active events never sent, "
+        f"{sum(len(v) for v in res.unknown.values())} calls to unknown events, {len(res.dynamic)} dynamic calls"
+    )
     return "\n".join(lines)

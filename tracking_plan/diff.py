@@ -64,10 +64,16 @@ class DiffResult:
         return RANK[self.declared_bump] >= RANK[self.required_bump]
 
     def to_dict(self) -> dict:
-        return {"base_version": self.base_version, "head_version": self.head_version,
-                "required_bump": self.required_bump, "declared_bump": self.declared_bump, "ok": self.ok,
-                "changes": [c.to_dict() for c in self.changes], "event_versions": self.event_versions,
-                "breaking_functions": [b.to_dict() for b in self.breaks]}
+        return {
+            "base_version": self.base_version,
+            "head_version": self.head_version,
+            "required_bump": self.required_bump,
+            "declared_bump": self.declared_bump,
+            "ok": self.ok,
+            "changes": [c.to_dict() for c in self.changes],
+            "event_versions": self.event_versions,
+            "breaking_functions": [b.to_dict() for b in self.breaks],
+        }
 
 
 def declared_bump(base: str, head: str) -> str:
@@ -87,6 +93,7 @@ def declared_bump(base: str, head: str) -> str:
 
 
 # --------------------------------------------------------------------------------- properties
+
 
 class _Out:
     def __init__(self) -> None:
@@ -124,8 +131,13 @@ def _diff_property(out: _Out, ev: str, path: str, a: Property, b: Property, clos
         else:
             tighter = vb > va if lower else vb < va
         word = "tightened" if tighter else "loosened"
-        out.add("major" if tighter else "minor", f"bound_{word}", ev, f"{path}.{key}",
-                f"{path}: {key} {_fmt(va)} -> {_fmt(vb)} ({word})")
+        out.add(
+            "major" if tighter else "minor",
+            f"bound_{word}",
+            ev,
+            f"{path}.{key}",
+            f"{path}: {key} {_fmt(va)} -> {_fmt(vb)} ({word})",
+        )
     for key in ("pattern", "format"):
         va, vb = getattr(a, key), getattr(b, key)
         if va == vb:
@@ -152,7 +164,9 @@ def _diff_property(out: _Out, ev: str, path: str, a: Property, b: Property, clos
         _diff_property(out, ev, f"{path}.items", a.items, b.items, closed)
     elif a.items is not None or b.items is not None:
         kind = "minor" if b.items is None else "major"
-        out.add(kind, "items_changed", ev, f"{path}.items", f"{path}: items {'removed' if b.items is None else 'added'}")
+        out.add(
+            kind, "items_changed", ev, f"{path}.items", f"{path}: items {'removed' if b.items is None else 'added'}"
+        )
 
 
 def _fmt(v: Any) -> str:
@@ -199,8 +213,13 @@ def _diff_props(out: _Out, ev: str, path: str, a: dict[str, Property], b: dict[s
             if pa.is_required:
                 out.add("major", "required_property_removed", ev, here, f"required property {here} removed")
             elif closed:
-                out.add("major", "property_removed", ev, here,
-                        f"optional property {here} removed while unexpected properties are rejected")
+                out.add(
+                    "major",
+                    "property_removed",
+                    ev,
+                    here,
+                    f"optional property {here} removed while unexpected properties are rejected",
+                )
             else:
                 out.add("minor", "property_removed", ev, here, f"optional property {here} removed")
             continue
@@ -226,12 +245,14 @@ def _diff_props(out: _Out, ev: str, path: str, a: dict[str, Property], b: dict[s
 
 # ------------------------------------------------------------------------------------- events
 
+
 def _policy(plan: Plan, ev: Event) -> str:
     return ev.unexpected_properties or plan.header.defaults.unexpected_properties
 
 
 def _signature(ev: Event) -> str:
     """Properties without documentation: two events with equal signatures hold the same data."""
+
     def strip(p: dict) -> dict:
         p = {k: v for k, v in p.items() if k not in ("description", "examples", "ref")}
         if p.get("properties"):
@@ -239,6 +260,7 @@ def _signature(ev: Event) -> str:
         if p.get("items"):
             p["items"] = strip(p["items"])
         return p
+
     props = {k: strip(v.model_dump(exclude_none=True)) for k, v in ev.properties.items()}
     return json.dumps([ev.type, props], sort_keys=True)
 
@@ -250,14 +272,29 @@ def _diff_event(out: _Out, base: Plan, head: Plan, a: Event, b: Event) -> None:
     pa, pb = _policy(base, a), _policy(head, b)
     if pa != pb:
         if pb == "reject":
-            out.add("major", "additional_properties_closed", ev, "unexpected_properties",
-                    f"unexpected properties {pa} -> reject")
+            out.add(
+                "major",
+                "additional_properties_closed",
+                ev,
+                "unexpected_properties",
+                f"unexpected properties {pa} -> reject",
+            )
         elif pa == "reject":
-            out.add("minor", "additional_properties_opened", ev, "unexpected_properties",
-                    f"unexpected properties reject -> {pb}")
+            out.add(
+                "minor",
+                "additional_properties_opened",
+                ev,
+                "unexpected_properties",
+                f"unexpected properties reject -> {pb}",
+            )
         else:
-            out.add("patch", "unexpected_policy_changed", ev, "unexpected_properties",
-                    f"unexpected properties {pa} -> {pb} (both accept the event)")
+            out.add(
+                "patch",
+                "unexpected_policy_changed",
+                ev,
+                "unexpected_properties",
+                f"unexpected properties {pa} -> {pb} (both accept the event)",
+            )
     if a.status != b.status:
         if b.status == "deprecated":
             note = f" (sunset {b.sunset})" if b.sunset else " without a sunset date"
@@ -346,15 +383,29 @@ def _diff_plan_level(out: _Out, base: Plan, head: Plan) -> None:
     ca, cb = base.consent, head.consent
     for k in ("field", "default"):
         if getattr(ca, k) != getattr(cb, k):
-            out.add("minor", "consent_setting_changed", None, f"consent.{k}",
-                    f"consent {k}: {getattr(ca, k)} -> {getattr(cb, k)}")
+            out.add(
+                "minor",
+                "consent_setting_changed",
+                None,
+                f"consent.{k}",
+                f"consent {k}: {getattr(ca, k)} -> {getattr(cb, k)}",
+            )
     for k, cat in ca.categories.items():
         if k not in cb.categories:
-            out.add("major", "consent_category_removed", None, f"consent.categories.{k}", f"consent category {k!r} removed")
+            out.add(
+                "major", "consent_category_removed", None, f"consent.categories.{k}", f"consent category {k!r} removed"
+            )
         elif cat != cb.categories[k]:
-            only_doc = cat.model_copy(update={"description": None}) == cb.categories[k].model_copy(update={"description": None})
-            out.add("patch" if only_doc else "minor", "consent_category_changed", None,
-                    f"consent.categories.{k}", f"consent category {k!r} changed")
+            only_doc = cat.model_copy(update={"description": None}) == cb.categories[k].model_copy(
+                update={"description": None}
+            )
+            out.add(
+                "patch" if only_doc else "minor",
+                "consent_category_changed",
+                None,
+                f"consent.categories.{k}",
+                f"consent category {k!r} changed",
+            )
     for k in cb.categories:
         if k not in ca.categories:
             out.add("minor", "consent_category_added", None, f"consent.categories.{k}", f"consent category {k!r} added")
@@ -404,6 +455,7 @@ def event_version_problems(base: Plan, head: Plan, result: DiffResult) -> list[s
 
 # ------------------------------------------------------------------------------------ base plan
 
+
 def load_base(spec: str | Path, plan_dir: str | Path | None = None) -> Plan:
     """The base plan: ``spec`` is a plan directory, or a git ref (branch, tag, commit) at which
     the plan directory ``plan_dir`` (default: the head plan's directory) is read via `git archive`.
@@ -422,13 +474,15 @@ def load_base(spec: str | Path, plan_dir: str | Path | None = None) -> Plan:
         return PlanError([Problem(ref, 1, "E001", msg)])
 
     try:
-        top = subprocess.run(["git", "-C", str(plan_dir), "rev-parse", "--show-toplevel"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+        top = subprocess.run(
+            ["git", "-C", str(plan_dir), "rev-parse", "--show-toplevel"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         raise fail(f"{ref!r} is not a directory, and {plan_dir} is not inside a git repository") from None
     rel = Path(plan_dir).resolve().relative_to(Path(top).resolve()).as_posix()
-    proc = subprocess.run(["git", "-C", top, "archive", "--format=tar", ref, "--", rel],
-                          capture_output=True, check=False)
+    proc = subprocess.run(
+        ["git", "-C", top, "archive", "--format=tar", ref, "--", rel], capture_output=True, check=False
+    )
     if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         raise fail(f"cannot read {rel} at git ref {ref!r}: {err[-1] if err else 'git archive failed'}")
@@ -448,14 +502,18 @@ def load_base(spec: str | Path, plan_dir: str | Path | None = None) -> Plan:
         try:
             plan = load_plan(base_dir)
         except PlanError as exc:
-            raise PlanError([Problem(named(p.file), p.line, p.code, p.message, p.severity)
-                             for p in exc.problems]) from None
-    events = {n: e.model_copy(update={"source_file": named(e.source_file) if e.source_file else None})
-              for n, e in plan.events.items()}
+            raise PlanError(
+                [Problem(named(p.file), p.line, p.code, p.message, p.severity) for p in exc.problems]
+            ) from None
+    events = {
+        n: e.model_copy(update={"source_file": named(e.source_file) if e.source_file else None})
+        for n, e in plan.events.items()
+    }
     return plan.model_copy(update={"root": f"{ref}:{rel}", "events": events})
 
 
 # -------------------------------------------------------------------------------------- render
+
 
 def render_diff(result: DiffResult, format: str = "text", replay: Any = None) -> str:
     """Text, Markdown (a pull-request comment) or JSON.
@@ -480,8 +538,11 @@ def _render(result: DiffResult, format: str) -> str:
     if format == "text":
         lines = [f"{c.kind:<5} {c.code:<30} {_where(c)}{c.message}" for c in result.changes] or ["no changes"]
         lines += [f"note  event version not bumped       {m}" for m in result.event_versions]
-        lines += [f"break {'generated_function':<30} [{b.event}] {b.typescript}() / {b.python}(): "
-                  f"{b.path + ': ' if b.path else ''}{b.reason}" for b in result.breaks]
+        lines += [
+            f"break {'generated_function':<30} [{b.event}] {b.typescript}() / {b.python}(): "
+            f"{b.path + ': ' if b.path else ''}{b.reason}"
+            for b in result.breaks
+        ]
         lines.append(verdict)
         return "\n".join(lines)
     if format != "markdown":
@@ -498,19 +559,37 @@ def _render(result: DiffResult, format: str) -> str:
         md += [f"#### {kind.capitalize()} ({len(rows)})", "", "| event | change | rule |", "|---|---|---|"]
         md += [f"| {_md(c.event or '(plan)')} | {_md(c.message)} | `{c.code}` |" for c in rows]
         md.append("")
-    md += ["#### Version check", "",
-           "| base | head | declared bump | required bump |", "|---|---|---|---|",
-           f"| {result.base_version} | {result.head_version} | {result.declared_bump} | {result.required_bump} |"]
+    md += [
+        "#### Version check",
+        "",
+        "| base | head | declared bump | required bump |",
+        "|---|---|---|---|",
+        f"| {result.base_version} | {result.head_version} | {result.declared_bump} | {result.required_bump} |",
+    ]
     if result.event_versions:
-        md += ["", ("Events changed without a new SchemaVer (bump `version:` in their file, a released "
-                    "schema is never edited):"), ""]
+        md += [
+            "",
+            (
+                "Events changed without a new SchemaVer (bump `version:` in their file, a released "
+                "schema is never edited):"
+            ),
+            "",
+        ]
         md += [f"- {_md(m)}" for m in result.event_versions]
     if result.breaks:
-        md += ["", f"#### Generated tracking functions this breaks ({len(result.breaks)})", "",
-               "Calls to these `trackplan codegen` functions stop compiling after regenerating:", "",
-               "| event | TypeScript | Python | where | why |", "|---|---|---|---|---|"]
-        md += [f"| {_md(b.event)} | `{b.typescript}()` | `{b.python}()` | {_md(b.path or '(function)')} | {_md(b.reason)} |"
-               for b in result.breaks]
+        md += [
+            "",
+            f"#### Generated tracking functions this breaks ({len(result.breaks)})",
+            "",
+            "Calls to these `trackplan codegen` functions stop compiling after regenerating:",
+            "",
+            "| event | TypeScript | Python | where | why |",
+            "|---|---|---|---|---|",
+        ]
+        md += [
+            f"| {_md(b.event)} | `{b.typescript}()` | `{b.python}()` | {_md(b.path or '(function)')} | {_md(b.reason)} |"
+            for b in result.breaks
+        ]
     return "\n".join(md) + "\n"
 
 

@@ -27,12 +27,18 @@ BASE_CSS = TEMPLATES / "base.css"  # the look shared with the report (trackplan/
 EXAMPLE_TIME = "2026-01-15T12:00:00.000Z"
 
 FORMAT_EXAMPLES = {
-    "email": "jane@example.com", "uri": "https://example.com/", "date": "2026-01-15", "ipv4": "192.0.2.10",
-    "uuid": "123e4567-e89b-42d3-a456-426614174000", "currency": "USD", "date-time": EXAMPLE_TIME,
+    "email": "jane@example.com",
+    "uri": "https://example.com/",
+    "date": "2026-01-15",
+    "ipv4": "192.0.2.10",
+    "uuid": "123e4567-e89b-42d3-a456-426614174000",
+    "currency": "USD",
+    "date-time": EXAMPLE_TIME,
 }
 
 
 # ---------------------------------------------------------------------------------- examples
+
 
 def regex_example(pattern: str) -> str | None:
     """A short string matching ``pattern``, built from Python's own regex parse tree; None when the
@@ -88,11 +94,15 @@ def example_value(prop: Property) -> Any:
         return prop.enum[0]
     t = prop.type or "string"
     if t == "string":
-        s = FORMAT_EXAMPLES.get(prop.format or "") or (regex_example(prop.pattern) if prop.pattern else None) or "example"
+        s = (
+            FORMAT_EXAMPLES.get(prop.format or "")
+            or (regex_example(prop.pattern) if prop.pattern else None)
+            or "example"
+        )
         if prop.min_length and len(s) < prop.min_length:
             s = s + "x" * (prop.min_length - len(s))
         if prop.max_length is not None:
-            s = s[:prop.max_length]
+            s = s[: prop.max_length]
         return s
     if t in ("integer", "number"):
         lo = prop.minimum if prop.minimum is not None else (1 if t == "integer" else 9.99)
@@ -115,8 +125,12 @@ def example_payload(plan: Plan, ev: Event) -> dict:
     if ev.examples:
         return ev.examples[0]
     props = {k: example_value(p) for k, p in ev.properties.items()}
-    msg: dict[str, Any] = {"type": ev.type, "messageId": "0d3c1a9e-6a55-4c4c-8f5e-0f4f2a8b7c11",
-                           "anonymousId": "a1b2c3d4-0000-4000-8000-000000000001", "userId": "user_1234"}
+    msg: dict[str, Any] = {
+        "type": ev.type,
+        "messageId": "0d3c1a9e-6a55-4c4c-8f5e-0f4f2a8b7c11",
+        "anonymousId": "a1b2c3d4-0000-4000-8000-000000000001",
+        "userId": "user_1234",
+    }
     if ev.type == "track":
         msg["event"] = ev.name
     if ev.type in ("identify", "group"):
@@ -134,6 +148,7 @@ def example_payload(plan: Plan, ev: Event) -> dict:
 
 # -------------------------------------------------------------------------------------- usage
 
+
 def usages(plan: Plan, name: str) -> list[dict]:
     """Where ``name`` is used in metrics.yaml: KPIs, signup/activation/purchase, funnels, experiments,
     initiatives."""
@@ -145,8 +160,15 @@ def usages(plan: Plan, name: str) -> list[dict]:
             out.append({"kind": "metric", "key": role, "detail": f"the plan's {role} event"})
     for k in m.kpis:
         if k.event == name:
-            out.append({"kind": "KPI", "key": k.key, "detail": f"{k.name or k.key} ({k.measure}"
-                        + (f" of {k.property}" if k.property else "") + f"; objective {k.objective})"})
+            out.append(
+                {
+                    "kind": "KPI",
+                    "key": k.key,
+                    "detail": f"{k.name or k.key} ({k.measure}"
+                    + (f" of {k.property}" if k.property else "")
+                    + f"; objective {k.objective})",
+                }
+            )
     for f in m.funnels:
         if name in f.steps:
             out.append({"kind": "funnel", "key": f.key, "detail": f"step {f.steps.index(name) + 1} of {len(f.steps)}"})
@@ -173,9 +195,24 @@ def git_history(path: str | Path | None, limit: int = 50) -> list[dict] | None:
     if not p.exists():
         return None
     try:
-        proc = subprocess.run(["git", "-C", str(p.resolve().parent), "log", "--follow", f"-n{limit}",
-                               "--format=%h%x1f%ad%x1f%an%x1f%s", "--date=short", "--", p.name],
-                              capture_output=True, text=True, timeout=20, check=False)
+        proc = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(p.resolve().parent),
+                "log",
+                "--follow",
+                f"-n{limit}",
+                "--format=%h%x1f%ad%x1f%an%x1f%s",
+                "--date=short",
+                "--",
+                p.name,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if proc.returncode != 0:
@@ -185,6 +222,7 @@ def git_history(path: str | Path | None, limit: int = 50) -> list[dict] | None:
 
 
 # ------------------------------------------------------------------------------------- render
+
 
 def constraints(prop: Property) -> list[str]:
     out = []
@@ -207,8 +245,17 @@ def constraints(prop: Property) -> list[str]:
 def property_rows(props: dict[str, Property], prefix: str = "") -> list[dict]:
     rows = []
     for name, p in props.items():
-        rows.append({"name": prefix + name, "type": p.type or "any", "required": p.is_required, "pii": p.pii,
-                     "constraints": constraints(p), "description": p.description or "", "shared": p.ref})
+        rows.append(
+            {
+                "name": prefix + name,
+                "type": p.type or "any",
+                "required": p.is_required,
+                "pii": p.pii,
+                "constraints": constraints(p),
+                "description": p.description or "",
+                "shared": p.ref,
+            }
+        )
         if p.properties:
             rows += property_rows(p.properties, f"{prefix}{name}.")
         if p.items is not None and p.items.properties:
@@ -217,8 +264,12 @@ def property_rows(props: dict[str, Property], prefix: str = "") -> list[dict]:
 
 
 def _env() -> Environment:
-    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html", "j2"]),
-                       trim_blocks=True, lstrip_blocks=True)
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _find_data_docs(out_dir: Path, data_docs: str | Path | None) -> str | None:
@@ -253,14 +304,23 @@ def build_docs(plan_dir: str | Path, out_dir: str | Path, data_docs: str | Path 
         history = git_history(ev.source_file)
         payload = example_payload(plan, ev)
         html = env.get_template("docs_event.html.j2").render(
-            ev=ev, plan=plan, css=css, props=property_rows(ev.properties), used=used, consent=consent,
-            history=history, payload=json.dumps(payload, indent=2), docs_link=docs_link,
-            schema=json.dumps(event_schema(plan, ev), indent=2), policy=ev.unexpected_properties
-            or plan.header.defaults.unexpected_properties)
+            ev=ev,
+            plan=plan,
+            css=css,
+            props=property_rows(ev.properties),
+            used=used,
+            consent=consent,
+            history=history,
+            payload=json.dumps(payload, indent=2),
+            docs_link=docs_link,
+            schema=json.dumps(event_schema(plan, ev), indent=2),
+            policy=ev.unexpected_properties or plan.header.defaults.unexpected_properties,
+        )
         (out / page).write_text(html, encoding="utf-8")
         pages.append(out / page)
     facets = {k: sorted({getattr(e, k) or "" for e in events}) for k in ("owner", "status", "consent")}
-    index = env.get_template("docs_index.html.j2").render(plan=plan, css=css, rows=rows, facets=facets,
-                                                          docs_link=docs_link)
+    index = env.get_template("docs_index.html.j2").render(
+        plan=plan, css=css, rows=rows, facets=facets, docs_link=docs_link
+    )
     (out / "index.html").write_text(index, encoding="utf-8")
     return [out / "index.html", *pages]

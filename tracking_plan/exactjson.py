@@ -157,5 +157,3 @@ def loads_checked(data: bytes) -> tuple[Any, bool]:
         return strict_loads(data), True
     except NotExact:
         return loads(data), False  # ValueError here means: not JSON at all
-
-

@@ -20,8 +20,10 @@ IPV4 = rf"^(?:{_OCTET}\.){{3}}{_OCTET}$"
 DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"  # plus: a real calendar day of years 0001-9999
 # RFC 3339 section 5.6 date-time: 4-digit year, `T` or `t`, hours 00-23 (no 24:00), no leap second,
 # `Z`/`z` or a +hh:mm/-hh:mm offset; plus: a real calendar day of years 0001-9999
-DATE_TIME = (r"^[0-9]{4}-(?:0[1-9]|1[0-2])-[0-9]{2}[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
-             r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$")
+DATE_TIME = (
+    r"^[0-9]{4}-(?:0[1-9]|1[0-2])-[0-9]{2}[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+)
 
 # RFC 3986 `URI` (scheme ":" hier-part ["?" query] ["#" fragment], appendix A), the grammar of the
 # rfc3986-validator package that Python `jsonschema` checks "uri" with, written without its verbose
@@ -29,33 +31,50 @@ DATE_TIME = (r"^[0-9]{4}-(?:0[1-9]|1[0-2])-[0-9]{2}[Tt](?:[01][0-9]|2[0-3]):[0-5
 _H16 = "[0-9A-Fa-f]{1,4}"
 _DEC = "(?:25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)"
 _LS32 = rf"(?:{_H16}:{_H16}|(?:{_DEC}\.){{3}}{_DEC})"
-_IPV6 = "(?:" + "|".join([
-    rf"(?:{_H16}:){{6}}{_LS32}",
-    rf"::(?:{_H16}:){{5}}{_LS32}",
-    rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
-    rf"(?:(?:{_H16}:)?{_H16})?::(?:{_H16}:){{3}}{_LS32}",
-    rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
-    rf"(?:(?:{_H16}:){{0,3}}{_H16})?::(?:{_H16}:){_LS32}",
-    rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
-    rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
-    rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
-]) + ")"
+_IPV6 = (
+    "(?:"
+    + "|".join(
+        [
+            rf"(?:{_H16}:){{6}}{_LS32}",
+            rf"::(?:{_H16}:){{5}}{_LS32}",
+            rf"(?:{_H16})?::(?:{_H16}:){{4}}{_LS32}",
+            rf"(?:(?:{_H16}:)?{_H16})?::(?:{_H16}:){{3}}{_LS32}",
+            rf"(?:(?:{_H16}:){{0,2}}{_H16})?::(?:{_H16}:){{2}}{_LS32}",
+            rf"(?:(?:{_H16}:){{0,3}}{_H16})?::(?:{_H16}:){_LS32}",
+            rf"(?:(?:{_H16}:){{0,4}}{_H16})?::{_LS32}",
+            rf"(?:(?:{_H16}:){{0,5}}{_H16})?::{_H16}",
+            rf"(?:(?:{_H16}:){{0,6}}{_H16})?::",
+        ]
+    )
+    + ")"
+)
 _PCT = "%[0-9A-Fa-f]{2}"
-_AUTHORITY = (rf"(?:(?:[a-zA-Z0-9_.~\-!$&'()*+,;=:]|{_PCT})*@)?"
-              rf"(?:\[(?:{_IPV6}|v[0-9A-Fa-f]+\.[a-zA-Z0-9_.~\-!$&'()*+,;=:]+)\]"
-              rf"|(?:{_DEC}\.){{3}}{_DEC}"
-              rf"|(?:[a-zA-Z0-9_.~\-!$&'()*+,;=]|{_PCT})*)"
-              r"(?::[0-9]*)?")
+_AUTHORITY = (
+    rf"(?:(?:[a-zA-Z0-9_.~\-!$&'()*+,;=:]|{_PCT})*@)?"
+    rf"(?:\[(?:{_IPV6}|v[0-9A-Fa-f]+\.[a-zA-Z0-9_.~\-!$&'()*+,;=:]+)\]"
+    rf"|(?:{_DEC}\.){{3}}{_DEC}"
+    rf"|(?:[a-zA-Z0-9_.~\-!$&'()*+,;=]|{_PCT})*)"
+    r"(?::[0-9]*)?"
+)
 _PCHAR = rf"(?:[a-zA-Z0-9_.~\-!$&'()*+,;=:@]|{_PCT})"
 _QUERY = rf"(?:[a-zA-Z0-9_.~\-!$&'()*+,;=:@/?]|{_PCT})*"
-URI = (rf"^[a-zA-Z][a-zA-Z0-9+.\-]*:(?://{_AUTHORITY}(?:/{_PCHAR}*)*|/(?:{_PCHAR}+(?:/{_PCHAR}*)*)?"
-       rf"|{_PCHAR}+(?:/{_PCHAR}*)*|)(?:\?{_QUERY})?(?:#{_QUERY})?$")
+URI = (
+    rf"^[a-zA-Z][a-zA-Z0-9+.\-]*:(?://{_AUTHORITY}(?:/{_PCHAR}*)*|/(?:{_PCHAR}+(?:/{_PCHAR}*)*)?"
+    rf"|{_PCHAR}+(?:/{_PCHAR}*)*|)(?:\?{_QUERY})?(?:#{_QUERY})?$"
+)
 
 # formats whose meaning compile pins with a `pattern` (validators differ on them); the others
 # (date, date-time, ipv4, uri) are checked exactly so by Python jsonschema's format checker
 PINNED = {"email": EMAIL, "uuid": UUID, "currency": CURRENCY}
-REGEX = {"email": EMAIL, "uuid": UUID, "currency": CURRENCY, "ipv4": IPV4, "uri": URI, "date": DATE,
-         "date-time": DATE_TIME}
+REGEX = {
+    "email": EMAIL,
+    "uuid": UUID,
+    "currency": CURRENCY,
+    "ipv4": IPV4,
+    "uri": URI,
+    "date": DATE,
+    "date-time": DATE_TIME,
+}
 
 
 def _calendar_day(v: str) -> str:

@@ -31,8 +31,10 @@ LAYOUTS = ("trackplan", "segment-s3", "snowplow-enriched")
 def _problem(url: str, exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text or "403" in text:
-        return (f"{url}: access denied listing the landing root ({text}); check the credentials "
-                "(AWS_ACCESS_KEY_ID / AWS_PROFILE) and that they may list and read this bucket")
+        return (
+            f"{url}: access denied listing the landing root ({text}); check the credentials "
+            "(AWS_ACCESS_KEY_ID / AWS_PROFILE) and that they may list and read this bucket"
+        )
     if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text:
         return f"{url}: no such bucket ({text})"
     return f"{url}: cannot list the landing root ({type(exc).__name__}: {text})"
@@ -54,7 +56,7 @@ def list_objects(url: str) -> list[tuple[str, str, int, str | None]]:
     for key, info in found.items():
         if info.get("type") == "directory":
             continue
-        rel = key[len(root):].lstrip("/") if key.startswith(root) else key
+        rel = key[len(root) :].lstrip("/") if key.startswith(root) else key
         etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")  # S3 / Azure / GCS spellings
         out.append((rel, f"{scheme}://{key}", int(info.get("size") or 0), str(etag).strip('"') if etag else None))
     return sorted(out)
@@ -67,7 +69,9 @@ def _list_local(root: Path) -> list[tuple[str, Path, str | None]]:
         for name in sorted(dirs):
             p = Path(d) / name
             if p.is_symlink():
-                out.append((str(p.relative_to(root)), p, "symlink: not followed (nothing outside the landing root is read)"))
+                out.append(
+                    (str(p.relative_to(root)), p, "symlink: not followed (nothing outside the landing root is read)")
+                )
         for name in sorted(files):
             p = Path(d) / name
             why = None
@@ -90,8 +94,11 @@ def _segment(rel: str) -> tuple[str | None, str | None, str | None]:
     if name.startswith((".", "_")):
         return None, "hidden or metadata file: the name starts with '.' or '_'", None
     if len(parts) < 2 or not SEGMENT_DAY.fullmatch(parts[-2]):
-        return None, ("not in a received-day folder: Segment writes segment-logs/{source-id}/{day as Unix ms}/"
-                      "{file}.gz"), None
+        return (
+            None,
+            ("not in a received-day folder: Segment writes segment-logs/{source-id}/{day as Unix ms}/{file}.gz"),
+            None,
+        )
     ms = int(parts[-2])
     try:
         day = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).date().isoformat()
@@ -123,8 +130,14 @@ def _snowplow(rel: str) -> tuple[str | None, str | None, str | None]:
             if name.endswith(".part"):
                 return day, "being written: a .part file is read once it is renamed", None
             return day, None, "snowplow"
-    return None, ("no date in the key: enriched files are read from YYYY/MM/DD/ or date=YYYY-MM-DD/ folders "
-                  "or a YYYY-MM-DD in the name"), None
+    return (
+        None,
+        (
+            "no date in the key: enriched files are read from YYYY/MM/DD/ or date=YYYY-MM-DD/ folders "
+            "or a YYYY-MM-DD in the name"
+        ),
+        None,
+    )
 
 
 def _trackplan(rel: str) -> tuple[str | None, str | None, str | None]:
@@ -132,8 +145,15 @@ def _trackplan(rel: str) -> tuple[str | None, str | None, str | None]:
     parts = rel.split("/")
     name = parts[-1]
     if len(parts) == 1:
-        return None, (_bad_name(name) if name.startswith((".", "_"))
-                      else "not in a date folder: directly under the landing root"), None
+        return (
+            None,
+            (
+                _bad_name(name)
+                if name.startswith((".", "_"))
+                else "not in a date folder: directly under the landing root"
+            ),
+            None,
+        )
     m = DATE_DIR.fullmatch(parts[0])
     if not m:
         return None, f"not in a date folder: {parts[0]!r} is not date=YYYY-MM-DD", None
@@ -141,8 +161,14 @@ def _trackplan(rel: str) -> tuple[str | None, str | None, str | None]:
     if day is None:
         return None, f"bad date folder: {parts[0]!r} is not date=YYYY-MM-DD with a real date", None
     if len(parts) > 2:
-        return day, (f"unexpected subfolder: {parts[1]!r} in {parts[0]!r} (files must be directly in their "
-                     "date=YYYY-MM-DD folder)"), None
+        return (
+            day,
+            (
+                f"unexpected subfolder: {parts[1]!r} in {parts[0]!r} (files must be directly in their "
+                "date=YYYY-MM-DD folder)"
+            ),
+            None,
+        )
     return day, _bad_name(name), None
 
 
@@ -155,8 +181,12 @@ def detect_layout(keys: list[str], first_line=None) -> str:
     fields; trackplan otherwise (its skip reasons then say what is wrong)."""
     if any(DATE_DIR.fullmatch(k.split("/", 1)[0]) and "/" in k for k in keys):
         return "trackplan"
-    if any(k.startswith("segment-logs/") or "/segment-logs/" in k or
-           (k.count("/") >= 1 and SEGMENT_DAY.fullmatch(k.split("/")[-2])) for k in keys):
+    if any(
+        k.startswith("segment-logs/")
+        or "/segment-logs/" in k
+        or (k.count("/") >= 1 and SEGMENT_DAY.fullmatch(k.split("/")[-2]))
+        for k in keys
+    ):
         return "segment-s3"
     if first_line is not None:
         from .snowplow import ENRICHED_FIELDS
@@ -172,7 +202,7 @@ def _first_line(src: str | Path, rel: str) -> bytes | None:
     import zlib
 
     try:
-        with (open_object(src) if is_url(src) else Path(src).open("rb")) as fh:
+        with open_object(src) if is_url(src) else Path(src).open("rb") as fh:
             head = fh.read(1 << 16)
     except OSError:
         return None
@@ -194,8 +224,9 @@ def scan(landing: str | Path, layout: str | None = None) -> list[LandingEntry]:
         objects = list_objects(text)
         if layout is None:
             sample = next((o for o in objects if not o[0].rsplit("/", 1)[-1].startswith((".", "_"))), None)
-            layout = detect_layout([o[0] for o in objects],
-                                   (lambda: _first_line(sample[1], sample[0])) if sample else None)
+            layout = detect_layout(
+                [o[0] for o in objects], (lambda: _first_line(sample[1], sample[0])) if sample else None
+            )
         classify = CLASSIFY[layout]
         out = []
         for rel, url, size, etag in objects:
@@ -208,8 +239,7 @@ def scan(landing: str | Path, layout: str | None = None) -> list[LandingEntry]:
             return []
         files = _list_local(root)
         sample = next((f for f in files if f[2] is None and not f[1].name.startswith((".", "_"))), None)
-        layout = detect_layout([f[0] for f in files],
-                               (lambda: _first_line(sample[1], sample[0])) if sample else None)
+        layout = detect_layout([f[0] for f in files], (lambda: _first_line(sample[1], sample[0])) if sample else None)
     if layout == "trackplan":
         return scan_landing(root)
     if not root.is_dir():
@@ -219,4 +249,3 @@ def scan(landing: str | Path, layout: str | None = None) -> list[LandingEntry]:
         part, skip, fmt = CLASSIFY[layout](rel)
         out.append(LandingEntry(path, part, why or skip, fmt))
     return out
-

@@ -87,13 +87,78 @@ def _p(file: str, line: int, code: str, message: str, severity: str) -> Problem:
 
 # Irregular past tenses that show up in event names; regular ones end in -ed.
 IRREGULAR_PAST = {
-    "sent", "built", "made", "paid", "bought", "sold", "won", "lost", "left", "began", "begun",
-    "chosen", "chose", "done", "drawn", "found", "given", "gave", "held", "kept", "known", "led",
-    "met", "read", "run", "ran", "seen", "saw", "set", "shown", "spent", "taken", "took", "told",
-    "thought", "understood", "withdrawn", "written", "wrote", "put", "cut", "shut", "quit", "hit",
-    "reset", "upset", "split", "spun", "struck", "sought", "forgot", "forgotten", "got", "gotten",
-    "hidden", "hid", "overridden", "rebuilt", "rewritten", "undone", "upheld", "bid",
-    "broadcast", "cast", "forecast", "dealt", "meant", "felt", "heard", "sat", "stood", "swept",
+    "sent",
+    "built",
+    "made",
+    "paid",
+    "bought",
+    "sold",
+    "won",
+    "lost",
+    "left",
+    "began",
+    "begun",
+    "chosen",
+    "chose",
+    "done",
+    "drawn",
+    "found",
+    "given",
+    "gave",
+    "held",
+    "kept",
+    "known",
+    "led",
+    "met",
+    "read",
+    "run",
+    "ran",
+    "seen",
+    "saw",
+    "set",
+    "shown",
+    "spent",
+    "taken",
+    "took",
+    "told",
+    "thought",
+    "understood",
+    "withdrawn",
+    "written",
+    "wrote",
+    "put",
+    "cut",
+    "shut",
+    "quit",
+    "hit",
+    "reset",
+    "upset",
+    "split",
+    "spun",
+    "struck",
+    "sought",
+    "forgot",
+    "forgotten",
+    "got",
+    "gotten",
+    "hidden",
+    "hid",
+    "overridden",
+    "rebuilt",
+    "rewritten",
+    "undone",
+    "upheld",
+    "bid",
+    "broadcast",
+    "cast",
+    "forecast",
+    "dealt",
+    "meant",
+    "felt",
+    "heard",
+    "sat",
+    "stood",
+    "swept",
 }
 PARTICLES = {"in", "out", "up", "down", "off", "on", "over", "back", "away", "through"}
 TITLE_WORD = re.compile(r"^(?:[A-Z][a-z0-9]*|[A-Z0-9]{2,}s?)$")  # "Order", "A/B" no; "API", "URLs" ok
@@ -136,14 +201,34 @@ def property_name_problem(name: str, convention: str) -> str | None:
 
 # Synonyms map to one canonical token list; "signup" ≈ "sign up" ≈ "signed up".
 SYNONYMS: dict[str, tuple[str, ...]] = {
-    "signup": ("sign", "up"), "signon": ("sign", "in"), "signin": ("sign", "in"),
-    "login": ("sign", "in"), "log": ("sign",), "logged": ("sign",), "logout": ("sign", "out"),
-    "signout": ("sign", "out"), "registered": ("create",), "register": ("create",),
-    "registration": ("create",), "created": ("create",), "creation": ("create",),
-    "purchased": ("order", "complete"), "purchase": ("order", "complete"), "bought": ("order", "complete"),
-    "viewed": ("view",), "seen": ("view",), "opened": ("open",), "removed": ("delete",),
-    "deleted": ("delete",), "canceled": ("cancel",), "cancelled": ("cancel",), "id": ("id",),
-    "ids": ("id",), "sent": ("send",), "paid": ("pay",), "payed": ("pay",),
+    "signup": ("sign", "up"),
+    "signon": ("sign", "in"),
+    "signin": ("sign", "in"),
+    "login": ("sign", "in"),
+    "log": ("sign",),
+    "logged": ("sign",),
+    "logout": ("sign", "out"),
+    "signout": ("sign", "out"),
+    "registered": ("create",),
+    "register": ("create",),
+    "registration": ("create",),
+    "created": ("create",),
+    "creation": ("create",),
+    "purchased": ("order", "complete"),
+    "purchase": ("order", "complete"),
+    "bought": ("order", "complete"),
+    "viewed": ("view",),
+    "seen": ("view",),
+    "opened": ("open",),
+    "removed": ("delete",),
+    "deleted": ("delete",),
+    "canceled": ("cancel",),
+    "cancelled": ("cancel",),
+    "id": ("id",),
+    "ids": ("id",),
+    "sent": ("send",),
+    "paid": ("pay",),
+    "payed": ("pay",),
 }
 # Words that say "it happened" without naming what: "Signup Completed" = "Signed Up".
 FILLER = {"completed", "complete", "completion", "done", "finished", "succeeded", "successful", "success", "event"}
@@ -190,7 +275,7 @@ def near_duplicates(names: Iterable[str]) -> list[tuple[str, str, str]]:
     keys = {n: name_key(n) for n in names}
     out = []
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             if keys[a] == keys[b]:
                 out.append((a, b, "same words after normalizing"))
                 continue
@@ -201,6 +286,7 @@ def near_duplicates(names: Iterable[str]) -> list[tuple[str, str, str]]:
 
 
 # ------------------------------------------------------------------------------------- checks
+
 
 class _Ctx:
     """Where things are: file and line for events, their properties and metrics entries."""
@@ -269,8 +355,12 @@ def _check_duplicates(ctx: _Ctx) -> Iterator[Problem]:
     for a, b, why in near_duplicates(seen):
         ev_b, path_b, _ = seen[b][0]
         ev_a = seen[a][0][0]
-        yield _p(*ctx.ev(ev_b, path_b), "L121",
-                 f"property {b!r} (in {ev_b!r}) looks like {a!r} (in {ev_a!r}) ({why})", "warning")
+        yield _p(
+            *ctx.ev(ev_b, path_b),
+            "L121",
+            f"property {b!r} (in {ev_b!r}) looks like {a!r} (in {ev_a!r}) ({why})",
+            "warning",
+        )
     for pname, uses in sorted(seen.items()):
         types = {u[2].type for u in uses if u[2].type}
         if len(types) > 1:
@@ -296,15 +386,24 @@ def _check_lifecycle(ctx: _Ctx, today: dt.date) -> Iterator[Problem]:
             yield _p(*ctx.ev(name, ("sunset",)), "E004", f"sunset {ev.sunset!r} is not a calendar date", "error")
         if ev.status == "deprecated":
             if ev.sunset is None:
-                yield _p(*ctx.ev(name, ("status",)), "L141", f"event {name!r} is deprecated without a sunset date", "warning")
+                yield _p(
+                    *ctx.ev(name, ("status",)), "L141", f"event {name!r} is deprecated without a sunset date", "warning"
+                )
             elif (_date(ev.sunset) or dt.date.max) < today:
-                yield _p(*ctx.ev(name, ("sunset",)), "L140",
-                         f"event {name!r} was to be removed on {ev.sunset}", "error")
+                yield _p(
+                    *ctx.ev(name, ("sunset",)), "L140", f"event {name!r} was to be removed on {ev.sunset}", "error"
+                )
         elif ev.sunset is not None:
-            yield _p(*ctx.ev(name, ("sunset",)), "L142", f"event {name!r} is active but has sunset {ev.sunset}", "warning")
+            yield _p(
+                *ctx.ev(name, ("sunset",)), "L142", f"event {name!r} is active but has sunset {ev.sunset}", "warning"
+            )
         if ev.replaced_by and ev.replaced_by not in ctx.plan.events:
-            yield _p(*ctx.ev(name, ("replaced_by",)), "L130",
-                     f"event {name!r} is replaced_by {ev.replaced_by!r}, not in the plan", "error")
+            yield _p(
+                *ctx.ev(name, ("replaced_by",)),
+                "L130",
+                f"event {name!r} is replaced_by {ev.replaced_by!r}, not in the plan",
+                "error",
+            )
 
 
 PY_TYPES = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "timestamp": (str,)}
@@ -327,23 +426,38 @@ def _check_property(ev_name: str, path: tuple, pname: str, prop: Property, ctx: 
     if t is None:
         yield _p(*where, "L156", f"property {label} has no type", "error")
     if prop.enum is not None:
-        kinds = {("number" if isinstance(v, int | float) and not isinstance(v, bool) else type(v).__name__)
-                 for v in prop.enum}
+        kinds = {
+            ("number" if isinstance(v, int | float) and not isinstance(v, bool) else type(v).__name__)
+            for v in prop.enum
+        }
         if len(kinds) > 1:
-            yield _p(*ctx.ev(ev_name, (*path, "enum")), "L150",
-                     f"enum of {label} mixes {', '.join(sorted(kinds))}", "error")
+            yield _p(
+                *ctx.ev(ev_name, (*path, "enum")), "L150", f"enum of {label} mixes {', '.join(sorted(kinds))}", "error"
+            )
         elif t and t in PY_TYPES and (bad := [v for v in prop.enum if not _type_ok(v, t)]):
-            yield _p(*ctx.ev(ev_name, (*path, "enum")), "L151",
-                     f"enum of {label} has values that are not {t}: {bad[:3]}", "error")
+            yield _p(
+                *ctx.ev(ev_name, (*path, "enum")),
+                "L151",
+                f"enum of {label} has values that are not {t}: {bad[:3]}",
+                "error",
+            )
         dup = sorted({json.dumps(v) for v in prop.enum if prop.enum.count(v) > 1})
         if dup:
             yield _p(*ctx.ev(ev_name, (*path, "enum")), "L157", f"enum of {label} repeats {', '.join(dup)}", "warning")
     if prop.minimum is not None and prop.maximum is not None and prop.minimum > prop.maximum:
-        yield _p(*ctx.ev(ev_name, (*path, "minimum")), "L152",
-                 f"{label}: minimum {prop.minimum:g} > maximum {prop.maximum:g}", "error")
+        yield _p(
+            *ctx.ev(ev_name, (*path, "minimum")),
+            "L152",
+            f"{label}: minimum {prop.minimum:g} > maximum {prop.maximum:g}",
+            "error",
+        )
     if prop.min_length is not None and prop.max_length is not None and prop.min_length > prop.max_length:
-        yield _p(*ctx.ev(ev_name, (*path, "min_length")), "L153",
-                 f"{label}: min_length {prop.min_length} > max_length {prop.max_length}", "error")
+        yield _p(
+            *ctx.ev(ev_name, (*path, "min_length")),
+            "L153",
+            f"{label}: min_length {prop.min_length} > max_length {prop.max_length}",
+            "error",
+        )
     if prop.pattern is not None:
         try:
             re.compile(prop.pattern)
@@ -381,8 +495,12 @@ def _check_consent(ctx: _Ctx) -> Iterator[Problem]:
             yield _p(*ctx.ev(name, ("name",)), "L161", f"event {name!r} has no consent category", "warning")
         elif ev.consent not in declared:
             known = ", ".join(sorted(declared)) or "none declared"
-            yield _p(*ctx.ev(name, ("consent",)), "L160",
-                     f"event {name!r}: consent category {ev.consent!r} is not in consent.yaml ({known})", "error")
+            yield _p(
+                *ctx.ev(name, ("consent",)),
+                "L160",
+                f"event {name!r}: consent category {ev.consent!r} is not in consent.yaml ({known})",
+                "error",
+            )
 
 
 # Envelope fields an identifier may come from; nested ones need a key after the dot.
@@ -397,11 +515,16 @@ def _check_identity(ctx: _Ctx) -> Iterator[Problem]:
         if src in ID_ROOTS:
             continue
         prefix = next((p for p in sorted(ID_NESTED, key=len, reverse=True) if src.startswith(p + ".")), None)
-        if prefix is None or not src[len(prefix) + 1:]:
-            yield _p(*where, "L170", f"identifier {ident.name!r}: source {src!r} is not one of "
-                     f"{', '.join(sorted(ID_ROOTS))} or traits.X / context.traits.X / properties.X", "error")
+        if prefix is None or not src[len(prefix) + 1 :]:
+            yield _p(
+                *where,
+                "L170",
+                f"identifier {ident.name!r}: source {src!r} is not one of "
+                f"{', '.join(sorted(ID_ROOTS))} or traits.X / context.traits.X / properties.X",
+                "error",
+            )
             continue
-        key = src[len(prefix) + 1:].split(".")[0]
+        key = src[len(prefix) + 1 :].split(".")[0]
         kind = ID_NESTED[prefix]
         events = [e for e in ctx.plan.events.values() if kind is None or e.type in ("identify", "group")]
         if not any(key in e.properties for e in events):
@@ -426,14 +549,18 @@ def _check_metrics(ctx: _Ctx, today: dt.date) -> Iterator[Problem]:
     def prop(ev_name: str | None, pname: str | None, path: tuple, what: str) -> Iterator[Problem]:
         ev = plan.events.get(ev_name or "")
         if ev is not None and pname is not None and pname not in ev.properties:
-            yield _p(*ctx.file("metrics.yaml", path), "L134",
-                     f"{what} uses property {pname!r}, which {ev_name!r} does not define", "error")
+            yield _p(
+                *ctx.file("metrics.yaml", path),
+                "L134",
+                f"{what} uses property {pname!r}, which {ev_name!r} does not define",
+                "error",
+            )
 
     for key in ("signup", "purchase", "activation"):
         ref = getattr(m, key)
         if ref is not None:
             yield from event(ref.event, (key, "event"), key)
-            for pname in (getattr(ref, "where", None) or {}):
+            for pname in getattr(ref, "where", None) or {}:
                 yield from prop(ref.event, pname, (key, "where", pname), key)
     for i, f in enumerate(m.funnels):
         for j, step in enumerate(f.steps):
@@ -446,25 +573,43 @@ def _check_metrics(ctx: _Ctx, today: dt.date) -> Iterator[Problem]:
         for j, metric in enumerate([x.primary_metric, *x.guardrail_metrics]):
             path = ("experiments", i, "primary_metric") if j == 0 else ("experiments", i, "guardrail_metrics", j - 1)
             if metric not in kpis and metric not in plan.events:
-                yield _p(*ctx.file("metrics.yaml", path), "L131",
-                         f"experiment {x.key!r} metric {metric!r} is neither a KPI nor an event", "error")
+                yield _p(
+                    *ctx.file("metrics.yaml", path),
+                    "L131",
+                    f"experiment {x.key!r} metric {metric!r} is neither a KPI nor an event",
+                    "error",
+                )
     for i, ini in enumerate(m.initiatives):
         what = f"initiative {ini.key!r}"
-        for path, k in [(("initiatives", i, "kpi"), ini.kpi),
-                        *((("initiatives", i, "non_financial_kpis", j), k) for j, k in enumerate(ini.non_financial_kpis))]:
+        for path, k in [
+            (("initiatives", i, "kpi"), ini.kpi),
+            *((("initiatives", i, "non_financial_kpis", j), k) for j, k in enumerate(ini.non_financial_kpis)),
+        ]:
             if k not in kpis:
                 yield _p(*ctx.file("metrics.yaml", path), "L131", f"{what} names KPI {k!r}, not defined", "error")
         ev_ = ini.evaluation
         if ev_.method == "ab_test":
             if ev_.experiment is None:
-                yield _p(*ctx.file("metrics.yaml", ("initiatives", i, "evaluation")), "L133",
-                         f"{what} is evaluated by A/B test but names no experiment", "error")
+                yield _p(
+                    *ctx.file("metrics.yaml", ("initiatives", i, "evaluation")),
+                    "L133",
+                    f"{what} is evaluated by A/B test but names no experiment",
+                    "error",
+                )
             elif ev_.experiment not in experiments:
-                yield _p(*ctx.file("metrics.yaml", ("initiatives", i, "evaluation", "experiment")), "L133",
-                         f"{what} names experiment {ev_.experiment!r}, not defined", "error")
+                yield _p(
+                    *ctx.file("metrics.yaml", ("initiatives", i, "evaluation", "experiment")),
+                    "L133",
+                    f"{what} names experiment {ev_.experiment!r}, not defined",
+                    "error",
+                )
         elif ev_.experiment is not None and ev_.experiment not in experiments:
-            yield _p(*ctx.file("metrics.yaml", ("initiatives", i, "evaluation", "experiment")), "L133",
-                     f"{what} names experiment {ev_.experiment!r}, not defined", "error")
+            yield _p(
+                *ctx.file("metrics.yaml", ("initiatives", i, "evaluation", "experiment")),
+                "L133",
+                f"{what} names experiment {ev_.experiment!r}, not defined",
+                "error",
+            )
         yield from event(ev_.treatment_event, ("initiatives", i, "evaluation", "treatment_event"), what)
 
 
@@ -477,24 +622,44 @@ def _check_kpis(ctx: _Ctx, today: dt.date, objectives: set[str], event, prop) ->
         if k.objective is not None:
             per_objective[k.objective].append(i)
             if k.objective not in objectives:
-                yield _p(*ctx.file("metrics.yaml", ("kpis", i, "objective")), "L132",
-                         f"{what} serves objective {k.objective!r}, not defined", "error")
+                yield _p(
+                    *ctx.file("metrics.yaml", ("kpis", i, "objective")),
+                    "L132",
+                    f"{what} serves objective {k.objective!r}, not defined",
+                    "error",
+                )
         missing = [f for f in ("objective", "owner", "target", "deadline", "unit") if getattr(k, f) is None]
         if not k.definition and not k.event:
             missing.append("definition or event")
         if missing:
-            yield _p(*ctx.file("metrics.yaml", ("kpis", i, "key")), "L180",
-                     f"{what} is not SMART: no {', '.join(missing)}", "warning")
+            yield _p(
+                *ctx.file("metrics.yaml", ("kpis", i, "key")),
+                "L180",
+                f"{what} is not SMART: no {', '.join(missing)}",
+                "warning",
+            )
         if k.deadline and _date(k.deadline) is None:
-            yield _p(*ctx.file("metrics.yaml", ("kpis", i, "deadline")), "E004",
-                     f"{what} deadline {k.deadline!r} is not a calendar date", "error")
+            yield _p(
+                *ctx.file("metrics.yaml", ("kpis", i, "deadline")),
+                "E004",
+                f"{what} deadline {k.deadline!r} is not a calendar date",
+                "error",
+            )
         elif k.deadline and _date(k.deadline) < today:
-            yield _p(*ctx.file("metrics.yaml", ("kpis", i, "deadline")), "L181",
-                     f"{what} deadline {k.deadline} has passed", "warning")
+            yield _p(
+                *ctx.file("metrics.yaml", ("kpis", i, "deadline")),
+                "L181",
+                f"{what} deadline {k.deadline} has passed",
+                "warning",
+            )
     for obj, idx in per_objective.items():
         if len(idx) > MAX_KPIS_PER_OBJECTIVE:
-            yield _p(*ctx.file("metrics.yaml", ("kpis", idx[MAX_KPIS_PER_OBJECTIVE], "objective")), "L182",
-                     f"objective {obj!r} has {len(idx)} KPIs (more than {MAX_KPIS_PER_OBJECTIVE})", "warning")
+            yield _p(
+                *ctx.file("metrics.yaml", ("kpis", idx[MAX_KPIS_PER_OBJECTIVE], "objective")),
+                "L182",
+                f"objective {obj!r} has {len(idx)} KPIs (more than {MAX_KPIS_PER_OBJECTIVE})",
+                "warning",
+            )
 
 
 # ---------------------------------------------------------------------------------- experiments
@@ -502,8 +667,9 @@ def _check_kpis(ctx: _Ctx, today: dt.date, objectives: set[str], event, prop) ->
 RATE_MEASURES = ("activation_rate", "conversion_rate", "retention")
 
 
-def sample_size_per_arm(baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8,
-                        ratio: float = 1.0) -> tuple[int, int]:
+def sample_size_per_arm(
+    baseline: float, mde: float, alpha: float = 0.05, power: float = 0.8, ratio: float = 1.0
+) -> tuple[int, int]:
     """Persons needed in control and in treatment to detect a relative lift ``mde`` on a rate.
 
     Two-sided test of two proportions on Cohen's arcsine effect size h (tracking_plan.power, the
@@ -526,8 +692,9 @@ def _baseline(x: Experiment, plan: Plan, baselines: Mapping[str, float] | None) 
     return None, ""
 
 
-def _check_experiments(ctx: _Ctx, traffic: Mapping[str, float] | None,
-                       baselines: Mapping[str, float] | None) -> Iterator[Problem]:
+def _check_experiments(
+    ctx: _Ctx, traffic: Mapping[str, float] | None, baselines: Mapping[str, float] | None
+) -> Iterator[Problem]:
     for i, x in enumerate(ctx.plan.metrics.experiments):
         where = ctx.file("metrics.yaml", ("experiments", i, "key"))
         what = f"experiment {x.key!r}"
@@ -536,19 +703,32 @@ def _check_experiments(ctx: _Ctx, traffic: Mapping[str, float] | None,
             continue
         alloc = x.allocation or {v: 1 / len(x.variants) for v in x.variants}
         if set(alloc) != set(x.variants):
-            yield _p(*ctx.file("metrics.yaml", ("experiments", i, "allocation")), "L192",
-                     f"{what}: allocation keys {sorted(alloc)} differ from variants {sorted(x.variants)}", "error")
+            yield _p(
+                *ctx.file("metrics.yaml", ("experiments", i, "allocation")),
+                "L192",
+                f"{what}: allocation keys {sorted(alloc)} differ from variants {sorted(x.variants)}",
+                "error",
+            )
             continue
         if abs(sum(alloc.values()) - 1) > 1e-6 or min(alloc.values()) <= 0:  # float sums of shares like 1/3
-            yield _p(*ctx.file("metrics.yaml", ("experiments", i, "allocation")), "L192",
-                     f"{what}: allocation shares must be positive and sum to 1", "error")
+            yield _p(
+                *ctx.file("metrics.yaml", ("experiments", i, "allocation")),
+                "L192",
+                f"{what}: allocation shares must be positive and sum to 1",
+                "error",
+            )
             continue
         if x.planned_days is None:
             yield _p(*where, "L193", f"{what} has no planned_days: its horizon is open-ended", "warning")
         base, source = _baseline(x, ctx.plan, baselines)
         if base is None:
-            yield _p(*where, "L191", f"{what}: sample size not computed (primary metric {x.primary_metric!r} "
-                     "has no baseline rate; pass one)", "info")
+            yield _p(
+                *where,
+                "L191",
+                f"{what}: sample size not computed (primary metric {x.primary_metric!r} "
+                "has no baseline rate; pass one)",
+                "info",
+            )
             continue
         # the binding comparison is control against the smallest treatment arm
         arm = min((v for v in x.variants if v != x.control), key=lambda v: alloc[v])
@@ -561,16 +741,25 @@ def _check_experiments(ctx: _Ctx, traffic: Mapping[str, float] | None,
             continue
         days = math.ceil(max(n_c / (daily * alloc[x.control]), n_t / (daily * alloc[arm]))) if daily > 0 else math.inf
         if x.planned_days is not None and days > x.planned_days:
-            yield _p(*where, "L190", f"{what} needs {need}: {days} days at {daily:g} persons/day, "
-                     f"planned {x.planned_days}", "warning")
+            yield _p(
+                *where,
+                "L190",
+                f"{what} needs {need}: {days} days at {daily:g} persons/day, planned {x.planned_days}",
+                "warning",
+            )
         else:
             yield _p(*where, "L191", f"{what} needs {need}: {days} days at {daily:g} persons/day", "info")
 
 
 # ------------------------------------------------------------------------------------- driver
 
-def lint(plan_dir: Path | str | None = None, traffic: Mapping[str, float] | None = None,
-         today: dt.date | None = None, baselines: Mapping[str, float] | None = None) -> list[Problem]:
+
+def lint(
+    plan_dir: Path | str | None = None,
+    traffic: Mapping[str, float] | None = None,
+    today: dt.date | None = None,
+    baselines: Mapping[str, float] | None = None,
+) -> list[Problem]:
     """Every problem of the plan in ``plan_dir``, sorted by file and line.
 
     ``traffic`` maps an event name (or an experiment key) to daily persons, used to tell whether an
@@ -583,9 +772,16 @@ def lint(plan_dir: Path | str | None = None, traffic: Mapping[str, float] | None
         root = Path(res.plan.root)
         ctx = _Ctx(res, root)
         today = today or dt.date.today()
-        for rule in (_check_names(ctx), _check_duplicates(ctx), _check_lifecycle(ctx, today),
-                     _check_properties(ctx), _check_consent(ctx), _check_identity(ctx),
-                     _check_metrics(ctx, today), _check_experiments(ctx, traffic, baselines)):
+        for rule in (
+            _check_names(ctx),
+            _check_duplicates(ctx),
+            _check_lifecycle(ctx, today),
+            _check_properties(ctx),
+            _check_consent(ctx),
+            _check_identity(ctx),
+            _check_metrics(ctx, today),
+            _check_experiments(ctx, traffic, baselines),
+        ):
             problems.extend(rule)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     return sorted(problems, key=lambda p: (p.file, p.line, order.get(p.severity, 9), p.code, p.message))
@@ -602,6 +798,7 @@ def exit_code(problems: Iterable[Problem]) -> int:
 
 def render_lint(problems: list[Problem], format: str = "text", relative_to: Path | str | None = None) -> str:
     """Text (`file:line: CODE message (severity)`) or JSON (`{"errors", "warnings", "info", "problems"}`)."""
+
     def rel(file: str) -> str:
         if relative_to is None:
             return file
@@ -613,8 +810,10 @@ def render_lint(problems: list[Problem], format: str = "text", relative_to: Path
     counts = {s: sum(p.severity == s for p in problems) for s in SEVERITIES}
     if format == "json":
         rows = [p.to_dict() | {"file": rel(p.file)} for p in problems]
-        return json.dumps({"errors": counts["error"], "warnings": counts["warning"], "info": counts["info"],
-                           "problems": rows}, indent=2)
+        return json.dumps(
+            {"errors": counts["error"], "warnings": counts["warning"], "info": counts["info"], "problems": rows},
+            indent=2,
+        )
     if format != "text":
         raise ValueError(f"unknown format {format!r} (text or json)")
     lines = [f"{rel(p.file)}:{p.line}: {p.code} {p.message} ({p.severity})" for p in problems]
@@ -622,8 +821,9 @@ def render_lint(problems: list[Problem], format: str = "text", relative_to: Path
     return "\n".join(lines)
 
 
-def traffic_from_warehouse(warehouse: Path | str, plan_dir: Path | str | None = None,
-                           days: int = 28) -> dict[str, float]:
+def traffic_from_warehouse(
+    warehouse: Path | str, plan_dir: Path | str | None = None, days: int = 28
+) -> dict[str, float]:
     """Current traffic for the sample-size check: per experiment, the mean daily number of persons
     first exposed over the last ``days`` days of data; per event, its mean daily distinct persons."""
     import duckdb
@@ -633,17 +833,23 @@ def traffic_from_warehouse(warehouse: Path | str, plan_dir: Path | str | None = 
     plan = load_plan(plan_dir)
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        out = {name: float(n) for name, n in con.execute(f"""
+        out = {
+            name: float(n)
+            for name, n in con.execute(f"""
 with recent as (select * from stitch.events
                 where "timestamp" > (select max("timestamp") from stitch.events) - to_days({int(days)}))
 select event_name, count(distinct (person_id, "timestamp"::date)) / {int(days)}.0 from recent group by 1
-""").fetchall()}
+""").fetchall()
+        }
         for x in plan.metrics.experiments:
-            rows = con.execute(f"""
+            rows = con.execute(
+                f"""
 with first as (select person_id, min("timestamp") as t from stitch.events
                where event_name = ? and properties ->> '$.experiment_id' = ? group by 1)
 select count(*) / {int(days)}.0 from first where t > (select max("timestamp") from stitch.events) - to_days({int(days)})
-""", [x.exposure_event, x.key]).fetchall()
+""",
+                [x.exposure_event, x.key],
+            ).fetchall()
             if rows and rows[0][0]:
                 out[x.key] = float(rows[0][0])
     finally:

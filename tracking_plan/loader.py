@@ -119,8 +119,14 @@ def read_plan(root: Path | str | None = None) -> LoadResult:
             continue
         for name in src.data:
             if name in shared:
-                res.problems.append(Problem(src.file, src.line((name,)), "E010",
-                                            f"shared property {name!r} is also defined in {res.shared_files[name]}"))
+                res.problems.append(
+                    Problem(
+                        src.file,
+                        src.line((name,)),
+                        "E010",
+                        f"shared property {name!r} is also defined in {res.shared_files[name]}",
+                    )
+                )
                 continue
             prop = _model(Property, src, res.problems, (name,))
             if prop is not None:
@@ -136,8 +142,14 @@ def read_plan(root: Path | str | None = None) -> LoadResult:
         if ev is None:
             continue
         if ev.name in events:
-            res.problems.append(Problem(src.file, src.line(("name",)), "E011",
-                                        f"event {ev.name!r} is also defined in {res.event_files[ev.name]}"))
+            res.problems.append(
+                Problem(
+                    src.file,
+                    src.line(("name",)),
+                    "E011",
+                    f"event {ev.name!r} is also defined in {res.event_files[ev.name]}",
+                )
+            )
             continue
         ev.source_file = src.file
         events[ev.name] = ev
@@ -155,8 +167,15 @@ def read_plan(root: Path | str | None = None) -> LoadResult:
     if header is None or any(v is None for v in parts.values()):
         return res
     resolved = _resolve_events(events, shared, res)
-    res.plan = Plan(root=str(root), header=header, events=resolved, shared_properties=shared,
-                    identity=parts["identity.yaml"], consent=parts["consent.yaml"], metrics=parts["metrics.yaml"])
+    res.plan = Plan(
+        root=str(root),
+        header=header,
+        events=resolved,
+        shared_properties=shared,
+        identity=parts["identity.yaml"],
+        consent=parts["consent.yaml"],
+        metrics=parts["metrics.yaml"],
+    )
     return res
 
 
@@ -181,8 +200,9 @@ def _resolve_events(events: dict[str, Event], shared: dict[str, Property], res: 
     return out
 
 
-def _resolve(prop: Property, shared: dict[str, Property], res: LoadResult, file: str,
-             path: tuple, chain: list[str]) -> Property | None:
+def _resolve(
+    prop: Property, shared: dict[str, Property], res: LoadResult, file: str, path: tuple, chain: list[str]
+) -> Property | None:
     """Replace `ref` by the shared definition; local keys (required, description, ...) override."""
     if prop.ref is not None:
         if prop.ref in chain:
@@ -191,8 +211,14 @@ def _resolve(prop: Property, shared: dict[str, Property], res: LoadResult, file:
             return None
         target = shared.get(prop.ref)
         if target is None:
-            res.problems.append(Problem(file, res.line_of(file, (*path, "ref")), "E020",
-                                        f"reference to undefined shared property {prop.ref!r}"))
+            res.problems.append(
+                Problem(
+                    file,
+                    res.line_of(file, (*path, "ref")),
+                    "E020",
+                    f"reference to undefined shared property {prop.ref!r}",
+                )
+            )
             return None
         tfile = res.shared_files[prop.ref]
         base = _resolve(target, shared, res, tfile, (prop.ref,), [*chain, prop.ref])
@@ -205,6 +231,9 @@ def _resolve(prop: Property, shared: dict[str, Property], res: LoadResult, file:
     if prop.items is not None:
         update["items"] = _resolve(prop.items, shared, res, file, (*path, "items"), chain)
     if prop.properties:
-        update["properties"] = {k: r for k, v in prop.properties.items()
-                                if (r := _resolve(v, shared, res, file, (*path, "properties", k), chain)) is not None}
+        update["properties"] = {
+            k: r
+            for k, v in prop.properties.items()
+            if (r := _resolve(v, shared, res, file, (*path, "properties", k), chain)) is not None
+        }
     return prop.model_copy(update=update) if update else prop

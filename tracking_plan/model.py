@@ -170,8 +170,15 @@ class KPI(Strict):
     objective: str | None = None
     owner: str | None = None
     definition: str | None = None
-    measure: Literal["activation_rate", "conversion_rate", "event_count", "active_persons", "revenue",
-                     "retention", "average_property"] = "event_count"
+    measure: Literal[
+        "activation_rate",
+        "conversion_rate",
+        "event_count",
+        "active_persons",
+        "revenue",
+        "retention",
+        "average_property",
+    ] = "event_count"
     event: str | None = None
     property: str | None = None
     period_days: int | None = None

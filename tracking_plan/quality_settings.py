@@ -47,8 +47,9 @@ def _default_metrics() -> dict[str, MetricTuning]:
         "quarantine_share": MetricTuning(direction="up", min_absolute_change=0.05, min_count=20),
         # delivery lag: a doubling by more than ten minutes is a pipeline problem, not mobile
         # batching; the p95 of fewer than 50 lags is just its largest two or three
-        "lag_p95_seconds": MetricTuning(direction="up", min_relative_change=1.0, min_absolute_change=600.0,
-                                        min_count=20),
+        "lag_p95_seconds": MetricTuning(
+            direction="up", min_relative_change=1.0, min_absolute_change=600.0, min_count=20
+        ),
     }
 
 
@@ -109,10 +110,14 @@ class QualitySettings(BaseModel):
     def tuning(self, metric: str, event: str | None = None) -> MetricTuning:
         base = self.metrics.get(metric) or MetricTuning()
         t = self.events.get(event or "", {}).get(metric) or base
-        return t.model_copy(update={
-            "sensitivity": t.sensitivity if t.sensitivity is not None else self.sensitivity,
-            "min_relative_change": t.min_relative_change if t.min_relative_change is not None
-            else self.min_relative_change})
+        return t.model_copy(
+            update={
+                "sensitivity": t.sensitivity if t.sensitivity is not None else self.sensitivity,
+                "min_relative_change": t.min_relative_change
+                if t.min_relative_change is not None
+                else self.min_relative_change,
+            }
+        )
 
 
 def settings_for(plan) -> QualitySettings:

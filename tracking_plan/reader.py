@@ -113,7 +113,9 @@ def scan_landing(root: Path | str) -> list[LandingEntry]:
         for e in entries:
             p = Path(e.path)
             if e.is_symlink():
-                out.append(LandingEntry(p, partition, "symlink: not followed (nothing outside the landing root is read)"))
+                out.append(
+                    LandingEntry(p, partition, "symlink: not followed (nothing outside the landing root is read)")
+                )
             elif e.is_dir(follow_symlinks=False):
                 if d == root:
                     m = DATE_DIR.fullmatch(e.name)
@@ -126,16 +128,26 @@ def scan_landing(root: Path | str) -> list[LandingEntry]:
                     else:
                         walk(p, None, f"not in a date folder: {e.name!r} is not date=YYYY-MM-DD")
                 else:
-                    walk(p, partition, why or f"unexpected subfolder: {e.name!r} in {d.name!r} (files must be "
-                                               "directly in their date=YYYY-MM-DD folder)")
+                    walk(
+                        p,
+                        partition,
+                        why
+                        or f"unexpected subfolder: {e.name!r} in {d.name!r} (files must be "
+                        "directly in their date=YYYY-MM-DD folder)",
+                    )
             elif not e.is_file(follow_symlinks=False):
                 out.append(LandingEntry(p, partition, "not a regular file: a FIFO, socket or device"))
             elif why:
                 out.append(LandingEntry(p, partition, why))
             elif partition is None:
                 hidden = e.name.startswith((".", "_"))  # e.g. the generator's _truth.json
-                out.append(LandingEntry(p, None, _bad_name(e.name) if hidden else
-                                        "not in a date folder: directly under the landing root"))
+                out.append(
+                    LandingEntry(
+                        p,
+                        None,
+                        _bad_name(e.name) if hidden else "not in a date folder: directly under the landing root",
+                    )
+                )
             else:
                 out.append(LandingEntry(p, partition, _bad_name(e.name)))
 
@@ -180,7 +192,7 @@ class _Batcher:
         lengths = ends - starts
         if (lengths > self.max_bytes).any():
             for i in range(n):  # rare: a chunk holding an oversized line goes line by line
-                self.add_one(bytes(block[starts[i]:ends[i]]).rstrip(b"\r"), first_no + i)
+                self.add_one(bytes(block[starts[i] : ends[i]]).rstrip(b"\r"), first_no + i)
             return n
         offsets = np.empty(n + 1, dtype=np.int32)
         offsets[:n] = starts
@@ -190,13 +202,17 @@ class _Batcher:
             text = pc.cast(arr, pa.string())
         except pa.ArrowInvalid:
             for i in range(n):  # rare: a chunk holding a non-UTF-8 line goes line by line
-                self.add_one(bytes(block[starts[i]:ends[i]]).rstrip(b"\r"), first_no + i)
+                self.add_one(bytes(block[starts[i] : ends[i]]).rstrip(b"\r"), first_no + i)
             return n
         if self.strip:  # (a JSON parser ignores the line terminator: callers that never show the line skip this)
             text = pc.utf8_rtrim(text, characters="\r\n")
         self._flush_py()
-        self.tables.append(pa.table([pa.array(np.arange(first_no, first_no + n, dtype=np.int64)), text,
-                                     pa.nulls(n, pa.string())], schema=SCHEMA))
+        self.tables.append(
+            pa.table(
+                [pa.array(np.arange(first_no, first_no + n, dtype=np.int64)), text, pa.nulls(n, pa.string())],
+                schema=SCHEMA,
+            )
+        )
         self.rows += n
         return n
 
@@ -218,8 +234,16 @@ class _Batcher:
 
     def _flush_py(self) -> None:
         if self.nos:
-            self.tables.append(pa.table([pa.array(self.nos, pa.int64()), pa.array(self.raws, pa.string()),
-                                         pa.array(self.reasons, pa.string())], schema=SCHEMA))
+            self.tables.append(
+                pa.table(
+                    [
+                        pa.array(self.nos, pa.int64()),
+                        pa.array(self.raws, pa.string()),
+                        pa.array(self.reasons, pa.string()),
+                    ],
+                    schema=SCHEMA,
+                )
+            )
             self.nos, self.raws, self.reasons = [], [], []
 
     def __len__(self) -> int:
@@ -234,8 +258,11 @@ class _Batcher:
 
 def is_url(path) -> bool:
     """An object-store URL (s3://, gs://, az://...), not a local path."""
-    return isinstance(path, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", path) is not None and \
-        not path.startswith("file://")
+    return (
+        isinstance(path, str)
+        and re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", path) is not None
+        and not path.startswith("file://")
+    )
 
 
 def _size(fh) -> int:
@@ -245,8 +272,14 @@ def _size(fh) -> int:
         return int(fh.size)  # an fsspec object file knows its size
 
 
-def read_file(path: Path | str, max_bytes: int = 32768, stats: ReadStats | None = None,
-              batch_lines: int = BATCH_LINES, strip: bool = True, fmt: str | None = None) -> Iterator[pa.Table]:
+def read_file(
+    path: Path | str,
+    max_bytes: int = 32768,
+    stats: ReadStats | None = None,
+    batch_lines: int = BATCH_LINES,
+    strip: bool = True,
+    fmt: str | None = None,
+) -> Iterator[pa.Table]:
     """Yield arrow tables (line_no, raw, pre_reason) covering every line of ``path`` (a local path or
     an object's URL, opened through fsspec). With ``strip=False`` a line keeps its terminator (\\n or
     \\r\\n), which saves a copy of every line. ``fmt='snowplow'``: every line is an enriched TSV event,
@@ -293,8 +326,10 @@ def _snowplow_table(t: pa.Table) -> pa.Table:
                 pre = f"snowplow: {exc}"
         raws.append(line)
         reasons.append(pre)
-    return pa.table([t.column("line_no"), pa.array(raws, pa.string()), pa.array(reasons, pa.string()),
-                     t.column("raw")], names=["line_no", "raw", "pre_reason", "verbatim"])
+    return pa.table(
+        [t.column("line_no"), pa.array(raws, pa.string()), pa.array(reasons, pa.string()), t.column("raw")],
+        names=["line_no", "raw", "pre_reason", "verbatim"],
+    )
 
 
 def _read_lines(fh, name: str, max_bytes: int, stats: ReadStats, batch_lines: int, strip: bool) -> Iterator[pa.Table]:
@@ -416,7 +451,7 @@ def _gz_salvage(dec, pending: bytes, where: list[int]) -> Iterator[bytes]:
     start = where[0]
     for i in range(len(pending)):
         try:
-            out = dec.decompress(pending[i:i + 1])
+            out = dec.decompress(pending[i : i + 1])
         except zlib.error:
             where[0] = start + i
             return
@@ -437,7 +472,7 @@ def _split_batch(text: str):
     dec = json.JSONDecoder()
     ws = lambda i: _WS.match(text, i).end()
     i = ws(0)
-    if text[i:i + 1] != "{":
+    if text[i : i + 1] != "{":
         return None
     i += 1
     shared: dict = {}
@@ -445,27 +480,27 @@ def _split_batch(text: str):
     try:
         while True:
             i = ws(i)
-            if text[i:i + 1] == "}":
+            if text[i : i + 1] == "}":
                 if items is None:
                     return None
                 j = ws(i + 1)
                 return shared, items, (j if j < len(text) else None)
             key, i = dec.raw_decode(text, i)
             i = ws(i)
-            if text[i:i + 1] != ":" or not isinstance(key, str):
+            if text[i : i + 1] != ":" or not isinstance(key, str):
                 raise ValueError("expected a key")
             i = ws(i + 1)
-            if key == "batch" and text[i:i + 1] == "[":
+            if key == "batch" and text[i : i + 1] == "[":
                 items = []
                 i = ws(i + 1)
-                if text[i:i + 1] == "]":
+                if text[i : i + 1] == "]":
                     i += 1
                 else:
                     while True:
                         _, end = dec.raw_decode(text, i)
                         items.append((i, end))
                         i = ws(end)
-                        c = text[i:i + 1]
+                        c = text[i : i + 1]
                         i += 1
                         if c == "]":
                             break
@@ -477,7 +512,7 @@ def _split_batch(text: str):
                 if key in SHARED:
                     shared[key] = val
             i = ws(i)
-            c = text[i:i + 1]
+            c = text[i : i + 1]
             if c == "}":
                 if items is None:
                     return None
@@ -576,15 +611,19 @@ def _read_batch_body(fh, name: str, max_bytes: int, stats: ReadStats) -> Iterato
         kind = "truncated" if stats.file_error and stats.file_error.startswith("truncated") else "json"
         kept = "" if len(data) <= UNIT_LIMIT else f"; first {UNIT_LIMIT} kept"
         n += 1
-        out.add_one(data[:UNIT_LIMIT], n, f"{kind}: the rest of the batch body, {len(data)} bytes, kept as one unit"
-                                           f"{kept} ({why})")
+        out.add_one(
+            data[:UNIT_LIMIT],
+            n,
+            f"{kind}: the rest of the batch body, {len(data)} bytes, kept as one unit{kept} ({why})",
+        )
     stats.lines = n
     if len(out):
         yield out.flush()
 
 
-def read_files(paths, max_bytes: int = 32768, batch_lines: int = BATCH_LINES,
-               on_file_done=None, strip: bool = True) -> Iterator[pa.Table]:
+def read_files(
+    paths, max_bytes: int = 32768, batch_lines: int = BATCH_LINES, on_file_done=None, strip: bool = True
+) -> Iterator[pa.Table]:
     """Lines of many files as arrow tables (source_file, line_no, raw, pre_reason[, verbatim]), several
     files per table up to ``batch_lines`` rows. ``on_file_done(path, ReadStats)`` is called per file.
     A path may be a LandingEntry (its format is then the entry's). When any file is Snowplow TSV,

@@ -87,11 +87,12 @@ class ReplayResult:
 def _short(path: str) -> str:
     for prefix in ("$.properties.", "$.traits."):
         if path.startswith(prefix):
-            return path[len(prefix):]
+            return path[len(prefix) :]
     return path
 
 
 # ------------------------------------------------------------------------------------- sampling
+
 
 def _sample_files(con: duckdb.DuckDBPyConnection, files: list[Path], sample: int, max_bytes: int) -> tuple[int, int]:
     con.execute("create or replace temp table replay_in (line_no bigint, raw varchar, pre_reason varchar)")
@@ -102,11 +103,15 @@ def _sample_files(con: duckdb.DuckDBPyConnection, files: list[Path], sample: int
             con.unregister("replay_batch")
     n = con.execute("select count(*) from replay_in").fetchall()[0][0]
     if n > sample:  # files carry no reliable order: a seeded uniform sample stands for "recent"
-        con.execute(f"create or replace temp table replay_in as select * from replay_in "
-                    f"using sample reservoir({int(sample)} rows) repeatable ({SEED})").fetchall()
-    con.execute("create or replace temp table replay_in as "
-                "select 'replay' as source_file, row_number() over (order by line_no, raw) as line_no, raw, pre_reason "
-                "from replay_in").fetchall()
+        con.execute(
+            f"create or replace temp table replay_in as select * from replay_in "
+            f"using sample reservoir({int(sample)} rows) repeatable ({SEED})"
+        ).fetchall()
+    con.execute(
+        "create or replace temp table replay_in as "
+        "select 'replay' as source_file, row_number() over (order by line_no, raw) as line_no, raw, pre_reason "
+        "from replay_in"
+    ).fetchall()
     return min(n, sample), 0
 
 
@@ -129,30 +134,45 @@ json_object(
 
 def _sample_warehouse(con: duckdb.DuckDBPyConnection, path: Path, sample: int, max_bytes: int) -> tuple[int, int]:
     con.execute(f"attach '{str(path).replace(chr(39), chr(39) * 2)}' as wh (read_only)")
-    have = {(s, t) for s, t in con.execute(
-        "select schema_name, table_name from duckdb_tables() where database_name = 'wh'").fetchall()}
+    have = {
+        (s, t)
+        for s, t in con.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = 'wh'"
+        ).fetchall()
+    }
     parts = []
     if ("ingest", "events") in have:
-        parts.append(f"select 'e' as src, source_file, line_no, received_at, {REBUILD} as rebuilt from wh.ingest.events")
+        parts.append(
+            f"select 'e' as src, source_file, line_no, received_at, {REBUILD} as rebuilt from wh.ingest.events"
+        )
     if ("ingest", "quarantine") in have:
         parts.append("select 'q' as src, source_file, line_no, received_at, raw as rebuilt from wh.ingest.quarantine")
     if not parts:
         raise FileNotFoundError(f"{path} has no ingest.events or ingest.quarantine table to replay")
-    con.execute(f"create or replace temp table replay_pick as select row_number() over () as line_no, * from "
-                f"(select src, source_file, line_no as src_line, rebuilt from ({' union all '.join(parts)}) "
-                f"order by received_at desc nulls last, source_file, line_no limit {int(sample)})").fetchall()
+    con.execute(
+        f"create or replace temp table replay_pick as select row_number() over () as line_no, * from "
+        f"(select src, source_file, line_no as src_line, rebuilt from ({' union all '.join(parts)}) "
+        f"order by received_at desc nulls last, source_file, line_no limit {int(sample)})"
+    ).fetchall()
     # Re-read the original lines of loaded events whose landing file still exists: they carry the
     # unhashed values and the properties consent stripping removed.
-    con.execute("create or replace temp table replay_raw (source_file varchar, src_line bigint, raw varchar, pre_reason varchar)")
+    con.execute(
+        "create or replace temp table replay_raw (source_file varchar, src_line bigint, raw varchar, pre_reason varchar)"
+    )
     files = [r[0] for r in con.execute("select distinct source_file from replay_pick where src = 'e'").fetchall()]
     for f in files:
         if not f or not Path(f).is_file():
             continue
-        wanted = con.execute("select list(src_line) from replay_pick where src = 'e' and source_file = ?", [f]).fetchall()[0][0]
+        wanted = con.execute(
+            "select list(src_line) from replay_pick where src = 'e' and source_file = ?", [f]
+        ).fetchall()[0][0]
         for batch in read_file(f, max_bytes=max_bytes):
             con.register("replay_batch", batch)
-            con.execute("insert into replay_raw select ?, line_no, raw, pre_reason from replay_batch "
-                        "where list_contains(?, line_no)", [f, wanted]).fetchall()
+            con.execute(
+                "insert into replay_raw select ?, line_no, raw, pre_reason from replay_batch "
+                "where list_contains(?, line_no)",
+                [f, wanted],
+            ).fetchall()
             con.unregister("replay_batch")
     con.execute("""
         create or replace temp table replay_in as
@@ -171,6 +191,7 @@ def _input_files(source: Path) -> list[Path]:
 
 
 # -------------------------------------------------------------------------------------- replay
+
 
 def replay(base_plan: Plan, head_plan: Plan, source: str | Path, sample: int = 100_000) -> ReplayResult:
     """Validate up to ``sample`` recent events from ``source`` (a warehouse ``.duckdb``, an events
@@ -203,8 +224,14 @@ def replay(base_plan: Plan, head_plan: Plan, source: str | Path, sample: int = 1
                count(*) filter (where base_valid and not head_valid), count(*) filter (where not base_valid and head_valid),
                count(*) filter (where newly_warned)
         from replay_cmp""").fetchall()[0]
-    (result.sampled, result.base_rejected, result.head_rejected, result.newly_rejected,
-     result.newly_accepted, result.newly_warned) = totals
+    (
+        result.sampled,
+        result.base_rejected,
+        result.head_rejected,
+        result.newly_rejected,
+        result.newly_accepted,
+        result.newly_warned,
+    ) = totals
     groups = con.execute("""
         select event, library, count(*) as sampled,
                count(*) filter (where base_valid and not head_valid) as rejected,
@@ -220,17 +247,21 @@ def replay(base_plan: Plan, head_plan: Plan, source: str | Path, sample: int = 1
     by_group: dict[tuple[str, str], list[dict]] = {}
     for ev, lib, rule, path, msg, n in reasons:
         by_group.setdefault((ev, lib), []).append({"rule": rule, "path": path, "message": msg, "count": n})
-    result.rows = [ReplayRow(ev, lib, n, rej, acc, warn, by_group.get((ev, lib), []))
-                   for ev, lib, n, rej, acc, warn in groups]
+    result.rows = [
+        ReplayRow(ev, lib, n, rej, acc, warn, by_group.get((ev, lib), [])) for ev, lib, n, rej, acc, warn in groups
+    ]
     con.close()
     return result
 
 
 # ------------------------------------------------------------------------------------- render
 
+
 def _header(r: ReplayResult) -> str:
     origin = f"{r.from_raw:,} original lines" + (f", {r.rebuilt:,} rebuilt from warehouse columns" if r.rebuilt else "")
-    return f"Replayed {r.sampled:,} recent events from {r.source} ({origin}) under {r.base_version} and {r.head_version}"
+    return (
+        f"Replayed {r.sampled:,} recent events from {r.source} ({origin}) under {r.base_version} and {r.head_version}"
+    )
 
 
 def _text(r: ReplayResult) -> str:
@@ -255,15 +286,24 @@ def _md(text: str) -> str:
 def _markdown(r: ReplayResult) -> str:
     icon = "⚠️" if r.newly_rejected else "✅"
     share = r.newly_rejected / r.sampled if r.sampled else 0.0
-    md = [f"#### {icon} Replay: {r.newly_rejected:,} of {r.sampled:,} recent events ({share:.1%}) would be newly rejected",
-          "", _md(_header(r)) + ".", ""]
+    md = [
+        f"#### {icon} Replay: {r.newly_rejected:,} of {r.sampled:,} recent events ({share:.1%}) would be newly rejected",
+        "",
+        _md(_header(r)) + ".",
+        "",
+    ]
     rows = [row for row in r.rows if row.newly_rejected or row.newly_accepted]
     if rows:
-        md += ["| event | library | sampled | would newly reject | why | would newly accept |", "|---|---|---:|---:|---|---:|"]
+        md += [
+            "| event | library | sampled | would newly reject | why | would newly accept |",
+            "|---|---|---:|---:|---|---:|",
+        ]
         for row in rows:
             why = "; ".join(f"{x['rule']} `{_short(x['path'])}` ({x['count']:,})" for x in row.reasons[:3])
-            md.append(f"| {_md(row.event)} | {_md(row.library)} | {row.sampled:,} | "
-                      f"{row.newly_rejected:,} ({row.share:.1%}) | {_md(why)} | {row.newly_accepted:,} |")
+            md.append(
+                f"| {_md(row.event)} | {_md(row.library)} | {row.sampled:,} | "
+                f"{row.newly_rejected:,} ({row.share:.1%}) | {_md(why)} | {row.newly_accepted:,} |"
+            )
         md.append("")
         md += [f"- {_md(row.sentence())}" for row in r.rows if row.newly_rejected]
     else:

@@ -71,9 +71,7 @@ def _ms_to_iso(ms: Any) -> str | None:
         value = int(ms)
     except (TypeError, ValueError):
         return None
-    return datetime.fromtimestamp(value / 1000, tz=UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return datetime.fromtimestamp(value / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _num(value: Any) -> Any:
@@ -227,8 +225,14 @@ ENRICHED_FIELDS = (
 )  # fmt: skip
 
 # enriched `event` values → tp2 `e` codes
-_EVENT_CODES = {"page_view": "pv", "page_ping": "pp", "struct": "se", "unstruct": "ue", "transaction": "tr",
-                "transaction_item": "ti"}
+_EVENT_CODES = {
+    "page_view": "pv",
+    "page_ping": "pp",
+    "struct": "se",
+    "unstruct": "ue",
+    "transaction": "tr",
+    "transaction_item": "ti",
+}
 # enriched field → tp2 field, for the fields `to_segment` maps; the rest go to context.snowplow
 _TO_TP2 = {
     "event_id": "eid", "user_id": "uid", "domain_userid": "duid", "domain_sessionid": "sid",
@@ -260,8 +264,9 @@ def enriched_to_segment(line: str) -> dict:
     enriched name. Raises SnowplowError (with the field) on a line it cannot read."""
     fields = line.rstrip("\r\n").split("\t")
     if len(fields) != len(ENRICHED_FIELDS):
-        raise SnowplowError(f"expected {len(ENRICHED_FIELDS)} tab-separated fields of an enriched event, "
-                            f"got {len(fields)}")
+        raise SnowplowError(
+            f"expected {len(ENRICHED_FIELDS)} tab-separated fields of an enriched event, got {len(fields)}"
+        )
     row = {k: v for k, v in zip(ENRICHED_FIELDS, fields, strict=True) if v != ""}
     tp2: dict[str, Any] = {}
     extra: dict[str, Any] = {}

@@ -26,11 +26,20 @@ NULLISH_RE = r"(?i)\s*(" + "|".join(re.sub(r"([\[\](){}.*+?^$|\\])", r"\\\1", x)
 # the line without the byte-order mark that may start a file or a batch body (it is no part of the JSON)
 BOMLESS = "(case when starts_with(raw, chr(65279)) then raw[2:] else raw end)"
 # the ids of a message: (column, JSON key); each must be a JSON string or integer when it is there
-ID_COLS = {"message_id": "messageId", "anonymous_id": "anonymousId", "user_id": "userId",
-           "previous_id": "previousId", "group_id": "groupId"}
+ID_COLS = {
+    "message_id": "messageId",
+    "anonymous_id": "anonymousId",
+    "user_id": "userId",
+    "previous_id": "previousId",
+    "group_id": "groupId",
+}
 # the timestamps of a message: (column, (JSON key, parsed column)); each must be RFC 3339 when there
-TIMESTAMP_COLS = {"ts_raw": ("timestamp", "ts_in"), "original_ts_raw": ("originalTimestamp", "original_ts"),
-                  "sent_at_raw": ("sentAt", "sent_at"), "received_at_raw": ("receivedAt", "received_at_in")}
+TIMESTAMP_COLS = {
+    "ts_raw": ("timestamp", "ts_in"),
+    "original_ts_raw": ("originalTimestamp", "original_ts"),
+    "sent_at_raw": ("sentAt", "sent_at"),
+    "received_at_raw": ("receivedAt", "received_at_in"),
+}
 _DT = DATE_TIME.removeprefix("^").removesuffix("$")
 TIMESTAMPS_RE = f"(?:{_DT}(?:\\|{_DT})*)?"
 
@@ -38,31 +47,50 @@ TIMESTAMPS_RE = f"(?:{_DT}(?:\\|{_DT})*)?"
 def _stamp(col: str) -> str:
     """SQL: the RFC 3339 date-time in text column `col` as a UTC timestamp; NULL when it is not one
     (the cast is the calendar check: 2026-02-29 does not cast; year 0000 is no RFC 3339 year)."""
-    return (f"case when _ts_shape or regexp_matches({col}, {lit(DATE_TIME)}) "
-            # RFC 3339 allows a lowercase t and z, which DuckDB's cast does not read
-            f"then coalesce(try_cast({col} as timestamptz), try_cast(upper({col}) as timestamptz))::timestamp end")
+    return (
+        f"case when _ts_shape or regexp_matches({col}, {lit(DATE_TIME)}) "
+        # RFC 3339 allows a lowercase t and z, which DuckDB's cast does not read
+        f"then coalesce(try_cast({col} as timestamptz), try_cast(upper({col}) as timestamptz))::timestamp end"
+    )
 
 
 def _year_one(col: str, parsed: str) -> str:
     """SQL: `parsed` unless its text says year 0000 (DuckDB reads it as 1 BC; RFC 3339 has no year 0)."""
     return f"case when {parsed} < timestamp '0001-01-02' and left({col}, 4) = '0000' then null else {parsed} end"
+
+
 # SQL true when JSON text {x} (already valid) holds a NaN or Infinity token outside its strings; run
 # only on the rare lines that contain either word
-NON_FINITE = ("len(regexp_extract_all(regexp_replace(json({x}), '\"(?:[^\"\\\\]|\\\\.)*\"', '', 'g'), "
-              "'(?:NaN|Infinity)')) > 0")
+NON_FINITE = (
+    "len(regexp_extract_all(regexp_replace(json({x}), '\"(?:[^\"\\\\]|\\\\.)*\"', '', 'g'), '(?:NaN|Infinity)')) > 0"
+)
 
 # Envelope fields read for every event: (output column, JSON path)
 ENVELOPE = [
-    ("type", "$.type"), ("event", "$.event"), ("name", "$.name"), ("message_id", "$.messageId"),
-    ("anonymous_id", "$.anonymousId"), ("user_id", "$.userId"), ("previous_id", "$.previousId"),
-    ("group_id", "$.groupId"), ("ts_raw", "$.timestamp"), ("original_ts_raw", "$.originalTimestamp"),
-    ("sent_at_raw", "$.sentAt"), ("received_at_raw", "$.receivedAt"),
-    ("library_name", "$.context.library.name"), ("library_version", "$.context.library.version"),
-    ("utm_source", "$.context.campaign.source"), ("utm_medium", "$.context.campaign.medium"),
-    ("utm_campaign", "$.context.campaign.name"), ("utm_term", "$.context.campaign.term"),
-    ("utm_content", "$.context.campaign.content"), ("page_url", "$.context.page.url"),
-    ("page_path", "$.context.page.path"), ("page_referrer", "$.context.page.referrer"),
-    ("session_id", "$.context.sessionId"), ("region", "$.context.location.region"),
+    ("type", "$.type"),
+    ("event", "$.event"),
+    ("name", "$.name"),
+    ("message_id", "$.messageId"),
+    ("anonymous_id", "$.anonymousId"),
+    ("user_id", "$.userId"),
+    ("previous_id", "$.previousId"),
+    ("group_id", "$.groupId"),
+    ("ts_raw", "$.timestamp"),
+    ("original_ts_raw", "$.originalTimestamp"),
+    ("sent_at_raw", "$.sentAt"),
+    ("received_at_raw", "$.receivedAt"),
+    ("library_name", "$.context.library.name"),
+    ("library_version", "$.context.library.version"),
+    ("utm_source", "$.context.campaign.source"),
+    ("utm_medium", "$.context.campaign.medium"),
+    ("utm_campaign", "$.context.campaign.name"),
+    ("utm_term", "$.context.campaign.term"),
+    ("utm_content", "$.context.campaign.content"),
+    ("page_url", "$.context.page.url"),
+    ("page_path", "$.context.page.path"),
+    ("page_referrer", "$.context.page.referrer"),
+    ("session_id", "$.context.sessionId"),
+    ("region", "$.context.location.region"),
 ]
 
 
@@ -82,10 +110,11 @@ def _beyond(t: str, v: str, bound: float, side: str) -> str:
         ib, op = math.floor(bound), ">"
     ib = max(-HUGE, min(HUGE, ib))
     fb = repr(float(bound)) if math.isfinite(float(bound)) else ("1e308" if bound > 0 else "-1e308")
-    return (f"(case when {t} in ('BIGINT', 'UBIGINT') then try_cast({v} as hugeint) {op} {ib}::hugeint "
-            f"when abs({d}) < 1e37 and {d} = floor({d}) then {d}::hugeint {op} {ib}::hugeint "
-            f"else {d} {op} {fb} end)")
-
+    return (
+        f"(case when {t} in ('BIGINT', 'UBIGINT') then try_cast({v} as hugeint) {op} {ib}::hugeint "
+        f"when abs({d}) < 1e37 and {d} = floor({d}) then {d}::hugeint {op} {ib}::hugeint "
+        f"else {d} {op} {fb} end)"
+    )
 
 
 def lit(value) -> str:
@@ -111,8 +140,9 @@ def json_path(*parts: str) -> str:
 
 def context_pii_traits(plan: Plan) -> list[str]:
     """PII traits of the identify call, which SDKs also copy into context.traits of later events."""
-    return sorted({n for ev in plan.events.values() if ev.type == "identify"
-                   for n, p in ev.properties.items() if p.pii})
+    return sorted(
+        {n for ev in plan.events.values() if ev.type == "identify" for n, p in ev.properties.items() if p.pii}
+    )
 
 
 def validated_events(plan: Plan) -> list[Event]:
@@ -131,8 +161,9 @@ def loadable_event_names(plan: Plan) -> list[str]:
     name (Alias, Screen, ...) for a call type the plan has no event for."""
     keyed = validated_events(plan)
     covered = {e.type for e in keyed}
-    return sorted({e.name for e in keyed} | {t[0].upper() + t[1:] for t in ENVELOPE_TYPES
-                                              if t != "track" and t not in covered})
+    return sorted(
+        {e.name for e in keyed} | {t[0].upper() + t[1:] for t in ENVELOPE_TYPES if t != "track" and t not in covered}
+    )
 
 
 # The receipt day of a landing file: its date=YYYY-MM-DD folder (NULL for a file outside one)
@@ -141,8 +172,10 @@ PARTITION_DAY = r"try_cast(regexp_extract(source_file, 'date=(\d{4}-\d{2}-\d{2})
 
 def _split_path(path: str) -> list[str]:
     """'$.context.campaign.source' -> ['context', 'campaign', 'source'] (quoted parts as json_path writes them)."""
-    return [a or b.replace('\\"', '"').replace("\\\\", "\\")
-            for a, b in re.findall(r'\.(?:([A-Za-z_][A-Za-z0-9_]*)|"((?:[^"\\]|\\.)*)")', path)]
+    return [
+        a or b.replace('\\"', '"').replace("\\\\", "\\")
+        for a, b in re.findall(r'\.(?:([A-Za-z_][A-Za-z0-9_]*)|"((?:[^"\\]|\\.)*)")', path)
+    ]
 
 
 REASONS = "struct(rule varchar, path varchar, message varchar)[]"  # the type of reasons and warnings
@@ -188,8 +221,9 @@ class Validator:
     # over mixed rows, 65k ev/s (DuckDB evaluates every branch on fragments of each vector); the two
     # passes, 104k ev/s. A MAP of the properties instead of a struct was 2x slower.
 
-    def _value_rules(self, x: str, t: str, v: str, prop: Property, shown: str, closed: bool,
-                     depth: int = 0) -> list[tuple[str, str]]:
+    def _value_rules(
+        self, x: str, t: str, v: str, prop: Property, shown: str, closed: bool, depth: int = 0
+    ) -> list[tuple[str, str]]:
         """(condition, reason) per rule of `prop` on a value that is there (the key exists): `x` is the
         SQL of its JSON, `t` its JSON type ('NULL' for null), `v` its text. `closed`: objects without
         an `additional_properties` of their own reject keys the plan does not list (the event's
@@ -201,84 +235,204 @@ class Validator:
         def msg(dynamic: str, static: str) -> str:
             # inside an array the value is a lambda's variable, which the reason (built outside) cannot read
             return dynamic if depth == 0 else lit(static + " (in at least one item)")
+
         d = f"try_cast({v} as double)"
         is_num = f"{t} in ('BIGINT', 'UBIGINT', 'DOUBLE')"
         # 1e400 and other numbers past the double range are not JSON numbers (NaN/Infinity are caught
         # for the whole line); an integer beyond 64 bits is fine (it is kept as its text)
         if ptype is None:  # (a typed number's type rule says so)
-            out.append((f"{t} = 'DOUBLE' and not isfinite({d})",
-                        _reason("json", shown, msg(f"'number ' || {v} || ' is out of range (not a JSON number)'", "a number is out of range (not a JSON number)"))))
+            out.append(
+                (
+                    f"{t} = 'DOUBLE' and not isfinite({d})",
+                    _reason(
+                        "json",
+                        shown,
+                        msg(
+                            f"'number ' || {v} || ' is out of range (not a JSON number)'",
+                            "a number is out of range (not a JSON number)",
+                        ),
+                    ),
+                )
+            )
         if ptype is not None:
-            ok = {"string": f"{t} = 'VARCHAR'", "timestamp": f"{t} = 'VARCHAR'", "boolean": f"{t} = 'BOOLEAN'",
-                  "object": f"{t} = 'OBJECT'", "array": f"{t} = 'ARRAY'",
-                  "number": f"({t} in ('BIGINT', 'UBIGINT') or ({t} = 'DOUBLE' and isfinite({d})))",
-                  # JSON has one number type: 3.0 and 3e0 are the integer 3 (as in JSON Schema)
-                  "integer": f"({t} in ('BIGINT', 'UBIGINT') or ({t} = 'DOUBLE' and isfinite({d}) and {d} = floor({d})))",
-                  }[ptype]
+            ok = {
+                "string": f"{t} = 'VARCHAR'",
+                "timestamp": f"{t} = 'VARCHAR'",
+                "boolean": f"{t} = 'BOOLEAN'",
+                "object": f"{t} = 'OBJECT'",
+                "array": f"{t} = 'ARRAY'",
+                "number": f"({t} in ('BIGINT', 'UBIGINT') or ({t} = 'DOUBLE' and isfinite({d})))",
+                # JSON has one number type: 3.0 and 3e0 are the integer 3 (as in JSON Schema)
+                "integer": f"({t} in ('BIGINT', 'UBIGINT') or ({t} = 'DOUBLE' and isfinite({d}) and {d} = floor({d})))",
+            }[ptype]
             if prop.nullable:
-                out.append((f"{t} <> 'NULL' and not {ok}", _reason("type", shown, msg(f"'expected {ptype} or null, got ' || lower({t})", f"expected {ptype} or null"))))
+                out.append(
+                    (
+                        f"{t} <> 'NULL' and not {ok}",
+                        _reason(
+                            "type",
+                            shown,
+                            msg(f"'expected {ptype} or null, got ' || lower({t})", f"expected {ptype} or null"),
+                        ),
+                    )
+                )
             else:
-                out.append((f"not {ok}", _reason("type", shown, msg(f"'expected {ptype}, got ' || lower({t})", f"expected {ptype}"))))
+                out.append(
+                    (
+                        f"not {ok}",
+                        _reason("type", shown, msg(f"'expected {ptype}, got ' || lower({t})", f"expected {ptype}")),
+                    )
+                )
         else:
             ok = "true"
         if ptype == "timestamp":
-            out.append((f"{ok} and not {format_ok('date-time', v, lit)}",
-                        _reason("format", shown, msg(f"'value ' || {v} || ' is not an RFC 3339 date-time'", "not an RFC 3339 date-time"))))
+            out.append(
+                (
+                    f"{ok} and not {format_ok('date-time', v, lit)}",
+                    _reason(
+                        "format",
+                        shown,
+                        msg(f"'value ' || {v} || ' is not an RFC 3339 date-time'", "not an RFC 3339 date-time"),
+                    ),
+                )
+            )
         if prop.enum is not None:
             members = self._enum_sql(x, t, v, list(prop.enum) + ([None] if prop.nullable else []))
             listed = ", ".join(map(str, prop.enum))
-            out.append((f"{ok} and not {members}",
-                        _reason("enum", shown, msg(f"'value ' || coalesce({v}, 'null') || ' is not one of ' || {lit(listed)}", f"not one of {listed}"))))
+            out.append(
+                (
+                    f"{ok} and not {members}",
+                    _reason(
+                        "enum",
+                        shown,
+                        msg(
+                            f"'value ' || coalesce({v}, 'null') || ' is not one of ' || {lit(listed)}",
+                            f"not one of {listed}",
+                        ),
+                    ),
+                )
+            )
         is_str = f"{t} = 'VARCHAR'"
         if prop.pattern is not None:
-            out.append((f"{is_str} and not regexp_matches({v}, {lit(prop.pattern)})",
-                        _reason("pattern", shown, msg(f"'value ' || {v} || ' does not match ' || {lit(prop.pattern)}", f"does not match {prop.pattern}"))))
+            out.append(
+                (
+                    f"{is_str} and not regexp_matches({v}, {lit(prop.pattern)})",
+                    _reason(
+                        "pattern",
+                        shown,
+                        msg(
+                            f"'value ' || {v} || ' does not match ' || {lit(prop.pattern)}",
+                            f"does not match {prop.pattern}",
+                        ),
+                    ),
+                )
+            )
         if prop.format is not None:
-            out.append((f"{is_str} and not {format_ok(prop.format, v, lit)}",
-                        _reason("format", shown, lit(f"not a valid {prop.format}"))))
+            out.append(
+                (
+                    f"{is_str} and not {format_ok(prop.format, v, lit)}",
+                    _reason("format", shown, lit(f"not a valid {prop.format}")),
+                )
+            )
         if prop.minimum is not None:
-            out.append((f"{is_num} and {_beyond(t, v, prop.minimum, 'min')}",
-                        _reason("minimum", shown, msg(f"'value ' || {v} || ' is below the minimum {prop.minimum}'", f"below the minimum {prop.minimum}"))))
+            out.append(
+                (
+                    f"{is_num} and {_beyond(t, v, prop.minimum, 'min')}",
+                    _reason(
+                        "minimum",
+                        shown,
+                        msg(
+                            f"'value ' || {v} || ' is below the minimum {prop.minimum}'",
+                            f"below the minimum {prop.minimum}",
+                        ),
+                    ),
+                )
+            )
         if prop.maximum is not None:
-            out.append((f"{is_num} and {_beyond(t, v, prop.maximum, 'max')}",
-                        _reason("maximum", shown, msg(f"'value ' || {v} || ' is above the maximum {prop.maximum}'", f"above the maximum {prop.maximum}"))))
+            out.append(
+                (
+                    f"{is_num} and {_beyond(t, v, prop.maximum, 'max')}",
+                    _reason(
+                        "maximum",
+                        shown,
+                        msg(
+                            f"'value ' || {v} || ' is above the maximum {prop.maximum}'",
+                            f"above the maximum {prop.maximum}",
+                        ),
+                    ),
+                )
+            )
         if ptype == "array":  # the plan has one length vocabulary: items of an array, characters of a string
             n, unit, is_len = f"json_array_length({x})", "items", f"{t} = 'ARRAY'"
         else:
             n, unit, is_len = f"length({v})", "characters", is_str
         if prop.min_length is not None:
-            out.append((f"{is_len} and {n} < {prop.min_length}",
-                        _reason("min_length", shown, lit(f"fewer than {prop.min_length} {unit}"))))
+            out.append(
+                (
+                    f"{is_len} and {n} < {prop.min_length}",
+                    _reason("min_length", shown, lit(f"fewer than {prop.min_length} {unit}")),
+                )
+            )
         if prop.max_length is not None:
-            out.append((f"{is_len} and {n} > {prop.max_length}",
-                        _reason("max_length", shown, lit(f"more than {prop.max_length} {unit}"))))
+            out.append(
+                (
+                    f"{is_len} and {n} > {prop.max_length}",
+                    _reason("max_length", shown, lit(f"more than {prop.max_length} {unit}")),
+                )
+            )
         if prop.items is not None:
             y = f"_y{depth}"
-            for c, r in self._value_rules(y, f"json_type({y})", f"({y} ->> '$')", prop.items, shown + "[*]",
-                                          closed, depth + 1):
-                out.append((f"{t} = 'ARRAY' and len(list_filter(json_extract({x}, '$[*]'), lambda {y}: coalesce({c}, false))) > 0", r))
+            for c, r in self._value_rules(
+                y, f"json_type({y})", f"({y} ->> '$')", prop.items, shown + "[*]", closed, depth + 1
+            ):
+                out.append(
+                    (
+                        f"{t} = 'ARRAY' and len(list_filter(json_extract({x}, '$[*]'), lambda {y}: coalesce({c}, false))) > 0",
+                        r,
+                    )
+                )
         if ptype == "object":
             subs = prop.properties or {}
             # an object that lists no properties is free-form unless it says additional_properties: false
-            shut = (not prop.additional_properties) if prop.additional_properties is not None else (closed and bool(subs))
+            shut = (
+                (not prop.additional_properties) if prop.additional_properties is not None else (closed and bool(subs))
+            )
             is_obj = f"{t} = 'OBJECT'"
             for sub, sp in subs.items():
                 path = lit(json_path(sub))
                 sx = f"json_extract({x}, {path})"
                 st = f"json_type({x}, {path})"  # NULL: the key is not there; 'NULL': it holds null
                 if sp.required:
-                    out.append((f"{is_obj} and {st} is null", _reason("required", f"{shown}.{sub}", lit("required property is missing"))))
+                    out.append(
+                        (
+                            f"{is_obj} and {st} is null",
+                            _reason("required", f"{shown}.{sub}", lit("required property is missing")),
+                        )
+                    )
                 for c, r in self._value_rules(sx, st, f"({x} ->> {path})", sp, f"{shown}.{sub}", shut, depth):
                     out.append((f"{is_obj} and {st} is not null and ({c})", r))
             keys = f"json_keys({x})"
-            out.append((f"{is_obj} and len({keys}) > len(list_distinct({keys}))",
-                        _reason("duplicate_key", shown, lit("an object has the same key twice"))))
+            out.append(
+                (
+                    f"{is_obj} and len({keys}) > len(list_distinct({keys}))",
+                    _reason("duplicate_key", shown, lit("an object has the same key twice")),
+                )
+            )
             if shut:
                 known = "[" + ", ".join(lit(k) for k in subs) + "]"
-                out.append((f"{is_obj} and not list_has_all({known}, {keys})",
-                            _reason("unexpected_property", shown,
-                                    msg(f"'not in the plan: ' || array_to_string(list_filter({keys}, lambda k: not list_contains({known}, k)), ', ')",
-                                        "a key that is not in the plan"))))
+                out.append(
+                    (
+                        f"{is_obj} and not list_has_all({known}, {keys})",
+                        _reason(
+                            "unexpected_property",
+                            shown,
+                            msg(
+                                f"'not in the plan: ' || array_to_string(list_filter({keys}, lambda k: not list_contains({known}, k)), ', ')",
+                                "a key that is not in the plan",
+                            ),
+                        ),
+                    )
+                )
         return out
 
     @staticmethod
@@ -295,8 +449,10 @@ class Validator:
             conds.append(f"{t} = 'NULL'")
         for m in members:
             if isinstance(m, int | float) and not isinstance(m, bool):
-                conds.append(f"({t} in ('BIGINT', 'UBIGINT', 'DOUBLE') and not {_beyond(t, v, m, 'min')} "
-                             f"and not {_beyond(t, v, m, 'max')})")
+                conds.append(
+                    f"({t} in ('BIGINT', 'UBIGINT', 'DOUBLE') and not {_beyond(t, v, m, 'min')} "
+                    f"and not {_beyond(t, v, m, 'max')})"
+                )
             elif isinstance(m, dict | list):
                 conds.append(f"(json({x}) = json({lit(json.dumps(m, separators=(',', ':')))}))")
         return "(" + " or ".join(conds) + ")" if conds else "false"
@@ -306,12 +462,21 @@ class Validator:
         property columns."""
         shown_base = "$.traits" if ev.type in ("identify", "group") else "$.properties"
         policy = ev.unexpected_properties or self.unexpected_default
-        checks: list[tuple[str, str]] = [] if ev.type == "alias" else [  # an alias call has no payload
-            # the payload is an object when it is there (null is not an object)
-            ("_payload_null or (_props is not null and left(_props::varchar, 1) <> '{')",
-             _reason("type", shown_base, lit("expected an object"))),
-            ("len(_keys) > len(list_distinct(_keys))", _reason("duplicate_key", shown_base, lit("an object has the same key twice"))),
-        ]
+        checks: list[tuple[str, str]] = (
+            []
+            if ev.type == "alias"
+            else [  # an alias call has no payload
+                # the payload is an object when it is there (null is not an object)
+                (
+                    "_payload_null or (_props is not null and left(_props::varchar, 1) <> '{')",
+                    _reason("type", shown_base, lit("expected an object")),
+                ),
+                (
+                    "len(_keys) > len(list_distinct(_keys))",
+                    _reason("duplicate_key", shown_base, lit("an object has the same key twice")),
+                ),
+            ]
+        )
         for name, prop in ev.properties.items():
             i = prop_cols[name]
             shown = f"{shown_base}.{name}"
@@ -322,15 +487,18 @@ class Validator:
         known = "[" + ", ".join(lit(k) for k in ev.properties) + "]"
         extra = f"list_filter(_keys, lambda k: not list_contains({known}, k))"
         warns: list[tuple[str, str]] = []
-        unexpected = (f"not list_has_all({known}, _keys)",
-                      _reason("unexpected_property", shown_base, f"'not in the plan: ' || array_to_string({extra}, ', ')"))
+        unexpected = (
+            f"not list_has_all({known}, _keys)",
+            _reason("unexpected_property", shown_base, f"'not in the plan: ' || array_to_string({extra}, ', ')"),
+        )
         if policy == "reject":
             checks.append(unexpected)
         elif policy == "warn":
             warns.append(unexpected)
         if ev.status == "deprecated":
             msg = f"event is deprecated{' (sunset ' + ev.sunset + ')' if ev.sunset else ''}" + (
-                f"; use {ev.replaced_by!r}" if ev.replaced_by else "")
+                f"; use {ev.replaced_by!r}" if ev.replaced_by else ""
+            )
             warns.append(("true", _reason("deprecated", "$.event", lit(msg))))
         return checks, warns
 
@@ -351,36 +519,53 @@ class Validator:
             # the JSON type of each property: NULL when the key is not there, 'NULL' when it holds
             # null (both are SQL NULL in the struct; the key list tells them apart)
             # (the minified payload holds `:null` at all only on the few rows that have a null somewhere)
-            typed = ", " + ", ".join(f"case when _p{i} is not null then json_type(_p{i}) when _has_null and list_contains(_keys, {lit(n)}) "
-                                     f"then 'NULL' end as _t{i}, (_p{i} ->> '$') as _x{i}" for n, i in local.items())
-        rows = (f"select rowid as _rid, _payload_null, {props} as _props"
-                f"{', json_transform(' + props + ', ' + struct + ') as _s' if local else ''} "
-                f"from {{relation}} where _ekey = {k}")
-        inner = (f"select *{typed} from (select *{cols}, coalesce(json_keys(_props), []) as _keys, "
-                 f"coalesce(contains(_props::varchar, ':null'), false) as _has_null from ({rows}))")
+            typed = ", " + ", ".join(
+                f"case when _p{i} is not null then json_type(_p{i}) when _has_null and list_contains(_keys, {lit(n)}) "
+                f"then 'NULL' end as _t{i}, (_p{i} ->> '$') as _x{i}"
+                for n, i in local.items()
+            )
+        rows = (
+            f"select rowid as _rid, _payload_null, {props} as _props"
+            f"{', json_transform(' + props + ', ' + struct + ') as _s' if local else ''} "
+            f"from {{relation}} where _ekey = {k}"
+        )
+        inner = (
+            f"select *{typed} from (select *{cols}, coalesce(json_keys(_props), []) as _keys, "
+            f"coalesce(contains(_props::varchar, ':null'), false) as _has_null from ({rows}))"
+        )
         # each rule's condition is computed once, as a column; reasons are built only for failing rows
         rules = [*errs, *warns]
         flags = ", ".join(f"coalesce({c}, false) as _c{j}" for j, (c, _) in enumerate(rules))
         err_flags = [(f"_c{j}", r) for j, (_, r) in enumerate(errs)]
         warn_flags = [(f"_c{len(errs) + j}", r) for j, (_, r) in enumerate(warns)]
+
         # no WHERE on the flags: DuckDB would push it below their projection and inline (recompute)
         # every parse into the filter; a CASE keeps each expression evaluated once
         def listed(fl: list) -> str:
             if not fl:
                 return "null"
-            return (f"case when {' or '.join(c for c, _ in fl)} then "
-                    f"list_filter({_listed(fl)}, lambda x: x is not null)::{REASONS} end")
+            return (
+                f"case when {' or '.join(c for c, _ in fl)} then "
+                f"list_filter({_listed(fl)}, lambda x: x is not null)::{REASONS} end"
+            )
+
         return f"select _rid, {listed(err_flags)} as _perr, {listed(warn_flags)} as _pwarn from (select *, {flags} from ({inner}))"
 
     def _compile(self) -> str:
         plan = self.plan
         # -- one parse of the line: the envelope as a typed struct, properties/traits/context as JSON
         slim = self.verdicts_only
-        top: dict = {"properties": "JSON", "traits": "JSON"} if slim else {"properties": "JSON", "traits": "JSON", "context": "JSON"}
+        top: dict = (
+            {"properties": "JSON", "traits": "JSON"}
+            if slim
+            else {"properties": "JSON", "traits": "JSON", "context": "JSON"}
+        )
         ctx: dict = {}
         consent_cats = list(plan.consent.categories)
         env_fields = [(c, p) for c, p in ENVELOPE] + [
-            (f"_pref_{j}", json_path("context", "consent", "categoryPreferences", c)) for j, c in enumerate(consent_cats)]
+            (f"_pref_{j}", json_path("context", "consent", "categoryPreferences", c))
+            for j, c in enumerate(consent_cats)
+        ]
         env_cols = []
         for col, path in env_fields:
             parts = _split_path(path)
@@ -400,8 +585,11 @@ class Validator:
             if pii_traits:
                 ctx["traits"] = {n: "VARCHAR" for n in pii_traits}
             env_cols.append("_c['ip'] as _ctx_ip")
-            env_cols.append("(" + (" or ".join(f"_c['traits'][{lit(n)}] is not null" for n in pii_traits) or "false")
-                            + ") as _ctx_pii")
+            env_cols.append(
+                "("
+                + (" or ".join(f"_c['traits'][{lit(n)}] is not null" for n in pii_traits) or "false")
+                + ") as _ctx_pii"
+            )
         env_struct = lit(json.dumps(top))
         ctx_struct = lit(json.dumps(ctx))
         pref_case = " ".join(f"when {lit(c)} then _pref_{j}" for j, c in enumerate(consent_cats))
@@ -414,9 +602,11 @@ class Validator:
             # only a text that could be such JSON (it starts like one) is looked up again.
             x = f"_v_{col}"
             suspect = f"regexp_full_match({x}, {lit(r'[[{].*|true|false|-?[0-9][0-9.eE+-]*')})"
-            return (f"case when {x} is null or not _is_obj then false when {suspect} "
-                    f"then coalesce(json_type({BOMLESS}, {lit('$.' + ID_COLS[col])}) not in ('VARCHAR', 'BIGINT', 'UBIGINT'), false) "
-                    f"else false end")
+            return (
+                f"case when {x} is null or not _is_obj then false when {suspect} "
+                f"then coalesce(json_type({BOMLESS}, {lit('$.' + ID_COLS[col])}) not in ('VARCHAR', 'BIGINT', 'UBIGINT'), false) "
+                f"else false end"
+            )
 
         def real_id(col: str) -> str:
             # one case-insensitive RE2 match: 4x faster than lower(trim()) IN (...), which DuckDB plans
@@ -432,25 +622,62 @@ class Validator:
         # there is none (or it is absurd: see _recv)
         future = f"ts_fixed > _recv_hi + to_seconds({d.max_future_hours * 3600:.0f})"
         envelope_rules = [
-            *[(f"_bad_{col}",
-               r("identity", f"$.{key}", lit(f"{key} must be a string or an integer, not ") + f" || _v_{col}"))
-              for col, key in ID_COLS.items()],
-            *[(f"{col} is not null and {parsed} is null", r("timestamp", f"$.{key}", q + "not an RFC 3339 date-time: " + q + f" || {col}"))
-              for col, (key, parsed) in TIMESTAMP_COLS.items()],
+            *[
+                (
+                    f"_bad_{col}",
+                    r("identity", f"$.{key}", lit(f"{key} must be a string or an integer, not ") + f" || _v_{col}"),
+                )
+                for col, key in ID_COLS.items()
+            ],
+            *[
+                (
+                    f"{col} is not null and {parsed} is null",
+                    r("timestamp", f"$.{key}", q + "not an RFC 3339 date-time: " + q + f" || {col}"),
+                )
+                for col, (key, parsed) in TIMESTAMP_COLS.items()
+            ],
             ("_type is null", r("envelope", "$.type", lit("type is missing"))),
-            (f"_type not in ({', '.join(lit(t) for t in ENVELOPE_TYPES)})",
-             r("envelope", "$.type", q + "unknown type " + q + " || _type")),
+            (
+                f"_type not in ({', '.join(lit(t) for t in ENVELOPE_TYPES)})",
+                r("envelope", "$.type", q + "unknown type " + q + " || _type"),
+            ),
             ("not _ok_mid", r("envelope", "$.messageId", lit("messageId is missing or empty"))),
-            ("_type = 'alias' and not (_ok_uid and _ok_pid)", r("identity", "$.userId", lit("alias needs userId and previousId"))),
-            ("_type <> 'alias' and not (_ok_uid or _ok_aid)",
-             r("identity", "$.userId", lit("needs a userId or an anonymousId that is not empty, null or undefined"))),
-            ("_type = 'track' and (_event is null or trim(_event) = '')",
-             r("envelope", "$.event", lit("track call without an event name"))),
-            (future, r("timestamp_future", "$.timestamp", q + "event time " + q + " || ts_fixed || "
-                       + lit(f" is more than {d.max_future_hours:g} h after it was received"))),
-            (f"not ({future}) and ts_fixed < _recv_lo - to_days({d.max_age_days})",
-             r("timestamp_past", "$.timestamp", q + "event time " + q + " || ts_fixed || "
-               + lit(f" is more than {d.max_age_days} days before it was received"))),
+            (
+                "_type = 'alias' and not (_ok_uid and _ok_pid)",
+                r("identity", "$.userId", lit("alias needs userId and previousId")),
+            ),
+            (
+                "_type <> 'alias' and not (_ok_uid or _ok_aid)",
+                r("identity", "$.userId", lit("needs a userId or an anonymousId that is not empty, null or undefined")),
+            ),
+            (
+                "_type = 'track' and (_event is null or trim(_event) = '')",
+                r("envelope", "$.event", lit("track call without an event name")),
+            ),
+            (
+                future,
+                r(
+                    "timestamp_future",
+                    "$.timestamp",
+                    q
+                    + "event time "
+                    + q
+                    + " || ts_fixed || "
+                    + lit(f" is more than {d.max_future_hours:g} h after it was received"),
+                ),
+            ),
+            (
+                f"not ({future}) and ts_fixed < _recv_lo - to_days({d.max_age_days})",
+                r(
+                    "timestamp_past",
+                    "$.timestamp",
+                    q
+                    + "event time "
+                    + q
+                    + " || ts_fixed || "
+                    + lit(f" is more than {d.max_age_days} days before it was received"),
+                ),
+            ),
         ]
 
         # -- which plan event a row is: a small integer (its position in the plan), found by one list
@@ -460,20 +687,34 @@ class Validator:
         other = {e.type: e for e in self.keyed if e.type != "track"}
         track_names = "[" + ", ".join(lit(e.name) for e in track) + "]"
         other_types = "[" + ", ".join(lit(t) for t in other) + "]"
-        ekey = (f"case when not _is_obj then null when _type = 'track' then list_position({track_names}, _event) - 1 "
-                f"else list_position({other_types}, _type) - 1 + {len(track)} end") if self.keyed else "null::integer"
+        ekey = (
+            (
+                f"case when not _is_obj then null when _type = 'track' then list_position({track_names}, _event) - 1 "
+                f"else list_position({other_types}, _type) - 1 + {len(track)} end"
+            )
+            if self.keyed
+            else "null::integer"
+        )
         names = "[" + ", ".join(lit(e.name) for e in self.keyed) + "]"
         consents = "[" + ", ".join(lit(e.consent) for e in self.keyed) + "]"
-        fallback_name = "case when _type = 'track' then _event when _type is not null then upper(_type[1]) || _type[2:] end"
+        fallback_name = (
+            "case when _type = 'track' then _event when _type is not null then upper(_type[1]) || _type[2:] end"
+        )
         event_name = f"coalesce({names}[_ekey + 1], {fallback_name})" if self.keyed else fallback_name
         consent_category = f"{consents}[_ekey + 1]" if self.keyed else "null::varchar"
-        unknown = r("unknown_event", "$.event", "'event ' || coalesce('\"' || _event || '\"', '(missing)') || ' is not in the plan'")
+        unknown = r(
+            "unknown_event",
+            "$.event",
+            "'event ' || coalesce('\"' || _event || '\"', '(missing)') || ' is not in the plan'",
+        )
         unknown_rule = ("_ekey is null and _type = 'track'", unknown)
         self.event_sql = [self._event_pass(e, k) for k, e in enumerate(self.keyed)]
         if slim:  # only what `trackplan validate` reports and the second pass reads
-            final = (f"select source_file, line_no, null::varchar as raw, reasons, {EMPTY} as warnings, "
-                     "len(reasons) = 0 as valid, message_id, _type as type, event_name, "
-                     "_props as properties, _traits as traits, _payload_null, _ekey")
+            final = (
+                f"select source_file, line_no, null::varchar as raw, reasons, {EMPTY} as warnings, "
+                "len(reasons) = 0 as valid, message_id, _type as type, event_name, "
+                "_props as properties, _traits as traits, _payload_null, _ekey"
+            )
         else:
             final = f"""select source_file, line_no,
        -- the verbatim line; consumers keep it only where it is needed, the quarantine
@@ -508,24 +749,24 @@ with parsed as (
                       else true end as _is_json
           from {{relation}})
 ), env as (
-    select source_file, line_no, raw, pre_reason, _is_json, _is_obj, {', '.join(env_cols)},
+    select source_file, line_no, raw, pre_reason, _is_json, _is_obj, {", ".join(env_cols)},
         case when _e.type in ('identify', 'group') then _e.traits else _e.properties end as _props,
         -- a payload that holds null (SQL NULL in the struct, as a missing one) is no object
         case when _is_obj and _e.type <> 'alias' and (case when _e.type in ('identify', 'group') then _e.traits else _e.properties end) is null
              then json_exists({BOMLESS}, case when _e.type in ('identify', 'group') then '$.traits' else '$.properties' end)
              else false end as _payload_null,
-        _e.traits as _traits, {'null::json' if slim else '_e.context'} as _context,
+        _e.traits as _traits, {"null::json" if slim else "_e.context"} as _context,
         _e.type as _type, _e.event as _event
-    from (select *{'' if slim else ', json_transform(_e.context, ' + ctx_struct + ') as _c'} from parsed)
+    from (select *{"" if slim else ", json_transform(_e.context, " + ctx_struct + ") as _c"} from parsed)
 ), ids as (
-    select *, {', '.join(id_bad(c) + ' as _bad_' + c for c in ID_COLS)},
+    select *, {", ".join(id_bad(c) + " as _bad_" + c for c in ID_COLS)},
         -- one RE2 match over all the timestamps of the line (4x cheaper than one each); a value
         -- checked only that way is still cast on its own below
-        regexp_full_match(concat_ws('|', {', '.join(TIMESTAMP_COLS)}), {lit(TIMESTAMPS_RE)}) as _ts_shape
+        regexp_full_match(concat_ws('|', {", ".join(TIMESTAMP_COLS)}), {lit(TIMESTAMPS_RE)}) as _ts_shape
     from env
 ), stamped as (
-    select * replace ({', '.join(f"{_year_one(c, p)} as {p}" for c, (_, p) in TIMESTAMP_COLS.items())})
-    from (select *, {', '.join(f"{_stamp(c)} as {TIMESTAMP_COLS[c][1]}" for c in TIMESTAMP_COLS)},
+    select * replace ({", ".join(f"{_year_one(c, p)} as {p}" for c, (_, p) in TIMESTAMP_COLS.items())})
+    from (select *, {", ".join(f"{_stamp(c)} as {TIMESTAMP_COLS[c][1]}" for c in TIMESTAMP_COLS)},
                  {PARTITION_DAY}::timestamp as _pday
           from ids)
 ), received as (
@@ -541,8 +782,8 @@ with parsed as (
         coalesce(_recv, _pday + interval 1 day, sent_at, ts_in, original_ts) as _recv_hi,
         coalesce(_recv, _pday, sent_at, ts_in, original_ts) as _recv_lo,
         {ekey} as _ekey,
-        {id_ok('message_id')} as _ok_mid, {id_ok('user_id')} as _ok_uid, {id_ok('anonymous_id')} as _ok_aid,
-        {id_ok('previous_id')} as _ok_pid, {id_ok('group_id')} as _ok_gid,
+        {id_ok("message_id")} as _ok_mid, {id_ok("user_id")} as _ok_uid, {id_ok("anonymous_id")} as _ok_aid,
+        {id_ok("previous_id")} as _ok_pid, {id_ok("group_id")} as _ok_gid,
         -- Segment's clock-skew correction: the device clock's error is sentAt - receivedAt
         case when coalesce(ts_in, original_ts) is not null and sent_at is not null and received_at_in is not null
              then received_at_in - (sent_at - coalesce(ts_in, original_ts))
@@ -551,8 +792,8 @@ with parsed as (
 ), checked as (
     select *,
         case when pre_reason is not null then [{{'rule': split_part(pre_reason, ':', 1), 'path': '$', 'message': pre_reason}}]
-             when not _is_json then [{r('json', '$', lit('not valid JSON'))}]
-             when not _is_obj then [{r('json', '$', lit('not a JSON object'))}]
+             when not _is_json then [{r("json", "$", lit("not valid JSON"))}]
+             when not _is_obj then [{r("json", "$", lit("not a JSON object"))}]
              when {_any([*envelope_rules, unknown_rule])}
                  then list_filter({_listed([*envelope_rules, unknown_rule])}, lambda x: x is not null)
              else [] end as reasons,
@@ -607,8 +848,9 @@ class FileReport:
     errors: list[dict] = field(default_factory=list)
 
 
-def validate_files(plan: Plan, files: Iterable[str], unexpected: str | None = None,
-                   max_errors: int = 1000, progress=None) -> list[FileReport]:
+def validate_files(
+    plan: Plan, files: Iterable[str], unexpected: str | None = None, max_errors: int = 1000, progress=None
+) -> list[FileReport]:
     """Validate files in bounded memory: lines of many files share one DuckDB run, at most
     BATCH_LINES at a time."""
     from .reader import prefetched, read_files
@@ -620,15 +862,21 @@ def validate_files(plan: Plan, files: Iterable[str], unexpected: str | None = No
     con.execute("set TimeZone = 'UTC'")
     files = [str(f) for f in files]
     reports = {f: FileReport(file=f) for f in files}
-    batches = read_files(files, max_bytes=plan.header.defaults.max_event_bytes, batch_lines=CLI_BATCH_LINES, strip=False,
-                         on_file_done=lambda f, st: setattr(reports[f], "file_error", st.file_error))
+    batches = read_files(
+        files,
+        max_bytes=plan.header.defaults.max_event_bytes,
+        batch_lines=CLI_BATCH_LINES,
+        strip=False,
+        on_file_done=lambda f, st: setattr(reports[f], "file_error", st.file_error),
+    )
     for batch in prefetched(batches):
         con.register("batch_in", batch)
         validator.run(con, "batch_in", "checked_batch")
         con.unregister("batch_in")
         for f, n, ok, warned in con.execute(
-                "select source_file, count(*), count(*) filter (where valid), "
-                "count(*) filter (where len(warnings) > 0) from checked_batch group by 1").fetchall():
+            "select source_file, count(*), count(*) filter (where valid), "
+            "count(*) filter (where len(warnings) > 0) from checked_batch group by 1"
+        ).fetchall():
             rep = reports[f]
             rep.total += n
             rep.valid += ok
@@ -636,15 +884,26 @@ def validate_files(plan: Plan, files: Iterable[str], unexpected: str | None = No
             rep.warnings += warned
         room = max_errors * len(files) - sum(len(r.errors) for r in reports.values())
         if room > 0:
-            rows = con.execute(f"select source_file, line_no, message_id, event_name, reasons from checked_batch "
-                               f"where not valid order by source_file, line_no limit {room}").fetchall()
+            rows = con.execute(
+                f"select source_file, line_no, message_id, event_name, reasons from checked_batch "
+                f"where not valid order by source_file, line_no limit {room}"
+            ).fetchall()
             for f, line_no, mid, ev, reasons in rows:
                 rep = reports[f]
                 if len(rep.errors) >= max_errors:
                     continue
                 for r in reasons:
-                    rep.errors.append({"file": f, "line": line_no, "message_id": mid, "event": ev,
-                                       "rule": r["rule"], "path": r["path"], "message": r["message"]})
+                    rep.errors.append(
+                        {
+                            "file": f,
+                            "line": line_no,
+                            "message_id": mid,
+                            "event": ev,
+                            "rule": r["rule"],
+                            "path": r["path"],
+                            "message": r["message"],
+                        }
+                    )
         if progress:
             progress(batch.num_rows)
     return [reports[f] for f in files]
@@ -664,9 +923,14 @@ def collector_validator(plan_dir: str):
 
     def check(messages: list[dict]) -> list[tuple[str, list[str]]]:
         raws = [orjson.dumps(m).decode() for m in messages]
-        table = pa.table({"source_file": pa.array(["collector"] * len(raws), pa.string()),
-                          "line_no": pa.array(range(len(raws)), pa.int64()), "raw": pa.array(raws, pa.string()),
-                          "pre_reason": pa.nulls(len(raws), pa.string())})
+        table = pa.table(
+            {
+                "source_file": pa.array(["collector"] * len(raws), pa.string()),
+                "line_no": pa.array(range(len(raws)), pa.int64()),
+                "raw": pa.array(raws, pa.string()),
+                "pre_reason": pa.nulls(len(raws), pa.string()),
+            }
+        )
         # the collector calls this from several threads at once: a cursor per call has its own
         # registered views and temp tables, so calls never share _edge_in/_edge_out
         cur = con.cursor()
@@ -674,8 +938,10 @@ def collector_validator(plan_dir: str):
             cur.register("_edge_in", table)
             validator.run(cur, "_edge_in", "_edge_out")
             cur.unregister("_edge_in")
-            rows = cur.execute("select line_no, coalesce(event_name, '(unknown)'), "
-                               "list_transform(reasons, lambda r: r.rule) from _edge_out order by line_no").fetchall()
+            rows = cur.execute(
+                "select line_no, coalesce(event_name, '(unknown)'), "
+                "list_transform(reasons, lambda r: r.rule) from _edge_out order by line_no"
+            ).fetchall()
         finally:
             cur.close()
         return [(name, list(rules)) for _, name, rules in rows]

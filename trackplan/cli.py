@@ -15,8 +15,13 @@ from tracking_plan.loader import default_plan_dir, load_plan
 from .cli_errors import CliError, TrackplanGroup, one_of
 
 # TrackplanGroup is the one error handler: whatever a command raises becomes one line and an exit code
-app = typer.Typer(cls=TrackplanGroup, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  help="Tracking plan as code: lint, diff, compile, validate, ingest into DuckDB, report.")
+app = typer.Typer(
+    cls=TrackplanGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Tracking plan as code: lint, diff, compile, validate, ingest into DuckDB, report.",
+)
 console = Console(stderr=True)
 out = Console()
 
@@ -50,9 +55,15 @@ def _partition_date(value: str | None) -> str | None:
 
 
 @app.command()
-def lint(plan: Path | None = PlanOpt, format: str = FormatOpt,
-         warehouse: Path | None = typer.Option(None, "--warehouse", help="Read current traffic from it: can "
-                                               "each experiment reach its sample size in its planned days?")):
+def lint(
+    plan: Path | None = PlanOpt,
+    format: str = FormatOpt,
+    warehouse: Path | None = typer.Option(
+        None,
+        "--warehouse",
+        help="Read current traffic from it: can each experiment reach its sample size in its planned days?",
+    ),
+):
     """Check the plan's structure and conventions; exit 1 on errors."""
     from tracking_plan.lint import lint as run_lint
     from tracking_plan.lint import render_lint, traffic_from_warehouse
@@ -64,13 +75,17 @@ def lint(plan: Path | None = PlanOpt, format: str = FormatOpt,
 
 
 @app.command()
-def diff(base: str = typer.Option(..., "--base", help="Base plan: a directory or a git ref"),
-         plan: Path | None = PlanOpt,
-         format: str = typer.Option("text", "--format", help="text | markdown | json",
-                                    callback=one_of("text", "markdown", "json")),
-         replay: Path | None = typer.Option(None, "--replay", help="Warehouse (.duckdb) or events file: "
-                                               "what would the proposed plan newly reject?"),
-         replay_sample: int = typer.Option(100_000, "--replay-sample", help="Events to replay at most")):
+def diff(
+    base: str = typer.Option(..., "--base", help="Base plan: a directory or a git ref"),
+    plan: Path | None = PlanOpt,
+    format: str = typer.Option(
+        "text", "--format", help="text | markdown | json", callback=one_of("text", "markdown", "json")
+    ),
+    replay: Path | None = typer.Option(
+        None, "--replay", help="Warehouse (.duckdb) or events file: what would the proposed plan newly reject?"
+    ),
+    replay_sample: int = typer.Option(100_000, "--replay-sample", help="Events to replay at most"),
+):
     """Class every change major/minor/patch; exit 1 if the declared version bump is too small."""
     from tracking_plan.diff import diff_plans, load_base, render_diff
 
@@ -83,14 +98,14 @@ def diff(base: str = typer.Option(..., "--base", help="Base plan: a directory or
         from tracking_plan.replay import replay as run_replay
 
         replay_result = run_replay(base_plan, head, replay, sample=replay_sample)
-    out.print(render_diff(result, format=format, replay=replay_result), highlight=False, markup=False,
-              soft_wrap=True)
+    out.print(render_diff(result, format=format, replay=replay_result), highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(0 if result.ok else 1)
 
 
 @app.command("compile")
-def compile_cmd(plan: Path | None = PlanOpt,
-                out_dir: Path = typer.Option(..., "--out", help="Directory for the JSON Schemas")):
+def compile_cmd(
+    plan: Path | None = PlanOpt, out_dir: Path = typer.Option(..., "--out", help="Directory for the JSON Schemas")
+):
     """Write one JSON Schema (draft 2020-12) per event version."""
     from tracking_plan.compile import write_schemas
 
@@ -99,12 +114,15 @@ def compile_cmd(plan: Path | None = PlanOpt,
 
 
 @app.command()
-def validate(files: list[Path] = typer.Argument(..., help="JSONL, JSONL.gz or Segment batch files"),
-             plan: Path | None = PlanOpt, format: str = FormatOpt,
-             unexpected: str | None = typer.Option(None, "--unexpected",
-                                                      help="allow | warn | reject unexpected properties "
-                                                           "(default: the plan's)"),
-             max_errors: int = typer.Option(1000, "--max-errors", help="Errors listed per file at most")):
+def validate(
+    files: list[Path] = typer.Argument(..., help="JSONL, JSONL.gz or Segment batch files"),
+    plan: Path | None = PlanOpt,
+    format: str = FormatOpt,
+    unexpected: str | None = typer.Option(
+        None, "--unexpected", help="allow | warn | reject unexpected properties (default: the plan's)"
+    ),
+    max_errors: int = typer.Option(1000, "--max-errors", help="Errors listed per file at most"),
+):
     """Validate events against the plan; exit 1 if any is invalid."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -115,28 +133,46 @@ def validate(files: list[Path] = typer.Argument(..., help="JSONL, JSONL.gz or Se
         if not f.exists():
             console.print(f"[red]{f}: no such file[/red]")
             raise typer.Exit(2)
-    with Progress(TextColumn("validating"), BarColumn(), TextColumn("{task.completed:,} events"),
-                  TimeElapsedColumn(), console=console, transient=True,
-                  disable=format == "json" or not console.is_terminal) as bar:
+    with Progress(
+        TextColumn("validating"),
+        BarColumn(),
+        TextColumn("{task.completed:,} events"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=format == "json" or not console.is_terminal,
+    ) as bar:
         task = bar.add_task("v", total=None)
-        reports = validate_files(p, [str(f) for f in files], unexpected=unexpected, max_errors=max_errors,
-                                 progress=lambda n: bar.advance(task, n))
+        reports = validate_files(
+            p,
+            [str(f) for f in files],
+            unexpected=unexpected,
+            max_errors=max_errors,
+            progress=lambda n: bar.advance(task, n),
+        )
     total = sum(r.total for r in reports)
     valid = sum(r.valid for r in reports)
     errors = [e for r in reports for e in r.errors]
     file_errors = [{"file": r.file, "error": r.file_error} for r in reports if r.file_error]
     if format == "json":
-        doc = json.dumps({"total": total, "valid": valid, "invalid": total - valid,
-                          "file_errors": file_errors, "errors": errors}, default=str, indent=2)
+        doc = json.dumps(
+            {"total": total, "valid": valid, "invalid": total - valid, "file_errors": file_errors, "errors": errors},
+            default=str,
+            indent=2,
+        )
         if out.is_terminal:
             out.print_json(doc)
         else:  # piped to a file or jq: plain text, no highlighting pass over thousands of lines
             sys.stdout.write(doc + "\n")
     else:
         for e in errors:
-            out.print(f"{e['file']}:{e['line']}: {e['rule']} {e['path']} {e['message']} "
-                      f"(messageId {e['message_id']}, event {e['event']})", highlight=False, markup=False,
-                      soft_wrap=True)
+            out.print(
+                f"{e['file']}:{e['line']}: {e['rule']} {e['path']} {e['message']} "
+                f"(messageId {e['message_id']}, event {e['event']})",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
+            )
         for fe in file_errors:
             out.print(f"{fe['file']}: {fe['error']}", highlight=False, markup=False, soft_wrap=True)
         out.print(f"{total:,} events: {valid:,} valid, {total - valid:,} invalid", highlight=False)
@@ -144,10 +180,14 @@ def validate(files: list[Path] = typer.Argument(..., help="JSONL, JSONL.gz or Se
 
 
 @app.command()
-def generate(out_dir: Path = typer.Option(..., "--out", help="Landing zone to write"),
-             days: int | None = typer.Option(None, "--days", min=1), users: int | None = typer.Option(None, "--users", min=1),
-             seed: int = typer.Option(42, "--seed"), bug_rate: float = typer.Option(0.01, "--bug-rate"),
-             plan: Path | None = PlanOpt):
+def generate(
+    out_dir: Path = typer.Option(..., "--out", help="Landing zone to write"),
+    days: int | None = typer.Option(None, "--days", min=1),
+    users: int | None = typer.Option(None, "--users", min=1),
+    seed: int = typer.Option(42, "--seed"),
+    bug_rate: float = typer.Option(0.01, "--bug-rate"),
+    plan: Path | None = PlanOpt,
+):
     """Write realistic, seeded sample events into a landing zone, partitioned by day."""
     from rich.progress import Progress
 
@@ -157,45 +197,72 @@ def generate(out_dir: Path = typer.Option(..., "--out", help="Landing zone to wr
     the_plan = _generator_plan(plan) if plan else None
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("generating", total=None)
-        result = run_generate(out_dir, seed=seed, bug_rate=bug_rate, plan=the_plan,
-                              progress=lambda done, total: bar.update(task, completed=done, total=total), **kwargs)
-    console.print(f"wrote {result.lines:,} lines ({result.persons:,} persons, {result.start} .. {result.end}) in {len(result.files)} files to {out_dir}")
+        result = run_generate(
+            out_dir,
+            seed=seed,
+            bug_rate=bug_rate,
+            plan=the_plan,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            **kwargs,
+        )
+    console.print(
+        f"wrote {result.lines:,} lines ({result.persons:,} persons, {result.start} .. {result.end}) in {len(result.files)} files to {out_dir}"
+    )
 
 
 def _generator_plan(plan_dir: Path):
     """The generator simulates the sample plan's product (its experiments and initiatives come from the
     plan): a plan is accepted if it has every event of the sample plan, or rejected naming what it lacks."""
     p = _plan(plan_dir)
-    missing = sorted({e.name for e in load_plan(default_plan_dir()).events.values()}
-                     - {e.name for e in p.events.values()})
+    missing = sorted(
+        {e.name for e in load_plan(default_plan_dir()).events.values()} - {e.name for e in p.events.values()}
+    )
     if missing:
-        raise CliError(f"--plan: {plan_dir} lacks {len(missing)} event(s) the generator sends (it simulates the "
-                       f"sample plan's product): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        raise CliError(
+            f"--plan: {plan_dir} lacks {len(missing)} event(s) the generator sends (it simulates the "
+            f"sample plan's product): {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+        )
     return p
 
 
 @app.command()
-def run(plan: Path | None = PlanOpt,
-        landing: str | None = typer.Option(None, "--landing", help="Folder or s3:// gs:// az:// URL"),
-        warehouse: Path | None = typer.Option(None, "--warehouse"),
-        partition: str | None = typer.Option(None, "--partition", help="YYYY-MM-DD; default: every day landed",
-                                             callback=_partition_date),
-        layout: str | None = typer.Option(None, "--layout", help="trackplan | segment-s3 | snowplow-enriched "
-                                          "[env TRACKPLAN_LAYOUT; default: detected]"),
-        incremental: bool | None = typer.Option(None, "--incremental/--full", help="Read only partitions whose "
-                                                "objects changed since the last run [default: on for a bucket]")):
+def run(
+    plan: Path | None = PlanOpt,
+    landing: str | None = typer.Option(None, "--landing", help="Folder or s3:// gs:// az:// URL"),
+    warehouse: Path | None = typer.Option(None, "--warehouse"),
+    partition: str | None = typer.Option(
+        None, "--partition", help="YYYY-MM-DD; default: every day landed", callback=_partition_date
+    ),
+    layout: str | None = typer.Option(
+        None, "--layout", help="trackplan | segment-s3 | snowplow-enriched [env TRACKPLAN_LAYOUT; default: detected]"
+    ),
+    incremental: bool | None = typer.Option(
+        None,
+        "--incremental/--full",
+        help="Read only partitions whose objects changed since the last run [default: on for a bucket]",
+    ),
+):
     """Materialize every asset through Dagster, with progress and a summary."""
     from pipelines.runner import run_pipeline
 
-    ok = run_pipeline(plan_dir=plan or default_plan_dir(), landing=landing or str(landing_default()),
-                      warehouse=warehouse or warehouse_default(), partition=partition, console=console,
-                      layout=layout or os.environ.get("TRACKPLAN_LAYOUT") or None, incremental=incremental)
+    ok = run_pipeline(
+        plan_dir=plan or default_plan_dir(),
+        landing=landing or str(landing_default()),
+        warehouse=warehouse or warehouse_default(),
+        partition=partition,
+        console=console,
+        layout=layout or os.environ.get("TRACKPLAN_LAYOUT") or None,
+        incremental=incremental,
+    )
     raise typer.Exit(0 if ok else 1)
 
 
 @app.command()
-def forget(user_id: str = typer.Option(..., "--user-id"),
-           warehouse: Path | None = typer.Option(None, "--warehouse"), plan: Path | None = PlanOpt):
+def forget(
+    user_id: str = typer.Option(..., "--user-id"),
+    warehouse: Path | None = typer.Option(None, "--warehouse"),
+    plan: Path | None = PlanOpt,
+):
     """Erase a person from every table (right to erasure) and keep them out of re-ingestion.
 
     Exit 1 when nothing matched the id (the id is still registered, so later ingests drop it)."""
@@ -203,29 +270,44 @@ def forget(user_id: str = typer.Option(..., "--user-id"),
 
     result = forget_person(warehouse or warehouse_default(), user_id, plan=_plan(plan))
     if not result["rows"]:
-        console.print(f"nothing matched user id {user_id!r}: 0 rows erased; it is in the erasure register, so "
-                      f"later ingests drop it (audit id {result['audit_id']})", markup=False, highlight=False,
-                      soft_wrap=True)
+        console.print(
+            f"nothing matched user id {user_id!r}: 0 rows erased; it is in the erasure register, so "
+            f"later ingests drop it (audit id {result['audit_id']})",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1)
-    console.print(f"erased {result['rows']:,} rows of {result['identifiers']} identifiers; audit id {result['audit_id']}")
+    console.print(
+        f"erased {result['rows']:,} rows of {result['identifiers']} identifiers; audit id {result['audit_id']}"
+    )
 
 
 @app.command()
-def serve(host: str = typer.Option("127.0.0.1", "--host"), port: int = typer.Option(8088, "--port"),
-          landing: Path | None = typer.Option(None, "--landing"),
-          validate_events: bool = typer.Option(False, "--validate", help="Count plan violations at /metrics"),
-          plan: Path | None = PlanOpt):
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8088, "--port"),
+    landing: Path | None = typer.Option(None, "--landing"),
+    validate_events: bool = typer.Option(False, "--validate", help="Count plan violations at /metrics"),
+    plan: Path | None = PlanOpt,
+):
     """HTTP collector speaking Segment's tracking API (and Snowplow's tp2)."""
     from pipelines.collector import serve as run_serve
 
-    run_serve(host=host, port=port, landing=str(landing or landing_default()),
-              validate_plan=str(plan or default_plan_dir()) if validate_events else None)
+    run_serve(
+        host=host,
+        port=port,
+        landing=str(landing or landing_default()),
+        validate_plan=str(plan or default_plan_dir()) if validate_events else None,
+    )
 
 
 @app.command()
-def report(warehouse: Path | None = typer.Option(None, "--warehouse"),
-           out_file: Path = typer.Option(..., "--out", help="The HTML file to write"),
-           plan: Path | None = PlanOpt):
+def report(
+    warehouse: Path | None = typer.Option(None, "--warehouse"),
+    out_file: Path = typer.Option(..., "--out", help="The HTML file to write"),
+    plan: Path | None = PlanOpt,
+):
     """One self-contained HTML report: KPIs, cohorts, retention, funnels, value, evidence, data health."""
     from .report import write_report
 
@@ -247,9 +329,11 @@ def docs(plan: Path | None = PlanOpt, out_dir: Path = typer.Option(Path("site"),
 
 
 @app.command()
-def codegen(lang: str = typer.Option(..., "--lang", help="typescript | python"),
-            out_dir: Path = typer.Option(..., "--out", help="Directory for the generated code"),
-            plan: Path | None = PlanOpt):
+def codegen(
+    lang: str = typer.Option(..., "--lang", help="typescript | python"),
+    out_dir: Path = typer.Option(..., "--out", help="Directory for the generated code"),
+    plan: Path | None = PlanOpt,
+):
     """Typed tracking functions from the plan (one per event), wrapping the Segment libraries."""
     from tracking_plan.codegen import CodegenError, write_code
 
@@ -263,8 +347,11 @@ def codegen(lang: str = typer.Option(..., "--lang", help="typescript | python"),
 
 
 @app.command()
-def coverage(src_dir: Path = typer.Argument(..., help="Source tree to scan (.ts/.tsx/.js/.py)"),
-             plan: Path | None = PlanOpt, format: str = FormatOpt):
+def coverage(
+    src_dir: Path = typer.Argument(..., help="Source tree to scan (.ts/.tsx/.js/.py)"),
+    plan: Path | None = PlanOpt,
+    format: str = FormatOpt,
+):
     """Plan events the code calls, unknown event names, planned events nobody sends; exit 1 on unknown."""
     from tracking_plan.coverage import render as render_coverage
     from tracking_plan.coverage import scan
@@ -278,8 +365,11 @@ def coverage(src_dir: Path = typer.Argument(..., help="Source tree to scan (.ts/
 
 
 @app.command()
-def lineage(table: str = typer.Argument(..., help="schema.table, e.g. marts.initiative_roi"),
-            format: str = FormatOpt, deep: bool = typer.Option(False, "--deep", help="Follow to raw sources")):
+def lineage(
+    table: str = typer.Argument(..., help="schema.table, e.g. marts.initiative_roi"),
+    format: str = FormatOpt,
+    deep: bool = typer.Option(False, "--deep", help="Follow to raw sources"),
+):
     """Column-level lineage of a model, parsed from its SQL with sqlglot."""
     from pipelines.lineage import render_lineage
 
@@ -298,8 +388,9 @@ def lineage(table: str = typer.Argument(..., help="schema.table, e.g. marts.init
         if format == "json":
             out.print_json(json.dumps(result))
         else:
-            out.print(f"{table} (Python asset: column lineage exists for SQL models only)", highlight=False,
-                      markup=False)
+            out.print(
+                f"{table} (Python asset: column lineage exists for SQL models only)", highlight=False, markup=False
+            )
             for level, tables in enumerate(result["upstream"], start=1):
                 out.print(f"  {'  ' * (level - 1)}<- {', '.join(tables)}", highlight=False, markup=False)
 
@@ -317,10 +408,12 @@ def sql(dialect: str = typer.Option(..., "--dialect", help="snowflake | bigquery
 
 
 @app.command()
-def review(warehouse: Path | None = typer.Option(None, "--warehouse"),
-           format: str = typer.Option("markdown", "--format", help="markdown | html",
-                                      callback=one_of("markdown", "html")),
-           out_file: Path | None = typer.Option(None, "--out"), plan: Path | None = PlanOpt):
+def review(
+    warehouse: Path | None = typer.Option(None, "--warehouse"),
+    format: str = typer.Option("markdown", "--format", help="markdown | html", callback=one_of("markdown", "html")),
+    out_file: Path | None = typer.Option(None, "--out"),
+    plan: Path | None = PlanOpt,
+):
     """The portfolio review: stop, continue, scale or pivot each initiative, with its evidence."""
     from .review import review as render_review
 
@@ -347,8 +440,10 @@ def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for la
     landing, warehouse = out_dir / "landing", out_dir / "warehouse.duckdb"
     if not os.environ.get("TRACKPLAN_HASH_SALT"):
         os.environ["TRACKPLAN_HASH_SALT"] = DEMO_SALT
-        console.print("using the public demo salt for PII hashes (it is in the source: not for real data; "
-                      "set TRACKPLAN_HASH_SALT for that)")
+        console.print(
+            "using the public demo salt for PII hashes (it is in the source: not for real data; "
+            "set TRACKPLAN_HASH_SALT for that)"
+        )
     console.print(f"generating sample events into {landing} ...")
     res = run_generate(landing, seed=42)
     console.print(f"  {res.lines:,} lines, {res.persons:,} persons")
@@ -358,10 +453,14 @@ def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for la
     report_path = out_dir / "report.html"
     write_report(warehouse, report_path)
     # soft_wrap: the "try" line is a command to paste; a terminal-width line break would break it
-    console.print(f"\nresults:\n  report     {report_path}\n  warehouse  {warehouse}"
-                  f"\n  try        .venv/bin/python -c \"import duckdb; print(duckdb.connect('{warehouse}', "
-                  f"read_only=True).sql('from marts.activation_cohorts'))\"", soft_wrap=True, markup=False,
-                  highlight=False)
+    console.print(
+        f"\nresults:\n  report     {report_path}\n  warehouse  {warehouse}"
+        f"\n  try        .venv/bin/python -c \"import duckdb; print(duckdb.connect('{warehouse}', "
+        f"read_only=True).sql('from marts.activation_cohorts'))\"",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
     raise typer.Exit(0 if ok else 1)
 
 

@@ -29,8 +29,10 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
-_LOCK = re.compile(r'Could not set lock on file "(?P<file>[^"]+)": Conflicting lock is held in (?P<holder>.+?)'
-                   r"(?:\. See also|$)")
+_LOCK = re.compile(
+    r'Could not set lock on file "(?P<file>[^"]+)": Conflicting lock is held in (?P<holder>.+?)'
+    r"(?:\. See also|$)"
+)
 _NOT_DUCKDB = re.compile(r'The file "(?P<file>[^"]+)" exists, but it is not a valid DuckDB database file')
 _DUCK_FILE = re.compile(r'(?:file|database) "(?P<file>[^"]+)"')
 
@@ -49,8 +51,10 @@ def one_line(exc: BaseException) -> tuple[str, int] | None:
     msg = " ".join(str(exc).split())
     if type(exc).__module__.split(".")[0] in ("duckdb", "_duckdb"):
         if m := _LOCK.search(msg):
-            return (f"{m['file']}: locked by {m['holder']}; close that connection (a notebook, the Dagster UI, "
-                    "another trackplan) and retry"), 3
+            return (
+                f"{m['file']}: locked by {m['holder']}; close that connection (a notebook, the Dagster UI, "
+                "another trackplan) and retry"
+            ), 3
         if m := _NOT_DUCKDB.search(msg):
             return f"{m['file']}: not a DuckDB database", 2
         low = msg.lower()
@@ -87,8 +91,7 @@ class TrackplanGroup(TyperGroup):
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode: bool = True, **extra):
         try:
-            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False,
-                              **extra)
+            rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
         except _NoArgsIsHelp as e:
             e.show()
@@ -108,8 +111,13 @@ class TrackplanGroup(TyperGroup):
             if said is None:
                 if os.environ.get("TRACKPLAN_DEBUG"):
                     raise
-                said = (f"{type(e).__name__}: {' '.join(str(e).split())} (a defect: please report it; "
-                        f"TRACKPLAN_DEBUG=1 shows the traceback)"), 1
+                said = (
+                    (
+                        f"{type(e).__name__}: {' '.join(str(e).split())} (a defect: please report it; "
+                        f"TRACKPLAN_DEBUG=1 shows the traceback)"
+                    ),
+                    1,
+                )
             _say(said[0])
             code = said[1]
         if standalone_mode:

@@ -20,8 +20,12 @@ import pandas as pd
 from tracking_plan.model import Plan
 
 SPARK = "▁▂▃▄▅▆▇█"
-GRADE_TEXT = {"A": "A randomized", "B": "B quasi-exp., checks passed", "C": "C quasi-exp., checks failed/not run",
-              "D": "D before/after, not causal"}
+GRADE_TEXT = {
+    "A": "A randomized",
+    "B": "B quasi-exp., checks passed",
+    "C": "C quasi-exp., checks failed/not run",
+    "D": "D before/after, not causal",
+}
 
 
 @dataclass
@@ -57,13 +61,30 @@ def kpi_tree(plan: Plan, kpis: pd.DataFrame) -> list[dict]:
             if k.measure in ("activation_rate", "conversion_rate") and signup:
                 events = [signup] + events
             v = values.get(k.key, {})
-            items.append({"kpi": k.key, "name": k.name or k.key, "owner": k.owner, "unit": k.unit,
-                          "target": k.target, "direction": k.direction, "deadline": k.deadline,
-                          "current": v.get("current"), "previous": v.get("previous"), "on_track": v.get("on_track"),
-                          "trend": [t["value"] for t in json.loads(v["trend"])] if v.get("trend") else [],
-                          "events": events})
-        out.append({"objective": key, "description": obj.description if obj else None,
-                    "owner": obj.owner if obj else None, "kpis": items})
+            items.append(
+                {
+                    "kpi": k.key,
+                    "name": k.name or k.key,
+                    "owner": k.owner,
+                    "unit": k.unit,
+                    "target": k.target,
+                    "direction": k.direction,
+                    "deadline": k.deadline,
+                    "current": v.get("current"),
+                    "previous": v.get("previous"),
+                    "on_track": v.get("on_track"),
+                    "trend": [t["value"] for t in json.loads(v["trend"])] if v.get("trend") else [],
+                    "events": events,
+                }
+            )
+        out.append(
+            {
+                "objective": key,
+                "description": obj.description if obj else None,
+                "owner": obj.owner if obj else None,
+                "kpis": items,
+            }
+        )
     return out
 
 
@@ -79,8 +100,15 @@ def build_review(con, plan: Plan) -> Review:
         hist = {k: g["share"].tolist() for k, g in d.groupby("initiative")}
     kpis = kpi_values(con, plan)  # the one KPI computation, shared with the report; empty without stitch.events
     as_of = str(pd.Timestamp(kpis["as_of"].iloc[0]).date()) if len(kpis) else None
-    return Review(as_of=as_of, portfolio=pf, histograms=hist, kpis=kpis, tree=kpi_tree(plan, kpis),
-                  roi=_table(con, "marts.initiative_roi"), plan=plan)
+    return Review(
+        as_of=as_of,
+        portfolio=pf,
+        histograms=hist,
+        kpis=kpis,
+        tree=kpi_tree(plan, kpis),
+        roi=_table(con, "marts.initiative_roi"),
+        plan=plan,
+    )
 
 
 # -- formatting --------------------------------------------------------------------------------------------
@@ -104,8 +132,9 @@ def sparkline(values) -> str:
         return ""
     lo, hi = min(vals), max(vals)
     span = hi - lo or 1.0
-    return "".join(" " if v is None or not math.isfinite(v) else SPARK[int((v - lo) / span * (len(SPARK) - 1))]
-                   for v in values)
+    return "".join(
+        " " if v is None or not math.isfinite(v) else SPARK[int((v - lo) / span * (len(SPARK) - 1))] for v in values
+    )
 
 
 def _track(v) -> str:
@@ -115,51 +144,91 @@ def _track(v) -> str:
 def portfolio_rows(review: Review) -> list[list[str]]:
     rows = []
     for r in review.portfolio.to_dict("records"):
-        rows.append([str(r["rank"]), r["name"] or r["initiative"], r["method"] or "–",
-                     GRADE_TEXT.get(r["evidence_grade"], str(r["evidence_grade"])),
-                     f"{_num(r['estimate'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]",
-                     f"{_money(r['npv_p10'])} / {_money(r['npv_p50'])} / {_money(r['npv_p90'])}",
-                     sparkline(review.histograms.get(r["initiative"], [])),
-                     _num(r["prob_npv_positive"], 2),
-                     f"{r['kpi']}: {_num(r['kpi_current'])} vs {_num(r['kpi_target'])} ({_track(r['kpi_on_track'])})",
-                     f"**{r['recommendation']}**", r["reason"] or ""])
+        rows.append(
+            [
+                str(r["rank"]),
+                r["name"] or r["initiative"],
+                r["method"] or "–",
+                GRADE_TEXT.get(r["evidence_grade"], str(r["evidence_grade"])),
+                f"{_num(r['estimate'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]",
+                f"{_money(r['npv_p10'])} / {_money(r['npv_p50'])} / {_money(r['npv_p90'])}",
+                sparkline(review.histograms.get(r["initiative"], [])),
+                _num(r["prob_npv_positive"], 2),
+                f"{r['kpi']}: {_num(r['kpi_current'])} vs {_num(r['kpi_target'])} ({_track(r['kpi_on_track'])})",
+                f"**{r['recommendation']}**",
+                r["reason"] or "",
+            ]
+        )
     return rows
 
 
-PORTFOLIO_HEADER = ["#", "initiative", "method", "evidence", "effect [95% CI]", "NPV P10 / P50 / P90",
-                    "NPV distribution", "P(NPV>0)", "KPI vs target", "recommendation", "why"]
+PORTFOLIO_HEADER = [
+    "#",
+    "initiative",
+    "method",
+    "evidence",
+    "effect [95% CI]",
+    "NPV P10 / P50 / P90",
+    "NPV distribution",
+    "P(NPV>0)",
+    "KPI vs target",
+    "recommendation",
+    "why",
+]
 KPI_HEADER = ["KPI", "owner", "current", "target", "status", "trend (weekly)", "events"]
 
 
 def _kpi_rows(obj: dict) -> list[list[str]]:
-    return [[f"{k['name']} ({k['unit'] or ''}, {k['direction']})", k["owner"] or "–", _num(k["current"]),
-             f"{_num(k['target'])} by {k['deadline'] or '–'}", _track(k["on_track"]), sparkline(k["trend"]),
-             " → ".join(k["events"])] for k in obj["kpis"]]
+    return [
+        [
+            f"{k['name']} ({k['unit'] or ''}, {k['direction']})",
+            k["owner"] or "–",
+            _num(k["current"]),
+            f"{_num(k['target'])} by {k['deadline'] or '–'}",
+            _track(k["on_track"]),
+            sparkline(k["trend"]),
+            " → ".join(k["events"]),
+        ]
+        for k in obj["kpis"]
+    ]
 
 
 def render_markdown(review: Review) -> str:
     def table(header, rows):
         esc = [[str(c).replace("|", "\\|") for c in r] for r in rows]
-        return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                         + ["| " + " | ".join(r) + " |" for r in esc])
+        return "\n".join(
+            ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in esc]
+        )
 
-    out = [f"# Portfolio review{f' (data to {review.as_of})' if review.as_of else ''}", "",
-           ("Ranked by expected NPV (Monte Carlo mean). Evidence: A randomized > B quasi-experimental with "
-           "passed checks > C checks failed or not run > D before/after (not causal)."), ""]
+    out = [
+        f"# Portfolio review{f' (data to {review.as_of})' if review.as_of else ''}",
+        "",
+        (
+            "Ranked by expected NPV (Monte Carlo mean). Evidence: A randomized > B quasi-experimental with "
+            "passed checks > C checks failed or not run > D before/after (not causal)."
+        ),
+        "",
+    ]
     if len(review.portfolio):
         out.append(table(PORTFOLIO_HEADER, portfolio_rows(review)))
     else:
         out.append("_marts.initiative_portfolio is empty or missing: run `trackplan run` first._")
     out += ["", "## KPI tree", ""]
     for obj in review.tree:
-        out += [f"### {obj['objective']}" + (f": {obj['description']}" if obj["description"] else "")
-                + (f" (owner {obj['owner']})" if obj["owner"] else ""), ""]
+        out += [
+            f"### {obj['objective']}"
+            + (f": {obj['description']}" if obj["description"] else "")
+            + (f" (owner {obj['owner']})" if obj["owner"] else ""),
+            "",
+        ]
         out += [table(KPI_HEADER, _kpi_rows(obj)) if obj["kpis"] else "_no KPI_", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
-CSS = ("body{margin:0}.review{padding:16px 28px 48px;max-width:1320px}.review table{border-collapse:collapse}"
-       ".review td,.review th{white-space:normal}.spark{letter-spacing:1px}")
+CSS = (
+    "body{margin:0}.review{padding:16px 28px 48px;max-width:1320px}.review table{border-collapse:collapse}"
+    ".review td,.review th{white-space:normal}.spark{letter-spacing:1px}"
+)
 
 
 def render_html(review: Review) -> str:
@@ -172,20 +241,28 @@ def render_html(review: Review) -> str:
     e = html.escape
     currency = plan_currency(review.plan) if review.plan is not None else None
     css = BASE_CSS.read_text()
-    parts = [(f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Portfolio review</title>"
-              f"<style>{css}{CSS}</style></head><body>"),
-             f"<header><h1>Portfolio review</h1><p>{e(f'data to {review.as_of}') if review.as_of else 'no data yet'}</p></header>",
-             "<main class='review'><section id='decision'><h2>Decision</h2>",
-             ("<p class='muted'>Ranked by expected NPV (Monte Carlo mean). Evidence: A randomized &gt; B quasi-experimental "
-              "with passed checks &gt; C checks failed or not run &gt; D before/after (not causal).</p>")]
+    parts = [
+        (
+            f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Portfolio review</title>"
+            f"<style>{css}{CSS}</style></head><body>"
+        ),
+        f"<header><h1>Portfolio review</h1><p>{e(f'data to {review.as_of}') if review.as_of else 'no data yet'}</p></header>",
+        "<main class='review'><section id='decision'><h2>Decision</h2>",
+        (
+            "<p class='muted'>Ranked by expected NPV (Monte Carlo mean). Evidence: A randomized &gt; B quasi-experimental "
+            "with passed checks &gt; C checks failed or not run &gt; D before/after (not causal).</p>"
+        ),
+    ]
     if len(review.portfolio):
         parts.append(portfolio_html(portfolio_rows(review.portfolio, review.roi, review.plan, currency), currency))
     else:
         parts.append("<p><em>marts.initiative_portfolio is empty or missing: run trackplan run first.</em></p>")
     parts.append("</section><section id='kpis'><h2>KPI tree</h2>")
     for obj in review.tree:
-        parts.append(f"<h3>{e(obj['objective'])}</h3>" + (f"<p class='muted'>{e(obj['description'])}</p>"
-                                                          if obj["description"] else ""))
+        parts.append(
+            f"<h3>{e(obj['objective'])}</h3>"
+            + (f"<p class='muted'>{e(obj['description'])}</p>" if obj["description"] else "")
+        )
         if obj["kpis"]:
             parts.append(html_table(pd.DataFrame(_kpi_rows(obj), columns=KPI_HEADER).astype(str)))
         else:

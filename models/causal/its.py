@@ -34,9 +34,7 @@ class ITSResult(Estimate):
 
 def _as_step(time: pd.Series, launch) -> tuple[np.ndarray, np.ndarray]:
     """Time in steps since the start (days for dates, else the raw numbers) and at launch."""
-    if pd.api.types.is_datetime64_any_dtype(time) or isinstance(
-        launch, (pd.Timestamp, str)
-    ):
+    if pd.api.types.is_datetime64_any_dtype(time) or isinstance(launch, (pd.Timestamp, str)):
         t = pd.to_datetime(time)
         t0 = t.min()
         step = ((t - t0) / pd.Timedelta(days=1)).to_numpy(float)
@@ -115,21 +113,13 @@ def interrupted_time_series(
     )
 
 
-def before_after(
-    df: pd.DataFrame, *, time: str, outcome: str, launch, alpha: float = 0.05
-) -> Estimate:
+def before_after(df: pd.DataFrame, *, time: str, outcome: str, launch, alpha: float = 0.05) -> Estimate:
     """Mean after launch minus mean before (Welch t). Not causal; kept as a labelled fallback."""
     data = df[[time, outcome]].dropna()
     t, at = _as_step(data[time], launch)
     y = data[outcome].to_numpy(float)
     before, after = y[t < at], y[t >= at]
     res = sps.ttest_ind(after, before, equal_var=False)
-    se = float(
-        np.sqrt(before.var(ddof=1) / len(before) + after.var(ddof=1) / len(after))
-    )
-    est = normal_estimate_fields(
-        float(after.mean() - before.mean()), se, alpha, df=float(res.df)
-    )
-    return Estimate(
-        **est, n=len(y), method="before_after", warnings=[NON_CAUSAL_WARNING]
-    )
+    se = float(np.sqrt(before.var(ddof=1) / len(before) + after.var(ddof=1) / len(after)))
+    est = normal_estimate_fields(float(after.mean() - before.mean()), se, alpha, df=float(res.df))
+    return Estimate(**est, n=len(y), method="before_after", warnings=[NON_CAUSAL_WARNING])

@@ -38,9 +38,7 @@ class MatchResult(Estimate):
 
 def propensity_scores(X: np.ndarray, t: np.ndarray, seed: int = 0) -> np.ndarray:
     """P(treated | X) from an unpenalized logistic regression on standardized covariates."""
-    model = make_pipeline(
-        StandardScaler(), LogisticRegression(C=np.inf, max_iter=5000, random_state=seed)
-    )
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=np.inf, max_iter=5000, random_state=seed))
     model.fit(X, t)
     return model.predict_proba(X)[:, 1]
 
@@ -137,9 +135,7 @@ def matched_effect(
 
     used = weights > 0
     if not (used & (t == 1)).any() or not (used & (t == 0)).any():
-        raise ValueError(
-            "no treated unit has a comparable control; loosen caliper or trim"
-        )
+        raise ValueError("no treated unit has a comparable control; loosen caliper or trim")
     design = sm.add_constant(t[used].astype(float))
     fit = sm.WLS(y[used], design, weights=weights[used]).fit(cov_type="HC1")
     est = normal_estimate_fields(float(fit.params[1]), float(fit.bse[1]), alpha)

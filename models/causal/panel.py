@@ -44,9 +44,7 @@ class EventStudyResult(Estimate):
     pretrend_passed: bool = False
 
 
-def _demean(
-    values: np.ndarray, unit_codes: np.ndarray, time_codes: np.ndarray
-) -> np.ndarray:
+def _demean(values: np.ndarray, unit_codes: np.ndarray, time_codes: np.ndarray) -> np.ndarray:
     """Remove unit and period means from each column (alternating projections)."""
     out = values.astype(float).copy()
     n_u, n_t = unit_codes.max() + 1, time_codes.max() + 1
@@ -75,9 +73,7 @@ def _fe_ols(y, X, unit_codes, time_codes, cluster_codes):
     """
     Z = _demean(np.column_stack([y, X]), unit_codes, time_codes)
     yd, Xd = Z[:, 0], Z[:, 1:]
-    fit = sm.OLS(yd, Xd).fit(
-        cov_type="cluster", cov_kwds={"groups": cluster_codes, "use_correction": False}
-    )
+    fit = sm.OLS(yd, Xd).fit(cov_type="cluster", cov_kwds={"groups": cluster_codes, "use_correction": False})
     n, k = Xd.shape
     n_clusters = len(np.unique(cluster_codes))
     # Unit FE are nested in unit clusters so they do not count; period FE (minus the one that the
@@ -118,9 +114,7 @@ def twfe_did(
         time_codes,
         unit_codes,
     )
-    est = normal_estimate_fields(
-        float(params[0]), float(np.sqrt(cov[0, 0])), alpha, df=g - 1
-    )
+    est = normal_estimate_fields(float(params[0]), float(np.sqrt(cov[0, 0])), alpha, df=g - 1)
     return TWFEResult(
         **est,
         n=len(data),
@@ -142,15 +136,11 @@ def _launch_index(
     """Each row's launch period index (NaN for never-treated units)."""
     if launch_col is not None:
         first = data[launch_col].to_numpy()
-        idx = np.searchsorted(periods, first).astype(
-            float
-        )  # first period on or after launch
+        idx = np.searchsorted(periods, first).astype(float)  # first period on or after launch
         idx[pd.isna(first)] = np.nan
         return idx
     if group is None or launch is None:
-        raise ValueError(
-            "give launch_col (per-unit launch), or group (0/1 column) and launch"
-        )
+        raise ValueError("give launch_col (per-unit launch), or group (0/1 column) and launch")
     start = float(np.searchsorted(periods, np.asarray(launch, dtype=periods.dtype)))
     return np.where(data[group].to_numpy(float) > 0, start, np.nan)
 
@@ -188,9 +178,7 @@ def event_study(
         names.append(k)
         columns.append(np.where(rel == k, 1.0, 0.0))
     X = np.column_stack(columns)
-    params, cov, g = _fe_ols(
-        data[outcome].to_numpy(float), X, unit_codes, time_codes, unit_codes
-    )
+    params, cov, g = _fe_ols(data[outcome].to_numpy(float), X, unit_codes, time_codes, unit_codes)
     se = np.sqrt(np.diag(cov))
     crit = sps.t(g - 1).ppf(1 - alpha / 2)
     coefs = pd.DataFrame(
@@ -250,29 +238,17 @@ def placebo_did(
     periods = np.sort(pd.unique(data[time]))
     true_start = int(np.searchsorted(periods, np.asarray(launch, dtype=periods.dtype)))
     if placebo_launch is not None:
-        fake_start = int(
-            np.searchsorted(periods, np.asarray(placebo_launch, dtype=periods.dtype))
-        )
+        fake_start = int(np.searchsorted(periods, np.asarray(placebo_launch, dtype=periods.dtype)))
     else:
         fake_start = true_start - shift
     if not 1 <= fake_start < true_start:
-        raise ValueError(
-            "the placebo launch needs pre-launch periods on both sides of it"
-        )
+        raise ValueError("the placebo launch needs pre-launch periods on both sides of it")
     codes = np.searchsorted(periods, data[time].to_numpy())
     pre = data.loc[codes < true_start].copy()
     pre_codes = codes[codes < true_start]
-    pre["_placebo"] = (
-        (pre[group].to_numpy(float) > 0) & (pre_codes >= fake_start)
-    ).astype(float)
-    res = twfe_did(
-        pre, outcome=outcome, unit=unit, time=time, treated="_placebo", alpha=alpha
-    )
+    pre["_placebo"] = ((pre[group].to_numpy(float) > 0) & (pre_codes >= fake_start)).astype(float)
+    res = twfe_did(pre, outcome=outcome, unit=unit, time=time, treated="_placebo", alpha=alpha)
     res.method = "placebo_did"
     passed = res.p_value >= CHECK_ALPHA
-    res.warnings.append(
-        "placebo passed"
-        if passed
-        else "placebo failed: an 'effect' appears before launch"
-    )
+    res.warnings.append("placebo passed" if passed else "placebo failed: an 'effect' appears before launch")
     return res

@@ -36,9 +36,7 @@ class Estimate:
         return out
 
 
-def normal_estimate_fields(
-    effect: float, se: float, alpha: float, df: float | None = None
-) -> dict:
+def normal_estimate_fields(effect: float, se: float, alpha: float, df: float | None = None) -> dict:
     """p-value and CI for a normal (or Student t when ``df`` is given) estimate."""
     if not (se > 0 and math.isfinite(se)):
         return {

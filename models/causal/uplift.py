@@ -51,11 +51,7 @@ def uplift_t_learner(
         # Shallow, few trees: the uplift is a small difference of two noisy fits, and deep
         # models mostly fit noise into it (and are 5x slower for no gain on our sample data).
         params = {"max_iter": 50, "max_depth": 3, "random_state": seed}
-        model = (
-            HistGradientBoostingClassifier(**params)
-            if binary
-            else HistGradientBoostingRegressor(**params)
-        )
+        model = HistGradientBoostingClassifier(**params) if binary else HistGradientBoostingRegressor(**params)
     scores = np.empty(len(df))
     splits = (
         [(np.arange(len(df)), np.arange(len(df)))]
@@ -141,4 +137,3 @@ def auuc(y, treatment, score, normalize: bool = True) -> float:
     tiebreak = y_ if control_responders > treated_non_responders else t_
     perfect = _area_over_random(*uplift_curve(y_, t_, 2 * (y_ == t_) + tiebreak))
     return area / perfect
-

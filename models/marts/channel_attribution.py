@@ -40,19 +40,29 @@ def marketing_touches(touches: pd.DataFrame) -> pd.DataFrame:
     return t[(t["channel"] != DIRECT) | first].reset_index(drop=True)
 
 
-def compute_channel_attribution(sessions: pd.DataFrame, conversions: pd.DataFrame,
-                                lookback_days: float = LOOKBACK_DAYS,
-                                half_life_days: float = HALF_LIFE_DAYS) -> pd.DataFrame:
+def compute_channel_attribution(
+    sessions: pd.DataFrame,
+    conversions: pd.DataFrame,
+    lookback_days: float = LOOKBACK_DAYS,
+    half_life_days: float = HALF_LIFE_DAYS,
+) -> pd.DataFrame:
     """One row per channel × model: conversions and value credited, and each channel's share.
 
     ``sessions`` has ``person_id, started_at, utm_source, utm_medium``; ``conversions`` has
     ``person_id, timestamp, value`` (one row per purchase).
     """
-    touches = pd.DataFrame({"person_id": sessions["person_id"], "timestamp": pd.to_datetime(sessions["started_at"]),
-                            "channel": [channel_of(s, m) for s, m in zip(sessions["utm_source"], sessions["utm_medium"])]})
+    touches = pd.DataFrame(
+        {
+            "person_id": sessions["person_id"],
+            "timestamp": pd.to_datetime(sessions["started_at"]),
+            "channel": [channel_of(s, m) for s, m in zip(sessions["utm_source"], sessions["utm_medium"])],
+        }
+    )
     touches = marketing_touches(touches)
-    conv = conversions.assign(timestamp=pd.to_datetime(conversions["timestamp"]),
-                              value=pd.to_numeric(conversions["value"], errors="coerce").fillna(0.0))
+    conv = conversions.assign(
+        timestamp=pd.to_datetime(conversions["timestamp"]),
+        value=pd.to_numeric(conversions["value"], errors="coerce").fillna(0.0),
+    )
     paths = build_paths(touches, conv, lookback_days=lookback_days)
     out = attribute(paths, "all", half_life_days=half_life_days)
     if "removal_effect" not in out:
@@ -72,9 +82,12 @@ def compute_channel_attribution(sessions: pd.DataFrame, conversions: pd.DataFram
 
 def purchases(con, plan: Plan) -> pd.DataFrame:
     ev = plan.metrics.purchase.event if plan.metrics.purchase else "Order Completed"
-    return con.execute("""select person_id, "timestamp",
+    return con.execute(
+        """select person_id, "timestamp",
         coalesce(try_cast(json_extract_string(properties, '$.revenue') as double), 0) as value
-        from stitch.events where event_name = ? and person_id is not null""", [ev]).df()
+        from stitch.events where event_name = ? and person_id is not null""",
+        [ev],
+    ).df()
 
 
 def build(con, plan: Plan) -> pd.DataFrame:

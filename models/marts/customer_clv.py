@@ -15,15 +15,31 @@ from tracking_plan.model import Plan
 
 HORIZON_DAYS = 365  # a year ahead: the horizon CAC payback is usually judged against
 DISCOUNT_RATE = 0.10  # annual; the plan's initiatives use the same default
-COLUMNS = ["channel", "customers", "repeat_customers", "mean_p_alive", "expected_purchases_12m",
-           "expected_avg_value", "clv_probabilistic", "clv_simple", "cac", "clv_probabilistic_cac_ratio",
-           "horizon_days", "r", "alpha", "a", "b", "note"]
+COLUMNS = [
+    "channel",
+    "customers",
+    "repeat_customers",
+    "mean_p_alive",
+    "expected_purchases_12m",
+    "expected_avg_value",
+    "clv_probabilistic",
+    "clv_simple",
+    "cac",
+    "clv_probabilistic_cac_ratio",
+    "horizon_days",
+    "r",
+    "alpha",
+    "a",
+    "b",
+    "note",
+]
 MIN_REPEATERS = 20  # fewer repeat buyers cannot pin down four parameters
 
 
 def revenue_events(con, plan: Plan) -> pd.DataFrame:
     purchase = plan.metrics.purchase.event if plan.metrics.purchase else "Order Completed"
-    return con.execute("""
+    return con.execute(
+        """
 with first_session as (
     select person_id, arg_min(coalesce(utm_source, 'direct'), started_at) as channel
     from staging.sessions group by person_id
@@ -33,7 +49,9 @@ select e.person_id, e."timestamp",
        coalesce(f.channel, 'direct') as channel
 from stitch.events e left join first_session f using (person_id)
 where e.person_id is not null and e.event_name in (?, 'Subscription Renewed')
-""", [purchase]).df()
+""",
+        [purchase],
+    ).df()
 
 
 def compute_customer_clv(revenue: pd.DataFrame, value: pd.DataFrame, plan: Plan) -> pd.DataFrame:
@@ -41,36 +59,49 @@ def compute_customer_clv(revenue: pd.DataFrame, value: pd.DataFrame, plan: Plan)
     if revenue.empty:
         return pd.DataFrame(columns=COLUMNS)
     end = revenue["timestamp"].max()
-    summary = rfm_summary(revenue, customer="person_id", time="timestamp", value="revenue",
-                          observation_end=end, freq="W")
+    summary = rfm_summary(
+        revenue, customer="person_id", time="timestamp", value="revenue", observation_end=end, freq="W"
+    )
     params = fit_bgnbd(summary)
     repeaters = int((summary["frequency"] > 0).sum())
     values = [params.r, params.alpha, params.a, params.b]
     if repeaters < MIN_REPEATERS or not all(1e-6 < v < 1e6 for v in values):
         # BG/NBD describes repeat purchases that may silently stop (non-contractual). Monthly
         # renewals, or one order each, leave it unidentified: say so instead of printing 1e20s.
-        note = (f"BG/NBD not identified ({repeaters} repeat buyers; purchases look contractual): "
-                "use clv_simple")
+        note = f"BG/NBD not identified ({repeaters} repeat buyers; purchases look contractual): use clv_simple"
         return _channel_rows(revenue, value, None, note)
-    per = customer_clv(summary, horizon_days=HORIZON_DAYS, discount_rate=DISCOUNT_RATE,
-                       margin=plan.metrics.gross_margin, bgnbd=params)
+    per = customer_clv(
+        summary, horizon_days=HORIZON_DAYS, discount_rate=DISCOUNT_RATE, margin=plan.metrics.gross_margin, bgnbd=params
+    )
     per = per.join(summary[["frequency"]])
     return _channel_rows(revenue, value, per, "", params)
 
 
-def _channel_rows(revenue: pd.DataFrame, value: pd.DataFrame, per: pd.DataFrame | None, note: str,
-                  params=None) -> pd.DataFrame:
+def _channel_rows(
+    revenue: pd.DataFrame, value: pd.DataFrame, per: pd.DataFrame | None, note: str, params=None
+) -> pd.DataFrame:
     channel = revenue.groupby("person_id")["channel"].first()
     if per is None:
         per = pd.DataFrame(index=channel.index).assign(
-            clv=float("nan"), p_alive=float("nan"), expected_purchases=float("nan"),
+            clv=float("nan"),
+            p_alive=float("nan"),
+            expected_purchases=float("nan"),
             expected_avg_value=float("nan"),
-            frequency=revenue.groupby("person_id")["timestamp"].nunique().reindex(channel.index) - 1)
+            frequency=revenue.groupby("person_id")["timestamp"].nunique().reindex(channel.index) - 1,
+        )
     per["channel"] = per.index.map(channel)
-    out = per.groupby("channel").agg(
-        customers=("clv", "size"), repeat_customers=("frequency", lambda f: int((f > 0).sum())),
-        mean_p_alive=("p_alive", "mean"), expected_purchases_12m=("expected_purchases", "mean"),
-        expected_avg_value=("expected_avg_value", "mean"), clv_probabilistic=("clv", "mean")).reset_index()
+    out = (
+        per.groupby("channel")
+        .agg(
+            customers=("clv", "size"),
+            repeat_customers=("frequency", lambda f: int((f > 0).sum())),
+            mean_p_alive=("p_alive", "mean"),
+            expected_purchases_12m=("expected_purchases", "mean"),
+            expected_avg_value=("expected_avg_value", "mean"),
+            clv_probabilistic=("clv", "mean"),
+        )
+        .reset_index()
+    )
     simple = value[value["plan"] == "all"].set_index("channel") if len(value) else pd.DataFrame()
     out["clv_simple"] = out["channel"].map(simple["clv"]) if "clv" in simple else None
     out["cac"] = out["channel"].map(simple["cac"]) if "cac" in simple else None

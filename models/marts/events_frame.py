@@ -15,8 +15,18 @@ import pandas as pd
 
 from tracking_plan.model import Plan
 
-BASE_COLUMNS = ["person_id", "event_name", "timestamp", "region", "has_user", "experiment_id",
-                "variant", "company_size", "seats", "plan"]
+BASE_COLUMNS = [
+    "person_id",
+    "event_name",
+    "timestamp",
+    "region",
+    "has_user",
+    "experiment_id",
+    "variant",
+    "company_size",
+    "seats",
+    "plan",
+]
 
 
 def prop_column(name: str) -> str:
@@ -57,9 +67,11 @@ def segment_fields(plan: Plan) -> list[str]:
 
 def load_events(con, plan: Plan) -> pd.DataFrame:
     """Read the narrow event frame from ``stitch.events`` (events without a person are skipped)."""
-    props = ", ".join(f"try_cast(json_extract_string(properties, '$.{p}') as double) as \"{prop_column(p)}\""
-                      for p in property_names(plan))
-    segs = "".join(f", {_field_sql(f)} as \"{f}\"" for f in segment_fields(plan) if _field_sql(f) != "region")
+    props = ", ".join(
+        f"try_cast(json_extract_string(properties, '$.{p}') as double) as \"{prop_column(p)}\""
+        for p in property_names(plan)
+    )
+    segs = "".join(f', {_field_sql(f)} as "{f}"' for f in segment_fields(plan) if _field_sql(f) != "region")
     segs += "".join(f", json_extract_string(properties, '$.{k}') as \"{where_column(k)}\"" for k in where_keys(plan))
     sql = f"""
 select person_id, event_name, "timestamp", region, user_id is not null as has_user,

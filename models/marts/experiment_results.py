@@ -24,12 +24,47 @@ DAYS_PER_MONTH = 30.4375  # 365.25 / 12: exposures per month for the ROI from th
 CUPED_LOOKBACK_DAYS = 14
 
 RESULT_COLUMNS = [
-    "experiment", "hypothesis", "metric", "metric_role", "metric_event", "metric_kind", "direction",
-    "variant", "is_control", "exposures", "analysed", "conversions", "rate", "control_rate", "lift_abs",
-    "std_error", "ci_low", "ci_high", "lift_rel", "rel_ci_low", "rel_ci_high", "p_value", "significant",
-    "sequential", "seq_ci_low", "seq_ci_high", "seq_p_value", "decision_ci_low", "decision_ci_high",
-    "srm_p_value", "srm_flag", "power", "mde", "required_n_per_arm", "cuped", "theta",
-    "guardrail_regression", "first_exposure", "last_exposure", "exposures_per_month", "error",
+    "experiment",
+    "hypothesis",
+    "metric",
+    "metric_role",
+    "metric_event",
+    "metric_kind",
+    "direction",
+    "variant",
+    "is_control",
+    "exposures",
+    "analysed",
+    "conversions",
+    "rate",
+    "control_rate",
+    "lift_abs",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "lift_rel",
+    "rel_ci_low",
+    "rel_ci_high",
+    "p_value",
+    "significant",
+    "sequential",
+    "seq_ci_low",
+    "seq_ci_high",
+    "seq_p_value",
+    "decision_ci_low",
+    "decision_ci_high",
+    "srm_p_value",
+    "srm_flag",
+    "power",
+    "mde",
+    "required_n_per_arm",
+    "cuped",
+    "theta",
+    "guardrail_regression",
+    "first_exposure",
+    "last_exposure",
+    "exposures_per_month",
+    "error",
 ]
 
 
@@ -58,12 +93,14 @@ def exposures(events: pd.DataFrame, exp: Experiment) -> pd.DataFrame:
     if exp.start:
         e = e[e["timestamp"] >= pd.Timestamp(exp.start)]
     first = e.sort_values("timestamp", kind="stable").drop_duplicates("person_id")
-    return first[["person_id", "variant", "timestamp"]].rename(columns={"timestamp": "exposed_at"}) \
-        .reset_index(drop=True)
+    return (
+        first[["person_id", "variant", "timestamp"]].rename(columns={"timestamp": "exposed_at"}).reset_index(drop=True)
+    )
 
 
-def metric_outcomes(events: pd.DataFrame, exposed: pd.DataFrame, plan: Plan, metric: str,
-                    data_end: pd.Timestamp) -> tuple[pd.DataFrame, dict]:
+def metric_outcomes(
+    events: pd.DataFrame, exposed: pd.DataFrame, plan: Plan, metric: str, data_end: pd.Timestamp
+) -> tuple[pd.DataFrame, dict]:
     """Per exposed person the metric's value after exposure (``y``) and before it (``pre``).
 
     Activation needs its whole window inside the data (persons exposed later are left out, not
@@ -77,8 +114,9 @@ def metric_outcomes(events: pd.DataFrame, exposed: pd.DataFrame, plan: Plan, met
     cols = ["person_id", "timestamp"] + ([prop] if prop else [])
     j = exposed.merge(ev[cols], on="person_id", how="left")
     after = j["timestamp"] > j["exposed_at"]
-    before = (j["timestamp"] < j["exposed_at"]) & \
-        (j["timestamp"] >= j["exposed_at"] - pd.Timedelta(days=CUPED_LOOKBACK_DAYS))
+    before = (j["timestamp"] < j["exposed_at"]) & (
+        j["timestamp"] >= j["exposed_at"] - pd.Timedelta(days=CUPED_LOOKBACK_DAYS)
+    )
     out = exposed.copy()
     if kind == "activation":
         inside = after & (j["timestamp"] <= j["exposed_at"] + window)
@@ -97,8 +135,7 @@ def metric_outcomes(events: pd.DataFrame, exposed: pd.DataFrame, plan: Plan, met
         out["y"] = (out["person_id"].map(n).fillna(0) > 0).astype(float)
     pre_counts = before.groupby(j["person_id"]).sum()
     out["pre"] = out["person_id"].map(pre_counts).fillna(0).astype(float)
-    info = {"metric_event": event, "metric_kind": kind,
-            "direction": kpi.direction if kpi is not None else "increase"}
+    info = {"metric_event": event, "metric_kind": kind, "direction": kpi.direction if kpi is not None else "increase"}
     return out, info
 
 
@@ -112,8 +149,16 @@ def readout(frame: pd.DataFrame, exp: Experiment) -> tuple[pd.DataFrame, pd.Data
     """Fixed-horizon readout and, when the plan asks for it, the sequential one (same rows)."""
     frame = frame[frame["variant"].isin(exp.variants)]
     pre = "pre" if _pre_usable(frame) else None
-    kw = {"variant": "variant", "outcome": "y", "control": exp.control, "weights": exp.allocation,
-              "alpha": exp.alpha, "pre": pre, "mde": exp.mde, "target_power": exp.power}
+    kw = {
+        "variant": "variant",
+        "outcome": "y",
+        "control": exp.control,
+        "weights": exp.allocation,
+        "alpha": exp.alpha,
+        "pre": pre,
+        "mde": exp.mde,
+        "target_power": exp.power,
+    }
     fixed = ab_readout(frame, sequential=False, **kw)
     seq = ab_readout(frame, sequential=True, **kw) if exp.sequential else None
     return fixed, seq
@@ -126,8 +171,7 @@ def _regression(direction: str, low: float, high: float) -> bool:
     return low > 0 if direction == "decrease" else high < 0
 
 
-def experiment_rows(events: pd.DataFrame, plan: Plan, exp: Experiment,
-                    data_end: pd.Timestamp) -> list[dict]:
+def experiment_rows(events: pd.DataFrame, plan: Plan, exp: Experiment, data_end: pd.Timestamp) -> list[dict]:
     exposed = exposures(events, exp)
     if exposed.empty:
         return []
@@ -138,10 +182,18 @@ def experiment_rows(events: pd.DataFrame, plan: Plan, exp: Experiment,
     metrics = [(exp.primary_metric, "primary")] + [(m, "guardrail") for m in exp.guardrail_metrics]
     for metric, role in metrics:
         frame, info = metric_outcomes(events, exposed, plan, metric, data_end)
-        common = {"experiment": exp.key, "hypothesis": exp.hypothesis, "metric": metric, "metric_role": role,
-                  **info, "sequential": exp.sequential, "mde": exp.mde,
-                  "first_exposure": exposed["exposed_at"].min(), "last_exposure": exposed["exposed_at"].max(),
-                  "exposures_per_month": per_month}
+        common = {
+            "experiment": exp.key,
+            "hypothesis": exp.hypothesis,
+            "metric": metric,
+            "metric_role": role,
+            **info,
+            "sequential": exp.sequential,
+            "mde": exp.mde,
+            "first_exposure": exposed["exposed_at"].min(),
+            "last_exposure": exposed["exposed_at"].max(),
+            "exposures_per_month": per_month,
+        }
         observed = frame.dropna(subset=["y"])
         ctrl = observed[observed["variant"] == exp.control]["y"]
         try:
@@ -149,38 +201,63 @@ def experiment_rows(events: pd.DataFrame, plan: Plan, exp: Experiment,
         except (ValueError, KeyError) as exc:  # e.g. the control arm has no exposures yet
             fixed, seq = pd.DataFrame(), None
             common["error"] = str(exc)
-        rows.append({**common, "variant": exp.control, "is_control": True,
-                     "exposures": int(counts.get(exp.control, 0)), "analysed": len(ctrl),
-                     "conversions": float(ctrl.sum()), "rate": float(ctrl.mean()) if len(ctrl) else np.nan,
-                     "control_rate": float(ctrl.mean()) if len(ctrl) else np.nan,
-                     "srm_p_value": fixed["srm_p_value"].iloc[0] if len(fixed) else np.nan,
-                     "srm_flag": bool(fixed["srm_flag"].iloc[0]) if len(fixed) else False})
+        rows.append(
+            {
+                **common,
+                "variant": exp.control,
+                "is_control": True,
+                "exposures": int(counts.get(exp.control, 0)),
+                "analysed": len(ctrl),
+                "conversions": float(ctrl.sum()),
+                "rate": float(ctrl.mean()) if len(ctrl) else np.nan,
+                "control_rate": float(ctrl.mean()) if len(ctrl) else np.nan,
+                "srm_p_value": fixed["srm_p_value"].iloc[0] if len(fixed) else np.nan,
+                "srm_flag": bool(fixed["srm_flag"].iloc[0]) if len(fixed) else False,
+            }
+        )
         for i, r in fixed.iterrows():
             arm = observed[observed["variant"] == r["variant"]]["y"]
             s = seq.iloc[i] if seq is not None else None
             lo = s["ci_low"] if s is not None else r["ci_low"]
             hi = s["ci_high"] if s is not None else r["ci_high"]
-            rows.append({
-                **common, "variant": r["variant"], "is_control": False,
-                "exposures": int(counts.get(r["variant"], 0)), "analysed": int(r["n"]),
-                "conversions": float(arm.sum()), "rate": r["mean"], "control_rate": r["control_mean"],
-                "lift_abs": r["lift_abs"], "std_error": r["std_error"], "ci_low": r["ci_low"],
-                "ci_high": r["ci_high"], "lift_rel": r["lift_rel"], "rel_ci_low": r["rel_ci_low"],
-                "rel_ci_high": r["rel_ci_high"], "p_value": r["p_value"], "significant": r["significant"],
-                "seq_ci_low": s["ci_low"] if s is not None else np.nan,
-                "seq_ci_high": s["ci_high"] if s is not None else np.nan,
-                "seq_p_value": s["p_value"] if s is not None else np.nan,
-                "decision_ci_low": lo, "decision_ci_high": hi,
-                "srm_p_value": r["srm_p_value"], "srm_flag": r["srm_flag"], "power": r["power"],
-                "required_n_per_arm": r["required_n_per_arm"], "cuped": r["theta"] is not None
-                and not pd.isna(r["theta"]), "theta": r["theta"],
-                "guardrail_regression": role == "guardrail" and _regression(info["direction"], lo, hi),
-                "error": r["error"]})
+            rows.append(
+                {
+                    **common,
+                    "variant": r["variant"],
+                    "is_control": False,
+                    "exposures": int(counts.get(r["variant"], 0)),
+                    "analysed": int(r["n"]),
+                    "conversions": float(arm.sum()),
+                    "rate": r["mean"],
+                    "control_rate": r["control_mean"],
+                    "lift_abs": r["lift_abs"],
+                    "std_error": r["std_error"],
+                    "ci_low": r["ci_low"],
+                    "ci_high": r["ci_high"],
+                    "lift_rel": r["lift_rel"],
+                    "rel_ci_low": r["rel_ci_low"],
+                    "rel_ci_high": r["rel_ci_high"],
+                    "p_value": r["p_value"],
+                    "significant": r["significant"],
+                    "seq_ci_low": s["ci_low"] if s is not None else np.nan,
+                    "seq_ci_high": s["ci_high"] if s is not None else np.nan,
+                    "seq_p_value": s["p_value"] if s is not None else np.nan,
+                    "decision_ci_low": lo,
+                    "decision_ci_high": hi,
+                    "srm_p_value": r["srm_p_value"],
+                    "srm_flag": r["srm_flag"],
+                    "power": r["power"],
+                    "required_n_per_arm": r["required_n_per_arm"],
+                    "cuped": r["theta"] is not None and not pd.isna(r["theta"]),
+                    "theta": r["theta"],
+                    "guardrail_regression": role == "guardrail" and _regression(info["direction"], lo, hi),
+                    "error": r["error"],
+                }
+            )
     return rows
 
 
-def compute_experiment_results(events: pd.DataFrame, plan: Plan,
-                               data_end: pd.Timestamp | None = None) -> pd.DataFrame:
+def compute_experiment_results(events: pd.DataFrame, plan: Plan, data_end: pd.Timestamp | None = None) -> pd.DataFrame:
     """One row per experiment × variant × metric (control rows carry counts and SRM only)."""
     events = normalize(events, plan)
     data_end = data_end if data_end is not None else events["timestamp"].max()
@@ -201,5 +278,7 @@ def build(con, plan: Plan) -> pd.DataFrame:
 
 def summary(df: pd.DataFrame) -> dict:
     n = len(df)
-    return {"srm_flags": int(df["srm_flag"].sum()) if n else 0,
-            "guardrail_regressions": int(df["guardrail_regression"].sum()) if n else 0}
+    return {
+        "srm_flags": int(df["srm_flag"].sum()) if n else 0,
+        "guardrail_regressions": int(df["guardrail_regression"].sum()) if n else 0,
+    }

@@ -15,9 +15,24 @@ from .experiment_results import exposures, metric_outcomes
 
 SEGMENT = "company_size"
 SIZE_RANK = {"1-10": 1, "11-50": 2, "51-200": 3, "201-1000": 4, "1000+": 5}
-COLUMNS = ["experiment", "variant", "metric", "segment_field", "segment", "n_treated", "n_control",
-           "rate_treated", "rate_control", "uplift", "ci_low", "ci_high", "p_value", "target",
-           "predicted_uplift", "qini_auc"]
+COLUMNS = [
+    "experiment",
+    "variant",
+    "metric",
+    "segment_field",
+    "segment",
+    "n_treated",
+    "n_control",
+    "rate_treated",
+    "rate_control",
+    "uplift",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "target",
+    "predicted_uplift",
+    "qini_auc",
+]
 
 
 def compute_experiment_uplift(events: pd.DataFrame, plan: Plan, data_end: pd.Timestamp | None = None) -> pd.DataFrame:
@@ -43,7 +58,8 @@ def compute_experiment_uplift(events: pd.DataFrame, plan: Plan, data_end: pd.Tim
             q = qini_auc(df["y"], df["treated"], df["score"])
             seg = uplift_by_segment(df, segment=SEGMENT, treatment="treated", outcome="y", score="score")
             seg = seg.rename(columns={SEGMENT: "segment"}).assign(
-                experiment=exp.key, variant=variant, metric=exp.primary_metric, segment_field=SEGMENT, qini_auc=q)
+                experiment=exp.key, variant=variant, metric=exp.primary_metric, segment_field=SEGMENT, qini_auc=q
+            )
             rows.append(seg)
     if not rows:
         return pd.DataFrame(columns=COLUMNS)

@@ -20,12 +20,48 @@ from .initiatives import Skip, estimate, grade_of, json_safe
 __all__ = ["build", "compute_experiment_results", "compute_initiative_roi", "non_financial_changes"]
 
 ROI_COLUMNS = [
-    "initiative", "name", "owner", "kpi", "start", "method", "unit", "estimate", "std_error", "ci_low", "ci_high",
-    "p_value", "n", "population", "effect_per_month", "effect_per_month_se", "checks_run", "checks_passed",
-    "all_checks_passed", "evidence_grade", "evidence_label", "causal", "incremental_conversions",
-    "value_per_conversion", "value_to_date", "months_since_start", "costs_to_date", "roi_to_date",
-    "horizon_months", "discount_rate", "adoption", "value", "cost", "roi", "npv", "npv_se", "irr",
-    "payback_months", "non_financial", "details", "warnings", "as_of",
+    "initiative",
+    "name",
+    "owner",
+    "kpi",
+    "start",
+    "method",
+    "unit",
+    "estimate",
+    "std_error",
+    "ci_low",
+    "ci_high",
+    "p_value",
+    "n",
+    "population",
+    "effect_per_month",
+    "effect_per_month_se",
+    "checks_run",
+    "checks_passed",
+    "all_checks_passed",
+    "evidence_grade",
+    "evidence_label",
+    "causal",
+    "incremental_conversions",
+    "value_per_conversion",
+    "value_to_date",
+    "months_since_start",
+    "costs_to_date",
+    "roi_to_date",
+    "horizon_months",
+    "discount_rate",
+    "adoption",
+    "value",
+    "cost",
+    "roi",
+    "npv",
+    "npv_se",
+    "irr",
+    "payback_months",
+    "non_financial",
+    "details",
+    "warnings",
+    "as_of",
 ]
 
 
@@ -49,8 +85,9 @@ def _kpi_rows(events: pd.DataFrame, plan: Plan, kpi_key: str) -> tuple[pd.DataFr
     return active.assign(y=active["y"].fillna(0.0)), "per active person-day"
 
 
-def non_financial_changes(events: pd.DataFrame, plan: Plan, ini: Initiative,
-                          experiment_results: pd.DataFrame | None = None) -> list[dict]:
+def non_financial_changes(
+    events: pd.DataFrame, plan: Plan, ini: Initiative, experiment_results: pd.DataFrame | None = None
+) -> list[dict]:
     """Measured change of each non-financial KPI the initiative names.
 
     Same design as the initiative where it has one: the experiment's readout of that metric, or a
@@ -67,9 +104,19 @@ def non_financial_changes(events: pd.DataFrame, plan: Plan, ini: Initiative,
             hit = er[(er["experiment"] == ev.experiment) & (er["metric"] == key) & ~er["is_control"].astype(bool)]
             if len(hit):
                 h = hit.iloc[0]
-                out.append({**row, "method": "ab_test", "basis": "share of exposed persons with the event",
-                            "baseline": h["control_rate"], "change": h["lift_abs"], "ci_low": h["ci_low"],
-                            "ci_high": h["ci_high"], "rel_change": h["lift_rel"], "p_value": h["p_value"]})
+                out.append(
+                    {
+                        **row,
+                        "method": "ab_test",
+                        "basis": "share of exposed persons with the event",
+                        "baseline": h["control_rate"],
+                        "change": h["lift_abs"],
+                        "ci_low": h["ci_low"],
+                        "ci_high": h["ci_high"],
+                        "rel_change": h["lift_rel"],
+                        "p_value": h["p_value"],
+                    }
+                )
                 continue
         got = _kpi_rows(events, plan, key)
         if got is None:
@@ -95,9 +142,19 @@ def non_financial_changes(events: pd.DataFrame, plan: Plan, ini: Initiative,
             r = before_after(rows, time="day", outcome="y", launch=start)
             base = float(rows.loc[rows["post"] == 0, "y"].mean())
             method = "before_after (not causal)"
-        out.append({**row, "method": method, "basis": basis, "baseline": base, "change": r.effect,
-                    "ci_low": r.ci_low, "ci_high": r.ci_high, "p_value": r.p_value,
-                    "rel_change": r.effect / base if base else float("nan")})
+        out.append(
+            {
+                **row,
+                "method": method,
+                "basis": basis,
+                "baseline": base,
+                "change": r.effect,
+                "ci_low": r.ci_low,
+                "ci_high": r.ci_high,
+                "p_value": r.p_value,
+                "rel_change": r.effect / base if base else float("nan"),
+            }
+        )
     return out
 
 
@@ -106,17 +163,29 @@ def _months_between(a: pd.Timestamp, b: pd.Timestamp) -> float:
     return max((b - a) / pd.Timedelta(days=1), 0.0) / DAYS_PER_MONTH
 
 
-def initiative_row(events: pd.DataFrame, plan: Plan, ini: Initiative, experiment_results: pd.DataFrame,
-                   data_end: pd.Timestamp) -> dict:
+def initiative_row(
+    events: pd.DataFrame, plan: Plan, ini: Initiative, experiment_results: pd.DataFrame, data_end: pd.Timestamp
+) -> dict:
     method = ini.evaluation.method
     start = pd.Timestamp(ini.start)
     months = _months_between(start, data_end)
     costs_to_date = ini.costs.one_off + ini.costs.recurring_monthly * months if data_end >= start else 0.0
-    row = {"initiative": ini.key, "name": ini.name or ini.key, "owner": ini.owner, "kpi": ini.kpi,
-           "start": start.date(), "method": method, "value_per_conversion": ini.value_per_conversion,
-           "months_since_start": months, "costs_to_date": costs_to_date, "horizon_months": ini.horizon_months,
-           "discount_rate": ini.discount_rate, "adoption": ini.adoption.base, "as_of": data_end,
-           "causal": method != "before_after"}
+    row = {
+        "initiative": ini.key,
+        "name": ini.name or ini.key,
+        "owner": ini.owner,
+        "kpi": ini.kpi,
+        "start": start.date(),
+        "method": method,
+        "value_per_conversion": ini.value_per_conversion,
+        "months_since_start": months,
+        "costs_to_date": costs_to_date,
+        "horizon_months": ini.horizon_months,
+        "discount_rate": ini.discount_rate,
+        "adoption": ini.adoption.base,
+        "as_of": data_end,
+        "causal": method != "before_after",
+    }
     warnings: list[str] = []
     try:
         if data_end < start:
@@ -125,9 +194,17 @@ def initiative_row(events: pd.DataFrame, plan: Plan, ini: Initiative, experiment
     except Skip as why:
         warnings.append(f"no estimate: {why}")
         # no estimate, no evidence: a grade here would be made up (a design is not a result)
-        row.update({"checks_run": "[]", "checks_passed": "[]", "all_checks_passed": None,
-                    "evidence_grade": None, "evidence_label": f"not evaluable: {why}", "warnings": json.dumps(warnings),
-                    "non_financial": json.dumps(json_safe(non_financial_changes(events, plan, ini, experiment_results)))})
+        row.update(
+            {
+                "checks_run": "[]",
+                "checks_passed": "[]",
+                "all_checks_passed": None,
+                "evidence_grade": None,
+                "evidence_label": f"not evaluable: {why}",
+                "warnings": json.dumps(warnings),
+                "non_financial": json.dumps(json_safe(non_financial_changes(events, plan, ini, experiment_results))),
+            }
+        )
         return row
     est = got["estimate"]
     grade, label, passed = grade_of(method, got["checks"])
@@ -135,26 +212,51 @@ def initiative_row(events: pd.DataFrame, plan: Plan, ini: Initiative, experiment
     if method == "before_after":
         warnings.append("before/after is not causal: anything else that changed at the start counts as effect")
     value_to_date = got["incremental_conversions"] * ini.value_per_conversion
-    fin = initiative_financials(got["effect_per_month"], got["effect_per_month_se"], ini.value_per_conversion,
-                                ini.costs.one_off, ini.costs.recurring_monthly, ini.horizon_months,
-                                ini.discount_rate, adoption=ini.adoption.base)
-    row.update({
-        "unit": got["unit"], "estimate": est.effect, "std_error": est.std_error, "ci_low": est.ci_low,
-        "ci_high": est.ci_high, "p_value": est.p_value, "n": est.n, "population": got["population"],
-        "effect_per_month": got["effect_per_month"], "effect_per_month_se": got["effect_per_month_se"],
-        "checks_run": json.dumps(sorted(got["checks"])),
-        "checks_passed": json.dumps(sorted(k for k, v in got["checks"].items() if v)),
-        "all_checks_passed": passed, "evidence_grade": grade, "evidence_label": label,
-        "incremental_conversions": got["incremental_conversions"], "value_to_date": value_to_date,
-        "roi_to_date": roi(value_to_date, costs_to_date) if costs_to_date else float("nan"),
-        **fin, "details": json.dumps(json_safe(got["details"])), "warnings": json.dumps(warnings),
-        "non_financial": json.dumps(json_safe(non_financial_changes(events, plan, ini, experiment_results))),
-    })
+    fin = initiative_financials(
+        got["effect_per_month"],
+        got["effect_per_month_se"],
+        ini.value_per_conversion,
+        ini.costs.one_off,
+        ini.costs.recurring_monthly,
+        ini.horizon_months,
+        ini.discount_rate,
+        adoption=ini.adoption.base,
+    )
+    row.update(
+        {
+            "unit": got["unit"],
+            "estimate": est.effect,
+            "std_error": est.std_error,
+            "ci_low": est.ci_low,
+            "ci_high": est.ci_high,
+            "p_value": est.p_value,
+            "n": est.n,
+            "population": got["population"],
+            "effect_per_month": got["effect_per_month"],
+            "effect_per_month_se": got["effect_per_month_se"],
+            "checks_run": json.dumps(sorted(got["checks"])),
+            "checks_passed": json.dumps(sorted(k for k, v in got["checks"].items() if v)),
+            "all_checks_passed": passed,
+            "evidence_grade": grade,
+            "evidence_label": label,
+            "incremental_conversions": got["incremental_conversions"],
+            "value_to_date": value_to_date,
+            "roi_to_date": roi(value_to_date, costs_to_date) if costs_to_date else float("nan"),
+            **fin,
+            "details": json.dumps(json_safe(got["details"])),
+            "warnings": json.dumps(warnings),
+            "non_financial": json.dumps(json_safe(non_financial_changes(events, plan, ini, experiment_results))),
+        }
+    )
     return row
 
 
-def compute_initiative_roi(events: pd.DataFrame, plan: Plan, experiment_results: pd.DataFrame | None = None,
-                           data_end: pd.Timestamp | None = None) -> pd.DataFrame:
+def compute_initiative_roi(
+    events: pd.DataFrame,
+    plan: Plan,
+    experiment_results: pd.DataFrame | None = None,
+    data_end: pd.Timestamp | None = None,
+) -> pd.DataFrame:
     """One row per initiative: method, estimate with CI, checks, evidence grade, value, costs, NPV/IRR."""
     events = normalize(events, plan)
     data_end = data_end if data_end is not None else events["timestamp"].max()

@@ -17,16 +17,38 @@ __all__ = ["assumptions_of", "build", "compute_initiative_scenarios", "ranges_of
 MC_DRAWS = 5_000  # P10/P90 move by well under 1 % of their spread between reruns at this size
 MC_SEED = 0  # the same inputs give the same table
 HISTOGRAM_BINS = 20  # bars of the NPV distribution chart in the report
-COLUMNS = ["initiative", "kind", "name", "npv", "roi", "irr", "payback_months", "prob_npv_positive", "parameter",
-           "low_value", "high_value", "npv_low", "npv_high", "swing", "share", "method", "evidence_grade"]
+COLUMNS = [
+    "initiative",
+    "kind",
+    "name",
+    "npv",
+    "roi",
+    "irr",
+    "payback_months",
+    "prob_npv_positive",
+    "parameter",
+    "low_value",
+    "high_value",
+    "npv_low",
+    "npv_high",
+    "swing",
+    "share",
+    "method",
+    "evidence_grade",
+]
 
 
 def assumptions_of(ini: Initiative, roi_row: dict) -> Assumptions:
-    return Assumptions(effect_per_month=float(roi_row["effect_per_month"]),
-                       value_per_conversion=ini.value_per_conversion, one_off_cost=ini.costs.one_off,
-                       recurring_cost=ini.costs.recurring_monthly, horizon_months=ini.horizon_months,
-                       discount_rate=ini.discount_rate, effect_se=float(roi_row["effect_per_month_se"] or 0.0),
-                       adoption=ini.adoption.base)
+    return Assumptions(
+        effect_per_month=float(roi_row["effect_per_month"]),
+        value_per_conversion=ini.value_per_conversion,
+        one_off_cost=ini.costs.one_off,
+        recurring_cost=ini.costs.recurring_monthly,
+        horizon_months=ini.horizon_months,
+        discount_rate=ini.discount_rate,
+        effect_se=float(roi_row["effect_per_month_se"] or 0.0),
+        adoption=ini.adoption.base,
+    )
 
 
 def ranges_of(ini: Initiative) -> dict:
@@ -41,9 +63,17 @@ def ranges_of(ini: Initiative) -> dict:
 
 def _histogram(key: str, draws: pd.Series) -> pd.DataFrame:
     counts, edges = np.histogram(draws, bins=HISTOGRAM_BINS)
-    return pd.DataFrame({"initiative": key, "kind": "distribution", "name": [f"bin_{i:02d}" for i in range(len(counts))],
-                         "low_value": edges[:-1], "high_value": edges[1:], "npv": (edges[:-1] + edges[1:]) / 2,
-                         "share": counts / counts.sum()})
+    return pd.DataFrame(
+        {
+            "initiative": key,
+            "kind": "distribution",
+            "name": [f"bin_{i:02d}" for i in range(len(counts))],
+            "low_value": edges[:-1],
+            "high_value": edges[1:],
+            "npv": (edges[:-1] + edges[1:]) / 2,
+            "share": counts / counts.sum(),
+        }
+    )
 
 
 def compute_initiative_scenarios(roi: pd.DataFrame, plan: Plan, n: int = MC_DRAWS, seed: int = MC_SEED) -> pd.DataFrame:

@@ -89,8 +89,7 @@ def did_frame(events: pd.DataFrame, plan: Plan, ini: Initiative, data_end: pd.Ti
     return s[["person_id", "signup_at", "segment", "treated", "post", "rel_week", "y"]].reset_index(drop=True)
 
 
-def cross_section_event_study(df: pd.DataFrame, leads: int = EVENT_STUDY_LEADS,
-                              lags: int = EVENT_STUDY_LAGS) -> dict:
+def cross_section_event_study(df: pd.DataFrame, leads: int = EVENT_STUDY_LEADS, lags: int = EVENT_STUDY_LAGS) -> dict:
     """Leads and lags of treated × cohort week with segment and week fixed effects (HC1).
 
     ``models.stats.event_study`` needs a panel (units seen before and after); accounts are seen once,
@@ -107,11 +106,17 @@ def cross_section_event_study(df: pd.DataFrame, leads: int = EVENT_STUDY_LEADS,
             names.append(name)
     fit = smf.ols("y ~ C(segment) + C(rel_week) + " + " + ".join(names), data=d).fit(cov_type="HC1")
     lead_names = [n for n in names if n.startswith("lead")]
-    p = float(fit.wald_test(", ".join(f"{n} = 0" for n in lead_names), scalar=True).pvalue) \
-        if lead_names else float("nan")
+    p = (
+        float(fit.wald_test(", ".join(f"{n} = 0" for n in lead_names), scalar=True).pvalue)
+        if lead_names
+        else float("nan")
+    )
     coefs = [{"term": n, "coef": float(fit.params[n]), "std_error": float(fit.bse[n])} for n in names]
-    return {"pretrend_p_value": p, "pretrend_passed": bool(math.isfinite(p) and p >= CHECK_ALPHA),
-            "coefficients": coefs}
+    return {
+        "pretrend_p_value": p,
+        "pretrend_passed": bool(math.isfinite(p) and p >= CHECK_ALPHA),
+        "coefficients": coefs,
+    }
 
 
 def estimate_did(events, plan, ini, data_end) -> dict:
@@ -122,19 +127,30 @@ def estimate_did(events, plan, ini, data_end) -> dict:
     study = cross_section_event_study(df)
     pre = df[df["post"] == 0]
     fake = pre["signup_at"].min() + (pre["signup_at"].max() - pre["signup_at"].min()) / 2
-    placebo = diff_in_diff(pre.assign(post=(pre["signup_at"] >= fake).astype(float)),
-                           outcome="y", treated="treated", post="post")
+    placebo = diff_in_diff(
+        pre.assign(post=(pre["signup_at"] >= fake).astype(float)), outcome="y", treated="treated", post="post"
+    )
     placebo_passed = bool(placebo.p_value >= CHECK_ALPHA)
     treated_post = df[(df["treated"] > 0) & (df["post"] > 0)]
     months = max((data_end - pd.Timestamp(ini.start)) / DAY - ini.evaluation.window_days, 1.0) / DAYS_PER_MONTH
     per_month = len(treated_post) / months  # treated-segment accounts eligible per month
     checks = {"pretrend": study["pretrend_passed"], "placebo": placebo_passed}
-    return {"estimate": res, "unit": "conversion-rate difference per treated account",
-            "effect_per_month": res.effect * per_month, "effect_per_month_se": res.std_error * per_month,
-            "incremental_conversions": res.effect * len(treated_post), "population": len(treated_post),
-            "checks": checks, "details": {"event_study": study, "placebo_effect": placebo.effect,
-                                          "placebo_p_value": placebo.p_value, "placebo_launch": str(fake),
-                                          "cells": res.cell_means.to_dict("records")}}
+    return {
+        "estimate": res,
+        "unit": "conversion-rate difference per treated account",
+        "effect_per_month": res.effect * per_month,
+        "effect_per_month_se": res.std_error * per_month,
+        "incremental_conversions": res.effect * len(treated_post),
+        "population": len(treated_post),
+        "checks": checks,
+        "details": {
+            "event_study": study,
+            "placebo_effect": placebo.effect,
+            "placebo_p_value": placebo.p_value,
+            "placebo_launch": str(fake),
+            "cells": res.cell_means.to_dict("records"),
+        },
+    }
 
 
 # -- matching ----------------------------------------------------------------------------------------
@@ -159,12 +175,16 @@ def matching_frame(events: pd.DataFrame, plan: Plan, ini: Initiative, data_end: 
     paid = events[events["plan"].notna() & ~events["plan"].astype(str).str.lower().isin(FREE_PLANS)]
     first_paid = paid.groupby("person_id")["timestamp"].min()
     paying = set(buys[buys < start].index) | {
-        p for p, t in [*first_rev.items(), *first_paid.items()] if p not in buys.index or t < buys[p]}
+        p for p, t in [*first_rev.items(), *first_paid.items()] if p not in buys.index or t < buys[p]
+    }
     df = pd.DataFrame({"person_id": pd.Series([p for p in accounts if p not in paying], dtype=object)})
     if df.empty:
         raise Skip("no account existed, unpaid, at the start")
-    treat = events[(events["event_name"] == ev.treatment_event) & (events["timestamp"] >= start)
-                   & (events["timestamp"] < start + ev.window_days * DAY)]
+    treat = events[
+        (events["event_name"] == ev.treatment_event)
+        & (events["timestamp"] >= start)
+        & (events["timestamp"] < start + ev.window_days * DAY)
+    ]
     for key, value in treatment_where(ini).items():  # e.g. {integration: slack}
         treat = treat[treat[where_column(key)].astype(str) == str(value)]
     df["treated"] = df["person_id"].isin(set(treat["person_id"])).astype(int)
@@ -195,15 +215,26 @@ def estimate_matching(events, plan, ini, data_end) -> dict:
     months = max((data_end - pd.Timestamp(ini.start)) / DAY, 1.0) / DAYS_PER_MONTH
     per_month = res.n_treated / months
     agrees = bool(nn.ci_low <= res.effect <= nn.ci_high)
-    return {"estimate": res, "unit": "conversion probability difference per treated account (ATT, IPW)",
-            "effect_per_month": res.effect * per_month, "effect_per_month_se": res.std_error * per_month,
-            "incremental_conversions": res.effect * res.n_treated, "population": int(df["treated"].sum()),
-            "checks": {"balance": res.balanced, "matching_agrees": agrees},
-            "details": {"naive_effect": res.naive_effect, "nearest_effect": nn.effect,
-                        "nearest_ci": [nn.ci_low, nn.ci_high], "nearest_balance": nn.balance.to_dict("records"),
-                        "balance": res.balance.to_dict("records"), "covariates": usable,
-                        "covariates_unavailable": dropped, "n_trimmed": res.n_trimmed,
-                        "n_treated_unmatched": nn.n_treated_unmatched}}
+    return {
+        "estimate": res,
+        "unit": "conversion probability difference per treated account (ATT, IPW)",
+        "effect_per_month": res.effect * per_month,
+        "effect_per_month_se": res.std_error * per_month,
+        "incremental_conversions": res.effect * res.n_treated,
+        "population": int(df["treated"].sum()),
+        "checks": {"balance": res.balanced, "matching_agrees": agrees},
+        "details": {
+            "naive_effect": res.naive_effect,
+            "nearest_effect": nn.effect,
+            "nearest_ci": [nn.ci_low, nn.ci_high],
+            "nearest_balance": nn.balance.to_dict("records"),
+            "balance": res.balance.to_dict("records"),
+            "covariates": usable,
+            "covariates_unavailable": dropped,
+            "n_trimmed": res.n_trimmed,
+            "n_treated_unmatched": nn.n_treated_unmatched,
+        },
+    }
 
 
 # -- time series ---------------------------------------------------------------------------------------
@@ -226,45 +257,81 @@ def estimate_its(events, plan, ini, data_end, method: str) -> dict:
     post_days = int((series["day"] >= start).sum())
     if method == "before_after":
         res = before_after(series, time="day", outcome="y", launch=start)
-        return {"estimate": res, "unit": "conversions per day (after minus before; not causal)",
-                "effect_per_month": res.effect * per_month, "effect_per_month_se": res.std_error * per_month,
-                "incremental_conversions": res.effect * post_days, "population": post_days,
-                "checks": {}, "details": {"warnings": res.warnings}}
+        return {
+            "estimate": res,
+            "unit": "conversions per day (after minus before; not causal)",
+            "effect_per_month": res.effect * per_month,
+            "effect_per_month_se": res.std_error * per_month,
+            "incremental_conversions": res.effect * post_days,
+            "population": post_days,
+            "checks": {},
+            "details": {"warnings": res.warnings},
+        }
     res = interrupted_time_series(series, time="day", outcome="y", launch=start)
     pre = series[series["day"] < start]
     fake = pre["day"].iloc[len(pre) // 2]
     placebo = interrupted_time_series(pre, time="day", outcome="y", launch=fake)
-    return {"estimate": res, "unit": "conversions per day (level change at launch)",
-            "effect_per_month": res.effect * per_month, "effect_per_month_se": res.std_error * per_month,
-            "incremental_conversions": res.effect * post_days, "population": post_days,
-            "checks": {"placebo": bool(placebo.p_value >= CHECK_ALPHA)},
-            "details": {"slope_change": res.slope_change, "slope_change_p_value": res.slope_change_p_value,
-                        "errors": res.errors, "ar1_rho": res.ar1_rho, "placebo_effect": placebo.effect,
-                        "placebo_p_value": placebo.p_value, "placebo_launch": str(fake.date())}}
+    return {
+        "estimate": res,
+        "unit": "conversions per day (level change at launch)",
+        "effect_per_month": res.effect * per_month,
+        "effect_per_month_se": res.std_error * per_month,
+        "incremental_conversions": res.effect * post_days,
+        "population": post_days,
+        "checks": {"placebo": bool(placebo.p_value >= CHECK_ALPHA)},
+        "details": {
+            "slope_change": res.slope_change,
+            "slope_change_p_value": res.slope_change_p_value,
+            "errors": res.errors,
+            "ar1_rho": res.ar1_rho,
+            "placebo_effect": placebo.effect,
+            "placebo_p_value": placebo.p_value,
+            "placebo_launch": str(fake.date()),
+        },
+    }
 
 
 # -- A/B test --------------------------------------------------------------------------------------------
 def estimate_ab(experiment_results: pd.DataFrame, ini: Initiative) -> dict:
     key = ini.evaluation.experiment
-    r = experiment_results[(experiment_results["experiment"] == key) & (experiment_results["metric_role"] == "primary")
-                           & ~experiment_results["is_control"].astype(bool)]
+    r = experiment_results[
+        (experiment_results["experiment"] == key)
+        & (experiment_results["metric_role"] == "primary")
+        & ~experiment_results["is_control"].astype(bool)
+    ]
     if r.empty or not math.isfinite(float(r["lift_abs"].iloc[0])):
         raise Skip(f"experiment {key!r} has no readout yet")
     r = r.sort_values("exposures", ascending=False).iloc[0]
-    est = Estimate(effect=float(r["lift_abs"]), std_error=float(r["std_error"]), p_value=float(r["p_value"]),
-                   ci_low=float(r["ci_low"]), ci_high=float(r["ci_high"]), n=int(r["analysed"]), method="ab_test")
+    est = Estimate(
+        effect=float(r["lift_abs"]),
+        std_error=float(r["std_error"]),
+        p_value=float(r["p_value"]),
+        ci_low=float(r["ci_low"]),
+        ci_high=float(r["ci_high"]),
+        n=int(r["analysed"]),
+        method="ab_test",
+    )
     per_month = float(r["exposures_per_month"])
-    return {"estimate": est, "unit": "conversion-rate difference per exposed person",
-            "effect_per_month": est.effect * per_month, "effect_per_month_se": est.std_error * per_month,
-            "incremental_conversions": est.effect * float(r["exposures"]), "population": int(r["exposures"]),
-            "checks": {"srm": not bool(r["srm_flag"])},
-            "details": {"variant": r["variant"], "srm_p_value": float(r["srm_p_value"]),
-                        "sequential_ci": [float(r["seq_ci_low"]), float(r["seq_ci_high"])],
-                        "power": float(r["power"])}}
+    return {
+        "estimate": est,
+        "unit": "conversion-rate difference per exposed person",
+        "effect_per_month": est.effect * per_month,
+        "effect_per_month_se": est.std_error * per_month,
+        "incremental_conversions": est.effect * float(r["exposures"]),
+        "population": int(r["exposures"]),
+        "checks": {"srm": not bool(r["srm_flag"])},
+        "details": {
+            "variant": r["variant"],
+            "srm_p_value": float(r["srm_p_value"]),
+            "sequential_ci": [float(r["seq_ci_low"]), float(r["seq_ci_high"])],
+            "power": float(r["power"]),
+        },
+    }
 
 
-def estimate(events: pd.DataFrame, plan: Plan, ini: Initiative, experiment_results: pd.DataFrame,
-             data_end: pd.Timestamp) -> dict:
+def estimate(
+    events: pd.DataFrame, plan: Plan, ini: Initiative, experiment_results: pd.DataFrame, data_end: pd.Timestamp
+) -> dict:
     m = ini.evaluation.method
     if m == "ab_test":
         return estimate_ab(experiment_results, ini)

@@ -46,8 +46,16 @@ from .app import Settings, Validator, create_app
 from .landing import LandingWriter, recover_parts, sanitize_source
 from .protocol import HEADER_TIMEOUT, KEEP_ALIVE_TIMEOUT, protocol_class
 
-__all__ = ["LandingWriter", "Settings", "create_app", "load_sources", "load_write_keys", "recover_parts",
-           "sanitize_source", "serve"]
+__all__ = [
+    "LandingWriter",
+    "Settings",
+    "create_app",
+    "load_sources",
+    "load_write_keys",
+    "recover_parts",
+    "sanitize_source",
+    "serve",
+]
 
 
 def load_write_keys(path: str | os.PathLike) -> dict[str, str]:
@@ -78,7 +86,9 @@ def load_sources(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, lis
                 raise ValueError(f"{path}: sources.{source}: unknown option {min(unknown)!r}")
             allowed = listed.get("allowed_origins")
             if allowed is not None:
-                origins[str(source)] = [str(o).rstrip("/") for o in ([allowed] if isinstance(allowed, str) else allowed)]
+                origins[str(source)] = [
+                    str(o).rstrip("/") for o in ([allowed] if isinstance(allowed, str) else allowed)
+                ]
             listed = listed.get("write_keys")
         for key in [listed] if isinstance(listed, str) else listed or []:
             keys[str(key)] = str(source)

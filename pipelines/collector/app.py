@@ -101,7 +101,9 @@ class RejectedBudget:
     def take(self, n: int) -> tuple[int, str | None]:
         """How many of ``n`` bytes may be kept now, and the cap that cut it (None: all of them)."""
         if self.used is None:
-            self.used = sum(f.stat().st_size for f in self.folder.glob("*") if f.is_file()) if self.folder.exists() else 0
+            self.used = (
+                sum(f.stat().st_size for f in self.folder.glob("*") if f.is_file()) if self.folder.exists() else 0
+            )
         now = time.monotonic()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
@@ -152,7 +154,9 @@ class Collector:
             n = int(declared)
             if n > limit:
                 if not authenticated:
-                    raise _Unauthenticated(f"body of {n} bytes exceeds {limit} and no write key in the Authorization header")
+                    raise _Unauthenticated(
+                        f"body of {n} bytes exceeds {limit} and no write key in the Authorization header"
+                    )
                 await self._spool_oversize(request, b"", f"body of {n} bytes exceeds {limit}")
             if not self._reserve(n):
                 raise _Busy("in-flight budget")
@@ -165,7 +169,9 @@ class Collector:
                     total += len(chunk)
                     if total > limit:
                         if not authenticated:
-                            raise _Unauthenticated(f"body exceeds {limit} bytes and no write key in the Authorization header")
+                            raise _Unauthenticated(
+                                f"body exceeds {limit} bytes and no write key in the Authorization header"
+                            )
                         await self._spool_oversize(request, b"".join(chunks) + chunk, f"body exceeds {limit} bytes")
                     if total > held[0]:
                         if not self._reserve(total - held[0]):
@@ -293,7 +299,11 @@ class Collector:
             fh.write(body)
             fh.flush()
             os.fsync(fh.fileno())
-        reason = reject.reason if len(body) == len(reject.body) else reject.reason + f" (kept the first {len(body)} of {len(reject.body)} bytes)"
+        reason = (
+            reject.reason
+            if len(body) == len(reject.body)
+            else reject.reason + f" (kept the first {len(body)} of {len(reject.body)} bytes)"
+        )
         self.metrics.rejected_bytes.inc(len(body))
         self._write_reason(path, reason, request, len(body))
 

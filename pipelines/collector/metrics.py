@@ -30,19 +30,27 @@ class CollectorMetrics:
         self.events = Counter(p + "events", "Messages written to the landing zone", ["source"], registry=r)
         self.event_names = Counter(p + "event_names", "Well-formed messages by event name", ["event"], registry=r)
         self.invalid = Counter(p + "messages_invalid", "Messages landed for quarantine", ["reason"], registry=r)
-        self.rejected_bodies = Counter(p + "rejected_bodies", "Bodies saved to _rejected/ (400)", ["reason"], registry=r)
+        self.rejected_bodies = Counter(
+            p + "rejected_bodies", "Bodies saved to _rejected/ (400)", ["reason"], registry=r
+        )
         self.rejected_bytes = Counter(p + "rejected_bytes", "Bytes of bodies kept in _rejected/", registry=r)
         self.rejected_not_kept = Counter(
-            p + "rejected_not_kept", "Bodies answered 400 but not kept: a cap of _rejected/ was reached", ["cause"],
+            p + "rejected_not_kept",
+            "Bodies answered 400 but not kept: a cap of _rejected/ was reached",
+            ["cause"],
             registry=r,
         )
-        self.rejected_dir_bytes = Gauge(p + "rejected_dir_bytes", "Bytes in _rejected/ (by this run's count)", registry=r)
+        self.rejected_dir_bytes = Gauge(
+            p + "rejected_dir_bytes", "Bytes in _rejected/ (by this run's count)", registry=r
+        )
         self.unauthenticated = Counter(
             p + "unauthenticated", "Requests answered 401 before anything was stored", registry=r
         )
         self.validation_errors = Counter(
-            p + "plan_validation_errors", "Edge validation calls that failed (their events are not counted)",
-            ["error"], registry=r,
+            p + "plan_validation_errors",
+            "Edge validation calls that failed (their events are not counted)",
+            ["error"],
+            registry=r,
         )
         self.validation_skipped = Counter(
             p + "plan_unchecked_events", "Events not checked at the edge (validator backlog full or failed)", registry=r

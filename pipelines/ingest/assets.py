@@ -1,6 +1,5 @@
 """ingest layer: landing files → ingest.events, ingest.quarantine, ingest.ingestion_log (daily)."""
 
-
 import dagster as dg
 
 from tracking_plan.validate import Validator
@@ -18,12 +17,24 @@ INGESTION_LOG = dg.AssetKey(["ingest", "ingestion_log"])
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(EVENTS, description="Valid, de-duplicated events from the landing zone: one row per event.",
-                     group_name="ingest", kinds={"duckdb"}),
-        dg.AssetSpec(QUARANTINE, description="Rejected input lines, verbatim with every reason: one row per line.",
-                     group_name="ingest", kinds={"duckdb"}),
-        dg.AssetSpec(INGESTION_LOG, description="What happened to each landing file: one row per file.",
-                     group_name="ingest", kinds={"duckdb"}),
+        dg.AssetSpec(
+            EVENTS,
+            description="Valid, de-duplicated events from the landing zone: one row per event.",
+            group_name="ingest",
+            kinds={"duckdb"},
+        ),
+        dg.AssetSpec(
+            QUARANTINE,
+            description="Rejected input lines, verbatim with every reason: one row per line.",
+            group_name="ingest",
+            kinds={"duckdb"},
+        ),
+        dg.AssetSpec(
+            INGESTION_LOG,
+            description="What happened to each landing file: one row per file.",
+            group_name="ingest",
+            kinds={"duckdb"},
+        ),
     ],
     partitions_def=daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -35,8 +46,9 @@ def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, track
     plan = tracking_plan.load()
     validator = Validator(plan)
     keys = context.partition_keys
-    totals = {k: 0 for k in ("lines", "loaded", "quarantined", "duplicates", "consent_dropped", "suppressed",
-                             "skipped")}
+    totals = {
+        k: 0 for k in ("lines", "loaded", "quarantined", "duplicates", "consent_dropped", "suppressed", "skipped")
+    }
     done = []
 
     def on_done(res) -> None:
@@ -44,19 +56,32 @@ def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, track
         for k in totals:
             totals[k] += getattr(res, k)
         if res.lines:
-            context.log.info(f"{res.partition}: {res.lines} lines, {res.loaded} loaded, {res.quarantined} "
-                             f"quarantined, {res.duplicates} duplicates, {res.consent_dropped} consent-dropped")
+            context.log.info(
+                f"{res.partition}: {res.lines} lines, {res.loaded} loaded, {res.quarantined} "
+                f"quarantined, {res.duplicates} duplicates, {res.consent_dropped} consent-dropped"
+            )
         if res.skipped:
             context.log.warning(f"{res.partition}: {res.skipped} files skipped (ingest.ingestion_log.skip_reason)")
         progress.report("ingest", len(done), len(keys))
 
     with warehouse.get_connection() as con:
-        ingest_partitions(con, plan, tracking_plan.landing_dir, list(keys), validator=validator,
-                          on_done=on_done, layout=tracking_plan.layout or None)
-        rows = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0]
-                for t in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")}
+        ingest_partitions(
+            con,
+            plan,
+            tracking_plan.landing_dir,
+            list(keys),
+            validator=validator,
+            on_done=on_done,
+            layout=tracking_plan.layout or None,
+        )
+        rows = {
+            t: con.execute(f"select count(*) from {t}").fetchall()[0][0]
+            for t in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")
+        }
     meta = {k: dg.MetadataValue.int(v) for k, v in totals.items()} | {"plan_version": plan.version}
     yield dg.MaterializeResult(asset_key=EVENTS, metadata=meta | {"dagster/row_count": rows["ingest.events"]})
-    yield dg.MaterializeResult(asset_key=QUARANTINE, metadata={"dagster/row_count": rows["ingest.quarantine"],
-                                                               "quarantined": totals["quarantined"]})
+    yield dg.MaterializeResult(
+        asset_key=QUARANTINE,
+        metadata={"dagster/row_count": rows["ingest.quarantine"], "quarantined": totals["quarantined"]},
+    )
     yield dg.MaterializeResult(asset_key=INGESTION_LOG, metadata={"dagster/row_count": rows["ingest.ingestion_log"]})

@@ -76,8 +76,9 @@ def changed_partitions(con: duckdb.DuckDBPyConnection, scan: list[LandingEntry])
         if e.partition:
             listed.setdefault(e.partition, set()).add((str(e.path), *_stamp(e)))
     known: dict[str, set] = {}
-    for p, key, etag, size in con.execute("select partition_date::varchar, source_file, etag, size "
-                                          "from ingest.landing_manifest").fetchall():
+    for p, key, etag, size in con.execute(
+        "select partition_date::varchar, source_file, etag, size from ingest.landing_manifest"
+    ).fetchall():
         known.setdefault(p, set()).add((key, etag, size))
     return sorted(p for p in listed.keys() | known.keys() if listed.get(p) != known.get(p))
 
@@ -95,8 +96,10 @@ def _pii_expr(plan: Plan, column: str) -> str:
         stripped.append(f"when {lit(ev.name)} then json_merge_patch({column}, json_object({s}))")
     if not hashed:
         return column
-    return (f"case when {column} is null then null when _strip then case event_name {' '.join(stripped)} "
-            f"else {column} end else case event_name {' '.join(hashed)} else {column} end end")
+    return (
+        f"case when {column} is null then null when _strip then case event_name {' '.join(stripped)} "
+        f"else {column} end else case event_name {' '.join(hashed)} else {column} end end"
+    )
 
 
 def _context_expr(plan: Plan) -> str:
@@ -111,21 +114,25 @@ def _context_expr(plan: Plan) -> str:
     key is always written that way unless the value needed escaping); anything else takes the JSON
     merge."""
     pii = context_pii_traits(plan)
-    ip = ("case when context_ip like '%:%' "
-          "then regexp_replace(context_ip, '^(([0-9a-fA-F]*:){3}).*$', '\\1:') "
-          "else regexp_replace(context_ip, '\\.[0-9]+$', '.0') end")
+    ip = (
+        "case when context_ip like '%:%' "
+        "then regexp_replace(context_ip, '^(([0-9a-fA-F]*:){3}).*$', '\\1:') "
+        "else regexp_replace(context_ip, '\\.[0-9]+$', '.0') end"
+    )
     ip_only = merged = f"json_merge_patch(context, json_object('ip', {ip}))"
     if pii:
         pairs = ", ".join(f"{lit(n)}, pii_hash(context ->> {lit('$.traits.' + n)})" for n in pii)
         merged = f"json_merge_patch({merged}, json_object('traits', json_object({pairs})))"
     verbatim = "'\"ip\":\"' || context_ip || '\"'"
     fast = f"replace(context, {verbatim}, '\"ip\":\"' || ({ip}) || '\"')::json"
-    return ("case when context is null then null "
-            "when _strip then json_merge_patch(context, '{\"ip\": null, \"traits\": null}') "
-            "when context_pii then " + merged + " "
-            "when context_ip is null then context "
-            f"when contains(context, {verbatim}) then {fast} "
-            f"else {ip_only} end")
+    return (
+        "case when context is null then null "
+        'when _strip then json_merge_patch(context, \'{"ip": null, "traits": null}\') '
+        "when context_pii then " + merged + " "
+        "when context_ip is null then context "
+        f"when contains(context, {verbatim}) then {fast} "
+        f"else {ip_only} end"
+    )
 
 
 def _consent_sql(plan: Plan) -> tuple[str, str]:
@@ -133,10 +140,12 @@ def _consent_sql(plan: Plan) -> tuple[str, str]:
     cats = plan.consent.categories
     required = [c for c, v in cats.items() if v.required]
     default = "true" if plan.consent.default == "granted" else "false"
-    granted = (f"case when consent_category is null then true "
-               f"when consent_category in ({', '.join(lit(c) for c in required) or 'null'}) then true "
-               f"when consent_pref is null then {default} "
-               f"else lower(consent_pref) = 'true' end")
+    granted = (
+        f"case when consent_category is null then true "
+        f"when consent_category in ({', '.join(lit(c) for c in required) or 'null'}) then true "
+        f"when consent_pref is null then {default} "
+        f"else lower(consent_pref) = 'true' end"
+    )
     actions = " ".join(f"when {lit(c)} then {lit(v.without_consent)}" for c, v in cats.items())
     action = f"case consent_category {actions} else 'drop' end" if actions else "'drop'"
     return granted, action
@@ -155,13 +164,21 @@ def partition_files(landing: Path | str, partition: str, layout: str | None = No
 def _log_skipped(con: duckdb.DuckDBPyConnection, plan: Plan, entries: list[LandingEntry], day: dt.date | None) -> None:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     for e in entries:
-        con.execute("insert into ingest.ingestion_log by name select ?::date as partition_date, ? as source_file, "
-                    "? as plan_version, ? as started_at, ? as finished_at, 0.0 as seconds, 'skipped' as status, "
-                    "? as skip_reason", [day, str(e.path), plan.version, now, now, e.skip]).fetchall()
+        con.execute(
+            "insert into ingest.ingestion_log by name select ?::date as partition_date, ? as source_file, "
+            "? as plan_version, ? as started_at, ? as finished_at, 0.0 as seconds, 'skipped' as status, "
+            "? as skip_reason",
+            [day, str(e.path), plan.version, now, now, e.skip],
+        ).fetchall()
 
 
-def log_outside_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path | str,
-                           scan: list[LandingEntry] | None = None, layout: str | None = None) -> int:
+def log_outside_partitions(
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    landing: Path | str,
+    scan: list[LandingEntry] | None = None,
+    layout: str | None = None,
+) -> int:
     """Replace the log rows of the landing files outside any date folder (no partition_date)."""
     outside = [e for e in (scan if scan is not None else scan_landing(landing, layout)) if e.partition is None]
     with transaction(con):
@@ -170,9 +187,16 @@ def log_outside_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: 
     return len(outside)
 
 
-def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path | str, partitions: list[str],
-                      validator: Validator | None = None, on_done=None, layout: str | None = None,
-                      scan: list[LandingEntry] | None = None) -> list[PartitionResult]:
+def ingest_partitions(
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    landing: Path | str,
+    partitions: list[str],
+    validator: Validator | None = None,
+    on_done=None,
+    layout: str | None = None,
+    scan: list[LandingEntry] | None = None,
+) -> list[PartitionResult]:
     """Ingest many partitions: consecutive partitions are validated together (one query run per
     ~256 MB of landing files) and replaced together in one transaction. The next group's files are
     read on a second thread while DuckDB validates and loads the current one. `landing` is a folder
@@ -207,8 +231,9 @@ def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path 
 
         files = [f for _, fs in group for f in fs]
         # lines keep their terminator (the parser ignores it); only quarantined lines are trimmed
-        tables = list(read_files(files, max_bytes=d.max_event_bytes, batch_lines=1 << 62, on_file_done=file_done,
-                                 strip=False))
+        tables = list(
+            read_files(files, max_bytes=d.max_event_bytes, batch_lines=1 << 62, on_file_done=file_done, strip=False)
+        )
         return part_of, logs, tables
 
     results = []
@@ -223,23 +248,33 @@ def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path 
                 validator.run(con, "_batch_in", "_group")
                 # Snowplow TSV: the quarantine keeps the line as it was, not its mapped JSON
                 has_verbatim = "verbatim" in tables[0].column_names
-                con.execute("create or replace temp table _verbatim as select source_file, line_no, verbatim "
-                            + ("from _batch_in where verbatim is not null" if has_verbatim else
-                               "from (select ''::varchar as source_file, 0::bigint as line_no, ''::varchar as "
-                               "verbatim) where false")).fetchall()
+                con.execute(
+                    "create or replace temp table _verbatim as select source_file, line_no, verbatim "
+                    + (
+                        "from _batch_in where verbatim is not null"
+                        if has_verbatim
+                        else "from (select ''::varchar as source_file, 0::bigint as line_no, ''::varchar as "
+                        "verbatim) where false"
+                    )
+                ).fetchall()
                 con.unregister("_batch_in")
                 con.register("_part_of", pa.table({"source_file": list(part_of), "_partition": list(part_of.values())}))
                 # which partition each line belongs to; the validated rows stay where the validator wrote them
-                con.execute("create or replace temp table _part_of_t as select source_file, _partition::date as _pdate "
-                            "from _part_of").fetchall()
+                con.execute(
+                    "create or replace temp table _part_of_t as select source_file, _partition::date as _pdate "
+                    "from _part_of"
+                ).fetchall()
                 con.unregister("_part_of")
-                con.execute("create or replace temp view _part as select g.*, g.rowid as _rid, m._pdate from _group g "
-                            "join _part_of_t m using (source_file)").fetchall()
+                con.execute(
+                    "create or replace temp view _part as select g.*, g.rowid as _rid, m._pdate from _group g "
+                    "join _part_of_t m using (source_file)"
+                ).fetchall()
             has_rows = bool(tables)
             del tables
             listed = {p: [(str(e.path), *_stamp(e)) for e in to_read[p] + skipped[p]] for p, _ in group}
-            group_results = _load_group(con, plan, [p for p, _ in group], logs, has_rows=has_rows,
-                                        skipped=skipped, listed=listed)
+            group_results = _load_group(
+                con, plan, [p for p, _ in group], logs, has_rows=has_rows, skipped=skipped, listed=listed
+            )
             per_part = (time.time() - t0) / len(group)
             for res in group_results:
                 res.seconds = per_part
@@ -250,15 +285,22 @@ def ingest_partitions(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path 
     return results
 
 
-def ingest_partition(con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path, partition: str,
-                     validator: Validator | None = None) -> PartitionResult:
+def ingest_partition(
+    con: duckdb.DuckDBPyConnection, plan: Plan, landing: Path, partition: str, validator: Validator | None = None
+) -> PartitionResult:
     """Replace partition `partition` of the ingest tables with the content of its landing folder."""
     return ingest_partitions(con, plan, landing, [partition], validator=validator)[0]
 
 
-def _load_group(con: duckdb.DuckDBPyConnection, plan: Plan, partitions: list[str], logs: dict,
-                has_rows: bool, skipped: dict[str, list[LandingEntry]] | None = None,
-                listed: dict[str, list[tuple]] | None = None) -> list[PartitionResult]:
+def _load_group(
+    con: duckdb.DuckDBPyConnection,
+    plan: Plan,
+    partitions: list[str],
+    logs: dict,
+    has_rows: bool,
+    skipped: dict[str, list[LandingEntry]] | None = None,
+    listed: dict[str, list[tuple]] | None = None,
+) -> list[PartitionResult]:
     """Classify the validated rows of temp table _part (column _pdate) and replace these partitions
     of the ingest tables in one transaction: a run killed midway leaves them as they were."""
     d = plan.header.defaults
@@ -280,7 +322,8 @@ def _load_group(con: duckdb.DuckDBPyConnection, plan: Plan, partitions: list[str
             mark_suppressed(con, plan, "_part")  # the erasure register: temp table _suppressed_rids
             # the classification is narrow (row id, partition, bucket): the wide validated rows are read
             # once more only by the inserts, never copied
-            con.execute(f"""
+            con.execute(
+                f"""
 create or replace temp table _classified as
 with prior as (
     -- messageIds already loaded from partitions outside this group, within the lookback window; only
@@ -310,10 +353,15 @@ select _rid, _pdate, source_file, _warned,
         else 'loaded' end as _bucket,
     (not _granted and _action = 'strip_pii') as _strip
 from v
-""", [min(dates), max(dates)]).fetchall()
-            con.execute("create or replace temp table _exceptions as select _rid, _bucket, _strip from _classified "
-                        "where _bucket <> 'loaded' or _strip").fetchall()
-            con.execute(f"""
+""",
+                [min(dates), max(dates)],
+            ).fetchall()
+            con.execute(
+                "create or replace temp table _exceptions as select _rid, _bucket, _strip from _classified "
+                "where _bucket <> 'loaded' or _strip"
+            ).fetchall()
+            con.execute(
+                f"""
 insert into ingest.events
 select message_id, type, event_name, event, page_name, anonymous_id, user_id, previous_id, group_id,
        "timestamp", original_timestamp, sent_at, received_at,
@@ -326,8 +374,11 @@ select message_id, type, event_name, event, page_name, anonymous_id, user_id, pr
 from _group g join _part_of_t m using (source_file)
 left join _exceptions e on e._rid = g.rowid
 where coalesce(e._bucket, 'loaded') = 'loaded'
-""", [plan.version, now]).fetchall()
-            con.execute("""
+""",
+                [plan.version, now],
+            ).fetchall()
+            con.execute(
+                """
 insert into ingest.quarantine
 select c._pdate, g.source_file, g.line_no, coalesce(v.verbatim, rtrim(g.raw, chr(13) || chr(10))), reasons,
        list_transform(reasons, lambda r: r.rule),
@@ -335,13 +386,18 @@ select c._pdate, g.source_file, g.line_no, coalesce(v.verbatim, rtrim(g.raw, chr
 from _group g join _classified c on g.rowid = c._rid
 left join _verbatim v on v.source_file = g.source_file and v.line_no = g.line_no
 where c._bucket = 'quarantined'
-""", [plan.version, now]).fetchall()
-            counts = {r[0]: r[1:] for r in con.execute("""
+""",
+                [plan.version, now],
+            ).fetchall()
+            counts = {
+                r[0]: r[1:]
+                for r in con.execute("""
 select source_file, count(*), count(*) filter (where _bucket = 'loaded'),
        count(*) filter (where _bucket = 'quarantined'), count(*) filter (where _bucket = 'duplicate'),
        count(*) filter (where _bucket = 'consent_dropped'), count(*) filter (where _bucket = 'suppressed'),
        count(*) filter (where _bucket = 'loaded' and _warned)
-from _classified group by source_file""").fetchall()}
+from _classified group by source_file""").fetchall()
+            }
         else:
             counts = {}
         finished = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -351,15 +407,34 @@ from _classified group by source_file""").fetchall()}
             for name, (stats, started) in logs[p].items():
                 c = counts.get(name, (0, 0, 0, 0, 0, 0, 0))
                 if c[0] != stats.lines:  # the reader's count from the bytes against what was classified
-                    raise RuntimeError(f"{name}: the reader counted {stats.lines} lines but {c[0]} were classified; "
-                                       "the partition was not replaced")
+                    raise RuntimeError(
+                        f"{name}: the reader counted {stats.lines} lines but {c[0]} were classified; "
+                        "the partition was not replaced"
+                    )
                 if not stats.opened:  # could not even be opened: skipped, with the reason
                     res.files -= 1
                     res.skipped += 1
-                rows.append((dt.date.fromisoformat(p), name, c[0], c[1], c[2], c[3], c[4], c[5], c[6], stats.bytes,
-                             stats.file_error, plan.version, started, finished,
-                             (finished - started).total_seconds(), "read" if stats.opened else "skipped",
-                             None if stats.opened else stats.file_error))
+                rows.append(
+                    (
+                        dt.date.fromisoformat(p),
+                        name,
+                        c[0],
+                        c[1],
+                        c[2],
+                        c[3],
+                        c[4],
+                        c[5],
+                        c[6],
+                        stats.bytes,
+                        stats.file_error,
+                        plan.version,
+                        started,
+                        finished,
+                        (finished - started).total_seconds(),
+                        "read" if stats.opened else "skipped",
+                        None if stats.opened else stats.file_error,
+                    )
+                )
                 res.lines += c[0]
                 res.loaded += c[1]
                 res.quarantined += c[2]
@@ -367,18 +442,23 @@ from _classified group by source_file""").fetchall()}
                 res.consent_dropped += c[4]
                 res.suppressed += c[5]
         for row in rows:
-            con.execute("insert into ingest.ingestion_log (partition_date, source_file, lines, loaded, quarantined, "
-                        "duplicates, consent_dropped, suppressed, warnings, bytes, file_error, plan_version, "
-                        "started_at, finished_at, seconds, status, skip_reason) "
-                        "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", list(row)).fetchall()
+            con.execute(
+                "insert into ingest.ingestion_log (partition_date, source_file, lines, loaded, quarantined, "
+                "duplicates, consent_dropped, suppressed, warnings, bytes, file_error, plan_version, "
+                "started_at, finished_at, seconds, status, skip_reason) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                list(row),
+            ).fetchall()
         for p in partitions:
             entries = (skipped or {}).get(p, [])
             results[p].skipped += len(entries)
             _log_skipped(con, plan, entries, dt.date.fromisoformat(p))
             # the manifest: what this partition was built from (key, ETag, size), in the same transaction
             for key, etag, size in (listed or {}).get(p, []):
-                con.execute("insert into ingest.landing_manifest values (?, ?, ?, ?, ?)",
-                            [dt.date.fromisoformat(p), key, etag, size, finished]).fetchall()
+                con.execute(
+                    "insert into ingest.landing_manifest values (?, ?, ?, ?, ?)",
+                    [dt.date.fromisoformat(p), key, etag, size, finished],
+                ).fetchall()
     con.unregister("_dates")  # (after a failure the next register replaces it)
     if any(r.quarantined for r in results.values()):
         top: dict[str, list] = {}

@@ -47,21 +47,35 @@ def run_range(context) -> tuple[str | None, str | None]:
     return start, tags.get("dagster/asset_partition_range_end") or start
 
 
-@dg.asset(key=DAILY_METRICS, deps=UPSTREAM, group_name="quality", kinds={"duckdb"},
-          description="Day x event x metric of the event stream (volume, null rates, quarantine share, persons, "
-                      "lag, type and enum mix), from ingest.events, ingest.quarantine and stitch.events.",
-          metadata={"grain": "day, event_name, metric, property, dimension",
-                    "dagster/column_schema": _schema(METRIC_COLUMNS)})
+@dg.asset(
+    key=DAILY_METRICS,
+    deps=UPSTREAM,
+    group_name="quality",
+    kinds={"duckdb"},
+    description="Day x event x metric of the event stream (volume, null rates, quarantine share, persons, "
+    "lag, type and enum mix), from ingest.events, ingest.quarantine and stitch.events.",
+    metadata={
+        "grain": "day, event_name, metric, property, dimension",
+        "dagster/column_schema": _schema(METRIC_COLUMNS),
+    },
+)
 def daily_metrics(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
     with warehouse.get_connection() as con:
         rows = build_daily_metrics(con, tracking_plan.load())
     return dg.MaterializeResult(metadata={"dagster/row_count": rows})
 
 
-@dg.asset(key=ANOMALIES, deps=[DAILY_METRICS], group_name="quality", kinds={"duckdb"},
-          description="Anomalies in quality.daily_metrics with their expected range: one row per anomaly.",
-          metadata={"grain": "day, event_name, metric, property, dimension, detector",
-                    "dagster/column_schema": _schema(ANOMALY_DOCS)})
+@dg.asset(
+    key=ANOMALIES,
+    deps=[DAILY_METRICS],
+    group_name="quality",
+    kinds={"duckdb"},
+    description="Anomalies in quality.daily_metrics with their expected range: one row per anomaly.",
+    metadata={
+        "grain": "day, event_name, metric, property, dimension, detector",
+        "dagster/column_schema": _schema(ANOMALY_DOCS),
+    },
+)
 def anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
     plan = tracking_plan.load()
     with warehouse.get_connection() as con:
@@ -69,19 +83,29 @@ def anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_
         outcomes = anomaly_outcomes(found, *run_range(context))
         append(con, outcomes, run_id=run_id(context))
     by = found.groupby("detector").size().to_dict() if len(found) else {}
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(found),
-                                          "by_detector": dg.MetadataValue.json({k: int(v) for k, v in by.items()})})
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(found),
+            "by_detector": dg.MetadataValue.json({k: int(v) for k, v in by.items()}),
+        }
+    )
 
 
-@dg.asset(key=CHECK_RESULTS, deps=[ANOMALIES], group_name="quality", kinds={"duckdb"},
-          description="Every check run, appended: one row per check x run (check, asset, partition, passed, "
-                      "severity, observed, expected range, metadata).",
-          metadata={"grain": "check_name, asset, run_at", "dagster/column_schema": _schema(RESULT_DOCS)})
+@dg.asset(
+    key=CHECK_RESULTS,
+    deps=[ANOMALIES],
+    group_name="quality",
+    kinds={"duckdb"},
+    description="Every check run, appended: one row per check x run (check, asset, partition, passed, "
+    "severity, observed, expected range, metadata).",
+    metadata={"grain": "check_name, asset, run_at", "dagster/column_schema": _schema(RESULT_DOCS)},
+)
 def check_results(context: dg.AssetExecutionContext, warehouse: Warehouse):
     with warehouse.get_connection() as con:
         ensure_tables(con)
-        n, failed = con.execute("select count(*), count(*) filter (where not passed) "
-                                "from quality.check_results").fetchall()[0]
+        n, failed = con.execute(
+            "select count(*), count(*) filter (where not passed) from quality.check_results"
+        ).fetchall()[0]
     return dg.MaterializeResult(metadata={"dagster/row_count": n, "failed_total": failed})
 
 
@@ -112,12 +136,36 @@ def anomaly_outcomes(found, start: str | None = None, end: str | None = None) ->
         if start is not None and len(sel):
             lo, hi = dt.date.fromisoformat(start), dt.date.fromisoformat(end or start)
             sel = sel[(sel["day"] >= lo) & (sel["day"] <= hi)]
-        rows = sel.head(20)[["day", "event_name", "metric", "property", "observed", "expected_low", "expected_high",
-                             "detector", "message"]].to_dict("records") if len(sel) else []
-        out.append(CheckOutcome(check=check, asset="quality.anomalies", passed=len(sel) == 0, severity=WARN,
-                                observed=float(len(sel)), expected_low=0.0, expected_high=0.0,
-                                partition=f"{start}..{end}" if start else None,
-                                metadata={"anomalies": len(sel), "detectors": list(detectors), "samples": rows}))
+        rows = (
+            sel.head(20)[
+                [
+                    "day",
+                    "event_name",
+                    "metric",
+                    "property",
+                    "observed",
+                    "expected_low",
+                    "expected_high",
+                    "detector",
+                    "message",
+                ]
+            ].to_dict("records")
+            if len(sel)
+            else []
+        )
+        out.append(
+            CheckOutcome(
+                check=check,
+                asset="quality.anomalies",
+                passed=len(sel) == 0,
+                severity=WARN,
+                observed=float(len(sel)),
+                expected_low=0.0,
+                expected_high=0.0,
+                partition=f"{start}..{end}" if start else None,
+                metadata={"anomalies": len(sel), "detectors": list(detectors), "samples": rows},
+            )
+        )
     return out
 
 

@@ -34,14 +34,27 @@ def gates(con, plan, table: str):
     """The SQL gates of one curated table (one pass), as CheckOutcomes."""
     mostly = settings_for(plan).mostly
     if table == "ingest.events":
-        return evaluate(con, table, table_rules(table, ["message_id"], mostly=mostly) + plan_rules(plan, mostly),
-                        grain=["message_id"])
+        return evaluate(
+            con,
+            table,
+            table_rules(table, ["message_id"], mostly=mostly) + plan_rules(plan, mostly),
+            grain=["message_id"],
+        )
     if table == "stitch.events":
-        return evaluate(con, table, table_rules(table, ["message_id"], ["person_id"], mostly, PERSON_REF),
-                        grain=["message_id"], references=PERSON_REF)
+        return evaluate(
+            con,
+            table,
+            table_rules(table, ["message_id"], ["person_id"], mostly, PERSON_REF),
+            grain=["message_id"],
+            references=PERSON_REF,
+        )
     if table == "stitch.persons":
-        return evaluate(con, table, table_rules(table, ["identifier_kind", "identifier"], ["person_id"], mostly),
-                        grain=["identifier_kind", "identifier"])
+        return evaluate(
+            con,
+            table,
+            table_rules(table, ["identifier_kind", "identifier"], ["person_id"], mostly),
+            grain=["identifier_kind", "identifier"],
+        )
     from schemas.pandera_models import table_specs
 
     spec = table_specs(plan)[table]
@@ -55,9 +68,10 @@ def _partition(context) -> str | None:
 
 def _gate_check(key: dg.AssetKey, kinds: tuple[str, ...]):
     table = ".".join(key.path)
-    specs = [dg.AssetCheckSpec(k, asset=key, blocking=True, description=f"{k} rules of {table} (one SQL pass)")
-             for k in kinds] + [dg.AssetCheckSpec("schema", asset=key, blocking=True,
-                                                  description=f"Pandera schema of {table}")]
+    specs = [
+        dg.AssetCheckSpec(k, asset=key, blocking=True, description=f"{k} rules of {table} (one SQL pass)")
+        for k in kinds
+    ] + [dg.AssetCheckSpec("schema", asset=key, blocking=True, description=f"Pandera schema of {table}")]
 
     @dg.multi_asset_check(specs=specs, name=f"{key.path[0]}_{key.path[1]}_gates", can_subset=False)
     def _check(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
@@ -78,9 +92,16 @@ def _gate_check(key: dg.AssetKey, kinds: tuple[str, ...]):
         except Exception as exc:
             # a blocking gate that could not run has not shown the table is good: it fails, and blocks
             context.log.exception(f"checks of {table} could not run")
-            outcomes = {k: CheckOutcome(k, table, passed=False, severity=ERROR,
-                                        metadata={"error": f"{type(exc).__name__}: {exc}",
-                                                  "crashed": True}) for k in [*kinds, "schema"]}
+            outcomes = {
+                k: CheckOutcome(
+                    k,
+                    table,
+                    passed=False,
+                    severity=ERROR,
+                    metadata={"error": f"{type(exc).__name__}: {exc}", "crashed": True},
+                )
+                for k in [*kinds, "schema"]
+            }
         for k in [*kinds, "schema"]:
             if k in outcomes:
                 yield to_dagster(outcomes[k], asset_key=key)
@@ -90,8 +111,12 @@ def _gate_check(key: dg.AssetKey, kinds: tuple[str, ...]):
     return _check
 
 
-@dg.asset_check(asset=DAILY_METRICS, name="gx_daily_metrics", blocking=False,
-                description="Great Expectations suite on quality.daily_metrics (Data Docs beside the warehouse).")
+@dg.asset_check(
+    asset=DAILY_METRICS,
+    name="gx_daily_metrics",
+    blocking=False,
+    description="Great Expectations suite on quality.daily_metrics (Data Docs beside the warehouse).",
+)
 def gx_daily_metrics(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
     from quality_checks.gx_suite import run_gx_suite
 
@@ -104,9 +129,16 @@ def gx_daily_metrics(context: dg.AssetCheckExecutionContext, warehouse: Warehous
     return to_dagster(o)
 
 
-@dg.multi_asset_check(specs=[dg.AssetCheckSpec(name, asset=ANOMALIES, blocking=False,
-                                               description=f"No {name.replace('_', ' ')} in the run's days")
-                             for name in FAMILIES], name="anomaly_families", can_subset=False)
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            name, asset=ANOMALIES, blocking=False, description=f"No {name.replace('_', ' ')} in the run's days"
+        )
+        for name in FAMILIES
+    ],
+    name="anomaly_families",
+    can_subset=False,
+)
 def anomaly_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
     with warehouse.get_connection() as con:
         found = con.execute("select * from quality.anomalies").df()
@@ -119,9 +151,11 @@ def asset_checks() -> list:
     """Every quality check of the project, for pipelines.definitions."""
     from models.catalog import all_models
 
-    out = [_gate_check(INGEST_EVENTS, ("grain_unique", "not_null", "enum", "range", "regex")),
-           _gate_check(STITCH_EVENTS, ("grain_unique", "not_null", "referential_integrity")),
-           _gate_check(STITCH_PERSONS, ("grain_unique", "not_null"))]
+    out = [
+        _gate_check(INGEST_EVENTS, ("grain_unique", "not_null", "enum", "range", "regex")),
+        _gate_check(STITCH_EVENTS, ("grain_unique", "not_null", "referential_integrity")),
+        _gate_check(STITCH_PERSONS, ("grain_unique", "not_null")),
+    ]
     for m in all_models():  # SQL and Python models alike: the grain their YAML states
         if m.grain:
             out.append(_gate_check(dg.AssetKey([m.schema, m.name]), ("grain_unique", "not_null")))

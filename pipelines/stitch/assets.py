@@ -1,6 +1,5 @@
 """stitch layer: identifier links → persons, and every event with its person_id."""
 
-
 import dagster as dg
 
 from .. import progress
@@ -14,12 +13,27 @@ EVENTS = dg.AssetKey(["stitch", "events"])
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec(IDENTITY_GRAPH, deps=[INGEST_EVENTS], group_name="stitch", kinds={"duckdb"},
-                     description="Identifier links seen together, accepted or rejected: one row per link."),
-        dg.AssetSpec(PERSONS, deps=[INGEST_EVENTS], group_name="stitch", kinds={"duckdb"},
-                     description="Each identifier's person: one row per identifier."),
-        dg.AssetSpec(EVENTS, deps=[INGEST_EVENTS], group_name="stitch", kinds={"duckdb"},
-                     description="ingest.events with person_id: one row per event."),
+        dg.AssetSpec(
+            IDENTITY_GRAPH,
+            deps=[INGEST_EVENTS],
+            group_name="stitch",
+            kinds={"duckdb"},
+            description="Identifier links seen together, accepted or rejected: one row per link.",
+        ),
+        dg.AssetSpec(
+            PERSONS,
+            deps=[INGEST_EVENTS],
+            group_name="stitch",
+            kinds={"duckdb"},
+            description="Each identifier's person: one row per identifier.",
+        ),
+        dg.AssetSpec(
+            EVENTS,
+            deps=[INGEST_EVENTS],
+            group_name="stitch",
+            kinds={"duckdb"},
+            description="ingest.events with person_id: one row per event.",
+        ),
     ],
     can_subset=False,
 )
@@ -33,8 +47,11 @@ def stitch_identities(context: dg.AssetExecutionContext, warehouse: Warehouse, t
         rows = con.execute("select count(*) from stitch.events").fetchall()[0][0]
     progress.report("stitch", 1, 1)
     context.log.info(f"{stats['persons']} persons from {stats['identifiers']} identifiers")
-    yield dg.MaterializeResult(asset_key=IDENTITY_GRAPH, metadata={"dagster/row_count": stats["links"],
-                                                                   "rejected_links": stats["rejected_links"]})
-    yield dg.MaterializeResult(asset_key=PERSONS, metadata={"dagster/row_count": stats["identifiers"],
-                                                            "persons": stats["persons"]})
+    yield dg.MaterializeResult(
+        asset_key=IDENTITY_GRAPH,
+        metadata={"dagster/row_count": stats["links"], "rejected_links": stats["rejected_links"]},
+    )
+    yield dg.MaterializeResult(
+        asset_key=PERSONS, metadata={"dagster/row_count": stats["identifiers"], "persons": stats["persons"]}
+    )
     yield dg.MaterializeResult(asset_key=EVENTS, metadata={"dagster/row_count": rows})

@@ -27,7 +27,10 @@ from tracking_plan.validate import NULLISH_RE, lit
 from ..warehouse import transaction
 
 _SOURCE_SQL = {
-    "userId": "user_id", "anonymousId": "anonymous_id", "previousId": "previous_id", "groupId": "group_id",
+    "userId": "user_id",
+    "anonymousId": "anonymous_id",
+    "previousId": "previous_id",
+    "groupId": "group_id",
 }
 
 
@@ -58,7 +61,7 @@ def build_links(con: duckdb.DuckDBPyConnection, plan: Plan) -> pd.DataFrame:
         return pd.DataFrame(columns=["kind_a", "id_a", "kind_b", "id_b", "first_seen", "last_seen", "via", "events"])
     parts = []
     for i, a in enumerate(idents):
-        for b in idents[i + 1:]:
+        for b in idents[i + 1 :]:
             fa, fb = _field_sql(a.source), _field_sql(b.source)
             parts.append(f"""
 select {lit(a.name)} as kind_a, {fa} as id_a, {lit(b.name)} as kind_b, {fb} as id_b,
@@ -87,9 +90,14 @@ def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.
     priority = {i.name: i.priority for i in plan.identity.identifiers}
     latest = plan.identity.anonymous_events == "latest"
 
-    nodes = pd.concat([links[["kind_a", "id_a"]].set_axis(["kind", "identifier"], axis=1),
-                       links[["kind_b", "id_b"]].set_axis(["kind", "identifier"], axis=1),
-                       singles[["kind", "identifier"]]], ignore_index=True).drop_duplicates(ignore_index=True)
+    nodes = pd.concat(
+        [
+            links[["kind_a", "id_a"]].set_axis(["kind", "identifier"], axis=1),
+            links[["kind_b", "id_b"]].set_axis(["kind", "identifier"], axis=1),
+            singles[["kind", "identifier"]],
+        ],
+        ignore_index=True,
+    ).drop_duplicates(ignore_index=True)
     key = pd.MultiIndex.from_frame(nodes)
     n = len(nodes)
     ia = key.get_indexer(pd.MultiIndex.from_arrays([links.kind_a, links.id_a]))
@@ -124,7 +132,8 @@ def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.
         hard = np.flatnonzero(~simple)
         sub = links.iloc[hard].assign(
             _prio=lambda d: [min(priority.get(x, 100), priority.get(y, 100)) for x, y in zip(d.kind_a, d.kind_b)],
-            _t=lambda d: d.last_seen if latest else d.first_seen)
+            _t=lambda d: d.last_seen if latest else d.first_seen,
+        )
         order = sub.sort_values(["_prio", "_t", "id_a", "id_b"], ascending=[True, not latest, True, True]).index
         counts: dict[int, dict[str, int]] = {}
         for j in order:  # only over-limit components reach this loop: links, not events
@@ -135,8 +144,9 @@ def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.
                 continue
             ca = counts.setdefault(ra, {kinds[ra]: 1})
             cb = counts.setdefault(rb, {kinds[rb]: 1})
-            bad = [k for k in set(ca) | set(cb)
-                   if limits.get(k) is not None and ca.get(k, 0) + cb.get(k, 0) > limits[k]]
+            bad = [
+                k for k in set(ca) | set(cb) if limits.get(k) is not None and ca.get(k, 0) + cb.get(k, 0) > limits[k]
+            ]
             if bad:
                 accepted[pos] = False
                 reasons[pos] = f"would exceed max_per_person for {', '.join(sorted(bad))}"
@@ -153,8 +163,9 @@ def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.
     nodes["_prio"] = nodes["kind"].map(lambda k: priority.get(k, 100))
     best = nodes.sort_values(["_prio", "identifier"]).drop_duplicates("root")
     pid = {r: _person_id(k, v) for r, k, v in zip(best.root, best.kind, best.identifier)}
-    persons = pd.DataFrame({"identifier_kind": nodes.kind, "identifier": nodes.identifier,
-                            "person_id": [pid[r] for r in roots]})
+    persons = pd.DataFrame(
+        {"identifier_kind": nodes.kind, "identifier": nodes.identifier, "person_id": [pid[r] for r in roots]}
+    )
     graph_df = links.assign(accepted=accepted, reason=reasons)
     return persons, graph_df
 
@@ -165,9 +176,12 @@ def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
     singles_sql = []
     for ident in plan.identity.identifiers:
         f = _field_sql(ident.source)
-        singles_sql.append(f"select distinct {lit(ident.name)} as kind, {f} as identifier from ingest.events "
-                           f"where {_real_id(f)}")
-    singles = con.execute(" union ".join(singles_sql)).df() if singles_sql else pd.DataFrame(columns=["kind", "identifier"])
+        singles_sql.append(
+            f"select distinct {lit(ident.name)} as kind, {f} as identifier from ingest.events where {_real_id(f)}"
+        )
+    singles = (
+        con.execute(" union ".join(singles_sql)).df() if singles_sql else pd.DataFrame(columns=["kind", "identifier"])
+    )
     persons, graph = resolve(links, singles, plan)
     uid = next((x.name for x in plan.identity.identifiers if x.source == "userId"), "user_id")
     aid = next((x.name for x in plan.identity.identifiers if x.source == "anonymousId"), "anonymous_id")
@@ -175,8 +189,10 @@ def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
     con.register("_graph", graph)
     try:
         with transaction(con):
-            con.execute("create or replace table stitch.identity_graph as select kind_a, id_a, kind_b, id_b, "
-                        "first_seen, last_seen, via, events, accepted, reason from _graph").fetchall()
+            con.execute(
+                "create or replace table stitch.identity_graph as select kind_a, id_a, kind_b, id_b, "
+                "first_seen, last_seen, via, events, accepted, reason from _graph"
+            ).fetchall()
             con.execute("create or replace table stitch.persons as select * from _persons").fetchall()
             con.execute(f"""
     create or replace table stitch.events as

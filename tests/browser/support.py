@@ -92,5 +92,8 @@ def offline_page(browser, allowed: tuple[str, ...] = ("http://127.0.0.1",)):
     # No page.route(): with interception on, Playwright answers CORS preflights itself and the
     # server under test never sees them. Requests leaving 127.0.0.1 are recorded as errors here and
     # cannot resolve anyway (--host-resolver-rules in ARGS).
-    page.on("request", lambda r: None if r.url.startswith((*allowed, "data:", "about:")) else errors.append(f"fetched {r.url}"))
+    page.on(
+        "request",
+        lambda r: None if r.url.startswith((*allowed, "data:", "about:")) else errors.append(f"fetched {r.url}"),
+    )
     return page, errors

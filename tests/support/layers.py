@@ -16,8 +16,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # from the top down; a layer may import itself and anything after it
-LAYERS: list[tuple[str, ...]] = [("trackplan",), ("pipelines",), ("quality_checks", "schemas", "models"),
-                                 ("tracking_plan",)]
+LAYERS: list[tuple[str, ...]] = [
+    ("trackplan",),
+    ("pipelines",),
+    ("quality_checks", "schemas", "models"),
+    ("tracking_plan",),
+]
 PACKAGES = [p for layer in LAYERS for p in layer]
 DAGSTER = ("dagster", "dagster_duckdb", "dagster_webserver")
 # every package below pipelines/: Dagster nowhere, not even inside a function
@@ -87,8 +91,14 @@ def check(root: Path = ROOT) -> list[Violation]:
                 elif target in DAGSTER and pkg in NO_DAGSTER:
                     found.append(Violation(str(rel), line, module, f"only pipelines/ imports Dagster, not {pkg}/"))
                 elif target in HEAVY and pkg == "tracking_plan" and at_import:
-                    found.append(Violation(str(rel), line, module,
-                                           "tracking_plan/ imports heavy libraries inside the function using them"))
+                    found.append(
+                        Violation(
+                            str(rel),
+                            line,
+                            module,
+                            "tracking_plan/ imports heavy libraries inside the function using them",
+                        )
+                    )
     return found
 
 
@@ -107,8 +117,9 @@ def cycles(root: Path = ROOT) -> list[list[str]]:
             modules[name] = path
     for name, path in modules.items():
         deps = set()
-        for _, module, _ in imports(ast.parse(path.read_text(encoding="utf-8")),
-                                    list(path.relative_to(root).with_suffix("").parts)):
+        for _, module, _ in imports(
+            ast.parse(path.read_text(encoding="utf-8")), list(path.relative_to(root).with_suffix("").parts)
+        ):
             while module and module not in modules:
                 module = module.rpartition(".")[0]
             if module and module != name:
@@ -117,7 +128,8 @@ def cycles(root: Path = ROOT) -> list[list[str]]:
 
     def inits_own(a: str, b: str) -> bool:
         return (modules[a].name == "__init__.py" and b.startswith(a + ".")) or (
-            modules[b].name == "__init__.py" and a.startswith(b + "."))
+            modules[b].name == "__init__.py" and a.startswith(b + ".")
+        )
 
     found, seen = [], set()
     for start in sorted(graph):

@@ -51,10 +51,25 @@ def load_events(con, rows: list[dict], stitch: bool = False, plan=None) -> None:
                    received_at, properties, utm_source, utm_medium, utm_campaign, page_path, partition_date,
                    plan_version, source_file, line_no, loaded_at)
                values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '1.0.0', 'test.jsonl', ?, ?)""",
-            [r.get("message_id") or f"m{i:06d}", typ, name, name if typ == "track" else None,
-             r.get("anonymous_id"), r.get("user_id") or r.get("person_id"), ts, ts,
-             json.dumps(r.get("properties") or {}), r.get("utm_source"), r.get("utm_medium"),
-             r.get("utm_campaign"), r.get("page_path"), ts.date(), i + 1, ts])
+            [
+                r.get("message_id") or f"m{i:06d}",
+                typ,
+                name,
+                name if typ == "track" else None,
+                r.get("anonymous_id"),
+                r.get("user_id") or r.get("person_id"),
+                ts,
+                ts,
+                json.dumps(r.get("properties") or {}),
+                r.get("utm_source"),
+                r.get("utm_medium"),
+                r.get("utm_campaign"),
+                r.get("page_path"),
+                ts.date(),
+                i + 1,
+                ts,
+            ],
+        )
     if stitch:
         build_identity(con, plan or load_plan())
     else:
@@ -81,8 +96,10 @@ def setup(con, events: list[dict], metrics: dict | None = None, costs: list[dict
     write_plan_tables(con, plan)
     con.execute("delete from staging.marketing_costs")  # only the test's own spend, not the sample file's
     if costs:
-        con.executemany("insert into staging.marketing_costs values (?, ?, ?)",
-                        [[c["month"], c["channel"], c["spend"]] for c in costs])
+        con.executemany(
+            "insert into staging.marketing_costs values (?, ?, ?)",
+            [[c["month"], c["channel"], c["spend"]] for c in costs],
+        )
     load_events(con, events, stitch=stitch, plan=plan)
     run_model(con, "staging.sessions", plan)
     return plan

@@ -66,10 +66,17 @@ def built_marts(seed: int = SEEDS[0]) -> tuple[Path, dict]:
     src, truth = sample(seed)
     dst = src.with_name("with_marts.duckdb")  # a file named like a schema (marts.duckdb) makes DuckDB names ambiguous
     shutil.copy(src, dst)
-    wanted = {"customer_value", "experiment_results", "initiative_roi", "channel_attribution", "initiative_scenarios",
-              "initiative_portfolio"}
+    wanted = {
+        "customer_value",
+        "experiment_results",
+        "initiative_roi",
+        "channel_attribution",
+        "initiative_scenarios",
+        "initiative_portfolio",
+    }
     marts = [a for a in model_assets() if a.key.path[0] == "marts" and a.key.path[1] in wanted]
-    result = dg.materialize([plan_definitions, *marts],
-                            resources=resources_from_env(default_plan_dir(), src.parent / "landing", dst))
+    result = dg.materialize(
+        [plan_definitions, *marts], resources=resources_from_env(default_plan_dir(), src.parent / "landing", dst)
+    )
     assert result.success
     return dst, truth

@@ -33,14 +33,30 @@ def iso(t: dt.datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def ev(type: str = "track", event: str | None = "Signed In", *, at: dt.datetime | None = None,
-       user: str | None = None, anon: str | None = "anon-1", mid: str | None = None,
-       props: dict | None = None, traits: dict | None = None, context: dict | None = None,
-       sent_at: dt.datetime | None = None, received_at: dt.datetime | None = None, **extra) -> dict:
+def ev(
+    type: str = "track",
+    event: str | None = "Signed In",
+    *,
+    at: dt.datetime | None = None,
+    user: str | None = None,
+    anon: str | None = "anon-1",
+    mid: str | None = None,
+    props: dict | None = None,
+    traits: dict | None = None,
+    context: dict | None = None,
+    sent_at: dt.datetime | None = None,
+    received_at: dt.datetime | None = None,
+    **extra,
+) -> dict:
     """A valid event of the sample plan unless told otherwise (default: Signed In by password)."""
     at = at or BASE
-    msg: dict = {"type": type, "messageId": mid or f"m-{next(_ids)}", "timestamp": iso(at),
-                 "receivedAt": iso(received_at or at), "context": context or {"library": {"name": "test"}}}
+    msg: dict = {
+        "type": type,
+        "messageId": mid or f"m-{next(_ids)}",
+        "timestamp": iso(at),
+        "receivedAt": iso(received_at or at),
+        "context": context or {"library": {"name": "test"}},
+    }
     if sent_at is not None:
         msg["sentAt"] = iso(sent_at)
     if type == "track":
@@ -103,5 +119,8 @@ def query(warehouse: Path, sql: str, params=None) -> list[tuple]:
 
 
 def log_rows(warehouse: Path) -> list[tuple]:
-    return query(warehouse, "select source_file, lines, loaded, quarantined, duplicates, consent_dropped, "
-                            "suppressed from ingest.ingestion_log order by all")
+    return query(
+        warehouse,
+        "select source_file, lines, loaded, quarantined, duplicates, consent_dropped, "
+        "suppressed from ingest.ingestion_log order by all",
+    )

@@ -14,8 +14,12 @@ BUG_KINDS = ("wrong_type", "unknown_event", "missing_required", "duplicate", "cl
 BUG_WEIGHTS = (0.20, 0.15, 0.20, 0.20, 0.15, 0.10)
 INVALID_KINDS = frozenset({"wrong_type", "unknown_event", "missing_required", "malformed"})
 
-TYPE_NAMES = {"page": "Page Viewed", "screen": "Screen Viewed", "identify": "User Identified",
-              "group": "Company Grouped"}
+TYPE_NAMES = {
+    "page": "Page Viewed",
+    "screen": "Screen Viewed",
+    "identify": "User Identified",
+    "group": "Company Grouped",
+}
 
 
 def event_name(ev: dict) -> str:

@@ -51,9 +51,17 @@ class GenerateResult:
     seconds: float = 0.0
 
 
-def generate(out: Path | str, days: int = P.DEFAULT_DAYS, users: int = 2000, seed: int = 42,
-             bug_rate: float = 0.01, start: date | None = None, incidents: list[Incident] | None = None,
-             progress: Callable[[int, int], None] | None = None, plan=None) -> GenerateResult:
+def generate(
+    out: Path | str,
+    days: int = P.DEFAULT_DAYS,
+    users: int = 2000,
+    seed: int = 42,
+    bug_rate: float = 0.01,
+    start: date | None = None,
+    incidents: list[Incident] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    plan=None,
+) -> GenerateResult:
     """Write a landing zone of `days` days of traffic from `users` existing accounts (plus arrivals).
 
     `start` defaults to `days` before 2026-11-16, so the default 107 days run 2026-08-01..2026-11-15
@@ -83,14 +91,26 @@ def generate(out: Path | str, days: int = P.DEFAULT_DAYS, users: int = 2000, see
             progress(k + 1, days)
     truth = _truth(sim, writer, seed=seed, users=users, bug_rate=bug_rate, incidents=incidents or [])
     truth_path = out / "_truth.json"
-    truth_path.write_bytes(orjson.dumps(truth, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY))
+    truth_path.write_bytes(
+        orjson.dumps(truth, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+    )
     write_costs(out / "_costs.csv", truth["channels"]["spend_by_month"])
     t = writer.totals
-    return GenerateResult(out=out, truth_path=truth_path, start=start, end=start + timedelta(days=days - 1),
-                          days=days, files=writer.files, lines=t["lines"], events_valid=t["events_valid"],
-                          events_invalid=t["events_invalid"], duplicates=t["duplicates"],
-                          consent_dropped=t["consent_dropped"], persons=len(sim.persons),
-                          seconds=time.perf_counter() - t_start)
+    return GenerateResult(
+        out=out,
+        truth_path=truth_path,
+        start=start,
+        end=start + timedelta(days=days - 1),
+        days=days,
+        files=writer.files,
+        lines=t["lines"],
+        events_valid=t["events_valid"],
+        events_invalid=t["events_invalid"],
+        duplicates=t["duplicates"],
+        consent_dropped=t["consent_dropped"],
+        persons=len(sim.persons),
+        seconds=time.perf_counter() - t_start,
+    )
 
 
 def _clean(out: Path) -> None:
@@ -121,19 +141,32 @@ def _truth(sim: Simulation, writer: DayWriter, *, seed, users, bug_rate, inciden
     persons = sim.persons
     day0 = sim.start
     truth = {
-        "generator": {"version": GENERATOR_VERSION, "seed": seed, "users": users, "days": sim.days,
-                      "start": day0.isoformat(), "end": (day0 + timedelta(days=sim.days - 1)).isoformat(),
-                      "bug_rate": bug_rate},
-        "totals": {**writer.totals,
-                   "expected_loaded": writer.totals["events_valid"] - writer.totals["consent_dropped"],
-                   "note": "lines = events_valid + events_invalid + duplicates; events_valid includes the "
-                           "consent_dropped ones, so loaded = events_valid - consent_dropped"},
-        "bugs": {"by_kind": writer.bugs, "by_event": writer.bugs_by_event,
-                 "invalid_kinds": sorted(k for k in writer.bugs if k in ("wrong_type", "unknown_event",
-                                                                         "missing_required", "malformed"))},
+        "generator": {
+            "version": GENERATOR_VERSION,
+            "seed": seed,
+            "users": users,
+            "days": sim.days,
+            "start": day0.isoformat(),
+            "end": (day0 + timedelta(days=sim.days - 1)).isoformat(),
+            "bug_rate": bug_rate,
+        },
+        "totals": {
+            **writer.totals,
+            "expected_loaded": writer.totals["events_valid"] - writer.totals["consent_dropped"],
+            "note": "lines = events_valid + events_invalid + duplicates; events_valid includes the "
+            "consent_dropped ones, so loaded = events_valid - consent_dropped",
+        },
+        "bugs": {
+            "by_kind": writer.bugs,
+            "by_event": writer.bugs_by_event,
+            "invalid_kinds": sorted(
+                k for k in writer.bugs if k in ("wrong_type", "unknown_event", "missing_required", "malformed")
+            ),
+        },
         "daily": writer.daily,
-        "incidents": [{**i.to_dict(), "affected": writer.incident_stats.get(f"{i.kind}:{i.event}", 0)}
-                      for i in incidents],
+        "incidents": [
+            {**i.to_dict(), "affected": writer.incident_stats.get(f"{i.kind}:{i.event}", 0)} for i in incidents
+        ],
         "population": {
             "persons": len(persons),
             "existing_accounts": sum(p.kind == "base" for p in persons),
@@ -154,15 +187,20 @@ def _truth(sim: Simulation, writer: DayWriter, *, seed, users, bug_rate, inciden
     truth["churn"] = {
         "per_renewal_probability": P.CHURN_PER_RENEWAL,
         "note": "monthly subscriptions renew every 30 days; at each renewal the account cancels "
-                "(Subscription Cancelled) with this probability by acquisition channel (first touch); "
-                "'existing' = accounts created before the window",
-        "planted": {"channel": "capterra", "other_channels": others,
-                    "hazard_ratio_vs_others": P.CHURN_PER_RENEWAL["capterra"] / P.CHURN_PER_RENEWAL[others[0]],
-                    "note": "every channel but capterra (and accounts older than the window) has the same "
-                            "per-renewal probability; the ratio is the one a monthly churn rate "
-                            "(cancellations / customer-months) estimates"},
-        "realized": {g: {"renewals_due": n, "cancelled": k, "rate": k / n if n else None}
-                     for g, (n, k) in sorted(sim.renewals.items())},
+        "(Subscription Cancelled) with this probability by acquisition channel (first touch); "
+        "'existing' = accounts created before the window",
+        "planted": {
+            "channel": "capterra",
+            "other_channels": others,
+            "hazard_ratio_vs_others": P.CHURN_PER_RENEWAL["capterra"] / P.CHURN_PER_RENEWAL[others[0]],
+            "note": "every channel but capterra (and accounts older than the window) has the same "
+            "per-renewal probability; the ratio is the one a monthly churn rate "
+            "(cancellations / customer-months) estimates",
+        },
+        "realized": {
+            g: {"renewals_due": n, "cancelled": k, "rate": k / n if n else None}
+            for g, (n, k) in sorted(sim.renewals.items())
+        },
     }
     truth["value"] = _truth_value(sim, truth)
     truth["seasonality"] = {"weekday_factor_mon_to_sun": list(P.WEEKDAY)}
@@ -191,23 +229,33 @@ def _truth_experiment(sim: Simulation) -> dict:
     mix = {s: seg.get(s, {}).get("checklist", {}).get("exposed", 0) / n_ch if n_ch else 0 for s in P.SIZES}
     expected = sum(P.CHECKLIST_LIFT[s] * w for s, w in mix.items())
     return {
-        "present": True, "key": exp.key, "start": exp.start, "exposure_event": exp.exposure_event,
-        "allocation": {"control": 0.5, "checklist": 0.5}, "srm": False,
+        "present": True,
+        "key": exp.key,
+        "start": exp.start,
+        "exposure_event": exp.exposure_event,
+        "allocation": {"control": 0.5, "checklist": 0.5},
+        "srm": False,
         "metric": "activation: 3+ Task Completed within 7 days of Account Created",
         "control_rate": P.ACTIVATION_BASE,
         "true_lift_abs_by_company_size": P.CHECKLIST_LIFT,
         "true_lift_abs": expected,
         "uplift_segments": [s for s, v in P.CHECKLIST_LIFT.items() if v > 0],
         "uplift_note": "the checklist helps only company_size 1-10 and 11-50; elsewhere its effect is 0",
-        "realized": {"arms": arms, "by_company_size": seg,
-                     "population": "exposed accounts created at least 7 days before the data ends"},
+        "realized": {
+            "arms": arms,
+            "by_company_size": seg,
+            "population": "exposed accounts created at least 7 days before the data ends",
+        },
         "guardrail_support_tickets_effect": 0.0,
     }
 
 
 def _conversion(persons, region: str, lo: int, hi: int, window: int) -> dict:
-    pool = [p for p in persons if p.kind != "base" and p.region == region and p.signup_ms is not None
-            and lo <= p.signup_ms < hi]
+    pool = [
+        p
+        for p in persons
+        if p.kind != "base" and p.region == region and p.signup_ms is not None and lo <= p.signup_ms < hi
+    ]
     conv = sum(1 for p in pool if p.order_ms is not None and p.order_ms - p.signup_ms < window)
     return {"accounts": len(pool), "converted": conv, "rate": conv / len(pool) if pool else None}
 
@@ -219,27 +267,37 @@ def _truth_did(sim: Simulation) -> dict:
     last = sim.t_end - window
     inside = sim.t0 < sim.chat_ms < last
     out = {
-        "present": inside, "method": "diff_in_diff", "launch": _d(sim.chat_ms),
-        "segment_field": "context.location.region", "treated": ["eu"], "control": ["na"],
+        "present": inside,
+        "method": "diff_in_diff",
+        "launch": _d(sim.chat_ms),
+        "segment_field": "context.location.region",
+        "treated": ["eu"],
+        "control": ["na"],
         "kpi": "paid_conversion_rate",
         "estimand": "share of accounts created in a period (day/week of Account Created) that place an "
-                    "Order Completed within 28 days; accounts created on/after launch in the EU are treated",
+        "Order Completed within 28 days; accounts created on/after launch in the EU are treated",
         "true_effect_abs": P.CHAT_LIFT,
         "parallel_pre_trends": True,
         "note": "additive lift; the same calendar trend and the A/B test's effect hit both regions equally. "
-                "Cohorts created later than 28 days before the data ends are censored.",
+        "Cohorts created later than 28 days before the data ends are censored.",
         "non_financial": {
-            "support_tickets": {"eu_rate_multiplier_after_launch": P.CHAT_TICKET_MULT,
-                                "true_effect_rel": P.CHAT_TICKET_MULT - 1.0,
-                                "note": "tickets per session in the EU after launch; NA unchanged"},
+            "support_tickets": {
+                "eu_rate_multiplier_after_launch": P.CHAT_TICKET_MULT,
+                "true_effect_rel": P.CHAT_TICKET_MULT - 1.0,
+                "note": "tickets per session in the EU after launch; NA unchanged",
+            },
             "nps_score": {"eu_mean_lift_after_launch": P.CHAT_NPS_LIFT},
             "chat_widget_opened": "only EU web sessions, only from launch",
         },
     }
     if inside:
-        out["realized"] = {r: {"pre": _conversion(sim.persons, r, sim.t0, sim.chat_ms, window),
-                               "post": _conversion(sim.persons, r, sim.chat_ms, last + DAY, window)}
-                           for r in ("eu", "na")}
+        out["realized"] = {
+            r: {
+                "pre": _conversion(sim.persons, r, sim.t0, sim.chat_ms, window),
+                "post": _conversion(sim.persons, r, sim.chat_ms, last + DAY, window),
+            }
+            for r in ("eu", "na")
+        }
     return out
 
 
@@ -264,20 +322,27 @@ def _truth_matching(sim: Simulation) -> dict:
     a, b1, b2 = P.SLACK_LOGIT
     c0, c1, c2 = P.UPGRADE_P
     return {
-        "present": True, "method": "matching", "start": _d(start),
+        "present": True,
+        "method": "matching",
+        "start": _d(start),
         "treatment": "Integration Connected with integration = slack (within 20 days of the start)",
         "population": "accounts signed up before the start and not yet paying at the start",
         "outcome": "any Order Completed from the start until the data ends",
-        "covariates": {"pre_events": "events of the person (any type, stitched) from the window start to the "
-                                     "initiative start",
-                       "company_size_rank": "1..5 for 1-10, 11-50, 51-200, 201-1000, 1000+"},
-        "selection": {"logit": f"{a} + {b1}*log1p(pre_events) + {b2}*(company_size_rank-3)",
-                      "note": "selection on these observables only: matching on them is unconfounded"},
+        "covariates": {
+            "pre_events": "events of the person (any type, stitched) from the window start to the initiative start",
+            "company_size_rank": "1..5 for 1-10, 11-50, 51-200, 201-1000, 1000+",
+        },
+        "selection": {
+            "logit": f"{a} + {b1}*log1p(pre_events) + {b2}*(company_size_rank-3)",
+            "note": "selection on these observables only: matching on them is unconfounded",
+        },
         "outcome_model": f"P(upgrade) = {c0} + {c1}*log1p(pre_events) + {c2}*(company_size_rank-1) + "
-                         f"{P.SLACK_EFFECT}*slack, plus orders from other causes",
+        f"{P.SLACK_EFFECT}*slack, plus orders from other causes",
         "true_effect_on_upgrade_probability": P.SLACK_EFFECT,
-        "true_att": att, "naive_difference": naive,
-        "n_population": len(study), "n_treated": len(treated),
+        "true_att": att,
+        "naive_difference": naive,
+        "n_population": len(study),
+        "n_treated": len(treated),
         "naive_overstates": naive > (att or 0),
     }
 
@@ -301,12 +366,14 @@ def _truth_its(sim: Simulation) -> dict:
     level = float(np.mean(act[post] - cf[post]))
     # expected: extra hazard times the free pool on the launch day, averaged over the weekday factor
     return {
-        "present": True, "method": "interrupted_time_series", "launch": _d(sim.pricing_ms),
+        "present": True,
+        "method": "interrupted_time_series",
+        "launch": _d(sim.pricing_ms),
         "kpi_series": "daily count of Order Completed (all accounts)",
         "true_level_change_per_day": level,
         "note": "the launch raises the daily upgrade hazard of free existing accounts by "
-                f"{P.PRICING_HAZARD_LIFT} (times the weekday factor); true_level_change_per_day is the mean "
-                "over post-launch days of factual minus counterfactual orders (common random numbers)",
+        f"{P.PRICING_HAZARD_LIFT} (times the weekday factor); true_level_change_per_day is the mean "
+        "over post-launch days of factual minus counterfactual orders (common random numbers)",
         "counterfactual_extra_orders": int(act[post].sum() - cf[post].sum()),
         "launch_day_index": launch_day,
         "slope_change": 0.0,
@@ -344,24 +411,33 @@ def _truth_channels(sim: Simulation) -> dict:
     # the planted purchase model: an order within 28 days of signup (later upgrades have other causes,
     # e.g. the Slack study's heavy users), among signups whose 28 days are over
     done = [p for p in lk if p.signup_ms + 28 * DAY <= sim.t_end]
+
     def in_28(p) -> bool:
         return p.order_ms is not None and p.order_ms - p.signup_ms < 28 * DAY
+
     return {
         "channels": list(P.CHANNELS),
         "utm": {c: P.CAMPAIGNS[c][0] for c in P.CHANNELS},
         "mix_of_arrivals": dict(zip(P.CHANNELS, P.CHANNEL_MIX)),
-        "planted": {"linkedin_touch_purchase_multiplier": P.LINKEDIN_TOUCH_MULT,
-                    "note": "a linkedin/paid_social touch before signup doubles the core purchase probability"},
+        "planted": {
+            "linkedin_touch_purchase_multiplier": P.LINKEDIN_TOUCH_MULT,
+            "note": "a linkedin/paid_social touch before signup doubles the core purchase probability",
+        },
         "purchase_multiplier_by_first_channel": P.CHANNEL_BUY_MULT,
         "cost_per_arriving_visitor": P.COST_PER_VISIT,
         "spend_by_month": spend,
         "by_first_channel": by_ch,
-        "conversion_of_signups": {"with_linkedin_touch": _mean(with_l), "without": _mean(without),
-                                  "note": "ever paid in the window, for any reason"},
-        "conversion_within_28_days": {"with_linkedin_touch": _mean(in_28(p) for p in done if "linkedin" in p.touches),
-                                      "without": _mean(in_28(p) for p in done if "linkedin" not in p.touches),
-                                      "note": "an order within 28 days of signup, signups at least 28 days "
-                                              "before the end: the outcome the linkedin multiplier acts on"},
+        "conversion_of_signups": {
+            "with_linkedin_touch": _mean(with_l),
+            "without": _mean(without),
+            "note": "ever paid in the window, for any reason",
+        },
+        "conversion_within_28_days": {
+            "with_linkedin_touch": _mean(in_28(p) for p in done if "linkedin" in p.touches),
+            "without": _mean(in_28(p) for p in done if "linkedin" not in p.touches),
+            "note": "an order within 28 days of signup, signups at least 28 days "
+            "before the end: the outcome the linkedin multiplier acts on",
+        },
     }
 
 
@@ -385,17 +461,34 @@ def _true_effect_per_month(sim: Simulation, truth: dict, key: str) -> tuple[floa
         if not shown:
             return None
         span = max((max(shown) - min(shown)) / DAY, 1.0)
-        return truth["experiment"]["true_lift_abs"], len(shown) / span * 30.4375, \
-            "exposed persons (both arms) per month over the exposure period"
+        return (
+            truth["experiment"]["true_lift_abs"],
+            len(shown) / span * 30.4375,
+            "exposed persons (both arms) per month over the exposure period",
+        )
     if key == "eu_live_chat" and t.get("present"):
         window = 28 * DAY
-        n = sum(1 for p in sim.persons if p.kind != "base" and p.region == "eu" and p.signup_ms is not None
-                and sim.chat_ms <= p.signup_ms and p.signup_ms + window <= sim.t_end)
+        n = sum(
+            1
+            for p in sim.persons
+            if p.kind != "base"
+            and p.region == "eu"
+            and p.signup_ms is not None
+            and sim.chat_ms <= p.signup_ms
+            and p.signup_ms + window <= sim.t_end
+        )
         months = max((sim.t_end - sim.chat_ms - window) / month, 1.0 / 30.4375)
-        return t["true_effect_abs"], n / months, "EU accounts created after launch with a complete 28-day window, per month"
+        return (
+            t["true_effect_abs"],
+            n / months,
+            "EU accounts created after launch with a complete 28-day window, per month",
+        )
     if key == "slack_integration" and t.get("present") and t.get("true_att") is not None:
-        return t["true_att"], t["n_treated"] / ((sim.t_end - sim.slack_ms) / month), \
-            "accounts that connected Slack, per month since the start"
+        return (
+            t["true_att"],
+            t["n_treated"] / ((sim.t_end - sim.slack_ms) / month),
+            "accounts that connected Slack, per month since the start",
+        )
     if key == "new_pricing_page" and t.get("present"):
         return t["true_level_change_per_day"], 30.4375, "days per month (the effect is orders per day)"
     return None
@@ -428,18 +521,32 @@ def _truth_value(sim: Simulation, truth: dict) -> dict:
         # held at its true value: how much the costs by themselves leave the sign open
         n = 20_000
         one = rng.triangular(one_lo, c.one_off, one_hi, n) if one_hi > one_lo else np.full(n, float(c.one_off))
-        rec = rng.triangular(rec_lo, c.recurring_monthly, rec_hi, n) if rec_hi > rec_lo \
+        rec = (
+            rng.triangular(rec_lo, c.recurring_monthly, rec_hi, n)
+            if rec_hi > rec_lo
             else np.full(n, float(c.recurring_monthly))
+        )
         annuity = float(((1 + _monthly_rate(ini.discount_rate)) ** -np.arange(1, ini.horizon_months + 1)).sum())
         npvs = -one + (value - rec) * annuity
         out[key] = {
-            "method": ini.evaluation.method, "true_effect": effect, "eligible_per_month": per_month,
-            "eligible": counted, "true_effect_per_month": epm,
-            "value_per_conversion": ini.value_per_conversion, "adoption_base": ini.adoption.base,
-            "horizon_months": ini.horizon_months, "discount_rate_annual": ini.discount_rate,
-            "costs": {"one_off": c.one_off, "one_off_range": [one_lo, one_hi],
-                      "recurring_monthly": c.recurring_monthly, "recurring_range": [rec_lo, rec_hi]},
-            "true_npv_base_cost": base, "true_npv_lowest_costs": cheapest, "true_npv_highest_costs": dearest,
+            "method": ini.evaluation.method,
+            "true_effect": effect,
+            "eligible_per_month": per_month,
+            "eligible": counted,
+            "true_effect_per_month": epm,
+            "value_per_conversion": ini.value_per_conversion,
+            "adoption_base": ini.adoption.base,
+            "horizon_months": ini.horizon_months,
+            "discount_rate_annual": ini.discount_rate,
+            "costs": {
+                "one_off": c.one_off,
+                "one_off_range": [one_lo, one_hi],
+                "recurring_monthly": c.recurring_monthly,
+                "recurring_range": [rec_lo, rec_hi],
+            },
+            "true_npv_base_cost": base,
+            "true_npv_lowest_costs": cheapest,
+            "true_npv_highest_costs": dearest,
             "break_even_one_off_cost": base + c.one_off,
             "true_irr_annual": float((1 + irr_m) ** 12 - 1) if np.isfinite(irr_m) else None,
             "cost_ranges_straddle_break_even": bool(cheapest > 0 > dearest),
@@ -451,11 +558,10 @@ def _truth_value(sim: Simulation, truth: dict) -> dict:
             "uncertain_npv": sorted(k for k, v in out.items() if v["cost_ranges_straddle_break_even"]),
             "positive_at_every_declared_cost": sorted(k for k, v in out.items() if v["true_npv_highest_costs"] > 0),
             "note": "at its true effect an initiative in uncertain_npv pays back at the cheap end of its "
-                    "declared cost ranges (metrics.yaml) and loses money at the dear end",
+            "declared cost ranges (metrics.yaml) and loses money at the dear end",
         },
     }
 
 
 def _d(ms: int) -> str:
     return (date(1970, 1, 1) + timedelta(milliseconds=ms)).isoformat()
-

@@ -62,8 +62,15 @@ class DayWriter:
         self.incidents = list(incidents or [])
         self.carry: list = []
         self.batch_day = 1 if days > 1 else 0
-        self.totals = {"lines": 0, "events_valid": 0, "events_invalid": 0, "duplicates": 0, "consent_dropped": 0,
-                       "clock_skewed": 0, "files": 0}
+        self.totals = {
+            "lines": 0,
+            "events_valid": 0,
+            "events_invalid": 0,
+            "duplicates": 0,
+            "consent_dropped": 0,
+            "clock_skewed": 0,
+            "files": 0,
+        }
         self.bugs = {k: 0 for k in BUG_KINDS}
         self.bugs_by_event: dict[str, dict[str, int]] = {}
         self.incident_stats: dict[str, int] = {}
@@ -82,8 +89,10 @@ class DayWriter:
         srv = self.rng.integers(5, 300, n)
         sent = t + np.where(lag == WEB, web, np.where(lag == IOS, ios, srv))
         recv = sent + self.rng.integers(20, 1500, n)
-        return [(int(a), int(b), int(c), f[2], f[3], True, f[1])
-                for a, b, c, f in zip(t.tolist(), sent.tolist(), recv.tolist(), buf)]
+        return [
+            (int(a), int(b), int(c), f[2], f[3], True, f[1])
+            for a, b, c, f in zip(t.tolist(), sent.tolist(), recv.tolist(), buf)
+        ]
 
     def flush(self, k: int, d: date, day_end_ms: int, buf: list) -> None:
         """Write day `k` (date `d`): the buffered events received that day plus yesterday's late ones."""
@@ -131,7 +140,9 @@ class DayWriter:
                 keys.append(i)
                 if kind is not None:
                     self.bugs[kind] += 1
-                    be = self.bugs_by_event.setdefault(event_name(ev) if kind != "unknown_event" else ev.get("event"), {})
+                    be = self.bugs_by_event.setdefault(
+                        event_name(ev) if kind != "unknown_event" else ev.get("event"), {}
+                    )
                     be[kind] = be.get(kind, 0) + 1
                 ok = valid and kind not in INVALID_KINDS
                 if kind == "duplicate":

@@ -16,13 +16,22 @@ DEFAULT_DAYS = 107  # 2026-08-01 .. 2026-11-15: covers every initiative of the s
 REGIONS = ("na", "eu", "apac", "latam")
 REGION_MIX = (0.45, 0.30, 0.15, 0.10)
 REGION_UTC_OFFSET = {"na": -5, "eu": 1, "apac": 8, "latam": -3}
-REGION_LOCALES = {"na": ("en-US", "en-CA"), "eu": ("en-GB", "de-DE", "fr-FR", "nl-NL"),
-                  "apac": ("en-AU", "ja-JP", "en-SG"), "latam": ("es-MX", "pt-BR")}
+REGION_LOCALES = {
+    "na": ("en-US", "en-CA"),
+    "eu": ("en-GB", "de-DE", "fr-FR", "nl-NL"),
+    "apac": ("en-AU", "ja-JP", "en-SG"),
+    "latam": ("es-MX", "pt-BR"),
+}
 CURRENCY = {"na": "USD", "eu": "EUR", "apac": "USD", "latam": "USD"}
 SIZES = ("1-10", "11-50", "51-200", "201-1000", "1000+")
 SIZE_MIX = (0.32, 0.30, 0.20, 0.11, 0.07)
-SIZE_EMPLOYEES = {"1-10": (2, 10), "11-50": (11, 50), "51-200": (51, 200), "201-1000": (201, 1000),
-                  "1000+": (1001, 20000)}
+SIZE_EMPLOYEES = {
+    "1-10": (2, 10),
+    "11-50": (11, 50),
+    "51-200": (51, 200),
+    "201-1000": (201, 1000),
+    "1000+": (1001, 20000),
+}
 SIZE_SEATS = {"1-10": (2, 6), "11-50": (4, 15), "51-200": (8, 40), "201-1000": (15, 80), "1000+": (25, 150)}
 DEVICES_MIX = (0.55, 0.33, 0.12)  # 1, 2 or 3 devices per person
 CONSENT_ANALYTICS = 0.96  # a few % decline analytics (kept, PII stripped)
@@ -34,10 +43,19 @@ WEEKDAY = (1.0, 1.04, 1.03, 1.0, 0.92, 0.45, 0.38)  # Mon..Sun: weekends are low
 # -- acquisition ----------------------------------------------------------------------------------
 ARRIVALS_PER_USER = 0.06  # new visitors per day per existing account (`users`)
 CHANNELS = ("google", "linkedin", "newsletter", "organic", "referral", "capterra")
-CHANNEL_MIX = (0.27, 0.13, 0.10, 0.18, 0.08, 0.24)  # capterra is a big channel: enough of its customers to measure their churn
+CHANNEL_MIX = (
+    0.27,
+    0.13,
+    0.10,
+    0.18,
+    0.08,
+    0.24,
+)  # capterra is a big channel: enough of its customers to measure their churn
 CAMPAIGNS = {  # context.campaign per channel; organic arrives without UTM
-    "google": ({"source": "google", "medium": "cpc", "name": "brand_search"},
-               {"source": "google", "medium": "cpc", "name": "project_management_generic"}),
+    "google": (
+        {"source": "google", "medium": "cpc", "name": "brand_search"},
+        {"source": "google", "medium": "cpc", "name": "project_management_generic"},
+    ),
     "linkedin": ({"source": "linkedin", "medium": "paid_social", "name": "team_leads_q3"},),
     "newsletter": ({"source": "newsletter", "medium": "email", "name": "monthly_digest"},),
     "organic": (None,),
@@ -51,8 +69,14 @@ COST_PER_VISIT = {"google": 3.2, "linkedin": 7.5, "capterra": 4.1, "newsletter":
 EXTRA_VISITS_MEAN = 1.1
 RETURN_CHANNELS = ("organic", "google", "linkedin", "newsletter")
 RETURN_MIX = (0.50, 0.22, 0.15, 0.13)
-SIGNUP_RATE = {"google": 0.36, "linkedin": 0.33, "newsletter": 0.40, "organic": 0.30, "referral": 0.42,
-               "capterra": 0.38}
+SIGNUP_RATE = {
+    "google": 0.36,
+    "linkedin": 0.33,
+    "newsletter": 0.40,
+    "organic": 0.30,
+    "referral": 0.42,
+    "capterra": 0.38,
+}
 
 # -- existing accounts (the `users` base, created before the window) -------------------------------
 BASE_PAYING = 0.25
@@ -71,8 +95,7 @@ BUY_CORE = 0.055  # base P(order within 28 days) before channel multiplier
 BUY_ACTIVATED = 0.07  # added to the core when activated
 BUY_SIZE = 0.012  # added to the core per company-size rank above the smallest
 LINKEDIN_TOUCH_MULT = 2.0  # a linkedin touch before signup doubles the core purchase probability
-CHANNEL_BUY_MULT = {"google": 1.0, "linkedin": 1.0, "newsletter": 1.1, "organic": 0.9, "referral": 0.8,
-                    "capterra": 1.0}
+CHANNEL_BUY_MULT = {"google": 1.0, "linkedin": 1.0, "newsletter": 1.1, "organic": 0.9, "referral": 0.8, "capterra": 1.0}
 REGION_BUY_OFFSET = {"na": 0.02, "eu": 0.0, "apac": -0.01, "latam": -0.015}
 BUY_DELAY_DAYS = (0.3, 21.0)  # order placed this many days after signup: inside the 28-day window
 CHAT_LIFT = 0.12  # eu_live_chat: added to EU accounts created on/after launch
@@ -112,8 +135,15 @@ ANNUAL_SHARE = 0.2  # annual = 10 months' price
 # planted: customers from the capterra listing cancel 4.4x as often as those of the other channels. The
 # contrast and capterra's share of arrivals are set so that marts.customer_value at 600 users measures
 # it (about 11 capterra cancellations against 26 among all other customers, seeds 1-20).
-CHURN_PER_RENEWAL = {"google": 0.08, "linkedin": 0.08, "newsletter": 0.08, "organic": 0.08, "referral": 0.08,
-                     "capterra": 0.35, "existing": 0.06}
+CHURN_PER_RENEWAL = {
+    "google": 0.08,
+    "linkedin": 0.08,
+    "newsletter": 0.08,
+    "organic": 0.08,
+    "referral": 0.08,
+    "capterra": 0.35,
+    "existing": 0.06,
+}
 
 # -- collaboration ------------------------------------------------------------------------------------
 INVITE_FIRST_WEEK = 0.2  # creators inviting teammates during onboarding

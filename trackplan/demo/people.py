@@ -17,12 +17,57 @@ WEB_UA = (
     "Mozilla/5.0 (X11; Linux x86_64; rv:131.0) Gecko/20100101 Firefox/131.0",
     "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1",
 )
-IOS_UA = ("AcmeBoards/4.2.1 (iPhone; iOS 18.0)", "AcmeBoards/4.3.0 (iPhone; iOS 18.1)",
-          "AcmeBoards/3.9.2 (iPhone; iOS 17.5)")  # 3.x still sends the deprecated Task Exported
-FIRST = ("ana", "ben", "chen", "dana", "eli", "fatima", "gus", "hana", "ivan", "jo", "kofi", "lena", "mateo",
-         "nina", "omar", "priya", "quinn", "rosa", "sven", "tara", "umar", "vera", "wei", "xena", "yusuf", "zoe")
-LAST = ("silva", "smith", "muller", "tanaka", "garcia", "kowalski", "nguyen", "okafor", "rossi", "dubois",
-        "jensen", "kim", "lopez", "novak", "patel", "schmidt")
+IOS_UA = (
+    "AcmeBoards/4.2.1 (iPhone; iOS 18.0)",
+    "AcmeBoards/4.3.0 (iPhone; iOS 18.1)",
+    "AcmeBoards/3.9.2 (iPhone; iOS 17.5)",
+)  # 3.x still sends the deprecated Task Exported
+FIRST = (
+    "ana",
+    "ben",
+    "chen",
+    "dana",
+    "eli",
+    "fatima",
+    "gus",
+    "hana",
+    "ivan",
+    "jo",
+    "kofi",
+    "lena",
+    "mateo",
+    "nina",
+    "omar",
+    "priya",
+    "quinn",
+    "rosa",
+    "sven",
+    "tara",
+    "umar",
+    "vera",
+    "wei",
+    "xena",
+    "yusuf",
+    "zoe",
+)
+LAST = (
+    "silva",
+    "smith",
+    "muller",
+    "tanaka",
+    "garcia",
+    "kowalski",
+    "nguyen",
+    "okafor",
+    "rossi",
+    "dubois",
+    "jensen",
+    "kim",
+    "lopez",
+    "novak",
+    "patel",
+    "schmidt",
+)
 
 
 class Device:
@@ -122,19 +167,24 @@ def device_context(r: Stream, region: str, kind: str, consent_a: bool, consent_m
         lib = {"name": "analytics.js", "version": "2.11.1"}
         ua = r.ch(WEB_UA)
     return {
-        "library": lib, "ip": _ip(r), "userAgent": ua, "locale": locale,
+        "library": lib,
+        "ip": _ip(r),
+        "userAgent": ua,
+        "locale": locale,
         "location": {"region": region},
         "consent": {"categoryPreferences": {"necessary": True, "analytics": consent_a, "marketing": consent_m}},
     }
 
 
 def server_context(region: str, consent_a: bool, consent_m: bool) -> dict:
-    return {"library": {"name": "analytics-python", "version": "2.3.3"}, "location": {"region": region},
-            "consent": {"categoryPreferences": {"necessary": True, "analytics": consent_a, "marketing": consent_m}}}
+    return {
+        "library": {"name": "analytics-python", "version": "2.3.3"},
+        "location": {"region": region},
+        "consent": {"categoryPreferences": {"necessary": True, "analytics": consent_a, "marketing": consent_m}},
+    }
 
 
-def make_person(r: Stream, idx: int, kind: str, anon_ids, region: str | None = None,
-                size: str | None = None) -> Person:
+def make_person(r: Stream, idx: int, kind: str, anon_ids, region: str | None = None, size: str | None = None) -> Person:
     """A person with region, company size, consent and 1-3 devices (web, then iOS app, then another browser)."""
     p = Person(idx, kind)
     p.region = region or r.wch(P.REGIONS, REGION_CUM)
@@ -146,8 +196,9 @@ def make_person(r: Stream, idx: int, kind: str, anon_ids, region: str | None = N
     locale = r.ch(P.REGION_LOCALES[p.region])
     n_dev = r.wch((1, 2, 3), DEVICES_CUM)
     kinds = ("web", "ios", "web")[:n_dev]
-    p.devices = [Device(next(anon_ids), k, device_context(r, p.region, k, p.consent_a, p.consent_m, locale))
-                 for k in kinds]
+    p.devices = [
+        Device(next(anon_ids), k, device_context(r, p.region, k, p.consent_a, p.consent_m, locale)) for k in kinds
+    ]
     p.server_ctx = server_context(p.region, p.consent_a, p.consent_m)
     p.channel = "existing"
     first, last = r.ch(FIRST), r.ch(LAST)

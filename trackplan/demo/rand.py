@@ -83,5 +83,5 @@ def uuids(rng: np.random.Generator, n: int) -> list[str]:
     h = raw.hex()
     out = []
     for o in range(0, 32 * n, 32):
-        out.append(f"{h[o:o + 8]}-{h[o + 8:o + 12]}-{h[o + 12:o + 16]}-{h[o + 16:o + 20]}-{h[o + 20:o + 32]}")
+        out.append(f"{h[o : o + 8]}-{h[o + 8 : o + 12]}-{h[o + 12 : o + 16]}-{h[o + 16 : o + 20]}-{h[o + 20 : o + 32]}")
     return out

@@ -23,16 +23,38 @@ MIN = 60_000
 WEB, IOS, SERVER = 0, 1, 2
 FLAG_MKT_DECLINED = 1  # event of the marketing category from a person who declined marketing
 
-PRODUCT_EVENTS = ("Task Created", "Task Completed", "Comment Added", "File Uploaded", "Search Performed",
-                  "Project Created", "Report Exported")
+PRODUCT_EVENTS = (
+    "Task Created",
+    "Task Completed",
+    "Comment Added",
+    "File Uploaded",
+    "Search Performed",
+    "Project Created",
+    "Report Exported",
+)
 PRODUCT_CUM = cumulative((0.28, 0.22, 0.18, 0.08, 0.14, 0.05, 0.05))
-SITE_PAGES = (("/", "Acme Boards"), ("/features", "Features"), ("/pricing", "Pricing"),
-              ("/templates", "Templates"), ("/blog/remote-standups", "Remote stand-ups that work"),
-              ("/blog/kanban-vs-scrum", "Kanban vs Scrum"), ("/customers", "Customers"))
-APP_PAGES = (("/app/projects", "Projects"), ("/app/tasks", "My tasks"), ("/app/inbox", "Inbox"),
-             ("/app/reports", "Reports"), ("/app/settings", "Settings"))
-SCREENS = (("Board", "BoardViewController"), ("Task", "TaskDetailViewController"),
-           ("Inbox", "InboxViewController"), ("Search", "SearchViewController"))
+SITE_PAGES = (
+    ("/", "Acme Boards"),
+    ("/features", "Features"),
+    ("/pricing", "Pricing"),
+    ("/templates", "Templates"),
+    ("/blog/remote-standups", "Remote stand-ups that work"),
+    ("/blog/kanban-vs-scrum", "Kanban vs Scrum"),
+    ("/customers", "Customers"),
+)
+APP_PAGES = (
+    ("/app/projects", "Projects"),
+    ("/app/tasks", "My tasks"),
+    ("/app/inbox", "Inbox"),
+    ("/app/reports", "Reports"),
+    ("/app/settings", "Settings"),
+)
+SCREENS = (
+    ("Board", "BoardViewController"),
+    ("Task", "TaskDetailViewController"),
+    ("Inbox", "InboxViewController"),
+    ("Search", "SearchViewController"),
+)
 ONBOARDING_STEPS = ("profile", "first_project", "invite", "integration", "template")
 URL = "https://acme.example"
 
@@ -65,9 +87,15 @@ class Simulation:
         inits = {i.key: i for i in m.initiatives}
         self.inits = inits
         self.chat_ms = ms_of(date.fromisoformat(inits["eu_live_chat"].start)) if "eu_live_chat" in inits else None
-        self.slack_ms = ms_of(date.fromisoformat(inits["slack_integration"].start)) if "slack_integration" in inits else None
-        self.pricing_ms = ms_of(date.fromisoformat(inits["new_pricing_page"].start)) if "new_pricing_page" in inits else None
-        self.slack_day = (self.slack_ms - self.t0) // DAY if self.slack_ms and self.t0 < self.slack_ms < self.t_end else None
+        self.slack_ms = (
+            ms_of(date.fromisoformat(inits["slack_integration"].start)) if "slack_integration" in inits else None
+        )
+        self.pricing_ms = (
+            ms_of(date.fromisoformat(inits["new_pricing_page"].start)) if "new_pricing_page" in inits else None
+        )
+        self.slack_day = (
+            (self.slack_ms - self.t0) // DAY if self.slack_ms and self.t0 < self.slack_ms < self.t_end else None
+        )
         self.wk = np.array([P.WEEKDAY[date.fromordinal(start.toordinal() + k).weekday()] for k in range(days)])
         self.counts_pre = self.slack_day is not None
         self.truth_study: dict = {}
@@ -77,6 +105,7 @@ class Simulation:
     # -- helpers ---------------------------------------------------------------------------------
     def _anon_ids(self):
         from .rand import uuids
+
         while True:
             yield from uuids(self.rng, 4096)
 
@@ -122,8 +151,9 @@ class Simulation:
     def track(self, p: Person, dev: Device | None, t: int, name: str, props: dict, flags: int = 0) -> dict:
         return self.emit(p, dev, t, "track", {"event": name, "properties": props}, flags)
 
-    def page(self, p: Person, dev: Device, t: int, path: str, title: str, referrer: str = "",
-             campaign: dict | None = None) -> None:
+    def page(
+        self, p: Person, dev: Device, t: int, path: str, title: str, referrer: str = "", campaign: dict | None = None
+    ) -> None:
         url = URL + path
         props = {"path": path, "url": url, "title": title}
         ctx_page = {"path": path, "url": url, "title": title}
@@ -242,12 +272,18 @@ class Simulation:
         p.touches.append(channel)
         campaign = r.ch(P.CAMPAIGNS[channel])
         ref = {"organic": "https://www.google.com/", "referral": "https://blog.partner.example/"}.get(channel, "")
-        path, title = (SITE_PAGES[0] if j == 0 or r.u() < 0.5 else r.ch(SITE_PAGES))
+        path, title = SITE_PAGES[0] if j == 0 or r.u() < 0.5 else r.ch(SITE_PAGES)
         self.page(p, dev, t, path, title, ref, campaign)
         if channel in P.AD_NETWORK:
             flags = 0 if p.consent_m else FLAG_MKT_DECLINED
-            self.track(p, dev, t + 150, "Ad Clicked",
-                       {"ad_id": f"ad_{channel}_{r.i(1, 12)}", "network": P.AD_NETWORK[channel]}, flags)
+            self.track(
+                p,
+                dev,
+                t + 150,
+                "Ad Clicked",
+                {"ad_id": f"ad_{channel}_{r.i(1, 12)}", "network": P.AD_NETWORK[channel]},
+                flags,
+            )
         t += int(r.exp(40_000)) + 2000
         for _ in range(r.i(0, 3)):
             path, title = r.ch(SITE_PAGES)
@@ -271,13 +307,40 @@ class Simulation:
         if r.u() < 0.9:  # the form field is optional
             props["company_size"] = p.size
         self.track(p, dev, t, "Account Created", props)
-        self.emit(p, dev, t + 50, "identify", {"traits": {
-            "email": p.email, "name": p.name, "plan": "free", "company_size": p.size, "region": p.region,
-            "created_at": _iso(t)}})
+        self.emit(
+            p,
+            dev,
+            t + 50,
+            "identify",
+            {
+                "traits": {
+                    "email": p.email,
+                    "name": p.name,
+                    "plan": "free",
+                    "company_size": p.size,
+                    "region": p.region,
+                    "created_at": _iso(t),
+                }
+            },
+        )
         if invited_by is None:
-            self.track(p, dev, t + 400, "Workspace Created", {"workspace_id": p.ws, "name": f"{p.name.split()[1]} team"})
-            self.emit(p, dev, t + 450, "group", {"groupId": p.ws, "traits": {
-                "name": f"{p.name.split()[1]} team", "employees": r.i(*P.SIZE_EMPLOYEES[p.size]), "plan": "free"}})
+            self.track(
+                p, dev, t + 400, "Workspace Created", {"workspace_id": p.ws, "name": f"{p.name.split()[1]} team"}
+            )
+            self.emit(
+                p,
+                dev,
+                t + 450,
+                "group",
+                {
+                    "groupId": p.ws,
+                    "traits": {
+                        "name": f"{p.name.split()[1]} team",
+                        "employees": r.i(*P.SIZE_EMPLOYEES[p.size]),
+                        "plan": "free",
+                    },
+                },
+            )
         else:
             self.track(p, dev, t + 400, "Invite Accepted", {"workspace_id": p.ws, "role": "member"})
         self.track(p, dev, t + int(r.uni(60, 900) * 1000), "Email Verified", {})
@@ -285,9 +348,18 @@ class Simulation:
         lift = 0.0
         if self.exp_ms is not None and t >= self.exp_ms:
             p.variant = "control" if r.u() < 0.5 else "checklist"
-            self.track(p, dev, t + 600, "Experiment Viewed", {
-                "experiment_id": self.exp.key, "experiment_name": "Onboarding checklist",
-                "variation_id": p.variant, "variation_name": p.variant.title()})
+            self.track(
+                p,
+                dev,
+                t + 600,
+                "Experiment Viewed",
+                {
+                    "experiment_id": self.exp.key,
+                    "experiment_name": "Onboarding checklist",
+                    "variation_id": p.variant,
+                    "variation_name": p.variant.title(),
+                },
+            )
             if p.variant == "checklist":
                 lift = P.CHECKLIST_LIFT[p.size]
         p.activated = r.u() < P.ACTIVATION_BASE + lift
@@ -332,8 +404,16 @@ class Simulation:
             self.page(p, dev, t, "/login", "Log in")
             t += 8000
         dev.user = p.user_id
-        self.track(p, dev, t, "Signed In", {"method": r.ch(("password", "google", "github", "sso")),
-                                            "platform": "ios" if dev.kind == "ios" else "web"})
+        self.track(
+            p,
+            dev,
+            t,
+            "Signed In",
+            {
+                "method": r.ch(("password", "google", "github", "sso")),
+                "platform": "ios" if dev.kind == "ios" else "web",
+            },
+        )
         return t + 3000
 
     def _session(self, p: Person, t: int, n_ev: int) -> None:
@@ -343,9 +423,22 @@ class Simulation:
             t = self._login(p, dev, t)
         if not p.identified and p.kind == "base":
             p.identified = True
-            self.emit(p, dev, t, "identify", {"traits": {
-                "email": p.email, "name": p.name, "plan": p.plan, "company_size": p.size, "region": p.region,
-                "created_at": _iso(p.signup_ms)}})
+            self.emit(
+                p,
+                dev,
+                t,
+                "identify",
+                {
+                    "traits": {
+                        "email": p.email,
+                        "name": p.name,
+                        "plan": p.plan,
+                        "company_size": p.size,
+                        "region": p.region,
+                        "created_at": _iso(p.signup_ms),
+                    }
+                },
+            )
         ios = dev.kind == "ios"
         plat = "ios" if ios else "web"
         young = p.signup_ms is not None and t - p.signup_ms < 7 * DAY
@@ -373,33 +466,73 @@ class Simulation:
             p.tasks.append(tid)
             if len(p.tasks) > 20:
                 del p.tasks[0]
-            self.track(p, dev, t, kind, {"task_id": tid, "project_id": self._project(p), "platform": plat,
-                                         "has_due_date": r.u() < 0.4})
+            self.track(
+                p,
+                dev,
+                t,
+                kind,
+                {"task_id": tid, "project_id": self._project(p), "platform": plat, "has_due_date": r.u() < 0.4},
+            )
         elif kind == "Task Completed":
             tid = p.tasks.pop() if p.tasks else self._new_id(p, "tsk")
-            self.track(p, dev, t, kind, {"task_id": tid, "project_id": self._project(p), "platform": plat,
-                                         "time_to_complete_hours": round(r.exp(30.0), 2)})
+            self.track(
+                p,
+                dev,
+                t,
+                kind,
+                {
+                    "task_id": tid,
+                    "project_id": self._project(p),
+                    "platform": plat,
+                    "time_to_complete_hours": round(r.exp(30.0), 2),
+                },
+            )
         elif kind == "Comment Added":
             tid = r.ch(p.tasks) if p.tasks else self._new_id(p, "tsk")
-            self.track(p, dev, t, kind, {"task_id": tid, "length": int(r.exp(120)) + 1,
-                                         "mentions": r.wch((0, 1, 2), _MENTION_CUM)})
+            self.track(
+                p,
+                dev,
+                t,
+                kind,
+                {"task_id": tid, "length": int(r.exp(120)) + 1, "mentions": r.wch((0, 1, 2), _MENTION_CUM)},
+            )
         elif kind == "File Uploaded":
             tid = r.ch(p.tasks) if p.tasks else self._new_id(p, "tsk")
-            self.track(p, dev, t, kind, {"task_id": tid, "file_size_bytes": int(r.exp(800_000)) + 100,
-                                         "file_type": r.ch(("pdf", "png", "jpg", "docx", "xlsx", "csv"))})
+            self.track(
+                p,
+                dev,
+                t,
+                kind,
+                {
+                    "task_id": tid,
+                    "file_size_bytes": int(r.exp(800_000)) + 100,
+                    "file_type": r.ch(("pdf", "png", "jpg", "docx", "xlsx", "csv")),
+                },
+            )
         elif kind == "Search Performed":
             self.track(p, dev, t, kind, {"query_length": r.i(2, 40), "results_count": int(r.exp(25))})
         elif kind == "Project Created":
             pid = self._new_id(p, "prj")
             p.projects.append(pid)
-            self.track(p, dev, t, kind, {"project_id": pid, "workspace_id": p.ws, "platform": plat,
-                                         "template": r.ch(("blank", "kanban", "roadmap", "sprint", "crm"))})
+            self.track(
+                p,
+                dev,
+                t,
+                kind,
+                {
+                    "project_id": pid,
+                    "workspace_id": p.ws,
+                    "platform": plat,
+                    "template": r.ch(("blank", "kanban", "roadmap", "sprint", "crm")),
+                },
+            )
         else:  # exports: the old iOS app still sends the deprecated name
             if dev.kind == "ios" and dev.ctx["userAgent"].startswith("AcmeBoards/3."):
                 self.track(p, dev, t, "Task Exported", {"format": r.ch(("csv", "pdf"))})
             else:
-                self.track(p, dev, t, "Report Exported", {"format": r.ch(("csv", "pdf", "xlsx")),
-                                                          "row_count": int(r.exp(300))})
+                self.track(
+                    p, dev, t, "Report Exported", {"format": r.ch(("csv", "pdf", "xlsx")), "row_count": int(r.exp(300))}
+                )
 
     def _extras(self, p: Person, dev: Device, t: int) -> None:
         """Rare per-session events: tickets, surveys, chat, invites, other integrations."""
@@ -409,9 +542,16 @@ class Simulation:
             self.track(p, dev, t, "Chat Widget Opened", {"page_path": r.ch(APP_PAGES)[0]})
             t += 30_000
         if r.u() < P.TICKET_RATE * (P.CHAT_TICKET_MULT if eu_chat else 1.0):
-            self.track(p, dev, t, "Support Ticket Created", {
-                "channel": r.ch(("email", "chat", "form")) if eu_chat else r.ch(("email", "phone", "form")),
-                "topic": r.ch(("billing", "bug", "how_to", "how_to", "account", "other"))})
+            self.track(
+                p,
+                dev,
+                t,
+                "Support Ticket Created",
+                {
+                    "channel": r.ch(("email", "chat", "form")) if eu_chat else r.ch(("email", "phone", "form")),
+                    "topic": r.ch(("billing", "bug", "how_to", "how_to", "account", "other")),
+                },
+            )
             t += 10_000
         if r.u() < P.SURVEY_RATE:
             mean = P.NPS_BASE_MEAN + (P.CHAT_NPS_LIFT if eu_chat else 0.0) + (0.5 if p.paying else 0.0)
@@ -421,8 +561,13 @@ class Simulation:
         if r.u() < P.INVITE_PER_SESSION:
             self._a_invite(p, t, None, dev)
         if r.u() < 0.004:
-            self.track(p, dev, t, "Integration Connected", {
-                "integration": r.ch(("github", "jira", "google_drive", "zapier")), "workspace_id": p.ws})
+            self.track(
+                p,
+                dev,
+                t,
+                "Integration Connected",
+                {"integration": r.ch(("github", "jira", "google_drive", "zapier")), "workspace_id": p.ws},
+            )
 
     def _a_tc(self, p: Person, t: int, _extra) -> None:
         dev = self._pick_device(p)
@@ -439,10 +584,22 @@ class Simulation:
             t = self._login(p, dev, t)
         n = r.wch((1, 2, 3), _INVITE_N_CUM)
         for j in range(n):
-            first, last = r.ch(("alex", "sam", "kim", "lee", "max", "noa", "ray")), r.ch(("berg", "costa", "ito", "ward"))
-            self.track(p, dev, t + j * 4000, "Invite Sent", {
-                "workspace_id": p.ws, "invitee_email": f"{first}.{last}.{p.idx:x}{j}@co{p.idx % 997:x}.example",
-                "role": r.wch(("member", "admin", "guest"), _ROLE_CUM), "invite_count": 1})
+            first, last = (
+                r.ch(("alex", "sam", "kim", "lee", "max", "noa", "ray")),
+                r.ch(("berg", "costa", "ito", "ward")),
+            )
+            self.track(
+                p,
+                dev,
+                t + j * 4000,
+                "Invite Sent",
+                {
+                    "workspace_id": p.ws,
+                    "invitee_email": f"{first}.{last}.{p.idx:x}{j}@co{p.idx % 997:x}.example",
+                    "role": r.wch(("member", "admin", "guest"), _ROLE_CUM),
+                    "invite_count": 1,
+                },
+            )
             if r.u() < P.INVITE_ACCEPT:
                 self._schedule(t + int(r.uni(0.02, 3.0) * DAY), "invitee", p)
 
@@ -459,9 +616,19 @@ class Simulation:
 
     # -- money -----------------------------------------------------------------------------------
     def _product_viewed(self, p: Person, dev: Device, t: int, plan: str = "team") -> None:
-        self.track(p, dev, t, "Product Viewed", {"product_id": f"prd_{plan}_monthly", "name": f"{plan.title()} plan",
-                                                 "price": P.PLANS[plan], "currency": P.CURRENCY[p.region],
-                                                 "category": "plan"})
+        self.track(
+            p,
+            dev,
+            t,
+            "Product Viewed",
+            {
+                "product_id": f"prd_{plan}_monthly",
+                "name": f"{plan.title()} plan",
+                "price": P.PLANS[plan],
+                "currency": P.CURRENCY[p.region],
+                "category": "plan",
+            },
+        )
 
     def _a_browse_pricing(self, p: Person, t: int, _extra) -> None:
         """A free account looks at plans, sometimes starts checkout, and leaves."""
@@ -472,8 +639,13 @@ class Simulation:
         self.page(p, dev, t, "/pricing", "Pricing")
         self._product_viewed(p, dev, t + 2000, r.ch(("team", "business")))
         if r.u() < 0.35:
-            self.track(p, dev, t + 40_000, "Checkout Started", {
-                "order_id": self._new_id(p, "ord"), "value": P.PLANS["team"] * 5, "currency": P.CURRENCY[p.region]})
+            self.track(
+                p,
+                dev,
+                t + 40_000,
+                "Checkout Started",
+                {"order_id": self._new_id(p, "ord"), "value": P.PLANS["team"] * 5, "currency": P.CURRENCY[p.region]},
+            )
 
     def _start_subscription(self, p: Person, renew_at: int | None = None) -> None:
         r = self.r
@@ -498,33 +670,63 @@ class Simulation:
         self.page(p, dev, t, "/pricing", "Pricing")
         self._product_viewed(p, dev, t + 3000, p.plan)
         t += int(r.uni(20, 200) * 1000)
-        product = {"product_id": f"prd_{p.plan}_{p.billing}", "name": f"{p.plan.title()} plan",
-                   "price": P.PLANS[p.plan], "quantity": p.seats}
+        product = {
+            "product_id": f"prd_{p.plan}_{p.billing}",
+            "name": f"{p.plan.title()} plan",
+            "price": P.PLANS[p.plan],
+            "quantity": p.seats,
+        }
         if r.u() < 0.3:
-            self.track(p, dev, t, "Product Added", {"product_id": product["product_id"], "price": P.PLANS[p.plan],
-                                                    "quantity": p.seats, "currency": cur})
+            self.track(
+                p,
+                dev,
+                t,
+                "Product Added",
+                {"product_id": product["product_id"], "price": P.PLANS[p.plan], "quantity": p.seats, "currency": cur},
+            )
             self.track(p, dev, t + 5000, "Cart Viewed", {"products": [product]})
             t += 20_000
         oid = self._new_id(p, "ord")
-        self.track(p, dev, t, "Checkout Started", {"order_id": oid, "value": p.price, "currency": cur,
-                                                   "products": [product]})
+        self.track(
+            p, dev, t, "Checkout Started", {"order_id": oid, "value": p.price, "currency": cur, "products": [product]}
+        )
         coupon = None
         if r.u() < 0.1:
             coupon = r.ch(("WELCOME10", "STARTUP20"))
-            self.track(p, dev, t + 8000, "Coupon Applied", {"order_id": oid, "coupon": coupon,
-                                                            "discount": round(p.price * 0.1, 2)})
+            self.track(
+                p,
+                dev,
+                t + 8000,
+                "Coupon Applied",
+                {"order_id": oid, "coupon": coupon, "discount": round(p.price * 0.1, 2)},
+            )
             p.price = round(p.price * 0.9, 2)
         t += int(r.uni(30, 150) * 1000)
         method = r.wch(("card", "invoice", "paypal"), _PAY_CUM)
         self.track(p, dev, t, "Payment Info Entered", {"order_id": oid, "payment_method": method})
         if r.u() < P.PAYMENT_FAIL:
             t += 4000
-            self.track(p, None, t, "Payment Failed", {"order_id": oid, "reason": r.ch(
-                ("card_declined", "insufficient_funds", "expired_card", "fraud_suspected"))})
+            self.track(
+                p,
+                None,
+                t,
+                "Payment Failed",
+                {
+                    "order_id": oid,
+                    "reason": r.ch(("card_declined", "insufficient_funds", "expired_card", "fraud_suspected")),
+                },
+            )
             t += int(r.uni(60, 600) * 1000)
             self.track(p, dev, t, "Payment Info Entered", {"order_id": oid, "payment_method": "card"})
-        props = {"order_id": oid, "revenue": p.price, "currency": cur, "plan": p.plan, "products": [product],
-                 "billing_period": p.billing, "seats": p.seats}
+        props = {
+            "order_id": oid,
+            "revenue": p.price,
+            "currency": cur,
+            "plan": p.plan,
+            "products": [product],
+            "billing_period": p.billing,
+            "seats": p.seats,
+        }
         if coupon:
             props["coupon"] = coupon
         self.track(p, None, t + 3000, "Order Completed", props)
@@ -541,13 +743,26 @@ class Simulation:
         due[0] += 1
         if r.u() < P.CHURN_PER_RENEWAL[group]:
             due[1] += 1
-            self.track(p, None, t, "Subscription Cancelled", {"plan": p.plan, "reason": r.ch(
-                ("too_expensive", "missing_feature", "switched_tool", "team_disbanded", "other"))})
+            self.track(
+                p,
+                None,
+                t,
+                "Subscription Cancelled",
+                {
+                    "plan": p.plan,
+                    "reason": r.ch(("too_expensive", "missing_feature", "switched_tool", "team_disbanded", "other")),
+                },
+            )
             p.paying, p.churned = False, True
             self.rate[p.idx] *= P.CHURNED_ACTIVITY
             return
-        self.track(p, None, t, "Subscription Renewed", {"revenue": p.price, "currency": cur, "plan": p.plan,
-                                                       "billing_period": "monthly"})
+        self.track(
+            p,
+            None,
+            t,
+            "Subscription Renewed",
+            {"revenue": p.price, "currency": cur, "plan": p.plan, "billing_period": "monthly"},
+        )
         self._schedule(t + 30 * DAY, "renew", p)
 
     # -- the matching study ----------------------------------------------------------------------
@@ -558,8 +773,12 @@ class Simulation:
         c0, c1, c2 = P.UPGRADE_P
         start = self.slack_ms
         for p in self.persons:
-            if p.user_id is None or p.ever_paid or (p.signup_ms is not None and p.signup_ms >= start) \
-                    or (p.buy_ms is not None and p.buy_ms < start):
+            if (
+                p.user_id is None
+                or p.ever_paid
+                or (p.signup_ms is not None and p.signup_ms >= start)
+                or (p.buy_ms is not None and p.buy_ms < start)
+            ):
                 continue
             p.study = True
             x = math.log1p(p.pre_events)

@@ -20,13 +20,28 @@ _RULES: list[tuple[str, str]] = [
     (r"(^|_)(hours)($|_)", "hours"),
     (r"(^|_)(months|days)($|_)", "duration"),
     (r"(^|_)ratio($|_)", "number"),  # clv_cac_ratio: a multiple, not money
-    ((r"(^|_)(rate|share|churn|prob|roi|lift_rel|rel_change|coverage|power|retention|pct|percent|"
-      r"conversion_rate|overall_conversion|step_conversion|confidence|margin)($|_)|^roi|^prob_"), "percent"),
-    ((r"(^|_)(npv|cost|costs|clv|cac|revenue|arpu|price|amount|mrr|ltv|value_to_date|value_per_conversion|"
-      r"value|budget|spend)($|_)"), "currency"),
-    ((r"(^|_)(n|count|persons|signups|activated|retained|cohort_size|size|lines|loaded|quarantined|duplicates|"
-      r"sessions|events|exposures|conversions|entered|analysed|population|rank|users|customers|orders|"
-      r"suppressed|consent_dropped|files|rows|anomalies|observed|renewals|churned)($|_)"), "count"),
+    (
+        (
+            r"(^|_)(rate|share|churn|prob|roi|lift_rel|rel_change|coverage|power|retention|pct|percent|"
+            r"conversion_rate|overall_conversion|step_conversion|confidence|margin)($|_)|^roi|^prob_"
+        ),
+        "percent",
+    ),
+    (
+        (
+            r"(^|_)(npv|cost|costs|clv|cac|revenue|arpu|price|amount|mrr|ltv|value_to_date|value_per_conversion|"
+            r"value|budget|spend)($|_)"
+        ),
+        "currency",
+    ),
+    (
+        (
+            r"(^|_)(n|count|persons|signups|activated|retained|cohort_size|size|lines|loaded|quarantined|duplicates|"
+            r"sessions|events|exposures|conversions|entered|analysed|population|rank|users|customers|orders|"
+            r"suppressed|consent_dropped|files|rows|anomalies|observed|renewals|churned)($|_)"
+        ),
+        "count",
+    ),
 ]
 CAP_IRR = 10.0  # an IRR above 1,000% a year says "the costs are negligible", not a rate anyone plans with
 
@@ -39,7 +54,13 @@ def column_kind(name: str) -> str:
             if kind == "percent" and re.search(r"(^|_)per(_|$)", n):
                 continue  # "conversions_per_month" is a count, not a rate
             return kind
-    if n.endswith(("_at", "_date", "_day", "_week", "_start", "_end")) or n in ("day", "date", "week", "start", "as_of"):
+    if n.endswith(("_at", "_date", "_day", "_week", "_start", "_end")) or n in (
+        "day",
+        "date",
+        "week",
+        "start",
+        "as_of",
+    ):
         return "date"
     return "number"
 
@@ -112,8 +133,11 @@ def _date(v) -> str:
 def _decimals(kind: str, values: list[float]) -> int:
     """Decimals for the whole column: enough that its typical value keeps about three significant
     digits, and whole numbers stay whole."""
-    finite = [abs(float(x)) for x in values if isinstance(x, int | float) and not isinstance(x, bool)
-              and math.isfinite(float(x))]
+    finite = [
+        abs(float(x))
+        for x in values
+        if isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(float(x))
+    ]
     if not finite:
         return 0
     integral = all(float(x).is_integer() for x in finite)
@@ -145,8 +169,9 @@ def column_format(name: str, values, currency: str | None = None, kind: str | No
     return ColumnFormat(kind, _decimals(kind, vals), currency if kind == "currency" else None)
 
 
-def format_frame(df, columns: list[str] | None = None, currency: str | None = None,
-                 kinds: dict[str, str] | None = None) -> tuple[list[str], list[str], list[list[str]]]:
+def format_frame(
+    df, columns: list[str] | None = None, currency: str | None = None, kinds: dict[str, str] | None = None
+) -> tuple[list[str], list[str], list[list[str]]]:
     """(headers, kinds, rows of text) for a DataFrame, each column with its one formatter."""
     cols = [c for c in (columns or list(df.columns)) if c in df.columns]
     fmts = {c: column_format(c, df[c].tolist(), currency, (kinds or {}).get(c)) for c in cols}

@@ -14,9 +14,23 @@ from dataclasses import dataclass
 from .format import ColumnFormat, missing
 
 RECOMMENDATIONS = ("scale", "continue", "pivot", "stop", "not evaluable")
-GRADE_TEXT = {"A": "randomized", "B": "quasi-experimental, checks passed", "C": "quasi-experimental, checks failed or not run",
-              "D": "before/after, not causal"}
-COLUMNS = ["#", "initiative", "recommendation", "evidence", "expected NPV", "P(NPV > 0)", "ROI", "payback", "KPI vs target"]
+GRADE_TEXT = {
+    "A": "randomized",
+    "B": "quasi-experimental, checks passed",
+    "C": "quasi-experimental, checks failed or not run",
+    "D": "before/after, not causal",
+}
+COLUMNS = [
+    "#",
+    "initiative",
+    "recommendation",
+    "evidence",
+    "expected NPV",
+    "P(NPV > 0)",
+    "ROI",
+    "payback",
+    "KPI vs target",
+]
 
 
 @dataclass
@@ -63,27 +77,51 @@ def portfolio_rows(pf, roi=None, plan=None, currency: str | None = None) -> list
         extra = roi_by.get(r.get("initiative"), {})
         grade = r.get("evidence_grade")
         expected = r.get("expected_npv") if not missing(r.get("expected_npv")) else r.get("npv")
-        band = (f"P10 {money(r.get('npv_p10'))} · P90 {money(r.get('npv_p90'))}"
-                if not missing(r.get("npv_p10")) else "no Monte Carlo distribution")
+        band = (
+            f"P10 {money(r.get('npv_p10'))} · P90 {money(r.get('npv_p90'))}"
+            if not missing(r.get("npv_p10"))
+            else "no Monte Carlo distribution"
+        )
         roi_v = extra.get("roi")
-        kpi_main, kpi_status, kpi_cls = kpi_text(r.get("kpi_current"), r.get("kpi_target"), units.get(r.get("kpi")),
-                                                 r.get("kpi_direction"), r.get("kpi_on_track"))
+        kpi_main, kpi_status, kpi_cls = kpi_text(
+            r.get("kpi_current"),
+            r.get("kpi_target"),
+            units.get(r.get("kpi")),
+            r.get("kpi_direction"),
+            r.get("kpi_on_track"),
+        )
         why = r.get("reason") or ""
-        rows.append([
-            Cell(str(r.get("rank", "")), cls="num"),
-            Cell(str(r.get("name") or r.get("initiative")), f"{r.get('initiative')} · {r.get('method') or '–'}"),
-            Cell(rec, why if not evaluable or why != "no rule matched" else "no decision rule matched",
-                 "rec " + rec.replace(" ", "-")),
-            Cell(grade if not missing(grade) else "–",
-                 GRADE_TEXT.get(grade, "") if not missing(grade) else (r.get("evidence_label") or "no estimate"),
-                 "grade"),
-            Cell(money(expected) if evaluable else "–", band if evaluable else "", "num"),
-            Cell(pct(r.get("prob_npv_positive")) if evaluable else "–", "", "num"),
-            Cell(pct(roi_v) if evaluable and not missing(roi_v) else "–", "over the horizon" if evaluable else "", "num"),
-            Cell(f"{months(r.get('payback_months'))} months" if evaluable and not missing(r.get("payback_months"))
-                 else "–", "not within the horizon" if evaluable and missing(r.get("payback_months")) else "", "num"),
-            Cell(kpi_main, f"{r.get('kpi')}: {kpi_status}", f"kpicell {kpi_cls}"),
-        ])
+        rows.append(
+            [
+                Cell(str(r.get("rank", "")), cls="num"),
+                Cell(str(r.get("name") or r.get("initiative")), f"{r.get('initiative')} · {r.get('method') or '–'}"),
+                Cell(
+                    rec,
+                    why if not evaluable or why != "no rule matched" else "no decision rule matched",
+                    "rec " + rec.replace(" ", "-"),
+                ),
+                Cell(
+                    grade if not missing(grade) else "–",
+                    GRADE_TEXT.get(grade, "") if not missing(grade) else (r.get("evidence_label") or "no estimate"),
+                    "grade",
+                ),
+                Cell(money(expected) if evaluable else "–", band if evaluable else "", "num"),
+                Cell(pct(r.get("prob_npv_positive")) if evaluable else "–", "", "num"),
+                Cell(
+                    pct(roi_v) if evaluable and not missing(roi_v) else "–",
+                    "over the horizon" if evaluable else "",
+                    "num",
+                ),
+                Cell(
+                    f"{months(r.get('payback_months'))} months"
+                    if evaluable and not missing(r.get("payback_months"))
+                    else "–",
+                    "not within the horizon" if evaluable and missing(r.get("payback_months")) else "",
+                    "num",
+                ),
+                Cell(kpi_main, f"{r.get('kpi')}: {kpi_status}", f"kpicell {kpi_cls}"),
+            ]
+        )
     return rows
 
 

@@ -255,7 +255,10 @@ class _Stream:
                     try:
                         r = client.post(url + "/v1/batch", json={"batch": batch}, timeout=60)
                     except httpx.HTTPError:
-                        return  # killed mid-request: the batch stays pending, retried after the restart
+                        # killed mid-request, or not up yet: the batch stays pending and is retried, as the
+                        # SDKs retry, until this round is stopped (then after the restart)
+                        time.sleep(0.1)
+                        continue
                     if r.status_code == 200:
                         with self.lock:
                             self.acked.update(ids)
@@ -295,12 +298,15 @@ def test_sigkill_of_the_collector_as_pid_1_loses_no_acknowledged_event(tmp_path)
     stop = threading.Event()
     before = len(stream.acked)
     threads = stream.run(f"http://127.0.0.1:{port}", stop)
-    deadline = time.monotonic() + 60  # the retried batches, then a little more traffic
-    while len(stream.acked) < before + 8 * stream.per_batch and time.monotonic() < deadline:
+    in_flight = {m for ids in stream.pending.values() for m in ids}  # batches a kill left unacknowledged
+    deadline = time.monotonic() + 90  # the retried batches, then a little more traffic (a loaded CI machine)
+    while (
+        len(stream.acked) < before + 8 * stream.per_batch or not in_flight <= stream.acked
+    ) and time.monotonic() < deadline:
         time.sleep(0.05)
     stop.set()
     for t in threads:
-        t.join(timeout=10)
+        t.join(timeout=60)
     assert not stream.pending  # every batch in flight at a kill was retried and acknowledged
     os.kill(pid, signal.SIGTERM)
     proc.wait(timeout=30)

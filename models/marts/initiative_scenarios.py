@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from models.value import Assumptions, initiative_scenarios, monte_carlo
+from models.value_finance import SCENARIO_COLUMNS
 from tracking_plan.model import Initiative, Plan
 
 __all__ = ["assumptions_of", "build", "compute_initiative_scenarios", "ranges_of"]
@@ -17,25 +18,7 @@ __all__ = ["assumptions_of", "build", "compute_initiative_scenarios", "ranges_of
 MC_DRAWS = 5_000  # P10/P90 move by well under 1 % of their spread between reruns at this size
 MC_SEED = 0  # the same inputs give the same table
 HISTOGRAM_BINS = 20  # bars of the NPV distribution chart in the report
-COLUMNS = [
-    "initiative",
-    "kind",
-    "name",
-    "npv",
-    "roi",
-    "irr",
-    "payback_months",
-    "prob_npv_positive",
-    "parameter",
-    "low_value",
-    "high_value",
-    "npv_low",
-    "npv_high",
-    "swing",
-    "share",
-    "method",
-    "evidence_grade",
-]
+COLUMNS = [*SCENARIO_COLUMNS, "share", "method", "evidence_grade"]  # the finance table, the histogram, the evidence
 
 
 def assumptions_of(ini: Initiative, roi_row: dict) -> Assumptions:

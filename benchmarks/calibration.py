@@ -15,7 +15,7 @@ at two sizes and prints:
 
 Where the data come from (column ``dgp``):
 
-- ``generator``: the sample generator's own simulation (``tracking_plan.generator.sim``, the code
+- ``generator``: the sample generator's own simulation (``trackplan.demo.sim``, the code
   behind ``trackplan generate``) with its planted truths (the same functions that write
   ``_truth.json``). Its events are stitched perfectly (each device and user id mapped to its
   person) into the marts' event frame, skipping the landing files, ingest and Dagster: the marts'
@@ -55,10 +55,9 @@ Z95 = 1.959963984540054
 # -- the generator's simulation as the marts' event frame ----------------------------------------------
 def simulate_events(seed: int, users: int, plan):
     """(events frame, simulation) of one seed: the generator's simulation, perfectly stitched."""
-    from tracking_plan.generator.sim import FLAG_MKT_DECLINED, Simulation
-
-    from models.marts.events_frame import normalize, prop_column, property_names, where_column, where_keys
-    from tracking_plan.generator import params as P
+    from models.marts.events_frame import BASE_COLUMNS, normalize, prop_column, property_names, where_column, where_keys
+    from trackplan.demo import params as P
+    from trackplan.demo.sim import FLAG_MKT_DECLINED, Simulation
 
     start = P.DEFAULT_END - timedelta(days=P.DEFAULT_DAYS)
     sim = Simulation(plan, np.random.default_rng(seed), start, P.DEFAULT_DAYS, users)
@@ -76,21 +75,7 @@ def simulate_events(seed: int, users: int, plan):
     name_of = {e.type: e.name for e in plan.events.values() if e.type != "track"}
     props_wanted = property_names(plan)
     keys = where_keys(plan)
-    cols: dict[str, list] = {
-        c: []
-        for c in (
-            "person_id",
-            "event_name",
-            "timestamp",
-            "region",
-            "has_user",
-            "experiment_id",
-            "variant",
-            "company_size",
-            "seats",
-            "plan",
-        )
-    }
+    cols: dict[str, list] = {c: [] for c in BASE_COLUMNS}  # the marts' own event frame, built without the warehouse
     extra = {prop_column(p): [] for p in props_wanted} | {where_column(k): [] for k in keys}
     for t, _lag, _flags, ev in raw:
         pid = owner.get(ev.get("userId")) if ev.get("userId") else owner.get(ev.get("anonymousId"))
@@ -142,8 +127,8 @@ def generator_seed(args: tuple[int, int]) -> list[dict]:
     from models.marts.experiment_results import compute_experiment_results, exposures, metric_outcomes
     from models.marts.initiatives import Skip, estimate, estimate_its
     from models.stats import uplift_by_segment
-    from tracking_plan.generator import params as P
     from tracking_plan.loader import load_plan
+    from trackplan.demo import params as P
     from trackplan.demo.generate import _truth_did, _truth_experiment, _truth_its, _truth_matching
 
     warnings.simplefilter("ignore")

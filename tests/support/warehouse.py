@@ -7,12 +7,18 @@ per-asset overhead. `timings` (a dict) receives each stage's seconds and counts,
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from models.catalog import load_models, set_plan_variables
 from pipelines.ingest.load import ingest_partitions, landed_partitions
 from pipelines.stitch.identity import build_identity
+from pipelines.warehouse import DEMO_SALT
+
+# what this builds from is generated sample data: PII is hashed with the public demo salt, as
+# `trackplan demo` does, unless the caller set a salt of its own (the test suite's conftest does)
+os.environ.setdefault("TRACKPLAN_HASH_SALT", DEMO_SALT)
 
 
 def build_sessions(con, plan) -> int:

@@ -11,7 +11,9 @@ at two sizes and prints:
   the spread of (estimate − truth) across seeds (1 = honest standard errors); power: share of seeds
   significant at 5 % where the truth is not 0;
 - the false-positive rate of each robustness check (SRM, pre-trend, placebo, balance) on data
-  planted to pass.
+  planted to pass, and how often the balance check fires where an imbalance is planted (a
+  confounder left out of the propensity model: its power) or a trivial one (SMD ≈ 0.04: it should
+  not fire).
 
 Where the data come from (column ``dgp``):
 
@@ -23,7 +25,8 @@ Where the data come from (column ``dgp``):
   Sizes are the generator's ``users`` (existing accounts).
 - ``own``: the method's own data-generating process, where the generator plants no such effect
   (CUPED, the confidence sequence, the panel TWFE / event study / placebo, BG/NBD, Markov
-  attribution); sizes are units per arm, units, customers or paths.
+  attribution) or to vary what it cannot (matching at 20,000 units); sizes are units per arm,
+  units, days, customers or paths.
 
 Usage: ``python benchmarks/calibration.py --quick`` (about a minute: 10 seeds, one size) or
 ``python benchmarks/calibration.py`` (100 seeds at two sizes; ~30 min on one core, ``--jobs 2``
@@ -266,6 +269,8 @@ def generator_seed(args: tuple[int, int]) -> list[dict]:
                 ),
             )
         )
+        if "ar1_rho" in got["details"]:
+            out[-1]["ar1_rho"] = got["details"]["ar1_rho"]  # the errors' AR(1) coefficient, for diagnosis
         if ini.evaluation.method == "matching":
             d = got["details"]
             lo, hi = d["nearest_ci"]
@@ -792,15 +797,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="10 seeds at the small size only (about a minute)")
     ap.add_argument("--seeds", type=int, default=None, help="seeds per size (default 100; 10 with --quick)")
+    ap.add_argument(
+        "--first-seed", type=int, default=1, help="first seed (default 1): run a long table in chunks, one --csv each"
+    )
     ap.add_argument("--sizes", default="300,600", help="generator users per sample, two sizes (default 300,600)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (default 1: the machine is shared)")
     ap.add_argument("--only", default="", help="comma-separated: generator and/or own methods (cuped, ...)")
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables (for the README)")
     ap.add_argument("--csv", default=None, help="also write every seed's row to this CSV")
-    ap.add_argument("--from-csv", default=None, help="print the tables of an earlier --csv run (no sampling)")
+    ap.add_argument(
+        "--from-csv", default=None, help="print the tables of earlier --csv runs, comma-separated (no sampling)"
+    )
     a = ap.parse_args(argv)
     if a.from_csv:
-        summary, checks = summarize(pd.read_csv(a.from_csv))
+        summary, checks = summarize(pd.concat([pd.read_csv(f) for f in a.from_csv.split(",")], ignore_index=True))
         print(render(summary, checks, a.markdown))
         return 0
     seeds = a.seeds or (10 if a.quick else 100)
@@ -811,12 +821,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     jobs: list = []
     if not only or "generator" in only:
-        jobs += [(generator_seed, (seed, users)) for users in sizes for seed in range(1, seeds + 1)]
+        jobs += [
+            (generator_seed, (seed, users)) for users in sizes for seed in range(a.first_seed, a.first_seed + seeds)
+        ]
     for name, (_fn, own_sizes) in OWN.items():
         if only and name not in only:
             continue
         use = own_sizes[:1] if a.quick else own_sizes
-        jobs += [(own_seed, (name, seed, size)) for size in use for seed in range(1, seeds + 1)]
+        jobs += [(own_seed, (name, seed, size)) for size in use for seed in range(a.first_seed, a.first_seed + seeds)]
     rows: list[dict] = []
     if a.jobs > 1:
         with ProcessPoolExecutor(a.jobs) as pool:
@@ -834,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
     print(render(summary, checks, a.markdown))
     print(
         f"\n{len(jobs)} samples in {time.perf_counter() - t0:.0f} s "
-        f"(seeds 1..{seeds}; sizes: generator users {sizes}; own DGPs "
+        f"(seeds {a.first_seed}..{a.first_seed + seeds - 1}; sizes: generator users {sizes}; own DGPs "
         + ", ".join(f"{k} {v[1][:1] if a.quick else v[1]}" for k, v in OWN.items())
         + ")"
     )

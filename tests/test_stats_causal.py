@@ -345,10 +345,47 @@ def test_its_recovers_a_planted_level_change_with_ar1_errors():
     assert res.slope_change - 2 * res.slope_change_se < 0 < (res.slope_change + 2 * res.slope_change_se)
     # AR(1) errors by feasible GLS: the planted rho 0.5 is recovered, inference is Student t
     assert res.errors == "ar1" and abs(res.ar1_rho - 0.5) < 4 * np.sqrt((1 - 0.25) / 140)
-    assert res.df == 140 - 1 - 10  # first day dropped by the AR(1) transform; 10 coefficients
+    assert res.df == 140 - 10  # exact AR(1) GLS keeps every day; 10 coefficients
     naive = interrupted_time_series(df, time="day", outcome="signups", launch=launch, maxlags=0)
     # Positive autocorrelation: the AR(1) error must exceed the iid one.
     assert res.std_error > naive.std_error
+
+
+def test_its_ar1_coefficient_is_not_biased_by_the_fitted_terms():
+    """70 days, 10 terms (trend, level, slope, weekdays), AR(1) errors with rho 0.5: the residuals'
+    lag-1 autocorrelation underestimates rho (≈ 0.41 on average here: why the Cochrane-Orcutt
+    intervals under-covered); the design-corrected coefficient is unbiased within Monte Carlo error
+    over 40 seeds (4 standard errors of the seed mean) and above the residuals' on every seed."""
+    from models.causal.its import ar1_rho_unbiased
+
+    days, launch = 70, 45
+    dates = pd.date_range("2026-03-02", periods=days, freq="D")
+    t = np.arange(days)
+    X = np.column_stack(
+        [
+            np.ones(days),
+            t - launch,
+            t >= launch,
+            (t - launch) * (t >= launch),
+            *[(dates.day_of_week == d).astype(float) for d in range(1, 7)],
+        ]
+    )
+    corrected, residual = [], []
+    for seed in range(1, 41):
+        rng = np.random.default_rng([seed, 2401])
+        e = np.zeros(days)
+        e[0] = rng.normal(0, 1 / np.sqrt(1 - 0.25))
+        for i in range(1, days):
+            e[i] = 0.5 * e[i - 1] + rng.normal()
+        y = X @ rng.normal(0, 1, X.shape[1]) + e
+        corrected.append(ar1_rho_unbiased(y, X))
+        r = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
+        residual.append(r[1:] @ r[:-1] / (r @ r))
+    se = np.std(corrected, ddof=1) / np.sqrt(40)
+    assert abs(np.mean(corrected) - 0.5) < 4 * se
+    gap = np.array(corrected) - np.array(residual)  # paired on each seed: the correction, ≈ 0.08 here
+    assert gap.mean() > 0.05 and gap.mean() > 4 * gap.std(ddof=1) / np.sqrt(40)
+    assert (gap > 0).all()
 
 
 def test_before_after_is_labelled_and_biased_by_the_trend():

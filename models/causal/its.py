@@ -92,8 +92,12 @@ def interrupted_time_series(
     rho = float("nan")
     if maxlags is None:
         rho = ar1_rho_unbiased(y, X.to_numpy(float))
-        lag = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
-        fit = sm.GLS(y, X, sigma=rho**lag).fit()  # exact AR(1) covariance (keeps the first day)
+        # GLS with the exact AR(1) covariance: the Prais-Winsten transform (keeps the first day), then OLS
+        ys, Xs = y.copy(), X.copy()
+        ys[1:] = y[1:] - rho * y[:-1]
+        Xs.iloc[1:] = X.to_numpy()[1:] - rho * X.to_numpy()[:-1]
+        ys[0], Xs.iloc[0] = y[0] * np.sqrt(1 - rho**2), X.iloc[0] * np.sqrt(1 - rho**2)
+        fit = sm.OLS(ys, Xs).fit()
         params, se, lags, errors, dist_df = fit.params, fit.bse, 0, "ar1", float(fit.df_resid)
     else:
         lags = int(maxlags)

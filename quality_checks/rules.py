@@ -238,6 +238,13 @@ def evaluate(
     return out
 
 
+def failing_rows_sql(table: str, r: Rule, columns: str = "*") -> str:
+    """SQL selecting `columns` of the rows of `table` that break rule `r` (not grain/reference rules)."""
+    if not r.props:
+        return f"select {columns} from {table} where ({r.where}) and ({r.fails})"
+    return f"select {columns} from {_source(table, [r], columns + ', ')} where {r.fails}"
+
+
 def _samples(con, table: str, r: Rule, grain, references) -> list[dict]:
     """Up to SAMPLE_ROWS failing rows of one rule (a second, bounded query only when it failed)."""
     if r.kind == "grain_unique":
@@ -251,7 +258,7 @@ def _samples(con, table: str, r: Rule, grain, references) -> list[dict]:
         )
     else:  # the table's own columns of the failing rows, not the property columns
         names = ", ".join(f'"{d[0]}"' for d in con.execute(f"select * from {table} limit 0").description)
-        sql = f"select {names} from {_source(table, [r], '*, ')} where ({r.where}) and ({r.fails}) limit {SAMPLE_ROWS}"
+        sql = f"{failing_rows_sql(table, r, names)} limit {SAMPLE_ROWS}"
     df = con.execute(sql).df()
     return [{k: (None if _isna(v) else str(v)) for k, v in rec.items()} for rec in df.to_dict("records")]
 

@@ -383,3 +383,112 @@ def test_editing_one_rule_changes_the_validator_and_the_gate_alike(tmp_path, mon
     assert rep.invalid == 2  # no value is in any enum now: both lines rejected...
     assert _method_enum_failures(con, original) == 2  # ...and both stored rows fail the gate
     con.close()
+
+
+# JSON Schema keyword -> the gate kind that covers it (lengths and bounds are `range`, formats `regex`)
+ORACLE_KIND = {
+    "enum": "enum",
+    "minimum": "range",
+    "maximum": "range",
+    "exclusiveMinimum": "range",
+    "exclusiveMaximum": "range",
+    "minLength": "range",
+    "maxLength": "range",
+    "minItems": "range",
+    "maxItems": "range",
+    "pattern": "regex",
+    "format": "regex",
+}
+
+
+def _oracle_failures(msg: dict, ev: str, key: str, schema) -> set[tuple[str, str]]:
+    """(value, gate kind) pairs the jsonschema oracle finds broken in the payload, named as the gates
+    name their rules ("Order Completed.products[*].price"). An enum is judged, as trackplan judges
+    it, only on a value of its type (a value of the wrong type breaks `type`, which no gate carries)."""
+
+    def label(path) -> str:
+        return ev + "".join("[*]" if isinstance(p, int) else "." + p for p in path)
+
+    errors = [e for e in schema.iter_errors(msg) if list(e.absolute_path)[:1] == [key]]
+    wrong_type = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    out = set()
+    for e in errors:
+        path = list(e.absolute_path)[1:]
+        if e.validator == "required":
+            out |= {(label([*path, n]), "not_null") for n in e.validator_value if n not in e.instance}
+        elif e.validator == "type" and e.instance is None:
+            out.add((label(path), "not_null"))
+        elif e.validator in ORACLE_KIND and not (e.validator == "enum" and tuple(e.absolute_path) in wrong_type):
+            out.add((label(path), ORACLE_KIND[e.validator]))
+    return out
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_each_gate_rule_agrees_with_jsonschema_row_by_row(seed):
+    """An independent oracle for the gates themselves: every generated message of the differential
+    plan (accepted or not, as the validator stores its payload) is checked by every gate rule of its
+    event, row by row, and by jsonschema (Draft 2020-12 with formats) on the compiled schema; the
+    broken (value, kind) pairs must be the same. The one documented difference: RE2's `$` does not
+    match before a final newline as Python's does, so a pattern or format value ending in a newline
+    breaks a regex gate (and the validator) only."""
+    import duckdb
+    import pyarrow as pa
+    from jsonschema import Draft202012Validator
+    from test_validate_differential import FORMAT_CHECKER, PLAN_DIR, _generate, _strict_loads
+
+    from quality_checks.rules import GATED, failing_rows_sql, plan_rules
+    from tracking_plan.compile import compile_plan
+    from tracking_plan.validate import Validator
+
+    plan = load_plan(PLAN_DIR)
+    schemas = {s["title"]: Draft202012Validator(s, format_checker=FORMAT_CHECKER) for s in compile_plan(plan).values()}
+    by_type = {e.type: e.name for e in plan.events.values() if e.type != "track"}
+    lines, tags = _generate(seed)
+    con = duckdb.connect()
+    n = len(lines)
+    con.register(
+        "inp",
+        pa.table(
+            {
+                "source_file": ["f"] * n,
+                "line_no": list(range(1, n + 1)),
+                "raw": lines,
+                "pre_reason": pa.nulls(n, pa.string()),
+            }
+        ),
+    )
+    Validator(plan).run(con, "inp", "out")
+    suffixes = sorted({s for _, s in GATED.values()} | {"not null"}, key=len, reverse=True)
+    gate: dict[int, set] = {}
+    rules = [r for r in plan_rules(plan) if r.props]
+    for r in rules:
+        suffix = next(s for s in suffixes if r.name.endswith(" " + s))
+        for (line_no,) in con.execute(failing_rows_sql("out", r, "line_no")).fetchall():
+            gate.setdefault(line_no, set()).add((r.name[: -len(suffix) - 1], r.kind))
+
+    compared, broken, kinds, unexplained = 0, 0, set(), []
+    for i, line in enumerate(lines):
+        try:
+            msg = _strict_loads(line.removeprefix("\ufeff"))
+        except ValueError:
+            continue  # not RFC 8259 JSON (NaN, 1e400, a duplicate key): the validator's json rule alone
+        t = msg.get("type") if isinstance(msg, dict) else None
+        ev = msg.get("event") if t == "track" else by_type.get(t) if isinstance(t, str) else None
+        key = "traits" if t in ("identify", "group") else "properties"
+        if not isinstance(ev, str) or ev not in schemas or not isinstance(msg.get(key), dict):
+            continue  # no plan event, or no payload object: nothing of it is stored for the gates
+        compared += 1
+        theirs, ours = _oracle_failures(msg, ev, key, schemas[ev]), gate.get(i + 1, set())
+        broken += bool(theirs)
+        kinds |= {k for _, k in theirs}
+        extra = ours - theirs
+        if "python_dollar" in tags[i]:
+            extra = {(v, k) for v, k in extra if k != "regex"}
+        if extra or theirs - ours:
+            unexplained.append((i + 1, sorted(extra), sorted(theirs - ours), line[:200]))
+    assert not unexplained, f"{len(unexplained)} rows where a gate and jsonschema disagree, e.g.:\n" + "\n".join(
+        map(str, unexplained[:8])
+    )
+    # the comparison has teeth: most messages compared, many broken, every kind
+    assert compared > 0.8 * n and broken > 0.2 * compared
+    assert kinds == {"not_null", "enum", "range", "regex"}

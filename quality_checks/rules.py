@@ -89,16 +89,16 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
         this = f"event_name = {lit(ev.name)} and type = {lit(ev.type)}"
         base = "$.traits" if ev.type in ("identify", "group") else "$.properties"
         errors, _ = validator.event_checks(ev, cols)
+        # one gate rule per value and kind: the OR of the validator's Checks of that kind on that value
         groups: dict[tuple[str, str, str], list] = {}
         for c in errors:
             if c.prop is None or ev.properties[c.prop].pii:
                 continue
             kind, suffix = ("not_null", "not null") if c.rule == "type" and c.null else GATED.get(c.rule, (None, ""))
-            if kind is None:
-                continue
-            # "present" and "not null" of one value are one gate rule, "not null"
-            key = (c.path, kind, "not" if kind == "not_null" else suffix)
-            groups.setdefault(key, []).append((suffix, c))
+            if kind is not None:
+                # a value's presence and its not being null are one rule ("not null"); bounds and
+                # lengths, patterns and formats are rules of their own
+                groups.setdefault((c.path, kind, "" if kind == "not_null" else suffix), []).append((suffix, c))
         for (path, kind, _), checks in groups.items():
             suffixes = {s for s, _ in checks}
             suffix = "not null" if "not null" in suffixes else suffixes.pop()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -172,19 +173,19 @@ def runs(tmp_path_factory):
     set_plan_variables(full, plan)
     full.execute(f"create or replace table staging.sessions as {SESSIONS}").fetchall()
     _marts(full, plan)
-    yield inc, full, modes, days
+    yield inc, full, modes, days, landing
     inc.close()
     full.close()
 
 
 def test_daily_runs_were_incremental(runs):
-    _, _, modes, _ = runs
+    _, _, modes, _, _ = runs
     assert modes[0][1:] == ("full", "full")  # an empty warehouse: nothing to build on
     assert all(m[1:] == ("incremental", "incremental") for m in modes[1:]), modes
 
 
 def test_the_scenarios_reached_the_warehouse(runs):
-    inc, _, _, _ = runs
+    inc, _, _, _, _ = runs
     pid = lambda kind, v: inc.execute(
         "select person_id from stitch.persons where identifier_kind = ? and identifier = ?", [kind, v]
     ).fetchall()
@@ -204,10 +205,50 @@ def test_the_scenarios_reached_the_warehouse(runs):
 
 
 def test_incremental_equals_full(runs):
-    inc, full, _, _ = runs
+    inc, full, _, _, _ = runs
     tables = _tables(full)
     assert _tables(inc) == tables and len(tables) >= 15
     _assert_equal(inc, full, "ingest.events")  # the same input, or the comparison below would be moot
     layer = {"stitch": 0, "staging": 1, "marts": 2}
     for table in sorted(tables, key=lambda t: (layer[t.split(".")[0]], t)):  # upstream first: the first difference
         _assert_equal(inc, full, table)
+
+
+def test_a_changed_plan_a_full_refresh_or_a_missed_run_rebuild_whole(runs, tmp_path):
+    _, _, _, days, landing = runs
+    plan = load_plan()
+    plan_dir = tmp_path / "plan"
+    shutil.copytree(default_plan_dir(), plan_dir)
+    con = connect(tmp_path / "w.duckdb")
+
+    def run(day=None, **kw):
+        if day:
+            ingest_partitions(con, plan, landing, [day])
+        s = stitch(con, plan, plan_dir, **kw)
+        set_plan_variables(con, plan)
+        return s["mode"], build_sessions(con, SESSIONS, plan_dir, **kw)["mode"], s["why"]
+
+    try:
+        assert run(days[0])[:2] == ("full", "full")
+        before = _rows(con, "staging.sessions")
+        assert run()[:2] == ("unchanged", "incremental") and _rows(con, "staging.sessions") == before
+        assert run(days[1])[:2] == ("incremental", "incremental")
+        with (plan_dir / "identity.yaml").open("a") as f:
+            f.write("# a comment is a change too\n")
+        mode = run(days[2])
+        assert mode[:2] == ("full", "full") and "plan" in mode[2]
+        assert run(full_refresh=True)[:2] == ("full", "full")
+        ingest_partitions(con, plan, landing, [days[3]])
+        stitch(con, plan, plan_dir)  # a run whose sessions step did not happen (failed, or killed)
+        assert run(days[4])[:2] == ("incremental", "full")
+    finally:
+        con.close()
+
+
+def test_run_has_full_refresh():
+    from typer.testing import CliRunner
+
+    from trackplan.cli import app
+
+    out = CliRunner().invoke(app, ["run", "--help"])
+    assert out.exit_code == 0 and "--full-refresh" in out.output and "--full" in out.output

@@ -33,7 +33,8 @@ from tracking_plan.model import Plan
 from tracking_plan.validate import lit
 
 from ..warehouse import transaction
-from .identity import _field_sql, build_identity, build_links, events_sql, id_kinds, identifiers_sql, resolve
+from . import identity
+from .identity import _field_sql, build_links, events_sql, id_kinds, identifiers_sql, resolve
 from .state import FULL_SHARE, STATE_DDL, exists, fingerprint, set_state, state
 
 
@@ -59,7 +60,7 @@ def stitch(con: duckdb.DuckDBPyConnection, plan: Plan, plan_dir=None, full_refre
         if touched > FULL_SHARE * max(total, 1) and touched > 1000:
             why = f"{touched:,} of {total:,} events changed"
     if why is not None:
-        stats = build_identity(con, plan)
+        stats = identity.build_identity(con, plan)  # (looked up when called: tests replace it)
         with transaction(con):
             con.execute("delete from stitch.changes").fetchall()
             set_state(con, "stitch", fp, seq, "full")
@@ -149,25 +150,54 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
                 break
     finally:
         con.unregister("_dl")
-    # the ingest rows holding any identifier of those components: their links and identifiers
-    conds = []
-    for ident in idents:
-        f = _field_sql(ident.source)
-        conds.append(f"{f} in (select identifier from _c where kind = {lit(ident.name)})")
-    if plan.identity.alias_merges:
-        conds.append("(type = 'alias' and previous_id in (select identifier from _c))")
-    con.execute(f"create or replace temp table _rel as select * from ingest.events where {' or '.join(conds)}")
     in_c = "(kind_{x}, id_{x}) in (select (kind, identifier) from _c)"
-    links = build_links(con, plan, "_rel")
-    cset = set(map(tuple, con.execute("select kind, identifier from _c").fetchall()))
-    if len(links):
-        mask = [
-            (a, x) in cset and (b, y) in cset for a, x, b, y in zip(links.kind_a, links.id_a, links.kind_b, links.id_b)
-        ]
-        links = links[mask].reset_index(drop=True)
-    singles = con.execute(
-        f"select * from ({identifiers_sql(plan, '_rel')}) where (kind, identifier) in (select (kind, identifier) from _c)"
-    ).df()
+    added_only = con.execute(f"select count(*) = 0 from stitch.events where {where_changed}").fetchall()[0][0]
+    flips = (
+        plan.identity.alias_merges
+        and con.execute(
+            f"""select count(*) > 0 from stitch.identity_graph where via = 'alias' and kind_a = {lit(aid)}
+            and id_a in (select user_id from _delta)"""
+        ).fetchall()[0][0]
+    )
+    if added_only and not flips:
+        # new partitions only (the daily case): a link's first/last time and count are the old ones
+        # merged with the new rows' (min, max, sum), and every identifier of the components is present
+        con.register("_dlf", delta_links)
+        try:
+            links = con.execute(f"""
+                select kind_a, id_a, kind_b, id_b, min(first_seen) as first_seen, max(last_seen) as last_seen,
+                       via, sum(events)::bigint as events
+                from (select kind_a, id_a, kind_b, id_b, first_seen, last_seen, via, events
+                      from stitch.identity_graph where {in_c.format(x="a")}
+                      union all by name select * from _dlf)
+                group by kind_a, id_a, kind_b, id_b, via
+                order by all
+            """).df()
+        finally:
+            con.unregister("_dlf")
+        singles = con.execute("select kind, identifier from _c").df()
+    else:
+        # rows removed (a day ingested again) or an alias's previousId now seen as a user id: the
+        # components' links are aggregated again from the ingest rows holding their identifiers
+        conds = []
+        for ident in idents:
+            f = _field_sql(ident.source)
+            conds.append(f"{f} in (select identifier from _c where kind = {lit(ident.name)})")
+        if plan.identity.alias_merges:
+            conds.append("(type = 'alias' and previous_id in (select identifier from _c))")
+        con.execute(f"create or replace temp table _rel as select * from ingest.events where {' or '.join(conds)}")
+        links = build_links(con, plan, "_rel")
+        cset = set(map(tuple, con.execute("select kind, identifier from _c").fetchall()))
+        if len(links):
+            mask = [
+                (a, x) in cset and (b, y) in cset
+                for a, x, b, y in zip(links.kind_a, links.id_a, links.kind_b, links.id_b, strict=True)
+            ]
+            links = links[mask].reset_index(drop=True)
+        singles = con.execute(
+            f"select * from ({identifiers_sql(plan, '_rel')}) "
+            "where (kind, identifier) in (select (kind, identifier) from _c)"
+        ).df()
     if len(links) or len(singles):
         persons, graph = resolve(links, singles, plan)
     else:
@@ -177,13 +207,14 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
     con.register("_graph", graph)
     try:
         with transaction(con):
-            # identifiers whose person changes (or that appear or vanish): their events are re-stitched
+            # identifiers whose person changes: their events are re-stitched (one that appears or vanishes
+            # has rows in the changed partitions only, which are rewritten anyway)
             con.execute("""
                 create or replace temp table _moved as
                 select coalesce(n.identifier_kind, o.identifier_kind) as kind, coalesce(n.identifier, o.identifier) as identifier
                 from (select * from stitch.persons where (identifier_kind, identifier) in (select (kind, identifier) from _c)) o
                 full join _persons n on n.identifier_kind = o.identifier_kind and n.identifier = o.identifier
-                where n.person_id is distinct from o.person_id
+                where n.person_id <> o.person_id
             """).fetchall()
             con.execute(
                 f"delete from stitch.identity_graph where {in_c.format(x='a')} or {in_c.format(x='b')}"
@@ -198,18 +229,35 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
             con.execute(
                 "insert into stitch.persons select identifier_kind, identifier, person_id from _persons"
             ).fetchall()
-            rewrite = (
-                f"{_in_changed(changed, '{a}')}"
-                f" or {{a}}user_id in (select identifier from _moved where kind = {lit(uid)})"
-                f" or {{a}}anonymous_id in (select identifier from _moved where kind = {lit(aid)})"
-            )
+            rewrite = _in_changed(changed, "{a}")
+            # the rows to insert again, as disjoint parts whose filters the scan applies (an OR across
+            # columns would read every column of every row)
+            parts = [rewrite.format(a="e.")]
+            lists = {}
+            for kind, col in ((uid, "user_id"), (aid, "anonymous_id")):
+                ids = [r[0] for r in con.execute("select identifier from _moved where kind = ?", [kind]).fetchall()]
+                if ids:
+                    lists[col] = ", ".join(map(lit, ids))
+                    rewrite += f" or {{a}}{col} in ({lists[col]})"
+            if "user_id" in lists:
+                parts.append(f"e.user_id in ({lists['user_id']}) and not {parts[0]}")
+            if "anonymous_id" in lists:
+                parts.append(
+                    f"e.anonymous_id in ({lists['anonymous_id']}) and not {parts[0]}"
+                    + (
+                        f" and (e.user_id is null or e.user_id not in ({lists['user_id']}))"
+                        if "user_id" in lists
+                        else ""
+                    )
+                )
             con.execute(f"""
                 create or replace temp table _before as
                 select message_id, person_id, "timestamp", session_id, {where_changed} as changed
                 from stitch.events where {rewrite.format(a="")}
             """).fetchall()
             con.execute(f"delete from stitch.events where {rewrite.format(a='')}").fetchall()
-            con.execute(f"insert into stitch.events {events_sql(plan, rewrite.format(a='e.'))}").fetchall()
+            for part in parts:
+                con.execute(f"insert into stitch.events {events_sql(plan, part)}").fetchall()
             # what staging.sessions must rebuild: a person whose events moved to or from another person
             # wholly; one with only new, changed or removed events from the earliest of them
             con.execute(f"""

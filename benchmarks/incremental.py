@@ -31,7 +31,9 @@ import support.warehouse  # noqa: F401 - sets the public demo salt for generated
 from models.catalog import load_models, set_plan_variables
 from models.staging.plan_tables import write_plan_tables
 from pipelines.ingest.load import ingest_partitions, landed_partitions
+from pipelines.stitch import person_marts
 from pipelines.stitch.incremental import stitch
+from pipelines.stitch.person_marts import PERSON_PARTS
 from pipelines.stitch.sessions import build_sessions
 from pipelines.warehouse import connect
 from tracking_plan.loader import default_plan_dir, load_plan
@@ -59,8 +61,11 @@ def _layers(path: Path, landing: Path, days: list[str], plan, full_refresh: bool
         build_sessions(con, sessions.sql, default_plan_dir(), full_refresh=full_refresh)
         out["sessions"] = time.process_time() - t
         t = time.process_time()
-        for m in marts:
-            con.execute(f"create or replace table {m.table} as {m.sql}").fetchall()
+        for m in marts:  # as their assets build them (marts.funnel_conversion: its kept per-person part)
+            if m.table in PERSON_PARTS:
+                person_marts.build(con, m.table, m.sql, str(m.path), default_plan_dir(), full_refresh=full_refresh)
+            else:
+                con.execute(f"create or replace table {m.table} as {m.sql}").fetchall()
         out["sql marts"] = time.process_time() - t
         out["events"] = con.execute("select count(*) from ingest.events").fetchall()[0][0]
     finally:

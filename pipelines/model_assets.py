@@ -23,6 +23,7 @@ from pipelines.lineage import dagster_metadata
 
 from . import progress
 from .resources import TrackingPlan, Warehouse
+from .stitch.person_marts import PERSON_PARTS
 
 
 def model_key(model: SqlModel | PythonModel) -> dg.AssetKey:
@@ -59,6 +60,10 @@ def model_asset(model: SqlModel) -> dg.AssetsDefinition:
                 from .stitch.sessions import build_sessions
 
                 build_sessions(con, model.sql, tracking_plan.plan_dir, full_refresh=warehouse.full_refresh)
+            elif model.table in PERSON_PARTS:  # its per-person part kept, for the persons with new events
+                from .stitch.person_marts import build
+
+                build(con, model.table, model.sql, str(model.path), tracking_plan.plan_dir, warehouse.full_refresh)
             else:
                 con.execute(f"create or replace table {model.table} as {model.sql}").fetchall()
             rows = con.execute(f"select count(*) from {model.table}").fetchall()[0][0]

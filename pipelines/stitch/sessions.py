@@ -16,46 +16,22 @@ asks, or when this table missed a stitch run (its seq in stitch.build_state is n
 
 from __future__ import annotations
 
-import re
-
 import duckdb
 
-from .state import STATE_DDL, exists, fingerprint, set_state, state
+from .state import follow, over, set_state
 
 TABLE = "staging.sessions"
 
 
-def _over(sql: str, source: str) -> str:
-    """The model's SQL reading `source` instead of stitch.events (it reads it exactly once)."""
-    out, n = re.subn(r"\bfrom stitch\.events\b", f"from {source}", sql)
-    if n != 1:
-        raise RuntimeError(f"models/staging/sessions.sql: expected one 'from stitch.events', found {n}")
-    return out
-
-
 def build_sessions(con: duckdb.DuckDBPyConnection, sql: str, plan_dir=None, full_refresh: bool = False) -> dict:
     """Bring staging.sessions up to stitch.events (plan variables already set); {mode, why, rows}."""
-    con.execute(STATE_DDL)
-    fp = fingerprint(plan_dir)
-    st, mine = state(con, "stitch"), state(con, TABLE)
-    seq = st["seq"] if st else 0
-    why = None
-    if full_refresh:
-        why = "--full-refresh"
-    elif st is None or mine is None or not exists(con, TABLE):
-        why = "no earlier state"
-    elif mine["fingerprint"] != fp:
-        why = "the plan, a model's SQL or the stitching code changed"
-    elif mine["seq"] == seq:
-        why = None  # already up to date with this stitch
-    elif mine["seq"] != seq - 1 or st["mode"] == "full":
-        why = "the stitch was rebuilt whole" if st["mode"] == "full" else "it missed a stitch run"
+    why, seq, fp = follow(con, TABLE, plan_dir, full_refresh)
+    if why == "":
+        return {"mode": "unchanged", "why": "up to date with the stitch"}
     if why is not None:
         con.execute(f"create or replace table {TABLE} as {sql}").fetchall()
         set_state(con, TABLE, fp, seq, "full")
         return {"mode": "full", "why": why}
-    if mine["seq"] == seq:
-        return {"mode": "unchanged", "why": "up to date with the stitch"}
     n = _apply(con, sql, seq)
     set_state(con, TABLE, fp, seq, "incremental")
     return {"mode": "incremental", "why": f"{n} persons", "persons": n}
@@ -78,14 +54,14 @@ def _apply(con: duckdb.DuckDBPyConnection, sql: str, seq: int) -> int:
     n = con.execute("select count(*) from _cut").fetchall()[0][0]
     if not n:
         return 0
-    con.execute("""
-        create or replace temp table _sess_events as
+    # the model over these events only (a subquery: the scan reads just the columns the model uses)
+    events = """(
         select e.* from stitch.events e join _cut c on e.person_id = c.person_id
         where c.whole
            or (e.session_id is null and e."timestamp" >= c.cut)
            or (e.session_id is not null and list_contains(c.cids, e.session_id))
-    """).fetchall()
-    con.execute(f"create or replace temp table _new as {_over(sql, '_sess_events')}").fetchall()
+    ) as changed_events"""
+    con.execute(f"create or replace temp table _new as {over(sql, events, 'models/staging/sessions.sql')}").fetchall()
     con.execute("begin transaction")
     try:
         con.execute("""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from pathlib import Path
 
 import duckdb
@@ -63,3 +64,34 @@ def set_state(con: duckdb.DuckDBPyConnection, layer: str, fp: str, seq: int, mod
         "insert into stitch.build_state values (?, ?, ?, ?, ?)",
         [layer, fp, seq, mode, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
     )
+
+
+def follow(con: duckdb.DuckDBPyConnection, layer: str, plan_dir, full_refresh: bool) -> tuple[str | None, int, str]:
+    """Whether `layer` (a table kept up to date from stitch.changes) can apply the stitch's last
+    changes: (why it must be rebuilt whole, or None; the stitch's seq; its fingerprint). `why` is
+    "" when the layer already is at that seq (nothing to do)."""
+    con.execute(STATE_DDL)
+    fp = fingerprint(plan_dir)
+    st, mine = state(con, "stitch"), state(con, layer)
+    seq = st["seq"] if st else 0
+    if full_refresh:
+        return "--full-refresh", seq, fp
+    if st is None or mine is None or not exists(con, layer):
+        return "no earlier state", seq, fp
+    if mine["fingerprint"] != fp:
+        return "the plan, a model's SQL or the stitching code changed", seq, fp
+    if mine["seq"] == seq:
+        return "", seq, fp
+    if st["mode"] == "full":
+        return "the stitch was rebuilt whole", seq, fp
+    if mine["seq"] != seq - 1:
+        return "it missed a stitch run", seq, fp
+    return None, seq, fp
+
+
+def over(sql: str, source: str, path: str) -> str:
+    """A model's SQL reading `source` instead of stitch.events (the model reads it exactly once)."""
+    out, n = re.subn(r"\bfrom stitch\.events\b", f"from {source}", sql)
+    if n != 1:
+        raise RuntimeError(f"{path}: expected one 'from stitch.events', found {n}")
+    return out

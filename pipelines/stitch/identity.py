@@ -122,7 +122,8 @@ def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.
     reasons = np.array([None] * len(links), dtype=object)
     kinds = nodes["kind"].to_numpy()
     # a component within every limit merges whole; only the others go link by link
-    comp_counts = pd.crosstab(comp, kinds)
+    # (value_counts, not crosstab: crosstab aggregates each component in Python)
+    comp_counts = pd.DataFrame({"comp": comp, "kind": kinds}).value_counts().unstack(fill_value=0)
     over = set()
     for kind, lim in limits.items():
         if lim is not None and kind in comp_counts.columns:

@@ -60,14 +60,17 @@ def stitch(con: duckdb.DuckDBPyConnection, plan: Plan, plan_dir=None, full_refre
         if touched > FULL_SHARE * max(total, 1) and touched > 1000:
             why = f"{touched:,} of {total:,} events changed"
     if why is not None:
+        # mark the state first: a failure inside the rebuild leaves it unusable (the next run rebuilds
+        # too) but keeps its seq counting up, so no other layer takes it for one it has seen
+        con.execute(
+            "update stitch.build_state set fingerprint = 'rebuilding', mode = 'full' where layer = 'stitch'"
+        ).fetchall()
         stats = identity.build_identity(con, plan)  # (looked up when called: tests replace it)
         with transaction(con):
             con.execute("delete from stitch.changes").fetchall()
             set_state(con, "stitch", fp, seq, "full")
         return stats | {"mode": "full", "why": why}
-    stats = _incremental(con, plan, changed, seq)
-    with transaction(con):
-        set_state(con, "stitch", fp, seq, "incremental")
+    stats = _incremental(con, plan, changed, seq, fp)  # the tables and the state in one transaction
     return stats | {"mode": "incremental" if changed else "unchanged", "why": f"{len(changed)} partitions changed"}
 
 
@@ -101,12 +104,13 @@ def _changed_rows(con, changed: list) -> int:
     )
 
 
-def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq: int) -> dict:
+def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq: int, fp: str) -> dict:
     idents = plan.identity.identifiers
     uid, aid = id_kinds(plan)
     if not changed:
         with transaction(con):
             con.execute("delete from stitch.changes").fetchall()
+            set_state(con, "stitch", fp, seq, "incremental")
         return _stats(con, rejected=None)
     where_changed = _in_changed(changed)
     # the changed rows, old and new versions (one day's rows, usually)
@@ -297,6 +301,7 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
                 """,
                 [seq, seq],
             ).fetchall()
+            set_state(con, "stitch", fp, seq, "incremental")
     finally:
         con.unregister("_persons")
         con.unregister("_graph")

@@ -23,6 +23,7 @@ import re
 
 import duckdb
 
+from ..warehouse import transaction
 from .state import follow, over, set_state
 
 # mart → its per-person CTE
@@ -58,21 +59,17 @@ def build(con: duckdb.DuckDBPyConnection, table: str, sql: str, path: str, plan_
     why, seq, fp = follow(con, cache, plan_dir, full_refresh)
     mode = "unchanged"
     if why:
-        con.execute(f"create or replace table {cache} as {person_sql}").fetchall()
-        set_state(con, cache, fp, seq, "full")
+        with transaction(con):  # the table and its state together
+            con.execute(f"create or replace table {cache} as {person_sql}").fetchall()
+            set_state(con, cache, fp, seq, "full")
         mode = "full"
     elif why is None:
         changed = "(select person_id from stitch.changes where seq = ?)"
         events = f"(select * from stitch.events where person_id in {changed}) as changed_events"
-        con.execute("begin transaction")
-        try:
+        with transaction(con):
             con.execute(f"delete from {cache} where person_id in {changed}", [seq]).fetchall()
             con.execute(f"insert into {cache} {over(person_sql, events, path)}", [seq]).fetchall()
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
-        set_state(con, cache, fp, seq, "incremental")
+            set_state(con, cache, fp, seq, "incremental")
         mode = "incremental"
     con.execute(f"create or replace table {table} as {final_sql.format(cache=cache)}").fetchall()
     return {"mode": mode, "why": why or "up to date"}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import duckdb
 
+from ..warehouse import transaction
 from .state import follow, over, set_state
 
 TABLE = "staging.sessions"
@@ -29,15 +30,15 @@ def build_sessions(con: duckdb.DuckDBPyConnection, sql: str, plan_dir=None, full
     if why == "":
         return {"mode": "unchanged", "why": "up to date with the stitch"}
     if why is not None:
-        con.execute(f"create or replace table {TABLE} as {sql}").fetchall()
-        set_state(con, TABLE, fp, seq, "full")
+        with transaction(con):  # the table and its state together
+            con.execute(f"create or replace table {TABLE} as {sql}").fetchall()
+            set_state(con, TABLE, fp, seq, "full")
         return {"mode": "full", "why": why}
-    n = _apply(con, sql, seq)
-    set_state(con, TABLE, fp, seq, "incremental")
+    n = _apply(con, sql, seq, lambda: set_state(con, TABLE, fp, seq, "incremental"))
     return {"mode": "incremental", "why": f"{n} persons", "persons": n}
 
 
-def _apply(con: duckdb.DuckDBPyConnection, sql: str, seq: int) -> int:
+def _apply(con: duckdb.DuckDBPyConnection, sql: str, seq: int, done) -> int:
     con.execute(
         """
         create or replace temp table _cut as
@@ -53,6 +54,7 @@ def _apply(con: duckdb.DuckDBPyConnection, sql: str, seq: int) -> int:
     ).fetchall()
     n = con.execute("select count(*) from _cut").fetchall()[0][0]
     if not n:
+        done()
         return 0
     # the model over these events only (a subquery: the scan reads just the columns the model uses)
     events = """(
@@ -88,6 +90,7 @@ def _apply(con: duckdb.DuckDBPyConnection, sql: str, seq: int) -> int:
             select 'sess_' || substr(sha256(person_id || '|' || session_index::varchar), 1, 16) as session_id, *
             from _renum
         """).fetchall()
+        done()  # the state with the rows
         con.execute("commit")
     except BaseException:
         con.execute("rollback")

@@ -13,9 +13,10 @@ The other SQL marts are recomputed whole on every run, each for a reason of its 
 marts.retention's window (first to last bucket of all events) moves with each new day, so every
 cohort gains a period and every unbounded count can change; marts.activation_cohorts and
 marts.customer_value read only a few event names (signup, activation; purchase, renewal, churn)
-and hold a global "observed until" (window_complete, months at risk) that every day moves. Together
-they are about a quarter of a day's CPU on a 30-day history (benchmarks/incremental.py prints the
-SQL marts' share): the next candidate for a kept per-person (or per-person-day) part.
+and hold a global "observed until" (window_complete, months at risk) that every day moves. The SQL marts
+together (the funnel's kept part included) are about a quarter of a day's CPU on a 30-day history
+(benchmarks/incremental.py prints their share): retention, the largest of them, is the next
+candidate for a kept part (one row per person, event and day gives it the same rows).
 """
 
 from __future__ import annotations

@@ -462,6 +462,7 @@ class Validator:
         property columns."""
         shown_base = "$.traits" if ev.type in ("identify", "group") else "$.properties"
         policy = ev.unexpected_properties or self.unexpected_default
+        present = " + ".join(f"(_t{i} is not null)::integer" for i in prop_cols.values()) or "0"
         checks: list[tuple[str, str]] = (
             []
             if ev.type == "alias"
@@ -472,7 +473,9 @@ class Validator:
                     _reason("type", shown_base, lit("expected an object")),
                 ),
                 (
-                    "len(_keys) > len(list_distinct(_keys))",
+                    # n keys that include n distinct plan properties are distinct: the set-based
+                    # check (costly) runs only on payloads with keys beyond their plan properties
+                    f"case when len(_keys) > {present} then len(_keys) > len(list_distinct(_keys)) else false end",
                     _reason("duplicate_key", shown_base, lit("an object has the same key twice")),
                 ),
             ]
@@ -504,35 +507,34 @@ class Validator:
 
     def _event_pass(self, ev: Event, k: int) -> str:
         """SQL over the first pass's output table ({relation}): the rows of plan event number `k`
-        only, dense, with its properties parsed once into a struct of exactly its plan properties;
-        returns (row id, errors, warnings) of the rows where at least one rule fails."""
+        only, dense; returns (row id, errors, warnings) of the rows where at least one rule fails.
+
+        The payload is parsed once for the JSON types of all its plan properties (one
+        `json_type` over a list of paths: NULL when the key is not there, 'NULL' when it holds
+        null) and once for their texts (one `json_extract_string`); a property's JSON itself is
+        extracted only where a rule reads it (objects, arrays, enums of objects), and the key
+        list only where a rule needs it. Measured on Page Viewed rows: 2x cheaper than a struct
+        of JSON values with a `json_type` and a `->>` per property."""
         local = {name: i for i, name in enumerate(ev.properties)}
         errs, warns = self._event_checks(ev, local)
         if not errs and not warns:
             return ""
         props = "case when type in ('identify', 'group') then traits else properties end"
+        text = " ".join(c + " " + r for c, r in [*errs, *warns])
         cols = ""
-        typed = ""
         if local:
-            struct = lit(json.dumps({name: "JSON" for name in local}))
-            cols = ", " + ", ".join(f"_s[{lit(n)}] as _p{i}" for n, i in local.items())
-            # the JSON type of each property: NULL when the key is not there, 'NULL' when it holds
-            # null (both are SQL NULL in the struct; the key list tells them apart)
-            # (the minified payload holds `:null` at all only on the few rows that have a null somewhere)
-            typed = ", " + ", ".join(
-                f"case when _p{i} is not null then json_type(_p{i}) when _has_null and list_contains(_keys, {lit(n)}) "
-                f"then 'NULL' end as _t{i}, (_p{i} ->> '$') as _x{i}"
+            paths = "[" + ", ".join(lit(json_path(n)) for n in local) + "]"
+            cols = f", json_type(_props, {paths}) as _tl, json_extract_string(_props, {paths}) as _xl"
+            cols += "".join(
+                f", json_extract(_props, {lit(json_path(n))}) as _p{i}"
                 for n, i in local.items()
+                if re.search(rf"\b_p{i}\b", text)
             )
-        rows = (
-            f"select rowid as _rid, _payload_null, {props} as _props"
-            f"{', json_transform(' + props + ', ' + struct + ') as _s' if local else ''} "
-            f"from {{relation}} where _ekey = {k}"
-        )
-        inner = (
-            f"select *{typed} from (select *{cols}, coalesce(json_keys(_props), []) as _keys, "
-            f"coalesce(contains(_props::varchar, ':null'), false) as _has_null from ({rows}))"
-        )
+        if re.search(r"\b_keys\b", text):
+            cols += ", coalesce(json_keys(_props), []) as _keys"
+        typed = "".join(f", _tl[{i + 1}] as _t{i}, _xl[{i + 1}] as _x{i}" for i in local.values())
+        rows = f"select rowid as _rid, _payload_null, {props} as _props from {{relation}} where _ekey = {k}"
+        inner = f"select *{typed} from (select *{cols} from ({rows}))"
         # each rule's condition is computed once, as a column; reasons are built only for failing rows
         rules = [*errs, *warns]
         flags = ", ".join(f"coalesce({c}, false) as _c{j}" for j, (c, _) in enumerate(rules))

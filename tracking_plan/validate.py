@@ -65,6 +65,19 @@ NON_FINITE = (
     "len(regexp_extract_all(regexp_replace(json({x}), '\"(?:[^\"\\\\]|\\\\.)*\"', '', 'g'), '(?:NaN|Infinity)')) > 0"
 )
 
+GENERAL = " (somewhere in it)"  # the message of a payload-wide rule
+
+# the payload's JSON text in pass 2 (minified by the parser: no whitespace between tokens)
+PTEXT = "_props::varchar"
+# a number whose double is infinite has an exponent of 3+ digits or 300+ digits: the text of a
+# payload without either cannot hold one (a cheap test before the exact one below)
+HUGE_NUMBER_HINT = r"[0-9][eE]\+?[0-9]{3}|[0-9]{300}"
+# SQL true when JSON text {x} holds a number token (outside strings) whose double is not finite
+NOT_FINITE_NUMBER = (
+    "len(list_filter(regexp_extract_all(regexp_replace({x}, '\"(?:[^\"\\\\]|\\\\.)*\"', '', 'g'), "
+    "'-?[0-9]+(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?'), lambda n: not isfinite(try_cast(n as double)))) > 0"
+)
+
 # Envelope fields read for every event: (output column, JSON path)
 ENVELOPE = [
     ("type", "$.type"),
@@ -487,6 +500,18 @@ class Validator:
                     f"case when len(_keys) > {present} then len(_keys) > len(list_distinct(_keys)) else false end",
                     _reason("duplicate_key", shown_base, lit("an object has the same key twice")),
                 ),
+                (
+                    # any object nested in the payload, described or not: only a payload whose
+                    # (minified) text opens an object after a ':' or '[' can hold one
+                    f"case when contains({PTEXT}, ':{{') or contains({PTEXT}, '[{{') then "
+                    f"len(list_filter(json_keys(_props, '$..*'), lambda k: len(k) > len(list_distinct(k)))) > 0 end",
+                    _reason("duplicate_key", shown_base, lit("an object has the same key twice" + GENERAL)),
+                ),
+                (
+                    # a number past the double range (1e400) anywhere in the payload, described or not
+                    f"case when regexp_matches({PTEXT}, {lit(HUGE_NUMBER_HINT)}) then {NOT_FINITE_NUMBER.format(x=PTEXT)} end",
+                    _reason("json", shown_base, lit("a number is out of range (not a JSON number)" + GENERAL)),
+                ),
             ]
         )
         for name, prop in ev.properties.items():
@@ -555,6 +580,14 @@ class Validator:
         rules = [*errs, *warns]
         flags = ", ".join(f"coalesce({c}, false) as _c{j}" for j, (c, _) in enumerate(rules))
         err_flags = [(f"_c{j}", r) for j, (_, r) in enumerate(errs)]
+        # a payload-wide rule (GENERAL) says nothing more when a rule of the same name at a
+        # property's own path already failed
+        for j, (_, r) in enumerate(errs):
+            if GENERAL in r:
+                name = r[: r.index(",")]
+                same = [f"_c{i}" for i, (_, o) in enumerate(errs) if i != j and o.startswith(name)]
+                if same:
+                    err_flags[j] = (f"(_c{j} and not ({' or '.join(same)}))", r)
         warn_flags = [(f"_c{len(errs) + j}", r) for j, (_, r) in enumerate(warns)]
 
         # no WHERE on the flags: DuckDB would push it below their projection and inline (recompute)

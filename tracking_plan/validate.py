@@ -503,8 +503,10 @@ class Validator:
                 (
                     # any object nested in the payload, described or not: only a payload whose
                     # (minified) text opens an object after a ':' or '[' can hold one
-                    f"case when contains({PTEXT}, ':{{') or contains({PTEXT}, '[{{') then "
-                    f"len(list_filter(json_keys(_props, '$..*'), lambda k: len(k) > len(list_distinct(k)))) > 0 end",
+                    (
+                        f"case when contains({PTEXT}, ':{{') or contains({PTEXT}, '[{{') then "
+                        f"len(list_filter(json_keys(_props, '$..*'), lambda k: len(k) > len(list_distinct(k)))) > 0 end"
+                    ),
                     _reason("duplicate_key", shown_base, lit("an object has the same key twice" + GENERAL)),
                 ),
                 (

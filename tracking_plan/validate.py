@@ -65,6 +65,34 @@ NON_FINITE = (
     "len(regexp_extract_all(regexp_replace(json({x}), '\"(?:[^\"\\\\]|\\\\.)*\"', '', 'g'), '(?:NaN|Infinity)')) > 0"
 )
 
+GENERAL = " (somewhere in it)"  # the message of a payload-wide rule
+
+# a number whose double is infinite has an exponent of 3+ digits or a run of 300+ digits: a payload
+# text without a 3-digit exponent or a run of 24 digits cannot hold one (a cheap test before the exact
+# one; a counted repetition of 300 costs RE2 more to compile)
+HUGE_NUMBER_HINT = r"[0-9][eE]\+?[0-9][0-9][0-9]|[0-9]{24}"
+# SQL true when JSON text {x} holds a number token (outside strings) whose double is not finite
+NOT_FINITE_NUMBER = (
+    "len(list_filter(regexp_extract_all(regexp_replace({x}, '\"(?:[^\"\\\\]|\\\\.)*\"', '', 'g'), "
+    "'-?[0-9]+(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?'), lambda n: not isfinite(try_cast(n as double)))) > 0"
+)
+_PAYLOAD = "(case when type in ('identify', 'group') then traits else properties end)"
+# Checks of the whole payload at every depth, described by the plan or not, computed once per row
+# (not once per plan event: their regexes cost RE2 ~2 ms to compile per query) as pass 2 sorts its
+# rows, each behind a cheap test of the payload's minified text
+PAYLOAD_WIDE = {
+    # a key given twice in an object nested in it: only a text that opens an object after a ':'
+    # or '[' can hold a nested object
+    "_nested_dup": (
+        f"coalesce(case when contains({_PAYLOAD}::varchar, ':{{') or contains({_PAYLOAD}::varchar, '[{{') then "
+        f"len(list_filter(json_keys({_PAYLOAD}, '$..*'), lambda k: len(k) > len(list_distinct(k)))) > 0 end, false)"
+    ),
+    "_huge_number": (
+        f"coalesce(case when regexp_matches({_PAYLOAD}::varchar, '{HUGE_NUMBER_HINT}') "
+        f"then {NOT_FINITE_NUMBER.format(x=_PAYLOAD + '::varchar')} end, false)"
+    ),
+}
+
 # Envelope fields read for every event: (output column, JSON path)
 ENVELOPE = [
     ("type", "$.type"),
@@ -245,6 +273,7 @@ class Validator:
         self.defaults = plan.header.defaults
         self.unexpected_default = unexpected or self.defaults.unexpected_properties
         self.verdicts_only = verdicts_only
+        self._hoist: list[tuple[str, str]] | None = None  # (column, SQL) computed once per row (see _event_pass)
         self.sql_template = self._compile()
 
     # -- compile -------------------------------------------------------------------------------
@@ -356,12 +385,24 @@ class Validator:
         if prop.max_length is not None:
             add("max_length", f"{is_len} and {n} > {prop.max_length}", lit(f"more than {prop.max_length} {unit}"))
         if prop.items is not None:
+            # the array is parsed once for all its item rules: one lambda over its items computes a
+            # bit per rule, OR-ed over the items (a lambda and a parse per rule cost 5x more)
             y = f"_y{depth}"
-            for c in self._value_rules(
+            sub = self._value_rules(
                 y, f"json_type({y})", f"({y} ->> '$')", prop.items, shown + "[*]", closed, depth + 1
-            ):
-                fails = f"{t} = 'ARRAY' and len(list_filter(json_extract({x}, '$[*]'), lambda {y}: coalesce({c.fails}, false))) > 0"
-                out.append(replace(c, fails=fails))
+            )
+            for g in range(0, len(sub), 62):
+                part = sub[g : g + 62]
+                bits = " + ".join(f"(case when {c.fails} then {1 << j} else 0 end)" for j, c in enumerate(part))
+                mask = (
+                    f"(case when {t} = 'ARRAY' then "
+                    f"list_aggregate(list_transform(json_extract({x}, '$[*]'), lambda {y}: {bits}), 'bit_or') end)"
+                )
+                if self._hoist is not None and depth == 0:  # (in the validator's pass; the gates inline it)
+                    self._hoist.append((f"_m{len(self._hoist)}", mask))
+                    mask = self._hoist[-1][0]
+                for j, c in enumerate(part):
+                    out.append(replace(c, fails=f"({mask} & {1 << j}) <> 0"))
         if ptype == "object":
             subs = prop.properties or {}
             # an object that lists no properties is free-form unless it says additional_properties: false
@@ -423,6 +464,7 @@ class Validator:
         the error Checks of the properties (quality_checks.rules.plan_rules)."""
         shown_base = "$.traits" if ev.type in ("identify", "group") else "$.properties"
         policy = ev.unexpected_properties or self.unexpected_default
+        present = " + ".join(f"(_t{i} is not null)::integer" for i in prop_cols.values()) or "0"
 
         def whole(rule: str, fails: str, message: str, path: str = shown_base) -> Check:
             return Check(rule, path, fails, _reason(rule, path, message))
@@ -438,8 +480,17 @@ class Validator:
                     lit("expected an object"),
                 ),
                 whole(
-                    "duplicate_key", "len(_keys) > len(list_distinct(_keys))", lit("an object has the same key twice")
+                    "duplicate_key",
+                    # n keys that include n distinct plan properties are distinct: the set-based
+                    # check (costly) runs only on payloads with keys beyond their plan properties
+                    f"case when len(_keys) > {present} then len(_keys) > len(list_distinct(_keys)) else false end",
+                    lit("an object has the same key twice"),
                 ),
+                # any object nested in the payload, described or not (computed once for all events
+                # as pass 2 sorts its rows: see PAYLOAD_WIDE)
+                whole("duplicate_key", "_nested_dup", lit("an object has the same key twice" + GENERAL)),
+                # a number past the double range (1e400) anywhere in the payload, described or not
+                whole("json", "_huge_number", lit("a number is out of range (not a JSON number)" + GENERAL)),
             ]
         )
         for name, prop in ev.properties.items():
@@ -472,19 +523,52 @@ class Validator:
 
     def _event_pass(self, ev: Event, k: int) -> str:
         """SQL over the first pass's output table ({relation}): the rows of plan event number `k`
-        only, dense, with its properties parsed once into a struct of exactly its plan properties;
-        returns (row id, errors, warnings) of the rows where at least one rule fails."""
+        only, dense; returns (row id, errors, warnings) of the rows where at least one rule fails.
+
+        The payload is parsed once for the JSON types of all its plan properties (one
+        `json_type` over a list of paths: NULL when the key is not there, 'NULL' when it holds
+        null) and once for their texts (one `json_extract_string`); a property's JSON itself is
+        extracted only where a rule reads it (objects, arrays, enums of objects), and the key
+        list only where a rule needs it. Measured on Page Viewed rows: 2x cheaper than a struct
+        of JSON values with a `json_type` and a `->>` per property."""
         local = {name: i for i, name in enumerate(ev.properties)}
-        errs, warns = self.event_checks(ev, local)
+        self._hoist = []  # expressions several rules read (an array's item bits), as columns
+        try:
+            errs, warns = self.event_checks(ev, local)
+            hoisted = self._hoist
+        finally:
+            self._hoist = None
         if not errs and not warns:
             return ""
         props = "case when type in ('identify', 'group') then traits else properties end"
-        rows = f"select rowid as _rid, _payload_null, {props} as _props from {{relation}} where _ekey = {k}"
-        inner = property_columns(rows, local)
+        text = " ".join(c.fails + " " + c.reason for c in [*errs, *warns]) + " ".join(e for _, e in hoisted)
+        cols = ""
+        if local:
+            paths = "[" + ", ".join(lit(json_path(n)) for n in local) + "]"
+            cols = f", json_type(_props, {paths}) as _tl, json_extract_string(_props, {paths}) as _xl"
+            cols += "".join(
+                f", json_extract(_props, {lit(json_path(n))}) as _p{i}"
+                for n, i in local.items()
+                if re.search(rf"\b_p{i}\b", text)
+            )
+        if re.search(r"\b_keys\b", text):
+            cols += ", coalesce(json_keys(_props), []) as _keys"
+        typed = "".join(f", _tl[{i + 1}] as _t{i}, _xl[{i + 1}] as _x{i}" for i in local.values())
+        rows = f"select _rid, _payload_null, {', '.join(PAYLOAD_WIDE)}, {props} as _props from {{relation}} where _ekey = {k}"
+        inner = f"select *{typed} from (select *{cols} from ({rows}))"
+        if hoisted:
+            inner = f"select *, {', '.join(f'{e} as {n}' for n, e in hoisted)} from ({inner})"
         # each rule's condition is computed once, as a column; reasons are built only for failing rows
         rules = [*errs, *warns]
         flags = ", ".join(f"coalesce({c.fails}, false) as _c{j}" for j, c in enumerate(rules))
         err_flags = [(f"_c{j}", c.reason) for j, c in enumerate(errs)]
+        # a payload-wide rule (GENERAL) says nothing more when a rule of the same name at a
+        # property's own path already failed
+        for j, c in enumerate(errs):
+            if GENERAL in c.reason:
+                same = [f"_c{i}" for i, o in enumerate(errs) if i != j and o.rule == c.rule]
+                if same:
+                    err_flags[j] = (f"(_c{j} and not ({' or '.join(same)}))", c.reason)
         warn_flags = [(f"_c{len(errs) + j}", c.reason) for j, c in enumerate(warns)]
 
         # no WHERE on the flags: DuckDB would push it below their projection and inline (recompute)
@@ -586,7 +670,8 @@ class Validator:
             ],
             ("_type is null", r("envelope", "$.type", lit("type is missing"))),
             (
-                f"_type not in ({', '.join(lit(t) for t in ENVELOPE_TYPES)})",
+                # (a list position: DuckDB plans an IN list of 6, and list_contains, as a hash join per use)
+                f"list_position([{', '.join(lit(t) for t in ENVELOPE_TYPES)}], _type) is null and _type is not null",
                 r("envelope", "$.type", q + "unknown type " + q + " || _type"),
             ),
             ("not _ok_mid", r("envelope", "$.messageId", lit("messageId is missing or empty"))),
@@ -769,10 +854,20 @@ from checked
             raise ValueError(f"bad table name {into!r}")
         con.execute("set TimeZone = 'UTC'")
         con.execute(f"create or replace temp table {into} as {self.sql(relation)}").fetchall()
-        passes = [p.replace("{relation}", into) for p in self.event_sql if p]
+        passes = [p.replace("{relation}", f"{into}__by_event") for p in self.event_sql if p]
         if not passes:
             return
+        # the rows pass 2 reads, ordered by plan event: each event's select then scans its own few
+        # row groups (zone maps) and gets dense vectors. Over pass 1's table in line order, a rare
+        # event's rows came a few per vector and every rule paid its per-vector cost on each:
+        # measured 1.35 s -> 0.8 s of pass 2 on 307k generated events, the sort included.
+        con.execute(
+            f"create or replace temp table {into}__by_event as select rowid as _rid, _ekey, type, properties, "
+            f"traits, _payload_null, {', '.join(f'{e} as {c}' for c, e in PAYLOAD_WIDE.items())} "
+            f"from {into} where _ekey is not null order by _ekey"
+        ).fetchall()
         con.execute(f"create or replace temp table {into}__rules as " + "\nunion all\n".join(passes)).fetchall()
+        con.execute(f"drop table {into}__by_event")
         con.execute(f"""update {into} set reasons = list_concat({into}.reasons, coalesce(c._perr, [])),
                          warnings = coalesce(c._pwarn, []), valid = len({into}.reasons) = 0 and len(coalesce(c._perr, [])) = 0
                          from {into}__rules c where {into}.rowid = c._rid

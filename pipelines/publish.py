@@ -186,6 +186,46 @@ def building(warehouse: Path | str):
             shutil.rmtree(f"{path}.tmp", ignore_errors=True)
 
 
+def record_nothing_new(warehouse: Path | str, days: list[str], plan_version: str | None) -> str | None:
+    """Record a run that found nothing new to ingest (a partition without files, or every object as
+    the manifest has it): one row of ingest.run_log, written in place in one transaction under the run
+    lock (the tables are untouched, so there is nothing to publish). The status and the tables not
+    built carry over from the run before: the warehouse is still what that run left. Its run id, or
+    None when there is no warehouse yet (nothing is created for a run that did nothing)."""
+    import uuid
+
+    warehouse = Path(warehouse)
+    if not warehouse.exists():
+        return None
+    run_id = f"nothing-new-{uuid.uuid4()}"
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with run_lock(warehouse, "run"):
+        con = connect(warehouse)
+        try:
+            con.execute(RUN_LOG_DDL)
+            before = last_run(con)
+            status = before["status"] if before else "complete"
+            not_built = list(before["not_built"] or []) if before else []
+            con.execute(
+                "insert into ingest.run_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    now,
+                    now,
+                    min(days, default=None),
+                    max(days, default=None),
+                    status,
+                    [],
+                    not_built,
+                    [],
+                    plan_version,
+                ],
+            ).fetchall()
+        finally:
+            con.close()
+    return run_id
+
+
 def last_run(con) -> dict | None:
     """The newest row of ingest.run_log (what the warehouse shows), or None before the first run."""
     try:

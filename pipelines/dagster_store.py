@@ -97,7 +97,10 @@ class PooledSqliteStorage(DagsterSqliteStorage):
 
 def pooled_instance(home: Path):
     """The Dagster instance of `home` (its dagster.yaml, if any), with the pooled SQLite storage when
-    it uses Dagster's default SQLite storage (another storage, e.g. Postgres, is left as configured)."""
+    it uses Dagster's default SQLite storage (another storage, e.g. Postgres, is left as configured),
+    and, when it uses Dagster's default local compute-log manager, none: that one starts two `tail -F`
+    processes per step to capture output our assets do not print (the run reports through the
+    progress bar and its events); a compute-log manager set in dagster.yaml is kept."""
     import yaml
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
@@ -112,5 +115,12 @@ def pooled_instance(home: Path):
         base = yaml.safe_load(data.config_yaml)["base_dir"]
         ref = ref._replace(
             storage_data=ConfigurableClassData(__name__, "PooledSqliteStorage", yaml.dump({"base_dir": base}))
+        )
+    logs = ref.compute_logs_data
+    if logs is not None and logs.class_name == "LocalComputeLogManager" and not (home / "dagster.yaml").exists():
+        ref = ref._replace(
+            compute_logs_data=ConfigurableClassData(
+                "dagster._core.storage.noop_compute_log_manager", "NoOpComputeLogManager", yaml.dump({})
+            )
         )
     return DagsterInstance.from_ref(ref)

@@ -151,7 +151,7 @@ def _materialize(build, plan, plan_dir, landing, days, instance, console, assets
     from . import progress
     from .resources import resources_from_env
 
-    resources = resources_from_env(plan_dir, landing, build.path, layout=layout)
+    resources = resources_from_env(plan_dir, landing, build.path, layout=layout, publish=False)  # we publish
     tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
     with Progress(
         TextColumn("{task.description:<28}"),

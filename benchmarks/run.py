@@ -365,14 +365,15 @@ def run_size(size: int, workdir: Path, seed: int, history: bool) -> dict:
         if held.exists():
             held.rename(landing / last)
     if history:
-        (last_alone).mkdir(exist_ok=True)
         if not (last_alone / last).exists():
-            (last_alone / last).symlink_to(landing / last, target_is_directory=True)
+            shutil.copytree(landing / last, last_alone / last)
         alone_wh = base / "alone.duckdb"
         for p in base.glob("alone.duckdb*"):
             shutil.rmtree(p) if p.is_dir() else p.unlink()
         alone = timed_cmd(_run_argv(last_alone, alone_wh, "--partition", last[5:]), env)
         more = timed_cmd(_run_argv(landing, wh, "--partition", last[5:]), env)
+        if "no landing files" in alone["stderr"] + more["stderr"]:
+            raise SystemExit(f"the one-day runs found no files for {last}:\n{alone['stderr']}")
         empty = timed_cmd(_run_argv(landing, wh, "--partition", "2099-01-01"), env)
         py = timed_cmd([sys.executable, "-c", "pass"], env)
         lint = timed_cmd([_trackplan(), "lint"], env)
@@ -450,12 +451,40 @@ def run_table(rows: list[dict], workdir: Path) -> None:
     Console(width=220).print(t)
 
 
+def step_times(home: Path, top: int = 12) -> None:
+    """Dagster's own step timings of the newest run recorded in `home` (the one-more-day run): where
+    a daily run's time goes, step by step."""
+    import dagster as dg
+    from rich.console import Console
+    from rich.table import Table
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        runs = instance.get_runs(limit=1)
+        if not runs:
+            return
+        stats = [s for s in instance.get_run_step_stats(runs[0].run_id) if s.start_time and s.end_time]
+    finally:
+        instance.dispose()
+    total = sum(s.end_time - s.start_time for s in stats)
+    t = Table(title=f"Dagster step timings of run {runs[0].run_id[:8]} (one more day on the history): top {top}")
+    for col in ("step", "seconds", "share of step time"):
+        t.add_column(col, justify="right" if col != "step" else "left")
+    for s in sorted(stats, key=lambda s: s.start_time - s.end_time)[:top]:
+        d = s.end_time - s.start_time
+        t.add_row(s.step_key, f"{d:.1f}", f"{d / max(total, 1e-9):.0%}")
+    t.add_row(f"all {len(stats)} steps", f"{total:.1f}", "100%")
+    Console(width=220).print(t)
+
+
 def run_section(sizes: list[int], workdir: Path, seed: int) -> list[dict]:
     rows = []
     for i, size in enumerate(sizes):
         print(f"trackplan run, ~{size:,} events:", file=sys.stderr)
         rows.append(run_size(size, workdir, seed, history=i == 0))
     run_table(rows, workdir)
+    if sizes:
+        step_times(workdir / f"run-{sizes[0]}" / ".dagster")
     return rows
 
 

@@ -444,7 +444,8 @@ def run_table(rows: list[dict], workdir: Path) -> None:
             f"peak {(a + b * 1e8) / 1024:,.1f} GB ({b * 1e6:,.1f} MB per 1M events + {a:,.0f} MB); "
             f"{(ca + cb * 1e8) / 60:,.0f} CPU-min ({cb * 1e6:,.1f} CPU-s per 1M events)",
             f"10M ≤ {TARGET_PEAK_10M_GB:g} GB",
-            f"fit over {len(rows)} sizes",
+            f"fit over {len(rows)} sizes"
+            + ("" if max(xs) >= 1e6 else " below 1M: fixed costs dominate, no projection (use the full sizes)"),
         )
     else:
         t.add_row("projection to 100M events", "needs ≥ 3 sizes (--run-sizes)", "", "")

@@ -92,7 +92,7 @@ def run_pipeline(
             highlight=False,
             soft_wrap=True,
         )
-        record_nothing_new(warehouse, [partition], plan.version)
+        _record_nothing_new(warehouse, [partition], plan.version, console)
         return True
     days = [partition] if partition else landed
     if not days:
@@ -121,7 +121,7 @@ def run_pipeline(
                 markup=False,
                 highlight=False,
             )
-            record_nothing_new(warehouse, [], plan.version)
+            _record_nothing_new(warehouse, [], plan.version, console)
             return True
     hash_salt()  # no salt, no run: PII is never hashed with a key anyone could read in the source
     from .definitions import all_assets, all_checks
@@ -141,6 +141,16 @@ def run_pipeline(
         if build.published:
             _summary(warehouse, days, time.time() - t0, ok[1], ok[2], console)
     return ok[0]
+
+
+def _record_nothing_new(warehouse, days: list[str], plan_version, console: Console) -> None:
+    """The run's row in ingest.run_log; while another run holds the warehouse, say it was not recorded."""
+    from .publish import RunError
+
+    try:
+        record_nothing_new(warehouse, days, plan_version)
+    except RunError as exc:
+        console.print(f"run not recorded in ingest.run_log: {exc}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _materialize(build, plan, plan_dir, landing, days, instance, console, assets, checks, layout=None):

@@ -365,8 +365,8 @@ def run_size(size: int, workdir: Path, seed: int, history: bool) -> dict:
         if held.exists():
             held.rename(landing / last)
     if history:
-        if not (last_alone / last).exists():
-            shutil.copytree(landing / last, last_alone / last)
+        shutil.rmtree(last_alone, ignore_errors=True)
+        shutil.copytree(landing / last, last_alone / last)  # a copy: the landing scan skips symlinked folders
         alone_wh = base / "alone.duckdb"
         for p in base.glob("alone.duckdb*"):
             shutil.rmtree(p) if p.is_dir() else p.unlink()

@@ -4,7 +4,7 @@ Each table is replaced in its own transaction, so a warehouse written in place i
 consistent as the last finished asset: killed midway, `ingest.*` would be new while `stitch.*` and
 `marts.*` are from the run before. `trackplan run` therefore
 1. takes the run lock `<warehouse>.lock` (one trackplan writer at a time: a second run or a
-   `forget` is refused with the holder's pid), checkpoints the warehouse (if it has a WAL) and
+   `forget` is refused with the holder's pid), checkpoints the warehouse and
    copies it to `<warehouse>.building`: a reflink where the file system has one (btrfs, XFS,
    bcachefs, ZFS: O(1) and no extra space until a block is rewritten), else a plain copy;
 2. materializes every asset into that copy;
@@ -188,14 +188,13 @@ def building(warehouse: Path | str):
         _remove(path)  # a copy left by a killed run
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         if warehouse.exists():
-            if Path(f"{warehouse}.wal").exists():
-                # checkpoint first: the copy must not need the WAL (this also fails, naming the holder,
-                # when another process has the warehouse open)
-                con = connect(warehouse)
-                try:
-                    con.execute("checkpoint").fetchall()
-                finally:
-                    con.close()
+            # checkpoint first: the copy must not need the WAL (this also fails, naming the holder, when
+            # another process has the warehouse open: a file someone may be writing is never copied)
+            con = connect(warehouse)
+            try:
+                con.execute("checkpoint").fetchall()
+            finally:
+                con.close()
             clone(warehouse, path)
         else:
             warehouse.parent.mkdir(parents=True, exist_ok=True)

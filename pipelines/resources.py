@@ -32,6 +32,8 @@ class Warehouse(dg.ConfigurableResource):
     that itself and passes `publish=False`."""
 
     database: str
+    # rebuild stitch and sessions from all of ingest.events instead of from what changed (`--full-refresh`)
+    full_refresh: bool = False
     publish: bool = True
     _held: Any = PrivateAttr(default=None)
     _build: Any = PrivateAttr(default=None)
@@ -110,11 +112,14 @@ def resources_from_env(
     landing: str | Path | None = None,
     warehouse: str | Path | None = None,
     layout: str | None = None,
+    full_refresh: bool = False,
     publish: bool = True,
 ) -> dict:
     return {
         "warehouse": Warehouse(
-            database=str(warehouse or os.environ.get("TRACKPLAN_WAREHOUSE", "warehouse.duckdb")), publish=publish
+            database=str(warehouse or os.environ.get("TRACKPLAN_WAREHOUSE", "warehouse.duckdb")),
+            full_refresh=full_refresh,
+            publish=publish,
         ),
         "tracking_plan": TrackingPlan(
             plan_dir=str(plan_dir or default_plan_dir()),

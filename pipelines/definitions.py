@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 import dagster as dg
 
 from .ingest.assets import ingest_events
@@ -14,10 +16,12 @@ from .schedules import daily_schedule, ingest_job, landing_sensor
 from .stitch.assets import stitch_identities
 
 
+@cache  # built once per process (the models' SQL is parsed for lineage): `defs` and every run share them
 def all_assets() -> list:
     return [ingest_events, stitch_identities, plan_definitions, *model_assets(), *quality_assets()]
 
 
+@cache
 def all_checks() -> list:
     return asset_checks()
 

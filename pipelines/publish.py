@@ -4,8 +4,9 @@ Each table is replaced in its own transaction, so a warehouse written in place i
 consistent as the last finished asset: killed midway, `ingest.*` would be new while `stitch.*` and
 `marts.*` are from the run before. `trackplan run` therefore
 1. takes the run lock `<warehouse>.lock` (one trackplan writer at a time: a second run or a
-   `forget` is refused with the holder's pid), checkpoints the warehouse and copies it to
-   `<warehouse>.building`;
+   `forget` is refused with the holder's pid), checkpoints the warehouse and
+   copies it to `<warehouse>.building`: a reflink where the file system has one (btrfs, XFS,
+   bcachefs, ZFS: O(1) and no extra space until a block is rewritten), else a plain copy;
 2. materializes every asset into that copy;
 3. records the run in `ingest.run_log` of the copy (its id, days, which assets it built and which
    it did not, failed steps and blocking checks: `complete` or `incomplete`), and
@@ -17,6 +18,10 @@ step 4 the whole run is there. Readers (report, review, a notebook opening it re
 run or the other, never a mix. A run whose assets did not all build (a step failed, a blocking
 check stopped the marts) is published and recorded as `incomplete` with the tables it left from
 an earlier run; the next run rebuilds them.
+
+Runs Dagster launches itself (the UI of `make dev`, the schedule, `dg.materialize`) get the same
+guarantee through the Warehouse resource (pipelines.resources): it opens the build at the start of
+the run and records and publishes it at the end (`publish_dagster_run`).
 """
 
 from __future__ import annotations
@@ -152,6 +157,22 @@ class Build:
         self.published = True
 
 
+FICLONE = 0x40049409  # ioctl: share the source's extents (Linux: btrfs, XFS with reflink, bcachefs, ZFS 2.2+)
+
+
+def clone(src: Path, dst: Path) -> str:
+    """Copy `src` to `dst`: a reflink (copy-on-write, O(1) whatever the warehouse's size) where the
+    file system has one, else an ordinary copy (in the kernel: shutil uses sendfile). Which one."""
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+            return "reflink"
+        except OSError:  # EOPNOTSUPP / EXDEV / EINVAL: no reflink here
+            pass
+    shutil.copyfile(src, dst)
+    return "copy"
+
+
 def _remove(path: Path) -> None:
     for p in (path, Path(f"{path}.wal")):
         p.unlink(missing_ok=True)
@@ -168,13 +189,13 @@ def building(warehouse: Path | str):
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         if warehouse.exists():
             # checkpoint first: the copy must not need the WAL (this also fails, naming the holder, when
-            # another process has the warehouse open)
+            # another process has the warehouse open: a file someone may be writing is never copied)
             con = connect(warehouse)
             try:
                 con.execute("checkpoint").fetchall()
             finally:
                 con.close()
-            shutil.copyfile(warehouse, path)
+            clone(warehouse, path)
         else:
             warehouse.parent.mkdir(parents=True, exist_ok=True)
         build = Build(warehouse, path, started, _stamp(warehouse))
@@ -184,6 +205,83 @@ def building(warehouse: Path | str):
             if not build.published:
                 _remove(path)
             shutil.rmtree(f"{path}.tmp", ignore_errors=True)
+
+
+def publish_dagster_run(build: Build, context) -> str:
+    """Record and publish a run Dagster launched itself (the UI, a schedule, `dg.materialize`), from
+    its own event log: the assets it selected, those it materialized, its failed steps and failed
+    blocking checks (as `trackplan run` records them). Its status."""
+    from dagster import DagsterEventType
+
+    run = context.dagster_run
+    instance = context.instance
+    kinds = {
+        DagsterEventType.ASSET_MATERIALIZATION,
+        DagsterEventType.STEP_FAILURE,
+        DagsterEventType.ASSET_CHECK_EVALUATION,
+    }
+    built, failed = set(), []
+    for rec in instance.get_records_for_run(run.run_id, of_type=kinds).records:
+        ev = rec.event_log_entry.dagster_event
+        if ev is None:
+            continue
+        if ev.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+            built.add(".".join(ev.asset_key.path))
+        elif ev.event_type == DagsterEventType.STEP_FAILURE:
+            failed.append(ev.step_key)
+        else:
+            data = ev.event_specific_data
+            if not data.passed and data.severity.value == "ERROR":
+                failed.append(f"{data.asset_key.to_user_string()}:{data.check_name}")
+    wanted = {".".join(k.path) for k in (run.asset_selection or ())} or set(built)
+    tags = run.tags or {}
+    first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition")
+    last = tags.get("dagster/asset_partition_range_end") or first
+    status = build.record(
+        run.run_id, [d for d in (first, last) if d], sorted(built & wanted), sorted(wanted - built), failed, None
+    )
+    build.publish()
+    return status
+
+
+def record_nothing_new(warehouse: Path | str, days: list[str], plan_version: str | None) -> str | None:
+    """Record a run that found nothing new to ingest (a partition without files, or every object as
+    the manifest has it): one row of ingest.run_log, written in place in one transaction under the run
+    lock (the tables are untouched, so there is nothing to publish). The status and the tables not
+    built carry over from the run before: the warehouse is still what that run left. Its run id, or
+    None when there is no warehouse yet (nothing is created for a run that did nothing)."""
+    import uuid
+
+    warehouse = Path(warehouse)
+    if not warehouse.exists():
+        return None
+    run_id = f"nothing-new-{uuid.uuid4()}"
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with run_lock(warehouse, "run"):
+        con = connect(warehouse)
+        try:
+            con.execute(RUN_LOG_DDL)
+            before = last_run(con)
+            status = before["status"] if before else "complete"
+            not_built = list(before["not_built"] or []) if before else []
+            con.execute(
+                "insert into ingest.run_log values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    now,
+                    now,
+                    min(days, default=None),
+                    max(days, default=None),
+                    status,
+                    [],
+                    not_built,
+                    [],
+                    plan_version,
+                ],
+            ).fetchall()
+        finally:
+            con.close()
+    return run_id
 
 
 def last_run(con) -> dict | None:

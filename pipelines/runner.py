@@ -6,20 +6,19 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import duckdb
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tracking_plan.loader import PlanError, load_plan
 
-from . import progress
-from .ingest.load import changed_partitions
-from .publish import building
-from .resources import resources_from_env
+from .publish import building, record_nothing_new
 from .warehouse import connect, hash_salt
+
+if TYPE_CHECKING:  # Dagster (~5 CPU-s to import) loads only when a run has something to build
+    import dagster as dg
 
 
 def _warm_imports() -> None:
@@ -45,7 +44,9 @@ def dagster_home(warehouse: Path) -> Path:
 def dagster_instance(warehouse: Path) -> dg.DagsterInstance:
     home = dagster_home(warehouse)
     home.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.from_config(str(home))
+    from .dagster_store import pooled_instance
+
+    return pooled_instance(home)
 
 
 def run_pipeline(
@@ -71,8 +72,6 @@ def run_pipeline(
     from tracking_plan.landing import scan as scan_landing
     from tracking_plan.reader import is_url
 
-    from .definitions import all_assets, all_checks
-
     console = console or Console(stderr=True)
     try:
         plan = load_plan(plan_dir)  # a broken plan stops here with file:line messages, not inside Dagster
@@ -87,7 +86,7 @@ def run_pipeline(
         return False
     landed = sorted({e.partition for e in scan if e.partition})
     if partition and partition not in landed:
-        # nothing to do for that day: say so and leave the warehouse alone (no rebuild of the rest)
+        # nothing to do for that day: say so, record the run, rebuild nothing (and import no Dagster)
         where = landing if is_url(str(landing)) else Path(landing) / f"date={partition}"
         console.print(
             f"no landing files for {partition} (nothing under {where}): nothing ingested, nothing rebuilt",
@@ -95,6 +94,7 @@ def run_pipeline(
             highlight=False,
             soft_wrap=True,
         )
+        _record_nothing_new(warehouse, [partition], plan.version, console)
         return True
     days = [partition] if partition else landed
     if not days:
@@ -108,6 +108,8 @@ def run_pipeline(
     if incremental is None:
         incremental = is_url(str(landing))
     if incremental and not partition and Path(warehouse).exists():
+        from .ingest.load import changed_partitions
+
         con = connect(warehouse, read_only=True)
         try:
             days = changed_partitions(con, scan)
@@ -121,35 +123,66 @@ def run_pipeline(
                 markup=False,
                 highlight=False,
             )
+            _record_nothing_new(warehouse, [], plan.version, console)
             return True
     hash_salt()  # no salt, no run: PII is never hashed with a key anyone could read in the source
+    from .definitions import all_assets, all_checks
+
     t0 = time.time()
     threading.Thread(target=_warm_imports, daemon=True).start()
     with building(warehouse) as build:
+        own = instance is None
         instance = instance or dagster_instance(warehouse)  # recorded where `make dev` looks (after the lock)
-        ok = _materialize(
-            build,
-            plan,
-            plan_dir,
-            landing,
-            days,
-            instance,
-            console,
-            all_assets(),
-            all_checks(),
-            layout=layout,
-            full_refresh=full_refresh,
-        )
+        try:
+            ok = _materialize(
+                build,
+                plan,
+                plan_dir,
+                landing,
+                days,
+                instance,
+                console,
+                all_assets(),
+                all_checks(),
+                layout=layout,
+                full_refresh=full_refresh,
+            )
+        finally:
+            if own:
+                instance.dispose()  # closes the event log's pooled SQLite connections
         if build.published:
             _summary(warehouse, days, time.time() - t0, ok[1], ok[2], console)
     return ok[0]
+
+
+def _record_nothing_new(warehouse, days: list[str], plan_version, console: Console) -> None:
+    """The run's row in ingest.run_log; while another run holds the warehouse, say it was not recorded."""
+    from .publish import RunError
+
+    try:
+        record_nothing_new(warehouse, days, plan_version)
+    except RunError as exc:
+        console.print(f"run not recorded in ingest.run_log: {exc}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _materialize(
     build, plan, plan_dir, landing, days, instance, console, assets, checks, layout=None, full_refresh=False
 ):
     """Materialize into the build's copy, record the run, publish: (ok, failed checks, the run's row)."""
-    resources = resources_from_env(plan_dir, landing, build.path, layout=layout, full_refresh=full_refresh)
+    import dagster as dg
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import progress
+    from .resources import resources_from_env
+
+    resources = resources_from_env(
+        plan_dir,
+        landing,
+        build.path,
+        layout=layout,
+        full_refresh=full_refresh,
+        publish=False,  # we publish
+    )
     tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
     with Progress(
         TextColumn("{task.description:<28}"),

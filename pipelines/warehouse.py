@@ -89,6 +89,15 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
     return con
 
 
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A second connection to the database `con` has open (its own transaction): no reopening of the
+    file and no DDL (the first connection ran it), only the per-connection settings and the keyed hash."""
+    cur = con.cursor()
+    cur.execute("set TimeZone = 'UTC'")
+    register_udfs(cur)
+    return cur
+
+
 def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
     """Bring a warehouse made by an older version to the current DDL (only what changed)."""
     cols = dict(

@@ -215,7 +215,22 @@ def test_demo_says_it_uses_the_public_demo_salt(tmp_path, monkeypatch):
 
 
 def test_partition_without_files_says_so_and_rebuilds_nothing(env):
-    before = (env / "w.duckdb").stat().st_mtime_ns
+    """Nothing new: no table changes, the run is recorded (one run_log row carrying the status before)."""
+    from pipelines.publish import last_run
+    from pipelines.warehouse import connect
+
+    def state():
+        con = connect(env / "w.duckdb", read_only=True)
+        try:
+            tables = con.execute(
+                "select schema_name, table_name, estimated_size from duckdb_tables() "
+                "where table_name <> 'run_log' order by all"
+            ).fetchall()
+            return tables, last_run(con)
+        finally:
+            con.close()
+
+    tables, run = state()
     res = _invoke(
         ["run", "--partition", "2026-01-01", "--landing", str(env / "landing"), "--warehouse", str(env / "w.duckdb")]
     )
@@ -225,7 +240,12 @@ def test_partition_without_files_says_so_and_rebuilds_nothing(env):
         "nothing ingested, nothing rebuilt"
     )
     assert res.stderr.splitlines() == [expected]
-    assert (env / "w.duckdb").stat().st_mtime_ns == before
+    after, recorded = state()
+    assert after == tables
+    assert recorded["run_id"].startswith("nothing-new-") and recorded["run_id"] != (run or {}).get("run_id")
+    assert str(recorded["first_day"]) == "2026-01-01" == str(recorded["last_day"])
+    assert recorded["status"] == (run["status"] if run else "complete")
+    assert recorded["not_built"] == ((run["not_built"] or []) if run else [])
 
 
 def test_generate_plan_is_used_or_rejected(tmp_path):

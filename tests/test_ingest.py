@@ -228,14 +228,17 @@ def test_run_killed_midway_leaves_warehouse_as_before(tmp_path, monkeypatch):
             return getattr(self._con, name)
 
     seen: list[str] = []
-    real = resources_mod.connect
+    real, real_cursor = resources_mod.connect, resources_mod.cursor
     monkeypatch.setattr(resources_mod, "connect", lambda path, **kw: Dies(real(path, **kw)))
+    # a run's assets get cursors of the run's one connection: those die too
+    monkeypatch.setattr(resources_mod, "cursor", lambda con: Dies(real_cursor(con)))
     result = _materialize(landing, warehouse, raise_on_error=False)
     assert not result.success
     # it died late: after the partition's old rows were deleted and its new events inserted
     assert any(h.startswith("delete from ingest.events") for h in seen)
     assert any(h.startswith("insert into ingest.events") for h in seen)
     monkeypatch.setattr(resources_mod, "connect", real)
+    monkeypatch.setattr(resources_mod, "cursor", real_cursor)
     assert _snapshot(warehouse) == before
 
 

@@ -37,18 +37,28 @@ MIN_REPEATERS = 20  # fewer repeat buyers cannot pin down four parameters
 
 
 def revenue_events(con, plan: Plan) -> pd.DataFrame:
+    """The purchases the model needs, aggregated in SQL to one row per person × UTC day with a purchase
+    (its memory grows with buyers and days, not with events): ``timestamp`` the day's last purchase
+    time, ``revenue`` the day's sum, ``purchases`` its distinct purchase times, ``channel`` the
+    person's first session's source. Lossless for the model: RFM counts purchase days, and the
+    newest timestamp (the observation end) and the distinct purchase times are kept."""
     purchase = plan.metrics.purchase.event if plan.metrics.purchase else "Order Completed"
     return con.execute(
         """
 with first_session as (
     select person_id, arg_min(coalesce(utm_source, 'direct'), started_at) as channel
     from staging.sessions group by person_id
+), purchases as (
+    select e.person_id, e."timestamp",
+           coalesce(try_cast(e.properties ->> '$.revenue' as double), 0) as revenue
+    from stitch.events e
+    where e.person_id is not null and e.event_name in (?, 'Subscription Renewed')
 )
-select e.person_id, e."timestamp",
-       coalesce(try_cast(e.properties ->> '$.revenue' as double), 0) as revenue,
-       coalesce(f.channel, 'direct') as channel
-from stitch.events e left join first_session f using (person_id)
-where e.person_id is not null and e.event_name in (?, 'Subscription Renewed')
+select p.person_id, max(p."timestamp") as "timestamp", sum(p.revenue) as revenue,
+       count(distinct p."timestamp") as purchases, coalesce(any_value(f.channel), 'direct') as channel
+from purchases p left join first_session f using (person_id)
+group by p.person_id, p."timestamp"::date
+order by p.person_id, 2
 """,
         [purchase],
     ).df()
@@ -77,6 +87,13 @@ def compute_customer_clv(revenue: pd.DataFrame, value: pd.DataFrame, plan: Plan)
     return _channel_rows(revenue, value, per, "", params)
 
 
+def _purchase_times(revenue: pd.DataFrame) -> pd.Series:
+    """Distinct purchase times per person: from the per-day rows' counts, or from one row per event."""
+    if "purchases" in revenue:
+        return revenue.groupby("person_id")["purchases"].sum()
+    return revenue.groupby("person_id")["timestamp"].nunique()
+
+
 def _channel_rows(
     revenue: pd.DataFrame, value: pd.DataFrame, per: pd.DataFrame | None, note: str, params=None
 ) -> pd.DataFrame:
@@ -87,7 +104,7 @@ def _channel_rows(
             p_alive=float("nan"),
             expected_purchases=float("nan"),
             expected_avg_value=float("nan"),
-            frequency=revenue.groupby("person_id")["timestamp"].nunique().reindex(channel.index) - 1,
+            frequency=_purchase_times(revenue).reindex(channel.index) - 1,
         )
     per["channel"] = per.index.map(channel)
     out = (

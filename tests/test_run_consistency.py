@@ -34,7 +34,7 @@ def die(*a, **k):
 if point == "ingest":  # validated, about to write the ingest tables
     import pipelines.ingest.load as m; m._load_group = die
 elif point == "stitch":  # ingest committed (in the copy), stitching starts
-    import pipelines.stitch.identity as m; m.build_identity = die  # the asset imports it when it runs
+    import pipelines.stitch.incremental as m; m.stitch = die  # the asset imports it when it runs (full and daily paths)
 elif point == "checks":  # some check results appended, others not yet
     import quality_checks.store as m
     real, calls = m.append, []
@@ -162,12 +162,12 @@ def _finish_and_check(base: Path, wh: Path) -> None:
 def test_a_failed_step_is_published_incomplete_without_a_stale_summary(published, tmp_path, monkeypatch):
     base, _, _ = published
     wh = _copy(published, tmp_path)
-    import pipelines.stitch.identity as stitch  # the asset imports build_identity from here when it runs
+    import pipelines.stitch.incremental as stitch  # the asset imports stitch() from here when it runs
 
     def broken(*a, **k):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(stitch, "build_identity", broken)
+    monkeypatch.setattr(stitch, "stitch", broken)
     out = CliRunner().invoke(app, _run_args(base / "landing", wh))
     assert out.exit_code == 1
     assert "failed: stitch_identities: RuntimeError: disk on fire" in " ".join(out.stderr.split())

@@ -382,3 +382,58 @@ def test_valid_at_every_depth(deep, props):
 def test_a_leading_byte_order_mark_is_no_part_of_the_line(deep):
     line = "\ufeff" + orjson.dumps(_order()).decode()
     assert _check(deep, line) == [([], [], [])]
+
+
+# -- numbers past the double range and repeated keys anywhere in the payload ---------------------------
+@pytest.fixture(scope="module", params=[False, True], ids=["loading", "verdicts_only"])
+def deep_both(request) -> Validator:
+    """The differential plan compiled as ingestion loads with it and as `trackplan validate` runs it."""
+    return Validator(load_plan(DIFF_PLAN), verdicts_only=request.param)
+
+
+_NESTED = '{"type":"track","event":"Order Completed","messageId":"m","anonymousId":"a","properties":{"order_id":"o_1","revenue":1,"must_null":null,"free":FREE}}'
+
+
+@pytest.mark.parametrize(
+    "free, rule, path",
+    [
+        ('{"n":1e400}', "json", "$.properties"),  # in an object the plan leaves free-form
+        ('{"deep":[{"n":-2.5E+309}]}', "json", "$.properties"),
+        ('{"n":' + "9" * 320 + "}", "json", "$.properties"),  # an integer too long for a double
+        ('{"deep":{"list":[{"k":"x","k":"y"}]}}', "duplicate_key", "$.properties"),
+        # the plan's own object says it at its path, once
+        ('{"a":1,"a":2}', "duplicate_key", "$.properties.free"),
+    ],
+)
+def test_undescribed_values_are_checked_too(deep_both, free, rule, path):
+    """Reported once, at the payload's path, unless a rule of the plan's own objects says it."""
+    [(rules, paths, _)] = _check(deep_both, _NESTED.replace("FREE", free))
+    assert (rules, paths) == ([rule], [path])
+
+
+@pytest.mark.parametrize(
+    "free",
+    [
+        '{"s":"1e400","t":"'
+        + "9" * 320
+        + '","u":"x:{\\"a\\":1,\\"a\\":2}"}',  # inside strings: text, not numbers or keys
+        '{"n":1e308,"m":1e-400,"a":{"k":1},"b":{"k":1},"c":[{"k":1},{"k":2}]}',  # large, tiny, and same keys in siblings
+    ],
+)
+def test_strings_small_numbers_and_sibling_keys_pass(deep_both, free):
+    assert _check(deep_both, _NESTED.replace("FREE", free)) == [([], [], [])]
+
+
+def test_cli_finds_them_in_undescribed_properties(tmp_path):
+    good = orjson.dumps(ev()).decode()
+    lines = [
+        good.replace('"properties":{', '"properties":{"extra":{"n":1e400},', 1),
+        good.replace('"properties":{', '"properties":{"extra":{"k":1,"k":2},', 1),
+    ]
+    assert all(x != good for x in lines)
+    f = _file(tmp_path, lines)
+    res = CliRunner().invoke(app, ["validate", str(f)])
+    assert res.exit_code == 1, res.output
+    text = res.output.replace("\n", "")
+    assert f"{f}:1: json $.properties" in text and f"{f}:2: duplicate_key $.properties" in text
+    assert "2 events: 0 valid, 2 invalid" in res.output

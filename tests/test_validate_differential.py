@@ -13,9 +13,8 @@ asserted by its kind and direction:
   Schema sees the integer 1); an event time too far from its receipt (timestamp_future/past);
 - RE2 vs Python regex: Python's `$` also matches before a final newline, RE2's only at the end;
 - the oracle only: a call type the plan has no event for (no schema; trackplan checks its envelope
-  only); a number beyond the double range (1e400) or a duplicate key outside the values
-  the plan describes (in the envelope, the context or an undescribed property): trackplan checks
-  those where the plan describes the value.
+  only); a number beyond the double range (1e400) or a duplicate key outside the payload (in the
+  envelope or the context): trackplan checks the payload at every depth, described or not.
 """
 
 from __future__ import annotations
@@ -384,12 +383,13 @@ def _mutate(rng: random.Random, msg: dict) -> set[str]:
             if first is not None:
                 msg[key] = DupKey(payload, rng.choice(ANY))
         elif choice == "extra":
-            v = payload["extra_" + str(rng.randint(0, 9))] = rng.choice(ANY)
-            if isinstance(v, Raw) and "e" in v.text.lower():
-                tags.add("outside_plan")  # 1e400 where the plan describes nothing
+            # a 1e400 in a property the plan does not describe: trackplan finds it too (no tag)
+            payload["extra_" + str(rng.randint(0, 9))] = rng.choice(ANY)
         elif choice == "extra_big":
-            payload["undescribed"] = Raw("1e400")
-            tags.add("outside_plan")
+            # in a property the plan does not describe, at some depth: a 1e400, or a key given twice
+            payload["undescribed"] = rng.choice(
+                [Raw("1e400"), {"deep": [Raw("-2E+308")]}, {"deep": [DupKey({"k": 1}, 2)]}, DupKey({"k": "a"}, "a")]
+            )
         else:
             del msg[key]
         return tags

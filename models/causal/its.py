@@ -27,7 +27,7 @@ class ITSResult(Estimate):
     pre_slope: float = float("nan")
     maxlags: int = 0
     seasonality: str | None = None
-    errors: str = "ar1"  # "ar1" (feasible GLS, Student t with ``df``) or "newey_west" (HAC, normal)
+    errors: str = "ar1"  # "ar1" (GLS, bias-corrected rho, Student t with ``df``) or "newey_west" (HAC, normal)
     ar1_rho: float = float("nan")
     df: float = float("nan")
 
@@ -56,14 +56,18 @@ def interrupted_time_series(
     """Segmented regression of a KPI series on trend, level change and slope change at launch.
 
     ``outcome ~ t + post + (t - launch)·post [+ day-of-week]`` with errors that allow for
-    autocorrelated days, so they do not overstate certainty. By default the errors are AR(1) and
-    the fit is iterated feasible GLS (Cochrane–Orcutt, statsmodels' ``GLSAR``) with Student-t
-    inference on its residual df: on an AR(1) series (rho 0-0.7, 45-365 days) its 95 % intervals
-    cover 91-95 %, where Newey–West with the usual bandwidth and normal critical values covered
-    ~86 % (benchmarks/calibration.py). With ``maxlags`` the OLS fit with Newey–West (HAC) errors
-    of that many lags and normal inference is used instead. ``seasonality="weekly"`` adds
-    day-of-week effects (needs dates). Assumes the pre-launch trend would have continued; nothing
-    else may change at launch.
+    autocorrelated days, so they do not overstate certainty. By default the errors are AR(1): the
+    coefficient comes from the OLS residuals, corrected for the bias the fitted terms put in it
+    (:func:`ar1_rho_unbiased`), and the fit is GLS with that AR(1) covariance (every day kept,
+    Prais-Winsten style) and Student-t inference on its residual df. On an AR(1) series with a
+    weekday pattern (rho 0.4; 90 and 365 days, 1,000 seeds) its 95 % intervals cover 94.6 and
+    94.4 % (± 1.4; the README's calibration section), where iterated
+    Cochrane-Orcutt (statsmodels' GLSAR), whose rho is biased low by about k/n, covered 92.9 and
+    94.2 % over 2,000 seeds and Newey-West with normal critical values ~86 %
+    (benchmarks/calibration.py). With ``maxlags`` the OLS fit
+    with Newey–West (HAC) errors of that many lags and normal inference is used instead.
+    ``seasonality="weekly"`` adds day-of-week effects (needs dates). Assumes the pre-launch trend
+    would have continued; nothing else may change at launch.
     """
     data = df[[time, outcome]].dropna().sort_values(time).reset_index(drop=True)
     t, at = _as_step(data[time], launch)
@@ -87,10 +91,14 @@ def interrupted_time_series(
     y = data[outcome].to_numpy(float)
     rho = float("nan")
     if maxlags is None:
-        model = sm.GLSAR(y, X, rho=1)
-        fit = model.iterative_fit(maxiter=20)
+        rho = ar1_rho_unbiased(y, X.to_numpy(float))
+        # GLS with the exact AR(1) covariance: the Prais-Winsten transform (keeps the first day), then OLS
+        ys, Xs = y.copy(), X.copy()
+        ys[1:] = y[1:] - rho * y[:-1]
+        Xs.iloc[1:] = X.to_numpy()[1:] - rho * X.to_numpy()[:-1]
+        ys[0], Xs.iloc[0] = y[0] * np.sqrt(1 - rho**2), X.iloc[0] * np.sqrt(1 - rho**2)
+        fit = sm.OLS(ys, Xs).fit()
         params, se, lags, errors, dist_df = fit.params, fit.bse, 0, "ar1", float(fit.df_resid)
-        rho = float(np.asarray(model.rho).ravel()[0])
     else:
         lags = int(maxlags)
         fit = sm.OLS(y, X).fit(cov_type="HAC", cov_kwds={"maxlags": lags, "use_correction": True})
@@ -111,6 +119,46 @@ def interrupted_time_series(
         ar1_rho=rho,
         df=float(dist_df) if dist_df is not None else float("nan"),
     )
+
+
+def ar1_rho_unbiased(y: np.ndarray, X: np.ndarray, bound: float = 0.98) -> float:
+    """The AR(1) coefficient of the errors of ``y ~ X``, corrected for the regression's own bias.
+
+    The lag-1 autocorrelation of OLS residuals underestimates the errors' own by about k/n (the
+    fitted trend, level, slope and weekday terms soak up part of the dependence): on the
+    calibration's daily series (rho 0.4, 11 terms) iterated Cochrane-Orcutt (statsmodels' GLSAR)
+    averaged 0.38 at 365 days and 0.33 at 90, its standard errors 3 % too small at 365 days and
+    coverage 94 % (2,000 seeds). Here rho solves E[r1 | rho] = r1: the residuals' observed lag-1
+    autocorrelation r1 = e'Ae / e'e against its expectation under AR(1) errors for this very
+    design, tr(M A M S(rho)) / tr(M S(rho)) with M = I - X(X'X)^+X', A the symmetric lag-1 matrix
+    and S(rho) the AR(1) correlation matrix (a moment version of the bias corrections of Andrews
+    1993, Econometrica 61:139, for regressions with a trend). Clipped to ``±bound``.
+    """
+    from scipy.optimize import brentq
+
+    n = len(y)
+    U, sv, _ = np.linalg.svd(X, full_matrices=False)
+    Q = U[:, sv > 1e-10 * sv.max()]  # an orthonormal basis of X's columns
+    e = y - Q @ (Q.T @ y)
+    r1 = float(e[1:] @ e[:-1] / (e @ e)) if e @ e > 0 else 0.0
+    lag = np.abs(np.subtract.outer(np.arange(n), np.arange(n)))
+
+    def expected(rho: float) -> float:
+        S = rho**lag
+        SQ = S @ Q  # n x k
+        # tr(M A M S) and tr(M S) with M = I - QQ', A = (shift + shift') / 2, without n x n products
+        AS = 0.5 * (np.r_[S[1:], np.zeros((1, n))] + np.r_[np.zeros((1, n)), S[:-1]])  # A @ S
+        AQ = 0.5 * (np.r_[Q[1:], np.zeros((1, Q.shape[1]))] + np.r_[np.zeros((1, Q.shape[1])), Q[:-1]])
+        tr_mams = np.trace(AS) - 2 * np.sum(Q * (AS @ Q)) + np.trace((Q.T @ AQ) @ (Q.T @ SQ))
+        tr_ms = n - np.sum(Q * SQ)
+        return float(tr_mams / tr_ms)
+
+    lo, hi = expected(-bound) - r1, expected(bound) - r1
+    if lo >= 0:
+        return -bound
+    if hi <= 0:
+        return bound
+    return float(brentq(lambda r: expected(r) - r1, -bound, bound, xtol=1e-6))
 
 
 def before_after(df: pd.DataFrame, *, time: str, outcome: str, launch, alpha: float = 0.05) -> Estimate:

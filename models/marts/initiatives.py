@@ -11,8 +11,9 @@ needs from the event frame, runs the method's robustness checks and states the u
   leads test parallel pre-trends, and a placebo launch halfway through the pre-period.
 - ``matching``: accounts existing and not yet paying at the start; treated = did the
   ``treatment_event`` within ``window_days`` of the start; outcome = the KPI's event from the start
-  to the end of the data; propensity matching on pre-period covariates. Check: balance (every
-  standardized mean difference ≤ 0.1 after matching); IPW as a second estimate.
+  to the end of the data; propensity matching on pre-period covariates. Check: balance (no
+  standardized mean difference after weighting above both 0.1 and its chance band at this sample
+  size, family-wise 5 %: ``models.causal.matching.balance_table``); IPW as a second estimate.
 - ``interrupted_time_series``: the daily count of the KPI's event, level change at the start, AR(1)
   errors (feasible GLS). Check: a placebo launch halfway through the pre-period finds no level change.
 - ``before_after``: the same daily series, mean after minus before: not causal, grade D.

@@ -4,7 +4,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test bench dev lint browser assets npm codegen-ts clean lock
+.PHONY: install demo test bench dev lint browser assets npm codegen-ts azurite clean lock
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install assets
 	$(BIN)/trackplan demo
 
-test: install browser assets npm codegen-ts
+test: install browser assets npm codegen-ts azurite
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: install
@@ -85,10 +85,20 @@ $(CODEGEN_TS)/node_modules/.package-lock.json: $(CODEGEN_TS)/package.json $(CODE
 	@if command -v npm >/dev/null 2>&1; then cd $(CODEGEN_TS) && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \
 	else echo "npm not installed: the TypeScript codegen tests will be skipped (and listed)"; fi
 
+# Microsoft's Azure Storage emulator (Azurite, exact version in tools/azurite/package-lock.json) the az://
+# landing tests start on 127.0.0.1 (no telemetry, in memory); `npm ci` from the registry, again only when
+# the lock file changes. Without node the az:// tests are skipped, and listed.
+AZURITE := tools/azurite
+azurite: $(AZURITE)/node_modules/.package-lock.json
+
+$(AZURITE)/node_modules/.package-lock.json: $(AZURITE)/package.json $(AZURITE)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd $(AZURITE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch node_modules/.package-lock.json; \
+	else echo "npm not installed: the az:// landing tests will be skipped (and listed)"; fi
+
 # Re-pin: resolve the newest versions allowed by pyproject.toml and write constraints.txt
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o constraints.txt --python-version 3.11
 
 clean:
 	rm -rf $(VENV) .pytest_cache warehouse.duckdb warehouse.duckdb.lock warehouse.duckdb.building landing report.html \
-		$(NPM_DIR)/node_modules $(NPM_DIR)/dist $(CODEGEN_TS)/node_modules $(DOCS_ASSETS)/node_modules .dagster
+		$(NPM_DIR)/node_modules $(NPM_DIR)/dist $(CODEGEN_TS)/node_modules $(DOCS_ASSETS)/node_modules $(AZURITE)/node_modules .dagster

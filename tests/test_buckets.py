@@ -517,3 +517,83 @@ def test_no_enriched_field_is_lost_in_the_mapping():
             # the SDK shreds contexts into contexts_<vendor>_<name>_<model> columns: the same entities
             shredded = [k for k in sdk.transform(line) if k.startswith("contexts_")]
             assert len(shredded) == len({c["schema"] for c in kept["contexts"]})
+
+
+# --- the time window is judged from the layout's partition day, as from a date= folder -------------
+
+OLD = BASE - dt.timedelta(days=800)  # beyond the sample plan's max_age_days (730) before DAY
+
+
+def _verdicts(wh) -> dict[str, list[str]]:
+    """message id -> the rules it broke ([] when loaded), over events and quarantine."""
+    out = {r[0]: [] for r in query(wh, "select message_id from ingest.events")}
+    for raw, rules in query(wh, "select raw, rules from ingest.quarantine"):
+        mid = orjson.loads(raw)["messageId"] if raw.startswith("{") else raw.split("\t")[6]  # event_id: field 7
+        out[mid] = sorted(rules)
+    return out
+
+
+def _window_events() -> list[dict]:
+    """Two events whose own receipt says nothing trustworthy about when they landed: one whose
+    receivedAt is as old as its timestamp (a replay), one with no receivedAt or sentAt at all."""
+    replay = ev(mid="w-replay", at=OLD, received_at=OLD)
+    bare = ev(mid="w-bare", at=OLD)
+    del bare["receivedAt"]
+    return [ev(mid="w-ok"), replay, bare]
+
+
+def test_segment_layout_judges_the_window_from_the_received_day_folder_as_a_date_folder(tmp_path):
+    """The same lines, once in date=DAY/ (the trackplan layout: the validator's day from the folder)
+    and once in Segment's {DAY as Unix ms}/ folder: the same verdicts, and the events from 800 days
+    before their folder's day are too old in both."""
+    lines = b"".join(orjson.dumps(m) + b"\n" for m in _window_events())
+    tp, seg = tmp_path / "tp", tmp_path / "seg"
+    (tp / f"date={DAY}").mkdir(parents=True)
+    (tp / f"date={DAY}" / "a.jsonl").write_bytes(lines)
+    (seg / "segment-logs" / "src" / str(DAY_MS)).mkdir(parents=True)
+    (seg / "segment-logs" / "src" / str(DAY_MS) / "a.gz").write_bytes(gzip.compress(lines))
+    verdicts = {}
+    for name, root, layout in (("trackplan", tp, "trackplan"), ("segment-s3", seg, None)):
+        wh = tmp_path / f"{name}.duckdb"
+        days, _ = ingest_all(wh, str(root), layout)
+        assert days == [DAY.isoformat()]
+        verdicts[name] = _verdicts(wh)
+    assert verdicts["segment-s3"] == verdicts["trackplan"]
+    assert verdicts["segment-s3"] == {"w-ok": [], "w-replay": ["timestamp_past"], "w-bare": ["timestamp_past"]}
+
+
+def test_segment_layout_window_from_a_bucket(s3, tmp_path):
+    """The partition day reaches the validator from an object URL too (no date= in the key)."""
+    client, bucket = s3
+    put(client, bucket, f"segment-logs/src/{DAY_MS}/a.gz", _window_events())
+    wh = tmp_path / "wh.duckdb"
+    ingest_all(wh, f"s3://{bucket}")
+    assert _verdicts(wh) == {"w-ok": [], "w-replay": ["timestamp_past"], "w-bare": ["timestamp_past"]}
+
+
+def test_snowplow_layout_judges_the_window_from_the_loader_folder(tmp_path, snowplow_plan):
+    """An enriched event whose collector_tstamp (its receivedAt) is 800 days before the loader's
+    YYYY/MM/DD folder it was written in is too old, as it would be in date=DAY/."""
+    ok = snowplow_lines()["page"]
+    old = enriched(
+        **{
+            **_common("e-old", 0),
+            **{k: _ts(OLD) for k in ("collector_tstamp", "dvce_created_tstamp", "dvce_sent_tstamp")},
+        },
+        event="page_view",
+        page_url="https://shop.example/",
+    )
+    assert sdk.transform(old)["collector_tstamp"].startswith(str(OLD.year))  # a real enriched line
+    folder = tmp_path / "enriched" / f"{DAY:%Y}" / f"{DAY:%m}" / f"{DAY:%d}"
+    folder.mkdir(parents=True)
+    (folder / "part-0.gz").write_bytes(gzip.compress((ok + "\n" + old + "\n").encode()))
+    wh = tmp_path / "wh.duckdb"
+    con = connect(wh)
+    try:
+        entries = scan(tmp_path / "enriched")
+        assert [(e.partition, e.fmt) for e in entries] == [(DAY.isoformat(), "snowplow")]
+        [res] = ingest_partitions(con, snowplow_plan, str(tmp_path / "enriched"), [DAY.isoformat()], scan=entries)
+    finally:
+        con.close()
+    assert (res.loaded, res.quarantined) == (1, 1)
+    assert _verdicts(wh) == {"e-pv": [], "e-old": ["timestamp_past"]}

@@ -28,15 +28,37 @@ __all__ = ["LAYOUTS", "LandingError", "detect_layout", "list_objects", "open_obj
 LAYOUTS = ("trackplan", "segment-s3", "snowplow-enriched")
 
 
+# Where each store's client takes its credentials from (named in the access-denied message)
+CREDENTIALS = {
+    "s3": "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, AWS_PROFILE",
+    "gs": "GOOGLE_APPLICATION_CREDENTIALS",
+    "az": "AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_NAME / AZURE_STORAGE_ACCOUNT_KEY or _SAS_TOKEN",
+}
+CREDENTIALS.update(s3a=CREDENTIALS["s3"], gcs=CREDENTIALS["gs"], abfs=CREDENTIALS["az"], abfss=CREDENTIALS["az"])
+REFUSED = ("AccessDenied", "Forbidden", "AuthorizationFailure", "AuthenticationFailed", "Invalid Credentials")
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status a store client's error carries (azure-core: status_code, gcsfs: code)."""
+    for attr in ("status_code", "code"):
+        v = getattr(exc, attr, None)
+        if isinstance(v, int):
+            return v
+    return None
+
+
 def _problem(url: str, exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text or "403" in text:
+    scheme = url.split("://", 1)[0]
+    container = "container" if scheme in ("az", "abfs", "abfss") else "bucket"
+    if isinstance(exc, PermissionError) or _status(exc) in (401, 403) or any(w in text for w in REFUSED):
+        creds = CREDENTIALS.get(scheme, "the store's credentials")
         return (
             f"{url}: access denied listing the landing root ({text}); check the credentials "
-            "(AWS_ACCESS_KEY_ID / AWS_PROFILE) and that they may list and read this bucket"
+            f"({creds}) and that they may list and read this {container}"
         )
-    if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text:
-        return f"{url}: no such bucket ({text})"
+    if isinstance(exc, FileNotFoundError) or "NoSuchBucket" in text or "ContainerNotFound" in text:
+        return f"{url}: no such {container} ({text})"
     return f"{url}: cannot list the landing root ({type(exc).__name__}: {text})"
 
 
@@ -48,7 +70,7 @@ def list_objects(url: str) -> list[tuple[str, str, int, str | None]]:
     try:
         found = fs.find(root, detail=True, withdirs=False)
         if not found and not fs.exists(root.split("/", 1)[0]):  # an empty prefix is no error, a missing bucket is
-            raise FileNotFoundError("the bucket does not exist")
+            raise FileNotFoundError("it does not exist")
     except Exception as exc:  # noqa: BLE001 - every client's errors become one line naming the URL
         raise LandingError(_problem(url, exc)) from None
     scheme = url.split("://", 1)[0]
@@ -57,7 +79,9 @@ def list_objects(url: str) -> list[tuple[str, str, int, str | None]]:
         if info.get("type") == "directory":
             continue
         rel = key[len(root) :].lstrip("/") if key.startswith(root) else key
-        etag = info.get("ETag") or info.get("etag") or info.get("md5Hash")  # S3 / Azure / GCS spellings
+        # the object's version stamp: S3's ETag, GCS's generation (new at every write, even of the same
+        # bytes), Azure's ETag
+        etag = info.get("ETag") or info.get("generation") or info.get("etag")
         out.append((rel, f"{scheme}://{key}", int(info.get("size") or 0), str(etag).strip('"') if etag else None))
     return sorted(out)
 

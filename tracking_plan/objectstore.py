@@ -16,13 +16,19 @@ class LandingError(Exception):
 _FS: dict = {}
 
 
+# The environment variables each store's client reads its credentials and endpoint from (see the README,
+# "Reading from your bucket"): a change of any of them gets a new client.
+CREDENTIAL_ENV = ("AWS_", "GOOGLE_", "STORAGE_EMULATOR_HOST", "GCE_", "NO_GCE_CHECK", "CLOUDSDK_", "AZURE_")
+EXTRAS = {"gs": "gcs", "gcs": "gcs", "az": "azure", "abfs": "azure", "abfss": "azure"}
+
+
 def _fs(url: str):
     """(filesystem, path) for an object URL. One client per scheme and credential environment: a
     change of AWS_* variables (another profile, key or endpoint) gets a new client."""
     import fsspec
 
     scheme = url.split("://", 1)[0]
-    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("AWS_", "GOOGLE_", "AZURE_"))))
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(CREDENTIAL_ENV)))
     try:
         cls = fsspec.get_filesystem_class(scheme)
         fs = _FS.get((scheme, env))
@@ -30,8 +36,11 @@ def _fs(url: str):
             fs = _FS[(scheme, env)] = fsspec.filesystem(scheme, skip_instance_cache=True)
         return fs, cls._strip_protocol(url)
     except ImportError as exc:
-        extra = {"gs": "gcsfs", "gcs": "gcsfs", "az": "adlfs", "abfs": "adlfs", "abfss": "adlfs"}.get(scheme, exc.name)
-        raise LandingError(f"{url}: reading {scheme}:// needs the {extra} package (pip install {extra})") from None
+        if scheme in EXTRAS:
+            how = f"the {EXTRAS[scheme]} extra (pip install 'trackplan[{EXTRAS[scheme]}]')"
+        else:
+            how = f"the {exc.name} package (pip install {exc.name})"
+        raise LandingError(f"{url}: reading {scheme}:// needs {how}") from None
     except ValueError as exc:
         raise LandingError(f"{url}: {exc}") from None
 

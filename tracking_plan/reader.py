@@ -624,20 +624,27 @@ def _read_batch_body(fh, name: str, max_bytes: int, stats: ReadStats) -> Iterato
 def read_files(
     paths, max_bytes: int = 32768, batch_lines: int = BATCH_LINES, on_file_done=None, strip: bool = True
 ) -> Iterator[pa.Table]:
-    """Lines of many files as arrow tables (source_file, line_no, raw, pre_reason[, verbatim]), several
-    files per table up to ``batch_lines`` rows. ``on_file_done(path, ReadStats)`` is called per file.
-    A path may be a LandingEntry (its format is then the entry's). When any file is Snowplow TSV,
-    every table has the `verbatim` column (null where raw is the line itself)."""
+    """Lines of many files as arrow tables (source_file, line_no, raw, pre_reason[, verbatim][,
+    partition_day]), several files per table up to ``batch_lines`` rows. ``on_file_done(path,
+    ReadStats)`` is called per file. A path may be a LandingEntry: its format is then the entry's, and
+    every table has the `partition_day` column, the day its layout gave the file (a date=YYYY-MM-DD
+    folder, Segment's received-day folder, Snowplow's loader folder), which the validator judges the
+    time window by as it does a date= folder's. When any file is Snowplow TSV, every table has the
+    `verbatim` column (null where raw is the line itself)."""
     pending: list[pa.Table] = []
     rows = 0
     paths = list(paths)
     verbatim = any(getattr(p, "fmt", None) == "snowplow" for p in paths)
+    days = any(isinstance(p, LandingEntry) for p in paths)
     for item in paths:
         path, fmt = (item.path, item.fmt) if isinstance(item, LandingEntry) else (item, None)
+        day = item.partition if isinstance(item, LandingEntry) else None
         stats = ReadStats()
         for t in read_file(path, max_bytes=max_bytes, stats=stats, batch_lines=batch_lines, strip=strip, fmt=fmt):
             if verbatim and t.num_columns == 3:
                 t = t.append_column("verbatim", pa.nulls(t.num_rows, pa.string()))
+            if days:
+                t = t.append_column("partition_day", pa.repeat(pa.scalar(day, pa.string()), t.num_rows))
             # one value repeated in C: a Python list of n copies cost more than reading the lines
             pending.append(t.add_column(0, "source_file", pa.repeat(pa.scalar(str(path), pa.string()), t.num_rows)))
             rows += t.num_rows

@@ -196,6 +196,9 @@ def loadable_event_names(plan: Plan) -> list[str]:
 
 # The receipt day of a landing file: its date=YYYY-MM-DD folder (NULL for a file outside one)
 PARTITION_DAY = r"try_cast(regexp_extract(source_file, 'date=(\d{4}-\d{2}-\d{2})[/\\][^/\\]+$', 1) as date)"
+# ... or, when the relation has a partition_day column, the day the landing layout gave the file
+# (tracking_plan.landing: Segment's received-day folder, Snowplow's loader folder, date=YYYY-MM-DD)
+PARTITION_DAY_COLUMN = f"coalesce(try_cast(partition_day as date), {PARTITION_DAY})"
 
 
 def _split_path(path: str) -> list[str]:
@@ -774,15 +777,16 @@ class Validator:
         return f"""
 with parsed as (
     select source_file, line_no, raw, pre_reason, _is_json, _is_json and ltrim({BOMLESS})[1] = '{{' as _is_obj,
-           case when _is_json then json_transform({BOMLESS}, {env_struct}) end as _e
+           case when _is_json then json_transform({BOMLESS}, {env_struct}) end as _e, _pday_in
     from (select source_file, line_no, raw, pre_reason,
                  -- NaN and Infinity are not JSON (RFC 8259), though the parser takes them
                  case when pre_reason is not null or not json_valid({BOMLESS}) then false
                       when contains(raw, 'NaN') or contains(raw, 'Infinity') then not {NON_FINITE.format(x=BOMLESS)}
-                      else true end as _is_json
+                      else true end as _is_json,
+                 {{partition_day}} as _pday_in
           from {{relation}})
 ), env as (
-    select source_file, line_no, raw, pre_reason, _is_json, _is_obj, {", ".join(env_cols)},
+    select source_file, line_no, raw, pre_reason, _is_json, _is_obj, _pday_in, {", ".join(env_cols)},
         case when _e.type in ('identify', 'group') then _e.traits else _e.properties end as _props,
         -- a payload that holds null (SQL NULL in the struct, as a missing one) is no object
         case when _is_obj and _e.type <> 'alias' and (case when _e.type in ('identify', 'group') then _e.traits else _e.properties end) is null
@@ -800,7 +804,7 @@ with parsed as (
 ), stamped as (
     select * replace ({", ".join(f"{_year_one(c, p)} as {p}" for c, (_, p) in TIMESTAMP_COLS.items())})
     from (select *, {", ".join(f"{_stamp(c)} as {TIMESTAMP_COLS[c][1]}" for c in TIMESTAMP_COLS)},
-                 {PARTITION_DAY}::timestamp as _pday
+                 _pday_in::timestamp as _pday
           from ids)
 ), received as (
     -- the receipt the time window is judged by: receivedAt, unless it is missing or further than
@@ -837,13 +841,17 @@ with parsed as (
 from checked
 """
 
-    def sql(self, relation: str) -> str:
+    def sql(self, relation: str, partition_day: bool = False) -> str:
+        """The first pass over `relation`; with `partition_day` the relation has that column (the day
+        the landing layout gave each line's file), else the day comes from a date=YYYY-MM-DD folder."""
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", relation):
             raise ValueError(f"bad relation name {relation!r}")
-        return self.sql_template.replace("{relation}", relation)
+        day = PARTITION_DAY_COLUMN if partition_day else PARTITION_DAY
+        return self.sql_template.replace("{relation}", relation).replace("{partition_day}", day)
 
     def run(self, con: duckdb.DuckDBPyConnection, relation: str, into: str) -> None:
-        """Validate every row of `relation` (source_file, line_no, raw, pre_reason) into temp table `into`.
+        """Validate every row of `relation` (source_file, line_no, raw, pre_reason[, partition_day]) into
+        temp table `into`.
 
         Two passes. The first parses each line once, checks the envelope and writes every row. The
         second takes each plan event's rows densely (one scan of a small integer column per event),
@@ -853,7 +861,10 @@ from checked
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", into):
             raise ValueError(f"bad table name {into!r}")
         con.execute("set TimeZone = 'UTC'")
-        con.execute(f"create or replace temp table {into} as {self.sql(relation)}").fetchall()
+        sql = self.sql(relation)  # (checks the relation's name before it is queried)
+        if "partition_day" in {c[0] for c in con.execute(f"select * from {relation} limit 0").description}:
+            sql = self.sql(relation, partition_day=True)
+        con.execute(f"create or replace temp table {into} as {sql}").fetchall()
         passes = [p.replace("{relation}", f"{into}__by_event") for p in self.event_sql if p]
         if not passes:
             return

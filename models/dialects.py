@@ -129,9 +129,10 @@ def rewrite(tree: exp.Expression, dialect: str, variables: dict | None = None) -
         decimal = isinstance(node, exp.Literal) and node.is_number and ("." in node.this or "e" in node.this.lower())
         if decimal and not (isinstance(node.parent, exp.Cast) and node.parent.to.this == exp.DataType.Type.DOUBLE):
             return exp.cast(node.copy(), "double")
-        if dialect == "spark" and isinstance(node, exp.Window) and isinstance(node.this, exp.RowNumber):
-            if not isinstance(node.parent, exp.Cast):  # Spark's row_number() is an INT, DuckDB's a BIGINT
-                return exp.cast(node.copy(), "bigint")
+        # Spark's row_number() is an INT, DuckDB's a BIGINT
+        row_number = isinstance(node, exp.Window) and isinstance(node.this, exp.RowNumber)
+        if dialect == "spark" and row_number and not isinstance(node.parent, exp.Cast):
+            return exp.cast(node.copy(), "bigint")
         if isinstance(node, exp.Bracket) and len(node.expressions) == 1:
             arr, index = node.this.copy(), node.expressions[0].copy()
             if dialect == "spark":

@@ -109,11 +109,12 @@ def transpile_model(table: str, dialect: str, pretty: bool = True, variables: di
 @lru_cache(maxsize=1)
 def _default_variables() -> dict:
     from models.catalog import plan_variables
-    from tracking_plan.loader import load_plan
+    from tracking_plan.loader import PlanError, load_plan
+    from tracking_plan.yamlio import YamlError
 
     try:
         return plan_variables(load_plan())
-    except Exception:  # no plan here: the models' own coalesce() defaults apply
+    except (PlanError, YamlError, OSError):  # no plan here: the models' own coalesce() defaults apply
         return {}
 
 

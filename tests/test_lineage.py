@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 import sqlglot
 
+from models.dialects import NATIVE, UntranslatableSQL, function_names
 from pipelines.lineage import (
     DIALECTS,
     all_lineage,
@@ -18,7 +19,6 @@ from pipelines.lineage import (
     transpile_models,
     warehouse_schema,
 )
-from models.dialects import NATIVE, UntranslatableSQL, function_names
 from pipelines.model_assets import load_models
 
 MODELS = {m.table: m for m in load_models()}

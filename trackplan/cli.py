@@ -399,9 +399,8 @@ def lineage(
 def sql(dialect: str = typer.Option(..., "--dialect", help="snowflake | bigquery | spark | ... (sqlglot)")):
     """Print every SQL model transpiled to another warehouse's dialect (sqlglot + models/dialects.py's
     rewrite rules); fails in one line naming the model and the function it cannot translate."""
-    from pipelines.lineage import render_sql
-
     from models.dialects import UntranslatableSQL
+    from pipelines.lineage import render_sql
 
     try:
         text = render_sql(dialect)

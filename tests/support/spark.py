@@ -66,9 +66,9 @@ def differences(con, spark, table: str, rel: float = 1e-9) -> list[str]:
     got_types = {f.name: f.dataType.simpleString() for f in sdf.schema.fields}
     if list(want_types) != list(got_types):
         return [f"{table}: columns {list(got_types)} on Spark, {list(want_types)} on DuckDB"]
-    for c in want_types:
-        if want_types[c] != got_types[c]:
-            out.append(f"{table}.{c}: {got_types[c]} on Spark, {want_types[c]} on DuckDB")
+    for c, want in want_types.items():
+        if want != got_types[c]:
+            out.append(f"{table}.{c}: {got_types[c]} on Spark, {want} on DuckDB")
     cols = list(want_types)
     ours = sorted(
         con.execute(f"select {', '.join(chr(34) + c + chr(34) for c in cols)} from {table}").fetchall(), key=_key

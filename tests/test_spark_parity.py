@@ -32,7 +32,16 @@ MODELS = {m.table: m for m in load_models()}
 def spark():
     from pipelines.spark.session import spark_session
 
-    session = spark_session("local[2]")
+    # tiny inputs: one shuffle partition and no code generation (compiling each query's Java costs
+    # more than running it on a few thousand rows)
+    session = spark_session(
+        "local[2]",
+        conf={
+            "spark.sql.shuffle.partitions": "2",
+            "spark.sql.codegen.wholeStage": "false",
+            "spark.sql.codegen.factoryMode": "NO_CODEGEN",
+        },
+    )
     yield session
     session.stop()
 

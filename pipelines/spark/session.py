@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 import tempfile
 
 # what every Spark session of the pipeline sets: timestamps are UTC wall-clock as in DuckDB, and
@@ -64,7 +65,10 @@ def spark_session(master: str = "local[2]", conf: dict | None = None, app_name: 
     if active is not None:
         return active
     builder = SparkSession.builder.master(master).appName(app_name)
-    settings = {**BASE_CONF, **(LOCAL_CONF if master.startswith("local") else {}), **(conf or {})}
+    local = master.startswith("local")
+    settings = {**BASE_CONF, **(LOCAL_CONF if local else {}), **(conf or {})}
+    if local:  # the Python workers are this interpreter (its venv has pyarrow, duckdb and trackplan)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if "spark.sql.warehouse.dir" not in settings:
         # no spark-warehouse/ or metastore_db/ in the working directory
         settings["spark.sql.warehouse.dir"] = tempfile.mkdtemp(prefix="trackplan-spark-wh-")

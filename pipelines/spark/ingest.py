@@ -32,7 +32,9 @@ def _validate_batches(plan, max_errors: int):
         from tracking_plan.reader import is_input_file
         from tracking_plan.validate import validate_files
 
-        names = [f.split(" ")[0] for f in RESULT_SCHEMA.split(", ")]
+        fields = [f.split(" ") for f in RESULT_SCHEMA.split(", ")]
+        names = [n for n, _ in fields]
+        schema = pa.schema([(n, pa.int64() if t == "bigint" else pa.string()) for n, t in fields])
         for batch in batches:
             for path, content in zip(
                 batch.column("path").to_pylist(), batch.column("content").to_pylist(), strict=True
@@ -68,7 +70,7 @@ def _validate_batches(plan, max_errors: int):
                             "event": e["event"],
                         }
                     )
-                yield pa.RecordBatch.from_pylist([{n: r.get(n) for n in names} for r in rows])
+                yield pa.RecordBatch.from_pylist([{n: r.get(n) for n in names} for r in rows], schema=schema)
 
     return run
 

@@ -75,8 +75,24 @@ def _validate_batches(plan, max_errors: int):
     return run
 
 
+def _empty_files(spark, landing: str) -> list[str]:
+    """The zero-length files under `landing`, listed through Hadoop's FileSystem (Spark's file sources
+    skip them, but the CLI reports each one: it must not vanish without a trace)."""
+    jvm, conf = spark.sparkContext._jvm, spark.sparkContext._jsc.hadoopConfiguration()
+    root = jvm.org.apache.hadoop.fs.Path(landing)
+    listing = root.getFileSystem(conf).listFiles(root, True)
+    out = []
+    while listing.hasNext():
+        status = listing.next()
+        if status.getLen() == 0:
+            out.append(status.getPath().toString())
+    return out
+
+
 def validate_landing(spark, plan, landing: str, max_errors: int = 1000, glob: str = "*"):
     """A DataFrame (RESULT_SCHEMA) of the verdicts on every file under `landing` (any Hadoop path)."""
+    import fnmatch
+
     files = (
         spark.read.format("binaryFile")
         .option("recursiveFileLookup", "true")
@@ -84,6 +100,9 @@ def validate_landing(spark, plan, landing: str, max_errors: int = 1000, glob: st
         .load(landing)
         .select("path", "content")
     )
+    empty = [f for f in _empty_files(spark, landing) if fnmatch.fnmatch(f.rsplit("/", 1)[-1], glob)]
+    if empty:  # validated like the others (by the same function), from no bytes
+        files = files.unionByName(spark.createDataFrame([(f, b"") for f in empty], "path string, content binary"))
     # one file per task as far as the cores go: files are the unit of work
     parallel = spark.sparkContext.defaultParallelism
     return files.repartition(parallel, "path").mapInArrow(_validate_batches(plan, max_errors), RESULT_SCHEMA)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-SEGMENT_TYPES = ["track", "page", "screen", "identify", "group", "alias"]
-
 
 @dataclass
 class ColumnSpec:
@@ -62,7 +60,7 @@ def ddl_columns() -> dict[str, dict[str, tuple[str, bool]]]:
 def table_specs(plan) -> dict[str, TableSpec]:
     """Every curated table's spec: ingest (DDL + plan), stitch, and every SQL model (YAML)."""
     from models.catalog import all_models, table_doc
-    from tracking_plan.validate import loadable_event_names
+    from tracking_plan.validate import ENVELOPE_TYPES, loadable_event_names
 
     specs: dict[str, TableSpec] = {}
     ddl = ddl_columns()
@@ -76,7 +74,7 @@ def table_specs(plan) -> dict[str, TableSpec]:
         specs[table] = TableSpec(table, doc.get("description", ""), grain, cols)
     ev = specs["ingest.events"].columns
     ev["event_name"].isin = loadable_event_names(plan)  # the validator's own list (an alias call is "Alias")
-    ev["type"].isin = SEGMENT_TYPES
+    ev["type"].isin = list(ENVELOPE_TYPES)  # the validator's call types
     ev["plan_version"].pattern = r"^\d+\.\d+\.\d+$"
     for table in STITCH:
         doc = table_doc(table)

@@ -11,6 +11,7 @@ import shutil
 
 import dagster as dg
 import orjson
+import pytest
 import yaml
 from support.pipeline import BASE, DAY, ev, iso, write_lines
 
@@ -273,3 +274,221 @@ def test_sample_landing_plus_spec_calls_run_end_to_end(tmp_path):
     assert con.execute("select count(*) from marts.retention").fetchall()[0][0] > 0
     con.close()
     assert ok, text
+
+
+# -- one definition per rule: the differential generator's messages, the validator and the gates --
+
+
+def _differential_landing(tmp_path, seed: int):
+    from test_validate_differential import PLAN_DIR, T0, _generate
+
+    lines, _ = _generate(seed)
+    day = T0[:10]
+    f = write_lines(tmp_path / "landing", day, "events.jsonl", lines)
+    return load_plan(PLAN_DIR), tmp_path / "landing", day, f, lines
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_every_message_the_validator_accepts_passes_every_gate(seed, tmp_path):
+    """Seeded generated and mutated messages of the plan that uses every constraint at every depth
+    (tests/test_validate_differential.py): every message the validator accepts is loaded and passes
+    every row-level gate; the same gates over the rows the validator rejected do fail, of every kind."""
+    import duckdb
+
+    from quality_checks.rules import evaluate, plan_rules
+    from tracking_plan.reader import read_files
+    from tracking_plan.validate import Validator
+
+    plan, landing, day, f, lines = _differential_landing(tmp_path, seed)
+    scratch = duckdb.connect()
+    scratch.register("inp", next(read_files([str(f)])))
+    Validator(plan).run(scratch, "inp", "out")
+    accepted = {
+        m for (m,) in scratch.execute("select distinct message_id from out where valid").fetchall()
+    }  # (a mutated messageId may repeat: loaded once)
+    assert len(accepted) > 0.3 * len(lines)
+
+    con = connect(tmp_path / "w.duckdb")
+    (res,) = ingest_partitions(con, plan, landing, [day])
+    stored = {m for (m,) in con.execute("select message_id from ingest.events").fetchall()}
+    assert stored == accepted and res.loaded == len(accepted)
+    outcomes = gates(con, plan, "ingest.events")
+    assert {o.check for o in outcomes} == {"grain_unique", "not_null", "enum", "range", "regex"}
+    failed = [(o.check, o.metadata["failed_rules"]) for o in outcomes if not o.passed]
+    assert failed == []
+    # the rules count: far more than the envelope's, every kind of the plan's
+    assert sum(o.metadata["rules"] for o in outcomes) > 60
+    con.close()
+
+    # not vacuous: over the rejected rows of the plan's events the same gates fail, of every kind
+    scratch.execute(
+        "create table rejected as select *, date '2026-03-02' as partition_date, '1.0.0' as plan_version "
+        "from out where not valid and event_name in ('Order Completed', 'Page Viewed', 'User Identified')"
+    )
+    kinds = {o.check for o in evaluate(scratch, "rejected", plan_rules(plan)) if not o.passed}
+    assert {"not_null", "enum", "range", "regex"} <= kinds
+
+
+def _enum_landing(tmp_path, plan_dir):
+    landing = tmp_path / "landing"
+    write_lines(landing, DAY, "a.jsonl", [ev(mid="pigeon", props={"method": "carrier pigeon"}), ev(mid="ok")])
+    return landing
+
+
+def _method_enum_failures(con, plan) -> int:
+    (o,) = [o for o in gates(con, plan, "ingest.events") if o.check == "enum"]
+    return next((r["failing"] for r in o.metadata["failed_rules"] if r["rule"] == "Signed In.method in enum"), 0)
+
+
+def test_editing_one_rule_changes_the_validator_and_the_gate_alike(tmp_path, monkeypatch):
+    """The enum of Signed In.method, edited in the plan, moves the validator's verdict and the gate's
+    together; and the enum's one SQL definition (Validator._enum_sql), changed in code, changes both:
+    there is no second copy of the rule in the gates."""
+    from tracking_plan.validate import Validator
+
+    plan_dir = tmp_path / "plan"
+    shutil.copytree(default_plan_dir(), plan_dir)
+    f = plan_dir / "events" / "signed_in.yaml"
+    doc = yaml.safe_load(f.read_text())
+    assert "carrier pigeon" not in doc["properties"]["method"]["enum"]
+    doc["properties"]["method"]["enum"].append("carrier pigeon")
+    f.write_text(yaml.safe_dump(doc, sort_keys=False))
+    edited, original = load_plan(plan_dir), load_plan()
+    landing = _enum_landing(tmp_path, plan_dir)
+    line = str(landing / f"date={DAY}" / "a.jsonl")
+
+    # the edited plan: the validator accepts the line, it is loaded, and the gate passes on it
+    (rep,) = validate_files(edited, [line])
+    assert (rep.total, rep.invalid) == (2, 0)
+    con = connect(tmp_path / "w.duckdb")
+    ingest_partitions(con, edited, landing, [DAY])
+    assert _method_enum_failures(con, edited) == 0
+    # the original plan: the validator rejects the same line and the gate fails on the stored row
+    (rep,) = validate_files(original, [line])
+    assert rep.invalid == 1 and {e["rule"] for e in rep.errors} == {"enum"}
+    assert _method_enum_failures(con, original) == 1
+
+    # change the rule's one definition: both follow
+    real = Validator._enum_sql
+
+    def widened(x, t, v, members):
+        return real(x, t, v, [*members, "carrier pigeon"])
+
+    monkeypatch.setattr(Validator, "_enum_sql", staticmethod(widened))
+    (rep,) = validate_files(original, [line])
+    assert rep.invalid == 0
+    assert _method_enum_failures(con, original) == 0
+    monkeypatch.setattr(Validator, "_enum_sql", staticmethod(lambda x, t, v, members: "false"))
+    (rep,) = validate_files(original, [line])
+    assert rep.invalid == 2  # no value is in any enum now: both lines rejected...
+    assert _method_enum_failures(con, original) == 2  # ...and both stored rows fail the gate
+    con.close()
+
+
+# JSON Schema keyword -> the gate kind that covers it (lengths and bounds are `range`, formats `regex`)
+ORACLE_KIND = {
+    "enum": "enum",
+    "minimum": "range",
+    "maximum": "range",
+    "exclusiveMinimum": "range",
+    "exclusiveMaximum": "range",
+    "minLength": "range",
+    "maxLength": "range",
+    "minItems": "range",
+    "maxItems": "range",
+    "pattern": "regex",
+    "format": "regex",
+}
+
+
+def _oracle_failures(msg: dict, ev: str, key: str, schema) -> set[tuple[str, str]]:
+    """(value, gate kind) pairs the jsonschema oracle finds broken in the payload, named as the gates
+    name their rules ("Order Completed.products[*].price"). An enum is judged, as trackplan judges
+    it, only on a value of its type (a value of the wrong type breaks `type`, which no gate carries)."""
+
+    def label(path) -> str:
+        return ev + "".join("[*]" if isinstance(p, int) else "." + p for p in path)
+
+    errors = [e for e in schema.iter_errors(msg) if list(e.absolute_path)[:1] == [key]]
+    wrong_type = {tuple(e.absolute_path) for e in errors if e.validator == "type"}
+    out = set()
+    for e in errors:
+        path = list(e.absolute_path)[1:]
+        if e.validator == "required":
+            out |= {(label([*path, n]), "not_null") for n in e.validator_value if n not in e.instance}
+        elif e.validator == "type" and e.instance is None:
+            out.add((label(path), "not_null"))
+        elif e.validator in ORACLE_KIND and not (e.validator == "enum" and tuple(e.absolute_path) in wrong_type):
+            out.add((label(path), ORACLE_KIND[e.validator]))
+    return out
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_each_gate_rule_agrees_with_jsonschema_row_by_row(seed):
+    """An independent oracle for the gates themselves: every generated message of the differential
+    plan (accepted or not, as the validator stores its payload) is checked by every gate rule of its
+    event, row by row, and by jsonschema (Draft 2020-12 with formats) on the compiled schema; the
+    broken (value, kind) pairs must be the same. The one documented difference: RE2's `$` does not
+    match before a final newline as Python's does, so a pattern or format value ending in a newline
+    breaks a regex gate (and the validator) only."""
+    import duckdb
+    import pyarrow as pa
+    from jsonschema import Draft202012Validator
+    from test_validate_differential import FORMAT_CHECKER, PLAN_DIR, _generate, _strict_loads
+
+    from quality_checks.rules import GATED, failing_rows_sql, plan_rules
+    from tracking_plan.compile import compile_plan
+    from tracking_plan.validate import Validator
+
+    plan = load_plan(PLAN_DIR)
+    schemas = {s["title"]: Draft202012Validator(s, format_checker=FORMAT_CHECKER) for s in compile_plan(plan).values()}
+    by_type = {e.type: e.name for e in plan.events.values() if e.type != "track"}
+    lines, tags = _generate(seed)
+    con = duckdb.connect()
+    n = len(lines)
+    con.register(
+        "inp",
+        pa.table(
+            {
+                "source_file": ["f"] * n,
+                "line_no": list(range(1, n + 1)),
+                "raw": lines,
+                "pre_reason": pa.nulls(n, pa.string()),
+            }
+        ),
+    )
+    Validator(plan).run(con, "inp", "out")
+    suffixes = sorted({s for _, s in GATED.values()} | {"not null"}, key=len, reverse=True)
+    gate: dict[int, set] = {}
+    rules = [r for r in plan_rules(plan) if r.props]
+    for r in rules:
+        suffix = next(s for s in suffixes if r.name.endswith(" " + s))
+        for (line_no,) in con.execute(failing_rows_sql("out", r, "line_no")).fetchall():
+            gate.setdefault(line_no, set()).add((r.name[: -len(suffix) - 1], r.kind))
+
+    compared, broken, kinds, unexplained = 0, 0, set(), []
+    for i, line in enumerate(lines):
+        try:
+            msg = _strict_loads(line.removeprefix("\ufeff"))
+        except ValueError:
+            continue  # not RFC 8259 JSON (NaN, 1e400, a duplicate key): the validator's json rule alone
+        t = msg.get("type") if isinstance(msg, dict) else None
+        ev = msg.get("event") if t == "track" else by_type.get(t) if isinstance(t, str) else None
+        key = "traits" if t in ("identify", "group") else "properties"
+        if not isinstance(ev, str) or ev not in schemas or not isinstance(msg.get(key), dict):
+            continue  # no plan event, or no payload object: nothing of it is stored for the gates
+        compared += 1
+        theirs, ours = _oracle_failures(msg, ev, key, schemas[ev]), gate.get(i + 1, set())
+        broken += bool(theirs)
+        kinds |= {k for _, k in theirs}
+        extra = ours - theirs
+        if "python_dollar" in tags[i]:
+            extra = {(v, k) for v, k in extra if k != "regex"}
+        if extra or theirs - ours:
+            unexplained.append((i + 1, sorted(extra), sorted(theirs - ours), line[:200]))
+    assert not unexplained, f"{len(unexplained)} rows where a gate and jsonschema disagree, e.g.:\n" + "\n".join(
+        map(str, unexplained[:8])
+    )
+    # the comparison has teeth: most messages compared, many broken, every kind
+    assert compared > 0.8 * n and broken > 0.2 * compared
+    assert kinds == {"not_null", "enum", "range", "regex"}

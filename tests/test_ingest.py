@@ -14,8 +14,9 @@ from support.pipeline import BASE, DAY, ev, ingest, iso, plan, query, write_line
 
 from pipelines import resources as resources_mod
 from pipelines.ingest.assets import ingest_events
+from pipelines.ingest.load import ingest_partitions
 from pipelines.resources import resources_from_env
-from pipelines.warehouse import keyed_hash
+from pipelines.warehouse import connect, keyed_hash
 from tracking_plan.loader import default_plan_dir
 
 T = dt.timedelta
@@ -238,7 +239,7 @@ def test_run_killed_midway_leaves_warehouse_as_before(tmp_path, monkeypatch):
     assert _snapshot(warehouse) == before
 
 
-def test_dedup_across_partitions_within_lookback_only(tmp_path):
+def test_dedup_across_partitions_within_lookback_and_a_late_resend_quarantined(tmp_path):
     landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
     lookback = plan().header.defaults.dedup_lookback_days
     near = (BASE + T(days=lookback)).date().isoformat()
@@ -251,10 +252,60 @@ def test_dedup_across_partitions_within_lookback_only(tmp_path):
     second = ingest(w, landing, near)
     assert (second.loaded, second.duplicates) == (1, 1)  # x seen `lookback` days earlier
     third = ingest(w, landing, far)
-    assert (third.loaded, third.duplicates) == (1, 0)  # beyond the window it is a new event
+    # beyond the window it is a late re-send: not loaded again, quarantined with its reason
+    assert (third.loaded, third.duplicates, third.quarantined) == (0, 0, 1)
+    assert third.top_reasons == [("duplicate", 1)]
     again = ingest(w, landing, near)  # re-running a middle partition does not double count either
     assert (again.loaded, again.duplicates) == (1, 1)
-    assert query(w, "select count(*) from ingest.events where message_id = 'x'") == [(2,)]
+    assert query(w, "select count(*) from ingest.events where message_id = 'x'") == [(1,)]
+
+
+def _grain_gate(w: Path):
+    from pipelines.quality.checks import gates
+
+    con = connect(w, read_only=True)
+    try:
+        return next(o for o in gates(con, plan(), "ingest.events") if o.check == "grain_unique")
+    finally:
+        con.close()
+
+
+def test_a_resend_beyond_the_lookback_is_quarantined_never_loaded_twice(tmp_path):
+    """A messageId re-sent long after the first copy (here 40 days, the lookback is 7): whether the
+    two partitions are ingested apart, together, in either order or again, the event is loaded once,
+    the late copy is in the quarantine with rule `duplicate` naming the first copy's partition, every
+    line is accounted for, and grain_unique on ingest.events passes."""
+    lookback = plan().header.defaults.dedup_lookback_days
+    late_at = BASE + T(days=40)
+    late = late_at.date().isoformat()
+    assert 40 > lookback
+    ways = {
+        "apart": [[DAY], [late]],
+        "together": [[DAY, late]],
+        "late first": [[late], [DAY]],
+        "again": [[DAY], [late], [late], [DAY], [late]],
+    }
+    for way, runs in ways.items():
+        landing, w = tmp_path / way / "landing", tmp_path / way / "w.duckdb"
+        write_lines(landing, DAY, "a.jsonl", [ev(mid="r"), ev(mid="only-first")])
+        write_lines(landing, late, "b.jsonl", [ev(mid="r", at=late_at), ev(mid="only-late", at=late_at)])
+        for days in runs:
+            con = connect(w)
+            ingest_partitions(con, plan(), landing, days)
+            con.close()
+        assert query(w, "select count(*) from ingest.events where message_id = 'r'") == [(1,)], way
+        kept = query(w, "select partition_date::varchar from ingest.events where message_id = 'r'")[0][0]
+        other = late if kept == DAY else DAY
+        assert kept == (late if way == "late first" else DAY), way  # the copy loaded first is kept
+        (q,) = query(w, "select partition_date::varchar, rules, reasons[1].message from ingest.quarantine")
+        assert q[0] == other and q[1] == ["duplicate"], (way, q)
+        assert f"already loaded from partition {kept}, 40 days from this one" in q[2], q[2]
+        assert f"dedup_lookback_days, {lookback}" in q[2]
+        # every line in exactly one bucket, against the lines of the files
+        log = query(w, "select sum(lines), sum(loaded), sum(quarantined), sum(duplicates) from ingest.ingestion_log")
+        assert log == [(4, 3, 1, 0)], (way, log)
+        g = _grain_gate(w)
+        assert g.passed and g.metadata["failing_count"] == 0, way
 
 
 def test_clock_skew_corrected_as_segment_does(tmp_path):

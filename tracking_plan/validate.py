@@ -13,7 +13,7 @@ import math
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import duckdb
 
@@ -196,6 +196,42 @@ def _reason(rule: str, path: str, message_sql: str) -> str:
     return f"{{'rule': {lit(rule)}, 'path': {lit(path)}, 'message': {message_sql}}}"
 
 
+@dataclass(frozen=True)
+class Check:
+    """One rule of the plan on one value, compiled to SQL: the single definition the validator
+    quarantines by and the row-level gates on ingest.events are compiled from
+    (quality_checks.rules.plan_rules), so the two can never disagree about a value."""
+
+    rule: str  # the code a quarantined line names: required, type, enum, pattern, minimum, ...
+    path: str  # where, as the reason shows it: $.properties.products[*].price
+    fails: str  # SQL true when the value breaks the rule (over the property columns, see property_columns)
+    reason: str  # SQL of the reason struct
+    null: bool = False  # the rule is "this value is not null" (a non-nullable type given null)
+    prop: str | None = None  # the top-level plan property it checks (None: the payload as a whole)
+
+
+def property_columns(source: str, cols: dict[str, int]) -> str:
+    """SQL adding, to every row of `source` (a select with a JSON column `_props`), the columns the
+    property Checks read: per plan property `name` numbered i in `cols`, `_p{i}` its JSON, `_t{i}` its
+    JSON type (NULL when the key is not there, 'NULL' when it holds null) and `_x{i}` its text; and
+    `_keys`, the payload's keys. The payload is parsed once for all of them."""
+    if not cols:
+        return f"select *, coalesce(json_keys(_props), []) as _keys from ({source})"
+    struct = lit(json.dumps({name: "JSON" for name in cols}))
+    parsed = ", ".join(f"_s[{lit(n)}] as _p{i}" for n, i in cols.items())
+    # (the minified payload holds `:null` at all only on the few rows that have a null somewhere)
+    typed = ", ".join(
+        f"case when _p{i} is not null then json_type(_p{i}) when _has_null and list_contains(_keys, {lit(n)}) "
+        f"then 'NULL' end as _t{i}, (_p{i} ->> '$') as _x{i}"
+        for n, i in cols.items()
+    )
+    return (
+        f"select *, {typed} from (select *, {parsed}, coalesce(json_keys(_props), []) as _keys, "
+        f"coalesce(contains(_props::varchar, ':null'), false) as _has_null "
+        f"from (select *, json_transform(_props, {struct}) as _s from ({source})))"
+    )
+
+
 class Validator:
     """Compiles a plan into SQL once; `run` applies it to a relation of
     (source_file, line_no, raw, pre_reason). Planning the second pass costs ~0.3 s, so callers
@@ -223,36 +259,34 @@ class Validator:
 
     def _value_rules(
         self, x: str, t: str, v: str, prop: Property, shown: str, closed: bool, depth: int = 0
-    ) -> list[tuple[str, str]]:
-        """(condition, reason) per rule of `prop` on a value that is there (the key exists): `x` is the
-        SQL of its JSON, `t` its JSON type ('NULL' for null), `v` its text. `closed`: objects without
-        an `additional_properties` of their own reject keys the plan does not list (the event's
+    ) -> list[Check]:
+        """The Checks of `prop` on a value that is there (the key exists): `x` is the SQL of its JSON,
+        `t` its JSON type ('NULL' for null), `v` its text. `closed`: objects without an
+        `additional_properties` of their own reject keys the plan does not list (the event's
         `unexpected_properties: reject`, inherited). The README's table "What each constraint
         checks" is this function in words; compile.property_schema emits the same meaning."""
-        out: list[tuple[str, str]] = []
+        out: list[Check] = []
         ptype = prop.type
 
         def msg(dynamic: str, static: str) -> str:
             # inside an array the value is a lambda's variable, which the reason (built outside) cannot read
             return dynamic if depth == 0 else lit(static + " (in at least one item)")
 
+        def add(rule: str, fails: str, message: str, path: str = shown, null: bool = False) -> None:
+            out.append(Check(rule, path, fails, _reason(rule, path, message), null))
+
         d = f"try_cast({v} as double)"
         is_num = f"{t} in ('BIGINT', 'UBIGINT', 'DOUBLE')"
         # 1e400 and other numbers past the double range are not JSON numbers (NaN/Infinity are caught
         # for the whole line); an integer beyond 64 bits is fine (it is kept as its text)
         if ptype is None:  # (a typed number's type rule says so)
-            out.append(
-                (
-                    f"{t} = 'DOUBLE' and not isfinite({d})",
-                    _reason(
-                        "json",
-                        shown,
-                        msg(
-                            f"'number ' || {v} || ' is out of range (not a JSON number)'",
-                            "a number is out of range (not a JSON number)",
-                        ),
-                    ),
-                )
+            add(
+                "json",
+                f"{t} = 'DOUBLE' and not isfinite({d})",
+                msg(
+                    f"'number ' || {v} || ' is out of range (not a JSON number)'",
+                    "a number is out of range (not a JSON number)",
+                ),
             )
         if ptype is not None:
             ok = {
@@ -266,131 +300,68 @@ class Validator:
                 "integer": f"({t} in ('BIGINT', 'UBIGINT') or ({t} = 'DOUBLE' and isfinite({d}) and {d} = floor({d})))",
             }[ptype]
             if prop.nullable:
-                out.append(
-                    (
-                        f"{t} <> 'NULL' and not {ok}",
-                        _reason(
-                            "type",
-                            shown,
-                            msg(f"'expected {ptype} or null, got ' || lower({t})", f"expected {ptype} or null"),
-                        ),
-                    )
+                add(
+                    "type",
+                    f"{t} <> 'NULL' and not {ok}",
+                    msg(f"'expected {ptype} or null, got ' || lower({t})", f"expected {ptype} or null"),
                 )
             else:
-                out.append(
-                    (
-                        f"not {ok}",
-                        _reason("type", shown, msg(f"'expected {ptype}, got ' || lower({t})", f"expected {ptype}")),
-                    )
-                )
+                got = msg(f"'expected {ptype}, got ' || lower({t})", f"expected {ptype}")
+                # null and a wrong type are one rule in two parts: the gates check "not null" apart
+                add("type", f"{t} = 'NULL'", got, null=True)
+                add("type", f"{t} <> 'NULL' and not {ok}", got)
         else:
             ok = "true"
         if ptype == "timestamp":
-            out.append(
-                (
-                    f"{ok} and not {format_ok('date-time', v, lit)}",
-                    _reason(
-                        "format",
-                        shown,
-                        msg(f"'value ' || {v} || ' is not an RFC 3339 date-time'", "not an RFC 3339 date-time"),
-                    ),
-                )
+            add(
+                "format",
+                f"{ok} and not {format_ok('date-time', v, lit)}",
+                msg(f"'value ' || {v} || ' is not an RFC 3339 date-time'", "not an RFC 3339 date-time"),
             )
         if prop.enum is not None:
             members = self._enum_sql(x, t, v, list(prop.enum) + ([None] if prop.nullable else []))
             listed = ", ".join(map(str, prop.enum))
-            out.append(
-                (
-                    f"{ok} and not {members}",
-                    _reason(
-                        "enum",
-                        shown,
-                        msg(
-                            f"'value ' || coalesce({v}, 'null') || ' is not one of ' || {lit(listed)}",
-                            f"not one of {listed}",
-                        ),
-                    ),
-                )
+            add(
+                "enum",
+                f"{ok} and not {members}",
+                msg(f"'value ' || coalesce({v}, 'null') || ' is not one of ' || {lit(listed)}", f"not one of {listed}"),
             )
         is_str = f"{t} = 'VARCHAR'"
         if prop.pattern is not None:
-            out.append(
-                (
-                    f"{is_str} and not regexp_matches({v}, {lit(prop.pattern)})",
-                    _reason(
-                        "pattern",
-                        shown,
-                        msg(
-                            f"'value ' || {v} || ' does not match ' || {lit(prop.pattern)}",
-                            f"does not match {prop.pattern}",
-                        ),
-                    ),
-                )
+            add(
+                "pattern",
+                f"{is_str} and not regexp_matches({v}, {lit(prop.pattern)})",
+                msg(f"'value ' || {v} || ' does not match ' || {lit(prop.pattern)}", f"does not match {prop.pattern}"),
             )
         if prop.format is not None:
-            out.append(
-                (
-                    f"{is_str} and not {format_ok(prop.format, v, lit)}",
-                    _reason("format", shown, lit(f"not a valid {prop.format}")),
-                )
-            )
+            add("format", f"{is_str} and not {format_ok(prop.format, v, lit)}", lit(f"not a valid {prop.format}"))
         if prop.minimum is not None:
-            out.append(
-                (
-                    f"{is_num} and {_beyond(t, v, prop.minimum, 'min')}",
-                    _reason(
-                        "minimum",
-                        shown,
-                        msg(
-                            f"'value ' || {v} || ' is below the minimum {prop.minimum}'",
-                            f"below the minimum {prop.minimum}",
-                        ),
-                    ),
-                )
+            add(
+                "minimum",
+                f"{is_num} and {_beyond(t, v, prop.minimum, 'min')}",
+                msg(f"'value ' || {v} || ' is below the minimum {prop.minimum}'", f"below the minimum {prop.minimum}"),
             )
         if prop.maximum is not None:
-            out.append(
-                (
-                    f"{is_num} and {_beyond(t, v, prop.maximum, 'max')}",
-                    _reason(
-                        "maximum",
-                        shown,
-                        msg(
-                            f"'value ' || {v} || ' is above the maximum {prop.maximum}'",
-                            f"above the maximum {prop.maximum}",
-                        ),
-                    ),
-                )
+            add(
+                "maximum",
+                f"{is_num} and {_beyond(t, v, prop.maximum, 'max')}",
+                msg(f"'value ' || {v} || ' is above the maximum {prop.maximum}'", f"above the maximum {prop.maximum}"),
             )
         if ptype == "array":  # the plan has one length vocabulary: items of an array, characters of a string
             n, unit, is_len = f"json_array_length({x})", "items", f"{t} = 'ARRAY'"
         else:
             n, unit, is_len = f"length({v})", "characters", is_str
         if prop.min_length is not None:
-            out.append(
-                (
-                    f"{is_len} and {n} < {prop.min_length}",
-                    _reason("min_length", shown, lit(f"fewer than {prop.min_length} {unit}")),
-                )
-            )
+            add("min_length", f"{is_len} and {n} < {prop.min_length}", lit(f"fewer than {prop.min_length} {unit}"))
         if prop.max_length is not None:
-            out.append(
-                (
-                    f"{is_len} and {n} > {prop.max_length}",
-                    _reason("max_length", shown, lit(f"more than {prop.max_length} {unit}")),
-                )
-            )
+            add("max_length", f"{is_len} and {n} > {prop.max_length}", lit(f"more than {prop.max_length} {unit}"))
         if prop.items is not None:
             y = f"_y{depth}"
-            for c, r in self._value_rules(
+            for c in self._value_rules(
                 y, f"json_type({y})", f"({y} ->> '$')", prop.items, shown + "[*]", closed, depth + 1
             ):
-                out.append(
-                    (
-                        f"{t} = 'ARRAY' and len(list_filter(json_extract({x}, '$[*]'), lambda {y}: coalesce({c}, false))) > 0",
-                        r,
-                    )
-                )
+                fails = f"{t} = 'ARRAY' and len(list_filter(json_extract({x}, '$[*]'), lambda {y}: coalesce({c.fails}, false))) > 0"
+                out.append(replace(c, fails=fails))
         if ptype == "object":
             subs = prop.properties or {}
             # an object that lists no properties is free-form unless it says additional_properties: false
@@ -403,35 +374,24 @@ class Validator:
                 sx = f"json_extract({x}, {path})"
                 st = f"json_type({x}, {path})"  # NULL: the key is not there; 'NULL': it holds null
                 if sp.required:
-                    out.append(
-                        (
-                            f"{is_obj} and {st} is null",
-                            _reason("required", f"{shown}.{sub}", lit("required property is missing")),
-                        )
-                    )
-                for c, r in self._value_rules(sx, st, f"({x} ->> {path})", sp, f"{shown}.{sub}", shut, depth):
-                    out.append((f"{is_obj} and {st} is not null and ({c})", r))
+                    add("required", f"{is_obj} and {st} is null", lit("required property is missing"), f"{shown}.{sub}")
+                for c in self._value_rules(sx, st, f"({x} ->> {path})", sp, f"{shown}.{sub}", shut, depth):
+                    out.append(replace(c, fails=f"{is_obj} and {st} is not null and ({c.fails})"))
             keys = f"json_keys({x})"
-            out.append(
-                (
-                    f"{is_obj} and len({keys}) > len(list_distinct({keys}))",
-                    _reason("duplicate_key", shown, lit("an object has the same key twice")),
-                )
+            add(
+                "duplicate_key",
+                f"{is_obj} and len({keys}) > len(list_distinct({keys}))",
+                lit("an object has the same key twice"),
             )
             if shut:
                 known = "[" + ", ".join(lit(k) for k in subs) + "]"
-                out.append(
-                    (
-                        f"{is_obj} and not list_has_all({known}, {keys})",
-                        _reason(
-                            "unexpected_property",
-                            shown,
-                            msg(
-                                f"'not in the plan: ' || array_to_string(list_filter({keys}, lambda k: not list_contains({known}, k)), ', ')",
-                                "a key that is not in the plan",
-                            ),
-                        ),
-                    )
+                add(
+                    "unexpected_property",
+                    f"{is_obj} and not list_has_all({known}, {keys})",
+                    msg(
+                        f"'not in the plan: ' || array_to_string(list_filter({keys}, lambda k: not list_contains({known}, k)), ', ')",
+                        "a key that is not in the plan",
+                    ),
                 )
         return out
 
@@ -457,23 +417,28 @@ class Validator:
                 conds.append(f"(json({x}) = json({lit(json.dumps(m, separators=(',', ':')))}))")
         return "(" + " or ".join(conds) + ")" if conds else "false"
 
-    def _event_checks(self, ev: Event, prop_cols: dict[str, int]) -> tuple[list, list]:
-        """(error rules, warning rules) of one plan event as (condition, reason) pairs over the shared
-        property columns."""
+    def event_checks(self, ev: Event, prop_cols: dict[str, int]) -> tuple[list[Check], list[Check]]:
+        """(error Checks, warning Checks) of one plan event over the property columns numbered by
+        `prop_cols` (see property_columns). The quality gates on ingest.events are compiled from
+        the error Checks of the properties (quality_checks.rules.plan_rules)."""
         shown_base = "$.traits" if ev.type in ("identify", "group") else "$.properties"
         policy = ev.unexpected_properties or self.unexpected_default
-        checks: list[tuple[str, str]] = (
+
+        def whole(rule: str, fails: str, message: str, path: str = shown_base) -> Check:
+            return Check(rule, path, fails, _reason(rule, path, message))
+
+        checks: list[Check] = (
             []
             if ev.type == "alias"
             else [  # an alias call has no payload
                 # the payload is an object when it is there (null is not an object)
-                (
+                whole(
+                    "type",
                     "_payload_null or (_props is not null and left(_props::varchar, 1) <> '{')",
-                    _reason("type", shown_base, lit("expected an object")),
+                    lit("expected an object"),
                 ),
-                (
-                    "len(_keys) > len(list_distinct(_keys))",
-                    _reason("duplicate_key", shown_base, lit("an object has the same key twice")),
+                whole(
+                    "duplicate_key", "len(_keys) > len(list_distinct(_keys))", lit("an object has the same key twice")
                 ),
             ]
         )
@@ -481,15 +446,18 @@ class Validator:
             i = prop_cols[name]
             shown = f"{shown_base}.{name}"
             if prop.required:
-                checks.append((f"_t{i} is null", _reason("required", shown, lit("required property is missing"))))
-            for c, r in self._value_rules(f"_p{i}", f"_t{i}", f"_x{i}", prop, shown, policy == "reject"):
-                checks.append((f"_t{i} is not null and ({c})", r))
+                checks.append(
+                    replace(whole("required", f"_t{i} is null", lit("required property is missing"), shown), prop=name)
+                )
+            for c in self._value_rules(f"_p{i}", f"_t{i}", f"_x{i}", prop, shown, policy == "reject"):
+                checks.append(replace(c, fails=f"_t{i} is not null and ({c.fails})", prop=name))
         known = "[" + ", ".join(lit(k) for k in ev.properties) + "]"
         extra = f"list_filter(_keys, lambda k: not list_contains({known}, k))"
-        warns: list[tuple[str, str]] = []
-        unexpected = (
+        warns: list[Check] = []
+        unexpected = whole(
+            "unexpected_property",
             f"not list_has_all({known}, _keys)",
-            _reason("unexpected_property", shown_base, f"'not in the plan: ' || array_to_string({extra}, ', ')"),
+            f"'not in the plan: ' || array_to_string({extra}, ', ')",
         )
         if policy == "reject":
             checks.append(unexpected)
@@ -499,7 +467,7 @@ class Validator:
             msg = f"event is deprecated{' (sunset ' + ev.sunset + ')' if ev.sunset else ''}" + (
                 f"; use {ev.replaced_by!r}" if ev.replaced_by else ""
             )
-            warns.append(("true", _reason("deprecated", "$.event", lit(msg))))
+            warns.append(whole("deprecated", "true", lit(msg), "$.event"))
         return checks, warns
 
     def _event_pass(self, ev: Event, k: int) -> str:
@@ -507,37 +475,17 @@ class Validator:
         only, dense, with its properties parsed once into a struct of exactly its plan properties;
         returns (row id, errors, warnings) of the rows where at least one rule fails."""
         local = {name: i for i, name in enumerate(ev.properties)}
-        errs, warns = self._event_checks(ev, local)
+        errs, warns = self.event_checks(ev, local)
         if not errs and not warns:
             return ""
         props = "case when type in ('identify', 'group') then traits else properties end"
-        cols = ""
-        typed = ""
-        if local:
-            struct = lit(json.dumps({name: "JSON" for name in local}))
-            cols = ", " + ", ".join(f"_s[{lit(n)}] as _p{i}" for n, i in local.items())
-            # the JSON type of each property: NULL when the key is not there, 'NULL' when it holds
-            # null (both are SQL NULL in the struct; the key list tells them apart)
-            # (the minified payload holds `:null` at all only on the few rows that have a null somewhere)
-            typed = ", " + ", ".join(
-                f"case when _p{i} is not null then json_type(_p{i}) when _has_null and list_contains(_keys, {lit(n)}) "
-                f"then 'NULL' end as _t{i}, (_p{i} ->> '$') as _x{i}"
-                for n, i in local.items()
-            )
-        rows = (
-            f"select rowid as _rid, _payload_null, {props} as _props"
-            f"{', json_transform(' + props + ', ' + struct + ') as _s' if local else ''} "
-            f"from {{relation}} where _ekey = {k}"
-        )
-        inner = (
-            f"select *{typed} from (select *{cols}, coalesce(json_keys(_props), []) as _keys, "
-            f"coalesce(contains(_props::varchar, ':null'), false) as _has_null from ({rows}))"
-        )
+        rows = f"select rowid as _rid, _payload_null, {props} as _props from {{relation}} where _ekey = {k}"
+        inner = property_columns(rows, local)
         # each rule's condition is computed once, as a column; reasons are built only for failing rows
         rules = [*errs, *warns]
-        flags = ", ".join(f"coalesce({c}, false) as _c{j}" for j, (c, _) in enumerate(rules))
-        err_flags = [(f"_c{j}", r) for j, (_, r) in enumerate(errs)]
-        warn_flags = [(f"_c{len(errs) + j}", r) for j, (_, r) in enumerate(warns)]
+        flags = ", ".join(f"coalesce({c.fails}, false) as _c{j}" for j, c in enumerate(rules))
+        err_flags = [(f"_c{j}", c.reason) for j, c in enumerate(errs)]
+        warn_flags = [(f"_c{len(errs) + j}", c.reason) for j, c in enumerate(warns)]
 
         # no WHERE on the flags: DuckDB would push it below their projection and inline (recompute)
         # every parse into the filter; a CASE keeps each expression evaluated once

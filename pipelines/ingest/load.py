@@ -312,6 +312,13 @@ def _load_group(
     traits_pii = _pii_expr(plan, "traits")
     context_expr = _context_expr(plan)
     lookback = int(d.dedup_lookback_days)
+    # the reasons of a quarantined line: the validator's, or those of a re-send beyond the lookback
+    late_reasons = (
+        "case when c._late_from is null then g.reasons else [{'rule': 'duplicate', 'path': '$.messageId', "
+        "'message': 'messageId ' || g.message_id || ' was already loaded from partition ' || c._late_from::varchar || ', ' "
+        f"|| abs(c._pdate - c._late_from)::varchar || ' days from this one (beyond dedup_lookback_days, {lookback}): a late "
+        "re-send, not loaded again'}] end"
+    )
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con.register("_dates", pa.table({"d": pa.array(dates, pa.date32())}))
 
@@ -326,35 +333,42 @@ def _load_group(
                 f"""
 create or replace temp table _classified as
 with prior as (
-    -- messageIds already loaded from partitions outside this group, within the lookback window; only
-    -- this group's ids are looked for (a semi join hashing the group, not the whole window)
-    select message_id, partition_date from ingest.events
-    where partition_date between ?::date - {lookback} and ?::date + {lookback}
-      and partition_date not in (select d from _dates)
-      and message_id in (select message_id from _group)
+    -- messageIds already loaded from partitions outside this group, of any day: a re-send is never
+    -- loaded twice, however late. Only this group's ids are looked for (a semi join hashing the
+    -- group's ids, probed by the stored message_id column)
+    select message_id, min(partition_date) as _day from ingest.events
+    where partition_date not in (select d from _dates)
+      and message_id in (select message_id from _group where valid)
+    group by message_id
 ), v as (
     select p._rid, p._pdate, p.source_file, p.valid, len(p.warnings) > 0 as _warned,
            {granted} as _granted, {action} as _action,
            -- valid copies first: a fixed retry after a rejected copy is the event, not its duplicate
-           row_number() over (partition by p.message_id
-                              order by p.valid desc, p._pdate, p.source_file, p.line_no) as _rn,
-           exists (select 1 from prior pr where pr.message_id = p.message_id
-                   and pr.partition_date between p._pdate - {lookback} and p._pdate + {lookback}) as _seen_before,
+           row_number() over w as _rn, first_value(p._pdate) over w as _kept_day,
+           pr._day as _prior_day,
            p._rid in (select _rid from _suppressed_rids) as _suppressed
-    from _part p
+    from _part p left join prior pr on p.valid and pr.message_id = p.message_id
+    window w as (partition by p.message_id order by p.valid desc, p._pdate, p.source_file, p.line_no)
+), d as (
+    -- the day of the copy this one repeats: a stored one, or the first one in this group
+    select *, case when _prior_day is not null then _prior_day when _rn > 1 then _kept_day end as _first_day
+    from v
 )
 select _rid, _pdate, source_file, _warned,
     case
         -- first: an erased person's lines must not come back, not even as quarantined raw text
         when _suppressed then 'suppressed'
         when not valid then 'quarantined'
-        when _rn > 1 or _seen_before then 'duplicate'
+        -- a re-send within dedup_lookback_days is a retry, counted as a duplicate; a later one is
+        -- quarantined with its reason (rule `duplicate`), so it is seen, never loaded twice
+        when _first_day is not null and abs(_pdate - _first_day) > {lookback} then 'quarantined'
+        when _first_day is not null then 'duplicate'
         when not _granted and _action = 'drop' then 'consent_dropped'
         else 'loaded' end as _bucket,
+    case when valid and not _suppressed and abs(_pdate - _first_day) > {lookback} then _first_day end as _late_from,
     (not _granted and _action = 'strip_pii') as _strip
-from v
+from d
 """,
-                [min(dates), max(dates)],
             ).fetchall()
             con.execute(
                 "create or replace temp table _exceptions as select _rid, _bucket, _strip from _classified "
@@ -378,10 +392,10 @@ where coalesce(e._bucket, 'loaded') = 'loaded'
                 [plan.version, now],
             ).fetchall()
             con.execute(
-                """
+                f"""
 insert into ingest.quarantine
-select c._pdate, g.source_file, g.line_no, coalesce(v.verbatim, rtrim(g.raw, chr(13) || chr(10))), reasons,
-       list_transform(reasons, lambda r: r.rule),
+select c._pdate, g.source_file, g.line_no, coalesce(v.verbatim, rtrim(g.raw, chr(13) || chr(10))), {late_reasons},
+       list_transform({late_reasons}, lambda r: r.rule),
        message_id, event_name, received_at, library_name, library_version, ?, ?
 from _group g join _classified c on g.rowid = c._rid
 left join _verbatim v on v.source_file = g.source_file and v.line_no = g.line_no
@@ -462,8 +476,8 @@ from _classified group by source_file""").fetchall()
     con.unregister("_dates")  # (after a failure the next register replaces it)
     if any(r.quarantined for r in results.values()):
         top: dict[str, list] = {}
-        for p, rule, n in con.execute("""
-select _pdate::varchar, rule, count(*) from (select c._pdate, unnest(list_transform(reasons, lambda r: r.rule)) as rule
+        for p, rule, n in con.execute(f"""
+select _pdate::varchar, rule, count(*) from (select c._pdate, unnest(list_transform({late_reasons}, lambda r: r.rule)) as rule
 from _group g join _classified c on g.rowid = c._rid where c._bucket = 'quarantined') group by all order by 3 desc""").fetchall():
             top.setdefault(p, []).append((rule, n))
         for p, res in results.items():

@@ -4,9 +4,9 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install demo test bench dev lint browser assets npm codegen-ts azurite clean lock
+.PHONY: install demo test bench dev lint browser java assets npm codegen-ts azurite clean lock
 
-install: $(STAMP)
+install: $(STAMP) java
 
 $(STAMP): pyproject.toml constraints.txt
 	@command -v $(PY) >/dev/null 2>&1 || { echo "need $(PY) on PATH"; exit 1; }
@@ -32,6 +32,8 @@ bench: install
 	$(BIN)/python benchmarks/quality_bench.py
 	$(BIN)/python benchmarks/detector_bench.py
 	$(BIN)/python benchmarks/collector_load.py
+	# the Spark path (local[2]) beside DuckDB: events/s and events per CPU-second of validation and the SQL models
+	$(BIN)/python benchmarks/spark_bench.py
 	# coverage, bias, false alarms and power of every estimator over 100 seeds at two sizes (~15 CPU-minutes; --quick: about 1)
 	$(BIN)/python benchmarks/calibration.py --jobs 2
 
@@ -48,6 +50,10 @@ lint: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layers.py
 	$(BIN)/trackplan lint
 	$(BIN)/ruff format --check $(SRC)
+
+# Debian's OpenJDK for the Spark engine and its parity tests (pyspark 4 needs Java 17+): skipped, and listed, where absent
+java:
+	@command -v java >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null; } || echo "java not installed: the Spark tests will be skipped (and listed)"
 
 # Debian's chromium for the browser tests (no browser download): skipped, and listed, where absent
 browser:

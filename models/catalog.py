@@ -139,8 +139,13 @@ def table_doc(table: str, models_dir: Path = MODELS_DIR) -> dict:
     return doc
 
 
+def plan_variables(plan) -> dict[str, int]:
+    """{name: value} of the variables SQL models read with getvariable() (models.dialects inlines them)."""
+    d = plan.header.defaults
+    return {"session_timeout_minutes": int(d.session_timeout_minutes), "max_session_days": int(d.max_session_days)}
+
+
 def set_plan_variables(con, plan) -> None:
     """Plan settings SQL models read with getvariable(): no templating in the SQL itself."""
-    d = plan.header.defaults
-    con.execute(f"set variable session_timeout_minutes = {int(d.session_timeout_minutes)}")
-    con.execute(f"set variable max_session_days = {int(d.max_session_days)}")
+    for name, value in plan_variables(plan).items():
+        con.execute(f"set variable {name} = {int(value)}")

@@ -95,24 +95,39 @@ def render_lineage(table: str, format: str = "text", deep: bool = False) -> str:
     return "\n".join(lines)
 
 
-def transpile_model(table: str, dialect: str, pretty: bool = True, strict: bool = False) -> str:
-    """One model's SQL in another dialect. `strict` raises where sqlglot cannot carry the meaning over
-    (otherwise it logs a warning and writes its closest equivalent)."""
-    sql = _models()[table].sql
-    level = sqlglot.ErrorLevel.RAISE if strict else sqlglot.ErrorLevel.WARN
-    return ";\n".join(sqlglot.transpile(sql, read="duckdb", write=dialect, pretty=pretty, unsupported_level=level))
+def transpile_model(table: str, dialect: str, pretty: bool = True, variables: dict | None = None) -> str:
+    """One model's SQL in another dialect, by sqlglot plus models.dialects' rewrite rules; raises
+    models.dialects.UntranslatableSQL (naming the model and the function) on what has no translation.
+    `variables` are the getvariable() values inlined (the sample plan's defaults when None)."""
+    from models.dialects import transpile
+
+    if variables is None:
+        variables = _default_variables()
+    return transpile(_models()[table].sql, dialect, table=table, variables=variables, pretty=pretty)
 
 
-def transpile_models(dialect: str, pretty: bool = True, strict: bool = False) -> dict[str, str]:
+@lru_cache(maxsize=1)
+def _default_variables() -> dict:
+    from models.catalog import plan_variables
+    from tracking_plan.loader import PlanError, load_plan
+    from tracking_plan.yamlio import YamlError
+
+    try:
+        return plan_variables(load_plan())
+    except (PlanError, YamlError, OSError):  # no plan here: the models' own coalesce() defaults apply
+        return {}
+
+
+def transpile_models(dialect: str, pretty: bool = True, variables: dict | None = None) -> dict[str, str]:
     """{table: SQL in `dialect`} for every model: what `trackplan sql --dialect D` prints."""
     if dialect not in DIALECTS and sqlglot.Dialect.get(dialect) is None:
         raise ValueError(f"unknown dialect {dialect!r}; e.g. {', '.join(DIALECTS)}")
-    return {t: transpile_model(t, dialect, pretty, strict) for t in sorted(_models())}
+    return {t: transpile_model(t, dialect, pretty, variables) for t in sorted(_models())}
 
 
-def render_sql(dialect: str) -> str:
+def render_sql(dialect: str, variables: dict | None = None) -> str:
     """Every model transpiled, each under a comment naming its table."""
-    return "\n\n".join(f"-- {t}\n{sql};" for t, sql in transpile_models(dialect).items())
+    return "\n\n".join(f"-- {t}\n{sql};" for t, sql in transpile_models(dialect, variables=variables).items())
 
 
 def dagster_metadata(table: str) -> dict:

@@ -405,11 +405,15 @@ def lineage(
 
 @app.command()
 def sql(dialect: str = typer.Option(..., "--dialect", help="snowflake | bigquery | spark | ... (sqlglot)")):
-    """Print every SQL model transpiled to another warehouse's dialect."""
+    """Print every SQL model transpiled to another warehouse's dialect (sqlglot + models/dialects.py's
+    rewrite rules); fails in one line naming the model and the function it cannot translate."""
+    from models.dialects import UntranslatableSQL
     from pipelines.lineage import render_sql
 
     try:
         text = render_sql(dialect)
+    except UntranslatableSQL as exc:  # "<model>: <function>() has no <dialect> translation: why"
+        raise CliError(str(exc)) from None
     except ValueError as exc:  # an unknown dialect
         raise CliError(f"--dialect: {exc}") from None
     out.print(text, highlight=False, markup=False, soft_wrap=True)

@@ -33,6 +33,34 @@ step_events as (
     inner join steps on steps.event_name = events.event_name
 ),
 
+-- the first event of step k + 1 at or after each step-k event (never the same event): an attempt at
+-- that event goes on to it if it falls within the attempt's window (the first is the only candidate,
+-- every later one is later still). Computed once here, so the recursion below only follows links.
+successors as (
+    select funnel, person_id, step_index, seq, next_at, next_seq
+    from (
+        select
+            current_step.funnel,
+            current_step.person_id,
+            current_step.step_index,
+            current_step.seq,
+            next_step.event_at as next_at,
+            next_step.seq as next_seq,
+            row_number() over (
+                partition by current_step.funnel, current_step.person_id, current_step.step_index, current_step.seq
+                order by next_step.event_at, next_step.seq
+            ) as nth
+        from step_events as current_step
+        inner join step_events as next_step
+            on next_step.funnel = current_step.funnel
+            and next_step.person_id = current_step.person_id
+            and next_step.step_index = current_step.step_index + 1
+            and next_step.event_at >= current_step.event_at
+            and next_step.seq <> current_step.seq
+    ) as ranked
+    where nth = 1
+),
+
 attempts (funnel, person_id, start_seq, started_at, window_ends_at, step_count, step_index, step_at, step_seq) as (
     select
         step_events.funnel,
@@ -58,21 +86,16 @@ attempts (funnel, person_id, start_seq, started_at, window_ends_at, step_count, 
         attempts.window_ends_at,
         attempts.step_count,
         attempts.step_index + 1,
-        step_events.event_at,
-        step_events.seq
+        successors.next_at,
+        successors.next_seq
     from attempts
-    inner join step_events
-        on step_events.funnel = attempts.funnel
-        and step_events.person_id = attempts.person_id
-        and step_events.step_index = attempts.step_index + 1
-        and step_events.event_at >= attempts.step_at
-        and step_events.seq <> attempts.step_seq
-        and step_events.event_at <= attempts.window_ends_at
+    inner join successors
+        on successors.funnel = attempts.funnel
+        and successors.person_id = attempts.person_id
+        and successors.step_index = attempts.step_index
+        and successors.seq = attempts.step_seq
     where attempts.step_index < attempts.step_count
-    qualify row_number() over (
-        partition by attempts.funnel, attempts.person_id, attempts.start_seq
-        order by step_events.event_at, step_events.seq
-    ) = 1
+      and successors.next_at <= attempts.window_ends_at
 ),
 
 exclusion_spans as (

@@ -23,7 +23,7 @@ flagged as (
         case
             when previous_at is null then 1
             when client_session_id is not null then 0
-            when "timestamp" - previous_at > to_minutes(coalesce(getvariable('session_timeout_minutes'), 30)::bigint) then 1
+            when "timestamp" > previous_at + to_minutes(coalesce(getvariable('session_timeout_minutes'), 30)::bigint) then 1
             else 0
         end as is_new_session
     from gaps
@@ -37,7 +37,7 @@ numbered as (
 ),
 
 capped as (
-    select * exclude (run_start) from (
+    select * from (
         select *, min("timestamp") over (partition by person_id, client_session_id, run_index) as run_start
         from numbered
     )

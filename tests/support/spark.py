@@ -1,0 +1,89 @@
+"""Shared by the Spark parity tests: the warehouse's SQL-model inputs as Parquet, the SQL models run
+on Spark over them, and the comparison of every table with DuckDB's (columns, mapped types, rows)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from models.catalog import load_models
+from pipelines.spark.models import layer_path, sql_inputs
+
+# DuckDB's type of a column → the Spark SQL type the same column must have on Spark
+TYPE_MAP = {
+    "VARCHAR": "string",
+    "BIGINT": "bigint",
+    "INTEGER": "int",
+    "DOUBLE": "double",
+    "BOOLEAN": "boolean",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp_ntz",
+    "TIMESTAMP WITH TIME ZONE": "timestamp",
+}
+
+SQL_TABLES = [m.table for m in load_models()]
+
+
+def export_inputs(con, root: Path) -> list[str]:
+    """COPY every table the SQL models read (and no SQL model writes) to <root>/<schema>/<table>/."""
+    tables = sql_inputs()
+    for table in tables:
+        path = Path(layer_path(str(root), table))
+        path.mkdir(parents=True, exist_ok=True)
+        con.execute(f"copy (select * from {table}) to '{path / 'part-0.parquet'}' (format parquet)")
+    return tables
+
+
+def duckdb_types(con, table: str) -> dict[str, str]:
+    schema, name = table.split(".")
+    rows = con.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ? "
+        "order by ordinal_position",
+        [schema, name],
+    ).fetchall()
+    return dict(rows)
+
+
+def _key(row: tuple) -> tuple:
+    return tuple((v is None, "" if v is None else (round(v, 6) if isinstance(v, float) else v)) for v in row)
+
+
+def _same(a, b, rel: float) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, float) or isinstance(b, float):
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
+    return a == b
+
+
+def differences(con, spark, table: str, rel: float = 1e-9) -> list[str]:
+    """What differs between DuckDB's `table` and Spark's (empty when they are the same)."""
+    out = []
+    want_types = {c: TYPE_MAP.get(t, t) for c, t in duckdb_types(con, table).items()}
+    sdf = spark.table(table)
+    got_types = {f.name: f.dataType.simpleString() for f in sdf.schema.fields}
+    if list(want_types) != list(got_types):
+        return [f"{table}: columns {list(got_types)} on Spark, {list(want_types)} on DuckDB"]
+    for c, want in want_types.items():
+        if want != got_types[c]:
+            out.append(f"{table}.{c}: {got_types[c]} on Spark, {want} on DuckDB")
+    cols = list(want_types)
+    ours = sorted(
+        con.execute(f"select {', '.join(chr(34) + c + chr(34) for c in cols)} from {table}").fetchall(), key=_key
+    )
+    theirs = sorted((tuple(r) for r in sdf.collect()), key=_key)
+    if len(ours) != len(theirs):
+        out.append(f"{table}: {len(theirs)} rows on Spark, {len(ours)} on DuckDB")
+        return out
+    bad = 0
+    for a, b in zip(ours, theirs, strict=True):
+        for c, x, y in zip(cols, a, b, strict=True):
+            if not _same(x, y, rel):
+                bad += 1
+                if bad <= 5:
+                    out.append(f"{table}.{c}: {y!r} on Spark, {x!r} on DuckDB (row {a[:3]})")
+    if bad > 5:
+        out.append(f"{table}: {bad} differing values in all")
+    return out

@@ -15,13 +15,6 @@ WHY = unavailable()
 pytestmark = [pytest.mark.skipif(WHY is not None, reason=f"Spark ingest: {WHY}"), pytest.mark.xdist_group("spark")]
 
 
-@pytest.fixture(scope="module")
-def spark():
-    from pipelines.spark.session import spark_session
-
-    return spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
-
-
 def test_validation_on_spark_gives_the_cli_verdicts(spark, tmp_path):
     from support.pipeline import ev, write_lines
 

@@ -28,17 +28,6 @@ pytestmark = [pytest.mark.skipif(WHY is not None, reason=f"Spark parity: {WHY}")
 MODELS = {m.table: m for m in load_models()}
 
 
-@pytest.fixture(scope="module")
-def spark():
-    from pipelines.spark.session import spark_session
-
-    # tiny inputs: two shuffle partitions, one per core (code generation on or off measured the same:
-    # 98 vs 107 JVM CPU-seconds for a first run of every model on the 20-user sample)
-    session = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
-    yield session
-    session.stop()
-
-
 def _called(sql: str, dialect: str) -> set[str]:
     """Every function name the `dialect` statement calls, as the target reads it (CAST and operators aside)."""
     names = set()

@@ -29,6 +29,9 @@ class MetricTuning(BaseModel):
     min_absolute_change: float = 0.0  # and |observed - median| this (shares: percentage points / 100)
     min_count: int = 0  # shares: a day with fewer lines than this is not scored
     min_expected: float = 0.0  # counts: below this many persons on a usual day only a drop to zero alerts
+    # counts: the run test of sustained drops (QualitySettings.drop_run_days): the z (as the count
+    # model's lower tail of a run's total) a run of 2 or more days must pass; None: no run test
+    run_sensitivity: float | None = None
 
 
 def _default_metrics() -> dict[str, MetricTuning]:
@@ -39,8 +42,12 @@ def _default_metrics() -> dict[str, MetricTuning]:
         # the bulk of the false alerts). Low counts are judged by the count model, not skipped
         # Drops are judged at z 3 (the count model's lower tail), rises at `sensitivity`: in the
         # benchmark every false alert of a count at z 3.5 was a rise of a quiet, bursty event
-        "volume": MetricTuning(direction="both", min_relative_change=0.5, min_relative_rise=1.0, drop_sensitivity=3.0),
-        "persons": MetricTuning(direction="both", min_relative_change=0.5, min_relative_rise=1.0, drop_sensitivity=3.0),
+        "volume": MetricTuning(
+            direction="both", min_relative_change=0.5, min_relative_rise=1.0, drop_sensitivity=3.0, run_sensitivity=3.5
+        ),
+        "persons": MetricTuning(
+            direction="both", min_relative_change=0.5, min_relative_rise=1.0, drop_sensitivity=3.0, run_sensitivity=3.5
+        ),
         # below 20 lines one person's session moves a share by 5 points: not a tracking change;
         # a rate moving by less than 10 points is noise on the daily counts this project sees
         "null_rate": MetricTuning(direction="up", min_absolute_change=0.10, min_count=20),
@@ -78,6 +85,9 @@ class QualitySettings(BaseModel):
     # a day's counts are scored once the newest event received is this close to the day's end
     # (a run in the middle of a day would see its volume "drop"; issue 22)
     partial_day_grace_minutes: float = Field(default=60.0, ge=0)
+    # counts: the longest run of days whose total the run test judges (MetricTuning.run_sensitivity;
+    # 1: no run test)
+    drop_run_days: int = Field(default=3, ge=1, le=7)
     # a new JSON type reaching this share of a property's values (under 1% before, and at least 3
     # values that day) is a type change. 0.05: a change reaching 20% of values shows as 20% +- a few
     # points a day; at 0.2 half of those days fell short (benchmark: recall 50%)

@@ -120,6 +120,9 @@ def _scored_series(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complet
             min_daytype_points=s.min_daytype_points,
             run_days=s.drop_run_days,
             run_sensitivity=[t.run_sensitivity for t in tun],
+            run_min_relative_change=[
+                t.min_relative_change if t.run_min_relative_change is None else t.run_min_relative_change for t in tun
+            ],
         )
         yield metric, p.index, vals, r
 
@@ -139,10 +142,15 @@ def series_anomalies(
             if k:  # a sustained drop: the run's total against its expected total (no upper end)
                 obs, exp, low, high = r.run_observed[i, d], r.run_expected[i, d], r.run_low[i, d], np.nan
                 first = pd.Timestamp(cal[d - k + 1]).date()
-                msg = (
-                    f"{ev}: {metric}{where} {obs:.4g} in the {k} days from {first}, below {low:.4g} "
-                    f"(expected {exp:.4g}): a sustained drop"
+                span = f"on {first}" if k == 1 else f"in the {k} days from {first}"
+                ppl = np.nan if r.run_persons is None else r.run_persons[i, d]
+                why = (
+                    f"expected {exp:.4g}: a sustained drop"
+                    if np.isnan(ppl)
+                    else f"expected {exp:.4g} from {ppl:.0f} persons at their usual {exp / ppl:.3g} each: "
+                    "fewer events per person"
                 )
+                msg = f"{ev}: {metric}{where} {obs:.4g} {span}, below {low:.4g} ({why})"
             out.append(
                 {
                     "day": cal[d],

@@ -15,7 +15,16 @@ What Elementary gets wrong and this does not:
   flagged only when it lies outside the model's range (issue 22: a quiet event's zero on a weekend
   is not an incident);
 - weekly seasonality: a Monday is scored against past Mondays once there are enough of them, else
-  against weekdays (or weekend days) of the window, else against all days of the window.
+  against weekdays (or weekend days) of the window, else against all days of the window;
+- sustained drops (counts, one-sided; issue 22's recall target): a halving sits about 3 of a busy
+  event's sigmas below a usual day, so one day cannot show it at a rate of false alerts anyone
+  would keep. The run test judges the total of the last 2-3 unflagged days against what was
+  expected of them before the run began (forecast from the run's first day's training, so the
+  run's own first days do not pull the expected down), and the per-person test judges a count
+  against the persons behind it (persons x their usual events each): a drop that takes a share of
+  every person's events is plain there while the count's own range, wide because a few persons
+  send many events, hides it. Each has its own threshold (`run_sensitivity`); a run that fires
+  leaves the training whole.
 """
 
 from __future__ import annotations
@@ -48,6 +57,7 @@ class Scored:
     run_observed: np.ndarray | None = None
     run_expected: np.ndarray | None = None
     run_low: np.ndarray | None = None
+    run_persons: np.ndarray | None = None  # the per-person test: the persons behind the run's days
 
 
 def _weekday(days: np.ndarray) -> np.ndarray:
@@ -187,6 +197,68 @@ def _forecast(
     return out
 
 
+def _per_person_test(
+    d, ok, x, eff, v, usable, window, run_sens, min_rel, run_days, out, pp, in_run, min_history_days
+) -> np.ndarray:
+    """Counts with their persons (`eff`): the events per person of the last 1..run_days days against
+    the training's usual rate (fills out.run_*; returns the rows it flags).
+
+    A drop that takes a share of each person's events (one screen of several stops sending, a
+    client drops half its batches) leaves the persons nearly as many: the count's own range,
+    wide because a few persons send many events, hides it; given the persons seen, the count is
+    the sum of their events. Expected: persons x the usual rate (median over the training window);
+    variance: per person a geometric count of that mean (k (k - 1), the compound floor's
+    assumption), or the training's own spread of the rate when larger, plus the rate's own
+    uncertainty. Only for rates of 1.5 and more (an event sent once per person has no rate to lose)."""
+    from scipy.stats import nbinom, poisson
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok_days = usable[:, window] & (np.nan_to_num(eff[:, window]) > 0)
+        lr = np.where(ok_days, v[:, window] - np.log(np.where(ok_days, eff[:, window], 1.0)), np.nan)
+    n = ok_days.sum(axis=1)
+    mid = nan_quantiles(lr, (0.5,))[0]
+    pp["rate"][:, d] = np.exp(mid)
+    pp["spread"][:, d] = MAD_TO_SIGMA * nan_quantiles(np.abs(lr - mid[:, None]), (0.5,))[0]
+    pp["n"][:, d] = n
+    pp["eff"][:, d] = eff[:, d]
+    pp["x"][:, d] = x
+    hit = np.zeros(len(ok), dtype=bool)
+    alpha = alpha_of(np.nan_to_num(run_sens, nan=40.0))
+    for k in range(1, run_days + 1):
+        s = d - k + 1
+        if s < 0:
+            break
+        cols = np.arange(s, d + 1)
+        prev = cols[:-1]
+        ok_k = ok & ~hit & (out.basis[:, prev] > 0).all(axis=1) & ~out.flagged[:, prev].any(axis=1)
+        ok_k &= ~in_run[:, prev].any(axis=1)
+        rate, spread, n_s = pp["rate"][:, s], pp["spread"][:, s], pp["n"][:, s]
+        e = pp["eff"][:, cols]
+        ok_k &= (n_s >= min_history_days) & (rate >= 1.5) & (np.nan_to_num(e) > 0).all(axis=1)
+        if not ok_k.any():
+            continue
+        e = np.nan_to_num(e)
+        tot_e = e.sum(axis=1)
+        tot_x = np.nansum(pp["x"][:, cols], axis=1)
+        tot_mu = rate * tot_e
+        own = np.maximum(tot_e * rate * (rate - 1), ((np.nan_to_num(spread * rate)[:, None] * e) ** 2).sum(axis=1))
+        level = (np.nan_to_num(spread) * rate * tot_e) ** 2 * np.pi / (2 * np.maximum(n_s, 1))
+        tot_var = np.maximum(own + level, tot_mu)
+        m, over, r, p = nb_params(np.maximum(tot_mu, 1e-3), tot_var)
+        p_lo = np.where(over, nbinom.cdf(tot_x, r, p), poisson.cdf(tot_x, m))
+        low = np.where(over, nbinom.ppf(alpha, r, p), poisson.ppf(alpha, m))
+        ratio = np.maximum(tot_mu, 0.5) / np.maximum(tot_x, 0.5)
+        new = ok_k & (p_lo < alpha) & (ratio - 1 > min_rel)
+        if new.any():
+            out.run_days[new, d] = k
+            out.run_observed[new, d] = tot_x[new]
+            out.run_expected[new, d] = tot_mu[new]
+            out.run_low[new, d] = low[new]
+            out.run_persons[new, d] = tot_e[new]
+            hit |= new
+    return hit
+
+
 def _run_test(
     d, ok, run_sens, min_rel, run_days, out, fc, hist_x, hist_scale, hist_usual, hist_n, in_run
 ) -> np.ndarray:
@@ -261,6 +333,7 @@ def score_matrix(
     effective: np.ndarray | None = None,
     run_days: int = 1,
     run_sensitivity=None,
+    run_min_relative_change=None,
 ) -> Scored:
     """Score every day of every series against its own past.
 
@@ -327,12 +400,15 @@ def score_matrix(
         [np.nan if x is None else float(x) for x in np.broadcast_to(np.asarray(run_sensitivity, dtype=object), (s_n,))]
     )
     run_on = (kind == "count") & (run_days >= 2) & ~np.isnan(run_sens)
+    run_rel = min_rel if run_min_relative_change is None else _per_series(run_min_relative_change, s_n)
     if run_on.any():
         out.run_days = np.zeros((s_n, d_n), dtype=np.int8)
         out.run_observed, out.run_expected, out.run_low = (np.full((s_n, d_n), np.nan) for _ in range(3))
         hist_x, hist_scale, hist_usual, hist_n = (np.full((s_n, d_n), np.nan) for _ in range(4))
         fc = np.full((s_n, d_n, run_days), np.nan)  # [series, day, j]: expected of day + j, trained before day
         in_run = np.zeros((s_n, d_n), dtype=bool)  # days an earlier run alert already spoke for
+        out.run_persons = np.full((s_n, d_n), np.nan)
+        pp = {k: np.full((s_n, d_n), np.nan) for k in ("rate", "spread", "n", "eff", "x")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows are expected on cold start
         for d in range(d_n):
@@ -475,9 +551,27 @@ def score_matrix(
                     hist_scale[:, d], hist_usual[:, d], hist_n[:, d] = scale, usual, n_pts
                     ok = run_on & (basis > 0) & ~flag & (dir_code != 1) & big_enough
                     run_hit = _run_test(
-                        d, ok, run_sens, min_rel, run_days, out, fc, hist_x, hist_scale, hist_usual, hist_n, in_run
+                        d, ok, run_sens, run_rel, run_days, out, fc, hist_x, hist_scale, hist_usual, hist_n, in_run
                     )
                     flag = flag | run_hit
+                    if eff is not None:
+                        pp_hit = _per_person_test(
+                            d,
+                            ok & ~run_hit,
+                            x_o,
+                            eff,
+                            v,
+                            usable,
+                            window,
+                            run_sens,
+                            run_rel,
+                            run_days,
+                            out,
+                            pp,
+                            in_run,
+                            min_history_days,
+                        )
+                        flag = flag | pp_hit
                 low, high = np.minimum(low, med_o / (1 + min_rel)), np.maximum(high, med_o * (1 + min_rise))
                 low, high = np.minimum(low, med_o - min_abs), np.maximum(high, med_o + min_abs)
                 med = med_o

@@ -28,6 +28,7 @@ test: install browser assets npm codegen-ts
 bench: install
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/incremental.py
 	$(BIN)/python benchmarks/quality_bench.py
 	$(BIN)/python benchmarks/detector_bench.py
 	$(BIN)/python benchmarks/collector_load.py

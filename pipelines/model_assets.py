@@ -23,6 +23,7 @@ from pipelines.lineage import dagster_metadata
 
 from . import progress
 from .resources import TrackingPlan, Warehouse
+from .stitch.person_marts import PERSON_PARTS
 
 
 def model_key(model: SqlModel | PythonModel) -> dg.AssetKey:
@@ -55,7 +56,16 @@ def model_asset(model: SqlModel) -> dg.AssetsDefinition:
     def _materialize(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
         with warehouse.get_connection() as con:
             set_plan_variables(con, tracking_plan.load())
-            con.execute(f"create or replace table {model.table} as {model.sql}").fetchall()
+            if model.table == "staging.sessions":  # only the sessions the run's events can change
+                from .stitch.sessions import build_sessions
+
+                build_sessions(con, model.sql, tracking_plan.plan_dir, full_refresh=warehouse.full_refresh)
+            elif model.table in PERSON_PARTS:  # its per-person part kept, for the persons with new events
+                from .stitch.person_marts import build
+
+                build(con, model.table, model.sql, str(model.path), tracking_plan.plan_dir, warehouse.full_refresh)
+            else:
+                con.execute(f"create or replace table {model.table} as {model.sql}").fetchall()
             rows = con.execute(f"select count(*) from {model.table}").fetchall()[0][0]
         progress.report(model.table, 1, 1)
         return dg.MaterializeResult(metadata={"dagster/row_count": rows, **dagster_metadata(model.table)})

@@ -19,6 +19,8 @@ class Warehouse(dg.ConfigurableResource):
     """The DuckDB file; every connection gets the schemas, UTC and the keyed-hash function."""
 
     database: str
+    # rebuild stitch and sessions from all of ingest.events instead of from what changed (`--full-refresh`)
+    full_refresh: bool = False
 
     @contextmanager
     def get_connection(self):
@@ -55,9 +57,13 @@ def resources_from_env(
     landing: str | Path | None = None,
     warehouse: str | Path | None = None,
     layout: str | None = None,
+    full_refresh: bool = False,
 ) -> dict:
     return {
-        "warehouse": Warehouse(database=str(warehouse or os.environ.get("TRACKPLAN_WAREHOUSE", "warehouse.duckdb"))),
+        "warehouse": Warehouse(
+            database=str(warehouse or os.environ.get("TRACKPLAN_WAREHOUSE", "warehouse.duckdb")),
+            full_refresh=full_refresh,
+        ),
         "tracking_plan": TrackingPlan(
             plan_dir=str(plan_dir or default_plan_dir()),
             landing_dir=str(landing or os.environ.get("TRACKPLAN_LANDING", "landing")),

@@ -57,6 +57,7 @@ def run_pipeline(
     instance: dg.DagsterInstance | None = None,
     layout: str | None = None,
     incremental: bool | None = None,
+    full_refresh: bool = False,
 ) -> bool:
     """Run ingest for the landed days (or one), then every downstream asset, into a copy of the warehouse
     that is published whole at the end (pipelines.publish); True if every asset built and no blocking
@@ -64,7 +65,8 @@ def run_pipeline(
 
     `landing` is a folder or an object-store URL (s3://, gs://, az://) in `layout` (detected when None).
     Incremental (the default for an object store): only the partitions whose objects differ from the
-    warehouse's manifest (key, ETag, size) are read again."""
+    warehouse's manifest (key, ETag, size) are read again. Stitching and sessions recompute only what
+    the ingested days changed (pipelines/stitch/incremental.py) unless `full_refresh`."""
     from tracking_plan.landing import LandingError
     from tracking_plan.landing import scan as scan_landing
     from tracking_plan.reader import is_url
@@ -126,16 +128,28 @@ def run_pipeline(
     with building(warehouse) as build:
         instance = instance or dagster_instance(warehouse)  # recorded where `make dev` looks (after the lock)
         ok = _materialize(
-            build, plan, plan_dir, landing, days, instance, console, all_assets(), all_checks(), layout=layout
+            build,
+            plan,
+            plan_dir,
+            landing,
+            days,
+            instance,
+            console,
+            all_assets(),
+            all_checks(),
+            layout=layout,
+            full_refresh=full_refresh,
         )
         if build.published:
             _summary(warehouse, days, time.time() - t0, ok[1], ok[2], console)
     return ok[0]
 
 
-def _materialize(build, plan, plan_dir, landing, days, instance, console, assets, checks, layout=None):
+def _materialize(
+    build, plan, plan_dir, landing, days, instance, console, assets, checks, layout=None, full_refresh=False
+):
     """Materialize into the build's copy, record the run, publish: (ok, failed checks, the run's row)."""
-    resources = resources_from_env(plan_dir, landing, build.path, layout=layout)
+    resources = resources_from_env(plan_dir, landing, build.path, layout=layout, full_refresh=full_refresh)
     tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
     with Progress(
         TextColumn("{task.description:<28}"),

@@ -239,7 +239,14 @@ def run(
     incremental: bool | None = typer.Option(
         None,
         "--incremental/--full",
-        help="Read only partitions whose objects changed since the last run [default: on for a bucket]",
+        help="Read only partitions whose objects changed since the last run [default: on for a bucket]; "
+        "--full also implies --full-refresh",
+    ),
+    full_refresh: bool = typer.Option(
+        False,
+        "--full-refresh",
+        help="Rebuild stitching, sessions and marts from all events, not only what the run's days changed "
+        "(done anyway when the plan or a model's SQL changed)",
     ),
 ):
     """Materialize every asset through Dagster, with progress and a summary."""
@@ -252,7 +259,8 @@ def run(
         partition=partition,
         console=console,
         layout=layout or os.environ.get("TRACKPLAN_LAYOUT") or None,
-        incremental=incremental,
+        incremental=False if full_refresh else incremental,
+        full_refresh=full_refresh or incremental is False,
     )
     raise typer.Exit(0 if ok else 1)
 

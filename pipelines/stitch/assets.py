@@ -39,14 +39,16 @@ EVENTS = dg.AssetKey(["stitch", "events"])
 )
 def stitch_identities(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
     """Resolve identities per identity.yaml with connected components and max_per_person limits."""
-    from .identity import build_identity  # pandas and scipy: loaded when stitching runs, not with the Definitions
+    from .incremental import stitch  # pandas and scipy: loaded when stitching runs, not with the Definitions
 
     plan = tracking_plan.load()
     with warehouse.get_connection() as con:
-        stats = build_identity(con, plan)
+        stats = stitch(con, plan, tracking_plan.plan_dir, full_refresh=warehouse.full_refresh)
         rows = con.execute("select count(*) from stitch.events").fetchall()[0][0]
     progress.report("stitch", 1, 1)
-    context.log.info(f"{stats['persons']} persons from {stats['identifiers']} identifiers")
+    context.log.info(
+        f"{stats['persons']} persons from {stats['identifiers']} identifiers ({stats['mode']}: {stats['why']})"
+    )
     yield dg.MaterializeResult(
         asset_key=IDENTITY_GRAPH,
         metadata={"dagster/row_count": stats["links"], "rejected_links": stats["rejected_links"]},
@@ -54,4 +56,4 @@ def stitch_identities(context: dg.AssetExecutionContext, warehouse: Warehouse, t
     yield dg.MaterializeResult(
         asset_key=PERSONS, metadata={"dagster/row_count": stats["identifiers"], "persons": stats["persons"]}
     )
-    yield dg.MaterializeResult(asset_key=EVENTS, metadata={"dagster/row_count": rows})
+    yield dg.MaterializeResult(asset_key=EVENTS, metadata={"dagster/row_count": rows, "mode": stats["mode"]})

@@ -54,8 +54,12 @@ def _real_id(sql: str) -> str:
     return f"{sql} is not null and not coalesce(regexp_full_match({sql}, {lit(NULLISH_RE)}), false)"
 
 
-def build_links(con: duckdb.DuckDBPyConnection, plan: Plan) -> pd.DataFrame:
-    """Distinct identifier pairs seen together, with first/last time and how they were linked."""
+def build_links(con: duckdb.DuckDBPyConnection, plan: Plan, source: str = "ingest.events") -> pd.DataFrame:
+    """Distinct identifier pairs seen together, with first/last time and how they were linked.
+
+    `source` is ingest.events or a view of some of its rows (an incremental run reads the rows that
+    hold the identifiers it re-resolves); whether an alias's previousId is a user id is always
+    decided against all of ingest.events."""
     idents = plan.identity.identifiers
     if not idents:
         return pd.DataFrame(columns=["kind_a", "id_a", "kind_b", "id_b", "first_seen", "last_seen", "via", "events"])
@@ -66,7 +70,7 @@ def build_links(con: duckdb.DuckDBPyConnection, plan: Plan) -> pd.DataFrame:
             parts.append(f"""
 select {lit(a.name)} as kind_a, {fa} as id_a, {lit(b.name)} as kind_b, {fb} as id_b,
        min("timestamp") as first_seen, max("timestamp") as last_seen, 'event' as via, count(*) as events
-from ingest.events
+from {source}
 where {_real_id(fa)} and {_real_id(fb)}
 group by all""")
     if plan.identity.alias_merges:
@@ -75,10 +79,11 @@ group by all""")
         if uid:
             # previousId is the old id: a user id if it was ever one, otherwise a device id
             parts.append(f"""
-select case when previous_id in (select user_id from ingest.events where user_id is not null)
+select case when previous_id in (select user_id from ingest.events where user_id is not null
+                                 and user_id in (select previous_id from {source}))
             then {lit(uid)} else {lit(aid or uid)} end as kind_a, previous_id as id_a,
        {lit(uid)} as kind_b, user_id as id_b, min("timestamp"), max("timestamp"), 'alias', count(*)
-from ingest.events where type = 'alias' and previous_id is not null and user_id is not null
+from {source} where type = 'alias' and previous_id is not null and user_id is not null
 group by all""")
     sql = " union all ".join(parts)
     return con.execute(f"select * from ({sql}) order by all").df()
@@ -117,7 +122,8 @@ def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.
     reasons = np.array([None] * len(links), dtype=object)
     kinds = nodes["kind"].to_numpy()
     # a component within every limit merges whole; only the others go link by link
-    comp_counts = pd.crosstab(comp, kinds)
+    # (value_counts, not crosstab: crosstab aggregates each component in Python)
+    comp_counts = pd.DataFrame({"comp": comp, "kind": kinds}).value_counts().unstack(fill_value=0)
     over = set()
     for kind, lim in limits.items():
         if lim is not None and kind in comp_counts.columns:
@@ -170,21 +176,39 @@ def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.
     return persons, graph_df
 
 
+def identifiers_sql(plan: Plan, source: str = "ingest.events") -> str:
+    """SQL of every identifier (kind, identifier) present in `source`, one row each."""
+    parts = []
+    for ident in plan.identity.identifiers:
+        f = _field_sql(ident.source)
+        parts.append(f"select distinct {lit(ident.name)} as kind, {f} as identifier from {source} where {_real_id(f)}")
+    return " union ".join(parts) if parts else "select null::varchar as kind, null::varchar as identifier limit 0"
+
+
+def id_kinds(plan: Plan) -> tuple[str, str]:
+    """The kinds whose identifiers stitch.events joins on: (userId's, anonymousId's)."""
+    uid = next((x.name for x in plan.identity.identifiers if x.source == "userId"), "user_id")
+    aid = next((x.name for x in plan.identity.identifiers if x.source == "anonymousId"), "anonymous_id")
+    return uid, aid
+
+
+def events_sql(plan: Plan, where: str = "true") -> str:
+    """ingest.events rows (those matching `where`, over alias e) with their person_id from stitch.persons."""
+    uid, aid = id_kinds(plan)
+    return f"""
+    select coalesce(pu.person_id, pa.person_id) as person_id, e.*
+    from ingest.events e
+    left join stitch.persons pu on pu.identifier_kind = {lit(uid)} and pu.identifier = e.user_id
+    left join stitch.persons pa on pa.identifier_kind = {lit(aid)} and pa.identifier = e.anonymous_id
+    where {where}
+    """
+
+
 def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
     """Rebuild stitch.identity_graph, stitch.persons and stitch.events from ingest.events."""
     links = build_links(con, plan)
-    singles_sql = []
-    for ident in plan.identity.identifiers:
-        f = _field_sql(ident.source)
-        singles_sql.append(
-            f"select distinct {lit(ident.name)} as kind, {f} as identifier from ingest.events where {_real_id(f)}"
-        )
-    singles = (
-        con.execute(" union ".join(singles_sql)).df() if singles_sql else pd.DataFrame(columns=["kind", "identifier"])
-    )
+    singles = con.execute(identifiers_sql(plan)).df()
     persons, graph = resolve(links, singles, plan)
-    uid = next((x.name for x in plan.identity.identifiers if x.source == "userId"), "user_id")
-    aid = next((x.name for x in plan.identity.identifiers if x.source == "anonymousId"), "anonymous_id")
     con.register("_persons", persons)
     con.register("_graph", graph)
     try:
@@ -194,13 +218,7 @@ def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
                 "first_seen, last_seen, via, events, accepted, reason from _graph"
             ).fetchall()
             con.execute("create or replace table stitch.persons as select * from _persons").fetchall()
-            con.execute(f"""
-    create or replace table stitch.events as
-    select coalesce(pu.person_id, pa.person_id) as person_id, e.*
-    from ingest.events e
-    left join stitch.persons pu on pu.identifier_kind = {lit(uid)} and pu.identifier = e.user_id
-    left join stitch.persons pa on pa.identifier_kind = {lit(aid)} and pa.identifier = e.anonymous_id
-    """).fetchall()
+            con.execute(f"create or replace table stitch.events as {events_sql(plan)}").fetchall()
     finally:
         con.unregister("_persons")
         con.unregister("_graph")

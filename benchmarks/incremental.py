@@ -1,0 +1,122 @@
+"""One more day on a history against that day alone (issue 18, item 2): CPU time of the layers.
+
+The generator writes `--days` days; a warehouse is built from all days but the last (not timed).
+Then, each in a copy of its own and in this process, CPU time (time.process_time: every thread of
+the process, DuckDB's included) of ingest → stitch → sessions → every SQL mart for the last day:
+  - incremental: the last day on the history (what `trackplan run --partition DAY` does now);
+  - full-refresh: the same, rebuilding stitch and sessions from every event (`--full-refresh`, and
+    what every run did before issue 18);
+  - alone: the last day into an empty warehouse (the baseline of the issue's ratio).
+The ratios to `alone` are the figures (goal ≤ 1.5x for `incremental`). The Python marts and the
+quality checks are not in it (benchmarks/run.py measures whole runs).
+
+    python benchmarks/incremental.py [--days 30 --users 10000] [--quick] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+import support.warehouse  # noqa: F401 - sets the public demo salt for generated data unless one is set
+
+from models.catalog import load_models, set_plan_variables
+from models.staging.plan_tables import write_plan_tables
+from pipelines.ingest.load import ingest_partitions, landed_partitions
+from pipelines.stitch import person_marts
+from pipelines.stitch.incremental import stitch
+from pipelines.stitch.person_marts import PERSON_PARTS
+from pipelines.stitch.sessions import build_sessions
+from pipelines.warehouse import connect
+from tracking_plan.loader import default_plan_dir, load_plan
+
+TARGET = 1.5
+
+
+def _layers(path: Path, landing: Path, days: list[str], plan, full_refresh: bool = False) -> dict[str, float]:
+    """Ingest `days`, stitch, sessions, SQL marts into `path`: CPU seconds per stage."""
+    models = load_models()
+    sessions = next(m for m in models if m.table == "staging.sessions")
+    marts = [m for m in models if m.schema == "marts"]
+    out: dict[str, float] = {}
+    con = connect(path)
+    try:
+        write_plan_tables(con, plan)
+        t = time.process_time()
+        ingest_partitions(con, plan, landing, days)
+        out["ingest"] = time.process_time() - t
+        t = time.process_time()
+        out["mode"] = stitch(con, plan, default_plan_dir(), full_refresh=full_refresh)["mode"]
+        out["stitch"] = time.process_time() - t
+        t = time.process_time()
+        set_plan_variables(con, plan)
+        build_sessions(con, sessions.sql, default_plan_dir(), full_refresh=full_refresh)
+        out["sessions"] = time.process_time() - t
+        t = time.process_time()
+        for m in marts:  # as their assets build them (marts.funnel_conversion: its kept per-person part)
+            if m.table in PERSON_PARTS:
+                person_marts.build(con, m.table, m.sql, str(m.path), default_plan_dir(), full_refresh=full_refresh)
+            else:
+                con.execute(f"create or replace table {m.table} as {m.sql}").fetchall()
+        out["sql marts"] = time.process_time() - t
+        out["events"] = con.execute("select count(*) from ingest.events").fetchall()[0][0]
+    finally:
+        con.close()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--users", type=int, default=10000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="8 days of 2000 users (~25k lines): a smoke run")
+    ap.add_argument("--workdir", type=Path)
+    args = ap.parse_args()
+    if args.quick:
+        args.days, args.users = 8, 2000
+    from trackplan.demo.generate import generate
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="trackplan-incr-"))
+    landing = work / "landing"
+    plan = load_plan()
+    res = generate(landing, days=args.days, users=args.users, seed=args.seed, bug_rate=0.01, plan=plan)
+    days = landed_partitions(landing)
+    last = days[-1]
+    hist = work / "history.duckdb"
+    _layers(hist, landing, days[:-1], plan)
+    results = {}
+    for name, base, full in (("incremental", hist, False), ("full-refresh", hist, True), ("alone", None, False)):
+        path = work / f"{name}.duckdb"
+        if base:
+            shutil.copyfile(base, path)
+        results[name] = _layers(path, landing, [last], plan, full_refresh=full)
+    stages = ["ingest", "stitch", "sessions", "sql marts"]
+    alone = results["alone"]
+    print(
+        f"{res.lines:,} lines over {len(days)} days ({args.users} users, seed {args.seed}); last day {last}: "
+        f"{alone['events']:,} events alone, {results['incremental']['events']:,} with the history"
+    )
+    print(f"{'':14}" + "".join(f"{s:>12}" for s in [*stages, "total"]) + f"{'ratio':>9}  stitch mode")
+    for r in results.values():
+        r["total"] = sum(r[s] for s in stages)
+    for name, r in results.items():
+        ratio = r["total"] / alone["total"] if name != "alone" else 1.0
+        print(f"{name:14}" + "".join(f"{r[s]:>11.2f}s" for s in [*stages, "total"]) + f"{ratio:>8.2f}x  {r['mode']}")
+    ratio = results["incremental"]["total"] / alone["total"]
+    print(f"one more day on the history / that day alone (CPU): {ratio:.2f}x (goal ≤ {TARGET}x)")
+    if not args.workdir:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

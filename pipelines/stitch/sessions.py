@@ -1,0 +1,98 @@
+"""staging.sessions, incrementally: only the sessions the run's changed events can change.
+
+stitch (pipelines/stitch/incremental.py) leaves in stitch.changes the persons whose events changed
+in its run (`seq`). A person whose events moved to or from another person (`whole`) has every
+session rebuilt. Otherwise the person's sessions are rebuilt from `cut`: the earliest changed event,
+or the start of an earlier session without a client session id that ended within the session
+timeout before it (a late event may join or split it), and every session of a client session id
+that a changed event carries (a client session is one run, however long, capped by
+max_session_days from its own start). The runs are computed by models/staging/sessions.sql itself,
+over those events only; the person's sessions are then numbered again in the model's order, as the
+kept ones all lie before `cut`.
+
+Rebuilt whole when the stitch was (a full build, a changed plan or model SQL), when `--full-refresh`
+asks, or when this table missed a stitch run (its seq in stitch.build_state is not the one before).
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from ..warehouse import transaction
+from .state import follow, over, set_state
+
+TABLE = "staging.sessions"
+
+
+def build_sessions(con: duckdb.DuckDBPyConnection, sql: str, plan_dir=None, full_refresh: bool = False) -> dict:
+    """Bring staging.sessions up to stitch.events (plan variables already set); {mode, why, rows}."""
+    why, seq, fp = follow(con, TABLE, plan_dir, full_refresh)
+    if why == "":
+        return {"mode": "unchanged", "why": "up to date with the stitch"}
+    if why is not None:
+        with transaction(con):  # the table and its state together
+            con.execute(f"create or replace table {TABLE} as {sql}").fetchall()
+            set_state(con, TABLE, fp, seq, "full")
+        return {"mode": "full", "why": why}
+    n = _apply(con, sql, seq, lambda: set_state(con, TABLE, fp, seq, "incremental"))
+    return {"mode": "incremental", "why": f"{n} persons", "persons": n}
+
+
+def _apply(con: duckdb.DuckDBPyConnection, sql: str, seq: int, done) -> int:
+    con.execute(
+        """
+        create or replace temp table _cut as
+        select c.person_id, c.whole, coalesce(c.client_session_ids, []) as cids,
+            case when not c.whole then least(c.since, (
+                select min(s.started_at) from staging.sessions s
+                where s.person_id = c.person_id and s.client_session_id is null
+                  and s.ended_at >= c.since - to_minutes(coalesce(getvariable('session_timeout_minutes'), 30)::bigint)
+            )) end as cut
+        from stitch.changes c where c.seq = ?
+        """,
+        [seq],
+    ).fetchall()
+    n = con.execute("select count(*) from _cut").fetchall()[0][0]
+    if not n:
+        done()
+        return 0
+    # the model over these events only (a subquery: the scan reads just the columns the model uses)
+    events = """(
+        select e.* from stitch.events e join _cut c on e.person_id = c.person_id
+        where c.whole
+           or (e.session_id is null and e."timestamp" >= c.cut)
+           or (e.session_id is not null and list_contains(c.cids, e.session_id))
+    ) as changed_events"""
+    con.execute(f"create or replace temp table _new as {over(sql, events, 'models/staging/sessions.sql')}").fetchall()
+    con.execute("begin transaction")
+    try:
+        con.execute("""
+            delete from staging.sessions s using _cut c
+            where s.person_id = c.person_id
+              and (c.whole or (s.client_session_id is null and s.started_at >= c.cut)
+                   or list_contains(c.cids, s.client_session_id))
+        """).fetchall()
+        # number the person's sessions again in the model's order (started_at, ended_at, client id
+        # nulls first: a total order, as a person has one run per client session id and runs without
+        # one never share a start); the id is the model's hash of person and index
+        con.execute("""
+            create or replace temp table _renum as
+            select * exclude (session_id, session_index),
+                row_number() over (partition by person_id
+                                   order by started_at, ended_at, client_session_id nulls first) as session_index
+            from (select * from staging.sessions where person_id in (select person_id from _cut)
+                  union all by name
+                  select * from _new)
+        """).fetchall()
+        con.execute("delete from staging.sessions where person_id in (select person_id from _cut)").fetchall()
+        con.execute("""
+            insert into staging.sessions by name
+            select 'sess_' || substr(sha256(person_id || '|' || session_index::varchar), 1, 16) as session_id, *
+            from _renum
+        """).fetchall()
+        done()  # the state with the rows
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return n

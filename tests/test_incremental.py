@@ -1,0 +1,273 @@
+"""Incremental layers (issue 18, item 2): daily runs that recompute only what their day changed give
+the tables one full run gives, on the same landing zone.
+
+A generated landing zone (a few days, a few hundred persons) plus hand-made events that hit every
+path of the incremental code: late events for earlier days (one joining an old session, one with a
+client session id of an earlier day), a re-sent message, an identify that merges two persons first
+seen on earlier days (a merge reaching back in time), and a day re-run with one more file (rows
+removed and added in an old partition). The runs use the assets' own functions (ingest, stitch,
+sessions, every SQL and Python mart) without Dagster's per-asset overhead."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from support.pipeline import ev, iso, write_lines
+
+from models.catalog import load_models, load_python_models, set_plan_variables
+from models.staging.plan_tables import write_plan_tables
+from pipelines.ingest.load import ingest_partitions, landed_partitions
+from pipelines.model_assets import write_frame
+from pipelines.stitch import person_marts
+from pipelines.stitch.identity import build_identity
+from pipelines.stitch.incremental import stitch
+from pipelines.stitch.person_marts import PERSON_PARTS, cache_table
+from pipelines.stitch.sessions import build_sessions
+from pipelines.stitch.state import STATE_TABLES
+from pipelines.warehouse import connect
+from tracking_plan.loader import default_plan_dir, load_plan
+
+T = dt.timedelta
+SQL = {m.table: m for m in load_models()}
+SESSIONS = SQL["staging.sessions"].sql
+MARTS = [m for m in load_models() if m.schema == "marts"]
+
+
+def _at(day: str, hour: float) -> dt.datetime:
+    return dt.datetime.fromisoformat(day) + T(hours=hour)
+
+
+def _landing(root: Path) -> tuple[Path, list[str]]:
+    from trackplan.demo.generate import generate
+
+    landing = root / "landing"
+    generate(landing, days=6, users=120, seed=18, bug_rate=0.01)
+    days = landed_partitions(landing)
+    d0, d1, d2, d3, d4 = days[:5]
+    late = lambda day, hour, **kw: ev(received_at=_at(d3, 10), at=_at(day, hour), **kw)
+    # two persons of earlier days: a device browsing anonymously (d0), a user on another device (d1)
+    write_lines(
+        landing,
+        d0,
+        "x-anon.jsonl",
+        [ev("page", None, anon="x-dev-a", at=_at(d0, 9 + i / 10), props={"path": f"/p{i}"}) for i in range(4)],
+    )
+    write_lines(
+        landing,
+        d1,
+        "x-user.jsonl",
+        [
+            ev("identify", None, user="x-user-b", anon="x-dev-b", at=_at(d1, 14), traits={"plan": "free"}),
+            ev(user="x-user-b", anon="x-dev-b", at=_at(d1, 14.2)),
+            ev("page", None, anon="x-dev-b", at=_at(d1, 20), props={"path": "/late-gap"}),
+            ev(
+                "page",
+                None,
+                anon="x-dev-c",
+                user="x-user-c",
+                at=_at(d1, 8),
+                props={"path": "/c"},
+                context={"library": {"name": "test"}, "sessionId": "x-client-1"},
+            ),
+        ],
+    )
+    resent = ev(user="x-user-b", anon="x-dev-b", at=_at(d2, 11), mid="x-resent")
+    write_lines(landing, d2, "x-day2.jsonl", [resent])
+    # d3: the merge (x-dev-a is x-user-b: both earlier persons become one) and late events for d1
+    write_lines(
+        landing,
+        d3,
+        "x-merge.jsonl",
+        [
+            ev("identify", None, user="x-user-b", anon="x-dev-a", at=_at(d3, 9), traits={"plan": "free"}),
+            late(d1, 14.4, user="x-user-b", anon="x-dev-b"),  # inside the old 14:00 session of d1
+            late(d1, 17, event="Signed In", user="x-user-b", anon="x-dev-b"),  # between two old sessions
+            late(
+                d1,
+                7,
+                type="page",
+                event=None,
+                anon="x-dev-c",
+                user="x-user-c",
+                props={"path": "/c2"},
+                context={"library": {"name": "test"}, "sessionId": "x-client-1"},
+            ),
+        ],
+    )
+    # d4: the message of d2 sent again (a duplicate within the lookback)
+    write_lines(landing, d4, "x-resent.jsonl", [{**resent, "receivedAt": iso(_at(d4, 1))}])
+    return landing, days
+
+
+def _marts(con, plan, plan_dir=None, python: bool = True) -> list[str]:
+    """Every mart: as its asset builds it (plan_dir given: a kept per-person part where there is one),
+    or straight from its SQL (the full run)."""
+    set_plan_variables(con, plan)
+    modes = []
+    for m in MARTS:
+        if plan_dir and m.table in PERSON_PARTS:
+            modes.append(person_marts.build(con, m.table, m.sql, str(m.path), plan_dir)["mode"])
+        else:
+            con.execute(f"create or replace table {m.table} as {m.sql}").fetchall()
+    todo = load_python_models() if python else []
+    while todo:  # in the order of their depends_on
+        ready = [m for m in todo if all(f"{s}.{t}" not in {x.table for x in todo} for s, t in m.upstream())]
+        assert ready, [m.table for m in todo]
+        for m in ready:
+            write_frame(con, m.table, importlib.import_module(m.module).build(con, plan))
+        todo = [m for m in todo if m not in ready]
+    return modes
+
+
+def _tables(con) -> list[str]:
+    rows = con.execute(
+        "select table_schema || '.' || table_name from information_schema.tables "
+        "where table_schema in ('stitch', 'staging', 'marts') and table_type = 'BASE TABLE' order by 1"
+    ).fetchall()
+    caches = {cache_table(t) for t in PERSON_PARTS}
+    return [r[0] for r in rows if r[0] not in STATE_TABLES and r[0] not in caches]
+
+
+def _rows(con, table: str) -> list[tuple]:
+    cols = [r[0] for r in con.execute(f"describe {table}").fetchall() if r[0] != "loaded_at"]
+    return con.execute(
+        f"select {', '.join(map(repr, cols)).replace(chr(39), chr(34))} from {table} order by all"
+    ).fetchall()
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def _assert_equal(inc, full, table: str) -> None:
+    got, want = _rows(inc, table), _rows(full, table)
+    assert len(got) == len(want), f"{table}: {len(got)} rows incrementally, {len(want)} in a full run"
+    for g, w in zip(got, want, strict=True):
+        assert all(_same(x, y) for x, y in zip(g, w, strict=True)), f"{table}:\n  incremental {g}\n  full        {w}"
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("incremental")
+    landing, days = _landing(root)
+    plan, plan_dir = load_plan(), default_plan_dir()
+    inc = connect(root / "inc.duckdb")
+    write_plan_tables(inc, plan)
+    modes = []
+
+    def daily(day: str) -> None:
+        ingest_partitions(inc, plan, landing, [day])
+        s = stitch(inc, plan, plan_dir)
+        set_plan_variables(inc, plan)
+        sessions = build_sessions(inc, SESSIONS, plan_dir)["mode"]
+        modes.append((day, s["mode"], sessions, *_marts(inc, plan, plan_dir, python=False)))
+
+    for day in days:
+        daily(day)
+    # a day run again with one more file: rows of an old partition removed and added
+    d2 = days[2]
+    write_lines(landing, d2, "x-again.jsonl", [ev(user="x-user-b", anon="x-dev-b", at=_at(d2, 11.2))])
+    daily(d2)
+    _marts(inc, plan, plan_dir)
+
+    full = connect(root / "full.duckdb")
+    write_plan_tables(full, plan)
+    ingest_partitions(full, plan, landing, landed_partitions(landing))
+    build_identity(full, plan)
+    set_plan_variables(full, plan)
+    full.execute(f"create or replace table staging.sessions as {SESSIONS}").fetchall()
+    _marts(full, plan)
+    yield inc, full, modes, days, landing
+    inc.close()
+    full.close()
+
+
+def test_daily_runs_were_incremental(runs):
+    _, _, modes, _, _ = runs
+    assert modes[0][1:] == ("full", "full", "full")  # an empty warehouse: nothing to build on
+    assert all(m[1:] == ("incremental", "incremental", "incremental") for m in modes[1:]), modes
+
+
+def test_the_scenarios_reached_the_warehouse(runs):
+    inc, _, _, _, _ = runs
+    pid = lambda kind, v: inc.execute(
+        "select person_id from stitch.persons where identifier_kind = ? and identifier = ?", [kind, v]
+    ).fetchall()
+    # the merge reached back: the d0 device's events carry the user's person_id
+    assert pid("anonymous_id", "x-dev-a") == pid("user_id", "x-user-b") != []
+    assert inc.execute(
+        "select count(distinct person_id), count(*) from stitch.events where anonymous_id = 'x-dev-a'"
+    ).fetchall()[0] == (1, 5)
+    assert inc.execute("select count(*) from ingest.events where message_id = 'x-resent'").fetchall()[0][0] == 1
+    # the late client-session event (7:00) opened the client session an hour earlier than it was
+    assert (
+        inc.execute("select started_at from staging.sessions where client_session_id = 'x-client-1'")
+        .fetchall()[0][0]
+        .hour
+        == 7
+    )
+
+
+def test_incremental_equals_full(runs):
+    inc, full, _, _, _ = runs
+    tables = _tables(full)
+    assert _tables(inc) == tables and len(tables) >= 15
+    # every layer has rows to compare (a funnel nobody entered would compare nothing)
+    for table in ("stitch.identity_graph", "staging.sessions", "marts.retention", "marts.activation_cohorts"):
+        assert inc.execute(f"select count(*) from {table}").fetchall()[0][0] > 0, table
+    assert inc.execute("select sum(persons) from marts.funnel_conversion").fetchall()[0][0] > 0
+    _assert_equal(inc, full, "ingest.events")  # the same input, or the comparison below would be moot
+    layer = {"stitch": 0, "staging": 1, "marts": 2}
+    for table in sorted(tables, key=lambda t: (layer[t.split(".")[0]], t)):  # upstream first: the first difference
+        _assert_equal(inc, full, table)
+    for table, cte in PERSON_PARTS.items():  # the kept per-person part, as a full build computes it
+        person_sql, _ = person_marts.split(SQL[table].sql, cte, table)
+        full.execute(f"create or replace table {cache_table(table)} as {person_sql}").fetchall()
+        _assert_equal(inc, full, cache_table(table))
+
+
+def test_a_changed_plan_a_full_refresh_or_a_missed_run_rebuild_whole(runs, tmp_path):
+    _, _, _, days, landing = runs
+    plan = load_plan()
+    plan_dir = tmp_path / "plan"
+    shutil.copytree(default_plan_dir(), plan_dir)
+    con = connect(tmp_path / "w.duckdb")
+
+    def run(day=None, **kw):
+        if day:
+            ingest_partitions(con, plan, landing, [day])
+        s = stitch(con, plan, plan_dir, **kw)
+        set_plan_variables(con, plan)
+        return s["mode"], build_sessions(con, SESSIONS, plan_dir, **kw)["mode"], s["why"]
+
+    try:
+        assert run(days[0])[:2] == ("full", "full")
+        before = _rows(con, "staging.sessions")
+        assert run()[:2] == ("unchanged", "incremental") and _rows(con, "staging.sessions") == before
+        assert run(days[1])[:2] == ("incremental", "incremental")
+        with (plan_dir / "identity.yaml").open("a") as f:
+            f.write("# a comment is a change too\n")
+        mode = run(days[2])
+        assert mode[:2] == ("full", "full") and "plan" in mode[2]
+        assert run(full_refresh=True)[:2] == ("full", "full")
+        ingest_partitions(con, plan, landing, [days[3]])
+        stitch(con, plan, plan_dir)  # a run whose sessions step did not happen (failed, or killed)
+        assert run(days[4])[:2] == ("incremental", "full")
+    finally:
+        con.close()
+
+
+def test_run_has_full_refresh():
+    from typer.testing import CliRunner
+
+    from trackplan.cli import app
+
+    out = CliRunner().invoke(app, ["run", "--help"])
+    assert out.exit_code == 0 and "--full-refresh" in out.output and "--full" in out.output

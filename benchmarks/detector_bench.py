@@ -13,7 +13,9 @@ once (support.warehouse.load_landing); then quality.daily_metrics is built by th
   - incidents: per magnitude (small, medium, large) one variant where every kind is planted on its
     own randomly drawn event (or property), all starting on one random day 5 to 8 days before the
     end (quality_checks.planted). Recall: an alert from the kind's detectors on the planted
-    event/property on or after that day; delay: days from the planted day to the first such alert.
+    event/property on or after that day; delay: days from the planted day to the first such alert;
+  - the recall target's own sample ("drop50 busy"): a 50% drop planted at once on every event of
+    >= 100 a day, each from its own random day 5 to 8 days before the end (~2.4 per run).
 Targets (issue 22): clean <= 1 false alert per 10,000 series-days; recall >= 95% for a 50% volume drop
 of an event with >= 100 events/day, a silent event, and a type change reaching 20% of values.
 Nothing here is tuned to a seed: seeds are 1..N for every size.

@@ -102,7 +102,7 @@ class QualitySettings(BaseModel):
     # (a run in the middle of a day would see its volume "drop"; issue 22)
     partial_day_grace_minutes: float = Field(default=60.0, ge=0)
     # counts: the longest run of days whose total the run test judges (MetricTuning.run_sensitivity;
-    # 1: no run test)
+    # 1: neither sustained-drop test, the per-person one included)
     drop_run_days: int = Field(default=3, ge=1, le=7)
     # a new JSON type reaching this share of a property's values (under 1% before, and at least 3
     # values that day) is a type change. 0.05: a change reaching 20% of values shows as 20% +- a few

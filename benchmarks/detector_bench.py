@@ -13,7 +13,9 @@ once (support.warehouse.load_landing); then quality.daily_metrics is built by th
   - incidents: per magnitude (small, medium, large) one variant where every kind is planted on its
     own randomly drawn event (or property), all starting on one random day 5 to 8 days before the
     end (quality_checks.planted). Recall: an alert from the kind's detectors on the planted
-    event/property on or after that day; delay: days from the planted day to the first such alert.
+    event/property on or after that day; delay: days from the planted day to the first such alert;
+  - the recall target's own sample ("drop50 busy"): a 50% drop planted at once on every event of
+    >= 100 a day, each from its own random day 5 to 8 days before the end (~2.4 per run).
 Targets (issue 22): clean <= 1 false alert per 10,000 series-days; recall >= 95% for a 50% volume drop
 of an event with >= 100 events/day, a silent event, and a type change reaching 20% of values.
 Nothing here is tuned to a seed: seeds are 1..N for every size.
@@ -40,7 +42,17 @@ sys.path[:0] = [
 
 from quality_checks.detectors import detect
 from quality_checks.metrics import build_daily_metrics, last_seen
-from quality_checks.planted import DETECTORS, LEVELS, caught, choose, plant, restore, snapshot, sunset_plan
+from quality_checks.planted import (
+    DETECTORS,
+    LEVELS,
+    Planted,
+    caught,
+    choose,
+    plant,
+    restore,
+    snapshot,
+    sunset_plan,
+)
 from tracking_plan.quality_settings import QualitySettings, settings_for
 
 UNITS = {
@@ -55,6 +67,23 @@ UNITS = {
     "sunset": "{:.0%} still sent",
 }
 SERIES_METRICS = ("volume", "persons", "null_rate", "quarantine_share", "lag_p95_seconds")
+TARGET_LEVEL = "drop50 busy"  # the variant with a 50% drop on every event of >= 100 a day
+DROP_TARGET = 0.5
+
+
+def _pre_volume(m: pd.DataFrame, before) -> pd.Series:
+    v = m[(m["metric"] == "volume") & (pd.to_datetime(m["day"]) < pd.Timestamp(before))]
+    return v.groupby("event_name")["value"].median()
+
+
+def busy_events(m: pd.DataFrame, plan, before) -> list[str]:
+    """Events of the plan with a median of >= 100 a day before `before` (sorted: deterministic)."""
+    v = _pre_volume(m, before)
+    return sorted(e for e, x in v.items() if x >= 100 and e in plan.events)
+
+
+def busy_volume(m: pd.DataFrame, event: str, before) -> float:
+    return float(_pre_volume(m, before).get(event, 0.0))
 
 
 def generator():
@@ -110,6 +139,17 @@ def build(users: int, seed: int, days: int, tmp: Path, plan, levels) -> dict:
             plant(con, inc, plan)
         p = sunset_plan(plan, incs)
         case["variants"].append((level, incs, p, metrics(p)))
+    # the recall target's own sample: a 50% drop planted on every event of >= 100 a day at once
+    # (each its own series, each from its own random day 5 to 8 days before the end); one variant
+    # per case gives ~3x the busy drops the levels give, at the cost of one more metrics build
+    restore(con)
+    drops = []
+    for ev in busy_events(m, plan, pd.Timestamp(cal[-1]) - pd.Timedelta(days=8)):
+        start = (pd.Timestamp(cal[-1]) - pd.Timedelta(days=int(rng.integers(5, 9)))).date()
+        inc = Planted("volume_drop", ev, start, DROP_TARGET, facts={"daily_volume": busy_volume(m, ev, start)})
+        plant(con, inc, plan)
+        drops.append(inc)
+    case["variants"].append((TARGET_LEVEL, drops, plan, metrics()))
     con.close()
     return case
 
@@ -215,6 +255,24 @@ def report(runs: list[dict], s: QualitySettings) -> None:
                     f"{(max(delays) if delays else float('nan')):>5}  "
                     + ", ".join(f"{k} {v}" for k, v in sorted(fired.items(), key=lambda x: -x[1]))
                 )
+    tgt = inc[inc["level"] == TARGET_LEVEL]
+    if not tgt.empty:
+        from scipy.stats import beta
+
+        k, n = int(tgt["caught"].sum()), len(tgt)
+        lo = beta.ppf(0.05, k, n - k + 1) if k else 0.0  # one-sided 95% (Clopper-Pearson)
+        delays = list(tgt[tgt["caught"]]["delay"])
+        print(
+            f"\n== recall target: a {DROP_TARGET:.0%} drop on every event of >= 100/day "
+            f"(own variant, own start day 5-8 days before the end) ==\n"
+            f"  caught {k} of {n} = {k / n:.1%} (95% lower bound {lo:.1%}; target >= 95%); "
+            f"delay: " + ", ".join(f"{d} d: {sum(x == d for x in delays)}" for d in sorted(set(delays)))
+        )
+        by = tgt.groupby("event").agg(n=("caught", "size"), caught=("caught", "sum"), volume=("daily_volume", "median"))
+        for ev, row in by.iterrows():
+            print(f"    {ev:<24} ~{row['volume']:>5.0f}/day  {int(row['caught'])}/{int(row['n'])}")
+        for _, x in tgt[~tgt["caught"]].head(10).iterrows():
+            print(f"    missed: {x['event']} (~{x['daily_volume']:.0f}/day, users {x['users']}, seed {x['seed']})")
     missed = inc[~inc["caught"] & (inc["level"] == "large")]
     for _, x in missed.head(10).iterrows():
         print(

@@ -118,6 +118,11 @@ def _scored_series(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complet
             seasonal_weeks=s.seasonal_weeks,
             min_seasonal_points=s.min_seasonal_points,
             min_daytype_points=s.min_daytype_points,
+            run_days=s.drop_run_days,
+            run_sensitivity=[t.run_sensitivity for t in tun],
+            run_min_relative_change=[
+                t.min_relative_change if t.run_min_relative_change is None else t.run_min_relative_change for t in tun
+            ],
         )
         yield metric, p.index, vals, r
 
@@ -130,7 +135,22 @@ def series_anomalies(
         for i, d in zip(*np.nonzero(r.flagged)):
             ev, prop, dim = index[i]
             obs, exp = vals[i, d], r.expected[i, d]
+            low, high = r.low[i, d], r.high[i, d]
             where = f" of {prop}" if prop else ""
+            msg = f"{ev}: {metric}{where} {obs:.4g} outside [{low:.4g}, {high:.4g}]"
+            k = 0 if r.run_days is None else int(r.run_days[i, d])
+            if k:  # a sustained drop: the run's total against its expected total (no upper end)
+                obs, exp, low, high = r.run_observed[i, d], r.run_expected[i, d], r.run_low[i, d], np.nan
+                first = pd.Timestamp(cal[d - k + 1]).date()
+                span = f"on {first}" if k == 1 else f"in the {k} days from {first}"
+                ppl = np.nan if r.run_persons is None else r.run_persons[i, d]
+                why = (
+                    f"expected {exp:.4g}: a sustained drop"
+                    if np.isnan(ppl)
+                    else f"expected {exp:.4g} from {ppl:.0f} persons at their usual {exp / ppl:.3g} each: "
+                    "fewer events per person"
+                )
+                msg = f"{ev}: {metric}{where} {obs:.4g} {span}, below {low:.4g} ({why})"
             out.append(
                 {
                     "day": cal[d],
@@ -140,12 +160,12 @@ def series_anomalies(
                     "dimension": dim,
                     "observed": obs,
                     "expected": exp,
-                    "expected_low": r.low[i, d],
-                    "expected_high": r.high[i, d],
+                    "expected_low": low,
+                    "expected_high": high,
                     "score": r.score[i, d],
                     "direction": "up" if obs > exp else "down",
                     "detector": metric,
-                    "message": f"{ev}: {metric}{where} {obs:.4g} outside [{r.low[i, d]:.4g}, {r.high[i, d]:.4g}]",
+                    "message": msg,
                 }
             )
     return out

@@ -15,7 +15,16 @@ What Elementary gets wrong and this does not:
   flagged only when it lies outside the model's range (issue 22: a quiet event's zero on a weekend
   is not an incident);
 - weekly seasonality: a Monday is scored against past Mondays once there are enough of them, else
-  against weekdays (or weekend days) of the window, else against all days of the window.
+  against weekdays (or weekend days) of the window, else against all days of the window;
+- sustained drops (counts, one-sided; issue 22's recall target): a halving sits about 3 of a busy
+  event's sigmas below a usual day, so one day cannot show it at a rate of false alerts anyone
+  would keep. The run test judges the total of the last 2-3 unflagged days against what was
+  expected of them before the run began (forecast from the run's first day's training, so the
+  run's own first days do not pull the expected down), and the per-person test judges a count
+  against the persons behind it (persons x their usual events each): a drop that takes a share of
+  every person's events is plain there while the count's own range, wide because a few persons
+  send many events, hides it. Each has its own threshold (`run_sensitivity`); a run that fires
+  leaves the training whole.
 """
 
 from __future__ import annotations
@@ -42,6 +51,13 @@ class Scored:
     high: np.ndarray
     score: np.ndarray
     basis: np.ndarray  # 3 same weekday, 2 same day type, 1 all days, 0 not scored
+    # counts: a flag raised by the run test (see score_matrix `run_days`): the run's length in days
+    # (0: none), its total, the total expected and the low end of the total's range
+    run_days: np.ndarray | None = None
+    run_observed: np.ndarray | None = None
+    run_expected: np.ndarray | None = None
+    run_low: np.ndarray | None = None
+    run_persons: np.ndarray | None = None  # the per-person test: the persons behind the run's days
 
 
 def _weekday(days: np.ndarray) -> np.ndarray:
@@ -113,15 +129,7 @@ def count_tails(
 
     def model(m):
         m = np.maximum(np.nan_to_num(m, nan=0.0), 1e-3)
-        u = np.maximum(np.nan_to_num(units, nan=0.0), 1e-3)
-        # compound floor: k = m / u events per sender; with a geometric-like spread of k per
-        # person, Var = m (2k - 1) (a person with 30 screens today may send 3 tomorrow)
-        var = np.maximum.reduce([(np.nan_to_num(log_scale) * (1 + m)) ** 2, m, m * (2 * m / u - 1)])
-        var = var * (1 + np.pi / (2 * np.maximum(n_points, 1)))
-        over = var > m * (1 + 1e-6)
-        r = np.where(over, m * m / np.maximum(var - m, 1e-12), 1.0)
-        p = np.where(over, m / var, 0.5)
-        return m, over, r, p
+        return nb_params(m, count_variance(m, log_scale, units, n_points))
 
     m, over, r, p = model(mu)
     p_lo = np.where(over, nbinom.cdf(x, r, p), poisson.cdf(x, m))
@@ -131,6 +139,25 @@ def count_tails(
     p_hi = np.where(over, nbinom.sf(x - 1, r, p), poisson.sf(x - 1, m))
     high = np.where(over, nbinom.isf(alpha, r, p), poisson.isf(alpha, m))
     return p_lo, p_hi, low, high
+
+
+def count_variance(m, log_scale, units, n_points) -> np.ndarray:
+    """The count model's variance around the expected `m` (see count_tails)."""
+    m = np.maximum(np.nan_to_num(m, nan=0.0), 1e-3)
+    u = np.maximum(np.nan_to_num(units, nan=0.0), 1e-3)
+    # compound floor: k = m / u events per sender; with a geometric-like spread of k per
+    # person, Var = m (2k - 1) (a person with 30 screens today may send 3 tomorrow)
+    var = np.maximum.reduce([(np.nan_to_num(log_scale) * (1 + m)) ** 2, m, m * (2 * m / u - 1)])
+    return var * (1 + np.pi / (2 * np.maximum(n_points, 1)))
+
+
+def nb_params(m, var):
+    """(m, overdispersed, r, p) of the negative binomial with mean m and variance var (Poisson
+    where var <= m: r and p are then placeholders)."""
+    over = var > m * (1 + 1e-6)
+    r = np.where(over, m * m / np.maximum(var - m, 1e-12), 1.0)
+    p = np.where(over, m / np.maximum(var, 1e-12), 0.5)
+    return m, over, r, p
 
 
 def theil_sen(h: np.ndarray, cols: np.ndarray, min_points: int = 6) -> np.ndarray:
@@ -144,6 +171,137 @@ def theil_sen(h: np.ndarray, cols: np.ndarray, min_points: int = 6) -> np.ndarra
     out = nan_quantiles(slopes, (0.5,))[0]
     enough = (~np.isnan(h)).sum(axis=1) >= min_points
     return np.where(enough, np.nan_to_num(out, nan=0.0), 0.0)
+
+
+def _forecast(
+    t, b, window, v, usable, rows, slope, weekend, seasonal_weeks, min_seasonal_points, min_daytype_points
+) -> np.ndarray:
+    """Expected count (as in score_matrix, the lower of median and mean) of day `t` from the
+    training of an earlier day (its `window`, `slope` and basis `b`), for the run test."""
+    cands = []
+    if b == 3:
+        cands.append((np.arange(t - 7, max(-1, t - 7 * seasonal_weeks - 1), -7), min_seasonal_points))
+    if b >= 2:
+        cands.append((window[weekend[window] == weekend[t]], min_daytype_points))
+    cands.append((window, 1))
+    out = np.full(rows.sum(), np.nan)
+    for cols, need in cands:
+        cols = cols[cols < window[-1] + 1]
+        if len(cols) == 0:
+            continue
+        ok = usable[np.ix_(rows, cols)]
+        h = np.where(ok, v[np.ix_(rows, cols)], np.nan) + slope[:, None] * (t - cols)[None, :]
+        med = np.expm1(nan_quantiles(h, (0.5,))[0])
+        avg = np.nanmean(np.expm1(h), axis=1)
+        out = np.where(np.isnan(out) & (ok.sum(axis=1) >= need), np.minimum(med, avg), out)
+    return out
+
+
+def _per_person_test(
+    d, ok, x, eff, v, usable, window, run_sens, min_rel, run_days, out, pp, in_run, min_history_days
+) -> np.ndarray:
+    """Counts with their persons (`eff`): the events per person of the last 1..run_days days against
+    the training's usual rate (fills out.run_*; returns the rows it flags).
+
+    A drop that takes a share of each person's events (one screen of several stops sending, a
+    client drops half its batches) leaves the persons nearly as many: the count's own range,
+    wide because a few persons send many events, hides it; given the persons seen, the count is
+    the sum of their events. Expected: persons x the usual rate (median over the training window);
+    variance: per person a geometric count of that mean (k (k - 1), the compound floor's
+    assumption), or the training's own spread of the rate when larger, plus the rate's own
+    uncertainty. Only for rates of 1.5 and more (an event sent once per person has no rate to lose)."""
+    from scipy.stats import nbinom, poisson
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ok_days = usable[:, window] & (np.nan_to_num(eff[:, window]) > 0)
+        lr = np.where(ok_days, v[:, window] - np.log(np.where(ok_days, eff[:, window], 1.0)), np.nan)
+    n = ok_days.sum(axis=1)
+    mid = nan_quantiles(lr, (0.5,))[0]
+    pp["rate"][:, d] = np.exp(mid)
+    pp["spread"][:, d] = MAD_TO_SIGMA * nan_quantiles(np.abs(lr - mid[:, None]), (0.5,))[0]
+    pp["n"][:, d] = n
+    pp["eff"][:, d] = eff[:, d]
+    pp["x"][:, d] = x
+    hit = np.zeros(len(ok), dtype=bool)
+    alpha = alpha_of(np.nan_to_num(run_sens, nan=40.0))
+    for k in range(1, run_days + 1):
+        s = d - k + 1
+        if s < 0:
+            break
+        cols = np.arange(s, d + 1)
+        prev = cols[:-1]
+        ok_k = ok & ~hit & (out.basis[:, prev] > 0).all(axis=1) & ~out.flagged[:, prev].any(axis=1)
+        ok_k &= ~in_run[:, prev].any(axis=1)
+        rate, spread, n_s = pp["rate"][:, s], pp["spread"][:, s], pp["n"][:, s]
+        e = pp["eff"][:, cols]
+        ok_k &= (n_s >= min_history_days) & (rate >= 1.5) & (np.nan_to_num(e) > 0).all(axis=1)
+        if not ok_k.any():
+            continue
+        e = np.nan_to_num(e)
+        tot_e = e.sum(axis=1)
+        tot_x = np.nansum(pp["x"][:, cols], axis=1)
+        tot_mu = rate * tot_e
+        own = np.maximum(tot_e * rate * (rate - 1), ((np.nan_to_num(spread * rate)[:, None] * e) ** 2).sum(axis=1))
+        level = (np.nan_to_num(spread) * rate * tot_e) ** 2 * np.pi / (2 * np.maximum(n_s, 1))
+        tot_var = np.maximum(own + level, tot_mu)
+        m, over, r, p = nb_params(np.maximum(tot_mu, 1e-3), tot_var)
+        p_lo = np.where(over, nbinom.cdf(tot_x, r, p), poisson.cdf(tot_x, m))
+        low = np.where(over, nbinom.ppf(alpha, r, p), poisson.ppf(alpha, m))
+        ratio = np.maximum(tot_mu, 0.5) / np.maximum(tot_x, 0.5)
+        new = ok_k & (p_lo < alpha) & (ratio - 1 > min_rel)
+        if new.any():
+            out.run_days[new, d] = k
+            out.run_observed[new, d] = tot_x[new]
+            out.run_expected[new, d] = tot_mu[new]
+            out.run_low[new, d] = low[new]
+            out.run_persons[new, d] = tot_e[new]
+            hit |= new
+    return hit
+
+
+def _run_test(
+    d, ok, run_sens, min_rel, run_days, out, fc, hist_x, hist_scale, hist_usual, hist_n, in_run
+) -> np.ndarray:
+    """The run test of score_matrix on day `d` (fills out.run_*; returns the rows it flags).
+
+    A run of k days from s = d - k + 1 is judged against the expected of its days as forecast on
+    day s (`fc[:, s, j]`, trained before the run), with the spread of day s. The variance of the
+    total: each day's own noise adds up; the uncertainty of the training level (the 1 + pi / 2n
+    part of count_variance) is shared by the run's days, so it adds as one standard deviation per
+    day, not as a variance."""
+    from scipy.stats import nbinom, poisson
+
+    hit = np.zeros(len(ok), dtype=bool)
+    alpha = alpha_of(np.nan_to_num(run_sens, nan=40.0))
+    for k in range(2, run_days + 1):
+        s = d - k + 1
+        if s < 0:
+            break
+        cols = np.arange(s, d + 1)
+        prev = cols[:-1]
+        ok_k = ok & ~hit & (out.basis[:, prev] > 0).all(axis=1) & ~out.flagged[:, prev].any(axis=1)
+        ok_k &= ~in_run[:, prev].any(axis=1)
+        mu = fc[:, s, :k]
+        ok_k &= ~np.isnan(mu).any(axis=1)
+        if not ok_k.any():
+            continue
+        n_pts, c = hist_n[:, s, None], np.pi / (2 * np.maximum(hist_n[:, s, None], 1))
+        var = count_variance(mu, hist_scale[:, s, None], hist_usual[:, s, None], n_pts)
+        tot_x = np.nansum(hist_x[:, cols], axis=1)
+        tot_mu = np.nansum(np.maximum(np.nan_to_num(mu), 1e-3), axis=1)
+        tot_var = np.nansum(var / (1 + c), axis=1) + np.nansum(np.sqrt(var * c / (1 + c)), axis=1) ** 2
+        m, over, r, p = nb_params(np.maximum(tot_mu, 1e-3), np.maximum(tot_var, tot_mu))
+        p_lo = np.where(over, nbinom.cdf(tot_x, r, p), poisson.cdf(tot_x, m))
+        low = np.where(over, nbinom.ppf(alpha, r, p), poisson.ppf(alpha, m))
+        ratio = np.maximum(tot_mu, 0.5) / np.maximum(tot_x, 0.5)
+        new = ok_k & (p_lo < alpha) & (ratio - 1 > min_rel)
+        if new.any():
+            out.run_days[new, d] = k
+            out.run_observed[new, d] = tot_x[new]
+            out.run_expected[new, d] = tot_mu[new]
+            out.run_low[new, d] = low[new]
+            hit |= new
+    return hit
 
 
 def _per_series(x, n) -> np.ndarray:
@@ -173,6 +331,9 @@ def score_matrix(
     min_trend_points: int = 6,
     max_trend: float = 0.05,
     effective: np.ndarray | None = None,
+    run_days: int = 1,
+    run_sensitivity=None,
+    run_min_relative_change=None,
 ) -> Scored:
     """Score every day of every series against its own past.
 
@@ -181,7 +342,15 @@ def score_matrix(
     or "level" (no floor beyond the MAD). min_count: a share of fewer than this many lines is not scored.
     effective (counts): the independent units behind each count (distinct persons): events of one
     person move together, so the noise floor and `min_expected` are on these when given.
-    min_expected (counts): the usual effective count (persons) below which nothing is flagged. For counts min_relative_change is a ratio either way (1.0: doubling or halving). direction, sensitivity and the minimum changes are scalars
+    min_expected (counts): the usual effective count (persons) below which nothing is flagged.
+    run_days, run_sensitivity (counts): the run test, a one-sided test of sustained drops. The total
+    of the last 2..`run_days` days, none of them flagged, is judged against the sum of those days'
+    expected counts: a drop the single day cannot show (a halving sits about 3 of its sigmas below
+    a usual day) shows in the total of two or three days (the noise of a sum grows as the square
+    root of its days, the drop as its days). Flagged when the total's lower tail is below that of
+    a normal z of `run_sensitivity` (per series; None or NaN: off) and it is below its expected by
+    `min_relative_change` (the ratio). The alert is on the run's last day; the whole run leaves
+    the training, so the expected of the days after it does not follow the drop down. For counts min_relative_change is a ratio either way (1.0: doubling or halving). direction, sensitivity and the minimum changes are scalars
     or one value per series.
     """
     raw = np.asarray(values, dtype=float)
@@ -227,6 +396,19 @@ def score_matrix(
     usable = ~np.isnan(v)  # training mask: drops NaNs now, flagged points as they are found
     out = Scored(*(np.full((s_n, d_n), np.nan) for _ in range(5)), basis=np.zeros((s_n, d_n), dtype=np.int8))
     out.flagged = np.zeros((s_n, d_n), dtype=bool)
+    run_sens = np.array(
+        [np.nan if x is None else float(x) for x in np.broadcast_to(np.asarray(run_sensitivity, dtype=object), (s_n,))]
+    )
+    run_on = (kind == "count") & (run_days >= 2) & ~np.isnan(run_sens)
+    run_rel = min_rel if run_min_relative_change is None else _per_series(run_min_relative_change, s_n)
+    if run_on.any():
+        out.run_days = np.zeros((s_n, d_n), dtype=np.int8)
+        out.run_observed, out.run_expected, out.run_low = (np.full((s_n, d_n), np.nan) for _ in range(3))
+        hist_x, hist_scale, hist_usual, hist_n = (np.full((s_n, d_n), np.nan) for _ in range(4))
+        fc = np.full((s_n, d_n, run_days), np.nan)  # [series, day, j]: expected of day + j, trained before day
+        in_run = np.zeros((s_n, d_n), dtype=bool)  # days an earlier run alert already spoke for
+        out.run_persons = np.full((s_n, d_n), np.nan)
+        pp = {k: np.full((s_n, d_n), np.nan) for k in ("rate", "spread", "n", "eff", "x")}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows are expected on cold start
         for d in range(d_n):
@@ -267,12 +449,32 @@ def score_matrix(
                     # past Mondays: move every training point to day d along its robust slope
                     # at most 5% a day either way: a slope is extrapolated up to four weeks, and a
                     # steeper one is an incident or a launch, not a trend to follow
-                    slope = np.clip(theil_sen(hs, spread_cols, min_trend_points), -max_trend, max_trend)
+                    sl = theil_sen(hs, spread_cols, min_trend_points)
+                    slope = np.clip(sl, -max_trend, max_trend)
                     h = h + slope[:, None] * (d - cols)[None, :]
                     hs = hs + slope[:, None] * (d - spread_cols)[None, :]
                 med[rows] = nan_quantiles(h, (0.5,))[0]
                 if kind == "count":
                     avg[rows] = np.log1p(np.nanmean(np.expm1(h), axis=1))
+                if run_on.any() and kind == "count":
+                    # the run test's expected of the next days, from this day's training: a run is
+                    # judged against what was expected before it began, not against a level that
+                    # its own first days have already pulled down
+                    sl_ = slope if trend else np.zeros(rows.sum())
+                    for j in range(1, min(run_days, d_n - d)):
+                        fc[rows, d, j] = _forecast(
+                            d + j,
+                            b,
+                            window,
+                            v,
+                            usable,
+                            rows,
+                            sl_,
+                            weekend,
+                            seasonal_weeks,
+                            min_seasonal_points,
+                            min_daytype_points,
+                        )
                 # the spread comes from the larger same-day-type set: 3 or 4 past Mondays give the
                 # level, but their MAD alone would understate the noise
                 if b == 3 and len(spread_cols) >= min_daytype_points:
@@ -343,6 +545,33 @@ def score_matrix(
                     & (np.abs(diff_o) > min_abs)
                     & big_enough
                 )
+                if run_on.any():
+                    fc[:, d, 0] = np.where(basis > 0, np.minimum(med_o, avg_o), np.nan)
+                    hist_x[:, d] = np.where(basis > 0, x_o, np.nan)
+                    hist_scale[:, d], hist_usual[:, d], hist_n[:, d] = scale, usual, n_pts
+                    ok = run_on & (basis > 0) & ~flag & (dir_code != 1) & big_enough
+                    run_hit = _run_test(
+                        d, ok, run_sens, run_rel, run_days, out, fc, hist_x, hist_scale, hist_usual, hist_n, in_run
+                    )
+                    flag = flag | run_hit
+                    if eff is not None:
+                        pp_hit = _per_person_test(
+                            d,
+                            ok & ~run_hit,
+                            x_o,
+                            eff,
+                            v,
+                            usable,
+                            window,
+                            run_sens,
+                            run_rel,
+                            run_days,
+                            out,
+                            pp,
+                            in_run,
+                            min_history_days,
+                        )
+                        flag = flag | pp_hit
                 low, high = np.minimum(low, med_o / (1 + min_rel)), np.maximum(high, med_o * (1 + min_rise))
                 low, high = np.minimum(low, med_o - min_abs), np.maximum(high, med_o + min_abs)
                 med = med_o
@@ -364,4 +593,10 @@ def score_matrix(
             out.basis[:, d] = basis
             out.flagged[:, d] = flag
             usable[flag, d] = False  # a past anomaly never trains the band again
+            if run_on.any():  # nor does any day of a run that raised an alert
+                for k in range(2, run_days + 1):
+                    rows = out.run_days[:, d] == k
+                    if rows.any():
+                        usable[np.ix_(rows, np.arange(d - k + 1, d + 1))] = False
+                        in_run[np.ix_(rows, np.arange(d - k + 1, d + 1))] = True
     return out

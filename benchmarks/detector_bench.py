@@ -290,6 +290,12 @@ def main() -> None:
         help="generator users, comma-separated; USERS:N runs that size on seeds 1..N only",
     )
     ap.add_argument("--seeds", type=int, default=6, help="seeds 1..N for every size without its own N")
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=1,
+        help="start the seeds here: a held-out check of settings tuned on seeds 1..N uses seeds N+1..",
+    )
     ap.add_argument("--days", type=int, default=35)
     ap.add_argument("--dump", type=Path, help="also write every run's alerts and incidents here (JSON)")
     ap.add_argument(
@@ -312,7 +318,7 @@ def main() -> None:
     runs = []
     t0 = time.perf_counter()
     for users, seeds in plan_sizes:
-        for seed in range(1, seeds + 1):
+        for seed in range(a.first_seed, a.first_seed + seeds):
             t = time.perf_counter()
             cached = a.cache / f"u{users}-s{seed}-d{a.days}.pkl" if a.cache else None
             if cached and cached.exists():

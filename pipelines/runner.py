@@ -25,7 +25,9 @@ def _warm_imports() -> None:
     """Import Great Expectations in the background: its ~4 s import then overlaps the ingest's
     DuckDB work (which releases the GIL) instead of adding to the run when the quality checks start."""
     try:
-        import great_expectations  # noqa: F401
+        from quality_checks.gx_import import import_gx
+
+        import_gx()
     except ImportError:  # pragma: no cover - GX is a dependency; the checks report it if it is gone
         pass
 

@@ -8,7 +8,6 @@ touches DuckDB and its SQL datasource defects do not apply. Data Docs go to `doc
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from .store import WARN, CheckOutcome
@@ -45,8 +44,9 @@ def _expectations(gx) -> list:
 
 def run_gx_suite(df, docs_dir: Path | str | None = None) -> CheckOutcome:
     """Validate the metrics frame; write Data Docs under `docs_dir` when given."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage statistics calls (no network)
-    import great_expectations as gx
+    from .gx_import import import_gx
+
+    gx = import_gx()  # no usage statistics calls (no network); safe under `python -c` with pyspark installed
 
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
     if docs_dir is not None:

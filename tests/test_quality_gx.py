@@ -32,3 +32,27 @@ def test_gx_suite_passes_and_fails(tmp_path):
     kinds = {f["expectation"] for f in out.metadata["failures"]}
     assert kinds == {"expect_column_values_to_be_between", "expect_column_values_to_be_in_set"}
     assert any("1.7" in f["sample"] for f in out.metadata["failures"])
+
+
+def test_gx_suite_runs_under_python_c_with_pyspark_installed():
+    """`python -c` (like an xdist worker) has a __main__ without __spec__ or __file__: pyspark's connect
+    module, which GX imports when pyspark is installed, took that for its doctest runner and called
+    sys.exit(0) in the middle of a run's quality checks."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from test_quality_gx import _metrics;"
+        "from quality_checks.gx_suite import run_gx_suite;"
+        "print('gx passed', run_gx_suite(_metrics()).passed)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0 and "gx passed True" in out.stdout, out.stderr[-2000:]

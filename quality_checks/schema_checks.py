@@ -15,9 +15,10 @@ SAMPLE_SEED = 42  # the same sample on a re-run: a failure reproduces
 def run_schema_check(con, spec, sample_rows: int = 50_000) -> CheckOutcome:
     """Validate `spec.table` with its generated Pandera schema; failure cases become metadata."""
     import pandas as pd
-    import pandera.pandas as pa
 
-    from schemas.pandera_models import ddl_columns, pandera_schema
+    from schemas.pandera_models import ddl_columns, import_pandera, pandera_schema
+
+    pa = import_pandera()
 
     n = con.execute(f"select count(*) from {spec.table}").fetchall()[0][0]
     sampled = not spec.small and n > sample_rows

@@ -92,9 +92,20 @@ def table_specs(plan) -> dict[str, TableSpec]:
     return specs
 
 
+def import_pandera():
+    """`pandera.pandas`; with pyspark installed (the Spark path), pandera imports pyspark.pandas, which
+    warns on every run that it does not support pandas 3: trackplan never uses pandas-on-Spark."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
+        import pandera.pandas as pa
+    return pa
+
+
 def pandera_schema(spec: TableSpec):
     """The pandera DataFrameSchema of a table spec (columns required; types are checked in SQL)."""
-    import pandera.pandas as pa
+    pa = import_pandera()
 
     cols = {}
     for name, c in spec.columns.items():

@@ -225,13 +225,9 @@ def _per_person_test(
     hit = np.zeros(len(ok), dtype=bool)
     alpha = alpha_of(np.nan_to_num(run_sens, nan=40.0))
     for k in range(1, run_days + 1):
-        s = d - k + 1
-        if s < 0:
+        if d - k + 1 < 0:
             break
-        cols = np.arange(s, d + 1)
-        prev = cols[:-1]
-        ok_k = ok & ~hit & (out.basis[:, prev] > 0).all(axis=1) & ~out.flagged[:, prev].any(axis=1)
-        ok_k &= ~in_run[:, prev].any(axis=1)
+        s, cols, ok_k = _run_window(d, k, ok, hit, out, in_run)
         rate, spread, n_s = pp["rate"][:, s], pp["spread"][:, s], pp["n"][:, s]
         e = pp["eff"][:, cols]
         ok_k &= (n_s >= min_history_days) & (rate >= 1.5) & (np.nan_to_num(e) > 0).all(axis=1)
@@ -259,6 +255,16 @@ def _per_person_test(
     return hit
 
 
+def _run_window(d, k, ok, hit, out, in_run) -> tuple[int, np.ndarray, np.ndarray]:
+    """The k-day run ending on day `d` (both sustained-drop tests): its first day, its days, and the
+    rows it may judge: not flagged yet, every earlier day of the run scored, unflagged and in no run."""
+    s = d - k + 1
+    cols = np.arange(s, d + 1)
+    prev = cols[:-1]
+    ok_k = ok & ~hit & (out.basis[:, prev] > 0).all(axis=1) & ~out.flagged[:, prev].any(axis=1)
+    return s, cols, ok_k & ~in_run[:, prev].any(axis=1)
+
+
 def _run_test(
     d, ok, run_sens, min_rel, run_days, out, fc, hist_x, hist_scale, hist_usual, hist_n, in_run
 ) -> np.ndarray:
@@ -274,13 +280,9 @@ def _run_test(
     hit = np.zeros(len(ok), dtype=bool)
     alpha = alpha_of(np.nan_to_num(run_sens, nan=40.0))
     for k in range(2, run_days + 1):
-        s = d - k + 1
-        if s < 0:
+        if d - k + 1 < 0:
             break
-        cols = np.arange(s, d + 1)
-        prev = cols[:-1]
-        ok_k = ok & ~hit & (out.basis[:, prev] > 0).all(axis=1) & ~out.flagged[:, prev].any(axis=1)
-        ok_k &= ~in_run[:, prev].any(axis=1)
+        s, cols, ok_k = _run_window(d, k, ok, hit, out, in_run)
         mu = fc[:, s, :k]
         ok_k &= ~np.isnan(mu).any(axis=1)
         if not ok_k.any():

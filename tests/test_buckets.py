@@ -16,14 +16,14 @@ import uuid
 
 import orjson
 import pytest
-from support.pipeline import BASE, ev, iso, plan, query
+from support.pipeline import BASE, ev, ingest_all, iso, query
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
 sdk = pytest.importorskip("snowplow_analytics_sdk.event_transformer")
 
-from pipelines.ingest.load import changed_partitions, ingest_partitions
+from pipelines.ingest.load import ingest_partitions
 from pipelines.warehouse import connect
 from tracking_plan.landing import LandingError, scan
 
@@ -63,18 +63,6 @@ def s3(s3_endpoint, monkeypatch, tmp_path):
 def put(client, bucket: str, key: str, lines: list, gz: bool = True) -> str:
     body = b"".join((orjson.dumps(x) if isinstance(x, dict) else x.encode()) + b"\n" for x in lines)
     return client.put_object(Bucket=bucket, Key=key, Body=gzip.compress(body) if gz else body)["ETag"]
-
-
-def ingest_all(wh, landing: str, layout: str | None = None, only_changed: bool = False):
-    con = connect(wh)
-    try:
-        entries = scan(landing, layout)
-        days = (
-            changed_partitions(con, entries) if only_changed else sorted({e.partition for e in entries if e.partition})
-        )
-        return days, ingest_partitions(con, plan(), landing, days, layout=layout, scan=entries)
-    finally:
-        con.close()
 
 
 # --- Segment's S3 destination ---------------------------------------------------------------------

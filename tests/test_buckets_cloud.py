@@ -36,7 +36,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from support.pipeline import BASE, ev, plan, query
+from support.pipeline import BASE, ev, ingest_all, query
 
 # gcsfs's default GCSFileSystem asks GCS's gRPC control plane for each bucket's layout (zonal or
 # hierarchical) first; an emulator has no such endpoint and each lookup would wait 60 s for its timeout.
@@ -44,8 +44,6 @@ from support.pipeline import BASE, ev, plan, query
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
 os.environ.setdefault("NO_GCE_CHECK", "true")  # never probe a metadata server (not on loopback)
 
-from pipelines.ingest.load import changed_partitions, ingest_partitions
-from pipelines.warehouse import connect
 from tracking_plan.landing import LandingError, scan
 
 DAY = BASE.date()
@@ -243,18 +241,6 @@ def store(request, monkeypatch):
         endpoint, keys = request.getfixturevalue("gcs_server")
         return GCS(endpoint, keys, monkeypatch)
     return Azure(request.getfixturevalue("azurite"), monkeypatch)
-
-
-def ingest_all(wh, landing: str, layout: str | None = None, only_changed: bool = False):
-    con = connect(wh)
-    try:
-        entries = scan(landing, layout)
-        days = (
-            changed_partitions(con, entries) if only_changed else sorted({e.partition for e in entries if e.partition})
-        )
-        return days, ingest_partitions(con, plan(), landing, days, layout=layout, scan=entries)
-    finally:
-        con.close()
 
 
 # --- the layouts --------------------------------------------------------------------------------------

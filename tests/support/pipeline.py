@@ -124,3 +124,21 @@ def log_rows(warehouse: Path) -> list[tuple]:
         "select source_file, lines, loaded, quarantined, duplicates, consent_dropped, "
         "suppressed from ingest.ingestion_log order by all",
     )
+
+
+def ingest_all(wh, landing: str, layout: str | None = None, only_changed: bool = False):
+    """Ingest every partition of `landing` (a path or a bucket URL) into `wh`, or only those its
+    manifest says changed; returns (days, results)."""
+    from pipelines.ingest.load import changed_partitions, ingest_partitions
+    from pipelines.warehouse import connect
+    from tracking_plan.landing import scan
+
+    con = connect(wh)
+    try:
+        entries = scan(landing, layout)
+        days = (
+            changed_partitions(con, entries) if only_changed else sorted({e.partition for e in entries if e.partition})
+        )
+        return days, ingest_partitions(con, plan(), landing, days, layout=layout, scan=entries)
+    finally:
+        con.close()

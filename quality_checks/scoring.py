@@ -210,7 +210,6 @@ def _per_person_test(
     variance: per person a geometric count of that mean (k (k - 1), the compound floor's
     assumption), or the training's own spread of the rate when larger, plus the rate's own
     uncertainty. Only for rates of 1.5 and more (an event sent once per person has no rate to lose)."""
-    from scipy.stats import nbinom, poisson
 
     with np.errstate(divide="ignore", invalid="ignore"):
         ok_days = usable[:, window] & (np.nan_to_num(eff[:, window]) > 0)
@@ -239,20 +238,30 @@ def _per_person_test(
         tot_mu = rate * tot_e
         own = np.maximum(tot_e * rate * (rate - 1), ((np.nan_to_num(spread * rate)[:, None] * e) ** 2).sum(axis=1))
         level = (np.nan_to_num(spread) * rate * tot_e) ** 2 * np.pi / (2 * np.maximum(n_s, 1))
-        tot_var = np.maximum(own + level, tot_mu)
-        m, over, r, p = nb_params(np.maximum(tot_mu, 1e-3), tot_var)
-        p_lo = np.where(over, nbinom.cdf(tot_x, r, p), poisson.cdf(tot_x, m))
-        low = np.where(over, nbinom.ppf(alpha, r, p), poisson.ppf(alpha, m))
-        ratio = np.maximum(tot_mu, 0.5) / np.maximum(tot_x, 0.5)
-        new = ok_k & (p_lo < alpha) & (ratio - 1 > min_rel)
-        if new.any():
-            out.run_days[new, d] = k
-            out.run_observed[new, d] = tot_x[new]
-            out.run_expected[new, d] = tot_mu[new]
-            out.run_low[new, d] = low[new]
-            out.run_persons[new, d] = tot_e[new]
-            hit |= new
+        new = _flag_run(out, d, k, ok_k, tot_x, tot_mu, own + level, alpha, min_rel)
+        out.run_persons[new, d] = tot_e[new]
+        hit |= new
     return hit
+
+
+def _flag_run(out, d, k, ok_k, tot_x, tot_mu, tot_var, alpha, min_rel) -> np.ndarray:
+    """The judgement of both sustained-drop tests: a k-day total `tot_x` below its count model's
+    alpha tail (negative binomial with mean `tot_mu` and variance `tot_var`, Poisson when not
+    overdispersed) and more than `min_rel` below expected; records the run in out.run_* and
+    returns the rows flagged."""
+    from scipy.stats import nbinom, poisson
+
+    m, over, r, p = nb_params(np.maximum(tot_mu, 1e-3), np.maximum(tot_var, tot_mu))
+    p_lo = np.where(over, nbinom.cdf(tot_x, r, p), poisson.cdf(tot_x, m))
+    ratio = np.maximum(tot_mu, 0.5) / np.maximum(tot_x, 0.5)
+    new = ok_k & (p_lo < alpha) & (ratio - 1 > min_rel)
+    if new.any():
+        low = np.where(over, nbinom.ppf(alpha, r, p), poisson.ppf(alpha, m))
+        out.run_days[new, d] = k
+        out.run_observed[new, d] = tot_x[new]
+        out.run_expected[new, d] = tot_mu[new]
+        out.run_low[new, d] = low[new]
+    return new
 
 
 def _run_window(d, k, ok, hit, out, in_run) -> tuple[int, np.ndarray, np.ndarray]:
@@ -275,7 +284,6 @@ def _run_test(
     total: each day's own noise adds up; the uncertainty of the training level (the 1 + pi / 2n
     part of count_variance) is shared by the run's days, so it adds as one standard deviation per
     day, not as a variance."""
-    from scipy.stats import nbinom, poisson
 
     hit = np.zeros(len(ok), dtype=bool)
     alpha = alpha_of(np.nan_to_num(run_sens, nan=40.0))
@@ -292,17 +300,7 @@ def _run_test(
         tot_x = np.nansum(hist_x[:, cols], axis=1)
         tot_mu = np.nansum(np.maximum(np.nan_to_num(mu), 1e-3), axis=1)
         tot_var = np.nansum(var / (1 + c), axis=1) + np.nansum(np.sqrt(var * c / (1 + c)), axis=1) ** 2
-        m, over, r, p = nb_params(np.maximum(tot_mu, 1e-3), np.maximum(tot_var, tot_mu))
-        p_lo = np.where(over, nbinom.cdf(tot_x, r, p), poisson.cdf(tot_x, m))
-        low = np.where(over, nbinom.ppf(alpha, r, p), poisson.ppf(alpha, m))
-        ratio = np.maximum(tot_mu, 0.5) / np.maximum(tot_x, 0.5)
-        new = ok_k & (p_lo < alpha) & (ratio - 1 > min_rel)
-        if new.any():
-            out.run_days[new, d] = k
-            out.run_observed[new, d] = tot_x[new]
-            out.run_expected[new, d] = tot_mu[new]
-            out.run_low[new, d] = low[new]
-            hit |= new
+        hit |= _flag_run(out, d, k, ok_k, tot_x, tot_mu, tot_var, alpha, min_rel)
     return hit
 
 

@@ -13,7 +13,8 @@ from .quality.assets import quality_assets
 from .quality.checks import asset_checks
 from .resources import resources_from_env
 from .schedules import daily_schedule, ingest_job, landing_sensor
-from .spark.engine import engine_from_env, spark_assets, spark_checks, spark_engine_from_env
+from .spark.assets import spark_assets, spark_checks
+from .spark.engine import engine_from_env, spark_engine_from_env
 from .stitch.assets import stitch_identities
 
 # TRACKPLAN_ENGINE=spark: the Spark-backed assets (the same keys, partitions and checks) instead

@@ -129,10 +129,10 @@ def test_ingest_on_spark_equals_duckdb_on_an_adversarial_landing(spark, tmp_path
     plan = load_plan()
     lookback = plan.header.defaults.dedup_lookback_days
     T = dt.timedelta
-    day = lambda n: (BASE + T(days=n)).date().isoformat()  # noqa: E731
-    at = lambda n: BASE + T(days=n)  # noqa: E731
+    day = lambda n: (BASE + T(days=n)).date().isoformat()
+    at = lambda n: BASE + T(days=n)
     landing = tmp_path / "landing"
-    consent = lambda cat, ok: {"ip": "203.0.113.9", "consent": {"categoryPreferences": {cat: ok}}}  # noqa: E731
+    consent = lambda cat, ok: {"ip": "203.0.113.9", "consent": {"categoryPreferences": {cat: ok}}}
     invite = {"workspace_id": "ws_a", "invitee_email": "pat@example.com", "role": "admin"}
     ad = {"ad_id": "ad1", "network": "google"}
     write_lines(

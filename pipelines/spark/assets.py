@@ -169,3 +169,13 @@ def spark_downstream_assets() -> list:
         if hasattr(module, "spark_assets"):
             out.extend(module.spark_assets())
     return out
+
+
+def spark_assets() -> list:
+    """The assets the Spark engine builds: ingest here; identity stitching, sessions and the SQL marts
+    come from pipelines/spark/stitch.py and marts.py when those modules are present (the hook)."""
+    return [spark_ingest_events, *spark_downstream_assets()]
+
+
+def spark_checks() -> list:
+    return [spark_ingest_checks]

@@ -50,17 +50,3 @@ def spark_engine_from_env(root: str | None = None, master: str | None = None) ->
         root=str(root or os.environ.get("TRACKPLAN_SPARK_ROOT") or os.path.abspath("layers")),
         master=master or os.environ.get("TRACKPLAN_SPARK_MASTER") or "local[2]",
     )
-
-
-def spark_assets() -> list:
-    """The assets the Spark engine builds: ingest here; identity stitching, sessions and the SQL marts
-    come from pipelines/spark/stitch.py and marts.py when those modules are present (the hook)."""
-    from .assets import spark_downstream_assets, spark_ingest_events
-
-    return [spark_ingest_events, *spark_downstream_assets()]
-
-
-def spark_checks() -> list:
-    from .assets import spark_ingest_checks
-
-    return [spark_ingest_checks]

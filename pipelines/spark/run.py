@@ -50,7 +50,8 @@ def run_spark_pipeline(
     from .. import progress
     from ..resources import TrackingPlan
     from ..runner import QUIET, dagster_instance
-    from .engine import SparkEngine, spark_assets, spark_checks
+    from .assets import spark_assets, spark_checks
+    from .engine import SparkEngine
     from .ingest import landing_entries, read_layer
 
     engine = SparkEngine(root=root, master=master, conf=conf or {})

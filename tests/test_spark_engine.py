@@ -36,7 +36,11 @@ def test_the_spark_engine_materializes_through_dagster_like_duckdb(spark, tmp_pa
         default_plan_dir(), str(landing), root, console=Console(file=out, width=200), instance=instance
     )
     assert ok, out.getvalue()
-    assert "loaded" in out.getvalue() and "stitching, sessions and marts" in out.getvalue()
+    from pipelines.spark.assets import spark_downstream_assets
+
+    assert "loaded" in out.getvalue()
+    if not spark_downstream_assets():  # the hook: said, not silently skipped
+        assert "stitching, sessions and marts" in out.getvalue()
 
     def materialized(inst) -> dict:
         got = {}
@@ -92,3 +96,31 @@ def test_run_refuses_an_unknown_engine_in_one_line():
 
     res = CliRunner().invoke(app, ["run", "--engine", "flink"])
     assert res.exit_code == 2 and "flink: expected duckdb or spark" in res.output
+
+
+def test_the_downstream_hook_gives_the_duckdb_keys():
+    """Around a `build(spark, plan, root)` (pipelines/spark/marts.py), the hook's asset has the keys of
+    the DuckDB stitch asset and of every SQL model asset, and loads with the ingest asset."""
+    import dagster as dg
+
+    from pipelines.model_assets import model_assets
+    from pipelines.resources import TrackingPlan
+    from pipelines.spark.assets import _build_asset, spark_ingest_checks, spark_ingest_events
+    from pipelines.spark.engine import SparkEngine
+    from pipelines.stitch.assets import stitch_identities
+    from tracking_plan.loader import default_plan_dir
+
+    hook = _build_asset(lambda spark, plan, root: {"tables": {}})
+    keys = set(hook.keys)
+    sql = {k for a in model_assets() for k in a.keys if "sql" in (a.specs_by_key[k].kinds or set())}
+    assert set(stitch_identities.keys) <= keys and sql and sql <= keys
+    dg.Definitions.validate_loadable(
+        dg.Definitions(
+            assets=[spark_ingest_events, hook],
+            asset_checks=[spark_ingest_checks],
+            resources={
+                "spark_engine": SparkEngine(root="/nonexistent"),
+                "tracking_plan": TrackingPlan(plan_dir=str(default_plan_dir()), landing_dir="/nonexistent"),
+            },
+        )
+    )

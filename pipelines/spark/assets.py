@@ -157,18 +157,58 @@ def spark_ingest_checks(context: dg.AssetCheckExecutionContext, spark_engine: Sp
 
 
 def spark_downstream_assets() -> list:
-    """Identity stitching, sessions and the SQL marts on Spark, from pipelines/spark/stitch.py and
-    marts.py (another change builds them): each module's `spark_assets()` when it is there, none
-    otherwise, so `trackplan run --engine spark` runs ingest and says what it did not build."""
-    out = []
-    for mod in ("stitch", "marts"):
-        name = f"{__package__}.{mod}"
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
-        if hasattr(module, "spark_assets"):
-            out.extend(module.spark_assets())
-    return out
+    """Identity stitching, sessions and the SQL marts on Spark, from pipelines/spark/marts.py (another
+    change builds it): its own `spark_assets()` when it defines them, else one multi-asset around its
+    `build(spark, plan, root)` with the DuckDB assets' keys (stitch.*, the SQL models' tables); none when
+    the module is not there, so `trackplan run --engine spark` runs ingest and says what it did not build."""
+    name = f"{__package__}.marts"
+    if importlib.util.find_spec(name) is None:
+        return []
+    module = importlib.import_module(name)
+    if hasattr(module, "spark_assets"):
+        return list(module.spark_assets())
+    if hasattr(module, "build"):
+        return [_build_asset(module.build)]
+    return []
+
+
+def _build_asset(build) -> dg.AssetsDefinition:
+    from models.catalog import load_models
+
+    from ..model_assets import model_key
+
+    stitch = ["stitch.identity_graph", "stitch.persons", "stitch.events"]
+    specs = [
+        dg.AssetSpec(dg.AssetKey(t.split(".")), deps=[EVENTS], group_name="stitch", kinds={"spark"}, skippable=True)
+        for t in stitch
+    ]
+    specs += [
+        dg.AssetSpec(
+            model_key(m),
+            deps=[dg.AssetKey([s, t]) for s, t in m.upstream()],
+            group_name=m.schema,
+            kinds={"spark", "sql"},
+            description=m.description,
+            skippable=True,
+        )
+        for m in load_models()
+    ]
+
+    @dg.multi_asset(specs=specs, can_subset=False, name="spark_stitch_sessions_marts")
+    def _downstream(context: dg.AssetExecutionContext, spark_engine: SparkEngine, tracking_plan: TrackingPlan):
+        from .ingest import _exists
+
+        spark = spark_engine.session()
+        out = build(spark, tracking_plan.load(), spark_engine.root)
+        tables = dict(out.get("tables", {}))
+        for spec in specs:
+            table = ".".join(spec.key.path)
+            if table not in tables and _exists(spark, spark_engine.layer(table)):
+                tables[table] = spark.read.parquet(spark_engine.layer(table)).count()
+            if table in tables:
+                yield dg.MaterializeResult(asset_key=spec.key, metadata={"dagster/row_count": int(tables[table])})
+
+    return _downstream
 
 
 def spark_assets() -> list:

@@ -428,8 +428,22 @@ LEDGER_SCHEMA = (
 )
 
 
-def table_columns(table: str) -> list[str]:
-    """The columns of an ingest table in the warehouse's order (schemas/ddl.py)."""
+# DuckDB's types of the ingest tables → the Spark types their Parquet layers have
+SPARK_TYPES = {
+    "VARCHAR": "string",
+    "JSON": "string",
+    "BIGINT": "bigint",
+    "INTEGER": "int",
+    "DOUBLE": "double",
+    "BOOLEAN": "boolean",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp_ntz",
+    "VARCHAR[]": "array<string>",
+}
+
+
+def table_types(table: str) -> list[tuple[str, str]]:
+    """(column, Spark type) of an ingest table in the warehouse's order (schemas/ddl.py)."""
     import duckdb
 
     from schemas.ddl import DDL
@@ -438,24 +452,39 @@ def table_columns(table: str) -> list[str]:
     try:
         con.execute(DDL)
         schema, name = table.split(".")
-        return [
-            r[0]
-            for r in con.execute(
-                "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-                "order by ordinal_position",
-                [schema, name],
-            ).fetchall()
-        ]
+        rows = con.execute(
+            "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ? "
+            "order by ordinal_position",
+            [schema, name],
+        ).fetchall()
     finally:
         con.close()
+    out = []
+    for col, t in rows:
+        if t.startswith("STRUCT(") and t.endswith(")[]"):  # the reasons: a list of (rule, path, message)
+            fields = [f.strip().split(" ") for f in t[len("STRUCT(") : -len(")[]")].split(",")]
+            t = "array<struct<" + ",".join(f"{n.strip(chr(34))}:{SPARK_TYPES[ty]}" for n, ty in fields) + ">>"
+        else:
+            t = SPARK_TYPES[t]
+        out.append((col, t))
+    return out
+
+
+def table_columns(table: str) -> list[str]:
+    """The columns of an ingest table in the warehouse's order."""
+    return [c for c, _ in table_types(table)]
 
 
 def read_layer(spark, root: str, table: str):
-    """An ingest layer under `root` as a DataFrame in the warehouse's column order (Spark's reader puts
-    the partition column last)."""
+    """An ingest layer under `root` as a DataFrame of the warehouse's columns, in its order (Spark's
+    reader puts the partition column last), and empty where no day has rows yet."""
     from pipelines.spark.models import layer_path
 
-    return spark.read.parquet(layer_path(root, table)).select(*table_columns(table))
+    ddl = ", ".join(f"`{c}` {t}" for c, t in table_types(table))
+    path = layer_path(root, table)
+    if not _exists(spark, path):
+        return spark.createDataFrame([], ddl)
+    return spark.read.schema(ddl).parquet(path).select(*table_columns(table))
 
 
 def ingest_landing(
@@ -498,7 +527,10 @@ def ingest_landing(
     full = [_spark_uri(e) for e in to_read if size(e) > 0]
     empty = [_spark_uri(e) for e in to_read if size(e) == 0]
     sup_path = layer_path(root, "ingest.suppression")
-    suppression = [tuple(r) for r in spark.read.parquet(sup_path).collect()] if _exists(spark, sup_path) else []
+    suppression = [
+        (r["identifier_kind"], r["identifier_hash"], r["audit_id"], r["added_at"])
+        for r in (spark.read.parquet(sup_path).collect() if _exists(spark, sup_path) else [])
+    ]
 
     arrow1 = _stage1_schema(plan)
     schema1 = from_arrow_schema(arrow1)
@@ -520,7 +552,7 @@ def ingest_landing(
     lines = stage1.filter(F.col("_kind") == "line").withColumn("_prior_day", F.lit(None).cast("date"))
     events_path = layer_path(root, "ingest.events")
     if _exists(spark, events_path):  # the messageIds already loaded from the other days
-        old = spark.read.parquet(events_path).filter(~F.col("partition_date").isin([_date(d) for d in days]))
+        old = read_layer(spark, root, "ingest.events").filter(~F.col("partition_date").isin([_date(d) for d in days]))
         ids = lines.filter(F.col("valid")).select("message_id").distinct()
         prior = (
             old.select("message_id", "partition_date")

@@ -280,7 +280,7 @@ def _stage1_batches(plan, meta: dict, salt: str, suppression: list[tuple], schem
                             "create or replace temp view _part as select g.*, g.rowid as _rid from _group g"
                         ).fetchall()
                         mark_suppressed(con, plan, "_part")
-                        out = con.execute(_stage1_sql(plan, has_verbatim), {"pdate": part}).to_arrow_table()
+                        out = con.sql(_stage1_sql(plan, has_verbatim), params={"pdate": part}).to_arrow_table()
                         n = out.num_rows
                         for name, _ in FILE_COLUMNS:
                             out = out.append_column(
@@ -335,7 +335,7 @@ def _stage1_schema(plan):
         Validator(plan).run(con, "_batch_in", "_group")
         con.execute("create or replace temp view _part as select g.*, g.rowid as _rid from _group g").fetchall()
         mark_suppressed(con, plan, "_part")
-        schema = con.execute(_stage1_sql(plan, False), {"pdate": "2000-01-01"}).to_arrow_table().schema
+        schema = con.sql(_stage1_sql(plan, False), params={"pdate": "2000-01-01"}).to_arrow_table().schema
     finally:
         con.close()
     types = {"string": pa.string(), "bigint": pa.int64(), "boolean": pa.bool_()}
@@ -376,7 +376,7 @@ def _shard_batches(plan, schema, out_schema):
             ).fetchall()
             con.execute(f"create temp table _classified as {classify}").fetchall()
             keep = [f.name for f in out_schema if f.name not in ("reasons", "rules", "_bucket", "_late_from")]
-            out = con.execute(
+            out = con.sql(
                 f"select {', '.join('g.' + c for c in keep)}, {late} as reasons, "
                 f"list_transform({late}, lambda r: r.rule) as rules, c._bucket, c._late_from "
                 "from _part g join _classified c using (_rid)"

@@ -23,6 +23,11 @@ Where the data come from (column ``dgp``):
   person) into the marts' event frame, skipping the landing files, ingest and Dagster: the marts'
   own ``compute_experiment_results`` / ``initiatives.estimate`` / ``uplift_by_segment`` run on it.
   Sizes are the generator's ``users`` (existing accounts).
+- ``generator, pricing launch only``: the same simulation with the experiment and every other
+  initiative switched off (``clean_plan``), so the daily orders the interrupted time series reads
+  carry the pricing launch alone and its placebo's pre-period is planted to pass. On the full
+  simulation that pre-period holds the Slack, checklist and EU-chat launches, and the placebo
+  firing there is reported as a true positive (planted: other launches in the pre-period).
 - ``own``: the method's own data-generating process, where the generator plants no such effect
   (CUPED, the confidence sequence, the panel TWFE / event study / placebo, BG/NBD, Markov
   attribution) or to vary what it cannot (matching at 20,000 units); sizes are units per arm,
@@ -244,6 +249,13 @@ def generator_seed(args: tuple[int, int]) -> list[dict]:
         except Skip:
             continue
         e = got["estimate"]
+        checks = dict(got["checks"])
+        if ini.evaluation.method == "interrupted_time_series":
+            # This series also carries the other planted launches (Slack on 08-15, the checklist
+            # experiment on 09-01, EU chat on 10-01): the pre-period is not planted to pass, and a
+            # placebo that fires here has found one of them (a true positive). The false-alarm rate is
+            # measured on a clean series: generator_clean_its.
+            checks = {"other:placebo": not checks.pop("placebo"), **checks}
         name = {
             "diff_in_diff": "diff_in_diff 2x2 (HC1)",
             "matching": "matching IPW (ATT)",
@@ -261,7 +273,7 @@ def generator_seed(args: tuple[int, int]) -> list[dict]:
                 e.ci_high,
                 truth,
                 e.p_value,
-                **got["checks"],
+                **checks,
                 **(
                     {"balance_fixed_0.1": _fixed_rule(got["details"]["balance"])}
                     if ini.evaluation.method == "matching"
@@ -307,6 +319,63 @@ def generator_seed(args: tuple[int, int]) -> list[dict]:
                 )
             )
     return out
+
+
+def clean_plan(plan):
+    """The sample plan with only the pricing page launch: no experiment, no other initiative."""
+    clean = plan.model_copy(deep=True)
+    clean.metrics.initiatives = [i for i in clean.metrics.initiatives if i.key == "new_pricing_page"]
+    clean.metrics.experiments = []
+    return clean
+
+
+def generator_clean_its(args: tuple[int, int]) -> list[dict]:
+    """The interrupted time series on a series planted to pass: the same generator, with the other
+    initiatives and the experiment switched off, so its daily orders carry only the pricing launch
+    (the placebo's pre-period has nothing in it). Same estimator and placebo as the mart's."""
+    seed, users = args
+    from models.marts.initiatives import estimate_its
+    from tracking_plan.loader import load_plan
+    from trackplan.demo.generate import _truth_its
+
+    warnings.simplefilter("ignore")
+    plan = clean_plan(load_plan())
+    events, sim = simulate_events(seed, users, plan)
+    data_end = events["timestamp"].max()
+    ini = plan.metrics.initiatives[0]
+    truth = _truth_its(sim)["true_level_change_per_day"]
+    got = estimate_its(events, plan, ini, data_end, "its")
+    e = got["estimate"]
+    ba = estimate_its(events, plan, ini, data_end, "before_after")["estimate"]
+    label = "generator, pricing launch only"
+    return [
+        _row(
+            "interrupted time series (AR(1) GLS)",
+            label,
+            users,
+            seed,
+            e.effect,
+            e.std_error,
+            e.ci_low,
+            e.ci_high,
+            truth,
+            e.p_value,
+            **got["checks"],
+        )
+        | {"ar1_rho": got["details"]["ar1_rho"]},
+        _row(
+            "before_after (not causal)",
+            label,
+            users,
+            seed,
+            ba.effect,
+            ba.std_error,
+            ba.ci_low,
+            ba.ci_high,
+            truth,
+            ba.p_value,
+        ),
+    ]
 
 
 def _fixed_rule(balance: list[dict]) -> bool:
@@ -741,14 +810,22 @@ def summarize(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     # check:<name> is True when the check passed on data planted to pass (fires = false alarm);
     # detect:<name> / trivial:<name> are True when it fired on data with a planted imbalance that
     # it should flag (fires = power) / a trivial one below its practical threshold (should not fire)
-    planted = {"check": "pass", "detect": "imbalance", "trivial": "trivial imbalance"}
-    for (method, size), g in rows.groupby(["method", "size"], sort=False):
+    # other:<name> is True when it fired on data carrying other planted changes its pre-period
+    # should not hold (the generator's full series for the ITS placebo): fires = true positives
+    planted = {
+        "check": "pass",
+        "detect": "imbalance",
+        "trivial": "trivial imbalance",
+        "other": "other launches in the pre-period",
+    }
+    for (method, dgp, size), g in rows.groupby(["method", "dgp", "size"], sort=False):
         for c in [c for c in g.columns if c.split(":")[0] in planted and g[c].notna().any()]:
             kind, name = c.split(":", 1)
             v = g[c].dropna().astype(bool)
             checks.append(
                 {
                     "method": method,
+                    "dgp": dgp,
                     "size": size,
                     "check": name,
                     "planted": planted[kind],
@@ -779,8 +856,10 @@ def render(summary: pd.DataFrame, checks: pd.DataFrame, markdown: bool) -> str:
         ]
         for r in summary.itertuples()
     ]
-    chead = ["check", "method", "size", "seeds", "planted", "fires (false alarm when planted to pass)"]
-    cbody = [[r.check, r.method, str(r.size), str(r.seeds), r.planted, f"{r.fires:.3f}"] for r in checks.itertuples()]
+    chead = ["check", "method", "dgp", "size", "seeds", "planted", "fires (false alarm when planted to pass)"]
+    cbody = [
+        [r.check, r.method, r.dgp, str(r.size), str(r.seeds), r.planted, f"{r.fires:.3f}"] for r in checks.itertuples()
+    ]
     return _table(head, body, markdown) + "\n\n" + _table(chead, cbody, markdown)
 
 
@@ -802,7 +881,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--sizes", default="300,600", help="generator users per sample, two sizes (default 300,600)")
     ap.add_argument("--jobs", type=int, default=1, help="worker processes (default 1: the machine is shared)")
-    ap.add_argument("--only", default="", help="comma-separated: generator and/or own methods (cuped, ...)")
+    ap.add_argument(
+        "--only",
+        default="",
+        help="comma-separated: generator (with its_clean), its_clean (the ITS on a series planted to pass) and/or own methods (cuped, ...)",
+    )
     ap.add_argument("--markdown", action="store_true", help="print Markdown tables (for the README)")
     ap.add_argument("--csv", default=None, help="also write every seed's row to this CSV")
     ap.add_argument(
@@ -823,6 +906,12 @@ def main(argv: list[str] | None = None) -> int:
     if not only or "generator" in only:
         jobs += [
             (generator_seed, (seed, users)) for users in sizes for seed in range(a.first_seed, a.first_seed + seeds)
+        ]
+    if not only or "generator" in only or "its_clean" in only:
+        jobs += [
+            (generator_clean_its, (seed, users))
+            for users in sizes
+            for seed in range(a.first_seed, a.first_seed + seeds)
         ]
     for name, (_fn, own_sizes) in OWN.items():
         if only and name not in only:

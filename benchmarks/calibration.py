@@ -35,7 +35,10 @@ Where the data come from (column ``dgp``):
 
 Usage: ``python benchmarks/calibration.py --quick`` (about a minute: 10 seeds, one size) or
 ``python benchmarks/calibration.py`` (100 seeds at two sizes; ~30 min on one core, ``--jobs 2``
-halves it). ``--markdown`` prints the table as Markdown for the README.
+halves it). ``--markdown`` prints the table as Markdown for the README. ``--only`` picks parts:
+``generator`` (every generator row, and ``its_clean``), ``its_clean``, ``generator_matching`` (only the
+generator's matching rows: no experiment readout, no other initiative) and the own DGPs by name;
+``--first-seed`` with ``--csv`` runs a long table in chunks that ``--from-csv`` prints together.
 """
 
 from __future__ import annotations
@@ -129,21 +132,27 @@ def _row(method, dgp, size, seed, effect, se, lo, hi, truth, p=np.nan, **checks)
     }
 
 
-def generator_seed(args: tuple[int, int]) -> list[dict]:
-    """Every generator-planted method on one seed and size."""
+def generator_matching_seed(args: tuple[int, int]) -> list[dict]:
+    """Only the matching initiative's rows of :func:`generator_seed` (``--only generator_matching``)."""
+    return generator_seed(args, methods=("matching",))
+
+
+def generator_seed(args: tuple[int, int], methods: tuple[str, ...] | None = None) -> list[dict]:
+    """Every generator-planted method on one seed and size (``methods``: only these initiatives)."""
     seed, users = args
     from models.marts.experiment_results import compute_experiment_results, exposures, metric_outcomes
-    from models.marts.initiatives import Skip, estimate, estimate_its
     from models.stats import uplift_by_segment
     from tracking_plan.loader import load_plan
     from trackplan.demo import params as P
-    from trackplan.demo.generate import _truth_did, _truth_experiment, _truth_its, _truth_matching
+    from trackplan.demo.generate import _truth_experiment
 
     warnings.simplefilter("ignore")
     plan = load_plan()
     events, sim = simulate_events(seed, users, plan)
     data_end = events["timestamp"].max()
     out: list[dict] = []
+    if methods is not None:
+        return out + _initiative_rows(events, plan, sim, data_end, None, users, seed, methods)
     er = compute_experiment_results(events, plan, data_end)
 
     # A/B readout (Welch / proportion variance) and SRM, as marts.experiment_results has them
@@ -229,7 +238,15 @@ def generator_seed(args: tuple[int, int]) -> list[dict]:
             )
         )
 
-    # the initiatives, through the mart's own frame builders and estimators
+    return out + _initiative_rows(events, plan, sim, data_end, er, users, seed, None)
+
+
+def _initiative_rows(events, plan, sim, data_end, er, users: int, seed: int, methods) -> list[dict]:
+    """The initiatives, through the mart's own frame builders and estimators."""
+    from models.marts.initiatives import Skip, estimate, estimate_its
+    from trackplan.demo.generate import _truth_did, _truth_its, _truth_matching
+
+    out: list[dict] = []
     truths = {
         "eu_live_chat": _truth_did(sim),
         "slack_integration": _truth_matching(sim),
@@ -237,7 +254,7 @@ def generator_seed(args: tuple[int, int]) -> list[dict]:
     }
     for ini in plan.metrics.initiatives:
         t = truths.get(ini.key)
-        if not t or not t.get("present"):
+        if not t or not t.get("present") or (methods and ini.evaluation.method not in methods):
             continue
         truth = {
             "diff_in_diff": t.get("true_effect_abs"),
@@ -906,6 +923,12 @@ def main(argv: list[str] | None = None) -> int:
     if not only or "generator" in only:
         jobs += [
             (generator_seed, (seed, users)) for users in sizes for seed in range(a.first_seed, a.first_seed + seeds)
+        ]
+    if "generator_matching" in only:
+        jobs += [
+            (generator_matching_seed, (seed, users))
+            for users in sizes
+            for seed in range(a.first_seed, a.first_seed + seeds)
         ]
     if not only or "generator" in only or "its_clean" in only:
         jobs += [

@@ -355,9 +355,9 @@ def clean_plan(plan):
 # the simulation's start: new visitors' purchases build up over about five weeks (weekly mean orders
 # per day at 600 users, 5 seeds: 0.9, 1.0, 1.7, 2.3, 2.5, then 2-2.7), a bend in the pre-period that
 # the placebo reads as a non-linear pre-trend (8 % of 50 seeds at 300 users, 18 % at 600). A 42-day
-# burn-in made it worse, not better: coverage 80 %, se/sd 0.70, placebo 10 % at 300 users (50 seeds),
-# likely because the build-up recurs at the customers' monthly renewals, one month later each time,
-# and moved next to the launch. Kept at 0; open: a series whose pre-period is straight.
+# burn-in gave mixed results: placebo 2.5 %, coverage 97.5 % at 600 users (40 seeds), but placebo
+# 10 %, coverage 80 %, se/sd 0.70 at 300 (50 seeds), perhaps because the build-up recurs at the
+# customers' monthly renewals (not verified). Kept at 0; open: a series whose pre-period is straight.
 CLEAN_BURN_IN_DAYS = 0
 
 

@@ -40,7 +40,7 @@ def write_plan_tables(spark, plan: Plan, root: str) -> dict[str, int]:
         out = {}
         for name in counts:
             table = f"{PLAN_TABLES_SCHEMA}.{name}"
-            arrow = con.execute(f"select * from {table}").to_arrow_table()
+            arrow = con.sql(f"select * from {table}").to_arrow_table()
             write_layer(spark, spark.createDataFrame(arrow), table, root)
             out[table] = arrow.num_rows
         return out

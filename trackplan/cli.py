@@ -248,10 +248,41 @@ def run(
         help="Rebuild stitching, sessions and marts from all events, not only what the run's days changed "
         "(done anyway when the plan or a model's SQL changed)",
     ),
+    engine: str = typer.Option(
+        os.environ.get("TRACKPLAN_ENGINE") or "duckdb",
+        "--engine",
+        help="duckdb (the embedded warehouse) | spark (Parquet layers under --spark-root) [env TRACKPLAN_ENGINE]",
+    ),
+    spark_root: str | None = typer.Option(
+        None,
+        "--spark-root",
+        help="Spark engine: where the layers are written, any Hadoop-compatible URI "
+        "[env TRACKPLAN_SPARK_ROOT; default: layers/ beside the warehouse]",
+    ),
+    spark_master: str | None = typer.Option(
+        None, "--spark-master", help="Spark engine: the master [env TRACKPLAN_SPARK_MASTER; default local[2]]"
+    ),
 ):
     """Materialize every asset through Dagster, with progress and a summary."""
     from pipelines.runner import run_pipeline
 
+    if engine not in ("duckdb", "spark"):
+        raise typer.BadParameter(f"{engine}: expected duckdb or spark", param_hint="--engine")
+    if engine == "spark":
+        from pipelines.spark.run import run_spark_pipeline
+
+        wh = warehouse or warehouse_default()
+        ok = run_spark_pipeline(
+            plan_dir=plan or default_plan_dir(),
+            landing=landing or str(landing_default()),
+            root=spark_root or os.environ.get("TRACKPLAN_SPARK_ROOT") or str(Path(wh).resolve().parent / "layers"),
+            partition=partition,
+            master=spark_master or os.environ.get("TRACKPLAN_SPARK_MASTER") or "local[2]",
+            console=console,
+            dagster_home_of=Path(wh),
+            layout=layout or os.environ.get("TRACKPLAN_LAYOUT") or None,
+        )
+        raise typer.Exit(0 if ok else 1)
     ok = run_pipeline(
         plan_dir=plan or default_plan_dir(),
         landing=landing or str(landing_default()),

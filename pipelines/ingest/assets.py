@@ -15,27 +15,32 @@ QUARANTINE = dg.AssetKey(["ingest", "quarantine"])
 INGESTION_LOG = dg.AssetKey(["ingest", "ingestion_log"])
 
 
-@dg.multi_asset(
-    specs=[
+def ingest_specs(kind: str = "duckdb") -> list[dg.AssetSpec]:
+    """The three ingest tables' specs: the same keys, descriptions and group on every engine."""
+    return [
         dg.AssetSpec(
             EVENTS,
             description="Valid, de-duplicated events from the landing zone: one row per event.",
             group_name="ingest",
-            kinds={"duckdb"},
+            kinds={kind},
         ),
         dg.AssetSpec(
             QUARANTINE,
             description="Rejected input lines, verbatim with every reason: one row per line.",
             group_name="ingest",
-            kinds={"duckdb"},
+            kinds={kind},
         ),
         dg.AssetSpec(
             INGESTION_LOG,
             description="What happened to each landing file: one row per file.",
             group_name="ingest",
-            kinds={"duckdb"},
+            kinds={kind},
         ),
-    ],
+    ]
+
+
+@dg.multi_asset(
+    specs=ingest_specs("duckdb"),
     partitions_def=daily,
     backfill_policy=dg.BackfillPolicy.single_run(),
     can_subset=False,

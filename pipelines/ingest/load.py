@@ -151,6 +151,92 @@ def _consent_sql(plan: Plan) -> tuple[str, str]:
     return granted, action
 
 
+# ---- the ingest's rules as SQL fragments, shared by this DuckDB path and the Spark engine
+# (pipelines/spark/ingest.py runs the very same SQL in DuckDB inside its tasks): one definition each
+
+
+def event_columns(plan: Plan) -> list[tuple[str, str]]:
+    """(column, expression) of ingest.events' event columns over a validated row with a boolean `_strip`
+    (consent withheld, PII to be stripped): the envelope as validated, context/properties/traits with
+    the consent and PII rules applied (pipelines/privacy.py's keyed hash)."""
+    plain = lambda *cols: [(c, c) for c in cols]
+    return [
+        *plain("message_id", "type", "event_name", "event", "page_name", "anonymous_id", "user_id"),
+        *plain("previous_id", "group_id", '"timestamp"', "original_timestamp", "sent_at", "received_at"),
+        ("context", _context_expr(plan)),
+        ("properties", _pii_expr(plan, "properties")),
+        ("traits", _pii_expr(plan, "traits")),
+        *plain("library_name", "library_version", "utm_source", "utm_medium", "utm_campaign", "utm_term"),
+        *plain("utm_content", "page_url", "page_path", "page_referrer", "session_id", "region", "consent_category"),
+    ]
+
+
+def strip_sql(plan: Plan) -> str:
+    """Whether a validated row's PII is stripped (its consent is withheld and its category says strip_pii)."""
+    granted, action = _consent_sql(plan)
+    return f"(not ({granted}) and ({action}) = 'strip_pii')"
+
+
+def late_reasons_sql(plan: Plan) -> str:
+    """The reasons of a quarantined line (g: its validated row, c: its classification): the validator's,
+    or those of a re-send beyond dedup_lookback_days (rule `duplicate`)."""
+    lookback = int(plan.header.defaults.dedup_lookback_days)
+    return (
+        "case when c._late_from is null then g.reasons else [{'rule': 'duplicate', 'path': '$.messageId', "
+        "'message': 'messageId ' || g.message_id || ' was already loaded from partition ' || c._late_from::varchar || ', ' "
+        f"|| abs(c._pdate - c._late_from)::varchar || ' days from this one (beyond dedup_lookback_days, {lookback}): a late "
+        "re-send, not loaded again'}] end"
+    )
+
+
+def classify_sql(
+    plan: Plan,
+    prior: str,
+    warned: str = "len(p.warnings) > 0",
+    suppressed: str = "p._rid in (select _rid from _suppressed_rids)",
+) -> str:
+    """The bucket of every validated row of `_part` (p: _rid, _pdate, source_file, line_no, valid,
+    message_id, consent columns): suppressed, quarantined (invalid, or a re-send beyond the lookback:
+    `_late_from`), duplicate, consent_dropped or loaded; `prior` selects (message_id, _day) of the
+    events already loaded from other partitions."""
+    granted, action = _consent_sql(plan)
+    lookback = int(plan.header.defaults.dedup_lookback_days)
+    return f"""
+with prior as (
+    -- messageIds already loaded from partitions outside this group, of any day: a re-send is never
+    -- loaded twice, however late
+    {prior}
+), v as (
+    select p._rid, p._pdate, p.source_file, p.valid, {warned} as _warned,
+           {granted} as _granted, {action} as _action,
+           -- valid copies first: a fixed retry after a rejected copy is the event, not its duplicate
+           row_number() over w as _rn, first_value(p._pdate) over w as _kept_day,
+           pr._day as _prior_day,
+           {suppressed} as _suppressed
+    from _part p left join prior pr on p.valid and pr.message_id = p.message_id
+    window w as (partition by p.message_id order by p.valid desc, p._pdate, p.source_file, p.line_no)
+), d as (
+    -- the day of the copy this one repeats: a stored one, or the first one in this group
+    select *, case when _prior_day is not null then _prior_day when _rn > 1 then _kept_day end as _first_day
+    from v
+)
+select _rid, _pdate, source_file, _warned,
+    case
+        -- first: an erased person's lines must not come back, not even as quarantined raw text
+        when _suppressed then 'suppressed'
+        when not valid then 'quarantined'
+        -- a re-send within dedup_lookback_days is a retry, counted as a duplicate; a later one is
+        -- quarantined with its reason (rule `duplicate`), so it is seen, never loaded twice
+        when _first_day is not null and abs(_pdate - _first_day) > {lookback} then 'quarantined'
+        when _first_day is not null then 'duplicate'
+        when not _granted and _action = 'drop' then 'consent_dropped'
+        else 'loaded' end as _bucket,
+    case when valid and not _suppressed and abs(_pdate - _first_day) > {lookback} then _first_day end as _late_from,
+    (not _granted and _action = 'strip_pii') as _strip
+from d
+"""
+
+
 # landing bytes validated and loaded in one DuckDB run: each run costs ~0.3 s of planning and
 # larger inserts write faster (10M events: 128 MB groups 165 s, 256 MB 115 s; peak 2.5 GB)
 GROUP_BYTES = 256 << 20
@@ -303,22 +389,11 @@ def _load_group(
 ) -> list[PartitionResult]:
     """Classify the validated rows of temp table _part (column _pdate) and replace these partitions
     of the ingest tables in one transaction: a run killed midway leaves them as they were."""
-    d = plan.header.defaults
     dates = [dt.date.fromisoformat(p) for p in partitions]
     results = {p: PartitionResult(partition=p, files=len(logs[p])) for p in partitions}
     first = not has_rows or con.execute("select count(*) = 0 from _part").fetchall()[0][0]
-    granted, action = _consent_sql(plan)
-    props_pii = _pii_expr(plan, "properties")
-    traits_pii = _pii_expr(plan, "traits")
-    context_expr = _context_expr(plan)
-    lookback = int(d.dedup_lookback_days)
-    # the reasons of a quarantined line: the validator's, or those of a re-send beyond the lookback
-    late_reasons = (
-        "case when c._late_from is null then g.reasons else [{'rule': 'duplicate', 'path': '$.messageId', "
-        "'message': 'messageId ' || g.message_id || ' was already loaded from partition ' || c._late_from::varchar || ', ' "
-        f"|| abs(c._pdate - c._late_from)::varchar || ' days from this one (beyond dedup_lookback_days, {lookback}): a late "
-        "re-send, not loaded again'}] end"
-    )
+    columns = ", ".join(e for _, e in event_columns(plan))
+    late_reasons = late_reasons_sql(plan)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con.register("_dates", pa.table({"d": pa.array(dates, pa.date32())}))
 
@@ -329,47 +404,12 @@ def _load_group(
             mark_suppressed(con, plan, "_part")  # the erasure register: temp table _suppressed_rids
             # the classification is narrow (row id, partition, bucket): the wide validated rows are read
             # once more only by the inserts, never copied
-            con.execute(
-                f"""
-create or replace temp table _classified as
-with prior as (
-    -- messageIds already loaded from partitions outside this group, of any day: a re-send is never
-    -- loaded twice, however late. Only this group's ids are looked for (a semi join hashing the
-    -- group's ids, probed by the stored message_id column)
-    select message_id, min(partition_date) as _day from ingest.events
-    where partition_date not in (select d from _dates)
-      and message_id in (select message_id from _group where valid)
-    group by message_id
-), v as (
-    select p._rid, p._pdate, p.source_file, p.valid, len(p.warnings) > 0 as _warned,
-           {granted} as _granted, {action} as _action,
-           -- valid copies first: a fixed retry after a rejected copy is the event, not its duplicate
-           row_number() over w as _rn, first_value(p._pdate) over w as _kept_day,
-           pr._day as _prior_day,
-           p._rid in (select _rid from _suppressed_rids) as _suppressed
-    from _part p left join prior pr on p.valid and pr.message_id = p.message_id
-    window w as (partition by p.message_id order by p.valid desc, p._pdate, p.source_file, p.line_no)
-), d as (
-    -- the day of the copy this one repeats: a stored one, or the first one in this group
-    select *, case when _prior_day is not null then _prior_day when _rn > 1 then _kept_day end as _first_day
-    from v
-)
-select _rid, _pdate, source_file, _warned,
-    case
-        -- first: an erased person's lines must not come back, not even as quarantined raw text
-        when _suppressed then 'suppressed'
-        when not valid then 'quarantined'
-        -- a re-send within dedup_lookback_days is a retry, counted as a duplicate; a later one is
-        -- quarantined with its reason (rule `duplicate`), so it is seen, never loaded twice
-        when _first_day is not null and abs(_pdate - _first_day) > {lookback} then 'quarantined'
-        when _first_day is not null then 'duplicate'
-        when not _granted and _action = 'drop' then 'consent_dropped'
-        else 'loaded' end as _bucket,
-    case when valid and not _suppressed and abs(_pdate - _first_day) > {lookback} then _first_day end as _late_from,
-    (not _granted and _action = 'strip_pii') as _strip
-from d
-""",
-            ).fetchall()
+            prior = (
+                "select message_id, min(partition_date) as _day from ingest.events "
+                "where partition_date not in (select d from _dates) "
+                "and message_id in (select message_id from _group where valid) group by message_id"
+            )
+            con.execute(f"create or replace temp table _classified as {classify_sql(plan, prior)}").fetchall()
             con.execute(
                 "create or replace temp table _exceptions as select _rid, _bucket, _strip from _classified "
                 "where _bucket <> 'loaded' or _strip"
@@ -377,12 +417,7 @@ from d
             con.execute(
                 f"""
 insert into ingest.events
-select message_id, type, event_name, event, page_name, anonymous_id, user_id, previous_id, group_id,
-       "timestamp", original_timestamp, sent_at, received_at,
-       {context_expr},
-       {props_pii}, {traits_pii},
-       library_name, library_version, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
-       page_url, page_path, page_referrer, session_id, region, consent_category, coalesce(e._strip, false) as _strip,
+select {columns}, coalesce(e._strip, false) as _strip,
        ?, m._pdate, g.source_file, line_no, ?
 -- the few rows that are not simply loaded (or are loaded stripped) are looked up; the rest stream through
 from _group g join _part_of_t m using (source_file)

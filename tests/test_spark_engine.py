@@ -1,0 +1,126 @@
+"""The engine choice (issue 20, items 1 and 4): `trackplan run --engine spark` materializes the Spark
+ingest through Dagster with the DuckDB assets' keys, partitions, checks and metadata; the Dagster
+Definitions pick the engine from TRACKPLAN_ENGINE without importing pyspark."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.spark.session import unavailable
+
+WHY = unavailable()
+
+
+@pytest.mark.skipif(WHY is not None, reason=f"Spark engine: {WHY}")
+@pytest.mark.xdist_group("spark")
+def test_the_spark_engine_materializes_through_dagster_like_duckdb(spark, tmp_path):
+    import dagster as dg
+    from rich.console import Console
+    from support.pipeline import BASE, ev, write_lines
+
+    from pipelines.ingest.assets import ingest_events
+    from pipelines.resources import resources_from_env
+    from pipelines.spark.run import run_spark_pipeline
+    from tracking_plan.loader import default_plan_dir
+
+    landing, root = tmp_path / "landing", str(tmp_path / "layers")
+    write_lines(landing, "2026-03-02", "a.jsonl", [ev(mid="a"), ev(mid="a"), ev(mid="b"), "not json"])
+    write_lines(landing, "2026-03-03", "a.jsonl", [ev(mid="c", at=BASE.replace(day=3)), ev(mid="b")])
+    out = io.StringIO()
+    instance = dg.DagsterInstance.ephemeral()
+    ok = run_spark_pipeline(
+        default_plan_dir(), str(landing), root, console=Console(file=out, width=200), instance=instance
+    )
+    assert ok, out.getvalue()
+    from pipelines.spark.assets import spark_downstream_assets
+
+    assert "loaded" in out.getvalue()
+    if not spark_downstream_assets():  # the hook: said, not silently skipped
+        assert "stitching, sessions and marts" in out.getvalue()
+
+    def materialized(inst) -> dict:
+        got = {}
+        for key in ingest_events.keys:
+            recs = inst.fetch_materializations(key, limit=10).records
+            assert recs, key
+            m = recs[0].asset_materialization
+            got[key.to_user_string()] = (m.partition, {k: v.value for k, v in m.metadata.items()})
+        return got
+
+    spark_meta = materialized(instance)
+    run_id = instance.get_runs()[0].run_id
+    evaluations = [
+        e.dagster_event.event_specific_data
+        for e in instance.all_logs(run_id)
+        if e.dagster_event and e.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    checks = {ev.check_name: ev.passed for ev in evaluations}
+    assert checks and all(checks.values()), checks
+
+    # the same run on DuckDB through its own asset: the same keys, partitions and metadata
+    duck = dg.DagsterInstance.ephemeral()
+    res = dg.materialize(
+        [ingest_events],
+        resources=resources_from_env(default_plan_dir(), landing, tmp_path / "w.duckdb", publish=False),
+        tags={"dagster/asset_partition_range_start": "2026-03-02", "dagster/asset_partition_range_end": "2026-03-03"},
+        instance=duck,
+    )
+    assert res.success
+    assert spark_meta == materialized(duck)
+    assert spark_meta["ingest/events"][1]["duplicates"] == 2 and spark_meta["ingest/events"][1]["loaded"] == 3
+
+
+def test_definitions_pick_the_engine_without_importing_pyspark():
+    code = (
+        "import sys, pipelines.definitions as d; "
+        "print(sorted(k.to_user_string() for a in d.all_assets() for k in a.keys)); "
+        "print(sorted(d.defs.resources)); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j')))"
+    )
+    env = {**__import__("os").environ, "TRACKPLAN_ENGINE": "spark", "TRACKPLAN_SPARK_ROOT": "/nonexistent/layers"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    keys, resources, spark_mods = out.stdout.strip().splitlines()[-3:]
+    assert "'ingest/events'" in keys and "'ingest/quarantine'" in keys and "'ingest/ingestion_log'" in keys
+    assert "'spark_engine'" in resources
+    assert spark_mods == "[]"
+
+
+def test_run_refuses_an_unknown_engine_in_one_line():
+    from typer.testing import CliRunner
+
+    from trackplan.cli import app
+
+    res = CliRunner().invoke(app, ["run", "--engine", "flink"])
+    assert res.exit_code == 2 and "flink: expected duckdb or spark" in res.output
+
+
+def test_the_downstream_hook_gives_the_duckdb_keys():
+    """Around a `build(spark, plan, root)` (pipelines/spark/marts.py), the hook's asset has the keys of
+    the DuckDB stitch asset and of every SQL model asset, and loads with the ingest asset."""
+    import dagster as dg
+
+    from pipelines.model_assets import model_assets
+    from pipelines.resources import TrackingPlan
+    from pipelines.spark.assets import _build_asset, spark_ingest_checks, spark_ingest_events
+    from pipelines.spark.engine import SparkEngine
+    from pipelines.stitch.assets import stitch_identities
+    from tracking_plan.loader import default_plan_dir
+
+    hook = _build_asset(lambda spark, plan, root: {"tables": {}})
+    keys = set(hook.keys)
+    sql = {k for a in model_assets() for k in a.keys if "sql" in (a.specs_by_key[k].kinds or set())}
+    assert set(stitch_identities.keys) <= keys and sql and sql <= keys
+    dg.Definitions.validate_loadable(
+        dg.Definitions(
+            assets=[spark_ingest_events, hook],
+            asset_checks=[spark_ingest_checks],
+            resources={
+                "spark_engine": SparkEngine(root="/nonexistent"),
+                "tracking_plan": TrackingPlan(plan_dir=str(default_plan_dir()), landing_dir="/nonexistent"),
+            },
+        )
+    )

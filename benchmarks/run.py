@@ -8,7 +8,7 @@ Each prints its wall time and its peak resident memory (ru_maxrss of that proces
 allocates outside Python, so tracemalloc would miss it). The table ends with the ratio of our
 ingest rate to DuckDB's read rate.
 
-    python benchmarks/run.py [--sizes 1e6,1e7] [--run-sizes 1e6,3e6,1e7] [--workdir DIR] [--keep]
+    python benchmarks/run.py [--sizes 1e6,1e7] [--run-sizes 1e6,1e7] [--workdir DIR] [--keep] [--cache DIR]
     python benchmarks/run.py --quick          # small sizes: a look in a few minutes, not the targets
 
 Targets (issue 3, item 8): ingest ≥ 40% of DuckDB's raw read rate; peak memory ≤ 3 GB at 10M events.

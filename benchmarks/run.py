@@ -8,7 +8,7 @@ Each prints its wall time and its peak resident memory (ru_maxrss of that proces
 allocates outside Python, so tracemalloc would miss it). The table ends with the ratio of our
 ingest rate to DuckDB's read rate.
 
-    python benchmarks/run.py [--sizes 1e6,1e7] [--run-sizes 1e6,3e6,1e7] [--workdir DIR] [--keep]
+    python benchmarks/run.py [--sizes 1e6,1e7] [--run-sizes 1e6,1e7] [--workdir DIR] [--keep] [--cache DIR]
     python benchmarks/run.py --quick          # small sizes: a look in a few minutes, not the targets
 
 Targets (issue 3, item 8): ingest ≥ 40% of DuckDB's raw read rate; peak memory ≤ 3 GB at 10M events.
@@ -17,11 +17,20 @@ and as a share of DuckDB's read_json rate on the same file and cores, measured i
 
 First, the `trackplan run` section (issue 18, item 4), every figure a ratio to a baseline measured
 in the same run (wall and CPU seconds; CPU is what a loaded machine does not distort): the full run
-(a fresh process, 30 days of landing) against DuckDB's `read_json` of the same files into a table
-(≤ 3x); one more day on that 30-day warehouse against the same day alone into an empty warehouse
-(≤ 1.5x); an empty partition's run (≤ 5 s, process start included) against `python -c pass` and
-`trackplan lint`; the peak resident memory of the run's process tree at each size (≤ 3 GB at 10M)
-and its projection to 100M events from a least-squares fit over the sizes (≥ 3).
+(`trackplan run` as a fresh process, process start included, over 30 days of landing) against DuckDB's
+`read_json` of the same files into a table, also a fresh process (≤ 3x); one more day on that 30-day
+warehouse against the same day alone into an empty warehouse (≤ 1.5x); an empty partition's run
+(≤ 5 s, process start included) against `python -c pass` and `trackplan lint`; the peak resident
+memory of the run's process tree at each size (≤ 3 GB at 10M) and its projection to 100M events
+along the line through the sizes (≥ 2); then where the largest run's CPU went, by layer and by
+Dagster step (each step's CPU and peak RSS from the /proc samples taken during its span).
+The generated landing zones are kept in `--cache` (default ~/.cache/trackplan/bench): a 10M one
+takes many minutes to write.
+
+    python benchmarks/run.py --only run                      # 1e6,1e7: the issue's sizes
+    python benchmarks/run.py --only run --run-sizes 2e5,1e6 --no-history --json out.json
+    python benchmarks/run.py --print-json a.json b.json      # one table from runs measured apart
+    python benchmarks/run.py --quick --only run              # 2e4,1e5: a look in a few minutes
 """
 
 from __future__ import annotations
@@ -269,48 +278,61 @@ def _table(rows: list[dict]) -> None:
 # ---- the run section (issue 18, item 4): what `trackplan run` costs, each as a ratio -----------------
 
 RUN_DAYS = 30  # a month of history
-LINES_PER_USER_30D = 40  # measured: 40,000 users over 30 days wrote 1.59M lines (issue 18)
+LINES_PER_USER_30D = 40  # measured: 25,000 users over 31 days wrote 1.0M lines over the first 30
 TARGET_RUN_RATIO = 3.0  # full run / DuckDB read_json of the same files
 TARGET_HISTORY_RATIO = 1.5  # one more day on the history / that day alone into an empty warehouse
 TARGET_EMPTY_S = 5.0  # an empty partition's run, process start included
 TARGET_PEAK_10M_GB = 3.0
+CLK = os.sysconf("SC_CLK_TCK")
 
 
-def _tree_rss_kb(pid: int) -> int:
-    """Resident memory of `pid` and every descendant (KiB), from /proc."""
-    total, todo = 0, [pid]
+def default_cache() -> Path:
+    """Where generated landing zones are kept between bench runs (they take minutes to write at 10M)."""
+    return Path(os.environ.get("TRACKPLAN_BENCH_CACHE") or Path.home() / ".cache" / "trackplan" / "bench")
+
+
+def _tree(pid: int) -> tuple[int, float]:
+    """Resident memory (KiB) and CPU seconds (user + system, reaped children included) of `pid` and
+    every live descendant, from /proc."""
+    rss, cpu, todo = 0, 0.0, [pid]
     while todo:
         p = todo.pop()
         try:
             with open(f"/proc/{p}/status") as fh:
-                total += next((int(x.split()[1]) for x in fh if x.startswith("VmRSS:")), 0)
+                rss += next((int(x.split()[1]) for x in fh if x.startswith("VmRSS:")), 0)
+            with open(f"/proc/{p}/stat") as fh:
+                f = fh.read().rsplit(")", 1)[1].split()
+            cpu += sum(int(x) for x in f[11:15]) / CLK  # utime, stime, cutime, cstime
             for task in os.listdir(f"/proc/{p}/task"):
                 with open(f"/proc/{p}/task/{task}/children") as fh:
                     todo.extend(int(c) for c in fh.read().split())
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
             continue
-    return total
+    return rss, cpu
 
 
 def measured(argv: list[str], env: dict | None = None) -> dict:
     """Run `argv` as a child: wall and CPU seconds (user + system of the child and its children, from
-    wait4) and the peak resident memory of its process tree (sampled every 50 ms from /proc)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    peak = 0
+    wait4) and the peak resident memory of its process tree, sampled every 50 ms from /proc with the
+    tree's CPU seconds so far (to split the run's CPU by Dagster step afterwards)."""
     import threading
 
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    peak, samples = 0, []
     done = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, _tree_rss_kb(proc.pid))
+            rss, cpu = _tree(proc.pid)
+            peak = max(peak, rss)
+            samples.append((time.time(), cpu, rss))
             done.wait(0.05)
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
-    _, err = proc.communicate()
+    stdout, err = proc.communicate()
     done.set()
     th.join()
     wall = time.perf_counter() - t0
@@ -319,8 +341,10 @@ def measured(argv: list[str], env: dict | None = None) -> dict:
         "rc": proc.returncode,
         "wall": wall,
         "stderr": err.decode(errors="replace")[-3000:],
+        "stdout": stdout.decode(errors="replace")[-3000:],
         "peak_mb": peak / 1024,
         "_ru": ru.ru_utime + ru.ru_stime,
+        "samples": samples,
     }
 
 
@@ -342,7 +366,7 @@ def _run_argv(landing: Path, wh: Path, *extra: str) -> list[str]:
 
 
 def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
-    """Least-squares line y = a + b x: (a, b)."""
+    """Least-squares line y = a + b x: (a, b); through two sizes, the line between them."""
     n = len(xs)
     mx, my = sum(xs) / n, sum(ys) / n
     sxx = sum((x - mx) ** 2 for x in xs)
@@ -358,78 +382,153 @@ def _count_lines(files: list[str]) -> int:
     return n
 
 
-def run_size(size: int, workdir: Path, seed: int, history: bool) -> dict:
-    """One size: a 31-day landing zone of ~`size` events over its first 30 days; DuckDB's read_json
-    and the full `trackplan run` over those 30 days; with `history`, the 31st day on top of that
-    warehouse against the same day alone into an empty one, and an empty partition's run."""
+def cached_landing(size: int, seed: int, cache: Path) -> Path:
+    """`RUN_DAYS` + 1 days of generated traffic, ~`size` events over the first `RUN_DAYS`: written once
+    into the cache (into a scratch folder, renamed when complete), then reused."""
     from trackplan.demo.generate import generate
 
-    base = workdir / f"run-{size}"
-    landing, last_alone = base / "landing", base / "landing-last-day"
     users = max(1, round(size / LINES_PER_USER_30D))
-    if not (base / "generated.json").exists():
-        shutil.rmtree(base, ignore_errors=True)
-        generate(landing, days=RUN_DAYS + 1, users=users, seed=seed)
-        (base / "generated.json").write_text(json.dumps({"users": users}))
-    days = sorted(p.name for p in landing.glob("date=*"))
-    last = days[-1]
-    held = base / "held-back"
-    if (landing / last).exists():
-        (landing / last).rename(held)
+    base = cache / f"run-{size}-seed{seed}"
+    marker = base / "generated.json"
+    want = {"users": users, "days": RUN_DAYS + 1, "seed": seed}
+    if marker.exists() and {k: json.loads(marker.read_text()).get(k) for k in want} == want:
+        print(f"  reusing {base / 'landing'} (generated before: {users:,} users, seed {seed})", file=sys.stderr)
+        return base / "landing"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    t0 = time.perf_counter()
+    lines = generate(base / "landing.partial", days=RUN_DAYS + 1, users=users, seed=seed).lines
+    (base / "landing.partial").rename(base / "landing")
+    marker.write_text(json.dumps({**want, "lines": lines}))
+    print(f"  generated {lines:,} lines ({users:,} users) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return base / "landing"
+
+
+def _link_days(src: Path, dst: Path, days: list[str]) -> None:
+    """The `days` of a cached landing zone under `dst`, hard-linked (a copy across file systems):
+    the runs read them, the cache stays as generated."""
+    for d in days:
+        (dst / d).mkdir(parents=True, exist_ok=True)
+        for f in (src / d).iterdir():
+            try:
+                os.link(f, dst / d / f.name)
+            except OSError:
+                shutil.copy2(f, dst / d / f.name)
+
+
+def _newest_run_steps(home: Path, samples: list) -> list[dict]:
+    """Dagster's step timings of the newest run recorded in `home`, each with the CPU seconds of the
+    run's process tree over the step (from the 50 ms samples of `measured`)."""
+    import bisect
+
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(home))
     try:
-        lines, _ = _input_files(landing)
-        n = _count_lines(lines)
-        env = {**os.environ, "TRACKPLAN_HASH_SALT": os.environ.get("TRACKPLAN_HASH_SALT") or "bench-salt"}
-        raw = timed_cmd(
-            [sys.executable, __file__, "--_step", "duckdb_read", "--_landing", str(landing), "--workdir", str(base)],
-            env,
-        )
-        (base / "raw.duckdb").unlink(missing_ok=True)
-        wh = base / "history.duckdb"
-        for p in base.glob("history.duckdb*"):
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
-        full = timed_cmd(_run_argv(landing, wh), env)
-        out = {"size": size, "events": n, "users": users, "raw": raw, "full": full}
-        print(
-            f"  {n:,} events over {RUN_DAYS} days: read_json {raw['wall']:.1f} s wall / {raw['cpu']:.1f} CPU-s; "
-            f"trackplan run {full['wall']:.1f} s / {full['cpu']:.1f} CPU-s, peak {full['peak_mb']:,.0f} MB",
-            file=sys.stderr,
-        )
+        runs = instance.get_runs(limit=1)
+        stats = [s for s in instance.get_run_step_stats(runs[0].run_id) if s.start_time and s.end_time] if runs else []
     finally:
-        if held.exists():
-            held.rename(landing / last)
+        instance.dispose()
+    ts = [t for t, _, _ in samples]
+
+    def at(t: float) -> int:
+        return min(bisect.bisect_left(ts, t), len(samples) - 1)
+
+    return [
+        {
+            "step": s.step_key,
+            "wall": s.end_time - s.start_time,
+            "cpu": samples[at(s.end_time)][1] - samples[at(s.start_time)][1] if samples else 0.0,
+            "peak_mb": max((x[2] for x in samples[at(s.start_time) : at(s.end_time) + 1]), default=0) / 1024,
+        }
+        for s in stats
+    ]
+
+
+def _layer(step: str) -> str:
+    """The layer a Dagster step key belongs to, for the cost breakdown."""
+    schema, _, name = step.partition("__")
+    if step.endswith("_gates") or step in ("gx_daily_metrics", "anomaly_families"):
+        return "quality checks (gates, Pandera, GX, anomaly families)"
+    if schema == "quality":
+        return "quality assets (metrics, anomalies)"
+    if schema == "marts":
+        py = (REPO / "models" / "marts" / f"{name}.py").exists()
+        return "marts (Python)" if py else "marts (SQL)"
+    return {
+        "ingest_events": "ingest (validate, load)",
+        "stitch_identities": "stitch",
+        "plan_definitions": "plan tables",
+        "staging": "sessions",
+    }.get(schema, schema)
+
+
+def run_size(size: int, workdir: Path, cache: Path, seed: int, history: bool, keep: bool) -> dict:
+    """One size: DuckDB's read_json and the full `trackplan run` over the first 30 days of a cached
+    landing zone of ~`size` events; with `history`, the 31st day on top of that warehouse against the
+    same day alone into an empty one, and an empty partition's run."""
+    src = cached_landing(size, seed, cache)
+    days = sorted(p.name for p in src.glob("date=*"))
+    last = days[-1]
+    base = workdir / f"run-{size}"
+    shutil.rmtree(base, ignore_errors=True)
+    landing, last_alone = base / "landing", base / "landing-last-day"
+    _link_days(src, landing, days[:-1])
+    lines, _ = _input_files(landing)
+    n = _count_lines(lines)
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}  # each run's home beside its warehouse
+    env["TRACKPLAN_HASH_SALT"] = os.environ.get("TRACKPLAN_HASH_SALT") or "bench-salt"
+    raw = timed_cmd(
+        [sys.executable, __file__, "--_step", "duckdb_read", "--_landing", str(landing), "--workdir", str(base)],
+        env,
+    )
+    raw["inner"] = json.loads(raw.pop("stdout").strip().splitlines()[-1])  # read_json alone, in-process
+    (base / "raw.duckdb").unlink(missing_ok=True)
+    wh = base / "history.duckdb"
+    full = timed_cmd(_run_argv(landing, wh), env)
+    steps = _newest_run_steps(base / ".dagster", full.pop("samples"))
+    raw.pop("samples")
+    out = {"size": size, "events": n, "raw": raw, "full": full, "steps": steps}
+    print(
+        f"  {n:,} events over {RUN_DAYS} days: read_json {raw['wall']:.1f} s wall / {raw['cpu']:.1f} CPU-s, "
+        f"peak {raw['peak_mb']:,.0f} MB; trackplan run {full['wall']:.1f} s / {full['cpu']:.1f} CPU-s, "
+        f"peak {full['peak_mb']:,.0f} MB",
+        file=sys.stderr,
+    )
     if history:
-        shutil.rmtree(last_alone, ignore_errors=True)
-        shutil.copytree(landing / last, last_alone / last)  # a copy: the landing scan skips symlinked folders
-        alone_wh = base / "alone.duckdb"
-        for p in base.glob("alone.duckdb*"):
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
-        alone = timed_cmd(_run_argv(last_alone, alone_wh, "--partition", last[5:]), env)
+        _link_days(src, landing, [last])
+        _link_days(src, last_alone, [last])
+        alone = timed_cmd(_run_argv(last_alone, base / "alone.duckdb", "--partition", last[5:]), env)
         more = timed_cmd(_run_argv(landing, wh, "--partition", last[5:]), env)
         if "no landing files" in alone["stderr"] + more["stderr"]:
             raise SystemExit(f"the one-day runs found no files for {last}:\n{alone['stderr']}")
         empty = timed_cmd(_run_argv(landing, wh, "--partition", "2099-01-01"), env)
         py = timed_cmd([sys.executable, "-c", "pass"], env)
         lint = timed_cmd([_trackplan(), "lint"], env)
+        for r in (alone, more, empty, py, lint):
+            r.pop("samples")
         out.update(alone=alone, more=more, empty=empty, py=py, lint=lint, last=last[5:])
         print(
             f"  {last[5:]} on the {RUN_DAYS}-day history {more['wall']:.1f} s / {more['cpu']:.1f} CPU-s; "
-            f"alone {alone['wall']:.1f} s / {alone['cpu']:.1f} CPU-s; empty partition {empty['wall']:.2f} s",
+            f"alone {alone['wall']:.1f} s / {alone['cpu']:.1f} CPU-s; empty partition {empty['wall']:.2f} s "
+            f"/ {empty['cpu']:.2f} CPU-s",
             file=sys.stderr,
         )
+    if not keep:
+        shutil.rmtree(base, ignore_errors=True)  # a 10M warehouse is gigabytes; the landing stays cached
     return out
 
 
 def _ratio(a: dict, b: dict) -> str:
-    return f"{a['wall'] / b['wall']:.2f}x wall, {a['cpu'] / max(b['cpu'], 1e-9):.2f}x CPU"
+    return f"{a['cpu'] / max(b['cpu'], 1e-9):.2f}x CPU ({a['cpu']:,.1f} / {b['cpu']:,.1f} s), {a['wall'] / b['wall']:.2f}x wall"
 
 
-def run_table(rows: list[dict], workdir: Path) -> None:
+def run_table(rows: list[dict], cache: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
     def mark(ok: bool) -> str:
-        return "" if ok else " (over target)"
+        return "" if ok else " (over goal)"
 
     t = Table(title="trackplan run: each figure a ratio to a baseline measured in the same bench run")
     for col in ("measure", "value", "goal", "command"):
@@ -438,10 +537,11 @@ def run_table(rows: list[dict], workdir: Path) -> None:
         f, raw = r["full"], r["raw"]
         cpu = f["cpu"] / max(raw["cpu"], 1e-9)
         t.add_row(
-            f"full run, {r['events']:,} events / DuckDB read_json",
+            f"full run, {r['events']:,} events / DuckDB read_json into a table",
             _ratio(f, raw) + mark(cpu <= TARGET_RUN_RATIO),
             f"≤ {TARGET_RUN_RATIO:g}x",
-            f"trackplan run --landing {workdir.name}/run-{r['size']}/landing (30 days) vs read_json into a table",
+            f"trackplan run --landing <{RUN_DAYS} days of {cache}/run-{r['size']}-seed*/landing> vs "
+            "python: read_json(files) into a table (each a fresh process)",
         )
     for r in rows:
         if "more" not in r:
@@ -456,70 +556,84 @@ def run_table(rows: list[dict], workdir: Path) -> None:
         e = r["empty"]
         t.add_row(
             "empty partition's run (process start included)",
-            f"{e['wall']:.2f} s wall, {e['cpu']:.2f} CPU-s; {_ratio(e, r['py'])} of `python -c pass`; "
-            f"{_ratio(e, r['lint'])} of `trackplan lint`" + mark(e["wall"] <= TARGET_EMPTY_S),
+            f"{e['wall']:.2f} s wall, {e['cpu']:.2f} CPU-s; {e['cpu'] / max(r['py']['cpu'], 1e-9):.1f}x the CPU of "
+            f"`python -c pass`, {e['cpu'] / max(r['lint']['cpu'], 1e-9):.2f}x `trackplan lint`"
+            + mark(e["wall"] <= TARGET_EMPTY_S),
             f"≤ {TARGET_EMPTY_S:g} s",
             "trackplan run --partition 2099-01-01",
         )
-    xs = [float(r["events"]) for r in rows]
-    peaks = [r["full"]["peak_mb"] for r in rows]
     for r in rows:
         t.add_row(
             f"peak RSS of the run's process tree, {r['events']:,} events",
-            f"{r['full']['peak_mb']:,.0f} MB",
+            f"{r['full']['peak_mb']:,.0f} MB (read_json: {r['raw']['peak_mb']:,.0f} MB)"
+            + ("" if r["events"] < 9e6 or r["full"]["peak_mb"] <= TARGET_PEAK_10M_GB * 1024 else " (over goal)"),
             f"≤ {TARGET_PEAK_10M_GB:g} GB at 10M",
             "sampled from /proc every 50 ms",
         )
-    if len(rows) >= 3:
-        a, b = _fit(xs, peaks)
+    xs = [float(r["events"]) for r in rows]
+    if len(rows) >= 2:
+        a, b = _fit(xs, [r["full"]["peak_mb"] for r in rows])
         ca, cb = _fit(xs, [r["full"]["cpu"] for r in rows])
+        ra, rb = _fit(xs, [r["raw"]["cpu"] for r in rows])
+        wa, wb = _fit(xs, [r["full"]["wall"] for r in rows])
         t.add_row(
-            "projection to 100M events (least squares over the sizes above)",
+            "projection to 100M events (line through the measured sizes)",
             f"peak {(a + b * 1e8) / 1024:,.1f} GB ({b * 1e6:,.1f} MB per 1M events + {a:,.0f} MB); "
-            f"{(ca + cb * 1e8) / 60:,.0f} CPU-min ({cb * 1e6:,.1f} CPU-s per 1M events)",
+            f"{(ca + cb * 1e8) / 3600:,.1f} CPU-h ({cb * 1e6:,.1f} CPU-s per 1M events + {ca:,.0f}), "
+            f"{(wa + wb * 1e8) / 3600:,.1f} h wall on this machine; read_json {(ra + rb * 1e8) / 3600:,.2f} CPU-h: "
+            f"{(ca + cb * 1e8) / max(ra + rb * 1e8, 1e-9):.2f}x",
             f"10M ≤ {TARGET_PEAK_10M_GB:g} GB",
             f"fit over {len(rows)} sizes"
-            + ("" if max(xs) >= 1e6 else " below 1M: fixed costs dominate, no projection (use the full sizes)"),
+            + ("" if max(xs) >= 1e6 else "; below 1M fixed costs dominate: a look, not a projection"),
         )
     else:
-        t.add_row("projection to 100M events", "needs ≥ 3 sizes (--run-sizes)", "", "")
-    Console(width=220).print(t)
+        t.add_row("projection to 100M events", "needs ≥ 2 sizes (--run-sizes)", "", "")
+    Console(width=240).print(t)
+    r = rows[-1]  # where the full run's CPU goes, at the largest size
+    total = r["full"]["cpu"]
+    layers: dict[str, list[float]] = {}
+    for s in r["steps"]:
+        v = layers.setdefault(_layer(s["step"]), [0.0, 0.0, 0, 0.0])
+        v[0], v[1], v[2], v[3] = v[0] + s["cpu"], v[1] + s["wall"], v[2] + 1, max(v[3], s.get("peak_mb", 0))
+    outside = total - sum(v[0] for v in layers.values())
+    lt = Table(title=f"full run at {r['events']:,} events: CPU by layer (Dagster steps x /proc samples)")
+    for col in ("layer", "steps", "CPU-s", "share of run CPU", "step wall s", "peak RSS MB"):
+        lt.add_column(col, justify="left" if col == "layer" else "right")
+    for name, (cpu, wall, k, peak) in sorted(layers.items(), key=lambda kv: -kv[1][0]):
+        lt.add_row(name, str(k), f"{cpu:,.1f}", f"{cpu / max(total, 1e-9):.0%}", f"{wall:,.1f}", f"{peak:,.0f}")
+    lt.add_row(
+        "outside steps (process start, imports, planning, publish, summary)",
+        "",
+        f"{outside:,.1f}",
+        f"{outside / max(total, 1e-9):.0%}",
+        "",
+    )
+    lt.add_row("the whole run", str(len(r["steps"])), f"{total:,.1f}", "100%", f"{r['full']['wall']:,.1f}")
+    Console(width=240).print(lt)
+    st = Table(title=f"full run at {r['events']:,} events: the 12 costliest steps")
+    for col in ("step", "CPU-s", "share of run CPU", "wall s", "peak RSS MB"):
+        st.add_column(col, justify="left" if col == "step" else "right")
+    for s in sorted(r["steps"], key=lambda s: -s["cpu"])[:12]:
+        st.add_row(
+            s["step"],
+            f"{s['cpu']:,.1f}",
+            f"{s['cpu'] / max(total, 1e-9):.0%}",
+            f"{s['wall']:,.1f}",
+            f"{s.get('peak_mb', 0):,.0f}",
+        )
+    Console(width=240).print(st)
 
 
-def step_times(home: Path, top: int = 12) -> None:
-    """Dagster's own step timings of the newest run recorded in `home` (the one-more-day run): where
-    a daily run's time goes, step by step."""
-    import dagster as dg
-    from rich.console import Console
-    from rich.table import Table
-
-    instance = dg.DagsterInstance.from_config(str(home))
-    try:
-        runs = instance.get_runs(limit=1)
-        if not runs:
-            return
-        stats = [s for s in instance.get_run_step_stats(runs[0].run_id) if s.start_time and s.end_time]
-    finally:
-        instance.dispose()
-    total = sum(s.end_time - s.start_time for s in stats)
-    t = Table(title=f"Dagster step timings of run {runs[0].run_id[:8]} (one more day on the history): top {top}")
-    for col in ("step", "seconds", "share of step time"):
-        t.add_column(col, justify="right" if col != "step" else "left")
-    for s in sorted(stats, key=lambda s: s.start_time - s.end_time)[:top]:
-        d = s.end_time - s.start_time
-        t.add_row(s.step_key, f"{d:.1f}", f"{d / max(total, 1e-9):.0%}")
-    t.add_row(f"all {len(stats)} steps", f"{total:.1f}", "100%")
-    Console(width=220).print(t)
-
-
-def run_section(sizes: list[int], workdir: Path, seed: int) -> list[dict]:
+def run_section(
+    sizes: list[int], workdir: Path, cache: Path, seed: int, keep: bool, out: Path | None, history: bool = True
+) -> list[dict]:
     rows = []
     for i, size in enumerate(sizes):
         print(f"trackplan run, ~{size:,} events:", file=sys.stderr)
-        rows.append(run_size(size, workdir, seed, history=i == 0))
-    run_table(rows, workdir)
-    if sizes:
-        step_times(workdir / f"run-{sizes[0]}" / ".dagster")
+        rows.append(run_size(size, workdir, cache, seed, history=history and i == 0, keep=keep))
+        if out is not None:  # every measurement kept, for the README and a re-print
+            out.write_text(json.dumps(rows, indent=1))
+    run_table(rows, cache)
     return rows
 
 
@@ -533,11 +647,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     ap.add_argument(
         "--run-sizes",
-        default="1e6,3e6,1e7",
-        help="event counts of the `trackplan run` section (≥ 3 for the projection); the first also "
-        "measures one more day on its history and an empty partition",
+        default="1e6,1e7",
+        help="event counts of the `trackplan run` section (≥ 2 for the projection to 100M); the first "
+        "also measures one more day on its history and an empty partition",
     )
-    ap.add_argument("--quick", action="store_true", help="small sizes (2e4,5e4,1e5 and 2e4): a look, not the targets")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=default_cache(),
+        help="where the run section keeps its generated landing zones between runs "
+        "(default $TRACKPLAN_BENCH_CACHE or ~/.cache/trackplan/bench)",
+    )
+    ap.add_argument(
+        "--no-history", action="store_true", help="run section: the full runs only (no one-more-day, no empty run)"
+    )
+    ap.add_argument(
+        "--print-json",
+        type=Path,
+        nargs="+",
+        default=None,
+        help="print the run section's table from measurements written by --json (one or more files)",
+    )
+    ap.add_argument("--json", type=Path, default=None, help="also write the run section's measurements here")
+    ap.add_argument("--quick", action="store_true", help="small sizes (2e4 and 2e4,1e5): a look, not the targets")
     ap.add_argument(
         "--only",
         choices=("run", "ingest"),
@@ -555,8 +687,14 @@ def main(argv: list[str] | None = None) -> int:
         fn = {"duckdb_read": step_duckdb_read, "pipeline": step_pipeline}[args._step]
         print(json.dumps(fn(args._landing, args.workdir)))
         return 0
+    if args.print_json:
+        run_table(
+            sorted((r for f in args.print_json for r in json.loads(f.read_text())), key=lambda r: r["events"]),
+            args.cache,
+        )
+        return 0
     if args.quick:
-        args.sizes, args.run_sizes = "2e4", "2e4,5e4,1e5"
+        args.sizes, args.run_sizes = "2e4", "2e4,1e5"
     sizes = [int(float(s)) for s in args.sizes.split(",") if s.strip()]
     run_sizes = [int(float(s)) for s in args.run_sizes.split(",") if s.strip()]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="trackplan-bench-"))
@@ -564,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     try:
         if args.only != "ingest":
-            run_section(run_sizes, workdir, args.seed)
+            run_section(run_sizes, workdir, args.cache, args.seed, args.keep, args.json, not args.no_history)
         for size in sizes if args.only != "run" else []:
             print(f"{size:,} events:", file=sys.stderr)
             rows.append(bench(size, workdir, args.seed))

@@ -13,6 +13,7 @@ cannot fail them, and editing a rule changes both.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from tracking_plan.validate import (
@@ -55,6 +56,9 @@ class Rule:
     distinct: tuple[str, ...] = ()
     # the plan properties `fails` reads, with their column numbers (see validate.property_columns)
     props: dict[str, int] = field(default_factory=dict)
+    # (column, SQL) `fails` reads, computed once per row of its event for all the event's rules: an
+    # array's item bits (one parse of the array for every rule on its items, as the validator does)
+    hoist: tuple[tuple[str, str], ...] = ()
 
 
 def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
@@ -88,7 +92,14 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
     for ev in validated_events(plan):
         this = f"event_name = {lit(ev.name)} and type = {lit(ev.type)}"
         base = "$.traits" if ev.type in ("identify", "group") else "$.properties"
-        errors, _ = validator.event_checks(ev, cols)
+        # the array item masks as columns of the event's rows (validate.Validator._event_pass does
+        # the same): inlined, each of an array's item rules parsed the array again (3x the CPU)
+        validator._hoist = []
+        try:
+            errors, _ = validator.event_checks(ev, cols)
+            hoisted = tuple(validator._hoist)
+        finally:
+            validator._hoist = None
         # one gate rule per value and kind: the OR of the validator's Checks of that kind on that value
         groups: dict[tuple[str, str, str], list] = {}
         for c in errors:
@@ -105,7 +116,8 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
             fails = " or ".join(f"({c.fails})" for _, c in checks)
             prop = checks[0][1].prop  # (a gate rule is about one value of one property)
             label = f"{ev.name}.{path.removeprefix(base + '.')} {suffix}"
-            out.append(Rule(label, kind, fails, mostly, where=this, props={prop: cols[prop]}))
+            hoist = tuple((n, e) for n, e in hoisted if re.search(rf"\b{n}\b", fails))
+            out.append(Rule(label, kind, fails, mostly, where=this, props={prop: cols[prop]}, hoist=hoist))
     return out
 
 
@@ -134,12 +146,17 @@ def _source(table: str, rules: list[Rule], columns: str = "") -> str:
     """The relation the rules read: the table itself, or (rules on plan properties) the rows of their
     event with the property columns they read, the payload parsed once per row for all of them."""
     props: dict[str, int] = {}
+    hoist: dict[str, str] = {}
     for r in rules:
         props.update(r.props)
+        hoist.update(r.hoist)
     if not props:
         return table
     where = " or ".join(dict.fromkeys(f"({r.where})" for r in rules))
-    return f"({property_columns(f'select {columns}properties as _props from {table} where {where}', props)})"
+    source = property_columns(f"select {columns}properties as _props from {table} where {where}", props)
+    if hoist:
+        source = f"select *, {', '.join(f'{e} as {n}' for n, e in hoist.items())} from ({source})"
+    return f"({source})"
 
 
 def compile_sql(

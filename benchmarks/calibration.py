@@ -127,7 +127,8 @@ def _row(method, dgp, size, seed, effect, se, lo, hi, truth, p=np.nan, **checks)
 def generator_seed(args: tuple[int, int]) -> list[dict]:
     """Every generator-planted method on one seed and size."""
     seed, users = args
-    from models.marts.experiment_results import compute_experiment_results, exposures, metric_outcomes
+    from models.marts.aggregates import EventSource
+    from models.marts.experiment_results import compute_experiment_results, metric_outcomes
     from models.marts.initiatives import Skip, estimate, estimate_its
     from models.stats import uplift_by_segment
     from tracking_plan.loader import load_plan
@@ -136,8 +137,9 @@ def generator_seed(args: tuple[int, int]) -> list[dict]:
 
     warnings.simplefilter("ignore")
     plan = load_plan()
-    events, sim = simulate_events(seed, users, plan)
-    data_end = events["timestamp"].max()
+    event_rows, sim = simulate_events(seed, users, plan)
+    data_end = event_rows["timestamp"].max()
+    events = EventSource.frame(event_rows, plan)  # the marts' own SQL aggregates read it, as they read a warehouse
     out: list[dict] = []
     er = compute_experiment_results(events, plan, data_end)
 
@@ -196,9 +198,9 @@ def generator_seed(args: tuple[int, int]) -> list[dict]:
 
     # uplift by segment (the uplift mart's segment statistics; the T-learner scores are not rerun)
     exp = next(e for e in plan.metrics.experiments if e.key == te["key"])
-    frame, _ = metric_outcomes(events, exposures(events, exp), plan, exp.primary_metric, data_end)
+    frame, _ = metric_outcomes(events, exp, plan, exp.primary_metric, data_end)
     frame = frame.dropna(subset=["y"])
-    sizes = events.dropna(subset=["company_size"]).groupby("person_id")["company_size"].last()
+    sizes = event_rows.dropna(subset=["company_size"]).groupby("person_id")["company_size"].last()
     frame["company_size"] = frame["person_id"].map(sizes).fillna("unknown")
     frame["treated"] = (frame["variant"] != exp.control).astype(int)
     seg = uplift_by_segment(frame, segment="company_size", treatment="treated", outcome="y")

@@ -13,7 +13,9 @@ both sizes and their slope in MB per million events; the marts' slope against th
 frame's is the ratio that counts (memory that "does not grow with raw events" has a slope near 0;
 what remains grows with persons and days, which the generator grows along with the users).
 
-    python benchmarks/marts_memory.py [--users 460 4600] [--quick] [--workdir DIR]
+    python benchmarks/marts_memory.py [--users 460 4600] [--days D1 D2] [--quick] [--workdir DIR]
+
+`--users 460 460 --days 30 120` grows the events at (nearly) the same persons instead.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def _rss_mb() -> float:
     return _status_mb("VmHWM")
 
 
-def build_warehouse(users: int, work: Path, seed: int) -> dict:
+def build_warehouse(users: int, work: Path, seed: int, days: int | None = None) -> dict:
     """Landing zone → ingest → stitch → sessions → marts.customer_value (customer_clv reads it)."""
     from support.warehouse import load_landing
 
@@ -68,7 +70,8 @@ def build_warehouse(users: int, work: Path, seed: int) -> dict:
     from trackplan.demo.generate import generate
 
     plan = load_plan()
-    generate(work / "landing", users=users, seed=seed, bug_rate=0.0, plan=plan)
+    kw = {"days": days} if days else {}
+    generate(work / "landing", users=users, seed=seed, bug_rate=0.0, plan=plan, **kw)
     con = connect(work / "w.duckdb")
     try:
         load_landing(con, plan, work / "landing", sessions=True)
@@ -126,6 +129,7 @@ def _child(path: Path, what: str) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--users", type=int, nargs=2, default=[460, 4600], help="two sizes (~100k and ~1M events)")
+    ap.add_argument("--days", type=int, nargs=2, help="days of traffic at the two sizes (default: the generator's)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="120 and 480 users (~25k and ~100k events): a smoke run")
     ap.add_argument("--workdir", type=Path)
@@ -139,14 +143,14 @@ def main() -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="trackplan-martsmem-"))
     rows = []
     try:
-        for users in args.users:
-            d = work / f"u{users}"
+        for users, days in zip(args.users, args.days or [None, None]):
+            d = work / f"u{users}d{days or 0}"
             d.mkdir(parents=True, exist_ok=True)
-            size = build_warehouse(users, d, args.seed)
+            size = build_warehouse(users, d, args.seed, days)
             marts, frame = _child(d / "w.duckdb", "marts"), _child(d / "w.duckdb", "frame")
             rows.append({"users": users, **size, "marts": marts, "frame": frame})
             print(
-                f"users {users:>6}  events {size['events']:>9,}  persons {size['persons']:>7,}  "
+                f"users {users:>6}  days {days or 'default'}  events {size['events']:>9,}  persons {size['persons']:>7,}  "
                 f"marts +{marts['delta_mb']:7.1f} MB (peak {marts['peak_mb']:.0f})  "
                 f"per-event frame +{frame['delta_mb']:7.1f} MB (peak {frame['peak_mb']:.0f})",
                 flush=True,

@@ -8,6 +8,9 @@ warehouse's ``stitch.events`` with its JSON unpacked (``narrow_events_sql``), or
 event frame registered in an in-memory DuckDB (tests, ``benchmarks/calibration.py``), so both go
 through the same SQL. The text can be handed to ``models.dialects`` for another engine.
 
+DuckDB's ``arg_min``/``arg_max`` skip a null value (pandas' first/last non-null); ``arg_min_null``
+keeps the value at the first row, null or not (a first exposure's variant, a first signup's segment).
+
 Grains, each stated at its function: first exposure per person (``first_exposures_sql``), metric
 after/before exposure per exposed person (``exposure_outcomes_sql``), latest company size per person,
 signup and first KPI event per person (``signup_outcomes_sql``), per-person matching inputs
@@ -176,8 +179,12 @@ class EventSource:
 
 
 def source_of(events, plan: Plan) -> EventSource:
-    """An ``EventSource`` as is; an event frame registered for the same SQL."""
-    return events if isinstance(events, EventSource) else EventSource.frame(events, plan)
+    """An ``EventSource`` as is; an event frame registered for the same SQL (its columns named by ``plan``)."""
+    if isinstance(events, EventSource):
+        return events
+    if plan is None:
+        raise TypeError("an event frame needs the plan that names its columns: pass plan=")
+    return EventSource.frame(events, plan)
 
 
 def times(df: pd.DataFrame, *cols: str) -> pd.DataFrame:

@@ -29,6 +29,8 @@ bench: install
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/incremental.py
+	# peak memory of the Python marts at ~100k and ~1M events against the per-event frame they used to load
+	$(BIN)/python benchmarks/marts_memory.py
 	$(BIN)/python benchmarks/quality_bench.py
 	$(BIN)/python benchmarks/detector_bench.py
 	$(BIN)/python benchmarks/collector_load.py

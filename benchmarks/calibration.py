@@ -145,7 +145,8 @@ def generator_matching_seed(args: tuple[int, int]) -> list[dict]:
 def generator_seed(args: tuple[int, int], methods: tuple[str, ...] | None = None) -> list[dict]:
     """Every generator-planted method on one seed and size (``methods``: only these initiatives)."""
     seed, users = args
-    from models.marts.experiment_results import compute_experiment_results, exposures, metric_outcomes
+    from models.marts.aggregates import EventSource
+    from models.marts.experiment_results import compute_experiment_results, metric_outcomes
     from models.stats import uplift_by_segment
     from tracking_plan.loader import load_plan
     from trackplan.demo import params as P
@@ -153,8 +154,9 @@ def generator_seed(args: tuple[int, int], methods: tuple[str, ...] | None = None
 
     warnings.simplefilter("ignore")
     plan = load_plan()
-    events, sim = simulate_events(seed, users, plan)
-    data_end = events["timestamp"].max()
+    event_rows, sim = simulate_events(seed, users, plan)
+    data_end = event_rows["timestamp"].max()
+    events = EventSource.frame(event_rows, plan)  # the marts' own SQL aggregates read it, as they read a warehouse
     out: list[dict] = []
     if methods is not None:
         return out + _initiative_rows(events, plan, sim, data_end, None, users, seed, methods)
@@ -215,9 +217,9 @@ def generator_seed(args: tuple[int, int], methods: tuple[str, ...] | None = None
 
     # uplift by segment (the uplift mart's segment statistics; the T-learner scores are not rerun)
     exp = next(e for e in plan.metrics.experiments if e.key == te["key"])
-    frame, _ = metric_outcomes(events, exposures(events, exp), plan, exp.primary_metric, data_end)
+    frame, _ = metric_outcomes(events, exp, plan, exp.primary_metric, data_end)
     frame = frame.dropna(subset=["y"])
-    sizes = events.dropna(subset=["company_size"]).groupby("person_id")["company_size"].last()
+    sizes = event_rows.dropna(subset=["company_size"]).groupby("person_id")["company_size"].last()
     frame["company_size"] = frame["person_id"].map(sizes).fillna("unknown")
     frame["treated"] = (frame["variant"] != exp.control).astype(int)
     seg = uplift_by_segment(frame, segment="company_size", treatment="treated", outcome="y")

@@ -1,9 +1,11 @@
-"""Each plan KPI's current value, previous value and weekly trend, computed from the event frame.
+"""Each plan KPI's current value, previous value and weekly trend, computed from SQL aggregates of the events.
 
 The one KPI computation: marts.initiative_portfolio (KPI movement against target), the report's KPI
 cards and ``trackplan review``'s KPI tree all read it (``kpi_values(con, plan)`` on a warehouse),
 so they cannot disagree. Definitions follow metrics.yaml: the measure, event, property, period and,
-for rates, the signup cohort whose window has closed by the as-of date.
+for rates, the signup cohort whose window has closed by the as-of date. DuckDB computes each value
+(``models.marts.aggregates``: one row per time window, or per signed-up person for the rates), so
+the memory does not grow with the events.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from models.marts.events_frame import normalize, prop_column
+from models.marts.aggregates import EventSource, cohort_hits_sql, kpi_windows_sql, source_of, times
 from tracking_plan.model import KPI, Plan
 
 DAY = pd.Timedelta(days=1)
@@ -46,51 +48,49 @@ KPI_COLUMNS = [
 ]
 
 
-def _cohort_rate(
-    events: pd.DataFrame,
+WINDOW_MEASURES = ("active_persons", "event_count", "revenue", "average_property")
+
+
+def _cohort_rates(
+    src: EventSource,
     plan: Plan,
     kpi: KPI,
-    as_of: pd.Timestamp,
+    as_ofs: list[pd.Timestamp],
     period: pd.Timedelta,
-    window: pd.Timedelta,
+    window_days: float,
     min_count: int,
-) -> float:
+) -> list[float]:
+    """Per as-of date: the share of persons whose first signup lies in (as_of - window - period,
+    as_of - window] with >= ``min_count`` of the KPI's event in (signup, signup + window]."""
     signup = plan.metrics.signup.event if plan.metrics.signup else "Account Created"
-    s = events[events["event_name"] == signup].drop_duplicates("person_id")
-    s = s[(s["timestamp"] <= as_of - window) & (s["timestamp"] > as_of - window - period)]
-    if s.empty:
-        return float("nan")
-    e = events.loc[events["event_name"] == kpi.event, ["person_id", "timestamp"]]
-    j = s[["person_id", "timestamp"]].merge(e, on="person_id", how="left", suffixes=("_s", ""))
-    inside = (j["timestamp"] > j["timestamp_s"]) & (j["timestamp"] <= j["timestamp_s"] + window)
-    hits = inside.groupby(j["person_id"]).sum()
-    return float((s["person_id"].map(hits).fillna(0) >= min_count).mean())
+    per = times(src.df(cohort_hits_sql(src.ev, signup, kpi.event, window_days)), "signup_at")
+    window = window_days * DAY
+    out = []
+    for as_of in as_ofs:
+        s = per[(per["signup_at"] <= as_of - window) & (per["signup_at"] > as_of - window - period)]
+        out.append(float((s["hits"] >= min_count).mean()) if len(s) else float("nan"))
+    return out
 
 
-def kpi_value(events: pd.DataFrame, plan: Plan, kpi: KPI, as_of: pd.Timestamp) -> float:
-    """The KPI as of ``as_of`` (NaN when the plan's measure cannot be computed from events alone)."""
+def kpi_values_at(src: EventSource, plan: Plan, kpi: KPI, as_ofs: list[pd.Timestamp]) -> list[float]:
+    """The KPI as of each date (NaN when the plan's measure cannot be computed from events alone)."""
     period = (kpi.period_days or DEFAULT_PERIOD_DAYS) * DAY
     act = plan.metrics.activation
     if kpi.measure == "activation_rate":
-        return _cohort_rate(
-            events, plan, kpi, as_of, period, (act.window_days if act else 7) * DAY, act.min_count if act else 1
-        )
+        return _cohort_rates(src, plan, kpi, as_ofs, period, act.window_days if act else 7, act.min_count if act else 1)
     if kpi.measure == "conversion_rate":
-        return _cohort_rate(events, plan, kpi, as_of, period, CONVERSION_WINDOW_DAYS * DAY, 1)
-    in_period = events[(events["timestamp"] > as_of - period) & (events["timestamp"] <= as_of)]
-    if kpi.measure == "active_persons":
-        return float(in_period["person_id"].nunique())
-    hits = in_period[in_period["event_name"] == kpi.event]
-    if kpi.measure == "event_count":
-        return float(len(hits))
-    col = prop_column(kpi.property) if kpi.property else None
-    if col is None or col not in hits:
-        return float("nan")
-    if kpi.measure == "revenue":
-        return float(hits[col].sum())
-    if kpi.measure == "average_property":
-        return float(hits[col].mean()) if hits[col].notna().any() else float("nan")
-    return float("nan")  # retention: read marts.retention
+        return _cohort_rates(src, plan, kpi, as_ofs, period, CONVERSION_WINDOW_DAYS, 1)
+    if kpi.measure not in WINDOW_MEASURES or (kpi.measure in ("revenue", "average_property") and not kpi.property):
+        return [float("nan")] * len(as_ofs)  # retention: read marts.retention
+    windows = [(i, t - period, t) for i, t in enumerate(as_ofs)]
+    got = src.df(kpi_windows_sql(src.ev, kpi.measure, kpi.event, kpi.property, windows))
+    values = dict(zip(got["i"], got["value"]))
+    return [float("nan") if pd.isna(values.get(i)) else float(values[i]) for i in range(len(as_ofs))]
+
+
+def kpi_value(events, plan: Plan, kpi: KPI, as_of: pd.Timestamp) -> float:
+    """The KPI as of ``as_of``; ``events`` an ``aggregates.EventSource`` or an event frame."""
+    return kpi_values_at(source_of(events, plan), plan, kpi, [as_of])[0]
 
 
 def how(plan: Plan, kpi: KPI) -> str:
@@ -126,19 +126,18 @@ def on_track(kpi: KPI, value: float) -> bool | None:
     return bool(value >= kpi.target) if kpi.direction == "increase" else bool(value <= kpi.target)
 
 
-def compute_kpi_values(events: pd.DataFrame, plan: Plan, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
-    """One row per KPI: current and previous-period value, change, on-track flag, weekly trend (JSON)."""
-    events = normalize(events, plan)
-    as_of = as_of if as_of is not None else events["timestamp"].max()
+def compute_kpi_values(events, plan: Plan, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
+    """One row per KPI: current and previous-period value, change, on-track flag, weekly trend (JSON).
+
+    ``events``: an ``aggregates.EventSource`` (a warehouse) or an event frame (one row per event)."""
+    src = source_of(events, plan)
+    as_of = as_of if as_of is not None else src.data_end()
     rows = []
     for k in plan.metrics.kpis:
         period = k.period_days or DEFAULT_PERIOD_DAYS
-        current = kpi_value(events, plan, k, as_of)
-        previous = kpi_value(events, plan, k, as_of - period * DAY)
-        trend = [
-            {"as_of": str((as_of - w * 7 * DAY).date()), "value": kpi_value(events, plan, k, as_of - w * 7 * DAY)}
-            for w in range(TREND_POINTS - 1, -1, -1)
-        ]
+        points = [as_of - w * 7 * DAY for w in range(TREND_POINTS - 1, -1, -1)]
+        current, previous, *values = kpi_values_at(src, plan, k, [as_of, as_of - period * DAY, *points])
+        trend = [{"as_of": str(t.date()), "value": v} for t, v in zip(points, values)]
         rows.append(
             {
                 "kpi": k.key,
@@ -169,11 +168,10 @@ def compute_kpi_values(events: pd.DataFrame, plan: Plan, as_of: pd.Timestamp | N
 
 def kpi_values(con, plan: Plan) -> pd.DataFrame:
     """``compute_kpi_values`` on a warehouse's stitch.events (empty when the table is missing or empty)."""
-    from models.marts.events_frame import load_events
-
     tables = {f"{s}.{t}" for s, t in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()}
-    events = load_events(con, plan) if "stitch.events" in tables else pd.DataFrame()
-    out = compute_kpi_values(events, plan) if len(events) else pd.DataFrame(columns=KPI_COLUMNS)
+    src = EventSource.warehouse(con, plan) if "stitch.events" in tables else None
+    has_events = src is not None and src.span()[2] > 0
+    out = compute_kpi_values(src, plan) if has_events else pd.DataFrame(columns=KPI_COLUMNS)
     retention = [k for k in plan.metrics.kpis if k.measure == "retention"]
     if retention and len(out) and "marts.retention" in tables:
         # retention is the mart's week-1 retention over every cohort (not recomputed from events here)

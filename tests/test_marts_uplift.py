@@ -8,15 +8,14 @@ from support.marts_sample import SEEDS, Z, sample, within
 
 @pytest.fixture(scope="module", params=SEEDS, ids=lambda s: f"seed{s}")
 def uplift(request):
-    from models.marts.events_frame import load_events
-    from models.marts.experiment_uplift import compute_experiment_uplift
+    from models.marts.experiment_uplift import build
     from tracking_plan.loader import load_plan
 
     path, truth = sample(request.param)
     plan = load_plan()
     con = duckdb.connect(str(path), read_only=True)
     try:
-        df = compute_experiment_uplift(load_events(con, plan), plan)
+        df = build(con, plan)  # the mart's own aggregates of the read-only warehouse
     finally:
         con.close()
     return df, truth

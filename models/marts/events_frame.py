@@ -1,8 +1,9 @@
-"""The narrow per-event frame the statistical marts work on, read once from stitch.events.
+"""The narrow per-event columns the statistical marts' aggregates read, and a hand-built frame of them.
 
-One row per stitched event with the few fields the experiment, initiative, attribution and KPI
-logic need, JSON already unpacked, so that the pure ``compute_*`` functions take a plain DataFrame
-(tests build one by hand) and never parse JSON per row in Python.
+The marts never load these rows into pandas from a warehouse: ``aggregates.narrow_events_sql``
+selects them from stitch.events inside each aggregate query. A hand-built frame with these columns
+(tests, ``benchmarks/calibration.py``) is ``normalize``d and registered in DuckDB so the same SQL
+reads it.
 
 Columns: ``person_id, event_name, timestamp, region, has_user, experiment_id, variant,
 company_size, seats, plan`` (``plan`` is the identify/group trait, Segment's ``traits.plan``) plus ``prop:<name>`` (numeric) for every KPI ``property`` and one column per
@@ -33,16 +34,6 @@ def prop_column(name: str) -> str:
     return f"prop:{name}"
 
 
-def _field_sql(path: str) -> str:
-    """SQL for an event field path: a typed column when ingest already has one, else JSON."""
-    if path in ("context.location.region", "region"):
-        return "region"
-    head, _, rest = path.partition(".")
-    if head in ("context", "properties", "traits") and rest:
-        return f"json_extract_string({head}, '$.{rest}')"
-    return f"json_extract_string(properties, '$.{path}')"
-
-
 def property_names(plan: Plan) -> list[str]:
     names = {k.property for k in plan.metrics.kpis if k.property}
     return sorted(names | {"revenue"})
@@ -63,36 +54,6 @@ def where_keys(plan: Plan) -> list[str]:
 
 def segment_fields(plan: Plan) -> list[str]:
     return sorted({i.evaluation.segment_field for i in plan.metrics.initiatives if i.evaluation.segment_field})
-
-
-def load_events(con, plan: Plan) -> pd.DataFrame:
-    """Read the narrow event frame from ``stitch.events`` (events without a person are skipped)."""
-    props = ", ".join(
-        f"try_cast(json_extract_string(properties, '$.{p}') as double) as \"{prop_column(p)}\""
-        for p in property_names(plan)
-    )
-    segs = "".join(f', {_field_sql(f)} as "{f}"' for f in segment_fields(plan) if _field_sql(f) != "region")
-    segs += "".join(f", json_extract_string(properties, '$.{k}') as \"{where_column(k)}\"" for k in where_keys(plan))
-    sql = f"""
-select person_id, event_name, "timestamp", region, user_id is not null as has_user,
-       json_extract_string(properties, '$.experiment_id') as experiment_id,
-       coalesce(json_extract_string(properties, '$.variation_id'),
-                json_extract_string(properties, '$.variant')) as variant,
-       coalesce(json_extract_string(traits, '$.company_size'),
-                json_extract_string(properties, '$.company_size')) as company_size,
-       coalesce(try_cast(json_extract_string(properties, '$.seats') as double),
-                try_cast(json_extract_string(traits, '$.seats') as double)) as seats,
-       json_extract_string(traits, '$.plan') as plan,
-       {props}{segs}
-from stitch.events
-where person_id is not null and "timestamp" is not null
-order by person_id, "timestamp"
-"""
-    df = con.execute(sql).df()
-    for f in segment_fields(plan):
-        if f not in df:
-            df[f] = df["region"]
-    return df
 
 
 def normalize(events: pd.DataFrame, plan: Plan | None = None) -> pd.DataFrame:

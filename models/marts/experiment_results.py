@@ -17,7 +17,8 @@ import pandas as pd
 from models.stats import ab_readout
 from tracking_plan.model import KPI, Experiment, Plan
 
-from .events_frame import normalize, prop_column
+from .aggregates import EventSource, exposure_outcomes_sql, first_exposures_sql, source_of, times
+from .events_frame import prop_column
 
 DAYS_PER_MONTH = 30.4375  # 365.25 / 12: exposures per month for the ROI from the test's own traffic
 # Pre-exposure lookback for CUPED's covariate: GrowthBook's default regression-adjustment window.
@@ -87,54 +88,47 @@ def resolve_metric(plan: Plan, metric: str) -> tuple[str, str, KPI | None]:
     return kpi.event or metric, "conversion", kpi
 
 
-def exposures(events: pd.DataFrame, exp: Experiment) -> pd.DataFrame:
-    """First exposure per person: person_id, variant, exposed_at (before ``start`` ignored)."""
-    e = events[(events["event_name"] == exp.exposure_event) & (events["experiment_id"] == exp.key)]
-    if exp.start:
-        e = e[e["timestamp"] >= pd.Timestamp(exp.start)]
-    first = e.sort_values("timestamp", kind="stable").drop_duplicates("person_id")
-    return (
-        first[["person_id", "variant", "timestamp"]].rename(columns={"timestamp": "exposed_at"}).reset_index(drop=True)
-    )
+def exposures(events, exp: Experiment, plan: Plan | None = None) -> pd.DataFrame:
+    """First exposure per person: person_id, variant, exposed_at (before ``start`` ignored), by time.
+
+    ``events`` is an ``aggregates.EventSource`` or an event frame (then ``plan`` names its columns)."""
+    src = source_of(events, plan)
+    return times(src.df(first_exposures_sql(src.ev, exp.exposure_event, exp.key, exp.start)), "exposed_at")
 
 
 def metric_outcomes(
-    events: pd.DataFrame, exposed: pd.DataFrame, plan: Plan, metric: str, data_end: pd.Timestamp
+    events, exposed: pd.DataFrame | Experiment, plan: Plan, metric: str, data_end: pd.Timestamp
 ) -> tuple[pd.DataFrame, dict]:
     """Per exposed person the metric's value after exposure (``y``) and before it (``pre``).
 
-    Activation needs its whole window inside the data (persons exposed later are left out, not
-    counted as failures); the others count everything from exposure to the end of the data.
+    ``exposed`` is the experiment (its first exposures are read in the same query) or a frame of
+    ``exposures``. Activation needs its whole window inside the data (persons exposed later are
+    left out, not counted as failures); the others count everything from exposure to the end of
+    the data. The counts and sums per person come from ``aggregates.exposure_outcomes_sql``.
     """
     event, kind, kpi = resolve_metric(plan, metric)
     act = plan.metrics.activation
-    window = pd.Timedelta(days=act.window_days if act else 7)
-    ev = events[events["event_name"] == event]
-    prop = prop_column(kpi.property) if kpi is not None and kpi.property else None
-    cols = ["person_id", "timestamp"] + ([prop] if prop else [])
-    j = exposed.merge(ev[cols], on="person_id", how="left")
-    after = j["timestamp"] > j["exposed_at"]
-    before = (j["timestamp"] < j["exposed_at"]) & (
-        j["timestamp"] >= j["exposed_at"] - pd.Timedelta(days=CUPED_LOOKBACK_DAYS)
-    )
-    out = exposed.copy()
-    if kind == "activation":
-        inside = after & (j["timestamp"] <= j["exposed_at"] + window)
-        n = inside.groupby(j["person_id"]).sum()
-        out["y"] = (out["person_id"].map(n).fillna(0) >= (act.min_count if act else 1)).astype(float)
-        out.loc[out["exposed_at"] + window > data_end, "y"] = np.nan  # window not complete yet
-    elif kind in ("sum", "mean"):
-        vals = j[prop].where(after)
-        g = vals.groupby(j["person_id"])
-        agg = g.sum() if kind == "sum" else g.mean()
-        out["y"] = out["person_id"].map(agg)
-        if kind == "sum":
-            out["y"] = out["y"].fillna(0.0)
+    window_days = act.window_days if act else 7
+    src = source_of(events, plan)
+    if isinstance(exposed, pd.DataFrame):
+        name = f"exposed_{id(exposed)}"
+        src.con.register(name, exposed[["person_id", "variant", "exposed_at"]])
+        x = f"select cast(person_id as varchar) as person_id, variant, cast(exposed_at as timestamp) as exposed_at from {name}"
     else:
-        n = after.groupby(j["person_id"]).sum()
-        out["y"] = (out["person_id"].map(n).fillna(0) > 0).astype(float)
-    pre_counts = before.groupby(j["person_id"]).sum()
-    out["pre"] = out["person_id"].map(pre_counts).fillna(0).astype(float)
+        x = first_exposures_sql(src.ev, exposed.exposure_event, exposed.key, exposed.start)
+    prop = prop_column(kpi.property) if kpi is not None and kpi.property and kind in ("sum", "mean") else None
+    agg = times(src.df(exposure_outcomes_sql(src.ev, x, event, prop, window_days, CUPED_LOOKBACK_DAYS)), "exposed_at")
+    out = agg[["person_id", "variant", "exposed_at"]].copy()
+    if kind == "activation":
+        out["y"] = (agg["n_window"] >= (act.min_count if act else 1)).astype(float)
+        out.loc[out["exposed_at"] + pd.Timedelta(days=window_days) > data_end, "y"] = np.nan  # window not complete yet
+    elif kind == "sum":
+        out["y"] = agg["v_sum"].astype(float).fillna(0.0)
+    elif kind == "mean":
+        out["y"] = agg["v_mean"].astype(float)
+    else:
+        out["y"] = (agg["n_after"] > 0).astype(float)
+    out["pre"] = agg["pre"].astype(float)
     info = {"metric_event": event, "metric_kind": kind, "direction": kpi.direction if kpi is not None else "increase"}
     return out, info
 
@@ -171,8 +165,9 @@ def _regression(direction: str, low: float, high: float) -> bool:
     return low > 0 if direction == "decrease" else high < 0
 
 
-def experiment_rows(events: pd.DataFrame, plan: Plan, exp: Experiment, data_end: pd.Timestamp) -> list[dict]:
-    exposed = exposures(events, exp)
+def experiment_rows(events, plan: Plan, exp: Experiment, data_end: pd.Timestamp) -> list[dict]:
+    src = source_of(events, plan)
+    exposed = exposures(src, exp)
     if exposed.empty:
         return []
     span_days = max((exposed["exposed_at"].max() - exposed["exposed_at"].min()) / pd.Timedelta(days=1), 1.0)
@@ -181,7 +176,7 @@ def experiment_rows(events: pd.DataFrame, plan: Plan, exp: Experiment, data_end:
     rows = []
     metrics = [(exp.primary_metric, "primary")] + [(m, "guardrail") for m in exp.guardrail_metrics]
     for metric, role in metrics:
-        frame, info = metric_outcomes(events, exposed, plan, metric, data_end)
+        frame, info = metric_outcomes(src, exp, plan, metric, data_end)
         common = {
             "experiment": exp.key,
             "hypothesis": exp.hypothesis,
@@ -257,11 +252,13 @@ def experiment_rows(events: pd.DataFrame, plan: Plan, exp: Experiment, data_end:
     return rows
 
 
-def compute_experiment_results(events: pd.DataFrame, plan: Plan, data_end: pd.Timestamp | None = None) -> pd.DataFrame:
-    """One row per experiment × variant × metric (control rows carry counts and SRM only)."""
-    events = normalize(events, plan)
-    data_end = data_end if data_end is not None else events["timestamp"].max()
-    rows = [r for exp in plan.metrics.experiments for r in experiment_rows(events, plan, exp, data_end)]
+def compute_experiment_results(events, plan: Plan, data_end: pd.Timestamp | None = None) -> pd.DataFrame:
+    """One row per experiment × variant × metric (control rows carry counts and SRM only).
+
+    ``events``: an ``aggregates.EventSource`` (a warehouse) or an event frame (one row per event)."""
+    src = source_of(events, plan)
+    data_end = data_end if data_end is not None else src.data_end()
+    rows = [r for exp in plan.metrics.experiments for r in experiment_rows(src, plan, exp, data_end)]
     out = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
     for c in ("is_control", "significant", "srm_flag", "cuped", "guardrail_regression", "sequential"):
         out[c] = out[c].fillna(False).astype(bool)
@@ -270,10 +267,8 @@ def compute_experiment_results(events: pd.DataFrame, plan: Plan, data_end: pd.Ti
 
 # -- the model (pipelines/model_assets.py builds marts.experiment_results with it) ---------------------------
 def build(con, plan: Plan) -> pd.DataFrame:
-    """marts.experiment_results from stitch.events."""
-    from .events_frame import load_events
-
-    return compute_experiment_results(load_events(con, plan), plan)
+    """marts.experiment_results from per-person aggregates of stitch.events."""
+    return compute_experiment_results(EventSource.warehouse(con, plan), plan)
 
 
 def summary(df: pd.DataFrame) -> dict:

@@ -10,7 +10,7 @@ import pandas as pd
 from models.stats import qini_auc, uplift_by_segment, uplift_t_learner
 from tracking_plan.model import Plan
 
-from .events_frame import load_events, normalize
+from .aggregates import EventSource, latest_value_sql, source_of
 from .experiment_results import exposures, metric_outcomes
 
 SEGMENT = "company_size"
@@ -35,17 +35,19 @@ COLUMNS = [
 ]
 
 
-def compute_experiment_uplift(events: pd.DataFrame, plan: Plan, data_end: pd.Timestamp | None = None) -> pd.DataFrame:
-    """One row per experiment × treated variant × segment, on the experiment's primary metric."""
-    events = normalize(events, plan)
-    data_end = data_end if data_end is not None else events["timestamp"].max()
-    sizes = events.dropna(subset=[SEGMENT]).groupby("person_id")[SEGMENT].last()
+def compute_experiment_uplift(events, plan: Plan, data_end: pd.Timestamp | None = None) -> pd.DataFrame:
+    """One row per experiment × treated variant × segment, on the experiment's primary metric.
+
+    ``events``: an ``aggregates.EventSource`` (a warehouse) or an event frame (one row per event)."""
+    src = source_of(events, plan)
+    data_end = data_end if data_end is not None else src.data_end()
+    sizes = src.df(latest_value_sql(src.ev, SEGMENT)).set_index("person_id")[SEGMENT]
     rows = []
     for exp in plan.metrics.experiments:
-        exposed = exposures(events, exp)
+        exposed = exposures(src, exp)
         if exposed.empty:
             continue
-        frame, _ = metric_outcomes(events, exposed, plan, exp.primary_metric, data_end)
+        frame, _ = metric_outcomes(src, exp, plan, exp.primary_metric, data_end)
         frame = frame.dropna(subset=["y"])
         frame[SEGMENT] = frame["person_id"].map(sizes).fillna("unknown")
         frame["size_rank"] = frame[SEGMENT].map(SIZE_RANK).fillna(0)
@@ -67,8 +69,8 @@ def compute_experiment_uplift(events: pd.DataFrame, plan: Plan, data_end: pd.Tim
 
 
 def build(con, plan: Plan) -> pd.DataFrame:
-    """marts.experiment_uplift from stitch.events."""
-    return compute_experiment_uplift(load_events(con, plan), plan)
+    """marts.experiment_uplift from per-person aggregates of stitch.events."""
+    return compute_experiment_uplift(EventSource.warehouse(con, plan), plan)
 
 
 def summary(df: pd.DataFrame) -> dict:

@@ -13,7 +13,7 @@ from models.kpis import compute_kpi_values
 from models.value import portfolio
 from tracking_plan.model import Initiative, Plan
 
-from .events_frame import load_events
+from .aggregates import EventSource
 
 __all__ = ["build", "compute_initiative_portfolio", "plan_rules"]
 
@@ -142,7 +142,7 @@ def build(con, plan: Plan) -> pd.DataFrame:
     """marts.initiative_portfolio from marts.initiative_roi, marts.initiative_scenarios and the KPIs."""
     roi = con.execute("select * from marts.initiative_roi").df()
     scenarios = con.execute("select * from marts.initiative_scenarios").df()
-    kpis = compute_kpi_values(load_events(con, plan), plan)
+    kpis = compute_kpi_values(EventSource.warehouse(con, plan), plan)
     return compute_initiative_portfolio(roi, scenarios, kpis, plan)
 
 

@@ -13,7 +13,7 @@ from models.stats import before_after, diff_in_diff
 from models.value import initiative_financials, roi
 from tracking_plan.model import Initiative, Plan
 
-from .events_frame import load_events, normalize, prop_column
+from .aggregates import EventSource, person_days_sql, property_rows_sql, source_of, times
 from .experiment_results import DAYS_PER_MONTH, compute_experiment_results
 from .initiatives import Skip, estimate, grade_of, json_safe
 
@@ -66,27 +66,28 @@ ROI_COLUMNS = [
 
 
 # -- non-financial KPIs ---------------------------------------------------------------------------------
-def _kpi_rows(events: pd.DataFrame, plan: Plan, kpi_key: str) -> tuple[pd.DataFrame, str] | None:
-    """Rows whose mean is the KPI, with the segment and time each belongs to.
+def _kpi_rows(events, plan: Plan, kpi_key: str, segment_field: str | None = None) -> tuple[pd.DataFrame, str] | None:
+    """Rows whose mean is the KPI, with the person, segment and day each belongs to.
 
-    An event count becomes events per active person-day (so a growing user base is not an effect);
-    an average property is one row per event carrying it.
+    An event count becomes events per active person-day (so a growing user base is not an effect;
+    one row per person × day from ``aggregates.person_days_sql``, segment = the day's first region);
+    an average property is one row per event carrying it (``aggregates.property_rows_sql``: only
+    that KPI's own events, segment = ``segment_field`` at the event).
     """
     kpi = next((k for k in plan.metrics.kpis if k.key == kpi_key), None)
     if kpi is None or not kpi.event:
         return None
+    src = source_of(events, plan)
     if kpi.measure == "average_property" and kpi.property:
-        r = events.loc[events["event_name"] == kpi.event].dropna(subset=[prop_column(kpi.property)])
-        return r.assign(y=r[prop_column(kpi.property)], day=r["timestamp"].dt.normalize()), "mean per event"
-    e = events.assign(day=events["timestamp"].dt.normalize())
-    active = e.groupby(["person_id", "day"], as_index=False).agg(region=("region", "first"))
-    hits = e[e["event_name"] == kpi.event].groupby(["person_id", "day"]).size().rename("y")
-    active = active.join(hits, on=["person_id", "day"])
-    return active.assign(y=active["y"].fillna(0.0)), "per active person-day"
+        sql = property_rows_sql(src.ev, kpi.event, kpi.property, segment_field or "region")
+        r = times(src.df(sql), "timestamp", "day")
+        return r.assign(y=r["y"].astype(float)), "mean per event"
+    r = times(src.df(person_days_sql(src.ev, kpi.event)), "day")
+    return r.assign(y=r["y"].astype(float)), "per active person-day"
 
 
 def non_financial_changes(
-    events: pd.DataFrame, plan: Plan, ini: Initiative, experiment_results: pd.DataFrame | None = None
+    events, plan: Plan, ini: Initiative, experiment_results: pd.DataFrame | None = None
 ) -> list[dict]:
     """Measured change of each non-financial KPI the initiative names.
 
@@ -118,16 +119,15 @@ def non_financial_changes(
                     }
                 )
                 continue
-        got = _kpi_rows(events, plan, key)
+        got = _kpi_rows(events, plan, key, ev.segment_field)
         if got is None:
             out.append({**row, "method": None, "error": "KPI has no event to measure"})
             continue
         rows, basis = got
         rows = rows.assign(post=(rows["day"] >= start).astype(float))
         if ev.method == "diff_in_diff" and ev.segment_field:
-            seg_col = ev.segment_field if ev.segment_field in rows else "region"
-            rows = rows[rows[seg_col].isin(ev.treated) | rows[seg_col].isin(ev.control)]
-            rows = rows.assign(treated=rows[seg_col].isin(ev.treated).astype(float))
+            rows = rows[rows["segment"].isin(ev.treated) | rows["segment"].isin(ev.control)]
+            rows = rows.assign(treated=rows["segment"].isin(ev.treated).astype(float))
             try:
                 r = diff_in_diff(rows, outcome="y", treated="treated", post="post", cluster="person_id")
             except ValueError as exc:
@@ -164,7 +164,7 @@ def _months_between(a: pd.Timestamp, b: pd.Timestamp) -> float:
 
 
 def initiative_row(
-    events: pd.DataFrame, plan: Plan, ini: Initiative, experiment_results: pd.DataFrame, data_end: pd.Timestamp
+    events, plan: Plan, ini: Initiative, experiment_results: pd.DataFrame, data_end: pd.Timestamp
 ) -> dict:
     method = ini.evaluation.method
     start = pd.Timestamp(ini.start)
@@ -252,14 +252,16 @@ def initiative_row(
 
 
 def compute_initiative_roi(
-    events: pd.DataFrame,
+    events,
     plan: Plan,
     experiment_results: pd.DataFrame | None = None,
     data_end: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """One row per initiative: method, estimate with CI, checks, evidence grade, value, costs, NPV/IRR."""
-    events = normalize(events, plan)
-    data_end = data_end if data_end is not None else events["timestamp"].max()
+    """One row per initiative: method, estimate with CI, checks, evidence grade, value, costs, NPV/IRR.
+
+    ``events``: an ``aggregates.EventSource`` (a warehouse) or an event frame (one row per event)."""
+    events = source_of(events, plan)
+    data_end = data_end if data_end is not None else events.data_end()
     if experiment_results is None:
         experiment_results = compute_experiment_results(events, plan, data_end)
     rows = [initiative_row(events, plan, ini, experiment_results, data_end) for ini in plan.metrics.initiatives]
@@ -271,9 +273,9 @@ def compute_initiative_roi(
 
 # -- the model (pipelines/model_assets.py builds marts.initiative_roi with it) ------------------------------
 def build(con, plan: Plan) -> pd.DataFrame:
-    """marts.initiative_roi from stitch.events and marts.experiment_results."""
+    """marts.initiative_roi from per-person and per-day aggregates of stitch.events and marts.experiment_results."""
     experiment_results = con.execute("select * from marts.experiment_results").df()
-    return compute_initiative_roi(load_events(con, plan), plan, experiment_results)
+    return compute_initiative_roi(EventSource.warehouse(con, plan), plan, experiment_results)
 
 
 def summary(df: pd.DataFrame) -> dict:

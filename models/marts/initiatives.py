@@ -1,7 +1,7 @@
 """marts.initiative_roi: each initiative's effect by its declared evaluation method, with evidence.
 
 Every estimator comes from ``models.stats``; this module only builds the analysis frame each method
-needs from the event frame, runs the method's robustness checks and states the units:
+needs from SQL aggregates of the events (``aggregates``: per person or per day), runs the method's robustness checks and states the units:
 
 - ``ab_test``: the experiment's primary-metric lift (from marts.experiment_results) per exposed
   person; per month = lift × exposures per month. Check: no sample-ratio mismatch.
@@ -37,7 +37,14 @@ from models.stats import (
 )
 from tracking_plan.model import Initiative, Plan
 
-from .events_frame import prop_column, treatment_where, where_column
+from .aggregates import (
+    daily_counts_sql,
+    matching_inputs_sql,
+    signup_outcomes_sql,
+    source_of,
+    times,
+)
+from .events_frame import treatment_where
 from .experiment_results import DAYS_PER_MONTH, resolve_metric
 
 DAY = pd.Timedelta(days=1)
@@ -55,36 +62,31 @@ class Skip(Exception):
     """The data cannot support this initiative's method (yet); the row says why."""
 
 
-def _signups(events: pd.DataFrame, plan: Plan) -> pd.DataFrame:
-    ev = plan.metrics.signup.event if plan.metrics.signup else "Account Created"
-    s = events[events["event_name"] == ev].drop_duplicates("person_id")
-    return s.rename(columns={"timestamp": "signup_at"})
-
-
-def _first_after(events: pd.DataFrame, event: str, anchor: pd.DataFrame, col: str) -> pd.Series:
-    """Per anchor row, the first ``event`` time strictly after ``anchor[col]`` (NaT if none)."""
-    e = events.loc[events["event_name"] == event, ["person_id", "timestamp"]]
-    j = anchor[["person_id", col]].merge(e, on="person_id", how="left")
-    j = j[j["timestamp"] > j[col]]
-    if j.empty:
-        return pd.Series(pd.NaT, index=anchor.index, dtype="datetime64[ns]")
-    return anchor["person_id"].map(j.groupby("person_id")["timestamp"].min())
+def _signup_event(plan: Plan) -> str:
+    return plan.metrics.signup.event if plan.metrics.signup else "Account Created"
 
 
 # -- difference in differences ---------------------------------------------------------------------
-def did_frame(events: pd.DataFrame, plan: Plan, ini: Initiative, data_end: pd.Timestamp) -> pd.DataFrame:
-    """One row per account in a treated or control segment with a complete outcome window."""
+def did_frame(events, plan: Plan, ini: Initiative, data_end: pd.Timestamp) -> pd.DataFrame:
+    """One row per account in a treated or control segment with a complete outcome window.
+
+    Reads one row per signed-up person (``aggregates.signup_outcomes_sql``): the first signup, its
+    segment and the first KPI event after it."""
     ev_name, _, _ = resolve_metric(plan, ini.kpi)
     ev = ini.evaluation
     window = ev.window_days * DAY
-    s = _signups(events, plan)
-    seg = s[ev.segment_field or "region"]
-    s = s.assign(segment=seg, treated=seg.isin(ev.treated).astype(float))
+    src = source_of(events, plan)
+    s = times(
+        src.df(signup_outcomes_sql(src.ev, _signup_event(plan), ev.segment_field or "region", ev_name)),
+        "signup_at",
+        "first_after",
+    )
+    seg = s["segment"]
+    s = s.assign(treated=seg.isin(ev.treated).astype(float))
     s = s[seg.isin(ev.treated) | seg.isin(ev.control)]
     s = s[s["signup_at"] + window <= data_end].copy()
-    first = _first_after(events, ev_name, s, "signup_at")
     start = pd.Timestamp(ini.start)
-    s["y"] = (first <= s["signup_at"] + window).astype(float)
+    s["y"] = (s["first_after"] <= s["signup_at"] + window).astype(float)
     s["post"] = (s["signup_at"] >= start).astype(float)
     s["rel_week"] = np.floor((s["signup_at"] - start) / (7 * DAY)).astype(int)
     return s[["person_id", "signup_at", "segment", "treated", "post", "rel_week", "y"]].reset_index(drop=True)
@@ -155,49 +157,48 @@ def estimate_did(events, plan, ini, data_end) -> dict:
 
 
 # -- matching ----------------------------------------------------------------------------------------
-def matching_frame(events: pd.DataFrame, plan: Plan, ini: Initiative, data_end: pd.Timestamp) -> pd.DataFrame:
-    """Accounts known and not yet paying at the start: treatment, outcome, pre-period covariates."""
+def matching_frame(events, plan: Plan, ini: Initiative, data_end: pd.Timestamp) -> pd.DataFrame:
+    """Accounts known and not yet paying at the start: treatment, outcome, pre-period covariates.
+
+    Reads one row per person (``aggregates.matching_inputs_sql``)."""
     ev = ini.evaluation
     ev_name, _, _ = resolve_metric(plan, ini.kpi)
     start = pd.Timestamp(ini.start)
-    pre = events[events["timestamp"] < start]
+    src = source_of(events, plan)
+    per = src.df(
+        matching_inputs_sql(
+            src.ev,
+            signup_event=_signup_event(plan),
+            outcome_event=ev_name,
+            treatment_event=ev.treatment_event,
+            start=start,
+            window_days=ev.window_days,
+            where=treatment_where(ini),
+            free_plans=FREE_PLANS,
+        )
+    )
+    per = times(per, "signup_at", "first_outcome", "first_revenue", "first_paid").set_index("person_id", drop=False)
     # Accounts at the start: identified persons who did not sign up after it (accounts older than
     # the data have no signup event at all, and may have been quiet before the start).
-    signed = _signups(events, plan)
-    late = set(signed.loc[signed["signup_at"] >= start, "person_id"])
-    accounts = [p for p in events.loc[events["has_user"].astype(bool), "person_id"].unique() if p not in late]
+    accounts = per[per["has_user"].astype(bool) & ~(per["signup_at"] >= start)]
     # Already paying: bought before the start, or billed (an event with revenue) before any purchase
-    # of theirs, i.e. a subscriber from before the data began.
-    buys = events[events["event_name"] == ev_name].groupby("person_id")["timestamp"].min()
-    rev = events[events[prop_column("revenue")].notna()] if prop_column("revenue") in events else events.iloc[:0]
-    first_rev = rev.groupby("person_id")["timestamp"].min()
-    # A paid plan in the person's traits before any purchase of theirs: an annual subscriber from
-    # before the data began, who is never billed inside it.
-    paid = events[events["plan"].notna() & ~events["plan"].astype(str).str.lower().isin(FREE_PLANS)]
-    first_paid = paid.groupby("person_id")["timestamp"].min()
-    paying = set(buys[buys < start].index) | {
-        p for p, t in [*first_rev.items(), *first_paid.items()] if p not in buys.index or t < buys[p]
-    }
-    df = pd.DataFrame({"person_id": pd.Series([p for p in accounts if p not in paying], dtype=object)})
-    if df.empty:
+    # of theirs, i.e. a subscriber from before the data began; or a paid plan in the person's
+    # traits before any purchase of theirs: an annual subscriber from before the data began, who is
+    # never billed inside it.
+    buys = accounts["first_outcome"]
+    before_buy = lambda t: t.notna() & (buys.isna() | (t < buys))
+    paying = (buys < start) | before_buy(accounts["first_revenue"]) | before_buy(accounts["first_paid"])
+    acc = accounts[~paying]
+    if acc.empty:
         raise Skip("no account existed, unpaid, at the start")
-    treat = events[
-        (events["event_name"] == ev.treatment_event)
-        & (events["timestamp"] >= start)
-        & (events["timestamp"] < start + ev.window_days * DAY)
-    ]
-    for key, value in treatment_where(ini).items():  # e.g. {integration: slack}
-        treat = treat[treat[where_column(key)].astype(str) == str(value)]
-    df["treated"] = df["person_id"].isin(set(treat["person_id"])).astype(int)
-    df["y"] = pd.to_datetime(df["person_id"].map(buys.to_dict())).between(start, data_end).astype(float)
-    pre_counts = pre.groupby("person_id").size()
-    df["pre_events"] = np.log1p(df["person_id"].map(pre_counts).fillna(0))  # counts are skewed
-    sizes = events.dropna(subset=["company_size"]).groupby("person_id")["company_size"].last()
+    df = pd.DataFrame({"person_id": pd.Series(acc["person_id"].to_numpy(), dtype=object)})
+    df["treated"] = acc["treated"].astype(bool).astype(int).to_numpy()
+    df["y"] = acc["first_outcome"].between(start, data_end).astype(float).to_numpy()
+    df["pre_events"] = np.log1p(acc["pre_events"].astype(float).to_numpy())  # counts are skewed
     rank = {s: i + 1 for i, s in enumerate(COMPANY_SIZES)}
-    df["company_size_rank"] = df["person_id"].map(sizes).map(rank)
+    df["company_size_rank"] = acc["company_size"].map(rank).astype(float).to_numpy()
     df["company_size_rank"] = df["company_size_rank"].fillna(df["company_size_rank"].median())
-    seats = pre.dropna(subset=["seats"]).groupby("person_id")["seats"].max()
-    df["seats"] = np.log1p(df["person_id"].map(seats).fillna(0))
+    df["seats"] = np.log1p(acc["pre_seats"].astype(float).fillna(0).to_numpy())
     return df
 
 
@@ -239,10 +240,14 @@ def estimate_matching(events, plan, ini, data_end) -> dict:
 
 
 # -- time series ---------------------------------------------------------------------------------------
-def daily_series(events: pd.DataFrame, event: str, data_start, data_end) -> pd.DataFrame:
-    """Daily count of ``event`` over every day of the data (days without one count 0)."""
+def daily_series(events, event: str, data_start, data_end, plan: Plan | None = None) -> pd.DataFrame:
+    """Daily count of ``event`` over every day of the data (days without one count 0).
+
+    Reads one row per day with the event (``aggregates.daily_counts_sql``)."""
+    src = source_of(events, plan)
     days = pd.date_range(pd.Timestamp(data_start).normalize(), pd.Timestamp(data_end).normalize(), freq="D")
-    counts = events.loc[events["event_name"] == event, "timestamp"].dt.normalize().value_counts()
+    got = src.df(daily_counts_sql(src.ev, event))
+    counts = pd.Series(got["n"].to_numpy(float), index=pd.to_datetime(got["day"]))
     # the last day is usually partial: leave it out rather than read it as a drop
     days = days[:-1] if len(days) > 1 and pd.Timestamp(data_end) < days[-1] + DAY - pd.Timedelta(minutes=1) else days
     return pd.DataFrame({"day": days, "y": counts.reindex(days).fillna(0).to_numpy(float)})
@@ -250,7 +255,8 @@ def daily_series(events: pd.DataFrame, event: str, data_start, data_end) -> pd.D
 
 def estimate_its(events, plan, ini, data_end, method: str) -> dict:
     ev_name, _, _ = resolve_metric(plan, ini.kpi)
-    series = daily_series(events, ev_name, events["timestamp"].min(), data_end)
+    src = source_of(events, plan)
+    series = daily_series(src, ev_name, src.span()[0], data_end)
     start = pd.Timestamp(ini.start)
     if (series["day"] < start).sum() < 14 or (series["day"] >= start).sum() < 7:
         raise Skip("needs 14 days before and 7 after the start")  # two weeks fit the weekday pattern
@@ -330,9 +336,8 @@ def estimate_ab(experiment_results: pd.DataFrame, ini: Initiative) -> dict:
     }
 
 
-def estimate(
-    events: pd.DataFrame, plan: Plan, ini: Initiative, experiment_results: pd.DataFrame, data_end: pd.Timestamp
-) -> dict:
+def estimate(events, plan: Plan, ini: Initiative, experiment_results: pd.DataFrame, data_end: pd.Timestamp) -> dict:
+    """The initiative's estimate by its method; ``events`` an ``aggregates.EventSource`` or an event frame."""
     m = ini.evaluation.method
     if m == "ab_test":
         return estimate_ab(experiment_results, ini)

@@ -1,4 +1,4 @@
-"""The SQL models in another warehouse's dialect: sqlglot's transpiler plus the rewrite rules it lacks.
+r"""The SQL models in another warehouse's dialect: sqlglot's transpiler plus the rewrite rules it lacks.
 
 The models are DuckDB SQL (one source of truth). sqlglot carries most of it over, but passes DuckDB
 functions it does not know through unchanged and keeps some DuckDB semantics it should not. The
@@ -14,6 +14,8 @@ rules below run on the DuckDB syntax tree before the target's SQL is generated:
 - decimal literals (`3600.0`) → DOUBLE: DuckDB divides to a DOUBLE, Spark would keep a DECIMAL
   (rounded to its scale, and a different column type);
 - `row_number()` is a BIGINT in DuckDB, an INT in Spark: cast on Spark;
+- `regexp_full_match(s, 'pattern')` (RE2) → `s RLIKE '^(?:pattern)\z'` on Spark (Java regex: anchored
+  to the very end, and `\s` spelled as RE2's class, since Java's also matches a vertical tab);
 - `list[i]` is 1-based in DuckDB: TRY_ELEMENT_AT(list, i) on Spark, list[SAFE_ORDINAL(i)] on
   BigQuery, list[i - 1] on Snowflake (all three NULL out of range, as DuckDB).
 
@@ -104,6 +106,19 @@ def _is_date(node: exp.Expression) -> bool:
     return isinstance(node, exp.Cast) and node.to.this in (exp.DataType.Type.DATE,)
 
 
+def _java_regex(pattern: str) -> str:
+    """An RE2 pattern as Java's regex reads it the same: `\\s` is [\\t\\n\\f\\r ] (Java adds \\x0B)."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern[i] == "\\" and i + 1 < len(pattern):
+            out.append(r"[\t\n\f\r ]" if pattern[i + 1] == "s" else pattern[i : i + 2])
+            i += 2
+        else:
+            out.append(pattern[i])
+            i += 1
+    return "".join(out)
+
+
 def rewrite(tree: exp.Expression, dialect: str, variables: dict | None = None) -> exp.Expression:
     """The DuckDB tree `tree` with the rules above applied for `dialect` (a new tree)."""
     variables = variables or {}
@@ -133,6 +148,9 @@ def rewrite(tree: exp.Expression, dialect: str, variables: dict | None = None) -
         row_number = isinstance(node, exp.Window) and isinstance(node.this, exp.RowNumber)
         if dialect == "spark" and row_number and not isinstance(node.parent, exp.Cast):
             return exp.cast(node.copy(), "bigint")
+        if dialect == "spark" and isinstance(node, exp.RegexpFullMatch) and isinstance(node.expression, exp.Literal):
+            full = "^(?:" + _java_regex(node.expression.this) + r")\z"
+            return exp.RegexpLike(this=node.this.copy(), expression=exp.Literal.string(full))
         if isinstance(node, exp.Bracket) and len(node.expressions) == 1:
             arr, index = node.this.copy(), node.expressions[0].copy()
             if dialect == "spark":

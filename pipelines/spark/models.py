@@ -11,6 +11,7 @@ pipeline does not use.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from models.catalog import SqlModel, load_models
@@ -22,12 +23,57 @@ def layer_path(root: str, table: str) -> str:
     return f"{root.rstrip('/')}/{schema}/{name}"
 
 
-def register(spark, table: str, path: str) -> None:
-    """(Re)point the catalog table `schema.name` at the Parquet directory `path`."""
+@functools.cache
+def ddl_columns(table: str) -> tuple[str, ...]:
+    """The columns of a table the pipeline writes itself (schemas/ddl.py), in their DDL order."""
+    import duckdb
+
+    from schemas.ddl import DDL
+
+    con = duckdb.connect()
+    try:
+        con.execute(DDL)
+        return tuple(c[0] for c in con.execute(f"select * from {table} limit 0").description)
+    finally:
+        con.close()
+
+
+def column_order(table: str) -> tuple[str, ...] | None:
+    """The DuckDB path's column order of the day-partitioned layers (Spark reads a partition column last)."""
+    if table == "ingest.events":
+        return ddl_columns(table)
+    if table == "stitch.events":
+        return ("person_id", *ddl_columns("ingest.events"))
+    return None
+
+
+def register(spark, table: str, path: str, columns: Iterable[str] | None = None) -> None:
+    """(Re)point the catalog name `schema.name` at the Parquet directory `path`: an external table,
+    or a view with the columns in `columns`' order (default `column_order`) when the files' order
+    differs, as a directory partitioned by day reads with the partition column last."""
     schema, _ = table.split(".")
     spark.sql(f"create database if not exists {schema}")
-    spark.sql(f"drop table if exists {table}")
-    spark.catalog.createTable(table, path=path, source="parquet")
+    if spark.catalog.tableExists(table):
+        kind = "view" if spark.catalog.getTable(table).tableType == "VIEW" else "table"
+        spark.sql(f"drop {kind} {table}")
+    columns = list(columns or column_order(table) or [])
+    if columns and spark.read.parquet(path).columns != columns:
+        cols = ", ".join(f"`{c}`" for c in columns)
+        spark.sql(f"create view {table} as select {cols} from parquet.`{path}`")
+    else:
+        spark.catalog.createTable(table, path=path, source="parquet")
+
+
+def write_layer(spark, df, table: str, root: str, partition_by: str | None = None) -> str:
+    """Write `df` as the Parquet layer of `table` under `root` (replacing it; by day when
+    `partition_by` names the day column) and register it; the layer's path."""
+    path = layer_path(root, table)
+    writer = df.write.mode("overwrite")
+    if partition_by:
+        writer = writer.partitionBy(partition_by)
+    writer.parquet(path)
+    register(spark, table, path)
+    return path
 
 
 def sql_inputs(models: Iterable[SqlModel] | None = None) -> list[str]:
@@ -64,10 +110,7 @@ def spark_sql(model: SqlModel, variables: dict) -> str:
 
 def run_model(spark, model: SqlModel, root: str, variables: dict) -> int:
     """Materialize one SQL model as Parquet under `root` and register it; its row count."""
-    path = layer_path(root, model.table)
-    df = spark.sql(spark_sql(model, variables))
-    df.write.mode("overwrite").parquet(path)
-    register(spark, model.table, path)
+    write_layer(spark, spark.sql(spark_sql(model, variables)), model.table, root)
     return spark.table(model.table).count()
 
 

@@ -54,15 +54,27 @@ def _real_id(sql: str) -> str:
     return f"{sql} is not null and not coalesce(regexp_full_match({sql}, {lit(NULLISH_RE)}), false)"
 
 
+LINK_COLUMNS = ["kind_a", "id_a", "kind_b", "id_b", "first_seen", "last_seen", "via", "events"]
+
+
 def build_links(con: duckdb.DuckDBPyConnection, plan: Plan, source: str = "ingest.events") -> pd.DataFrame:
     """Distinct identifier pairs seen together, with first/last time and how they were linked.
 
     `source` is ingest.events or a view of some of its rows (an incremental run reads the rows that
     hold the identifiers it re-resolves); whether an alias's previousId is a user id is always
     decided against all of ingest.events."""
+    sql = links_sql(plan, source)
+    if sql is None:
+        return pd.DataFrame(columns=LINK_COLUMNS)
+    return con.execute(f"select * from ({sql}) order by all").df()
+
+
+def links_sql(plan: Plan, source: str = "ingest.events") -> str | None:
+    """build_links' SQL (DuckDB dialect, unordered; the Spark engine transpiles the same text), or
+    None when the plan declares no identifiers."""
     idents = plan.identity.identifiers
     if not idents:
-        return pd.DataFrame(columns=["kind_a", "id_a", "kind_b", "id_b", "first_seen", "last_seen", "via", "events"])
+        return None
     parts = []
     for i, a in enumerate(idents):
         for b in idents[i + 1 :]:
@@ -85,8 +97,7 @@ select case when previous_id in (select user_id from ingest.events where user_id
        {lit(uid)} as kind_b, user_id as id_b, min("timestamp"), max("timestamp"), 'alias', count(*)
 from {source} where type = 'alias' and previous_id is not null and user_id is not null
 group by all""")
-    sql = " union all ".join(parts)
-    return con.execute(f"select * from ({sql}) order by all").df()
+    return " union all ".join(parts)
 
 
 def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -220,7 +231,7 @@ def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
         with transaction(con):
             con.execute(
                 "create or replace table stitch.identity_graph as select kind_a, id_a, kind_b, id_b, "
-                "first_seen, last_seen, via, events, accepted, reason from _graph"
+                "first_seen, last_seen, via, events, accepted, reason::varchar as reason from _graph"
             ).fetchall()
             con.execute("create or replace table stitch.persons as select * from _persons").fetchall()
             con.execute(f"create or replace table stitch.events as {events_sql(plan)}").fetchall()

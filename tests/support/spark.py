@@ -19,6 +19,7 @@ TYPE_MAP = {
     "DATE": "date",
     "TIMESTAMP": "timestamp_ntz",
     "TIMESTAMP WITH TIME ZONE": "timestamp",
+    "JSON": "string",
 }
 
 SQL_TABLES = [m.table for m in load_models()]
@@ -32,6 +33,15 @@ def export_inputs(con, root: Path) -> list[str]:
         path.mkdir(parents=True, exist_ok=True)
         con.execute(f"copy (select * from {table}) to '{path / 'part-0.parquet'}' (format parquet)")
     return tables
+
+
+def export_events(con, root: Path) -> str:
+    """COPY DuckDB's ingest.events to <root>/ingest/events/ as Parquet partitioned by day (the layer
+    the Spark ingest writes): the input of the Spark stitch."""
+    path = Path(layer_path(str(root), "ingest.events"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con.execute(f"copy (select * from ingest.events) to '{path}' (format parquet, partition_by (partition_date))")
+    return str(path)
 
 
 def duckdb_types(con, table: str) -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 The generator writes `--days` days; a warehouse is built from all days but the last (not timed).
 Then, each in a copy of its own and in this process, CPU time (time.process_time: every thread of
-the process, DuckDB's included) of ingest → stitch → sessions → every SQL mart for the last day:
+the process, DuckDB's included, and the kernel's time copying files for it) of what a run does to
+the warehouse for the last day: open the build (pipelines/publish.py: lock, checkpoint, copy),
+ingest → stitch → sessions → every SQL mart, record and publish (`publish` column):
   - incremental: the last day on the history (what `trackplan run --partition DAY` does now);
   - full-refresh: the same, rebuilding stitch and sessions from every event (`--full-refresh`, and
     what every run did before issue 18);
@@ -10,7 +12,7 @@ the process, DuckDB's included) of ingest → stitch → sessions → every SQL 
 The ratios to `alone` are the figures (goal ≤ 1.5x for `incremental`). The Python marts and the
 quality checks are not in it (benchmarks/run.py measures whole runs).
 
-    python benchmarks/incremental.py [--days 30 --users 10000] [--quick] [--workdir DIR]
+    python benchmarks/incremental.py [--days 30 --users 10000] [--quick] [--workdir DIR (kept; reused)]
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import support.warehouse  # noqa: F401 - sets the public demo salt for generated
 from models.catalog import load_models, set_plan_variables
 from models.staging.plan_tables import write_plan_tables
 from pipelines.ingest.load import ingest_partitions, landed_partitions
+from pipelines.publish import building
 from pipelines.stitch import person_marts
 from pipelines.stitch.incremental import stitch
 from pipelines.stitch.person_marts import PERSON_PARTS
@@ -41,13 +44,56 @@ from tracking_plan.loader import default_plan_dir, load_plan
 TARGET = 1.5
 
 
-def _layers(path: Path, landing: Path, days: list[str], plan, full_refresh: bool = False) -> dict[str, float]:
+class _Profiled:
+    """A connection that adds up the CPU time of each statement it runs (--profile)."""
+
+    def __init__(self, con, times: dict):
+        self._con, self._times = con, times
+
+    def execute(self, sql, *args, **kwargs):
+        t = time.process_time()
+        res = self._con.execute(sql, *args, **kwargs)
+        key = " ".join(str(sql).split())[:110]
+        self._times[key] = self._times.get(key, 0.0) + time.process_time() - t
+        return res
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._con.close()
+
+
+def _run(
+    path: Path, landing: Path, days: list[str], plan, full_refresh: bool = False, profile: dict | None = None
+) -> dict[str, float]:
+    """What `trackplan run` does to the warehouse `path` (pipelines/publish.py: lock, open the build,
+    the layers, record, publish) with the layers of `_layers`: CPU seconds per stage."""
+    t = time.process_time()
+    with building(path) as build:
+        opened = time.process_time() - t
+        out = _layers(build.path, landing, days, plan, full_refresh, profile)
+        t = time.process_time()
+        build.record("bench", days, [], [], [], None)
+        build.publish()
+    out["publish"] = opened + time.process_time() - t
+    return out
+
+
+def _layers(
+    path: Path, landing: Path, days: list[str], plan, full_refresh: bool = False, profile: dict | None = None
+) -> dict[str, float]:
     """Ingest `days`, stitch, sessions, SQL marts into `path`: CPU seconds per stage."""
     models = load_models()
     sessions = next(m for m in models if m.table == "staging.sessions")
     marts = [m for m in models if m.schema == "marts"]
     out: dict[str, float] = {}
     con = connect(path)
+    if profile is not None:
+        con = _Profiled(con, profile)
     try:
         write_plan_tables(con, plan)
         t = time.process_time()
@@ -80,6 +126,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="8 days of 2000 users (~25k lines): a smoke run")
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--profile", action="store_true", help="print the statements of the incremental run by CPU time")
     args = ap.parse_args()
     if args.quick:
         args.days, args.users = 8, 2000
@@ -88,29 +135,39 @@ def main() -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="trackplan-incr-"))
     landing = work / "landing"
     plan = load_plan()
-    res = generate(landing, days=args.days, users=args.users, seed=args.seed, bug_rate=0.01, plan=plan)
+    hist = work / "history.duckdb"
+    if not (args.workdir and hist.exists()):  # --workdir: a second run reuses the data and the history
+        shutil.rmtree(landing, ignore_errors=True)
+        generate(landing, days=args.days, users=args.users, seed=args.seed, bug_rate=0.01, plan=plan)
+        days = landed_partitions(landing)
+        hist.unlink(missing_ok=True)
+        _run(hist, landing, days[:-1], plan)
     days = landed_partitions(landing)
     last = days[-1]
-    hist = work / "history.duckdb"
-    _layers(hist, landing, days[:-1], plan)
     results = {}
     for name, base, full in (("incremental", hist, False), ("full-refresh", hist, True), ("alone", None, False)):
         path = work / f"{name}.duckdb"
+        path.unlink(missing_ok=True)
         if base:
             shutil.copyfile(base, path)
-        results[name] = _layers(path, landing, [last], plan, full_refresh=full)
-    stages = ["ingest", "stitch", "sessions", "sql marts"]
+        prof = {} if args.profile and name == "incremental" else None
+        results[name] = _run(path, landing, [last], plan, full_refresh=full, profile=prof)
+        if prof:
+            for sql, cpu in sorted(prof.items(), key=lambda kv: -kv[1])[:25]:
+                print(f"{cpu:8.3f}s  {sql}")
+    stages = ["ingest", "stitch", "sessions", "sql marts", "publish"]
     alone = results["alone"]
     print(
-        f"{res.lines:,} lines over {len(days)} days ({args.users} users, seed {args.seed}); last day {last}: "
-        f"{alone['events']:,} events alone, {results['incremental']['events']:,} with the history"
+        f"{len(days)} days ({args.users} users, seed {args.seed}, {hist.stat().st_size / 2**20:.0f} MB of "
+        f"history); last day {last}: {alone['events']:,} events alone, "
+        f"{results['incremental']['events']:,} with the history"
     )
-    print(f"{'':14}" + "".join(f"{s:>12}" for s in [*stages, "total"]) + f"{'ratio':>9}  stitch mode")
+    print(f"{'':14}" + "".join(f"{s:>11}" for s in [*stages, "total"]) + f"{'ratio':>9}  stitch mode")
     for r in results.values():
         r["total"] = sum(r[s] for s in stages)
     for name, r in results.items():
         ratio = r["total"] / alone["total"] if name != "alone" else 1.0
-        print(f"{name:14}" + "".join(f"{r[s]:>11.2f}s" for s in [*stages, "total"]) + f"{ratio:>8.2f}x  {r['mode']}")
+        print(f"{name:14}" + "".join(f"{r[s]:>10.2f}s" for s in [*stages, "total"]) + f"{ratio:>8.2f}x  {r['mode']}")
     ratio = results["incremental"]["total"] / alone["total"]
     print(f"one more day on the history / that day alone (CPU): {ratio:.2f}x (goal ≤ {TARGET}x)")
     if not args.workdir:

@@ -26,7 +26,7 @@ from pipelines.model_assets import write_frame
 from pipelines.stitch import person_marts
 from pipelines.stitch.identity import build_identity
 from pipelines.stitch.incremental import stitch
-from pipelines.stitch.person_marts import PERSON_PARTS, cache_table
+from pipelines.stitch.person_marts import COHORT_PARTS, PERSON_PARTS, cache_table, cohort_table, kept_tables
 from pipelines.stitch.sessions import build_sessions
 from pipelines.stitch.state import STATE_TABLES
 from pipelines.warehouse import connect
@@ -42,6 +42,15 @@ def _at(day: str, hour: float) -> dt.datetime:
     return dt.datetime.fromisoformat(day) + T(hours=hour)
 
 
+SIGNUP = {"signup_method": "email", "plan": "free", "workspace_id": "ws_x1"}
+ORDER = {"order_id": "ord_x1", "revenue": 120.0, "currency": "EUR", "plan": "team", "billing_period": "monthly"}
+EARLY_DAY = "2026-11-06"  # a Friday: the week before the generated days (2026-11-10 ..)
+
+
+def task(i: int) -> dict:
+    return {"task_id": f"tsk_x{i}", "project_id": "prj_x1"}
+
+
 def _landing(root: Path) -> tuple[Path, list[str]]:
     from trackplan.demo.generate import generate
 
@@ -49,6 +58,7 @@ def _landing(root: Path) -> tuple[Path, list[str]]:
     generate(landing, days=6, users=120, seed=18, bug_rate=0.01)
     days = landed_partitions(landing)
     d0, d1, d2, d3, d4 = days[:5]
+    assert dt.date.fromisoformat(EARLY_DAY) < dt.date.fromisoformat(d0) - T(days=dt.date.fromisoformat(d0).weekday())
     late = lambda day, hour, **kw: ev(received_at=_at(d3, 10), at=_at(day, hour), **kw)
     # two persons of earlier days: a device browsing anonymously (d0), a user on another device (d1)
     write_lines(
@@ -65,6 +75,13 @@ def _landing(root: Path) -> tuple[Path, list[str]]:
             ev("identify", None, user="x-user-b", anon="x-dev-b", at=_at(d1, 14), traits={"plan": "free"}),
             ev(user="x-user-b", anon="x-dev-b", at=_at(d1, 14.2)),
             ev("page", None, anon="x-dev-b", at=_at(d1, 20), props={"path": "/late-gap"}),
+            # x-user-b signs up, activates and buys on d1: a signup cohort, an activation, a customer
+            ev(event="Account Created", user="x-user-b", anon="x-dev-b", at=_at(d1, 14.1), props=SIGNUP),
+            *(
+                ev(event="Task Completed", user="x-user-b", anon="x-dev-b", at=_at(d1, 15 + i), props=task(i))
+                for i in range(3)
+            ),
+            ev(event="Order Completed", user="x-user-b", anon="x-dev-b", at=_at(d1, 18.5), props=ORDER),
             ev(
                 "page",
                 None,
@@ -85,6 +102,16 @@ def _landing(root: Path) -> tuple[Path, list[str]]:
         "x-merge.jsonl",
         [
             ev("identify", None, user="x-user-b", anon="x-dev-a", at=_at(d3, 9), traits={"plan": "free"}),
+            # the device had signed up, from a campaign, in the week before d0 (sent late): the merged
+            # person moves to an earlier signup week, retention cohort and first-session channel
+            late(
+                EARLY_DAY,
+                12,
+                event="Account Created",
+                anon="x-dev-a",
+                props=SIGNUP,
+                context={"library": {"name": "test"}, "campaign": {"source": "x-campaign", "medium": "email"}},
+            ),
             late(d1, 14.4, user="x-user-b", anon="x-dev-b"),  # inside the old 14:00 session of d1
             late(d1, 17, event="Signed In", user="x-user-b", anon="x-dev-b"),  # between two old sessions
             late(
@@ -129,7 +156,7 @@ def _tables(con) -> list[str]:
         "select table_schema || '.' || table_name from information_schema.tables "
         "where table_schema in ('stitch', 'staging', 'marts') and table_type = 'BASE TABLE' order by 1"
     ).fetchall()
-    caches = {cache_table(t) for t in PERSON_PARTS}
+    caches = set(kept_tables())
     return [r[0] for r in rows if r[0] not in STATE_TABLES and r[0] not in caches]
 
 
@@ -153,6 +180,20 @@ def _assert_equal(inc, full, table: str) -> None:
         assert all(_same(x, y) for x, y in zip(g, w, strict=True)), f"{table}:\n  incremental {g}\n  full        {w}"
 
 
+def _where(con, user: str) -> tuple:
+    """The user's person in the kept parts: (signup week, weekly retention cohort, first-session channel)."""
+    return con.execute(
+        """
+        with p as (select person_id from stitch.persons where identifier_kind = 'user_id' and identifier = ?)
+        select (select max(cohort_week) from marts.activation_cohorts__persons where person_id in (from p)),
+               (select max(cohort_start) from marts.retention__persons
+                where period_type = 'week' and period = 0 and person_id in (from p)),
+               (select max(channel) from marts.customer_value__persons where person_id in (from p))
+        """,
+        [user],
+    ).fetchall()[0]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("incremental")
@@ -160,7 +201,7 @@ def runs(tmp_path_factory):
     plan, plan_dir = load_plan(), default_plan_dir()
     inc = connect(root / "inc.duckdb")
     write_plan_tables(inc, plan)
-    modes = []
+    modes, moves = [], []
 
     def daily(day: str) -> None:
         ingest_partitions(inc, plan, landing, [day])
@@ -168,6 +209,7 @@ def runs(tmp_path_factory):
         set_plan_variables(inc, plan)
         sessions = build_sessions(inc, SESSIONS, plan_dir)["mode"]
         modes.append((day, s["mode"], sessions, *_marts(inc, plan, plan_dir, python=False)))
+        moves.append((day, *_where(inc, "x-user-b")))
 
     for day in days:
         daily(day)
@@ -184,19 +226,20 @@ def runs(tmp_path_factory):
     set_plan_variables(full, plan)
     full.execute(f"create or replace table staging.sessions as {SESSIONS}").fetchall()
     _marts(full, plan)
-    yield inc, full, modes, days, landing
+    yield inc, full, modes, days, landing, moves
     inc.close()
     full.close()
 
 
 def test_daily_runs_were_incremental(runs):
-    _, _, modes, _, _ = runs
-    assert modes[0][1:] == ("full", "full", "full")  # an empty warehouse: nothing to build on
-    assert all(m[1:] == ("incremental", "incremental", "incremental") for m in modes[1:]), modes
+    _, _, modes, _, _, _ = runs
+    assert len(modes[0]) == 3 + len(PERSON_PARTS)  # stitch, sessions, every mart with a kept part
+    assert set(modes[0][1:]) == {"full"}  # an empty warehouse: nothing to build on
+    assert all(set(m[1:]) == {"incremental"} for m in modes[1:]), modes
 
 
 def test_the_scenarios_reached_the_warehouse(runs):
-    inc, _, _, _, _ = runs
+    inc, _, _, _, _, _ = runs
     pid = lambda kind, v: inc.execute(
         "select person_id from stitch.persons where identifier_kind = ? and identifier = ?", [kind, v]
     ).fetchall()
@@ -204,7 +247,7 @@ def test_the_scenarios_reached_the_warehouse(runs):
     assert pid("anonymous_id", "x-dev-a") == pid("user_id", "x-user-b") != []
     assert inc.execute(
         "select count(distinct person_id), count(*) from stitch.events where anonymous_id = 'x-dev-a'"
-    ).fetchall()[0] == (1, 5)
+    ).fetchall()[0] == (1, 6)
     assert inc.execute("select count(*) from ingest.events where message_id = 'x-resent'").fetchall()[0][0] == 1
     # the late client-session event (7:00) opened the client session an hour earlier than it was
     assert (
@@ -215,8 +258,33 @@ def test_the_scenarios_reached_the_warehouse(runs):
     )
 
 
+def test_a_merge_moved_the_person_between_cohorts(runs):
+    """x-user-b signed up on d1; the merge on d3 brings the device's signup of the week before (sent
+    late, from a campaign): the person leaves one signup week, retention cohort and channel for others."""
+    inc, full, _, days, _, moves = runs
+    monday = lambda day: dt.date.fromisoformat(day) - T(days=dt.date.fromisoformat(day).weekday())
+    before, after = monday(days[1]), monday(EARLY_DAY)
+    by_day = {m[0]: m[1:] for m in moves[: len(days)]}  # the first run of each day (d2 runs again last)
+    for day in days[1:3]:
+        assert by_day[day][:2] == (before, before) and by_day[day][2] not in (None, "x-campaign"), by_day[day]
+    for day in days[3:]:
+        assert by_day[day] == (after, after, "x-campaign"), by_day[day]
+    for con in (inc, full):  # the marts: the early week has the person (it has nobody else: no other data then)
+        assert con.execute(
+            "select signups, activated from marts.activation_cohorts where cohort_week = ?", [after]
+        ).fetchall() == [(1, 1)]
+        assert con.execute(
+            "select cohort_size from marts.retention where period_type = 'week' and cohort_start = ? and period = 0",
+            [after],
+        ).fetchall() == [(1,)]
+        assert con.execute("select customers from marts.customer_value where channel = 'x-campaign'").fetchall() == [
+            (1,),
+            (1,),
+        ]
+
+
 def test_incremental_equals_full(runs):
-    inc, full, _, _, _ = runs
+    inc, full, _, _, _, _ = runs
     tables = _tables(full)
     assert _tables(inc) == tables and len(tables) >= 15
     # every layer has rows to compare (a funnel nobody entered would compare nothing)
@@ -227,14 +295,18 @@ def test_incremental_equals_full(runs):
     layer = {"stitch": 0, "staging": 1, "marts": 2}
     for table in sorted(tables, key=lambda t: (layer[t.split(".")[0]], t)):  # upstream first: the first difference
         _assert_equal(inc, full, table)
-    for table, cte in PERSON_PARTS.items():  # the kept per-person part, as a full build computes it
-        person_sql, _ = person_marts.split(SQL[table].sql, cte, table)
-        full.execute(f"create or replace table {cache_table(table)} as {person_sql}").fetchall()
+    for table in PERSON_PARTS:  # the kept parts (per person, per cohort), as a full build computes them
+        sqls = person_marts.parts(table, SQL[table].sql, table)
+        full.execute(f"create or replace table {cache_table(table)} as {sqls['persons']}").fetchall()
         _assert_equal(inc, full, cache_table(table))
+        if table in COHORT_PARTS:
+            cohorts = sqls["cohorts"].replace("{cache}", cache_table(table))
+            full.execute(f"create or replace table {cohort_table(table)} as {cohorts}").fetchall()
+            _assert_equal(inc, full, cohort_table(table))
 
 
 def test_a_changed_plan_a_full_refresh_or_a_missed_run_rebuild_whole(runs, tmp_path):
-    _, _, _, days, landing = runs
+    _, _, _, days, landing, _ = runs
     plan = load_plan()
     plan_dir = tmp_path / "plan"
     shutil.copytree(default_plan_dir(), plan_dir)

@@ -15,10 +15,6 @@ events as (
     where person_id is not null and "timestamp" is not null
 ),
 
-observed as (
-    select min(event_at) as observed_from, max(event_at) as observed_until from events
-),
-
 first_sessions as (
     select person_id, coalesce(lower(utm_source), 'direct') as channel
     from staging.sessions
@@ -78,21 +74,38 @@ churns as (
     group by events.person_id
 ),
 
+-- the per-person part (kept between runs, pipelines/stitch/person_marts.py): one row per customer,
+-- nothing in it depends on other persons or on the end of the data
 customer_facts as (
     select
         customers.person_id,
         coalesce(first_sessions.channel, 'direct') as channel,
         customers.plan,
         latest_payment.mrr,
-        churns.churned_at is not null as churned,
-        -- months at risk: 30.4375 days = the mean Gregorian month
-        date_diff('second', customers.first_purchase_at, coalesce(churns.churned_at, observed.observed_until))
-            / 86400.0 / 30.4375 as months_at_risk
+        customers.first_purchase_at,
+        churns.churned_at
     from customers
-    cross join observed
     left join first_sessions on first_sessions.person_id = customers.person_id
     left join latest_payment on latest_payment.person_id = customers.person_id
     left join churns on churns.person_id = customers.person_id
+),
+
+observed as (
+    select min(event_at) as observed_from, max(event_at) as observed_until from events
+),
+
+customer_months as (
+    select
+        customer_facts.person_id,
+        customer_facts.channel,
+        customer_facts.plan,
+        customer_facts.mrr,
+        customer_facts.churned_at is not null as churned,
+        -- months at risk: 30.4375 days = the mean Gregorian month
+        date_diff('second', customer_facts.first_purchase_at, coalesce(customer_facts.churned_at, observed.observed_until))
+            / 86400.0 / 30.4375 as months_at_risk
+    from customer_facts
+    cross join observed
 ),
 
 channel_spend as (
@@ -112,7 +125,7 @@ segments as (
         avg(mrr) as arpu_monthly,
         count(*) filter (where churned) as churned_customers,
         sum(months_at_risk) as customer_months
-    from customer_facts
+    from customer_months
     group by grouping sets ((channel, plan), (channel))
 ),
 

@@ -89,52 +89,70 @@ returns as (
         and activity.bucket > cohort_members.cohort_start
 ),
 
+-- the per-person part (kept between runs, pipelines/stitch/person_marts.py): one row per cohort
+-- member and period they were active in, period 0 being the cohort itself (every member)
+member_periods as (
+    select period_type, cohort_start, person_id, 0 as period from cohort_members
+    union all
+    select period_type, cohort_start, person_id, period from returns
+),
+
 member_last_return as (
     -- a member counts as retained-unbounded at every period up to their last return
-    select cohort_members.period_type, cohort_members.cohort_start, cohort_members.person_id,
-           coalesce(max(returns.period), 0) as last_period
-    from cohort_members
-    left join returns
-        on returns.period_type = cohort_members.period_type
-        and returns.cohort_start = cohort_members.cohort_start
-        and returns.person_id = cohort_members.person_id
-    group by cohort_members.period_type, cohort_members.cohort_start, cohort_members.person_id
+    select period_type, cohort_start, person_id, max(period) as last_period
+    from member_periods
+    group by period_type, cohort_start, person_id
+),
+
+exact_counts as (
+    select period_type, cohort_start, period, count(*) as retained
+    from member_periods
+    group by period_type, cohort_start, period
+),
+
+unbounded_counts as (
+    select period_type, cohort_start, period, count(*) as retained_unbounded
+    from (
+        select period_type, cohort_start, unnest(range(0, last_period + 1)) as period
+        from member_last_return
+    ) as reached
+    group by period_type, cohort_start, period
+),
+
+-- the per-cohort part (kept, recomputed for the cohorts a run's persons are or were in): one row per
+-- cohort and period up to its members' last return; period 0 counts the members (the cohort size)
+cohort_counts as (
+    select
+        unbounded_counts.period_type,
+        unbounded_counts.cohort_start,
+        unbounded_counts.period,
+        coalesce(exact_counts.retained, 0) as retained,
+        unbounded_counts.retained_unbounded
+    from unbounded_counts
+    left join exact_counts
+        on exact_counts.period_type = unbounded_counts.period_type
+        and exact_counts.cohort_start = unbounded_counts.cohort_start
+        and exact_counts.period = unbounded_counts.period
 ),
 
 cohorts as (
     select
-        member_last_return.period_type,
-        member_last_return.cohort_start,
-        count(*) as cohort_size,
-        case member_last_return.period_type
-            when 'day' then date_diff('day', member_last_return.cohort_start, bounds.last_bucket)
-            else date_diff('day', member_last_return.cohort_start, bounds.last_bucket) // 7
+        cohort_counts.period_type,
+        cohort_counts.cohort_start,
+        cohort_counts.retained as cohort_size,
+        case cohort_counts.period_type
+            when 'day' then date_diff('day', cohort_counts.cohort_start, bounds.last_bucket)
+            else date_diff('day', cohort_counts.cohort_start, bounds.last_bucket) // 7
         end as last_period
-    from member_last_return
-    inner join bounds on bounds.period_type = member_last_return.period_type
-    group by member_last_return.period_type, member_last_return.cohort_start, bounds.last_bucket
+    from cohort_counts
+    inner join bounds on bounds.period_type = cohort_counts.period_type
+    where cohort_counts.period = 0
 ),
 
 grid as (
     select cohorts.period_type, cohorts.cohort_start, cohorts.cohort_size, periods.period
     from cohorts
     cross join lateral (select unnest(range(0, cohorts.last_period + 1)) as period) as periods
-),
-
-exact_counts as (
-    select period_type, cohort_start, period, count(distinct person_id) as retained
-    from returns
-    group by period_type, cohort_start, period
-),
-
-unbounded_counts as (
-    select grid.period_type, grid.cohort_start, grid.period, count(*) as retained_unbounded
-    from grid
-    inner join member_last_return
-        on member_last_return.period_type = grid.period_type
-        and member_last_return.cohort_start = grid.cohort_start
-        and member_last_return.last_period >= grid.period
-    group by grid.period_type, grid.cohort_start, grid.period
 )
 
 select
@@ -147,18 +165,13 @@ select
     end as period_start,
     grid.cohort_size,
     -- period 0 is the cohort itself: everyone in it was active then, by definition
-    case when grid.period = 0 then grid.cohort_size else coalesce(exact_counts.retained, 0) end as retained,
-    coalesce(unbounded_counts.retained_unbounded, 0) as retained_unbounded,
-    (case when grid.period = 0 then grid.cohort_size else coalesce(exact_counts.retained, 0) end)
-        / grid.cohort_size as retention_rate,
-    coalesce(unbounded_counts.retained_unbounded, 0) / grid.cohort_size as unbounded_retention_rate
+    coalesce(cohort_counts.retained, 0) as retained,
+    coalesce(cohort_counts.retained_unbounded, 0) as retained_unbounded,
+    coalesce(cohort_counts.retained, 0) / grid.cohort_size as retention_rate,
+    coalesce(cohort_counts.retained_unbounded, 0) / grid.cohort_size as unbounded_retention_rate
 from grid
-left join exact_counts
-    on exact_counts.period_type = grid.period_type
-    and exact_counts.cohort_start = grid.cohort_start
-    and exact_counts.period = grid.period
-left join unbounded_counts
-    on unbounded_counts.period_type = grid.period_type
-    and unbounded_counts.cohort_start = grid.cohort_start
-    and unbounded_counts.period = grid.period
+left join cohort_counts
+    on cohort_counts.period_type = grid.period_type
+    and cohort_counts.cohort_start = grid.cohort_start
+    and cohort_counts.period = grid.period
 order by grid.period_type, grid.cohort_start, grid.period

@@ -203,14 +203,19 @@ def id_kinds(plan: Plan) -> tuple[str, str]:
     return uid, aid
 
 
+def person_sql(plan: Plan, table: str = "ingest.events") -> str:
+    """`from {table} e` joined to stitch.persons: `coalesce(pu.person_id, pa.person_id)` is the row's person."""
+    uid, aid = id_kinds(plan)
+    return f"""from {table} e
+    left join stitch.persons pu on pu.identifier_kind = {lit(uid)} and pu.identifier = e.user_id
+    left join stitch.persons pa on pa.identifier_kind = {lit(aid)} and pa.identifier = e.anonymous_id"""
+
+
 def events_sql(plan: Plan, where: str = "true") -> str:
     """ingest.events rows (those matching `where`, over alias e) with their person_id from stitch.persons."""
-    uid, aid = id_kinds(plan)
     return f"""
     select coalesce(pu.person_id, pa.person_id) as person_id, e.*
-    from ingest.events e
-    left join stitch.persons pu on pu.identifier_kind = {lit(uid)} and pu.identifier = e.user_id
-    left join stitch.persons pa on pa.identifier_kind = {lit(aid)} and pa.identifier = e.anonymous_id
+    {person_sql(plan)}
     where {where}
     """
 

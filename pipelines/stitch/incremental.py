@@ -13,8 +13,9 @@ Dagster UI, `forget`). Then
    build: components never interact there, so resolving a union of whole components gives the
    rows a full build gives them;
 3. stitch.persons and stitch.identity_graph get those components' rows replaced; stitch.events
-   gets the changed partitions' rows replaced, and every row of an identifier whose person_id
-   changed rewritten (a merge reaching back in time re-stitches the older events of both persons);
+   gets the changed partitions' rows replaced, and every other row of an identifier whose person
+   changed gets its person_id rewritten in place (a merge reaching back in time re-stitches the
+   older events of both persons; their other columns are the unchanged partitions' ingest rows);
 4. stitch.changes lists, for staging.sessions, the persons whose events changed: `whole` when
    events moved between persons (all their sessions are rebuilt), otherwise the earliest changed
    time and the client session ids touched (only the sessions around them are rebuilt).
@@ -34,7 +35,7 @@ from tracking_plan.validate import lit
 
 from ..warehouse import transaction
 from . import identity
-from .identity import _field_sql, build_links, events_sql, id_kinds, identifiers_sql, resolve
+from .identity import _field_sql, build_links, events_sql, id_kinds, identifiers_sql, person_sql, resolve
 from .state import FULL_SHARE, STATE_DDL, exists, fingerprint, set_state, state
 
 
@@ -234,7 +235,7 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
                 "insert into stitch.persons select identifier_kind, identifier, person_id from _persons"
             ).fetchall()
             rewrite = _in_changed(changed, "{a}")
-            # the rows to insert again, as disjoint parts whose filters the scan applies (an OR across
+            # the rows to stitch again, as disjoint parts whose filters the scan applies (an OR across
             # columns would read every column of every row)
             parts = [rewrite.format(a="e.")]
             lists = {}
@@ -259,9 +260,24 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
                 select message_id, person_id, "timestamp", session_id, {where_changed} as changed
                 from stitch.events where {rewrite.format(a="")}
             """).fetchall()
-            con.execute(f"delete from stitch.events where {rewrite.format(a='')}").fetchall()
-            for part in parts:
-                con.execute(f"insert into stitch.events {events_sql(plan, part)}").fetchall()
+            # the changed partitions' rows anew from ingest.events; the older rows of an identifier whose
+            # person changed are the same ingest rows (their partitions did not change): only their
+            # person_id is rewritten, in place (a delete and insert would read and write every column)
+            con.execute(f"delete from stitch.events where {where_changed}").fetchall()
+            con.execute(f"insert into stitch.events {events_sql(plan, parts[0])}").fetchall()
+            if parts[1:]:
+                con.execute(
+                    "create or replace temp table _repid as "
+                    + " union all ".join(
+                        f"select e.rowid as rid, coalesce(pu.person_id, pa.person_id) as person_id "
+                        f"{person_sql(plan, 'stitch.events')} where {part}"
+                        for part in parts[1:]
+                    )
+                ).fetchall()
+                con.execute(
+                    "update stitch.events set person_id = _repid.person_id from _repid "
+                    "where stitch.events.rowid = _repid.rid"
+                ).fetchall()
             # what staging.sessions must rebuild: a person whose events moved to or from another person
             # wholly; one with only new, changed or removed events from the earliest of them
             con.execute(f"""

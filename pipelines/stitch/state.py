@@ -13,7 +13,12 @@ import duckdb
 
 ROOT = Path(__file__).resolve().parents[2]
 # what a full rebuild is forced by when it changes: the stitching and session code and every model SQL
-CODE_FILES = ("pipelines/stitch/identity.py", "pipelines/stitch/incremental.py", "pipelines/stitch/sessions.py")
+CODE_FILES = (
+    "pipelines/stitch/identity.py",
+    "pipelines/stitch/incremental.py",
+    "pipelines/stitch/sessions.py",
+    "pipelines/stitch/person_marts.py",
+)
 STATE_DDL = """
 create table if not exists stitch.build_state (
     layer varchar, fingerprint varchar, seq bigint, mode varchar, built_at timestamp
@@ -66,12 +71,17 @@ def set_state(con: duckdb.DuckDBPyConnection, layer: str, fp: str, seq: int, mod
     )
 
 
-def follow(con: duckdb.DuckDBPyConnection, layer: str, plan_dir, full_refresh: bool) -> tuple[str | None, int, str]:
+def follow(
+    con: duckdb.DuckDBPyConnection, layer: str, plan_dir, full_refresh: bool, extra: str = ""
+) -> tuple[str | None, int, str]:
     """Whether `layer` (a table kept up to date from stitch.changes) can apply the stitch's last
     changes: (why it must be rebuilt whole, or None; the stitch's seq; its fingerprint). `why` is
-    "" when the layer already is at that seq (nothing to do)."""
+    "" when the layer already is at that seq (nothing to do). `extra`: anything else the layer's
+    rows depend on (in its fingerprint: a different value rebuilds it whole)."""
     con.execute(STATE_DDL)
     fp = fingerprint(plan_dir)
+    if extra:
+        fp = hashlib.sha256(f"{fp}|{extra}".encode()).hexdigest()
     st, mine = state(con, "stitch"), state(con, layer)
     seq = st["seq"] if st else 0
     if full_refresh:
@@ -79,7 +89,7 @@ def follow(con: duckdb.DuckDBPyConnection, layer: str, plan_dir, full_refresh: b
     if st is None or mine is None or not exists(con, layer):
         return "no earlier state", seq, fp
     if mine["fingerprint"] != fp:
-        return "the plan, a model's SQL or the stitching code changed", seq, fp
+        return "the plan, a model's SQL, the stitching code or a session variable changed", seq, fp
     if mine["seq"] == seq:
         return "", seq, fp
     if st["mode"] == "full":

@@ -246,7 +246,8 @@ def _table(rows: list[dict]) -> None:
         )
     Console(width=200).print(t)  # a wide table: piped output must not fold the figures
     v = Table(
-        title="trackplan validate (the CLI's engine) on all the same events as one file; target ≥ 100,000 ev/s on one core"
+        title="trackplan validate (the CLI's engine) on all the same events as one file; target ≥ 100,000 ev/s "
+        "on one core (events/s, and per CPU second of the process: its figure on a shared machine)"
     )
     for col in (
         "events",
@@ -267,7 +268,9 @@ def _table(rows: list[dict]) -> None:
                 f"{x['gb']:.2f}",
                 str(x["cores"]),
                 f"{rate:,.0f}" + ("" if x["cores"] > 1 or rate >= TARGET_VALIDATE else " (<100k)"),
-                f"{x['rows'] / x['cpu_s']:,.0f}",
+                # (on a shared machine the CPU figure is the one to judge: seconds include waiting for a core)
+                f"{x['rows'] / x['cpu_s']:,.0f}"
+                + ("" if x["cores"] > 1 or x["rows"] / x["cpu_s"] >= TARGET_VALIDATE else " (<100k)"),
                 f"{x['read_s'] / x['seconds']:.0%}",
                 f"{x['read_cpu_s'] / x['cpu_s']:.0%}",
                 f"{x['peak_mb']:,.0f}",

@@ -195,7 +195,11 @@ def loadable_event_names(plan: Plan) -> list[str]:
 
 
 # The receipt day of a landing file: its date=YYYY-MM-DD folder (NULL for a file outside one)
-PARTITION_DAY = r"try_cast(regexp_extract(source_file, 'date=(\d{4}-\d{2}-\d{2})[/\\][^/\\]+$', 1) as date)"
+# (the regex runs on every row: a path without 'date=' in it, a file outside any such folder, skips it)
+PARTITION_DAY = (
+    r"case when contains(source_file, 'date=') then "
+    r"try_cast(regexp_extract(source_file, 'date=(\d{4}-\d{2}-\d{2})[/\\][^/\\]+$', 1) as date) end"
+)
 # ... or, when the relation has a partition_day column, the day the landing layout gave the file
 # (tracking_plan.landing: Segment's received-day folder, Snowplow's loader folder, date=YYYY-MM-DD)
 PARTITION_DAY_COLUMN = f"coalesce(try_cast(partition_day as date), {PARTITION_DAY})"
@@ -604,7 +608,7 @@ class Validator:
         env_cols = []
         for col, path in env_fields:
             parts = _split_path(path)
-            if slim and parts[0] == "context":  # no rule reads the context
+            if slim and (parts[0] == "context" or col == "name"):  # no rule reads the context or a page's name
                 env_cols.append(f"null::varchar as {col}")
                 continue
             node, root, expr = (ctx, "_c", "") if parts[0] == "context" else (top, "_e", "")
@@ -776,7 +780,9 @@ class Validator:
        _payload_null, _ekey"""
         return f"""
 with parsed as (
-    select source_file, line_no, raw, pre_reason, _is_json, _is_json and ltrim({BOMLESS})[1] = '{{' as _is_obj,
+    select source_file, line_no, raw, pre_reason, _is_json,
+           -- (ltrim copies the whole line: only a line that does not start with its brace pays it)
+           _is_json and (case when left({BOMLESS}, 1) = '{{' then true else ltrim({BOMLESS})[1] = '{{' end) as _is_obj,
            case when _is_json then json_transform({BOMLESS}, {env_struct}) end as _e, _pday_in
     from (select source_file, line_no, raw, pre_reason,
                  -- NaN and Infinity are not JSON (RFC 8259), though the parser takes them
@@ -907,6 +913,9 @@ def validate_files(
 ) -> list[FileReport]:
     """Validate files in bounded memory: lines of many files share one DuckDB run, at most
     BATCH_LINES at a time."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     from .reader import prefetched, read_files
 
     validator = Validator(plan, unexpected=unexpected, verdicts_only=True)
@@ -923,7 +932,18 @@ def validate_files(
         strip=False,
         on_file_done=lambda f, st: setattr(reports[f], "file_error", st.file_error),
     )
+    # each file's partition day, computed once per file by the validator's own rule (PARTITION_DAY)
+    # rather than once per line, and handed over as the partition_day column
+    days = pa.array(
+        [
+            con.execute(f"select ({PARTITION_DAY})::varchar from (select ? as source_file)", [f]).fetchall()[0][0]
+            for f in files
+        ],
+        pa.string(),
+    )
     for batch in prefetched(batches):
+        at = pc.index_in(batch.column("source_file"), value_set=pa.array(files, pa.string()))
+        batch = batch.append_column("partition_day", pc.take(days, at))
         con.register("batch_in", batch)
         validator.run(con, "batch_in", "checked_batch")
         con.unregister("batch_in")

@@ -1,5 +1,7 @@
 """ingest layer: landing files → ingest.events, ingest.quarantine, ingest.ingestion_log (daily)."""
 
+from collections.abc import Callable
+
 import dagster as dg
 
 from tracking_plan.validate import Validator
@@ -39,21 +41,13 @@ def ingest_specs(kind: str = "duckdb") -> list[dg.AssetSpec]:
     ]
 
 
-@dg.multi_asset(
-    specs=ingest_specs("duckdb"),
-    partitions_def=daily,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    can_subset=False,
-)
-def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
-    """Validate every landed line against the plan and load the partition in one transaction."""
-    hash_salt()  # no salt, no ingest: PII is never hashed with a key written in the source
-    plan = tracking_plan.load()
-    validator = Validator(plan)
-    keys = context.partition_keys
-    totals = {
-        k: 0 for k in ("lines", "loaded", "quarantined", "duplicates", "consent_dropped", "suppressed", "skipped")
-    }
+TOTALS = ("lines", "loaded", "quarantined", "duplicates", "consent_dropped", "suppressed", "skipped")
+
+
+def ingest_tally(context: dg.AssetExecutionContext, keys) -> tuple[dict, Callable]:
+    """The run's totals and the per-partition callback both engines' ingest assets report through:
+    each partition's counts in the log, skipped files as a warning, the progress line."""
+    totals = dict.fromkeys(TOTALS, 0)
     done = []
 
     def on_done(res) -> None:
@@ -69,6 +63,34 @@ def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, track
             context.log.warning(f"{res.partition}: {res.skipped} files skipped (ingest.ingestion_log.skip_reason)")
         progress.report("ingest", len(done), len(keys))
 
+    return totals, on_done
+
+
+def ingest_results(plan, totals: dict, rows: dict):
+    """The three ingest assets' materializations, the same metadata on every engine."""
+    meta = {k: dg.MetadataValue.int(v) for k, v in totals.items()} | {"plan_version": plan.version}
+    yield dg.MaterializeResult(asset_key=EVENTS, metadata=meta | {"dagster/row_count": rows["ingest.events"]})
+    yield dg.MaterializeResult(
+        asset_key=QUARANTINE,
+        metadata={"dagster/row_count": rows["ingest.quarantine"], "quarantined": totals["quarantined"]},
+    )
+    yield dg.MaterializeResult(asset_key=INGESTION_LOG, metadata={"dagster/row_count": rows["ingest.ingestion_log"]})
+
+
+@dg.multi_asset(
+    specs=ingest_specs("duckdb"),
+    partitions_def=daily,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    can_subset=False,
+)
+def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
+    """Validate every landed line against the plan and load the partition in one transaction."""
+    hash_salt()  # no salt, no ingest: PII is never hashed with a key written in the source
+    plan = tracking_plan.load()
+    validator = Validator(plan)
+    keys = context.partition_keys
+    totals, on_done = ingest_tally(context, keys)
+
     with warehouse.get_connection() as con:
         ingest_partitions(
             con,
@@ -83,10 +105,4 @@ def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, track
             t: con.execute(f"select count(*) from {t}").fetchall()[0][0]
             for t in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")
         }
-    meta = {k: dg.MetadataValue.int(v) for k, v in totals.items()} | {"plan_version": plan.version}
-    yield dg.MaterializeResult(asset_key=EVENTS, metadata=meta | {"dagster/row_count": rows["ingest.events"]})
-    yield dg.MaterializeResult(
-        asset_key=QUARANTINE,
-        metadata={"dagster/row_count": rows["ingest.quarantine"], "quarantined": totals["quarantined"]},
-    )
-    yield dg.MaterializeResult(asset_key=INGESTION_LOG, metadata={"dagster/row_count": rows["ingest.ingestion_log"]})
+    yield from ingest_results(plan, totals, rows)

@@ -12,8 +12,7 @@ import importlib.util
 
 import dagster as dg
 
-from .. import progress
-from ..ingest.assets import EVENTS, INGESTION_LOG, QUARANTINE, ingest_specs
+from ..ingest.assets import EVENTS, ingest_results, ingest_specs, ingest_tally
 from ..partitions import daily
 from ..resources import TrackingPlan
 from ..warehouse import hash_salt
@@ -37,21 +36,7 @@ def spark_ingest_events(context: dg.AssetExecutionContext, spark_engine: SparkEn
     plan = tracking_plan.load()
     spark = spark_engine.session()
     keys = list(context.partition_keys)
-    totals = dict.fromkeys(
-        ("lines", "loaded", "quarantined", "duplicates", "consent_dropped", "suppressed", "skipped"), 0
-    )
-    done = []
-
-    def on_done(res) -> None:
-        done.append(res)
-        for k in totals:
-            totals[k] += getattr(res, k)
-        if res.lines:
-            context.log.info(
-                f"{res.partition}: {res.lines} lines, {res.loaded} loaded, {res.quarantined} "
-                f"quarantined, {res.duplicates} duplicates, {res.consent_dropped} consent-dropped"
-            )
-        progress.report("ingest", len(done), len(keys))
+    totals, on_done = ingest_tally(context, keys)
 
     ingest_landing(
         spark,
@@ -66,13 +51,7 @@ def spark_ingest_events(context: dg.AssetExecutionContext, spark_engine: SparkEn
         t: read_layer(spark, spark_engine.root, t).count()
         for t in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")
     }
-    meta = {k: dg.MetadataValue.int(v) for k, v in totals.items()} | {"plan_version": plan.version}
-    yield dg.MaterializeResult(asset_key=EVENTS, metadata=meta | {"dagster/row_count": rows["ingest.events"]})
-    yield dg.MaterializeResult(
-        asset_key=QUARANTINE,
-        metadata={"dagster/row_count": rows["ingest.quarantine"], "quarantined": totals["quarantined"]},
-    )
-    yield dg.MaterializeResult(asset_key=INGESTION_LOG, metadata={"dagster/row_count": rows["ingest.ingestion_log"]})
+    yield from ingest_results(plan, totals, rows)
 
 
 def layers_connection(root: str, tables=("ingest.events",)):

@@ -514,3 +514,29 @@ def test_pii_copied_into_context_traits_is_hashed(tmp_path):
     )[0]
     assert email == keyed_hash("kim@example.com") and plan_ == "team"
     assert ip == "2001:db8:85a3::"
+
+
+def test_a_repeated_envelope_key_is_validated_and_stored_on_the_same_value(tmp_path):
+    """The duplicate_key rule covers the payload (README); in the envelope an id written twice is read
+    once, by the same JSON reading, for the validation and for the stored column, so the two cannot
+    disagree: the first value is checked and kept, the second is neither."""
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+
+    def twice(mid: str, first: str, second: str) -> str:
+        line = json.dumps(ev(mid=mid, user="placeholder"))
+        return line.replace('"userId": "placeholder"', f'"userId": {first}, "userId": {second}')
+
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [
+            twice("ok-then-bad", '"u-first"', '{"id": 1}'),  # the first is a valid id: loaded with it
+            twice("bad-then-ok", '{"id": 1}', '"u-second"'),  # the first is not an id: quarantined
+        ],
+    )
+    res = ingest(w, landing, DAY)
+    assert (res.loaded, res.quarantined) == (1, 1)
+    assert query(w, "select message_id, user_id from ingest.events") == [("ok-then-bad", "u-first")]
+    [(reason,)] = query(w, "select cast(reasons as varchar) from ingest.quarantine")
+    assert "identity" in reason and "userId" in reason

@@ -19,6 +19,21 @@ MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based",
 NO_TOUCH = "(none)"
 
 
+def _lists(frame: pd.DataFrame, key: str, **cols: str) -> pd.DataFrame:
+    """``frame.groupby(key).agg(name=(col, list), ...)`` without a Python call per group: one row per
+    key (sorted, as groupby sorts), each column the list of the group's values in frame order."""
+    codes, uniques = pd.factorize(frame[key], sort=True)  # a missing key is -1: groupby drops it
+    order = np.argsort(codes, kind="stable")
+    order = order[codes[order] >= 0]
+    cuts = np.flatnonzero(np.diff(codes[order])) + 1
+    bounds = list(zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(order)].tolist(), strict=True)) if len(order) else []
+    out = {}
+    for name, col in cols.items():
+        values = frame[col].take(order).tolist()
+        out[name] = [values[a:b] for a, b in bounds]
+    return pd.DataFrame(out, index=pd.Index(uniques, name=key))
+
+
 def build_paths(
     touches: pd.DataFrame,
     conversions: pd.DataFrame,
@@ -55,7 +70,7 @@ def build_paths(
     keep = (j["ts"] <= j["conversion_time"]) & (j["ts"] >= j["conversion_time"] - window)
     keep &= j["previous_conversion"].isna() | (j["ts"] > j["previous_conversion"])
     j = j[keep]
-    grouped = j.groupby("conv_id").agg(channels=("channel", list), touch_times=("ts", list))
+    grouped = _lists(j, "conv_id", channels="channel", touch_times="ts")
     conv_paths = c.join(grouped, on="conv_id")
     empty = conv_paths["channels"].isna()
     conv_paths.loc[empty, "channels"] = pd.Series(
@@ -71,7 +86,7 @@ def build_paths(
     n = t.join(last_conv, on="person_id")
     n = n[n["last_conversion"].isna() | (n["ts"] > n["last_conversion"])]
     n = n[n["ts"] >= n.groupby("person_id")["ts"].transform("max") - window]
-    null_paths = n.groupby("person_id").agg(channels=("channel", list), touch_times=("ts", list)).reset_index()
+    null_paths = _lists(n, "person_id", channels="channel", touch_times="ts").reset_index()
     null_paths["converted"] = False
     null_paths["conversion_time"] = pd.NaT
     null_paths["value"] = 0.0

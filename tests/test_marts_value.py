@@ -13,7 +13,12 @@ from scipy import stats as sps
 from support.marts_sample import Z, within
 
 from models.kpis import compute_kpi_values
-from models.marts.channel_attribution import channel_of, compute_channel_attribution, marketing_touches
+from models.marts.channel_attribution import (
+    channel_of,
+    channels,
+    compute_channel_attribution,
+    marketing_touches,
+)
 from models.marts.initiative_portfolio import compute_initiative_portfolio, plan_rules
 from models.marts.initiative_scenarios import compute_initiative_scenarios
 from models.value import initiative_financials
@@ -33,6 +38,17 @@ def test_channel_names():
     assert channel_of("google", "cpc") == "google/cpc"
     assert channel_of(None, None) == "direct" and channel_of(float("nan"), None) == "direct"
     assert channel_of("newsletter", None) == "newsletter"
+
+
+def test_channels_of_whole_columns_match_channel_of():
+    # the vectorised form the mart uses, against the per-session function on every kind of missing value
+    source = ["google", "", None, "x", "y", float("nan"), "z", "linkedin"]
+    medium = ["cpc", "a", None, "", None, "m", float("nan"), "social"]
+    for dtype in (object, "str"):
+        s = pd.Series(source, dtype=dtype, index=range(10, 18))
+        m = pd.Series(medium, dtype=dtype, index=range(30, 38))
+        assert channels(s, m) == [channel_of(a, b) for a, b in zip(s, m, strict=True)]
+    assert channels(s, m)[:2] == ["google/cpc", "direct"] and channels(s, m)[3] == "x"
 
 
 def test_later_direct_sessions_are_not_touches():

@@ -430,6 +430,39 @@ def campaign():
     return df
 
 
+def test_t_learner_fits_on_one_openmp_thread_with_the_same_scores(campaign):
+    # The fits are tiny (a few features, thousands of rows): a second OpenMP thread only spins
+    # (50x the CPU of the fits under load), so they run on one. The trees must not depend on it:
+    # the same folds fitted by hand with two threads give the same scores, bit for bit.
+    from sklearn.base import clone
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import KFold
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen: list[int] = []
+
+    class Recording(HistGradientBoostingClassifier):
+        def fit(self, X, y, sample_weight=None):
+            seen.extend(p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp")
+            return super().fit(X, y, sample_weight)
+
+    df = campaign.iloc[:3000]
+    params = {"max_iter": 50, "max_depth": 3, "random_state": 0}
+    got = uplift_t_learner(
+        df, treatment="treat", outcome="converted", features=["segment", "x"], model=Recording(**params)
+    )
+    assert seen and set(seen) == {1}
+    X = pd.get_dummies(df[["segment", "x"]], dtype=float).to_numpy()
+    t, y = df["treat"].to_numpy(int), df["converted"].to_numpy(float)
+    want = np.empty(len(df))
+    with threadpool_limits(limits=2, user_api="openmp"):
+        for train, test in KFold(n_splits=3, shuffle=True, random_state=0).split(X):
+            m1 = clone(HistGradientBoostingClassifier(**params)).fit(X[train[t[train] == 1]], y[train[t[train] == 1]])
+            m0 = clone(HistGradientBoostingClassifier(**params)).fit(X[train[t[train] == 0]], y[train[t[train] == 0]])
+            want[test] = m1.predict_proba(X[test])[:, 1] - m0.predict_proba(X[test])[:, 1]
+    assert np.array_equal(got.to_numpy(), want)
+
+
 def test_uplift_metrics_agree_with_scikit_uplift(campaign):
     sklift = pytest.importorskip("sklift.metrics", reason="scikit-uplift not installed")
     y, t, s = campaign["converted"], campaign["treat"], campaign["score"].to_numpy()

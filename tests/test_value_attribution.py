@@ -11,6 +11,7 @@ from models.value import (
     build_paths,
     markov_removal_effects,
 )
+from models.value_attribution import _lists
 
 T0 = pd.Timestamp("2024-03-01")
 
@@ -122,6 +123,27 @@ def random_paths(n: int, seed: int) -> pd.DataFrame:
         converted = rng.random() < 1 - np.prod([1 - p_conv[c] for c in path])
         spec.append((">".join(path), bool(converted)))
     return make_paths(spec)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_path_lists_match_pandas_groupby_list(seed):
+    # build_paths' lists per group, against pandas' own groupby(...).agg(list) (the oracle): keys
+    # out of order, missing keys (dropped), repeated times, strings and timestamps
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(0, 300))
+    frame = pd.DataFrame(
+        {
+            "key": pd.Series(rng.choice(["b", "a", "c", "d", None], n), dtype="str"),
+            "channel": pd.Series(rng.choice(["x/y", "direct", "z"], n), dtype="str"),
+            "ts": T0 + pd.to_timedelta(rng.integers(0, 5, n), unit="D"),
+        }
+    )
+    want = frame.groupby("key").agg(channels=("channel", list), touch_times=("ts", list))
+    got = _lists(frame, "key", channels="channel", touch_times="ts")
+    assert got.index.tolist() == want.index.tolist() and got.index.name == "key"
+    for col in ("channels", "touch_times"):
+        for a, b in zip(got[col], want[col], strict=True):
+            assert a == b and [type(v) for v in a] == [type(v) for v in b]
 
 
 def test_every_model_credits_exactly_the_conversions_and_value():

@@ -12,7 +12,7 @@ import pandas as pd
 from models.value import attribute, build_paths
 from tracking_plan.model import Plan
 
-__all__ = ["build", "channel_of", "compute_channel_attribution", "marketing_touches", "purchases"]
+__all__ = ["build", "channel_of", "channels", "compute_channel_attribution", "marketing_touches", "purchases"]
 
 DIRECT = "direct"
 LOOKBACK_DAYS = 30  # Google Analytics' default acquisition lookback for conversions
@@ -26,6 +26,20 @@ def channel_of(source, medium) -> str:
         return DIRECT
     medium = None if medium is None or (isinstance(medium, float) and np.isnan(medium)) else medium
     return f"{source}/{medium}" if medium else str(source)
+
+
+def channels(source: pd.Series, medium: pd.Series) -> list[str]:
+    """``channel_of`` over whole columns at once (one session per row)."""
+    src = pd.Series(source, dtype=object)
+    med = pd.Series(medium, dtype=object).reset_index(drop=True)
+    src = src.reset_index(drop=True)
+    has_src = src.notna() & (src != "")
+    has_med = med.notna() & (med != "")
+    out = np.full(len(src), DIRECT, dtype=object)
+    both, only = (has_src & has_med).to_numpy(), (has_src & ~has_med).to_numpy()
+    out[both] = (src[both].astype(str) + "/" + med[both].astype(str)).to_numpy()
+    out[only] = src[only].astype(str).to_numpy()
+    return out.tolist()
 
 
 def marketing_touches(touches: pd.DataFrame) -> pd.DataFrame:
@@ -55,7 +69,7 @@ def compute_channel_attribution(
         {
             "person_id": sessions["person_id"],
             "timestamp": pd.to_datetime(sessions["started_at"]),
-            "channel": [channel_of(s, m) for s, m in zip(sessions["utm_source"], sessions["utm_medium"])],
+            "channel": channels(sessions["utm_source"], sessions["utm_medium"]),
         }
     )
     touches = marketing_touches(touches)

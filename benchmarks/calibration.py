@@ -1058,10 +1058,12 @@ def main(argv: list[str] | None = None) -> int:
             for k, got in enumerate(pool.map(_call, jobs, chunksize=2), 1):
                 rows += got
                 _progress(k, len(jobs), t0)
+                _checkpoint(rows, a.csv, k)
     else:
         for k, j in enumerate(jobs, 1):
             rows += _call(j)
             _progress(k, len(jobs), t0)
+            _checkpoint(rows, a.csv, k)
     df = pd.DataFrame(rows)
     if a.csv:
         df.to_csv(a.csv, index=False)
@@ -1079,6 +1081,12 @@ def main(argv: list[str] | None = None) -> int:
 def _progress(k: int, total: int, t0: float) -> None:
     if k % 20 == 0 or k == total:
         print(f"  {k}/{total} samples, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+
+def _checkpoint(rows: list[dict], csv: str | None, k: int) -> None:
+    """Every 10 samples, (re)write the --csv so far: a run stopped early keeps its finished seeds."""
+    if csv and k % 10 == 0:
+        pd.DataFrame(rows).to_csv(csv, index=False)
 
 
 def _call(job):

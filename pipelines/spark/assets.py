@@ -152,7 +152,7 @@ def spark_downstream_assets() -> list:
 
 
 def _build_asset(build) -> dg.AssetsDefinition:
-    from models.catalog import load_models
+    from models.catalog import load_models, load_python_models
 
     from ..model_assets import model_key
 
@@ -171,6 +171,17 @@ def _build_asset(build) -> dg.AssetsDefinition:
             skippable=True,
         )
         for m in load_models()
+    ]
+    specs += [
+        dg.AssetSpec(
+            model_key(m),
+            deps=[dg.AssetKey([s, t]) for s, t in m.upstream()],
+            group_name=m.schema,
+            kinds={"spark", "python"},
+            description=m.description,
+            skippable=True,
+        )
+        for m in load_python_models()
     ]
 
     @dg.multi_asset(specs=specs, can_subset=False, name="spark_stitch_sessions_marts")

@@ -63,12 +63,13 @@ def write_person_parts(spark, root: str, variables: dict) -> dict[str, int]:
     return out
 
 
-def build(spark, plan: Plan, root: str) -> dict:
+def build(spark, plan: Plan, root: str, python_marts: bool = True) -> dict:
     """Every layer from `<root>/ingest/events/` to the SQL and Python marts; {"stitch": stats, "tables": {table: rows}}."""
     stats = stitch(spark, plan, root)
     variables = plan_variables(plan)
     tables = write_plan_tables(spark, plan, root)
     tables |= run_models(spark, root, variables)
     tables |= write_person_parts(spark, root, variables)
-    tables |= build_python_marts(spark, plan, root)
+    if python_marts:
+        tables |= build_python_marts(spark, plan, root)
     return {"stitch": stats, "tables": tables}

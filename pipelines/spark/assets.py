@@ -255,9 +255,11 @@ def spark_downstream_assets() -> list:
 
 
 def _build_asset(build) -> dg.AssetsDefinition:
-    from models.catalog import load_models, load_python_models
+    from models.catalog import load_models
 
     from ..model_assets import model_key
+    from .models import ordered
+    from .python_marts import python_models
 
     stitch = ["stitch.identity_graph", "stitch.persons", "stitch.events"]
     specs = [
@@ -273,7 +275,7 @@ def _build_asset(build) -> dg.AssetsDefinition:
             description=m.description,
             skippable=True,
         )
-        for m in load_models()
+        for m in ordered(load_models())
     ]
     specs += [
         dg.AssetSpec(
@@ -284,7 +286,7 @@ def _build_asset(build) -> dg.AssetsDefinition:
             description=m.description,
             skippable=True,
         )
-        for m in load_python_models()
+        for m in python_models()  # in their dependency order: a multi-asset yields in that order
     ]
 
     @dg.multi_asset(specs=specs, can_subset=False, name="spark_stitch_sessions_marts")

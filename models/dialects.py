@@ -17,7 +17,12 @@ rules below run on the DuckDB syntax tree before the target's SQL is generated:
 - `regexp_full_match(s, 'pattern')` (RE2) → `s RLIKE '^(?:pattern)\z'` on Spark (Java regex: anchored
   to the very end, and `\s` spelled as RE2's class, since Java's also matches a vertical tab);
 - `list[i]` is 1-based in DuckDB: TRY_ELEMENT_AT(list, i) on Spark, list[SAFE_ORDINAL(i)] on
-  BigQuery, list[i - 1] on Snowflake (all three NULL out of range, as DuckDB).
+  BigQuery, list[i - 1] on Snowflake (all three NULL out of range, as DuckDB);
+- `arg_min(v, t)` / `arg_max` skip a row whose `v` is null in DuckDB, Spark's MIN_BY / MAX_BY keep
+  the value at the extreme `t`, null or not: on Spark `MIN_BY(v, t) FILTER (WHERE v IS NOT NULL)`
+  (ANDed with the aggregate's own FILTER); DuckDB's `arg_min_null` / `arg_max_null` keep it, as
+  MIN_BY / MAX_BY do: written as those, unfiltered (both skip a null `t`). On Snowflake and BigQuery
+  `arg_min_null` stays untranslated (refused).
 
 Whatever is still a function sqlglot does not know after that (it would pass through verbatim) is
 refused: `UntranslatableSQL` names the model and the function, and `trackplan sql` prints that line.
@@ -34,7 +39,7 @@ _INTERVAL_UNITS = {"to_days": "DAY", "to_hours": "HOUR", "to_minutes": "MINUTE"}
 _TRUNCATED_UNITS = {"SECOND", "MILLISECOND", "MICROSECOND", "MINUTE", "HOUR"}
 
 # functions the rules themselves write that sqlglot does not model (it keeps them verbatim)
-NATIVE = {"spark": {"TRY_ELEMENT_AT"}, "snowflake": set(), "bigquery": set()}
+NATIVE = {"spark": {"TRY_ELEMENT_AT", "MIN_BY", "MAX_BY"}, "snowflake": set(), "bigquery": set()}
 
 # functions sqlglot models but the target has no equivalent of, with why (checked after generation)
 MISSING = {
@@ -119,6 +124,31 @@ def _java_regex(pattern: str) -> str:
     return "".join(out)
 
 
+_NULL_KEEPING = {"arg_min_null": "MIN_BY", "arg_max_null": "MAX_BY"}
+
+
+def _spark_arg_by(node: exp.Expression) -> exp.Expression | None:
+    """DuckDB's arg_min/arg_max (a null value skipped) and arg_min_null/arg_max_null (kept) as Spark's
+    MIN_BY/MAX_BY, which keep it; None if `node` is neither. The result is written as an unmodelled
+    call (listed in NATIVE) so that a second pass of the rules leaves it alone."""
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() in _NULL_KEEPING and len(node.expressions) == 2:
+        name = _NULL_KEEPING[str(node.this).lower()]
+        return exp.Anonymous(this=name, expressions=[e.copy() for e in node.expressions])
+    agg, cond = node, None
+    if isinstance(node, exp.Filter) and isinstance(node.this, (exp.ArgMin, exp.ArgMax)):
+        agg, cond = node.this, node.expression.this
+    if not isinstance(agg, (exp.ArgMin, exp.ArgMax)) or agg.args.get("count") is not None:
+        return None
+    if isinstance(node.parent, exp.Window):  # no FILTER on a window aggregate: not rewritten (refused)
+        return None
+    value, order = agg.this, agg.expression
+    not_null = exp.Not(this=exp.Is(this=value.copy(), expression=exp.Null()))
+    cond = not_null if cond is None else exp.and_(exp.paren(cond.copy()), not_null)
+    name = "MIN_BY" if isinstance(agg, exp.ArgMin) else "MAX_BY"
+    call = exp.Anonymous(this=name, expressions=[value.copy(), order.copy()])
+    return exp.Filter(this=call, expression=exp.Where(this=cond))
+
+
 def rewrite(tree: exp.Expression, dialect: str, variables: dict | None = None) -> exp.Expression:
     """The DuckDB tree `tree` with the rules above applied for `dialect` (a new tree)."""
     variables = variables or {}
@@ -131,6 +161,10 @@ def rewrite(tree: exp.Expression, dialect: str, variables: dict | None = None) -
         added = _interval_add(node)
         if added is not None:
             return added
+        if dialect == "spark":
+            by = _spark_arg_by(node)
+            if by is not None:
+                return by
         if isinstance(node, exp.DateDiff):
             unit = node.unit.name.upper() if node.unit else "DAY"
             if unit in _TRUNCATED_UNITS:
@@ -172,6 +206,9 @@ def rewrite(tree: exp.Expression, dialect: str, variables: dict | None = None) -
 def check(table: str, dialect: str, tree: exp.Expression) -> None:
     """Refuse (UntranslatableSQL) a function sqlglot would write verbatim or that `dialect` lacks."""
     for node in tree.find_all(exp.Func):
+        if dialect == "spark" and isinstance(node, (exp.ArgMin, exp.ArgMax)):  # not rewritten (in a window)
+            name = "arg_min" if isinstance(node, exp.ArgMin) else "arg_max"
+            raise UntranslatableSQL(table, dialect, name, "Spark's MIN_BY/MAX_BY do not skip a null value here")
         found = _interval_of(node)
         if found is not None:  # not in `ts ± to_X(n)`: no portable interval value to write
             raise UntranslatableSQL(table, dialect, found[0], "only `timestamp ± interval` is translated")

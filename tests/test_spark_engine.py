@@ -61,6 +61,29 @@ def test_the_spark_engine_materializes_through_dagster_like_duckdb(spark, tmp_pa
     checks = {ev.check_name: ev.passed for ev in evaluations}
     assert checks and all(checks.values()), checks
 
+    # every check's result is in the quality.check_results layer, with the DuckDB table's columns and
+    # types (its JSON as text), one row per evaluation Dagster reported, with the run id and its days
+    import duckdb
+
+    from quality_checks.store import DDL
+
+    ref = duckdb.connect()
+    ref.execute(DDL)
+    want = ref.execute("describe quality.check_results").fetchall()
+    layer = duckdb.connect()
+    layer.execute(f"create view r as select * from read_parquet('{root}/quality/check_results/*.parquet')")
+    got = layer.execute("describe r").fetchall()
+    assert [(c[0], c[1]) for c in got] == [(c[0], "VARCHAR" if c[1] == "JSON" else c[1]) for c in want]
+    stored = layer.execute('select asset, check_name, passed, severity, run_id, "partition" from r').fetchall()
+    reported = [
+        (".".join(ev.asset_key.path), ev.check_name, ev.passed, ev.severity.value, run_id, "2026-03-02..2026-03-03")
+        for ev in evaluations
+    ]
+    assert sorted(stored) == sorted(reported) and len(stored) > len(checks)  # ingest's and the layers' after it
+    assert layer.execute("select count(*) from r where json_valid(metadata) and run_at is not null").fetchall() == [
+        (len(stored),)
+    ]
+
     # the same run on DuckDB through its own asset: the same keys, partitions and metadata
     duck = dg.DagsterInstance.ephemeral()
     res = dg.materialize(

@@ -10,7 +10,8 @@ per person (pipelines/stitch/person_marts.py), is written from the same cut of t
 
 Every layer is rebuilt whole: the incremental bookkeeping of the DuckDB path (stitch.changes,
 stitch.build_state) is not kept on Spark, where a full rebuild of a day's layers is the unit of
-work. The Python marts are not built here (their inputs are one row per event today).
+work. The Python marts follow (pipelines/spark/python_marts.py): their SQL aggregates run on Spark,
+the statistics on the driver over the aggregated frames.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tracking_plan.model import Plan
 
 from ..stitch.person_marts import PERSON_PARTS, cache_table, split
 from .models import run_models, write_layer
+from .python_marts import build_python_marts
 from .stitch import stitch
 
 PLAN_TABLES_SCHEMA = "staging"
@@ -61,11 +63,13 @@ def write_person_parts(spark, root: str, variables: dict) -> dict[str, int]:
     return out
 
 
-def build(spark, plan: Plan, root: str) -> dict:
-    """Every layer from `<root>/ingest/events/` to the SQL marts; {"stitch": stats, "tables": {table: rows}}."""
+def build(spark, plan: Plan, root: str, python_marts: bool = True) -> dict:
+    """Every layer from `<root>/ingest/events/` to the SQL and Python marts; {"stitch": stats, "tables": {table: rows}}."""
     stats = stitch(spark, plan, root)
     variables = plan_variables(plan)
     tables = write_plan_tables(spark, plan, root)
     tables |= run_models(spark, root, variables)
     tables |= write_person_parts(spark, root, variables)
+    if python_marts:
+        tables |= build_python_marts(spark, plan, root)
     return {"stitch": stats, "tables": tables}

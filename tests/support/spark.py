@@ -20,6 +20,7 @@ TYPE_MAP = {
     "TIMESTAMP": "timestamp_ntz",
     "TIMESTAMP WITH TIME ZONE": "timestamp",
     "JSON": "string",
+    '"NULL"': "void",  # a column of an empty Python mart frame (no values to type it by)
 }
 
 SQL_TABLES = [m.table for m in load_models()]

@@ -1,0 +1,95 @@
+"""models/dialects.py's rules for the Python marts' aggregate SQL (models/marts/aggregates.py) on Spark.
+
+DuckDB's arg_min/arg_max skip a row whose value is null; arg_min_null/arg_max_null keep it; Spark's
+MIN_BY/MAX_BY keep it (checked against both engines in tests/test_spark_python_marts.py). Without
+Spark: the SQL each rule writes, that anything left is refused in one line, and that every aggregate
+query the marts run translates.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from models.dialects import UntranslatableSQL, transpile
+
+
+def _spark(sql: str) -> str:
+    return transpile(sql, "spark", "t", pretty=False)
+
+
+def test_arg_min_skips_a_null_value_on_spark():
+    assert _spark("select arg_min(v, t) as a from x") == "SELECT MIN_BY(v, t) FILTER(WHERE NOT v IS NULL) AS a FROM x"
+    assert _spark("select arg_max(v, t) filter (where t > 1 or w) from x") == (
+        "SELECT MAX_BY(v, t) FILTER(WHERE (t > 1 OR w) AND NOT v IS NULL) FROM x"
+    )
+
+
+def test_arg_min_null_keeps_it_as_min_by_does():
+    assert _spark("select arg_min_null(v, t), arg_max_null(v + 1, t) from x") == (
+        "SELECT MIN_BY(v, t), MAX_BY(v + 1, t) FROM x"
+    )
+    # the rules run twice over the tree: the result is not filtered a second time
+    assert _spark("select arg_min(arg_min_null(v, t), t) from x").count("FILTER") == 1
+
+
+def test_what_cannot_keep_its_meaning_is_refused_in_one_line():
+    with pytest.raises(UntranslatableSQL) as err:
+        _spark("select arg_min(v, t) over (partition by g) from x")
+    assert str(err.value).startswith("t: arg_min() has no spark translation") and "\n" not in str(err.value)
+    for dialect in ("snowflake", "bigquery"):
+        with pytest.raises(UntranslatableSQL, match=r"arg_min_null\(\) has no"):
+            transpile("select arg_min_null(v, t) from x", dialect, "t")
+
+
+def test_every_aggregate_query_of_the_python_marts_translates_to_spark():
+    from models.marts import aggregates as A
+    from tracking_plan.loader import load_plan
+
+    plan = load_plan()
+    ev = f"({A.narrow_events_sql(plan)})"
+    t0 = pd.Timestamp("2026-03-01")
+    x = A.first_exposures_sql(ev, "Experiment Viewed", "e", t0)
+    queries = [
+        A.span_sql(ev),
+        x,
+        A.exposure_outcomes_sql(ev, x, "Order Completed", "prop:revenue", 7, 14),
+        A.exposure_outcomes_sql(ev, x, "Order Completed", None, 7.5, 14),
+        A.latest_value_sql(ev, "company_size"),
+        A.signup_outcomes_sql(ev, "Signed Up", "region", "Order Completed"),
+        A.matching_inputs_sql(
+            ev,
+            signup_event="Signed Up",
+            outcome_event="Order Completed",
+            treatment_event="Integration Connected",
+            start=t0,
+            window_days=7,
+            where={"integration": "slack"},
+            free_plans=["free"],
+        ),
+        A.daily_counts_sql(ev, "Signed Up"),
+        A.person_days_sql(ev, None),
+        A.property_rows_sql(ev, "Survey Answered", "score"),
+        A.kpi_windows_sql(ev, "revenue", "Order Completed", "revenue", [(0, t0, t0 + pd.Timedelta(days=7))]),
+        A.cohort_hits_sql(ev, "Signed Up", "Order Completed", 7),
+    ]
+    for q in queries:
+        out = _spark(q)
+        assert "arg_min" not in out.lower() and "to_days" not in out.lower() and "json_extract" not in out.lower()
+
+
+def test_inline_parameters_outside_strings_and_comments():
+    from pipelines.spark.python_marts import inline_parameters, tables_read
+
+    sql = "select '?' as q, ? as a -- ?\n from stitch.events e where event_name = ?"
+    assert (
+        inline_parameters(sql, ["it's", 2])
+        == "select '?' as q, 'it''s' as a -- ?\n from stitch.events e where event_name = 2"
+    )
+    assert inline_parameters(sql, None) == sql
+    with pytest.raises(ValueError):
+        inline_parameters(sql, [1])
+    assert tables_read("with k as (select 1 from stitch.events) select * from k join staging.sessions s on true") == {
+        "stitch.events",
+        "staging.sessions",
+    }

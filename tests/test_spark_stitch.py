@@ -13,6 +13,7 @@ Skipped, with the reason, without pyspark or Java.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 
 import pytest
@@ -106,6 +107,7 @@ def test_sessions_and_sql_marts_on_spark_from_ingest_events_equal_duckdb_on_the_
 
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, 0)
+LIMITS = ("user_id", "email", "anonymous_id")
 
 
 def _rows() -> list[dict]:
@@ -156,6 +158,17 @@ def _rows() -> list[dict]:
     add(120, anon="lonely1")
     add(121, anon="lonely2")
     add(122, anon="lonely2", day=3)
+    # a chain of 60 ids (a path graph: many rounds of components): user i shares email i with user i+1;
+    # over the user_id limit (resolved on the driver) except under the `wide` limits (all in Spark)
+    for i in range(30):
+        add(200 + i, user=f"chain{i:02d}", email=f"chain{i:02d}@example.com")
+        if i < 29:
+            add(300 + i, user=f"chain{i + 1:02d}", email=f"chain{i:02d}@example.com", day=1)
+    # a star within every limit: one user on 40 devices (anonymous_id max 50), stitched in Spark
+    for i in range(40):
+        add(400 + i, user="star", anon=f"star-device-{i:02d}")
+    # a user id that is also their email: a tie for the person's best identifier under equal priorities
+    add(500, user="kim@example.com", email="kim@example.com", anon="kim-device")
     return rows
 
 
@@ -184,20 +197,20 @@ def _plan(variant: str):
         for ident in identity.identifiers:
             if ident.name == "email":
                 ident.priority = next(i.priority for i in identity.identifiers if i.name == "user_id")
+    elif variant == "wide":  # no component over a limit: every component is found and named in Spark
+        for ident in identity.identifiers:
+            ident.max_per_person = 1000
     return plan.model_copy(update={"identity": identity})
 
 
-@pytest.mark.parametrize("variant", ["latest", "first", "equal-priority"])
+@pytest.mark.parametrize("variant", ["latest", "first", "equal-priority", "wide"])
 def test_stitch_on_spark_equals_duckdb_on_the_adversarial_fixture(spark, tmp_path, variant):
     from pipelines.stitch.identity import build_identity
     from pipelines.warehouse import connect
 
     plan = _plan(variant)
-    assert {i.name: i.max_per_person for i in plan.identity.identifiers} == {
-        "user_id": 1,
-        "email": 3,
-        "anonymous_id": 50,
-    }
+    limits = {"user_id": 1, "email": 3, "anonymous_id": 50} if variant != "wide" else dict.fromkeys(LIMITS, 1000)
+    assert {i.name: i.max_per_person for i in plan.identity.identifiers} == limits
     con = connect(str(tmp_path / "w.duckdb"))
     try:
         _load(con, _rows())
@@ -208,7 +221,24 @@ def test_stitch_on_spark_equals_duckdb_on_the_adversarial_fixture(spark, tmp_pat
     finally:
         con.close()
     assert got["diffs"] == {t: [] for t in got["tables"]}
-    assert {k: got["stats"][k] for k in duck} == duck
+    stats = got["stats"]
+    assert {k: stats[k] for k in duck} == duck
+    assert len(
+        {person[f"chain{i:02d}"] for i in range(30)} | {person[f"chain{i:02d}@example.com"] for i in range(30)}
+    ) == (1 if variant == "wide" else 30)
+    assert len({person["star"]} | {person[f"star-device-{i:02d}"] for i in range(40)}) == 1
+    assert stats["cc_iterations"] >= 2  # the chain is not found in one round
+    # the driver holds only the components the rules decide there: over a limit, or a tied best id
+    # (the star's 40 links and every component within the limits stay in Spark)
+    if variant == "wide":
+        assert (stats["driver_components"], stats["driver_links"], stats["driver_bytes"], rejected) == (0, 0, 0, 0)
+        assert person["ann"] == person["ben"] and len({person[f"fay{i}@example.com"] for i in range(4)}) == 1
+        return
+    # over a limit: dev1 (ann, ben), dev2 (four users), fay (four emails), gus (two user ids), hal/ida and
+    # the chain; under equal priorities kim's best id is also tied (user_id and email "kim@example.com")
+    assert stats["driver_components"] == 6 + (variant == "equal-priority")
+    assert 0 < stats["driver_links"] <= stats["links"] - 40
+    assert stats["driver_bytes"] > 0
     # the fixture hits the rules it was built for
     assert person["ann"] != person["ben"] and person["cat"] != person["dan"]
     assert person["dev1"] == person["ben" if variant != "first" else "ann"]
@@ -219,7 +249,7 @@ def test_stitch_on_spark_equals_duckdb_on_the_adversarial_fixture(spark, tmp_pat
     assert "\x0bnull" in person and "[object Object]" not in person
     assert person["lonely1"] != person["lonely2"]
     assert len({person[f"fay{i}@example.com"] for i in range(4)}) == 2  # three with fay, one alone
-    assert rejected >= 5
+    assert rejected >= 5 + 29
 
 
 def test_person_id_formula_is_the_duckdb_paths(spark):
@@ -230,3 +260,37 @@ def test_person_id_formula_is_the_duckdb_paths(spark):
     df = spark.createDataFrame(ids, "kind string, value string")
     got = [r[0] for r in df.selectExpr(person_id_sql("kind", "value")).collect()]
     assert got == [_person_id(k, v) for k, v in ids]
+
+
+def test_connected_components_in_spark_equal_scipys(spark):
+    """Large-star/small-star on Spark against scipy's connected components (an independent oracle):
+    a path of 60 ids in shuffled order, a path of 65 in increasing order (min-label propagation's
+    worst case: one round per hop), a star, a sparse random graph, a cycle and a loop-only node."""
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components as scipy_components
+
+    from pipelines.spark.stitch import connected_components
+
+    rng = np.random.default_rng(20)
+    perm = [int(x) for x in rng.permutation(400)]
+    edges = list(itertools.pairwise(perm[:60]))  # a path of 60
+    edges += [(1000 + i, 1001 + i) for i in range(64)]  # a path of 65, ids increasing
+    edges += [(perm[60], x) for x in perm[61:100]]  # a star
+    edges += [(int(a), int(b)) for a, b in rng.choice(perm[100:250], (120, 2))]  # sparse, random
+    edges += [(perm[250 + i], perm[250 + (i + 1) % 30]) for i in range(30)]  # a cycle of 30
+    edges += [(perm[300], perm[300])]  # a loop: no component of its own here
+    labels, rounds = connected_components(spark.createDataFrame(edges, "a bigint, b bigint"))
+    got = dict(labels.collect())
+
+    real = sorted({x for e in edges if e[0] != e[1] for x in e})
+    index = {x: i for i, x in enumerate(real)}
+    pairs = [(index[a], index[b]) for a, b in edges if a != b]
+    graph = coo_matrix(([1] * len(pairs), ([a for a, _ in pairs], [b for _, b in pairs])), shape=(len(real),) * 2)
+    _, comp = scipy_components(graph, directed=False)
+    want = {}
+    for x in real:
+        want.setdefault(comp[index[x]], []).append(x)
+    assert sorted(got) == real  # every node with an edge, once (the loop-only node absent)
+    assert {x: got[x] for x in real} == {x: min(members) for members in want.values() for x in members}
+    assert 2 <= rounds <= 12, rounds  # O(log² n): a handful of rounds, not one per hop (64)

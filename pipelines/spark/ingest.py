@@ -12,9 +12,14 @@ collector and the SDKs land files far smaller.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from pathlib import PurePosixPath
+
+from . import swap
+
+recovery_log = logging.getLogger("trackplan.spark.ingest")
 
 # one row per file (kind='file') and one per (line, rule) of an invalid line (kind='error')
 RESULT_SCHEMA = (
@@ -122,8 +127,9 @@ def validate_landing(spark, plan, landing: str, max_errors: int = 1000, glob: st
 #   3. on the driver, one row per file: the ledger, each file's classified lines checked against the
 #      reader's count from the file's bytes (a mismatch stops the run, as on DuckDB).
 #
-# Each table's days are written to a staging folder first, then swapped in day by day (a day's old
-# folder removed, the new one renamed in), so the run's days are replaced and every other day kept.
+# Each table's days are written to a staging folder first, committed, then swapped in day by day (a
+# day's old folder moved away, the new one renamed in; pipelines/spark/swap.py), so the run's days are
+# replaced and every other day kept, and a crash at any point is finished by the next run.
 # ---------------------------------------------------------------------------------------------------
 
 INGEST_TABLES = ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")
@@ -404,19 +410,19 @@ def _spark_uri(entry) -> str:
     return "file:" + os.path.abspath(path) if _is_local(path) else path
 
 
-def _replace_days(spark, staging: str, target: str, folders: list[str]) -> None:
-    """Swap the day folders `folders` (partition_date=...) of `target` for those of `staging`: a day with
-    no new rows is removed, every other day of `target` is kept."""
-    fs, tgt = _fs(spark, target)
-    jpath = spark.sparkContext._jvm.org.apache.hadoop.fs.Path
-    fs.mkdirs(tgt)
-    for folder in folders:
-        old = jpath(f"{target}/partition_date={folder}")
-        new = jpath(f"{staging}/partition_date={folder}")
-        if fs.exists(old):
-            fs.delete(old, True)
-        if fs.exists(new) and not fs.rename(new, old):
-            raise RuntimeError(f"{target}: could not move the new partition_date={folder} in from {staging}")
+def _replace_days(spark, staging: str, root: str, tables, folders: list[str]) -> None:
+    """Swap the day folders `folders` (partition_date=...) of each table's layer under `root` for those
+    written under `staging`: a day with no new rows is removed, every other day of the layer is kept.
+    Committed first, then swapped (pipelines/spark/swap.py): a crash at any point loses no day, and
+    the next ingest's `swap.recover` finishes the swap."""
+    from pipelines.spark.models import layer_path
+
+    units = [
+        (f"{layer_path(root, t)}/partition_date={d}", f"{layer_path(staging, t)}/partition_date={d}")
+        for t in tables
+        for d in folders
+    ]
+    swap.replace(swap.HadoopFS(spark, root), staging, units)
 
 
 # the ingest tables' Spark types, as ingest.events / quarantine / ingestion_log have them in DuckDB
@@ -502,7 +508,6 @@ def ingest_landing(
     DuckDB. Returns one pipelines.ingest.load.PartitionResult per day."""
     import datetime as dt
     import time
-    import uuid
 
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import from_arrow_schema
@@ -513,6 +518,9 @@ def ingest_landing(
 
     salt = hash_salt()  # no salt, no ingest (as on DuckDB)
     t0 = time.time()
+    # a swap a crashed run committed is finished (and an uncommitted one discarded) before any read
+    for line in swap.recover(swap.HadoopFS(spark, root), root):
+        recovery_log.warning("ingest on Spark: %s", line)
     started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     entries = landing_entries(spark, landing, layout)
     days = sorted(set(partitions)) if partitions is not None else sorted({e.partition for e in entries if e.partition})
@@ -689,7 +697,7 @@ def ingest_landing(
         )
         log = spark.createDataFrame(ledger, LEDGER_SCHEMA)
         folders = [*days, NULL_DAY]  # the run's days, and the files outside any day
-        staging = f"{root.rstrip('/')}/_staging/{uuid.uuid4().hex}"
+        staging = swap.staging_dir(root)
         try:
             for table, df in (
                 ("ingest.events", events),
@@ -697,11 +705,11 @@ def ingest_landing(
                 ("ingest.ingestion_log", log),
             ):
                 df.write.mode("overwrite").partitionBy("partition_date").parquet(layer_path(staging, table))
-            for table in INGEST_TABLES:
-                _replace_days(spark, layer_path(staging, table), layer_path(root, table), folders)
-        finally:
-            fs, p = _fs(spark, staging)
-            fs.delete(p, True)
+        except BaseException:
+            swap.HadoopFS(spark, root).delete(staging)  # not committed: no layer touched yet
+            raise
+        # from here a failure leaves the committed staging for the next run's swap.recover to finish
+        _replace_days(spark, staging, root, INGEST_TABLES, folders)
     finally:
         out.unpersist()
         stage1.unpersist()

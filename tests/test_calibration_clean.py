@@ -115,3 +115,15 @@ def test_code_version_follows_the_method_sources(cal, tmp_path, monkeypatch):
     assert version() == before
     (tmp_path / "pkg" / "est.py").write_text("se = 2\n")
     assert version() != before
+
+
+def test_a_check_named_with_its_kind_keeps_it(cal):
+    # the full simulation's ITS placebo is a true positive when it fires (other launches in the
+    # pre-period): its rate is the share of seeds where it fired, not where it stayed quiet
+    rows = [
+        cal._row("its", "generator", 300, s, 1.0, 0.5, 0.0, 2.0, 1.0, **{"other:placebo": s == 1}) for s in (1, 2, 3, 4)
+    ]
+    assert "other:placebo" in rows[0] and "check:other:placebo" not in rows[0]
+    _, checks = cal.summarize(pd.DataFrame(rows))
+    c = checks.iloc[0]
+    assert (c["check"], c["planted"], c["fires"]) == ("placebo", "other launches in the pre-period", 0.25)

@@ -79,3 +79,51 @@ def test_light_frame_gives_the_full_frames_estimate(cal, plan):
     eb = estimate_its(light, plan, ini, end, "its")
     assert ea["estimate"].effect == eb["estimate"].effect
     assert ea["details"]["placebo_p_value"] == eb["details"]["placebo_p_value"]
+
+
+def test_rows_are_keyed_and_stale_rows_refused(cal, tmp_path, capsys):
+    row = cal._row("m", "own", 90, 1, 1.0, 0.5, 0.0, 2.0, 1.0)
+    assert row["code"] == cal.code_version() and row["burn_in_days"] == cal.CLEAN_BURN_IN_DAYS
+    fresh = pd.DataFrame([row, {**row, "seed": 2}])
+    assert cal.stale_rows(fresh, "f.csv") is None
+    # rows written before the key, by other code, or with another burn-in are refused, one line each
+    cases = {
+        "no_key.csv": fresh.drop(columns=["code", "burn_in_days"]),
+        "old_code.csv": fresh.assign(code=["0" * 12, cal.code_version()]),
+        "burn_in.csv": fresh.assign(burn_in_days=0),
+    }
+    for name, df in cases.items():
+        df.to_csv(tmp_path / name, index=False)
+        assert cal.main(["--from-csv", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"calibration: {tmp_path / name}: ") and "\n" not in err
+    fresh.to_csv(tmp_path / "ok.csv", index=False)
+    assert cal.main(["--from-csv", str(tmp_path / "ok.csv")]) == 0
+
+
+def test_code_version_follows_the_method_sources(cal, tmp_path, monkeypatch):
+    # a byte changed in a versioned source changes the key; a file outside them does not
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "est.py").write_text("se = 1\n")
+    (tmp_path / "one.py").write_text("x = 1\n")
+    (tmp_path / "bench.py").write_text("y = 1\n")
+    monkeypatch.setattr(cal, "ROOT", tmp_path)
+    monkeypatch.setattr(cal, "VERSIONED", ("pkg", "one.py"))
+    version = cal.code_version.__wrapped__
+    before = version()
+    (tmp_path / "bench.py").write_text("y = 2\n")
+    assert version() == before
+    (tmp_path / "pkg" / "est.py").write_text("se = 2\n")
+    assert version() != before
+
+
+def test_a_check_named_with_its_kind_keeps_it(cal):
+    # the full simulation's ITS placebo is a true positive when it fires (other launches in the
+    # pre-period): its rate is the share of seeds where it fired, not where it stayed quiet
+    rows = [
+        cal._row("its", "generator", 300, s, 1.0, 0.5, 0.0, 2.0, 1.0, **{"other:placebo": s == 1}) for s in (1, 2, 3, 4)
+    ]
+    assert "other:placebo" in rows[0] and "check:other:placebo" not in rows[0]
+    _, checks = cal.summarize(pd.DataFrame(rows))
+    c = checks.iloc[0]
+    assert (c["check"], c["planted"], c["fires"]) == ("placebo", "other launches in the pre-period", 0.25)

@@ -28,6 +28,7 @@ class ITSResult(Estimate):
     maxlags: int = 0
     seasonality: str | None = None
     errors: str = "ar1"  # "ar1" (GLS, bias-corrected rho, Student t with ``df``) or "newey_west" (HAC, normal)
+    cov_type: str = "HC3"  # the AR(1) fit's coefficient covariance: "HC3" (heteroskedasticity-robust) or "nonrobust"
     ar1_rho: float = float("nan")
     df: float = float("nan")
 
@@ -52,6 +53,7 @@ def interrupted_time_series(
     seasonality: str | None = "weekly",
     maxlags: int | None = None,
     alpha: float = 0.05,
+    cov_type: str = "HC3",
 ) -> ITSResult:
     """Segmented regression of a KPI series on trend, level change and slope change at launch.
 
@@ -59,8 +61,20 @@ def interrupted_time_series(
     autocorrelated days, so they do not overstate certainty. By default the errors are AR(1): the
     coefficient comes from the OLS residuals, corrected for the bias the fitted terms put in it
     (:func:`ar1_rho_unbiased`), and the fit is GLS with that AR(1) covariance (every day kept,
-    Prais-Winsten style) and Student-t inference on its residual df. On an AR(1) series with a
-    weekday pattern (rho 0.4; 90 and 365 days, 1,000 seeds) its 95 % intervals cover 94.6 and
+    Prais-Winsten style) and Student-t inference on its residual df. The coefficients' covariance
+    is heteroskedasticity-robust (``cov_type="HC3"``, MacKinnon-White's jackknife form, on the
+    transformed regression): a KPI that is a daily count has a variance that moves with its mean,
+    so it is larger after a launch that raises it, where the level and slope change take their
+    information; the pooled residual variance then understates their error. On the generator's
+    daily orders at 300 accounts (~1.1 a day before the launch, ~1.8 after, variance ≈ mean) the
+    homoskedastic errors covered 91.4 % over 500 seeds (se/sd 0.88), HC3 93.5 % over 200 seeds
+    (se/sd 0.95); on a homoskedastic AR(1) series (90 days, 400 seeds) HC3 covers 95.3 %, se/sd
+    1.14 (conservative), against 94.8 %, 1.02 (the README's calibration section has the runs).
+    ``cov_type="nonrobust"`` keeps the pooled-variance errors. The AR(1) coefficient is floored
+    at 0: on those counts (true coefficient ≈ 0) its estimate is negative on half the samples, and
+    there it narrowed the interval, by 27 % at -0.3 (seed 28 of the calibration, |z| 4.5); with
+    the floor and HC3, 94.5 % and se/sd 0.99 over the same 200 seeds, largest |z| 3.8. On an AR(1) series with a
+    weekday pattern (rho 0.4; 90 and 365 days, 1,000 seeds) the pooled-variance intervals cover 94.6 and
     94.4 % (± 1.4; the README's calibration section), where iterated
     Cochrane-Orcutt (statsmodels' GLSAR), whose rho is biased low by about k/n, covered 92.9 and
     94.2 % over 2,000 seeds and Newey-West with normal critical values ~86 %
@@ -91,13 +105,18 @@ def interrupted_time_series(
     y = data[outcome].to_numpy(float)
     rho = float("nan")
     if maxlags is None:
-        rho = ar1_rho_unbiased(y, X.to_numpy(float))
+        # floored at 0: a daily KPI's errors are positively autocorrelated or not at all, and a
+        # negative estimate (noise around 0, sd ~0.1 at 100 days) would narrow the level change's
+        # interval by sqrt((1 + rho) / (1 - rho)) on exactly the samples it is wrong on
+        rho = max(ar1_rho_unbiased(y, X.to_numpy(float)), 0.0)
         # GLS with the exact AR(1) covariance: the Prais-Winsten transform (keeps the first day), then OLS
         ys, Xs = y.copy(), X.copy()
         ys[1:] = y[1:] - rho * y[:-1]
         Xs.iloc[1:] = X.to_numpy()[1:] - rho * X.to_numpy()[:-1]
         ys[0], Xs.iloc[0] = y[0] * np.sqrt(1 - rho**2), X.iloc[0] * np.sqrt(1 - rho**2)
-        fit = sm.OLS(ys, Xs).fit()
+        if cov_type not in ("HC3", "nonrobust"):
+            raise ValueError("cov_type must be 'HC3' or 'nonrobust'")
+        fit = sm.OLS(ys, Xs).fit(cov_type=cov_type)
         params, se, lags, errors, dist_df = fit.params, fit.bse, 0, "ar1", float(fit.df_resid)
     else:
         lags = int(maxlags)
@@ -116,6 +135,7 @@ def interrupted_time_series(
         maxlags=lags,
         seasonality=seasonality,
         errors=errors,
+        cov_type=cov_type if maxlags is None else "HAC",
         ar1_rho=rho,
         df=float(dist_df) if dist_df is not None else float("nan"),
     )

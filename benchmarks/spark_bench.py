@@ -158,6 +158,7 @@ def read_event_log(folder: Path) -> dict[str, dict]:
     executor CPU seconds, and bytes read from files, shuffled (written) and written out."""
     out: dict[str, dict] = defaultdict(lambda: defaultdict(float))
     stage_group: dict[int, str] = {}
+    stage_shuffle: dict[int, int] = defaultdict(int)
     # Spark 4 rolls the log: eventlog_v2_<app>/events_<n>_<app> (+ an empty appstatus marker)
     files = sorted((p for p in folder.rglob("events_*")), key=lambda p: int(p.name.split("_")[1]))
     for path in files:
@@ -183,8 +184,13 @@ def read_event_log(folder: Path) -> dict[str, dict]:
                     g["gc_s"] += m.get("JVM GC Time", 0) / 1e3
                     g["input_bytes"] += (m.get("Input Metrics") or {}).get("Bytes Read", 0)
                     g["output_bytes"] += (m.get("Output Metrics") or {}).get("Bytes Written", 0)
-                    g["shuffle_bytes"] += (m.get("Shuffle Write Metrics") or {}).get("Shuffle Bytes Written", 0)
+                    written = (m.get("Shuffle Write Metrics") or {}).get("Shuffle Bytes Written", 0)
+                    g["shuffle_bytes"] += written
+                    stage_shuffle[ev["Stage ID"]] += written
                     g["peak_exec_mem"] = max(g["peak_exec_mem"], m.get("Peak Execution Memory", 0))
+    for sid, written in stage_shuffle.items():  # the largest single shuffle: what sizes the partitions
+        g = out[stage_group.get(sid, "other")]
+        g["max_stage_shuffle"] = max(g["max_stage_shuffle"], written)
     return out
 
 
@@ -193,7 +199,8 @@ def _landings(args, root: Path, plan) -> list[tuple[str, Path]]:
     from trackplan.demo.generate import generate
 
     if args.landing:
-        return [(p, Path(p).expanduser()) for p in args.landing.split(",")]
+        paths = [Path(p).expanduser() for p in args.landing.split(",")]
+        return [(p.parent.name if p.name == "landing" else p.name, p) for p in paths]
     sizes = [int(n) for n in args.users.split(",")] if args.users else [40 if args.quick else 600]
     out = []
     for users in sorted(sizes):
@@ -370,7 +377,7 @@ def main(argv=None) -> int:
         f"Spark local[2] vs DuckDB; Spark started in {started:.0f} s and warmed up on {WARMUP_USERS} users "
         f"({warm_duck['events']:,} events) in {warmup.cpu:.1f} CPU-s (neither counted)"
     )
-    head = f"{'size':<14} {'stage':<28} {'engine':<7} {'events':>10} {'wall s':>8} {'cpu s':>8} {'events/s':>10} {'ev/cpu-s':>10}"
+    head = f"{'size':<20} {'stage':<28} {'engine':<7} {'events':>10} {'wall s':>8} {'cpu s':>8} {'events/s':>10} {'ev/cpu-s':>10}"
     print(head)
     for r in results:
         events = r["duckdb"]["events"]
@@ -379,17 +386,17 @@ def main(argv=None) -> int:
             for engine in ("duckdb", "spark"):
                 wall, cpu = r[engine]["stages"][stage]
                 print(
-                    f"{r['label']:<14} {stage:<28} {engine:<7} {n:>10,} {wall:>8.1f} {cpu:>8.1f} {n / wall:>10,.0f} {n / cpu:>10,.0f}"
+                    f"{r['label']:<20} {stage:<28} {engine:<7} {n:>10,} {wall:>8.1f} {cpu:>8.1f} {n / wall:>10,.0f} {n / cpu:>10,.0f}"
                 )
             (dw, dc), (sw, sc) = r["duckdb"]["stages"][stage], r["spark"]["stages"][stage]
-            print(f"{r['label']:<14} {stage:<28} Spark/DuckDB in this run: wall x{sw / dw:.1f}, CPU x{sc / dc:.1f}")
+            print(f"{r['label']:<20} {stage:<28} Spark/DuckDB in this run: wall x{sw / dw:.1f}, CPU x{sc / dc:.1f}")
     print("\nper SQL model (CPU s): duckdb | spark | Spark's tasks: jobs, tasks, task CPU s, shuffle bytes/event")
     for r in results:
         events = r["duckdb"]["events"]
         for table, (_, scpu) in r["spark"]["models"].items():
             g = log.get(f"{r['label']}|sql|{table}", {})
             print(
-                f"{r['label']:<14} {table:<34} {r['duckdb']['models'][table][1]:>7.2f} | {scpu:>7.2f} | "
+                f"{r['label']:<20} {table:<34} {r['duckdb']['models'][table][1]:>7.2f} | {scpu:>7.2f} | "
                 f"{int(g.get('jobs', 0)):>4} jobs {int(g.get('tasks', 0)):>5} tasks {g.get('task_cpu_s', 0):>7.1f} s "
                 f"{g.get('shuffle_bytes', 0) / events:>7.1f} B/ev"
             )
@@ -414,23 +421,24 @@ def main(argv=None) -> int:
                 )
             }
             peak_mem = max((g.get("peak_exec_mem", 0) for g in gs), default=0)
+            largest = max((g.get("max_stage_shuffle", 0) for g in gs), default=0)
             cpu = r["spark"]["stages"]["sql models" if stage == "sql" else stage][1]
             print(
-                f"{r['label']:<14} {stage:<10} {int(tot['jobs']):>5} jobs {int(tot['stages']):>5} stages {int(tot['tasks']):>6} tasks; "
+                f"{r['label']:<20} {stage:<10} {int(tot['jobs']):>5} jobs {int(tot['stages']):>5} stages {int(tot['tasks']):>6} tasks; "
                 f"task CPU {tot['task_cpu_s']:.1f} of {cpu:.1f} s (GC {tot['gc_s']:.1f} s); per event: read {tot['input_bytes'] / events:.0f} B, "
-                f"shuffled {tot['shuffle_bytes'] / events:.0f} B, written {tot['output_bytes'] / events:.0f} B; peak task execution memory {peak_mem / 2**20:.0f} MiB"
+                f"shuffled {tot['shuffle_bytes'] / events:.0f} B (largest stage {largest / events:.0f} B), written {tot['output_bytes'] / events:.0f} B; peak task execution memory {peak_mem / 2**20:.0f} MiB"
             )
     for r in results:
         events = r["duckdb"]["events"]
         parquet = sum(f.stat().st_size for f in (r["work"] / "layers" / "stitch" / "events").rglob("*.parquet"))
         read = sum(g.get("input_bytes", 0) for k, g in log.items() if k.startswith(f"{r['label']}|sql"))
         print(
-            f"{r['label']:<14} stitch.events is {parquet / events:.0f} B/event as Parquet: the SQL models read "
+            f"{r['label']:<20} stitch.events is {parquet / events:.0f} B/event as Parquet: the SQL models read "
             f"{read / max(parquet, 1):.0f} times its size"
         )
     for r in results:
         print(
-            f"{r['label']:<14} peak RSS: JVM + Python workers {r['spark']['peak_children'] / 2**30:.2f} GiB (Spark stages); "
+            f"{r['label']:<20} peak RSS: JVM + Python workers {r['spark']['peak_children'] / 2**30:.2f} GiB (Spark stages); "
             f"this process {r['duckdb']['peak_self'] / 2**30:.2f} GiB (DuckDB stages)"
         )
     if len(results) > 1:

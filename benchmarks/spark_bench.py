@@ -23,6 +23,8 @@ for 1 billion events a day is worked out from. On a shared machine wall time say
 figures and the ratio Spark/DuckDB are what to compare.
 
     python benchmarks/spark_bench.py [--quick] [--users N[,N]] [--landing DIR[,DIR]] [--keep]
+
+Default: 2,500 and 25,000 generated users (~100k and ~1M events); --quick: 40 users.
 """
 
 from __future__ import annotations
@@ -201,7 +203,8 @@ def _landings(args, root: Path, plan) -> list[tuple[str, Path]]:
     if args.landing:
         paths = [Path(p).expanduser() for p in args.landing.split(",")]
         return [(p.parent.name if p.name == "landing" else p.name, p) for p in paths]
-    sizes = [int(n) for n in args.users.split(",")] if args.users else [40 if args.quick else 600]
+    # by default ~100k and ~1M events, the README's sizes (benchmarks/run.py's 1e5 and 1e6 users counts)
+    sizes = [int(n) for n in args.users.split(",")] if args.users else ([40] if args.quick else [2500, 25000])
     out = []
     for users in sorted(sizes):
         landing = root / f"landing-{users}"
@@ -313,7 +316,9 @@ def _fit(points: list[tuple[int, float]]) -> tuple[float, float] | None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a small sample (a few minutes with Spark's start)")
+    ap.add_argument(
+        "--quick", action="store_true", help="one small sample, 40 users (a few minutes with Spark's start)"
+    )
     ap.add_argument("--users", default=None, help="generated users, one size or several (N,N)")
     ap.add_argument("--landing", default=None, help="existing landing zones instead (DIR or DIR,DIR), smallest first")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (layers, event log) and print it")

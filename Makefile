@@ -34,7 +34,8 @@ bench: install
 	$(BIN)/python benchmarks/quality_bench.py
 	$(BIN)/python benchmarks/detector_bench.py
 	$(BIN)/python benchmarks/collector_load.py
-	# the Spark path (local[2]) beside DuckDB: events/s and events per CPU-second of validation and the SQL models
+	# the Spark path (local[2]) beside DuckDB at ~100k and ~1M events: events/s and events per CPU-second of validation,
+	# the stitch and the SQL models, the cost per event apart from the fixed cost, bytes shuffled per event (README's sizing)
 	$(BIN)/python benchmarks/spark_bench.py
 	# coverage, bias, false alarms and power of every estimator over 100 seeds at two sizes (~15 CPU-minutes; --quick: about 1)
 	$(BIN)/python benchmarks/calibration.py --jobs 2

@@ -25,3 +25,14 @@ def spark():
     session = spark_session("local[2]", conf={"spark.sql.shuffle.partitions": "2"})
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_sample(spark, tmp_path_factory):
+    """One generated sample (40 users) built by both engines, stitch to Python marts, with every
+    table's differences already computed (tests/support/spark.py: build_sample): built once per
+    test session for the sample-based parity tests of the stitch, the SQL models and the Python
+    marts, which read only its returned values."""
+    from support.spark import build_sample
+
+    return build_sample(spark, tmp_path_factory.mktemp("spark-sample"))

@@ -100,29 +100,17 @@ def _parity(spark, con, root, plan) -> dict[str, list[str]]:
     return {t: differences(con, spark, t) for t in MODELS}
 
 
-def test_sql_models_on_spark_equal_duckdb_on_the_sample(spark, sample_plan, tmp_path):
-    from support.warehouse import load_landing
-
-    from models.catalog import set_plan_variables
-    from models.staging.plan_tables import write_plan_tables
-    from pipelines.warehouse import connect
-    from trackplan.demo.generate import generate
-
-    generate(tmp_path / "landing", users=20, seed=3, bug_rate=0.0, plan=sample_plan)
-    con = connect(str(tmp_path / "w.duckdb"))
-    try:
-        load_landing(con, sample_plan, tmp_path / "landing")
-        write_plan_tables(con, sample_plan)
-        set_plan_variables(con, sample_plan)
-        events = con.execute("select count(*) from stitch.events").fetchall()[0][0]
-        assert events > 1000
-        diffs = _parity(spark, con, tmp_path / "layers", sample_plan)
-        # the sample is not trivial: every mart has rows
-        for t in MODELS:
-            assert con.execute(f"select count(*) from {t}").fetchall()[0][0] > 0, t
-    finally:
-        con.close()
-    assert diffs == {t: [] for t in MODELS}
+def test_sql_models_on_spark_equal_duckdb_on_the_sample(spark_sample):
+    # conftest's `spark_sample`: a generated sample built by both engines once per test session
+    # (tests/support/spark.py: build_sample); on Spark the models read the Spark stitch's layers,
+    # which tests/test_spark_stitch.py checks against DuckDB's
+    tables = spark_sample["sql_tables"]
+    assert set(MODELS) <= set(tables)
+    assert spark_sample["events"] > 1000
+    assert {t: spark_sample["diffs"][t] for t in tables} == {t: [] for t in tables}
+    assert {t: spark_sample["spark_tables"][t] for t in tables} == {t: spark_sample["rows"][t] for t in tables}
+    # the sample is not trivial: every table has rows
+    assert all(spark_sample["rows"][t] > 0 for t in tables), spark_sample["rows"]
 
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, 0)

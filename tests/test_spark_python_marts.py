@@ -1,11 +1,12 @@
 """The Python marts on Spark equal DuckDB's (issue 20, item 1: "the Python marts read inputs aggregated
 on Spark, never one row per event").
 
-One generated sample goes through the DuckDB path (ingest → stitch → sessions → SQL marts → every
-Python mart's `build` + `write_frame`, as the assets run them); the tables the Python marts read
-(stitch.events, staging.sessions, marts.customer_value) are exported to Parquet, and
-pipelines/spark/python_marts.py builds every Python mart from them on Spark: the aggregate SQL
-translated by models.dialects and run by Spark, the statistics on the driver. Every Python mart table
+One generated sample (conftest's `spark_sample`, built once per test session) goes through the
+DuckDB path (ingest → stitch → sessions → SQL marts → every Python mart's `build` + `write_frame`, as
+the assets run them) and through Spark's from the same ingest.events (stitch → SQL marts, then
+pipelines/spark/python_marts.py builds every Python mart from the Spark layers it reads,
+stitch.events, staging.sessions and marts.customer_value: the aggregate SQL translated by
+models.dialects and run by Spark, the statistics on the driver). Every Python mart table
 must equal DuckDB's (same columns, mapped types, rows after sorting, floats to 1e-9 relative; the
 Monte Carlo mart with the same seed gives the same draws), every query's result small (never one row
 per event), and every function the translated SQL calls a Spark function. Skipped, with the reason,
@@ -15,7 +16,6 @@ without pyspark or Java.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 import sqlglot
@@ -43,90 +43,25 @@ def _called(sql: str) -> set[str]:
 SPARK_INPUTS = ("stitch.events", "staging.sessions", "marts.customer_value")
 
 
-def _duckdb_path(con, plan) -> dict[str, int]:
-    """The SQL models, then every Python mart as its asset builds it; {python mart: rows}."""
-    from models.catalog import load_models, set_plan_variables
-    from models.staging.plan_tables import write_plan_tables
-    from pipelines.model_assets import write_frame
-    from pipelines.spark.models import ordered
-    from pipelines.spark.python_marts import python_models
-
-    write_plan_tables(con, plan)
-    set_plan_variables(con, plan)
-    for model in ordered(load_models()):
-        con.execute(f"create or replace table {model.table} as {model.sql}")
-    import importlib
-
-    return {
-        m.table: write_frame(con, m.table, importlib.import_module(m.module).build(con, plan)) for m in python_models()
-    }
-
-
-@pytest.fixture(scope="module")
-def built(spark, tmp_path_factory):
-    from support.warehouse import load_landing
-
-    from pipelines.spark.models import layer_path, register
-    from pipelines.spark.python_marts import SparkConnection, build_python_marts
-    from pipelines.warehouse import connect
-    from tracking_plan.loader import load_plan
-    from trackplan.demo.generate import generate
-
-    tmp = tmp_path_factory.mktemp("spark-python-marts")
-    plan = load_plan()
-    generate(tmp / "landing", users=40, seed=5, bug_rate=0.0, plan=plan)
-    con = connect(str(tmp / "w.duckdb"))
-    root = tmp / "layers"
-    try:
-        load_landing(con, plan, tmp / "landing", sessions=True)
-        duck_rows = _duckdb_path(con, plan)
-        for table in SPARK_INPUTS:
-            path = Path(layer_path(str(root), table))
-            path.mkdir(parents=True)
-            con.execute(f"copy (select * from {table}) to '{path / 'part-0.parquet'}' (format parquet)")
-            register(spark, table, str(path))
-        events = con.execute("select count(*) from stitch.events").fetchall()[0][0]
-        sc = SparkConnection(spark)
-        sizes: list[int] = []
-        execute = sc.execute
-
-        def counted(sql, parameters=None):  # the size of every result the driver receives from Spark
-            before = len(sc.queries)
-            rel = execute(sql, parameters)
-            if len(sc.queries) > before:
-                sizes.append(len(rel))
-            return rel
-
-        sc.execute = counted
-        spark_rows = build_python_marts(spark, plan, str(root), con=sc)
-        from support.spark import differences
-
-        diffs = {t: differences(con, spark, t) for t in duck_rows}
-        queries = list(sc.queries)
-        sc.close()
-    finally:
-        con.close()
-    return {
-        "duck": duck_rows,
-        "spark": spark_rows,
-        "diffs": diffs,
-        "queries": queries,
-        "sizes": sizes,
-        "events": events,
-        "root": root,
-    }
+@pytest.fixture
+def built(spark_sample):
+    """conftest's `spark_sample` (tests/support/spark.py: build_sample): the sample built once per test
+    session by both engines; on Spark the Python marts read the layers Spark built (stitch.events,
+    staging.sessions, marts.customer_value, each checked against DuckDB's in test_spark_stitch and
+    test_spark_parity)."""
+    return spark_sample
 
 
 def test_every_python_mart_on_spark_equals_duckdb(built):
     from models.catalog import load_python_models
 
     tables = {m.table for m in load_python_models()}
-    assert set(built["duck"]) == tables and set(built["spark"]) == tables
-    assert built["spark"] == built["duck"]
-    assert built["diffs"] == {t: [] for t in tables}
+    assert set(built["duck_python"]) == tables and set(built["spark_python"]) == tables
+    assert built["spark_python"] == built["duck_python"]
+    assert {t: built["diffs"][t] for t in tables} == {t: [] for t in tables}
     # the sample exercises them: experiments read out, initiatives estimated, scenarios drawn
     for t in ("marts.experiment_results", "marts.initiative_roi", "marts.initiative_scenarios", "marts.customer_clv"):
-        assert built["duck"][t] > 0, t
+        assert built["duck_python"][t] > 0, t
 
 
 def _row_read(sql: str) -> str | None:
@@ -147,7 +82,7 @@ def test_the_driver_receives_aggregates_not_events(built):
     rows = [r for r in map(_row_read, built["queries"]) if r is not None]
     of_events = [r for r in rows if "stitch.events" in r]
     assert all("event_name = '" in r for r in of_events), of_events
-    assert {r.split(" ")[0] for r in rows} <= {"stitch.events", "staging.sessions", "marts.customer_value"}, rows
+    assert {r.split(" ")[0] for r in rows} <= set(SPARK_INPUTS), rows
     assert len(built["queries"]) - len(rows) >= 15  # the aggregates (20 on this sample)
     assert max(built["sizes"]) < built["events"] / 4, (max(built["sizes"]), built["events"])
 

@@ -29,81 +29,28 @@ pytestmark = [
 STITCH = ("stitch.identity_graph", "stitch.persons", "stitch.events")
 
 
-def _duckdb_tables() -> list[str]:
-    """The tables the DuckDB path builds after stitch: the SQL models and the per-person parts."""
-    from models.catalog import load_models
-    from pipelines.stitch.person_marts import PERSON_PARTS, cache_table
-
-    return [m.table for m in load_models()] + [cache_table(t) for t in PERSON_PARTS]
-
-
-def _duckdb_models(con, plan) -> None:
-    """staging.sessions and the SQL marts on DuckDB, whole, as a full build writes them."""
-    from models.catalog import load_models, set_plan_variables
-    from models.staging.plan_tables import write_plan_tables
-    from pipelines.spark.models import ordered
-    from pipelines.stitch.person_marts import PERSON_PARTS, cache_table, split
-
-    write_plan_tables(con, plan)
-    set_plan_variables(con, plan)
-    for model in ordered(load_models()):
-        con.execute(f"create or replace table {model.table} as {model.sql}")
-        if model.table in PERSON_PARTS:
-            person_sql, _ = split(model.sql, PERSON_PARTS[model.table], str(model.path))
-            con.execute(f"create or replace table {cache_table(model.table)} as {person_sql}")
-
-
-def _on_spark(spark, con, plan, root, chain: bool) -> dict:
-    """ingest.events exported from DuckDB as day-partitioned Parquet; the Spark stitch (and with
-    `chain`, every layer to the SQL marts) built from it; the differences of every table."""
+def _on_spark(spark, con, plan, root) -> dict:
+    """ingest.events exported from DuckDB as day-partitioned Parquet; the Spark stitch built from it;
+    the differences of every stitch table."""
     from support.spark import differences, export_events
 
-    from pipelines.spark.marts import build
     from pipelines.spark.stitch import stitch
 
     export_events(con, root)
-    if chain:
-        _duckdb_models(con, plan)
-        out = build(spark, plan, str(root), python_marts=False)  # theirs: tests/test_spark_python_marts.py
-        stats, tables = out["stitch"], [*STITCH, *_duckdb_tables()]
-        assert set(out["tables"]) >= set(_duckdb_tables())
-    else:
-        stats, tables = stitch(spark, plan, str(root)), STITCH
-    return {"stats": stats, "diffs": {t: differences(con, spark, t) for t in tables}, "tables": tables}
+    stats = stitch(spark, plan, str(root))
+    return {"stats": stats, "diffs": {t: differences(con, spark, t) for t in STITCH}, "tables": STITCH}
 
 
-@pytest.fixture(scope="module")
-def sample(spark, tmp_path_factory):
-    """The generated sample through DuckDB's full build and through Spark's, from one ingest.events."""
-    from support.warehouse import load_landing
-
-    from pipelines.warehouse import connect
-    from tracking_plan.loader import load_plan
-    from trackplan.demo.generate import generate
-
-    tmp = tmp_path_factory.mktemp("spark-stitch-sample")
-    plan = load_plan()
-    generate(tmp / "landing", users=20, seed=3, bug_rate=0.0, plan=plan)
-    con = connect(str(tmp / "w.duckdb"))
-    try:
-        duck = load_landing(con, plan, tmp / "landing")["stitch"]
-        got = _on_spark(spark, con, plan, tmp / "layers", chain=True)
-        rows = {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in got["tables"]}
-    finally:
-        con.close()
-    return {"duck": duck, "rows": rows, **got}
+# the generated sample: conftest's `spark_sample`, built once per test session by both engines from
+# one ingest.events (tests/support/spark.py: build_sample); its SQL models and Python marts are
+# checked in tests/test_spark_parity.py and tests/test_spark_python_marts.py
 
 
-def test_stitch_on_spark_equals_duckdb_on_the_sample(sample):
-    assert {t: sample["diffs"][t] for t in STITCH} == {t: [] for t in STITCH}
-    assert {k: sample["stats"][k] for k in sample["duck"]} == sample["duck"]
-    assert sample["duck"]["persons"] > 10 and sample["duck"]["links"] > 10
-
-
-def test_sessions_and_sql_marts_on_spark_from_ingest_events_equal_duckdb_on_the_sample(sample):
-    tables = _duckdb_tables()
-    assert {t: sample["diffs"][t] for t in tables} == {t: [] for t in tables}
-    assert all(sample["rows"][t] > 0 for t in tables), sample["rows"]  # every table has rows
+def test_stitch_on_spark_equals_duckdb_on_the_sample(spark_sample):
+    assert {t: spark_sample["diffs"][t] for t in STITCH} == {t: [] for t in STITCH}
+    duck = spark_sample["duck_stitch"]
+    assert {k: spark_sample["spark_stitch"][k] for k in duck} == duck
+    assert duck["persons"] > 10 and duck["links"] > 10
 
 
 T0 = dt.datetime(2026, 3, 2, 9, 0, 0)
@@ -215,7 +162,7 @@ def test_stitch_on_spark_equals_duckdb_on_the_adversarial_fixture(spark, tmp_pat
     try:
         _load(con, _rows())
         duck = build_identity(con, plan)
-        got = _on_spark(spark, con, plan, tmp_path / "layers", chain=False)
+        got = _on_spark(spark, con, plan, tmp_path / "layers")
         person = dict(con.execute("select identifier, person_id from stitch.persons").fetchall())
         rejected = con.execute("select count(*) from stitch.identity_graph where not accepted").fetchall()[0][0]
     finally:

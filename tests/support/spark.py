@@ -98,3 +98,86 @@ def differences(con, spark, table: str, rel: float = 1e-9) -> list[str]:
     if bad > 5:
         out.append(f"{table}: {bad} differing values in all")
     return out
+
+
+def build_sample(spark, tmp: Path) -> dict:
+    """One generated sample (40 users) through both engines, for the sample-based parity tests of the
+    stitch, the SQL models and the Python marts (built once per test session: see conftest's
+    `spark_sample`). DuckDB: ingest → stitch → plan tables → SQL models (+ per-person parts) →
+    every Python mart as its asset builds it. Spark, from DuckDB's ingest.events as day-partitioned
+    Parquet: pipelines/spark/marts.py's build (stitch → plan tables → SQL models → per-person parts),
+    then the Python marts through a SparkConnection that records every query and the size of every
+    result the driver receives. Every table is compared here, while the Spark catalog still names
+    this sample's layers; the tests read only the returned values (so they run in any order)."""
+    import importlib
+
+    from models.catalog import load_models, set_plan_variables
+    from models.staging.plan_tables import write_plan_tables
+    from pipelines.model_assets import write_frame
+    from pipelines.spark.marts import build
+    from pipelines.spark.models import ordered
+    from pipelines.spark.python_marts import SparkConnection, build_python_marts, python_models
+    from pipelines.stitch.person_marts import PERSON_PARTS, cache_table, split
+    from pipelines.warehouse import connect
+    from tracking_plan.loader import load_plan
+    from trackplan.demo.generate import generate
+
+    from .warehouse import load_landing
+
+    plan = load_plan()
+    generate(tmp / "landing", users=40, seed=5, bug_rate=0.0, plan=plan)
+    root = tmp / "layers"
+    con = connect(str(tmp / "w.duckdb"))
+    try:
+        duck_stitch = load_landing(con, plan, tmp / "landing")["stitch"]
+        export_events(con, root)
+        write_plan_tables(con, plan)
+        set_plan_variables(con, plan)
+        sql_tables = []
+        for model in ordered(load_models()):
+            con.execute(f"create or replace table {model.table} as {model.sql}")
+            sql_tables.append(model.table)
+            if model.table in PERSON_PARTS:
+                person_sql, _ = split(model.sql, PERSON_PARTS[model.table], str(model.path))
+                con.execute(f"create or replace table {cache_table(model.table)} as {person_sql}")
+                sql_tables.append(cache_table(model.table))
+        duck_python = {
+            m.table: write_frame(con, m.table, importlib.import_module(m.module).build(con, plan))
+            for m in python_models()
+        }
+
+        out = build(spark, plan, str(root), python_marts=False)
+        sc = SparkConnection(spark)
+        sizes: list[int] = []
+        execute = sc.execute
+
+        def counted(sql, parameters=None):  # the size of every result the driver receives from Spark
+            before = len(sc.queries)
+            rel = execute(sql, parameters)
+            if len(sc.queries) > before:
+                sizes.append(len(rel))
+            return rel
+
+        sc.execute = counted
+        try:
+            spark_python = build_python_marts(spark, plan, str(root), con=sc)
+        finally:
+            queries = list(sc.queries)
+            sc.close()
+        stitch_tables = ("stitch.identity_graph", "stitch.persons", "stitch.events")
+        tables = [*stitch_tables, *sql_tables, *duck_python]
+        return {
+            "duck_stitch": duck_stitch,
+            "spark_stitch": out["stitch"],
+            "spark_tables": {**out["tables"], **spark_python},
+            "sql_tables": sql_tables,
+            "duck_python": duck_python,
+            "spark_python": spark_python,
+            "diffs": {t: differences(con, spark, t) for t in tables},
+            "rows": {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for t in tables},
+            "queries": queries,
+            "sizes": sizes,
+            "events": con.execute("select count(*) from stitch.events").fetchall()[0][0],
+        }
+    finally:
+        con.close()

@@ -121,11 +121,15 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
     where_changed = _in_changed(changed)
     # the changed rows, old and new versions (one day's rows, usually)
     fields = sorted({_field_sql(i.source) for i in idents} | {"user_id", "anonymous_id", "previous_id"})
+    # only the columns the identifiers and links are read from (the rows are wide: properties, context)
+    cols = {"type", "timestamp", "user_id", "anonymous_id", "previous_id"}
+    cols |= {identity._SOURCE_SQL.get(i.source) or i.source.partition(".")[0] for i in idents}
+    cols_sql = ", ".join(f'"{c}"' for c in sorted(cols))
     con.execute(f"""
         create or replace temp table _delta as
-        select * from ingest.events where {where_changed}
-        union all by name
-        select * exclude (person_id) from stitch.events where {where_changed}
+        select {cols_sql} from ingest.events where {where_changed}
+        union all
+        select {cols_sql} from stitch.events where {where_changed}
     """)
     # seed: every identifier of a changed row, plus any known identifier with one of those values
     # (a previousId is a user id once it is seen as one: the alias's kind may flip)
@@ -239,32 +243,30 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
             con.execute(
                 "insert into stitch.persons select identifier_kind, identifier, person_id from _persons"
             ).fetchall()
-            rewrite = _in_changed(changed, "{a}")
             # the rows to stitch again, as disjoint parts whose filters the scan applies (an OR across
             # columns would read every column of every row)
-            parts = [rewrite.format(a="e.")]
-            lists = {}
-            for kind, col in ((uid, "user_id"), (aid, "anonymous_id")):
-                ids = [r[0] for r in con.execute("select identifier from _moved where kind = ?", [kind]).fetchall()]
-                if ids:
-                    lists[col] = ", ".join(map(lit, ids))
-                    rewrite += f" or {{a}}{col} in ({lists[col]})"
-            if "user_id" in lists:
-                parts.append(f"e.user_id in ({lists['user_id']}) and not {parts[0]}")
-            if "anonymous_id" in lists:
+            parts = [_in_changed(changed, "e.")]
+            moved = {
+                col: f"(select identifier from _moved where kind = {lit(kind)})"
+                for kind, col in ((uid, "user_id"), (aid, "anonymous_id"))
+                if con.execute("select count(*) > 0 from _moved where kind = ?", [kind]).fetchall()[0][0]
+            }
+            # (a semi-join on _moved, not a list of literals: the scan then fetches the other columns
+            # of the matching rows only, ~2.5x less CPU)
+            if "user_id" in moved:
+                parts.append(f"e.user_id in {moved['user_id']} and not {parts[0]}")
+            if "anonymous_id" in moved:
                 parts.append(
-                    f"e.anonymous_id in ({lists['anonymous_id']}) and not {parts[0]}"
-                    + (
-                        f" and (e.user_id is null or e.user_id not in ({lists['user_id']}))"
-                        if "user_id" in lists
-                        else ""
-                    )
+                    f"e.anonymous_id in {moved['anonymous_id']} and not {parts[0]}"
+                    + (f" and (e.user_id is null or e.user_id not in {moved['user_id']})" if "user_id" in moved else "")
                 )
-            con.execute(f"""
-                create or replace temp table _before as
-                select message_id, person_id, "timestamp", session_id, {where_changed} as changed
-                from stitch.events where {rewrite.format(a="")}
-            """).fetchall()
+            # (a union of the disjoint parts, not their OR: each part's filter is applied by the scan)
+            rows = " union all ".join(
+                f'select message_id, person_id, "timestamp", session_id, {parts[0]} as changed '
+                f"from stitch.events e where {part}"
+                for part in parts
+            )
+            con.execute(f"create or replace temp table _before as {rows}").fetchall()
             # the changed partitions' rows anew from ingest.events; the older rows of an identifier whose
             # person changed are the same ingest rows (their partitions did not change): only their
             # person_id is rewritten, in place (a delete and insert would read and write every column)
@@ -285,11 +287,7 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
                 ).fetchall()
             # what staging.sessions must rebuild: a person whose events moved to or from another person
             # wholly; one with only new, changed or removed events from the earliest of them
-            con.execute(f"""
-                create or replace temp table _after as
-                select message_id, person_id, "timestamp", session_id, {where_changed} as changed
-                from stitch.events where {rewrite.format(a="")}
-            """).fetchall()
+            con.execute(f"create or replace temp table _after as {rows}").fetchall()
             con.execute("delete from stitch.changes").fetchall()
             con.execute(
                 """

@@ -175,7 +175,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="8 days of 2000 users (~25k lines): a smoke run")
     ap.add_argument("--workdir", type=Path)
     ap.add_argument("--profile", action="store_true", help="print the statements of the incremental run by CPU time")
-    ap.add_argument("--repeat", type=int, default=1, help="measure N times (alternating the runs): each ratio and the median")
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="measure N times (alternating the runs): each ratio and the median"
+    )
     args = ap.parse_args()
     if args.quick:
         args.days, args.users = 8, 2000

@@ -81,12 +81,12 @@ def cache_dir() -> Path:
 @lru_cache(maxsize=1)
 def _inputs_key() -> str:
     """sha256 over everything lineage is computed from: each file under models/ (SQL, YAML, the
-    plan tables' schemas), the warehouse DDL, this module, and sqlglot's version."""
+    plan tables' schemas), the warehouse DDL and connection, this module, and sqlglot's version."""
     from models.catalog import MODELS_DIR
 
     h = hashlib.sha256(f"sqlglot {sqlglot.__version__}\0".encode())
     files = [p for p in MODELS_DIR.rglob("*") if p.suffix in (".sql", ".yml", ".yaml", ".py") and p.is_file()]
-    files += [ROOT / "schemas" / "ddl.py", Path(__file__).resolve()]
+    files += [ROOT / "schemas" / "ddl.py", ROOT / "pipelines" / "warehouse.py", Path(__file__).resolve()]
     for path in sorted(files):
         h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:32]

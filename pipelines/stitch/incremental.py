@@ -261,33 +261,35 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
                     + (f" and (e.user_id is null or e.user_id not in {moved['user_id']})" if "user_id" in moved else "")
                 )
             # (a union of the disjoint parts, not their OR: each part's filter is applied by the scan)
+            cols = 'message_id, person_id, "timestamp", session_id'
             rows = " union all ".join(
-                f'select message_id, person_id, "timestamp", session_id, {parts[0]} as changed '
+                f"select {cols}, {parts[0]} as changed, e.rowid as rid, e.user_id, e.anonymous_id "
                 f"from stitch.events e where {part}"
                 for part in parts
             )
             con.execute(f"create or replace temp table _before as {rows}").fetchall()
             # the changed partitions' rows anew from ingest.events; the older rows of an identifier whose
             # person changed are the same ingest rows (their partitions did not change): only their
-            # person_id is rewritten, in place (a delete and insert would read and write every column)
+            # person_id is rewritten, in place (a delete and insert would read and write every column).
+            # Their row ids are those read above: within this transaction a delete only marks rows.
             con.execute(f"delete from stitch.events where {where_changed}").fetchall()
             con.execute(f"insert into stitch.events {events_sql(plan, parts[0])}").fetchall()
-            if parts[1:]:
-                con.execute(
-                    "create or replace temp table _repid as "
-                    + " union all ".join(
-                        f"select e.rowid as rid, coalesce(pu.person_id, pa.person_id) as person_id "
-                        f"{person_sql(plan, 'stitch.events')} where {part}"
-                        for part in parts[1:]
-                    )
-                ).fetchall()
-                con.execute(
-                    "update stitch.events set person_id = _repid.person_id from _repid "
-                    "where stitch.events.rowid = _repid.rid"
-                ).fetchall()
+            con.execute(
+                "create or replace temp table _repid as select e.rid, coalesce(pu.person_id, pa.person_id) as person_id "
+                f"{person_sql(plan, '_before')} where not e.changed"
+            ).fetchall()
+            con.execute(
+                "update stitch.events set person_id = _repid.person_id from _repid where stitch.events.rowid = _repid.rid"
+            ).fetchall()
             # what staging.sessions must rebuild: a person whose events moved to or from another person
             # wholly; one with only new, changed or removed events from the earliest of them
-            con.execute(f"create or replace temp table _after as {rows}").fetchall()
+            con.execute(f"""
+                create or replace temp table _after as
+                select {cols}, true as changed from stitch.events e where {parts[0]}
+                union all
+                select b.message_id, r.person_id, b."timestamp", b.session_id, false
+                from _before b join _repid r on r.rid = b.rid
+            """).fetchall()
             con.execute("delete from stitch.changes").fetchall()
             con.execute(
                 """

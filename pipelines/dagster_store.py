@@ -7,10 +7,16 @@ in DuckDB. This subclass keeps each file's connection open for the life of the i
 `dispose`) in WAL mode with `synchronous = NORMAL` (a commit is atomic and consistent; only the last
 transactions before a power cut may be lost, never corrupt the file). The files, schema and layout
 are Dagster's own: `dagster dev` (plain SQLite storage) reads them unchanged.
+
+Each storage also checks its Alembic revision when it opens (the runs, schedules and event-log
+index databases, and each run's own event-log shard, which is also stamped when new), and Alembic
+reads every one of Dagster's ~90 migration scripts each time: ~1 CPU-s of a small run.
+`cache_alembic_scripts` keeps that script directory once per process (Dagster's own, nothing else's).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +36,53 @@ from dagster._core.storage.sqlite_storage import (
 from sqlalchemy.pool import StaticPool
 
 KEEP = 4  # open files at most: the index and the shards of the runs in flight
+log = logging.getLogger(__name__)
+
+
+def cache_alembic_scripts() -> bool:
+    """Let Alembic read Dagster's migration scripts once per process instead of once per storage
+    opened or stamped: `ScriptDirectory.from_config`, as `dagster._core.storage.sql` and
+    `alembic.command` call it, returns one kept ScriptDirectory for Dagster's script location (the
+    scripts are files of the installed package: they do not change while the process runs); any
+    other location is read as before. Relies on Dagster internals: when they are not as expected (a
+    Dagster or Alembic upgrade), nothing is changed and the storages read the scripts as they did,
+    with a debug line. True if the scripts are kept."""
+    try:
+        import alembic.command as alembic_command
+        import dagster._core.storage.sql as dagster_sql
+        from alembic.script import ScriptDirectory
+
+        location = dagster_sql.ALEMBIC_SCRIPTS_LOCATION
+        if getattr(dagster_sql.ScriptDirectory, "_trackplan_cached", False):
+            return True  # done already in this process
+        if dagster_sql.ScriptDirectory is not ScriptDirectory or alembic_command.ScriptDirectory is not ScriptDirectory:
+            raise TypeError("ScriptDirectory is not alembic's in dagster._core.storage.sql or alembic.command")
+        if not callable(getattr(dagster_sql, "check_alembic_revision", None)):
+            raise TypeError("no dagster._core.storage.sql.check_alembic_revision")
+    except (ImportError, AttributeError, TypeError) as exc:
+        log.debug("Dagster's migration scripts are read per storage: %s", exc)
+        return False
+    kept: dict[tuple, ScriptDirectory] = {}
+
+    class KeptScriptDirectory(ScriptDirectory):
+        _trackplan_cached = True
+
+        @classmethod
+        def from_config(cls, config):
+            key = (
+                config.get_main_option("script_location"),
+                config.get_main_option("version_locations"),
+                config.get_main_option("file_template"),
+            )
+            if key[0] != location:
+                return ScriptDirectory.from_config(config)
+            if key not in kept:
+                kept[key] = ScriptDirectory.from_config(config)
+            return kept[key]
+
+    dagster_sql.ScriptDirectory = KeptScriptDirectory
+    alembic_command.ScriptDirectory = KeptScriptDirectory
+    return True
 
 
 def _fast_pragmas(dbapi_con, _record) -> None:
@@ -106,6 +159,7 @@ def pooled_instance(home: Path):
     from dagster._core.instance.ref import InstanceRef
     from dagster._serdes import ConfigurableClassData
 
+    cache_alembic_scripts()
     ref = InstanceRef.from_dir(str(home))
     data = ref.storage_data
     if data is not None and (data.module_name, data.class_name) == (

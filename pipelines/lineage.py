@@ -5,18 +5,30 @@ of Python assets from the Dagster graph, and the SQL models transpiled to other 
 is computed from (the columns a filter or join only reads are not "feeding" it and are left out).
 By default lineage stops at the tables a model reads; `deep=True` follows other SQL models down to
 the tables the pipeline writes in Python (ingest, stitch, the plan tables).
+
+sqlglot takes ~0.1 CPU-s per model (and ~0.25 s to describe the warehouse first), and every run
+asked for it again for each SQL model's asset metadata: a model's lineage is kept on disk under
+`$XDG_CACHE_HOME/trackplan/lineage/` (`~/.cache/...`), keyed by a hash of what it is computed from
+(every file under models/, the warehouse DDL, this module and sqlglot's version), so it is computed
+once per change of those. A cache that cannot be read or written is skipped, with a debug log line.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import os
 from functools import lru_cache
+from pathlib import Path
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.lineage import Node, lineage
 
 DIALECTS = ("snowflake", "bigquery", "spark")
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _models() -> dict:
@@ -60,8 +72,49 @@ def _source_column(node: Node) -> str | None:
     return f"{table.db}.{table.name}.{column}" if table.db else f"{table.name}.{column}"
 
 
+def cache_dir() -> Path:
+    """Where model lineage is kept between processes."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "trackplan" / "lineage"
+
+
+@lru_cache(maxsize=1)
+def _inputs_key() -> str:
+    """sha256 over everything lineage is computed from: each file under models/ (SQL, YAML, the
+    plan tables' schemas), the warehouse DDL and connection, this module, and sqlglot's version."""
+    from models.catalog import MODELS_DIR
+
+    h = hashlib.sha256(f"sqlglot {sqlglot.__version__}\0".encode())
+    files = [p for p in MODELS_DIR.rglob("*") if p.suffix in (".sql", ".yml", ".yaml", ".py") and p.is_file()]
+    files += [ROOT / "schemas" / "ddl.py", ROOT / "pipelines" / "warehouse.py", Path(__file__).resolve()]
+    for path in sorted(files):
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:32]
+
+
 def model_lineage(table: str, deep: bool = False) -> dict[str, list[str]]:
     """{output column: sorted source `schema.table.column`s} of the SQL model `table` (e.g. marts.retention)."""
+    path = None
+    try:
+        path = cache_dir() / f"{_inputs_key()}-{table}{'-deep' if deep else ''}.json"
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError) as exc:  # unreadable or garbled: computed again
+        log.debug("lineage cache %s not used: %s", path, exc)
+    out = _model_lineage(table, deep)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(out))
+            os.replace(tmp, path)  # whole or not at all, for a process reading it at the same time
+        except OSError as exc:  # a read-only home, a full disk: lineage is computed each time
+            log.debug("lineage cache %s not written: %s", path, exc)
+    return out
+
+
+def _model_lineage(table: str, deep: bool = False) -> dict[str, list[str]]:
     models = _models()
     if table not in models:
         raise KeyError(f"no SQL model {table}; models: {', '.join(sorted(models))}")

@@ -6,7 +6,8 @@ consistent as the last finished asset: killed midway, `ingest.*` would be new wh
 1. takes the run lock `<warehouse>.lock` (one trackplan writer at a time: a second run or a
    `forget` is refused with the holder's pid), checkpoints the warehouse and
    copies it to `<warehouse>.building`: a reflink where the file system has one (btrfs, XFS,
-   bcachefs, ZFS: O(1) and no extra space until a block is rewritten), else a plain copy;
+   bcachefs, ZFS: O(1) and no extra space until a block is rewritten), else copy_file_range (in
+   the kernel), else a plain copy;
 2. materializes every asset into that copy;
 3. records the run in `ingest.run_log` of the copy (its id, days, which assets it built and which
    it did not, failed steps and blocking checks: `complete` or `incomplete`), and
@@ -27,6 +28,7 @@ the run and records and publishes it at the end (`publish_dagster_run`).
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import os
 import shutil
@@ -34,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .warehouse import connect
+from .warehouse import connect, open_file
 
 RUN_LOG_DDL = """
 create schema if not exists ingest;
@@ -118,7 +120,7 @@ class Build:
     ) -> str:
         """Write the run's row of ingest.run_log into the copy; return its status."""
         status = "complete" if not not_built and not failed else "incomplete"
-        con = connect(self.path)
+        con = open_file(self.path)  # (the run's tables are there; only the run log's DDL is needed)
         try:
             con.execute(RUN_LOG_DDL)
             con.execute(
@@ -158,17 +160,51 @@ class Build:
 
 
 FICLONE = 0x40049409  # ioctl: share the source's extents (Linux: btrfs, XFS with reflink, bcachefs, ZFS 2.2+)
+# copy_file_range failing for these means "not here" (another file system, an old kernel): copy otherwise
+_NO_RANGE_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF, errno.EPERM}
+
+
+def _reflink(fin, fout) -> bool:
+    try:
+        fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+        return True
+    except OSError:  # EOPNOTSUPP / EXDEV / EINVAL: no reflink here
+        return False
+
+
+def _copy_range(fin, fout) -> bool:
+    """The whole file by copy_file_range: in the kernel (no user-space buffer; on NFS, CIFS or XFS a
+    copy on the server or by shared extents). False, with nothing written, where it is not available."""
+    copy = getattr(os, "copy_file_range", None)
+    if copy is None:  # not Linux
+        return False
+    size = os.fstat(fin.fileno()).st_size
+    done = 0
+    try:
+        while done < size:
+            n = copy(fin.fileno(), fout.fileno(), min(size - done, 1 << 30), done, done)
+            if n == 0:  # a file system that says nothing (e.g. some FUSE): copy otherwise
+                break
+            done += n
+    except OSError as exc:
+        if exc.errno not in _NO_RANGE_COPY:
+            raise
+        done = -1
+    if done == size:
+        return True
+    os.ftruncate(fout.fileno(), 0)
+    return False
 
 
 def clone(src: Path, dst: Path) -> str:
-    """Copy `src` to `dst`: a reflink (copy-on-write, O(1) whatever the warehouse's size) where the
-    file system has one, else an ordinary copy (in the kernel: shutil uses sendfile). Which one."""
+    """Copy `src` to `dst`, the cheapest way the file system has, and say which: a reflink
+    (copy-on-write, O(1) whatever the warehouse's size), else copy_file_range (in the kernel), else
+    an ordinary copy (shutil: sendfile)."""
     with open(src, "rb") as fin, open(dst, "wb") as fout:
-        try:
-            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+        if _reflink(fin, fout):
             return "reflink"
-        except OSError:  # EOPNOTSUPP / EXDEV / EINVAL: no reflink here
-            pass
+        if _copy_range(fin, fout):
+            return "copy_file_range"
     shutil.copyfile(src, dst)
     return "copy"
 
@@ -188,11 +224,13 @@ def building(warehouse: Path | str):
         _remove(path)  # a copy left by a killed run
         started = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         if warehouse.exists():
-            # checkpoint first: the copy must not need the WAL (this also fails, naming the holder, when
-            # another process has the warehouse open: a file someone may be writing is never copied)
-            con = connect(warehouse)
+            # opening it fails, naming the holder, when another process has the warehouse open: a file
+            # someone may be writing is never copied; then a checkpoint if there is a write-ahead log
+            # (the copy must not need it). Opened without the DDL: nothing is written to it here.
+            con = open_file(warehouse)
             try:
-                con.execute("checkpoint").fetchall()
+                if Path(f"{warehouse}.wal").exists():
+                    con.execute("checkpoint").fetchall()
             finally:
                 con.close()
             clone(warehouse, path)

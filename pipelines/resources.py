@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import os
 from contextlib import ExitStack, contextmanager
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 from pydantic import PrivateAttr
 
-from tracking_plan.loader import default_plan_dir, load_plan
+from tracking_plan.loader import default_plan_dir
 from tracking_plan.model import Plan
 
+from . import plan_cache
 from .warehouse import connect, cursor
 
 
@@ -95,16 +95,7 @@ class TrackingPlan(dg.ConfigurableResource):
     layout: str = ""  # trackplan | segment-s3 | snowplow-enriched; empty: detected
 
     def load(self) -> Plan:
-        return _load(self.plan_dir, _mtime(self.plan_dir))
-
-
-def _mtime(plan_dir: str) -> float:
-    return max((p.stat().st_mtime for p in Path(plan_dir).rglob("*.y*ml")), default=0.0)
-
-
-@lru_cache(maxsize=8)
-def _load(plan_dir: str, _stamp: float) -> Plan:
-    return load_plan(plan_dir)
+        return plan_cache.load(self.plan_dir)  # the parse `trackplan run` made up front, if it did
 
 
 def resources_from_env(

@@ -12,8 +12,9 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from tracking_plan.loader import PlanError, load_plan
+from tracking_plan.loader import PlanError
 
+from . import plan_cache
 from .publish import building, record_nothing_new
 from .warehouse import connect, hash_salt
 
@@ -76,7 +77,8 @@ def run_pipeline(
 
     console = console or Console(stderr=True)
     try:
-        plan = load_plan(plan_dir)  # a broken plan stops here with file:line messages, not inside Dagster
+        # a broken plan stops here with file:line messages, not inside Dagster (the assets get this parse)
+        plan = plan_cache.load(plan_dir)
     except PlanError as exc:
         for p in exc.problems:
             console.print(str(p), markup=False, highlight=False)

@@ -24,6 +24,14 @@ from pipelines.model_assets import load_models
 MODELS = {m.table: m for m in load_models()}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _own_cache(tmp_path_factory):
+    """A lineage cache of this module's own: the tests read lineage computed here, not a user's cache."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg")))
+        yield
+
+
 @pytest.fixture(scope="module")
 def lineage_all():
     return all_lineage()
@@ -143,3 +151,48 @@ def test_cli_lineage_of_a_python_mart_falls_back_to_the_asset_graph():
     assert data["upstream"][0] == ["marts.experiment_results", "stitch.events"]
     assert data["upstream"][-1] == ["ingest.events"]
     assert CliRunner().invoke(app, ["lineage", "marts.no_such_table"]).exit_code == 2
+
+
+def test_lineage_is_kept_on_disk_keyed_by_its_inputs(tmp_path, monkeypatch):
+    import pipelines.lineage as lin
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    computed = lin._model_lineage("marts.retention")  # the oracle: sqlglot, no cache
+    assert model_lineage("marts.retention") == computed  # computed and written
+    files = list((tmp_path / "trackplan" / "lineage").glob("*marts.retention.json"))
+    assert len(files) == 1 and json.loads(files[0].read_text()) == computed
+
+    def no_sqlglot(*a, **k):
+        raise AssertionError("computed again")
+
+    monkeypatch.setattr(lin, "_model_lineage", no_sqlglot)
+    assert model_lineage("marts.retention") == computed  # read back, in the columns' order
+    assert list(model_lineage("marts.retention")) == list(computed)
+    # other inputs (a model's SQL, the DDL, sqlglot) are another key: computed, not read
+    monkeypatch.setattr(lin, "_inputs_key", lambda: "other-inputs")
+    with pytest.raises(AssertionError, match="computed again"):
+        model_lineage("marts.retention")
+
+
+def test_a_cache_that_cannot_be_used_is_skipped_with_a_trace(tmp_path, monkeypatch, caplog):
+    import logging
+
+    import pipelines.lineage as lin
+
+    computed = lin._model_lineage("marts.retention")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # the cache folder cannot be made
+    with caplog.at_level(logging.DEBUG, logger="pipelines.lineage"):
+        assert model_lineage("marts.retention") == computed
+    assert any("not written" in r.getMessage() for r in caplog.records)
+    # a garbled cache file is computed again (and replaced)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    path = lin.cache_dir() / f"{lin._inputs_key()}-marts.retention.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="pipelines.lineage"):
+        assert model_lineage("marts.retention") == computed
+    assert any("not used" in r.getMessage() for r in caplog.records)
+    assert json.loads(path.read_text()) == computed

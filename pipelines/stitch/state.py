@@ -51,7 +51,7 @@ def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     schema, name = table.split(".")
     return bool(
         con.execute(
-            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, name]
+            "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [schema, name]
         ).fetchall()[0][0]
     )
 

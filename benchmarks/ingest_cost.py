@@ -180,6 +180,10 @@ def _select(table: str, cols: list[tuple[str, str]], db: str) -> str:
             q = f"(select json_group_object(k, v) from (select unnest(json_keys({q})) as k, {q} -> unnest(json_keys({q})) as v) where k not in ({keys}))::varchar"
         elif typ == "JSON":
             q = f"{q}::varchar"
+        elif typ in ("DOUBLE", "FLOAT"):
+            # 12 significant digits: a sum of doubles differs in its last bits between two runs of the
+            # same code (DuckDB's threads add in the order they finish)
+            q = f"case when isfinite({q}) then printf('%.12g', {q}) else {q}::varchar end"
         out.append(q)
     return f"select {', '.join(out) or '1'} from {db}.{table}"
 

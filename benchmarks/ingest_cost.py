@@ -61,8 +61,8 @@ VOLATILE = {
     "requested_at",
     "fingerprint",
 }
-# keys of quality.check_results.metadata that hold the query text or a timing, not a result
-VOLATILE_META = ("sql", "seconds", "elapsed", "duration", "docs")
+# keys of quality.check_results.metadata that hold the query text, a timing or a path, not a result
+VOLATILE_META = ("sql", "seconds", "elapsed", "duration", "data_docs", "data_docs_offline")
 
 
 def _phase(sql: str) -> str:

@@ -30,7 +30,9 @@ def _lists(frame: pd.DataFrame, key: str, **cols: str) -> pd.DataFrame:
     out = {}
     for name, col in cols.items():
         values = frame[col].take(order).tolist()
-        out[name] = [values[a:b] for a, b in bounds]
+        # object dtype even when empty: an empty list column would otherwise be float64, and a
+        # later join-and-fill of lists into it fails (no conversion with a touch in its window)
+        out[name] = pd.Series([values[a:b] for a, b in bounds], index=uniques, dtype=object)
     return pd.DataFrame(out, index=pd.Index(uniques, name=key))
 
 

@@ -112,6 +112,20 @@ def test_build_paths_window_previous_conversion_and_non_converters():
     assert null == {"u1": ["display"], "u2": ["ads"], "u3": ["x"]}
 
 
+def test_build_paths_when_no_conversion_has_a_touch():
+    # every conversion lacks a touch in its window: the path lists are all filled with NO_TOUCH
+    # (the list column used to be float64 when empty, and filling it raised a TypeError)
+    touches = pd.DataFrame({"person_id": ["u1"], "timestamp": [day(0)], "channel": ["ads"]})
+    conversions = pd.DataFrame({"person_id": ["u2", "u1"], "timestamp": [day(1), day(90)], "value": [5.0, 7.0]})
+    paths = build_paths(touches, conversions, lookback_days=30)
+    conv = paths[paths["converted"]].set_index("person_id")
+    assert conv["channels"].to_dict() == {"u1": [NO_TOUCH], "u2": [NO_TOUCH]}
+    assert conv.loc["u2", "touch_times"] == [day(1)]
+    assert paths.loc[~paths["converted"], "channels"].tolist() == []
+    credit = attribute(paths, "linear")
+    assert credit["conversions"].sum() == 2 and credit["channel"].tolist() == [NO_TOUCH]
+
+
 def random_paths(n: int, seed: int) -> pd.DataFrame:
     """Seeded journeys over four channels with planted per-touch conversion probabilities."""
     rng = np.random.default_rng(seed)

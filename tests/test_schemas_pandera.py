@@ -61,3 +61,30 @@ def test_missing_column_and_large_table_sampling(specs):
     o = run_schema_check(con, specs["staging.sessions"], sample_rows=100)
     assert not o.passed and o.metadata["missing_columns"] == ["landing_page"]
     assert o.metadata["sampled"] and o.metadata["checked_rows"] == 100
+
+
+def test_event_table_sample_is_the_reservoir_of_whole_rows(specs):
+    """The sample of an event table is drawn over its row key, then those rows read: the rows, and their
+    order, of DuckDB's reservoir over whole rows (the oracle), so a failure's row numbers are the same."""
+    from schemas.ddl import DDL
+
+    con = duckdb.connect()
+    con.execute(DDL)
+    con.execute(
+        "insert into ingest.events (message_id, type, event_name, partition_date, source_file, line_no, "
+        "received_at, plan_version, loaded_at) select 'm' || i, 'track', "
+        "case when i % 37 = 0 then 'Not In The Plan' else 'Order Completed' end, date '2026-01-01' + (i % 3)::int, 'f' || (i % 5) || '.jsonl', i, "
+        "timestamp '2026-01-01 00:00:00' + to_seconds(i), '1.0.0', timestamp '2026-01-04' from range(3000) t(i)"
+    )
+    o = run_schema_check(con, specs["ingest.events"], sample_rows=400)
+    oracle = [
+        r[0]
+        for r in con.execute(
+            "select event_name from ingest.events using sample reservoir(400 rows) repeatable (42)"
+        ).fetchall()
+    ]
+    unknown = [i for i, e in enumerate(oracle) if e == "Not In The Plan"]
+    assert o.metadata["sampled"] and o.metadata["checked_rows"] == 400 and len(unknown) > 3
+    assert not o.passed and o.metadata["failing_count"] == len(unknown)
+    shown = sorted(int(s["index"]) for s in o.metadata["samples"] if s.get("column") == "event_name")
+    assert shown and shown == unknown[: len(shown)]

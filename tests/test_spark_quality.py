@@ -8,7 +8,8 @@
   types, same rows after sorting, floats to 1e-9 relative), as do the GX suite's verdict and the
   anomaly families' outcomes.
 - A `trackplan run --engine spark` through Dagster reports, for every asset, the metadata keys the
-  DuckDB assets report on the same landing, and evaluates the same checks.
+  DuckDB assets report on the same landing, and evaluates the same checks (tests/test_spark_engine.py,
+  whose one Spark pipeline run is compared with one DuckDB run: a second run here would cost minutes).
 One SparkSession for the test session (tests/conftest.py's `spark`); skipped, with the reason,
 without pyspark or Java.
 """

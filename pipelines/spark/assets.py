@@ -277,14 +277,13 @@ def _build_asset(build) -> dg.AssetsDefinition:
     from .python_marts import python_models
 
     stitch_specs = [s.replace_attributes(skippable=True) for s in spark_specs(stitch_identities)]
-    plan_specs = [s.replace_attributes(deps=[], skippable=True) for s in spark_specs(plan_definitions)]
+    plan_specs = [s.replace_attributes(skippable=True) for s in spark_specs(plan_definitions)]
     sql = {m.table: m for m in load_models()}
+    # in their dependency order: a multi-asset yields in that order
+    models = [*ordered(sql.values()), *python_models()]
     model_specs = [
         s.replace_attributes(skippable=True)
-        for m in [
-            *ordered(sql.values()),
-            *python_models(),
-        ]  # in their dependency order: a multi-asset yields in that order
+        for m in models
         for s in spark_specs(model_asset(m) if m.table in sql else python_model_asset(m))
     ]
     specs = [*stitch_specs, *plan_specs, *model_specs]

@@ -24,6 +24,22 @@ rules below run on the DuckDB syntax tree before the target's SQL is generated:
   MIN_BY / MAX_BY do: written as those, unfiltered (both skip a null `t`). On Snowflake and BigQuery
   `arg_min_null` stays untranslated (refused).
 
+- JSON on Spark (quality_checks/metrics.py's SQL): the layers keep JSON as text, so `x::json` → `x`;
+  `json_valid(x)` → `GET_JSON_OBJECT(x, '$') IS NOT NULL` (Jackson accepts an object with a key twice,
+  as DuckDB does; it also accepts trailing text after the first value, which DuckDB does not);
+  `FROM t, json_each(x) j` → `LATERAL VARIANT_EXPLODE(TRY_PARSE_JSON(x)) AS j` (same `key`, `value`;
+  an object or array yields its members as DuckDB does, a scalar none; an object with a key twice is
+  refused by Spark's variant and yields no pairs, where DuckDB yields both: the validator quarantines
+  such a payload as `duplicate_key`); on such a `j.value` only `json_type(j.value)` (DuckDB's type
+  name from SCHEMA_OF_VARIANT: an integer as BIGINT, any other number as DOUBLE, since DuckDB's
+  UBIGINT/HUGEINT are numbers too) and `j.value ->> '$'` (its text: a string unquoted, a
+  non-integral number through DOUBLE as DuckDB writes it, `1.0` not `1`) are translated, anything else
+  fails in Spark's analyzer (a variant is not text);
+- `quantile_cont(x, q)` → `PERCENTILE(x, q)` on Spark (exact, interpolated as DuckDB; sqlglot's
+  PERCENTILE_CONT(x, q) is not a Spark call);
+- `epoch(ts)` (seconds as a DOUBLE, to the microsecond) → `UNIX_MICROS(ts) / 1e6` on Spark (sqlglot's
+  UNIX_TIMESTAMP drops the fraction).
+
 Whatever is still a function sqlglot does not know after that (it would pass through verbatim) is
 refused: `UntranslatableSQL` names the model and the function, and `trackplan sql` prints that line.
 """
@@ -39,7 +55,21 @@ _INTERVAL_UNITS = {"to_days": "DAY", "to_hours": "HOUR", "to_minutes": "MINUTE"}
 _TRUNCATED_UNITS = {"SECOND", "MILLISECOND", "MICROSECOND", "MINUTE", "HOUR"}
 
 # functions the rules themselves write that sqlglot does not model (it keeps them verbatim)
-NATIVE = {"spark": {"TRY_ELEMENT_AT", "MIN_BY", "MAX_BY"}, "snowflake": set(), "bigquery": set()}
+NATIVE = {
+    "spark": {
+        "TRY_ELEMENT_AT",
+        "MIN_BY",
+        "MAX_BY",
+        "VARIANT_EXPLODE",
+        "TRY_PARSE_JSON",
+        "SCHEMA_OF_VARIANT",
+        "TRY_VARIANT_GET",
+        "UNIX_MICROS",
+        "PERCENTILE",
+    },
+    "snowflake": set(),
+    "bigquery": set(),
+}
 
 # functions sqlglot models but the target has no equivalent of, with why (checked after generation)
 MISSING = {
@@ -149,9 +179,73 @@ def _spark_arg_by(node: exp.Expression) -> exp.Expression | None:
     return exp.Filter(this=call, expression=exp.Where(this=cond))
 
 
+def _json_each_aliases(tree: exp.Expression) -> set[str]:
+    """The aliases of the `json_each(x)` tables in `tree` (their `value` is a variant on Spark)."""
+    return {
+        t.alias
+        for t in tree.find_all(exp.Table)
+        if isinstance(t.this, exp.Anonymous) and str(t.this.this).lower() == "json_each" and t.alias
+    }
+
+
+def _variant_of(node: exp.Expression, aliases: set[str]) -> bool:
+    return isinstance(node, exp.Column) and node.name.lower() == "value" and node.table in aliases
+
+
+def _spark_json(node: exp.Expression, aliases: set[str]) -> exp.Expression | None:
+    """The Spark JSON rules of the module doc; None if `node` is none of their shapes."""
+    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.JSON:
+        return node.this.copy()
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() == "json_valid" and len(node.expressions) == 1:
+        arg = node.expressions[0].copy()
+        return sqlglot.parse_one("get_json_object(x, '$') is not null", read="spark").transform(
+            lambda n: arg.copy() if isinstance(n, exp.Column) and n.name == "x" else n
+        )
+    call = node.this if isinstance(node, exp.Table) else None
+    if isinstance(call, exp.Anonymous) and str(call.this).lower() == "json_each" and len(call.expressions) == 1:
+        parsed = exp.Anonymous(this="TRY_PARSE_JSON", expressions=[call.expressions[0].copy()])
+        explode = exp.Anonymous(this="VARIANT_EXPLODE", expressions=[parsed])
+        return exp.Lateral(this=explode, alias=node.args["alias"].copy() if node.args.get("alias") else None)
+    if isinstance(node, exp.JSONType) and _variant_of(node.this, aliases):
+        schema = exp.Anonymous(this="SCHEMA_OF_VARIANT", expressions=[node.this.copy()])
+        return sqlglot.parse_one(
+            "case when s = 'VOID' then 'NULL' when s = 'STRING' then 'VARCHAR' when s = 'BOOLEAN' then 'BOOLEAN' "
+            "when s = 'BIGINT' then 'BIGINT' when s like 'ARRAY%' then 'ARRAY' when s like 'OBJECT%' then 'OBJECT' "
+            "else 'DOUBLE' end",
+            read="spark",
+        ).transform(lambda n: schema.copy() if isinstance(n, exp.Column) and n.name == "s" else n)
+    if isinstance(node, exp.JSONExtractScalar) and _variant_of(node.this, aliases):
+        path = node.expression
+        if not (isinstance(path, exp.JSONPath) and len(path.expressions) == 1):
+            return None  # only the value itself ($): refused by Spark's analyzer
+        value = node.this.copy()
+        schema = exp.Anonymous(this="SCHEMA_OF_VARIANT", expressions=[value.copy()])
+        number = exp.Or(
+            this=exp.Like(this=schema.copy(), expression=exp.Literal.string("DECIMAL%")),
+            expression=exp.EQ(this=schema, expression=exp.Literal.string("DOUBLE")),
+        )
+        double = exp.Anonymous(
+            this="TRY_VARIANT_GET", expressions=[value.copy(), exp.Literal.string("$"), exp.Literal.string("double")]
+        )
+        as_double = exp.cast(double, "string")  # TRY_: Spark may evaluate a CASE branch it does not take
+        return exp.Case(ifs=[exp.If(this=number, true=as_double)], default=exp.cast(value, "string"))
+    if (
+        isinstance(node, exp.PercentileCont)
+        and node.expression is not None
+        and not isinstance(node.parent, exp.WithinGroup)
+    ):
+        # DuckDB's quantile_cont(x, q); sqlglot writes PERCENTILE_CONT(x, q), which Spark refuses
+        return exp.Anonymous(this="PERCENTILE", expressions=[node.this.copy(), node.expression.copy()])
+    if isinstance(node, exp.TimeToUnix):
+        micros = exp.Anonymous(this="UNIX_MICROS", expressions=[node.this.copy()])
+        return exp.Div(this=micros, expression=exp.cast(exp.Literal.number(1000000), "double"))
+    return None
+
+
 def rewrite(tree: exp.Expression, dialect: str, variables: dict | None = None) -> exp.Expression:
     """The DuckDB tree `tree` with the rules above applied for `dialect` (a new tree)."""
     variables = variables or {}
+    json_each = _json_each_aliases(tree) if dialect == "spark" else set()
 
     def rule(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Anonymous) and str(node.this).lower() == "getvariable":
@@ -165,6 +259,9 @@ def rewrite(tree: exp.Expression, dialect: str, variables: dict | None = None) -
             by = _spark_arg_by(node)
             if by is not None:
                 return by
+            json = _spark_json(node, json_each)
+            if json is not None:
+                return json
         if isinstance(node, exp.DateDiff):
             unit = node.unit.name.upper() if node.unit else "DAY"
             if unit in _TRUNCATED_UNITS:

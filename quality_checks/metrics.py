@@ -50,18 +50,22 @@ def plan_properties(plan) -> list[tuple[str, str, bool]]:
     return [(e.name, k, bool(p.enum)) for e in plan.events.values() for k, p in e.properties.items()]
 
 
-def build_daily_metrics(con, plan) -> int:
-    """Create or replace quality.daily_metrics from ingest.events, ingest.quarantine and stitch.events."""
-    con.execute("create schema if not exists quality")
-    con.execute("create or replace temp table _q_props (event_name varchar, property varchar, is_enum boolean)")
-    props = plan_properties(plan)
-    if props:
-        con.executemany("insert into _q_props values (?, ?, ?)", props)
-    con.execute(
-        "create or replace temp table _q_planned as select unnest(?::varchar[]) as event_name",
-        [[e.name for e in plan.events.values() if e.status == "active"]],
-    )
-    has_stitch = _exists(con, "stitch.events")
+def planned_events(plan) -> list[str]:
+    """The plan's active event names (volume is reported for each, every day, 0 when none arrived)."""
+    return [e.name for e in plan.events.values() if e.status == "active"]
+
+
+def daily_metrics_sql(has_stitch: bool, object_keys: bool = True) -> str:
+    """The select of quality.daily_metrics (DuckDB dialect), over ingest.events, ingest.quarantine,
+    stitch.events (when `has_stitch`) and two small tables of the plan: `_q_props` (event_name,
+    property, is_enum: plan_properties) and `_q_planned` (event_name: planned_events). The one SQL of
+    the metrics: the Spark engine runs it through models.dialects (pipelines/spark/quality.py).
+
+    `object_keys` (DuckDB): an object payload's entries as `json_keys` zipped with its values, two
+    vector functions; `json_each` over every payload made DuckDB join each payload back to its entries
+    by value, 2x the CPU (2.4 -> 1.3 CPU-s at 1M events, identical rows). The same (key, value) pairs
+    as `json_each`, duplicate keys included; Spark (False) has only the `json_each` form, which
+    models.dialects translates. tests/test_spark_quality.py holds the two engines' rows equal."""
     persons = (
         """union all
 select partition_date, event_name, 'persons', '', '', count(distinct person_id), count(*)
@@ -69,17 +73,35 @@ from stitch.events group by all"""
         if has_stitch
         else ""
     )
-    jt = _JSON_TYPE.format(t="json_type(s.value)")
-    sql = f"""
-create or replace table {TABLE} as
+    if object_keys:
+        v = "e"
+        entries = """, entries as (
+    -- every (key, value) of each payload, as json_each gives them (duplicate keys too)
+    select day, event_name, unnest(json_keys(payload)) as key, unnest(payload -> '$.*') as value
+    from sent where starts_with(payload::varchar, '{')
+    union all
+    select s.day, s.event_name, j.key, j.value
+    from (select * from sent where not starts_with(payload::varchar, '{')) s, json_each(s.payload) j
+)"""
+        source = "from entries e join _q_props p on p.event_name = e.event_name and p.property = e.key"
+        day = "e.day, e.event_name"
+    else:
+        v = "j"
+        entries = ""
+        source = "from sent s, json_each(s.payload) j\n    join _q_props p on p.event_name = s.event_name and p.property = j.key"
+        day = "s.day, s.event_name"
+    jt = _JSON_TYPE.format(t=f"json_type({v}.value)")
+    return f"""
 with loaded as (
     select partition_date as day, event_name, count(*) as n from ingest.events group by all
 ), rejected as (
     select partition_date as day, coalesce(event_name, '(unknown)') as event_name, count(*) as n
     from ingest.quarantine group by all
 ), calendar as (
-    select unnest(generate_series(min(day), max(day), interval 1 day))::date as day
-    from (select day from loaded union all select day from rejected)
+    select g::date as day from (
+        select unnest(generate_series(min(day), max(day), interval 1 day)) as g
+        from (select day from loaded union all select day from rejected)
+    )
 ), names as (
     select event_name from _q_planned union select distinct event_name from loaded
 ), volume as (
@@ -97,23 +119,14 @@ with loaded as (
     from ingest.quarantine where event_name is not null and json_valid(raw)
 ), sent_rows as (
     select day, event_name, count(*) as n from sent group by all
-), entries as (
-    -- every (key, value) of each payload, as json_each gives them (duplicate keys too): an object's
-    -- keys zipped with its values, two vector functions (json_each over all rows made DuckDB join
-    -- every payload back to its entries by value: 2x the CPU); anything else by json_each
-    select day, event_name, unnest(json_keys(payload)) as key, unnest(payload -> '$.*') as value
-    from sent where starts_with(payload::varchar, '{{')
-    union all
-    select s.day, s.event_name, j.key, j.value
-    from (select * from sent where not starts_with(payload::varchar, '{{')) s, json_each(s.payload) j
-), kv as (
-    select s.day, s.event_name, s.key as property, {jt} as jtype,
-           case when p.is_enum and json_type(s.value) <> 'NULL' then s.value ->> '$' end as enum_value
-    from entries s join _q_props p on p.event_name = s.event_name and p.property = s.key
+){entries}, kv as (
+    select {day}, {v}.key as property, {jt} as jtype,
+           case when p.is_enum and json_type({v}.value) <> 'NULL' then {v}.value ->> '$' end as enum_value
+    {source}
 ), typed as (
     select day, event_name, property, jtype, count(*) as n from kv where jtype <> 'null' group by all
 ), present as (
-    select day, event_name, property, sum(n) as n from typed group by all
+    select day, event_name, property, sum(n)::bigint as n from typed group by all
 ), enum_counts as (
     select day, event_name, property, enum_value, count(*) as n from kv where enum_value is not null group by all
 )
@@ -146,7 +159,19 @@ union all
 select e.day, e.event_name, 'enum_share', e.property, e.enum_value, e.n / pr.n, pr.n
 from enum_counts e join present pr using (day, event_name, property)
 """
-    con.execute(sql).fetchall()
+
+
+def build_daily_metrics(con, plan) -> int:
+    """Create or replace quality.daily_metrics from ingest.events, ingest.quarantine and stitch.events."""
+    con.execute("create schema if not exists quality")
+    con.execute("create or replace temp table _q_props (event_name varchar, property varchar, is_enum boolean)")
+    props = plan_properties(plan)
+    if props:
+        con.executemany("insert into _q_props values (?, ?, ?)", props)
+    con.execute(
+        "create or replace temp table _q_planned as select unnest(?::varchar[]) as event_name", [planned_events(plan)]
+    )
+    con.execute(f"create or replace table {TABLE} as {daily_metrics_sql(_exists(con, 'stitch.events'))}").fetchall()
     return con.execute(f"select count(*) from {TABLE}").fetchall()[0][0]
 
 

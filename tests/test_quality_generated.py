@@ -124,3 +124,33 @@ def test_type_change_fails_the_drift_check_for_that_day(incidents):
     assert not out["drift_anomalies"].passed and out["drift_anomalies"].severity == "WARN"
     assert {s["event_name"] for s in out["drift_anomalies"].metadata["samples"]} == {"Task Created"}
     assert out["unknown_events"].passed  # the misspelled event starts two days later
+
+
+def test_daily_metrics_object_keys_form_equals_json_each(incidents):
+    # DuckDB builds the metrics with an object's keys zipped with its values; json_each (the form
+    # Spark runs) is the oracle: the same rows on the incidents sample
+    from quality_checks.metrics import daily_metrics_sql
+
+    con = incidents[0]
+    fast = con.execute(f"select * from ({daily_metrics_sql(True)}) order by all").fetchall()
+    each = con.execute(f"select * from ({daily_metrics_sql(True, object_keys=False)}) order by all").fetchall()
+    assert len(fast) > 1000
+    assert fast == each
+
+
+@pytest.mark.parametrize(
+    "payload",
+    ['{"a": 1, "a": "x"}', '{"a": {"b": [1, 2]}, "c": null, "d": true}', "{}", '{"k": [{"x": 1}], "z": 2.5}'],
+)
+def test_object_keys_zip_gives_json_each_pairs(payload):
+    import duckdb
+
+    con = duckdb.connect()
+    zipped = con.execute(
+        "select unnest(json_keys(p)) as k, unnest(p -> '$.*')::varchar as v from (select ?::json as p) order by all",
+        [payload],
+    ).fetchall()
+    each = con.execute(
+        "select j.key, j.value::varchar from (select ?::json as p) s, json_each(s.p) j order by all", [payload]
+    ).fetchall()
+    assert zipped == each

@@ -4,7 +4,11 @@
 (pipelines/spark/ingest.py) as Parquet under the SparkEngine's root, for the run's daily partitions.
 Its checks are the DuckDB asset's, by the same code: quality/checks.gates and the Pandera schema
 check, run by DuckDB over the Parquet layer the asset wrote (a view named ingest.events), so a
-check's rules, names and verdicts do not depend on the engine.
+check's rules, names and verdicts do not depend on the engine. After it: stitching, the plan tables,
+sessions and the marts (one multi-asset around pipelines/spark/marts.build, with the DuckDB assets'
+specs), then the quality layer (pipelines/spark/quality.py: daily_metrics, anomalies, check_results,
+the GX suite and the anomaly families). What the DuckDB Definitions have and these do not is listed
+in NOT_ON_SPARK with why (empty today); tests/test_spark_quality.py holds the two to that list.
 """
 
 import importlib
@@ -12,12 +16,16 @@ import importlib.util
 
 import dagster as dg
 
+from models.staging.plan_tables import SCHEMAS
+
 from ..ingest.assets import EVENTS, ingest_results, ingest_specs, ingest_tally
+from ..model_assets import _metadata_value
 from ..partitions import daily
 from ..resources import TrackingPlan
 from ..warehouse import hash_salt
 from .engine import SparkEngine
 
+PLAN_TABLES = set(SCHEMAS)
 GATES = ("grain_unique", "not_null", "enum", "range", "regex")
 
 
@@ -255,63 +263,186 @@ def spark_downstream_assets() -> list:
 
 
 def _build_asset(build) -> dg.AssetsDefinition:
+    """One multi-asset around `build(spark, plan, root)`: the DuckDB stitch, plan-table and model assets'
+    specs (keys, deps, descriptions, grain/column/SQL metadata; kind `spark`) and, per table, the
+    metadata keys the DuckDB asset reports (row counts, stitch statistics, plan version, lineage, a
+    Python mart's summary)."""
     from models.catalog import load_models
 
-    from ..model_assets import model_key
+    from ..lineage import dagster_metadata
+    from ..model_assets import model_asset, python_model_asset
+    from ..plan_tables import plan_definitions
+    from ..stitch.assets import stitch_identities
     from .models import ordered
     from .python_marts import python_models
 
-    stitch = ["stitch.identity_graph", "stitch.persons", "stitch.events"]
-    specs = [
-        dg.AssetSpec(dg.AssetKey(t.split(".")), deps=[EVENTS], group_name="stitch", kinds={"spark"}, skippable=True)
-        for t in stitch
+    stitch_specs = [s.replace_attributes(skippable=True) for s in spark_specs(stitch_identities)]
+    plan_specs = [s.replace_attributes(skippable=True) for s in spark_specs(plan_definitions)]
+    sql = {m.table: m for m in load_models()}
+    # in their dependency order: a multi-asset yields in that order
+    models = [*ordered(sql.values()), *python_models()]
+    model_specs = [
+        s.replace_attributes(skippable=True)
+        for m in models
+        for s in spark_specs(model_asset(m) if m.table in sql else python_model_asset(m))
     ]
-    specs += [
-        dg.AssetSpec(
-            model_key(m),
-            deps=[dg.AssetKey([s, t]) for s, t in m.upstream()],
-            group_name=m.schema,
-            kinds={"spark", "sql"},
-            description=m.description,
-            skippable=True,
-        )
-        for m in ordered(load_models())
-    ]
-    specs += [
-        dg.AssetSpec(
-            model_key(m),
-            deps=[dg.AssetKey([s, t]) for s, t in m.upstream()],
-            group_name=m.schema,
-            kinds={"spark", "python"},
-            description=m.description,
-            skippable=True,
-        )
-        for m in python_models()  # in their dependency order: a multi-asset yields in that order
-    ]
+    specs = [*stitch_specs, *plan_specs, *model_specs]
 
     @dg.multi_asset(specs=specs, can_subset=False, name="spark_stitch_sessions_marts")
     def _downstream(context: dg.AssetExecutionContext, spark_engine: SparkEngine, tracking_plan: TrackingPlan):
         from .ingest import _exists
 
         spark = spark_engine.session()
-        out = build(spark, tracking_plan.load(), spark_engine.root)
+        plan = tracking_plan.load()
+        out = build(spark, plan, spark_engine.root)
         tables = dict(out.get("tables", {}))
+        stats = out.get("stitch") or {}
+        summaries = out.get("summaries") or {}
         for spec in specs:
             table = ".".join(spec.key.path)
             if table not in tables and _exists(spark, spark_engine.layer(table)):
                 tables[table] = spark.read.parquet(spark_engine.layer(table)).count()
-            if table in tables:
-                yield dg.MaterializeResult(asset_key=spec.key, metadata={"dagster/row_count": int(tables[table])})
+            if table not in tables:
+                continue
+            meta = {"dagster/row_count": int(tables[table])}
+            if table == "stitch.identity_graph" and "rejected_links" in stats:
+                meta["rejected_links"] = int(stats["rejected_links"])
+            elif table == "stitch.persons" and "persons" in stats:
+                meta["persons"] = int(stats["persons"])
+            elif table == "stitch.events":
+                meta["mode"] = "full"  # every layer is rebuilt whole on Spark (pipelines/spark/marts.py)
+            elif spec.group_name == "staging" and table.split(".")[1] in PLAN_TABLES:
+                meta["plan_version"] = plan.header.version
+            elif table in sql:
+                meta |= dagster_metadata(table)
+            elif table in summaries:
+                meta |= {k: _metadata_value(v) for k, v in summaries[table].items()}
+            yield dg.MaterializeResult(asset_key=spec.key, metadata=meta)
 
     return _downstream
 
 
+# ---------------------------------------------------------------- the quality layer on Spark
+
+
+def spark_specs(duckdb_asset: dg.AssetsDefinition) -> list[dg.AssetSpec]:
+    """The DuckDB asset's specs (key, deps, group, description, grain and column metadata) with the
+    kind `spark` for `duckdb`: one description of each table, whichever engine builds it."""
+    return [s.replace_attributes(kinds={"spark", *(s.kinds - {"duckdb"})}) for s in duckdb_asset.specs]
+
+
+def _quality_assets() -> list[dg.AssetsDefinition]:
+    from ..quality.assets import anomalies, check_results, daily_metrics
+
+    @dg.multi_asset(specs=spark_specs(daily_metrics), name="spark_daily_metrics")
+    def spark_daily_metrics(context: dg.AssetExecutionContext, spark_engine: SparkEngine, tracking_plan: TrackingPlan):
+        """quality.daily_metrics as aggregate SQL on Spark (pipelines/spark/quality.py)."""
+        from .quality import build_daily_metrics
+
+        rows = build_daily_metrics(spark_engine.session(), tracking_plan.load(), spark_engine.root)
+        return dg.MaterializeResult(metadata={"dagster/row_count": rows})
+
+    @dg.multi_asset(specs=spark_specs(anomalies), name="spark_anomalies")
+    def spark_anomalies(context: dg.AssetExecutionContext, spark_engine: SparkEngine, tracking_plan: TrackingPlan):
+        """The DuckDB path's detectors over the metrics Spark computed; their outcomes appended."""
+        from ..quality.assets import anomaly_outcomes, run_id, run_range
+        from .quality import build_anomalies
+
+        spark = spark_engine.session()
+        found = build_anomalies(spark, tracking_plan.load(), spark_engine.root)
+        append_check_results(spark, spark_engine.root, anomaly_outcomes(found, *run_range(context)), run_id(context))
+        by = found.groupby("detector").size().to_dict() if len(found) else {}
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(found),
+                "by_detector": dg.MetadataValue.json({k: int(v) for k, v in by.items()}),
+            }
+        )
+
+    @dg.multi_asset(specs=spark_specs(check_results), name="spark_check_results")
+    def spark_check_results(context: dg.AssetExecutionContext, spark_engine: SparkEngine):
+        """The check history layer every Spark check appends to (append_check_results)."""
+        from .quality import check_results_counts
+
+        n, failed = check_results_counts(spark_engine.session(), spark_engine.root)
+        return dg.MaterializeResult(metadata={"dagster/row_count": n, "failed_total": failed})
+
+    return [spark_daily_metrics, spark_anomalies, spark_check_results]
+
+
+def gx_docs_dir(root: str) -> str | None:
+    """Where the GX Data Docs of a Spark run go: beside a local root's layers (`<root>/../gx_docs`, as
+    DuckDB's beside the warehouse file); None (no Data Docs, said in the check's metadata) for a
+    remote root, since GX's file context writes to a local folder."""
+    import os
+    from urllib.parse import urlparse
+
+    parsed = urlparse(root)
+    if parsed.scheme not in ("", "file"):
+        return None
+    local = parsed.path if parsed.scheme == "file" else root
+    return os.path.join(os.path.dirname(os.path.abspath(local.rstrip("/"))), "gx_docs")
+
+
+def _quality_checks() -> list:
+    from ..quality.assets import ANOMALIES, DAILY_METRICS, FAMILIES, anomaly_outcomes, run_id, run_range
+    from ..quality.results import to_dagster
+
+    @dg.asset_check(
+        asset=DAILY_METRICS,
+        name="gx_daily_metrics",
+        blocking=False,
+        description="Great Expectations suite on quality.daily_metrics (the per-day aggregates Spark computed).",
+    )
+    def spark_gx_daily_metrics(context: dg.AssetCheckExecutionContext, spark_engine: SparkEngine):
+        from quality_checks.gx_suite import run_gx_suite
+
+        from .quality import metrics_frame
+
+        spark = spark_engine.session()
+        docs = gx_docs_dir(spark_engine.root)
+        o = run_gx_suite(metrics_frame(spark, spark_engine.root), docs)
+        if docs is None:
+            o.metadata["data_docs"] = f"not written: {spark_engine.root} is not a local folder"
+        start, end = run_range(context)
+        o.partition = f"{start}..{end}" if start else None
+        append_check_results(spark, spark_engine.root, [o], run_id(context))
+        return to_dagster(o)
+
+    @dg.multi_asset_check(
+        specs=[
+            dg.AssetCheckSpec(
+                name, asset=ANOMALIES, blocking=False, description=f"No {name.replace('_', ' ')} in the run's days"
+            )
+            for name in FAMILIES
+        ],
+        name="anomaly_families",
+        can_subset=False,
+    )
+    def spark_anomaly_checks(context: dg.AssetCheckExecutionContext, spark_engine: SparkEngine):
+        from .quality import anomalies_frame
+
+        found = anomalies_frame(spark_engine.session(), spark_engine.root)
+        for o in anomaly_outcomes(found, *run_range(context)):
+            yield to_dagster(o, asset_key=ANOMALIES)
+
+    return [spark_gx_daily_metrics, spark_anomaly_checks]
+
+
+# what the DuckDB engine's Definitions have and the Spark engine's do not, each with why: empty, as
+# every asset and check is built on Spark (tests/test_spark_quality.py asserts this is exactly the
+# difference of the two Definitions' asset keys, partitions and check keys)
+NOT_ON_SPARK: dict[str, str] = {}
+
+
 def spark_assets() -> list:
-    """The assets the Spark engine builds: ingest here; identity stitching, sessions and the SQL marts
-    come from pipelines/spark/stitch.py and marts.py when those modules are present (the hook)."""
-    return [spark_ingest_events, *spark_downstream_assets()]
+    """The assets the Spark engine builds: ingest here; identity stitching, the plan tables, sessions and
+    the marts from pipelines/spark/marts.py when it is present (the hook); the quality layer."""
+    return [spark_ingest_events, *spark_downstream_assets(), *_quality_assets()]
 
 
 def spark_checks() -> list:
-    """The checks of the Spark assets: ingest's gates, and the stitch and models' when they are built."""
-    return [spark_ingest_checks, *([spark_downstream_checks()] if spark_downstream_assets() else [])]
+    """The checks of the Spark assets: ingest's gates, the stitch and models' when they are built, the
+    GX suite and the anomaly families."""
+    downstream = [spark_downstream_checks()] if spark_downstream_assets() else []
+    return [spark_ingest_checks, *downstream, *_quality_checks()]

@@ -64,12 +64,14 @@ def write_person_parts(spark, root: str, variables: dict) -> dict[str, int]:
 
 
 def build(spark, plan: Plan, root: str, python_marts: bool = True) -> dict:
-    """Every layer from `<root>/ingest/events/` to the SQL and Python marts; {"stitch": stats, "tables": {table: rows}}."""
+    """Every layer from `<root>/ingest/events/` to the SQL and Python marts; {"stitch": stats, "tables": {table: rows},
+    "summaries": {Python mart: its summary(df)}}."""
     stats = stitch(spark, plan, root)
     variables = plan_variables(plan)
     tables = write_plan_tables(spark, plan, root)
     tables |= run_models(spark, root, variables)
     tables |= write_person_parts(spark, root, variables)
+    summaries: dict = {}
     if python_marts:
-        tables |= build_python_marts(spark, plan, root)
-    return {"stitch": stats, "tables": tables}
+        tables |= build_python_marts(spark, plan, root, summaries=summaries)
+    return {"stitch": stats, "tables": tables, "summaries": summaries}

@@ -51,8 +51,14 @@ def inline_parameters(sql: str, parameters: Iterable | None) -> str:
 
 
 def tables_read(sql: str) -> set[str]:
-    """The schema-qualified tables a DuckDB statement reads (a bare name is a CTE)."""
-    return {f"{t.db}.{t.name}" for tree in sqlglot.parse(sql, read="duckdb") for t in tree.find_all(exp.Table) if t.db}
+    """The schema-qualified tables a DuckDB statement reads (a bare name is a CTE; `create schema s`
+    names no table)."""
+    return {
+        f"{t.db}.{t.name}"
+        for tree in sqlglot.parse(sql, read="duckdb")
+        for t in tree.find_all(exp.Table)
+        if t.db and t.name
+    }
 
 
 class SparkResult:
@@ -129,9 +135,12 @@ def python_models() -> list[PythonModel]:
     return ordered(load_python_models())
 
 
-def build_python_marts(spark, plan, root: str, con: SparkConnection | None = None) -> dict[str, int]:
+def build_python_marts(
+    spark, plan, root: str, con: SparkConnection | None = None, summaries: dict | None = None
+) -> dict[str, int]:
     """Every Python mart built on Spark's aggregates and written as a Parquet layer under `root`
-    (after `marts.build`'s SQL layers); {table: rows}."""
+    (after `marts.build`'s SQL layers); {table: rows}. `summaries` (when given) receives each mart's
+    `summary(df)`, the metadata its DuckDB asset reports."""
     from ..model_assets import write_frame
 
     own = con is None
@@ -143,6 +152,8 @@ def build_python_marts(spark, plan, root: str, con: SparkConnection | None = Non
             df = module.build(con, plan)
             con.local.execute(f"create schema if not exists {model.schema}")
             out[model.table] = write_frame(con.local, model.table, df)
+            if summaries is not None and hasattr(module, "summary"):
+                summaries[model.table] = module.summary(df)
             arrow = con.local.sql(f"select * from {model.table}").to_arrow_table()
             write_layer(spark, spark_frame(spark, arrow), model.table, root)
     finally:

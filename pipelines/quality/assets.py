@@ -124,6 +124,16 @@ def build_anomalies(con, plan):
     return found
 
 
+def anomaly_family_specs() -> list:
+    """The asset checks on quality/anomalies, one per detector family (both engines declare these)."""
+    return [
+        dg.AssetCheckSpec(
+            name, asset=ANOMALIES, blocking=False, description=f"No {name.replace('_', ' ')} in the run's days"
+        )
+        for name in FAMILIES
+    ]
+
+
 def anomaly_outcomes(found, start: str | None = None, end: str | None = None) -> list[CheckOutcome]:
     """One WARN outcome per detector family over the detection period (the run's range, else the last day)."""
     import datetime as dt

@@ -17,7 +17,7 @@ from tracking_plan.quality_settings import settings_for
 from .assets import (
     ANOMALIES,
     DAILY_METRICS,
-    FAMILIES,
+    anomaly_family_specs,
     anomaly_outcomes,
     run_id,
     run_range,
@@ -130,12 +130,7 @@ def gx_daily_metrics(context: dg.AssetCheckExecutionContext, warehouse: Warehous
 
 
 @dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(
-            name, asset=ANOMALIES, blocking=False, description=f"No {name.replace('_', ' ')} in the run's days"
-        )
-        for name in FAMILIES
-    ],
+    specs=anomaly_family_specs(),
     name="anomaly_families",
     can_subset=False,
 )

@@ -385,7 +385,7 @@ def gx_docs_dir(root: str) -> str | None:
 
 
 def _quality_checks() -> list:
-    from ..quality.assets import ANOMALIES, DAILY_METRICS, FAMILIES, anomaly_outcomes, run_id, run_range
+    from ..quality.assets import ANOMALIES, DAILY_METRICS, anomaly_family_specs, anomaly_outcomes, run_id, run_range
     from ..quality.results import to_dagster
 
     @dg.asset_check(
@@ -410,12 +410,7 @@ def _quality_checks() -> list:
         return to_dagster(o)
 
     @dg.multi_asset_check(
-        specs=[
-            dg.AssetCheckSpec(
-                name, asset=ANOMALIES, blocking=False, description=f"No {name.replace('_', ' ')} in the run's days"
-            )
-            for name in FAMILIES
-        ],
+        specs=anomaly_family_specs(),
         name="anomaly_families",
         can_subset=False,
     )

@@ -87,9 +87,8 @@ def test_the_spark_definitions_are_the_duckdb_ones_but_for_the_listed_exclusions
 def test_the_metrics_sql_translates_for_spark_and_refuses_elsewhere():
     """The quality SQL's DuckDB JSON functions have Spark rules; on a target without them it fails loudly."""
     from models.dialects import UntranslatableSQL, function_names, transpile
-    from quality_checks.metrics import daily_metrics_sql
-
     from pipelines.spark.quality import metrics_sql
+    from quality_checks.metrics import daily_metrics_sql
 
     sql = metrics_sql(True)  # what the Spark engine runs
     called = function_names(sql, "spark")

@@ -36,3 +36,20 @@ def spark_sample(spark, tmp_path_factory):
     from support.spark import build_sample
 
     return build_sample(spark, tmp_path_factory.mktemp("spark-sample"))
+
+
+
+def pytest_xdist_node_collection_finished(node, ids):
+    """With `--dist loadgroup` xdist suffixes a grouped test's node id with its group (`...@spark`), which
+    is how its scheduler keeps the Spark tests on one worker (one JVM, one sample built once). pytest 9.2
+    stopped honouring that suffix (pytest-dev/pytest-xdist#1386): the Spark tests then spread over both
+    workers and each builds the sample, silently. Stop the run in one line instead."""
+    if node.config.getoption("dist", None) != "loadgroup":
+        return
+    spark = [i for i in ids if i.startswith("tests/test_spark_") or "/test_spark_" in i]
+    if spark and not any("@" in i for i in spark):
+        pytest.exit(
+            f"--dist loadgroup did not group the {len(spark)} Spark tests: this pytest and pytest-xdist drop "
+            "xdist_group (pytest-dev/pytest-xdist#1386); install the pins of constraints.txt",
+            returncode=4,
+        )

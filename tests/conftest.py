@@ -38,7 +38,6 @@ def spark_sample(spark, tmp_path_factory):
     return build_sample(spark, tmp_path_factory.mktemp("spark-sample"))
 
 
-
 def pytest_xdist_node_collection_finished(node, ids):
     """With `--dist loadgroup` xdist suffixes a grouped test's node id with its group (`...@spark`), which
     is how its scheduler keeps the Spark tests on one worker (one JVM, one sample built once). pytest 9.2

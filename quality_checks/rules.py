@@ -231,10 +231,11 @@ def compile_sql(
 
 
 def partition_counts(con, table: str, rules: list[Rule], full_refresh: bool = False) -> list[int]:
-    """The failing count of each property rule (`rules`, all with `props`) over every row of `table`
-    (ingest.events: partition_date, loaded_at), as the sum of per-partition counts kept in
-    quality.partition_state: only the partitions whose rows changed since they were counted (a daily
-    run: its day) are read (quality_checks/partition_state.py). Equal to counting every row."""
+    """The failing count of each rule of `rules` (each about one row: not a grain or reference rule)
+    over every row of `table` (ingest.events: partition_date, loaded_at), as the sum of per-partition
+    counts kept in quality.partition_state: only the partitions whose rows changed since they were
+    counted (a daily run: its day) are read (quality_checks/partition_state.py). Equal to counting
+    every row."""
     from . import partition_state as ps
 
     layer = f"gates {table}"
@@ -242,23 +243,30 @@ def partition_counts(con, table: str, rules: list[Rule], full_refresh: bool = Fa
     todo = ps.stale(con, layer, ps.signature_sql(table, "loaded_at"), fp, full_refresh)
     if todo:
         rows = f"(select * from {table} where {ps.where(todo)})"
-        prepare = by_event_sql(rows, rules, "partition_date, ")
+        prepare = by_event_sql(rows, rules, "partition_date, ") or "select null::date as partition_date limit 0"
         ek = {w: k for k, w in enumerate(_event_wheres(rules))}
         events: dict[str, list[tuple[int, Rule]]] = {}
+        plain = [(i, r) for i, r in enumerate(rules) if not r.props]
         for i, r in enumerate(rules):
-            events.setdefault(r.where, []).append((i, r))
-        ctes, cols, joins = [], [], []
+            if r.props:
+                events.setdefault(r.where, []).append((i, r))
+        ctes, cols, joins = [], {}, []
+        if plain:  # the rules on the table's own columns: one pass over the partitions' rows
+            per_row = ", ".join(f"count(*) filter (where ({r.where}) and ({r.fails})) as r{i}" for i, r in plain)
+            ctes.append(f"_r as (select partition_date, {per_row} from {rows} group by all)")
+            cols.update({i: f"coalesce(_r.r{i}, 0)" for i, _ in plain})
+            joins.append("left join _r on _r.partition_date is not distinct from p.partition_date")
         for k, (where, mine) in enumerate(events.items()):
             per_row = ", ".join(f"count(*) filter (where {r.fails}) as r{i}" for i, r in mine)
             src = f"select partition_date, properties as _props from {BY_EVENT} where _ek = {ek[where]}"
             ctes.append(
                 f"_e{k} as (select partition_date, {per_row} from {_source(table, [r for _, r in mine], rows=src)} group by all)"
             )
-            cols.extend(f"coalesce(_e{k}.r{i}, 0)" for i, _ in mine)
+            cols.update({i: f"coalesce(_e{k}.r{i}, 0)" for i, _ in mine})
             joins.append(f"left join _e{k} on _e{k}.partition_date is not distinct from p.partition_date")
         sql = (
-            f"with {', '.join(ctes)} select p.partition_date, [{', '.join(cols)}] "
-            f"from (select distinct partition_date from {BY_EVENT}) p {' '.join(joins)}"
+            f"with {', '.join(ctes)} select p.partition_date, [{', '.join(cols[i] for i in range(len(rules)))}] "
+            f"from (select distinct partition_date from {rows}) p {' '.join(joins)}"
         )
         con.execute(f"create or replace temp table {BY_EVENT} as {prepare}").fetchall()
         try:
@@ -289,14 +297,16 @@ def evaluate(
         return []
     prepare = by_event_sql(table, rules)
     sql = compile_sql(table, rules, grain, references, by_event=BY_EVENT if prepare else None)
-    if prepare and by_partition:
-        props = [i for i, r in enumerate(rules) if r.props]
-        rest = [r for r in rules if not r.props]
-        kept = iter(partition_counts(con, table, [rules[i] for i in props], full_refresh))
+    # per partition: every rule about one row (a grain or a reference spans partitions: counted whole)
+    per_row = [r.kind not in ("grain_unique", "referential_integrity") for r in rules]
+    if by_partition and any(per_row):
+        kept = iter(partition_counts(con, table, [r for r, k in zip(rules, per_row) if k], full_refresh))
+        rest = [r for r, k in zip(rules, per_row) if not k]
         head = iter(con.execute(compile_sql(table, rest, grain, references)).fetchall()[0])
         n = next(head)
-        row = (n, *(next(kept) if r.props else next(head) for r in rules))
-        sql = f"create temp table {BY_EVENT} as {prepare};\n{sql}"  # (the metadata: what counts every row)
+        row = (n, *(next(kept) if k else next(head) for k in per_row))
+        if prepare:  # (the metadata: what counts every row)
+            sql = f"create temp table {BY_EVENT} as {prepare};\n{sql}"
     elif prepare:
         con.execute(f"create or replace temp table {BY_EVENT} as {prepare}").fetchall()
         try:

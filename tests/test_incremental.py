@@ -6,7 +6,7 @@ path of the incremental code: late events for earlier days (one joining an old s
 client session id of an earlier day), a re-sent message, an identify that merges two persons first
 seen on earlier days (a merge reaching back in time), and a day re-run with one more file (rows
 removed and added in an old partition), and a row written into an old partition by another writer
-(past the validator: it breaks an enum rule of the plan). The runs use the assets' own functions (ingest, stitch,
+(past the validator: it breaks an enum rule of the plan and the semver of plan_version). The runs use the assets' own functions (ingest, stitch,
 sessions, every SQL and Python mart) without Dagster's per-asset overhead."""
 
 from __future__ import annotations
@@ -198,10 +198,11 @@ def _where(con, user: str) -> tuple:
 
 
 def bypass(con, day: str) -> None:
-    """Copy x-user-b's order of `day` into ingest.events with another message id and currency XXX."""
+    """Copy x-user-b's order of `day` into ingest.events with another message id, currency XXX (a plan
+    property's enum) and plan version 'one' (not semver: a rule on the table's own column)."""
     n = con.execute(
         """insert into ingest.events select * replace (message_id || '-bypass' as message_id,
-        json_merge_patch(properties, '{"currency": "XXX"}') as properties)
+        json_merge_patch(properties, '{"currency": "XXX"}') as properties, 'one' as plan_version)
         from ingest.events where partition_date = ?::date and event_name = 'Order Completed' and user_id = 'x-user-b'""",
         [day],
     ).fetchall()[0][0]
@@ -352,7 +353,9 @@ def test_quality_metrics_and_gates_kept_per_partition_equal_a_full_build(runs):
     want = _gate_counts(full, plan)
     assert _gate_counts(inc, plan, by_partition=True) == want
     enum = next(w for w in want if w[0] == "enum")
+    regex = next(w for w in want if w[0] == "regex")
     assert not enum[1] and enum[3] == 1 and "currency" in enum[4]  # the other writer's row
+    assert not regex[1] and regex[3] == 1 and "plan_version" in regex[4]
     # a partition counted before and not changed since is not read again (its kept counts are)
     kept = inc.execute("select count(*) from quality.partition_state where layer = 'gates ingest.events'").fetchall()
     assert kept[0][0] == len(landed_partitions(runs[4]))

@@ -128,10 +128,15 @@ def fit_bgnbd(summary: pd.DataFrame) -> BGNBDParams:
     x, t_x, T = (summary[c].to_numpy(float) for c in ("frequency", "recency", "T"))
     # Scale time so alpha starts near 1 whatever the unit (days vs weeks); undone below.
     scale = float(np.mean(T)) or 1.0
+    # customers with the same (x, t_x, T) have the same likelihood: each distinct triple once, weighted
+    # by its customers (lifetimes' `weights`). Counted in weeks or days, a long history has far fewer
+    # triples than customers (1M events: ~0.6 of this mart's CPU went to the likelihood).
+    triples, weight = np.unique(np.stack([x, t_x, T], axis=1), axis=0, return_counts=True)
+    ux, ut, uT = triples.T
 
     def neg_ll(logp):
         r, alpha, a, b = np.exp(logp)
-        return -bgnbd_log_likelihood(r, alpha, a, b, x, t_x / scale, T / scale).sum()
+        return -(weight * bgnbd_log_likelihood(r, alpha, a, b, ux, ut / scale, uT / scale)).sum()
 
     res = _fit(neg_ll, np.zeros(4))
     r, alpha, a, b = np.exp(res.x)

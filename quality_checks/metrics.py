@@ -55,7 +55,11 @@ def planned_events(plan) -> list[str]:
     return [e.name for e in plan.events.values() if e.status == "active"]
 
 
-def daily_metrics_sql(has_stitch: bool, object_keys: bool = True) -> str:
+# the metrics of one partition's rows alone (its payloads, its lag): kept per partition by a daily run
+LOCAL = ("lag_p50_seconds", "lag_p95_seconds", "null_rate", "type_share", "enum_share")
+
+
+def daily_metrics_sql(has_stitch: bool, object_keys: bool = True, part: str = "all", days: str = "true") -> str:
     """The select of quality.daily_metrics (DuckDB dialect), over ingest.events, ingest.quarantine,
     stitch.events (when `has_stitch`) and two small tables of the plan: `_q_props` (event_name,
     property, is_enum: plan_properties) and `_q_planned` (event_name: planned_events). The one SQL of
@@ -65,14 +69,11 @@ def daily_metrics_sql(has_stitch: bool, object_keys: bool = True) -> str:
     vector functions; `json_each` over every payload made DuckDB join each payload back to its entries
     by value, 2x the CPU (2.4 -> 1.3 CPU-s at 1M events, identical rows). The same (key, value) pairs
     as `json_each`, duplicate keys included; Spark (False) has only the `json_each` form, which
-    models.dialects translates. tests/test_spark_quality.py holds the two engines' rows equal."""
-    persons = (
-        """union all
-select partition_date, event_name, 'persons', '', '', count(distinct person_id), count(*)
-from stitch.events group by all"""
-        if has_stitch
-        else ""
-    )
+    models.dialects translates. tests/test_spark_quality.py holds the two engines' rows equal.
+
+    `part`: "all" the metrics, "local" those of LOCAL (each day's from that partition's rows alone)
+    over the partitions where `days` (SQL over partition_date) holds, "global" the others (counts
+    over every partition: the calendar, the names seen, persons as stitched now)."""
     if object_keys:
         v = "e"
         entries = """, entries as (
@@ -91,7 +92,7 @@ from stitch.events group by all"""
         source = "from sent s, json_each(s.payload) j\n    join _q_props p on p.event_name = s.event_name and p.property = j.key"
         day = "s.day, s.event_name"
     jt = _JSON_TYPE.format(t=f"json_type({v}.value)")
-    return f"""
+    ctes = f"""
 with loaded as (
     select partition_date as day, event_name, count(*) as n from ingest.events group by all
 ), rejected as (
@@ -111,12 +112,12 @@ with loaded as (
     -- properties as sent: loaded rows and quarantined rows that were at least JSON
     -- (consent-stripped rows lose their PII by design: not a null the sender made)
     select partition_date as day, event_name, properties as payload from ingest.events
-    where not coalesce(consent_stripped, false)
+    where not coalesce(consent_stripped, false) and {days}
     union all
     select partition_date, event_name,
            case when raw::json ->> '$.type' in ('identify', 'group') then raw::json -> '$.traits'
                 else raw::json -> '$.properties' end
-    from ingest.quarantine where event_name is not null and json_valid(raw)
+    from ingest.quarantine where event_name is not null and json_valid(raw) and {days}
 ), sent_rows as (
     select day, event_name, count(*) as n from sent group by all
 ){entries}, kv as (
@@ -130,39 +131,48 @@ with loaded as (
 ), enum_counts as (
     select day, event_name, property, enum_value, count(*) as n from kv where enum_value is not null group by all
 )
-select day, event_name, 'volume' as metric, '' as property, '' as dimension, v::double as value, v::bigint as denominator
-from volume
-union all
-select day, event_name, 'quarantined', '', '', n, n from rejected
-union all
-select coalesce(l.day, r.day), coalesce(l.event_name, r.event_name), 'quarantine_share', '', '',
+@BODY@
+"""
+    globals_ = [
+        """select day, event_name, 'volume' as metric, '' as property, '' as dimension, v::double as value,
+       v::bigint as denominator
+from volume""",
+        "select day, event_name, 'quarantined', '', '', n, n from rejected",
+        """select coalesce(l.day, r.day), coalesce(l.event_name, r.event_name), 'quarantine_share', '', '',
        coalesce(r.n, 0) / (coalesce(l.n, 0) + coalesce(r.n, 0)), coalesce(l.n, 0) + coalesce(r.n, 0)
 from loaded l full join rejected r on l.day = r.day and l.event_name = r.event_name
-where coalesce(l.event_name, r.event_name) in (select event_name from _q_props union select event_name from _q_planned)
-union all
-select partition_date, event_name, 'lag_p50_seconds', '', '',
-       quantile_cont(epoch(received_at) - epoch("timestamp"), 0.5), count(*)
-from ingest.events where received_at is not null and "timestamp" is not null group by all
-union all
-select partition_date, event_name, 'lag_p95_seconds', '', '',
-       quantile_cont(epoch(received_at) - epoch("timestamp"), 0.95), count(*)
-from ingest.events where received_at is not null and "timestamp" is not null group by all
-{persons}
-union all
-select r.day, r.event_name, 'null_rate', p.property, '', 1 - coalesce(pr.n, 0) / r.n, r.n
+where coalesce(l.event_name, r.event_name) in (select event_name from _q_props union select event_name from _q_planned)""",
+    ]
+    if has_stitch:
+        globals_.append(
+            """select partition_date, event_name, 'persons', '', '', count(distinct person_id), count(*)
+from stitch.events group by all"""
+        )
+    locals_ = [
+        f"""select partition_date as day, event_name, '{m}' as metric, '' as property, '' as dimension,
+       quantile_cont(epoch(received_at) - epoch("timestamp"), {q}) as value, count(*) as denominator
+from ingest.events where received_at is not null and "timestamp" is not null and {days} group by all"""
+        for m, q in (("lag_p50_seconds", 0.5), ("lag_p95_seconds", 0.95))
+    ] + [
+        """select r.day, r.event_name, 'null_rate', p.property, '', 1 - coalesce(pr.n, 0) / r.n, r.n
 from sent_rows r join _q_props p on p.event_name = r.event_name
-left join present pr on pr.day = r.day and pr.event_name = r.event_name and pr.property = p.property
-union all
-select t.day, t.event_name, 'type_share', t.property, t.jtype, t.n / pr.n, pr.n
-from typed t join present pr using (day, event_name, property)
-union all
-select e.day, e.event_name, 'enum_share', e.property, e.enum_value, e.n / pr.n, pr.n
-from enum_counts e join present pr using (day, event_name, property)
-"""
+left join present pr on pr.day = r.day and pr.event_name = r.event_name and pr.property = p.property""",
+        """select t.day, t.event_name, 'type_share', t.property, t.jtype, t.n / pr.n, pr.n
+from typed t join present pr using (day, event_name, property)""",
+        """select e.day, e.event_name, 'enum_share', e.property, e.enum_value, e.n / pr.n, pr.n
+from enum_counts e join present pr using (day, event_name, property)""",
+    ]
+    chosen = {"all": globals_ + locals_, "global": globals_, "local": locals_}[part]
+    return ctes.replace("@BODY@", "\nunion all\n".join(chosen))
 
 
-def build_daily_metrics(con, plan) -> int:
-    """Create or replace quality.daily_metrics from ingest.events, ingest.quarantine and stitch.events."""
+def build_daily_metrics(con, plan, by_partition: bool = False, full_refresh: bool = False) -> int:
+    """Create or replace quality.daily_metrics from ingest.events, ingest.quarantine and stitch.events.
+
+    `by_partition` (a daily run): the LOCAL metrics are computed anew only for the partitions whose
+    rows (loaded or quarantined) changed since the last build, the others kept
+    (quality_checks/partition_state.py; every partition on `full_refresh`); the counts over every
+    partition (volume, quarantine, persons) are computed whole. The same rows as a full build."""
     con.execute("create schema if not exists quality")
     con.execute("create or replace temp table _q_props (event_name varchar, property varchar, is_enum boolean)")
     props = plan_properties(plan)
@@ -171,7 +181,45 @@ def build_daily_metrics(con, plan) -> int:
     con.execute(
         "create or replace temp table _q_planned as select unnest(?::varchar[]) as event_name", [planned_events(plan)]
     )
-    con.execute(f"create or replace table {TABLE} as {daily_metrics_sql(_exists(con, 'stitch.events'))}").fetchall()
+    has_stitch = _exists(con, "stitch.events")
+    if not by_partition:
+        con.execute(f"create or replace table {TABLE} as {daily_metrics_sql(has_stitch)}").fetchall()
+        return con.execute(f"select count(*) from {TABLE}").fetchall()[0][0]
+    from . import partition_state as ps
+
+    fp = ps.digest(daily_metrics_sql(has_stitch, part="local", days="@DAYS@"), repr(props))
+    e, q = ps.signature_sql("ingest.events", "loaded_at"), ps.signature_sql("ingest.quarantine", "quarantined_at")
+    current = f"""select coalesce(e.partition_date, q.partition_date) as partition_date,
+        concat_ws('#', coalesce(e.signature, ''), coalesce(q.signature, '')) as signature
+        from ({e}) e full join ({q}) q on e.partition_date is not distinct from q.partition_date"""
+    local = ", ".join(f"'{m}'" for m in LOCAL)
+    con.execute("begin transaction")
+    try:
+        had = _exists(con, TABLE)
+        todo = ps.stale(con, TABLE, current, fp, full_refresh or not had)
+        days = ps.where(todo)
+        # kept: the LOCAL rows of the partitions that did not change (and still are there)
+        if had:
+            con.execute(
+                f"""create or replace temp table _q_kept as select * from {TABLE} k
+                where metric in ({local}) and not {ps.where(todo, "k.day")}
+                and exists (select 1 from _ps_now n where n.partition_date is not distinct from k.day)"""
+            ).fetchall()
+        con.execute(
+            f"create or replace temp table _q_local as {daily_metrics_sql(has_stitch, part='local', days=days)}"
+        ).fetchall()
+        con.execute(
+            f"""create or replace table {TABLE} as
+            {daily_metrics_sql(has_stitch, part="global")}
+            union all by name select * from _q_local"""
+            + ("\nunion all by name select * from _q_kept" if had else "")
+        ).fetchall()
+        con.execute("drop table if exists _q_kept").fetchall()
+        ps.keep(con, TABLE, fp, todo)
+        con.execute("commit").fetchall()
+    except BaseException:
+        con.execute("rollback")
+        raise
     return con.execute(f"select count(*) from {TABLE}").fetchall()[0][0]
 
 

@@ -169,7 +169,7 @@ def _event_wheres(rules: list[Rule]) -> list[str]:
     return list(dict.fromkeys(r.where for r in rules if r.props))
 
 
-def by_event_sql(table: str, rules: list[Rule]) -> str | None:
+def by_event_sql(table: str, rules: list[Rule], columns: str = "") -> str | None:
     """The SELECT of temp table BY_EVENT: the payload of every row a property rule reads, with its
     event's number `_ek`, ordered by it, as the validator's second pass orders its rows. Each event's
     rules then read only that event's row groups (zone maps on `_ek`) instead of filtering every row
@@ -181,7 +181,7 @@ def by_event_sql(table: str, rules: list[Rule]) -> str | None:
         return None
     case = "case " + " ".join(f"when {w} then {k}" for k, w in enumerate(wheres)) + " end"
     return (
-        f"select * from (select {case} as _ek, properties from {table} "
+        f"select * from (select {case} as _ek, {columns}properties from {table} "
         f"where {' or '.join(f'({w})' for w in wheres)}) order by _ek"
     )
 
@@ -230,6 +230,56 @@ def compile_sql(
     return f"{with_}select {', '.join(cols)} from {table} t{join}"
 
 
+def partition_counts(con, table: str, rules: list[Rule], full_refresh: bool = False) -> list[int]:
+    """The failing count of each rule of `rules` (each about one row: not a grain or reference rule)
+    over every row of `table` (ingest.events: partition_date, loaded_at), as the sum of per-partition
+    counts kept in quality.partition_state: only the partitions whose rows changed since they were
+    counted (a daily run: its day) are read (quality_checks/partition_state.py). Equal to counting
+    every row."""
+    from . import partition_state as ps
+
+    layer = f"gates {table}"
+    fp = ps.digest(table, *(f"{r.name}|{r.where}|{r.fails}|{r.hoist}|{sorted(r.props.items())}" for r in rules))
+    todo = ps.stale(con, layer, ps.signature_sql(table, "loaded_at"), fp, full_refresh)
+    if todo:
+        rows = f"(select * from {table} where {ps.where(todo)})"
+        prepare = by_event_sql(rows, rules, "partition_date, ") or "select null::date as partition_date limit 0"
+        ek = {w: k for k, w in enumerate(_event_wheres(rules))}
+        events: dict[str, list[tuple[int, Rule]]] = {}
+        plain = [(i, r) for i, r in enumerate(rules) if not r.props]
+        for i, r in enumerate(rules):
+            if r.props:
+                events.setdefault(r.where, []).append((i, r))
+        ctes, cols, joins = [], {}, []
+        if plain:  # the rules on the table's own columns: one pass over the partitions' rows
+            per_row = ", ".join(f"count(*) filter (where ({r.where}) and ({r.fails})) as r{i}" for i, r in plain)
+            ctes.append(f"_r as (select partition_date, {per_row} from {rows} group by all)")
+            cols.update({i: f"coalesce(_r.r{i}, 0)" for i, _ in plain})
+            joins.append("left join _r on _r.partition_date is not distinct from p.partition_date")
+        for k, (where, mine) in enumerate(events.items()):
+            per_row = ", ".join(f"count(*) filter (where {r.fails}) as r{i}" for i, r in mine)
+            src = f"select partition_date, properties as _props from {BY_EVENT} where _ek = {ek[where]}"
+            ctes.append(
+                f"_e{k} as (select partition_date, {per_row} from {_source(table, [r for _, r in mine], rows=src)} group by all)"
+            )
+            cols.update({i: f"coalesce(_e{k}.r{i}, 0)" for i, _ in mine})
+            joins.append(f"left join _e{k} on _e{k}.partition_date is not distinct from p.partition_date")
+        sql = (
+            f"with {', '.join(ctes)} select p.partition_date, [{', '.join(cols[i] for i in range(len(rules)))}] "
+            f"from (select distinct partition_date from {rows}) p {' '.join(joins)}"
+        )
+        con.execute(f"create or replace temp table {BY_EVENT} as {prepare}").fetchall()
+        try:
+            got = {d: list(c) for d, c in con.execute(sql).fetchall()}
+        finally:
+            con.execute(f"drop table if exists {BY_EVENT}").fetchall()
+        ps.keep(con, layer, fp, todo, {d: got.get(d, [0] * len(rules)) for d in todo})
+    total = [0] * len(rules)
+    for (counts,) in con.execute(f"select counts from {ps.TABLE} where layer = ?", [layer]).fetchall():
+        total = [a + b for a, b in zip(total, counts, strict=True)]
+    return total
+
+
 def evaluate(
     con,
     table: str,
@@ -237,13 +287,27 @@ def evaluate(
     grain: list[str] = (),
     references: tuple[str, str, str] | None = None,
     severity: str = ERROR,
+    by_partition: bool = False,
+    full_refresh: bool = False,
 ) -> list[CheckOutcome]:
-    """Run every rule in one pass; one outcome per kind present (check name = kind)."""
+    """Run every rule in one pass; one outcome per kind present (check name = kind). `by_partition`
+    (a table with partition_date and loaded_at: ingest.events): the property rules' counts from
+    `partition_counts`, the partitions counted before kept (unless `full_refresh`)."""
     if not rules:
         return []
     prepare = by_event_sql(table, rules)
     sql = compile_sql(table, rules, grain, references, by_event=BY_EVENT if prepare else None)
-    if prepare:
+    # per partition: every rule about one row (a grain or a reference spans partitions: counted whole)
+    per_row = [r.kind not in ("grain_unique", "referential_integrity") for r in rules]
+    if by_partition and any(per_row):
+        kept = iter(partition_counts(con, table, [r for r, k in zip(rules, per_row) if k], full_refresh))
+        rest = [r for r, k in zip(rules, per_row) if not k]
+        head = iter(con.execute(compile_sql(table, rest, grain, references)).fetchall()[0])
+        n = next(head)
+        row = (n, *(next(kept) if k else next(head) for k in per_row))
+        if prepare:  # (the metadata: what counts every row)
+            sql = f"create temp table {BY_EVENT} as {prepare};\n{sql}"
+    elif prepare:
         con.execute(f"create or replace temp table {BY_EVENT} as {prepare}").fetchall()
         try:
             row = con.execute(sql).fetchall()[0]

@@ -222,10 +222,10 @@ def test_a_crashing_blocking_gate_fails_and_blocks_downstream(tmp_path, monkeypa
     landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
     write_lines(landing, DAY, "a.jsonl", [ev(mid=f"c{i}", at=BASE + T(minutes=i)) for i in range(5)])
 
-    def broken(con, plan, table):
+    def broken(con, plan, table, **kw):
         if table == "ingest.events":
             raise RuntimeError("a defect in the gate")
-        return original(con, plan, table)
+        return original(con, plan, table, **kw)
 
     original = checks.gates
     monkeypatch.setattr(checks, "gates", broken)

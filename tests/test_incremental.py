@@ -1,11 +1,12 @@
 """Incremental layers (issue 18, item 2): daily runs that recompute only what their day changed give
-the tables one full run gives, on the same landing zone.
+the tables (and the quality metrics and gate counts) one full run gives, on the same landing zone.
 
 A generated landing zone (a few days, a few hundred persons) plus hand-made events that hit every
 path of the incremental code: late events for earlier days (one joining an old session, one with a
 client session id of an earlier day), a re-sent message, an identify that merges two persons first
 seen on earlier days (a merge reaching back in time), and a day re-run with one more file (rows
-removed and added in an old partition). The runs use the assets' own functions (ingest, stitch,
+removed and added in an old partition), and a row written into an old partition by another writer
+(past the validator: it breaks an enum rule of the plan and the semver of plan_version). The runs use the assets' own functions (ingest, stitch,
 sessions, every SQL and Python mart) without Dagster's per-asset overhead."""
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from models.catalog import load_models, load_python_models, set_plan_variables
 from models.staging.plan_tables import write_plan_tables
 from pipelines.ingest.load import ingest_partitions, landed_partitions
 from pipelines.model_assets import write_frame
+from pipelines.quality.checks import gates
 from pipelines.stitch import person_marts
 from pipelines.stitch.identity import build_identity
 from pipelines.stitch.incremental import stitch
@@ -30,6 +32,7 @@ from pipelines.stitch.person_marts import COHORT_PARTS, PERSON_PARTS, cache_tabl
 from pipelines.stitch.sessions import build_sessions
 from pipelines.stitch.state import STATE_TABLES
 from pipelines.warehouse import connect
+from quality_checks.metrics import build_daily_metrics
 from tracking_plan.loader import default_plan_dir, load_plan
 
 T = dt.timedelta
@@ -194,6 +197,18 @@ def _where(con, user: str) -> tuple:
     ).fetchall()[0]
 
 
+def bypass(con, day: str) -> None:
+    """Copy x-user-b's order of `day` into ingest.events with another message id, currency XXX (a plan
+    property's enum) and plan version 'one' (not semver: a rule on the table's own column)."""
+    n = con.execute(
+        """insert into ingest.events select * replace (message_id || '-bypass' as message_id,
+        json_merge_patch(properties, '{"currency": "XXX"}') as properties, 'one' as plan_version)
+        from ingest.events where partition_date = ?::date and event_name = 'Order Completed' and user_id = 'x-user-b'""",
+        [day],
+    ).fetchall()[0][0]
+    assert n == 1
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("incremental")
@@ -203,13 +218,16 @@ def runs(tmp_path_factory):
     write_plan_tables(inc, plan)
     modes, moves = [], []
 
-    def daily(day: str) -> None:
-        ingest_partitions(inc, plan, landing, [day])
+    def daily(day: str | None) -> None:
+        if day:
+            ingest_partitions(inc, plan, landing, [day])
         s = stitch(inc, plan, plan_dir)
         set_plan_variables(inc, plan)
         sessions = build_sessions(inc, SESSIONS, plan_dir)["mode"]
         modes.append((day, s["mode"], sessions, *_marts(inc, plan, plan_dir, python=False)))
         moves.append((day, *_where(inc, "x-user-b")))
+        build_daily_metrics(inc, plan, by_partition=True)  # the partitions that changed, as the asset does
+        gates(inc, plan, "ingest.events", by_partition=True)
 
     for day in days:
         daily(day)
@@ -217,11 +235,16 @@ def runs(tmp_path_factory):
     d2 = days[2]
     write_lines(landing, d2, "x-again.jsonl", [ev(user="x-user-b", anon="x-dev-b", at=_at(d2, 11.2))])
     daily(d2)
+    # another writer adds a row to an old partition (d1), past the validator: a currency not in the
+    # plan's enum; the next run finds the partition changed
+    bypass(inc, days[1])
+    daily(None)
     _marts(inc, plan, plan_dir)
 
     full = connect(root / "full.duckdb")
     write_plan_tables(full, plan)
     ingest_partitions(full, plan, landing, landed_partitions(landing))
+    bypass(full, days[1])
     build_identity(full, plan)
     set_plan_variables(full, plan)
     full.execute(f"create or replace table staging.sessions as {SESSIONS}").fetchall()
@@ -303,6 +326,39 @@ def test_incremental_equals_full(runs):
             cohorts = sqls["cohorts"].replace("{cache}", cache_table(table))
             full.execute(f"create or replace table {cohort_table(table)} as {cohorts}").fetchall()
             _assert_equal(inc, full, cohort_table(table))
+
+
+def _gate_counts(con, plan, **kw) -> list[tuple]:
+    return sorted(
+        (o.check, o.passed, o.metadata["rows"], o.metadata["failing_count"], str(o.metadata["failed_rules"]))
+        for o in gates(con, plan, "ingest.events", **kw)
+    )
+
+
+def test_quality_metrics_and_gates_kept_per_partition_equal_a_full_build(runs):
+    """quality.daily_metrics and the plan gates' counts on ingest.events, kept per partition over the
+    daily runs (the merge, the late events, the day run again, the row of another writer), as a full
+    build computes them from the same tables."""
+    inc, full, _, _, _, _ = runs
+    plan = load_plan()
+    build_daily_metrics(full, plan)
+    _assert_equal(inc, full, "quality.daily_metrics")
+    assert (
+        inc.execute("describe quality.daily_metrics").fetchall()
+        == full.execute("describe quality.daily_metrics").fetchall()
+    )
+    metrics = dict(inc.execute("select metric, count(*) from quality.daily_metrics group by all").fetchall())
+    assert {"volume", "persons", "null_rate", "type_share", "enum_share", "lag_p95_seconds"} <= set(metrics)
+    # the merge reached back: x-dev-a's d0 events are x-user-b's person in the persons metric too
+    want = _gate_counts(full, plan)
+    assert _gate_counts(inc, plan, by_partition=True) == want
+    enum = next(w for w in want if w[0] == "enum")
+    regex = next(w for w in want if w[0] == "regex")
+    assert not enum[1] and enum[3] == 1 and "currency" in enum[4]  # the other writer's row
+    assert not regex[1] and regex[3] == 1 and "plan_version" in regex[4]
+    # a partition counted before and not changed since is not read again (its kept counts are)
+    kept = inc.execute("select count(*) from quality.partition_state where layer = 'gates ingest.events'").fetchall()
+    assert kept[0][0] == len(landed_partitions(runs[4]))
 
 
 def test_a_changed_plan_a_full_refresh_or_a_missed_run_rebuild_whole(runs, tmp_path):

@@ -276,6 +276,27 @@ def test_sample_attribution_credits_planted_linkedin_effect(marts):
     assert per_touch["linkedin/paid_social"] > per_touch["capterra/cpc"]
 
 
+def test_attribution_reads_only_the_touch_sessions_and_equals_it_over_every_session():
+    """build selects in SQL only the sessions marketing_touches keeps; the mart is the pure function's
+    over every session of the sample (the oracle), and most sessions were not read."""
+    import duckdb
+    from support.marts_sample import sample
+
+    from models.marts.channel_attribution import build, purchases, touch_sessions
+
+    path, _ = sample()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        every = con.execute("select person_id, started_at, utm_source, utm_medium from staging.sessions").df()
+        want = compute_channel_attribution(every, purchases(con, load_plan()))
+        got = build(con, load_plan())
+        n = len(touch_sessions(con))
+    finally:
+        con.close()
+    assert n < len(every) and n >= every["person_id"].nunique()
+    pd.testing.assert_frame_equal(got, want)
+
+
 def test_sample_scenarios_and_portfolio(marts):
     tables, _, _ = marts
     sc, pf, roi = tables["initiative_scenarios"], tables["initiative_portfolio"], tables["initiative_roi"]

@@ -63,15 +63,21 @@ def test_missing_column_and_large_table_sampling(specs):
     assert o.metadata["sampled"] and o.metadata["checked_rows"] == 100
 
 
-def test_event_table_sample_is_the_reservoir_of_whole_rows(specs):
-    """The sample of an event table is drawn over its row key, then those rows read: the rows, and their
-    order, of DuckDB's reservoir over whole rows (the oracle), so a failure's row numbers are the same."""
+@pytest.mark.parametrize("layer", ["table", "view"])
+def test_event_table_sample_is_the_reservoir_of_whole_rows(specs, layer):
+    """The sample of an event table is drawn over its row id (a table) or its row key (a view: a Spark
+    layer), then those rows read: the rows, and their order, of DuckDB's reservoir over whole rows (the
+    oracle), so a failure's row numbers are the same."""
     from schemas.ddl import DDL
 
     con = duckdb.connect()
     con.execute(DDL)
+    if layer == "view":  # the same rows behind a view (no row id)
+        con.execute("create table ingest.events_rows as select * from ingest.events")
+        con.execute("drop table ingest.events")
+        con.execute("create view ingest.events as select * from ingest.events_rows")
     con.execute(
-        "insert into ingest.events (message_id, type, event_name, partition_date, source_file, line_no, "
+        f"insert into ingest.events{'_rows' if layer == 'view' else ''} (message_id, type, event_name, partition_date, source_file, line_no, "
         "received_at, plan_version, loaded_at) select 'm' || i, 'track', "
         "case when i % 37 = 0 then 'Not In The Plan' else 'Order Completed' end, date '2026-01-01' + (i % 3)::int, 'f' || (i % 5) || '.jsonl', i, "
         "timestamp '2026-01-01 00:00:00' + to_seconds(i), '1.0.0', timestamp '2026-01-04' from range(3000) t(i)"

@@ -61,7 +61,8 @@ def run_range(context) -> tuple[str | None, str | None]:
 )
 def daily_metrics(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
     with warehouse.get_connection() as con:
-        rows = build_daily_metrics(con, tracking_plan.load())
+        # only the partitions the run changed are read again for the per-partition metrics
+        rows = build_daily_metrics(con, tracking_plan.load(), by_partition=True, full_refresh=warehouse.full_refresh)
     return dg.MaterializeResult(metadata={"dagster/row_count": rows})
 
 

@@ -30,8 +30,10 @@ STITCH_PERSONS = dg.AssetKey(["stitch", "persons"])
 PERSON_REF = ("person_id", "stitch.persons", "person_id")
 
 
-def gates(con, plan, table: str):
-    """The SQL gates of one curated table (one pass), as CheckOutcomes."""
+def gates(con, plan, table: str, by_partition: bool = False, full_refresh: bool = False):
+    """The SQL gates of one curated table (one pass), as CheckOutcomes. `by_partition`: the plan's
+    property rules on ingest.events counted anew only in the partitions whose rows changed since the
+    last count (quality_checks.rules.partition_counts; every partition on `full_refresh`)."""
     mostly = settings_for(plan).mostly
     if table == "ingest.events":
         return evaluate(
@@ -39,6 +41,8 @@ def gates(con, plan, table: str):
             table,
             table_rules(table, ["message_id"], mostly=mostly) + plan_rules(plan, mostly),
             grain=["message_id"],
+            by_partition=by_partition,
+            full_refresh=full_refresh,
         )
     if table == "stitch.events":
         return evaluate(
@@ -81,7 +85,9 @@ def _gate_check(key: dg.AssetKey, kinds: tuple[str, ...]):
         plan = tracking_plan.load()
         try:
             with warehouse.get_connection() as con:
-                outcomes = {o.check: o for o in gates(con, plan, table)}
+                outcomes = {
+                    o.check: o for o in gates(con, plan, table, by_partition=True, full_refresh=warehouse.full_refresh)
+                }
                 spec = table_specs(plan).get(table)
                 if spec is not None:
                     outcomes["schema"] = run_schema_check(con, spec, settings_for(plan).pandera_sample_rows)

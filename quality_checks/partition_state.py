@@ -1,0 +1,103 @@
+"""Which partitions a per-partition quality result was computed from (quality.partition_state).
+
+A daily run adds one partition to a history of many. The quality results that depend on each
+partition's rows alone (the plan's property gates on ingest.events, the per-day metrics of the
+payloads and the lag) are kept per partition and recomputed only for the partitions whose rows
+changed since. A partition's rows are told apart as the stitch tells them
+(pipelines/stitch/incremental.py `changed_partitions`): its row count and its earliest and latest
+load time. The ingest replaces a partition whole and stamps every row with the time of that load,
+and `forget` deletes rows, so a re-ingested, new or erased partition shows as changed, whoever wrote
+it. A kept result also carries the fingerprint of what computed it (the rules' or the metrics' SQL,
+which holds the plan's part of it): another fingerprint recomputes every partition.
+
+Light on purpose (no pandas): the gates and the metrics read it when they run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+TABLE = "quality.partition_state"
+DDL = f"""
+create schema if not exists quality;
+create table if not exists {TABLE} (
+    layer varchar not null, partition_date date, signature varchar not null, fingerprint varchar not null,
+    counts bigint[]
+);
+"""
+
+
+def digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p.encode() + b"\0")
+    return h.hexdigest()
+
+
+def signature_sql(table: str, stamp: str) -> str:
+    """partition_date, its signature (rows, earliest and latest `stamp`) of every partition of `table`."""
+    return (
+        f"select partition_date, concat_ws('|', count(*), min({stamp}), max({stamp})) as signature "
+        f"from {table} group by all"
+    )
+
+
+def stale(con, layer: str, current: str, fp: str, full_refresh: bool = False) -> list:
+    """The partitions of `current` (a select of partition_date, signature) whose kept results are
+    missing, of another signature or of another fingerprint; the kept rows of every partition that is
+    no longer current (or of another fingerprint) are dropped. Every partition on `full_refresh`."""
+    con.execute(DDL)
+    con.execute(f"create or replace temp table _ps_now as {current}").fetchall()
+    if full_refresh:
+        con.execute(f"delete from {TABLE} where layer = ?", [layer]).fetchall()
+    con.execute(
+        f"""delete from {TABLE} k where layer = ? and (fingerprint <> ? or not exists (
+            select 1 from _ps_now n where n.partition_date is not distinct from k.partition_date
+            and n.signature = k.signature))""",
+        [layer, fp],
+    ).fetchall()
+    rows = con.execute(
+        f"""select partition_date from _ps_now n where not exists (
+            select 1 from {TABLE} k where k.layer = ? and k.partition_date is not distinct from n.partition_date)
+            order by 1""",
+        [layer],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def keep(con, layer: str, fp: str, partitions: list, counts: dict | None = None) -> None:
+    """Record `partitions` as computed now (signatures from the `stale` call before; with their counts)."""
+    if not partitions:
+        return
+    con.register("_ps_done", _frame(partitions, counts))
+    try:
+        con.execute(
+            f"""insert into {TABLE}
+            select ?, n.partition_date, n.signature, ?, d.counts from _ps_now n
+            join _ps_done d on d.partition_date is not distinct from n.partition_date""",
+            [layer, fp],
+        ).fetchall()
+    finally:
+        con.unregister("_ps_done")
+
+
+def _frame(partitions: list, counts: dict | None):
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "partition_date": pa.array(partitions, pa.date32()),
+            "counts": pa.array([(counts or {}).get(p) for p in partitions], pa.list_(pa.int64())),
+        }
+    )
+
+
+def where(partitions: list, column: str = "partition_date") -> str:
+    """SQL: `column` is one of `partitions` (NULL, the rows outside any date folder, included)."""
+    from tracking_plan.validate import lit
+
+    dates = [d for d in partitions if d is not None]
+    parts = [f"{column} in ({', '.join(lit(str(d)) + '::date' for d in dates)})"] if dates else []
+    if any(d is None for d in partitions):
+        parts.append(f"{column} is null")
+    return "(" + (" or ".join(parts) or "false") + ")"

@@ -331,7 +331,9 @@ def ingest_partitions(
             pending = pool.submit(read, groups[i + 1]) if i + 1 < len(groups) else None
             if tables:
                 con.register("_batch_in", tables[0])
-                validator.run(con, "_batch_in", "_group")
+                # the lines stay in the Arrow table (registered until the group is loaded): the
+                # quarantine and the erasure register read the few they need from there
+                validator.run(con, "_batch_in", "_group", raw=False)
                 # Snowplow TSV: the quarantine keeps the line as it was, not its mapped JSON
                 has_verbatim = "verbatim" in tables[0].column_names
                 con.execute(
@@ -343,7 +345,6 @@ def ingest_partitions(
                         "verbatim) where false"
                     )
                 ).fetchall()
-                con.unregister("_batch_in")
                 con.register("_part_of", pa.table({"source_file": list(part_of), "_partition": list(part_of.values())}))
                 # which partition each line belongs to; the validated rows stay where the validator wrote them
                 con.execute(
@@ -356,11 +357,15 @@ def ingest_partitions(
                     "join _part_of_t m using (source_file)"
                 ).fetchall()
             has_rows = bool(tables)
-            del tables
             listed = {p: [(str(e.path), *_stamp(e)) for e in to_read[p] + skipped[p]] for p, _ in group}
-            group_results = _load_group(
-                con, plan, [p for p, _ in group], logs, has_rows=has_rows, skipped=skipped, listed=listed
-            )
+            try:
+                group_results = _load_group(
+                    con, plan, [p for p, _ in group], logs, has_rows=has_rows, skipped=skipped, listed=listed
+                )
+            finally:
+                if has_rows:
+                    con.unregister("_batch_in")
+            del tables
             per_part = (time.time() - t0) / len(group)
             for res in group_results:
                 res.seconds = per_part
@@ -401,7 +406,12 @@ def _load_group(
         for table in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log", "ingest.landing_manifest"):
             con.execute(f"delete from {table} where partition_date in (select d from _dates)").fetchall()
         if not first:
-            mark_suppressed(con, plan, "_part")  # the erasure register: temp table _suppressed_rids
+            # the erasure register (temp table _suppressed_rids) matches a rejected row on its line's text
+            con.execute(
+                "create or replace temp view _part_lines as select p.* replace (b.raw as raw) from _part p "
+                "left join _batch_in b on b.source_file = p.source_file and b.line_no = p.line_no and not p.valid"
+            ).fetchall()
+            mark_suppressed(con, plan, "_part_lines")
             # the classification is narrow (row id, partition, bucket): the wide validated rows are read
             # once more only by the inserts, never copied
             prior = (
@@ -429,10 +439,12 @@ where coalesce(e._bucket, 'loaded') = 'loaded'
             con.execute(
                 f"""
 insert into ingest.quarantine
-select c._pdate, g.source_file, g.line_no, coalesce(v.verbatim, rtrim(g.raw, chr(13) || chr(10))), {late_reasons},
+select c._pdate, g.source_file, g.line_no, coalesce(v.verbatim, rtrim(b.raw, chr(13) || chr(10))), {late_reasons},
        list_transform({late_reasons}, lambda r: r.rule),
        message_id, event_name, received_at, library_name, library_version, ?, ?
 from _group g join _classified c on g.rowid = c._rid
+-- the line as it was read (the validated rows do not copy it)
+join _batch_in b on b.source_file = g.source_file and b.line_no = g.line_no
 left join _verbatim v on v.source_file = g.source_file and v.line_no = g.line_no
 where c._bucket = 'quarantined'
 """,

@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # (phase, a piece of the statement's text that marks it), first match wins
 PHASES = [
+    ("classify: messageIds seen", "_seen"),
     ("pass 2: sort by event", "__by_event as"),
     ("pass 2: property rules", "__rules as"),
     ("pass 2: update", "update _group"),

@@ -193,7 +193,9 @@ def compare_tables(a: Path, b: Path, show: int = 5) -> list[str]:
     """The tables of warehouses `a` and `b` whose rows differ (as multisets, volatile columns left out)."""
     import duckdb
 
-    con = duckdb.connect()
+    # bounded (DuckDB takes 80% of RAM by default): comparing 10M-event warehouses filled a shared machine
+    spill = tempfile.mkdtemp(prefix="ingest-cost-cmp-")
+    con = duckdb.connect(config={"memory_limit": "3GB", "temp_directory": spill})
     con.execute(f"attach '{a}' as a (read_only)")
     con.execute(f"attach '{b}' as b (read_only)")
     tables = {
@@ -229,6 +231,8 @@ def compare_tables(a: Path, b: Path, show: int = 5) -> list[str]:
             )
         else:
             print(f"  {t}: {na:,} rows, identical")
+    con.close()
+    shutil.rmtree(spill, ignore_errors=True)
     return problems
 
 

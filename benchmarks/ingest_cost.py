@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 # (phase, a piece of the statement's text that marks it), first match wins
 PHASES = [
+    ("classify: messageIds seen", "_seen"),
     ("pass 2: sort by event", "__by_event as"),
     ("pass 2: property rules", "__rules as"),
     ("pass 2: update", "update _group"),
@@ -192,7 +193,9 @@ def compare_tables(a: Path, b: Path, show: int = 5) -> list[str]:
     """The tables of warehouses `a` and `b` whose rows differ (as multisets, volatile columns left out)."""
     import duckdb
 
-    con = duckdb.connect()
+    # bounded (DuckDB takes 80% of RAM by default): comparing 10M-event warehouses filled a shared machine
+    spill = tempfile.mkdtemp(prefix="ingest-cost-cmp-")
+    con = duckdb.connect(config={"memory_limit": "3GB", "temp_directory": spill})
     con.execute(f"attach '{a}' as a (read_only)")
     con.execute(f"attach '{b}' as b (read_only)")
     tables = {
@@ -228,6 +231,8 @@ def compare_tables(a: Path, b: Path, show: int = 5) -> list[str]:
             )
         else:
             print(f"  {t}: {na:,} rows, identical")
+    con.close()
+    shutil.rmtree(spill, ignore_errors=True)
     return problems
 
 

@@ -540,3 +540,61 @@ def test_a_repeated_envelope_key_is_validated_and_stored_on_the_same_value(tmp_p
     assert query(w, "select message_id, user_id from ingest.events") == [("ok-then-bad", "u-first")]
     [(reason,)] = query(w, "select cast(reasons as varchar) from ingest.quarantine")
     assert "identity" in reason and "userId" in reason
+
+
+def _ingest_tables(w: Path) -> dict[str, list]:
+    """ingest.events, ingest.quarantine and ingest.ingestion_log, without the columns that record when."""
+    out = {}
+    for table, drop in (
+        ("ingest.events", "loaded_at"),
+        ("ingest.quarantine", "quarantined_at"),
+        ("ingest.ingestion_log", "started_at, finished_at, seconds"),
+    ):
+        out[table] = sorted(map(repr, query(w, f"select * exclude ({drop}) from {table}")))
+    return out
+
+
+def test_one_group_per_partition_builds_the_same_tables_as_one_group(tmp_path, monkeypatch):
+    """De-duplication across groups reads only the partitions whose stored messageIds may repeat the
+    group's (the `_seen` hashes): ingested one partition per group (as 10M events are), fresh and
+    again over the warehouse it built, the tables are those of one group holding every partition,
+    with re-sends within the lookback, beyond it (quarantined), in either direction, and within a day."""
+    from pipelines.ingest import load
+
+    lookback = plan().header.defaults.dedup_lookback_days
+    days = [BASE + T(days=d) for d in (0, 1, 2, lookback + 3, lookback + 5)]
+    landing = tmp_path / "landing"
+    for i, day in enumerate(days):
+        lines = [ev(mid=f"only-{i}-{j}", at=day + T(minutes=j)) for j in range(3)]
+        lines += [ev(mid="everywhere", at=day), ev(mid=f"twice-{i}", at=day), ev(mid=f"twice-{i}", at=day)]
+        if i:
+            lines.append(ev(mid=f"only-{i - 1}-0", at=day))  # yesterday's, re-sent
+            lines.append(ev(mid="only-0-1", at=day))  # the first day's, within or beyond the lookback
+        lines.append("{not json")
+        write_lines(landing, day.date().isoformat(), "a.jsonl", lines)
+    keys = [d.date().isoformat() for d in days]
+
+    def build(w: Path, group_bytes: int, times: int = 1) -> dict:
+        monkeypatch.setattr(load, "GROUP_BYTES", group_bytes)
+        for _ in range(times):
+            con = connect(w)
+            try:
+                ingest_partitions(con, plan(), landing, keys)
+                assert con.execute("select count(*) from duckdb_tables() where table_name = '_seen'").fetchall() == [
+                    (0,)
+                ]
+            finally:
+                con.close()
+        return _ingest_tables(w)
+
+    together = build(tmp_path / "together.duckdb", 1 << 30)
+    apart = build(tmp_path / "apart.duckdb", 1)
+    again = build(tmp_path / "again.duckdb", 1, times=2)
+    assert together == apart == again
+    assert query(tmp_path / "apart.duckdb", "select count(*) from ingest.events where message_id = 'everywhere'") == [
+        (1,)
+    ]
+    # the re-sends were judged: duplicates within the lookback, late copies quarantined as `duplicate`
+    (dups,) = query(tmp_path / "apart.duckdb", "select sum(duplicates) from ingest.ingestion_log")[0]
+    late = query(tmp_path / "apart.duckdb", "select count(*) from ingest.quarantine where rules = ['duplicate']")
+    assert dups >= len(days) * 2 and late[0][0] >= 2

@@ -275,6 +275,33 @@ def test_both_variants_agree_line_by_line_on_generated_traffic(tmp_path):
     assert len({rule.split()[0] for r in invalid for rule in r[6]}) >= 4  # several kinds of bug were judged
 
 
+def test_without_the_line_copied_every_other_column_is_the_same(tmp_path):
+    """`run(raw=False)` (what ingestion runs: it reads quarantined lines from its Arrow table) leaves
+    the raw column NULL and every other column of every row as `run()` writes it."""
+    from tracking_plan.reader import read_files
+    from trackplan.demo.generate import generate
+
+    generate(tmp_path, days=4, users=100, seed=5, bug_rate=0.05)
+    files = sorted(str(f) for f in tmp_path.glob("date=*/*.jsonl*"))
+    con = duckdb.connect()
+    con.register("inp", pa.concat_tables(list(read_files(files, strip=False))))
+    validator = Validator(load_plan())
+    validator.run(con, "inp", "with_raw")
+    validator.run(con, "inp", "without_raw", raw=False)
+    cols = [c for c, *_ in con.execute("select * from with_raw limit 0").description if c != "raw"]
+    assert cols == [c for c, *_ in con.execute("select * from without_raw limit 0").description if c != "raw"]
+    sel = ", ".join(f'"{c}"::varchar' for c in cols)
+    a = con.execute(f"select {sel} from with_raw order by source_file, line_no").fetchall()
+    b = con.execute(f"select {sel} from without_raw order by source_file, line_no").fetchall()
+    assert len(a) > 200 and a == b
+    assert con.execute("select count(*) from without_raw where raw is not null").fetchall() == [(0,)]
+    # the lines are still there to read, by (source_file, line_no), for the rows that were rejected
+    rejected = con.execute(
+        "select count(*), count(i.raw) from without_raw o join inp i using (source_file, line_no) where not o.valid"
+    ).fetchall()[0]
+    assert rejected[0] > 0 and rejected[0] == rejected[1]
+
+
 # -- issue 14: one meaning at every depth (the differential test compares verdicts; these pin the
 # rule and path each case reports) ---------------------------------------------------------------
 

@@ -757,8 +757,8 @@ class Validator:
             )
         else:
             final = f"""select source_file, line_no,
-       -- the verbatim line; consumers keep it only where it is needed, the quarantine
-       raw as raw, reasons, {EMPTY} as warnings, len(reasons) = 0 as valid,
+       -- the verbatim line (NULL when the caller reads it from its relation: see `run`)
+       {{raw_out}} as raw, reasons, {EMPTY} as warnings, len(reasons) = 0 as valid,
        message_id, _type as type, event_name, _event as event, name as page_name,
        -- an id that says null/undefined is no id: stored as NULL so no join or session picks it up
        case when _ok_aid then anonymous_id end as anonymous_id,
@@ -847,17 +847,24 @@ with parsed as (
 from checked
 """
 
-    def sql(self, relation: str, partition_day: bool = False) -> str:
+    def sql(self, relation: str, partition_day: bool = False, raw: bool = True) -> str:
         """The first pass over `relation`; with `partition_day` the relation has that column (the day
-        the landing layout gave each line's file), else the day comes from a date=YYYY-MM-DD folder."""
+        the landing layout gave each line's file), else the day comes from a date=YYYY-MM-DD folder.
+        Without `raw` the output's raw column is NULL (the caller reads the line from `relation`)."""
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", relation):
             raise ValueError(f"bad relation name {relation!r}")
         day = PARTITION_DAY_COLUMN if partition_day else PARTITION_DAY
-        return self.sql_template.replace("{relation}", relation).replace("{partition_day}", day)
+        return (
+            self.sql_template.replace("{relation}", relation)
+            .replace("{partition_day}", day)
+            .replace("{raw_out}", "raw" if raw else "null::varchar")
+        )
 
-    def run(self, con: duckdb.DuckDBPyConnection, relation: str, into: str) -> None:
+    def run(self, con: duckdb.DuckDBPyConnection, relation: str, into: str, raw: bool = True) -> None:
         """Validate every row of `relation` (source_file, line_no, raw, pre_reason[, partition_day]) into
-        temp table `into`.
+        temp table `into`. Without `raw`, `into`'s raw column is NULL: a caller that keeps `relation`
+        reads the few lines it needs (the quarantined ones) from there, by (source_file, line_no),
+        rather than having every line copied into `into` (at 10M events, 5.7 GB of text).
 
         Two passes. The first parses each line once, checks the envelope and writes every row. The
         second takes each plan event's rows densely (one scan of a small integer column per event),
@@ -867,9 +874,9 @@ from checked
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", into):
             raise ValueError(f"bad table name {into!r}")
         con.execute("set TimeZone = 'UTC'")
-        sql = self.sql(relation)  # (checks the relation's name before it is queried)
+        sql = self.sql(relation, raw=raw)  # (checks the relation's name before it is queried)
         if "partition_day" in {c[0] for c in con.execute(f"select * from {relation} limit 0").description}:
-            sql = self.sql(relation, partition_day=True)
+            sql = self.sql(relation, partition_day=True, raw=raw)
         con.execute(f"create or replace temp table {into} as {sql}").fetchall()
         passes = [p.replace("{relation}", f"{into}__by_event") for p in self.event_sql if p]
         if not passes:

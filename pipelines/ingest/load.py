@@ -323,6 +323,17 @@ def ingest_partitions(
         return part_of, logs, tables
 
     results = []
+    # With several groups, each group's de-duplication looks for its messageIds among the events of
+    # every other partition; scanning all of ingest.events for them made the ingest's cost grow with
+    # the square of its size (30 groups at 10M events read ~150M stored messageIds). _seen mirrors
+    # ingest.events' (hash of messageId, partition) as the groups replace partitions, so each group
+    # reads only the partitions that may hold one of its messageIds (a hash collision costs a
+    # partition read, never a wrong answer: the stored messageIds decide).
+    seen = len(groups) > 1
+    if seen:
+        con.execute(
+            "create or replace temp table _seen as select hash(message_id) as h, partition_date from ingest.events"
+        ).fetchall()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="trackplan-read") as pool:
         pending = pool.submit(read, groups[0]) if groups else None
         for i, group in enumerate(groups):
@@ -331,7 +342,9 @@ def ingest_partitions(
             pending = pool.submit(read, groups[i + 1]) if i + 1 < len(groups) else None
             if tables:
                 con.register("_batch_in", tables[0])
-                validator.run(con, "_batch_in", "_group")
+                # the lines stay in the Arrow table (registered until the group is loaded): the
+                # quarantine and the erasure register read the few they need from there
+                validator.run(con, "_batch_in", "_group", raw=False)
                 # Snowplow TSV: the quarantine keeps the line as it was, not its mapped JSON
                 has_verbatim = "verbatim" in tables[0].column_names
                 con.execute(
@@ -343,7 +356,6 @@ def ingest_partitions(
                         "verbatim) where false"
                     )
                 ).fetchall()
-                con.unregister("_batch_in")
                 con.register("_part_of", pa.table({"source_file": list(part_of), "_partition": list(part_of.values())}))
                 # which partition each line belongs to; the validated rows stay where the validator wrote them
                 con.execute(
@@ -356,17 +368,23 @@ def ingest_partitions(
                     "join _part_of_t m using (source_file)"
                 ).fetchall()
             has_rows = bool(tables)
-            del tables
             listed = {p: [(str(e.path), *_stamp(e)) for e in to_read[p] + skipped[p]] for p, _ in group}
-            group_results = _load_group(
-                con, plan, [p for p, _ in group], logs, has_rows=has_rows, skipped=skipped, listed=listed
-            )
+            try:
+                group_results = _load_group(
+                    con, plan, [p for p, _ in group], logs, has_rows=has_rows, skipped=skipped, listed=listed, seen=seen
+                )
+            finally:
+                if has_rows:
+                    con.unregister("_batch_in")
+            del tables
             per_part = (time.time() - t0) / len(group)
             for res in group_results:
                 res.seconds = per_part
                 results.append(res)
                 if on_done:
                     on_done(res)
+    if seen:
+        con.execute("drop table if exists _seen").fetchall()
     log_outside_partitions(con, plan, landing, scan)
     return results
 
@@ -386,6 +404,7 @@ def _load_group(
     has_rows: bool,
     skipped: dict[str, list[LandingEntry]] | None = None,
     listed: dict[str, list[tuple]] | None = None,
+    seen: bool = False,
 ) -> list[PartitionResult]:
     """Classify the validated rows of temp table _part (column _pdate) and replace these partitions
     of the ingest tables in one transaction: a run killed midway leaves them as they were."""
@@ -400,13 +419,30 @@ def _load_group(
     with transaction(con):
         for table in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log", "ingest.landing_manifest"):
             con.execute(f"delete from {table} where partition_date in (select d from _dates)").fetchall()
+        if seen:  # (a temp table: rolled back with the rest)
+            con.execute("delete from _seen where partition_date in (select d from _dates)").fetchall()
         if not first:
-            mark_suppressed(con, plan, "_part")  # the erasure register: temp table _suppressed_rids
+            # the erasure register (temp table _suppressed_rids) matches a rejected row on its line's text
+            con.execute(
+                "create or replace temp view _part_lines as select p.* replace (b.raw as raw) from _part p "
+                "left join _batch_in b on b.source_file = p.source_file and b.line_no = p.line_no and not p.valid"
+            ).fetchall()
+            mark_suppressed(con, plan, "_part_lines")
             # the classification is narrow (row id, partition, bucket): the wide validated rows are read
             # once more only by the inserts, never copied
+            where = ""
+            if seen:  # only the partitions that may hold one of this group's messageIds
+                days = [
+                    r[0]
+                    for r in con.execute(
+                        "select distinct partition_date from _seen "
+                        "where h in (select hash(message_id) from _group where valid) order by 1"
+                    ).fetchall()
+                ]
+                where = f"partition_date in ({', '.join(lit(d.isoformat()) + '::date' for d in days) or 'null'}) and "
             prior = (
-                "select message_id, min(partition_date) as _day from ingest.events "
-                "where partition_date not in (select d from _dates) "
+                f"select message_id, min(partition_date) as _day from ingest.events where {where}"
+                "partition_date not in (select d from _dates) "
                 "and message_id in (select message_id from _group where valid) group by message_id"
             )
             con.execute(f"create or replace temp table _classified as {classify_sql(plan, prior)}").fetchall()
@@ -426,13 +462,20 @@ where coalesce(e._bucket, 'loaded') = 'loaded'
 """,
                 [plan.version, now],
             ).fetchall()
+            if seen:
+                con.execute(
+                    "insert into _seen select hash(g.message_id), c._pdate from _classified c "
+                    "join _group g on g.rowid = c._rid where c._bucket = 'loaded'"
+                ).fetchall()
             con.execute(
                 f"""
 insert into ingest.quarantine
-select c._pdate, g.source_file, g.line_no, coalesce(v.verbatim, rtrim(g.raw, chr(13) || chr(10))), {late_reasons},
+select c._pdate, g.source_file, g.line_no, coalesce(v.verbatim, rtrim(b.raw, chr(13) || chr(10))), {late_reasons},
        list_transform({late_reasons}, lambda r: r.rule),
        message_id, event_name, received_at, library_name, library_version, ?, ?
 from _group g join _classified c on g.rowid = c._rid
+-- the line as it was read (the validated rows do not copy it)
+join _batch_in b on b.source_file = g.source_file and b.line_no = g.line_no
 left join _verbatim v on v.source_file = g.source_file and v.line_no = g.line_no
 where c._bucket = 'quarantined'
 """,

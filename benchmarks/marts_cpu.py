@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             med = statistics.median(r[name]["cpu"] for r in runs[side])
             last = runs[side][-1][name]
             queries = ", ".join(
-                f"{label} {n}x {t:.2f}s" for label, (n, t) in sorted(last["per_query"].items(), key=lambda kv: -kv[1][1])
+                f"{label} {n}x {t:.2f}s"
+                for label, (n, t) in sorted(last["per_query"].items(), key=lambda kv: -kv[1][1])
             )
             print(
                 f"  {name:22s} {med:7.2f}  statements {last['statements']:3d}, of stitch.events "

@@ -76,39 +76,14 @@ def in_list(values: Iterable) -> str:
 # -- the narrow events -----------------------------------------------------------------------------------------
 
 
-# the JSON columns of stitch.events the narrow events read, and the alias of each one's parsed paths
-_JSON = {"properties": "__properties", "traits": "__traits", "context": "__context"}
-
-
-class _Paths:
-    """The JSON paths the narrow events read, per JSON column: each document is parsed once per row
-    (``json_extract_string(doc, [paths])``), not once per field read from it (1M events: the
-    materialized narrow events cost half the CPU, and ``matching_inputs_sql`` a third)."""
-
-    def __init__(self):
-        self.by_column: dict[str, list[str]] = {}
-
-    def get(self, column: str, path: str) -> str:
-        paths = self.by_column.setdefault(column, [])
-        if path not in paths:
-            paths.append(path)
-        return f"{_JSON[column]}[{paths.index(path) + 1}]"
-
-    def columns(self) -> list[str]:
-        return [
-            f"json_extract_string({c}, [{', '.join(lit('$.' + p) for p in paths)}]) as {_JSON[c]}"
-            for c, paths in self.by_column.items()
-        ]
-
-
-def _field_sql(path: str, paths: _Paths) -> str:
+def _field_sql(path: str) -> str:
     """SQL for an event field path: a typed column when ingest already has one, else JSON."""
     if path in ("context.location.region", "region"):
         return "region"
     head, _, rest = path.partition(".")
-    if head in _JSON and rest:
-        return paths.get(head, rest)
-    return paths.get("properties", path)
+    if head in ("context", "properties", "traits") and rest:
+        return f"json_extract_string({head}, '$.{rest}')"
+    return f"json_extract_string(properties, '$.{path}')"
 
 
 def narrow_events_sql(plan: Plan) -> str:
@@ -117,32 +92,27 @@ def narrow_events_sql(plan: Plan) -> str:
     Columns: ``person_id, event_name, timestamp, region, has_user, experiment_id, variant,
     company_size, seats, plan`` plus ``prop:<name>`` per KPI property and one column per initiative
     segment field and ``treatment_where`` key (``events_frame`` names them). Only ever read inside an
-    aggregate query, so the optimizer extracts just the columns that query uses; a query that reads
-    any field of a JSON column parses that column's document once per row for all its fields.
+    aggregate query, so the optimizer extracts just the columns that query uses.
     """
-    j = _Paths()
     cols = [
         "person_id",
         "event_name",
         '"timestamp"',
         "region",
         "user_id is not null as has_user",
-        f"{j.get('properties', 'experiment_id')} as experiment_id",
-        f"coalesce({j.get('properties', 'variation_id')}, {j.get('properties', 'variant')}) as variant",
-        f"coalesce({j.get('traits', 'company_size')}, {j.get('properties', 'company_size')}) as company_size",
-        f"coalesce(try_cast({j.get('properties', 'seats')} as double), try_cast({j.get('traits', 'seats')} as double)) as seats",
-        f"{j.get('traits', 'plan')} as plan",
+        "json_extract_string(properties, '$.experiment_id') as experiment_id",
+        "coalesce(json_extract_string(properties, '$.variation_id'), json_extract_string(properties, '$.variant')) as variant",
+        "coalesce(json_extract_string(traits, '$.company_size'), json_extract_string(properties, '$.company_size')) as company_size",
+        "coalesce(try_cast(json_extract_string(properties, '$.seats') as double), try_cast(json_extract_string(traits, '$.seats') as double)) as seats",
+        "json_extract_string(traits, '$.plan') as plan",
     ]
     cols += [
-        f"try_cast({j.get('properties', p)} as double) as {ident(prop_column(p))}" for p in property_names(plan)
+        f"try_cast(json_extract_string(properties, '$.{p}') as double) as {ident(prop_column(p))}"
+        for p in property_names(plan)
     ]
-    cols += [f"{_field_sql(f, j)} as {ident(f)}" for f in segment_fields(plan)]
-    cols += [f"{j.get('properties', k)} as {ident(where_column(k))}" for k in where_keys(plan)]
-    inner = ", ".join(["*", *j.columns()])
-    return (
-        "select " + ", ".join(cols) + f" from (select {inner} from stitch.events"
-        ' where person_id is not null and "timestamp" is not null)'
-    )
+    cols += [f"{_field_sql(f)} as {ident(f)}" for f in segment_fields(plan)]
+    cols += [f"json_extract_string(properties, '$.{k}') as {ident(where_column(k))}" for k in where_keys(plan)]
+    return "select " + ", ".join(cols) + ' from stitch.events where person_id is not null and "timestamp" is not null'
 
 
 def frame_events_sql(plan: Plan, table: str) -> str:

@@ -14,7 +14,7 @@ when or how long something ran (and, of quality.check_results' metadata, the SQL
 Exits 1 on any difference, naming the table and a few differing rows.
 
     python benchmarks/ingest_cost.py phases LANDING [--days N] [--profile out.pstats] [--explain PHASE]
-    python benchmarks/ingest_cost.py compare LANDING --a /work/main --b . [--ingest-only] [--workdir DIR]
+    python benchmarks/ingest_cost.py compare LANDING --a MAIN_CHECKOUT --b . [--ingest-only] [--workdir DIR]
     python benchmarks/ingest_cost.py tables A.duckdb B.duckdb      # compare two existing warehouses
 """
 

@@ -9,7 +9,7 @@ read `stitch.events` are counted apart. Passes alternate between the checkouts (
 that load from other processes falls on both alike; printed: the median per mart and of the total,
 and b's total as a ratio of a's.
 
-    python benchmarks/marts_cpu.py WAREHOUSE [--a /work/main] [--b .] [--repeat 3] [--marts initiative_roi,...]
+    python benchmarks/marts_cpu.py WAREHOUSE --a MAIN_CHECKOUT --b . [--repeat 3] [--marts initiative_roi,...]
 """
 
 from __future__ import annotations
@@ -25,15 +25,14 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-PYTHON_MARTS = (
-    "experiment_results",
-    "experiment_uplift",
-    "initiative_roi",
-    "initiative_scenarios",
-    "initiative_portfolio",
-    "channel_attribution",
-    "customer_clv",
-)
+
+def python_marts() -> list[str]:
+    """The Python marts' module names, from the model catalog (the one list of them)."""
+    sys.path.insert(0, str(REPO))
+    from models.catalog import load_python_models
+
+    return [m.table.split(".", 1)[1] for m in load_python_models()]
+
 
 # (label, a piece of the statement's text that marks it), first match wins
 QUERIES = [
@@ -109,13 +108,13 @@ def child(warehouse: str, marts: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("warehouse")
-    ap.add_argument("--a", default="/work/main")
-    ap.add_argument("--b", default=".")
+    ap.add_argument("--a", required=True, help="a checkout (e.g. a git worktree of main)")
+    ap.add_argument("--b", required=True, help="the other checkout (e.g. .)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--marts", default=",".join(PYTHON_MARTS))
+    ap.add_argument("--marts", help="comma-separated module names (default: every Python mart)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
-    marts = args.marts.split(",")
+    marts = args.marts.split(",") if args.marts else python_marts()
     if args.child:
         print(json.dumps(child(args.warehouse, marts)))
         return 0

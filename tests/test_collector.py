@@ -340,7 +340,14 @@ def test_metrics_count_events_and_fake_validator_violations(make_client, tmp_pat
         {"type": "identify", "userId": "u"},
     ]
     assert client.post("/v1/batch", json={"batch": batch}, headers={"Authorization": BASIC}).status_code == 200
-    text = client.get("/metrics").text
+    # the plan check runs off the request path (one worker thread): wait for it to count all three
+    deadline = time.monotonic() + 30
+    while True:
+        text = client.get("/metrics").text
+        checked = re.findall(r"^trackplan_collector_plan_checked_events_total\{[^}]*\} ([0-9.]+)$", text, re.MULTILINE)
+        if sum(float(n) for n in checked) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(seen) == 3
     assert 'trackplan_collector_plan_violations_total{event="Order Completed",rule="REQUIRED"} 1.0' in text
     assert 'trackplan_collector_plan_violations_total{event="identify",rule="REQUIRED"} 1.0' in text

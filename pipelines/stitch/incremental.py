@@ -30,6 +30,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from quality_checks.partition_state import signature_sql
 from tracking_plan.model import Plan
 from tracking_plan.validate import lit
 
@@ -77,17 +78,18 @@ def stitch(con: duckdb.DuckDBPyConnection, plan: Plan, plan_dir=None, full_refre
 
 def changed_partitions(con: duckdb.DuckDBPyConnection) -> list:
     """Partitions whose rows differ between ingest.events and stitch.events: row count, or the
-    earliest or latest loaded_at. The ingest replaces a partition whole and stamps every row it
+    earliest or latest loaded_at (quality_checks.partition_state's signature, which the quality
+    layer's per-partition results are kept by too). The ingest replaces a partition whole and stamps every row it
     loads with the time of that load, so a re-ingested, new or erased partition (`forget` deletes
     rows) shows as changed; the two columns read are nearly constant per partition (DuckDB stores
     them compressed to a run), so this costs ~1 ms per 400k rows where hashing every message id
     cost ~12 ms and grew with the history."""
-    fp = "select partition_date, count(*) as n, min(loaded_at) as lo, max(loaded_at) as hi from {} group by all"
     rows = con.execute(f"""
         select coalesce(i.partition_date, s.partition_date)
-        from ({fp.format("ingest.events")}) i
-        full join ({fp.format("stitch.events")}) s on i.partition_date is not distinct from s.partition_date
-        where i.n is distinct from s.n or i.lo is distinct from s.lo or i.hi is distinct from s.hi
+        from ({signature_sql("ingest.events", "loaded_at")}) i
+        full join ({signature_sql("stitch.events", "loaded_at")}) s
+        on i.partition_date is not distinct from s.partition_date
+        where i.signature is distinct from s.signature
     """).fetchall()
     return [r[0] for r in rows]
 

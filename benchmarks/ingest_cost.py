@@ -13,7 +13,7 @@ table present in either: the same rows, as a multiset, after leaving out the col
 when or how long something ran (and, of quality.check_results' metadata, the SQL text and timings).
 Exits 1 on any difference, naming the table and a few differing rows.
 
-    python benchmarks/ingest_cost.py phases LANDING [--days N] [--profile out.pstats] [--explain PHASE]
+    python benchmarks/ingest_cost.py phases LANDING [--days N] [--profile out.pstats] [--explain PHASE] [--set NAME=VALUE]
     python benchmarks/ingest_cost.py compare LANDING --a MAIN_CHECKOUT --b . [--ingest-only] [--workdir DIR]
     python benchmarks/ingest_cost.py tables A.duckdb B.duckdb      # compare two existing warehouses
 """
@@ -119,7 +119,9 @@ class _Inline:
         return f
 
 
-def phases(landing: Path, days: int | None, profile: str | None, explain: str | None = None) -> dict:
+def phases(
+    landing: Path, days: int | None, profile: str | None, explain: str | None = None, settings: list[str] = ()
+) -> dict:
     sys.path.insert(0, str(REPO))
     os.environ.setdefault("TRACKPLAN_HASH_SALT", "bench-salt")
     from pipelines import warehouse
@@ -133,6 +135,9 @@ def phases(landing: Path, days: int | None, profile: str | None, explain: str | 
     parts = load.landed_partitions(landing)[: days or None]
     with tempfile.TemporaryDirectory(prefix="ingest-cost-") as tmp:
         con = warehouse.connect(Path(tmp) / "wh.duckdb")
+        for setting in settings:  # a DuckDB setting to try, e.g. disabled_compression_methods=fsst
+            name, _, value = setting.partition("=")
+            con.execute(f"set {name} = '{value}'")
         timed = _Timed(con, costs, explain)
         c0, w0 = time.process_time(), time.perf_counter()
         prof = None
@@ -271,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=int, default=None, help="only the first N partitions")
     p.add_argument("--profile", default=None, help="write a cProfile of the ingest here")
     p.add_argument("--explain", default=None, help="print DuckDB's EXPLAIN ANALYZE of this phase's statements")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a DuckDB setting to try")
     c = sub.add_parser("compare")
     c.add_argument("landing", type=Path)
     c.add_argument("--a", type=Path, required=True, help="a checkout (the baseline)")
@@ -282,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("b", type=Path)
     args = ap.parse_args(argv)
     if args.cmd == "phases":
-        phases(args.landing.resolve(), args.days, args.profile, args.explain)
+        phases(args.landing.resolve(), args.days, args.profile, args.explain, args.set)
         return 0
     if args.cmd == "tables":
         problems = compare_tables(args.a, args.b)

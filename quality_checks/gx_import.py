@@ -4,15 +4,45 @@ GX imports `pyspark.sql.connect` when pyspark is installed (it is, for the Spark
 takes a process whose `__main__` has neither `__spec__` nor `__file__` (`python -c`, pytest-xdist
 workers, embedded interpreters) for pyspark's own doctest runner and, without Spark Connect's extras,
 calls `sys.exit(0)`: a run would end in the middle of its quality checks with exit status 0. While GX
-loads, such a `__main__` is given a placeholder `__file__`, and nothing else changes."""
+loads, such a `__main__` is given a placeholder `__file__`.
+
+GX also imports, when they are installed, the SDKs of its other backends (pyspark, Azure, Google Cloud,
+boto3): ~0.4 CPU-s of a run's ~1.8 s GX import, for data sources trackplan never gives it (its suite
+validates a DuckDB table through pandas). Those imports, made by GX's own modules, are refused as if
+the SDK were absent (GX's documented behaviour then: the backend is unavailable); the same SDKs
+imported by anything else (the Spark engine, an object-store landing) load as usual, in any thread."""
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import sys
 import threading
 
 _LOCK = threading.Lock()
+
+# the backends' SDKs GX would import for data sources trackplan does not use
+NOT_FOR_GX = ("pyspark", "azure", "google.cloud", "boto3", "botocore")
+
+
+class _NotForGX(importlib.abc.MetaPathFinder):
+    """Refuses NOT_FOR_GX to an import statement in a great_expectations module, and only there."""
+
+    def find_spec(self, name, path, target=None):
+        if not name.startswith(NOT_FOR_GX) or not any(name == r or name.startswith(r + ".") for r in NOT_FOR_GX):
+            return None
+        f = sys._getframe(1)
+        while f is not None:  # the first frame outside the import machinery made the import
+            mod = f.f_globals.get("__name__") or ""
+            if not mod.startswith(("importlib", "_frozen_importlib")):
+                if mod == "great_expectations" or mod.startswith("great_expectations."):
+                    raise ModuleNotFoundError(f"No module named {name!r} (not loaded for Great Expectations)", name=name)
+                return None
+            f = f.f_back
+        return None
+
+
+_FINDER = _NotForGX()
 
 
 def import_gx():
@@ -28,6 +58,8 @@ def import_gx():
         )
         if patch:
             main.__file__ = "<trackplan>"
+        if _FINDER not in sys.meta_path:  # (kept: GX imports some modules lazily, later)
+            sys.meta_path.insert(0, _FINDER)
         try:
             import great_expectations as gx
         finally:

@@ -56,3 +56,30 @@ def test_gx_suite_runs_under_python_c_with_pyspark_installed():
         check=False,
     )
     assert out.returncode == 0 and "gx passed True" in out.stdout, out.stderr[-2000:]
+
+
+def test_gx_leaves_unused_backend_sdks_unloaded_but_importable():
+    """GX's own imports of pyspark, Azure, Google Cloud and boto3 are refused (trackplan gives GX a
+    pandas frame only); the suite still runs, and the same SDKs still import for anything else."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from test_quality_gx import _metrics;"
+        "from quality_checks.gx_suite import run_gx_suite;"
+        "ok = run_gx_suite(_metrics()).passed;"
+        "loaded = sorted({k.split('.')[0] for k in sys.modules if k.startswith(('pyspark', 'azure', 'boto3', 'google.cloud'))});"
+        "import pyspark.sql, azure.storage.blob;"
+        "print('gx passed', ok, 'loaded by gx', loaded)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "gx passed True loaded by gx []" in out.stdout, out.stdout + out.stderr[-2000:]

@@ -214,6 +214,16 @@ def _split_path(path: str) -> list[str]:
 
 
 REASONS = "struct(rule varchar, path varchar, message varchar)[]"  # the type of reasons and warnings
+# a property rule's reason as pass 2 keeps it (Validator._event_pass): its message in parts (Message),
+# `arg` the position of the value it reads among its event's, `warn` whether it is a warning
+REASON_PARTS = {
+    "rule": "VARCHAR",
+    "path": "VARCHAR",
+    "before": "VARCHAR",
+    "arg": "INTEGER",
+    "after": "VARCHAR",
+    "warn": "BOOLEAN",
+}
 EMPTY = f"[]::{REASONS}"
 
 
@@ -232,6 +242,16 @@ def _reason(rule: str, path: str, message_sql: str) -> str:
 
 
 @dataclass(frozen=True)
+class Message:
+    """The message of a Check's reason: `before`, then the text of SQL `arg` (a value read from the
+    row) when there is one, then `after`. A NULL `arg` makes the message NULL, as SQL's || does."""
+
+    before: str
+    arg: str | None = None
+    after: str = ""
+
+
+@dataclass(frozen=True)
 class Check:
     """One rule of the plan on one value, compiled to SQL: the single definition the validator
     quarantines by and the row-level gates on ingest.events are compiled from
@@ -240,7 +260,7 @@ class Check:
     rule: str  # the code a quarantined line names: required, type, enum, pattern, minimum, ...
     path: str  # where, as the reason shows it: $.properties.products[*].price
     fails: str  # SQL true when the value breaks the rule (over the property columns, see property_columns)
-    reason: str  # SQL of the reason struct
+    message: Message  # what the reason says
     null: bool = False  # the rule is "this value is not null" (a non-nullable type given null)
     prop: str | None = None  # the top-level plan property it checks (None: the payload as a whole)
 
@@ -305,12 +325,12 @@ class Validator:
         out: list[Check] = []
         ptype = prop.type
 
-        def msg(dynamic: str, static: str) -> str:
+        def msg(before: str, arg: str, after: str, static: str) -> Message:
             # inside an array the value is a lambda's variable, which the reason (built outside) cannot read
-            return dynamic if depth == 0 else lit(static + " (in at least one item)")
+            return Message(before, arg, after) if depth == 0 else Message(static + " (in at least one item)")
 
-        def add(rule: str, fails: str, message: str, path: str = shown, null: bool = False) -> None:
-            out.append(Check(rule, path, fails, _reason(rule, path, message), null))
+        def add(rule: str, fails: str, message: Message, path: str = shown, null: bool = False) -> None:
+            out.append(Check(rule, path, fails, message, null))
 
         d = f"try_cast({v} as double)"
         is_num = f"{t} in ('BIGINT', 'UBIGINT', 'DOUBLE')"
@@ -321,8 +341,7 @@ class Validator:
                 "json",
                 f"{t} = 'DOUBLE' and not isfinite({d})",
                 msg(
-                    f"'number ' || {v} || ' is out of range (not a JSON number)'",
-                    "a number is out of range (not a JSON number)",
+                    "number ", v, " is out of range (not a JSON number)", "a number is out of range (not a JSON number)"
                 ),
             )
         if ptype is not None:
@@ -340,10 +359,10 @@ class Validator:
                 add(
                     "type",
                     f"{t} <> 'NULL' and not {ok}",
-                    msg(f"'expected {ptype} or null, got ' || lower({t})", f"expected {ptype} or null"),
+                    msg(f"expected {ptype} or null, got ", f"lower({t})", "", f"expected {ptype} or null"),
                 )
             else:
-                got = msg(f"'expected {ptype}, got ' || lower({t})", f"expected {ptype}")
+                got = msg(f"expected {ptype}, got ", f"lower({t})", "", f"expected {ptype}")
                 # null and a wrong type are one rule in two parts: the gates check "not null" apart
                 add("type", f"{t} = 'NULL'", got, null=True)
                 add("type", f"{t} <> 'NULL' and not {ok}", got)
@@ -353,7 +372,7 @@ class Validator:
             add(
                 "format",
                 f"{ok} and not {format_ok('date-time', v, lit)}",
-                msg(f"'value ' || {v} || ' is not an RFC 3339 date-time'", "not an RFC 3339 date-time"),
+                msg("value ", v, " is not an RFC 3339 date-time", "not an RFC 3339 date-time"),
             )
         if prop.enum is not None:
             members = self._enum_sql(x, t, v, list(prop.enum) + ([None] if prop.nullable else []))
@@ -361,37 +380,37 @@ class Validator:
             add(
                 "enum",
                 f"{ok} and not {members}",
-                msg(f"'value ' || coalesce({v}, 'null') || ' is not one of ' || {lit(listed)}", f"not one of {listed}"),
+                msg("value ", f"coalesce({v}, 'null')", f" is not one of {listed}", f"not one of {listed}"),
             )
         is_str = f"{t} = 'VARCHAR'"
         if prop.pattern is not None:
             add(
                 "pattern",
                 f"{is_str} and not regexp_matches({v}, {lit(prop.pattern)})",
-                msg(f"'value ' || {v} || ' does not match ' || {lit(prop.pattern)}", f"does not match {prop.pattern}"),
+                msg("value ", v, f" does not match {prop.pattern}", f"does not match {prop.pattern}"),
             )
         if prop.format is not None:
-            add("format", f"{is_str} and not {format_ok(prop.format, v, lit)}", lit(f"not a valid {prop.format}"))
+            add("format", f"{is_str} and not {format_ok(prop.format, v, lit)}", Message(f"not a valid {prop.format}"))
         if prop.minimum is not None:
             add(
                 "minimum",
                 f"{is_num} and {_beyond(t, v, prop.minimum, 'min')}",
-                msg(f"'value ' || {v} || ' is below the minimum {prop.minimum}'", f"below the minimum {prop.minimum}"),
+                msg("value ", v, f" is below the minimum {prop.minimum}", f"below the minimum {prop.minimum}"),
             )
         if prop.maximum is not None:
             add(
                 "maximum",
                 f"{is_num} and {_beyond(t, v, prop.maximum, 'max')}",
-                msg(f"'value ' || {v} || ' is above the maximum {prop.maximum}'", f"above the maximum {prop.maximum}"),
+                msg("value ", v, f" is above the maximum {prop.maximum}", f"above the maximum {prop.maximum}"),
             )
         if ptype == "array":  # the plan has one length vocabulary: items of an array, characters of a string
             n, unit, is_len = f"json_array_length({x})", "items", f"{t} = 'ARRAY'"
         else:
             n, unit, is_len = f"length({v})", "characters", is_str
         if prop.min_length is not None:
-            add("min_length", f"{is_len} and {n} < {prop.min_length}", lit(f"fewer than {prop.min_length} {unit}"))
+            add("min_length", f"{is_len} and {n} < {prop.min_length}", Message(f"fewer than {prop.min_length} {unit}"))
         if prop.max_length is not None:
-            add("max_length", f"{is_len} and {n} > {prop.max_length}", lit(f"more than {prop.max_length} {unit}"))
+            add("max_length", f"{is_len} and {n} > {prop.max_length}", Message(f"more than {prop.max_length} {unit}"))
         if prop.items is not None:
             # the array is parsed once for all its item rules: one lambda over its items computes a
             # bit per rule, OR-ed over the items (a lambda and a parse per rule cost 5x more)
@@ -423,14 +442,19 @@ class Validator:
                 sx = f"json_extract({x}, {path})"
                 st = f"json_type({x}, {path})"  # NULL: the key is not there; 'NULL': it holds null
                 if sp.required:
-                    add("required", f"{is_obj} and {st} is null", lit("required property is missing"), f"{shown}.{sub}")
+                    add(
+                        "required",
+                        f"{is_obj} and {st} is null",
+                        Message("required property is missing"),
+                        f"{shown}.{sub}",
+                    )
                 for c in self._value_rules(sx, st, f"({x} ->> {path})", sp, f"{shown}.{sub}", shut, depth):
                     out.append(replace(c, fails=f"{is_obj} and {st} is not null and ({c.fails})"))
             keys = f"json_keys({x})"
             add(
                 "duplicate_key",
                 f"{is_obj} and len({keys}) > len(list_distinct({keys}))",
-                lit("an object has the same key twice"),
+                Message("an object has the same key twice"),
             )
             if shut:
                 known = "[" + ", ".join(lit(k) for k in subs) + "]"
@@ -438,7 +462,9 @@ class Validator:
                     "unexpected_property",
                     f"{is_obj} and not list_has_all({known}, {keys})",
                     msg(
-                        f"'not in the plan: ' || array_to_string(list_filter({keys}, lambda k: not list_contains({known}, k)), ', ')",
+                        "not in the plan: ",
+                        f"array_to_string(list_filter({keys}, lambda k: not list_contains({known}, k)), ', ')",
+                        "",
                         "a key that is not in the plan",
                     ),
                 )
@@ -474,8 +500,8 @@ class Validator:
         policy = ev.unexpected_properties or self.unexpected_default
         present = " + ".join(f"(_t{i} is not null)::integer" for i in prop_cols.values()) or "0"
 
-        def whole(rule: str, fails: str, message: str, path: str = shown_base) -> Check:
-            return Check(rule, path, fails, _reason(rule, path, message))
+        def whole(rule: str, fails: str, message: Message, path: str = shown_base) -> Check:
+            return Check(rule, path, fails, message)
 
         checks: list[Check] = (
             []
@@ -485,20 +511,20 @@ class Validator:
                 whole(
                     "type",
                     "_payload_null or (_props is not null and left(_props::varchar, 1) <> '{')",
-                    lit("expected an object"),
+                    Message("expected an object"),
                 ),
                 whole(
                     "duplicate_key",
                     # n keys that include n distinct plan properties are distinct: the set-based
                     # check (costly) runs only on payloads with keys beyond their plan properties
                     f"case when len(_keys) > {present} then len(_keys) > len(list_distinct(_keys)) else false end",
-                    lit("an object has the same key twice"),
+                    Message("an object has the same key twice"),
                 ),
                 # any object nested in the payload, described or not (computed once for all events
                 # as pass 2 sorts its rows: see PAYLOAD_WIDE)
-                whole("duplicate_key", "_nested_dup", lit("an object has the same key twice" + GENERAL)),
+                whole("duplicate_key", "_nested_dup", Message("an object has the same key twice" + GENERAL)),
                 # a number past the double range (1e400) anywhere in the payload, described or not
-                whole("json", "_huge_number", lit("a number is out of range (not a JSON number)" + GENERAL)),
+                whole("json", "_huge_number", Message("a number is out of range (not a JSON number)" + GENERAL)),
             ]
         )
         for name, prop in ev.properties.items():
@@ -506,7 +532,9 @@ class Validator:
             shown = f"{shown_base}.{name}"
             if prop.required:
                 checks.append(
-                    replace(whole("required", f"_t{i} is null", lit("required property is missing"), shown), prop=name)
+                    replace(
+                        whole("required", f"_t{i} is null", Message("required property is missing"), shown), prop=name
+                    )
                 )
             for c in self._value_rules(f"_p{i}", f"_t{i}", f"_x{i}", prop, shown, policy == "reject"):
                 checks.append(replace(c, fails=f"_t{i} is not null and ({c.fails})", prop=name))
@@ -516,7 +544,7 @@ class Validator:
         unexpected = whole(
             "unexpected_property",
             f"not list_has_all({known}, _keys)",
-            f"'not in the plan: ' || array_to_string({extra}, ', ')",
+            Message("not in the plan: ", f"array_to_string({extra}, ', ')"),
         )
         if policy == "reject":
             checks.append(unexpected)
@@ -526,12 +554,16 @@ class Validator:
             msg = f"event is deprecated{' (sunset ' + ev.sunset + ')' if ev.sunset else ''}" + (
                 f"; use {ev.replaced_by!r}" if ev.replaced_by else ""
             )
-            warns.append(whole("deprecated", "true", lit(msg), "$.event"))
+            warns.append(whole("deprecated", "true", Message(msg), "$.event"))
         return checks, warns
 
-    def _event_pass(self, ev: Event, k: int) -> str:
+    def _event_pass(self, ev: Event, k: int) -> tuple[str, list[dict]]:
         """SQL over the first pass's output table ({relation}): the rows of plan event number `k`
-        only, dense; returns (row id, errors, warnings) of the rows where at least one rule fails.
+        only, dense; returns (row id `_rid`, `_k` = k, `_r`) per row, and the event's reasons in rule
+        order (rule, path, message parts, warning or not). `_r` is NULL where no rule fails, else
+        {'f': whether each rule fails, 'a': the values its messages read}: the reasons themselves
+        are built from them once for every event (REASONS_SQL), not by SQL of their own per rule
+        (planning that SQL cost ~0.1 CPU-s per run).
 
         The payload is parsed once for the JSON types of all its plan properties (one
         `json_type` over a list of paths: NULL when the key is not there, 'NULL' when it holds
@@ -547,9 +579,10 @@ class Validator:
         finally:
             self._hoist = None
         if not errs and not warns:
-            return ""
+            return "", []
+        rules = [*errs, *warns]
         props = "case when type in ('identify', 'group') then traits else properties end"
-        text = " ".join(c.fails + " " + c.reason for c in [*errs, *warns]) + " ".join(e for _, e in hoisted)
+        text = " ".join(f"{c.fails} {c.message.arg}" for c in rules) + " ".join(e for _, e in hoisted)
         cols = ""
         if local:
             paths = "[" + ", ".join(lit(json_path(n)) for n in local) + "]"
@@ -566,30 +599,35 @@ class Validator:
         inner = f"select *{typed} from (select *{cols} from ({rows}))"
         if hoisted:
             inner = f"select *, {', '.join(f'{e} as {n}' for n, e in hoisted)} from ({inner})"
-        # each rule's condition is computed once, as a column; reasons are built only for failing rows
-        rules = [*errs, *warns]
+        # each rule's condition is computed once, as a column
         flags = ", ".join(f"coalesce({c.fails}, false) as _c{j}" for j, c in enumerate(rules))
-        err_flags = [(f"_c{j}", c.reason) for j, c in enumerate(errs)]
+        says = [f"_c{j}" for j in range(len(rules))]  # when each rule's reason is given
         # a payload-wide rule (GENERAL) says nothing more when a rule of the same name at a
         # property's own path already failed
         for j, c in enumerate(errs):
-            if GENERAL in c.reason:
+            if GENERAL in c.message.before:
                 same = [f"_c{i}" for i, o in enumerate(errs) if i != j and o.rule == c.rule]
                 if same:
-                    err_flags[j] = (f"(_c{j} and not ({' or '.join(same)}))", c.reason)
-        warn_flags = [(f"_c{len(errs) + j}", c.reason) for j, c in enumerate(warns)]
-
+                    says[j] = f"(_c{j} and not ({' or '.join(same)}))"
+        args: dict[str, int] = {}  # the values messages read, each once: SQL -> its position in 'a'
+        reasons = [
+            {
+                "rule": c.rule,
+                "path": c.path,
+                "before": c.message.before,
+                "arg": None if c.message.arg is None else args.setdefault(c.message.arg, len(args) + 1),
+                "after": c.message.after,
+                "warn": j >= len(errs),
+            }
+            for j, c in enumerate(rules)
+        ]
         # no WHERE on the flags: DuckDB would push it below their projection and inline (recompute)
         # every parse into the filter; a CASE keeps each expression evaluated once
-        def listed(fl: list) -> str:
-            if not fl:
-                return "null"
-            return (
-                f"case when {' or '.join(c for c, _ in fl)} then "
-                f"list_filter({_listed(fl)}, lambda x: x is not null)::{REASONS} end"
-            )
-
-        return f"select _rid, {listed(err_flags)} as _perr, {listed(warn_flags)} as _pwarn from (select *, {flags} from ({inner}))"
+        failing = (
+            f"case when {' or '.join(f'_c{j}' for j in range(len(rules)))} then "
+            f"{{'f': [{', '.join(says)}], 'a': [{', '.join(args)}]::varchar[]}} end"
+        )
+        return f"select _rid, {k} as _k, {failing} as _r from (select *, {flags} from ({inner}))", reasons
 
     def _compile(self) -> str:
         plan = self.plan
@@ -749,7 +787,11 @@ class Validator:
             "'event ' || coalesce('\"' || _event || '\"', '(missing)') || ' is not in the plan'",
         )
         unknown_rule = ("_ekey is null and _type = 'track'", unknown)
-        self.event_sql = [self._event_pass(e, k) for k, e in enumerate(self.keyed)]
+        self.event_sql, self.event_reasons = [], []
+        for k, e in enumerate(self.keyed):
+            sql, reasons = self._event_pass(e, k)
+            self.event_sql.append(sql)
+            self.event_reasons.append(reasons)
         if slim:  # only what `trackplan validate` reports and the second pass reads
             final = (
                 f"select source_file, line_no, null::varchar as raw, reasons, {EMPTY} as warnings, "
@@ -901,7 +943,22 @@ from checked
             f"traits, _payload_null, {', '.join(f'{e} as {c}' for c, e in PAYLOAD_WIDE.items())} "
             f"from {into} where _ekey is not null order by _ekey",
         )
-        self._execute(con, f"create or replace temp table {into}__rules as " + "\nunion all\n".join(passes))
+        # each row's reasons, from its event's rules that fail (see _event_pass), for all events at once
+        table = f"from_json({lit(json.dumps(self.event_reasons))}, {lit(json.dumps([[REASON_PARTS]]))})[_k + 1]"
+
+        def reasons(warn: bool) -> str:
+            return (
+                f"case when _r is not null then list_transform(list_filter({table}, "
+                f"lambda m, i: _r.f[i] and {'' if warn else 'not '}m.warn), lambda m: {{'rule': m.rule, "
+                "'path': m.path, 'message': m.before || case when m.arg is null then '' else _r.a[m.arg] end "
+                "|| m.after}) end"
+            )
+
+        self._execute(
+            con,
+            f"create or replace temp table {into}__rules as select _rid, {reasons(False)} as _perr, "
+            f"{reasons(True)} as _pwarn from (" + "\nunion all\n".join(passes) + ")",
+        )
         con.execute(f"drop table {into}__by_event")
         self._execute(
             con,

@@ -602,8 +602,8 @@ class Validator:
         inner = f"select *{typed} from (select *{cols} from ({rows}))"
         if hoisted:
             inner = f"select *, {', '.join(f'{e} as {n}' for n, e in hoisted)} from ({inner})"
-        # each rule's condition is computed once, as a column
-        flags = ", ".join(f"coalesce({c.fails}, false) as _c{j}" for j, c in enumerate(rules))
+        # each rule's condition is computed once, as a column (NULL, like false, is no failure)
+        flags = ", ".join(f"({c.fails}) as _c{j}" for j, c in enumerate(rules))
         says = [f"_c{j}" for j in range(len(rules))]  # when each rule's reason is given
         # a payload-wide rule (GENERAL) says nothing more when a rule of the same name at a
         # property's own path already failed
@@ -611,7 +611,7 @@ class Validator:
             if GENERAL in c.message.before:
                 same = [f"_c{i}" for i, o in enumerate(errs) if i != j and o.rule == c.rule]
                 if same:
-                    says[j] = f"(_c{j} and not ({' or '.join(same)}))"
+                    says[j] = f"(_c{j} and not coalesce({' or '.join(same)}, false))"
         args: dict[str, int] = {}  # the values messages read, each once: SQL -> its position in 'a'
         reasons = [
             {

@@ -66,8 +66,14 @@ VOLATILE = {
 VOLATILE_META = ("sql", "seconds", "elapsed", "duration", "data_docs", "data_docs_offline")
 
 
-def _phase(sql: str) -> str:
-    low = sql.lower()
+def _text(sql) -> str:
+    """The SQL text of a statement given as text or as a parsed duckdb.Statement (the validator parses
+    its statements once and runs them parsed)."""
+    return sql if isinstance(sql, str) else sql.query
+
+
+def _phase(sql) -> str:
+    low = _text(sql).lower()
     return next((name for name, mark in PHASES if mark in low), "other")
 
 
@@ -81,7 +87,7 @@ class _Timed:
         c0, w0 = time.process_time(), time.perf_counter()
         try:
             if self._explain and _phase(sql) == self._explain:  # (EXPLAIN ANALYZE runs the statement)
-                plan = self._con.execute("explain analyze " + sql, *args, **kw).fetchall()
+                plan = self._con.execute("explain analyze " + _text(sql), *args, **kw).fetchall()
                 print(plan[0][1], file=sys.stderr)
                 return self._con.execute("select 1")
             return self._con.execute(sql, *args, **kw)

@@ -344,7 +344,7 @@ def test_edge_validator_is_safe_under_concurrent_calls():
 
     # a cursor per call: with one shared connection, even 3 concurrent calls collided
     check = collector_validator(str(Path(__file__).parent / "fixtures" / "plans" / "v1"))
-    n = 16  # each call plans the plan's SQL (~0.3 s): 16 at once, on 2 cores, keeps the test short
+    n = 16  # each call plans the SQL of its events' rules: 16 at once, on 2 cores, keeps the test short
     good = {
         "type": "track",
         "event": "Cart Viewed",

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -214,6 +215,16 @@ def _split_path(path: str) -> list[str]:
 
 
 REASONS = "struct(rule varchar, path varchar, message varchar)[]"  # the type of reasons and warnings
+# a property rule's reason as pass 2 keeps it (Validator._event_pass): its message in parts (Message),
+# `arg` the position of the value it reads among its event's, `warn` whether it is a warning
+REASON_PARTS = {
+    "rule": "VARCHAR",
+    "path": "VARCHAR",
+    "before": "VARCHAR",
+    "arg": "INTEGER",
+    "after": "VARCHAR",
+    "warn": "BOOLEAN",
+}
 EMPTY = f"[]::{REASONS}"
 
 
@@ -232,6 +243,16 @@ def _reason(rule: str, path: str, message_sql: str) -> str:
 
 
 @dataclass(frozen=True)
+class Message:
+    """The message of a Check's reason: `before`, then the text of SQL `arg` (a value read from the
+    row) when there is one, then `after`. A NULL `arg` makes the message NULL, as SQL's || does."""
+
+    before: str
+    arg: str | None = None
+    after: str = ""
+
+
+@dataclass(frozen=True)
 class Check:
     """One rule of the plan on one value, compiled to SQL: the single definition the validator
     quarantines by and the row-level gates on ingest.events are compiled from
@@ -240,7 +261,7 @@ class Check:
     rule: str  # the code a quarantined line names: required, type, enum, pattern, minimum, ...
     path: str  # where, as the reason shows it: $.properties.products[*].price
     fails: str  # SQL true when the value breaks the rule (over the property columns, see property_columns)
-    reason: str  # SQL of the reason struct
+    message: Message  # what the reason says
     null: bool = False  # the rule is "this value is not null" (a non-nullable type given null)
     prop: str | None = None  # the top-level plan property it checks (None: the payload as a whole)
 
@@ -267,9 +288,12 @@ def property_columns(source: str, cols: dict[str, int]) -> str:
     )
 
 
+PARSED_KEPT = 16  # parsed statements a Validator keeps (see Validator._execute)
+
+
 class Validator:
     """Compiles a plan into SQL once; `run` applies it to a relation of
-    (source_file, line_no, raw, pre_reason). Planning the second pass costs ~0.3 s, so callers
+    (source_file, line_no, raw, pre_reason). Planning the second pass costs ~0.15 s, so callers
     validate many files in one run (a whole partition), not one run per file."""
 
     def __init__(self, plan: Plan, unexpected: str | None = None, verdicts_only: bool = False):
@@ -282,6 +306,8 @@ class Validator:
         self.verdicts_only = verdicts_only
         self._hoist: list[tuple[str, str]] | None = None  # (column, SQL) computed once per row (see _event_pass)
         self.sql_template = self._compile()
+        self._parsed: dict[str, duckdb.Statement] = {}  # (see _execute)
+        self._parsing = threading.Lock()
 
     # -- compile -------------------------------------------------------------------------------
     # Pass 1 parses each row once for the envelope (json_transform into a struct: 1.6x faster than
@@ -304,12 +330,12 @@ class Validator:
         out: list[Check] = []
         ptype = prop.type
 
-        def msg(dynamic: str, static: str) -> str:
+        def msg(before: str, arg: str, after: str, static: str) -> Message:
             # inside an array the value is a lambda's variable, which the reason (built outside) cannot read
-            return dynamic if depth == 0 else lit(static + " (in at least one item)")
+            return Message(before, arg, after) if depth == 0 else Message(static + " (in at least one item)")
 
-        def add(rule: str, fails: str, message: str, path: str = shown, null: bool = False) -> None:
-            out.append(Check(rule, path, fails, _reason(rule, path, message), null))
+        def add(rule: str, fails: str, message: Message, path: str = shown, null: bool = False) -> None:
+            out.append(Check(rule, path, fails, message, null))
 
         d = f"try_cast({v} as double)"
         is_num = f"{t} in ('BIGINT', 'UBIGINT', 'DOUBLE')"
@@ -320,8 +346,7 @@ class Validator:
                 "json",
                 f"{t} = 'DOUBLE' and not isfinite({d})",
                 msg(
-                    f"'number ' || {v} || ' is out of range (not a JSON number)'",
-                    "a number is out of range (not a JSON number)",
+                    "number ", v, " is out of range (not a JSON number)", "a number is out of range (not a JSON number)"
                 ),
             )
         if ptype is not None:
@@ -339,10 +364,10 @@ class Validator:
                 add(
                     "type",
                     f"{t} <> 'NULL' and not {ok}",
-                    msg(f"'expected {ptype} or null, got ' || lower({t})", f"expected {ptype} or null"),
+                    msg(f"expected {ptype} or null, got ", f"lower({t})", "", f"expected {ptype} or null"),
                 )
             else:
-                got = msg(f"'expected {ptype}, got ' || lower({t})", f"expected {ptype}")
+                got = msg(f"expected {ptype}, got ", f"lower({t})", "", f"expected {ptype}")
                 # null and a wrong type are one rule in two parts: the gates check "not null" apart
                 add("type", f"{t} = 'NULL'", got, null=True)
                 add("type", f"{t} <> 'NULL' and not {ok}", got)
@@ -352,7 +377,7 @@ class Validator:
             add(
                 "format",
                 f"{ok} and not {format_ok('date-time', v, lit)}",
-                msg(f"'value ' || {v} || ' is not an RFC 3339 date-time'", "not an RFC 3339 date-time"),
+                msg("value ", v, " is not an RFC 3339 date-time", "not an RFC 3339 date-time"),
             )
         if prop.enum is not None:
             members = self._enum_sql(x, t, v, list(prop.enum) + ([None] if prop.nullable else []))
@@ -360,37 +385,37 @@ class Validator:
             add(
                 "enum",
                 f"{ok} and not {members}",
-                msg(f"'value ' || coalesce({v}, 'null') || ' is not one of ' || {lit(listed)}", f"not one of {listed}"),
+                msg("value ", f"coalesce({v}, 'null')", f" is not one of {listed}", f"not one of {listed}"),
             )
         is_str = f"{t} = 'VARCHAR'"
         if prop.pattern is not None:
             add(
                 "pattern",
                 f"{is_str} and not regexp_matches({v}, {lit(prop.pattern)})",
-                msg(f"'value ' || {v} || ' does not match ' || {lit(prop.pattern)}", f"does not match {prop.pattern}"),
+                msg("value ", v, f" does not match {prop.pattern}", f"does not match {prop.pattern}"),
             )
         if prop.format is not None:
-            add("format", f"{is_str} and not {format_ok(prop.format, v, lit)}", lit(f"not a valid {prop.format}"))
+            add("format", f"{is_str} and not {format_ok(prop.format, v, lit)}", Message(f"not a valid {prop.format}"))
         if prop.minimum is not None:
             add(
                 "minimum",
                 f"{is_num} and {_beyond(t, v, prop.minimum, 'min')}",
-                msg(f"'value ' || {v} || ' is below the minimum {prop.minimum}'", f"below the minimum {prop.minimum}"),
+                msg("value ", v, f" is below the minimum {prop.minimum}", f"below the minimum {prop.minimum}"),
             )
         if prop.maximum is not None:
             add(
                 "maximum",
                 f"{is_num} and {_beyond(t, v, prop.maximum, 'max')}",
-                msg(f"'value ' || {v} || ' is above the maximum {prop.maximum}'", f"above the maximum {prop.maximum}"),
+                msg("value ", v, f" is above the maximum {prop.maximum}", f"above the maximum {prop.maximum}"),
             )
         if ptype == "array":  # the plan has one length vocabulary: items of an array, characters of a string
             n, unit, is_len = f"json_array_length({x})", "items", f"{t} = 'ARRAY'"
         else:
             n, unit, is_len = f"length({v})", "characters", is_str
         if prop.min_length is not None:
-            add("min_length", f"{is_len} and {n} < {prop.min_length}", lit(f"fewer than {prop.min_length} {unit}"))
+            add("min_length", f"{is_len} and {n} < {prop.min_length}", Message(f"fewer than {prop.min_length} {unit}"))
         if prop.max_length is not None:
-            add("max_length", f"{is_len} and {n} > {prop.max_length}", lit(f"more than {prop.max_length} {unit}"))
+            add("max_length", f"{is_len} and {n} > {prop.max_length}", Message(f"more than {prop.max_length} {unit}"))
         if prop.items is not None:
             # the array is parsed once for all its item rules: one lambda over its items computes a
             # bit per rule, OR-ed over the items (a lambda and a parse per rule cost 5x more)
@@ -422,14 +447,19 @@ class Validator:
                 sx = f"json_extract({x}, {path})"
                 st = f"json_type({x}, {path})"  # NULL: the key is not there; 'NULL': it holds null
                 if sp.required:
-                    add("required", f"{is_obj} and {st} is null", lit("required property is missing"), f"{shown}.{sub}")
+                    add(
+                        "required",
+                        f"{is_obj} and {st} is null",
+                        Message("required property is missing"),
+                        f"{shown}.{sub}",
+                    )
                 for c in self._value_rules(sx, st, f"({x} ->> {path})", sp, f"{shown}.{sub}", shut, depth):
                     out.append(replace(c, fails=f"{is_obj} and {st} is not null and ({c.fails})"))
             keys = f"json_keys({x})"
             add(
                 "duplicate_key",
                 f"{is_obj} and len({keys}) > len(list_distinct({keys}))",
-                lit("an object has the same key twice"),
+                Message("an object has the same key twice"),
             )
             if shut:
                 known = "[" + ", ".join(lit(k) for k in subs) + "]"
@@ -437,7 +467,9 @@ class Validator:
                     "unexpected_property",
                     f"{is_obj} and not list_has_all({known}, {keys})",
                     msg(
-                        f"'not in the plan: ' || array_to_string(list_filter({keys}, lambda k: not list_contains({known}, k)), ', ')",
+                        "not in the plan: ",
+                        f"array_to_string(list_filter({keys}, lambda k: not list_contains({known}, k)), ', ')",
+                        "",
                         "a key that is not in the plan",
                     ),
                 )
@@ -473,8 +505,8 @@ class Validator:
         policy = ev.unexpected_properties or self.unexpected_default
         present = " + ".join(f"(_t{i} is not null)::integer" for i in prop_cols.values()) or "0"
 
-        def whole(rule: str, fails: str, message: str, path: str = shown_base) -> Check:
-            return Check(rule, path, fails, _reason(rule, path, message))
+        def whole(rule: str, fails: str, message: Message, path: str = shown_base) -> Check:
+            return Check(rule, path, fails, message)
 
         checks: list[Check] = (
             []
@@ -484,20 +516,20 @@ class Validator:
                 whole(
                     "type",
                     "_payload_null or (_props is not null and left(_props::varchar, 1) <> '{')",
-                    lit("expected an object"),
+                    Message("expected an object"),
                 ),
                 whole(
                     "duplicate_key",
                     # n keys that include n distinct plan properties are distinct: the set-based
                     # check (costly) runs only on payloads with keys beyond their plan properties
                     f"case when len(_keys) > {present} then len(_keys) > len(list_distinct(_keys)) else false end",
-                    lit("an object has the same key twice"),
+                    Message("an object has the same key twice"),
                 ),
                 # any object nested in the payload, described or not (computed once for all events
                 # as pass 2 sorts its rows: see PAYLOAD_WIDE)
-                whole("duplicate_key", "_nested_dup", lit("an object has the same key twice" + GENERAL)),
+                whole("duplicate_key", "_nested_dup", Message("an object has the same key twice" + GENERAL)),
                 # a number past the double range (1e400) anywhere in the payload, described or not
-                whole("json", "_huge_number", lit("a number is out of range (not a JSON number)" + GENERAL)),
+                whole("json", "_huge_number", Message("a number is out of range (not a JSON number)" + GENERAL)),
             ]
         )
         for name, prop in ev.properties.items():
@@ -505,7 +537,9 @@ class Validator:
             shown = f"{shown_base}.{name}"
             if prop.required:
                 checks.append(
-                    replace(whole("required", f"_t{i} is null", lit("required property is missing"), shown), prop=name)
+                    replace(
+                        whole("required", f"_t{i} is null", Message("required property is missing"), shown), prop=name
+                    )
                 )
             for c in self._value_rules(f"_p{i}", f"_t{i}", f"_x{i}", prop, shown, policy == "reject"):
                 checks.append(replace(c, fails=f"_t{i} is not null and ({c.fails})", prop=name))
@@ -515,7 +549,7 @@ class Validator:
         unexpected = whole(
             "unexpected_property",
             f"not list_has_all({known}, _keys)",
-            f"'not in the plan: ' || array_to_string({extra}, ', ')",
+            Message("not in the plan: ", f"array_to_string({extra}, ', ')"),
         )
         if policy == "reject":
             checks.append(unexpected)
@@ -525,12 +559,16 @@ class Validator:
             msg = f"event is deprecated{' (sunset ' + ev.sunset + ')' if ev.sunset else ''}" + (
                 f"; use {ev.replaced_by!r}" if ev.replaced_by else ""
             )
-            warns.append(whole("deprecated", "true", lit(msg), "$.event"))
+            warns.append(whole("deprecated", "true", Message(msg), "$.event"))
         return checks, warns
 
-    def _event_pass(self, ev: Event, k: int) -> str:
+    def _event_pass(self, ev: Event, k: int) -> tuple[str, list[dict]]:
         """SQL over the first pass's output table ({relation}): the rows of plan event number `k`
-        only, dense; returns (row id, errors, warnings) of the rows where at least one rule fails.
+        only, dense; returns (row id `_rid`, `_k` = k, `_r`) per row, and the event's reasons in rule
+        order (rule, path, message parts, warning or not). `_r` is NULL where no rule fails, else
+        {'f': whether each rule fails, 'a': the values its messages read}: the reasons themselves
+        are built from them once for every event (REASONS_SQL), not by SQL of their own per rule
+        (planning that SQL cost ~0.1 CPU-s per run).
 
         The payload is parsed once for the JSON types of all its plan properties (one
         `json_type` over a list of paths: NULL when the key is not there, 'NULL' when it holds
@@ -546,9 +584,10 @@ class Validator:
         finally:
             self._hoist = None
         if not errs and not warns:
-            return ""
+            return "", []
+        rules = [*errs, *warns]
         props = "case when type in ('identify', 'group') then traits else properties end"
-        text = " ".join(c.fails + " " + c.reason for c in [*errs, *warns]) + " ".join(e for _, e in hoisted)
+        text = " ".join(f"{c.fails} {c.message.arg}" for c in rules) + " ".join(e for _, e in hoisted)
         cols = ""
         if local:
             paths = "[" + ", ".join(lit(json_path(n)) for n in local) + "]"
@@ -565,30 +604,35 @@ class Validator:
         inner = f"select *{typed} from (select *{cols} from ({rows}))"
         if hoisted:
             inner = f"select *, {', '.join(f'{e} as {n}' for n, e in hoisted)} from ({inner})"
-        # each rule's condition is computed once, as a column; reasons are built only for failing rows
-        rules = [*errs, *warns]
-        flags = ", ".join(f"coalesce({c.fails}, false) as _c{j}" for j, c in enumerate(rules))
-        err_flags = [(f"_c{j}", c.reason) for j, c in enumerate(errs)]
+        # each rule's condition is computed once, as a column (NULL, like false, is no failure)
+        flags = ", ".join(f"({c.fails}) as _c{j}" for j, c in enumerate(rules))
+        says = [f"_c{j}" for j in range(len(rules))]  # when each rule's reason is given
         # a payload-wide rule (GENERAL) says nothing more when a rule of the same name at a
         # property's own path already failed
         for j, c in enumerate(errs):
-            if GENERAL in c.reason:
+            if GENERAL in c.message.before:
                 same = [f"_c{i}" for i, o in enumerate(errs) if i != j and o.rule == c.rule]
                 if same:
-                    err_flags[j] = (f"(_c{j} and not ({' or '.join(same)}))", c.reason)
-        warn_flags = [(f"_c{len(errs) + j}", c.reason) for j, c in enumerate(warns)]
-
+                    says[j] = f"(_c{j} and not coalesce({' or '.join(same)}, false))"
+        args: dict[str, int] = {}  # the values messages read, each once: SQL -> its position in 'a'
+        reasons = [
+            {
+                "rule": c.rule,
+                "path": c.path,
+                "before": c.message.before,
+                "arg": None if c.message.arg is None else args.setdefault(c.message.arg, len(args) + 1),
+                "after": c.message.after,
+                "warn": j >= len(errs),
+            }
+            for j, c in enumerate(rules)
+        ]
         # no WHERE on the flags: DuckDB would push it below their projection and inline (recompute)
         # every parse into the filter; a CASE keeps each expression evaluated once
-        def listed(fl: list) -> str:
-            if not fl:
-                return "null"
-            return (
-                f"case when {' or '.join(c for c, _ in fl)} then "
-                f"list_filter({_listed(fl)}, lambda x: x is not null)::{REASONS} end"
-            )
-
-        return f"select _rid, {listed(err_flags)} as _perr, {listed(warn_flags)} as _pwarn from (select *, {flags} from ({inner}))"
+        failing = (
+            f"case when {' or '.join(f'_c{j}' for j in range(len(rules)))} then "
+            f"{{'f': [{', '.join(says)}], 'a': [{', '.join(args)}]::varchar[]}} end"
+        )
+        return f"select _rid, {k} as _k, {failing} as _r from (select *, {flags} from ({inner}))", reasons
 
     def _compile(self) -> str:
         plan = self.plan
@@ -748,7 +792,11 @@ class Validator:
             "'event ' || coalesce('\"' || _event || '\"', '(missing)') || ' is not in the plan'",
         )
         unknown_rule = ("_ekey is null and _type = 'track'", unknown)
-        self.event_sql = [self._event_pass(e, k) for k, e in enumerate(self.keyed)]
+        self.event_sql, self.event_reasons = [], []
+        for k, e in enumerate(self.keyed):
+            sql, reasons = self._event_pass(e, k)
+            self.event_sql.append(sql)
+            self.event_reasons.append(reasons)
         if slim:  # only what `trackplan validate` reports and the second pass reads
             final = (
                 f"select source_file, line_no, null::varchar as raw, reasons, {EMPTY} as warnings, "
@@ -860,6 +908,18 @@ from checked
             .replace("{raw_out}", "raw" if raw else "null::varchar")
         )
 
+    def _execute(self, con: duckdb.DuckDBPyConnection, sql: str) -> None:
+        """Run `sql`, parsed once per Validator: DuckDB's parser costs ~6 µs a node, 0.1 CPU-s for pass
+        2's ~190 KB of rules, which every run (every ingest group) paid again. A parsed statement is
+        copied at each execution (on any connection or cursor), not parsed again."""
+        with self._parsing:  # (the collector validates from several threads)
+            stmt = self._parsed.get(sql)
+            if stmt is None:
+                if len(self._parsed) >= PARSED_KEPT:  # (pass 2 has a statement per set of events present)
+                    del self._parsed[next(iter(self._parsed))]
+                stmt = self._parsed[sql] = duckdb.extract_statements(sql)[0]
+        con.execute(stmt).fetchall()
+
     def run(self, con: duckdb.DuckDBPyConnection, relation: str, into: str, raw: bool = True) -> None:
         """Validate every row of `relation` (source_file, line_no, raw, pre_reason[, partition_day]) into
         temp table `into`. Without `raw`, `into`'s raw column is NULL: a caller that keeps `relation`
@@ -877,29 +937,56 @@ from checked
         sql = self.sql(relation, raw=raw)  # (checks the relation's name before it is queried)
         if "partition_day" in {c[0] for c in con.execute(f"select * from {relation} limit 0").description}:
             sql = self.sql(relation, partition_day=True, raw=raw)
-        con.execute(f"create or replace temp table {into} as {sql}").fetchall()
-        passes = [p.replace("{relation}", f"{into}__by_event") for p in self.event_sql if p]
-        if not passes:
+        self._execute(con, f"create or replace temp table {into} as {sql}")
+        if not any(self.event_sql):
             return
         # the rows pass 2 reads, ordered by plan event: each event's select then scans its own few
         # row groups (zone maps) and gets dense vectors. Over pass 1's table in line order, a rare
         # event's rows came a few per vector and every rule paid its per-vector cost on each:
         # measured 1.35 s -> 0.8 s of pass 2 on 307k generated events, the sort included.
-        con.execute(
+        self._execute(
+            con,
             f"create or replace temp table {into}__by_event as select rowid as _rid, _ekey, type, properties, "
             f"traits, _payload_null, {', '.join(f'{e} as {c}' for c, e in PAYLOAD_WIDE.items())} "
-            f"from {into} where _ekey is not null order by _ekey"
-        ).fetchall()
-        con.execute(f"create or replace temp table {into}__rules as " + "\nunion all\n".join(passes)).fetchall()
+            f"from {into} where _ekey is not null order by _ekey",
+        )
+        # only the selects of the events the rows have: planning one costs ~0.2 ms a rule, and a small
+        # batch (the collector's, a file's) has a few of the plan's events
+        present = {k for (k,) in con.execute(f"select distinct _ekey from {into}__by_event").fetchall()}
+        passes = [
+            p.replace("{relation}", f"{into}__by_event") for k, p in enumerate(self.event_sql) if p and k in present
+        ]
+        if not passes:
+            con.execute(f"drop table {into}__by_event")
+            return
+        # each row's reasons, from its event's rules that fail (see _event_pass), for all events at once
+        table = f"from_json({lit(json.dumps(self.event_reasons))}, {lit(json.dumps([[REASON_PARTS]]))})[_k + 1]"
+
+        def reasons(warn: bool) -> str:
+            return (
+                f"case when _r is not null then list_transform(list_filter({table}, "
+                f"lambda m, i: _r.f[i] and {'' if warn else 'not '}m.warn), lambda m: {{'rule': m.rule, "
+                "'path': m.path, 'message': m.before || case when m.arg is null then '' else _r.a[m.arg] end "
+                "|| m.after}) end"
+            )
+
+        self._execute(
+            con,
+            f"create or replace temp table {into}__rules as select _rid, {reasons(False)} as _perr, "
+            f"{reasons(True)} as _pwarn from (" + "\nunion all\n".join(passes) + ")",
+        )
         con.execute(f"drop table {into}__by_event")
-        con.execute(f"""update {into} set reasons = list_concat({into}.reasons, coalesce(c._perr, [])),
+        self._execute(
+            con,
+            f"""update {into} set reasons = list_concat({into}.reasons, coalesce(c._perr, [])),
                          warnings = coalesce(c._pwarn, []), valid = len({into}.reasons) = 0 and len(coalesce(c._perr, [])) = 0
                          from {into}__rules c where {into}.rowid = c._rid
-                           and (c._perr is not null or c._pwarn is not null)""").fetchall()
+                           and (c._perr is not null or c._pwarn is not null)""",
+        )
         con.execute(f"drop table {into}__rules")
 
 
-# Lines validated per DuckDB run by `trackplan validate`: each run costs ~0.3 s of planning, so
+# Lines validated per DuckDB run by `trackplan validate`: each run costs ~0.15 s of planning, so
 # fewer, larger runs; memory stays bounded by this many lines (~400 MB of typical Segment events).
 CLI_BATCH_LINES = 500_000
 

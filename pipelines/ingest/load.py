@@ -237,7 +237,7 @@ from d
 """
 
 
-# landing bytes validated and loaded in one DuckDB run: each run costs ~0.3 s of planning and
+# landing bytes validated and loaded in one DuckDB run: each run costs ~0.2 s of planning and
 # larger inserts write faster (10M events: 128 MB groups 165 s, 256 MB 115 s; peak 2.5 GB)
 GROUP_BYTES = 256 << 20
 

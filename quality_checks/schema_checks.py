@@ -55,7 +55,9 @@ def run_schema_check(con, spec, sample_rows: int = 50_000) -> CheckOutcome:
         # events: the key a third less; the row id, one integer, ~0.25 CPU-s less again)
         keys = con.sql(f"select {', '.join(key)} from {spec.table}{sample}").to_arrow_table()
         con.register("_schema_sample", keys.append_column("_pos", pa_array(range(keys.num_rows))))
-        on = " and ".join(f"t.{k} is not distinct from s.{k}" for k in key)
+        # (a row id is never null: `=` there, not null-safe equality, cut the 10M-event sample read
+        # from 1.6-2.7 to 1.1-1.2 CPU-s)
+        on = " and ".join(f"t.{k} = s.{k}" if k == "rowid" else f"t.{k} is not distinct from s.{k}" for k in key)
         cols = ", ".join(f't."{c}"' for c in spec.columns if c in actual)
         try:
             df = con.execute(f"select {cols} from {spec.table} t join _schema_sample s on {on} order by s._pos").df()

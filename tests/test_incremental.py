@@ -17,6 +17,7 @@ import math
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 from support.pipeline import ev, iso, write_lines
 
@@ -33,6 +34,7 @@ from pipelines.stitch.sessions import build_sessions
 from pipelines.stitch.state import STATE_TABLES
 from pipelines.warehouse import connect
 from quality_checks.metrics import build_daily_metrics
+from quality_checks.rules import grain_duplicates
 from tracking_plan.loader import default_plan_dir, load_plan
 
 T = dt.timedelta
@@ -234,6 +236,7 @@ def runs(tmp_path_factory):
         moves.append((day, *_where(inc, "x-user-b")))
         build_daily_metrics(inc, plan, by_partition=True)  # the partitions that changed, as the asset does
         gates(inc, plan, "ingest.events", by_partition=True)
+        gates(inc, plan, "stitch.events", by_partition=True)
 
     for day in days:
         daily(day)
@@ -360,10 +363,10 @@ def test_incremental_equals_full(runs):
             _assert_equal(inc, full, cohort_table(table))
 
 
-def _gate_counts(con, plan, **kw) -> list[tuple]:
+def _gate_counts(con, plan, table: str = "ingest.events", **kw) -> list[tuple]:
     return sorted(
         (o.check, o.passed, o.metadata["rows"], o.metadata["failing_count"], str(o.metadata["failed_rules"]))
-        for o in gates(con, plan, "ingest.events", **kw)
+        for o in gates(con, plan, table, **kw)
     )
 
 
@@ -391,6 +394,44 @@ def test_quality_metrics_and_gates_kept_per_partition_equal_a_full_build(runs):
     # a partition counted before and not changed since is not read again (its kept counts are)
     kept = inc.execute("select count(*) from quality.partition_state where layer = 'gates ingest.events'").fetchall()
     assert kept[0][0] == len(landed_partitions(runs[4]))
+    # the grain of both event tables likewise (quality_checks.rules.grain_duplicates)
+    assert _gate_counts(inc, plan, "stitch.events", by_partition=True) == _gate_counts(full, plan, "stitch.events")
+    for table in ("ingest.events", "stitch.events"):
+        kept = inc.execute("select count(*) from quality.partition_state where layer = ?", [f"grain {table}"])
+        assert kept.fetchall()[0][0] == len(landed_partitions(runs[4])), table
+
+
+def test_grain_duplicates_kept_per_partition_equal_counting_every_row():
+    """A duplicate across partitions (a partition added, one re-loaded), within one, a null: each count
+    equals the distinct count of every row, and after one that found any, every row is counted again."""
+    con = duckdb.connect()
+    con.execute("create table t (partition_date date, loaded_at timestamp, message_id varchar)")
+
+    def load(day: str, ids: list, at: int) -> None:  # a partition replaced whole, as the ingest does
+        con.execute("delete from t where partition_date = ?::date", [day])
+        for i in ids:
+            con.execute("insert into t values (?::date, make_timestamp(2026, 1, 1, 0, 0, ?), ?)", [day, at, i])
+
+    def check(want: int) -> None:
+        every = con.execute("select count(*) - count(distinct message_id) from t").fetchall()[0][0]
+        assert grain_duplicates(con, "t", ["message_id"]) == every == want
+
+    load("2026-01-01", ["a", "b"], 1)
+    load("2026-01-02", ["c"], 2)
+    check(0)
+    load("2026-01-03", ["d", "a"], 3)  # a: also in the first partition
+    check(1)
+    check(1)  # nothing kept after a count with duplicates: every row counted again
+    load("2026-01-03", ["d", "e"], 4)  # the partition loaded again without it
+    check(0)
+    load("2026-01-04", ["f", "f"], 5)
+    check(1)
+    load("2026-01-04", ["f"], 6)
+    check(0)
+    load("2026-01-05", [None, "g"], 7)
+    check(1)
+    load("2026-01-05", ["g", "b", "c"], 8)  # two partitions' values at once
+    check(2)
 
 
 def test_a_changed_plan_a_full_refresh_or_a_missed_run_rebuild_whole(runs, tmp_path):

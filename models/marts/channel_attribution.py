@@ -9,7 +9,7 @@ keeps them per person (``build``'s ``keep``) and builds again only those of the 
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import inspect
 
 import numpy as np
 import pandas as pd
@@ -174,12 +174,27 @@ def _paths_arrow(con, plan: Plan, persons: str | None) -> pa.Table:
 
 
 def _paths_key(plan: Plan) -> str:
-    """What the kept paths are computed from besides the events: the purchase event and this code."""
+    """What the kept paths are computed from besides the events: the purchase event, the lookback and
+    the code of every function that makes a person's paths (an edit elsewhere, e.g. to the
+    attribution models, keeps them)."""
     from models import value_attribution
 
+    code = [
+        inspect.getsource(f)
+        for f in (
+            person_paths,
+            channels,
+            marketing_touches,
+            purchases,
+            touch_sessions,
+            _paths_arrow,
+            value_attribution.build_paths,
+            value_attribution._lists,
+        )
+    ]
     ev = plan.metrics.purchase.event if plan.metrics.purchase else "Order Completed"
-    code = b"".join(Path(f).read_bytes() for f in (__file__, value_attribution.__file__))
-    return f"paths|{ev}|{LOOKBACK_DAYS}|{hashlib.sha256(code).hexdigest()}"
+    digest = hashlib.sha256("\0".join([TOUCH_SESSIONS, repr(PATH_COLUMNS), *code]).encode()).hexdigest()
+    return f"paths|{ev}|{LOOKBACK_DAYS}|{digest}"
 
 
 TOUCH_SESSIONS = """select person_id, started_at, utm_source, utm_medium from staging.sessions{where}

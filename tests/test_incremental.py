@@ -18,10 +18,12 @@ import shutil
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 from support.pipeline import ev, iso, write_lines
 
 from models.catalog import load_models, load_python_models, set_plan_variables
+from models.marts.aggregates import EventSource, latest_value_sql, matching_inputs_sql, person_days_sql
 from models.staging.plan_tables import write_plan_tables
 from pipelines.ingest.load import ingest_partitions, landed_partitions
 from pipelines.model_assets import python_model_frame, write_frame
@@ -30,6 +32,7 @@ from pipelines.stitch import person_marts
 from pipelines.stitch.identity import build_identity
 from pipelines.stitch.incremental import stitch
 from pipelines.stitch.person_marts import COHORT_PARTS, PERSON_PARTS, cache_table, cohort_table, kept_tables
+from pipelines.stitch.person_parts import PersonParts
 from pipelines.stitch.sessions import build_sessions
 from pipelines.stitch.state import STATE_TABLES
 from pipelines.warehouse import connect
@@ -294,6 +297,39 @@ def test_python_marts_over_kept_parts_equal_their_build_without(runs):
                 assert len(got) == len(want), m.table
                 for g, w in zip(got, want, strict=True):
                     assert all(_same(x, y) for x, y in zip(g, w, strict=True)), f"{m.table}:\n  {g}\n  {w}"
+
+
+def test_a_kept_query_reads_back_as_running_it(runs):
+    """A per-person query kept (EventSource.per_person over PersonParts) hands its caller the frame
+    running it gives: the same rows in the same order, with the same types (dates, timestamps, text,
+    booleans, doubles)."""
+    _, full, *_ = runs
+    plan = load_plan()
+    parts = PersonParts(full, "marts.kept_read_test")
+    kept, plain = EventSource.warehouse(full, plan, keep=parts), EventSource.warehouse(full, plan)
+    queries = {
+        "person_days": lambda ev: person_days_sql(ev, "Task Completed"),
+        "matching_inputs": lambda ev: matching_inputs_sql(
+            ev,
+            signup_event="Account Created",
+            outcome_event="Order Completed",
+            treatment_event="Integration Connected",
+            start=dt.datetime(2026, 1, 1),
+            window_days=30,
+            where={},
+            free_plans=("free",),
+        ),
+        "latest_value": lambda ev: latest_value_sql(ev, "company_size"),  # (no order: compared sorted)
+    }
+    try:
+        for name, q in queries.items():
+            got, want = kept.per_person(name, q), plain.df(q(plain.ev))
+            assert len(want) > 0, name
+            if name == "latest_value":
+                got, want = (f.sort_values("person_id", ignore_index=True) for f in (got, want))
+            pd.testing.assert_frame_equal(got, want)
+    finally:
+        PersonParts(full, "marts.kept_read_test").finish()  # used by none: every part of it dropped
 
 
 def test_the_scenarios_reached_the_warehouse(runs):

@@ -152,7 +152,7 @@ def build(con, plan: Plan, keep=None) -> pd.DataFrame:
     if keep is None:
         return compute_channel_attribution(touch_sessions(con), purchases(con, plan))
     table = keep.keep("paths", _paths_key(plan), lambda persons: _paths_arrow(con, plan, persons))
-    paths = con.execute(f"select * from {table} order by not converted, person_id, path_no").df()
+    paths = keep.read(table, "not converted, person_id, path_no")
     return attribution(paths, touch_counts(con))
 
 

@@ -8,6 +8,7 @@ the asset runs, not when the Definitions load.
 """
 
 import importlib
+import inspect
 
 import dagster as dg
 
@@ -87,16 +88,32 @@ def _metadata_value(v):
     return v if isinstance(v, (bool, int, float, str)) else dg.MetadataValue.json(v)
 
 
+def python_model_frame(con, model: PythonModel, plan, plan_dir=None, full_refresh: bool = False):
+    """(the module, the frame its `build(con, plan)` returns, {kept part: full / incremental /
+    unchanged}). A build that takes `keep` gets the mart's kept per-person parts
+    (pipelines/stitch/person_parts.py): only the persons whose events changed are computed again."""
+    module = importlib.import_module(model.module)  # the model's own file: a missing one fails the run
+    if "keep" not in inspect.signature(module.build).parameters:
+        return module, module.build(con, plan), {}
+    from .stitch.person_parts import PersonParts
+
+    parts = PersonParts(con, model.table, plan_dir, full_refresh)
+    df = module.build(con, plan, keep=parts)
+    parts.finish()
+    return module, df, parts.modes
+
+
 def python_model_asset(model: PythonModel) -> dg.AssetsDefinition:
     @dg.asset(**_spec(model, "python"))
     def _materialize(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
-        module = importlib.import_module(model.module)  # the model's own file: a missing one fails the run
         plan = tracking_plan.load()
         with warehouse.get_connection() as con:
-            df = module.build(con, plan)
+            module, df, kept = python_model_frame(con, model, plan, tracking_plan.plan_dir, warehouse.full_refresh)
             rows = write_frame(con, model.table, df)
         progress.report(model.table, 1, 1)
         extra = module.summary(df) if hasattr(module, "summary") else {}
+        if kept:
+            extra["kept_parts"] = kept
         return dg.MaterializeResult(
             metadata={"dagster/row_count": rows, **{k: _metadata_value(v) for k, v in extra.items()}}
         )

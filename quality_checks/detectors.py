@@ -375,9 +375,14 @@ def freshness(last_seen: pd.DataFrame, m: pd.DataFrame, s: QualitySettings) -> l
         return []
     clock = pd.Timestamp(last_seen["last_received_at"].max())
     vol = m[m["metric"] == "volume"]
+    # each event's volume rows, split once (filtering every event's rows out of the whole table cost
+    # ~2 ms an event: 0.1 CPU-s over 30 days)
+    by_event = {ev: g.assign(day=pd.to_datetime(g["day"])) for ev, g in vol.groupby("event_name", sort=False)}
+    none = vol.iloc[:0].assign(day=pd.to_datetime(vol["day"].iloc[:0]))
     out = []
     for ev, last in zip(last_seen["event_name"], pd.to_datetime(last_seen["last_received_at"])):
-        hist = vol[(vol["event_name"] == ev) & (pd.to_datetime(vol["day"]) <= last.normalize())]
+        hist = by_event.get(ev, none)
+        hist = hist[hist["day"] <= last.normalize()]
         hist = hist.sort_values("day").tail(s.training_days)
         if len(hist) < s.min_history_days:
             continue

@@ -3,9 +3,14 @@
 Types are checked in SQL against the warehouse DDL (exact, and free); Pandera checks columns,
 nullability, allowed values and grain uniqueness on the data: all of a small table, a seeded
 reservoir sample of a large one (bounded memory: Pandera on pandas costs ~0.4 GB per 1M rows).
+Only the columns whose values a check reads (not nullable, a set of values, a pattern, the grain)
+are read and validated; a nullable column without a check can fail only by being missing, which the
+table's columns tell (and Pandera reports, as it reports the others).
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from .store import ERROR, CheckOutcome
 
@@ -37,6 +42,15 @@ def run_schema_check(con, spec, sample_rows: int = 50_000) -> CheckOutcome:
         for c, (t, _) in ddl_columns().get(spec.table, {}).items()
         if c in actual and actual[c] != t
     }
+    # the values only these columns' checks read (1M events: the JSON payloads never leave DuckDB,
+    # 0.08 instead of 0.45 CPU-s for the 50k-row sample of stitch.events); the missing ones for Pandera
+    # to report
+    checked = [
+        c
+        for c, col in spec.columns.items()
+        if c not in actual or not col.nullable or col.isin is not None or col.pattern or c in spec.grain
+    ]
+    spec = dataclasses.replace(spec, columns={c: spec.columns[c] for c in checked})
     select_cols = ", ".join(f'"{c}"' for c in spec.columns if c in actual) or "*"
     sample = f" using sample reservoir({int(sample_rows)} rows) repeatable ({SAMPLE_SEED})"
     sql = f"select {select_cols} from {spec.table}" + (sample if sampled else "")
@@ -58,7 +72,7 @@ def run_schema_check(con, spec, sample_rows: int = 50_000) -> CheckOutcome:
         # (a row id is never null: `=` there, not null-safe equality, cut the 10M-event sample read
         # from 1.6-2.7 to 1.1-1.2 CPU-s)
         on = " and ".join(f"t.{k} = s.{k}" if k == "rowid" else f"t.{k} is not distinct from s.{k}" for k in key)
-        cols = ", ".join(f't."{c}"' for c in spec.columns if c in actual)
+        cols = ", ".join(f't."{c}"' for c in spec.columns if c in actual) or "t.*"
         try:
             df = con.execute(f"select {cols} from {spec.table} t join _schema_sample s on {on} order by s._pos").df()
         finally:

@@ -17,22 +17,27 @@ import math
 import shutil
 from pathlib import Path
 
+import duckdb
+import pandas as pd
 import pytest
 from support.pipeline import ev, iso, write_lines
 
 from models.catalog import load_models, load_python_models, set_plan_variables
+from models.marts.aggregates import EventSource, latest_value_sql, matching_inputs_sql, person_days_sql
 from models.staging.plan_tables import write_plan_tables
 from pipelines.ingest.load import ingest_partitions, landed_partitions
-from pipelines.model_assets import write_frame
+from pipelines.model_assets import python_model_frame, write_frame
 from pipelines.quality.checks import gates
 from pipelines.stitch import person_marts
 from pipelines.stitch.identity import build_identity
 from pipelines.stitch.incremental import stitch
 from pipelines.stitch.person_marts import COHORT_PARTS, PERSON_PARTS, cache_table, cohort_table, kept_tables
+from pipelines.stitch.person_parts import PersonParts
 from pipelines.stitch.sessions import build_sessions
 from pipelines.stitch.state import STATE_TABLES
 from pipelines.warehouse import connect
 from quality_checks.metrics import build_daily_metrics
+from quality_checks.rules import grain_duplicates
 from tracking_plan.loader import default_plan_dir, load_plan
 
 T = dt.timedelta
@@ -134,24 +139,28 @@ def _landing(root: Path) -> tuple[Path, list[str]]:
     return landing, days
 
 
-def _marts(con, plan, plan_dir=None, python: bool = True) -> list[str]:
-    """Every mart: as its asset builds it (plan_dir given: a kept per-person part where there is one),
-    or straight from its SQL (the full run)."""
+def _marts(con, plan, plan_dir=None) -> tuple[list[str], dict[str, str]]:
+    """Every mart: the SQL marts as their asset builds them (plan_dir given: a kept per-person part
+    where there is one), or straight from their SQL (the full run); the Python marts as their asset
+    builds them (their kept per-person parts: pipelines/stitch/person_parts.py). (The SQL marts'
+    modes, {Python mart's kept part: mode}.)"""
     set_plan_variables(con, plan)
-    modes = []
+    modes, kept = [], {}
     for m in MARTS:
         if plan_dir and m.table in PERSON_PARTS:
             modes.append(person_marts.build(con, m.table, m.sql, str(m.path), plan_dir)["mode"])
         else:
             con.execute(f"create or replace table {m.table} as {m.sql}").fetchall()
-    todo = load_python_models() if python else []
+    todo = load_python_models()
     while todo:  # in the order of their depends_on
         ready = [m for m in todo if all(f"{s}.{t}" not in {x.table for x in todo} for s, t in m.upstream())]
         assert ready, [m.table for m in todo]
         for m in ready:
-            write_frame(con, m.table, importlib.import_module(m.module).build(con, plan))
+            _, df, parts = python_model_frame(con, m, plan, plan_dir)
+            write_frame(con, m.table, df)
+            kept.update(parts)
         todo = [m for m in todo if m not in ready]
-    return modes
+    return modes, kept
 
 
 def _tables(con) -> list[str]:
@@ -216,7 +225,7 @@ def runs(tmp_path_factory):
     plan, plan_dir = load_plan(), default_plan_dir()
     inc = connect(root / "inc.duckdb")
     write_plan_tables(inc, plan)
-    modes, moves = [], []
+    modes, moves, kept = [], [], []
 
     def daily(day: str | None) -> None:
         if day:
@@ -224,10 +233,13 @@ def runs(tmp_path_factory):
         s = stitch(inc, plan, plan_dir)
         set_plan_variables(inc, plan)
         sessions = build_sessions(inc, SESSIONS, plan_dir)["mode"]
-        modes.append((day, s["mode"], sessions, *_marts(inc, plan, plan_dir, python=False)))
+        sql, python = _marts(inc, plan, plan_dir)
+        modes.append((day, s["mode"], sessions, *sql))
+        kept.append(python)
         moves.append((day, *_where(inc, "x-user-b")))
         build_daily_metrics(inc, plan, by_partition=True)  # the partitions that changed, as the asset does
         gates(inc, plan, "ingest.events", by_partition=True)
+        gates(inc, plan, "stitch.events", by_partition=True)
 
     for day in days:
         daily(day)
@@ -239,7 +251,6 @@ def runs(tmp_path_factory):
     # plan's enum; the next run finds the partition changed
     bypass(inc, days[1])
     daily(None)
-    _marts(inc, plan, plan_dir)
 
     full = connect(root / "full.duckdb")
     write_plan_tables(full, plan)
@@ -249,20 +260,80 @@ def runs(tmp_path_factory):
     set_plan_variables(full, plan)
     full.execute(f"create or replace table staging.sessions as {SESSIONS}").fetchall()
     _marts(full, plan)
-    yield inc, full, modes, days, landing, moves
+    yield inc, full, modes, days, landing, moves, kept
     inc.close()
     full.close()
 
 
 def test_daily_runs_were_incremental(runs):
-    _, _, modes, _, _, _ = runs
+    _, _, modes, _, _, _, kept = runs
     assert len(modes[0]) == 3 + len(PERSON_PARTS)  # stitch, sessions, every mart with a kept part
     assert set(modes[0][1:]) == {"full"}  # an empty warehouse: nothing to build on
     assert all(set(m[1:]) == {"incremental"} for m in modes[1:]), modes
+    # the Python marts' kept per-person parts (pipelines/stitch/person_parts.py) likewise
+    parts = {t.split("__")[0] + "__" + t.split("__")[1].rsplit("_", 1)[0] for t in kept[0]}
+    assert {
+        "marts.initiative_roi__matching_inputs",
+        "marts.initiative_roi__person_days",
+        "marts.experiment_uplift__latest_value",
+        "marts.channel_attribution__paths",
+    } <= parts, parts
+    assert set(kept[0].values()) == {"full"}
+    assert all(k.keys() == kept[0].keys() and set(k.values()) == {"incremental"} for k in kept[1:]), kept
+
+
+def test_python_marts_over_kept_parts_equal_their_build_without(runs):
+    """A Python mart built over its kept per-person parts (full, or over the daily runs) is the mart its
+    build gives without them, reading every event."""
+    inc, full, _, _, _, _, kept = runs
+    plan = load_plan()
+    marts = {t.split("__")[0] for t in kept[0]}
+    for m in load_python_models():
+        if m.table in marts:
+            write_frame(full, "_plain", importlib.import_module(m.module).build(full, plan))
+            for con in (inc, full):
+                got = con.execute(f"select * from {m.table} order by all").fetchall()
+                want = full.execute("select * from _plain order by all").fetchall()
+                assert len(got) == len(want), m.table
+                for g, w in zip(got, want, strict=True):
+                    assert all(_same(x, y) for x, y in zip(g, w, strict=True)), f"{m.table}:\n  {g}\n  {w}"
+
+
+def test_a_kept_query_reads_back_as_running_it(runs):
+    """A per-person query kept (EventSource.per_person over PersonParts) hands its caller the frame
+    running it gives: the same rows in the same order, with the same types (dates, timestamps, text,
+    booleans, doubles)."""
+    _, full, *_ = runs
+    plan = load_plan()
+    parts = PersonParts(full, "marts.kept_read_test")
+    kept, plain = EventSource.warehouse(full, plan, keep=parts), EventSource.warehouse(full, plan)
+    queries = {
+        "person_days": lambda ev: person_days_sql(ev, "Task Completed"),
+        "matching_inputs": lambda ev: matching_inputs_sql(
+            ev,
+            signup_event="Account Created",
+            outcome_event="Order Completed",
+            treatment_event="Integration Connected",
+            start=dt.datetime(2026, 1, 1),
+            window_days=30,
+            where={},
+            free_plans=("free",),
+        ),
+        "latest_value": lambda ev: latest_value_sql(ev, "company_size"),  # (no order: compared sorted)
+    }
+    try:
+        for name, q in queries.items():
+            got, want = kept.per_person(name, q), plain.df(q(plain.ev))
+            assert len(want) > 0, name
+            if name == "latest_value":
+                got, want = (f.sort_values("person_id", ignore_index=True) for f in (got, want))
+            pd.testing.assert_frame_equal(got, want)
+    finally:
+        PersonParts(full, "marts.kept_read_test").finish()  # used by none: every part of it dropped
 
 
 def test_the_scenarios_reached_the_warehouse(runs):
-    inc, _, _, _, _, _ = runs
+    inc, _, _, _, _, _, _ = runs
     pid = lambda kind, v: inc.execute(
         "select person_id from stitch.persons where identifier_kind = ? and identifier = ?", [kind, v]
     ).fetchall()
@@ -284,7 +355,7 @@ def test_the_scenarios_reached_the_warehouse(runs):
 def test_a_merge_moved_the_person_between_cohorts(runs):
     """x-user-b signed up on d1; the merge on d3 brings the device's signup of the week before (sent
     late, from a campaign): the person leaves one signup week, retention cohort and channel for others."""
-    inc, full, _, days, _, moves = runs
+    inc, full, _, days, _, moves, _ = runs
     monday = lambda day: dt.date.fromisoformat(day) - T(days=dt.date.fromisoformat(day).weekday())
     before, after = monday(days[1]), monday(EARLY_DAY)
     by_day = {m[0]: m[1:] for m in moves[: len(days)]}  # the first run of each day (d2 runs again last)
@@ -307,7 +378,7 @@ def test_a_merge_moved_the_person_between_cohorts(runs):
 
 
 def test_incremental_equals_full(runs):
-    inc, full, _, _, _, _ = runs
+    inc, full, _, _, _, _, _ = runs
     tables = _tables(full)
     assert _tables(inc) == tables and len(tables) >= 15
     # every layer has rows to compare (a funnel nobody entered would compare nothing)
@@ -328,10 +399,10 @@ def test_incremental_equals_full(runs):
             _assert_equal(inc, full, cohort_table(table))
 
 
-def _gate_counts(con, plan, **kw) -> list[tuple]:
+def _gate_counts(con, plan, table: str = "ingest.events", **kw) -> list[tuple]:
     return sorted(
         (o.check, o.passed, o.metadata["rows"], o.metadata["failing_count"], str(o.metadata["failed_rules"]))
-        for o in gates(con, plan, "ingest.events", **kw)
+        for o in gates(con, plan, table, **kw)
     )
 
 
@@ -339,7 +410,7 @@ def test_quality_metrics_and_gates_kept_per_partition_equal_a_full_build(runs):
     """quality.daily_metrics and the plan gates' counts on ingest.events, kept per partition over the
     daily runs (the merge, the late events, the day run again, the row of another writer), as a full
     build computes them from the same tables."""
-    inc, full, _, _, _, _ = runs
+    inc, full, _, _, _, _, _ = runs
     plan = load_plan()
     build_daily_metrics(full, plan)
     _assert_equal(inc, full, "quality.daily_metrics")
@@ -359,10 +430,48 @@ def test_quality_metrics_and_gates_kept_per_partition_equal_a_full_build(runs):
     # a partition counted before and not changed since is not read again (its kept counts are)
     kept = inc.execute("select count(*) from quality.partition_state where layer = 'gates ingest.events'").fetchall()
     assert kept[0][0] == len(landed_partitions(runs[4]))
+    # the grain of both event tables likewise (quality_checks.rules.grain_duplicates)
+    assert _gate_counts(inc, plan, "stitch.events", by_partition=True) == _gate_counts(full, plan, "stitch.events")
+    for table in ("ingest.events", "stitch.events"):
+        kept = inc.execute("select count(*) from quality.partition_state where layer = ?", [f"grain {table}"])
+        assert kept.fetchall()[0][0] == len(landed_partitions(runs[4])), table
+
+
+def test_grain_duplicates_kept_per_partition_equal_counting_every_row():
+    """A duplicate across partitions (a partition added, one re-loaded), within one, a null: each count
+    equals the distinct count of every row, and after one that found any, every row is counted again."""
+    con = duckdb.connect()
+    con.execute("create table t (partition_date date, loaded_at timestamp, message_id varchar)")
+
+    def load(day: str, ids: list, at: int) -> None:  # a partition replaced whole, as the ingest does
+        con.execute("delete from t where partition_date = ?::date", [day])
+        for i in ids:
+            con.execute("insert into t values (?::date, make_timestamp(2026, 1, 1, 0, 0, ?), ?)", [day, at, i])
+
+    def check(want: int) -> None:
+        every = con.execute("select count(*) - count(distinct message_id) from t").fetchall()[0][0]
+        assert grain_duplicates(con, "t", ["message_id"]) == every == want
+
+    load("2026-01-01", ["a", "b"], 1)
+    load("2026-01-02", ["c"], 2)
+    check(0)
+    load("2026-01-03", ["d", "a"], 3)  # a: also in the first partition
+    check(1)
+    check(1)  # nothing kept after a count with duplicates: every row counted again
+    load("2026-01-03", ["d", "e"], 4)  # the partition loaded again without it
+    check(0)
+    load("2026-01-04", ["f", "f"], 5)
+    check(1)
+    load("2026-01-04", ["f"], 6)
+    check(0)
+    load("2026-01-05", [None, "g"], 7)
+    check(1)
+    load("2026-01-05", ["g", "b", "c"], 8)  # two partitions' values at once
+    check(2)
 
 
 def test_a_changed_plan_a_full_refresh_or_a_missed_run_rebuild_whole(runs, tmp_path):
-    _, _, _, days, landing, _ = runs
+    _, _, _, days, landing, _, _ = runs
     plan = load_plan()
     plan_dir = tmp_path / "plan"
     shutil.copytree(default_plan_dir(), plan_dir)

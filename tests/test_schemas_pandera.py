@@ -94,3 +94,48 @@ def test_event_table_sample_is_the_reservoir_of_whole_rows(specs, layer):
     assert not o.passed and o.metadata["failing_count"] == len(unknown)
     shown = sorted(int(s["index"]) for s in o.metadata["samples"] if s.get("column") == "event_name")
     assert shown and shown == unknown[: len(shown)]
+
+
+def test_only_the_checked_columns_are_read_and_the_outcome_is_the_whole_schemas(specs):
+    """The check reads only the columns a check of theirs reads (not nullable, a set of values, a
+    pattern, the grain): failing checks, counts and sample rows are those of the whole schema over
+    every column of the same sample (a null key, a duplicate key, an unknown event, a version that is
+    not semver, a missing column)."""
+    from schemas.ddl import DDL
+    from schemas.pandera_models import import_pandera
+
+    con = duckdb.connect()
+    con.execute(DDL)
+    con.execute("alter table ingest.events alter column message_id drop not null")  # another writer's table
+    con.execute(
+        "insert into ingest.events (message_id, type, event_name, partition_date, source_file, line_no, "
+        "received_at, plan_version, loaded_at, properties) select case when i % 101 = 0 then null "
+        "when i % 53 = 0 then 'm1' else 'm' || i end, 'track', "
+        "case when i % 37 = 0 then 'Not In The Plan' else 'Order Completed' end, date '2026-01-01', 'f.jsonl', i, "
+        "timestamp '2026-01-01 00:00:00' + to_seconds(i), case when i % 41 = 0 then 'one' else '1.0.0' end, "
+        "timestamp '2026-01-04', '{\"revenue\": 1}' from range(3000) t(i)"
+    )
+    con.execute("alter table ingest.events drop column page_name")
+    spec = specs["ingest.events"]
+    o = run_schema_check(con, spec, sample_rows=400)
+    assert o.metadata["checked_rows"] == 400 and "properties" not in o.metadata["sql"]
+    whole = con.execute("select * from ingest.events using sample reservoir(400 rows) repeatable (42)").df()
+    try:
+        pandera_schema(spec).validate(whole, lazy=True)
+        want = []
+    except import_pandera().errors.SchemaErrors as exc:
+        want = exc.failure_cases.to_dict("records")
+    kinds = {(f["column"], f["check"].split("(")[0]) for f in want}
+    assert kinds == {
+        ("ingest.events", "column_in_dataframe"),  # page_name
+        ("message_id", "not_nullable"),
+        ("message_id", "multiple_fields_uniqueness"),
+        ("event_name", "isin"),
+        ("plan_version", "str_matches"),
+    }
+    assert o.metadata["failed_checks"] == sorted({f"{f['column']}: {f['check']}" for f in want})[:50]
+    rows = {f["index"] for f in want if f["index"] is not None}
+    assert o.metadata["failing_count"] == len(rows) + 1  # + the missing column
+    assert [(s["column"], s["check"], s["index"]) for s in o.metadata["samples"]] == [
+        (f["column"], f["check"], f["index"]) for f in want[:10]
+    ]

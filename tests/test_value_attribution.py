@@ -1,5 +1,7 @@
 """Attribution: paths from touches and conversions, rule-based credit, Markov removal effects."""
 
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +13,7 @@ from models.value import (
     build_paths,
     markov_removal_effects,
 )
-from models.value_attribution import _lists
+from models.value_attribution import _lists, transition_counts
 
 T0 = pd.Timestamp("2024-03-01")
 
@@ -41,6 +43,26 @@ def make_paths(spec: list[tuple[str, bool]]) -> pd.DataFrame:
 
 # Four journeys: A>B converts, A does not, B>C converts, C does not.
 HAND = make_paths([("A>B", True), ("A", False), ("B>C", True), ("C", False)])
+
+
+def test_transition_counts_are_each_paths_steps():
+    """The Markov chain's counts, taken over every touch at once, are those of stepping through each
+    path: (start), its channels, (conversion) or (null); single touches, repeats, and a path without
+    touches (from (start) straight to its end) included; lists or arrays (a kept path, read back)."""
+    rng = np.random.default_rng(7)
+    spec = [list(rng.choice(list("ABCDE"), size=rng.integers(0, 5))) for _ in range(300)]
+    paths = pd.DataFrame({"channels": spec, "converted": rng.random(len(spec)) < 0.4})
+    channels = sorted({c for p in spec for c in p})
+    idx, k = {c: i for i, c in enumerate(channels)}, len(channels)
+    want = np.zeros((k + 1, k + 2))
+    for chans, converted in zip(paths["channels"], paths["converted"]):
+        states = [k] + [idx[c] for c in chans]
+        for a, b in pairwise(states):
+            want[a, b] += 1
+        want[states[-1], k if converted else k + 1] += 1
+    for frame in (paths, paths.assign(channels=paths["channels"].map(np.array))):
+        got, names = transition_counts(frame)
+        assert names == channels and np.array_equal(got, want)
 
 
 def test_markov_removal_effects_by_hand():

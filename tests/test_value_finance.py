@@ -166,3 +166,24 @@ def test_initiative_scenarios_rows_match_the_mart():
     assert mc.loc["p10", "npv"] <= mc.loc["p50", "npv"] <= mc.loc["p90", "npv"]
     assert df.loc[df["kind"] == "sensitivity", ["low_value", "high_value"]].notna().all().all()
     assert df["payback_months"].dtype == float
+
+
+def test_irr_array_is_irr_of_each_row():
+    """The Monte Carlo's IRRs, solved for every draw at once, are ``irr``'s (numpy-financial's), each
+    number equal: Monte Carlo draws, and rows with leading, trailing and inner zeros, a single sign,
+    several sign changes, all zero."""
+    from models.value_finance import irr_array
+
+    rng = np.random.default_rng(3)
+    n = 400
+    rows = [cash_flows(rng.uniform(1e4, 4e4, n), rng.uniform(0, 2500, n), rng.normal(2500, 2000, n), 24, 0)]
+    rows.append(cash_flows(rng.uniform(1e4, 4e4, n), rng.uniform(500, 900, n), rng.normal(900, 600, n), 18, 3))
+    odd = rng.normal(0, 100, (n, 13)) * (rng.random((n, 13)) < 0.7)  # zeros anywhere
+    odd[:10] = np.abs(odd[:10])  # one sign: no IRR
+    odd[10] = 0.0
+    rows.append(odd)
+    rows.append(np.array([[-100, 110, 0, 0], [0, 0, -100, 110], [-100, 0, 0, 74], [-100, 100, 0, -7]]))
+    for flows in rows:
+        want = np.array([irr(f) for f in flows])
+        assert np.array_equal(irr_array(flows), want, equal_nan=True)
+        assert np.isfinite(want).sum() > 0

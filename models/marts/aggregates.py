@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 
 import pandas as pd
@@ -86,8 +86,15 @@ def _field_sql(path: str) -> str:
     return f"json_extract_string(properties, '$.{path}')"
 
 
-def narrow_events_sql(plan: Plan) -> str:
+def narrow_events_sql(plan: Plan, persons: str | None = None) -> str:
     """One row per stitched event with a person (grain: event), JSON unpacked to the fields the marts use.
+
+    ``persons``: a query of person_id; only their events (a kept per-person part computing the
+    persons a run changed, ``EventSource.per_person``). Their rows are selected first, in a
+    subquery with ``offset 0``, which no filter can be pushed below: a filter of the query on an
+    unpacked field (``company_size is not null``) would otherwise run before the person filter and
+    parse every event's payload (1M events, 13% of them the day's persons': latest company size
+    0.15 CPU-s instead of 0.08).
 
     Columns: ``person_id, event_name, timestamp, region, has_user, experiment_id, variant,
     company_size, seats, plan`` plus ``prop:<name>`` per KPI property and one column per initiative
@@ -112,7 +119,11 @@ def narrow_events_sql(plan: Plan) -> str:
     ]
     cols += [f"{_field_sql(f)} as {ident(f)}" for f in segment_fields(plan)]
     cols += [f"json_extract_string(properties, '$.{k}') as {ident(where_column(k))}" for k in where_keys(plan)]
-    return "select " + ", ".join(cols) + ' from stitch.events where person_id is not null and "timestamp" is not null'
+    select = "select " + ", ".join(cols)
+    where = 'where person_id is not null and "timestamp" is not null'
+    if persons is None:
+        return f"{select} from stitch.events {where}"
+    return f"{select} from (select * from stitch.events where person_id in ({persons}) offset 0) as e {where}"
 
 
 def frame_events_sql(plan: Plan, table: str) -> str:
@@ -138,18 +149,20 @@ def frame_events_sql(plan: Plan, table: str) -> str:
 class EventSource:
     """Where the aggregate queries read the narrow events: a warehouse, or a hand-built frame.
 
-    ``ev`` is the relation to put after ``from`` (a parenthesized select); ``df(sql)`` runs a query.
+    ``ev`` is the relation to put after ``from`` (a parenthesized select); ``df(sql)`` runs a query;
+    ``per_person`` runs one whose rows each depend on one person's events only, which a warehouse's
+    ``keep`` (the pipeline's ``pipelines.stitch.person_parts.PersonParts`` of the mart) keeps.
     """
 
     _frames = itertools.count()
 
-    def __init__(self, con, ev: str, plan: Plan):
-        self.con, self.ev, self.plan = con, ev, plan
+    def __init__(self, con, ev: str, plan: Plan, keep=None):
+        self.con, self.ev, self.plan, self.keep = con, ev, plan, keep
         self._span: tuple | None = None
 
     @classmethod
-    def warehouse(cls, con, plan: Plan) -> EventSource:
-        return cls(con, f"({narrow_events_sql(plan)})", plan)
+    def warehouse(cls, con, plan: Plan, keep=None) -> EventSource:
+        return cls(con, f"({narrow_events_sql(plan)})", plan, keep)
 
     @classmethod
     def frame(cls, events: pd.DataFrame, plan: Plan) -> EventSource:
@@ -162,6 +175,16 @@ class EventSource:
 
     def df(self, sql: str) -> pd.DataFrame:
         return self.con.execute(sql).df()
+
+    def per_person(self, name: str, sql_of: Callable[[str], str]) -> pd.DataFrame:
+        """``sql_of(ev)`` (a ``*_sql`` query of this module over the events ``ev``) whose every row
+        belongs to one person and depends on that person's events alone. Kept (``keep``, named
+        ``name``): its rows are computed again only for the persons whose events changed since the
+        last run, over their events (``narrow_events_sql(plan, persons)``), the others' read back;
+        the same rows in the same order as running it."""
+        if self.keep is None:
+            return self.df(sql_of(self.ev))
+        return self.keep.query(name, lambda persons: sql_of(f"({narrow_events_sql(self.plan, persons)})"))
 
     def span(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None, int]:
         """(first event time, last event time, number of events)."""

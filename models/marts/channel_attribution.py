@@ -1,24 +1,33 @@
 """marts.channel_attribution: purchases credited to session UTM channels, one row per channel × model.
 
 ``compute_channel_attribution`` is a pure function over sessions and conversions; the attribution
-models (first/last touch, linear, time decay, position based, Markov) are ``models.value``'s.
+models (first/last touch, linear, time decay, position based, Markov) are ``models.value``'s. A
+person's conversion paths depend on that person's sessions and purchases alone: a pipeline run
+keeps them per person (``build``'s ``keep``) and builds again only those of the persons it changed.
 """
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from models.value import attribute, build_paths
 from tracking_plan.model import Plan
 
 __all__ = [
+    "attribution",
     "build",
     "channel_of",
     "channels",
     "compute_channel_attribution",
     "marketing_touches",
+    "person_paths",
     "purchases",
+    "touch_counts",
     "touch_sessions",
 ]
 
@@ -62,17 +71,10 @@ def marketing_touches(touches: pd.DataFrame) -> pd.DataFrame:
     return t[(t["channel"] != DIRECT) | first].reset_index(drop=True)
 
 
-def compute_channel_attribution(
-    sessions: pd.DataFrame,
-    conversions: pd.DataFrame,
-    lookback_days: float = LOOKBACK_DAYS,
-    half_life_days: float = HALF_LIFE_DAYS,
-) -> pd.DataFrame:
-    """One row per channel × model: conversions and value credited, and each channel's share.
-
-    ``sessions`` has ``person_id, started_at, utm_source, utm_medium``; ``conversions`` has
-    ``person_id, timestamp, value`` (one row per purchase).
-    """
+def person_paths(sessions: pd.DataFrame, conversions: pd.DataFrame, lookback_days: float = LOOKBACK_DAYS):
+    """(the marketing touches, their paths: ``models.value.build_paths``, numbered ``path_no`` within
+    each person in the order build_paths gives them). A person's paths depend on that person's
+    sessions and purchases alone."""
     touches = pd.DataFrame(
         {
             "person_id": sessions["person_id"],
@@ -86,6 +88,32 @@ def compute_channel_attribution(
         value=pd.to_numeric(conversions["value"], errors="coerce").fillna(0.0),
     )
     paths = build_paths(touches, conv, lookback_days=lookback_days)
+    paths.insert(1, "path_no", paths.groupby("person_id").cumcount())
+    return touches, paths
+
+
+def compute_channel_attribution(
+    sessions: pd.DataFrame,
+    conversions: pd.DataFrame,
+    lookback_days: float = LOOKBACK_DAYS,
+    half_life_days: float = HALF_LIFE_DAYS,
+) -> pd.DataFrame:
+    """One row per channel × model: conversions and value credited, and each channel's share.
+
+    ``sessions`` has ``person_id, started_at, utm_source, utm_medium``; ``conversions`` has
+    ``person_id, timestamp, value`` (one row per purchase).
+    """
+    touches, paths = person_paths(sessions, conversions, lookback_days)
+    return attribution(paths, touches["channel"].value_counts(), lookback_days, half_life_days)
+
+
+def attribution(
+    paths: pd.DataFrame,
+    touch_counts: pd.Series,
+    lookback_days: float = LOOKBACK_DAYS,
+    half_life_days: float = HALF_LIFE_DAYS,
+) -> pd.DataFrame:
+    """The mart from every path (``person_paths``) and the marketing touches per channel."""
     out = attribute(paths, "all", half_life_days=half_life_days)
     if "removal_effect" not in out:
         out["removal_effect"] = np.nan
@@ -93,7 +121,7 @@ def compute_channel_attribution(
     totals = out.groupby("model")[["conversions", "value"]].transform("sum")
     out["share_conversions"] = out["conversions"] / totals["conversions"].replace(0, np.nan)
     out["share_value"] = out["value"] / totals["value"].replace(0, np.nan)
-    touch_share = touches["channel"].value_counts(normalize=True)
+    touch_share = touch_counts / touch_counts.sum()
     out["share_of_touches"] = out["channel"].map(touch_share).fillna(0.0)
     out["paths"] = len(paths)
     out["converting_paths"] = n_conv
@@ -102,27 +130,90 @@ def compute_channel_attribution(
     return out.sort_values(["model", "conversions"], ascending=[True, False], ignore_index=True)
 
 
-def purchases(con, plan: Plan) -> pd.DataFrame:
+def purchases(con, plan: Plan, persons: str | None = None) -> pd.DataFrame:
+    """One row per purchase event (of the persons the query ``persons`` selects, when given)."""
     ev = plan.metrics.purchase.event if plan.metrics.purchase else "Order Completed"
+    only = f" and person_id in ({persons})" if persons else ""
     return con.execute(
-        """select person_id, "timestamp",
+        f"""select person_id, "timestamp",
         coalesce(try_cast(json_extract_string(properties, '$.revenue') as double), 0) as value
-        from stitch.events where event_name = ? and person_id is not null""",
+        from stitch.events where event_name = ? and person_id is not null{only}""",
         [ev],
     ).df()
 
 
-def build(con, plan: Plan) -> pd.DataFrame:
-    """marts.channel_attribution from staging.sessions and the purchase events of stitch.events."""
-    return compute_channel_attribution(touch_sessions(con), purchases(con, plan))
+def build(con, plan: Plan, keep=None) -> pd.DataFrame:
+    """marts.channel_attribution from staging.sessions and the purchase events of stitch.events.
+
+    With ``keep`` (the pipeline's ``pipelines.stitch.person_parts.PersonParts``) the paths are kept
+    per person: only the persons whose events changed have theirs built again; the mart is
+    attributed over every kept path, read in the order a build over every person gives them (so
+    the credits add up in the same order), and the touches counted per channel in SQL."""
+    if keep is None:
+        return compute_channel_attribution(touch_sessions(con), purchases(con, plan))
+    table = keep.keep("paths", _paths_key(plan), lambda persons: _paths_arrow(con, plan, persons))
+    paths = keep.read(table, "not converted, person_id, path_no")
+    return attribution(paths, touch_counts(con))
 
 
-def touch_sessions(con) -> pd.DataFrame:
-    """The sessions of staging.sessions that ``marketing_touches`` keeps (those with a campaign, and
-    each person's first), selected in SQL: the other sessions (most of a long history: a returning
-    user's) never reach pandas. (1M events: 218k sessions, 70k of them touches.)"""
-    return con.execute(
-        """select person_id, started_at, utm_source, utm_medium from staging.sessions
+# the kept paths' columns, typed (a frame of no rows, or of lists, has no types DuckDB could infer)
+PATH_COLUMNS = {
+    "person_id": pa.string(),
+    "path_no": pa.int64(),
+    "converted": pa.bool_(),
+    "conversion_time": pa.timestamp("us"),
+    "value": pa.float64(),
+    "channels": pa.list_(pa.string()),
+    "touch_times": pa.list_(pa.timestamp("us")),
+}
+
+
+def _paths_arrow(con, plan: Plan, persons: str | None) -> pa.Table:
+    _, paths = person_paths(touch_sessions(con, persons), purchases(con, plan, persons))
+    return pa.Table.from_pandas(paths[list(PATH_COLUMNS)], schema=pa.schema(PATH_COLUMNS), preserve_index=False)
+
+
+def _paths_key(plan: Plan) -> str:
+    """What the kept paths are computed from besides the events: the purchase event, the lookback and
+    the code of every function that makes a person's paths (an edit elsewhere, e.g. to the
+    attribution models, keeps them)."""
+    from models import value_attribution
+
+    code = [
+        inspect.getsource(f)
+        for f in (
+            person_paths,
+            channels,
+            marketing_touches,
+            purchases,
+            touch_sessions,
+            _paths_arrow,
+            value_attribution.build_paths,
+            value_attribution._lists,
+        )
+    ]
+    ev = plan.metrics.purchase.event if plan.metrics.purchase else "Order Completed"
+    digest = hashlib.sha256("\0".join([TOUCH_SESSIONS, repr(PATH_COLUMNS), *code]).encode()).hexdigest()
+    return f"paths|{ev}|{LOOKBACK_DAYS}|{digest}"
+
+
+TOUCH_SESSIONS = """select person_id, started_at, utm_source, utm_medium from staging.sessions{where}
         qualify coalesce(utm_source, '') <> ''
             or row_number() over (partition by person_id order by started_at, coalesce(utm_source, '') = '') = 1"""
+
+
+def touch_sessions(con, persons: str | None = None) -> pd.DataFrame:
+    """The sessions of staging.sessions that ``marketing_touches`` keeps (those with a campaign, and
+    each person's first), selected in SQL: the other sessions (most of a long history: a returning
+    user's) never reach pandas. (1M events: 218k sessions, 70k of them touches.) ``persons``: a query
+    selecting the persons whose sessions to read (all when None)."""
+    where = f" where person_id in ({persons})" if persons else ""
+    return con.execute(TOUCH_SESSIONS.format(where=where)).df()
+
+
+def touch_counts(con) -> pd.Series:
+    """The marketing touches per channel (``channels`` of each source and medium), counted in SQL."""
+    got = con.execute(
+        f"select utm_source, utm_medium, count(*) as n from ({TOUCH_SESSIONS.format(where='')}) group by all"
     ).df()
+    return got["n"].groupby(pd.Series(channels(got["utm_source"], got["utm_medium"]), dtype=object)).sum()

@@ -41,7 +41,7 @@ def compute_experiment_uplift(events, plan: Plan, data_end: pd.Timestamp | None 
     ``events``: an ``aggregates.EventSource`` (a warehouse) or an event frame (one row per event)."""
     src = source_of(events, plan)
     data_end = data_end if data_end is not None else src.data_end()
-    sizes = src.df(latest_value_sql(src.ev, SEGMENT)).set_index("person_id")[SEGMENT]
+    sizes = src.per_person("latest_value", lambda ev: latest_value_sql(ev, SEGMENT)).set_index("person_id")[SEGMENT]
     rows = []
     for exp in plan.metrics.experiments:
         exposed = exposures(src, exp)
@@ -68,9 +68,10 @@ def compute_experiment_uplift(events, plan: Plan, data_end: pd.Timestamp | None 
     return pd.concat(rows, ignore_index=True).reindex(columns=COLUMNS)
 
 
-def build(con, plan: Plan) -> pd.DataFrame:
-    """marts.experiment_uplift from per-person aggregates of stitch.events."""
-    return compute_experiment_uplift(EventSource.warehouse(con, plan), plan)
+def build(con, plan: Plan, keep=None) -> pd.DataFrame:
+    """marts.experiment_uplift from per-person aggregates of stitch.events (kept by ``keep``, when the
+    pipeline gives it: ``EventSource.per_person``)."""
+    return compute_experiment_uplift(EventSource.warehouse(con, plan, keep), plan)
 
 
 def summary(df: pd.DataFrame) -> dict:

@@ -82,7 +82,7 @@ def _kpi_rows(events, plan: Plan, kpi_key: str, segment_field: str | None = None
         sql = property_rows_sql(src.ev, kpi.event, kpi.property, segment_field or "region")
         r = times(src.df(sql), "timestamp", "day")
         return r.assign(y=r["y"].astype(float)), "mean per event"
-    r = times(src.df(person_days_sql(src.ev, kpi.event)), "day")
+    r = times(src.per_person("person_days", lambda ev: person_days_sql(ev, kpi.event)), "day")
     return r.assign(y=r["y"].astype(float)), "per active person-day"
 
 
@@ -272,10 +272,11 @@ def compute_initiative_roi(
 
 
 # -- the model (pipelines/model_assets.py builds marts.initiative_roi with it) ------------------------------
-def build(con, plan: Plan) -> pd.DataFrame:
-    """marts.initiative_roi from per-person and per-day aggregates of stitch.events and marts.experiment_results."""
+def build(con, plan: Plan, keep=None) -> pd.DataFrame:
+    """marts.initiative_roi from per-person and per-day aggregates of stitch.events and marts.experiment_results
+    (the per-person ones kept by ``keep``, when the pipeline gives it: ``EventSource.per_person``)."""
     experiment_results = con.execute("select * from marts.experiment_results").df()
-    return compute_initiative_roi(EventSource.warehouse(con, plan), plan, experiment_results)
+    return compute_initiative_roi(EventSource.warehouse(con, plan, keep), plan, experiment_results)
 
 
 def summary(df: pd.DataFrame) -> dict:

@@ -160,14 +160,15 @@ def estimate_did(events, plan, ini, data_end) -> dict:
 def matching_frame(events, plan: Plan, ini: Initiative, data_end: pd.Timestamp) -> pd.DataFrame:
     """Accounts known and not yet paying at the start: treatment, outcome, pre-period covariates.
 
-    Reads one row per person (``aggregates.matching_inputs_sql``)."""
+    Reads one row per person (``aggregates.matching_inputs_sql``, kept per person in a pipeline run)."""
     ev = ini.evaluation
     ev_name, _, _ = resolve_metric(plan, ini.kpi)
     start = pd.Timestamp(ini.start)
     src = source_of(events, plan)
-    per = src.df(
-        matching_inputs_sql(
-            src.ev,
+    per = src.per_person(
+        "matching_inputs",
+        lambda events: matching_inputs_sql(
+            events,
             signup_event=_signup_event(plan),
             outcome_event=ev_name,
             treatment_event=ev.treatment_event,
@@ -175,7 +176,7 @@ def matching_frame(events, plan: Plan, ini: Initiative, data_end: pd.Timestamp) 
             window_days=ev.window_days,
             where=treatment_where(ini),
             free_plans=FREE_PLANS,
-        )
+        ),
     )
     per = times(per, "signup_at", "first_outcome", "first_revenue", "first_paid").set_index("person_id", drop=False)
     # Accounts at the start: identified persons who did not sign up after it (accounts older than

@@ -33,7 +33,9 @@ PERSON_REF = ("person_id", "stitch.persons", "person_id")
 def gates(con, plan, table: str, by_partition: bool = False, full_refresh: bool = False):
     """The SQL gates of one curated table (one pass), as CheckOutcomes. `by_partition`: the plan's
     property rules on ingest.events counted anew only in the partitions whose rows changed since the
-    last count (quality_checks.rules.partition_counts; every partition on `full_refresh`)."""
+    last count (quality_checks.rules.partition_counts; every partition on `full_refresh`), and the
+    duplicates of the message_id of ingest.events and stitch.events likewise
+    (quality_checks.rules.grain_duplicates)."""
     mostly = settings_for(plan).mostly
     if table == "ingest.events":
         return evaluate(
@@ -51,6 +53,8 @@ def gates(con, plan, table: str, by_partition: bool = False, full_refresh: bool 
             table_rules(table, ["message_id"], ["person_id"], mostly, PERSON_REF),
             grain=["message_id"],
             references=PERSON_REF,
+            grain_by_partition=by_partition,
+            full_refresh=full_refresh,
         )
     if table == "stitch.persons":
         return evaluate(

@@ -18,6 +18,7 @@ CODE_FILES = (
     "pipelines/stitch/incremental.py",
     "pipelines/stitch/sessions.py",
     "pipelines/stitch/person_marts.py",
+    "pipelines/stitch/person_parts.py",
 )
 STATE_DDL = """
 create table if not exists stitch.build_state (

@@ -88,13 +88,18 @@ def _metadata_value(v):
     return v if isinstance(v, (bool, int, float, str)) else dg.MetadataValue.json(v)
 
 
+def keeps_parts(module) -> bool:
+    """Whether a Python mart's `build` takes `keep` (its kept per-person parts: python_model_frame)."""
+    return "keep" in inspect.signature(module.build).parameters
+
+
 def python_model_frame(con, model: PythonModel, plan, plan_dir=None, full_refresh: bool = False):
     """(the module, the frame its `build(con, plan)` returns, {kept part: full / incremental /
-    unchanged}). A build that takes `keep` gets the mart's kept per-person parts
+    unchanged}, or None for a mart that keeps none). A build that takes `keep` gets the mart's kept per-person parts
     (pipelines/stitch/person_parts.py): only the persons whose events changed are computed again."""
     module = importlib.import_module(model.module)  # the model's own file: a missing one fails the run
-    if "keep" not in inspect.signature(module.build).parameters:
-        return module, module.build(con, plan), {}
+    if not keeps_parts(module):
+        return module, module.build(con, plan), None
     from .stitch.person_parts import PersonParts
 
     parts = PersonParts(con, model.table, plan_dir, full_refresh)
@@ -112,7 +117,7 @@ def python_model_asset(model: PythonModel) -> dg.AssetsDefinition:
             rows = write_frame(con, model.table, df)
         progress.report(model.table, 1, 1)
         extra = module.summary(df) if hasattr(module, "summary") else {}
-        if kept:
+        if kept is not None:  # (a mart that keeps parts says which, even none: the Spark engine's says none)
             extra["kept_parts"] = kept
         return dg.MaterializeResult(
             metadata={"dagster/row_count": rows, **{k: _metadata_value(v) for k, v in extra.items()}}

@@ -158,7 +158,7 @@ def _marts(con, plan, plan_dir=None) -> tuple[list[str], dict[str, str]]:
         for m in ready:
             _, df, parts = python_model_frame(con, m, plan, plan_dir)
             write_frame(con, m.table, df)
-            kept.update(parts)
+            kept.update(parts or {})
         todo = [m for m in todo if m not in ready]
     return modes, kept
 

@@ -141,7 +141,7 @@ def build_python_marts(
     """Every Python mart built on Spark's aggregates and written as a Parquet layer under `root`
     (after `marts.build`'s SQL layers); {table: rows}. `summaries` (when given) receives each mart's
     `summary(df)`, the metadata its DuckDB asset reports."""
-    from ..model_assets import write_frame
+    from ..model_assets import keeps_parts, write_frame
 
     own = con is None
     con = con or SparkConnection(spark)
@@ -152,8 +152,11 @@ def build_python_marts(
             df = module.build(con, plan)
             con.local.execute(f"create schema if not exists {model.schema}")
             out[model.table] = write_frame(con.local, model.table, df)
-            if summaries is not None and hasattr(module, "summary"):
-                summaries[model.table] = module.summary(df)
+            if summaries is not None:
+                extra = module.summary(df) if hasattr(module, "summary") else {}
+                if keeps_parts(module):  # every mart is built whole on Spark: no part kept
+                    extra["kept_parts"] = {}
+                summaries[model.table] = extra
             arrow = con.local.sql(f"select * from {model.table}").to_arrow_table()
             write_layer(spark, spark_frame(spark, arrow), model.table, root)
     finally:

@@ -1,7 +1,8 @@
 """What each warehouse table is: the models under models/<schema>/, read from their files.
 
 A table `S.T` is `models/S/T.sql` (a SQL model) or `models/S/T.py` (a Python model: a plain
-`build(con, plan) -> DataFrame`, optionally `summary(df) -> dict`), always with `models/S/T.yml`
+`build(con, plan) -> DataFrame`, optionally `summary(df) -> dict`; a `build` that also takes `keep`
+gets the pipeline's kept per-person parts of the mart), always with `models/S/T.yml`
 giving its description, grain and columns (and, for a Python model, the tables it reads:
 `depends_on`). Plain data: pipelines/model_assets.py turns every model into a Dagster asset with
 grain gates, schemas/ into Pandera specs, pipelines/lineage.py reads the SQL.

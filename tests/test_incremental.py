@@ -321,6 +321,13 @@ def test_a_kept_query_reads_back_as_running_it(runs):
         ),
         "latest_value": lambda ev: latest_value_sql(ev, "company_size"),  # (no order: compared sorted)
     }
+    full.execute("create table marts.kept_read_test__notes as select 1 as x")  # not a part: kept
+    tables = lambda: {
+        t
+        for (t,) in full.execute(
+            "select table_name from duckdb_tables() where starts_with(table_name, 'kept_read_test__')"
+        ).fetchall()
+    }
     try:
         for name, q in queries.items():
             got, want = kept.per_person(name, q), plain.df(q(plain.ev))
@@ -328,8 +335,11 @@ def test_a_kept_query_reads_back_as_running_it(runs):
             if name == "latest_value":
                 got, want = (f.sort_values("person_id", ignore_index=True) for f in (got, want))
             pd.testing.assert_frame_equal(got, want)
+        assert len(tables()) == 4
     finally:
-        PersonParts(full, "marts.kept_read_test").finish()  # used by none: every part of it dropped
+        PersonParts(full, "marts.kept_read_test").finish()  # a build that used none: its parts dropped
+        assert tables() == {"kept_read_test__notes"}
+        full.execute("drop table marts.kept_read_test__notes")
 
 
 def test_the_scenarios_reached_the_warehouse(runs):

@@ -202,6 +202,27 @@ def test_referential_integrity_and_identity(con):
     assert out["grain_unique"].passed
 
 
+def test_a_grain_of_several_columns_counts_each_repeated_combination(con):
+    """A grain of two columns: every row whose combination came before fails (a combination with
+    nulls, too), as counting the distinct lists of the values as text does."""
+    con.execute(
+        "create table stitch.persons as select * from (values ('user_id', 'u1', 'p1'), ('user_id', 'u1', 'p2'), "
+        "('email', 'u1', 'p1'), (null, 'u2', 'p3'), (null, 'u2', 'p3'), (null, null, 'p4'), (null, null, 'p4')) "
+        "t(identifier_kind, identifier, person_id)"
+    )
+    grain = ["identifier_kind", "identifier"]
+    (o,) = evaluate(
+        con,
+        "stitch.persons",
+        [r for r in table_rules("stitch.persons", grain) if r.kind == "grain_unique"],
+        grain=grain,
+    )
+    text = con.execute(
+        "select count(*) - count(distinct [identifier_kind::varchar, identifier::varchar]) from stitch.persons"
+    ).fetchall()[0][0]
+    assert not o.passed and o.metadata["failing_count"] == text == 3
+
+
 def test_results_are_appended_and_converted(con):
     o = CheckOutcome(
         "enum",

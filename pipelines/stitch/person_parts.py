@@ -107,14 +107,13 @@ class PersonParts:
     def finish(self) -> None:
         """Drop this mart's parts the build did not use (and their state): a changed query's old rows."""
         schema, name = self.mart.split(".")
-        prefix = f"{name}__"
+        part = re.compile(rf"{re.escape(name)}__\w+_[0-9a-f]{{10}}")  # (the names `table` gives, no other)
         old = [
             f"{schema}.{t}"
             for (t,) in self.con.execute(
-                "select table_name from duckdb_tables() where schema_name = ? and starts_with(table_name, ?)",
-                [schema, prefix],
+                "select table_name from duckdb_tables() where schema_name = ?", [schema]
             ).fetchall()
-            if f"{schema}.{t}" not in self.modes
+            if part.fullmatch(t) and f"{schema}.{t}" not in self.modes
         ]
         for t in old:
             with transaction(self.con):

@@ -34,20 +34,13 @@ def test_gx_suite_passes_and_fails(tmp_path):
     assert any("1.7" in f["sample"] for f in out.metadata["failures"])
 
 
-def test_gx_suite_runs_under_python_c_with_pyspark_installed():
-    """`python -c` (like an xdist worker) has a __main__ without __spec__ or __file__: pyspark's connect
-    module, which GX imports when pyspark is installed, took that for its doctest runner and called
-    sys.exit(0) in the middle of a run's quality checks."""
+def _python_c(code: str):
+    """`python -c code` in the repository root: a __main__ without __spec__ or __file__."""
     import subprocess
     import sys
     from pathlib import Path
 
-    code = (
-        "import sys; sys.path.insert(0, 'tests'); from test_quality_gx import _metrics;"
-        "from quality_checks.gx_suite import run_gx_suite;"
-        "print('gx passed', run_gx_suite(_metrics()).passed)"
-    )
-    out = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-c", code],
         cwd=Path(__file__).resolve().parents[1],
         capture_output=True,
@@ -55,16 +48,24 @@ def test_gx_suite_runs_under_python_c_with_pyspark_installed():
         timeout=300,
         check=False,
     )
+
+
+def test_gx_suite_runs_under_python_c_with_pyspark_installed():
+    """`python -c` (like an xdist worker) has a __main__ without __spec__ or __file__: pyspark's connect
+    module, which GX imports when pyspark is installed, took that for its doctest runner and called
+    sys.exit(0) in the middle of a run's quality checks."""
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from test_quality_gx import _metrics;"
+        "from quality_checks.gx_suite import run_gx_suite;"
+        "print('gx passed', run_gx_suite(_metrics()).passed)"
+    )
+    out = _python_c(code)
     assert out.returncode == 0 and "gx passed True" in out.stdout, out.stderr[-2000:]
 
 
 def test_gx_leaves_unused_backend_sdks_unloaded_but_importable():
     """GX's own imports of pyspark, Azure, Google Cloud and boto3 are refused (trackplan gives GX a
     pandas frame only); the suite still runs, and the same SDKs still import for anything else."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     code = (
         "import sys; sys.path.insert(0, 'tests'); from test_quality_gx import _metrics;"
         "from quality_checks.gx_suite import run_gx_suite;"
@@ -73,13 +74,6 @@ def test_gx_leaves_unused_backend_sdks_unloaded_but_importable():
         "import pyspark.sql, azure.storage.blob;"
         "print('gx passed', ok, 'loaded by gx', loaded)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    out = _python_c(code)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "gx passed True loaded by gx []" in out.stdout, out.stdout + out.stderr[-2000:]

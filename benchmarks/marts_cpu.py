@@ -108,8 +108,8 @@ def child(warehouse: str, marts: list[str]) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("warehouse")
-    ap.add_argument("--a", required=True, help="a checkout (e.g. a git worktree of main)")
-    ap.add_argument("--b", required=True, help="the other checkout (e.g. .)")
+    ap.add_argument("--a", help="a checkout (e.g. a git worktree of main); required")
+    ap.add_argument("--b", help="the other checkout (e.g. .); required")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--marts", help="comma-separated module names (default: every Python mart)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(child(args.warehouse, marts)))
         return 0
+    if not args.a or not args.b:  # (not required of the child, which this process starts without them)
+        ap.error("--a and --b name the two checkouts to compare")
     runs: dict[str, list[dict]] = {"a": [], "b": []}
     for _ in range(args.repeat):
         for side in ("a", "b"):
@@ -125,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             env = {**os.environ, "PYTHONPATH": checkout}
             env.setdefault("TRACKPLAN_HASH_SALT", "bench-salt")
             p = subprocess.run(
-                [sys.executable, __file__, args.warehouse, "--marts", args.marts, "--child", checkout],
+                [sys.executable, __file__, args.warehouse, "--marts", ",".join(marts), "--child", checkout],
                 cwd=checkout,
                 env=env,
                 capture_output=True,

@@ -133,10 +133,12 @@ def run_pipeline(
     from .definitions import all_assets, all_checks
 
     t0 = time.time()
-    threading.Thread(target=_warm_imports, daemon=True).start()
     with building(warehouse) as build:
         own = instance is None
         instance = instance or dagster_instance(warehouse)  # recorded where `make dev` looks (after the lock)
+        # (started once the instance exists: GX imports sqlalchemy too, and two threads importing the
+        # same modules can see one half-initialized — a Dagster instance failed so, once in four runs)
+        threading.Thread(target=_warm_imports, daemon=True).start()
         try:
             ok = _materialize(
                 build,

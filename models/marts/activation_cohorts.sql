@@ -7,7 +7,7 @@ with settings as (
     from staging.plan_settings
 ),
 
-events as (
+events as not materialized (
     select person_id, message_id, event_name, "timestamp" as event_at
     from stitch.events
     where person_id is not null and "timestamp" is not null

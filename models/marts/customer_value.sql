@@ -9,7 +9,7 @@ with settings as (
     select purchase_event, renewal_event, churn_event, gross_margin from staging.plan_settings
 ),
 
-events as (
+events as not materialized (
     select person_id, event_name, "timestamp" as event_at, properties
     from stitch.events
     where person_id is not null and "timestamp" is not null

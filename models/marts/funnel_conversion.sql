@@ -25,6 +25,9 @@ events as (
         row_number() over (partition by person_id order by "timestamp", message_id) as seq
     from stitch.events
     where person_id is not null and "timestamp" is not null
+      -- only the events a funnel reads, its steps' and its exclusions': seq orders them among
+      -- themselves, which is all it is used for (numbering every event cost 10 of 10 CPU-s at 10M)
+      and event_name in (select event_name from steps union select event_name from exclusions)
 ),
 
 step_events as (

@@ -11,8 +11,18 @@ with settings as (
 ),
 
 events as (
-    select person_id, event_name, "timestamp" as event_at
+    -- one row per person, UTC day and what the events of that day are to the cohorts (a target event,
+    -- a returning one): every bucket (day, week) and bound is a function of the day, and each use below
+    -- is a min, a max or a distinct, so this is exact. Grouping and carrying two booleans rather than
+    -- the event name keeps the per-period rows small: at 10M events they spilled under the
+    -- warehouse's memory budget (benchmarks in the commit)
+    select distinct
+        person_id,
+        "timestamp"::date as event_day,
+        settings.retention_target_event is null or event_name = settings.retention_target_event as is_target,
+        settings.retention_returning_event is null or event_name = settings.retention_returning_event as is_returning
     from stitch.events
+    cross join settings
     where person_id is not null and "timestamp" is not null
 ),
 
@@ -23,8 +33,8 @@ period_types as (
 bounds as (
     select
         period_types.period_type,
-        date_trunc(period_types.period_type, coalesce(getvariable('retention_from')::timestamp, min(events.event_at)))::date as first_bucket,
-        date_trunc(period_types.period_type, coalesce(getvariable('retention_to')::timestamp, max(events.event_at)))::date as last_bucket
+        date_trunc(period_types.period_type, coalesce(getvariable('retention_from')::timestamp, min(events.event_day)::timestamp))::date as first_bucket,
+        date_trunc(period_types.period_type, coalesce(getvariable('retention_to')::timestamp, max(events.event_day)::timestamp))::date as last_bucket
     from period_types
     cross join events
     group by period_types.period_type
@@ -34,8 +44,9 @@ bucketed as (
     select
         bounds.period_type,
         events.person_id,
-        events.event_name,
-        date_trunc(bounds.period_type, events.event_at)::date as bucket,
+        events.is_target,
+        events.is_returning,
+        date_trunc(bounds.period_type, events.event_day)::date as bucket,
         bounds.first_bucket,
         bounds.last_bucket
     from events
@@ -46,8 +57,7 @@ first_targets as (
     -- first target event ever, even before the window: a person seen earlier is not new
     select bucketed.period_type, bucketed.person_id, min(bucketed.bucket) as first_bucket
     from bucketed
-    cross join settings
-    where settings.retention_target_event is null or bucketed.event_name = settings.retention_target_event
+    where bucketed.is_target
     group by bucketed.period_type, bucketed.person_id
 ),
 
@@ -62,15 +72,14 @@ cohort_members as (
     cross join settings
     inner join first_targets
         on first_targets.period_type = in_window.period_type and first_targets.person_id = in_window.person_id
-    where (settings.retention_target_event is null or in_window.event_name = settings.retention_target_event)
+    where in_window.is_target
       and (settings.retention_type = 'recurring' or in_window.bucket = first_targets.first_bucket)
 ),
 
 activity as (
     select distinct in_window.period_type, in_window.person_id, in_window.bucket
     from in_window
-    cross join settings
-    where settings.retention_returning_event is null or in_window.event_name = settings.retention_returning_event
+    where in_window.is_returning
 ),
 
 returns as (

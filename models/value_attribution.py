@@ -17,21 +17,81 @@ MODELS = ("first_touch", "last_touch", "linear", "time_decay", "position_based",
 NO_TOUCH = "(none)"
 
 
-def _lists(frame: pd.DataFrame, key: str, **cols: str) -> pd.DataFrame:
-    """``frame.groupby(key).agg(name=(col, list), ...)`` without a Python call per group: one row per
-    key (sorted, as groupby sorts), each column the list of the group's values in frame order."""
-    codes, uniques = pd.factorize(frame[key], sort=True)  # a missing key is -1: groupby drops it
+def _groups(keys) -> tuple[np.ndarray, pd.Index, np.ndarray]:
+    """How ``frame.groupby(key)`` splits rows, as arrays: (the rows in group order, each group's rows
+    in frame order; the keys, sorted as groupby sorts them; each group's row count). A missing key
+    is dropped, as groupby drops it."""
+    codes, uniques = pd.factorize(keys, sort=True)  # a missing key is -1
     order = np.argsort(codes, kind="stable")
     order = order[codes[order] >= 0]
-    cuts = np.flatnonzero(np.diff(codes[order])) + 1
-    bounds = list(zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(order)].tolist(), strict=True)) if len(order) else []
-    out = {}
-    for name, col in cols.items():
-        values = frame[col].take(order).tolist()
-        # object dtype even when empty: an empty list column would otherwise be float64, and a
-        # later join-and-fill of lists into it fails (no conversion with a touch in its window)
-        out[name] = pd.Series([values[a:b] for a, b in bounds], index=uniques, dtype=object)
-    return pd.DataFrame(out, index=pd.Index(uniques, name=key))
+    return order, uniques, np.bincount(codes[order], minlength=len(uniques))
+
+
+def path_touches(
+    touches: pd.DataFrame,
+    conversions: pd.DataFrame,
+    lookback_days: float = 30,
+    person: str = "person_id",
+    time: str = "timestamp",
+    channel: str = "channel",
+    value: str = "value",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``build_paths``' paths as two flat frames, no Python list per path: (one row per path:
+    ``person_id, converted, conversion_time, value, length``; one row per touch of a path, the
+    paths' touches one after the other in path order, each path's in time order: ``channel, ts``).
+    A path's touches are the ``length`` rows after the previous paths'. (A conversion with no touch
+    in its window has one: ``NO_TOUCH`` at the conversion time.)"""
+    window = pd.Timedelta(days=lookback_days)
+    t = touches[[person, time, channel]].rename(columns={person: "person_id", time: "ts", channel: "channel"})
+    c = conversions[[person, time] + ([value] if value in conversions else [])].rename(
+        columns={person: "person_id", time: "conversion_time", value: "value"}
+    )
+    if "value" not in c:
+        c["value"] = 0.0
+    t = t.sort_values(["person_id", "ts"], kind="stable", ignore_index=True)
+    c = c.sort_values(["person_id", "conversion_time"], kind="stable", ignore_index=True)
+    c["conv_id"] = np.arange(len(c))
+    c["previous_conversion"] = c.groupby("person_id")["conversion_time"].shift()
+
+    # Converting paths: join each conversion with its person's touches, keep those in the window.
+    j = c.merge(t, on="person_id", how="left")
+    keep = (j["ts"] <= j["conversion_time"]) & (j["ts"] >= j["conversion_time"] - window)
+    keep &= j["previous_conversion"].isna() | (j["ts"] > j["previous_conversion"])
+    j = j[keep]
+    # a conversion without a touch in its window gets one: (none) at the conversion time
+    empty = np.bincount(j["conv_id"].to_numpy(np.int64), minlength=len(c)) == 0
+    j = pd.concat(
+        [
+            j[["conv_id", "channel", "ts"]],
+            pd.DataFrame(
+                {
+                    "conv_id": c["conv_id"][empty],
+                    "channel": pd.Series(NO_TOUCH, index=c.index[empty], dtype=object),
+                    "ts": c["conversion_time"][empty],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    order, _, lengths = _groups(j["conv_id"])  # (every conversion has a touch now: one group each)
+    conv_touch = j.take(order)
+    conv_paths = c[["person_id", "conversion_time", "value"]].assign(converted=True, length=lengths)
+
+    # Non-converting paths: touches after the last conversion (or all, for non-converters).
+    last_conv = c.groupby("person_id")["conversion_time"].max().rename("last_conversion")
+    n = t.join(last_conv, on="person_id")
+    n = n[n["last_conversion"].isna() | (n["ts"] > n["last_conversion"])]
+    n = n[n["ts"] >= n.groupby("person_id")["ts"].transform("max") - window]
+    order, persons, lengths = _groups(n["person_id"])
+    null_touch = n.take(order)
+    null_paths = pd.DataFrame({"person_id": persons, "converted": False, "length": lengths})
+    null_paths["conversion_time"] = pd.NaT
+    null_paths["value"] = 0.0
+
+    cols = ["person_id", "converted", "conversion_time", "value", "length"]
+    paths = pd.concat([conv_paths[cols], null_paths[cols]], ignore_index=True)
+    flat = pd.concat([conv_touch[["channel", "ts"]], null_touch[["channel", "ts"]]], ignore_index=True)
+    return paths, flat
 
 
 def build_paths(
@@ -51,48 +111,17 @@ def build_paths(
     never converted (within ``lookback_days`` of their last touch), form non-converting paths.
 
     Returns columns ``person_id, converted, conversion_time, value, channels, touch_times``
-    (``channels`` and ``touch_times`` are lists in time order).
+    (``channels`` and ``touch_times`` are lists in time order). The rule is ``path_touches``'; this
+    cuts its flat touches into a list per path.
     """
-    window = pd.Timedelta(days=lookback_days)
-    t = touches[[person, time, channel]].rename(columns={person: "person_id", time: "ts", channel: "channel"})
-    c = conversions[[person, time] + ([value] if value in conversions else [])].rename(
-        columns={person: "person_id", time: "conversion_time", value: "value"}
-    )
-    if "value" not in c:
-        c["value"] = 0.0
-    t = t.sort_values(["person_id", "ts"], kind="stable", ignore_index=True)
-    c = c.sort_values(["person_id", "conversion_time"], kind="stable", ignore_index=True)
-    c["conv_id"] = np.arange(len(c))
-    c["previous_conversion"] = c.groupby("person_id")["conversion_time"].shift()
-
-    # Converting paths: join each conversion with its person's touches, keep those in the window.
-    j = c.merge(t, on="person_id", how="left")
-    keep = (j["ts"] <= j["conversion_time"]) & (j["ts"] >= j["conversion_time"] - window)
-    keep &= j["previous_conversion"].isna() | (j["ts"] > j["previous_conversion"])
-    j = j[keep]
-    grouped = _lists(j, "conv_id", channels="channel", touch_times="ts")
-    conv_paths = c.join(grouped, on="conv_id")
-    empty = conv_paths["channels"].isna()
-    conv_paths.loc[empty, "channels"] = pd.Series(
-        [[NO_TOUCH]] * int(empty.sum()), index=conv_paths.index[empty], dtype=object
-    )
-    conv_paths.loc[empty, "touch_times"] = pd.Series(
-        [[ct] for ct in conv_paths.loc[empty, "conversion_time"]], index=conv_paths.index[empty], dtype=object
-    )
-    conv_paths["converted"] = True
-
-    # Non-converting paths: touches after the last conversion (or all, for non-converters).
-    last_conv = c.groupby("person_id")["conversion_time"].max().rename("last_conversion")
-    n = t.join(last_conv, on="person_id")
-    n = n[n["last_conversion"].isna() | (n["ts"] > n["last_conversion"])]
-    n = n[n["ts"] >= n.groupby("person_id")["ts"].transform("max") - window]
-    null_paths = _lists(n, "person_id", channels="channel", touch_times="ts").reset_index()
-    null_paths["converted"] = False
-    null_paths["conversion_time"] = pd.NaT
-    null_paths["value"] = 0.0
-
-    cols = ["person_id", "converted", "conversion_time", "value", "channels", "touch_times"]
-    return pd.concat([conv_paths[cols], null_paths[cols]], ignore_index=True)
+    paths, flat = path_touches(touches, conversions, lookback_days, person, time, channel, value)
+    ends = np.cumsum(paths["length"].to_numpy(np.int64))
+    bounds = list(zip((ends - paths["length"].to_numpy(np.int64)).tolist(), ends.tolist(), strict=True))
+    for name, col in (("channels", "channel"), ("touch_times", "ts")):
+        values = flat[col].tolist()
+        # object dtype even when empty (a frame of no paths)
+        paths[name] = pd.Series([values[a:b] for a, b in bounds], index=paths.index, dtype=object)
+    return paths.drop(columns="length")
 
 
 def _rule_weights(touch: pd.DataFrame, model: str, half_life_days: float) -> np.ndarray:

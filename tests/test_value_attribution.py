@@ -4,6 +4,7 @@ from itertools import pairwise
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from models.value import (
@@ -13,7 +14,7 @@ from models.value import (
     build_paths,
     markov_removal_effects,
 )
-from models.value_attribution import _lists, transition_counts
+from models.value_attribution import transition_counts
 
 T0 = pd.Timestamp("2024-03-01")
 
@@ -161,25 +162,85 @@ def random_paths(n: int, seed: int) -> pd.DataFrame:
     return make_paths(spec)
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_path_lists_match_pandas_groupby_list(seed):
-    # build_paths' lists per group, against pandas' own groupby(...).agg(list) (the oracle): keys
-    # out of order, missing keys (dropped), repeated times, strings and timestamps
+def paths_by_groupby(touches, conversions, lookback_days=30):
+    """The oracle: build_paths' rule step by step, each path's lists by pandas' groupby(...).agg(list)."""
+    window = pd.Timedelta(days=lookback_days)
+    t = touches.rename(columns={"timestamp": "ts"}).sort_values(["person_id", "ts"], kind="stable", ignore_index=True)
+    c = conversions.rename(columns={"timestamp": "conversion_time"})
+    c = c.sort_values(["person_id", "conversion_time"], kind="stable", ignore_index=True)
+    c["conv_id"] = np.arange(len(c))
+    c["previous_conversion"] = c.groupby("person_id")["conversion_time"].shift()
+    j = c.merge(t, on="person_id", how="left")
+    keep = (j["ts"] <= j["conversion_time"]) & (j["ts"] >= j["conversion_time"] - window)
+    j = j[keep & (j["previous_conversion"].isna() | (j["ts"] > j["previous_conversion"]))]
+    lists = j.groupby("conv_id").agg(channels=("channel", list), touch_times=("ts", list))
+    conv = c.join(lists, on="conv_id")
+    for i in conv.index[conv["channels"].isna()]:
+        conv.at[i, "channels"], conv.at[i, "touch_times"] = [NO_TOUCH], [conv.at[i, "conversion_time"]]
+    conv["converted"] = True
+    n = t.join(c.groupby("person_id")["conversion_time"].max().rename("last"), on="person_id")
+    n = n[n["last"].isna() | (n["ts"] > n["last"])]
+    n = n[n["ts"] >= n.groupby("person_id")["ts"].transform("max") - window]
+    null = n.groupby("person_id").agg(channels=("channel", list), touch_times=("ts", list)).reset_index()
+    null["converted"], null["conversion_time"], null["value"] = False, pd.NaT, 0.0
+    cols = ["person_id", "converted", "conversion_time", "value", "channels", "touch_times"]
+    return pd.concat([conv[cols], null[cols]], ignore_index=True)
+
+
+def seeded_journeys(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Touches and purchases of a few persons: repeated times, persons without either, none at all."""
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(0, 300))
-    frame = pd.DataFrame(
+    n, m = int(rng.integers(0, 300)), int(rng.integers(0, 40))
+    persons = ["b", "a", "c", "d", "e"]
+    touches = pd.DataFrame(
         {
-            "key": pd.Series(rng.choice(["b", "a", "c", "d", None], n), dtype="str"),
+            "person_id": pd.Series(rng.choice(persons[:4], n), dtype="str"),
+            "timestamp": T0 + pd.to_timedelta(rng.integers(0, 90, n), unit="D"),
             "channel": pd.Series(rng.choice(["x/y", "direct", "z"], n), dtype="str"),
-            "ts": T0 + pd.to_timedelta(rng.integers(0, 5, n), unit="D"),
         }
     )
-    want = frame.groupby("key").agg(channels=("channel", list), touch_times=("ts", list))
-    got = _lists(frame, "key", channels="channel", touch_times="ts")
-    assert got.index.tolist() == want.index.tolist() and got.index.name == "key"
+    conversions = pd.DataFrame(
+        {
+            "person_id": pd.Series(rng.choice(persons, m), dtype="str"),
+            "timestamp": T0 + pd.to_timedelta(rng.integers(0, 90, m), unit="D"),
+            "value": rng.integers(1, 50, m).astype(float),
+        }
+    )
+    return touches, conversions
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_build_paths_equals_the_groupby_lists(seed):
+    # build_paths cuts path_touches' flat touches by offsets; the oracle groups with pandas' own
+    # groupby(...).agg(list): the same paths, in the same order, the same lists of the same types
+    touches, conversions = seeded_journeys(seed)
+    if seed == 0:  # no purchase: only paths that did not convert
+        conversions = conversions.iloc[:0]
+    got, want = build_paths(touches, conversions), paths_by_groupby(touches, conversions)
+    pd.testing.assert_frame_equal(
+        got.drop(columns=["channels", "touch_times"]), want.drop(columns=["channels", "touch_times"])
+    )
     for col in ("channels", "touch_times"):
         for a, b in zip(got[col], want[col], strict=True):
             assert a == b and [type(v) for v in a] == [type(v) for v in b]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_channel_paths_table_equals_build_paths(seed):
+    # the mart's paths (an Arrow table, its lists built from offsets) hold build_paths' paths
+    from models.marts.channel_attribution import PATH_COLUMNS, person_paths
+
+    touches, conversions = seeded_journeys(seed)
+    if seed == 0:  # no session: every purchase without a touch
+        touches = touches.iloc[:0]
+    sessions = touches.rename(columns={"timestamp": "started_at"}).assign(
+        utm_source=touches["channel"], utm_medium=None
+    )
+    got_touches, got = person_paths(sessions, conversions)
+    want = build_paths(got_touches, conversions)
+    want.insert(1, "path_no", want.groupby("person_id").cumcount())
+    want = pa.Table.from_pandas(want[list(PATH_COLUMNS)], schema=pa.schema(PATH_COLUMNS), preserve_index=False)
+    assert got.equals(want)
 
 
 def test_every_model_credits_exactly_the_conversions_and_value():

@@ -266,26 +266,35 @@ class Check:
     prop: str | None = None  # the top-level plan property it checks (None: the payload as a whole)
 
 
-def property_columns(source: str, cols: dict[str, int]) -> str:
+def property_columns(source: str, cols: dict[str, int], reads: str | None = None) -> str:
     """SQL adding, to every row of `source` (a select with a JSON column `_props`), the columns the
-    property Checks read: per plan property `name` numbered i in `cols`, `_p{i}` its JSON, `_t{i}` its
-    JSON type (NULL when the key is not there, 'NULL' when it holds null) and `_x{i}` its text; and
-    `_keys`, the payload's keys. The payload is parsed once for all of them."""
-    if not cols:
-        return f"select *, coalesce(json_keys(_props), []) as _keys from ({source})"
-    struct = lit(json.dumps({name: "JSON" for name in cols}))
-    parsed = ", ".join(f"_s[{lit(n)}] as _p{i}" for n, i in cols.items())
-    # (the minified payload holds `:null` at all only on the few rows that have a null somewhere)
-    typed = ", ".join(
-        f"case when _p{i} is not null then json_type(_p{i}) when _has_null and list_contains(_keys, {lit(n)}) "
-        f"then 'NULL' end as _t{i}, (_p{i} ->> '$') as _x{i}"
-        for n, i in cols.items()
-    )
-    return (
-        f"select *, {typed} from (select *, {parsed}, coalesce(json_keys(_props), []) as _keys, "
-        f"coalesce(contains(_props::varchar, ':null'), false) as _has_null "
-        f"from (select *, json_transform(_props, {struct}) as _s from ({source})))"
-    )
+    property Checks read: per plan property `name` numbered i in `cols`, `_t{i}` its JSON type (NULL
+    when the key is not there, 'NULL' when it holds null), `_x{i}` its text and `_p{i}` its JSON; and
+    `_keys`, the payload's keys. `reads`: the SQL that reads them; `_p{i}` and `_keys` are made only
+    where it names them (None: all). The validator's second pass (Validator._event_pass) and the
+    gates on ingest.events (quality_checks.rules) both read these columns: one definition of them.
+
+    The payload is parsed once for the JSON types of all the properties (one `json_type` over a list
+    of paths) and once for their texts (one `json_extract_string`); a property's JSON itself is
+    extracted only where a rule reads it (objects, arrays, enums of objects), and the key list only
+    where a rule needs it. Measured on Page Viewed rows: 2x cheaper than a struct of JSON values with
+    a `json_type` and a `->>` per property (the gates' form until then: 1M events, ~0.4 CPU-s more)."""
+
+    def read(name: str) -> bool:
+        return reads is None or re.search(rf"\b{name}\b", reads) is not None
+
+    parsed = ""
+    if cols:
+        paths = "[" + ", ".join(lit(json_path(n)) for n in cols) + "]"
+        parsed = f", json_type(_props, {paths}) as _tl, json_extract_string(_props, {paths}) as _xl"
+        parsed += "".join(
+            f", json_extract(_props, {lit(json_path(n))}) as _p{i}" for n, i in cols.items() if read(f"_p{i}")
+        )
+    if read("_keys"):
+        parsed += ", coalesce(json_keys(_props), []) as _keys"
+    # (a list's positions are the order of `cols`, whatever numbers its properties have)
+    typed = "".join(f", _tl[{j + 1}] as _t{i}, _xl[{j + 1}] as _x{i}" for j, i in enumerate(cols.values()))
+    return f"select *{typed} from (select *{parsed} from ({source}))"
 
 
 PARSED_KEPT = 16  # parsed statements a Validator keeps (see Validator._execute)
@@ -570,12 +579,8 @@ class Validator:
         are built from them once for every event (REASONS_SQL), not by SQL of their own per rule
         (planning that SQL cost ~0.1 CPU-s per run).
 
-        The payload is parsed once for the JSON types of all its plan properties (one
-        `json_type` over a list of paths: NULL when the key is not there, 'NULL' when it holds
-        null) and once for their texts (one `json_extract_string`); a property's JSON itself is
-        extracted only where a rule reads it (objects, arrays, enums of objects), and the key
-        list only where a rule needs it. Measured on Page Viewed rows: 2x cheaper than a struct
-        of JSON values with a `json_type` and a `->>` per property."""
+        The payload is parsed once for the JSON types of all its plan properties and once for
+        their texts (property_columns, the columns the gates on ingest.events read too)."""
         local = {name: i for i, name in enumerate(ev.properties)}
         self._hoist = []  # expressions several rules read (an array's item bits), as columns
         try:
@@ -588,20 +593,8 @@ class Validator:
         rules = [*errs, *warns]
         props = "case when type in ('identify', 'group') then traits else properties end"
         text = " ".join(f"{c.fails} {c.message.arg}" for c in rules) + " ".join(e for _, e in hoisted)
-        cols = ""
-        if local:
-            paths = "[" + ", ".join(lit(json_path(n)) for n in local) + "]"
-            cols = f", json_type(_props, {paths}) as _tl, json_extract_string(_props, {paths}) as _xl"
-            cols += "".join(
-                f", json_extract(_props, {lit(json_path(n))}) as _p{i}"
-                for n, i in local.items()
-                if re.search(rf"\b_p{i}\b", text)
-            )
-        if re.search(r"\b_keys\b", text):
-            cols += ", coalesce(json_keys(_props), []) as _keys"
-        typed = "".join(f", _tl[{i + 1}] as _t{i}, _xl[{i + 1}] as _x{i}" for i in local.values())
         rows = f"select _rid, _payload_null, {', '.join(PAYLOAD_WIDE)}, {props} as _props from {{relation}} where _ekey = {k}"
-        inner = f"select *{typed} from (select *{cols} from ({rows}))"
+        inner = property_columns(rows, local, text)
         if hoisted:
             inner = f"select *, {', '.join(f'{e} as {n}' for n, e in hoisted)} from ({inner})"
         # each rule's condition is computed once, as a column (NULL, like false, is no failure)

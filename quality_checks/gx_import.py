@@ -30,16 +30,16 @@ class _NotForGX(importlib.abc.MetaPathFinder):
 
     def find_spec(self, name, path, target=None):
         if not name.startswith(NOT_FOR_GX) or not any(name == r or name.startswith(r + ".") for r in NOT_FOR_GX):
-            return None
+            return
         f = sys._getframe(1)
         while f is not None:  # the first frame outside the import machinery made the import
             mod = f.f_globals.get("__name__") or ""
             if not mod.startswith(("importlib", "_frozen_importlib")):
                 if mod == "great_expectations" or mod.startswith("great_expectations."):
                     raise ModuleNotFoundError(f"No module named {name!r} (not loaded for Great Expectations)", name=name)
-                return None
+                return
             f = f.f_back
-        return None
+        return
 
 
 _FINDER = _NotForGX()

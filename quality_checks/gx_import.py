@@ -36,7 +36,9 @@ class _NotForGX(importlib.abc.MetaPathFinder):
             mod = f.f_globals.get("__name__") or ""
             if not mod.startswith(("importlib", "_frozen_importlib")):
                 if mod == "great_expectations" or mod.startswith("great_expectations."):
-                    raise ModuleNotFoundError(f"No module named {name!r} (not loaded for Great Expectations)", name=name)
+                    raise ModuleNotFoundError(
+                        f"No module named {name!r} (not loaded for Great Expectations)", name=name
+                    )
                 return
             f = f.f_back
         return

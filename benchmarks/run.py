@@ -18,7 +18,8 @@ and as a share of DuckDB's read_json rate on the same file and cores, measured i
 First, the `trackplan run` section (issue 18, item 4), every figure a ratio to a baseline measured
 in the same run (wall and CPU seconds; CPU is what a loaded machine does not distort): the full run
 (`trackplan run` as a fresh process, process start included, over 30 days of landing) against DuckDB's
-`read_json` of the same files into a table, also a fresh process (≤ 3x); one more day on that 30-day
+`read_json` of the same files into a table, also a fresh process, run once before and once after it
+(the ratio is to their mean: the machine's speed drifts) (≤ 3x); one more day on that 30-day
 warehouse against the same day alone into an empty warehouse (≤ 1.5x); an empty partition's run
 (≤ 5 s, process start included) against `python -c pass` and `trackplan lint`; the peak resident
 memory of the run's process tree at each size (≤ 3 GB at 10M) and its projection to 100M events
@@ -482,22 +483,37 @@ def run_size(size: int, workdir: Path, cache: Path, seed: int, history: bool, ke
     n = _count_lines(lines)
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}  # each run's home beside its warehouse
     env["TRACKPLAN_HASH_SALT"] = os.environ.get("TRACKPLAN_HASH_SALT") or "bench-salt"
-    raw = timed_cmd(
-        [sys.executable, __file__, "--_step", "duckdb_read", "--_landing", str(landing), "--workdir", str(base)],
-        env,
-        ok=(0,),
-    )
-    raw["inner"] = json.loads(raw.pop("stdout").strip().splitlines()[-1])  # read_json alone, in-process
-    (base / "raw.duckdb").unlink(missing_ok=True)
+
+    def read_json() -> dict:
+        r = timed_cmd(
+            [sys.executable, __file__, "--_step", "duckdb_read", "--_landing", str(landing), "--workdir", str(base)],
+            env,
+            ok=(0,),
+        )
+        r["inner"] = json.loads(r.pop("stdout").strip().splitlines()[-1])  # read_json alone, in-process
+        r.pop("samples")
+        (base / "raw.duckdb").unlink(missing_ok=True)
+        return r
+
+    # the baseline brackets the run, once before it and once after: the machine's speed drifts (two
+    # bench runs of the same code half an hour apart differed by 10-18% in every step), and the ratio
+    # is to the mean of the two, both printed
+    before = read_json()
     wh = base / "history.duckdb"
     full = timed_cmd(_run_argv(landing, wh), env)
     steps = _newest_run_steps(base / ".dagster", full.pop("samples"))
-    raw.pop("samples")
+    after = read_json()
+    raw = {
+        "cpu": (before["cpu"] + after["cpu"]) / 2,
+        "wall": (before["wall"] + after["wall"]) / 2,
+        "peak_mb": max(before["peak_mb"], after["peak_mb"]),
+        "runs": [before, after],
+    }
     out = {"size": size, "events": n, "raw": raw, "full": full, "steps": steps}
     print(
-        f"  {n:,} events over {RUN_DAYS} days: read_json {raw['wall']:.1f} s wall / {raw['cpu']:.1f} CPU-s, "
-        f"peak {raw['peak_mb']:,.0f} MB; trackplan run {full['wall']:.1f} s / {full['cpu']:.1f} CPU-s, "
-        f"peak {full['peak_mb']:,.0f} MB",
+        f"  {n:,} events over {RUN_DAYS} days: read_json {raw['wall']:.1f} s wall / {raw['cpu']:.1f} CPU-s "
+        f"(before the run {before['cpu']:.1f}, after it {after['cpu']:.1f}), peak {raw['peak_mb']:,.0f} MB; "
+        f"trackplan run {full['wall']:.1f} s / {full['cpu']:.1f} CPU-s, peak {full['peak_mb']:,.0f} MB",
         file=sys.stderr,
     )
     if history:
@@ -546,7 +562,9 @@ def run_table(rows: list[dict], cache: Path) -> None:
             _ratio(f, raw) + mark(cpu <= TARGET_RUN_RATIO),
             f"≤ {TARGET_RUN_RATIO:g}x",
             f"trackplan run --landing <{RUN_DAYS} days of {cache}/run-{r['size']}-seed*/landing> vs "
-            "python: read_json(files) into a table (each a fresh process)",
+            "python: read_json(files) into a table (each a fresh process; read_json before and after the run, "
+            + " and ".join(f"{x['cpu']:,.1f}" for x in raw.get("runs", [raw]))
+            + " CPU-s, the ratio to their mean)",
         )
     for r in rows:
         if "more" not in r:

@@ -94,15 +94,7 @@ def path_touches(
     return paths, flat
 
 
-def build_paths(
-    touches: pd.DataFrame,
-    conversions: pd.DataFrame,
-    lookback_days: float = 30,
-    person: str = "person_id",
-    time: str = "timestamp",
-    channel: str = "channel",
-    value: str = "value",
-) -> pd.DataFrame:
+def build_paths(touches: pd.DataFrame, conversions: pd.DataFrame, **options) -> pd.DataFrame:
     """One path per conversion, plus the non-converting paths a Markov model needs.
 
     A conversion's path is the person's touches in ``[conversion - lookback, conversion]`` that come
@@ -111,10 +103,11 @@ def build_paths(
     never converted (within ``lookback_days`` of their last touch), form non-converting paths.
 
     Returns columns ``person_id, converted, conversion_time, value, channels, touch_times``
-    (``channels`` and ``touch_times`` are lists in time order). The rule is ``path_touches``'; this
-    cuts its flat touches into a list per path.
+    (``channels`` and ``touch_times`` are lists in time order). The rule is ``path_touches``', with
+    the same ``options`` (``lookback_days`` and the column names); this cuts its flat touches into a
+    list per path.
     """
-    paths, flat = path_touches(touches, conversions, lookback_days, person, time, channel, value)
+    paths, flat = path_touches(touches, conversions, **options)
     ends = np.cumsum(paths["length"].to_numpy(np.int64))
     bounds = list(zip((ends - paths["length"].to_numpy(np.int64)).tolist(), ends.tolist(), strict=True))
     for name, col in (("channels", "channel"), ("touch_times", "ts")):

@@ -5,8 +5,8 @@
 -- time, whatever their gaps; but no longer than getvariable('max_session_days') (3 by default, as
 -- Snowplow's): later events of it are left out of sessions, as Snowplow quarantines them.
 with events as (
-    select person_id, message_id, "timestamp", session_id as client_session_id, anonymous_id,
-           page_path, page_url, page_referrer, utm_source, utm_medium, utm_campaign, type
+    select person_id, "timestamp", session_id as client_session_id, anonymous_id,
+           page_path, page_referrer, utm_source, utm_medium, utm_campaign, type
     from stitch.events
     where person_id is not null and "timestamp" is not null
 ),

@@ -127,7 +127,7 @@ def build(users: int, seed: int, days: int, tmp: Path, plan, levels) -> dict:
     # partial last day: the data as a run at a random hour of the last day would see it
     hour = int(rng.integers(4, 22))
     cut = pd.Timestamp(cal[-1]) + pd.Timedelta(hours=hour)
-    for table in ("ingest.events", "stitch.events", "ingest.quarantine"):
+    for table in ("ingest.events", "ingest.quarantine"):  # (stitch.events is a view of ingest.events)
         con.execute(f"delete from {table} where received_at > ?", [cut.to_pydatetime()])
     case["partial"], case["partial_hour"] = metrics(), hour
     case["variants"] = []

@@ -168,7 +168,9 @@ def compute_kpi_values(events, plan: Plan, as_of: pd.Timestamp | None = None) ->
 
 def kpi_values(con, plan: Plan) -> pd.DataFrame:
     """``compute_kpi_values`` on a warehouse's stitch.events (empty when the table is missing or empty)."""
-    tables = {f"{s}.{t}" for s, t in con.execute("select schema_name, table_name from duckdb_tables()").fetchall()}
+    tables = {  # (stitch.events is a view)
+        f"{s}.{t}" for s, t in con.execute("select table_schema, table_name from information_schema.tables").fetchall()
+    }
     src = EventSource.warehouse(con, plan) if "stitch.events" in tables else None
     has_events = src is not None and src.span()[2] > 0
     out = compute_kpi_values(src, plan) if has_events else pd.DataFrame(columns=KPI_COLUMNS)

@@ -155,6 +155,12 @@ def _upgrade(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("update ingest.ingestion_log set status = 'read'")
     if cols.get("partition_date") == "NO":
         con.execute("alter table ingest.ingestion_log alter column partition_date drop not null")
+    # the stitched person lives on the event row (stitch.events became a view of ingest.events)
+    if not con.execute(
+        "select count(*) from information_schema.columns where table_schema = 'ingest' and table_name = 'events' "
+        "and column_name = 'person_id'"
+    ).fetchall()[0][0]:
+        con.execute("alter table ingest.events add column person_id varchar")
 
 
 @contextmanager

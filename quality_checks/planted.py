@@ -95,16 +95,29 @@ class Planted:
         return f"{self.kind}|{self.event}|{self.property}|{self.day}"
 
 
+def _stored(con) -> dict[str, str]:
+    """TABLES that hold their own rows: stitch.events is a view of ingest.events in a DuckDB warehouse
+    (a change to ingest.events is already a change to it), a table where a test or engine made one."""
+    base = {
+        f"{s}.{t}"
+        for s, t in con.execute(
+            "select table_schema, table_name from information_schema.tables where table_type = 'BASE TABLE' "
+            "and table_catalog = current_database()"
+        ).fetchall()
+    }
+    return {t: c for t, c in TABLES.items() if t in base}
+
+
 def snapshot(con) -> None:
     """Keep untouched copies of the source tables (once per loaded warehouse)."""
     con.execute(f"create schema if not exists {BASE}")
-    for table, copy in TABLES.items():
+    for table, copy in _stored(con).items():
         con.execute(f"create or replace table {BASE}.{copy} as select * from {table}")
 
 
 def restore(con) -> None:
     """Put the untouched rows back (the tables keep their definitions and constraints)."""
-    for table, copy in TABLES.items():
+    for table, copy in _stored(con).items():
         con.execute(f"delete from {table}")
         con.execute(f"insert into {table} select * from {BASE}.{copy}")
 
@@ -115,8 +128,10 @@ def _pick(salt: str, share: float) -> str:
 
 
 def _both(con, sql: str, params=()) -> None:
+    """`sql` on each event table that holds its own rows (see _stored)."""
     for table in ("ingest.events", "stitch.events"):
-        con.execute(sql.format(t=table), list(params))
+        if table in _stored(con):
+            con.execute(sql.format(t=table), list(params))
 
 
 def plant(con, inc: Planted, plan=None) -> None:

@@ -1,5 +1,7 @@
 """DDL of the tables the pipeline writes itself (ingest.*): the one definition, run by every connection."""
 
+from functools import cache
+
 from tracking_plan.validate import REASONS  # the validator writes the reasons: its type is the one type
 
 DDL = f"""
@@ -18,7 +20,10 @@ create table if not exists ingest.events (
     page_url varchar, page_path varchar, page_referrer varchar, session_id varchar, region varchar,
     consent_category varchar, consent_stripped boolean,
     plan_version varchar not null, partition_date date not null, source_file varchar not null,
-    line_no bigint not null, loaded_at timestamp not null
+    line_no bigint not null, loaded_at timestamp not null,
+    -- the stitched person, written by the stitch in place (NULL until a stitch has seen the row):
+    -- stitch.events is this table seen with person_id first, not a copy of every event
+    person_id varchar
 );
 create table if not exists ingest.quarantine (
     partition_date date not null, source_file varchar not null, line_no bigint not null, raw varchar,
@@ -42,3 +47,21 @@ create table if not exists ingest.erasure_audit (
     identifiers bigint, rows_deleted bigint, tables varchar[]
 );
 """
+
+
+@cache
+def columns(table: str) -> tuple[str, ...]:
+    """The columns of one of these tables (`schema.name`), in order: the DDL run in memory."""
+    import duckdb
+
+    schema, name = table.split(".")
+    with duckdb.connect() as con:
+        con.execute(DDL)
+        return tuple(
+            r[0]
+            for r in con.execute(
+                "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
+                "order by ordinal_position",
+                [schema, name],
+            ).fetchall()
+        )

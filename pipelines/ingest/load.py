@@ -412,6 +412,7 @@ def _load_group(
     results = {p: PartitionResult(partition=p, files=len(logs[p])) for p in partitions}
     first = not has_rows or con.execute("select count(*) = 0 from _part").fetchall()[0][0]
     columns = ", ".join(e for _, e in event_columns(plan))
+    names = ", ".join(c for c, _ in event_columns(plan))  # (person_id stays NULL: the stitch writes it)
     late_reasons = late_reasons_sql(plan)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con.register("_dates", pa.table({"d": pa.array(dates, pa.date32())}))
@@ -452,7 +453,7 @@ def _load_group(
             ).fetchall()
             con.execute(
                 f"""
-insert into ingest.events
+insert into ingest.events ({names}, consent_stripped, plan_version, partition_date, source_file, line_no, loaded_at)
 select {columns}, coalesce(e._strip, false) as _strip,
        ?, m._pdate, g.source_file, line_no, ?
 -- the few rows that are not simply loaded (or are loaded stripped) are looked up; the rest stream through

@@ -680,9 +680,10 @@ def ingest_landing(
         events = (
             out.filter(bucket == "loaded")
             .select(
-                *[c for c in table_columns("ingest.events") if c not in ("plan_version", "loaded_at")],
+                *[c for c in table_columns("ingest.events") if c not in ("plan_version", "loaded_at", "person_id")],
                 F.lit(plan.version).alias("plan_version"),
                 stamp.alias("loaded_at"),
+                F.lit(None).cast("string").alias("person_id"),  # (the stitch's: stitch.events has it)
             )
             .select(*table_columns("ingest.events"))
         )

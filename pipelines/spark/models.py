@@ -26,24 +26,17 @@ def layer_path(root: str, table: str) -> str:
 @functools.cache
 def ddl_columns(table: str) -> tuple[str, ...]:
     """The columns of a table the pipeline writes itself (schemas/ddl.py), in their DDL order."""
-    import duckdb
+    from schemas.ddl import columns
 
-    from schemas.ddl import DDL
-
-    con = duckdb.connect()
-    try:
-        con.execute(DDL)
-        return tuple(c[0] for c in con.execute(f"select * from {table} limit 0").description)
-    finally:
-        con.close()
+    return columns(table)
 
 
 def column_order(table: str) -> tuple[str, ...] | None:
     """The DuckDB path's column order of the day-partitioned layers (Spark reads a partition column last)."""
     if table == "ingest.events":
         return ddl_columns(table)
-    if table == "stitch.events":
-        return ("person_id", *ddl_columns("ingest.events"))
+    if table == "stitch.events":  # (ingest.events' own person_id is the one the DuckDB stitch writes)
+        return ("person_id", *(c for c in ddl_columns("ingest.events") if c != "person_id"))
     return None
 
 

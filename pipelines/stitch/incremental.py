@@ -1,24 +1,27 @@
 """Incremental stitching: a daily run re-resolves only the persons its new events can change.
 
-What changed is found by comparing ingest.events with stitch.events partition by partition (row
-count and the earliest and latest loaded_at): the ingest replaces whole partitions, so a
-re-ingested, new or erased partition shows as a changed one, whoever wrote it (a CLI run, the
-Dagster UI, `forget`). Then
-1. the identifiers of the changed rows (old and new versions) are the seed; the persons to
-   re-resolve are the connected components (over every link, accepted or rejected, old or new)
-   that hold a seed identifier: a new link joining two persons of earlier days joins their
-   components here;
+Every event's person is a column of its own row (ingest.events.person_id, which the view stitch.events
+shows first): the stitch writes it in place. What changed is found by comparing ingest.events with
+what the last stitch saw of it, partition by partition (stitch.partition_keys: row count and the
+earliest and latest loaded_at): the ingest replaces whole partitions, so a re-ingested, new or erased
+partition shows as a changed one, whoever wrote it (a CLI run, the Dagster UI, `forget`). Then
+1. the identifiers of the changed rows (as they are now, and the user and anonymous ids the last
+   stitch saw there, kept in stitch.partition_keys since the ingest keeps no earlier version) are the
+   seed; the persons to re-resolve are the connected components (over every link, accepted or
+   rejected, old or new) that hold a seed identifier: a new link joining two persons of earlier days
+   joins their components here;
 2. only those components' links are aggregated again (from the ingest rows that hold their
    identifiers) and resolved by `identity.resolve`, the same code, limits and priorities as a full
    build: components never interact there, so resolving a union of whole components gives the
    rows a full build gives them;
-3. stitch.persons and stitch.identity_graph get those components' rows replaced; stitch.events
-   gets the changed partitions' rows replaced, and every other row of an identifier whose person
-   changed gets its person_id rewritten in place (a merge reaching back in time re-stitches the
-   older events of both persons; their other columns are the unchanged partitions' ingest rows);
+3. stitch.persons and stitch.identity_graph get those components' rows replaced; the changed
+   partitions' rows get their person_id, and every other row of an identifier whose person changed
+   gets its person_id rewritten (a merge reaching back in time re-stitches the older events of both
+   persons);
 4. stitch.changes lists, for staging.sessions, the persons whose events changed: `whole` when
    events moved between persons (all their sessions are rebuilt), otherwise the earliest changed
-   time and the client session ids touched (only the sessions around them are rebuilt).
+   time and the client session ids touched (only the sessions around them are rebuilt); the persons
+   of rows the ingest replaced or removed come from stitch.partition_keys.
 
 A full rebuild happens on `--full-refresh` (or `--full`), on a warehouse without the stitch tables,
 and when the plan, the model SQL or this code changed since the warehouse was built: the
@@ -36,7 +39,16 @@ from tracking_plan.validate import lit
 
 from ..warehouse import transaction
 from . import identity
-from .identity import _field_sql, build_links, events_sql, id_kinds, identifiers_sql, person_sql, resolve
+from .identity import (
+    _field_sql,
+    build_links,
+    id_kinds,
+    identifiers_sql,
+    person_sql,
+    resolve,
+    set_person_ids,
+    write_partition_keys,
+)
 from .state import FULL_SHARE, STATE_DDL, exists, fingerprint, set_state, state
 
 
@@ -53,6 +65,8 @@ def stitch(con: duckdb.DuckDBPyConnection, plan: Plan, plan_dir=None, full_refre
         why = "--full-refresh"
     elif prev is None or not all(exists(con, t) for t in ("stitch.events", "stitch.persons", "stitch.identity_graph")):
         why = "no earlier stitch state"
+    elif not _is_view(con, "stitch.events"):
+        why = "stitch.events is a copy of the events (an earlier version): it becomes a view of ingest.events"
     elif prev["fingerprint"] != fp:
         why = "the plan, a model's SQL or the stitching code changed"
     if why is None:
@@ -77,17 +91,17 @@ def stitch(con: duckdb.DuckDBPyConnection, plan: Plan, plan_dir=None, full_refre
 
 
 def changed_partitions(con: duckdb.DuckDBPyConnection) -> list:
-    """Partitions whose rows differ between ingest.events and stitch.events: row count, or the
-    earliest or latest loaded_at (quality_checks.partition_state's signature, which the quality
-    layer's per-partition results are kept by too). The ingest replaces a partition whole and stamps every row it
-    loads with the time of that load, so a re-ingested, new or erased partition (`forget` deletes
-    rows) shows as changed; the two columns read are nearly constant per partition (DuckDB stores
-    them compressed to a run), so this costs ~1 ms per 400k rows where hashing every message id
-    cost ~12 ms and grew with the history."""
+    """Partitions whose rows differ between ingest.events and what the last stitch saw of them
+    (stitch.partition_keys): row count, or the earliest or latest loaded_at (quality_checks.partition_state's
+    signature, which the quality layer's per-partition results are kept by too). The ingest replaces a
+    partition whole and stamps every row it loads with the time of that load, so a re-ingested, new or
+    erased partition (`forget` deletes rows) shows as changed; the two columns read are nearly constant
+    per partition (DuckDB stores them compressed to a run), so this costs ~1 ms per 400k rows where
+    hashing every message id cost ~12 ms and grew with the history."""
     rows = con.execute(f"""
         select coalesce(i.partition_date, s.partition_date)
         from ({signature_sql("ingest.events", "loaded_at")}) i
-        full join ({signature_sql("stitch.events", "loaded_at")}) s
+        full join (select distinct partition_date, signature from stitch.partition_keys) s
         on i.partition_date is not distinct from s.partition_date
         where i.signature is distinct from s.signature
     """).fetchall()
@@ -104,11 +118,23 @@ def _in_changed(changed: list, alias: str = "") -> str:
 
 
 def _changed_rows(con, changed: list) -> int:
+    """The rows of the changed partitions: now (ingest.events) and as the last stitch saw them."""
     if not changed:
         return 0
-    return sum(
-        con.execute(f"select count(*) from {t} where {_in_changed(changed)}").fetchall()[0][0]
-        for t in ("ingest.events", "stitch.events")
+    where = _in_changed(changed)
+    now = con.execute(f"select count(*) from ingest.events where {where}").fetchall()[0][0]
+    seen = con.execute(f"select coalesce(sum(events), 0) from stitch.partition_keys where {where}").fetchall()[0][0]
+    return int(now + seen)
+
+
+def _is_view(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_catalog = current_database() "
+            "and table_schema = ? and table_name = ? and table_type = 'VIEW'",
+            [schema, name],
+        ).fetchall()[0][0]
     )
 
 
@@ -121,26 +147,26 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
             set_state(con, "stitch", fp, seq, "incremental")
         return _stats(con, rejected=None)
     where_changed = _in_changed(changed)
-    # the changed rows, old and new versions (one day's rows, usually)
+    # the changed partitions' rows as they are now (one day's rows, usually), and what the last stitch
+    # saw of them (their ids, earliest time and client sessions: ingest.events keeps no earlier version)
     fields = sorted({_field_sql(i.source) for i in idents} | {"user_id", "anonymous_id", "previous_id"})
     # only the columns the identifiers and links are read from (the rows are wide: properties, context)
     cols = {"type", "timestamp", "user_id", "anonymous_id", "previous_id"}
     cols |= {identity._SOURCE_SQL.get(i.source) or i.source.partition(".")[0] for i in idents}
     cols_sql = ", ".join(f'"{c}"' for c in sorted(cols))
-    con.execute(f"""
-        create or replace temp table _delta as
-        select {cols_sql} from ingest.events where {where_changed}
-        union all
-        select {cols_sql} from stitch.events where {where_changed}
-    """)
-    # seed: every identifier of a changed row, plus any known identifier with one of those values
-    # (a previousId is a user id once it is seen as one: the alias's kind may flip)
+    con.execute(f"create or replace temp table _delta as select {cols_sql} from ingest.events where {where_changed}")
+    con.execute(f"create or replace temp table _gone as select * from stitch.partition_keys where {where_changed}")
+    # seed: every identifier of a changed row, plus any known identifier with one of those values or
+    # with the user or anonymous id of a row the last stitch saw there (a row's other identifiers are
+    # linked to those in stitch.identity_graph: the closure below reaches them; and a previousId is a
+    # user id once it is seen as one: the alias's kind may flip)
     con.execute(f"""
         create or replace temp table _c as
         select distinct kind, identifier from ({identifiers_sql(plan, "_delta")})
         union
         select identifier_kind, identifier from stitch.persons
-        where identifier in (select unnest([{", ".join(fields)}]) from _delta)
+        where identifier in (select unnest([{", ".join(fields)}]) from _delta
+                             union select unnest([user_id, anonymous_id]) from _gone)
     """)
     # the delta's own links (new ones are not in stitch.identity_graph yet)
     delta_links = build_links(con, plan, "_delta")
@@ -167,7 +193,7 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
     finally:
         con.unregister("_dl")
     in_c = "(kind_{x}, id_{x}) in (select (kind, identifier) from _c)"
-    added_only = con.execute(f"select count(*) = 0 from stitch.events where {where_changed}").fetchall()[0][0]
+    added_only = con.execute("select count(*) = 0 from _gone").fetchall()[0][0]
     flips = (
         plan.identity.alias_merges
         and con.execute(
@@ -219,6 +245,16 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
     else:
         persons = pd.DataFrame(columns=["identifier_kind", "identifier", "person_id"])
         graph = links.assign(accepted=pd.Series(dtype=bool), reason=pd.Series(dtype=object))
+    # the persons the replaced or removed rows had (stitch.persons before this run changes it), from
+    # their earliest time and with their client sessions: staging.sessions rebuilds those
+    con.execute(f"""
+        create or replace temp table _gone_persons as
+        select coalesce(pu.person_id, pa.person_id) as person_id, min(e.first_at) as t,
+               flatten(list(e.session_ids)) as sids
+        {person_sql(plan, "_gone")}
+        where coalesce(pu.person_id, pa.person_id) is not null
+        group by all
+    """).fetchall()
     con.register("_persons", persons)
     con.register("_graph", graph)
     try:
@@ -246,8 +282,9 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
                 "insert into stitch.persons select identifier_kind, identifier, person_id from _persons"
             ).fetchall()
             # the rows to stitch again, as disjoint parts whose filters the scan applies (an OR across
-            # columns would read every column of every row)
-            parts = [_in_changed(changed, "e.")]
+            # columns would read every column of every row): the changed partitions' rows, and the
+            # older rows of an identifier whose person changed
+            changed_part = _in_changed(changed, "e.")
             moved = {
                 col: f"(select identifier from _moved where kind = {lit(kind)})"
                 for kind, col in ((uid, "user_id"), (aid, "anonymous_id"))
@@ -255,39 +292,37 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
             }
             # (a semi-join on _moved, not a list of literals: the scan then fetches the other columns
             # of the matching rows only, ~2.5x less CPU)
+            older = []
             if "user_id" in moved:
-                parts.append(f"e.user_id in {moved['user_id']} and not {parts[0]}")
+                older.append(f"e.user_id in {moved['user_id']} and not {changed_part}")
             if "anonymous_id" in moved:
-                parts.append(
-                    f"e.anonymous_id in {moved['anonymous_id']} and not {parts[0]}"
+                older.append(
+                    f"e.anonymous_id in {moved['anonymous_id']} and not {changed_part}"
                     + (f" and (e.user_id is null or e.user_id not in {moved['user_id']})" if "user_id" in moved else "")
                 )
-            # (a union of the disjoint parts, not their OR: each part's filter is applied by the scan)
             cols = 'message_id, person_id, "timestamp", session_id'
+            # the older rows as they are (person_id: the one the last stitch wrote), and their new person
             rows = " union all ".join(
-                f"select {cols}, {parts[0]} as changed, e.rowid as rid, e.user_id, e.anonymous_id "
-                f"from stitch.events e where {part}"
-                for part in parts
+                f"select {cols}, false as changed, e.rowid as rid, e.user_id, e.anonymous_id "
+                f"from ingest.events e where {part}"
+                for part in older or ["false"]
             )
             con.execute(f"create or replace temp table _before as {rows}").fetchall()
-            # the changed partitions' rows anew from ingest.events; the older rows of an identifier whose
-            # person changed are the same ingest rows (their partitions did not change): only their
-            # person_id is rewritten, in place (a delete and insert would read and write every column).
-            # Their row ids are those read above: within this transaction a delete only marks rows.
-            con.execute(f"delete from stitch.events where {where_changed}").fetchall()
-            con.execute(f"insert into stitch.events {events_sql(plan, parts[0])}").fetchall()
             con.execute(
                 "create or replace temp table _repid as select e.rid, coalesce(pu.person_id, pa.person_id) as person_id "
-                f"{person_sql(plan, '_before')} where not e.changed"
+                f"{person_sql(plan, '_before')}"
             ).fetchall()
+            # each row's person, written in place: the changed partitions' rows and the older ones
+            set_person_ids(con, plan, changed_part)
             con.execute(
-                "update stitch.events set person_id = _repid.person_id from _repid where stitch.events.rowid = _repid.rid"
+                "update ingest.events set person_id = _repid.person_id from _repid "
+                "where ingest.events.rowid = _repid.rid and ingest.events.person_id is distinct from _repid.person_id"
             ).fetchall()
             # what staging.sessions must rebuild: a person whose events moved to or from another person
             # wholly; one with only new, changed or removed events from the earliest of them
             con.execute(f"""
                 create or replace temp table _after as
-                select {cols}, true as changed from stitch.events e where {parts[0]}
+                select {cols}, true as changed from ingest.events e where {changed_part}
                 union all
                 select b.message_id, r.person_id, b."timestamp", b.session_id, false
                 from _before b join _repid r on r.rid = b.rid
@@ -315,6 +350,9 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
                     where changed and not moved and old_pid is not null
                     union all
                     select new_pid, new_at, new_sid from pairs where changed and not moved and new_pid is not null
+                    union all
+                    -- the rows the ingest replaced or removed, as the last stitch saw them
+                    select person_id, t, unnest(coalesce(sids, []) || [null::varchar]) from _gone_persons
                 )
                 select ?, person_id, true, null, null from whole
                 union all
@@ -324,6 +362,7 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
                 """,
                 [seq, seq],
             ).fetchall()
+            write_partition_keys(con, where_changed)
             set_state(con, "stitch", fp, seq, "incremental")
     finally:
         con.unregister("_persons")

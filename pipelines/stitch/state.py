@@ -27,9 +27,13 @@ create table if not exists stitch.build_state (
 create table if not exists stitch.changes (
     seq bigint, person_id varchar, whole boolean, since timestamp, client_session_ids varchar[]
 );
+create table if not exists stitch.partition_keys (
+    partition_date date, signature varchar, user_id varchar, anonymous_id varchar, events bigint,
+    first_at timestamp, session_ids varchar[]
+);
 """
 # bookkeeping of the incremental runs: not part of what a full build and an incremental one must agree on
-STATE_TABLES = ("stitch.build_state", "stitch.changes")
+STATE_TABLES = ("stitch.build_state", "stitch.changes", "stitch.partition_keys")
 # past this share of the events changed, re-resolving the touched part costs more than all of it
 FULL_SHARE = 0.5
 
@@ -49,10 +53,13 @@ def fingerprint(plan_dir: Path | str | None) -> str:
 
 
 def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether `table` is a table or a view (stitch.events is a view of ingest.events) of the warehouse."""
     schema, name = table.split(".")
     return bool(
         con.execute(
-            "select count(*) from duckdb_tables() where schema_name = ? and table_name = ?", [schema, name]
+            "select count(*) from information_schema.tables where table_catalog = current_database() "
+            "and table_schema = ? and table_name = ?",
+            [schema, name],
         ).fetchall()[0][0]
     )
 

@@ -209,7 +209,7 @@ def _events(con, rng) -> None:
     con.register("ev", df)
     # stitch.events is ingest.events with the person in front (pipelines/stitch/identity.py)
     con.execute(
-        "create or replace table stitch.events as select null::varchar as person_id, * from ingest.events limit 0"
+        "create or replace table stitch.events as select person_id, * exclude (person_id) from ingest.events limit 0"
     )
     con.execute(
         'insert into stitch.events by name select person_id, event_name, "timestamp", properties::json as properties, '

@@ -73,7 +73,9 @@ def load_events(con, rows: list[dict], stitch: bool = False, plan=None) -> None:
     if stitch:
         build_identity(con, plan or load_plan())
     else:
-        con.execute("create or replace table stitch.events as select user_id as person_id, * exclude (person_id) from ingest.events")
+        con.execute(
+            "create or replace table stitch.events as select user_id as person_id, * exclude (person_id) from ingest.events"
+        )
 
 
 def run_model(con, table: str, plan=None) -> list[dict]:

@@ -19,9 +19,9 @@ partition shows as a changed one, whoever wrote it (a CLI run, the Dagster UI, `
    gets its person_id rewritten (a merge reaching back in time re-stitches the older events of both
    persons);
 4. stitch.changes lists, for staging.sessions, the persons whose events changed: `whole` when
-   events moved between persons (all their sessions are rebuilt), otherwise the earliest changed
-   time and the client session ids touched (only the sessions around them are rebuilt); the persons
-   of rows the ingest replaced or removed come from stitch.partition_keys.
+   events moved between persons or rows the stitch had seen were replaced or removed (all their
+   sessions are rebuilt: those persons come from stitch.partition_keys), otherwise the earliest
+   changed time and the client session ids touched (only the sessions around them are rebuilt).
 
 A full rebuild happens on `--full-refresh` (or `--full`), on a warehouse without the stitch tables,
 and when the plan, the model SQL or this code changed since the warehouse was built: the
@@ -245,15 +245,13 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
     else:
         persons = pd.DataFrame(columns=["identifier_kind", "identifier", "person_id"])
         graph = links.assign(accepted=pd.Series(dtype=bool), reason=pd.Series(dtype=object))
-    # the persons the replaced or removed rows had (stitch.persons before this run changes it), from
-    # their earliest time and with their client sessions: staging.sessions rebuilds those
+    # the persons the replaced or removed rows had (stitch.persons before this run changes it): their
+    # sessions are rebuilt whole (which of their events went away is no longer known)
     con.execute(f"""
         create or replace temp table _gone_persons as
-        select coalesce(pu.person_id, pa.person_id) as person_id, min(e.first_at) as t,
-               flatten(list(e.session_ids)) as sids
+        select distinct coalesce(pu.person_id, pa.person_id) as person_id
         {person_sql(plan, "_gone")}
         where coalesce(pu.person_id, pa.person_id) is not null
-        group by all
     """).fetchall()
     con.register("_persons", persons)
     con.register("_graph", graph)
@@ -344,15 +342,14 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
                 whole as (
                     select old_pid as person_id from pairs where moved and old_pid is not null
                     union select new_pid from pairs where moved and new_pid is not null
+                    -- the persons of rows the ingest replaced or removed, as the last stitch saw them
+                    union select person_id from _gone_persons
                 ),
                 touched as (
                     select old_pid as person_id, old_at as t, old_sid as sid from pairs
                     where changed and not moved and old_pid is not null
                     union all
                     select new_pid, new_at, new_sid from pairs where changed and not moved and new_pid is not null
-                    union all
-                    -- the rows the ingest replaced or removed, as the last stitch saw them
-                    select person_id, t, unnest(coalesce(sids, []) || [null::varchar]) from _gone_persons
                 )
                 select ?, person_id, true, null, null from whole
                 union all

@@ -28,8 +28,7 @@ create table if not exists stitch.changes (
     seq bigint, person_id varchar, whole boolean, since timestamp, client_session_ids varchar[]
 );
 create table if not exists stitch.partition_keys (
-    partition_date date, signature varchar, user_id varchar, anonymous_id varchar, events bigint,
-    first_at timestamp, session_ids varchar[]
+    partition_date date, signature varchar, user_id varchar, anonymous_id varchar, events bigint
 );
 """
 # bookkeeping of the incremental runs: not part of what a full build and an incremental one must agree on

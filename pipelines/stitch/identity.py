@@ -251,12 +251,17 @@ def create_events_view(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def set_person_ids(con: duckdb.DuckDBPyConnection, plan: Plan, where: str = "true") -> int:
-    """Write stitch.persons' person into ingest.events.person_id for the rows matching `where` (alias
-    e) whose person differs (an update of one narrow column, in place). Returns the rows changed."""
+    """Write each row's person from stitch.persons into ingest.events.person_id, for the rows matching
+    `where` (alias e): an update of one narrow column, in place. Returns the rows written.
+    (Correlated lookups, which DuckDB joins to the table's own scan: 3.0 CPU-s at 10M events, where
+    an update from a joined select of the same rows, matched back by row id, took 7.2.)"""
+    uid, aid = id_kinds(plan)
     return con.execute(f"""
-        update ingest.events set person_id = s.pid
-        from (select e.rowid as rid, coalesce(pu.person_id, pa.person_id) as pid {person_sql(plan)} where {where}) s
-        where ingest.events.rowid = s.rid and ingest.events.person_id is distinct from s.pid
+        update ingest.events e set person_id = coalesce(
+            (select pu.person_id from stitch.persons pu where pu.identifier_kind = {lit(uid)} and pu.identifier = e.user_id),
+            (select pa.person_id from stitch.persons pa
+             where pa.identifier_kind = {lit(aid)} and pa.identifier = e.anonymous_id))
+        where {where}
     """).fetchall()[0][0]
 
 

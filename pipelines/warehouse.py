@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import os
-import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -79,35 +77,6 @@ def register_udfs(con: duckdb.DuckDBPyConnection, salt: str | None = None) -> No
 # DuckDB takes 80% of RAM by default; a bounded budget (spilling to disk past it) keeps a 10M-event
 # run near its 3 GB target and leaves room for the Python side
 MEMORY_LIMIT = os.environ.get("TRACKPLAN_DUCKDB_MEMORY", "1.6GB")
-
-
-@functools.cache
-def _shown_limit() -> str:
-    """MEMORY_LIMIT as DuckDB shows a connection's setting (e.g. 1.6GB -> '1.4 GiB')."""
-    with duckdb.connect(config={"memory_limit": MEMORY_LIMIT}) as c:
-        return c.execute("select current_setting('memory_limit')").fetchall()[0][0]
-
-
-@contextmanager
-def streaming(con: duckdb.DuckDBPyConnection, share: float = 0.5):
-    """DuckDB's budget at `share` of MEMORY_LIMIT while a statement that streams runs (a copy of a
-    table through a join with a small one), then MEMORY_LIMIT again. Such a copy needs little memory
-    but fills whatever budget it has with blocks it will not read again: stitch.events' copy of a
-    10M-event ingest.events peaked ~500 MiB higher at the full budget than at half, at the same CPU
-    (58-62 CPU-s either way, loaded machine).
-    A connection not opened with MEMORY_LIMIT (someone else's settings) is left as it is."""
-    if con.execute("select current_setting('memory_limit')").fetchall()[0][0] != _shown_limit():
-        yield con
-        return
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?i?B)\s*", MEMORY_LIMIT, re.IGNORECASE)
-    if not m:
-        yield con
-        return
-    con.execute(f"set memory_limit = '{float(m.group(1)) * share:.3f}{m.group(2)}'")
-    try:
-        yield con
-    finally:
-        con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
 
 
 def open_file(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:

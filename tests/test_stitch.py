@@ -144,31 +144,3 @@ def test_every_event_has_a_person_and_rebuild_is_stable(stitched, tmp_path):
     assert stitch_and_sessions(copy) == stats
     snap = "select identifier_kind, identifier, person_id from stitch.persons order by all"
     assert query(copy, snap) == query(w, snap)
-
-
-def test_a_streaming_copy_runs_at_a_lower_budget_and_gives_it_back(tmp_path):
-    """stitch.events' copy runs with half of DuckDB's budget (warehouse.streaming), which is then
-    restored; a connection opened with other settings is left as it is."""
-    import duckdb
-
-    from pipelines.warehouse import MEMORY_LIMIT, connect, streaming
-
-    def limit(c):
-        return c.execute("select current_setting('memory_limit')").fetchall()[0][0]
-
-    con = connect(tmp_path / "w.duckdb")
-    with duckdb.connect(config={"memory_limit": MEMORY_LIMIT}) as ref:
-        ours = limit(ref)
-        ref.execute("set memory_limit = '0.8GB'")  # (half of the default 1.6GB)
-        half = limit(ref)
-    assert limit(con) == ours
-    with streaming(con):
-        inside = limit(con)
-    assert inside != ours and (MEMORY_LIMIT != "1.6GB" or inside == half)
-    assert limit(con) == ours
-    con.close()
-    other = duckdb.connect(config={"memory_limit": "3GB"})
-    before = limit(other)
-    with streaming(other):
-        assert limit(other) == before
-    assert limit(other) == before

@@ -148,7 +148,7 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
         return _stats(con, rejected=None)
     where_changed = _in_changed(changed)
     # the changed partitions' rows as they are now (one day's rows, usually), and what the last stitch
-    # saw of them (their ids, earliest time and client sessions: ingest.events keeps no earlier version)
+    # saw of them (their user and anonymous ids: ingest.events keeps no earlier version)
     fields = sorted({_field_sql(i.source) for i in idents} | {"user_id", "anonymous_id", "previous_id"})
     # only the columns the identifiers and links are read from (the rows are wide: properties, context)
     cols = {"type", "timestamp", "user_id", "anonymous_id", "previous_id"}

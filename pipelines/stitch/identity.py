@@ -18,6 +18,8 @@ import hashlib
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -108,18 +110,24 @@ def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.
     priority = {i.name: i.priority for i in plan.identity.identifiers}
     latest = plan.identity.anonymous_events == "latest"
 
-    nodes = pd.concat(
-        [
-            links[["kind_a", "id_a"]].set_axis(["kind", "identifier"], axis=1),
-            links[["kind_b", "id_b"]].set_axis(["kind", "identifier"], axis=1),
-            singles[["kind", "identifier"]],
-        ],
-        ignore_index=True,
-    ).drop_duplicates(ignore_index=True)
-    key = pd.MultiIndex.from_frame(nodes)
-    n = len(nodes)
-    ia = key.get_indexer(pd.MultiIndex.from_arrays([links.kind_a, links.id_a]))
-    ib = key.get_indexer(pd.MultiIndex.from_arrays([links.kind_b, links.id_b]))
+    # the nodes: every distinct (kind, identifier), numbered in order of first appearance (the links'
+    # a sides, their b sides, the singles), by one dictionary encoding of "kind<US>identifier" (a kind
+    # is a plan name, without that separator): 10M events' 6.3M endpoints in ~1 s, where a pandas
+    # MultiIndex, its drop_duplicates and get_indexer took ~5 s factorizing the strings
+    kinds = pd.concat([links.kind_a, links.kind_b, singles.kind], ignore_index=True)
+    idents = pd.concat([links.id_a, links.id_b, singles.identifier], ignore_index=True)
+    keys = pc.binary_join_element_wise(
+        pa.array(kinds, pa.string(), from_pandas=True), pa.array(idents, pa.string(), from_pandas=True), "\x1f"
+    )
+    if isinstance(keys, pa.ChunkedArray):  # (one dictionary for all: the chunks as one array)
+        keys = keys.combine_chunks()
+    codes = pc.dictionary_encode(keys).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    n = int(codes.max()) + 1 if len(codes) else 0
+    first = np.unique(codes, return_index=True)[1]  # each node's first position (codes count up from 0)
+    nodes = pd.DataFrame(
+        {"kind": kinds.iloc[first].reset_index(drop=True), "identifier": idents.iloc[first].reset_index(drop=True)}
+    )
+    ia, ib = codes[: len(links)], codes[len(links) : 2 * len(links)]
     graph = coo_matrix((np.ones(len(links)), (ia, ib)), shape=(n, n))
     n_comp, comp = connected_components(graph, directed=False)
 
@@ -187,10 +195,18 @@ def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.
     # a person's id comes from its best identifier (lowest priority number, then smallest value),
     # so it stays the same across runs and does not depend on row order
     # (plain lists and arrays: iterating Arrow-backed pandas strings costs ~3 µs a value)
-    nodes["_prio"] = [priority.get(k, 100) for k in nodes["kind"].tolist()]
-    best = nodes.sort_values(["_prio", "identifier"]).drop_duplicates("root")
+    # (the nodes ordered by Arrow's sort of (priority, identifier), each root's first one taken:
+    # pandas' sort_values and drop_duplicates took ~1.6 s of 10M events' ~8 s here)
+    prio = pa.array(nodes["kind"].map(priority).fillna(100).to_numpy(dtype=np.int64))
+    order = pc.sort_indices(
+        pa.table({"p": prio, "i": pa.array(nodes["identifier"], pa.string(), from_pandas=True)}),
+        sort_keys=[("p", "ascending"), ("i", "ascending")],
+    ).to_numpy()
+    firsts = order[np.unique(roots[order], return_index=True)[1]]  # each root's best node
     pid = np.empty(n, dtype=object)  # a root's person id, at the root's node number
-    pid[best.root.to_numpy()] = [_person_id(k, v) for k, v in zip(best.kind.tolist(), best.identifier.tolist())]
+    pid[roots[firsts]] = [
+        _person_id(k, v) for k, v in zip(nodes["kind"].iloc[firsts].tolist(), nodes["identifier"].iloc[firsts].tolist())
+    ]
     persons = pd.DataFrame({"identifier_kind": nodes.kind, "identifier": nodes.identifier, "person_id": pid[roots]})
     graph_df = links.assign(accepted=accepted, reason=reasons)
     return persons, graph_df

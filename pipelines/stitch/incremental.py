@@ -49,7 +49,7 @@ from .identity import (
     set_person_ids,
     write_partition_keys,
 )
-from .state import FULL_SHARE, STATE_DDL, exists, fingerprint, set_state, state
+from .state import FULL_SHARE, STATE_DDL, exists, fingerprint, set_state, state, table_type
 
 
 def stitch(con: duckdb.DuckDBPyConnection, plan: Plan, plan_dir=None, full_refresh: bool = False) -> dict:
@@ -65,7 +65,7 @@ def stitch(con: duckdb.DuckDBPyConnection, plan: Plan, plan_dir=None, full_refre
         why = "--full-refresh"
     elif prev is None or not all(exists(con, t) for t in ("stitch.events", "stitch.persons", "stitch.identity_graph")):
         why = "no earlier stitch state"
-    elif not _is_view(con, "stitch.events"):
+    elif table_type(con, "stitch.events") != "VIEW":
         why = "stitch.events is a copy of the events (an earlier version): it becomes a view of ingest.events"
     elif prev["fingerprint"] != fp:
         why = "the plan, a model's SQL or the stitching code changed"
@@ -125,17 +125,6 @@ def _changed_rows(con, changed: list) -> int:
     now = con.execute(f"select count(*) from ingest.events where {where}").fetchall()[0][0]
     seen = con.execute(f"select coalesce(sum(events), 0) from stitch.partition_keys where {where}").fetchall()[0][0]
     return int(now + seen)
-
-
-def _is_view(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_catalog = current_database() "
-            "and table_schema = ? and table_name = ? and table_type = 'VIEW'",
-            [schema, name],
-        ).fetchall()[0][0]
-    )
 
 
 def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq: int, fp: str) -> dict:

@@ -51,16 +51,21 @@ def fingerprint(plan_dir: Path | str | None) -> str:
     return h.hexdigest()
 
 
-def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether `table` is a table or a view (stitch.events is a view of ingest.events) of the warehouse."""
+def table_type(con: duckdb.DuckDBPyConnection, table: str) -> str | None:
+    """'BASE TABLE' or 'VIEW' (stitch.events is a view of ingest.events), or None: what `table` is in
+    the warehouse (its own catalog, not an attached one)."""
     schema, name = table.split(".")
-    return bool(
-        con.execute(
-            "select count(*) from information_schema.tables where table_catalog = current_database() "
-            "and table_schema = ? and table_name = ?",
-            [schema, name],
-        ).fetchall()[0][0]
-    )
+    rows = con.execute(
+        "select table_type from information_schema.tables where table_catalog = current_database() "
+        "and table_schema = ? and table_name = ?",
+        [schema, name],
+    ).fetchall()
+    return rows[0][0] if rows else None
+
+
+def exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether `table` is a table or a view of the warehouse."""
+    return table_type(con, table) is not None
 
 
 def state(con: duckdb.DuckDBPyConnection, layer: str) -> dict | None:

@@ -50,18 +50,24 @@ create table if not exists ingest.erasure_audit (
 
 
 @cache
-def columns(table: str) -> tuple[str, ...]:
-    """The columns of one of these tables (`schema.name`), in order: the DDL run in memory."""
+def described() -> dict[str, dict[str, tuple[str, bool]]]:
+    """table (`schema.name`) -> column -> (DuckDB type, nullable), in the DDL's order: the DDL run in
+    memory, once per process. The one reader of these tables' shape (Pandera specs, the Spark layers,
+    stitch.events' columns); callers read it, never change it."""
     import duckdb
 
-    schema, name = table.split(".")
     with duckdb.connect() as con:
         con.execute(DDL)
-        return tuple(
-            r[0]
-            for r in con.execute(
-                "select column_name from information_schema.columns where table_schema = ? and table_name = ? "
-                "order by ordinal_position",
-                [schema, name],
-            ).fetchall()
-        )
+        rows = con.execute(
+            "select table_schema || '.' || table_name, column_name, data_type, is_nullable = 'YES' "
+            "from information_schema.columns order by table_schema, table_name, ordinal_position"
+        ).fetchall()
+    out: dict[str, dict[str, tuple[str, bool]]] = {}
+    for t, c, typ, nullable in rows:
+        out.setdefault(t, {})[c] = (typ, nullable)
+    return out
+
+
+def columns(table: str) -> tuple[str, ...]:
+    """The columns of one of these tables (`schema.name`), in order."""
+    return tuple(described()[table])

@@ -39,22 +39,10 @@ INGEST = (
 
 @lru_cache(maxsize=1)
 def ddl_columns() -> dict[str, dict[str, tuple[str, bool]]]:
-    """table -> column -> (DuckDB type, nullable), read by running the warehouse DDL in memory."""
-    import duckdb
+    """table -> column -> (DuckDB type, nullable) of the DDL (schemas.ddl.described)."""
+    from schemas.ddl import described
 
-    from schemas.ddl import DDL
-
-    con = duckdb.connect()
-    con.execute(DDL)
-    rows = con.execute(
-        "select table_schema || '.' || table_name, column_name, data_type, is_nullable = 'YES' "
-        "from information_schema.columns order by ordinal_position"
-    ).fetchall()
-    con.close()
-    out: dict[str, dict[str, tuple[str, bool]]] = {}
-    for t, c, typ, nullable in rows:
-        out.setdefault(t, {})[c] = (typ, nullable)
-    return out
+    return described()
 
 
 def table_specs(plan) -> dict[str, TableSpec]:

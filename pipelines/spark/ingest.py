@@ -450,21 +450,9 @@ SPARK_TYPES = {
 
 def table_types(table: str) -> list[tuple[str, str]]:
     """(column, Spark type) of an ingest table in the warehouse's order (schemas/ddl.py)."""
-    import duckdb
+    from schemas.ddl import described
 
-    from schemas.ddl import DDL
-
-    con = duckdb.connect()
-    try:
-        con.execute(DDL)
-        schema, name = table.split(".")
-        rows = con.execute(
-            "select column_name, data_type from information_schema.columns where table_schema = ? and table_name = ? "
-            "order by ordinal_position",
-            [schema, name],
-        ).fetchall()
-    finally:
-        con.close()
+    rows = [(c, t) for c, (t, _) in described()[table].items()]
     out = []
     for col, t in rows:
         if t.startswith("STRUCT(") and t.endswith(")[]"):  # the reasons: a list of (rule, path, message)

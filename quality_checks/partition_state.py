@@ -114,3 +114,31 @@ def where(partitions: list, column: str = "partition_date") -> str:
     if any(d is None for d in partitions):
         parts.append(f"{column} is null")
     return "(" + (" or ".join(parts) or "false") + ")"
+
+
+def slices(con, partitions: list, rows: int) -> list[list]:
+    """`partitions` (of the last `stale` call) in consecutive slices of at most `rows` rows each by
+    their signatures' row counts (a partition with more is a slice of its own)."""
+    if not partitions:
+        return []
+    con.register("_ps_want", _frame(partitions, None))
+    try:
+        counts = dict(
+            con.execute(
+                "select n.partition_date, split_part(n.signature, '|', 1)::bigint from _ps_now n "
+                "semi join _ps_want w on w.partition_date is not distinct from n.partition_date"
+            ).fetchall()
+        )
+    finally:
+        con.unregister("_ps_want")
+    out: list[list] = []
+    size = 0
+    for p in partitions:
+        n = counts.get(p, 0)
+        if out and size + n <= rows:
+            out[-1].append(p)
+            size += n
+        else:
+            out.append([p])
+            size = n
+    return out

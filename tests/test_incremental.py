@@ -466,6 +466,27 @@ def test_quality_metrics_and_gates_kept_per_partition_equal_a_full_build(runs):
         assert kept.fetchall()[0][0] == len(landed_partitions(runs[4])), table
 
 
+def test_gates_counted_in_slices_of_partitions_equal_one_pass(runs, monkeypatch):
+    """The plan gates of ingest.events counted per partition in slices of a few partitions (to keep
+    their sorted copy of the payloads in memory at 10M events) equal one count over every row."""
+    import quality_checks.partition_state as ps
+    import quality_checks.rules as rules
+
+    _, full, _, _, _, _, _ = runs
+    plan = load_plan()
+    events = full.execute("select count(*) from ingest.events").fetchall()[0][0]
+    monkeypatch.setattr(rules, "SLICE_ROWS", events // 4)
+    made = []
+    real = ps.slices
+    monkeypatch.setattr(ps, "slices", lambda *a: made.append(real(*a)) or made[-1])
+    got = _gate_counts(full, plan, by_partition=True, full_refresh=True)
+    assert len(made) == 1 and len(made[0]) >= 4 and sorted(sum(made[0], [])) == sorted(
+        r[0] for r in full.execute("select distinct partition_date from ingest.events").fetchall()
+    )
+    assert got == _gate_counts(full, plan)
+    assert any(not passed for _, passed, *_ in got)  # (the other writer's row fails two rules)
+
+
 def test_grain_duplicates_kept_per_partition_equal_counting_every_row():
     """A duplicate across partitions (a partition added, one re-loaded), within one, a null: each count
     equals the distinct count of every row, and after one that found any, every row is counted again."""

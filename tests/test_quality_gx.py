@@ -64,14 +64,14 @@ def test_gx_suite_runs_under_python_c_with_pyspark_installed():
 
 
 def test_gx_leaves_unused_backend_sdks_unloaded_but_importable():
-    """GX's own imports of pyspark, Azure, Google Cloud and boto3 are refused (trackplan gives GX a
+    """GX's own imports of pyspark, Azure, Google Cloud, boto3 and SQLAlchemy are refused (trackplan gives GX a
     pandas frame only); the suite still runs, and the same SDKs still import for anything else."""
     code = (
         "import sys; sys.path.insert(0, 'tests'); from test_quality_gx import _metrics;"
         "from quality_checks.gx_suite import run_gx_suite;"
         "ok = run_gx_suite(_metrics()).passed;"
-        "loaded = sorted({k.split('.')[0] for k in sys.modules if k.startswith(('pyspark', 'azure', 'boto3', 'google.cloud'))});"
-        "import pyspark.sql, azure.storage.blob;"
+        "loaded = sorted({k.split('.')[0] for k in sys.modules if k.startswith(('pyspark', 'azure', 'boto3', 'google', 'sqlalchemy'))});"
+        "import pyspark.sql, azure.storage.blob, sqlalchemy.orm;"
         "print('gx passed', ok, 'loaded by gx', loaded)"
     )
     out = _python_c(code)

@@ -68,3 +68,33 @@ def test_a_pooled_instance_opens_and_stamps_with_the_kept_scripts(unpatched, tmp
             assert inst.get_runs() == []
         finally:
             inst.dispose()
+
+
+def test_schema_probes_are_remembered_once_found(unpatched, tmp_path, monkeypatch):
+    """The pooled event log answers Dagster's schema probes as Dagster's own storage does on the same
+    files (the oracle), and reads the schema again only for what it has not found yet (or after a wipe)."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    inst = store.pooled_instance(tmp_path)
+    try:
+        pooled = inst.event_log_storage
+        plain = SqliteEventLogStorage(pooled._base_dir)
+        for probe in (
+            lambda s: s.supports_asset_checks,
+            lambda s: s.has_asset_key_index_cols(),
+            lambda s: s.has_table("no_such_table"),
+            lambda s: s.has_secondary_index("no_such_migration"),
+        ):
+            assert probe(pooled) == probe(plain)
+        assert pooled.supports_asset_checks and pooled.has_asset_key_index_cols()
+        reads = []
+        real = SqliteEventLogStorage.has_table
+        monkeypatch.setattr(SqliteEventLogStorage, "has_table", lambda s, t: reads.append(t) or real(s, t))
+        assert pooled.supports_asset_checks and pooled.supports_asset_checks
+        assert reads == []  # found before: not read again
+        assert not pooled.has_table("no_such_table") and reads == ["no_such_table"]  # absent: asked each time
+        before = len(reads)
+        pooled.wipe()  # forgets what was found: the wipe's own probes read the schema again
+        assert "asset_check_executions" in reads[before:] and pooled.supports_asset_checks
+    finally:
+        inst.dispose()

@@ -23,7 +23,7 @@ in the same run (wall and CPU seconds; CPU is what a loaded machine does not dis
 warehouse against the same day alone into an empty warehouse (≤ 1.5x); an empty partition's run
 (≤ 5 s, process start included) against `python -c pass` and `trackplan lint`; the peak resident
 memory of the run's process tree at each size (≤ 3 GB at 10M) and its projection to 100M events
-along the line through the sizes (≥ 2); then where the largest run's CPU went, by layer and by
+along the line through the sizes (≥ 2); then where each run's CPU went, by layer and by
 Dagster step (each step's CPU and peak RSS from the /proc samples taken during its span).
 The generated landing zones are kept in `--cache` (default ~/.cache/trackplan/bench): a 10M one
 takes many minutes to write.
@@ -612,7 +612,15 @@ def run_table(rows: list[dict], cache: Path) -> None:
     else:
         t.add_row("projection to 100M events", "needs ≥ 2 sizes (--run-sizes)", "", "")
     Console(width=240).print(t)
-    r = rows[-1]  # where the full run's CPU goes, at the largest size
+    for r in rows:  # where each full run's CPU goes (1M has the fixed costs, 10M the slopes)
+        _where_it_went(r)
+
+
+def _where_it_went(r: dict) -> None:
+    """Where one full run's CPU went: by layer, and its 12 costliest Dagster steps."""
+    from rich.console import Console
+    from rich.table import Table
+
     total = r["full"]["cpu"]
     layers: dict[str, list[float]] = {}
     for s in r["steps"]:

@@ -96,7 +96,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     remembering what its schema probes found present. Dagster asks, for every asset event, whether
     the asset-key table has its index columns, and for every asset-check event whether the checks
     table exists (`has_table` opens a new engine and connection each time): a run of ~500 events
-    spent ~0.5 CPU-s re-reading the schema. A table, column or completed data migration, once
+    spent ~0.5 s re-reading the schema under cProfile (without it, less than the noise of a small
+    run's total CPU, ±0.15 CPU-s). A table, column or completed data migration, once
     there, stays (Dagster's migrations only add them); a `wipe` forgets what was found."""
 
     def __init__(self, base_dir: str, inst_data=None):

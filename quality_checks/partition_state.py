@@ -117,20 +117,10 @@ def where(partitions: list, column: str = "partition_date") -> str:
 
 
 def slices(con, partitions: list, rows: int) -> list[list]:
-    """`partitions` (of the last `stale` call) in consecutive slices of at most `rows` rows each by
-    their signatures' row counts (a partition with more is a slice of its own)."""
-    if not partitions:
-        return []
-    con.register("_ps_want", _frame(partitions, None))
-    try:
-        counts = dict(
-            con.execute(
-                "select n.partition_date, split_part(n.signature, '|', 1)::bigint from _ps_now n "
-                "semi join _ps_want w on w.partition_date is not distinct from n.partition_date"
-            ).fetchall()
-        )
-    finally:
-        con.unregister("_ps_want")
+    """`partitions` (of the last `stale` call) in consecutive slices of at most `rows` rows each (a
+    partition with more is a slice of its own), by the row counts their signatures begin with
+    (signature_sql)."""
+    counts = dict(con.execute("select partition_date, split_part(signature, '|', 1)::bigint from _ps_now").fetchall())
     out: list[list] = []
     size = 0
     for p in partitions:

@@ -266,18 +266,18 @@ def partition_counts(con, table: str, rules: list[Rule], full_refresh: bool = Fa
     layer = f"gates {table}"
     fp = ps.digest(table, *(f"{r.name}|{r.where}|{r.fails}|{r.hoist}|{sorted(r.props.items())}" for r in rules))
     todo = ps.stale(con, layer, ps.signature_sql(table, "loaded_at"), fp, full_refresh)
+    ek = {w: k for k, w in enumerate(_event_wheres(rules))}
+    events: dict[str, list[tuple[int, Rule]]] = {}
+    plain = [(i, r) for i, r in enumerate(rules) if not r.props]
+    for i, r in enumerate(rules):
+        if r.props:
+            events.setdefault(r.where, []).append((i, r))
     got: dict = {}
     # the partitions in slices of about SLICE_ROWS rows: the payloads of a slice's rows are copied
     # (BY_EVENT) and sorted, which for every partition at once spilled beyond memory_limit at 10M events
     for part in ps.slices(con, todo, SLICE_ROWS):
         rows = f"(select * from {table} where {ps.where(part)})"
         prepare = by_event_sql(rows, rules, "partition_date, ") or "select null::date as partition_date limit 0"
-        ek = {w: k for k, w in enumerate(_event_wheres(rules))}
-        events: dict[str, list[tuple[int, Rule]]] = {}
-        plain = [(i, r) for i, r in enumerate(rules) if not r.props]
-        for i, r in enumerate(rules):
-            if r.props:
-                events.setdefault(r.where, []).append((i, r))
         ctes, cols, joins = [], {}, []
         if plain:  # the rules on the table's own columns: one pass over the partitions' rows
             per_row = ", ".join(f"count(*) filter (where ({r.where}) and ({r.fails})) as r{i}" for i, r in plain)

@@ -14,6 +14,7 @@ identified" rules do.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 
 import duckdb
 import numpy as np
@@ -89,6 +90,21 @@ def ids_sql(plan: Plan, source: str = "ingest.events") -> str:
 select {real}, first_seen, last_seen, events from (
     select {raw}, min("timestamp") as first_seen, max("timestamp") as last_seen, count(*) as events
     from {source} group by all)"""
+
+
+@contextmanager
+def id_combinations(con: duckdb.DuckDBPyConnection, plan: Plan, source: str = "ingest.events"):
+    """ids_sql(plan, source) kept in a temp table while the block runs: build_links and identifiers_sql
+    given its name (`ids`) both read it, so `source` is scanned once. Yields None when the plan
+    declares no identifiers (nothing to keep: both then return no rows)."""
+    if not plan.identity.identifiers:
+        yield None
+        return
+    con.execute(f"create or replace temp table _ids as {ids_sql(plan, source)}").fetchall()
+    try:
+        yield "_ids"
+    finally:
+        con.execute("drop table if exists _ids").fetchall()
 
 
 def links_sql(plan: Plan, source: str = "ingest.events", ids: str | None = None) -> str | None:
@@ -331,11 +347,8 @@ def write_partition_keys(con: duckdb.DuckDBPyConnection, where: str | None = Non
 def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
     """Rebuild stitch.identity_graph, stitch.persons and every event's person (ingest.events.person_id,
     read through the view stitch.events) from ingest.events."""
-    con.execute(f"create or replace temp table _ids as {ids_sql(plan)}").fetchall()  # (one scan for both)
-    try:
-        links, singles = build_links(con, plan, ids="_ids"), con.execute(identifiers_sql(plan, ids="_ids")).df()
-    finally:
-        con.execute("drop table if exists _ids").fetchall()
+    with id_combinations(con, plan) as ids:
+        links, singles = build_links(con, plan, ids=ids), con.execute(identifiers_sql(plan, ids=ids)).df()
     persons, graph = resolve(links, singles, plan)
     del links, singles
     n_links = len(graph)

@@ -42,6 +42,7 @@ from . import identity
 from .identity import (
     _field_sql,
     build_links,
+    id_combinations,
     id_kinds,
     identifiers_sql,
     person_sql,
@@ -149,16 +150,17 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
     # with the user or anonymous id of a row the last stitch saw there (a row's other identifiers are
     # linked to those in stitch.identity_graph: the closure below reaches them; and a previousId is a
     # user id once it is seen as one: the alias's kind may flip)
-    con.execute(f"""
-        create or replace temp table _c as
-        select distinct kind, identifier from ({identifiers_sql(plan, "_delta")})
-        union
-        select identifier_kind, identifier from stitch.persons
-        where identifier in (select unnest([{", ".join(fields)}]) from _delta
-                             union select unnest([user_id, anonymous_id]) from _gone)
-    """)
-    # the delta's own links (new ones are not in stitch.identity_graph yet)
-    delta_links = build_links(con, plan, "_delta")
+    with id_combinations(con, plan, "_delta") as ids:
+        con.execute(f"""
+            create or replace temp table _c as
+            select distinct kind, identifier from ({identifiers_sql(plan, "_delta", ids)})
+            union
+            select identifier_kind, identifier from stitch.persons
+            where identifier in (select unnest([{", ".join(fields)}]) from _delta
+                                 union select unnest([user_id, anonymous_id]) from _gone)
+        """)
+        # the delta's own links (new ones are not in stitch.identity_graph yet)
+        delta_links = build_links(con, plan, "_delta", ids)
     con.register("_dl", delta_links[["kind_a", "id_a", "kind_b", "id_b"]])
     try:
         for _ in range(1000):  # closure: whole components over old and new links (a few rounds)
@@ -217,7 +219,12 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
         if plan.identity.alias_merges:
             conds.append("(type = 'alias' and previous_id in (select identifier from _c))")
         con.execute(f"create or replace temp table _rel as select * from ingest.events where {' or '.join(conds)}")
-        links = build_links(con, plan, "_rel")
+        with id_combinations(con, plan, "_rel") as ids:
+            links = build_links(con, plan, "_rel", ids)
+            singles = con.execute(
+                f"select * from ({identifiers_sql(plan, '_rel', ids)}) "
+                "where (kind, identifier) in (select (kind, identifier) from _c)"
+            ).df()
         cset = set(map(tuple, con.execute("select kind, identifier from _c").fetchall()))
         if len(links):
             mask = [
@@ -225,10 +232,6 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
                 for a, x, b, y in zip(links.kind_a, links.id_a, links.kind_b, links.id_b, strict=True)
             ]
             links = links[mask].reset_index(drop=True)
-        singles = con.execute(
-            f"select * from ({identifiers_sql(plan, '_rel')}) "
-            "where (kind, identifier) in (select (kind, identifier) from _c)"
-        ).df()
     if len(links) or len(singles):
         persons, graph = resolve(links, singles, plan)
     else:

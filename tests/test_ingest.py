@@ -437,6 +437,49 @@ def test_pii_is_hashed_joinable_not_readable(tmp_path, monkeypatch):
     assert two[0][0] != one[0]  # keyed: without the salt the hash cannot be recomputed
 
 
+@pytest.mark.parametrize("salt", ["salt-one", "k" * 64, "ключ-" * 20, "x"])
+def test_pii_hash_in_sql_is_hmac_sha256(salt, monkeypatch):
+    """pii_hash, in SQL both ways (the macro over DuckDB's sha256 when the salt is known; the Python
+    function that reads it later otherwise), against Python's hmac: keys shorter than, equal to and
+    longer than SHA-256's 64-byte block, text of any width, NULL."""
+    import hashlib
+    import hmac
+
+    import duckdb
+
+    from pipelines.warehouse import register_udfs
+
+    values = ["kim@example.com", "", "Ærø ✓ 名前", "a" * 300, "1234", None]
+    want = [None if v is None else hmac.new(salt.encode(), v.encode(), hashlib.sha256).hexdigest()[:32] for v in values]
+    monkeypatch.delenv("TRACKPLAN_HASH_SALT", raising=False)
+    given = duckdb.connect()
+    register_udfs(given, salt)
+    from_env = duckdb.connect()
+    monkeypatch.setenv("TRACKPLAN_HASH_SALT", salt)
+    register_udfs(from_env)
+    later = duckdb.connect()
+    monkeypatch.delenv("TRACKPLAN_HASH_SALT")
+    register_udfs(later)  # no salt yet: read when first needed
+    monkeypatch.setenv("TRACKPLAN_HASH_SALT", salt)
+    for con in (given, from_env, later):
+        got = [con.execute("select pii_hash(?)", [v]).fetchall()[0][0] for v in values]
+        assert got == want
+        # over a column, as the ingest calls it (and on a JSON value)
+        got = con.execute(
+            "select list(pii_hash(v) order by i) from (select unnest(?) as v, generate_subscripts(?, 1) as i)",
+            [values, values],
+        ).fetchall()[0][0]
+        assert got == want
+        assert (
+            con.execute("select pii_hash('{\"a\": 1}'::json)").fetchall()[0][0]
+            == hmac.new(salt.encode(), b'{"a": 1}', hashlib.sha256).hexdigest()[:32]
+        )
+    # the key is in no SQL text the connection shows (a one-letter salt is in any text)
+    assert len(salt) == 1 or salt not in str(
+        given.execute("select * from duckdb_functions() where function_name = 'pii_hash'").fetchall()
+    )
+
+
 def test_plan_version_recorded_on_every_row(tmp_path):
     landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
     write_lines(landing, DAY, "a.jsonl", [ev(), "{"])

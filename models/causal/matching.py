@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import stats as sps
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+# (not statsmodels.api, which loads every model it has: ~0.25 CPU-s of each run)
+from statsmodels.regression.linear_model import WLS
+from statsmodels.tools.tools import add_constant
 
 from models.causal.results import Estimate, normal_estimate_fields
 
@@ -78,12 +81,12 @@ def balance_table(
     treated = t == 1
     used = w_after > 0
     crit = float(sps.norm.isf(alpha / (2 * max(X.shape[1], 1))))
-    design = sm.add_constant(t[used].astype(float), has_constant="add")
+    design = add_constant(t[used].astype(float), has_constant="add")
     for col in X.columns:
         x = X[col].to_numpy(float)
         sd = np.sqrt((x[treated].var(ddof=1) + x[~treated].var(ddof=1)) / 2)
         before = (x[treated].mean() - x[~treated].mean()) / sd if sd > 0 else 0.0
-        fit = sm.WLS(x[used], design, weights=w_after[used]).fit(cov_type="HC1")
+        fit = WLS(x[used], design, weights=w_after[used]).fit(cov_type="HC1")
         gap, gap_se = float(fit.params[1]), float(fit.bse[1])  # weighted mean treated - control
         after = gap / sd if sd > 0 else 0.0
         smd_se = gap_se / sd if sd > 0 and np.isfinite(gap_se) else 0.0
@@ -170,8 +173,8 @@ def matched_effect(
     used = weights > 0
     if not (used & (t == 1)).any() or not (used & (t == 0)).any():
         raise ValueError("no treated unit has a comparable control; loosen caliper or trim")
-    design = sm.add_constant(t[used].astype(float))
-    fit = sm.WLS(y[used], design, weights=weights[used]).fit(cov_type="HC1")
+    design = add_constant(t[used].astype(float))
+    fit = WLS(y[used], design, weights=weights[used]).fit(cov_type="HC1")
     Z = _standardized(Xdf.to_numpy(float))
     if method == "ipw":
         se = ipw_att_se(y, t, Z, ps, keep)

@@ -185,7 +185,8 @@ def pooled_instance(home: Path):
     it uses Dagster's default SQLite storage (another storage, e.g. Postgres, is left as configured),
     and, when it uses Dagster's default local compute-log manager, none: that one starts two `tail -F`
     processes per step to capture output our assets do not print (the run reports through the
-    progress bar and its events); a compute-log manager set in dagster.yaml is kept."""
+    progress bar and its events); a compute-log manager set in dagster.yaml is kept. Without a
+    dagster.yaml, Dagster's usage statistics are off too."""
     import yaml
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
@@ -203,10 +204,16 @@ def pooled_instance(home: Path):
             storage_data=ConfigurableClassData(__name__, "PooledSqliteStorage", yaml.dump({"base_dir": base}))
         )
     logs = ref.compute_logs_data
-    if logs is not None and logs.class_name == "LocalComputeLogManager" and not (home / "dagster.yaml").exists():
+    configured = (home / "dagster.yaml").exists()
+    if logs is not None and logs.class_name == "LocalComputeLogManager" and not configured:
         ref = ref._replace(
             compute_logs_data=ConfigurableClassData(
                 "dagster._core.storage.noop_compute_log_manager", "NoOpComputeLogManager", yaml.dump({})
             )
         )
+    if not configured:
+        # Dagster's usage statistics off unless dagster.yaml says otherwise: they are logged to
+        # logs/event.log twice per step, each with a run-storage query (~0.2 CPU-s a run), for the
+        # Dagster UI to send later, and a new home printed Dagster's welcome banner into the run's output
+        ref = ref._replace(settings={**(ref.settings or {}), "telemetry": {"enabled": False}})
     return DagsterInstance.from_ref(ref)

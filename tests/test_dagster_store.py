@@ -98,3 +98,18 @@ def test_schema_probes_are_remembered_once_found(unpatched, tmp_path, monkeypatc
         assert "asset_check_executions" in reads[before:] and pooled.supports_asset_checks
     finally:
         inst.dispose()
+
+
+def test_usage_statistics_off_unless_dagster_yaml_says(unpatched, tmp_path):
+    """A home without dagster.yaml: Dagster's telemetry off (nothing logged to logs/event.log); a
+    dagster.yaml that turns it on is obeyed, as is the rest of what it sets."""
+    bare, configured = tmp_path / "bare", tmp_path / "configured"
+    configured.mkdir()
+    (configured / "dagster.yaml").write_text("telemetry:\n  enabled: true\n")
+    for home, on in ((bare, False), (configured, True)):
+        home.mkdir(exist_ok=True)
+        inst = store.pooled_instance(home)
+        try:
+            assert inst.telemetry_enabled is on
+        finally:
+            inst.dispose()

@@ -12,7 +12,8 @@ for its SQL data sources, ~0.2 s, through its compatibility module): ~0.8 CPU-s
 of a run's ~2.2 s GX import, for data sources trackplan never gives it (its suite
 validates a DuckDB table through pandas). Those imports, made by GX's own modules, are refused as if
 the SDK were absent (GX's documented behaviour then: the backend is unavailable); the same SDKs
-imported by anything else (the Spark engine, an object-store landing) load as usual, in any thread."""
+imported by anything else (the Spark engine, an object-store landing) load as usual, in any thread.
+Pandera's import of pyspark.pandas is refused the same way (NOT_FOR_PANDERA)."""
 
 from __future__ import annotations
 
@@ -25,21 +26,27 @@ _LOCK = threading.Lock()
 
 # the backends' SDKs GX would import for data sources trackplan does not use
 NOT_FOR_GX = ("pyspark", "azure", "google", "boto3", "botocore", "sqlalchemy")
+# pandera imports pyspark.pandas, when pyspark is installed, only so that its pandas type hints survive
+# pandas-on-Spark's patching of pandas (~0.1 CPU-s of each run); trackplan never uses pandas-on-Spark
+NOT_FOR_PANDERA = ("pyspark",)
+REFUSED = {"great_expectations": NOT_FOR_GX, "pandera": NOT_FOR_PANDERA}
+_ALL = tuple(sorted({r for rs in REFUSED.values() for r in rs}))
 
 
 class _NotForGX(importlib.abc.MetaPathFinder):
-    """Refuses NOT_FOR_GX to an import statement in a great_expectations module, and only there."""
+    """Refuses REFUSED[package] to an import statement in a module of that package, and only there."""
 
     def find_spec(self, name, path, target=None):
-        if not name.startswith(NOT_FOR_GX) or not any(name == r or name.startswith(r + ".") for r in NOT_FOR_GX):
+        if not name.startswith(_ALL) or not any(name == r or name.startswith(r + ".") for r in _ALL):
             return
         f = sys._getframe(1)
         while f is not None:  # the first frame outside the import machinery made the import
             mod = f.f_globals.get("__name__") or ""
             if not mod.startswith(("importlib", "_frozen_importlib")):
-                if mod == "great_expectations" or mod.startswith("great_expectations."):
+                refused = REFUSED.get(mod.split(".", 1)[0], ())
+                if any(name == r or name.startswith(r + ".") for r in refused):
                     raise ModuleNotFoundError(
-                        f"No module named {name!r} (not loaded for Great Expectations)", name=name
+                        f"No module named {name!r} (not loaded for {mod.split('.', 1)[0]})", name=name
                     )
                 return
             f = f.f_back
@@ -47,6 +54,13 @@ class _NotForGX(importlib.abc.MetaPathFinder):
 
 
 _FINDER = _NotForGX()
+
+
+def refuse_unused_backends() -> None:
+    """Install the finder (once; kept: both libraries import some modules lazily, later)."""
+    with _LOCK:
+        if _FINDER not in sys.meta_path:
+            sys.meta_path.insert(0, _FINDER)
 
 
 def import_gx():

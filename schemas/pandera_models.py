@@ -82,9 +82,13 @@ def table_specs(plan) -> dict[str, TableSpec]:
 
 def import_pandera():
     """`pandera.pandas`; with pyspark installed (the Spark path), pandera imports pyspark.pandas, which
-    warns on every run that it does not support pandas 3: trackplan never uses pandas-on-Spark."""
+    trackplan never uses: that import is refused (~0.1 CPU-s; quality_checks/gx_import.py), and were
+    it made, the warning it gives on every run (no support for pandas 3) is silenced."""
     import warnings
 
+    from quality_checks.gx_import import refuse_unused_backends
+
+    refuse_unused_backends()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas", category=FutureWarning)
         import pandera.pandas as pa

@@ -139,3 +139,34 @@ def test_only_the_checked_columns_are_read_and_the_outcome_is_the_whole_schemas(
     assert [(s["column"], s["check"], s["index"]) for s in o.metadata["samples"]] == [
         (f["column"], f["check"], f["index"]) for f in want[:10]
     ]
+
+
+def test_pandera_leaves_pyspark_unloaded_but_importable():
+    """Pandera's own import of pyspark.pandas (made when pyspark is installed, for pandas-on-Spark,
+    which trackplan never uses) is refused; pandera still validates a frame, and pyspark still imports
+    for anything else (the Spark engine)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("pyspark")
+    code = (
+        "import sys, pandas as pd; from schemas.pandera_models import import_pandera; pa = import_pandera();"
+        "schema = pa.DataFrameSchema({'a': pa.Column(int, pa.Check.ge(0))});"
+        "ok = len(schema.validate(pd.DataFrame({'a': [1, 2]})));"
+        "bad = 0\n"
+        "try:\n    schema.validate(pd.DataFrame({'a': [-1]}))\nexcept pa.errors.SchemaError:\n    bad = 1\n"
+        "loaded = sorted(k for k in sys.modules if k.startswith('pyspark'));"
+        "import pyspark.sql;"
+        "print('validated', ok, bad, 'loaded by pandera', loaded)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "validated 2 1 loaded by pandera []" in out.stdout, out.stdout + out.stderr[-2000:]

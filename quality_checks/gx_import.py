@@ -13,11 +13,14 @@ of a run's ~2.2 s GX import, for data sources trackplan never gives it (its suit
 validates a DuckDB table through pandas). Those imports, made by GX's own modules, are refused as if
 the SDK were absent (GX's documented behaviour then: the backend is unavailable); the same SDKs
 imported by anything else (the Spark engine, an object-store landing) load as usual, in any thread.
-Pandera's import of pyspark.pandas is refused the same way (NOT_FOR_PANDERA)."""
+Pandera's import of pyspark.pandas is refused the same way (NOT_FOR_PANDERA), and GX's import of
+altair, which only its Data Docs charts use, loads altair on first use (LAZY)."""
 
 from __future__ import annotations
 
 import importlib.abc
+import importlib.machinery
+import importlib.util
 import os
 import sys
 import threading
@@ -30,11 +33,16 @@ NOT_FOR_GX = ("pyspark", "azure", "google", "boto3", "botocore", "sqlalchemy")
 # pandas-on-Spark's patching of pandas (~0.1 CPU-s of each run); trackplan never uses pandas-on-Spark
 NOT_FOR_PANDERA = ("pyspark",)
 REFUSED = {"great_expectations": NOT_FOR_GX, "pandera": NOT_FOR_PANDERA}
-_ALL = tuple(sorted({r for rs in REFUSED.values() for r in rs}))
+# loaded on first use only when GX imports it: one expectation module imports altair to draw its charts
+# in rendered Data Docs, which trackplan's suite never draws (~0.25 CPU-s of each run: altair's
+# `packaging.specifiers` alone compiles its version regex for ~0.15 s)
+LAZY = {"great_expectations": ("altair",)}
+_ALL = tuple(sorted({r for rs in [*REFUSED.values(), *LAZY.values()] for r in rs}))
 
 
 class _NotForGX(importlib.abc.MetaPathFinder):
-    """Refuses REFUSED[package] to an import statement in a module of that package, and only there."""
+    """Refuses REFUSED[package] to an import statement in a module of that package, and only there;
+    gives such a statement a lazily loaded LAZY[package] module."""
 
     def find_spec(self, name, path, target=None):
         if not name.startswith(_ALL) or not any(name == r or name.startswith(r + ".") for r in _ALL):
@@ -43,11 +51,15 @@ class _NotForGX(importlib.abc.MetaPathFinder):
         while f is not None:  # the first frame outside the import machinery made the import
             mod = f.f_globals.get("__name__") or ""
             if not mod.startswith(("importlib", "_frozen_importlib")):
-                refused = REFUSED.get(mod.split(".", 1)[0], ())
-                if any(name == r or name.startswith(r + ".") for r in refused):
-                    raise ModuleNotFoundError(
-                        f"No module named {name!r} (not loaded for {mod.split('.', 1)[0]})", name=name
-                    )
+                package = mod.split(".", 1)[0]
+                if any(name == r or name.startswith(r + ".") for r in REFUSED.get(package, ())):
+                    raise ModuleNotFoundError(f"No module named {name!r} (not loaded for {package})", name=name)
+                if name in LAZY.get(package, ()):
+                    # the module object now, its code on the first attribute read (by anyone)
+                    spec = importlib.machinery.PathFinder.find_spec(name, path)
+                    if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                        spec.loader = importlib.util.LazyLoader(spec.loader)
+                    return spec
                 return
             f = f.f_back
         return

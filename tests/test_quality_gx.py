@@ -77,3 +77,20 @@ def test_gx_leaves_unused_backend_sdks_unloaded_but_importable():
     out = _python_c(code)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "gx passed True loaded by gx []" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+def test_gx_loads_altair_only_when_a_chart_is_drawn(tmp_path):
+    """GX imports altair for its Data Docs charts: the module is there, its code is not run by the suite
+    nor by the Data Docs trackplan writes; the first use (by GX or anyone) loads it whole."""
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from test_quality_gx import _metrics;"
+        "from quality_checks.gx_suite import run_gx_suite;"
+        f"ok = run_gx_suite(_metrics(), {str(tmp_path)!r}).passed;"
+        "kind = type(sys.modules.get('altair')).__name__;"
+        "import altair; chart = altair.Chart({'values': [{'a': 1}]}).mark_bar().to_dict()['mark'];"
+        "print('gx passed', ok, 'altair before use', kind, 'after', type(sys.modules['altair']).__name__, chart)"
+    )
+    out = _python_c(code)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "gx passed True altair before use _LazyModule after module" in out.stdout, out.stdout + out.stderr[-2000:]
+    assert any(tmp_path.rglob("*.html"))  # the Data Docs were written

@@ -2,6 +2,7 @@
 share, and writes Data Docs."""
 
 import pandas as pd
+from support import python_c
 
 from quality_checks.gx_suite import run_gx_suite
 
@@ -34,22 +35,6 @@ def test_gx_suite_passes_and_fails(tmp_path):
     assert any("1.7" in f["sample"] for f in out.metadata["failures"])
 
 
-def _python_c(code: str):
-    """`python -c code` in the repository root: a __main__ without __spec__ or __file__."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 def test_gx_suite_runs_under_python_c_with_pyspark_installed():
     """`python -c` (like an xdist worker) has a __main__ without __spec__ or __file__: pyspark's connect
     module, which GX imports when pyspark is installed, took that for its doctest runner and called
@@ -59,38 +44,27 @@ def test_gx_suite_runs_under_python_c_with_pyspark_installed():
         "from quality_checks.gx_suite import run_gx_suite;"
         "print('gx passed', run_gx_suite(_metrics()).passed)"
     )
-    out = _python_c(code)
+    out = python_c(code)
     assert out.returncode == 0 and "gx passed True" in out.stdout, out.stderr[-2000:]
 
 
-def test_gx_leaves_unused_backend_sdks_unloaded_but_importable():
+def test_gx_leaves_unused_sdks_unloaded_and_altair_unrun_but_importable(tmp_path):
     """GX's own imports of pyspark, Azure, Google Cloud, boto3 and SQLAlchemy are refused (trackplan gives GX a
-    pandas frame only); the suite still runs, and the same SDKs still import for anything else."""
-    code = (
-        "import sys; sys.path.insert(0, 'tests'); from test_quality_gx import _metrics;"
-        "from quality_checks.gx_suite import run_gx_suite;"
-        "ok = run_gx_suite(_metrics()).passed;"
-        "loaded = sorted({k.split('.')[0] for k in sys.modules if k.startswith(('pyspark', 'azure', 'boto3', 'google', 'sqlalchemy'))});"
-        "import pyspark.sql, azure.storage.blob, sqlalchemy.orm;"
-        "print('gx passed', ok, 'loaded by gx', loaded)"
-    )
-    out = _python_c(code)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "gx passed True loaded by gx []" in out.stdout, out.stdout + out.stderr[-2000:]
-
-
-def test_gx_loads_altair_only_when_a_chart_is_drawn(tmp_path):
-    """GX imports altair for its Data Docs charts: the module is there, its code is not run by the suite
-    nor by the Data Docs trackplan writes; the first use (by GX or anyone) loads it whole."""
+    pandas frame only), and the altair it imports for its Data Docs charts is a module whose code has not
+    run; the suite and its Data Docs still come out, and the same SDKs, altair included, import and work
+    for anything else."""
     code = (
         "import sys; sys.path.insert(0, 'tests'); from test_quality_gx import _metrics;"
         "from quality_checks.gx_suite import run_gx_suite;"
         f"ok = run_gx_suite(_metrics(), {str(tmp_path)!r}).passed;"
+        "loaded = sorted({k.split('.')[0] for k in sys.modules if k.startswith(('pyspark', 'azure', 'boto3', 'google', 'sqlalchemy'))});"
         "kind = type(sys.modules.get('altair')).__name__;"
-        "import altair; chart = altair.Chart({'values': [{'a': 1}]}).mark_bar().to_dict()['mark'];"
-        "print('gx passed', ok, 'altair before use', kind, 'after', type(sys.modules['altair']).__name__, chart)"
+        "import pyspark.sql, azure.storage.blob, sqlalchemy.orm, altair;"
+        "mark = altair.Chart({'values': [{'a': 1}]}).mark_bar().to_dict()['mark'];"
+        "print('gx passed', ok, 'loaded by gx', loaded, 'altair', kind, type(sys.modules['altair']).__name__, mark)"
     )
-    out = _python_c(code)
+    out = python_c(code)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "gx passed True altair before use _LazyModule after module" in out.stdout, out.stdout + out.stderr[-2000:]
+    want = "gx passed True loaded by gx [] altair _LazyModule module"
+    assert want in out.stdout, out.stdout + out.stderr[-2000:]
     assert any(tmp_path.rglob("*.html"))  # the Data Docs were written

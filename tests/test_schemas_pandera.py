@@ -145,9 +145,7 @@ def test_pandera_leaves_pyspark_unloaded_but_importable():
     """Pandera's own import of pyspark.pandas (made when pyspark is installed, for pandas-on-Spark,
     which trackplan never uses) is refused; pandera still validates a frame, and pyspark still imports
     for anything else (the Spark engine)."""
-    import subprocess
-    import sys
-    from pathlib import Path
+    from support import python_c
 
     pytest.importorskip("pyspark")
     code = (
@@ -160,13 +158,6 @@ def test_pandera_leaves_pyspark_unloaded_but_importable():
         "import pyspark.sql;"
         "print('validated', ok, bad, 'loaded by pandera', loaded)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=Path(__file__).resolve().parents[1],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    out = python_c(code)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "validated 2 1 loaded by pandera []" in out.stdout, out.stdout + out.stderr[-2000:]

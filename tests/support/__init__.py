@@ -15,3 +15,11 @@ def python_c(code: str):
         timeout=300,
         check=False,
     )
+
+
+def python_c_prints(code: str, want: str):
+    """python_c(code), which must exit 0 and print `want`; its result."""
+    out = python_c(code)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert want in out.stdout, out.stdout + out.stderr[-2000:]
+    return out

@@ -25,7 +25,7 @@ import os
 import sys
 import threading
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # (import_gx installs the finder while it holds it)
 
 # the backends' SDKs GX would import for data sources trackplan does not use
 NOT_FOR_GX = ("pyspark", "azure", "google", "boto3", "botocore", "sqlalchemy")
@@ -40,7 +40,7 @@ LAZY = {"great_expectations": ("altair",)}
 _ALL = tuple(sorted({r for rs in [*REFUSED.values(), *LAZY.values()] for r in rs}))
 
 
-class _NotForGX(importlib.abc.MetaPathFinder):
+class _ImportPolicy(importlib.abc.MetaPathFinder):
     """Refuses REFUSED[package] to an import statement in a module of that package, and only there;
     gives such a statement a lazily loaded LAZY[package] module."""
 
@@ -65,11 +65,12 @@ class _NotForGX(importlib.abc.MetaPathFinder):
         return
 
 
-_FINDER = _NotForGX()
+_FINDER = _ImportPolicy()
 
 
 def refuse_unused_backends() -> None:
-    """Install the finder (once; kept: both libraries import some modules lazily, later)."""
+    """Install the import policy: the refusals and the lazy modules (once; kept: both libraries import
+    some modules lazily, later)."""
     with _LOCK:
         if _FINDER not in sys.meta_path:
             sys.meta_path.insert(0, _FINDER)
@@ -88,8 +89,7 @@ def import_gx():
         )
         if patch:
             main.__file__ = "<trackplan>"
-        if _FINDER not in sys.meta_path:  # (kept: GX imports some modules lazily, later)
-            sys.meta_path.insert(0, _FINDER)
+        refuse_unused_backends()
         try:
             import great_expectations as gx
         finally:

@@ -208,8 +208,19 @@ def test_a_gate_rule_on_a_stored_row_still_fails_when_the_row_is_bad(tmp_path):
     con.execute("""update ingest.events set properties = json_object('method', 'carrier pigeon')
                    where message_id = 'x1'""")
     con.execute("update ingest.events set event_name = 'Made Up' where message_id = 'x2'")
+    con.execute("update ingest.events set plan_version = 'one' where message_id = 'x2'")
     failed = dict(_failed_gates(con, plan))
     assert "Signed In.method in enum" in failed["enum"] and "event_name in plan" in failed["enum"]
+    assert failed["regex"] == ["plan_version is semver"]
+
+    # counted per partition (a run's way: the rules on a few columns of few values over their distinct
+    # values), the same rules fail with the same counts
+    def counts(**kw) -> list:
+        return [
+            (o.check, o.metadata["rows"], o.metadata["failing_count"]) for o in gates(con, plan, "ingest.events", **kw)
+        ]
+
+    assert counts(by_partition=True, full_refresh=True) == counts()
     con.close()
 
 

@@ -29,11 +29,11 @@ from pipelines.ingest.load import ingest_partitions, landed_partitions
 from pipelines.model_assets import python_model_frame, write_frame
 from pipelines.quality.checks import gates
 from pipelines.stitch import person_marts
+from pipelines.stitch import sessions as sessions_build
 from pipelines.stitch.identity import build_identity
 from pipelines.stitch.incremental import stitch
 from pipelines.stitch.person_marts import COHORT_PARTS, PERSON_PARTS, cache_table, cohort_table, kept_tables
 from pipelines.stitch.person_parts import PersonParts
-from pipelines.stitch import sessions as sessions_build
 from pipelines.stitch.sessions import build_sessions
 from pipelines.stitch.state import STATE_TABLES
 from pipelines.warehouse import connect
@@ -420,7 +420,9 @@ def test_sessions_built_whole_in_slices_of_persons_equal_one_query(runs, monkeyp
     parts = sessions_build.full_sql(full, SESSIONS)
     assert len(parts) >= 5, len(parts)
     for k, part in enumerate(parts):
-        full.execute(("create or replace temp table _sliced as " if k == 0 else "insert into _sliced ") + part).fetchall()
+        full.execute(
+            ("create or replace temp table _sliced as " if k == 0 else "insert into _sliced ") + part
+        ).fetchall()
         assert full.execute(f"select count(*) from ({part})").fetchall()[0][0] > 0  # every slice has persons
     want = full.execute(f"select * from ({SESSIONS}) order by all").fetchall()
     assert full.execute("select * from _sliced order by all").fetchall() == want and len(want) > 100
@@ -470,7 +472,7 @@ def test_gates_counted_in_slices_of_partitions_equal_one_pass(runs, monkeypatch)
     """The plan gates of ingest.events counted per partition in slices of a few partitions (to keep
     their sorted copy of the payloads in memory at 10M events) equal one count over every row."""
     import quality_checks.partition_state as ps
-    import quality_checks.rules as rules
+    from quality_checks import rules
 
     _, full, _, _, _, _, _ = runs
     plan = load_plan()
@@ -480,8 +482,11 @@ def test_gates_counted_in_slices_of_partitions_equal_one_pass(runs, monkeypatch)
     real = ps.slices
     monkeypatch.setattr(ps, "slices", lambda *a: made.append(real(*a)) or made[-1])
     got = _gate_counts(full, plan, by_partition=True, full_refresh=True)
-    assert len(made) == 1 and len(made[0]) >= 4 and sorted(sum(made[0], [])) == sorted(
-        r[0] for r in full.execute("select distinct partition_date from ingest.events").fetchall()
+    assert (
+        len(made) == 1
+        and len(made[0]) >= 4
+        and sorted(p for part in made[0] for p in part)
+        == sorted(r[0] for r in full.execute("select distinct partition_date from ingest.events").fetchall())
     )
     assert got == _gate_counts(full, plan)
     assert any(not passed for _, passed, *_ in got)  # (the other writer's row fails two rules)
@@ -492,7 +497,7 @@ def test_grain_duplicates_kept_per_partition_equal_counting_every_row(hash_fn, m
     """A duplicate across partitions (a partition added, one re-loaded), within one, a null: each count
     equals the distinct count of every row, and after one that found any, every row is counted again.
     With a hash that makes most values collide (`length`), the counts are still the values' own."""
-    import quality_checks.rules as rules
+    from quality_checks import rules
 
     monkeypatch.setattr(rules, "HASH", hash_fn)
     con = duckdb.connect()

@@ -621,17 +621,17 @@ def _fewest_then_flattest(sizes: list[int], cap: int) -> tuple[int, int]:
 
 
 def test_ingest_groups_are_as_few_as_filling_allows_and_about_equal():
-    """balanced_groups against an exhaustive oracle on 500 seeded draws (sizes from tiny to beyond the
+    """partition_runs (the ingest's groups, the gates' slices) against an exhaustive oracle on 500 seeded draws (sizes from tiny to beyond the
     cap): consecutive, complete, each run within the cap unless it is one partition, as few runs as
     possible, and the largest run as small as that many runs allow. The greedy fill it replaced kept the
     count but could leave a small last run (e.g. 1M events: 121k rows after two of 440k)."""
     import random
 
-    from pipelines.ingest.load import balanced_groups
+    from quality_checks.partition_state import partition_runs
 
-    assert balanced_groups([], 256) == []
+    assert partition_runs([], 256) == []
     # 26 days of 25 MB under 256 MB: not 10 + 10 + 6 days, as filling each run in turn gives, but 9 + 9 + 8
-    assert [len(g) for g in balanced_groups([25] * 26, 256)] == [9, 9, 8]
+    assert [len(g) for g in partition_runs([25] * 26, 256)] == [9, 9, 8]
     for seed in range(500):
         rng = random.Random(seed)
         cap = rng.randint(1, 400)
@@ -639,7 +639,7 @@ def test_ingest_groups_are_as_few_as_filling_allows_and_about_equal():
             rng.choice([0, rng.randint(1, 60), rng.randint(1, 300), rng.randint(300, 600)])
             for _ in range(rng.randint(1, 14))
         ]
-        got = balanced_groups(sizes, cap)
+        got = partition_runs(sizes, cap)
         assert [i for g in got for i in g] == list(range(len(sizes))), (seed, sizes, got)
         totals = [sum(sizes[i] for i in g) for g in got]
         assert all(len(g) == 1 or t <= cap for g, t in zip(got, totals, strict=True)), (seed, sizes, cap, got)

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from quality_checks.partition_state import partition_runs
 from tracking_plan.landing import scan as scan_landing
 from tracking_plan.model import Plan
 from tracking_plan.reader import LandingEntry, ReadStats, is_url, read_files
@@ -250,39 +251,6 @@ from d
 GROUP_BYTES = 256 << 20
 
 
-def balanced_groups(sizes: list[int], cap: int) -> list[list[int]]:
-    """The partitions (their byte sizes, in order) as runs of consecutive indexes: as few runs as
-    filling each up to `cap` gives (a partition larger than `cap` alone), with the largest run as
-    small as that many runs allow, so the runs are about equal.
-
-    Filled greedily instead, the last run held what was left: at 1M events (30 days, 3 runs) 121k
-    rows against 440k in the others. DuckDB writes an insert of at least a row group (122,880 rows)
-    straight into the database file, but a smaller one into the write-ahead log, which the next
-    checkpoint writes again: 99 MB of WAL and 0.3 CPU-s of checkpoint for that run alone."""
-
-    def runs(limit: int) -> list[list[int]]:
-        out: list[list[int]] = []
-        size = 0
-        for i, n in enumerate(sizes):
-            if out and size + n <= limit:
-                out[-1].append(i)
-                size += n
-            else:
-                out.append([i])
-                size = n
-        return out
-
-    count = len(runs(cap))
-    lo, hi = 1, max(cap, 1)
-    while lo < hi:  # the smallest limit that still needs no more runs
-        mid = (lo + hi) // 2
-        if len(runs(mid)) <= count:
-            hi = mid
-        else:
-            lo = mid + 1
-    return runs(lo)
-
-
 def partition_files(landing: Path | str, partition: str, layout: str | None = None) -> list[Path | str]:
     """The files of a partition to read (never a symlink: see tracking_plan.reader.scan_landing)."""
     return [e.path for e in scan_landing(landing, layout) if e.partition == partition and e.skip is None]
@@ -337,7 +305,7 @@ def ingest_partitions(
         if e.partition in to_read:
             (to_read if e.skip is None else skipped)[e.partition].append(e)
     sizes = [sum(f.size if f.size is not None else (_stamp(f)[1] or 0) for f in to_read[p]) for p in partitions]
-    groups = [[(partitions[i], to_read[partitions[i]]) for i in g] for g in balanced_groups(sizes, GROUP_BYTES)]
+    groups = [[(partitions[i], to_read[partitions[i]]) for i in g] for g in partition_runs(sizes, GROUP_BYTES)]
 
     def read(group: list[tuple[str, list[LandingEntry]]]):
         part_of = {str(f.path): p for p, fs in group for f in fs}

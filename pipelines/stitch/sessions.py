@@ -53,7 +53,9 @@ def build_sessions(con: duckdb.DuckDBPyConnection, sql: str, plan_dir=None, full
     if why is not None:
         with transaction(con):  # the table and its state together
             for k, part in enumerate(full_sql(con, sql)):
-                con.execute((f"create or replace table {TABLE} as " if k == 0 else f"insert into {TABLE} ") + part).fetchall()
+                con.execute(
+                    (f"create or replace table {TABLE} as " if k == 0 else f"insert into {TABLE} ") + part
+                ).fetchall()
             set_state(con, TABLE, fp, seq, "full")
         return {"mode": "full", "why": why}
     n = _apply(con, sql, seq, lambda: set_state(con, TABLE, fp, seq, "incremental"))

@@ -36,7 +36,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .warehouse import connect, open_file
+import duckdb
+
+from .warehouse import MEMORY_LIMIT, connect, open_file
 
 RUN_LOG_DDL = """
 create schema if not exists ingest;
@@ -213,6 +215,49 @@ def _remove(path: Path) -> None:
     for p in (path, Path(f"{path}.wal")):
         p.unlink(missing_ok=True)
     shutil.rmtree(f"{path}.tmp", ignore_errors=True)
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def compact(warehouse: Path | str) -> None:
+    """Rewrite the warehouse into a new file and swap it in: nothing deleted survives in the file.
+
+    DuckDB deletes a row by marking it in its row group's version info; the row's bytes stay in
+    their block until a checkpoint rewrites that row group, which it does only for row groups it
+    merges. After `forget`, the erased person's message ids, devices and raw lines could still be
+    read from the file (measured: every one of a person's 18 message ids, in plain text). COPY FROM
+    DATABASE writes every live row, schema, view and constraint into the fresh blocks of a new file,
+    which replaces the old one atomically (os.replace), so a reader sees the warehouse before or
+    after, never a half-written one. The caller holds the run lock and has closed its connections
+    (a DuckDB file is opened by one process, and a second handle in this one would be refused).
+    Also removes a copy left by a killed run (`<warehouse>.building`), which holds the same rows."""
+    path = Path(warehouse)
+    tmp = Path(f"{path}.compact")
+    _remove(tmp)  # (left by a compaction that was killed)
+    _remove(building_path(path))
+    quoted = lambda p: "'" + str(p).replace("'", "''") + "'"
+    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": f"{tmp}.tmp"})
+    try:
+        con.execute(f"attach {quoted(path)} as src (read_only)")
+        con.execute(f"attach {quoted(tmp)} as dst")
+        con.execute("copy from database src to dst")
+        con.execute("detach dst")  # (checkpoints it: everything in the file, no write-ahead log)
+        con.execute("detach src")
+    except BaseException:
+        con.close()
+        _remove(tmp)
+        raise
+    con.close()
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync(path.parent, directory=True)
+    shutil.rmtree(f"{tmp}.tmp", ignore_errors=True)
 
 
 @contextmanager

@@ -4,6 +4,8 @@ PII-free audit row, and its suppression list keeps re-ingested files from bringi
 import datetime as dt
 import json
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 from support.pipeline import (
@@ -19,7 +21,7 @@ from support.pipeline import (
 from typer.testing import CliRunner
 
 from pipelines.privacy import ErasureError, forget_person
-from pipelines.publish import run_lock
+from pipelines.publish import building_path, run_lock
 from pipelines.warehouse import connect, keyed_hash
 from quality_checks.store import CheckOutcome, append
 from trackplan.cli import app
@@ -113,6 +115,38 @@ def test_forget_erases_every_identifier_of_the_person(warehouse):
     assert result["rows"] == sum(result["tables"].values())
 
 
+def _rows_per_table(warehouse) -> dict[str, int]:
+    con = connect(warehouse, read_only=True)
+    try:
+        tables = con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables where table_type = 'BASE TABLE'"
+        ).fetchall()
+        return {t: con.execute(f"select count(*) from {t}").fetchall()[0][0] for (t,) in tables}
+    finally:
+        con.close()
+
+
+def test_forget_leaves_no_byte_of_the_person_in_the_warehouse_file(warehouse):
+    """A delete only marks rows: DuckDB keeps their bytes in the file's blocks until it rewrites them.
+    After forget, the file itself, not only what SQL shows, holds none of the person's identifiers,
+    a copy a killed run left beside it is gone, and every other row is still there."""
+    _, w = warehouse
+    shutil.copyfile(w, building_path(w))  # a killed run's copy holds the same rows
+    secrets = [KIM, KIM_DEVICE, KIM_PHONE, KIM_EMAIL, keyed_hash(KIM_EMAIL)]
+    data = w.read_bytes()
+    # the control: these tables are small enough that DuckDB stores the strings as they are
+    assert [s for s in secrets if s.encode() not in data] == []
+    before = _rows_per_table(w)
+    result = forget_person(w, KIM, plan())
+    data = w.read_bytes()
+    assert [s for s in secrets if s.encode() in data] == []
+    assert not building_path(w).exists() and not Path(f"{w}.compact").exists() and not Path(f"{w}.wal").exists()
+    assert ALEX.encode() in data and ALEX_DEVICE.encode() in data
+    after = _rows_per_table(w)
+    added = {"ingest.suppression": 4, "ingest.erasure_audit": 1}
+    assert after == {t: n - result["tables"].get(t, 0) + added.get(t, 0) for t, n in before.items()}
+
+
 def test_audit_row_and_suppression_hold_no_pii(warehouse):
     _, w = warehouse
     result = forget_person(w, KIM, plan())
@@ -175,6 +209,24 @@ def test_cli_forget(warehouse):
     assert out.exit_code == 0, out.output
     assert "erased" in out.output and "audit id" in out.output
     assert KIM not in _everything(w)
+
+
+def test_cli_forget_many_ids_in_one_pass(warehouse):
+    """A batch of requests in one call: each id erased with its own audit row, the file rewritten once
+    without any of them; an id that matched nothing is said and makes the exit 1, the others still go."""
+    _, w = warehouse
+    out = CliRunner().invoke(
+        app, ["forget", "--user-id", KIM, "--user-id", ALEX, "--user-id", "nobody", "--warehouse", str(w)]
+    )
+    assert out.exit_code == 1, out.output
+    lines = out.output.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith(f"user id {KIM!r}: erased ") and lines[1].startswith(f"user id {ALEX!r}: erased ")
+    assert lines[2].startswith("nothing matched user id 'nobody'")
+    assert query(w, "select count(*) from ingest.erasure_audit") == [(3,)]
+    assert query(w, "select count(*) from ingest.events") == [(0,)]
+    data = w.read_bytes()
+    assert [s for s in (KIM, KIM_PHONE, ALEX, ALEX_DEVICE) if s.encode() in data] == []
 
 
 def test_check_results_keep_their_verdicts_without_the_persons_samples(warehouse):

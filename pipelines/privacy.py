@@ -102,7 +102,14 @@ def forget_people(warehouse_path: Path | str, user_ids: list[str], plan: Plan) -
         finally:
             con.close()
         # the deleted rows' bytes are still in the file's blocks: rewrite it without them
-        compact(warehouse_path)
+        try:
+            compact(warehouse_path)
+        except (OSError, duckdb.Error) as exc:  # (disk full, ...): the tables are erased, the file not yet
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ErasureError(
+                f"{warehouse_path}: erased from every table (audit ids {', '.join(r['audit_id'] for r in results)}), "
+                f"but rewriting the file without the deleted rows failed: {first}; run the same forget again"
+            ) from exc
         return results
 
 

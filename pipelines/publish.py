@@ -242,20 +242,21 @@ def compact(warehouse: Path | str) -> None:
     _remove(tmp)  # (left by a compaction that was killed)
     _remove(building_path(path))
     quoted = lambda p: "'" + str(p).replace("'", "''") + "'"
-    con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": f"{tmp}.tmp"})
     try:
-        con.execute(f"attach {quoted(path)} as src (read_only)")
-        con.execute(f"attach {quoted(tmp)} as dst")
-        con.execute("copy from database src to dst")
-        con.execute("detach dst")  # (checkpoints it: everything in the file, no write-ahead log)
-        con.execute("detach src")
+        con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": f"{tmp}.tmp"})
+        try:
+            con.execute(f"attach {quoted(path)} as src (read_only)")
+            con.execute(f"attach {quoted(tmp)} as dst")
+            con.execute("copy from database src to dst")
+            con.execute("detach dst")  # (checkpoints it: everything in the file, no write-ahead log)
+            con.execute("detach src")
+        finally:
+            con.close()
+        _fsync(tmp)
+        os.replace(tmp, path)
     except BaseException:
-        con.close()
-        _remove(tmp)
+        _remove(tmp)  # the warehouse stays as it was
         raise
-    con.close()
-    _fsync(tmp)
-    os.replace(tmp, path)
     _fsync(path.parent, directory=True)
     shutil.rmtree(f"{tmp}.tmp", ignore_errors=True)
 

@@ -229,6 +229,30 @@ def test_cli_forget_many_ids_in_one_pass(warehouse):
     assert [s for s in (KIM, KIM_PHONE, ALEX, ALEX_DEVICE) if s.encode() in data] == []
 
 
+def test_forget_says_in_one_line_when_the_file_cannot_be_rewritten(warehouse, monkeypatch):
+    """The tables are erased in their transaction; a rewrite that fails (here: no room for the new
+    file) is one line naming the warehouse and what to do, and running the same forget again finishes it."""
+    from pipelines import publish
+
+    _, w = warehouse
+    real = publish.os.replace
+
+    def full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(publish.os, "replace", full)
+    out = CliRunner().invoke(app, ["forget", "--user-id", KIM, "--warehouse", str(w)])
+    assert out.exit_code != 0 and out.output.count("\n") == 1, out.output
+    assert out.output.startswith(f"trackplan: {w}: erased from every table (audit ids ")
+    assert "No space left on device; run the same forget again" in out.output
+    assert KIM not in _everything(w) and KIM.encode() in w.read_bytes()
+    assert not os.path.exists(f"{w}.compact")
+    monkeypatch.setattr(publish.os, "replace", real)
+    out = CliRunner().invoke(app, ["forget", "--user-id", KIM, "--warehouse", str(w)])
+    assert out.exit_code == 1 and out.output.startswith("nothing matched")  # (already erased)
+    assert KIM.encode() not in w.read_bytes()
+
+
 def test_check_results_keep_their_verdicts_without_the_persons_samples(warehouse):
     """A failed gate keeps sample rows in quality.check_results' metadata: Kim's go, Alex's and the
     verdict stay, and the metadata says how many were erased."""

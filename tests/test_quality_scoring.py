@@ -1,5 +1,7 @@
 """Unit tests of the anomaly scoring and the row-level gates, on small hand-built inputs."""
 
+import json
+
 import duckdb
 import numpy as np
 import pytest
@@ -239,3 +241,20 @@ def test_results_are_appended_and_converted(con):
     assert con.execute("select count(*), bool_or(passed) from quality.check_results").fetchall() == [(2, False)]
     r = to_dagster(o, asset_key=None)
     assert not r.passed and r.severity.value == "ERROR" and r.metadata["failing_count"].value == 2
+
+
+def test_dagster_gets_no_sample_row_of_a_persons_table(con):
+    """Sample rows of a table holding people's rows stay in quality.check_results (where `forget`
+    reaches them): Dagster's event log gets their count and the query that reads them; samples of
+    the quality layer's own aggregates are shown as they are."""
+    rows = [{"user_id": "u-secret", "anonymous_id": "dev-secret"}]
+    personal = CheckOutcome("not_null", "ingest.events", passed=False, observed=0.1, metadata={"samples": rows})
+    ensure_tables(con)
+    append(con, [personal])
+    meta = to_dagster(personal).metadata
+    shown = json.dumps({k: str(getattr(v, "value", v)) for k, v in meta.items()})
+    assert "secret" not in shown and meta["sample_rows"].value == 1
+    assert json.loads(con.execute(meta["samples"].value.split(": ", 1)[1]).fetchall()[0][0]) == rows
+    anomalies = [{"event_name": "Task Created", "metric": "volume"}]
+    own = CheckOutcome("volume_anomalies", "quality.anomalies", passed=False, metadata={"samples": anomalies})
+    assert to_dagster(own).metadata["samples"].value == anomalies

@@ -316,6 +316,18 @@ def test_cli_forget_says_when_nothing_matched_and_exits_1(warehouse):
     assert query(w, "select identifier_hash from ingest.suppression") == [(keyed_hash("user-kym"),)]
 
 
+def test_forget_refuses_the_spark_engine_it_does_not_reach(warehouse, monkeypatch):
+    """On the Spark engine the events live in Parquet layers forget does not rewrite: it says so in one
+    line and erases nothing, rather than erase the DuckDB file and look done."""
+    _, w = warehouse
+    before = w.read_bytes()
+    monkeypatch.setenv("TRACKPLAN_ENGINE", "spark")
+    out = CliRunner().invoke(app, ["forget", "--user-id", KIM, "--warehouse", str(w)])
+    assert out.exit_code == 2 and out.output.count("\n") == 1, out.output
+    assert out.output.startswith("trackplan: TRACKPLAN_ENGINE=spark: forget erases the DuckDB warehouse only")
+    assert w.read_bytes() == before
+
+
 def test_forget_waits_for_no_run_it_would_be_undone_by(warehouse):
     """A running `trackplan run` publishes its copy at the end: a forget in between would be lost, so
     forget is refused while a run holds the lock, naming the run."""

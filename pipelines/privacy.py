@@ -108,7 +108,9 @@ def forget_people(warehouse_path: Path | str, user_ids: list[str], plan: Plan) -
             results = [_forget(con, user_id, plan) for user_id in user_ids]
         finally:
             con.close()
-        # the deleted rows' bytes are still in the file's blocks: rewrite it without them
+        # the deleted rows' bytes are still in the file's blocks: rewrite it without them (also when
+        # nothing matched this time: the same forget again is how a failed rewrite is finished)
+        before = os.path.getsize(warehouse_path)
         try:
             compact(warehouse_path)
         except (OSError, duckdb.Error) as exc:  # (disk full, ...): the tables are erased, the file not yet
@@ -117,6 +119,8 @@ def forget_people(warehouse_path: Path | str, user_ids: list[str], plan: Plan) -
                 f"{warehouse_path}: erased from every table (audit ids {', '.join(r['audit_id'] for r in results)}), "
                 f"but rewriting the file without the deleted rows failed: {first}; run the same forget again"
             ) from exc
+        for r in results:  # (the one rewrite of the call, the same for each id)
+            r["file_bytes"] = (before, os.path.getsize(warehouse_path))
         return results
 
 

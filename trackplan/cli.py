@@ -329,6 +329,14 @@ def forget(
             highlight=False,
             soft_wrap=True,
         )
+    before, after = results[0]["file_bytes"]
+    console.print(
+        f"rewrote {warehouse or warehouse_default()} without the deleted rows' bytes "
+        f"({before / 1e6:,.1f} MB -> {after / 1e6:,.1f} MB)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     if unmatched:
         raise typer.Exit(1)
 

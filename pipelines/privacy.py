@@ -103,25 +103,44 @@ def forget_people(warehouse_path: Path | str, user_ids: list[str], plan: Plan) -
         raise ErasureError(f"{warehouse_path}: no such warehouse (nothing erased, nothing created)")
     hash_salt()  # the register holds keyed hashes: no salt, no erasure
     with run_lock(warehouse_path, "forget"):
-        con = connect(warehouse_path)
-        try:
-            results = [_forget(con, user_id, plan) for user_id in user_ids]
-        finally:
-            con.close()
-        # the deleted rows' bytes are still in the file's blocks: rewrite it without them (also when
-        # nothing matched this time: the same forget again is how a failed rewrite is finished)
-        before = os.path.getsize(warehouse_path)
-        try:
-            compact(warehouse_path)
-        except (OSError, duckdb.Error) as exc:  # (disk full, ...): the tables are erased, the file not yet
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ErasureError(
-                f"{warehouse_path}: erased from every table (audit ids {', '.join(r['audit_id'] for r in results)}), "
-                f"but rewriting the file without the deleted rows failed: {first}; run the same forget again"
-            ) from exc
-        for r in results:  # (the one rewrite of the call, the same for each id)
-            r["file_bytes"] = (before, os.path.getsize(warehouse_path))
+        results = _erase_file(warehouse_path, user_ids, plan)
+        # a run that found the warehouse changed under it kept its own warehouse beside it (publish:
+        # `<warehouse>.unpublished-<run id>`): the same rows, which publishing it by hand would bring
+        # back, so the same erasure goes there too
+        kept = sorted(
+            p
+            for p in Path(warehouse_path).parent.glob(Path(warehouse_path).name + ".unpublished-*")
+            if p.is_file() and not p.name.endswith((".wal", ".lock", ".tmp", ".compact", ".building"))
+        )
+        for k in kept:
+            _erase_file(k, user_ids, plan)
+        for r in results:
+            r["also"] = [str(k) for k in kept]
         return results
+
+
+def _erase_file(path: Path | str, user_ids: list[str], plan: Plan) -> list[dict]:
+    """forget in one warehouse file: each id's deletions in its own transaction, then the file
+    rewritten without the deleted rows' bytes (publish.compact) once."""
+    con = connect(path)
+    try:
+        results = [_forget(con, user_id, plan) for user_id in user_ids]
+    finally:
+        con.close()
+    # the deleted rows' bytes are still in the file's blocks: rewrite it without them (also when
+    # nothing matched this time: the same forget again is how a failed rewrite is finished)
+    before = os.path.getsize(path)
+    try:
+        compact(path)
+    except (OSError, duckdb.Error) as exc:  # (disk full, ...): the tables are erased, the file not yet
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ErasureError(
+            f"{path}: erased from every table (audit ids {', '.join(r['audit_id'] for r in results)}), "
+            f"but rewriting the file without the deleted rows failed: {first}; run the same forget again"
+        ) from exc
+    for r in results:  # (the one rewrite of the call, the same for each id)
+        r["file_bytes"] = (before, os.path.getsize(path))
+    return results
 
 
 def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:

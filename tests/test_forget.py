@@ -147,6 +147,24 @@ def test_forget_leaves_no_byte_of_the_person_in_the_warehouse_file(warehouse):
     assert after == {t: n - result["tables"].get(t, 0) + added.get(t, 0) for t, n in before.items()}
 
 
+def test_forget_also_erases_a_runs_unpublished_copy(warehouse):
+    """A run that found the warehouse changed under it keeps its own beside it: the same rows, which
+    publishing it by hand would bring back. forget erases and rewrites it too, and says so."""
+    _, w = warehouse
+    kept = w.parent / f"{w.name}.unpublished-r1"
+    shutil.copyfile(w, kept)
+    out = CliRunner().invoke(app, ["forget", "--user-id", KIM, "--warehouse", str(w)])
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines()[-1] == (
+        f"also erased in {kept} (a run's warehouse kept unpublished beside it, rewritten the same way)"
+    )
+    for f in (w, kept):
+        data = f.read_bytes()
+        assert [s for s in (KIM, KIM_DEVICE, KIM_PHONE) if s.encode() in data] == [], f
+        assert ALEX.encode() in data
+    assert query(kept, "select count(*) from ingest.erasure_audit") == [(1,)]
+
+
 def test_audit_row_and_suppression_hold_no_pii(warehouse):
     _, w = warehouse
     result = forget_person(w, KIM, plan())

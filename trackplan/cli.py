@@ -337,6 +337,13 @@ def forget(
         highlight=False,
         soft_wrap=True,
     )
+    for kept in results[0]["also"]:
+        console.print(
+            f"also erased in {kept} (a run's warehouse kept unpublished beside it, rewritten the same way)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     if unmatched:
         raise typer.Exit(1)
 

@@ -217,8 +217,9 @@ def _remove(path: Path) -> None:
     shutil.rmtree(f"{path}.tmp", ignore_errors=True)
 
 
-def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+def _fsync(path: Path) -> None:
+    """A file's or a directory's entries to disk (a directory too opens read-only on Linux)."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -241,12 +242,13 @@ def compact(warehouse: Path | str) -> None:
     tmp = Path(f"{path}.compact")
     _remove(tmp)  # (left by a compaction that was killed)
     _remove(building_path(path))
-    quoted = lambda p: "'" + str(p).replace("'", "''") + "'"
+    from tracking_plan.validate import lit
+
     try:
         con = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": f"{tmp}.tmp"})
         try:
-            con.execute(f"attach {quoted(path)} as src (read_only)")
-            con.execute(f"attach {quoted(tmp)} as dst")
+            con.execute(f"attach {lit(str(path))} as src (read_only)")
+            con.execute(f"attach {lit(str(tmp))} as dst")
             con.execute("copy from database src to dst")
             con.execute("detach dst")  # (checkpoints it: everything in the file, no write-ahead log)
             con.execute("detach src")
@@ -257,7 +259,7 @@ def compact(warehouse: Path | str) -> None:
     except BaseException:
         _remove(tmp)  # the warehouse stays as it was
         raise
-    _fsync(path.parent, directory=True)
+    _fsync(path.parent)
     shutil.rmtree(f"{tmp}.tmp", ignore_errors=True)
 
 

@@ -303,9 +303,7 @@ def partition_counts(con, table: str, rules: list[Rule], full_refresh: bool = Fa
             cols.update({i: f"coalesce(_r.r{i}, 0)" for i, _ in plain})
             joins.append("left join _r on _r.partition_date is not distinct from p.partition_date")
         if valued:
-            per_value = ", ".join(
-                f"coalesce(sum(n) filter (where ({r.where}) and ({r.fails})), 0)::bigint as r{i}" for i, r in valued
-            )
+            per_value = ", ".join(f"coalesce(sum(n) filter (where {r.fails}), 0)::bigint as r{i}" for i, r in valued)
             ctes.append(
                 f"_v as (select partition_date, {per_value} from (select partition_date, {', '.join(valued_cols)}, "
                 f"count(*) as n from {rows} group by all) group by all)"

@@ -310,40 +310,27 @@ def forget(
     from pipelines.privacy import forget_people
 
     results = forget_people(warehouse or warehouse_default(), user_id, plan=_plan(plan))
+    say = lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True)
     unmatched = 0
     for uid, result in zip(user_id, results, strict=True):
         if not result["rows"]:
             unmatched += 1
-            console.print(
+            say(
                 f"nothing matched user id {uid!r}: 0 rows erased; it is in the erasure register, so "
-                f"later ingests drop it (audit id {result['audit_id']})",
-                markup=False,
-                highlight=False,
-                soft_wrap=True,
+                f"later ingests drop it (audit id {result['audit_id']})"
             )
             continue
         who = f"user id {uid!r}: " if len(user_id) > 1 else ""
-        console.print(
-            f"{who}erased {result['rows']:,} rows of {result['identifiers']} identifiers; audit id {result['audit_id']}",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
+        say(
+            f"{who}erased {result['rows']:,} rows of {result['identifiers']} identifiers; audit id {result['audit_id']}"
         )
     before, after = results[0]["file_bytes"]
-    console.print(
+    say(
         f"rewrote {warehouse or warehouse_default()} without the deleted rows' bytes "
-        f"({before / 1e6:,.1f} MB -> {after / 1e6:,.1f} MB)",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
+        f"({before / 1e6:,.1f} MB -> {after / 1e6:,.1f} MB)"
     )
     for kept in results[0]["also"]:
-        console.print(
-            f"also erased in {kept} (a run's warehouse kept unpublished beside it, rewritten the same way)",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+        say(f"also erased in {kept} (a run's warehouse kept unpublished beside it, rewritten the same way)")
     if unmatched:
         raise typer.Exit(1)
 

@@ -93,12 +93,6 @@ def forget_people(warehouse_path: Path | str, user_ids: list[str], plan: Plan) -
     in one call pay the rewrite once (measured: 4.8 CPU-s for a warehouse of 1M events, 45 for 10M)."""
     if not user_ids or any(not u or not u.strip() for u in user_ids):
         raise ErasureError("--user-id: empty; give the user id to erase")
-    if (os.environ.get("TRACKPLAN_ENGINE") or "duckdb") == "spark":
-        # (the Spark engine's ingest reads a register at <root>/ingest/suppression that nothing writes yet)
-        raise ErasureError(
-            "TRACKPLAN_ENGINE=spark: forget erases the DuckDB warehouse only, not the Spark engine's Parquet "
-            "layers or the erasure register its ingest reads there; nothing erased"
-        )
     if not Path(warehouse_path).is_file():
         raise ErasureError(f"{warehouse_path}: no such warehouse (nothing erased, nothing created)")
     hash_salt()  # the register holds keyed hashes: no salt, no erasure
@@ -143,49 +137,75 @@ def _erase_file(path: Path | str, user_ids: list[str], plan: Plan) -> list[dict]
     return results
 
 
+def erasure_fields(plan: Plan, idents: list[tuple[str, str]]) -> list[str]:
+    """The envelope fields (userId, anonymousId, traits.email...) the identifiers `idents` come from."""
+    source = {i.name: i.source for i in plan.identity.identifiers}
+    return sorted({source.get(kind, "userId" if kind == "user_id" else kind) for kind, _ in idents})
+
+
+def erasure_ids(plan: Plan, idents: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
+    """The rows of `_forget_ids` (kind, identifier, field) the conditions of `erase_conditions` read."""
+    source = {i.name: i.source for i in plan.identity.identifiers}
+    return [(k, v, source.get(k, "userId")) for k, v in idents]
+
+
+def erase_conditions(
+    table: tuple[str, str], cols: set[str], person_id: str | None, fields: list[str], ids: str = "_forget_ids"
+) -> list[str]:
+    """The SQL conditions (any true: the row is the person's) over a row of `table` with columns `cols`;
+    `ids` is a relation of the person's (kind, identifier, field), `fields` the envelope fields they
+    come from (erasure_fields). The one definition of whose a row is: the DuckDB warehouse deletes
+    with it (`_forget`), the Spark engine filters its Parquet layers with it (pipelines/spark/privacy.py)."""
+    if table in KEEP:
+        return []
+
+    def in_field(flds, sql: str) -> str:
+        flds = (flds,) if isinstance(flds, str) else flds
+        return f"{sql} in (select identifier from {ids} where field in ({', '.join(map(lit, flds))}))"
+
+    conds = []
+    if "person_id" in cols and person_id is not None:
+        conds.append(f"person_id = {lit(person_id)}")
+    for col, fld in ID_COLUMNS.items():
+        if col in cols:
+            conds.append(in_field(fld, col))
+    if {"traits", "properties"} <= cols:  # an event table: every identifier by its own source field
+        for fld in fields:
+            if fld not in ("userId", "anonymousId"):
+                try:
+                    conds.append(in_field(fld, _field_sql(fld)))
+                except ValueError:
+                    pass
+    if {"identifier_kind", "identifier"} <= cols:
+        conds.append(f"(identifier_kind, identifier) in (select kind, identifier from {ids})")
+    if {"kind_a", "id_a", "kind_b", "id_b"} <= cols:
+        conds.append(
+            f"(kind_a, id_a) in (select kind, identifier from {ids}) or "
+            f"(kind_b, id_b) in (select kind, identifier from {ids})"
+        )
+    if table == ("ingest", "quarantine"):
+        conds.append(_raw_match("raw", ids))
+    return conds
+
+
+def register_rows(plan: Plan, idents: list[tuple[str, str]], audit_id: str, now: dt.datetime) -> list[tuple]:
+    """The erasure register's rows for `idents` (ingest.suppression: kind, keyed hash, audit id, time)."""
+    source = {i.name: i.source for i in plan.identity.identifiers}
+    return [(SUPPRESSIBLE.get(source.get(k, ""), k), keyed_hash(v), audit_id, now) for k, v in idents]
+
+
 def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
     person_id, idents = person_identifiers(con, plan, user_id)
-    source = {i.name: i.source for i in plan.identity.identifiers}
-    by_field: dict[str, set[str]] = {}  # envelope field (userId, anonymousId, traits.email) -> values
-    for kind, value in idents:
-        by_field.setdefault(source.get(kind, "userId" if kind == "user_id" else kind), set()).add(value)
     con.execute("create or replace temp table _forget_ids (kind varchar, identifier varchar, field varchar)")
-    con.executemany("insert into _forget_ids values (?, ?, ?)", [[k, v, source.get(k, "userId")] for k, v in idents])
-
-    def in_field(fields, sql: str) -> str:
-        fields = (fields,) if isinstance(fields, str) else fields
-        return f"{sql} in (select identifier from _forget_ids where field in ({', '.join(map(lit, fields))}))"
-
+    con.executemany("insert into _forget_ids values (?, ?, ?)", [list(r) for r in erasure_ids(plan, idents)])
+    fields = erasure_fields(plan, idents)
     tables = _tables(con)
     audit_id = uuid.uuid4().hex
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     deleted: dict[str, int] = {}
     with transaction(con):
         for (schema, table), cols in sorted(tables.items()):
-            if (schema, table) in KEEP:
-                continue
-            conds = []
-            if "person_id" in cols and person_id is not None:
-                conds.append(f"person_id = {lit(person_id)}")
-            for col, fld in ID_COLUMNS.items():
-                if col in cols:
-                    conds.append(in_field(fld, col))
-            if {"traits", "properties"} <= cols:  # an event table: every identifier by its own source field
-                for fld in by_field:
-                    if fld not in ("userId", "anonymousId"):
-                        try:
-                            conds.append(in_field(fld, _field_sql(fld)))
-                        except ValueError:
-                            pass
-            if {"identifier_kind", "identifier"} <= cols:
-                conds.append("(identifier_kind, identifier) in (select kind, identifier from _forget_ids)")
-            if {"kind_a", "id_a", "kind_b", "id_b"} <= cols:
-                conds.append(
-                    "(kind_a, id_a) in (select kind, identifier from _forget_ids) or "
-                    "(kind_b, id_b) in (select kind, identifier from _forget_ids)"
-                )
-            if (schema, table) == ("ingest", "quarantine"):
-                conds.append(_raw_match("raw"))
+            conds = erase_conditions((schema, table), cols, person_id, fields)
             if not conds:
                 continue
             n = con.execute(
@@ -199,7 +219,7 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
                 deleted["quality.check_results (sample rows)"] = n
         con.execute(
             "insert into ingest.suppression select * from (values " + ", ".join("(?, ?, ?, ?)" for _ in idents) + ")",
-            [x for k, v in idents for x in (SUPPRESSIBLE.get(source.get(k, ""), k), keyed_hash(v), audit_id, now)],
+            [x for row in register_rows(plan, idents, audit_id, now) for x in row],
         ).fetchall()
         con.execute(
             "insert into ingest.erasure_audit values (?, ?, ?, ?, ?, ?)",
@@ -225,10 +245,10 @@ def _tokens_sql(col: str) -> str:
     return f"list_concat(regexp_extract_all({col}, {lit(_QUOTED)}, 1), regexp_split_to_array({col}, {lit(_SPLIT)}))"
 
 
-def _raw_match(col: str) -> str:
+def _raw_match(col: str, relation: str = "_forget_ids") -> str:
     """A raw line is the person's if any token is one of their identifiers or hashes to one (the
     plaintext e-mail of a hashed e-mail identifier); lines that are not JSON included."""
-    ids = "select identifier from _forget_ids"
+    ids = f"select identifier from {relation}"
     return (
         f"{col} is not null and exists (select 1 from unnest({_tokens_sql(col)}) t(tok) "
         f"where tok <> '' and (tok in ({ids}) or pii_hash(tok) in ({ids})))"
@@ -277,14 +297,22 @@ def _scrub_check_results(con: duckdb.DuckDBPyConnection, ids: set[str]) -> int:
     rows = con.execute("select rowid, metadata from quality.check_results where metadata is not null").fetchall()
     total, memo = 0, {}
     for rid, meta in rows:
-        if not _token_hits(meta, ids, memo):
-            continue
-        doc, n = _scrub(json.loads(meta), ids, memo)
-        if isinstance(doc, dict):
-            doc["erased_samples"] = doc.get("erased_samples", 0) + n
-        con.execute("update quality.check_results set metadata = ? where rowid = ?", [json.dumps(doc), rid]).fetchall()
-        total += max(n, 1)
+        doc, n = scrub_metadata(meta, ids, memo)
+        if doc is not None:
+            con.execute("update quality.check_results set metadata = ? where rowid = ?", [doc, rid]).fetchall()
+            total += n
     return total
+
+
+def scrub_metadata(meta: str, ids: set[str], memo: dict) -> tuple[str | None, int]:
+    """(the check's metadata JSON without the person's sample rows and strings, how many were taken out:
+    at least 1), or (None, 0) when it does not mention them (memo: keyed hashes already computed)."""
+    if not _token_hits(meta, ids, memo):
+        return None, 0
+    doc, n = _scrub(json.loads(meta), ids, memo)
+    if isinstance(doc, dict):
+        doc["erased_samples"] = doc.get("erased_samples", 0) + n
+    return json.dumps(doc), max(n, 1)
 
 
 def mark_suppressed(con: duckdb.DuckDBPyConnection, plan: Plan, rows: str = "_part") -> None:

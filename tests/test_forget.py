@@ -336,16 +336,18 @@ def test_cli_forget_says_when_nothing_matched_and_exits_1(warehouse):
     assert query(w, "select identifier_hash from ingest.suppression") == [(keyed_hash("user-kym"),)]
 
 
-def test_forget_refuses_the_spark_engine_it_does_not_reach(warehouse, monkeypatch):
-    """On the Spark engine the events live in Parquet layers forget does not rewrite: it says so in one
-    line and erases nothing, rather than erase the DuckDB file and look done."""
+def test_forget_erases_the_engine_it_is_told(warehouse, monkeypatch):
+    """TRACKPLAN_ENGINE picks the engine forget erases (the Spark one: tests/test_spark_forget.py);
+    --engine duckdb erases the warehouse file whatever the environment says, and an unknown engine is
+    one line that erases nothing."""
     _, w = warehouse
-    before = w.read_bytes()
     monkeypatch.setenv("TRACKPLAN_ENGINE", "spark")
-    out = CliRunner().invoke(app, ["forget", "--user-id", KIM, "--warehouse", str(w)])
-    assert out.exit_code == 2 and out.output.count("\n") == 1, out.output
-    assert out.output.startswith("trackplan: TRACKPLAN_ENGINE=spark: forget erases the DuckDB warehouse only")
-    assert w.read_bytes() == before
+    before = w.read_bytes()
+    out = CliRunner().invoke(app, ["forget", "--user-id", KIM, "--warehouse", str(w), "--engine", "duckbd"])
+    assert out.exit_code == 2 and "duckbd: expected duckdb or spark" in out.output and w.read_bytes() == before
+    out = CliRunner().invoke(app, ["forget", "--user-id", KIM, "--warehouse", str(w), "--engine", "duckdb"])
+    assert out.exit_code == 0, out.output
+    assert KIM not in _everything(w)
 
 
 def test_forget_waits_for_no_run_it_would_be_undone_by(warehouse):

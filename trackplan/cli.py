@@ -301,16 +301,54 @@ def forget(
     user_id: list[str] = typer.Option(..., "--user-id", help="Repeat to erase several people in one pass"),
     warehouse: Path | None = typer.Option(None, "--warehouse"),
     plan: Path | None = PlanOpt,
+    engine: str | None = typer.Option(
+        None,
+        "--engine",
+        help="duckdb (the warehouse file) | spark (the Parquet layers under --spark-root) "
+        "[env TRACKPLAN_ENGINE; default duckdb]",
+    ),
+    spark_root: str | None = typer.Option(
+        None,
+        "--spark-root",
+        help="Spark engine: the layers' root [env TRACKPLAN_SPARK_ROOT; default: layers/ beside the warehouse]",
+    ),
+    spark_master: str | None = typer.Option(
+        None, "--spark-master", help="Spark engine: the master [env TRACKPLAN_SPARK_MASTER; default local[2]]"
+    ),
 ):
     """Erase a person from every table (right to erasure) and keep them out of re-ingestion.
 
     The warehouse file is then rewritten without the deleted rows' bytes, once per call: give every
-    id of a batch of requests in one call. Exit 1 when nothing matched an id (it is still
+    id of a batch of requests in one call. On the Spark engine every layer holding the person is
+    rewritten without them, in one commit. Exit 1 when nothing matched an id (it is still
     registered, so later ingests drop it)."""
-    from pipelines.privacy import forget_people
-
-    results = forget_people(warehouse or warehouse_default(), user_id, plan=_plan(plan))
+    engine = engine or os.environ.get("TRACKPLAN_ENGINE") or "duckdb"
+    if engine not in ("duckdb", "spark"):
+        raise typer.BadParameter(f"{engine}: expected duckdb or spark", param_hint="--engine")
     say = lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True)
+    if engine == "spark":
+        from pipelines.spark.engine import SparkEngine
+        from pipelines.spark.privacy import forget_on_spark
+        from pipelines.spark.run import EngineUnavailable
+        from pipelines.spark.session import unavailable
+
+        why = unavailable()
+        if why:
+            raise EngineUnavailable(f"--engine spark: {why}")
+        root = (
+            spark_root
+            or os.environ.get("TRACKPLAN_SPARK_ROOT")
+            or str(Path(warehouse or warehouse_default()).resolve().parent / "layers")
+        )
+        master = spark_master or os.environ.get("TRACKPLAN_SPARK_MASTER") or "local[2]"
+        done = forget_on_spark(SparkEngine(root=root, master=master).session(), root, user_id, _plan(plan))
+        for line in done["recovered"]:
+            say(f"first finished what an interrupted run left: {line}")
+        results = done["results"]
+    else:
+        from pipelines.privacy import forget_people
+
+        results = forget_people(warehouse or warehouse_default(), user_id, plan=_plan(plan))
     unmatched = 0
     for uid, result in zip(user_id, results, strict=True):
         if not result["rows"]:
@@ -324,13 +362,19 @@ def forget(
         say(
             f"{who}erased {result['rows']:,} rows of {result['identifiers']} identifiers; audit id {result['audit_id']}"
         )
-    before, after = results[0]["file_bytes"]
-    say(
-        f"rewrote {warehouse or warehouse_default()} without the deleted rows' bytes "
-        f"({before / 1e6:,.1f} MB -> {after / 1e6:,.1f} MB)"
-    )
-    for kept in results[0]["also"]:
-        say(f"also erased in {kept} (a run's warehouse kept unpublished beside it, rewritten the same way)")
+    if engine == "spark":
+        say(
+            f"rewrote {len(done['folders'])} folders of {root} in one commit (the layers holding the person, "
+            "the erasure register and the audit); their old files are deleted"
+        )
+    else:
+        before, after = results[0]["file_bytes"]
+        say(
+            f"rewrote {warehouse or warehouse_default()} without the deleted rows' bytes "
+            f"({before / 1e6:,.1f} MB -> {after / 1e6:,.1f} MB)"
+        )
+        for kept in results[0]["also"]:
+            say(f"also erased in {kept} (a run's warehouse kept unpublished beside it, rewritten the same way)")
     if unmatched:
         raise typer.Exit(1)
 

@@ -48,6 +48,9 @@ class HadoopFS:
     def exists(self, path: str) -> bool:
         return bool(self.fs.exists(self._p(path)))
 
+    def is_dir(self, path: str) -> bool:
+        return self.exists(path) and bool(self.fs.getFileStatus(self._p(path)).isDirectory())
+
     def children(self, path: str) -> list[str]:
         """The names directly under `path` (none when it does not exist)."""
         if not self.exists(path):

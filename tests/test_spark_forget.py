@@ -80,9 +80,11 @@ def test_forget_on_spark_erases_a_person_from_every_layer_and_keeps_them_out(spa
     from pipelines.runner import run_pipeline
     from pipelines.spark import privacy as spark_privacy
     from pipelines.spark import swap
+    from pipelines.spark.assets import append_check_results
     from pipelines.spark.ingest import ingest_landing
     from pipelines.spark.run import run_spark_pipeline
     from pipelines.warehouse import keyed_hash
+    from quality_checks.store import CheckOutcome
     from tracking_plan.loader import default_plan_dir, load_plan
     from trackplan.cli import app
     from trackplan.demo.generate import generate
@@ -150,6 +152,22 @@ order by p.identifier limit 2""",
     kinds = {f.split("/")[0] + "/" + f.split("/")[1] for f in before}
     assert {"ingest/events", "ingest/quarantine", "stitch/events", "stitch/persons", "staging/sessions"} <= kinds
 
+    # a failed gate kept sample rows in quality.check_results: the first person's go, the verdict stays
+    samples = [
+        {"user_id": u, "message_id": m}
+        for u in (a, b)
+        for (m,) in con.execute(
+            f"select message_id from {layer('stitch/events')} where user_id = ? order by message_id limit 3", [u]
+        ).fetchall()
+    ]
+    checks = con.execute(f"select count(*) from {layer('quality/check_results')}").fetchall()[0][0]
+    append_check_results(
+        spark,
+        str(root),
+        [CheckOutcome("not_null", "ingest.events", passed=False, metadata={"samples": samples})],
+        "r-test",
+    )
+
     # 1. a failure before the commit (writing the audit) changes no file and leaves no staging
     files = listing(root)
     real = spark_privacy._appended
@@ -182,6 +200,11 @@ order by p.identifier limit 2""",
     common = set(got["tables"]) & set(duck["tables"])
     assert {t: got["tables"][t] for t in common} == {t: duck["tables"][t] for t in common}
     assert got["person_id"] == duck["person_id"] and got["identifiers"] == duck["identifiers"]
+    assert got["tables"]["quality.check_results (sample rows)"] == 3
+    (meta,) = con.execute(f"select metadata from {layer('quality/check_results')} where run_id = 'r-test'").fetchone()
+    meta = json.loads(meta)
+    assert [x["user_id"] for x in meta["samples"]] == [b] * 3 and meta["erased_samples"] == 3
+    assert con.execute(f"select count(*) from {layer('quality/check_results')}").fetchall()[0][0] == checks + 1
 
     # 3. the CLI (TRACKPLAN_ENGINE=spark): the second person
     monkeypatch.setenv("TRACKPLAN_ENGINE", "spark")

@@ -10,6 +10,8 @@ the check's metadata (the check's verdict stays). What is left behind is PII-fre
 holding only the keyed hash of the user id, and the erasure register `ingest.suppression`: the
 keyed hash of each identifier. Every ingest consults the register (`mark_suppressed`), so
 re-ingesting an old landing file does not bring the person back, not even as a quarantined line.
+Whose a row is (`erase_conditions`) is also what the Spark engine's forget filters its Parquet
+layers with (pipelines/spark/privacy.py).
 """
 
 from __future__ import annotations
@@ -137,15 +139,20 @@ def _erase_file(path: Path | str, user_ids: list[str], plan: Plan) -> list[dict]
     return results
 
 
+def _sources(plan: Plan) -> dict[str, str]:
+    """identity.yaml: each identifier kind's envelope field (user_id -> userId, email -> traits.email)."""
+    return {i.name: i.source for i in plan.identity.identifiers}
+
+
 def erasure_fields(plan: Plan, idents: list[tuple[str, str]]) -> list[str]:
     """The envelope fields (userId, anonymousId, traits.email...) the identifiers `idents` come from."""
-    source = {i.name: i.source for i in plan.identity.identifiers}
+    source = _sources(plan)
     return sorted({source.get(kind, "userId" if kind == "user_id" else kind) for kind, _ in idents})
 
 
 def erasure_ids(plan: Plan, idents: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
     """The rows of `_forget_ids` (kind, identifier, field) the conditions of `erase_conditions` read."""
-    source = {i.name: i.source for i in plan.identity.identifiers}
+    source = _sources(plan)
     return [(k, v, source.get(k, "userId")) for k, v in idents]
 
 
@@ -190,7 +197,7 @@ def erase_conditions(
 
 def register_rows(plan: Plan, idents: list[tuple[str, str]], audit_id: str, now: dt.datetime) -> list[tuple]:
     """The erasure register's rows for `idents` (ingest.suppression: kind, keyed hash, audit id, time)."""
-    source = {i.name: i.source for i in plan.identity.identifiers}
+    source = _sources(plan)
     return [(SUPPRESSIBLE.get(source.get(k, ""), k), keyed_hash(v), audit_id, now) for k, v in idents]
 
 

@@ -25,7 +25,7 @@ app = typer.Typer(
 console = Console(stderr=True)
 out = Console()
 
-PlanOpt = typer.Option(None, "--plan", help="Plan directory [env TRACKPLAN_PLAN; default: the sample plan]")
+PlanOpt = typer.Option(None, "--plan", help="Plan directory (env TRACKPLAN_PLAN; default: the sample plan)")
 FormatOpt = typer.Option("text", "--format", help="text | json", callback=one_of("text", "json"))
 
 
@@ -234,12 +234,12 @@ def run(
         None, "--partition", help="YYYY-MM-DD; default: every day landed", callback=_partition_date
     ),
     layout: str | None = typer.Option(
-        None, "--layout", help="trackplan | segment-s3 | snowplow-enriched [env TRACKPLAN_LAYOUT; default: detected]"
+        None, "--layout", help="trackplan | segment-s3 | snowplow-enriched (env TRACKPLAN_LAYOUT; default: detected)"
     ),
     incremental: bool | None = typer.Option(
         None,
         "--incremental/--full",
-        help="Read only partitions whose objects changed since the last run [default: on for a bucket]; "
+        help="Read only partitions whose objects changed since the last run (default: on for a bucket); "
         "--full also implies --full-refresh",
     ),
     full_refresh: bool = typer.Option(
@@ -251,16 +251,16 @@ def run(
     engine: str = typer.Option(
         os.environ.get("TRACKPLAN_ENGINE") or "duckdb",
         "--engine",
-        help="duckdb (the embedded warehouse) | spark (Parquet layers under --spark-root) [env TRACKPLAN_ENGINE]",
+        help="duckdb (the embedded warehouse) | spark (Parquet layers under --spark-root) (env TRACKPLAN_ENGINE)",
     ),
     spark_root: str | None = typer.Option(
         None,
         "--spark-root",
         help="Spark engine: where the layers are written, any Hadoop-compatible URI "
-        "[env TRACKPLAN_SPARK_ROOT; default: layers/ beside the warehouse]",
+        "(env TRACKPLAN_SPARK_ROOT; default: layers/ beside the warehouse)",
     ),
     spark_master: str | None = typer.Option(
-        None, "--spark-master", help="Spark engine: the master [env TRACKPLAN_SPARK_MASTER; default local[2]]"
+        None, "--spark-master", help="Spark engine: the master (env TRACKPLAN_SPARK_MASTER; default local[2])"
     ),
 ):
     """Materialize every asset through Dagster, with progress and a summary."""
@@ -305,15 +305,15 @@ def forget(
         None,
         "--engine",
         help="duckdb (the warehouse file) | spark (the Parquet layers under --spark-root) "
-        "[env TRACKPLAN_ENGINE; default duckdb]",
+        "(env TRACKPLAN_ENGINE; default duckdb)",
     ),
     spark_root: str | None = typer.Option(
         None,
         "--spark-root",
-        help="Spark engine: the layers' root [env TRACKPLAN_SPARK_ROOT; default: layers/ beside the warehouse]",
+        help="Spark engine: the layers' root (env TRACKPLAN_SPARK_ROOT; default: layers/ beside the warehouse)",
     ),
     spark_master: str | None = typer.Option(
-        None, "--spark-master", help="Spark engine: the master [env TRACKPLAN_SPARK_MASTER; default local[2]]"
+        None, "--spark-master", help="Spark engine: the master (env TRACKPLAN_SPARK_MASTER; default local[2])"
     ),
 ):
     """Erase a person from every table (right to erasure) and keep them out of re-ingestion.

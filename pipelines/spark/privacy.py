@@ -99,7 +99,7 @@ def _tagger(conds: list[list[str]], ids: list[tuple], salt: str):
             for batch in batches:
                 t = pa.Table.from_batches([batch])
                 con.register("_rows", t.append_column("__trackplan_i", pa.array(range(t.num_rows), pa.int64())))
-                tag = con.execute(f"select ({case})::integer as t from _rows order by __trackplan_i").to_arrow_table()
+                tag = con.sql(f"select ({case})::integer as t from _rows order by __trackplan_i").to_arrow_table()
                 con.unregister("_rows")
                 yield from t.append_column(TAG, tag.column("t")).to_batches()
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -77,6 +78,7 @@ def test_forget_on_spark_erases_a_person_from_every_layer_and_keeps_them_out(spa
     from typer.testing import CliRunner
 
     from pipelines.privacy import forget_people
+    from pipelines.publish import RunError
     from pipelines.runner import run_pipeline
     from pipelines.spark import privacy as spark_privacy
     from pipelines.spark import swap
@@ -181,6 +183,18 @@ order by p.identifier limit 2""",
     with pytest.raises(OSError, match="No space left"):
         spark_privacy.forget_on_spark(spark, str(root), [a], plan)
     monkeypatch.undo()
+    assert listing(root) == files
+    # one writer at a time: a forget is refused while a Spark run holds the root, and a run while a
+    # forget does, each in one line naming the holder (a run that read the events before an erasure
+    # would write the person back)
+    with swap.root_lock(str(root), "run --engine spark"):
+        res = CliRunner().invoke(app, ["forget", "--user-id", a, "--engine", "spark", "--spark-root", str(root)])
+    assert res.exit_code == 3 and res.output.count("\n") == 1, res.output
+    assert res.output.startswith(
+        f"trackplan: {root}: locked by trackplan run --engine spark (PID {os.getpid()}) since "
+    )
+    with swap.root_lock(str(root), "forget"), pytest.raises(RunError, match="locked by trackplan forget"):
+        run_spark_pipeline(default_plan_dir(), str(landing), str(root), console=Console(file=io.StringIO()))
     assert listing(root) == files
 
     # 2. the first person: gone from every file under the root, with the rows per table of the DuckDB

@@ -112,15 +112,20 @@ def forget_on_spark(spark, root: str, user_ids: list[str], plan: Plan) -> dict:
     """Erase each person behind `user_ids` from every layer under `root` and register them; returns
     {"results": one dict per id (rows, identifiers, audit_id, tables, person_id), "folders": the folders
     rewritten, "recovered": what an interrupted earlier swap left, finished}."""
-    from pyspark.sql import functions as F
-    from pyspark.sql.types import IntegerType, StructField, StructType
-
     if not user_ids or any(not u or not u.strip() for u in user_ids):
         raise ErasureError("--user-id: empty; give the user id to erase")
     salt = hash_salt()  # the register holds keyed hashes: no salt, no erasure
     fs = swap.HadoopFS(spark, root)
     if not fs.exists(root):
         raise ErasureError(f"{root}: no Spark layers there (nothing erased, nothing created)")
+    with swap.root_lock(root, "forget"):
+        return _forget(spark, fs, root, user_ids, plan, salt)
+
+
+def _forget(spark, fs, root: str, user_ids: list[str], plan: Plan, salt: str) -> dict:
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import IntegerType, StructField, StructType
+
     recovered = swap.recover(fs, root)
     people = _people(spark, root, plan, user_ids)
     ids: list[tuple] = []

@@ -50,6 +50,7 @@ def run_spark_pipeline(
     from .. import progress
     from ..resources import TrackingPlan
     from ..runner import QUIET, dagster_instance
+    from . import swap
     from .assets import spark_assets, spark_checks
     from .engine import SparkEngine
     from .ingest import landing_entries, read_layer
@@ -71,14 +72,16 @@ def run_spark_pipeline(
     tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
     progress.set_callback(None)
     try:
-        result = dg.materialize(
-            [*assets, *checks],
-            resources=resources,
-            tags=tags,
-            raise_on_error=False,
-            instance=instance,
-            run_config=QUIET,
-        )
+        # (a forget of the same root waits for no run: it is refused while the run holds the lock)
+        with swap.root_lock(root, "run --engine spark"):
+            result = dg.materialize(
+                [*assets, *checks],
+                resources=resources,
+                tags=tags,
+                raise_on_error=False,
+                instance=instance,
+                run_config=QUIET,
+            )
     finally:
         if own:
             instance.dispose()

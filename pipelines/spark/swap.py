@@ -18,6 +18,11 @@ stopped half-way (some files copied, some not): what counts is that each file's 
 object stores give. Part files have unique names (Spark writes a job id into each), so old and new
 never share a name.
 
+One writer at a time: `root_lock` holds `<root>.lock` (the DuckDB warehouse's run lock, beside a local
+root) for a Spark run and for a forget, so neither undoes the other (a run that read the events before
+an erasure would write the person back). A root on HDFS or an object store has no such lock here: run
+one writer at a time there by schedule.
+
 What this does not give: isolation. A reader during a swap can see a day missing (between the two
 renames of a unit) or, on an object store, partly old and partly new; after a crash the layer is
 consistent again only once the next ingest has recovered. One writer at a time: `recover` discards
@@ -26,7 +31,9 @@ the staging of a run still writing. Readers that need snapshots need a table for
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import uuid
 
 STAGING = "_staging"
@@ -172,3 +179,17 @@ def replace(fs, staging: str, units: list[tuple[str, str]]) -> None:
     files (or is removed when there is no new folder), whatever crash happens after `commit`."""
     commit(fs, staging, units)
     apply(fs, staging)
+
+
+@contextlib.contextmanager
+def root_lock(root: str, what: str):
+    """Hold the lock of a local root (`<root>.lock`, flock: released even on a kill) while `what` runs;
+    a root on HDFS or an object store (any scheme but file:) is not locked (see the module's note)."""
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", root) and not root.startswith("file:"):
+        yield
+        return
+    from pipelines.publish import run_lock
+
+    local = "/" + root[len("file:") :].lstrip("/") if root.startswith("file:") else root
+    with run_lock(local.rstrip("/"), what):
+        yield

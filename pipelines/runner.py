@@ -171,11 +171,21 @@ def _record_nothing_new(warehouse, days: list[str], plan_version, console: Conso
         console.print(f"run not recorded in ingest.run_log: {exc}", markup=False, highlight=False, soft_wrap=True)
 
 
+def materialize_days(assets, checks, resources: dict, days: list[str], instance):
+    """Dagster's materialize of `assets` and `checks` over the run's days (a partition range), with the
+    run's quiet logging; a failed step is in the result, never raised. Both engines' runs go through it."""
+    import dagster as dg
+
+    tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
+    return dg.materialize(
+        [*assets, *checks], resources=resources, tags=tags, raise_on_error=False, instance=instance, run_config=QUIET
+    )
+
+
 def _materialize(
     build, plan, plan_dir, landing, days, instance, console, assets, checks, layout=None, full_refresh=False
 ):
     """Materialize into the build's copy, record the run, publish: (ok, failed checks, the run's row)."""
-    import dagster as dg
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from . import progress
@@ -189,7 +199,6 @@ def _materialize(
         full_refresh=full_refresh,
         publish=False,  # we publish
     )
-    tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
     with Progress(
         TextColumn("{task.description:<28}"),
         BarColumn(),
@@ -207,14 +216,7 @@ def _materialize(
 
         progress.set_callback(on_progress)
         try:
-            result = dg.materialize(
-                [*assets, *checks],
-                resources=resources,
-                tags=tags,
-                raise_on_error=False,
-                instance=instance,
-                run_config=QUIET,
-            )
+            result = materialize_days(assets, checks, resources, days, instance)
         finally:
             progress.set_callback(None)
     failed_checks = []

@@ -26,6 +26,20 @@ console = Console(stderr=True)
 out = Console()
 
 PlanOpt = typer.Option(None, "--plan", help="Plan directory (env TRACKPLAN_PLAN; default: the sample plan)")
+EngineOpt = typer.Option(
+    None,
+    "--engine",
+    help="duckdb (the warehouse file) | spark (Parquet layers under --spark-root) (env TRACKPLAN_ENGINE; default duckdb)",
+)
+SparkRootOpt = typer.Option(
+    None,
+    "--spark-root",
+    help="Spark engine: the layers' root, any Hadoop-compatible URI "
+    "(env TRACKPLAN_SPARK_ROOT; default: layers/ beside the warehouse)",
+)
+SparkMasterOpt = typer.Option(
+    None, "--spark-master", help="Spark engine: the master (env TRACKPLAN_SPARK_MASTER; default local[2])"
+)
 FormatOpt = typer.Option("text", "--format", help="text | json", callback=one_of("text", "json"))
 
 
@@ -52,6 +66,22 @@ def _partition_date(value: str | None) -> str | None:
         except ValueError:
             raise typer.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)") from None
     return value
+
+
+def _engine(engine: str | None) -> str:
+    """--engine, else TRACKPLAN_ENGINE, else duckdb (read when the command runs, not at import)."""
+    engine = engine or os.environ.get("TRACKPLAN_ENGINE") or "duckdb"
+    if engine not in ("duckdb", "spark"):
+        raise typer.BadParameter(f"{engine}: expected duckdb or spark", param_hint="--engine")
+    return engine
+
+
+def _spark_place(root: str | None, master: str | None, warehouse: Path | str) -> tuple[str, str]:
+    """(layers' root, Spark master) from the options, else the environment, else their defaults."""
+    return (
+        root or os.environ.get("TRACKPLAN_SPARK_ROOT") or str(Path(warehouse).resolve().parent / "layers"),
+        master or os.environ.get("TRACKPLAN_SPARK_MASTER") or "local[2]",
+    )
 
 
 @app.command()
@@ -248,36 +278,24 @@ def run(
         help="Rebuild stitching, sessions and marts from all events, not only what the run's days changed "
         "(done anyway when the plan or a model's SQL changed)",
     ),
-    engine: str = typer.Option(
-        os.environ.get("TRACKPLAN_ENGINE") or "duckdb",
-        "--engine",
-        help="duckdb (the embedded warehouse) | spark (Parquet layers under --spark-root) (env TRACKPLAN_ENGINE)",
-    ),
-    spark_root: str | None = typer.Option(
-        None,
-        "--spark-root",
-        help="Spark engine: where the layers are written, any Hadoop-compatible URI "
-        "(env TRACKPLAN_SPARK_ROOT; default: layers/ beside the warehouse)",
-    ),
-    spark_master: str | None = typer.Option(
-        None, "--spark-master", help="Spark engine: the master (env TRACKPLAN_SPARK_MASTER; default local[2])"
-    ),
+    engine: str | None = EngineOpt,
+    spark_root: str | None = SparkRootOpt,
+    spark_master: str | None = SparkMasterOpt,
 ):
     """Materialize every asset through Dagster, with progress and a summary."""
     from pipelines.runner import run_pipeline
 
-    if engine not in ("duckdb", "spark"):
-        raise typer.BadParameter(f"{engine}: expected duckdb or spark", param_hint="--engine")
-    if engine == "spark":
+    if _engine(engine) == "spark":
         from pipelines.spark.run import run_spark_pipeline
 
         wh = warehouse or warehouse_default()
+        root, master = _spark_place(spark_root, spark_master, wh)
         ok = run_spark_pipeline(
             plan_dir=plan or default_plan_dir(),
             landing=landing or str(landing_default()),
-            root=spark_root or os.environ.get("TRACKPLAN_SPARK_ROOT") or str(Path(wh).resolve().parent / "layers"),
+            root=root,
             partition=partition,
-            master=spark_master or os.environ.get("TRACKPLAN_SPARK_MASTER") or "local[2]",
+            master=master,
             console=console,
             dagster_home_of=Path(wh),
             layout=layout or os.environ.get("TRACKPLAN_LAYOUT") or None,
@@ -301,20 +319,9 @@ def forget(
     user_id: list[str] = typer.Option(..., "--user-id", help="Repeat to erase several people in one pass"),
     warehouse: Path | None = typer.Option(None, "--warehouse"),
     plan: Path | None = PlanOpt,
-    engine: str | None = typer.Option(
-        None,
-        "--engine",
-        help="duckdb (the warehouse file) | spark (the Parquet layers under --spark-root) "
-        "(env TRACKPLAN_ENGINE; default duckdb)",
-    ),
-    spark_root: str | None = typer.Option(
-        None,
-        "--spark-root",
-        help="Spark engine: the layers' root (env TRACKPLAN_SPARK_ROOT; default: layers/ beside the warehouse)",
-    ),
-    spark_master: str | None = typer.Option(
-        None, "--spark-master", help="Spark engine: the master (env TRACKPLAN_SPARK_MASTER; default local[2])"
-    ),
+    engine: str | None = EngineOpt,
+    spark_root: str | None = SparkRootOpt,
+    spark_master: str | None = SparkMasterOpt,
 ):
     """Erase a person from every table (right to erasure) and keep them out of re-ingestion.
 
@@ -322,9 +329,7 @@ def forget(
     id of a batch of requests in one call. On the Spark engine every layer holding the person is
     rewritten without them, in one commit. Exit 1 when nothing matched an id (it is still
     registered, so later ingests drop it)."""
-    engine = engine or os.environ.get("TRACKPLAN_ENGINE") or "duckdb"
-    if engine not in ("duckdb", "spark"):
-        raise typer.BadParameter(f"{engine}: expected duckdb or spark", param_hint="--engine")
+    engine = _engine(engine)
     say = lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True)
     if engine == "spark":
         from pipelines.spark.engine import SparkEngine
@@ -335,12 +340,7 @@ def forget(
         why = unavailable()
         if why:
             raise EngineUnavailable(f"--engine spark: {why}")
-        root = (
-            spark_root
-            or os.environ.get("TRACKPLAN_SPARK_ROOT")
-            or str(Path(warehouse or warehouse_default()).resolve().parent / "layers")
-        )
-        master = spark_master or os.environ.get("TRACKPLAN_SPARK_MASTER") or "local[2]"
+        root, master = _spark_place(spark_root, spark_master, warehouse or warehouse_default())
         done = forget_on_spark(SparkEngine(root=root, master=master).session(), root, user_id, _plan(plan))
         for line in done["recovered"]:
             say(f"first finished what an interrupted run left: {line}")

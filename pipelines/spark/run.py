@@ -45,11 +45,10 @@ def run_spark_pipeline(
             console.print(str(p), markup=False, highlight=False)
         return False
     hash_salt()
-    import dagster as dg
 
     from .. import progress
     from ..resources import TrackingPlan
-    from ..runner import QUIET, dagster_instance
+    from ..runner import dagster_instance, materialize_days
     from . import swap
     from .assets import spark_assets, spark_checks
     from .engine import SparkEngine
@@ -69,19 +68,11 @@ def run_spark_pipeline(
         "spark_engine": engine,
         "tracking_plan": TrackingPlan(plan_dir=str(plan_dir), landing_dir=str(landing), layout=layout or ""),
     }
-    tags = {"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]}
     progress.set_callback(None)
     try:
         # (a forget of the same root waits for no run: it is refused while the run holds the lock)
         with swap.root_lock(root, "run --engine spark"):
-            result = dg.materialize(
-                [*assets, *checks],
-                resources=resources,
-                tags=tags,
-                raise_on_error=False,
-                instance=instance,
-                run_config=QUIET,
-            )
+            result = materialize_days(assets, checks, resources, days, instance)
     finally:
         if own:
             instance.dispose()

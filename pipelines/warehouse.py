@@ -117,6 +117,7 @@ def open_file(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConne
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     con = open_file(path, read_only)
     con.execute("set TimeZone = 'UTC'")
+    con.execute("set enable_progress_bar = false")  # (DuckDB's own bar, amid the CLI's output, after 2 s)
     if not read_only:
         # checkpoint after ~1 GB of WAL rather than 16 MB: a 10M-event ingest spent 26 s of 182 in
         # checkpoints after every partition group (a commit is as durable either way)
@@ -132,6 +133,7 @@ def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     file and no DDL (the first connection ran it), only the per-connection settings and the keyed hash."""
     cur = con.cursor()
     cur.execute("set TimeZone = 'UTC'")
+    cur.execute("set enable_progress_bar = false")
     register_udfs(cur)
     return cur
 

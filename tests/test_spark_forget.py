@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines.spark.engine import SparkEngine  # (module level: the probe asset's annotation names it)
 from pipelines.spark.session import unavailable
 
 WHY = unavailable()
@@ -259,3 +260,28 @@ def test_forget_on_spark_says_in_one_line_where_there_are_no_layers(spark, tmp_p
     assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
     assert res.output == f"trackplan: {root}: no Spark layers there (nothing erased, nothing created)\n"
     assert not root.exists()
+
+
+def test_a_dagster_run_on_the_spark_engine_holds_the_root(tmp_path):
+    """Any Dagster run with the Spark engine resource (the UI, a schedule, `dg.materialize`), not only
+    `trackplan run`, holds the root's lock while it runs, and lets go when it ends."""
+    import dagster as dg
+
+    from pipelines.publish import RunError
+    from pipelines.spark import swap
+
+    root = str(tmp_path / "layers")
+    seen = {}
+
+    @dg.asset
+    def probe(spark_engine: SparkEngine) -> None:
+        try:
+            with swap.root_lock(root, "forget"):
+                seen["forget"] = "ran"
+        except RunError as exc:
+            seen["forget"] = str(exc)
+
+    assert dg.materialize([probe], resources={"spark_engine": SparkEngine(root=root)}).success
+    assert seen["forget"].startswith(f"{root}: locked by trackplan run --engine spark (PID {os.getpid()}) since ")
+    with swap.root_lock(root, "forget"):  # (released with the run)
+        pass

@@ -10,9 +10,10 @@ Importing this module imports no pyspark: the session starts when an asset first
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 ENGINES = ("duckdb", "spark")
 
@@ -24,6 +25,21 @@ class SparkEngine(dg.ConfigurableResource):
     root: str = Field(description="Where the layers are written: <root>/<schema>/<table>/partition_date=…/")
     master: str = "local[2]"
     conf: dict[str, str] = Field(default_factory=dict)
+    _lock: Any = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        """A run (in-process executor: one resource for the whole run) holds the root's lock, so a
+        forget of the same root is refused while it writes (swap.root_lock: a local root only)."""
+        from .swap import root_lock
+
+        lock = root_lock(self.root, "run --engine spark")
+        lock.__enter__()
+        self._lock = lock
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.__exit__(None, None, None)
 
     def session(self):
         from .session import spark_session

@@ -70,9 +70,11 @@ def run_spark_pipeline(
     }
     progress.set_callback(None)
     try:
-        # (a forget of the same root waits for no run: it is refused while the run holds the lock)
+        # the engine resource holds the root's lock for the run (SparkEngine.setup_for_execution); a
+        # forget holding it now is said here in one line, before Dagster starts
         with swap.root_lock(root, "run --engine spark"):
-            result = materialize_days(assets, checks, resources, days, instance)
+            pass
+        result = materialize_days(assets, checks, resources, days, instance)
     finally:
         if own:
             instance.dispose()

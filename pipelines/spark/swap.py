@@ -19,9 +19,9 @@ object stores give. Part files have unique names (Spark writes a job id into eac
 never share a name.
 
 One writer at a time: `root_lock` holds `<root>.lock` (the DuckDB warehouse's run lock, beside a local
-root) for a Spark run (the `SparkEngine` resource, for the whole Dagster run) and for a forget, so neither undoes the other (a run that read the events before
-an erasure would write the person back). A root on HDFS or an object store has no such lock here: run
-one writer at a time there by schedule.
+root) for a Spark run (the `SparkEngine` resource, for the whole Dagster run) and for a forget, so
+neither undoes the other (a run that read the events before an erasure would write the person back).
+A root on HDFS or an object store has no such lock here: run one writer at a time there by schedule.
 
 What this does not give: isolation. A reader during a swap can see a day missing (between the two
 renames of a unit) or, on an object store, partly old and partly new; after a crash the layer is

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import duckdb
 
+from .durable import fsync_path
 from .warehouse import MEMORY_LIMIT, connect, open_file
 
 RUN_LOG_DDL = """
@@ -217,15 +218,6 @@ def _remove(path: Path) -> None:
     shutil.rmtree(f"{path}.tmp", ignore_errors=True)
 
 
-def _fsync(path: Path) -> None:
-    """A file's or a directory's entries to disk (a directory too opens read-only on Linux)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def compact(warehouse: Path | str) -> None:
     """Rewrite the warehouse into a new file and swap it in: nothing deleted survives in the file.
 
@@ -256,12 +248,12 @@ def compact(warehouse: Path | str) -> None:
             con.execute("detach src")
         finally:
             con.close()
-        _fsync(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
     except BaseException:
         _remove(tmp)  # the warehouse stays as it was
         raise
-    _fsync(path.parent)
+    fsync_path(path.parent)
     shutil.rmtree(f"{tmp}.tmp", ignore_errors=True)
 
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..durable import fsync_path
+
 PART_SUFFIX = ".jsonl.part"
 _SOURCE_OK = re.compile(r"[^a-z0-9_-]+")
 _DATE_DIR = re.compile(r"^date=\d{4}-\d{2}-\d{2}$")
@@ -208,7 +210,7 @@ class LandingWriter:
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         # Held until _finalize closes fd (or the process dies): tells recovery this file is live.
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _fsync_dir(folder)  # the new directory entry must survive a crash too
+        fsync_path(folder)  # the new directory entry must survive a crash too
         f = _OpenFile(part, folder / (name + ".jsonl"), fd, time.monotonic())
         self._files[key] = f
         return f
@@ -222,7 +224,7 @@ class LandingWriter:
                 f.part_path.unlink(missing_ok=True)
                 return
             os.replace(f.part_path, f.final_path)
-            _fsync_dir(f.final_path.parent)
+            fsync_path(f.final_path.parent)
             self.closed_files.append(f.final_path)
         finally:
             os.close(f.fd)
@@ -244,14 +246,6 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def recover_parts(landing: str | os.PathLike) -> list[Path]:
@@ -292,7 +286,7 @@ def recover_parts(landing: str | os.PathLike) -> list[Path]:
                 recovered.append(final)
             finally:
                 os.close(fd)  # releases the lock
-        _fsync_dir(folder)
+        fsync_path(folder)
     return recovered
 
 

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import PurePosixPath
 
 from . import swap
+from .swap import _is_local, _local_path
 
 recovery_log = logging.getLogger("trackplan.spark.ingest")
 
@@ -142,20 +143,6 @@ FILE_COLUMNS = [
     ("_file_error", "string"),
     ("_opened", "boolean"),
 ]
-
-
-def _local_path(uri: str) -> str:
-    """A file: URI as the plain path DuckDB's ingest records (other schemes are kept as they are)."""
-    if uri.startswith("file:"):
-        rest = uri[len("file:") :]
-        return "/" + rest.lstrip("/")
-    return uri
-
-
-def _is_local(landing: str) -> bool:
-    import re
-
-    return not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", landing) or landing.startswith("file:")
 
 
 def landing_entries(spark, landing: str, layout: str | None = None) -> list:

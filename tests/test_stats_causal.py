@@ -501,10 +501,12 @@ def test_uplift_metrics_agree_with_scikit_uplift(campaign):
         assert np.allclose(ours[1], ref[1], rtol=1e-12, atol=1e-9)
     assert qini_auc(y, t, s) == pytest.approx(ref_qauc, rel=1e-9)
     assert auuc(y, t, s) == pytest.approx(ref_auuc, rel=1e-9)
-    # Out-of-fold T-learner scores get at least half the Qini of an oracle that knows the
-    # planted effect (the oracle itself only reaches ~0.07: outcomes are noisy 0/1 draws).
-    oracle = 0.08 * (campaign["segment"] == "smb").to_numpy()
-    assert qini_auc(y, t, s) > 0.5 * qini_auc(y, t, oracle) > 0
+    # Out-of-fold T-learner scores find the responding segment: their mean is highest in it. On
+    # seeds 0-59 of this campaign the margin over the next segment was 0.032-0.11 (mean 0.066, sd
+    # 0.016: zero lies 4 sd below). Their Qini is not a claim to make on any seed: against an oracle
+    # that knows the planted effect it ranged from -0.06x to 0.96x (under 0.5x on 11 seeds in 60).
+    mean = pd.Series(s).groupby(campaign["segment"].to_numpy()).mean()
+    assert mean["smb"] > mean.drop("smb").max()
 
 
 def test_uplift_by_segment_targets_only_the_responding_segment(campaign):

@@ -175,8 +175,13 @@ def paths_by_groupby(touches, conversions, lookback_days=30):
     j = j[keep & (j["previous_conversion"].isna() | (j["ts"] > j["previous_conversion"]))]
     lists = j.groupby("conv_id").agg(channels=("channel", list), touch_times=("ts", list))
     conv = c.join(lists, on="conv_id")
-    for i in conv.index[conv["channels"].isna()]:
-        conv.at[i, "channels"], conv.at[i, "touch_times"] = [NO_TOUCH], [conv.at[i, "conversion_time"]]
+    # a purchase without a touch: its one (none) touch at its time (built as lists: with no touch at all
+    # the joined columns are floats, into which `.at` wrote the list's element, not the list: seed 27)
+    untouched = [not isinstance(x, list) for x in conv["channels"]]
+    conv["channels"] = [[NO_TOUCH] if u else x for u, x in zip(untouched, conv["channels"])]
+    conv["touch_times"] = [
+        [t] if u else x for u, x, t in zip(untouched, conv["touch_times"], conv["conversion_time"])
+    ]
     conv["converted"] = True
     n = t.join(c.groupby("person_id")["conversion_time"].max().rename("last"), on="person_id")
     n = n[n["last"].isna() | (n["ts"] > n["last"])]
@@ -216,6 +221,8 @@ def test_build_paths_equals_the_groupby_lists(seed):
     touches, conversions = seeded_journeys(seed)
     if seed == 0:  # no purchase: only paths that did not convert
         conversions = conversions.iloc[:0]
+    if seed == 1:  # no touch at all: every purchase's path is its one (none) touch
+        touches = touches.iloc[:0]
     got, want = build_paths(touches, conversions), paths_by_groupby(touches, conversions)
     pd.testing.assert_frame_equal(
         got.drop(columns=["channels", "touch_times"]), want.drop(columns=["channels", "touch_times"])

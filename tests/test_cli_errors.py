@@ -88,7 +88,43 @@ CASES = {
         ["forget", "--user-id", "u1", "--warehouse", "{base}/nope.duckdb"],
         ["nope.duckdb", "no such warehouse"],
     ),
+    # found by feeding each command bad values (2026-12-05): these were taken, silently or not
+    "generate --bug-rate 7 (was 'a defect: please report it')": (
+        ["generate", "--out", "{base}/g", "--bug-rate", "7"],
+        ["--bug-rate", "less than or equal to 0.5"],
+    ),
+    "serve --port 99999 (listened on 99999 mod 65536)": (
+        ["serve", "--port", "99999", "--landing", "{base}/collected"],
+        ["--port", "less than or equal to 65535"],
+    ),
+    "serve --landing on a file (the server started, then a traceback)": (
+        ["serve", "--landing", "{base}/fake.duckdb", "--port", "0"],
+        ["--landing", "fake.duckdb", "not a directory"],
+    ),
+    "validate --unexpected maybe (was ignored)": (
+        ["validate", "--unexpected", "maybe", "{base}/landing/date=" + DAY + "/a.jsonl"],
+        ["--unexpected", "maybe", "allow, warn, reject"],
+    ),
+    "validate --max-errors -1": (
+        ["validate", "--max-errors", "-1", "{base}/landing/date=" + DAY + "/a.jsonl"],
+        ["--max-errors", "greater than or equal to 0"],
+    ),
+    "diff --replay-sample -5": (
+        ["diff", "--base", str(DEFAULT_PLAN), "--replay", "{base}/w.duckdb", "--replay-sample", "-5"],
+        ["--replay-sample", "greater than or equal to 1"],
+    ),
+    "lint --warehouse, missing (was 'cannot write the warehouse')": (
+        ["lint", "--warehouse", "{base}/nope.duckdb"],
+        ["nope.duckdb", "no such warehouse"],
+    ),
 }
+
+
+def test_the_collector_refuses_a_port_it_cannot_listen_on():
+    from pipelines.collector import serve
+
+    with pytest.raises(ValueError, match="port 99999 is not a TCP port"):
+        serve(port=99999)
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -114,7 +114,7 @@ def diff(
     replay: Path | None = typer.Option(
         None, "--replay", help="Warehouse (.duckdb) or events file: what would the proposed plan newly reject?"
     ),
-    replay_sample: int = typer.Option(100_000, "--replay-sample", help="Events to replay at most"),
+    replay_sample: int = typer.Option(100_000, "--replay-sample", min=1, help="Events to replay at most"),
 ):
     """Class every change major/minor/patch; exit 1 if the declared version bump is too small."""
     from tracking_plan.diff import diff_plans, load_base, render_diff
@@ -149,9 +149,12 @@ def validate(
     plan: Path | None = PlanOpt,
     format: str = FormatOpt,
     unexpected: str | None = typer.Option(
-        None, "--unexpected", help="allow | warn | reject unexpected properties (default: the plan's)"
+        None,
+        "--unexpected",
+        help="allow | warn | reject unexpected properties (default: the plan's)",
+        callback=one_of("allow", "warn", "reject"),
     ),
-    max_errors: int = typer.Option(1000, "--max-errors", help="Errors listed per file at most"),
+    max_errors: int = typer.Option(1000, "--max-errors", min=0, help="Errors listed per file at most"),
 ):
     """Validate events against the plan; exit 1 if any is invalid."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -215,7 +218,7 @@ def generate(
     days: int | None = typer.Option(None, "--days", min=1),
     users: int | None = typer.Option(None, "--users", min=1),
     seed: int = typer.Option(42, "--seed"),
-    bug_rate: float = typer.Option(0.01, "--bug-rate"),
+    bug_rate: float = typer.Option(0.01, "--bug-rate", min=0.0, max=0.5, help="Share of events with a planted bug"),
     plan: Path | None = PlanOpt,
 ):
     """Write realistic, seeded sample events into a landing zone, partitioned by day."""
@@ -382,7 +385,7 @@ def forget(
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8088, "--port"),
+    port: int = typer.Option(8088, "--port", min=0, max=65535, help="0: any free port"),
     landing: Path | None = typer.Option(None, "--landing"),
     validate_events: bool = typer.Option(False, "--validate", help="Count plan violations at /metrics"),
     plan: Path | None = PlanOpt,
@@ -390,10 +393,13 @@ def serve(
     """HTTP collector speaking Segment's tracking API (and Snowplow's tp2)."""
     from pipelines.collector import serve as run_serve
 
+    landing = Path(landing or landing_default())
+    if landing.exists() and not landing.is_dir():  # (the server would start, then fail with a traceback)
+        raise CliError(f"--landing {landing}: not a directory (the collector writes its landing zone there)")
     run_serve(
         host=host,
         port=port,
-        landing=str(landing or landing_default()),
+        landing=str(landing),
         validate_plan=str(plan or default_plan_dir()) if validate_events else None,
     )
 

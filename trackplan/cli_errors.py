@@ -58,6 +58,9 @@ def one_line(exc: BaseException) -> tuple[str, int] | None:
         if m := _NOT_DUCKDB.search(msg):
             return f"{m['file']}: not a DuckDB database", 2
         low = msg.lower()
+        if "database does not exist" in low:  # opened read-only (lint --warehouse, replay): nothing to read
+            where = m["file"] if (m := _DUCK_FILE.search(msg)) else "the warehouse"
+            return f"{where}: no such warehouse (run `trackplan run` first)", 2
         if "permission denied" in low or "read-only" in low or "read only" in low:
             where = m["file"] if (m := _DUCK_FILE.search(msg)) else "the warehouse"
             return f"{where}: cannot write the warehouse ({msg.removeprefix('IO Error: ')})", 3

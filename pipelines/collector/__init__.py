@@ -117,6 +117,9 @@ def serve(
     """Run the collector with uvicorn until SIGINT/SIGTERM (which flush and close open files)."""
     import uvicorn
 
+    if not 0 <= int(port) <= 65535:  # (the socket layer would take it modulo 65536: 99999 listened on 34463)
+        raise ValueError(f"port {port} is not a TCP port (0-65535; 0: any free one)")
+
     if write_keys is None and os.environ.get("TRACKPLAN_WRITE_KEYS"):
         write_keys, origins = load_sources(os.environ["TRACKPLAN_WRITE_KEYS"])
         allowed_origins = allowed_origins if allowed_origins is not None else origins

@@ -223,7 +223,12 @@ def random_events(seed: int, plan, persons: int = 300) -> pd.DataFrame:
     # window; at random, one had bought after it. Most random persons are paying by then, and on ~1
     # seed in 7 none of the rest was treated, which left the matching comparison one-sided.
     start = pd.Timestamp("2026-08-15")
-    base = {k: None for k in rows[0]} | {"has_user": True, "seats": np.nan, "prop:revenue": np.nan, "prop:score": np.nan}
+    base = {k: None for k in rows[0]} | {
+        "has_user": True,
+        "seats": np.nan,
+        "prop:revenue": np.nan,
+        "prop:score": np.nan,
+    }
     for p in range(4):
         pid, at = f"t{p:03d}", lambda days: start + pd.Timedelta(days=days, seconds=int(rng.integers(86_400)))
         planted = [

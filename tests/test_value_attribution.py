@@ -179,9 +179,7 @@ def paths_by_groupby(touches, conversions, lookback_days=30):
     # the joined columns are floats, into which `.at` wrote the list's element, not the list: seed 27)
     untouched = [not isinstance(x, list) for x in conv["channels"]]
     conv["channels"] = [[NO_TOUCH] if u else x for u, x in zip(untouched, conv["channels"])]
-    conv["touch_times"] = [
-        [t] if u else x for u, x, t in zip(untouched, conv["touch_times"], conv["conversion_time"])
-    ]
+    conv["touch_times"] = [[t] if u else x for u, x, t in zip(untouched, conv["touch_times"], conv["conversion_time"])]
     conv["converted"] = True
     n = t.join(c.groupby("person_id")["conversion_time"].max().rename("last"), on="person_id")
     n = n[n["last"].isna() | (n["ts"] > n["last"])]

@@ -153,6 +153,12 @@ def test_cli_text_json_and_exit_codes(src, tmp_path):
     assert "1 plan events called" in res.output
     res = runner.invoke(app, ["coverage", str(tmp_path / "missing")])
     assert res.exit_code == 2 and "no such file or directory" in res.output
+    # one file: scanned when it is source, else said why not (it used to be passed over in silence)
+    res = runner.invoke(app, ["coverage", str(clean / "a.js")])
+    assert res.exit_code == 0 and "1 source files scanned" in res.output and "1 plan events called" in res.output
+    (tmp_path / "events.jsonl").write_text('{"event": "Signed In"}\n', encoding="utf-8")
+    res = runner.invoke(app, ["coverage", str(tmp_path / "events.jsonl")])
+    assert f"skipped     {tmp_path / 'events.jsonl'}: not a .ts/.tsx/.js/.py source file" in res.output
 
 
 def test_cli_codegen(tmp_path):

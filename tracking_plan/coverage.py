@@ -221,6 +221,8 @@ def scan(plan: Plan, root: Path | str) -> CoverageResult:
     for path in files:
         suffix = path.suffix.lower()
         if suffix not in JS_SUFFIXES | PY_SUFFIXES or path.name.endswith(".d.ts"):
+            if root.is_file():  # the one file asked for: say why nothing was scanned
+                res.skipped.append({"file": str(path), "reason": "not a .ts/.tsx/.js/.py source file"})
             continue
         python = suffix in PY_SUFFIXES
         try:

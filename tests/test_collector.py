@@ -224,6 +224,29 @@ def test_one_bad_message_never_fails_the_batch(make_client, tmp_path):
     assert 'trackplan_collector_messages_invalid_total{reason="bad_type"} 1.0' in metrics
 
 
+def test_a_type_or_app_id_that_is_not_text_is_no_500(make_client, tmp_path):
+    # found by posting 3,000 random bodies (2026-12-05): {"type": {}} and an object aid were answered
+    # 500 (a set lookup of an unhashable value), which SDKs retry forever; now the message is landed
+    # for the ingest to quarantine like any other bad type, and an object aid is no app id
+    client = make_client()
+    batch = [{"type": {}, "messageId": "t1"}, {"type": ["track"], "messageId": "t2"}, {"type": "track", "event": "E"}]
+    r = client.post("/v1/batch", json={"batch": batch}, headers={"Authorization": BASIC})
+    assert r.status_code == 200
+    r = client.post("/v1/track", json={"type": [None, 1], "messageId": "t3"}, headers={"Authorization": BASIC})
+    assert r.status_code == 200
+    good = {"e": "pv", "eid": "e1", "aid": "app-1", "url": "https://x.example/"}
+    body = {"schema": "iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/1-0-4", "data": [good]}
+    odd = {"schema": body["schema"], "data": [{**good, "eid": "e2", "aid": {}}]}
+    assert client.post("/com.snowplowanalytics.snowplow/tp2", json=odd).status_code < 500
+    mixed = {"schema": body["schema"], "data": [good, {**good, "eid": "e3", "aid": {}}]}
+    assert client.post("/com.snowplowanalytics.snowplow/tp2", json=mixed).status_code == 401  # whose is it?
+    metrics = client.get("/metrics").text
+    close(client)
+    rows = landed(tmp_path / "landing")
+    assert [r.get("messageId") for r in rows if r.get("messageId") in ("t1", "t2", "t3")] == ["t1", "t2", "t3"]
+    assert 'trackplan_collector_messages_invalid_total{reason="bad_type"} 3.0' in metrics
+
+
 def test_body_over_the_limit_is_streamed_to_rejected_not_413(make_client, tmp_path):
     client = make_client(max_body_bytes=10_000)
     body = json.dumps({"batch": [{"type": "track", "event": "A", "userId": "u", "p": "y" * 20_000}]}).encode()

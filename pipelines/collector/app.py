@@ -585,7 +585,8 @@ def _snowplow_parser(c: Collector):
         for reason, n in bad.invalid.items():
             prepared.invalid[reason] = prepared.invalid.get(reason, 0) + n
         # Snowplow trackers send no secret: the app id (aid) stands in for the write key.
-        aids = {ev.get("aid") for ev in events if isinstance(ev, dict)}
+        # (a non-text aid is no app id: {"aid": {}} made this set a 500)
+        aids = {a if isinstance(a := ev.get("aid"), str) else None for ev in events if isinstance(ev, dict)}
         key = aids.pop() if len(aids) == 1 else None
         return (key if isinstance(key, str) else None), prepared
 

@@ -202,7 +202,8 @@ def prepare(
             if len(original) > max_message_bytes:
                 out.add_invalid("oversize", raw)
                 continue
-        if get("type") not in SEGMENT_TYPES:
+        kind = get("type")
+        if not isinstance(kind, str) or kind not in SEGMENT_TYPES:  # ({"type": {}} made this a 500)
             # Still landed enriched: the ingestion quarantines it with the precise reason.
             invalid["bad_type"] = invalid.get("bad_type", 0) + 1
         else:

@@ -40,7 +40,7 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parents[1] / "tests"),
 ]  # support.warehouse
 
-from quality_checks.detectors import detect
+from quality_checks.detectors import decisions, detect
 from quality_checks.metrics import build_daily_metrics, last_seen
 from quality_checks.planted import (
     DETECTORS,
@@ -66,7 +66,6 @@ UNITS = {
     "late_data": "{:g} h late",
     "sunset": "{:.0%} still sent",
 }
-SERIES_METRICS = ("volume", "persons", "null_rate", "quarantine_share", "lag_p95_seconds")
 TARGET_LEVEL = "drop50 busy"  # the variant with a 50% drop on every event of >= 100 a day
 DROP_TARGET = 0.5
 
@@ -95,14 +94,7 @@ def generator():
 
 def series_days(m: pd.DataFrame, plan, first_scored) -> dict[str, int]:
     """Decisions each detector makes over the scored days: one per series and day."""
-    m = m[pd.to_datetime(m["day"]) >= pd.Timestamp(first_scored)]
-    out = {k: int((m["metric"] == k).sum()) for k in SERIES_METRICS}
-    out["type_change"] = len(m[m["metric"] == "type_share"][["day", "event_name", "property"]].drop_duplicates())
-    out["enum_drift"] = len(m[m["metric"] == "enum_share"][["day", "event_name", "property"]].drop_duplicates())
-    event_days = out["volume"]
-    for k in ("new_event", "freshness", "coverage", "sunset"):
-        out[k] = event_days
-    return out
+    return decisions(m, first_scored)
 
 
 def build(users: int, seed: int, days: int, tmp: Path, plan, levels) -> dict:

@@ -61,6 +61,19 @@ def _pivot(m: pd.DataFrame, metric: str, cal: np.ndarray, col: str = "value") ->
     return p.reindex(columns=pd.DatetimeIndex(cal))
 
 
+def decisions(m: pd.DataFrame, first_scored) -> dict[str, int]:
+    """The decisions each detector makes over quality.daily_metrics rows `m` from day `first_scored`:
+    one per series and day (an event-day for the rule detectors on events). The exposure a false-alert
+    rate is per (benchmarks/detector_bench.py; tests hold a clean sample to that rate)."""
+    m = m[pd.to_datetime(m["day"]) >= pd.Timestamp(first_scored)]
+    out = {k: int((m["metric"] == k).sum()) for k in SERIES}
+    out["type_change"] = len(m[m["metric"] == "type_share"][["day", "event_name", "property"]].drop_duplicates())
+    out["enum_drift"] = len(m[m["metric"] == "enum_share"][["day", "event_name", "property"]].drop_duplicates())
+    for k in ("new_event", "freshness", "coverage", "sunset"):
+        out[k] = out["volume"]
+    return out
+
+
 def complete_days(cal: np.ndarray, last_seen: pd.DataFrame | None, s: QualitySettings) -> np.ndarray:
     """Which calendar days are complete: the newest event received anywhere is within
     `partial_day_grace_minutes` of the day's end (or later). A run in the middle of a day sees that

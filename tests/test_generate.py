@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
@@ -145,15 +146,17 @@ def test_envelope_is_segment_spec(clean):
 
 
 def test_bug_rate_is_honoured_and_matches_the_validator(tmp_path, tmp_path_factory):
-    res = generate(tmp_path, days=12, users=150, seed=5, bug_rate=0.05)
+    res = generate(tmp_path, days=12, users=600, seed=5, bug_rate=0.05)
     truth = orjson.loads((tmp_path / "_truth.json").read_bytes())
     rep = _validate(tmp_path, tmp_path_factory.mktemp("v"))
     assert rep.invalid == truth["totals"]["events_invalid"] == res.events_invalid
     by_kind = truth["bugs"]["by_kind"]
     events = res.events_valid + res.events_invalid
     share = sum(by_kind.values()) / events
-    # 0.05 of events, binomial over ~30k events: 4 standard deviations is about 0.005
-    assert abs(share - 0.05) < 0.006, share
+    # 0.05 of events over ~8k events. Their spread over seeds is 1.1x a binomial's (150 users, seeds
+    # 0-29: sd 0.0054 at ~2,100 events, where the bound used to be 0.006 and failed on 1 seed in 4):
+    # 5 binomial standard deviations (~0.012 here) hold on any seed
+    assert abs(share - 0.05) < 5 * (0.05 * 0.95 / events) ** 0.5, (share, events)
     assert all(
         by_kind[k] > 0
         for k in ("wrong_type", "unknown_event", "missing_required", "duplicate", "clock_skew", "malformed")
@@ -275,8 +278,11 @@ def test_channels_linkedin_effect_and_costs(clean):
     ch = truth["channels"]
     # planted 2x on the core probability of an order within 28 days of signup (ever-paid also counts
     # the Slack study's upgrades, which dilute the contrast)
+    # The sampled contrast is recorded with its counts, not asserted: at 300 users (~110 signups with a
+    # touch, ~370 without) it ranged 1.1x-2.4x over seeds 0-15 and fell under 1.4x on 5 of them; the
+    # plant itself is checked exactly by test_a_linkedin_touch_doubles_the_planted_purchase_probability
     conv = ch["conversion_within_28_days"]
-    assert conv["with_linkedin_touch"] > 1.4 * conv["without"]
+    assert conv["signups_with_linkedin_touch"] > 0 and conv["signups_without"] > 0
     rows = list(csv.DictReader((out / "_costs.csv").read_text().splitlines()))
     assert {r["channel"] for r in rows} == {"google", "linkedin", "capterra", "newsletter"}
     total = sum(float(r["spend"]) for r in rows)
@@ -292,6 +298,35 @@ def test_channels_linkedin_effect_and_costs(clean):
 
 
 PLAN_COSTS = Path(PLAN.root) / "costs.csv"
+
+
+def test_a_linkedin_touch_doubles_the_planted_purchase_probability():
+    """The plant behind the channel marts, on every new account of a simulation (no sampling: the
+    model's probability itself): with a LinkedIn touch before signup, the core purchase probability
+    (all but the region offset and the EU chat lift, which are added) is LINKEDIN_TOUCH_MULT times
+    what it is without one."""
+    from trackplan.demo import params as P
+    from trackplan.demo.sim import Simulation
+
+    sim = Simulation(PLAN, np.random.default_rng(0), date(2026, 9, 1), 20, 200)
+    for k in range(20):
+        sim.day(k)
+    new = [p for p in sim.persons if p.kind != "base" and p.user_id is not None]
+    assert len(new) > 30 and {p.region for p in new} >= {"na", "eu"}
+    for p in new:
+        t = p.signup_ms
+        touches = list(p.touches)
+        p.touches = [*touches, "linkedin"]
+        touched = sim.purchase_probability(p, t)
+        p.touches = [c for c in touches if c != "linkedin"]
+        untouched = sim.purchase_probability(p, t)
+        p.touches = touches
+        added = P.REGION_BUY_OFFSET[p.region] + (
+            P.CHAT_LIFT if sim.chat_ms is not None and p.region == "eu" and t >= sim.chat_ms else 0.0
+        )
+        assert P.LINKEDIN_TOUCH_MULT == 2.0
+        assert touched - added == pytest.approx(P.LINKEDIN_TOUCH_MULT * (untouched - added), rel=1e-12)
+        assert untouched - added > 0
 
 
 def test_incidents_visible_on_their_day(tmp_path):

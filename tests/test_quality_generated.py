@@ -35,6 +35,32 @@ INCIDENTS = {  # event -> (incident, detectors that must fire on its first day)
 }
 
 
+# README "Measured operating point": the detectors' false alerts on clean generated traffic, 0.87 per
+# 10,000 decisions (series-days), 95% upper bound 1.21. A 60-day sample makes ~25,000 of them, so a
+# clean sample is expected to raise ~2 alerts, not none: seeds 40-79 of this sample raised 0-13
+# (mean 2.2, 0.88 per 10,000; seed 42, the default, none), and they come in bunches (one day's
+# signup burst fires on several events), variance 2.9x the mean. A sample is held to that: at most
+# the count a negative binomial of the upper bound's mean and that dispersion exceeds with
+# probability 1e-4 (~26 here); a detector gone wrong raises hundreds. benchmarks/detector_bench.py
+# measures the rate itself.
+FALSE_ALERTS_PER_10K = 1.21
+DISPERSION = 2.9
+
+
+def false_alert_limit(con, plan) -> int:
+    from scipy.stats import nbinom
+
+    from quality_checks.detectors import decisions
+    from tracking_plan.quality_settings import settings_for
+
+    m = con.execute("select * from quality.daily_metrics").df()
+    days = sorted(m["day"].unique())
+    n = sum(decisions(m, days[min(settings_for(plan).min_history_days, len(days) - 1)]).values())
+    assert n > 10_000  # (the exposure is real: ~25,000 decisions)
+    mean, p = FALSE_ALERTS_PER_10K * n / 10_000, 1 / DISPERSION
+    return int(nbinom.ppf(1 - 1e-4, mean * p / (1 - p), p))
+
+
 def _warehouse(tmp, incidents):
     plan = load_plan()
     res = generate(tmp / "landing", days=DAYS, users=USERS, bug_rate=0, incidents=incidents)
@@ -59,14 +85,16 @@ def incidents(tmp_path_factory):
     con.close()
 
 
-def test_clean_sample_raises_no_anomaly(clean):
-    con, _, found = clean
-    assert len(found) == 0, found[["day", "event_name", "detector", "message"]].to_string()
-    assert con.execute("select count(*) from quality.anomalies").fetchall() == [(0,)]
+def test_clean_sample_raises_no_more_anomalies_than_the_measured_rate(clean):
+    con, plan, found = clean
+    assert len(found) <= false_alert_limit(con, plan), found[["day", "event_name", "detector", "message"]].to_string()
+    assert con.execute("select count(*) from quality.anomalies").fetchall() == [(len(found),)]
     # the metrics were really there to be scored: 60 days of the busy events
     n = con.execute("select count(distinct day) from quality.daily_metrics where metric = 'volume'").fetchall()[0][0]
     assert n == DAYS
-    assert all(o.passed for o in anomaly_outcomes(found, str(day(0)), str(day(DAYS - 1))))
+    # the asset checks fail exactly where an anomaly was found
+    outcomes = anomaly_outcomes(found, str(day(0)), str(day(DAYS - 1)))
+    assert all(o.passed for o in outcomes) == found.empty
 
 
 def test_clean_sample_passes_every_gate_and_schema(clean):
@@ -95,26 +123,39 @@ def test_clean_sample_passes_every_gate_and_schema(clean):
     assert all(o.metadata["rows"] > 0 for o in outcomes if o.asset != "ingest.quarantine")  # bug_rate=0: empty
 
 
+ONE_DAY = ("Task Completed", "Page Viewed")  # the incidents that last one day (the others persist)
+
+
+def _stray(found):
+    """The alerts that are no incident's: on another event, or on an incident's event before its day
+    (or after it, for a one-day incident). Clean traffic raises some (FALSE_ALERTS_PER_10K)."""
+    theirs = found["event_name"] != found["event_name"]
+    for event, (inc, _) in INCIDENTS.items():
+        on = found["event_name"] == event
+        theirs |= on & ((found["day"] == inc.day) if event in ONE_DAY else (found["day"] >= inc.day))
+    return found[~theirs]
+
+
 def test_each_incident_caught_on_its_event_and_day(incidents):
     _, _, found = incidents
     for event, (inc, detectors) in INCIDENTS.items():
-        mine = found[found["event_name"] == event]
-        assert len(mine), f"{inc.kind} on {event} not caught"
-        first = min(mine["day"])
-        assert first == inc.day, f"{inc.kind} on {event}: first flagged {first}, planted {inc.day}"
-        fired = set(mine[mine["day"] == inc.day]["detector"])
-        assert detectors <= fired, f"{inc.kind} on {event}: {fired}"
-    row = found[(found["event_name"] == "Page Viewed") & (found["detector"] == "null_rate")].iloc[0]
-    assert row["property"] == "title" and row["observed"] > row["expected_high"]
+        fired = set(found[(found["event_name"] == event) & (found["day"] == inc.day)]["detector"])
+        assert detectors <= fired, f"{inc.kind} on {event} on {inc.day}: {fired or 'not caught'}"
+    day_of = INCIDENTS["Page Viewed"][0].day
+    row = found[(found["event_name"] == "Page Viewed") & (found["detector"] == "null_rate") & (found["day"] == day_of)]
+    assert row.iloc[0]["property"] == "title" and row.iloc[0]["observed"] > row.iloc[0]["expected_high"]
 
 
-def test_nothing_else_is_flagged(incidents):
-    _, _, found = incidents
-    stray = found[~found["event_name"].isin(list(INCIDENTS))]
-    assert len(stray) == 0, stray[["day", "event_name", "detector", "message"]].to_string()
-    # one-day incidents are flagged on their day only
-    for event in ("Task Completed", "Page Viewed"):
-        assert set(found[found["event_name"] == event]["day"]) == {INCIDENTS[event][0].day}
+def test_nothing_else_is_flagged_beyond_the_measured_rate(incidents):
+    # (one-day incidents flagged after their day, or any incident's event before it, count as stray)
+    con, plan, found = incidents
+    stray = _stray(found)
+    assert len(stray) <= false_alert_limit(con, plan), stray[["day", "event_name", "detector", "message"]].to_string()
+    # a flagged day leaves the training: a one-day incident's detectors do not fire on its event again
+    for event in ONE_DAY:
+        inc, detectors = INCIDENTS[event]
+        later = found[(found["event_name"] == event) & (found["day"] > inc.day) & found["detector"].isin(detectors)]
+        assert later.empty, later[["day", "detector", "message"]].to_string()
 
 
 def test_type_change_fails_the_drift_check_for_that_day(incidents):

@@ -379,15 +379,20 @@ class Simulation:
         self._decide_purchase(p, t)
         self.rate[p.idx] = P.NEW_ACTIVE * p.engagement * (1.4 if p.activated else 1.0)
 
-    def _decide_purchase(self, p: Person, t: int) -> None:
-        """The planted purchase model of new accounts (order within 28 days of signup)."""
-        r = self.r
+    def purchase_probability(self, p: Person, t: int) -> float:
+        """The planted purchase model of new accounts: the probability of an order within 28 days of
+        a signup at `t` (a LinkedIn touch multiplies its core part by LINKEDIN_TOUCH_MULT)."""
         core = P.BUY_CORE + P.BUY_ACTIVATED * p.activated + P.BUY_SIZE * (p.size_rank - 1)
         mult = P.CHANNEL_BUY_MULT[p.channel] * (P.LINKEDIN_TOUCH_MULT if "linkedin" in p.touches else 1.0)
         pb = core * mult + P.REGION_BUY_OFFSET[p.region]
         if self.chat_ms is not None and p.region == "eu" and t >= self.chat_ms:
             pb += P.CHAT_LIFT
-        if r.u() < pb:
+        return pb
+
+    def _decide_purchase(self, p: Person, t: int) -> None:
+        """Draws the purchase of a new account from `purchase_probability`."""
+        r = self.r
+        if r.u() < self.purchase_probability(p, t):
             p.buy_ms = t + int(r.uni(*P.BUY_DELAY_DAYS) * DAY)
             self._schedule(p.buy_ms, "buy", p)
         elif r.u() < 0.3:

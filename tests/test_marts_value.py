@@ -269,11 +269,14 @@ def test_sample_attribution_credits_planted_linkedin_effect(marts):
         assert g["conversions"].sum() == pytest.approx(purchases), model  # every purchase credited once
     markov = a[a["model"] == "markov"].set_index("channel")
     per_touch = markov["share_conversions"] / markov["share_of_touches"]
-    # a LinkedIn touch doubles the purchase probability (planted); Google and Capterra have the same
-    # base multiplier (1.0), so per touch the data-driven model must credit LinkedIn more
+    # a LinkedIn touch doubles the purchase probability (planted); Google has the base multiplier
+    # (1.0), so per touch the data-driven model credits LinkedIn more: by 0.02-0.37 on every seed of
+    # 1-64 (mean 0.16, sd 0.065). Capterra has the same multiplier, yet the removal effects (the
+    # conversions that pass through a channel, not its effect) credit it more than Google on most
+    # seeds and above LinkedIn on 9 of seeds 3-64: no claim this 600-user sample supports on any seed
+    # (benchmarks/calibration.py measures the Markov removal effects against a known chain)
     assert truth["channels"]["planted"]["linkedin_touch_purchase_multiplier"] == 2.0
     assert per_touch["linkedin/paid_social"] > per_touch["google/cpc"]
-    assert per_touch["linkedin/paid_social"] > per_touch["capterra/cpc"]
 
 
 def test_attribution_reads_only_the_touch_sessions_and_equals_it_over_every_session():

@@ -41,6 +41,7 @@ def warehouse(tmp_path_factory):
     con.close()
 
 
+@pytest.mark.fixed_seed("the two false alerts of issue 22's own command (--seed 3)")
 def test_the_issues_two_false_alerts_do_not_fire(warehouse):
     _, plan, m, seen, res = warehouse
     assert res.end == date(2026, 11, 15)
@@ -128,6 +129,7 @@ def test_each_planted_kind_is_caught_at_the_large_magnitude(warehouse):
     assert (stray["_merge"] == "both").all(), stray.to_string()
 
 
+@pytest.mark.fixed_seed("issue 22's sample (--seed 3); over other samples the recall is benchmarks/detector_bench.py's")
 def test_a_halving_of_a_busy_event_is_caught_on_every_draw(warehouse):
     # the recall target (issue 22): a 50% volume drop of an event of >= 100 a day. Every such event
     # of the sample is halved at once (each its own series), from a start day drawn 5 to 8 days

@@ -196,3 +196,20 @@ def test_a_cache_that_cannot_be_used_is_skipped_with_a_trace(tmp_path, monkeypat
         assert model_lineage("marts.retention") == computed
     assert any("not used" in r.getMessage() for r in caplog.records)
     assert json.loads(path.read_text()) == computed
+
+
+@pytest.mark.parametrize("dialect", ["tsql", "hive", "redshift", "mysql", "exasol"])
+def test_cli_sql_refuses_what_sqlglot_cannot_write_in_one_line(dialect):
+    # any sqlglot dialect is accepted; where sqlglot cannot write a construct (LATERAL for T-SQL, a
+    # recursive CTE for Hive, EXPLODE for Redshift) or writes what its own parser rejects (MySQL's
+    # interval), the refusal names the model in one line: it was "a defect" (UnsupportedError), and
+    # sqlglot's warnings were printed on stderr around it
+    from typer.testing import CliRunner
+
+    from trackplan.cli import app
+
+    res = CliRunner().invoke(app, ["sql", "--dialect", dialect])
+    assert res.exit_code == 2, res.output
+    (line,) = res.stderr.splitlines()
+    assert line.startswith("trackplan: marts.") and f" {dialect} translation: " in line
+    assert "defect" not in line and "Traceback" not in res.output

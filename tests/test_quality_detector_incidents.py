@@ -97,6 +97,9 @@ def test_a_partial_last_day_is_not_scored_until_complete(warehouse):
     assert set(bands[bands["day"] == last.date()]["metric"]) >= set(counts)
 
 
+@pytest.mark.fixed_seed(
+    "issue 22's sample (--seed 3) and its draw of events; recall per magnitude over seeds is benchmarks/detector_bench.py's (a large drop of a 10-100/day event: 83%)"
+)
 def test_each_planted_kind_is_caught_at_the_large_magnitude(warehouse):
     con, plan, m, _, _ = warehouse
     cal = sorted(pd.to_datetime(m["day"]).unique())

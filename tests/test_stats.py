@@ -380,15 +380,18 @@ def test_ab_readout_continuous_is_welch_t():
 
 
 def test_cuped_shrinks_the_interval_and_keeps_the_planted_lift():
-    # Seed 1; over 200 seeds this CI covered the planted 0.15 in 95.0% of runs (seed 7 is one
-    # of the 5% misses), so a fixed seed checks the estimate without a coin-flip test.
+    # Over 200 seeds this CI covered the planted 0.15 in 95.0% of runs, as it should: coverage is no
+    # claim for one seed (it missed with seeds + 16000 and + 22000), the truth within 4 standard
+    # errors is (it fails on ~6 seeds in 100,000)
     df = _experiment(seed=1, n=6000)
     plain = ab_readout(df, variant="variant", outcome="spend", control="control").iloc[0]
     cuped = ab_readout(df, variant="variant", outcome="spend", control="control", pre="pre_spend").iloc[0]
     # pre explains most of the variance (corr ~ 0.94), so the SE must fall by well over half.
     assert cuped["std_error"] < 0.5 * plain["std_error"]
     assert cuped["method"] == "cuped"
-    assert cuped["ci_low"] < 0.15 < cuped["ci_high"]  # the planted lift of 0.15
+    from support.marts_sample import within
+
+    assert within(0.15, cuped["lift_abs"], cuped["std_error"])  # the planted lift of 0.15
 
 
 def test_srm_flags_a_broken_split_and_respects_weights():
@@ -516,7 +519,9 @@ def test_did_cluster_errors_on_repeated_units():
             rows.append(pd.DataFrame({"u": units, "d": treated.astype(int), "p": post, "y": y}))
     df = pd.concat(rows)
     clustered = diff_in_diff(df, outcome="y", treated="d", post="p", cluster="u")
-    assert clustered.ci_low < 1.0 < clustered.ci_high
+    from support.marts_sample import within
+
+    assert within(1.0, clustered.effect, clustered.std_error)
     assert clustered.cov_type == "cluster"
     assert set(clustered.to_dict()) >= {
         "effect",

@@ -170,7 +170,7 @@ def test_bug_rate_is_honoured_and_matches_the_validator(tmp_path, tmp_path_facto
     skewed = 0
     for ev in _events(tmp_path):
         recv, sent, ts = _ts(ev["receivedAt"]), _ts(ev["sentAt"]), _ts(ev["timestamp"])
-        if abs((sent - recv).total_seconds()) > 3600:
+        if abs((sent - recv).total_seconds()) > 3590:  # (skews are 1-14 h; receipt is 20-1,500 ms after sending)
             skewed += 1
         fixed = recv - (sent - ts)
         assert timedelta(0) <= recv - fixed < timedelta(hours=2)  # mobile batches flush within minutes
@@ -270,7 +270,12 @@ def test_its_orders_level_up_after_pricing_launch(clean):
     days = [(DEFAULT_START + timedelta(days=k)).isoformat() for k in range(107)]
     pre = [daily[d] for d in days if "2026-09-15" <= d < "2026-10-15"]
     post = [daily[d] for d in days if d >= "2026-10-15"]
-    assert sum(post) / len(post) > sum(pre) / len(pre)
+    # the planted level within 4 standard errors of the daily means' difference (Poisson counts). At
+    # 300 users ~2.5 orders a day: "post > pre" failed on 5 of seeds 0-24, the planted level lay
+    # within 2.4 standard errors on all of them
+    mean_pre, mean_post = sum(pre) / len(pre), sum(post) / len(post)
+    se = (mean_pre / len(pre) + mean_post / len(post)) ** 0.5
+    assert abs(mean_post - mean_pre - its["true_level_change_per_day"]) <= 4 * se
 
 
 def test_channels_linkedin_effect_and_costs(clean):
@@ -358,10 +363,21 @@ def test_incidents_visible_on_their_day(tmp_path):
         if e.get("event") == "Task Created" and e["properties"].get("has_due_date", 0) is None:
             nulls[day] += 1
     day = lambda k: (d0 + timedelta(days=k)).isoformat()
-    same_weekday = by_day[day(1)]["Task Created"]  # day 8 is a Friday, like day 1
-    assert by_day[day(8)]["Task Created"] < 0.2 * same_weekday
+    # the drop keeps 5% of the day's Task Created: kept ~ binomial(kept + dropped, 0.05), within 4
+    # standard deviations (it was compared with day 1's volume, a week earlier and smaller: a seed
+    # + 4000 kept 4 where day 1 had 17)
+    kept, dropped = by_day[day(8)]["Task Created"], truth["incidents"][0]["affected"]
+    n = kept + dropped
+    assert n >= 10 and abs(kept - 0.05 * n) <= 4 * (0.05 * 0.95 * n) ** 0.5 + 1, (kept, n)
     assert set(str_q) == {day(k) for k in range(6, 12) if by_day[day(k)]["Search Performed"]}
     assert str_q[day(6)] == by_day[day(6)]["Search Performed"] > 0
-    assert {d for d, c in by_day.items() if c["Task Complete"]} == {day(k) for k in range(7, 12)}
-    assert nulls[day(5)] > 0.4 * by_day[day(5)]["Task Created"] and sum(nulls.values()) == nulls[day(5)]
+    # the misspelled event rides along 30% of Task Completed from day 7: only then, at that rate
+    # (a day with few Task Completed can carry none: seed + 14000)
+    assert {d for d, c in by_day.items() if c["Task Complete"]} <= {day(k) for k in range(7, 12)}
+    host = sum(by_day[day(k)]["Task Completed"] for k in range(7, 12))
+    sent = sum(by_day[day(k)]["Task Complete"] for k in range(7, 12))
+    assert host > 20 and abs(sent - 0.3 * host) <= 4 * (0.3 * 0.7 * host) ** 0.5 + 1, (sent, host)
+    # 60% of the day's Task Created lose has_due_date (binomial: within 4 standard deviations)
+    n5 = by_day[day(5)]["Task Created"]
+    assert abs(nulls[day(5)] - 0.6 * n5) <= 4 * (0.6 * 0.4 * n5) ** 0.5 + 1 and sum(nulls.values()) == nulls[day(5)]
     assert all(by_day[day(k)]["Comment Added"] == 0 for k in range(9, 12)) and by_day[day(8)]["Comment Added"] > 0

@@ -151,11 +151,6 @@ def test_nothing_else_is_flagged_beyond_the_measured_rate(incidents):
     con, plan, found = incidents
     stray = _stray(found)
     assert len(stray) <= false_alert_limit(con, plan), stray[["day", "event_name", "detector", "message"]].to_string()
-    # a flagged day leaves the training: a one-day incident's detectors do not fire on its event again
-    for event in ONE_DAY:
-        inc, detectors = INCIDENTS[event]
-        later = found[(found["event_name"] == event) & (found["day"] > inc.day) & found["detector"].isin(detectors)]
-        assert later.empty, later[["day", "detector", "message"]].to_string()
 
 
 def test_type_change_fails_the_drift_check_for_that_day(incidents):

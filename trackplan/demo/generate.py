@@ -435,7 +435,7 @@ def _truth_channels(sim: Simulation) -> dict:
         "conversion_within_28_days": {
             "with_linkedin_touch": _mean(in_28(p) for p in done if "linkedin" in p.touches),
             "without": _mean(in_28(p) for p in done if "linkedin" not in p.touches),
-            # (the signups each share is of: at 300 users ~50 and ~200, too few for the planted 2x to
+            # (the signups each share is of: at 300 users ~110 and ~370, too few for the planted 2x to
             # show on every seed; tests/test_generate.py weighs the contrast by them)
             "signups_with_linkedin_touch": sum("linkedin" in p.touches for p in done),
             "signups_without": sum("linkedin" not in p.touches for p in done),

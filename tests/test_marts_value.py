@@ -262,21 +262,23 @@ def marts(request):
     return tables, truth, purchases
 
 
-def test_sample_attribution_credits_planted_linkedin_effect(marts):
+def test_sample_attribution_credits_every_purchase_once_per_model(marts):
     tables, truth, purchases = marts
     a = tables["channel_attribution"]
     for model, g in a.groupby("model"):
         assert g["conversions"].sum() == pytest.approx(purchases), model  # every purchase credited once
     markov = a[a["model"] == "markov"].set_index("channel")
     per_touch = markov["share_conversions"] / markov["share_of_touches"]
-    # a LinkedIn touch doubles the purchase probability (planted); Google has the base multiplier
-    # (1.0), so per touch the data-driven model credits LinkedIn more: by 0.02-0.37 on every seed of
-    # 1-64 (mean 0.16, sd 0.065). Capterra has the same multiplier, yet the removal effects (the
-    # conversions that pass through a channel, not its effect) credit it more than Google on most
-    # seeds and above LinkedIn on 9 of seeds 3-64: no claim this 600-user sample supports on any seed
-    # (benchmarks/calibration.py measures the Markov removal effects against a known chain)
+    # A LinkedIn touch doubles the purchase probability (planted: checked exactly on the model by
+    # tests/test_generate.py). Per touch the Markov removal effects credit LinkedIn above Google by
+    # 0.16 on average (sd 0.065 over seeds 1-64), yet below it on seed 70002, and below Capterra (same
+    # multiplier as Google) on 9 of seeds 3-64: removal effects follow the conversions that pass
+    # through a channel, not its effect, and a 600-user sample cannot rank them on any seed. The model
+    # itself is checked against the ChannelAttribution package (test_value_attribution.py) and its
+    # bias against a known chain in benchmarks/calibration.py; here, what holds on any seed:
     assert truth["channels"]["planted"]["linkedin_touch_purchase_multiplier"] == 2.0
-    assert per_touch["linkedin/paid_social"] > per_touch["google/cpc"]
+    assert per_touch.notna().all() and (per_touch.drop("(none)", errors="ignore") > 0).all()
+    assert {"linkedin/paid_social", "google/cpc", "capterra/cpc"} <= set(per_touch.index)
 
 
 def test_attribution_reads_only_the_touch_sessions_and_equals_it_over_every_session():

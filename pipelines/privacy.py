@@ -228,12 +228,15 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
             "insert into ingest.suppression select * from (values " + ", ".join("(?, ?, ?, ?)" for _ in idents) + ")",
             [x for row in register_rows(plan, idents, audit_id, now) for x in row],
         ).fetchall()
-        con.execute(
-            "insert into ingest.erasure_audit values (?, ?, ?, ?, ?, ?)",
-            [audit_id, now, keyed_hash(user_id), len(idents), sum(deleted.values()), sorted(deleted)],
-        ).fetchall()
+        result = erasure_result(person_id, idents, deleted, audit_id)
+        con.execute("insert into ingest.erasure_audit values (?, ?, ?, ?, ?, ?)", list(audit_row(user_id, result, now)))
     # write the deletions into the database file now rather than leaving them in the WAL
     con.execute("checkpoint").fetchall()
+    return result
+
+
+def erasure_result(person_id: str | None, idents: list, deleted: dict[str, int], audit_id: str) -> dict:
+    """What a forget reports per user id (both engines): rows erased, identifiers, audit id, per table."""
     return {
         "rows": sum(deleted.values()),
         "identifiers": len(idents),
@@ -241,6 +244,18 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
         "tables": deleted,
         "person_id": person_id,
     }
+
+
+def audit_row(user_id: str, result: dict, now: dt.datetime) -> tuple:
+    """The erasure audit's row (ingest.erasure_audit) of one erasure_result: no PII, the user id's keyed hash."""
+    return (
+        result["audit_id"],
+        now,
+        keyed_hash(user_id),
+        result["identifiers"],
+        result["rows"],
+        sorted(result["tables"]),
+    )
 
 
 # a raw line's tokens: its JSON strings (spaces kept) and its words split at JSON/text punctuation

@@ -25,14 +25,16 @@ from tracking_plan.model import Plan
 from ..privacy import (
     SCHEMAS,
     ErasureError,
+    audit_row,
     erase_conditions,
     erasure_fields,
     erasure_ids,
+    erasure_result,
     person_identifiers,
     register_rows,
     scrub_metadata,
 )
-from ..warehouse import hash_salt, keyed_hash
+from ..warehouse import hash_salt
 from . import swap
 from .models import layer_path
 
@@ -181,26 +183,16 @@ def _forget(spark, fs, root: str, user_ids: list[str], plan: Plan, salt: str) ->
                     units.append((path, new))
             finally:
                 tagged.unpersist()
-        results = []
-        for n, (uid, (person_id, idents)) in enumerate(zip(user_ids, people, strict=True)):
-            results.append(
-                {
-                    "rows": sum(deleted[n].values()),
-                    "identifiers": len(idents),
-                    "audit_id": uuid.uuid4().hex,
-                    "tables": deleted[n],
-                    "person_id": person_id,
-                }
-            )
+        results = [
+            erasure_result(person_id, idents, deleted[n], uuid.uuid4().hex)
+            for n, (person_id, idents) in enumerate(people)
+        ]
         register = [
             row
             for r, (_, idents) in zip(results, people, strict=True)
             for row in register_rows(plan, idents, r["audit_id"], now)
         ]
-        audit = [
-            (r["audit_id"], now, keyed_hash(uid), r["identifiers"], r["rows"], sorted(r["tables"]))
-            for uid, r in zip(user_ids, results, strict=True)
-        ]
+        audit = [audit_row(uid, r, now) for uid, r in zip(user_ids, results, strict=True)]
         for table, rows in (("ingest.suppression", register), ("ingest.erasure_audit", audit)):
             units.append(_appended(spark, fs, root, staging, table, rows))
     except BaseException:

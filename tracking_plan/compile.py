@@ -65,7 +65,11 @@ def property_schema(prop: Property, closed: bool) -> dict[str, Any]:
     if t == "timestamp":
         s["format"] = "date-time"
     if prop.format is not None:
-        if prop.format != "currency":  # JSON Schema has no currency format: the pattern says it
+        if prop.format == "currency":  # JSON Schema has no currency format: the pattern says it
+            pass
+        elif "format" in s and s["format"] != prop.format:  # a timestamp's date-time and this one: both apply
+            s.setdefault("allOf", []).append({"format": prop.format})
+        else:
             s["format"] = prop.format
         if prop.format in PINNED:  # validators read these formats differently: the pattern is ours
             s.setdefault("allOf", []).append({"pattern": PINNED[prop.format]})

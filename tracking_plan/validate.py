@@ -12,14 +12,17 @@ import json
 import math
 import os
 import re
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 
 import duckdb
 
 from .formats import DATE_TIME, format_ok
 from .model import Event, Plan, Property
+from .patterns import PatternError, re2_pattern
 
 ENVELOPE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
 NULLISH_IDS = ("", "null", "undefined", "none", "nil", "[object Object]")
@@ -123,27 +126,70 @@ ENVELOPE = [
 ]
 
 
-HUGE = 10**37  # inside HUGEINT's range (1.7e38): integral values are compared exactly below this
+HUGE = 10**37  # inside HUGEINT's range (1.7e38): a 64-bit integer compares exactly with a bound clamped to it
+
+
+def _int_text_beyond(v: str, bound: int, side: str) -> str:
+    """SQL true when the integer literal `v` (JSON text: -?[0-9]+, no leading zero) is below (`side`
+    'min') or above ('max') the integer `bound`, exactly at any size: by sign, digit count, then digits."""
+    mag = f"ltrim({v}, '-')"
+    neg = f"(starts_with({v}, '-') and {mag} <> '0')"
+    digits = str(abs(bound))
+    n = len(digits)
+    above = f"(length({mag}) > {n} or (length({mag}) = {n} and {mag} > '{digits}'))"  # |v| > |bound|
+    below = f"(length({mag}) < {n} or (length({mag}) = {n} and {mag} < '{digits}'))"  # |v| < |bound|
+    if side == "max":
+        return f"(not {neg} and {above})" if bound >= 0 else f"(not {neg} or {below})"
+    return f"({neg} or {below})" if bound > 0 else f"({neg} and {above})"
 
 
 def _beyond(t: str, v: str, bound: float, side: str) -> str:
     """SQL true when the JSON number (type `t`, text `v`) is below (`side` 'min') or above ('max')
-    `bound`, compared exactly as numbers, not as doubles: 9223372036854775807 is not
-    9223372036854775808, and 1.0 is 1. Integral values (integers, and doubles without a fraction)
-    are compared as HUGEINT with the bound rounded inward; others as doubles, where rounding
-    cannot change the answer (a double with a fraction is below 2^52)."""
+    `bound`, compared exactly as numbers: an integer literal at any size (9223372036854775807 is not
+    9223372036854775808, nor 18446744073709551617 ...618: DuckDB keeps a literal beyond 64 bits as its
+    text), a number written with a fraction or an exponent as the double it parses to (as JSON parsers
+    read it: 1.0 is 1), compared with the bound exactly, as Python compares a float with an int (a
+    bound of 38 digits is not rounded to the double nearest it)."""
     d = f"try_cast({v} as double)"
     if side == "min":
         ib, op = math.ceil(bound), "<"
     else:
         ib, op = math.floor(bound), ">"
-    ib = max(-HUGE, min(HUGE, ib))
-    fb = repr(float(bound)) if math.isfinite(float(bound)) else ("1e308" if bound > 0 else "-1e308")
+    try:
+        b = float(bound)
+    except OverflowError:  # an integer bound beyond the doubles: every double is inside it
+        b = math.copysign(sys.float_info.max, bound)
+    if not math.isfinite(b):
+        b = math.copysign(sys.float_info.max, b)
+    # where the value's double equals the bound's nearest double, the bound's rounding decides
+    tie = Fraction(b) < Fraction(bound) if side == "min" else Fraction(b) > Fraction(bound)
     return (
-        f"(case when {t} in ('BIGINT', 'UBIGINT') then try_cast({v} as hugeint) {op} {ib}::hugeint "
-        f"when abs({d}) < 1e37 and {d} = floor({d}) then {d}::hugeint {op} {ib}::hugeint "
-        f"else {d} {op} {fb} end)"
+        f"(case when {t} in ('BIGINT', 'UBIGINT') then try_cast({v} as hugeint) {op} "
+        f"{max(-HUGE, min(HUGE, ib))}::hugeint "
+        f"when regexp_full_match({v}, '-?[0-9]+') then {_int_text_beyond(v, ib, side)} "
+        f"else {d} {op} {b!r} or ({d} = {b!r} and {str(tie).lower()}) end)"
     )
+
+
+def _json_equals(x: str, m) -> str:
+    """SQL true when the JSON value `x` equals the plan value `m` as JSON values (NULL where a key of
+    `m` is missing: callers coalesce): numbers exactly (`_beyond`), objects key by key in any order,
+    arrays item by item. For enum members that are objects or arrays; scalars are compared in
+    Validator._enum_sql without re-reading the value."""
+    t, v = f"json_type({x})", f"({x} ->> '$')"
+    if m is None:
+        return f"({t} = 'NULL')"
+    if isinstance(m, bool):
+        return f"({t} = 'BOOLEAN' and {v} = {lit(str(m).lower())})"
+    if isinstance(m, int | float):
+        return f"({t} in ('BIGINT', 'UBIGINT', 'DOUBLE') and not {_beyond(t, v, m, 'min')} and not {_beyond(t, v, m, 'max')})"
+    if isinstance(m, str):
+        return f"({t} = 'VARCHAR' and {v} = {lit(m)})"
+    if isinstance(m, list):
+        items = [_json_equals(f"json_extract({x}, '$[{i}]')", e) for i, e in enumerate(m)]
+        return "(" + " and ".join([f"{t} = 'ARRAY'", f"json_array_length({x}) = {len(m)}", *items]) + ")"
+    keys = [_json_equals(f"json_extract({x}, {lit(json_path(k))})", e) for k, e in m.items()]
+    return "(" + " and ".join([f"{t} = 'OBJECT'", f"len(json_keys({x})) = {len(m)}", *keys]) + ")"
 
 
 def lit(value) -> str:
@@ -158,13 +204,12 @@ def lit(value) -> str:
 
 
 def json_path(*parts: str) -> str:
-    out = "$"
-    for p in parts:
-        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p):
-            out += "." + p
-        else:
-            out += '."' + p.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return out
+    """DuckDB's path to the value under object keys `parts`: `$.a.b` when every key is a plain name,
+    else a JSON Pointer (RFC 6901: `/a~1b/*`), which names any key as it is (in DuckDB's `$."*"` the
+    star is a wildcard, and `$.""` does not parse)."""
+    if all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", p) for p in parts):
+        return "$" + "".join("." + p for p in parts)
+    return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def context_pii_traits(plan: Plan) -> list[str]:
@@ -398,9 +443,13 @@ class Validator:
             )
         is_str = f"{t} = 'VARCHAR'"
         if prop.pattern is not None:
+            try:
+                rx = re2_pattern(prop.pattern)  # (the plan's ECMA-262 meaning, in RE2: tracking_plan/patterns.py)
+            except PatternError as exc:
+                raise PatternError(f"{shown}: pattern {prop.pattern!r} cannot run: {exc} (lint L154)") from None
             add(
                 "pattern",
-                f"{is_str} and not regexp_matches({v}, {lit(prop.pattern)})",
+                f"{is_str} and not regexp_matches({v}, {lit(rx)})",
                 msg("value ", v, f" does not match {prop.pattern}", f"does not match {prop.pattern}"),
             )
         if prop.format is not None:
@@ -486,8 +535,9 @@ class Validator:
 
     @staticmethod
     def _enum_sql(x: str, t: str, v: str, members: list) -> str:
-        """SQL true when the value equals one of `members` as JSON values: 1, 1.0 and 1e0 are one
-        number; true is not 1; objects and arrays compare by their minified text."""
+        """SQL true when the value equals one of `members` as JSON values (JSON Schema's `enum`): 1,
+        1.0 and 1e0 are one number; true is not 1; objects compare key by key whatever their order,
+        arrays item by item, their values again as JSON values."""
         conds = []
         strings = [m for m in members if isinstance(m, str)]
         if strings:
@@ -503,7 +553,7 @@ class Validator:
                     f"and not {_beyond(t, v, m, 'max')})"
                 )
             elif isinstance(m, dict | list):
-                conds.append(f"(json({x}) = json({lit(json.dumps(m, separators=(',', ':')))}))")
+                conds.append(f"coalesce({_json_equals(x, m)}, false)")
         return "(" + " or ".join(conds) + ")" if conds else "false"
 
     def event_checks(self, ev: Event, prop_cols: dict[str, int]) -> tuple[list[Check], list[Check]]:
@@ -550,7 +600,11 @@ class Validator:
                         whole("required", f"_t{i} is null", Message("required property is missing"), shown), prop=name
                     )
                 )
-            for c in self._value_rules(f"_p{i}", f"_t{i}", f"_x{i}", prop, shown, policy == "reject"):
+            try:
+                rules = self._value_rules(f"_p{i}", f"_t{i}", f"_x{i}", prop, shown, policy == "reject")
+            except PatternError as exc:
+                raise PatternError(f"event {ev.name!r}: {exc}") from None
+            for c in rules:
                 checks.append(replace(c, fails=f"_t{i} is not null and ({c.fails})", prop=name))
         known = "[" + ", ".join(lit(k) for k in ev.properties) + "]"
         extra = f"list_filter(_keys, lambda k: not list_contains({known}, k))"

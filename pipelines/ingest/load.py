@@ -122,7 +122,7 @@ def _context_expr(plan: Plan) -> str:
     )
     ip_only = merged = f"json_merge_patch(context, json_object('ip', {ip}))"
     if pii:
-        pairs = ", ".join(f"{lit(n)}, pii_hash(context ->> {lit('$.traits.' + n)})" for n in pii)
+        pairs = ", ".join(f"{lit(n)}, pii_hash(context ->> {lit(json_path('traits', n))})" for n in pii)
         merged = f"json_merge_patch({merged}, json_object('traits', json_object({pairs})))"
     verbatim = "'\"ip\":\"' || context_ip || '\"'"
     fast = f"replace(context, {verbatim}, '\"ip\":\"' || ({ip}) || '\"')::json"

@@ -1,0 +1,98 @@
+"""A plan's `pattern` means what JSON Schema says: an ECMA-262 regular expression. The validator runs
+it in DuckDB (RE2) through `tracking_plan.patterns.re2_pattern`; the oracle is a real ECMA-262 engine,
+Node's `RegExp` with the `u` flag (JSON Schema 2020-12 builds patterns with it), on the same
+strings: white space beyond ASCII, line terminators, NUL, a BOM, letters beyond ASCII and a character
+beyond the BMP."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+
+import duckdb
+import pytest
+
+from tracking_plan.patterns import pattern_error, re2_pattern
+
+NODE = shutil.which("node")
+
+PATTERNS = [
+    r"^\s+$",
+    r"^\S+$",
+    r"^a\sb$",
+    r"\S\s\S",
+    r"^[\s]*$",
+    r"^[a\s]+$",
+    r"^[^\s]+$",
+    r"^.$",
+    r"^a.b$",
+    r"^.*$",
+    r"^[.]$",
+    r"^\.$",
+    r"^\u00e9$",
+    r"^\ud83d\ude00$",
+    r"^[\u00e0-\u00ff]+$",
+    r"^(?<word>[a-z]+)$",
+    r"^\cJ$",
+    r"^[^]$",
+    r"^a\0$",
+    r"^\d\w\b",
+    r"^[a-z0-9_]+$",
+    r"^o_[a-z0-9]+$",
+    r"^prd_[a-z0-9_]+$",
+    r"a$",
+    r"^\t",
+]
+ALPHABET = ["a", "b", "z", "1", "_", "-", ".", " ", "\t", "\n", "\r", "\x0b", "\x00", "\x1c", "\x85", "\xa0"]
+ALPHABET += ["\u2003", "\u2028", "\u2029", "\ufeff", "é", "ÿ", "😀", "o_x", "prd_"]
+FIXED = ["", "a", "ab", "a b", "a\xa0b", "a\u2003b", "a\x1cb", "a\x85b", "a\rb", "a\nb", "a\u2028b", "é", "😀", "\n"]
+
+
+def _strings(seed: int, n: int) -> list[str]:
+    rng = random.Random(seed)
+    return FIXED + ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 4))) for _ in range(n)]
+
+
+def _node(cases: list[tuple[str, str]]) -> list[bool]:
+    script = (
+        "const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+        "process.stdout.write(JSON.stringify(cases.map(([p, s]) => new RegExp(p, 'u').test(s))));"
+    )
+    out = subprocess.run([NODE, "-e", script], input=json.dumps(cases), capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(NODE is None, reason="no node on PATH (the Makefile installs it): no ECMA-262 oracle")
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_patterns_match_what_ecma_262_matches(seed):
+    cases = [(p, s) for p in PATTERNS for s in _strings(seed, 60)]
+    expected = _node(cases)
+    con = duckdb.connect()
+    con.execute("create table c (i integer, p varchar, s varchar)")
+    con.executemany("insert into c values (?, ?, ?)", [(i, re2_pattern(p), s) for i, (p, s) in enumerate(cases)])
+    got = [r[0] for r in con.execute("select regexp_matches(s, p) from c order by i").fetchall()]
+    wrong = [(p, s, g) for (p, s), g, e in zip(cases, got, expected, strict=True) if g != e]
+    assert not wrong, f"{len(wrong)} of {len(cases)} differ from ECMA-262, e.g. {wrong[:5]}"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        (r"^(?=a)", "lookaround"),
+        (r"(?<!x)y", "lookaround"),
+        (r"(a)\1", "back-reference"),
+        (r"[\S]", r"\S inside a character class"),
+        (r"[]", "empty character class"),
+        (r"\ud800", "surrogate"),
+        ("a\\", "backslash"),
+        (r"[z-a]", "range"),
+    ],
+)
+def test_a_pattern_re2_cannot_run_is_refused_with_its_reason(pattern, why):
+    assert why in (pattern_error(pattern) or "")
+
+
+def test_patterns_that_run_are_not_refused():
+    assert [p for p in PATTERNS if pattern_error(p) is not None] == []

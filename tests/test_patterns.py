@@ -96,3 +96,31 @@ def test_a_pattern_re2_cannot_run_is_refused_with_its_reason(pattern, why):
 
 def test_patterns_that_run_are_not_refused():
     assert [p for p in PATTERNS if pattern_error(p) is not None] == []
+
+
+@pytest.mark.parametrize("pattern", [r"^(?=o_)o_[a-z]+$", r"^([a-z])\1$", r"^[\S]+$"])
+def test_lint_refuses_a_pattern_python_takes_but_re2_cannot_run(tmp_path, pattern):
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from tracking_plan.lint import lint
+    from tracking_plan.validate import Validator
+
+    src = Path(__file__).parent / "fixtures" / "plans" / "differential"
+    plan = tmp_path / "plan"
+    shutil.copytree(src, plan)
+    ev = plan / "events" / "order_completed.yaml"
+    doc = yaml.safe_load(ev.read_text())
+    doc["properties"]["order_id"]["pattern"] = pattern
+    ev.write_text(yaml.safe_dump(doc, sort_keys=False))
+    re.compile(pattern)  # (what lint checked before: Python's re takes all three)
+    found = [p for p in lint(plan) if p.code == "L154"]
+    assert len(found) == 1 and found[0].file.endswith("order_completed.yaml") and repr(pattern) in found[0].message
+    # the validator refuses it in one line too (a user's error, not a defect), naming event and property
+    from tracking_plan.loader import load_plan
+
+    with pytest.raises(ValueError, match=r"event 'Order Completed': \$\.properties\.order_id: pattern") as exc:
+        Validator(load_plan(plan))
+    assert getattr(exc.value, "user_error", False) and "\n" not in str(exc.value)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .loader import LoadResult, Problem, read_plan
 from .model import Experiment, Plan, Property
+from .patterns import pattern_error
 
 RULES: dict[str, str] = {
     # loader (structure)
@@ -458,11 +459,9 @@ def _check_property(ev_name: str, path: tuple, pname: str, prop: Property, ctx: 
             f"{label}: min_length {prop.min_length} > max_length {prop.max_length}",
             "error",
         )
-    if prop.pattern is not None:
-        try:
-            re.compile(prop.pattern)
-        except re.error as exc:
-            yield _p(*ctx.ev(ev_name, (*path, "pattern")), "L154", f"{label}: pattern {prop.pattern!r}: {exc}", "error")
+    if prop.pattern is not None and (why := pattern_error(prop.pattern)) is not None:
+        # (the plan's ECMA-262 pattern as the validator runs it, in RE2: tracking_plan/patterns.py)
+        yield _p(*ctx.ev(ev_name, (*path, "pattern")), "L154", f"{label}: pattern {prop.pattern!r}: {why}", "error")
     if t is None:
         return
     misplaced = []

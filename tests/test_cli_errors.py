@@ -329,3 +329,289 @@ def test_bad_partition_date_is_refused_before_dagster_is_loaded():
     assert proc.stdout.split() == ["2", "False"], proc.stderr
     expected = "trackplan: Invalid value for '--partition': '2026-13-45' is not a date (YYYY-MM-DD)"
     assert proc.stderr.splitlines() == [expected]
+
+
+# --------------------------------------------------------------------------------------------------
+# found by fuzzing the CLI with bad plans and odd values (2026-12, /tmp/s18/fuzzcli): each was a
+# traceback ("a defect: please report it"), a message over several lines, or a wrong line number
+
+
+def _plan_with(tmp_path: Path, file: str, old: str, new: str) -> Path:
+    """A copy of the sample plan with one edit (`old` -> `new` in `file`; old "" appends)."""
+    plan = tmp_path / "plan"
+    if not plan.exists():
+        shutil.copytree(DEFAULT_PLAN, plan)
+    path = plan / file
+    text = path.read_text(encoding="utf-8")
+    assert old in text, (file, old)
+    path.write_text(text.replace(old, new, 1) if old else text + new, encoding="utf-8")
+    return plan
+
+
+def _line_of(plan: Path, file: str, needle: str) -> int:
+    return next(i for i, line in enumerate((plan / file).read_text().splitlines(), 1) if needle in line)
+
+
+def _nest(levels: int, leaf: str = "{type: string}") -> str:
+    """A property `levels` objects deep (the outer one included), as one YAML flow mapping."""
+    for _ in range(levels - 1):
+        leaf = "{type: object, properties: {p: " + leaf + "}}"
+    return leaf
+
+
+def _compile_refuses(plan: Path, tmp_path: Path, *words: str) -> str:
+    """`compile` on a bad plan: exit 2, one line naming file and line, nothing written."""
+    res = _invoke(["compile", "--plan", str(plan), "--out", str(tmp_path / "schemas")])
+    line = _one_line(res, *words)
+    assert res.exit_code == 2 and "defect" not in line, line
+    assert not (tmp_path / "schemas").exists()
+    return line
+
+
+YAML_TAGS = ["!!int abc", "!!bool maybe", "!!float x", "!!timestamp x", "!!python/name:os.system", "!!binary '@@'"]
+
+
+@pytest.mark.parametrize("tag", YAML_TAGS)
+def test_explicit_yaml_tag_is_an_error_at_its_line(tmp_path, tag):
+    plan = _plan_with(tmp_path, "plan.yaml", "name: Acme Boards", f"name: {tag}")
+    line = _compile_refuses(plan, tmp_path, f"{plan / 'plan.yaml'}:2: E001", tag.split()[0].split(":")[0])
+    assert "not a valid" in line or "is not supported" in line, line
+
+
+def test_yaml_merge_key_is_refused_at_its_line(tmp_path):
+    plan = _plan_with(tmp_path, "identity.yaml", "", "\nx: &B {a: 1}\ny:\n  <<: *B\n")
+    n = _line_of(plan, "identity.yaml", "<<: *B")
+    _compile_refuses(plan, tmp_path, f"identity.yaml:{n}: E001 YAML merge keys are not supported")
+
+
+@pytest.mark.parametrize(
+    "shape,text",
+    [
+        ("1000 [ deep", "\nzz: " + "[" * 1000 + "]" * 1000 + "\n"),
+        ("block mapping 1500 deep", "\nzz:\n" + "".join("  " * (k + 1) + "k:\n" for k in range(1500)) + "  v\n"),
+    ],
+    ids=["1000 [ deep", "block mapping 1500 deep"],
+)
+def test_yaml_nested_too_deep_is_one_line(tmp_path, shape, text):
+    plan = _plan_with(tmp_path, "plan.yaml", "", text)
+    first = _line_of(plan, "plan.yaml", "zz:")
+    line = _compile_refuses(plan, tmp_path, "plan.yaml:", "E001 nested deeper than 64 levels", "at zz.")
+    where = int(line.split("plan.yaml:")[1].split(":")[0])
+    assert first <= where <= first + 65, line  # the line the 65th level opens on
+
+
+def test_property_nested_deeper_than_the_limit_names_its_path(tmp_path):
+    from tracking_plan.loader import MAX_PROPERTY_DEPTH
+
+    ok = _plan_with(tmp_path / "ok", "events/task_completed.yaml", "", f"  zz_deep: {_nest(MAX_PROPERTY_DEPTH)}\n")
+    assert _invoke(["compile", "--plan", str(ok), "--out", str(tmp_path / "ok" / "s")]).exit_code == 0
+    plan = _plan_with(tmp_path, "events/task_completed.yaml", "", f"  zz_deep: {_nest(MAX_PROPERTY_DEPTH + 1)}\n")
+    n = _line_of(plan, "events/task_completed.yaml", "zz_deep")
+    _compile_refuses(
+        plan,
+        tmp_path,
+        f"task_completed.yaml:{n}: E004 event 'Task Completed' property zz_deep.p.p.p ... p.p.p",
+        f"deeper than {MAX_PROPERTY_DEPTH} levels",
+    )
+
+
+@pytest.mark.parametrize("command", ["lint", "compile", "validate", "codegen"])
+def test_property_nested_400_deep_is_refused_by_every_command(tmp_path, command):
+    plan = _plan_with(tmp_path, "events/order_completed.yaml", "", f"  zz_deep: {_nest(400)}\n")
+    n = _line_of(plan, "events/order_completed.yaml", "zz_deep")
+    where = f"order_completed.yaml:{n}: E001 nested deeper than 64 levels"
+    args = {
+        "lint": ["lint"],
+        "compile": ["compile", "--out", str(tmp_path / "s")],
+        "validate": ["validate", str(DEFAULT_PLAN / "plan.yaml")],
+        "codegen": ["codegen", "--lang", "python", "--out", str(tmp_path / "g")],
+    }[command]
+    res = _invoke([*args, "--plan", str(plan)])
+    if command == "lint":  # a finding (with those of the plan's references to the event it lost), exit 1
+        assert res.exit_code == 1 and not res.stderr, res.output
+        assert sum(x.startswith(f"{plan / 'events/order_completed.yaml'}:{n}: ") for x in res.stdout.splitlines()) == 1
+        assert where in res.stdout, res.stdout
+    else:
+        assert res.exit_code == 2
+        _one_line(res, where, "properties.zz_deep.properties")
+
+
+def test_chain_of_1000_refs_names_the_ref(tmp_path):
+    body = "".join(f"zz_{k}: {{ref: zz_{k + 1}}}\n" for k in range(1000)) + "zz_1000: {type: string}\n"
+    plan = _plan_with(tmp_path, "properties/commerce.yaml", "", "\n" + body)
+    _plan_with(tmp_path, "events/order_completed.yaml", "", "  zz_use: {ref: zz_0}\n")
+    n = _line_of(plan, "properties/commerce.yaml", "zz_15: {ref: zz_16}")
+    _compile_refuses(
+        plan,
+        tmp_path,
+        f"commerce.yaml:{n}: E004 event 'Order Completed' property zz_use: reference 'zz_16'",
+        "chain of more than 16 references",
+    )
+
+
+EXPERIMENT_VALUES = {
+    "mde: 0": ("  mde: 0.1", "  mde: 0", "mde", "mde must be > 0"),
+    "mde: -5": ("  mde: 0.1", "  mde: -5", "mde", "mde must be > 0"),
+    "mde: .nan": ("  mde: 0.1", "  mde: .nan", "mde", "mde must be > 0"),
+    "alpha: 0": ("  mde: 0.1", "  mde: 0.1\n  alpha: 0", "alpha", "alpha must be in (0, 1)"),
+    "power: 1": ("  mde: 0.1", "  mde: 0.1\n  power: 1", "power", "power must be in (0, 1)"),
+}
+
+
+@pytest.mark.parametrize("case", list(EXPERIMENT_VALUES))
+def test_experiment_value_out_of_range_is_a_finding(tmp_path, case):
+    old, new, option, rule = EXPERIMENT_VALUES[case]
+    plan = _plan_with(tmp_path, "metrics.yaml", old, new)
+    n = _line_of(plan, "metrics.yaml", f"  {option}: ")
+    where = f"{plan / 'metrics.yaml'}:{n}: E004 experiments.0.{option}: {rule}"
+    res = _invoke(["lint", "--plan", str(plan)])
+    assert res.exit_code == 1 and not res.stderr, res.output
+    errors = [x for x in res.stdout.splitlines() if "(error)" in x]
+    assert len(errors) == 1 and errors[0].startswith(where) and f"not {case.split()[1].lstrip('.')}" in errors[0], (
+        errors
+    )
+    _compile_refuses(plan, tmp_path, where)
+
+
+@pytest.mark.parametrize(
+    "variants,allocation,rule",
+    [
+        ("  - control\n", "    control: 1\n", "an experiment needs at least two variants"),
+        (
+            "  - control\n  - checklist\n  - checklist\n",
+            "    control: 0.5\n    checklist: 0.5\n",
+            "variant 'checklist' is listed twice",
+        ),
+    ],
+    ids=["one variant", "a variant twice"],
+)
+def test_experiment_variants_are_a_finding(tmp_path, variants, allocation, rule):
+    plan = _plan_with(tmp_path, "metrics.yaml", "  variants:\n  - control\n  - checklist\n", "  variants:\n" + variants)
+    _plan_with(tmp_path, "metrics.yaml", "    control: 0.5\n    checklist: 0.5\n", allocation)
+    n = _line_of(plan, "metrics.yaml", "  variants:")
+    res = _invoke(["lint", "--plan", str(plan)])
+    assert res.exit_code == 1 and not res.stderr, res.output
+    what = f"L192 experiment 'onboarding_checklist': {rule}"
+    assert [x for x in res.stdout.splitlines() if "(error)" in x] == [f"{plan / 'metrics.yaml'}:{n}: {what} (error)"]
+
+
+def test_experiment_mde_too_small_to_detect_is_a_finding(tmp_path):
+    plan = _plan_with(tmp_path, "metrics.yaml", "  mde: 0.1", "  mde: 1.0e-300")
+    n = _line_of(plan, "metrics.yaml", "  mde: ")
+    res = _invoke(["lint", "--plan", str(plan)])
+    assert res.exit_code == 1 and not res.stderr, res.output
+    errors = [x for x in res.stdout.splitlines() if "(error)" in x]
+    assert len(errors) == 1 and errors[0].startswith(f"{plan / 'metrics.yaml'}:{n}: L190 "), errors
+    assert "mde 1e-300 on a baseline of 0.35" in errors[0] and "too small a change" in errors[0], errors
+
+
+def test_two_events_one_schema_file_is_a_user_error(tmp_path):
+    plan = _plan_with(tmp_path, "plan.yaml", "", "")
+    twin = (plan / "events/order_completed.yaml").read_text().replace("name: Order Completed", "name: Order-Completed")
+    (plan / "events/zz_twin.yaml").write_text(twin)
+    _compile_refuses(
+        plan,
+        tmp_path,
+        "zz_twin.yaml: events 'Order Completed' and 'Order-Completed' compile to the same file",
+        "order-completed/1-0-0.json",
+    )
+
+
+@pytest.mark.parametrize(
+    "char,where", [(b"\x00", b"name:"), (b"\x07", b"# end")], ids=["NUL before a key", "BEL in a last comment"]
+)
+def test_control_character_names_its_real_line_and_column(tmp_path, char, where):
+    plan = _plan_with(tmp_path, "plan.yaml", "", "\n# end\n")
+    raw = (plan / "plan.yaml").read_bytes()
+    at = raw.index(where)
+    (plan / "plan.yaml").write_bytes(raw[:at] + char + raw[at:])
+    n = raw[:at].count(b"\n") + 1
+    col = at - raw.rfind(b"\n", 0, at)
+    _compile_refuses(
+        plan, tmp_path, f"plan.yaml:{n}: E001 YAML syntax: unacceptable character #x{char[0]:04x} at column {col}"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["[/red]x.jsonl", "a\nb[bold].jsonl", "x" * 200 + "/e.jsonl"], ids=["markup", "newline", "long"]
+)
+def test_missing_file_is_named_literally_in_one_line(tmp_path, name):
+    """Rich markup in a path is text, a newline is shown as \\n, a long path is not wrapped."""
+    res = _invoke(["validate", str(tmp_path / name)])
+    line = _one_line(res, f"{tmp_path / name.replace(chr(10), chr(92) + 'n')}: no such file")
+    assert res.exit_code == 2 and line.startswith("trackplan: "), line
+
+
+@pytest.mark.parametrize("command", ["compile", "docs"])
+def test_out_path_with_markup_is_printed_as_given(tmp_path, command):
+    out = tmp_path / "[/x]out"
+    res = _invoke([command, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert len(res.stderr.splitlines()) == 1 and str(out) in res.stderr, res.stderr
+    assert out.is_dir()
+
+
+def test_file_name_not_utf8_names_the_file(tmp_path):
+    raw = os.fsencode(tmp_path) + b"/bad\xff.jsonl"
+    with open(raw, "wb") as f:
+        f.write(b'{"type":"track"}\n')
+    res = _invoke(["validate", os.fsdecode(raw)])
+    line = _one_line(res, f"{tmp_path}/bad\\xff.jsonl: the file name is not UTF-8")
+    assert res.exit_code == 2 and "warehouse" not in line, line
+
+
+def test_duckdb_error_blames_the_warehouse_only_where_one_is_open():
+    import duckdb
+
+    from trackplan.cli_errors import one_line
+
+    exc = duckdb.InvalidInputException("Invalid Input Error: something odd")
+    assert one_line(exc, "run") == ("warehouse: Invalid Input Error: something odd", 3)
+    assert one_line(exc, "validate") == ("DuckDB: Invalid Input Error: something odd", 3)
+    surrogate = duckdb.InvalidInputException(
+        "Invalid Input Error: Python Conversion Failure: cannot encode str as UTF-8, surrogate '\\udcff' at position 3"
+    )
+    message, code = one_line(surrogate, "diff")
+    assert code == 2 and "not UTF-8" in message and "warehouse" not in message
+
+
+def test_diff_replay_missing_names_the_option(tmp_path):
+    res = _invoke(["diff", "--base", str(DEFAULT_PLAN), "--replay", str(tmp_path / "nope.jsonl")])
+    _one_line(res, "--replay", f"{tmp_path / 'nope.jsonl'}: no such file or directory")
+    assert res.exit_code == 2
+
+
+def test_replay_of_a_missing_source_is_a_file_error(tmp_path):
+    """The library's own error carries the file name, so any caller's one line names it."""
+    from tracking_plan.loader import load_plan
+    from tracking_plan.replay import replay
+    from trackplan.cli_errors import one_line
+
+    plan = load_plan(DEFAULT_PLAN)
+    with pytest.raises(FileNotFoundError) as exc:
+        replay(plan, plan, tmp_path / "nope.jsonl")
+    assert one_line(exc.value) == (f"{tmp_path / 'nope.jsonl'}: no such file or directory", 2)
+
+
+def test_diff_base_empty_names_the_option():
+    res = _invoke(["diff", "--base", ""])
+    _one_line(res, "--base is empty")
+    assert res.exit_code == 2
+
+
+def test_costs_file_that_is_missing_or_a_directory_is_a_finding(tmp_path):
+    plan = _plan_with(tmp_path, "metrics.yaml", "costs_file: costs.csv", "costs_file: nope.csv")
+    n = _line_of(plan, "metrics.yaml", "costs_file:")
+    res = _invoke(["lint", "--plan", str(plan)])
+    assert res.exit_code == 0, res.output  # the pipeline reads a missing file as no spend: a warning
+    assert any(
+        x.startswith(f"{plan / 'metrics.yaml'}:{n}: E004 costs_file 'nope.csv' does not exist")
+        and x.endswith("(warning)")
+        for x in res.stdout.splitlines()
+    ), res.stdout
+    (plan / "nope.csv").mkdir()
+    res = _invoke(["lint", "--plan", str(plan)])
+    assert res.exit_code == 1, res.output
+    assert [x for x in res.stdout.splitlines() if "(error)" in x] == [
+        f"{plan / 'metrics.yaml'}:{n}: E004 costs_file 'nope.csv' is not a file ({plan / 'nope.csv'}) (error)"
+    ]

@@ -53,6 +53,13 @@ def _num(v: float) -> int | float:
     return v if isinstance(v, int) else int(v) if v.is_integer() else v
 
 
+class SchemaCollision(ValueError):
+    """Two events whose names make one schema file: the plan's error (one line, exit 2), not a defect."""
+
+    user_error = True
+    exit_code = 2
+
+
 def property_schema(prop: Property, closed: bool) -> dict[str, Any]:
     """JSON Schema of one plan property; ``closed`` is the event's reject-unexpected policy,
     inherited by nested objects that do not say otherwise."""
@@ -185,7 +192,10 @@ def compile_plan(plan: Plan) -> dict[str, dict]:
         ev = plan.events[name]
         key = schema_key(ev)
         if key in out:  # two names with one slug ("Sign-up Done" / "Sign Up Done") would overwrite
-            raise ValueError(f"events {out[key]['title']!r} and {name!r} compile to the same file {key}.json")
+            raise SchemaCollision(
+                f"events {out[key]['title']!r} and {name!r} compile to the same file {key}.json: rename one "
+                "(`trackplan lint` reports the pair as L120)"
+            )
         out[key] = event_schema(plan, ev)
     return out
 

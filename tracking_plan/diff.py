@@ -460,6 +460,8 @@ def load_base(spec: str | Path, plan_dir: str | Path | None = None) -> Plan:
     """The base plan: ``spec`` is a plan directory, or a git ref (branch, tag, commit) at which
     the plan directory ``plan_dir`` (default: the head plan's directory) is read via `git archive`.
     Raises PlanError with a clear message when neither works."""
+    if not str(spec).strip():  # Path("") is ".": the working directory would be read as the base plan
+        raise PlanError([Problem("(empty)", 1, "E001", "the base plan is empty: give a plan directory or a git ref")])
     path = Path(spec)
     if path.is_dir():
         return load_plan(path)

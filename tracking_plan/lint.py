@@ -567,6 +567,15 @@ def _check_metrics(ctx: _Ctx, today: dt.date) -> Iterator[Problem]:
         for j, ex in enumerate(f.exclusions):
             yield from event(ex.event, ("funnels", i, "exclusions", j, "event"), f"funnel {f.key!r} exclusion")
     yield from _check_kpis(ctx, today, objectives, event, prop)
+    if m.costs_file:  # resolved like the pipeline does (models/staging/plan_tables.costs_path)
+        costs = Path(m.costs_file) if Path(m.costs_file).is_absolute() else ctx.root / m.costs_file
+        where = ctx.file("metrics.yaml", ("costs_file",))
+        if costs.exists() and not costs.is_file():
+            yield _p(*where, "E004", f"costs_file {m.costs_file!r} is not a file ({costs})", "error")
+        elif not costs.exists():  # the pipeline reads it as no spend: every CAC would be empty
+            yield _p(
+                *where, "E004", f"costs_file {m.costs_file!r} does not exist ({costs}): no marketing spend", "warning"
+            )
     for i, x in enumerate(m.experiments):
         yield from event(x.exposure_event, ("experiments", i, "exposure_event"), f"experiment {x.key!r}")
         for j, metric in enumerate([x.primary_metric, *x.guardrail_metrics]):
@@ -678,6 +687,8 @@ def sample_size_per_arm(
 
     treated = min(baseline * (1 + mde), 1.0)
     n1 = normal_sample_size(proportion_effectsize(treated, baseline), alpha, power, ratio)
+    if not math.isfinite(n1):
+        raise OverflowError(f"mde {mde:g} on a baseline of {baseline:g}: no finite sample size detects it")
     return math.ceil(n1), math.ceil(n1 * ratio)
 
 
@@ -697,6 +708,13 @@ def _check_experiments(
     for i, x in enumerate(ctx.plan.metrics.experiments):
         where = ctx.file("metrics.yaml", ("experiments", i, "key"))
         what = f"experiment {x.key!r}"
+        variants_at = ctx.file("metrics.yaml", ("experiments", i, "variants"))
+        if len(set(x.variants)) < 2:
+            yield _p(*variants_at, "L192", f"{what}: an experiment needs at least two variants", "error")
+            continue
+        if twice := sorted({v for v in x.variants if x.variants.count(v) > 1}):
+            yield _p(*variants_at, "L192", f"{what}: variant {twice[0]!r} is listed twice", "error")
+            continue
         if x.control not in x.variants:
             yield _p(*where, "L192", f"{what}: control {x.control!r} is not one of its variants", "error")
             continue
@@ -732,7 +750,17 @@ def _check_experiments(
         # the binding comparison is control against the smallest treatment arm
         arm = min((v for v in x.variants if v != x.control), key=lambda v: alloc[v])
         ratio = alloc[arm] / alloc[x.control]
-        n_c, n_t = sample_size_per_arm(base, x.mde, x.alpha, x.power, ratio)
+        try:
+            n_c, n_t = sample_size_per_arm(base, x.mde, x.alpha, x.power, ratio)
+        except (ValueError, OverflowError):  # the lift rounds to nothing at this baseline: no n detects it
+            yield _p(
+                *ctx.file("metrics.yaml", ("experiments", i, "mde")),
+                "L190",
+                f"{what}: mde {x.mde:g} on a baseline of {base:g} ({source}) is too small a change for any "
+                "sample size to detect",
+                "error",
+            )
+            continue
         need = f"{n_c:,} in {x.control} and {n_t:,} in {arm} (mde {x.mde:g} relative, {source})"
         daily = (traffic or {}).get(x.key, (traffic or {}).get(x.exposure_event))
         if daily is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -204,6 +205,20 @@ class Experiment(Strict):
     start: str | None = Field(default=None, pattern=DATE)
     planned_days: int | None = None
     sequential: bool = True
+
+    @field_validator("mde")
+    @classmethod
+    def _mde(cls, v: float) -> float:
+        if not (math.isfinite(v) and v > 0):  # NaN fails too: no sample size detects "no effect"
+            raise ValueError(f"mde must be > 0 (a relative lift: 0.05 is +5%), not {v:g}")
+        return v
+
+    @field_validator("alpha", "power")
+    @classmethod
+    def _probability(cls, v: float, info) -> float:
+        if not 0 < v < 1:  # NaN fails too
+            raise ValueError(f"{info.field_name} must be in (0, 1), not {v:g}")
+        return v
 
 
 class Costs(Strict):

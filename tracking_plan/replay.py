@@ -14,6 +14,7 @@ consent-stripped properties, which is why only a change between the two plans' v
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -198,7 +199,8 @@ def replay(base_plan: Plan, head_plan: Plan, source: str | Path, sample: int = 1
     file or a landing folder) under both plans; report what the head plan would newly reject."""
     source = Path(source)
     if not source.exists():
-        raise FileNotFoundError(f"replay source {source} does not exist")
+        # errno and file name set: the CLI says "<path>: no such file or directory" in one line
+        raise FileNotFoundError(errno.ENOENT, "replay source does not exist", str(source))
     max_bytes = head_plan.header.defaults.max_event_bytes
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")

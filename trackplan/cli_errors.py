@@ -35,10 +35,27 @@ _LOCK = re.compile(
 )
 _NOT_DUCKDB = re.compile(r'The file "(?P<file>[^"]+)" exists, but it is not a valid DuckDB database file')
 _DUCK_FILE = re.compile(r'(?:file|database) "(?P<file>[^"]+)"')
+_NOT_UTF8_NAME = re.compile(r"cannot encode str as UTF-8, surrogate")
+
+# the commands that open a warehouse (lint and diff only with --warehouse / --replay): a DuckDB error
+# elsewhere comes from an in-memory engine (validate's), and is not the warehouse's
+WAREHOUSE_COMMANDS = frozenset({"run", "forget", "report", "review", "lint", "diff", "demo"})
 
 
-def one_line(exc: BaseException) -> tuple[str, int] | None:
-    """(message, exit code) of an exception a user can act on; None for a defect (keep the traceback)."""
+def shown(text: object) -> str:
+    """A path or message as printed: bytes that are not UTF-8 show as `\\xff`, never an encoding error."""
+    text = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
+    try:  # a name read from the file system keeps its undecodable bytes as lone surrogates
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def one_line(exc: BaseException, command: str | None = None) -> tuple[str, int] | None:
+    """(message, exit code) of an exception a user can act on; None for a defect (keep the traceback).
+
+    ``command`` is the subcommand that ran: a DuckDB error is blamed on the warehouse only in one
+    that opens a warehouse."""
     if isinstance(exc, CliError):
         return str(exc), exc.exit_code
     if getattr(exc, "user_error", False):  # a lower layer's error meant for the user (no import upward)
@@ -64,6 +81,10 @@ def one_line(exc: BaseException) -> tuple[str, int] | None:
         if "permission denied" in low or "read-only" in low or "read only" in low:
             where = m["file"] if (m := _DUCK_FILE.search(msg)) else "the warehouse"
             return f"{where}: cannot write the warehouse ({msg.removeprefix('IO Error: ')})", 3
+        if _NOT_UTF8_NAME.search(msg):
+            return "a file name given is not UTF-8, and DuckDB opens only UTF-8 paths: rename the file", 2
+        if command is not None and command not in WAREHOUSE_COMMANDS:
+            return f"DuckDB: {msg}", 3
         return f"warehouse: {msg}", 3
     if isinstance(exc, PermissionError):
         return f"{exc.filename}: permission denied", 3
@@ -86,13 +107,22 @@ def one_of(*allowed: str) -> Callable[[str | None], str | None]:
 
 
 def _say(line: str) -> None:
-    sys.stderr.write(f"trackplan: {line}\n")
+    # one line, whatever a path in it holds: a newline shows as \n, a byte that is not UTF-8 as \xff
+    sys.stderr.write("trackplan: " + shown(line).replace("\r", "\\r").replace("\n", "\\n") + "\n")
 
 
 class TrackplanGroup(TyperGroup):
     """Runs a command and turns whatever escapes it into one line on stderr and an exit code."""
 
+    command: str | None = None  # the subcommand being run (set by resolve_command)
+
+    def resolve_command(self, ctx, args):
+        name, cmd, rest = super().resolve_command(ctx, args)
+        self.command = name
+        return name, cmd, rest
+
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode: bool = True, **extra):
+        self.command = None
         try:
             rv = super().main(args=args, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) and not isinstance(rv, bool) else 0
@@ -110,7 +140,7 @@ class TrackplanGroup(TyperGroup):
         except KeyboardInterrupt:
             code = 130
         except Exception as e:
-            said = one_line(e)
+            said = one_line(e, self.command)
             if said is None:
                 if os.environ.get("TRACKPLAN_DEBUG"):
                     raise

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
 
 import duckdb
 import pytest
 
-from tracking_plan.patterns import pattern_error, re2_pattern
+from tracking_plan.patterns import pattern_error, python_pattern, re2_pattern
 
 NODE = shutil.which("node")
 
@@ -44,9 +45,12 @@ PATTERNS = [
     r"^prd_[a-z0-9_]+$",
     r"a$",
     r"^\t",
+    r"^[a-z]+$",
+    r"\bz\b",
+    r"^\w+\d$",
 ]
 ALPHABET = ["a", "b", "z", "1", "_", "-", ".", " ", "\t", "\n", "\r", "\x0b", "\x00", "\x1c", "\x85", "\xa0"]
-ALPHABET += ["\u2003", "\u2028", "\u2029", "\ufeff", "é", "ÿ", "😀", "o_x", "prd_"]
+ALPHABET += ["\u2003", "\u2028", "\u2029", "\ufeff", "é", "ÿ", "😀", "o_x", "prd_", "٣", "K"]
 FIXED = ["", "a", "ab", "a b", "a\xa0b", "a\u2003b", "a\x1cb", "a\x85b", "a\rb", "a\nb", "a\u2028b", "é", "😀", "\n"]
 
 
@@ -75,6 +79,10 @@ def test_patterns_match_what_ecma_262_matches(seed):
     got = [r[0] for r in con.execute("select regexp_matches(s, p) from c order by i").fetchall()]
     wrong = [(p, s, g) for (p, s), g, e in zip(cases, got, expected, strict=True) if g != e]
     assert not wrong, f"{len(wrong)} of {len(cases)} differ from ECMA-262, e.g. {wrong[:5]}"
+    # the generated Python module's form (tracking_plan/codegen.py), in Python's re
+    got = [re.search(python_pattern(p), s, re.ASCII) is not None for p, s in cases]
+    wrong = [(p, s, g) for (p, s), g, e in zip(cases, got, expected, strict=True) if g != e]
+    assert not wrong, f"Python: {len(wrong)} of {len(cases)} differ from ECMA-262, e.g. {wrong[:5]}"
 
 
 @pytest.mark.parametrize(
@@ -100,7 +108,6 @@ def test_patterns_that_run_are_not_refused():
 
 @pytest.mark.parametrize("pattern", [r"^(?=o_)o_[a-z]+$", r"^([a-z])\1$", r"^[\S]+$"])
 def test_lint_refuses_a_pattern_python_takes_but_re2_cannot_run(tmp_path, pattern):
-    import re
     from pathlib import Path
 
     import yaml

@@ -218,6 +218,10 @@ def _rule(prop: Property) -> dict[str, Any]:
         v = getattr(prop, key)
         if v is not None:
             r[key] = v
+    if prop.pattern is not None:
+        from .patterns import python_pattern  # the plan's ECMA-262 meaning, in Python's re (re.ASCII)
+
+        r["pattern_py"] = python_pattern(prop.pattern)
     if prop.format is not None:
         from .formats import REGEX  # the validator's own definitions: one meaning of each format
 
@@ -426,7 +430,7 @@ def _problems(path: str, value: object, rule: Mapping[str, Any]) -> list[str]:
                 datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 out.append(f"{path}: expected an ISO-8601 timestamp")
-        if "pattern" in rule and not re.search(rule["pattern"], value):
+        if "pattern" in rule and not re.search(rule["pattern_py"], value, re.ASCII):
             out.append(f"{path}: value {value!r} does not match {rule['pattern']}")
         if "format_regex" in rule and not re.search(rule["format_regex"], value):
             out.append(f"{path}: not a valid {rule['format']}")
@@ -657,6 +661,7 @@ type Rule = {{
   nullable?: boolean
   enum?: ReadonlyArray<unknown>
   pattern?: string
+  pattern_py?: string  // (the Python module's form of the pattern)
   format?: string
   format_regex?: string
   minimum?: number
@@ -668,6 +673,15 @@ type Rule = {{
 }}
 
 export const RULES: Record<string, {{ closed: boolean; properties: Record<string, Rule> }}> = {rules}
+
+// a plan pattern as JSON Schema reads it: ECMA-262 with the u flag (without it where the u grammar refuses it)
+function ecma(pattern: string): RegExp {{
+  try {{
+    return new RegExp(pattern, 'u')
+  }} catch {{
+    return new RegExp(pattern)
+  }}
+}}
 
 function problems(path: string, value: unknown, rule: Rule): string[] {{
   if (value === null || value === undefined) return rule.nullable ? [] : [`${{path}}: null is not allowed`]
@@ -685,7 +699,7 @@ function problems(path: string, value: unknown, rule: Rule): string[] {{
   if (rule.enum && !rule.enum.includes(value)) out.push(`${{path}}: value ${{String(value)}} is not one of ${{rule.enum.join(', ')}}`)
   if (typeof value === 'string') {{
     if (kind === 'timestamp' && Number.isNaN(Date.parse(value))) out.push(`${{path}}: expected an ISO-8601 timestamp`)
-    if (rule.pattern !== undefined && !new RegExp(rule.pattern).test(value)) out.push(`${{path}}: value ${{value}} does not match ${{rule.pattern}}`)
+    if (rule.pattern !== undefined && !ecma(rule.pattern).test(value)) out.push(`${{path}}: value ${{value}} does not match ${{rule.pattern}}`)
     if (rule.format_regex !== undefined && !new RegExp(rule.format_regex).test(value)) out.push(`${{path}}: not a valid ${{rule.format ?? 'value'}}`)
     if (kind === 'string' && rule.min_length !== undefined && value.length < rule.min_length) out.push(`${{path}}: shorter than ${{rule.min_length}} characters`)
     if (kind === 'string' && rule.max_length !== undefined && value.length > rule.max_length) out.push(`${{path}}: longer than ${{rule.max_length}} characters`)

@@ -18,9 +18,24 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-# ECMA-262 WhiteSpace and LineTerminator, as the body of an RE2 class
-_SPACE = r"\t\n\x{0b}\f\r \x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}\x{feff}"
-_NOT_LINE_END = r"[^\n\r\x{2028}\x{2029}]"
+# ECMA-262 WhiteSpace and LineTerminator (code points), and its line terminators
+_SPACES = [0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0xA0, 0x1680, (0x2000, 0x200A), 0x2028, 0x2029, 0x202F, 0x205F]
+_SPACES += [0x3000, 0xFEFF]
+_LINE_ENDS = [0x0A, 0x0D, 0x2028, 0x2029]
+
+
+def _char(code: int, target: str) -> str:
+    """One character as an escape of `target`'s syntax (RE2 `\\x{e9}`, Python `\\U000000e9`)."""
+    return f"\\x{{{code:x}}}" if target == "re2" else f"\\U{code:08x}"
+
+
+def _body(codes: list, target: str) -> str:
+    """The body of a character class holding `codes` (code points and (first, last) ranges)."""
+    return "".join(
+        f"{_char(c[0], target)}-{_char(c[1], target)}" if isinstance(c, tuple) else _char(c, target) for c in codes
+    )
+
+
 _HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
 
 
@@ -31,22 +46,35 @@ class PatternError(ValueError):
     exit_code = 2
 
 
-def _unicode_escape(p: str, i: int) -> tuple[str, int]:
-    """`\\uXXXX` at p[i] (the backslash): RE2's `\\x{...}`, a surrogate pair joined into its character."""
+def _unicode_escape(p: str, i: int, target: str) -> tuple[str, int]:
+    """`\\uXXXX` at p[i] (the backslash): one character, a surrogate pair joined into its character."""
     code = int(p[i + 2 : i + 6], 16)
     if 0xD800 <= code < 0xDC00 and p[i + 6 : i + 8] == "\\u" and _HEX4.fullmatch(p[i + 8 : i + 12] or ""):
         low = int(p[i + 8 : i + 12], 16)
         if 0xDC00 <= low < 0xE000:
-            return f"\\x{{{0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00):x}}}", i + 12
+            return _char(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00), target), i + 12
     if 0xD800 <= code < 0xE000:
         raise PatternError(f"\\u{code:04x} is half of a surrogate pair: write the pair, or the character")
-    return f"\\x{{{code:x}}}", i + 6
+    return _char(code, target), i + 6
 
 
 @lru_cache(maxsize=1024)
 def re2_pattern(p: str) -> str:
     """The RE2 pattern that matches what ECMA-262 pattern `p` matches (see the module docstring).
     Raises PatternError for what RE2 cannot express."""
+    return _translate(p, "re2")
+
+
+@lru_cache(maxsize=1024)
+def python_pattern(p: str) -> str:
+    """The same for Python's `re`, compiled with `re.ASCII` (so that `\\d`, `\\w`, `\\b` are ECMA-262's):
+    what the generated Python module runs (tracking_plan/codegen.py). Also: `$` is the end of the
+    string (Python's also matches before a final newline)."""
+    return _translate(p, "python")
+
+
+def _translate(p: str, target: str) -> str:
+    space, ends = _body(_SPACES, target), _body(_LINE_ENDS, target)
     out: list[str] = []
     i, n, in_class = 0, len(p), False
     while i < n:
@@ -56,21 +84,21 @@ def re2_pattern(p: str) -> str:
                 raise PatternError("a pattern cannot end with a backslash")
             e = p[i + 1]
             if e == "u" and _HEX4.fullmatch(p[i + 2 : i + 6]):
-                text, i = _unicode_escape(p, i)
+                text, i = _unicode_escape(p, i, target)
                 out.append(text)
                 continue
             if e == "s":
-                out.append(_SPACE if in_class else f"[{_SPACE}]")
+                out.append(space if in_class else f"[{space}]")
             elif e == "S":
                 if in_class:
                     raise PatternError("\\S inside a character class has no RE2 form: write [^...] of what to exclude")
-                out.append(f"[^{_SPACE}]")
+                out.append(f"[^{space}]")
             elif e == "c" and i + 2 < n and p[i + 2].isascii() and p[i + 2].isalpha():
-                out.append(f"\\x{{{ord(p[i + 2]) % 32:02x}}}")
+                out.append(_char(ord(p[i + 2]) % 32, target))
                 i += 3
                 continue
             elif e == "0" and not (i + 2 < n and p[i + 2].isdigit()):
-                out.append("\\x{0}")
+                out.append(_char(0, target))
             elif e.isdigit() and not in_class:
                 raise PatternError(f"back-reference \\{e}: RE2 has no back-references")
             else:
@@ -85,7 +113,7 @@ def re2_pattern(p: str) -> str:
             continue
         if c == "[":
             if p.startswith("[^]", i):  # ECMA-262: any character
-                out.append(r"[\x{0}-\x{10ffff}]")
+                out.append(f"[{_char(0, target)}-{_char(0x10FFFF, target)}]")
                 i += 3
                 continue
             in_class = True
@@ -100,12 +128,16 @@ def re2_pattern(p: str) -> str:
         if c == "(" and p.startswith("(?", i):
             if p.startswith(("(?=", "(?!", "(?<=", "(?<!"), i):
                 raise PatternError("a lookaround (?= (?! (?<= (?<!: RE2 has none")
-            if p.startswith("(?<", i):
+            if p.startswith("(?<", i) and not p.startswith("(?<=", i) and not p.startswith("(?<!", i):
                 out.append("(?P<")
                 i += 3
                 continue
         if c == ".":
-            out.append(_NOT_LINE_END)
+            out.append(f"[^{ends}]")
+            i += 1
+            continue
+        if c == "$" and target == "python":
+            out.append(r"\Z")
             i += 1
             continue
         out.append(c)

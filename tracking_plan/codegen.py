@@ -219,9 +219,12 @@ def _rule(prop: Property) -> dict[str, Any]:
         if v is not None:
             r[key] = v
     if prop.pattern is not None:
-        from .patterns import python_pattern  # the plan's ECMA-262 meaning, in Python's re (re.ASCII)
+        from .patterns import PatternError, python_pattern  # the plan's ECMA-262 meaning, in Python's re
 
-        r["pattern_py"] = python_pattern(prop.pattern)
+        try:
+            r["pattern_py"] = python_pattern(prop.pattern)
+        except PatternError:  # (\p{L}: no form in re; the Python module leaves the pattern to the pipeline)
+            pass
     if prop.format is not None:
         from .formats import REGEX  # the validator's own definitions: one meaning of each format
 
@@ -430,7 +433,7 @@ def _problems(path: str, value: object, rule: Mapping[str, Any]) -> list[str]:
                 datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
             except ValueError:
                 out.append(f"{path}: expected an ISO-8601 timestamp")
-        if "pattern" in rule and not re.search(rule["pattern_py"], value, re.ASCII):
+        if "pattern_py" in rule and not re.search(rule["pattern_py"], value, re.ASCII):
             out.append(f"{path}: value {value!r} does not match {rule['pattern']}")
         if "format_regex" in rule and not re.search(rule["format_regex"], value):
             out.append(f"{path}: not a valid {rule['format']}")

@@ -36,6 +36,7 @@ def _body(codes: list, target: str) -> str:
     )
 
 
+_ECMA_LETTERS = set("dDwWsSbBfnrtvcxupP")  # the escapes of a letter ECMA-262 has (\\k<..> apart)
 _HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
 
 
@@ -99,8 +100,15 @@ def _translate(p: str, target: str) -> str:
                 continue
             elif e == "0" and not (i + 2 < n and p[i + 2].isdigit()):
                 out.append(_char(0, target))
-            elif e.isdigit() and not in_class:
+            elif (e.isdigit() and not in_class) or e == "k":
                 raise PatternError(f"back-reference \\{e}: RE2 has no back-references")
+            elif e in "pP" and not p.startswith("{", i + 2):
+                raise PatternError(f"\\{e} without {{...}} is not ECMA-262 (write \\{e}{{L}})")
+            elif e in "pP" and target == "python":
+                raise PatternError(f"\\{e}{{...}}: Python's re has no Unicode property classes")
+            elif e.isascii() and e.isalpha() and e not in _ECMA_LETTERS:
+                # (RE2 and Python give \\A, \\z, \\Q... meanings ECMA-262 does not have; its u flag refuses them)
+                raise PatternError(f"\\{e} is not an ECMA-262 escape")
             else:
                 out.append(c + e)
             i += 2
@@ -108,7 +116,8 @@ def _translate(p: str, target: str) -> str:
         if in_class:
             if c == "]":
                 in_class = False
-            out.append(c)
+            # a [ in a class is itself in ECMA-262: RE2 and Python would read [[:alpha:]] as a POSIX class
+            out.append("\\[" if c == "[" else c)
             i += 1
             continue
         if c == "[":
@@ -132,6 +141,8 @@ def _translate(p: str, target: str) -> str:
                 out.append("(?P<")
                 i += 3
                 continue
+            if not p.startswith("(?:", i):
+                raise PatternError(f"{p[i : i + 4]!r}...: inline flags and (?P...) are not ECMA-262")
         if c == ".":
             out.append(f"[^{ends}]")
             i += 1

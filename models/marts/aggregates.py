@@ -29,6 +29,7 @@ from datetime import date, datetime
 import pandas as pd
 
 from tracking_plan.model import Plan
+from tracking_plan.validate import json_path
 
 from .events_frame import (
     normalize,
@@ -138,11 +139,13 @@ def narrow_events_sql(plan: Plan, persons: str | None = None) -> str:
         "json_extract_string(traits, '$.plan') as plan",
     ]
     cols += [
-        f"try_cast(json_extract_string(properties, '$.{p}') as double) as {ident(prop_column(p))}"
+        f"try_cast(json_extract_string(properties, {lit(json_path(p))}) as double) as {ident(prop_column(p))}"
         for p in property_names(plan)
     ]
     cols += [f"{_field_sql(f)} as {ident(f)}" for f in segment_fields(plan)]
-    cols += [f"json_extract_string(properties, '$.{k}') as {ident(where_column(k))}" for k in where_keys(plan)]
+    cols += [
+        f"json_extract_string(properties, {lit(json_path(k))}) as {ident(where_column(k))}" for k in where_keys(plan)
+    ]
     select = "select " + ", ".join(_one_parse(cols))
     where = 'where person_id is not null and "timestamp" is not null'
     if persons is None:

@@ -38,6 +38,7 @@ def _body(codes: list, target: str) -> str:
 
 _ECMA_LETTERS = set("dDwWsSbBfnrtvcxupP")  # the escapes of a letter ECMA-262 has (\\k<..> apart)
 _HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
+_BRACED = re.compile(r"\{(0*(?:10|[0-9A-Fa-f])?[0-9A-Fa-f]{1,4})\}")  # a code point up to 10FFFF
 
 
 class PatternError(ValueError):
@@ -84,6 +85,10 @@ def _translate(p: str, target: str) -> str:
             if i + 1 >= n:
                 raise PatternError("a pattern cannot end with a backslash")
             e = p[i + 1]
+            if e == "u" and (m := _BRACED.match(p, i + 2)):  # \u{1F600}, the u flag's form
+                out.append(_char(int(m.group(1), 16), target))
+                i = m.end()
+                continue
             if e == "u" and _HEX4.fullmatch(p[i + 2 : i + 6]):
                 text, i = _unicode_escape(p, i, target)
                 out.append(text)

@@ -53,11 +53,15 @@ def _mutate(rng: random.Random, plan) -> str:
         lines.insert(i, f"{key}: {rng.choice(TEXT)}" if rng.random() < 0.7 else rng.choice(TEXT) + line)
         f.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return f"{f.name}: text at line {i + 1}"
-    data = yaml.safe_load(f.read_text(encoding="utf-8"))
-    path = rng.choice(list(_paths(data)))
+    try:
+        data = yaml.safe_load(f.read_text(encoding="utf-8"))
+        path = rng.choice(list(_paths(data)))
+    except (yaml.YAMLError, RecursionError):  # an earlier mutation's text: mutate it again as text
+        f.write_text(f.read_text(encoding="utf-8") + rng.choice(TEXT) + "\n", encoding="utf-8")
+        return f"{f.name}: text appended"
     op = rng.choice(["replace", "replace", "replace", "deep", "delete", "wrap", "add"])
     if not path:
-        data = rng.choice(BAD) if op != "add" else {**(data or {}), "zzz_unknown": 1}
+        data = rng.choice(BAD) if op != "add" else {"zzz_unknown": 1, "was": data}
     else:
         parent = data
         for k in path[:-1]:
@@ -97,3 +101,18 @@ def test_lint_and_compile_end_in_one_line_on_a_mutated_plan(tmp_path, seed):
         assert res.exit_code in (0, 1, 2), said
         assert "Traceback" not in res.output + res.stderr and "a defect" not in res.stderr, said
         assert len(res.stderr.strip().splitlines()) <= 1, said
+
+
+@pytest.mark.parametrize("name", ["A" * 201, "É" * 101])  # 201 bytes, 202 bytes of UTF-8
+def test_an_event_name_too_long_for_a_file_name_is_refused_in_one_line(tmp_path, name):
+    """(`docs` wrote a page named after it: "File name too long", exit 3; `compile` likewise.)"""
+    plan = tmp_path / "plan"
+    shutil.copytree(DEFAULT_PLAN, plan)
+    f = plan / "events" / "search_performed.yaml"
+    data = yaml.safe_load(f.read_text(encoding="utf-8"))
+    data["name"] = name
+    f.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    for args in (["docs", "--out", str(tmp_path / "site")], ["compile", "--out", str(tmp_path / "out")]):
+        res = CliRunner().invoke(app, [*args, "--plan", str(plan)])
+        assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert "search_performed.yaml" in res.stderr and "at most 200 bytes" in res.stderr

@@ -49,7 +49,7 @@ class Property(Strict):
 
 
 class Event(Strict):
-    name: str
+    name: str = Field(min_length=1)
     description: str | None = None
     owner: str | None = None
     status: Literal["active", "deprecated"] = "active"
@@ -64,6 +64,14 @@ class Event(Strict):
     examples: list[dict[str, Any]] = []
     # set by the loader: where the event came from
     source_file: str | None = Field(default=None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name_fits_a_file_name(cls, v: str) -> str:
+        # a name makes file names (the schema's folder, the catalog's page): file systems take 255 bytes
+        if len(v.encode("utf-8")) > 200:
+            raise ValueError(f"an event name is at most 200 bytes of UTF-8, not {len(v.encode('utf-8'))}")
+        return v
 
 
 class Owner(Strict):

@@ -135,8 +135,11 @@ def compute_kpi_values(events, plan: Plan, as_of: pd.Timestamp | None = None) ->
     rows = []
     for k in plan.metrics.kpis:
         period = k.period_days or DEFAULT_PERIOD_DAYS
-        points = [as_of - w * 7 * DAY for w in range(TREND_POINTS - 1, -1, -1)]
-        current, previous, *values = kpi_values_at(src, plan, k, [as_of, as_of - period * DAY, *points])
+        if as_of is None:  # no events at all: no value yet, and no trend
+            points, current, previous, values = [], float("nan"), float("nan"), []
+        else:
+            points = [as_of - w * 7 * DAY for w in range(TREND_POINTS - 1, -1, -1)]
+            current, previous, *values = kpi_values_at(src, plan, k, [as_of, as_of - period * DAY, *points])
         trend = [{"as_of": str(t.date()), "value": v} for t, v in zip(points, values)]
         rows.append(
             {

@@ -78,7 +78,12 @@ def write_frame(con, table: str, df) -> int:
     """Replace `table` with the DataFrame `df`; its row count."""
     con.register("_model_df", df)
     try:
-        con.execute(f"create or replace table {table} as select * from _model_df").fetchall()
+        # a column pandas left without values and type (an empty mart: a first day, a small warehouse)
+        # is text, not DuckDB's type NULL, which nothing can be cast to or compared with
+        types = con.execute("describe select * from _model_df").fetchall()
+        q = lambda c: '"' + c.replace('"', '""') + '"'
+        cols = ", ".join(f"{q(c)}::varchar as {q(c)}" if t.strip('"') == "NULL" else q(c) for c, t, *_ in types)
+        con.execute(f"create or replace table {table} as select {cols or '*'} from _model_df").fetchall()
     finally:
         con.unregister("_model_df")
     return len(df)

@@ -640,3 +640,51 @@ def test_a_day_run_again_without_some_of_its_rows_equals_a_full_build(tmp_path):
     full.execute(f"create or replace table staging.sessions as {SESSIONS}").fetchall()
     for table in ("stitch.persons", "stitch.identity_graph", "stitch.events", "staging.sessions"):
         _assert_equal(inc, full, table)
+
+
+def test_a_first_day_without_any_login_then_a_day_with_one(tmp_path):
+    """A new deployment whose first day holds anonymous traffic only: the stitch built its tables from
+    empty frames, with columns of DuckDB type NULL, and every later daily run failed (a login's rows
+    cannot be cast to NULL) until --full-refresh. Now the next day runs incrementally and every table
+    equals a full build of both days."""
+    landing = tmp_path / "landing"
+    d0, d1 = "2026-11-14", "2026-11-15"
+    write_lines(landing, d0, "a.jsonl", [ev("page", None, anon="a-1", at=_at(d0, 9), props={"path": "/"})])
+    plan, plan_dir = load_plan(), default_plan_dir()
+    inc = connect(tmp_path / "inc.duckdb")
+    write_plan_tables(inc, plan)
+
+    def daily(day: str) -> None:
+        ingest_partitions(inc, plan, landing, [day])
+        stitch(inc, plan, plan_dir)
+        set_plan_variables(inc, plan)
+        build_sessions(inc, SESSIONS, plan_dir)
+        _marts(inc, plan, plan_dir)
+
+    daily(d0)
+    nulls = inc.execute(
+        "select table_schema || '.' || table_name || '.' || column_name from information_schema.columns "
+        "where data_type in ('NULL', '\"NULL\"') and table_schema in ('stitch', 'staging', 'marts')"
+    ).fetchall()
+    assert nulls == []
+    write_lines(
+        landing,
+        d1,
+        "b.jsonl",
+        [
+            ev("identify", None, user="u-1", anon="a-1", at=_at(d1, 9), traits={"plan": "free"}),
+            ev(event="Account Created", user="u-1", anon="a-1", at=_at(d1, 9.1), props=SIGNUP),
+            ev(event="Order Completed", user="u-1", anon="a-1", at=_at(d1, 10), props=ORDER),
+        ],
+    )
+    daily(d1)
+    assert inc.execute("select count(distinct person_id) from stitch.events").fetchall() == [(1,)]
+    full = connect(tmp_path / "full.duckdb")
+    write_plan_tables(full, plan)
+    ingest_partitions(full, plan, landing, landed_partitions(landing))
+    build_identity(full, plan)
+    set_plan_variables(full, plan)
+    full.execute(f"create or replace table staging.sessions as {SESSIONS}").fetchall()
+    _marts(full, plan)
+    for table in _tables(full):
+        _assert_equal(inc, full, table)

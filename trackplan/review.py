@@ -137,6 +137,13 @@ def sparkline(values) -> str:
     )
 
 
+def _grade(g) -> str:
+    """An evidence grade in words; none (not evaluable, or a portfolio of nothing yet) is "–", never None or nan."""
+    if g is None or (isinstance(g, float) and math.isnan(g)) or g == "":
+        return "–"
+    return GRADE_TEXT.get(g, str(g))
+
+
 def _track(v) -> str:
     return "on track" if v is True else "off track" if v is False else "–"
 
@@ -149,7 +156,7 @@ def portfolio_rows(review: Review) -> list[list[str]]:
                 str(r["rank"]),
                 r["name"] or r["initiative"],
                 r["method"] or "–",
-                GRADE_TEXT.get(r["evidence_grade"], str(r["evidence_grade"])),
+                _grade(r["evidence_grade"]),
                 f"{_num(r['estimate'])} [{_num(r['ci_low'])}, {_num(r['ci_high'])}]",
                 f"{_money(r['npv_p10'])} / {_money(r['npv_p50'])} / {_money(r['npv_p90'])}",
                 sparkline(review.histograms.get(r["initiative"], [])),

@@ -216,7 +216,7 @@ class EventSource:
     def span(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None, int]:
         """(first event time, last event time, number of events)."""
         if self._span is None:
-            first, last, n = self.con.execute(span_sql(self.ev)).fetchone()
+            first, last, n = self.con.execute(span_sql(self.ev)).fetchall()[0]  # (fetchone leaves the result open)
             self._span = (
                 pd.Timestamp(first) if first is not None else None,
                 pd.Timestamp(last) if last is not None else None,

@@ -168,8 +168,10 @@ def initiative_row(
 ) -> dict:
     method = ini.evaluation.method
     start = pd.Timestamp(ini.start)
-    months = _months_between(start, data_end)
-    costs_to_date = ini.costs.one_off + ini.costs.recurring_monthly * months if data_end >= start else 0.0
+    # (no data_end: no events at all; the initiative is then not evaluable, below)
+    months = _months_between(start, data_end) if data_end is not None else 0.0
+    started = data_end is not None and data_end >= start
+    costs_to_date = ini.costs.one_off + ini.costs.recurring_monthly * months if started else 0.0
     row = {
         "initiative": ini.key,
         "name": ini.name or ini.key,
@@ -188,6 +190,8 @@ def initiative_row(
     }
     warnings: list[str] = []
     try:
+        if data_end is None:
+            raise Skip("no events loaded yet")
         if data_end < start:
             raise Skip("the initiative has not started in the data")
         got = estimate(events, plan, ini, experiment_results, data_end)

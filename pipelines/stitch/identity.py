@@ -357,11 +357,18 @@ def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
         con.register("_persons", persons)
         con.register("_graph", graph)
         try:
+            # typed as stitch/*.yml says: from an empty frame (a first day without any link or
+            # identifier) DuckDB would make columns of type NULL, which no later day's rows could join
             con.execute(
-                "create or replace table stitch.identity_graph as select kind_a, id_a, kind_b, id_b, "
-                "first_seen, last_seen, via, events, accepted, reason::varchar as reason from _graph"
+                "create or replace table stitch.identity_graph as select kind_a::varchar as kind_a, "
+                "id_a::varchar as id_a, kind_b::varchar as kind_b, id_b::varchar as id_b, "
+                "first_seen::timestamp as first_seen, last_seen::timestamp as last_seen, via::varchar as via, "
+                "events::bigint as events, accepted::boolean as accepted, reason::varchar as reason from _graph"
             ).fetchall()
-            con.execute("create or replace table stitch.persons as select * from _persons").fetchall()
+            con.execute(
+                "create or replace table stitch.persons as select identifier_kind::varchar as identifier_kind, "
+                "identifier::varchar as identifier, person_id::varchar as person_id from _persons"
+            ).fetchall()
         finally:
             con.unregister("_persons")
             con.unregister("_graph")

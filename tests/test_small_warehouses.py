@@ -93,3 +93,25 @@ def _at(day: str, hour: float):
     import datetime as dt
 
     return dt.datetime.fromisoformat(day) + dt.timedelta(hours=hour)
+
+
+def test_an_initiative_whose_outcome_never_happened_is_not_evaluable(tmp_path, monkeypatch):
+    """Two page views 45 days apart around the pricing page's start and no order at all: its interrupted
+    time series was "evaluable" (an effect of 0 with a standard error of 0, grade C); now it says why not."""
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    for day in ("2026-10-01", "2026-11-15"):
+        write_lines(landing, day, "a.jsonl", [ev("page", None, anon="a-1", at=_at(day, 9), props={"path": "/"})])
+    _run(landing, wh)
+    con = connect(wh, read_only=True)
+    try:
+        grade, label = con.execute(
+            "select evidence_grade, evidence_label from marts.initiative_roi where initiative = 'new_pricing_page'"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    assert grade is None and label == (
+        "not evaluable: the daily count of 'Order Completed' is 0 every day: nothing to estimate"
+    )
+    _review(wh)

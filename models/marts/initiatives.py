@@ -261,6 +261,8 @@ def estimate_its(events, plan, ini, data_end, method: str) -> dict:
     start = pd.Timestamp(ini.start)
     if (series["day"] < start).sum() < 14 or (series["day"] >= start).sum() < 7:
         raise Skip("needs 14 days before and 7 after the start")  # two weeks fit the weekday pattern
+    if series["y"].nunique() < 2:  # (all zero: no event at all; an estimate of 0 with no error is no evidence)
+        raise Skip(f"the daily count of {ev_name!r} is {series['y'].iloc[0]:g} every day: nothing to estimate")
     per_month = DAYS_PER_MONTH  # the effect is conversions per day
     post_days = int((series["day"] >= start).sum())
     if method == "before_after":

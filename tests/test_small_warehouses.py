@@ -59,6 +59,8 @@ def test_no_event_loaded_at_all(tmp_path, monkeypatch):
     assert text.count("not evaluable: no events loaded yet") == 4  # the sample plan's four initiatives
     out = CliRunner().invoke(app, ["report", "--warehouse", str(wh), "--out", str(tmp_path / "r.html")])
     assert out.exit_code == 0, out.stderr
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")  # an empty panel says so, not just a header
+    assert "no experiment has a readout yet" in html and "no initiative has an estimate to vary yet" in html
 
 
 @pytest.mark.parametrize("then", [["--partition", "2026-11-15"], ["--partition", "2026-11-15", "--full-refresh"]])

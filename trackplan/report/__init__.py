@@ -307,6 +307,8 @@ def _funnels(wh: _Warehouse) -> Panel:
         return _missing("Funnels", "marts.funnel_conversion")
     key = charts.col(df, "funnel")
     svgs = [s for k, g in (df.groupby(key, sort=False) if key else []) if (s := _safe(charts.funnel, g, k))]
+    if df.empty:
+        return Panel("Funnels", "marts.funnel_conversion", note="no rows yet")
     return Panel("Funnels", "marts.funnel_conversion", svgs, html_table(df))
 
 
@@ -314,6 +316,8 @@ def _experiments(wh: _Warehouse) -> Panel:
     df = wh.table("marts.experiment_results")
     if df is None:
         return _missing("Experiment readouts", "marts.experiment_results")
+    if df.empty:
+        return Panel("Experiment readouts", "marts.experiment_results", note="no experiment has a readout yet")
     label = [c for c in ("experiment", "variant", "metric") if c in df.columns]
     est = charts.col(df, "lift_abs", "lift", "effect")
     lo, hi = charts.col(df, "ci_low", "lift_ci_low"), charts.col(df, "ci_high", "lift_ci_high")
@@ -352,6 +356,12 @@ def _scenarios(wh: _Warehouse) -> Panel:
     df = wh.table("marts.initiative_scenarios")
     if df is None:
         return _missing("Sensitivity (tornado)", "marts.initiative_scenarios")
+    if df.empty:
+        return Panel(
+            "Sensitivity (tornado) and scenarios",
+            "marts.initiative_scenarios",
+            note="no initiative has an estimate to vary yet",
+        )
     sens = df[df["kind"] == "sensitivity"] if "kind" in df.columns else df
     svgs = [
         s
@@ -413,7 +423,7 @@ def _health(wh: _Warehouse, data_docs: Path | None) -> list[Panel]:
                 "ingest.ingestion_log",
                 [svg] if svg else [],
                 html_table(d.tail(14)),
-                note=f"last 14 of {len(d)} days in the table",
+                note=f"the last 14 of {len(d)} days in the table" if len(d) > 14 else None,
             )
         )
         wh.cache["report.quarantine_daily"] = d

@@ -56,7 +56,8 @@ def _mutate(rng: random.Random, plan) -> str:
     try:
         data = yaml.safe_load(f.read_text(encoding="utf-8"))
         path = rng.choice(list(_paths(data)))
-    except Exception:  # (an earlier mutation's text, `!!int abc`...: PyYAML's own errors vary) mutate it as text
+    # (an earlier mutation's text: `!!int abc` raises ValueError, `!!bool x` KeyError...) mutate it as text
+    except (yaml.YAMLError, RecursionError, ValueError, KeyError, TypeError, AttributeError):
         f.write_text(f.read_text(encoding="utf-8") + rng.choice(TEXT) + "\n", encoding="utf-8")
         return f"{f.name}: text appended"
     op = rng.choice(["replace", "replace", "replace", "deep", "delete", "wrap", "add"])

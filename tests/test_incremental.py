@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from support.pipeline import ev, iso, write_lines
+from support.pipeline import anonymous_day, ev, iso, login_day, untyped_columns, write_lines
 
 from models.catalog import load_models, load_python_models, set_plan_variables
 from models.marts.aggregates import EventSource, latest_value_sql, matching_inputs_sql, person_days_sql
@@ -649,7 +649,7 @@ def test_a_first_day_without_any_login_then_a_day_with_one(tmp_path):
     equals a full build of both days."""
     landing = tmp_path / "landing"
     d0, d1 = "2026-11-14", "2026-11-15"
-    write_lines(landing, d0, "a.jsonl", [ev("page", None, anon="a-1", at=_at(d0, 9), props={"path": "/"})])
+    anonymous_day(landing, d0)
     plan, plan_dir = load_plan(), default_plan_dir()
     inc = connect(tmp_path / "inc.duckdb")
     write_plan_tables(inc, plan)
@@ -662,21 +662,8 @@ def test_a_first_day_without_any_login_then_a_day_with_one(tmp_path):
         _marts(inc, plan, plan_dir)
 
     daily(d0)
-    nulls = inc.execute(
-        "select table_schema || '.' || table_name || '.' || column_name from information_schema.columns "
-        "where data_type in ('NULL', '\"NULL\"') and table_schema in ('stitch', 'staging', 'marts')"
-    ).fetchall()
-    assert nulls == []
-    write_lines(
-        landing,
-        d1,
-        "b.jsonl",
-        [
-            ev("identify", None, user="u-1", anon="a-1", at=_at(d1, 9), traits={"plan": "free"}),
-            ev(event="Account Created", user="u-1", anon="a-1", at=_at(d1, 9.1), props=SIGNUP),
-            ev(event="Order Completed", user="u-1", anon="a-1", at=_at(d1, 10), props=ORDER),
-        ],
-    )
+    assert untyped_columns(inc) == []
+    login_day(landing, d1)
     daily(d1)
     assert inc.execute("select count(distinct person_id) from stitch.events").fetchall() == [(1,)]
     full = connect(tmp_path / "full.duckdb")

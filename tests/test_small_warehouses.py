@@ -14,14 +14,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from support.pipeline import ev, write_lines
+from support.pipeline import anonymous_day, ev, login_day, untyped_columns, write_lines
 from typer.testing import CliRunner
 
 from pipelines.warehouse import connect
 from trackplan.cli import app
-
-ORDER = {"order_id": "ord_1", "revenue": 120.0, "currency": "EUR", "plan": "team", "billing_period": "monthly"}
-SIGNUP = {"signup_method": "email", "plan": "free", "workspace_id": "ws_x1"}
 
 
 def _run(landing, wh, *extra: str) -> None:
@@ -33,10 +30,7 @@ def _run(landing, wh, *extra: str) -> None:
 def _untyped(wh) -> list:
     con = connect(wh, read_only=True)
     try:
-        return con.execute(
-            "select table_schema || '.' || table_name || '.' || column_name from information_schema.columns "
-            "where data_type in ('NULL', '\"NULL\"')"
-        ).fetchall()
+        return untyped_columns(con)
     finally:
         con.close()
 
@@ -68,20 +62,10 @@ def test_a_first_day_without_a_login(tmp_path, monkeypatch, then):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     (tmp_path / "dagster").mkdir()
     landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
-    d0, d1 = "2026-11-14", "2026-11-15"
-    write_lines(landing, d0, "a.jsonl", [ev("page", None, anon="a-1", at=_at(d0, 9), props={"path": "/"})])
+    anonymous_day(landing, "2026-11-14")
     _run(landing, wh)
     assert _untyped(wh) == []
-    write_lines(
-        landing,
-        d1,
-        "b.jsonl",
-        [
-            ev("identify", None, user="u-1", anon="a-1", at=_at(d1, 9), traits={"plan": "free"}),
-            ev(event="Account Created", user="u-1", anon="a-1", at=_at(d1, 9.1), props=SIGNUP),
-            ev(event="Order Completed", user="u-1", anon="a-1", at=_at(d1, 10), props=ORDER),
-        ],
-    )
+    login_day(landing, "2026-11-15")
     _run(landing, wh, *then)
     con = connect(wh, read_only=True)
     try:  # the anonymous page view of the first day is the user's

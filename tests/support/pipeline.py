@@ -142,3 +142,35 @@ def ingest_all(wh, landing: str, layout: str | None = None, only_changed: bool =
         return days, ingest_partitions(con, plan(), landing, days, layout=layout, scan=entries)
     finally:
         con.close()
+
+
+# A new deployment's first two days: anonymous traffic only, then that device's user logs in, signs up and buys
+SIGNUP = {"signup_method": "email", "plan": "free", "workspace_id": "ws_x1"}
+ORDER = {"order_id": "ord_x1", "revenue": 120.0, "currency": "EUR", "plan": "team", "billing_period": "monthly"}
+
+
+def anonymous_day(landing: Path, day: str) -> None:
+    at = dt.datetime.fromisoformat(day) + dt.timedelta(hours=9)
+    write_lines(landing, day, "a.jsonl", [ev("page", None, anon="a-1", at=at, props={"path": "/"})])
+
+
+def login_day(landing: Path, day: str) -> None:
+    at = lambda h: dt.datetime.fromisoformat(day) + dt.timedelta(hours=h)
+    write_lines(
+        landing,
+        day,
+        "b.jsonl",
+        [
+            ev("identify", None, user="u-1", anon="a-1", at=at(9), traits={"plan": "free"}),
+            ev(event="Account Created", user="u-1", anon="a-1", at=at(9.1), props=SIGNUP),
+            ev(event="Order Completed", user="u-1", anon="a-1", at=at(10), props=ORDER),
+        ],
+    )
+
+
+def untyped_columns(con) -> list[tuple]:
+    """Columns of DuckDB type NULL (a table made from an empty frame): nothing can be cast to them."""
+    return con.execute(
+        "select table_schema || '.' || table_name || '.' || column_name from information_schema.columns "
+        "where data_type in ('NULL', '\"NULL\"')"
+    ).fetchall()

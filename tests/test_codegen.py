@@ -594,6 +594,12 @@ for (const revenue of [-1, 5]) {
     out.push('sent')
   } catch (e) { out.push(e instanceof srv.TrackingPlanError ? e.message : 'other') }
 }
+// 64 emoji: 64 characters (code points, as JSON Schema counts: max_length 64), 128 UTF-16 units
+try {
+  srv.orderCompleted({ userId: 'u', properties: { order_id: '\\u{1F600}'.repeat(64), revenue: 5, currency: 'EUR',
+                                                   plan: 'team', billing_period: 'annual' } })
+  out.push('sent')
+} catch (e) { out.push(e instanceof srv.TrackingPlanError ? e.message : 'other') }
 console.log(JSON.stringify({ out, sent }))
 """,
         encoding="utf-8",
@@ -605,7 +611,7 @@ console.log(JSON.stringify({ out, sent }))
     assert res["out"][0].startswith("Order Completed: ")
     assert "$.properties.revenue: value -1 is below the minimum 0" in res["out"][0]
     assert "$.properties.products[0].product_id: value sku-1 does not match ^prd_[a-z0-9_]+$" in res["out"][1]
-    assert res["sent"] == []
+    assert res["out"][2] == "sent" and len(res["sent"]) == 1  # the emoji order id is 64 characters
 
 
 def test_generated_code_documents_the_plan():

@@ -704,8 +704,10 @@ function problems(path: string, value: unknown, rule: Rule): string[] {{
     if (kind === 'timestamp' && Number.isNaN(Date.parse(value))) out.push(`${{path}}: expected an ISO-8601 timestamp`)
     if (rule.pattern !== undefined && !ecma(rule.pattern).test(value)) out.push(`${{path}}: value ${{value}} does not match ${{rule.pattern}}`)
     if (rule.format_regex !== undefined && !new RegExp(rule.format_regex).test(value)) out.push(`${{path}}: not a valid ${{rule.format ?? 'value'}}`)
-    if (kind === 'string' && rule.min_length !== undefined && value.length < rule.min_length) out.push(`${{path}}: shorter than ${{rule.min_length}} characters`)
-    if (kind === 'string' && rule.max_length !== undefined && value.length > rule.max_length) out.push(`${{path}}: longer than ${{rule.max_length}} characters`)
+    // characters are code points, as JSON Schema counts them (value.length counts UTF-16 units: an emoji is 2)
+    const chars = [...value].length
+    if (kind === 'string' && rule.min_length !== undefined && chars < rule.min_length) out.push(`${{path}}: shorter than ${{rule.min_length}} characters`)
+    if (kind === 'string' && rule.max_length !== undefined && chars > rule.max_length) out.push(`${{path}}: longer than ${{rule.max_length}} characters`)
   }}
   if (typeof value === 'number') {{
     if (rule.minimum !== undefined && value < rule.minimum) out.push(`${{path}}: value ${{value}} is below the minimum ${{rule.minimum}}`)

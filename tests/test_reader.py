@@ -170,3 +170,23 @@ def test_landing_scan_lists_every_entry_with_a_reason(tmp_path):
         "date=2026-03-02/hour=10/c.jsonl": ("2026-03-02", "unexpected subfolder"),
         "date=2026-02-30/d.jsonl": (None, "bad date folder"),
     }
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_with_its_reason(tmp_path):
+    """(It failed the whole ingest: DuckDB cannot take the name, not even into the log.)"""
+    import os
+
+    from tracking_plan.reader import scan_landing
+
+    day = tmp_path / "date=2026-03-02"
+    day.mkdir()
+    (day / "ok.jsonl").write_text("{}\n")
+    with open(os.path.join(os.fsencode(day), b"bad\xff.jsonl"), "wb") as f:
+        f.write(b"{}\n")
+    got = {str(e.path): e.skip for e in scan_landing(tmp_path)}
+    assert got == {
+        str(day / "ok.jsonl"): None,
+        str(day / "bad\\xff.jsonl"): "name is not UTF-8 (shown with \\x escapes): rename it",
+    }
+    for path in got:
+        path.encode("utf-8")  # every name as listed can be stored

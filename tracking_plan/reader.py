@@ -113,6 +113,12 @@ def scan_landing(root: Path | str) -> list[LandingEntry]:
             return
         for e in entries:
             p = Path(e.path)
+            shown = os.fsencode(e.path).decode("utf-8", "backslashreplace")
+            if shown != e.path:  # a name that is not UTF-8 cannot be stored, or opened by DuckDB: say so
+                out.append(
+                    LandingEntry(Path(shown), partition, "name is not UTF-8 (shown with \\x escapes): rename it")
+                )
+                continue
             if e.is_symlink():
                 out.append(
                     LandingEntry(p, partition, "symlink: not followed (nothing outside the landing root is read)")

@@ -2,8 +2,9 @@
 
 The person is every identifier stitch.persons gives the user id's person_id (user id, devices,
 hashed email), or just the user id when it has not been stitched yet. Rows are deleted from
-ingest.events, ingest.quarantine (matched on every token of the raw line, so also in lines that
-are not JSON, and on the plaintext e-mail whose keyed hash is the person's identifier), the stitch
+ingest.events, ingest.quarantine (matched on the raw line's string values and envelope ids, or on
+every word of a line that is not JSON, and on the plaintext e-mail whose keyed hash is the person's
+identifier: `_tokens_sql`), the stitch
 tables, staging.sessions and every marts/quality/staging table with a person_id, user_id or
 anonymous_id column; sample rows holding the person in quality.check_results are removed from
 the check's metadata (the check's verdict stays). What is left behind is PII-free: an audit row
@@ -261,10 +262,22 @@ def audit_row(user_id: str, result: dict, now: dt.datetime) -> tuple:
 # a raw line's tokens: its JSON strings (spaces kept) and its words split at JSON/text punctuation
 _SPLIT = r"[\s\"',:;{}\[\]()=<>\\]+"
 _QUOTED = r'"((?:[^"\\]|\\.)*)"'
+# a JSON string that is a value, not a key (what follows it is not a colon)
+_VALUE = r'"((?:[^"\\]|\\.)*)"\s*(?:[,}\]]|$)'
 
 
 def _tokens_sql(col: str) -> str:
-    return f"list_concat(regexp_extract_all({col}, {lit(_QUOTED)}, 1), regexp_split_to_array({col}, {lit(_SPLIT)}))"
+    """The tokens of raw line `col` an identifier is looked for among. A line that is a JSON object: its
+    string values (an e-mail or a device id wherever it is) and the envelope's ids (`"userId": 42`, an
+    integer id): not its keys, not its other numbers (forgetting user 1 must not take every line with a
+    `"position": 1`, nor user "track" every track call's `"type"`). Any other line (not JSON, cut off):
+    every quoted string and every word, as nothing tells an id from the rest."""
+    ids = ", ".join(f"{col} ->> '$.{k}'" for k in ("userId", "anonymousId", "previousId"))
+    return (
+        f"case when json_valid({col}) and starts_with(ltrim({col}), '{{') "
+        f"then list_concat(regexp_extract_all({col}, {lit(_VALUE)}, 1), [{ids}]) "
+        f"else list_concat(regexp_extract_all({col}, {lit(_QUOTED)}, 1), regexp_split_to_array({col}, {lit(_SPLIT)})) end"
+    )
 
 
 def _raw_match(col: str, relation: str = "_forget_ids") -> str:

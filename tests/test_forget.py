@@ -379,3 +379,27 @@ def test_erasure_survives_a_full_rerun_of_the_pipeline(tmp_path):
     assert ALEX in after
     assert query(w, "select sum(suppressed) from ingest.ingestion_log") == [(8,)]
     assert query(w, "select count(*), count(distinct run_id) from ingest.run_log") == [(2, 2)]
+
+
+def test_a_numeric_user_id_takes_its_own_lines_not_every_line_with_that_number(tmp_path):
+    """Forgetting user 1 took every quarantined line holding a 1 anywhere (`"position": 1`), and the
+    register then suppressed such lines in every later ingest: a JSON line is matched on its string
+    values and its envelope ids, not on its keys or other numbers. A line that is not JSON is still
+    matched on every word (nothing tells an id from the rest)."""
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    bad = {"revenue": -5, "currency": "EUR", "order_id": "o_1", "plan": "team", "billing_period": "monthly"}
+    lines = [
+        ev(event="Order Completed", user="1", anon=None, props=bad),  # user 1's own (invalid: revenue < 0)
+        {**ev(event="Order Completed", anon=None, props=bad), "userId": 1},  # user 1 as a JSON integer
+        ev(event="Order Completed", user="usr_2", anon=None, props={**bad, "position": 1}),  # someone else's
+        "not json, from 1",  # not JSON: every word
+    ]
+    write_lines(landing, DAY, "e.jsonl", lines)
+    ingest(w, landing)
+    assert query(w, "select count(*) from ingest.quarantine") == [(4,)]
+    forget_person(w, "1", plan())
+    left = [r[0] for r in query(w, "select raw from ingest.quarantine")]
+    assert len(left) == 1 and '"usr_2"' in left[0]
+    # and the register does not suppress that line when it comes again
+    ingest(w, landing)
+    assert query(w, "select count(*) from ingest.quarantine where raw like '%usr_2%'") == [(1,)]

@@ -99,6 +99,12 @@ def _bad_name(name: str) -> str | None:
     return None
 
 
+def printable(name: str) -> str:
+    """A file name as text that can be stored and printed: bytes that are not UTF-8 (kept by Python as
+    lone surrogates) written as `\\xff`. The CLI's error lines use it too (trackplan/cli_errors.shown)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def scan_landing(root: Path | str) -> list[LandingEntry]:
     """Every file (and link, FIFO, unreadable folder) under the landing root, sorted by path, each
     either to read or skipped with its reason. Symlinks are listed, never followed."""
@@ -113,7 +119,7 @@ def scan_landing(root: Path | str) -> list[LandingEntry]:
             return
         for e in entries:
             p = Path(e.path)
-            shown = os.fsencode(e.path).decode("utf-8", "backslashreplace")
+            shown = printable(e.path)
             if shown != e.path:  # a name that is not UTF-8 cannot be stored, or opened by DuckDB: say so
                 out.append(
                     LandingEntry(Path(shown), partition, "name is not UTF-8 (shown with \\x escapes): rename it")

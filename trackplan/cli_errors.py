@@ -44,9 +44,11 @@ WAREHOUSE_COMMANDS = frozenset({"run", "forget", "report", "review", "lint", "di
 
 def shown(text: object) -> str:
     """A path or message as printed: bytes that are not UTF-8 show as `\\xff`, never an encoding error."""
+    from tracking_plan.reader import printable
+
     text = os.fspath(text) if isinstance(text, os.PathLike) else str(text)
     try:  # a name read from the file system keeps its undecodable bytes as lone surrogates
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return printable(text)
     except UnicodeEncodeError:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 

@@ -58,12 +58,20 @@ where t.table_type = 'BASE TABLE' and c.table_schema in ({", ".join(lit(s) for s
 def person_identifiers(
     con: duckdb.DuckDBPyConnection, plan: Plan, user_id: str
 ) -> tuple[str | None, list[tuple[str, str]]]:
-    """(person_id or None, [(identifier kind, identifier)]) of the person behind `user_id`."""
+    """(person_id or None, [(identifier kind, identifier)]) of the person behind `user_id`, which may
+    be any of their identifiers: the user id, a device id, an alias's old id, the plaintext e-mail whose
+    keyed hash is stored. A value that is one person's user id and another's device id is the user's.
+    Not stitched (yet): the value as every identifier kind (the e-mail kinds also as its keyed hash),
+    the same kind-blind rule the erasure register is read with at ingest (`mark_suppressed`)."""
+    kinds = [i.name for i in plan.identity.identifiers] or ["user_id"]
     uid_kind = next((i.name for i in plan.identity.identifiers if i.source == "userId"), "user_id")
+    hashed = keyed_hash(user_id)
     tables = _tables(con)
     if ("stitch", "persons") in tables:
         found = con.execute(
-            "select person_id from stitch.persons where identifier_kind = ? and identifier = ?", [uid_kind, user_id]
+            "select person_id from stitch.persons where identifier in (?, ?) "
+            "order by identifier_kind <> ?, identifier <> ?, person_id limit 1",
+            [user_id, hashed, uid_kind, user_id],
         ).fetchall()
         if found:
             pid = found[0][0]
@@ -71,7 +79,10 @@ def person_identifiers(
                 "select identifier_kind, identifier from stitch.persons where person_id = ? order by all", [pid]
             ).fetchall()
             return pid, [(k, v) for k, v in ids]
-    return None, [(uid_kind, user_id)]
+    source = _sources(plan)
+    out = [(k, user_id) for k in kinds]
+    out += [(k, hashed) for k in kinds if source.get(k, "userId") not in ("userId", "anonymousId")]
+    return None, out
 
 
 class ErasureError(ValueError):
@@ -199,7 +210,11 @@ def erase_conditions(
 def register_rows(plan: Plan, idents: list[tuple[str, str]], audit_id: str, now: dt.datetime) -> list[tuple]:
     """The erasure register's rows for `idents` (ingest.suppression: kind, keyed hash, audit id, time)."""
     source = _sources(plan)
-    return [(SUPPRESSIBLE.get(source.get(k, ""), k), keyed_hash(v), audit_id, now) for k, v in idents]
+    rows: dict[str, tuple] = {}  # one row per hash: the register is read kind-blind (mark_suppressed)
+    for k, v in idents:
+        h = keyed_hash(v)
+        rows.setdefault(h, (SUPPRESSIBLE.get(source.get(k, ""), k), h, audit_id, now))
+    return list(rows.values())
 
 
 def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
@@ -225,9 +240,10 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
             n = _scrub_check_results(con, {v for _, v in idents} | ({person_id} if person_id else set()))
             if n:
                 deleted["quality.check_results (sample rows)"] = n
+        reg = register_rows(plan, idents, audit_id, now)
         con.execute(
-            "insert into ingest.suppression select * from (values " + ", ".join("(?, ?, ?, ?)" for _ in idents) + ")",
-            [x for row in register_rows(plan, idents, audit_id, now) for x in row],
+            "insert into ingest.suppression select * from (values " + ", ".join("(?, ?, ?, ?)" for _ in reg) + ")",
+            [x for row in reg for x in row],
         ).fetchall()
         result = erasure_result(person_id, idents, deleted, audit_id)
         con.execute("insert into ingest.erasure_audit values (?, ?, ?, ?, ?, ?)", list(audit_row(user_id, result, now)))
@@ -240,7 +256,8 @@ def erasure_result(person_id: str | None, idents: list, deleted: dict[str, int],
     """What a forget reports per user id (both engines): rows erased, identifiers, audit id, per table."""
     return {
         "rows": sum(deleted.values()),
-        "identifiers": len(idents),
+        # not stitched: one value, looked for as every kind
+        "identifiers": len(idents) if person_id is not None else 1,
         "audit_id": audit_id,
         "tables": deleted,
         "person_id": person_id,
@@ -264,18 +281,24 @@ _SPLIT = r"[\s\"',:;{}\[\]()=<>\\]+"
 _QUOTED = r'"((?:[^"\\]|\\.)*)"'
 # a JSON string that is a value, not a key (what follows it is not a colon)
 _VALUE = r'"((?:[^"\\]|\\.)*)"\s*(?:[,}\]]|$)'
+# a raw JSON line's envelope: the ids, and the fields whose values are never anyone's identifier
+ENVELOPE_IDS = ("userId", "anonymousId", "previousId")
+NOT_IDS = ("type", "event", "messageId", "timestamp", "originalTimestamp", "sentAt", "receivedAt", "channel", "version")
 
 
 def _tokens_sql(col: str) -> str:
     """The tokens of raw line `col` an identifier is looked for among. A line that is a JSON object: its
-    string values (an e-mail or a device id wherever it is) and the envelope's ids (`"userId": 42`, an
-    integer id): not its keys, not its other numbers (forgetting user 1 must not take every line with a
-    `"position": 1`, nor user "track" every track call's `"type"`). Any other line (not JSON, cut off):
-    every quoted string and every word, as nothing tells an id from the rest."""
-    ids = ", ".join(f"{col} ->> '$.{k}'" for k in ("userId", "anonymousId", "previousId"))
+    string values (an e-mail or a device id wherever it is) but those of the envelope fields that are
+    never anyone's id (`"type": "track"`, the event name, the times: forgetting user "track" must not
+    take every track call), and the envelope's ids (`"userId": 42`, an integer id): not its keys, not
+    its other numbers (forgetting user 1 must not take every line with a `"position": 1`). Any other
+    line (not JSON, cut off): every quoted string and every word, as nothing tells an id from the rest."""
+    ids = ", ".join(f"{col} ->> '$.{k}'" for k in ENVELOPE_IDS)
+    skip = ", ".join(f"{col} ->> '$.{k}'" for k in NOT_IDS)
     return (
         f"case when json_valid({col}) and starts_with(ltrim({col}), '{{') "
-        f"then list_concat(regexp_extract_all({col}, {lit(_VALUE)}, 1), [{ids}]) "
+        f"then list_concat(list_filter(regexp_extract_all({col}, {lit(_VALUE)}, 1), "
+        f"lambda t: not list_contains([{skip}], t)), [{ids}]) "
         f"else list_concat(regexp_extract_all({col}, {lit(_QUOTED)}, 1), regexp_split_to_array({col}, {lit(_SPLIT)})) end"
     )
 
@@ -290,40 +313,86 @@ def _raw_match(col: str, relation: str = "_forget_ids") -> str:
     )
 
 
-def _token_hits(text: str, ids: set[str], _hashes: dict[str, str]) -> bool:
-    """Does `text` hold one of `ids` as a token, or a token whose keyed hash is one (memo: _hashes)?"""
-    toks = {t for t in re.split(_SPLIT, text) if t} | set(re.findall(_QUOTED, text))
-    if toks & ids:
+def _as_text(v) -> str | None:
+    """A JSON value as `->>` gives it: a string as it is, anything else as its JSON text."""
+    return v if isinstance(v, str) or v is None else json.dumps(v)
+
+
+def line_tokens(text: str) -> set[str]:
+    """The tokens of a raw line (`_tokens_sql`, the same regexes, in Python): a JSON object's string
+    values and envelope ids, or every quoted string and word of anything else."""
+    if text.lstrip().startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            toks = set(re.findall(_VALUE, text)) - {_as_text(doc.get(k)) for k in NOT_IDS}
+            for k in ENVELOPE_IDS:
+                if doc.get(k) is not None:
+                    toks.add(_as_text(doc[k]))
+            return toks
+    return (set(re.findall(_QUOTED, text)) | set(re.split(_SPLIT, text))) - {""}
+
+
+def _value_tokens(key: str | None, text: str) -> set[str]:
+    """The tokens of a string in a check's metadata an identifier is looked for among: a raw line's
+    (`raw`, the quarantine's column) by the raw-line rule; text holding a JSON object or array (a
+    sample's traits or properties) by its string values and envelope ids; any other string only as a
+    whole (a user id column's value is one; the check's SQL or message is no one's, not even where it
+    says `> 0`)."""
+    if key == "raw":
+        return line_tokens(text)
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            return {text}
+        if isinstance(doc, (dict, list)):
+            return line_tokens(text) if isinstance(doc, dict) else set(re.findall(_VALUE, text))
+    return {text}
+
+
+def _hits(tokens: set[str], ids: set[str], hashes: dict[str, str]) -> bool:
+    """Is a token one of `ids`, or is its keyed hash one (memo: hashes)?"""
+    if tokens & ids:
         return True
-    for t in toks:
-        if t not in _hashes:
-            _hashes[t] = keyed_hash(t)
-        if _hashes[t] in ids:
+    for t in tokens:
+        if t not in hashes:
+            hashes[t] = keyed_hash(t)
+        if hashes[t] in ids:
             return True
     return False
 
 
-def _scrub(node, ids: set[str], memo: dict) -> tuple[object, int]:
+def _mentions(node, ids: set[str], memo: dict, key: str | None = None) -> bool:
+    """Does any string of `node` (a sample row) hold one of the identifiers (_value_tokens)?"""
+    if isinstance(node, dict):
+        return any(_mentions(v, ids, memo, k) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_mentions(v, ids, memo, key) for v in node)
+    return isinstance(node, str) and _hits(_value_tokens(key, node), ids, memo)
+
+
+def _scrub(node, ids: set[str], memo: dict, key: str | None = None) -> tuple[object, int]:
     """(node without the person, sample rows removed): a list element (a sample row) that mentions one
-    of the identifiers goes; a string that does becomes "[erased]"."""
+    of the identifiers goes; a string that holds one becomes "[erased]"."""
     if isinstance(node, dict):
         out, n = {}, 0
         for k, v in node.items():
-            out[k], m = _scrub(v, ids, memo)
+            out[k], m = _scrub(v, ids, memo, k)
             n += m
         return out, n
     if isinstance(node, list):
         out, n = [], 0
         for v in node:
-            if _token_hits(json.dumps(v, default=str), ids, memo):
+            if _mentions(v, ids, memo, key):
                 n += 1
                 continue
-            v, m = _scrub(v, ids, memo)
             out.append(v)
-            n += m
         return out, n
-    if isinstance(node, str) and _token_hits(node, ids, memo):
-        return "[erased]", 0
+    if isinstance(node, str) and _hits(_value_tokens(key, node), ids, memo):
+        return "[erased]", 1
     return node, 0
 
 
@@ -340,14 +409,14 @@ def _scrub_check_results(con: duckdb.DuckDBPyConnection, ids: set[str]) -> int:
 
 
 def scrub_metadata(meta: str, ids: set[str], memo: dict) -> tuple[str | None, int]:
-    """(the check's metadata JSON without the person's sample rows and strings, how many were taken out:
-    at least 1), or (None, 0) when it does not mention them (memo: keyed hashes already computed)."""
-    if not _token_hits(meta, ids, memo):
-        return None, 0
+    """(the check's metadata JSON without the person's sample rows and strings, how many were taken
+    out), or (None, 0) when it holds none of them (memo: keyed hashes already computed)."""
     doc, n = _scrub(json.loads(meta), ids, memo)
+    if not n:
+        return None, 0
     if isinstance(doc, dict):
         doc["erased_samples"] = doc.get("erased_samples", 0) + n
-    return json.dumps(doc), max(n, 1)
+    return json.dumps(doc), n
 
 
 def mark_suppressed(con: duckdb.DuckDBPyConnection, plan: Plan, rows: str = "_part") -> None:

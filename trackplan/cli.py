@@ -347,7 +347,11 @@ def run(
 
 @app.command()
 def forget(
-    user_id: list[str] = typer.Option(..., "--user-id", help="Repeat to erase several people in one pass"),
+    user_id: list[str] = typer.Option(
+        ...,
+        "--user-id",
+        help="Any of the person's identifiers (user id, device id, e-mail); repeat to erase several people in one pass",
+    ),
     warehouse: Path | None = typer.Option(None, "--warehouse"),
     plan: Path | None = PlanOpt,
     engine: str | None = EngineOpt,

@@ -34,7 +34,7 @@ from ..privacy import (
     register_rows,
     scrub_metadata,
 )
-from ..warehouse import hash_salt
+from ..warehouse import hash_salt, keyed_hash
 from . import swap
 from .models import layer_path
 
@@ -64,7 +64,9 @@ def _people(spark, root: str, plan: Plan, user_ids: list[str]) -> list[tuple[str
         path = layer_path(root, "stitch.persons")
         if swap.HadoopFS(spark, root).exists(path):
             persons = spark.read.parquet(path).select("person_id", "identifier_kind", "identifier")
-            pids = persons.filter(F.col("identifier").isin(list(user_ids))).select("person_id").distinct()
+            # any identifier, or the keyed hash of one stored hashed (the e-mail): person_identifiers picks
+            wanted = sorted(set(user_ids) | {keyed_hash(u) for u in user_ids})
+            pids = persons.filter(F.col("identifier").isin(wanted)).select("person_id").distinct()
             rows = persons.join(pids, "person_id", "left_semi").collect()
             con.execute("create schema stitch")
             con.execute("create table stitch.persons (person_id varchar, identifier_kind varchar, identifier varchar)")

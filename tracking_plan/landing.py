@@ -18,12 +18,22 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from .objectstore import LandingError, _fs, open_object
 from .reader import DATE_DIR, LandingEntry, _bad_name, _day, is_url, scan_landing
 
-__all__ = ["LAYOUTS", "LandingError", "detect_layout", "list_objects", "open_object", "scan"]
+__all__ = [
+    "LAYOUTS",
+    "LandingError",
+    "detect_layout",
+    "held_reason",
+    "hold_future",
+    "list_objects",
+    "open_object",
+    "scan",
+]
 
 LAYOUTS = ("trackplan", "segment-s3", "snowplow-enriched")
 
@@ -238,8 +248,45 @@ def _first_line(src: str | Path, rel: str) -> bytes | None:
     return head.split(b"\n", 1)[0]
 
 
+# a day's partition exists up to tomorrow (UTC), as the Dagster partitions say (pipelines/partitions.py:
+# end_offset=1): a folder dated later is a wrong clock or a typo, not traffic yet
+FUTURE_DAYS = 1
+
+
+def held_reason(partition: str | None, today: dt.date | None = None) -> str | None:
+    """Why a partition is held back (dated after tomorrow, UTC), or None when it is read."""
+    try:
+        day = dt.date.fromisoformat(partition) if partition else None
+    except ValueError:
+        return None
+    last = (today or dt.datetime.now(dt.UTC).date()) + dt.timedelta(days=FUTURE_DAYS)
+    if day is None or day <= last:
+        return None
+    return (
+        f"future partition: {partition} is after tomorrow ({last.isoformat()}, UTC), a wrong clock or a typo; "
+        "read from that day on (or rename the folder)"
+    )
+
+
+def hold_future(entries: list[LandingEntry], today: dt.date | None = None) -> list[LandingEntry]:
+    """The entries, those of a partition dated after tomorrow (UTC) held back: outside any partition
+    (so no run reads them, and the ingestion log lists them every run with the reason) until the day
+    comes, when the next scan puts them in their partition and the run ingests them."""
+    today = today or dt.datetime.now(dt.UTC).date()
+    out = []
+    for e in entries:
+        why = held_reason(e.partition, today)
+        out.append(replace(e, partition=None, skip=e.skip or why) if why else e)
+    return out
+
+
 def scan(landing: str | Path, layout: str | None = None) -> list[LandingEntry]:
-    """Every object or file under the landing root, read (in its partition) or skipped with its reason."""
+    """Every object or file under the landing root, read (in its partition) or skipped with its reason;
+    a partition dated after tomorrow is held back (hold_future)."""
+    return hold_future(_scan(landing, layout))
+
+
+def _scan(landing: str | Path, layout: str | None) -> list[LandingEntry]:
     if layout not in (None, "", "auto", *LAYOUTS):
         raise LandingError(f"--layout {layout}: expected one of {', '.join(LAYOUTS)} (or leave it out to detect)")
     layout = None if layout in (None, "", "auto") else layout

@@ -150,7 +150,7 @@ def landing_entries(spark, landing: str, layout: str | None = None) -> list:
     skipped with its reason): a local root by `landing.scan` itself (the DuckDB path's own scan: links,
     devices and all), any other Hadoop-compatible URI (hdfs:, s3a:, abfss:, gs:) listed through Hadoop's
     FileSystem and classified by the same layout rules."""
-    from tracking_plan.landing import CLASSIFY, LAYOUTS, LandingError, detect_layout, scan
+    from tracking_plan.landing import CLASSIFY, LAYOUTS, LandingError, detect_layout, hold_future, scan
     from tracking_plan.reader import LandingEntry
 
     if _is_local(landing):
@@ -176,7 +176,7 @@ def landing_entries(spark, landing: str, layout: str | None = None) -> list:
     for rel, uri, size in objects:
         part, skip, fmt = CLASSIFY[layout](rel)
         out.append(LandingEntry(uri, part, skip, fmt, size))
-    return out
+    return hold_future(out)
 
 
 def _stage1_sql(plan, has_verbatim: bool) -> str:

@@ -46,6 +46,8 @@ def run_spark_pipeline(
         return False
     hash_salt()
 
+    from tracking_plan.landing import held_reason
+
     from .. import progress
     from ..resources import TrackingPlan
     from ..runner import dagster_instance, materialize_days
@@ -57,6 +59,12 @@ def run_spark_pipeline(
     engine = SparkEngine(root=root, master=master, conf=conf or {})
     spark = engine.session()
     landed = sorted({e.partition for e in landing_entries(spark, landing, layout) if e.partition})
+    held = held_reason(partition)
+    if held:  # (as the DuckDB engine's run says it: pipelines/runner.py)
+        console.print(
+            f"--partition {partition}: {held}: nothing ingested", markup=False, highlight=False, soft_wrap=True
+        )
+        return False
     days = [partition] if partition else landed
     if not days:
         console.print(f"no landing files under {landing}: nothing to ingest", markup=False, highlight=False)

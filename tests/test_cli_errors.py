@@ -615,3 +615,33 @@ def test_costs_file_that_is_missing_or_a_directory_is_a_finding(tmp_path):
     assert [x for x in res.stdout.splitlines() if "(error)" in x] == [
         f"{plan / 'metrics.yaml'}:{n}: E004 costs_file 'nope.csv' is not a file ({plan / 'nope.csv'}) (error)"
     ]
+
+
+@pytest.mark.parametrize(
+    "old,new,line,rule",
+    [
+        (
+            "field: context.consent.categoryPreferences",
+            "field: properties.consent",
+            "field: ",
+            "E004 field: field 'properties.consent' must be a path of plain names under context",
+        ),
+        (
+            "  analytics:\n",
+            "  Marketing:\n    required: true\n  analytics:\n",
+            "categories:",
+            "E004 categories: categories 'Marketing' and 'marketing' differ only in case",
+        ),
+    ],
+)
+def test_consent_field_and_categories_are_findings(tmp_path, old, new, line, rule):
+    """The preferences are read under context (with the context's one parse) and ignoring the key's
+    case (OneTrust sends "Analytics"): a field elsewhere, or two categories one ignoring case, are a
+    finding on their line, not a silent default."""
+    plan = _plan_with(tmp_path, "consent.yaml", old, new)
+    res = _invoke(["lint", "--plan", str(plan)])
+    assert res.exit_code == 1 and not res.stderr, res.output
+    where = f"{plan / 'consent.yaml'}:{_line_of(plan, 'consent.yaml', line)}: {rule}"
+    errors = [x for x in res.stdout.splitlines() if "(error)" in x]
+    assert len(errors) == 1 and errors[0].startswith(where), errors
+    _compile_refuses(plan, tmp_path, where)

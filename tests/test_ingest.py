@@ -375,6 +375,62 @@ def test_consent_drop_and_strip_per_consent_yaml(tmp_path):
     assert query(w, "select consent_dropped from ingest.ingestion_log") == [(1,)]
 
 
+def test_consent_preferences_read_ignoring_case_and_failing_closed(tmp_path):
+    """OneTrust and Segment send "Marketing": false; a malformed answer ("denied", [], a non-object)
+    is no grant (the category's without_consent applies), while an absent one takes consent.yaml's
+    default (granted), as before: found by feeding odd preferences to a run (2026-12)."""
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    ad = {"ad_id": "ad1", "network": "google"}
+
+    def prefs(value) -> dict:
+        return {"consent": {"categoryPreferences": value}}
+
+    cases = {
+        "capital-false": (prefs({"Marketing": False}), False),
+        "capital-true": (prefs({"MARKETING": True}), True),
+        "string-denied": (prefs({"marketing": "denied"}), False),
+        "string-true": (prefs({"marketing": "true"}), True),
+        "array-value": (prefs({"marketing": []}), False),
+        "zero": (prefs({"marketing": 0}), False),
+        "prefs-string": (prefs("denied"), False),
+        "prefs-array": (prefs([]), False),
+        "prefs-true": (prefs(True), False),
+        "value-null": (prefs({"marketing": None}), True),  # no answer: the default
+        "prefs-null": (prefs(None), True),
+        "other-category-only": (prefs({"analytics": False}), True),
+        "nothing": ({}, True),
+    }
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [ev(mid=mid, event="Ad Clicked", props=ad, context=ctx) for mid, (ctx, _) in cases.items()],
+    )
+    res = ingest(w, landing)
+    loaded = {m for (m,) in query(w, "select message_id from ingest.events")}
+    assert loaded == {mid for mid, (_, granted) in cases.items() if granted}
+    assert res.consent_dropped == sum(not g for _, g in cases.values()) and not res.quarantined
+
+
+def test_consent_field_is_the_plans(tmp_path):
+    """consent.yaml's `field` is where the preferences are read (it was declared, and ignored)."""
+    p = plan()
+    p.consent.field = "context.privacy.choices"
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    ad = {"ad_id": "ad1", "network": "google"}
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [
+            ev(mid="there", event="Ad Clicked", props=ad, context={"privacy": {"choices": {"marketing": False}}}),
+            ev(mid="segment-place", event="Ad Clicked", props=ad, context=_consent("marketing", False)),
+        ],
+    )
+    ingest(w, landing, p=p)
+    assert query(w, "select message_id from ingest.events") == [("segment-place",)]
+
+
 def test_ip_truncation_on_every_path(tmp_path):
     """The fast textual path and the JSON-merge fallback give the same privacy: IPv4 to /24, IPv6 to
     /48, a nested "ip" of the same value truncated too, PII traits in context hashed, and no key added."""

@@ -142,6 +142,29 @@ class Consent(Strict):
     default: Literal["granted", "denied"] = "granted"
     categories: dict[str, ConsentCategory] = {}
 
+    @field_validator("field")
+    @classmethod
+    def _under_context(cls, v: str) -> str:
+        # where SDKs put it (Segment: context.consent.categoryPreferences); read with the context
+        if not re.fullmatch(r"context(\.[A-Za-z_][A-Za-z0-9_]*)+", v):
+            raise ValueError(
+                f"field {v!r} must be a path of plain names under context, e.g. context.consent.categoryPreferences"
+            )
+        return v
+
+    @field_validator("categories")
+    @classmethod
+    def _distinct(cls, v: dict) -> dict:
+        # a category is looked up in the preferences whatever its case (OneTrust sends "Analytics")
+        seen: dict[str, str] = {}
+        for name in v:
+            if name.lower() in seen:
+                raise ValueError(
+                    f"categories {seen[name.lower()]!r} and {name!r} differ only in case: the preferences are read ignoring case"
+                )
+            seen[name.lower()] = name
+        return v
+
 
 class EventRef(Strict):
     event: str

@@ -211,6 +211,25 @@ def json_path(*parts: str) -> str:
     return "".join("/" + p.replace("~", "~0").replace("/", "~1") for p in parts)
 
 
+def _consent_pref(plan: Plan, j: int, category: str) -> str:
+    """The row's answer for consent `category` (lower-case text; NULL: not asked, the plan's default
+    holds), over pass 1's row (`_pref_{j}`: the category's value as the context struct read it, NULL
+    when absent). Read ignoring the key's case (OneTrust and Segment send "Analytics"), and failing
+    closed: preferences that are not an object ("denied", []) are no grant for any category, and a
+    value that is not true (false, "denied", [], 0) is none either (pipelines/ingest/load.py:
+    granted only when it is 'true'). The common row (the exact key) costs nothing more; the JSON is
+    read again only where the line names the field and the exact key gave nothing."""
+    field = plan.consent.field.split(".")
+    prefs = f"json_extract({BOMLESS}, {lit(json_path(*field))})"
+    return (
+        f"case when _pref_{j} is not null then lower(_pref_{j}) "
+        f"when not _is_obj or not contains(raw, {lit(field[-1])}) then null "
+        f"when {prefs} is null or json_type({prefs}) = 'NULL' then null "
+        f"when json_type({prefs}) <> 'OBJECT' then 'not an object' "
+        f"else lower(json_extract_string(lower({prefs}::varchar), {lit(json_path(category.lower()))})) end"
+    )
+
+
 def context_pii_traits(plan: Plan) -> list[str]:
     """PII traits of the identify call, which SDKs also copy into context.traits of later events."""
     return sorted(
@@ -683,8 +702,7 @@ class Validator:
         ctx: dict = {}
         consent_cats = list(plan.consent.categories)
         env_fields = [(c, p) for c, p in ENVELOPE] + [
-            (f"_pref_{j}", json_path("context", "consent", "categoryPreferences", c))
-            for j, c in enumerate(consent_cats)
+            (f"_pref_{j}", json_path(*plan.consent.field.split("."), c)) for j, c in enumerate(consent_cats)
         ]
         env_cols = []
         for col, path in env_fields:
@@ -712,7 +730,7 @@ class Validator:
             )
         env_struct = lit(json.dumps(top))
         ctx_struct = lit(json.dumps(ctx))
-        pref_case = " ".join(f"when {lit(c)} then _pref_{j}" for j, c in enumerate(consent_cats))
+        pref_case = " ".join(f"when {lit(c)} then {_consent_pref(plan, j, c)}" for j, c in enumerate(consent_cats))
 
         d = self.defaults
 

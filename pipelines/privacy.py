@@ -29,7 +29,7 @@ import duckdb
 from tracking_plan.model import Plan
 from tracking_plan.validate import lit
 
-from .publish import compact, run_lock
+from .publish import compact, lock_path, run_lock
 from .stitch.identity import _field_sql
 from .warehouse import connect, hash_salt, keyed_hash, transaction
 
@@ -108,6 +108,9 @@ def forget_people(warehouse_path: Path | str, user_ids: list[str], plan: Plan) -
     if not user_ids or any(not u or not u.strip() for u in user_ids):
         raise ErasureError("--user-id: empty; give the user id to erase")
     if not Path(warehouse_path).is_file():
+        if lock_path(warehouse_path).exists():  # a first run building it: say that run, not "no such"
+            with run_lock(warehouse_path, "forget"):
+                pass
         raise ErasureError(f"{warehouse_path}: no such warehouse (nothing erased, nothing created)")
     hash_salt()  # the register holds keyed hashes: no salt, no erasure
     with run_lock(warehouse_path, "forget"):

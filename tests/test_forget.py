@@ -363,6 +363,20 @@ def test_forget_waits_for_no_run_it_would_be_undone_by(warehouse):
     assert out.output.count("\n") == 1 and KIM in _everything(w)
 
 
+def test_forget_during_a_first_run_names_the_run(tmp_path):
+    """The warehouse does not exist yet while its first run builds it (beside it, published at the
+    end): forget says the run holds it, as for any run, not that there is no such warehouse."""
+    w = tmp_path / "w.duckdb"
+    with run_lock(w, "run"):
+        out = CliRunner().invoke(app, ["forget", "--user-id", KIM, "--warehouse", str(w)])
+    assert out.exit_code == 3 and out.output.count("\n") == 1
+    assert out.output.startswith(f"trackplan: {w}: locked by trackplan run (PID {os.getpid()}) since ")
+    # no run (a lock file left by a finished one): no such warehouse, nothing created
+    out = CliRunner().invoke(app, ["forget", "--user-id", KIM, "--warehouse", str(w)])
+    assert out.output == f"trackplan: {w}: no such warehouse (nothing erased, nothing created)\n"
+    assert not w.exists()
+
+
 def test_erasure_survives_a_full_rerun_of_the_pipeline(tmp_path):
     """`trackplan run`, forget, `trackplan run` again over the same landing files: no table of the
     published warehouse (events, quarantine, stitch, sessions, marts, check history) holds Kim again."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from support.pipeline import anonymous_day, ev, login_day, untyped_columns, write_lines
+from support.pipeline import DAY, anonymous_day, ev, ingest, login_day, plan, untyped_columns, write_lines
 from typer.testing import CliRunner
 
 from pipelines.warehouse import connect
@@ -50,7 +50,9 @@ def test_no_event_loaded_at_all(tmp_path, monkeypatch):
     _run(landing, wh)
     assert _untyped(wh) == []
     text = _review(wh)
-    assert text.count("not evaluable: no events loaded yet") == 4  # the sample plan's four initiatives
+    # the sample plan's four initiatives, each saying why (what the ingest did with the lines)
+    why = "not evaluable: no events loaded yet: 3 lines read, 0 loaded (3 quarantined); see ingest.ingestion_log"
+    assert text.count(why) == 4, text
     out = CliRunner().invoke(app, ["report", "--warehouse", str(wh), "--out", str(tmp_path / "r.html")])
     assert out.exit_code == 0, out.stderr
     html = (tmp_path / "r.html").read_text(encoding="utf-8")  # an empty panel says so, not just a header
@@ -101,3 +103,32 @@ def test_an_initiative_whose_outcome_never_happened_is_not_evaluable(tmp_path, m
         "not evaluable: the daily count of 'Order Completed' is 0 every day: nothing to estimate"
     )
     _review(wh)
+
+
+def test_why_no_event_came_through(tmp_path):
+    """Every line consent-dropped (or a folder of skipped files only): the marts' "no events loaded
+    yet" says what the ingest did with what it read, not just that nothing is there."""
+    from models.marts.aggregates import EventSource
+
+    landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    denied = {"consent": {"categoryPreferences": {"marketing": False}}}
+    ad = {"ad_id": "ad1", "network": "google"}
+    write_lines(landing, DAY, "a.jsonl", [ev(event="Ad Clicked", props=ad, context=denied) for _ in range(3)])
+    write_lines(landing, DAY, ".hidden.jsonl", ["{}"])
+    ingest(wh, landing)
+    con = connect(wh, read_only=True)
+    try:
+        assert (
+            EventSource.warehouse(con, plan()).why_empty()
+            == "3 lines read, 0 loaded (3 consent-dropped); 1 file skipped"
+        )
+    finally:
+        con.close()
+    empty = tmp_path / "empty.duckdb"
+    write_lines(tmp_path / "only-skipped", DAY, ".x.jsonl", ["{}"])
+    ingest(empty, tmp_path / "only-skipped")
+    con = connect(empty, read_only=True)
+    try:
+        assert EventSource.warehouse(con, plan()).why_empty() == "no lines read; 1 file skipped"
+    finally:
+        con.close()

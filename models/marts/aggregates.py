@@ -227,6 +227,27 @@ class EventSource:
     def data_end(self) -> pd.Timestamp | None:
         return self.span()[1]
 
+    def why_empty(self) -> str:
+        """What the ingest did with what it read, when no event came through (ingest.ingestion_log):
+        "3 lines read, none loaded (2 quarantined, 1 consent-dropped)"; '' for a frame."""
+        import duckdb
+
+        cols = ("quarantined", "duplicates", "consent_dropped", "suppressed")
+        try:
+            row = self.con.execute(
+                "select coalesce(sum(lines), 0), coalesce(sum(loaded), 0), "
+                + ", ".join(f"coalesce(sum({c}), 0)" for c in cols)
+                + ", count(*) filter (where status = 'skipped') from ingest.ingestion_log"
+            ).fetchall()[0]
+        except duckdb.CatalogException:  # (a frame's connection, or no ingest yet)
+            return ""
+        lines, loaded, *counts, skipped = row
+        gone = ", ".join(f"{n:,} {c.replace('_', '-')}" for c, n in zip(cols, counts, strict=True) if n)
+        files = f"; {skipped:,} file{'s' if skipped > 1 else ''} skipped" if skipped else ""
+        if not lines:
+            return f"no lines read{files}"
+        return f"{lines:,} lines read, {loaded:,} loaded" + (f" ({gone})" if gone else "") + files
+
 
 def source_of(events, plan: Plan) -> EventSource:
     """An ``EventSource`` as is; an event frame registered for the same SQL (its columns named by ``plan``)."""

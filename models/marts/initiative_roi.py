@@ -191,7 +191,8 @@ def initiative_row(
     warnings: list[str] = []
     try:
         if data_end is None:
-            raise Skip("no events loaded yet")
+            why = events.why_empty()
+            raise Skip("no events loaded yet" + (f": {why}; see ingest.ingestion_log" if why else ""))
         if data_end < start:
             raise Skip("the initiative has not started in the data")
         got = estimate(events, plan, ini, experiment_results, data_end)

@@ -325,7 +325,7 @@ def line_tokens(text: str) -> set[str]:
     """The tokens of a raw line (`_tokens_sql`, the same regexes, in Python): a JSON object's string
     values and envelope ids, or every quoted string and word of anything else."""
     if text.lstrip().startswith("{"):
-        try:
+        try:  # (NaN and Infinity: DuckDB's json_valid takes them, and so does this)
             doc = json.loads(text)
         except ValueError:
             doc = None

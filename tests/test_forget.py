@@ -509,6 +509,7 @@ RAW_LINES = [
     '{"userId": "kim", "type": "track", "event": ',
     "support ticket from kim@example.com (pasted: position 1)",
     '["not", "an", "object"]',
+    '{"userId": "kim", "properties": {"price": NaN, "cap": -Infinity}}',  # (JSON to both parsers)
     "",
 ]
 

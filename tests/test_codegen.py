@@ -684,3 +684,42 @@ def test_unusual_names_generate_valid_code_or_a_one_line_error(tmp_path):
         CodegenError, match=r"events 'Signed In' and 'Signed-In' both generate the function signedIn\(\)"
     ):
         generate(PLAN.model_copy(update={"events": {**PLAN.events, clash.name: clash}}), "typescript")
+
+
+def test_python_development_mode_runs_unicode_property_patterns(tmp_path, samples):
+    """A pattern with \\p{...} (ECMA-262's Unicode property classes, which Python's re has not) is
+    checked with the regex module: the same verdicts as the validator's (RE2; both held to Node's
+    RegExp in tests/test_patterns.py). It was skipped before, silently."""
+    plan = load_plan(DEFAULT_PLAN)
+    plan.events["Coupon Applied"].properties["coupon"].pattern = r"^\p{Lu}[\p{L}\d]*$"
+    write_code(plan, "python", tmp_path / "gen")
+    with warnings.catch_warnings():  # (the pattern in a docstring was an invalid escape sequence)
+        warnings.simplefilter("error")
+        mod = _import(tmp_path / "gen" / "trackplan_events.py")
+    sent = []
+
+    class Recorder:
+        def __getattr__(self, kind):
+            return lambda **kw: sent.append(kw) or (True, kw)
+
+    mod.configure(Recorder(), development=True)
+    values = ["Émile", "émile", "Zoë2", "Z_1", "Ωmega", "A", "1A", "ÀÉÎ٣"]
+    messages, verdicts = [], []
+    for v in values:
+        msg = json.loads(json.dumps(samples["Coupon Applied"]))
+        payload = {**_payload(msg), "coupon": v}
+        try:
+            getattr(mod, py_function("Coupon Applied"))(payload, user_id="u1")
+            verdicts.append(True)
+        except mod.TrackingPlanError as exc:
+            assert "$.properties.coupon" in str(exc)
+            verdicts.append(False)
+        msg["properties"] = payload
+        messages.append(msg)
+    f = tmp_path / "coupons.jsonl"
+    f.write_text("".join(json.dumps(m) + "\n" for m in messages), encoding="utf-8")
+    (report,) = validate_files(plan, [f])
+    bad_lines = {e["line"] for e in report.errors}
+    assert verdicts == [i + 1 not in bad_lines for i in range(len(values))]
+    assert verdicts == [True, False, True, False, True, True, False, False]  # (\d is ASCII: not ٣)
+    assert len(sent) == sum(verdicts)

@@ -14,8 +14,9 @@ import subprocess
 
 import duckdb
 import pytest
+import regex
 
-from tracking_plan.patterns import pattern_error, python_pattern, re2_pattern
+from tracking_plan.patterns import pattern_error, python_pattern, re2_pattern, regex_pattern
 
 NODE = shutil.which("node")
 
@@ -50,6 +51,10 @@ PATTERNS = [
     r"\bz\b",
     r"^\w+\d$",
     r"^\p{L}+$",
+    r"^\p{Lu}",
+    r"^\P{L}+$",
+    r"^[\p{L}\d_]+$",
+    r"^\p{N}\w?$",
     r"^[\[\]a]+$",
 ]
 ALPHABET = ["a", "b", "z", "1", "_", "-", ".", " ", "\t", "\n", "\r", "\x0b", "\x00", "\x1c", "\x85", "\xa0"]
@@ -82,11 +87,15 @@ def test_patterns_match_what_ecma_262_matches(seed):
     got = [r[0] for r in con.execute("select regexp_matches(s, p) from c order by i").fetchall()]
     wrong = [(p, s, g) for (p, s), g, e in zip(cases, got, expected, strict=True) if g != e]
     assert not wrong, f"{len(wrong)} of {len(cases)} differ from ECMA-262, e.g. {wrong[:5]}"
-    # the generated Python module's form (tracking_plan/codegen.py), in Python's re
-    cases = [(p, s, e) for (p, s), e in zip(cases, expected, strict=True) if "\\p{" not in p]  # (no \p in re)
+    # the generated Python module's forms (tracking_plan/codegen.py): Python's re, and the regex module
+    # for a pattern with \p{...}, which re has no form of
+    cases = [(p, s, e) for (p, s), e in zip(cases, expected, strict=True)]
+    got = [regex.search(regex_pattern(p), s) is not None for p, s, _ in cases]
+    wrong = [(p, s, g) for (p, s, e), g in zip(cases, got, strict=True) if g != e]
+    assert not wrong, f"regex: {len(wrong)} of {len(cases)} differ from ECMA-262, e.g. {wrong[:5]}"
+    cases = [(p, s, e) for p, s, e in cases if "\\p{" not in p and "\\P{" not in p]  # (no \p in re)
     got = [re.search(python_pattern(p), s, re.ASCII) is not None for p, s, _ in cases]
-    expected = [e for _, _, e in cases]
-    wrong = [(p, s, g) for (p, s, _), g, e in zip(cases, got, expected, strict=True) if g != e]
+    wrong = [(p, s, g) for (p, s, e), g in zip(cases, got, strict=True) if g != e]
     assert not wrong, f"Python: {len(wrong)} of {len(cases)} differ from ECMA-262, e.g. {wrong[:5]}"
 
 

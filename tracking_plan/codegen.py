@@ -219,12 +219,15 @@ def _rule(prop: Property) -> dict[str, Any]:
         if v is not None:
             r[key] = v
     if prop.pattern is not None:
-        from .patterns import PatternError, python_pattern  # the plan's ECMA-262 meaning, in Python's re
+        from .patterns import PatternError, python_pattern, regex_pattern  # the plan's ECMA-262 meaning
 
         try:
             r["pattern_py"] = python_pattern(prop.pattern)
-        except PatternError:  # (\p{L}: no form in re; the Python module leaves the pattern to the pipeline)
-            pass
+        except PatternError:  # (\p{L}: no form in re: the regex module's, which has Unicode properties)
+            try:
+                r["pattern_rx"] = regex_pattern(prop.pattern)
+            except PatternError:  # (what the plan's lint refuses anyway)
+                pass
     if prop.format is not None:
         from .formats import REGEX  # the validator's own definitions: one meaning of each format
 
@@ -339,6 +342,7 @@ def _py_typeddict(t: TypeRef, doc: str) -> str:
     rows = [(n, f"{'Required' if req else 'NotRequired'}[{_py_type(ft)}]") for n, req, ft in t.fields]
     if all(n.isidentifier() and not keyword.iskeyword(n) for n, _ in rows):
         body = "\n".join(f"    {n}: {ty}" for n, ty in rows) or "    pass"
+        doc = doc.replace("\\", "\\\\").replace('"""', "'''")
         return f'class {t.name}(TypedDict):\n    """{doc}"""\n\n{body}\n'
     items = ", ".join(f"{json.dumps(n)}: {ty}" for n, ty in rows)
     return f"{t.name} = TypedDict({t.name!r}, {{{items}}})\n"
@@ -409,6 +413,15 @@ def _get_client() -> SegmentClient:
     return _client
 
 
+def _regex(path: str) -> Any:
+    """The `regex` module (PyPI), for a pattern with Unicode property classes (\\\\p{L}), which re has not."""
+    try:
+        import regex  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    except ImportError:
+        raise ImportError(f"{path}: its pattern has \\\\p{{...}}, which Python's re cannot run: pip install regex") from None
+    return regex
+
+
 def _problems(path: str, value: object, rule: Mapping[str, Any]) -> list[str]:
     if value is None:
         return [] if rule.get("nullable") else [f"{path}: null is not allowed"]
@@ -434,6 +447,8 @@ def _problems(path: str, value: object, rule: Mapping[str, Any]) -> list[str]:
             except ValueError:
                 out.append(f"{path}: expected an ISO-8601 timestamp")
         if "pattern_py" in rule and not re.search(rule["pattern_py"], value, re.ASCII):
+            out.append(f"{path}: value {value!r} does not match {rule['pattern']}")
+        if "pattern_rx" in rule and not _regex(path).search(rule["pattern_rx"], value):
             out.append(f"{path}: value {value!r} does not match {rule['pattern']}")
         if "format_regex" in rule and not re.search(rule["format_regex"], value):
             out.append(f"{path}: not a valid {rule['format']}")
@@ -569,7 +584,8 @@ def generate_python(plan: Plan) -> dict[str, str]:
             doc += ["", f"Deprecated: {dep}."]
         doc += ["", f"{payload.capitalize()}:", *_prop_docs(pt, ev, True)] if pt.fields else []
         doc += ["", "Returns what the Segment client returns (segment-analytics-python: ``(ok, message)``)."]
-        docstring = "\n    ".join(doc).replace("\n    \n", "\n\n").replace('"""', "'''")
+        # (a pattern's backslashes are text: escaped, or `\d` would be an invalid escape in the docstring)
+        docstring = "\n    ".join(doc).replace("\\", "\\\\").replace("\n    \n", "\n\n").replace('"""', "'''")
         deco = f"@deprecated({json.dumps(dep)})\n" if dep else ""
         parts.append(
             f'\n\n{deco}def {fn}({sig}) -> Any:\n    """{docstring}\n    """\n'
@@ -665,6 +681,7 @@ type Rule = {{
   enum?: ReadonlyArray<unknown>
   pattern?: string
   pattern_py?: string  // (the Python module's form of the pattern)
+  pattern_rx?: string  // (the same for the regex module, when it has \\p{{...}})
   format?: string
   format_regex?: string
   minimum?: number

@@ -75,6 +75,34 @@ def python_pattern(p: str) -> str:
     return _translate(p, "python")
 
 
+@lru_cache(maxsize=1024)
+def regex_pattern(p: str) -> str:
+    """The same for the `regex` module (PyPI), compiled without flags: Python's `re` with Unicode
+    property classes (`\\p{L}`, `\\P{Lu}`), which the generated Python module runs for a pattern that
+    has one (`re` has none, so `python_pattern` refuses it). `\\d`, `\\w` and `\\b` are written as
+    ECMA-262's ASCII ones (the ASCII flag would make `\\p{L}` ASCII too)."""
+    return _translate(p, "regex")
+
+
+_ASCII = {"d": "0-9", "w": "A-Za-z0-9_"}
+
+
+def _ascii_class(e: str, in_class: bool) -> str:
+    """ECMA-262's `\\d \\D \\w \\W \\b \\B` in the `regex` module's syntax without its ASCII flag."""
+    if e in "bB":
+        if in_class and e == "b":  # ([\\b] is a backspace in both)
+            return "\\b"
+        if in_class:
+            raise PatternError("\\B inside a character class is not ECMA-262")
+        return f"(?a:\\{e})"
+    body = _ASCII[e.lower()]
+    if in_class:
+        if e.isupper():
+            raise PatternError(f"\\{e} inside a character class has no form for the regex module: write [^...]")
+        return body
+    return f"[{body}]" if e.islower() else f"[^{body}]"
+
+
 def _translate(p: str, target: str) -> str:
     space, ends = _body(_SPACES, target), _body(_LINE_ENDS, target)
     out: list[str] = []
@@ -111,6 +139,9 @@ def _translate(p: str, target: str) -> str:
                 raise PatternError(f"\\{e} without {{...}} is not ECMA-262 (write \\{e}{{L}})")
             elif e in "pP" and target == "python":
                 raise PatternError(f"\\{e}{{...}}: Python's re has no Unicode property classes")
+            elif e in "dDwWbB" and target == "regex":
+                # (no regex.ASCII, which would make \\p{L} ASCII too: ECMA-262's ASCII classes spelled out)
+                out.append(_ascii_class(e, in_class))
             elif e.isascii() and e.isalpha() and e not in _ECMA_LETTERS:
                 # (RE2 and Python give \\A, \\z, \\Q... meanings ECMA-262 does not have; its u flag refuses them)
                 raise PatternError(f"\\{e} is not an ECMA-262 escape")
@@ -152,7 +183,7 @@ def _translate(p: str, target: str) -> str:
             out.append(f"[^{ends}]")
             i += 1
             continue
-        if c == "$" and target == "python":
+        if c == "$" and target != "re2":
             out.append(r"\Z")
             i += 1
             continue

@@ -160,3 +160,13 @@ def test_kpi_cards_show_the_change_against_the_previous_period(built):
         )
         if row["unit"] == "ratio":
             assert card.group(3).startswith(f"{delta * 100:+.1f} pts".replace("-", "−"))
+
+
+def test_a_kpi_that_is_not_finite_reads_as_the_tables_write_it():
+    """Two revenues of 1.7e308 add up beyond the largest double: the card says ∞ as the tables do,
+    not Python's "inf"; NaN is no value."""
+    from trackplan.report import _fmt_kpi
+
+    assert _fmt_kpi(float("inf"), "USD") == "∞ USD" and _fmt_kpi(-float("inf"), "USD") == "−∞ USD"
+    assert _fmt_kpi(float("inf"), "ratio") == "∞" and _fmt_kpi(float("nan"), "USD") == "–"
+    assert _fmt_kpi(1234.5, "USD") == "1,234 USD"  # (the finite path as before)

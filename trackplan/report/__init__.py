@@ -251,8 +251,10 @@ def _change(value: float | None, previous: float | None, k: KPI) -> dict:
 def _fmt_kpi(v: float | None, unit: str | None, other: float | None = None) -> str:
     """A KPI value in its unit, with enough decimals that it never reads equal to ``other`` (its
     target) when it is not: 0.3495 against 0.35 is "34.95%", not "35.0%"."""
-    if v is None:
+    if v is None or math.isnan(v):
         return "–"
+    if math.isinf(v):  # (a sum beyond the largest double, e.g. two revenues of 1.7e308: as the tables write it)
+        return ("∞" if v > 0 else "−∞") + (f" {unit}" if unit and unit != "ratio" else "")
     for extra in range(4):
         if unit == "ratio":
             text, other_text = f"{v:.{1 + extra}%}", (f"{other:.{1 + extra}%}" if other is not None else None)

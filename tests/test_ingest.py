@@ -412,6 +412,64 @@ def test_consent_preferences_read_ignoring_case_and_failing_closed(tmp_path):
     assert res.consent_dropped == sum(not g for _, g in cases.values()) and not res.quarantined
 
 
+def _granted_oracle(prefs, category: str, default: bool = True) -> bool:
+    """The consent rule as README states it, in Python: the preferences absent or null, or no answer
+    for the category (its key in any case; null), take the default; preferences that are not an
+    object grant nothing; an answer grants only when it is true ("true" in any case too)."""
+    if prefs is None:
+        return default
+    if not isinstance(prefs, dict):
+        return False
+    keys = [k for k in prefs if k.lower() == category]
+    if not keys or prefs[keys[0]] is None:
+        return default
+    v = prefs[keys[0]]
+    return v is True or (isinstance(v, str) and v.lower() == "true")
+
+
+def test_consent_rule_against_its_statement_on_random_preferences(tmp_path):
+    """Random preference shapes (keys in random case, values of every JSON type, non-objects, absent
+    and null) through the ingest, against the rule written out in Python (_granted_oracle): the
+    marketing event is loaded exactly when granted, the analytics one always, stripped exactly when not."""
+    import random
+
+    rng = random.Random(20261205)
+    values = [True, False, None, "true", "TRUE", "false", "denied", "yes", 1, 0, [], {}, [True], 0.5]
+    shapes = []
+    for _ in range(160):
+        r = rng.random()
+        if r < 0.1:
+            prefs = rng.choice(["denied", [], True, 3, ["marketing"]])
+        elif r < 0.2:
+            prefs = None
+        else:
+            prefs = {}
+            for cat in rng.sample(["marketing", "analytics", "necessary", "other"], rng.randint(0, 3)):
+                key = "".join(c.upper() if rng.random() < 0.3 else c for c in cat)
+                prefs[key] = rng.choice(values)
+        shapes.append(("absent" if r >= 0.95 else "set", prefs))
+    ad = {"ad_id": "ad1", "network": "google"}
+    invite = {"workspace_id": "ws_a", "invitee_email": "pat@example.com", "role": "admin"}
+    lines, expect = [], {}
+    for i, (how, prefs) in enumerate(shapes):
+        ctx = {} if how == "absent" else {"consent": {"categoryPreferences": prefs}}
+        oracle = {"absent": None}.get(how, prefs)
+        lines.append(ev(mid=f"ad-{i}", event="Ad Clicked", props=ad, context=ctx))
+        lines.append(ev(mid=f"inv-{i}", event="Invite Sent", props=invite, context=ctx))
+        expect[f"ad-{i}"] = _granted_oracle(oracle, "marketing")
+        expect[f"inv-{i}"] = _granted_oracle(oracle, "analytics")
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(landing, DAY, "a.jsonl", lines)
+    res = ingest(w, landing)
+    rows = dict(query(w, "select message_id, consent_stripped from ingest.events"))
+    assert {m for m in rows if m.startswith("ad-")} == {m for m, g in expect.items() if m.startswith("ad-") and g}
+    assert {m: not rows[m] for m in expect if m.startswith("inv-")} == {
+        m: g for m, g in expect.items() if m.startswith("inv-")
+    }
+    assert res.consent_dropped == sum(not g for m, g in expect.items() if m.startswith("ad-")) > 10
+    assert sum(rows[m] for m in rows if m.startswith("inv-")) > 10  # (both verdicts drawn often)
+
+
 def test_consent_field_is_the_plans(tmp_path):
     """consent.yaml's `field` is where the preferences are read (it was declared, and ignored)."""
     p = plan()

@@ -645,3 +645,20 @@ def test_consent_field_and_categories_are_findings(tmp_path, old, new, line, rul
     errors = [x for x in res.stdout.splitlines() if "(error)" in x]
     assert len(errors) == 1 and errors[0].startswith(where), errors
     _compile_refuses(plan, tmp_path, where)
+
+
+def test_a_pii_identifier_that_cannot_be_hashed_is_a_finding(tmp_path):
+    """identity.yaml's pii identifiers are stored hashed (a top-level key of traits, properties or
+    context.traits): a pii device id (the envelope's anonymousId) cannot be, and says so on its line
+    rather than being stored as sent under a plan that says otherwise."""
+    plan = _plan_with(
+        tmp_path, "identity.yaml", "  description: Device/browser cookie id.", "  pii: true\n  description: x"
+    )
+    res = _invoke(["lint", "--plan", str(plan)])
+    assert res.exit_code == 1 and not res.stderr, res.output
+    errors = [x for x in res.stdout.splitlines() if "(error)" in x]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"{plan / 'identity.yaml'}:") and (
+        "identifier 'anonymous_id': pii with source 'anonymousId': only a top-level key of traits" in errors[0]
+    ), errors
+    _compile_refuses(plan, tmp_path, errors[0].split(" (error)")[0])

@@ -10,7 +10,7 @@ import dagster as dg
 import duckdb
 import orjson
 import pytest
-from support.pipeline import BASE, DAY, ev, ingest, iso, plan, query, write_lines
+from support.pipeline import BASE, DAY, ev, ingest, iso, plan, query, stitch_and_sessions, write_lines
 
 from pipelines import resources as resources_mod
 from pipelines.ingest.assets import ingest_events
@@ -549,6 +549,48 @@ def test_pii_is_hashed_joinable_not_readable(tmp_path, monkeypatch):
     ingest(tmp_path / "two.duckdb", landing)
     two = query(tmp_path / "two.duckdb", "select traits ->> '$.email' from ingest.events where message_id = 'id1'")
     assert two[0][0] != one[0]  # keyed: without the salt the hash cannot be recomputed
+
+
+def test_a_pii_identifier_is_hashed_on_every_event(tmp_path):
+    """identity.yaml's `pii: true` on an identifier (and `hash_pii_identifiers`, the default) was
+    declared and never read: the e-mail was hashed only because the identify event's own property said
+    pii. An identifier's source is now stored hashed on every event whatever the event says (a group
+    call's traits, a page's context.traits, an identify whose plan property is not marked pii), and
+    stitched as the hash; `hash_pii_identifiers: false` stores it as sent."""
+    p = plan()
+    p.events["User Identified"].properties["email"].pii = False  # the event no longer says so
+    landing = tmp_path / "landing"
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [
+            ev(
+                type="identify", mid="id1", user="u1", anon="d1", traits={"email": "kim@example.com", "name": "Kim Lee"}
+            ),
+            ev(type="page", mid="pg", anon="d1", context={"traits": {"email": "kim@example.com"}}),
+        ],
+    )
+    w = tmp_path / "w.duckdb"
+    ingest(w, landing, p=p)
+    assert query(w, "select traits ->> '$.email' from ingest.events where message_id = 'id1'") == [
+        (keyed_hash("kim@example.com"),)
+    ]
+    assert query(w, "select context -> '$.traits' ->> '$.email' from ingest.events where message_id = 'pg'") == [
+        (keyed_hash("kim@example.com"),)
+    ]
+    assert "kim@example.com" not in str(query(w, "select * from ingest.events"))
+    stitch_and_sessions(w, p)
+    assert ("email", keyed_hash("kim@example.com")) in query(
+        w, "select identifier_kind, identifier from stitch.persons"
+    )
+
+    p.identity.hash_pii_identifiers = False
+    w2 = tmp_path / "w2.duckdb"
+    ingest(w2, landing, p=p)
+    assert query(w2, "select traits ->> '$.email' from ingest.events where message_id = 'id1'") == [
+        ("kim@example.com",)
+    ]
 
 
 @pytest.mark.parametrize("salt", ["salt-one", "k" * 64, "ключ-" * 20, "x"])

@@ -6,7 +6,7 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .quality_settings import QualitySettings  # plan.yaml `defaults: quality:` (tuning of the checks)
 
@@ -129,6 +129,20 @@ class Identity(Strict):
     alias_merges: bool = True
     anonymous_events: Literal["latest", "first"] = "latest"
     hash_pii_identifiers: bool = True
+
+    @model_validator(mode="after")
+    def _hashable(self) -> Identity:
+        # a pii identifier is stored as its keyed hash (pipelines/ingest/load.py): a key at the top of
+        # the traits, the properties or context.traits, which the ingest rewrites on every event
+        if self.hash_pii_identifiers:
+            for i in self.identifiers:
+                if i.pii and not re.fullmatch(r"(traits|properties|context\.traits)\.[A-Za-z_][A-Za-z0-9_]*", i.source):
+                    raise ValueError(
+                        f"identifier {i.name!r}: pii with source {i.source!r}: only a top-level key of traits, "
+                        "properties or context.traits is stored hashed (e.g. traits.email); say pii: false, or "
+                        "hash_pii_identifiers: false to store it as sent"
+                    )
+        return self
 
 
 class ConsentCategory(Strict):

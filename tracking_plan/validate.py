@@ -230,10 +230,23 @@ def _consent_pref(plan: Plan, j: int, category: str) -> str:
     )
 
 
+def pii_identifiers(plan: Plan, column: str) -> list[str]:
+    """The top-level keys of `column` (traits, properties or context.traits) that identity.yaml names
+    as the source of a `pii: true` identifier: stored as their keyed hash on every event (with
+    hash_pii_identifiers, the default), whether or not an event's own property says pii."""
+    if not plan.identity.hash_pii_identifiers:
+        return []
+    prefix = column + "."
+    return sorted({i.source[len(prefix) :] for i in plan.identity.identifiers if i.pii and i.source.startswith(prefix)})
+
+
 def context_pii_traits(plan: Plan) -> list[str]:
-    """PII traits of the identify call, which SDKs also copy into context.traits of later events."""
+    """PII traits of the identify call, which SDKs also copy into context.traits of later events, and
+    the traits a pii identifier is read from (pii_identifiers)."""
     return sorted(
         {n for ev in plan.events.values() if ev.type == "identify" for n, p in ev.properties.items() if p.pii}
+        | set(pii_identifiers(plan, "traits"))
+        | set(pii_identifiers(plan, "context.traits"))
     )
 
 

@@ -25,7 +25,7 @@ from quality_checks.partition_state import partition_runs
 from tracking_plan.landing import scan as scan_landing
 from tracking_plan.model import Plan
 from tracking_plan.reader import LandingEntry, ReadStats, is_url, read_files
-from tracking_plan.validate import Validator, context_pii_traits, json_path, lit
+from tracking_plan.validate import Validator, context_pii_traits, json_path, lit, pii_identifiers
 
 from ..privacy import mark_suppressed
 from ..warehouse import transaction
@@ -85,21 +85,45 @@ def changed_partitions(con: duckdb.DuckDBPyConnection, scan: list[LandingEntry])
 
 
 def _pii_expr(plan: Plan, column: str) -> str:
-    """SQL replacing each top-level PII property by its keyed hash (or removing it if stripping)."""
+    """SQL replacing each top-level PII property by its keyed hash (or removing it if stripping): an
+    event's own `pii: true` properties, and on every event the keys identity.yaml reads a `pii: true`
+    identifier from (tracking_plan.validate.pii_identifiers; an identify or group call's properties
+    column is its traits, so the traits' keys there too)."""
+
+    def always(kind: str) -> set[str]:
+        keys = set(pii_identifiers(plan, column))
+        if column == "properties" and kind in ("identify", "group"):
+            keys |= set(pii_identifiers(plan, "traits"))
+        return keys
+
+    def patch(keys: set[str], strip: bool) -> str:
+        if not keys:
+            return column
+        pairs = ", ".join(
+            f"{lit(n)}, " + ("null" if strip else f"pii_hash({column} ->> {lit(json_path(n))})") for n in sorted(keys)
+        )
+        return f"json_merge_patch({column}, json_object({pairs}))"
+
+    def by_type(strip: bool) -> str:
+        plain, called = patch(always("track"), strip), patch(always("identify"), strip)
+        return plain if plain == called else f"case when type in ('identify', 'group') then {called} else {plain} end"
+
     hashed, stripped = [], []
     for ev in plan.events.values():
-        pii = [n for n, p in ev.properties.items() if p.pii]
-        if not pii:
-            continue
-        h = ", ".join(f"{lit(n)}, pii_hash({column} ->> {lit(json_path(n))})" for n in pii)
-        s = ", ".join(f"{lit(n)}, null" for n in pii)
-        hashed.append(f"when {lit(ev.name)} then json_merge_patch({column}, json_object({h}))")
-        stripped.append(f"when {lit(ev.name)} then json_merge_patch({column}, json_object({s}))")
-    if not hashed:
+        own = {n for n, p in ev.properties.items() if p.pii}
+        if own:
+            hashed.append(f"when {lit(ev.name)} then {patch(own | always(ev.type), False)}")
+            stripped.append(f"when {lit(ev.name)} then {patch(own | always(ev.type), True)}")
+    if not hashed and by_type(False) == column:
         return column
+
+    def by_event(whens: list[str], strip: bool) -> str:
+        other = by_type(strip)  # any other event, known to the plan or not
+        return f"case event_name {' '.join(whens)} else {other} end" if whens else other
+
     return (
-        f"case when {column} is null then null when _strip then case event_name {' '.join(stripped)} "
-        f"else {column} end else case event_name {' '.join(hashed)} else {column} end end"
+        f"case when {column} is null then null when _strip then {by_event(stripped, True)} "
+        f"else {by_event(hashed, False)} end"
     )
 
 

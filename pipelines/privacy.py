@@ -296,12 +296,13 @@ def _tokens_sql(col: str) -> str:
     take every track call), and the envelope's ids (`"userId": 42`, an integer id): not its keys, not
     its other numbers (forgetting user 1 must not take every line with a `"position": 1`). Any other
     line (not JSON, cut off): every quoted string and every word, as nothing tells an id from the rest."""
-    ids = ", ".join(f"{col} ->> '$.{k}'" for k in ENVELOPE_IDS)
-    skip = ", ".join(f"{col} ->> '$.{k}'" for k in NOT_IDS)
+    # (each list read with one parse of the line, not one per field)
+    ids = f"json_extract_string({col}, [{', '.join(lit('$.' + k) for k in ENVELOPE_IDS)}])"
+    skip = f"json_extract_string({col}, [{', '.join(lit('$.' + k) for k in NOT_IDS)}])"
     return (
         f"case when json_valid({col}) and starts_with(ltrim({col}), '{{') "
         f"then list_concat(list_filter(regexp_extract_all({col}, {lit(_VALUE)}, 1), "
-        f"lambda t: not list_contains([{skip}], t)), [{ids}]) "
+        f"lambda t: not list_contains({skip}, t)), {ids}) "
         f"else list_concat(regexp_extract_all({col}, {lit(_QUOTED)}, 1), regexp_split_to_array({col}, {lit(_SPLIT)})) end"
     )
 
@@ -317,24 +318,31 @@ def _raw_match(col: str, relation: str = "_forget_ids") -> str:
 
 
 def _as_text(v) -> str | None:
-    """A JSON value as `->>` gives it: a string as it is, anything else as its JSON text."""
+    """A JSON value as `json_extract_string` gives it: a string as it is, anything else as its JSON text."""
     return v if isinstance(v, str) or v is None else json.dumps(v)
 
 
+def _object_tokens(text: str) -> set[str] | None:
+    """A JSON object line's tokens (`_tokens_sql`'s JSON branch, the same regexes, in Python): its string
+    values but NOT_IDS' and its envelope ids; None when `text` is not a JSON object."""
+    if not text.lstrip().startswith("{"):
+        return None
+    try:  # (NaN and Infinity: DuckDB's json_valid takes them, and so does this)
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    toks = set(re.findall(_VALUE, text)) - {_as_text(doc.get(k)) for k in NOT_IDS}
+    return toks | {_as_text(doc[k]) for k in ENVELOPE_IDS if doc.get(k) is not None}
+
+
 def line_tokens(text: str) -> set[str]:
-    """The tokens of a raw line (`_tokens_sql`, the same regexes, in Python): a JSON object's string
-    values and envelope ids, or every quoted string and word of anything else."""
-    if text.lstrip().startswith("{"):
-        try:  # (NaN and Infinity: DuckDB's json_valid takes them, and so does this)
-            doc = json.loads(text)
-        except ValueError:
-            doc = None
-        if isinstance(doc, dict):
-            toks = set(re.findall(_VALUE, text)) - {_as_text(doc.get(k)) for k in NOT_IDS}
-            for k in ENVELOPE_IDS:
-                if doc.get(k) is not None:
-                    toks.add(_as_text(doc[k]))
-            return toks
+    """The tokens of a raw line (`_tokens_sql`, in Python): a JSON object's (_object_tokens), or every
+    quoted string and word of anything else."""
+    toks = _object_tokens(text)
+    if toks is not None:
+        return toks
     return (set(re.findall(_QUOTED, text)) | set(re.split(_SPLIT, text))) - {""}
 
 
@@ -346,13 +354,15 @@ def _value_tokens(key: str | None, text: str) -> set[str]:
     says `> 0`)."""
     if key == "raw":
         return line_tokens(text)
-    if text.lstrip().startswith(("{", "[")):
+    toks = _object_tokens(text)
+    if toks is not None:
+        return toks
+    if text.lstrip().startswith("["):
         try:
-            doc = json.loads(text)
+            if isinstance(json.loads(text), list):
+                return set(re.findall(_VALUE, text))
         except ValueError:
-            return {text}
-        if isinstance(doc, (dict, list)):
-            return line_tokens(text) if isinstance(doc, dict) else set(re.findall(_VALUE, text))
+            pass
     return {text}
 
 

@@ -71,7 +71,7 @@ def run_pipeline(
     Incremental (the default for an object store): only the partitions whose objects differ from the
     warehouse's manifest (key, ETag, size) are read again. Stitching and sessions recompute only what
     the ingested days changed (pipelines/stitch/incremental.py) unless `full_refresh`."""
-    from tracking_plan.landing import LandingError, held_reason
+    from tracking_plan.landing import LandingError
     from tracking_plan.landing import scan as scan_landing
     from tracking_plan.reader import is_url
 
@@ -89,11 +89,7 @@ def run_pipeline(
         console.print(f"[red]{exc}[/red]", highlight=False)
         return False
     landed = sorted({e.partition for e in scan if e.partition})
-    held = held_reason(partition)
-    if held:  # (its files are in the scan, outside any partition, with this reason)
-        console.print(
-            f"--partition {partition}: {held}: nothing ingested", markup=False, highlight=False, soft_wrap=True
-        )
+    if refuse_held(partition, console):
         return False
     if partition and partition not in landed:
         # nothing to do for that day: say so, record the run, rebuild nothing (and import no Dagster)
@@ -165,6 +161,19 @@ def run_pipeline(
         if build.published:
             _summary(warehouse, days, time.time() - t0, ok[1], ok[2], console)
     return ok[0]
+
+
+def refuse_held(partition: str | None, console: Console) -> bool:
+    """`--partition` of a day after tomorrow (held back: tracking_plan.landing.held_reason): say so in
+    one line and return True (both engines' runs refuse it alike)."""
+    from tracking_plan.landing import held_reason
+
+    held = held_reason(partition)
+    if held:  # (its files are in the scan, outside any partition, with this reason)
+        console.print(
+            f"--partition {partition}: {held}: nothing ingested", markup=False, highlight=False, soft_wrap=True
+        )
+    return held is not None
 
 
 def _record_nothing_new(warehouse, days: list[str], plan_version, console: Console) -> None:

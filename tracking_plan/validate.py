@@ -220,13 +220,16 @@ def _consent_pref(plan: Plan, j: int, category: str) -> str:
     granted only when it is 'true'). The common row (the exact key) costs nothing more; the JSON is
     read again only where the line names the field and the exact key gave nothing."""
     field = plan.consent.field.split(".")
-    prefs = f"json_extract({BOMLESS}, {lit(json_path(*field))})"
+    # (the preferences parsed out of the line once: a one-element list's lambda names them)
+    answer = (
+        "case when p is null or json_type(p) = 'NULL' then null "
+        "when json_type(p) <> 'OBJECT' then 'not an object' "
+        f"else lower(json_extract_string(lower(p::varchar), {lit(json_path(category.lower()))})) end"
+    )
     return (
         f"case when _pref_{j} is not null then lower(_pref_{j}) "
         f"when not _is_obj or not contains(raw, {lit(field[-1])}) then null "
-        f"when {prefs} is null or json_type({prefs}) = 'NULL' then null "
-        f"when json_type({prefs}) <> 'OBJECT' then 'not an object' "
-        f"else lower(json_extract_string(lower({prefs}::varchar), {lit(json_path(category.lower()))})) end"
+        f"else list_transform([json_extract({BOMLESS}, {lit(json_path(*field))})], lambda p: {answer})[1] end"
     )
 
 

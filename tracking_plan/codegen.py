@@ -338,12 +338,17 @@ def _py_type(t: TypeRef) -> str:
     return f"{s} | None" if t.nullable else s
 
 
+def _doc_text(text: str) -> str:
+    """Text for inside a generated docstring: a pattern's backslashes escaped (a `\\d` would be an
+    invalid escape sequence) and no closing triple quote."""
+    return text.replace("\\", "\\\\").replace('"""', "'''")
+
+
 def _py_typeddict(t: TypeRef, doc: str) -> str:
     rows = [(n, f"{'Required' if req else 'NotRequired'}[{_py_type(ft)}]") for n, req, ft in t.fields]
     if all(n.isidentifier() and not keyword.iskeyword(n) for n, _ in rows):
         body = "\n".join(f"    {n}: {ty}" for n, ty in rows) or "    pass"
-        doc = doc.replace("\\", "\\\\").replace('"""', "'''")
-        return f'class {t.name}(TypedDict):\n    """{doc}"""\n\n{body}\n'
+        return f'class {t.name}(TypedDict):\n    """{_doc_text(doc)}"""\n\n{body}\n'
     items = ", ".join(f"{json.dumps(n)}: {ty}" for n, ty in rows)
     return f"{t.name} = TypedDict({t.name!r}, {{{items}}})\n"
 
@@ -584,8 +589,7 @@ def generate_python(plan: Plan) -> dict[str, str]:
             doc += ["", f"Deprecated: {dep}."]
         doc += ["", f"{payload.capitalize()}:", *_prop_docs(pt, ev, True)] if pt.fields else []
         doc += ["", "Returns what the Segment client returns (segment-analytics-python: ``(ok, message)``)."]
-        # (a pattern's backslashes are text: escaped, or `\d` would be an invalid escape in the docstring)
-        docstring = "\n    ".join(doc).replace("\\", "\\\\").replace("\n    \n", "\n\n").replace('"""', "'''")
+        docstring = _doc_text("\n    ".join(doc)).replace("\n    \n", "\n\n")
         deco = f"@deprecated({json.dumps(dep)})\n" if dep else ""
         parts.append(
             f'\n\n{deco}def {fn}({sig}) -> Any:\n    """{docstring}\n    """\n'

@@ -124,6 +124,12 @@ class Identifier(Strict):
     description: str | None = None
 
 
+# the JSON columns whose top-level keys the ingest stores hashed when identity.yaml names one as the
+# source of a pii identifier (tracking_plan.validate.pii_identifiers, pipelines/ingest/load.py)
+PII_COLUMNS = ("traits", "properties", "context.traits")
+_HASHED_SOURCE = rf"({'|'.join(re.escape(c) for c in PII_COLUMNS)})\.[A-Za-z_][A-Za-z0-9_]*"
+
+
 class Identity(Strict):
     identifiers: list[Identifier] = []
     alias_merges: bool = True
@@ -136,7 +142,7 @@ class Identity(Strict):
         # the traits, the properties or context.traits, which the ingest rewrites on every event
         if self.hash_pii_identifiers:
             for i in self.identifiers:
-                if i.pii and not re.fullmatch(r"(traits|properties|context\.traits)\.[A-Za-z_][A-Za-z0-9_]*", i.source):
+                if i.pii and not re.fullmatch(_HASHED_SOURCE, i.source):
                     raise ValueError(
                         f"identifier {i.name!r}: pii with source {i.source!r}: only a top-level key of traits, "
                         "properties or context.traits is stored hashed (e.g. traits.email); say pii: false, or "

@@ -21,7 +21,7 @@ from fractions import Fraction
 import duckdb
 
 from .formats import DATE_TIME, format_ok
-from .model import Event, Plan, Property
+from .model import PII_COLUMNS, Event, Plan, Property
 from .patterns import PatternError, re2_pattern
 
 ENVELOPE_TYPES = ("track", "page", "screen", "identify", "group", "alias")
@@ -234,9 +234,10 @@ def _consent_pref(plan: Plan, j: int, category: str) -> str:
 
 
 def pii_identifiers(plan: Plan, column: str) -> list[str]:
-    """The top-level keys of `column` (traits, properties or context.traits) that identity.yaml names
-    as the source of a `pii: true` identifier: stored as their keyed hash on every event (with
-    hash_pii_identifiers, the default), whether or not an event's own property says pii."""
+    """The top-level keys of `column` (one of model.PII_COLUMNS) that identity.yaml names as the source
+    of a `pii: true` identifier: stored as their keyed hash on every event (with hash_pii_identifiers,
+    the default), whether or not an event's own property says pii."""
+    assert column in PII_COLUMNS, column
     if not plan.identity.hash_pii_identifiers:
         return []
     prefix = column + "."

@@ -21,6 +21,7 @@ from models.catalog import (
     set_plan_variables,
 )
 from pipelines.lineage import dagster_metadata
+from tracking_plan.validate import ident
 
 from . import progress
 from .resources import TrackingPlan, Warehouse
@@ -81,8 +82,9 @@ def write_frame(con, table: str, df) -> int:
         # a column pandas left without values and type (an empty mart: a first day, a small warehouse)
         # is text, not DuckDB's type NULL, which nothing can be cast to or compared with
         types = con.execute("describe select * from _model_df").fetchall()
-        q = lambda c: '"' + c.replace('"', '""') + '"'
-        cols = ", ".join(f"{q(c)}::varchar as {q(c)}" if t.strip('"') == "NULL" else q(c) for c, t, *_ in types)
+        cols = ", ".join(
+            f"{ident(c)}::varchar as {ident(c)}" if t.strip('"') == "NULL" else ident(c) for c, t, *_ in types
+        )
         con.execute(f"create or replace table {table} as select {cols or '*'} from _model_df").fetchall()
     finally:
         con.unregister("_model_df")

@@ -14,7 +14,7 @@ from tracking_plan.loader import default_plan_dir
 from tracking_plan.model import Plan
 
 from . import plan_cache
-from .warehouse import connect, cursor
+from .warehouse import compact_row_groups, connect, cursor
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -65,6 +65,7 @@ class Warehouse(dg.ConfigurableResource):
         build, self._build = self._build, None
         try:
             if held is not None:
+                compact_row_groups(held)  # (the close checkpoints the rest without merging)
                 held.close()
             if build is not None:
                 from .publish import publish_dagster_run

@@ -202,6 +202,11 @@ def lit(value) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def ident(name: str) -> str:
+    """A SQL identifier for any name (a table, column or schema), quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def json_path(*parts: str) -> str:
     """DuckDB's path to the value under object keys `parts`: `$.a.b` when every key is a plain name,
     else a JSON Pointer (RFC 6901: `/a~1b/*`), which names any key as it is (in DuckDB's `$."*"` the

@@ -29,7 +29,7 @@ from datetime import date, datetime
 import pandas as pd
 
 from tracking_plan.model import Plan
-from tracking_plan.validate import json_path
+from tracking_plan.validate import ident, json_path
 
 from .events_frame import (
     normalize,
@@ -58,10 +58,6 @@ def lit(value) -> str:
     if isinstance(value, date):
         return f"timestamp '{value.isoformat()} 00:00:00'"
     return "'" + str(value).replace("'", "''") + "'"
-
-
-def ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def days(n: float) -> str:

@@ -367,8 +367,15 @@ def ingest_partitions(
             if tables:
                 con.register("_batch_in", tables[0])
                 # the lines stay in the Arrow table (registered until the group is loaded): the
-                # quarantine and the erasure register read the few they need from there
-                validator.run(con, "_batch_in", "_group", raw=False)
+                # quarantine and the erasure register read the few they need from there. The validated
+                # rows are written in any order (DuckDB's threads append their chunks as they finish):
+                # everything after joins them on their rowid or orders them itself (1M events: pass 1
+                # 7.8-8.1 -> 6.8-7.1 CPU-s, the ingest's wall time 11.0 -> 8.9 s)
+                con.execute("set preserve_insertion_order = false")
+                try:
+                    validator.run(con, "_batch_in", "_group", raw=False)
+                finally:
+                    con.execute("reset preserve_insertion_order")
                 # Snowplow TSV: the quarantine keeps the line as it was, not its mapped JSON
                 has_verbatim = "verbatim" in tables[0].column_names
                 con.execute(

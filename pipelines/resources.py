@@ -65,8 +65,10 @@ class Warehouse(dg.ConfigurableResource):
         build, self._build = self._build, None
         try:
             if held is not None:
-                compact_row_groups(held)  # (the close checkpoints the rest without merging)
-                held.close()
+                try:
+                    compact_row_groups(held)  # (the close checkpoints the rest without merging)
+                finally:
+                    held.close()
             if build is not None:
                 from .publish import publish_dagster_run
 

@@ -12,7 +12,7 @@ import duckdb
 import pyarrow as pa
 
 from schemas.ddl import DDL
-from tracking_plan.validate import ident, lit
+from tracking_plan.validate import ident
 
 # public, in the source: only `trackplan demo` uses it (and says so); the pipeline has no built-in salt
 DEMO_SALT = "trackplan-demo-salt-change-me"
@@ -105,22 +105,22 @@ def register_udfs(con: duckdb.DuckDBPyConnection, salt: str | None = None) -> No
 # run near its 3 GB target and leaves room for the Python side
 MEMORY_LIMIT = os.environ.get("TRACKPLAN_DUCKDB_MEMORY", "1.6GB")
 
-# Row groups are merged only when the tables hold many more than their rows need (compact_row_groups),
-# not at every checkpoint. DuckDB's checkpoint merges any run of adjacent row groups that fits in
-# fewer, and every insert statement leaves part-filled ones behind: after a full load of 1M events it
-# rewrote a third of ingest.events (4 row groups into 3) for 1.1 CPU-s, 3% of the run, and left the
-# file 190 MB instead of 154 (the old blocks stay allocated); at 10M the run's last checkpoint cost 7.3
-# CPU-s, 1.3 without merging (253 row groups held, 220 needed). Off for one run only, the merge moves
-# to the next run's checkpoint; off on every connection, it waits until the part-filled row groups and
-# the rows deleted in place (an incremental model replaces persons' rows) pass FRAGMENTATION_LIMIT.
+# Row groups are merged only when the tables hold many deleted rows (compact_row_groups), not at every
+# checkpoint. DuckDB's checkpoint merges any run of adjacent row groups whose live rows fit in fewer,
+# and every insert statement leaves part-filled ones behind: after a full load of 1M events it rewrote
+# a third of ingest.events (4 row groups into 3) for 1.1 CPU-s, 3% of the run, and left the file 190 MB
+# instead of 154 (the old blocks stay allocated); at 10M the run's last checkpoint cost 7.3 CPU-s, 1.3
+# without merging. A part-filled row group costs a scan nothing per row; a deleted row is stored and
+# skipped on every scan, and the incremental models delete the rows of the persons a day changed.
+# (Merging off for one run only moved the work to the next run's checkpoint; merging whenever the
+# tables held 25% more row groups than their rows needed made the first day after a full load pay it:
+# one more day 1.37x -> 1.67x its day alone.)
 _CONFIG = {"max_vacuum_tasks": 0}
 # DuckDB's own setting (its default), while compact_row_groups merges
 _VACUUM_TASKS = 100
-# rows per row group: DuckDB's storage default
-ROW_GROUP_ROWS = 122_880
-# the row groups the tables may hold beyond what their live rows need before a run merges them: a day's
-# run adds a few part-filled ones and some deleted rows, so one run in several pays one merge of them
-FRAGMENTATION_LIMIT = 0.25
+# the share of the rows stored that may be deleted ones before a run merges: DuckDB merges a run of
+# row groups when a third or more of their rows are deleted (three into two), not fewer
+DELETED_LIMIT = 0.25
 
 
 def open_file(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -134,32 +134,25 @@ def open_file(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConne
     )
 
 
-def row_groups(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
-    """(the row groups the database's tables hold, the row groups their live rows need): a table's
-    deleted rows and part-filled row groups count in the first, not in the second."""
-    tables = [
-        f"{ident(s)}.{ident(t)}"
-        for s, t in con.execute(
-            "select schema_name, table_name from duckdb_tables() "
-            "where database_name = current_database() and not temporary"
-        ).fetchall()
-    ]
+def stored_rows(con: duckdb.DuckDBPyConnection) -> tuple[int, int]:
+    """(the rows the database's tables store, the live ones): deleted rows stay stored until a
+    checkpoint merges their row group. (DuckDB's `estimated_size` of a table is the rows it stores,
+    deleted ones included.)"""
+    tables = con.execute(
+        "select schema_name, table_name, estimated_size from duckdb_tables() "
+        "where database_name = current_database() and not temporary"
+    ).fetchall()
     if not tables:
         return 0, 0
-    parts = [
-        f"select (select count(distinct row_group_id) from pragma_storage_info({lit(t)})) as held, "
-        f"ceil((select count(*) from {t}) / {ROW_GROUP_ROWS})::bigint as needed"
-        for t in tables
-    ]
-    held, needed = con.execute(f"select sum(held), sum(needed) from ({' union all '.join(parts)})").fetchall()[0]
-    return int(held), int(needed)
+    live = " + ".join(f"(select count(*) from {ident(s)}.{ident(t)})" for s, t, _ in tables)
+    return sum(n for *_, n in tables), con.execute(f"select {live}").fetchall()[0][0]
 
 
-def compact_row_groups(con: duckdb.DuckDBPyConnection, limit: float = FRAGMENTATION_LIMIT) -> bool:
-    """Checkpoint with DuckDB's row-group merging on when the tables hold more than `limit` more row
-    groups than their live rows need; True if it did. (Connections open with the merging off.)"""
-    held, needed = row_groups(con)
-    if held - needed <= limit * needed:
+def compact_row_groups(con: duckdb.DuckDBPyConnection, limit: float = DELETED_LIMIT) -> bool:
+    """Checkpoint with DuckDB's row-group merging on when more than `limit` of the rows the tables
+    store are deleted ones; True if it did. (Connections open with the merging off.)"""
+    stored, live = stored_rows(con)
+    if stored - live <= limit * stored:
         return False
     con.execute(f"set max_vacuum_tasks = {_VACUUM_TASKS}")
     try:

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from tracking_plan.loader import PlanError
 
-from . import plan_cache
+from . import plan_cache, process
 from .publish import building, record_nothing_new
 from .warehouse import connect, hash_salt
 
@@ -141,6 +141,7 @@ def run_pipeline(
         # (started once the instance exists: GX imports sqlalchemy too, and two threads importing the
         # same modules can see one half-initialized — a Dagster instance failed so, once in four runs)
         threading.Thread(target=_warm_imports, daemon=True).start()
+        process.loaded()  # (the modules and the instance are loaded: pipelines/process.py)
         try:
             ok = _materialize(
                 build,

@@ -314,8 +314,6 @@ def run(
     spark_master: str | None = SparkMasterOpt,
 ):
     """Materialize every asset through Dagster, with progress and a summary."""
-    from pipelines.runner import run_pipeline
-
     if _engine(engine) == "spark":
         from pipelines.spark.run import run_spark_pipeline
 
@@ -332,6 +330,11 @@ def run(
             layout=layout or os.environ.get("TRACKPLAN_LAYOUT") or None,
         )
         raise typer.Exit(0 if ok else 1)
+    from pipelines.process import pause_while_loading
+
+    pause_while_loading()  # (until the run's modules are loaded: pipelines/process.py)
+    from pipelines.runner import run_pipeline
+
     ok = run_pipeline(
         plan_dir=plan or default_plan_dir(),
         landing=landing or str(landing_default()),
@@ -597,5 +600,13 @@ def demo(out_dir: Path = typer.Option(Path("demo"), "--out", help="Folder for la
     raise typer.Exit(0 if ok else 1)
 
 
-if __name__ == "__main__":  # pragma: no cover
+def main() -> None:
+    """The `trackplan` console script: the app, in a process that ends with its command."""
+    from pipelines.process import console_script
+
+    console_script()
     app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -16,6 +16,8 @@ Metrics (column `metric`):
 
 from __future__ import annotations
 
+from models.frames import frame
+
 TABLE = "quality.daily_metrics"
 
 COLUMNS = {
@@ -237,4 +239,4 @@ def build_daily_metrics(con, plan, by_partition: bool = False, full_refresh: boo
 
 def last_seen(con):
     """event_name, last_received_at of every loaded event name (for the freshness detector)."""
-    return con.execute("select event_name, max(received_at) as last_received_at from ingest.events group by all").df()
+    return frame(con, "select event_name, max(received_at) as last_received_at from ingest.events group by all")

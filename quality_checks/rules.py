@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from models.frames import frame
 from tracking_plan.validate import (
     ENVELOPE_TYPES,
     Validator,
@@ -494,7 +495,7 @@ def _samples(con, table: str, r: Rule, grain, references) -> list[dict]:
     else:  # the table's own columns of the failing rows, not the property columns
         names = ", ".join(f'"{d[0]}"' for d in con.execute(f"select * from {table} limit 0").description)
         sql = f"{failing_rows_sql(table, r, names)} limit {SAMPLE_ROWS}"
-    df = con.execute(sql).df()
+    df = frame(con, sql)
     return [{k: (None if _isna(v) else str(v)) for k, v in rec.items()} for rec in df.to_dict("records")]
 
 

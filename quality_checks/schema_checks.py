@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from models.frames import frame
+
 from .store import ERROR, CheckOutcome
 
 SAMPLE_SEED = 42  # the same sample on a re-run: a failure reproduces
@@ -74,11 +76,11 @@ def run_schema_check(con, spec, sample_rows: int = 50_000) -> CheckOutcome:
         on = " and ".join(f"t.{k} = s.{k}" if k == "rowid" else f"t.{k} is not distinct from s.{k}" for k in key)
         cols = ", ".join(f't."{c}"' for c in spec.columns if c in actual) or "t.*"
         try:
-            df = con.execute(f"select {cols} from {spec.table} t join _schema_sample s on {on} order by s._pos").df()
+            df = frame(con, f"select {cols} from {spec.table} t join _schema_sample s on {on} order by s._pos")
         finally:
             con.unregister("_schema_sample")
     else:
-        df = con.execute(sql).df()
+        df = frame(con, sql)
     for c in missing:  # let Pandera report them with the rest
         df = df.drop(columns=[c], errors="ignore")
     failures = []

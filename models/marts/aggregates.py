@@ -28,6 +28,7 @@ from datetime import date, datetime
 
 import pandas as pd
 
+from models.frames import frame
 from tracking_plan.model import Plan
 from tracking_plan.validate import ident, json_path
 
@@ -197,7 +198,7 @@ class EventSource:
         return cls(con, f"({frame_events_sql(plan, name)})", plan)
 
     def df(self, sql: str) -> pd.DataFrame:
-        return self.con.execute(sql).df()
+        return frame(self.con, sql)
 
     def per_person(self, name: str, sql_of: Callable[[str], str]) -> pd.DataFrame:
         """``sql_of(ev)`` (a ``*_sql`` query of this module over the events ``ev``) whose every row

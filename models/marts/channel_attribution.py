@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from models.frames import frame
 from models.value import attribute
 from models.value_attribution import path_touches
 from tracking_plan.model import Plan
@@ -148,12 +149,13 @@ def purchases(con, plan: Plan, persons: str | None = None) -> pd.DataFrame:
     """One row per purchase event (of the persons the query ``persons`` selects, when given)."""
     ev = plan.metrics.purchase.event if plan.metrics.purchase else "Order Completed"
     only = f" and person_id in ({persons})" if persons else ""
-    return con.execute(
+    return frame(
+        con,
         f"""select person_id, "timestamp",
         coalesce(try_cast(json_extract_string(properties, '$.revenue') as double), 0) as value
         from stitch.events where event_name = ? and person_id is not null{only}""",
         [ev],
-    ).df()
+    )
 
 
 def build(con, plan: Plan, keep=None) -> pd.DataFrame:
@@ -221,12 +223,12 @@ def touch_sessions(con, persons: str | None = None) -> pd.DataFrame:
     user's) never reach pandas. (1M events: 218k sessions, 70k of them touches.) ``persons``: a query
     selecting the persons whose sessions to read (all when None)."""
     where = f" where person_id in ({persons})" if persons else ""
-    return con.execute(TOUCH_SESSIONS.format(where=where)).df()
+    return frame(con, TOUCH_SESSIONS.format(where=where))
 
 
 def touch_counts(con) -> pd.Series:
     """The marketing touches per channel (``channels`` of each source and medium), counted in SQL."""
-    got = con.execute(
-        f"select utm_source, utm_medium, count(*) as n from ({TOUCH_SESSIONS.format(where='')}) group by all"
-    ).df()
+    got = frame(
+        con, f"select utm_source, utm_medium, count(*) as n from ({TOUCH_SESSIONS.format(where='')}) group by all"
+    )
     return got["n"].groupby(pd.Series(channels(got["utm_source"], got["utm_medium"]), dtype=object)).sum()

@@ -10,6 +10,7 @@ whose customers stop buying shows up in p_alive even before they cancel.
 
 import pandas as pd
 
+from models.frames import frame
 from models.value import customer_clv, fit_bgnbd, rfm_summary
 from tracking_plan.model import Plan
 
@@ -43,7 +44,8 @@ def revenue_events(con, plan: Plan) -> pd.DataFrame:
     person's first session's source. Lossless for the model: RFM counts purchase days, and the
     newest timestamp (the observation end) and the distinct purchase times are kept."""
     purchase = plan.metrics.purchase.event if plan.metrics.purchase else "Order Completed"
-    return con.execute(
+    return frame(
+        con,
         """
 with first_session as (
     select person_id, arg_min(coalesce(utm_source, 'direct'), started_at) as channel
@@ -61,7 +63,7 @@ group by p.person_id, p."timestamp"::date
 order by p.person_id, 2
 """,
         [purchase],
-    ).df()
+    )
 
 
 def compute_customer_clv(revenue: pd.DataFrame, value: pd.DataFrame, plan: Plan) -> pd.DataFrame:
@@ -132,5 +134,5 @@ def _channel_rows(
 
 def build(con, plan: Plan) -> pd.DataFrame:
     """marts.customer_clv from stitch.events, staging.sessions and marts.customer_value."""
-    value = con.execute("select * from marts.customer_value").df()
+    value = frame(con, "select * from marts.customer_value")
     return compute_customer_clv(revenue_events(con, plan), value, plan)

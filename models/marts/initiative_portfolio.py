@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 
+from models.frames import frame
 from models.kpis import compute_kpi_values
 from models.value import portfolio
 from tracking_plan.model import Initiative, Plan
@@ -140,8 +141,8 @@ def compute_initiative_portfolio(
 
 def build(con, plan: Plan) -> pd.DataFrame:
     """marts.initiative_portfolio from marts.initiative_roi, marts.initiative_scenarios and the KPIs."""
-    roi = con.execute("select * from marts.initiative_roi").df()
-    scenarios = con.execute("select * from marts.initiative_scenarios").df()
+    roi = frame(con, "select * from marts.initiative_roi")
+    scenarios = frame(con, "select * from marts.initiative_scenarios")
     kpis = compute_kpi_values(EventSource.warehouse(con, plan), plan)
     return compute_initiative_portfolio(roi, scenarios, kpis, plan)
 

@@ -9,6 +9,7 @@ import json
 
 import pandas as pd
 
+from models.frames import frame
 from models.stats import before_after, diff_in_diff
 from models.value import initiative_financials, roi
 from tracking_plan.model import Initiative, Plan
@@ -280,7 +281,7 @@ def compute_initiative_roi(
 def build(con, plan: Plan, keep=None) -> pd.DataFrame:
     """marts.initiative_roi from per-person and per-day aggregates of stitch.events and marts.experiment_results
     (the per-person ones kept by ``keep``, when the pipeline gives it: ``EventSource.per_person``)."""
-    experiment_results = con.execute("select * from marts.experiment_results").df()
+    experiment_results = frame(con, "select * from marts.experiment_results")
     return compute_initiative_roi(EventSource.warehouse(con, plan, keep), plan, experiment_results)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from models.frames import frame
 from models.value import Assumptions, initiative_scenarios, monte_carlo
 from models.value_finance import SCENARIO_COLUMNS
 from tracking_plan.model import Initiative, Plan
@@ -82,4 +83,4 @@ def compute_initiative_scenarios(roi: pd.DataFrame, plan: Plan, n: int = MC_DRAW
 
 def build(con, plan: Plan) -> pd.DataFrame:
     """marts.initiative_scenarios from marts.initiative_roi."""
-    return compute_initiative_scenarios(con.execute("select * from marts.initiative_roi").df(), plan)
+    return compute_initiative_scenarios(frame(con, "select * from marts.initiative_roi"), plan)

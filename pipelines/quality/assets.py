@@ -3,6 +3,7 @@
 import dagster as dg
 
 from models.catalog import table_doc
+from models.frames import frame
 from pipelines.resources import TrackingPlan, Warehouse
 from quality_checks.metrics import COLUMNS as METRIC_COLUMNS
 from quality_checks.metrics import build_daily_metrics, last_seen
@@ -116,7 +117,7 @@ def build_anomalies(con, plan):
     from quality_checks.detectors import detect
 
     ensure_tables(con)
-    m = con.execute("select * from quality.daily_metrics").df()
+    m = frame(con, "select * from quality.daily_metrics")
     found = detect(m, plan, settings_for(plan), last_seen=last_seen(con))
     con.register("_found", found[ANOMALY_COLUMNS])
     con.execute("delete from quality.anomalies")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from models.frames import frame
 from pipelines.resources import TrackingPlan, Warehouse
 from quality_checks.rules import evaluate, plan_rules, table_rules
 from quality_checks.store import ERROR, CheckOutcome, append
@@ -135,7 +136,7 @@ def gx_daily_metrics(context: dg.AssetCheckExecutionContext, warehouse: Warehous
 
     docs = Path(warehouse.database).resolve().parent / "gx_docs"
     with warehouse.get_connection() as con:
-        df = con.execute("select * from quality.daily_metrics").df()
+        df = frame(con, "select * from quality.daily_metrics")
         o = run_gx_suite(df, docs)
         o.partition = _partition(context)
         append(con, [o], run_id=run_id(context))
@@ -149,7 +150,7 @@ def gx_daily_metrics(context: dg.AssetCheckExecutionContext, warehouse: Warehous
 )
 def anomaly_checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):
     with warehouse.get_connection() as con:
-        found = con.execute("select * from quality.anomalies").df()
+        found = frame(con, "select * from quality.anomalies")
     found["day"] = found["day"].dt.date if len(found) else found["day"]
     for o in anomaly_outcomes(found, *run_range(context)):
         yield to_dagster(o, asset_key=ANOMALIES)

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from models.frames import frame
 from schemas.ddl import columns as ddl_columns
 from tracking_plan.model import Plan
 from tracking_plan.validate import NULLISH_RE, lit
@@ -73,7 +74,7 @@ def build_links(
     sql = links_sql(plan, source, ids)
     if sql is None:
         return pd.DataFrame(columns=LINK_COLUMNS)
-    return con.execute(f"select * from ({sql}) order by all").df()
+    return frame(con, f"select * from ({sql}) order by all")
 
 
 def ids_sql(plan: Plan, source: str = "ingest.events") -> str:
@@ -348,7 +349,7 @@ def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
     """Rebuild stitch.identity_graph, stitch.persons and every event's person (ingest.events.person_id,
     read through the view stitch.events) from ingest.events."""
     with id_combinations(con, plan) as ids:
-        links, singles = build_links(con, plan, ids=ids), con.execute(identifiers_sql(plan, ids=ids)).df()
+        links, singles = build_links(con, plan, ids=ids), frame(con, identifiers_sql(plan, ids=ids))
     persons, graph = resolve(links, singles, plan)
     del links, singles
     n_links = len(graph)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from models.frames import frame
 from quality_checks.partition_state import signature_sql
 from tracking_plan.model import Plan
 from tracking_plan.validate import lit
@@ -197,7 +198,9 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
         # merged with the new rows' (min, max, sum), and every identifier of the components is present
         con.register("_dlf", delta_links)
         try:
-            links = con.execute(f"""
+            links = frame(
+                con,
+                f"""
                 select kind_a, id_a, kind_b, id_b, min(first_seen) as first_seen, max(last_seen) as last_seen,
                        via, sum(events)::bigint as events
                 from (select kind_a, id_a, kind_b, id_b, first_seen, last_seen, via, events
@@ -205,10 +208,11 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
                       union all by name select * from _dlf)
                 group by kind_a, id_a, kind_b, id_b, via
                 order by all
-            """).df()
+            """,
+            )
         finally:
             con.unregister("_dlf")
-        singles = con.execute("select kind, identifier from _c").df()
+        singles = frame(con, "select kind, identifier from _c")
     else:
         # rows removed (a day ingested again) or an alias's previousId now seen as a user id: the
         # components' links are aggregated again from the ingest rows holding their identifiers
@@ -221,10 +225,11 @@ def _incremental(con: duckdb.DuckDBPyConnection, plan: Plan, changed: list, seq:
         con.execute(f"create or replace temp table _rel as select * from ingest.events where {' or '.join(conds)}")
         with id_combinations(con, plan, "_rel") as ids:
             links = build_links(con, plan, "_rel", ids)
-            singles = con.execute(
+            singles = frame(
+                con,
                 f"select * from ({identifiers_sql(plan, '_rel', ids)}) "
-                "where (kind, identifier) in (select (kind, identifier) from _c)"
-            ).df()
+                "where (kind, identifier) in (select (kind, identifier) from _c)",
+            )
         cset = set(map(tuple, con.execute("select kind, identifier from _c").fetchall()))
         if len(links):
             mask = [

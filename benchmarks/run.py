@@ -368,7 +368,9 @@ def _trackplan() -> str:
 
 
 def _run_argv(landing: Path, wh: Path, *extra: str) -> list[str]:
-    return [_trackplan(), "run", "--landing", str(landing), "--warehouse", str(wh), *extra]
+    """`trackplan run` as `python -m trackplan.cli`: what the console script runs, from whichever code tree
+    PYTHONPATH names (a tree older than the console script's `main` too: oneday.py's --code)."""
+    return [sys.executable, "-m", "trackplan.cli", "run", "--landing", str(landing), "--warehouse", str(wh), *extra]
 
 
 def _fit(xs: list[float], ys: list[float]) -> tuple[float, float]:

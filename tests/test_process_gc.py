@@ -47,8 +47,8 @@ def test_only_the_console_scripts_process_pauses_and_freezes():
 
 
 def test_a_run_through_the_console_script_is_collected_as_usual_after_loading(tmp_path):
-    """The real `trackplan run`: exit 0, its events loaded as its log says, and nothing on stderr but the
-    summary (no leak report at exit from an extension's frozen objects)."""
+    """The real `trackplan run`: exit 0, its events loaded as its log says, its summary, and no leak
+    report at exit from an extension's frozen objects."""
     import duckdb
 
     from trackplan.demo.generate import generate
@@ -67,8 +67,11 @@ def test_a_run_through_the_console_script_is_collected_as_usual_after_loading(tm
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines and all(line[0] in "│┌└├" or "trackplan run" in line for line in lines), proc.stderr[-2000:]
+    # (the generated days follow today's date, and on some a tiny sample makes statsmodels warn: only
+    # what this policy could cause is looked for)
+    assert "│ loaded" in proc.stderr, proc.stderr[-2000:]
+    for sign in ("Traceback", "leak", "nanobind"):
+        assert sign not in proc.stderr, proc.stderr[-2000:]
     con = duckdb.connect(str(wh), read_only=True)
     try:
         loaded = con.execute("select count(*) from ingest.events").fetchall()[0][0]

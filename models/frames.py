@@ -40,7 +40,7 @@ def frame(con, sql: str, params: list | dict | None = None) -> pd.DataFrame:
     parts = [table.select(text).to_pandas()]
     if not table.num_rows:  # (.df() types an empty text column as object)
         parts[0] = parts[0].astype(object)
-    others = [i for i in range(len(names)) if i not in set(text)]
+    others = sorted(set(range(len(names))) - set(text))
     if others:  # (scanned by DuckDB in place: the frame its `.df()` makes of them)
         parts.append(con.from_arrow(table.select(others)).df())
     out = pd.concat(parts, axis=1)[[f"c{i}" for i in range(len(names))]] if others else parts[0]

@@ -573,7 +573,24 @@ def diff_in_diff(
             "t": data[post].astype(float),
         }
     )
+    # the interaction is identified only with rows in each of the four cells (treated/control x
+    # before/after); without them OLS returns an arbitrary solution of a rank-deficient design
+    # (statsmodels only warns): refused, as any estimator here refuses data it cannot estimate from
+    have = {(bool(d), bool(t)) for d, t in zip(frame["d"] != 0, frame["t"] != 0, strict=True)}
+    missing = [
+        f"{'treated' if d else 'control'} {'after' if t else 'before'}"
+        for d in (True, False)
+        for t in (False, True)
+        if (d, t) not in have
+    ]
+    if missing:
+        raise ValueError(
+            f"diff_in_diff needs rows in all four cells (treated/control x before/after); none for: "
+            f"{', '.join(missing)}"
+        )
     model = smf.ols("y ~ d + t + d:t", data=frame)
+    if np.linalg.matrix_rank(model.exog) < model.exog.shape[1]:  # (e.g. 0/1 columns that are not)
+        raise ValueError(f"diff_in_diff: {treated} and {post} do not identify the interaction (rank-deficient design)")
     if cluster:
         groups = pd.factorize(data[cluster])[0]
         fit = model.fit(cov_type="cluster", cov_kwds={"groups": groups})

@@ -174,6 +174,37 @@ def test_did_grade_falls_when_treated_group_was_already_diverging(plan, seed):
     assert bad["evidence_grade"] == "C" and "pretrend" not in json.loads(bad["checks_passed"])
 
 
+def test_did_placebo_that_cannot_be_estimated_fails_its_check(plan, monkeypatch):
+    """The placebo splits the before period at its middle signup; when the treated accounts all signed
+    up in its first half, that split has no treated rows after it. The placebo is then not estimable:
+    its check fails with the reason (it has not shown a flat pre-period), rather than passing on an
+    arbitrary estimate of a rank-deficient design."""
+    from models.marts import initiatives
+
+    ini = next(i for i in plan.metrics.initiatives if i.key == "eu_live_chat")
+    start = pd.Timestamp(ini.start)
+    rng = np.random.default_rng(5)
+    days = [*range(-40, 21), *range(-40, -25), *range(21)]
+    treated = [0.0] * 61 + [1.0] * (len(days) - 61)
+    signup = [start + d * DAY for d in days]
+    frame = pd.DataFrame(
+        {
+            "person_id": [f"a{i}" for i in range(len(days))],
+            "signup_at": signup,
+            "segment": ["eu" if t else "na" for t in treated],
+            "treated": treated,
+            "post": [float(d >= 0) for d in days],
+            "rel_week": [int(np.floor(d / 7)) for d in days],
+            "y": rng.integers(0, 2, len(days)).astype(float),
+        }
+    )
+    monkeypatch.setattr(initiatives, "did_frame", lambda *_a: frame)
+    got = initiatives.estimate_did(None, plan, ini, start + 60 * DAY)
+    assert got["checks"]["placebo"] is False
+    assert got["details"]["placebo_p_value"] is None
+    assert "treated after" in got["details"]["placebo_error"]
+
+
 def test_matching_removes_heavy_user_selection(plan):
     """Heavy users opt in and buy more anyway: naive overstates, matching on pre-period activity recovers."""
     rng = np.random.default_rng(7)
@@ -369,6 +400,28 @@ def test_non_financial_before_after_fallback(plan):
     ]
     out = non_financial_changes(pd.DataFrame(rows), plan, ini, None)
     assert out[0]["method"].startswith("before_after") and out[0]["change"] == pytest.approx(2.0)
+
+
+def test_non_financial_did_without_a_before_period_is_an_error_not_a_number(plan):
+    """Events that all come after the start (a history younger than the initiative) cannot give a
+    difference in differences: the KPI's row says why, instead of an arbitrary estimate."""
+    ini = next(i for i in plan.metrics.initiatives if i.key == "eu_live_chat").model_copy(
+        update={"non_financial_kpis": ["nps_score"]}
+    )
+    start = pd.Timestamp(ini.start)
+    rows = [
+        ev(
+            f"s{i}",
+            "Survey Responded",
+            start + (1 + i % 5) * DAY,
+            region=("eu", "na")[i % 2],
+            **{"prop:score": float(i % 11)},
+        )
+        for i in range(60)
+    ]
+    out = non_financial_changes(pd.DataFrame(rows), plan, ini, None)
+    assert out[0]["method"] == "diff_in_diff"
+    assert "before" in out[0]["error"] and "change" not in out[0]
 
 
 def test_paid_plan_trait_and_treatment_filter(plan, monkeypatch):

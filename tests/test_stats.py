@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -545,3 +546,19 @@ def test_evidence_grades_order_designs():
     assert "not causal" in evidence_grade("before_after").label
     with pytest.raises(ValueError):
         evidence_grade("astrology")
+
+
+def test_did_refuses_a_design_without_all_four_cells():
+    # a history that starts after the launch has no "before" rows: OLS of y ~ d + t + d:t is then
+    # rank-deficient and returns an arbitrary interaction (statsmodels only warns), so it is refused
+    rng = np.random.default_rng(11)
+    n = 400
+    df = pd.DataFrame({"d": (np.arange(n) % 2).astype(float), "p": 1.0, "y": rng.normal(5, 1, n), "u": np.arange(n)})
+    for kw in ({}, {"cluster": "u"}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no statsmodels warning on the way to the refusal
+            with pytest.raises(ValueError, match="treated before, control before"):
+                diff_in_diff(df, outcome="y", treated="d", post="p", **kw)
+    # a treated group without any control rows is refused the same way
+    with pytest.raises(ValueError, match="control before, control after"):
+        diff_in_diff(df.assign(d=1.0, p=np.arange(n) % 2), outcome="y", treated="d", post="p")

@@ -130,10 +130,13 @@ def estimate_did(events, plan, ini, data_end) -> dict:
     study = cross_section_event_study(df)
     pre = df[df["post"] == 0]
     fake = pre["signup_at"].min() + (pre["signup_at"].max() - pre["signup_at"].min()) / 2
-    placebo = diff_in_diff(
-        pre.assign(post=(pre["signup_at"] >= fake).astype(float)), outcome="y", treated="treated", post="post"
-    )
-    placebo_passed = bool(placebo.p_value >= CHECK_ALPHA)
+    try:
+        placebo = diff_in_diff(
+            pre.assign(post=(pre["signup_at"] >= fake).astype(float)), outcome="y", treated="treated", post="post"
+        )
+        placebo_passed, placebo_error = bool(placebo.p_value >= CHECK_ALPHA), None
+    except ValueError as exc:  # (a half of the before period without treated or control accounts)
+        placebo, placebo_passed, placebo_error = None, False, f"placebo not estimable: {exc}"
     treated_post = df[(df["treated"] > 0) & (df["post"] > 0)]
     months = max((data_end - pd.Timestamp(ini.start)) / DAY - ini.evaluation.window_days, 1.0) / DAYS_PER_MONTH
     per_month = len(treated_post) / months  # treated-segment accounts eligible per month
@@ -148,8 +151,10 @@ def estimate_did(events, plan, ini, data_end) -> dict:
         "checks": checks,
         "details": {
             "event_study": study,
-            "placebo_effect": placebo.effect,
-            "placebo_p_value": placebo.p_value,
+            # a placebo that could not be estimated has not shown the pre-period is flat: failed, with why
+            "placebo_effect": placebo.effect if placebo is not None else None,
+            "placebo_p_value": placebo.p_value if placebo is not None else None,
+            **({"placebo_error": placebo_error} if placebo_error else {}),
             "placebo_launch": str(fake),
             "cells": res.cell_means.to_dict("records"),
         },

@@ -395,12 +395,16 @@ def evaluate(
     by_partition: bool = False,
     full_refresh: bool = False,
     grain_by_partition: bool = False,
+    grain_of: str | None = None,
 ) -> list[CheckOutcome]:
     """Run every rule in one pass; one outcome per kind present (check name = kind). `by_partition`
     (a table with partition_date and loaded_at: ingest.events): the property rules' counts from
     `partition_counts`, the partitions counted before kept (unless `full_refresh`), and the grain's
     duplicates from `grain_duplicates`. `grain_by_partition`: the grain's alone (stitch.events: a
-    merge rewrites person_id in place, which no partition's signature shows, but never message_id)."""
+    merge rewrites person_id in place, which no partition's signature shows, but never message_id).
+    `grain_of`: a table holding exactly the grain values of `table` (stitch.events, a view of every row
+    of ingest.events): its duplicates, and their kept per-partition state, are that table's, so the
+    same rows are not counted again under a second name."""
     if not rules:
         return []
     prepare = by_event_sql(table, rules)
@@ -412,7 +416,7 @@ def evaluate(
         kept = iter(
             partition_counts(con, table, [r for r, k in zip(rules, per_row) if k], full_refresh) if any(per_row) else []
         )
-        dups = iter([grain_duplicates(con, table, grain, full_refresh)] if any(kept_grain) else [])
+        dups = iter([grain_duplicates(con, grain_of or table, grain, full_refresh)] if any(kept_grain) else [])
         rest = [r for r, k, g in zip(rules, per_row, kept_grain) if not (k or g)]
         head = iter(con.execute(compile_sql(table, rest, grain, references)).fetchall()[0])
         n = next(head)

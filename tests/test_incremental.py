@@ -461,11 +461,48 @@ def test_quality_metrics_and_gates_kept_per_partition_equal_a_full_build(runs):
     # a partition counted before and not changed since is not read again (its kept counts are)
     kept = inc.execute("select count(*) from quality.partition_state where layer = 'gates ingest.events'").fetchall()
     assert kept[0][0] == len(landed_partitions(runs[4]))
-    # the grain of both event tables likewise (quality_checks.rules.grain_duplicates)
+    # the grain of both event tables likewise (quality_checks.rules.grain_duplicates): stitch.events,
+    # the view of every row of ingest.events, is counted as ingest.events, one kept state for both
     assert _gate_counts(inc, plan, "stitch.events", by_partition=True) == _gate_counts(full, plan, "stitch.events")
+    kept = inc.execute("select layer, count(*) from quality.partition_state where layer like 'grain %' group by 1")
+    assert dict(kept.fetchall()) == {"grain ingest.events": len(landed_partitions(runs[4]))}
+
+
+def test_stitch_events_grain_counted_as_ingest_events_finds_their_duplicates(tmp_path):
+    """stitch.events' messageId duplicates are ingest.events' (the view holds every row of it): a
+    messageId loaded twice, across two partitions, fails the grain gate of both, counted per
+    partition or over every row; once the second copy is gone, both pass."""
+    from pipelines.stitch.identity import create_events_view
+
+    plan = load_plan()
+    con = connect(tmp_path / "w.duckdb")
+    con.execute("create table stitch.persons (identifier_kind varchar, identifier varchar, person_id varchar)")
+    create_events_view(con)
+
+    def load(day: str, ids: list[str]) -> None:
+        con.execute("delete from ingest.events where partition_date = ?::date", [day])
+        for k, i in enumerate(ids):
+            con.execute(
+                "insert into ingest.events (message_id, type, event_name, anonymous_id, plan_version, "
+                "partition_date, source_file, line_no, loaded_at) values (?, 'track', 'Signed In', 'a1', '1', "
+                "?::date, 'f', ?, now()::timestamp)",
+                [i, day, k],
+            )
+
+    def grain(table: str, **kw) -> int:
+        o = next(o for o in gates(con, plan, table, **kw) if o.check == "grain_unique")
+        return o.metadata["failing_count"]
+
+    load("2026-01-01", ["m1", "m2"])
+    load("2026-01-02", ["m3", "m1"])
     for table in ("ingest.events", "stitch.events"):
-        kept = inc.execute("select count(*) from quality.partition_state where layer = ?", [f"grain {table}"])
-        assert kept.fetchall()[0][0] == len(landed_partitions(runs[4])), table
+        assert grain(table, by_partition=True) == grain(table) == 1, table
+    load("2026-01-02", ["m3"])
+    for table in ("ingest.events", "stitch.events"):
+        assert grain(table, by_partition=True) == grain(table) == 0, table
+    # the count the stitch.events gate read is the ingest.events one (no second state of the same rows)
+    layers = con.execute("select distinct layer from quality.partition_state where layer like 'grain %'").fetchall()
+    assert layers == [("grain ingest.events",)]
 
 
 def test_gates_counted_in_slices_of_partitions_equal_one_pass(runs, monkeypatch):

@@ -576,12 +576,12 @@ def diff_in_diff(
     # the interaction is identified only with rows in each of the four cells (treated/control x
     # before/after); without them OLS returns an arbitrary solution of a rank-deficient design
     # (statsmodels only warns): refused, as any estimator here refuses data it cannot estimate from
-    have = {(bool(d), bool(t)) for d, t in zip(frame["d"] != 0, frame["t"] != 0, strict=True)}
+    have = set(np.unique(2 * (frame["d"].to_numpy() != 0) + (frame["t"].to_numpy() != 0)).tolist())
     missing = [
         f"{'treated' if d else 'control'} {'after' if t else 'before'}"
-        for d in (True, False)
-        for t in (False, True)
-        if (d, t) not in have
+        for d in (1, 0)
+        for t in (0, 1)
+        if 2 * d + t not in have
     ]
     if missing:
         raise ValueError(

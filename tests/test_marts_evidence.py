@@ -383,21 +383,22 @@ def test_planted_its_level_change_recovered(recovered):
     assert within(t["true_level_change_per_day"], r["estimate"], r["std_error"])
 
 
-def test_non_financial_before_after_fallback(plan):
-    ini = next(i for i in plan.metrics.initiatives if i.key == "onboarding_checklist").model_copy(
+def _nps_only(plan, key: str):
+    """Initiative `key` with the NPS score as its one non-financial KPI, and its start."""
+    ini = next(i for i in plan.metrics.initiatives if i.key == key).model_copy(
         update={"non_financial_kpis": ["nps_score"]}
     )
-    start = pd.Timestamp(ini.start)
+    return ini, pd.Timestamp(ini.start)
+
+
+def survey(i: int, ts, score: float, **cols) -> dict:
+    return ev(f"s{i}", "Survey Responded", ts, **{"prop:score": score}, **cols)
+
+
+def test_non_financial_before_after_fallback(plan):
+    ini, start = _nps_only(plan, "onboarding_checklist")
     # scores 5/7 before the start and 7/9 after: the mean moves by 2
-    rows = [
-        ev(
-            f"s{i}",
-            "Survey Responded",
-            start + (i - 10) * DAY,
-            **{"prop:score": (5.0 if i < 10 else 7.0) + 2 * (i % 2)},
-        )
-        for i in range(20)
-    ]
+    rows = [survey(i, start + (i - 10) * DAY, (5.0 if i < 10 else 7.0) + 2 * (i % 2)) for i in range(20)]
     out = non_financial_changes(pd.DataFrame(rows), plan, ini, None)
     assert out[0]["method"].startswith("before_after") and out[0]["change"] == pytest.approx(2.0)
 
@@ -405,20 +406,8 @@ def test_non_financial_before_after_fallback(plan):
 def test_non_financial_did_without_a_before_period_is_an_error_not_a_number(plan):
     """Events that all come after the start (a history younger than the initiative) cannot give a
     difference in differences: the KPI's row says why, instead of an arbitrary estimate."""
-    ini = next(i for i in plan.metrics.initiatives if i.key == "eu_live_chat").model_copy(
-        update={"non_financial_kpis": ["nps_score"]}
-    )
-    start = pd.Timestamp(ini.start)
-    rows = [
-        ev(
-            f"s{i}",
-            "Survey Responded",
-            start + (1 + i % 5) * DAY,
-            region=("eu", "na")[i % 2],
-            **{"prop:score": float(i % 11)},
-        )
-        for i in range(60)
-    ]
+    ini, start = _nps_only(plan, "eu_live_chat")
+    rows = [survey(i, start + (1 + i % 5) * DAY, float(i % 11), region=("eu", "na")[i % 2]) for i in range(60)]
     out = non_financial_changes(pd.DataFrame(rows), plan, ini, None)
     assert out[0]["method"] == "diff_in_diff"
     assert "before" in out[0]["error"] and "change" not in out[0]

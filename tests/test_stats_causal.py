@@ -536,3 +536,32 @@ def test_uplift_by_segment_targets_only_the_responding_segment(campaign):
     assert list(seg["target"]) == list(seg["ci_low"] > 0)
     smb = seg.iloc[0]
     assert smb["predicted_uplift"] > seg.iloc[1:]["predicted_uplift"].max()
+
+
+@pytest.mark.parametrize(
+    "design",
+    [
+        "treated units treated in every period",
+        "every unit treated from the same period",
+        "no unit treated",
+    ],
+)
+def test_twfe_refuses_a_treatment_the_fixed_effects_absorb(design):
+    """Unit and period effects absorb such a treatment indicator: the effect is not identified, and
+    OLS of the demeaned data would return an arbitrary number (3.5e13 here before) with a warning on
+    stderr. The estimator refuses it instead."""
+    rng = np.random.default_rng(2)
+    units, periods = np.repeat(np.arange(40), 6), np.tile(np.arange(6), 40)
+    d = {
+        "treated units treated in every period": units < 20,
+        "every unit treated from the same period": periods >= 3,
+        "no unit treated": np.zeros(len(units), bool),
+    }[design]
+    df = pd.DataFrame({"unit": units, "period": periods, "d": d.astype(float), "y": rng.normal(0, 1, len(units))})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="not identified"):
+            twfe_did(df, outcome="y", unit="unit", time="period", treated="d")
+    # one treated group from period 3 on, beside a control group: identified
+    ok = df.assign(d=((units < 20) & (periods >= 3)).astype(float))
+    assert np.isfinite(twfe_did(ok, outcome="y", unit="unit", time="period", treated="d").std_error)

@@ -75,6 +75,17 @@ def _fe_ols(y, X, unit_codes, time_codes, cluster_codes):
     """
     Z = _demean(np.column_stack([y, X]), unit_codes, time_codes)
     yd, Xd = Z[:, 0], Z[:, 1:]
+    # a regressor the unit and period effects absorb (treated in every period, every unit treated from
+    # the same period, none treated) or one the others span leaves its coefficient unidentified: OLS
+    # would return an arbitrary solution of a rank-deficient design (statsmodels only warns)
+    X = np.asarray(X, float)
+    absorbed = np.linalg.norm(Xd, axis=0) <= 1e-7 * np.maximum(np.linalg.norm(X, axis=0), 1.0)
+    if absorbed.any() or np.linalg.matrix_rank(Xd) < Xd.shape[1]:
+        raise ValueError(
+            "the treatment is not identified: once unit and period effects are removed "
+            + ("it does not vary" if absorbed.any() else "its indicators are collinear")
+            + " (every treated unit treated in every period, every unit treated from the same period, or none treated)"
+        )
     fit = OLS(yd, Xd).fit(cov_type="cluster", cov_kwds={"groups": cluster_codes, "use_correction": False})
     n, k = Xd.shape
     n_clusters = len(np.unique(cluster_codes))

@@ -565,3 +565,31 @@ def test_twfe_refuses_a_treatment_the_fixed_effects_absorb(design):
     # one treated group from period 3 on, beside a control group: identified
     ok = df.assign(d=((units < 20) & (periods >= 3)).astype(float))
     assert np.isfinite(twfe_did(ok, outcome="y", unit="unit", time="period", treated="d").std_error)
+
+
+def test_ipw_standard_error_when_the_trim_drops_units_scored_1():
+    """A covariate that separates treated from control perfectly scores some units 0 or 1: the trim
+    drops them, and the few units left in the overlap give an estimate with a finite (wide) standard
+    error. The dropped units' odds weight (infinite) once turned the standard error into NaN."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(0, 1, 400)
+    t = (x > 0).astype(int)
+    df = pd.DataFrame({"t": t, "x": x, "y": rng.normal(0, 1, 400) + 0.5 * t})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (the NaN came with numpy's divide and multiply warnings)
+        r = matched_effect(df, treatment="t", outcome="y", covariates=["x"], method="ipw")
+    assert r.n_trimmed > 300 and r.n_treated > 0 and r.n_control > 0
+    assert np.isfinite(r.std_error) and r.std_error > 0 and r.ci_low < r.effect < r.ci_high
+
+
+def test_before_after_refuses_a_side_without_two_observations():
+    """Without two observations before the launch (or after it) there is no difference of means to
+    give: refused as interrupted_time_series refuses it, not NaN with numpy's warnings."""
+    days = pd.DataFrame({"day": pd.date_range("2026-01-01", periods=30), "y": np.arange(30.0)})
+    for launch in ("2025-12-01", "2026-01-02", "2026-01-30", "2026-03-01"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match="two observations on each side"):
+                before_after(days, time="day", outcome="y", launch=pd.Timestamp(launch))
+    # two days before (0, 1: mean 0.5) and 28 after (2..29: mean 15.5)
+    assert before_after(days, time="day", outcome="y", launch=pd.Timestamp("2026-01-03")).effect == pytest.approx(15.0)

@@ -189,6 +189,8 @@ def before_after(df: pd.DataFrame, *, time: str, outcome: str, launch, alpha: fl
     t, at = _as_step(data[time], launch)
     y = data[outcome].to_numpy(float)
     before, after = y[t < at], y[t >= at]
+    if len(before) < 2 or len(after) < 2:  # (a mean difference needs each side's variance)
+        raise ValueError("need at least two observations on each side of launch")
     res = sps.ttest_ind(after, before, equal_var=False)
     se = float(np.sqrt(before.var(ddof=1) / len(before) + after.var(ddof=1) / len(after)))
     est = normal_estimate_fields(float(after.mean() - before.mean()), se, alpha, df=float(res.df))

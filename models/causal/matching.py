@@ -229,7 +229,9 @@ def ipw_att_se(y: np.ndarray, t: np.ndarray, Z: np.ndarray, ps: np.ndarray, keep
     Zc = np.column_stack([np.ones(N), Z])
     W = ((t == 1) & keep).astype(float)
     C = ((t == 0) & keep).astype(float)
-    w = ps / (1 - ps)
+    # the odds weight of the kept controls only: a unit the trim dropped may have a score of 1 (its
+    # weight, inf, times 0 was NaN: perfect separation gave every estimate a NaN standard error)
+    w = np.where(C > 0, ps / np.where(C > 0, 1 - ps, 1.0), 0.0)
     mu1 = float(W @ y / W.sum())
     d0 = float((C * w).sum())
     mu0 = float((C * w) @ y / d0)

@@ -231,7 +231,8 @@ def ipw_att_se(y: np.ndarray, t: np.ndarray, Z: np.ndarray, ps: np.ndarray, keep
     C = ((t == 0) & keep).astype(float)
     # the odds weight of the kept controls only: a unit the trim dropped may have a score of 1 (its
     # weight, inf, times 0 was NaN: perfect separation gave every estimate a NaN standard error)
-    w = np.where(C > 0, ps / np.where(C > 0, 1 - ps, 1.0), 0.0)
+    w = np.zeros(N)
+    w[C > 0] = ps[C > 0] / (1 - ps[C > 0])
     mu1 = float(W @ y / W.sum())
     d0 = float((C * w).sum())
     mu0 = float((C * w) @ y / d0)

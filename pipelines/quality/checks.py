@@ -11,6 +11,7 @@ import dagster as dg
 
 from models.frames import frame
 from pipelines.resources import TrackingPlan, Warehouse
+from pipelines.stitch.identity import is_events_view
 from quality_checks.rules import evaluate, plan_rules, table_rules
 from quality_checks.store import ERROR, CheckOutcome, append
 from tracking_plan.quality_settings import settings_for
@@ -59,10 +60,10 @@ def gates(con, plan, table: str, by_partition: bool = False, full_refresh: bool 
             references=PERSON_REF,
             grain_by_partition=by_partition,
             full_refresh=full_refresh,
-            # the view of every row of ingest.events (pipelines.stitch.identity.create_events_view): the
+            # the view of every row of ingest.events (pipelines.stitch.identity.is_events_view): the
             # same messageIds, whose duplicates the ingest's gate has just counted (10M events: 1.6 CPU-s
             # each time)
-            grain_of="ingest.events" if by_partition and _view_of_ingest_events(con) else None,
+            grain_of="ingest.events" if by_partition and is_events_view(con) else None,
         )
     if table == "stitch.persons":
         return evaluate(
@@ -75,16 +76,6 @@ def gates(con, plan, table: str, by_partition: bool = False, full_refresh: bool 
 
     spec = table_specs(plan)[table]
     return evaluate(con, table, table_rules(table, spec.grain, mostly=mostly), grain=spec.grain)
-
-
-def _view_of_ingest_events(con) -> bool:
-    """Whether stitch.events is the warehouse's view of every row of ingest.events (not a copy, nor the
-    Spark engine's layer)."""
-    rows = con.execute(
-        "select sql from duckdb_views() where database_name = current_database() "
-        "and schema_name = 'stitch' and view_name = 'events'"
-    ).fetchall()
-    return bool(rows) and " ".join(rows[0][0].lower().split()).rstrip(";").endswith(" from ingest.events")
 
 
 def _partition(context) -> str | None:

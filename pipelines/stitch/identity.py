@@ -305,6 +305,17 @@ def create_events_view(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"create or replace view stitch.events as select person_id, {cols} from ingest.events").fetchall()
 
 
+def is_events_view(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether stitch.events is the view `create_events_view` makes, of every row of ingest.events
+    (not the copy of an earlier version, nor the Spark engine's layer): the two then hold the same
+    messageIds, and the quality gates count their duplicates once."""
+    rows = con.execute(
+        "select sql from duckdb_views() where database_name = current_database() "
+        "and schema_name = 'stitch' and view_name = 'events'"
+    ).fetchall()
+    return bool(rows) and " ".join(rows[0][0].lower().split()).rstrip(";").endswith(" from ingest.events")
+
+
 def set_person_ids(con: duckdb.DuckDBPyConnection, plan: Plan, where: str = "true") -> int:
     """Write each row's person from stitch.persons into ingest.events.person_id, for the rows matching
     `where` (alias e): an update of one narrow column, in place. Returns the rows written.

@@ -363,12 +363,13 @@ def _read_lines(fh, name: str, max_bytes: int, stats: ReadStats, batch_lines: in
                 if chunk[:3] == BOM:
                     chunk = chunk[3:]
             # the chunk's newlines cut the blocks; the count checked at the end is taken apart from
-            # them (count_nonzero over the same bytes, ~1% of a validate run), so a cutting defect
-            # that loses or repeats a line cannot agree with itself
-            buf = np.frombuffer(chunk, dtype=np.uint8)
-            ends = np.flatnonzero(buf == 10)
+            # them (count_nonzero over the same newline mask of the bytes), so a cutting defect that
+            # loses or repeats a line cannot agree with itself. (The mask is made once: comparing
+            # every byte twice was ~1% of the ingest's CPU.)
+            newline = np.frombuffer(chunk, dtype=np.uint8) == 10
+            ends = np.flatnonzero(newline)
             if len(chunk):
-                newlines += int(np.count_nonzero(buf == 10))
+                newlines += int(np.count_nonzero(newline))
                 last = bytes(chunk[-1:])
             if len(ends) == 0:  # a line longer than a chunk
                 tail += chunk

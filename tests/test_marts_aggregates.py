@@ -16,7 +16,8 @@ from support import marts_reference as ref
 from support.marts_sample import SEEDS, sample
 
 from models.kpis import compute_kpi_values
-from models.marts.aggregates import EventSource, latest_value_sql, narrow_events_sql
+from models.frames import frame
+from models.marts.aggregates import EventSource, latest_value_sql, narrow_events_sql, unpacked_reads
 from models.marts.experiment_results import compute_experiment_results, exposures, metric_outcomes
 from models.marts.experiment_uplift import compute_experiment_uplift
 from models.marts.initiative_roi import _kpi_rows, compute_initiative_roi
@@ -171,6 +172,54 @@ def test_narrow_events_are_only_read_inside_aggregates(wh):
     finally:
         del src.df
     assert len(sizes) > 10 and max(sizes) <= person_days
+
+
+def test_each_query_unpacks_only_the_fields_it_reads(wh):
+    """Every query the marts run over the warehouse's narrow events unpacks only the JSON fields it
+    names, and gives the rows it gives with every field unpacked."""
+    plan, src, _ = wh
+    queries = []
+    real = src.df
+
+    def spy(q):
+        queries.append(q)
+        return real(q)
+
+    src.df = spy
+    try:
+        compute_experiment_results(src, plan)
+        compute_initiative_roi(src, plan)
+        compute_experiment_uplift(src, plan)
+        compute_kpi_values(src, plan)
+    finally:
+        del src.df
+    assert len(queries) > 10
+    narrower = 0
+    for q in queries:
+        assert src.ev in q
+        narrowed = src._narrowed(q)
+        assert src.ev not in narrowed
+        narrower += len(narrowed) < len(q)
+        assert_same_frame(*(_in_row_order(frame(src.con, x)) for x in (narrowed, q)))
+    assert narrower == len(queries)  # (no query of these marts reads every field)
+
+
+def _in_row_order(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows sorted by their values (a query without ORDER BY returns them in any order), floats
+    last and rounded (a sum may differ in its last digit between two runs)."""
+    floats = [c for c in df.columns if pd.api.types.is_float_dtype(df[c])]
+    keys = df[[c for c in df.columns if c not in floats]].astype(str)
+    keys[floats] = df[floats].round(6)
+    return df.loc[keys.sort_values(list(keys.columns)).index].reset_index(drop=True)
+
+
+def test_unpacked_reads_names_a_column_quoted_or_as_a_word():
+    assert unpacked_reads('select arg_max("company_size", ts) from e', "company_size")
+    assert unpacked_reads("select max(e.seats) from e", "seats")
+    assert unpacked_reads("select lower(plan::varchar) from e", "plan")
+    assert unpacked_reads('select sum(e."prop:revenue") from e', "prop:revenue")
+    assert not unpacked_reads("select count(*) filter (where lower(x) in ('free_plans')) from e", "plan")
+    assert not unpacked_reads('select max("seats_total") from e', "seats")
 
 
 def random_events(seed: int, plan, persons: int = 300) -> pd.DataFrame:

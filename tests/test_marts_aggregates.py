@@ -15,8 +15,8 @@ import pytest
 from support import marts_reference as ref
 from support.marts_sample import SEEDS, sample
 
-from models.kpis import compute_kpi_values
 from models.frames import frame
+from models.kpis import compute_kpi_values
 from models.marts.aggregates import EventSource, latest_value_sql, narrow_events_sql, unpacked_reads
 from models.marts.experiment_results import compute_experiment_results, exposures, metric_outcomes
 from models.marts.experiment_uplift import compute_experiment_uplift

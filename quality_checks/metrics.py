@@ -157,9 +157,11 @@ from loaded l full join rejected r on l.day = r.day and l.event_name = r.event_n
 where coalesce(l.event_name, r.event_name) in (select event_name from _q_props union select event_name from _q_planned)""",
     ]
     if has_stitch:
+        # (each person's rows grouped first, then the persons counted: 10M events 1.65 CPU-s, where a
+        # count(distinct person_id) beside count(*) in one grouping took 2.4-2.6; the same counts)
         globals_.append(
-            """select partition_date, event_name, 'persons', '', '', count(distinct person_id), count(*)
-from stitch.events group by all"""
+            """select partition_date, event_name, 'persons', '', '', count(person_id), sum(n)::bigint
+from (select partition_date, event_name, person_id, count(*) as n from stitch.events group by all) group by all"""
         )
     # both lag quantiles from one aggregate over the lags (two took twice the scan and the sort:
     # 10M events, 0.64-0.75 -> 0.36 CPU-s, the same values)

@@ -50,11 +50,16 @@ TIMESTAMPS_RE = f"(?:{_DT}(?:\\|{_DT})*)?"
 
 def _stamp(col: str) -> str:
     """SQL: the RFC 3339 date-time in text column `col` as a UTC timestamp; NULL when it is not one
-    (the cast is the calendar check: 2026-02-29 does not cast; year 0000 is no RFC 3339 year)."""
+    (the cast is the calendar check: 2026-02-29 does not cast; year 0000 is no RFC 3339 year).
+
+    A time in UTC (`Z`, as SDKs send it) is cast to a plain timestamp, which reads the `Z` as UTC:
+    the same value as through timestamptz whenever either casts (tests/test_validate_timestamps.py
+    compares the two over every shape), at half the CPU of the time zone's conversions."""
     return (
         f"case when _ts_shape or regexp_matches({col}, {lit(DATE_TIME)}) "
+        f"then coalesce(case when right({col}, 1) = 'Z' then try_cast({col} as timestamp) end, "
         # RFC 3339 allows a lowercase t and z, which DuckDB's cast does not read
-        f"then coalesce(try_cast({col} as timestamptz), try_cast(upper({col}) as timestamptz))::timestamp end"
+        f"coalesce(try_cast({col} as timestamptz), try_cast(upper({col}) as timestamptz))::timestamp) end"
     )
 
 

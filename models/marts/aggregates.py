@@ -204,23 +204,25 @@ class EventSource:
 
     _frames = itertools.count()
 
-    def __init__(self, con, ev: str, plan: Plan, keep=None, narrow: bool = False):
+    def __init__(self, con, ev: str, plan: Plan, keep=None):
         self.con, self.ev, self.plan, self.keep = con, ev, plan, keep
-        # (a warehouse's: each query's events unpack only the fields it reads, see `_narrowed`)
-        self.narrow = narrow
         self._span: tuple | None = None
+        self._every: str | None = None
 
     @classmethod
     def warehouse(cls, con, plan: Plan, keep=None) -> EventSource:
-        return cls(con, f"({narrow_events_sql(plan)})", plan, keep, narrow=True)
+        return cls(con, f"({narrow_events_sql(plan)})", plan, keep)
 
     def _narrowed(self, sql: str, persons: str | None = None) -> str:
-        """``sql`` (a query over ``ev``) with ``ev`` unpacking only the fields the rest of ``sql``
-        reads (``narrow_events_sql``'s ``reads``), of the events of ``persons`` when given."""
-        if not self.narrow or self.ev not in sql:
+        """``sql`` with the warehouse's narrow events in it (``narrow_events_sql(plan)``) unpacking
+        only the fields the rest of ``sql`` reads (its ``reads``), of the events of ``persons`` when
+        given. A query over a frame's events is returned as it is."""
+        if self._every is None:
+            self._every = f"({narrow_events_sql(self.plan)})"
+        if self._every not in sql:
             return sql
-        reads = sql.replace(self.ev, "")
-        return sql.replace(self.ev, f"({narrow_events_sql(self.plan, persons, reads=reads)})")
+        reads = sql.replace(self._every, "")
+        return sql.replace(self._every, f"({narrow_events_sql(self.plan, persons, reads=reads)})")
 
     @classmethod
     def frame(cls, events: pd.DataFrame, plan: Plan) -> EventSource:
@@ -242,7 +244,8 @@ class EventSource:
         the same rows in the same order as running it."""
         if self.keep is None:
             return self.df(sql_of(self.ev))
-        return self.keep.query(name, lambda persons: self._narrowed(sql_of(self.ev), persons))
+        every = f"({narrow_events_sql(self.plan)})"
+        return self.keep.query(name, lambda persons: self._narrowed(sql_of(every), persons))
 
     def span(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None, int]:
         """(first event time, last event time, number of events)."""

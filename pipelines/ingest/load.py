@@ -399,10 +399,10 @@ def ingest_partitions(
                     "join _part_of_t m using (source_file)"
                 ).fetchall()
             # the next group is read while this one is classified and loaded, not while it is validated:
-            # both groups' lines mapped beside the first pass's table made the ingest's peak (10M
-            # events, the ingest alone: 2,738-2,898 -> 2,572 MB, the same 93 s wall and 171 CPU-s);
-            # reading a group takes a third of the time classifying and loading one does, so it is
-            # still done before it is needed
+            # both groups' lines mapped beside the first pass's table made the ingest's peak. Whole
+            # runs at 10M events, two of each alternated: peak 2,848-2,969 -> 2,678-2,685 MiB, for
+            # 280.7-281.1 -> 288.5-289.1 CPU-s (the read now overlaps the insert). Reading a group
+            # takes a third of the time classifying and loading one does: it is done before needed
             if i + 1 < len(groups):
                 pending = pool.submit(read, groups[i + 1])
             has_rows = bool(tables)

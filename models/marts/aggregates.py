@@ -20,6 +20,7 @@ signup and first KPI event per person (``signup_outcomes_sql``), per-person matc
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -207,7 +208,6 @@ class EventSource:
     def __init__(self, con, ev: str, plan: Plan, keep=None):
         self.con, self.ev, self.plan, self.keep = con, ev, plan, keep
         self._span: tuple | None = None
-        self._every: str | None = None
 
     @classmethod
     def warehouse(cls, con, plan: Plan, keep=None) -> EventSource:
@@ -217,12 +217,15 @@ class EventSource:
         """``sql`` with the warehouse's narrow events in it (``narrow_events_sql(plan)``) unpacking
         only the fields the rest of ``sql`` reads (its ``reads``), of the events of ``persons`` when
         given. A query over a frame's events is returned as it is."""
-        if self._every is None:
-            self._every = f"({narrow_events_sql(self.plan)})"
         if self._every not in sql:
             return sql
         reads = sql.replace(self._every, "")
         return sql.replace(self._every, f"({narrow_events_sql(self.plan, persons, reads=reads)})")
+
+    @functools.cached_property
+    def _every(self) -> str:
+        """The warehouse's narrow events with every field (the relation ``warehouse`` reads)."""
+        return f"({narrow_events_sql(self.plan)})"
 
     @classmethod
     def frame(cls, events: pd.DataFrame, plan: Plan) -> EventSource:
@@ -244,8 +247,7 @@ class EventSource:
         the same rows in the same order as running it."""
         if self.keep is None:
             return self.df(sql_of(self.ev))
-        every = f"({narrow_events_sql(self.plan)})"
-        return self.keep.query(name, lambda persons: self._narrowed(sql_of(every), persons))
+        return self.keep.query(name, lambda persons: self._narrowed(sql_of(self._every), persons))
 
     def span(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None, int]:
         """(first event time, last event time, number of events)."""

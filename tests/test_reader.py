@@ -28,6 +28,31 @@ def test_every_line_once_across_chunks_and_batches(tmp_path, monkeypatch):
     assert stats.lines == 500 and stats.file_error is None
 
 
+def test_interleaved_readers_share_the_newline_mask_safely(tmp_path, monkeypatch):
+    """The reader finds newlines with one mask buffer per thread (no fresh pages per chunk): two files
+    read in turn on the same thread, chunk by chunk, with chunks of every length, still give every
+    line of each once."""
+    from tracking_plan import reader
+
+    monkeypatch.setattr(reader, "CHUNK", 97)
+    a_lines = [orjson.dumps({"a": i, "pad": "x" * (i % 70)}) for i in range(400)]
+    b_lines = [orjson.dumps({"b": i}) for i in range(900)]
+    (tmp_path / "a.jsonl").write_bytes(b"\n".join(a_lines) + b"\n")
+    (tmp_path / "b.jsonl.gz").write_bytes(gzip.compress(b"\n".join(b_lines)))
+    ga = read_file(tmp_path / "a.jsonl", batch_lines=3)
+    gb = read_file(tmp_path / "b.jsonl.gz", batch_lines=5)
+    got: dict[str, list[bytes]] = {"a": [], "b": []}
+    live = {"a": ga, "b": gb}
+    while live:  # one batch of each in turn until both are read
+        for k, g in list(live.items()):
+            t = next(g, None)
+            if t is None:
+                del live[k]
+            else:
+                got[k] += [r.encode() for r in t.column("raw").to_pylist()]
+    assert got == {"a": a_lines, "b": b_lines}
+
+
 def test_crlf_blank_and_bad_lines(tmp_path):
     p = tmp_path / "a.jsonl"
     p.write_bytes(b'{"a":1}\r\n\n{"b":2}\n\xff\xfe\n' + b'{"c":"' + b"y" * 100 + b'"}\n')

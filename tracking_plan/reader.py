@@ -21,6 +21,7 @@ import mmap
 import os
 import re
 import stat as stat_mod
+import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -346,6 +347,19 @@ def _snowplow_table(t: pa.Table) -> pa.Table:
     )
 
 
+_MASKS = threading.local()
+
+
+def _newline_mask(chunk: memoryview) -> np.ndarray:
+    """Where a chunk's bytes are newlines, written into this thread's one mask buffer (a view of it:
+    valid until the thread's next chunk). A fresh mask per chunk cost a page fault per page of it,
+    zeroed by the kernel: at 1M events ~1.2% of a whole run's CPU, more than the comparison itself."""
+    buf = getattr(_MASKS, "buf", None)
+    if buf is None or len(buf) < len(chunk):
+        buf = _MASKS.buf = np.empty(max(len(chunk), CHUNK), dtype=bool)
+    return np.equal(np.frombuffer(chunk, dtype=np.uint8), 10, out=buf[: len(chunk)])
+
+
 def _read_lines(fh, name: str, max_bytes: int, stats: ReadStats, batch_lines: int, strip: bool) -> Iterator[pa.Table]:
     out = _Batcher(max_bytes, strip=strip)
     next_no = 1
@@ -366,7 +380,7 @@ def _read_lines(fh, name: str, max_bytes: int, stats: ReadStats, batch_lines: in
             # them (count_nonzero over the same newline mask of the bytes), so a cutting defect that
             # loses or repeats a line cannot agree with itself. (The mask is made once: comparing
             # every byte twice was ~1% of the ingest's CPU.)
-            newline = np.frombuffer(chunk, dtype=np.uint8) == 10
+            newline = _newline_mask(chunk)
             ends = np.flatnonzero(newline)
             if len(chunk):
                 newlines += int(np.count_nonzero(newline))

@@ -647,7 +647,9 @@ class Validator:
         warns: list[Check] = []
         unexpected = whole(
             "unexpected_property",
-            f"not list_has_all({known}, _keys)",
+            # n keys holding n of the plan's properties are all plan properties (as above): the
+            # set-based test (~0.25 µs a row, most of this rule's cost) runs only on the others
+            f"case when len(_keys) = {present} then false else not list_has_all({known}, _keys) end",
             Message("not in the plan: ", f"array_to_string({extra}, ', ')"),
         )
         if policy == "reject":

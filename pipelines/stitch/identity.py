@@ -25,6 +25,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from models.frames import frame
+from schemas.ddl import ID_COLUMN
 from schemas.ddl import columns as ddl_columns
 from tracking_plan.model import Plan
 from tracking_plan.validate import NULLISH_RE, lit
@@ -371,15 +372,23 @@ def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
         try:
             # typed as stitch/*.yml says: from an empty frame (a first day without any link or
             # identifier) DuckDB would make columns of type NULL, which no later day's rows could join
+            # (the identifiers and person ids, nearly one distinct value a row, stored uncompressed: see
+            # ID_COLUMN)
             con.execute(
-                "create or replace table stitch.identity_graph as select kind_a::varchar as kind_a, "
-                "id_a::varchar as id_a, kind_b::varchar as kind_b, id_b::varchar as id_b, "
-                "first_seen::timestamp as first_seen, last_seen::timestamp as last_seen, via::varchar as via, "
-                "events::bigint as events, accepted::boolean as accepted, reason::varchar as reason from _graph"
+                f"create or replace table stitch.identity_graph (kind_a varchar, id_a {ID_COLUMN}, "
+                f"kind_b varchar, id_b {ID_COLUMN}, first_seen timestamp, last_seen timestamp, via varchar, "
+                "events bigint, accepted boolean, reason varchar)"
             ).fetchall()
             con.execute(
-                "create or replace table stitch.persons as select identifier_kind::varchar as identifier_kind, "
-                "identifier::varchar as identifier, person_id::varchar as person_id from _persons"
+                "insert into stitch.identity_graph select kind_a, id_a, kind_b, id_b, first_seen, last_seen, "
+                "via, events, accepted, reason from _graph"
+            ).fetchall()
+            con.execute(
+                f"create or replace table stitch.persons (identifier_kind varchar, identifier {ID_COLUMN}, "
+                f"person_id {ID_COLUMN})"
+            ).fetchall()
+            con.execute(
+                "insert into stitch.persons select identifier_kind, identifier, person_id from _persons"
             ).fetchall()
         finally:
             con.unregister("_persons")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import duckdb
 
+from schemas.ddl import ID_COLUMN
+
 ROOT = Path(__file__).resolve().parents[2]
 # what a full rebuild is forced by when it changes: the stitching and session code and every model SQL
 CODE_FILES = (
@@ -20,7 +22,7 @@ CODE_FILES = (
     "pipelines/stitch/person_marts.py",
     "pipelines/stitch/person_parts.py",
 )
-STATE_DDL = """
+STATE_DDL = f"""
 create table if not exists stitch.build_state (
     layer varchar, fingerprint varchar, seq bigint, mode varchar, built_at timestamp
 );
@@ -28,7 +30,7 @@ create table if not exists stitch.changes (
     seq bigint, person_id varchar, whole boolean, since timestamp, client_session_ids varchar[]
 );
 create table if not exists stitch.partition_keys (
-    partition_date date, signature varchar, user_id varchar, anonymous_id varchar, events bigint
+    partition_date date, signature varchar, user_id {ID_COLUMN}, anonymous_id {ID_COLUMN}, events bigint
 );
 """
 # bookkeeping of the incremental runs: not part of what a full build and an incremental one must agree on

@@ -174,6 +174,62 @@ def test_daily_metrics_object_keys_form_equals_json_each(incidents):
     assert fast == each
 
 
+def test_daily_metrics_of_payloads_that_are_no_object_equal_json_each():
+    # a payload sent as an array, a scalar, null, an empty object or with a key twice (quarantined,
+    # or stored by an older version): the one scan's entries against json_each, the oracle
+    import duckdb
+
+    from quality_checks.metrics import daily_metrics_sql
+    from schemas.ddl import DDL
+
+    con = duckdb.connect()
+    con.execute(DDL)
+    sent = [
+        ('{"plan":"pro","n":1}', "A"),
+        ('[1,"pro",null,{"x":1}]', "A"),
+        ('"scalar"', "A"),
+        ("5", "B"),
+        ('{"plan":"free","plan":"pro","n":"2"}', "A"),
+        ("[]", "B"),
+        ("{}", "B"),
+        ("null", "A"),
+    ]
+    for i, (payload, event) in enumerate(sent):
+        con.execute(
+            "insert into ingest.quarantine (partition_date, source_file, line_no, raw, message_id, event_name, "
+            "quarantined_at) values ('2026-01-01', 'f', ?, ?, ?, ?, now())",
+            [i, f'{{"type":"track","event":"{event}","properties":{payload}}}', f"q{i}", event],
+        )
+        con.execute(
+            "insert into ingest.events (message_id, type, event_name, properties, partition_date, source_file, "
+            'line_no, loaded_at, plan_version, "timestamp", received_at) values '
+            "(?, 'track', ?, ?::json, '2026-01-01', 'f', ?, now(), '1.0.0', now(), now())",
+            [f"e{i}", event, payload, i],
+        )
+    con.execute("create temp table _q_props (event_name varchar, property varchar, is_enum boolean)")
+    con.executemany(
+        "insert into _q_props values (?, ?, ?)",
+        [
+            ("A", "plan", True),
+            ("A", "n", False),
+            ("A", "0", True),
+            ("A", "1", True),
+            ("A", "3", False),
+            ("B", "x", False),
+        ],
+    )
+    con.execute("create temp table _q_planned as select unnest(['A', 'B']) as event_name")
+    fast = con.execute(f"select * from ({daily_metrics_sql(False, part='local')}) order by all").fetchall()
+    each = con.execute(
+        f"select * from ({daily_metrics_sql(False, object_keys=False, part='local')}) order by all"
+    ).fetchall()
+    assert fast == each
+    got = {(r[2], r[3], r[4]): (r[5], r[6]) for r in fast}
+    # an array's positions are its keys: '0' is a number in both arrays of A that have one
+    assert got[("type_share", "0", "number")] == (1.0, 2)
+    assert got[("enum_share", "plan", "pro")] == (2 / 3, 6)  # a key given twice counts twice, as json_each
+
+
 @pytest.mark.parametrize(
     "payload",
     ['{"a": 1, "a": "x"}', '{"a": {"b": [1, 2]}, "c": null, "d": true}', "{}", '{"k": [{"x": 1}], "z": 2.5}'],

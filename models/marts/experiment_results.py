@@ -176,7 +176,8 @@ def experiment_rows(events, plan: Plan, exp: Experiment, data_end: pd.Timestamp)
     rows = []
     metrics = [(exp.primary_metric, "primary")] + [(m, "guardrail") for m in exp.guardrail_metrics]
     for metric, role in metrics:
-        frame, info = metric_outcomes(src, exp, plan, metric, data_end)
+        # (the first exposures read above, not again in each metric's query: 10M events, ~0.4 CPU-s each)
+        frame, info = metric_outcomes(src, exposed, plan, metric, data_end)
         common = {
             "experiment": exp.key,
             "hypothesis": exp.hypothesis,

@@ -47,7 +47,7 @@ def compute_experiment_uplift(events, plan: Plan, data_end: pd.Timestamp | None 
         exposed = exposures(src, exp)
         if exposed.empty:
             continue
-        frame, _ = metric_outcomes(src, exp, plan, exp.primary_metric, data_end)
+        frame, _ = metric_outcomes(src, exposed, plan, exp.primary_metric, data_end)  # (read once: above)
         frame = frame.dropna(subset=["y"])
         frame[SEGMENT] = frame["person_id"].map(sizes).fillna("unknown")
         frame["size_rank"] = frame[SEGMENT].map(SIZE_RANK).fillna(0)

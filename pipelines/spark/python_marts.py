@@ -108,10 +108,16 @@ class SparkConnection:
         return SparkResult(self.local, self.spark.sql(text).toArrow())  # the aggregate only, through Arrow
 
     def register(self, name: str, df) -> None:
+        """A frame the mart made (an experiment's first exposures) as a table of both sides: the
+        driver's DuckDB and a Spark temporary view, so a query joining it to the events runs on Spark."""
+        import pyarrow as pa
+
         self.local.register(name, df)
+        spark_frame(self.spark, pa.Table.from_pandas(df, preserve_index=False)).createOrReplaceTempView(name)
 
     def unregister(self, name: str) -> None:
         self.local.unregister(name)
+        self.spark.catalog.dropTempView(name)
 
     def close(self) -> None:
         self.local.close()

@@ -5,8 +5,10 @@
 -- time, whatever their gaps; but no longer than getvariable('max_session_days') (3 by default, as
 -- Snowplow's): later events of it are left out of sessions, as Snowplow quarantines them.
 with events as (
+    -- (whether an event is a page view, not its type's text: every column here is carried through
+    -- both windows' sorts; 10M events, the model 17.1-18.9 -> 16.5-17.4 CPU-s, the same rows)
     select person_id, "timestamp", session_id as client_session_id, anonymous_id,
-           page_path, page_referrer, utm_source, utm_medium, utm_campaign, type
+           page_path, page_referrer, utm_source, utm_medium, utm_campaign, type = 'page' as is_page
     from stitch.events
     where person_id is not null and "timestamp" is not null
 ),
@@ -58,7 +60,7 @@ runs as (
         min("timestamp") as started_at,
         max("timestamp") as ended_at,
         count(*) as event_count,
-        count(*) filter (where type = 'page') as page_views,
+        count(*) filter (where is_page) as page_views,
         arg_min(page_path, "timestamp") filter (where page_path is not null) as landing_page,
         arg_min(page_referrer, "timestamp") filter (where page_referrer is not null) as referrer,
         arg_min(utm_source, "timestamp") filter (where utm_source is not null) as utm_source,

@@ -79,9 +79,18 @@ def person_paths(sessions: pd.DataFrame, conversions: pd.DataFrame, lookback_day
     A person's paths depend on that person's sessions and purchases alone. The path lists are cut
     from ``path_touches``' flat touches by offsets, never a Python list per path (1M events: 62k
     paths; a list per path, its Timestamps and their conversion to Arrow were most of this build)."""
+    # the person ids as integers in their sorted order, factorized once: every sort, merge and grouping
+    # below gives the same order and groups over them as over the text, which each factorized again
+    # (1M events, 75k touches: this function 0.26-0.29 -> 0.18-0.21 CPU-s, the same paths and mart)
+    codes, names = pd.factorize(
+        pd.concat([pd.Series(sessions["person_id"]), pd.Series(conversions["person_id"])], ignore_index=True),
+        sort=True,
+    )
+    coded = len(codes) and (codes >= 0).all()  # (a missing id keeps the text: groupby drops it, -1 would not)
+    n = len(sessions)
     touches = pd.DataFrame(
         {
-            "person_id": sessions["person_id"],
+            "person_id": codes[:n] if coded else sessions["person_id"],
             "timestamp": pd.to_datetime(sessions["started_at"]),
             "channel": channels(sessions["utm_source"], sessions["utm_medium"]),
         }
@@ -91,8 +100,13 @@ def person_paths(sessions: pd.DataFrame, conversions: pd.DataFrame, lookback_day
         timestamp=pd.to_datetime(conversions["timestamp"]),
         value=pd.to_numeric(conversions["value"], errors="coerce").fillna(0.0),
     )
+    if coded:
+        conv["person_id"] = codes[n:]
     paths, flat = path_touches(touches, conv, lookback_days=lookback_days)
     paths.insert(1, "path_no", paths.groupby("person_id").cumcount())
+    if coded:
+        paths["person_id"] = names.take(paths["person_id"].to_numpy(np.int64))
+        touches["person_id"] = names.take(touches["person_id"].to_numpy(np.int64))
     scalars = {c: t for c, t in PATH_COLUMNS.items() if not pa.types.is_list(t)}
     table = pa.Table.from_pandas(paths[list(scalars)], schema=pa.schema(scalars), preserve_index=False)
     offsets = pa.array(np.r_[0, np.cumsum(paths["length"].to_numpy(np.int64))], pa.int32())

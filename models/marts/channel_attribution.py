@@ -97,11 +97,10 @@ def person_paths(sessions: pd.DataFrame, conversions: pd.DataFrame, lookback_day
     )
     touches = marketing_touches(touches)
     conv = conversions.assign(
+        person_id=codes[n:] if coded else conversions["person_id"],
         timestamp=pd.to_datetime(conversions["timestamp"]),
         value=pd.to_numeric(conversions["value"], errors="coerce").fillna(0.0),
     )
-    if coded:
-        conv["person_id"] = codes[n:]
     paths, flat = path_touches(touches, conv, lookback_days=lookback_days)
     paths.insert(1, "path_no", paths.groupby("person_id").cumcount())
     if coded:

@@ -140,3 +140,34 @@ def test_events_at_the_same_instant_are_one_session_whatever_their_order(tmp_pat
     tied = _sessions(w, "tied")
     assert [r[4] for r in tied] == [5] * 40 and [r[1] for r in tied] == [at(45 * g) for g in range(40)]
     assert [(r[4], r[11]) for r in _sessions(w, "tied-client")] == [(5, "c1")]
+
+
+def test_the_pipelines_whole_build_stores_the_models_rows_and_types_with_its_ids_uncompressed(loaded, tmp_path):
+    """pipelines/stitch/sessions.py writes the table from its own DDL (the ids uncompressed): the
+    same columns, types and rows as the model's SQL run as it is."""
+    import shutil
+
+    from models.catalog import load_models, set_plan_variables
+    from pipelines.stitch import sessions as s
+    from pipelines.warehouse import connect
+
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(loaded, copy)
+    con = connect(copy)
+    try:
+        set_plan_variables(con, plan())
+        sql = next(m for m in load_models() if m.table == "staging.sessions").sql
+        con.execute(f"create table main.as_model as {sql}")
+        assert s.build_sessions(con, sql, full_refresh=True)["mode"] == "full"
+        describe = lambda t: [r[:2] for r in con.execute(f"describe {t}").fetchall()]
+        assert describe("staging.sessions") == describe("main.as_model")
+        assert con.execute("select * from staging.sessions except all select * from main.as_model").fetchall() == []
+        assert con.execute("select * from main.as_model except all select * from staging.sessions").fetchall() == []
+        con.execute("checkpoint")
+        stored = con.execute(
+            "select column_name, list(distinct compression) from pragma_storage_info('staging.sessions') "
+            "where segment_type = 'VARCHAR' group by all"
+        ).fetchall()
+        assert {c: kinds for c, kinds in stored if c in s.UNCOMPRESSED} == {c: ["Uncompressed"] for c in s.UNCOMPRESSED}
+    finally:
+        con.close()

@@ -593,6 +593,60 @@ def test_a_pii_identifier_is_hashed_on_every_event(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("own_phone", [False, True])
+def test_an_identify_or_group_calls_properties_are_hashed_as_its_traits(tmp_path, own_phone):
+    """The insert hashes an identify or group call's traits once and stores the result as its
+    properties too (load.shared_pii_sql: its properties are its traits). Both columns are what a Python
+    oracle makes of the call's traits: each PII key's keyed hash, or the key gone where consent is
+    withheld and the category strips PII. With a PII identifier read from the properties as well
+    (`own_phone`) the columns' keys differ, nothing is shared, and each column is hashed by its own."""
+    from pipelines.ingest.load import shared_pii_sql
+    from tracking_plan.model import Identifier
+
+    p = plan()
+    p.events["User Identified"].consent = "analytics"  # (necessary in the sample plan: never stripped)
+    if own_phone:
+        p.identity.identifiers.append(Identifier(name="phone", source="properties.phone", pii=True))
+    assert (shared_pii_sql(p) is None) == own_phone
+    person = {"email": "kim@example.com", "name": "Kim Lee", "phone": "+15550100", "plan": "team"}
+    company = {"email": "ops@example.com", "name": "Acme", "employees": 12}
+    landing, w = tmp_path / "landing", tmp_path / "w.duckdb"
+    write_lines(
+        landing,
+        DAY,
+        "a.jsonl",
+        [
+            ev(type="identify", mid="id", user="u1", traits=person, context=_consent("analytics", True)),
+            ev(type="identify", mid="id-denied", user="u2", traits=person, context=_consent("analytics", False)),
+            ev(type="group", mid="grp", user="u1", groupId="g1", traits=company),
+            ev(mid="track", event="Signed In", props={"method": "password", "email": "kim@example.com"}),
+        ],
+    )
+    assert ingest(w, landing, p=p).loaded == 4
+    rows = {
+        m: (json.loads(a) if a else None, json.loads(b) if b else None, s)
+        for m, a, b, s in query(w, "select message_id, properties, traits, consent_stripped from ingest.events")
+    }
+
+    def oracle(doc: dict, keys: set[str], strip: bool) -> dict:
+        kept = {k: v for k, v in doc.items() if not (strip and k in keys)}
+        return {k: keyed_hash(v) if k in keys else v for k, v in kept.items()}
+
+    phone = {"phone"} if own_phone else set()
+    # User Identified's own PII properties (email, name) and the identifiers' keys (traits.email, and
+    # an identify call's properties are its traits: properties.phone too)
+    for mid, strip in (("id", False), ("id-denied", True)):
+        props, traits, stripped = rows[mid]
+        assert stripped == strip
+        assert traits == oracle(person, {"email", "name"}, strip)
+        assert props == oracle(person, {"email", "name"} | phone, strip)
+    props, traits, _ = rows["grp"]  # Company Grouped has no PII property: the identifiers' keys alone
+    assert traits == oracle(company, {"email"}, False)
+    assert props == oracle(company, {"email"} | phone, False)
+    props, traits, _ = rows["track"]  # a track event: its properties are no traits (traits.email is not read)
+    assert traits is None and props == {"method": "password", "email": "kim@example.com"}
+
+
 @pytest.mark.parametrize("salt", ["salt-one", "k" * 64, "ключ-" * 20, "x"])
 def test_pii_hash_in_sql_is_hmac_sha256(salt, monkeypatch):
     """pii_hash, in SQL both ways (the macro over DuckDB's sha256 when the salt is known; the Python

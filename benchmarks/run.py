@@ -20,7 +20,8 @@ in the same run (wall and CPU seconds; CPU is what a loaded machine does not dis
 (`trackplan run` as a fresh process, process start included, over 30 days of landing) against DuckDB's
 `read_json` of the same files into a table, also a fresh process, run once before and once after it
 (the ratio is to their mean: the machine's speed drifts) (≤ 3x); one more day on that 30-day
-warehouse against the same day alone into an empty warehouse (≤ 1.5x); an empty partition's run
+warehouse against the same day alone into an empty warehouse (≤ 1.5x; with `--run-repeat` N, N tries,
+each on a fresh copy of the warehouse, the median printed with every ratio); an empty partition's run
 (≤ 5 s, process start included) against `python -c pass` and `trackplan lint`; the peak resident
 memory of the run's process tree at each size (≤ 3 GB at 10M) and its projection to 100M events
 along the line through the sizes (≥ 2); then where each run's CPU went, by layer and by
@@ -30,7 +31,7 @@ takes many minutes to write.
 
     python benchmarks/run.py --only run                      # 1e6,1e7: the issue's sizes
     python benchmarks/run.py --only run --run-sizes 2e5,1e6 --no-history --json out.json
-    python benchmarks/run.py --only run --run-sizes 1e6 --run-repeat 3   # the median of 3 full runs
+    python benchmarks/run.py --only run --run-sizes 1e6 --run-repeat 3   # the median of 3 runs of each
     python benchmarks/run.py --print-json a.json b.json      # one table from runs measured apart
     python benchmarks/run.py --quick --only run              # 2e4,1e5: a look in a few minutes
 """
@@ -543,10 +544,28 @@ def run_size(size: int, workdir: Path, cache: Path, seed: int, history: bool, ke
     if history:
         _link_days(src, landing, [last])
         _link_days(src, last_alone, [last])
-        alone = timed_cmd(_run_argv(last_alone, base / "alone.duckdb", "--partition", last[5:]), env)
-        more = timed_cmd(_run_argv(landing, wh, "--partition", last[5:]), env)
-        if "no landing files" in alone["stderr"] + more["stderr"]:
-            raise SystemExit(f"the one-day runs found no files for {last}:\n{alone['stderr']}")
+        # as many tries as full runs, each on a fresh copy of the 30-day warehouse and into a new empty
+        # one: the figure is the try of the median ratio, every ratio printed (one try read 1.27x and,
+        # 25 minutes later on the same machine, 1.49x, against the goal of 1.5x)
+        days_tries = []
+        for k in range(max(1, repeat)):
+            copy = base / f"more-{k}.duckdb"
+            shutil.copy(wh, copy)
+            if Path(f"{wh}.wal").exists():
+                shutil.copy(f"{wh}.wal", f"{copy}.wal")
+            alone = timed_cmd(_run_argv(last_alone, base / f"alone-{k}.duckdb", "--partition", last[5:]), env)
+            more = timed_cmd(_run_argv(landing, copy, "--partition", last[5:]), env)
+            if "no landing files" in alone["stderr"] + more["stderr"]:
+                raise SystemExit(f"the one-day runs found no files for {last}:\n{alone['stderr']}")
+            days_tries.append((more["cpu"] / max(alone["cpu"], 1e-9), more, alone))
+        _, more, alone = sorted(days_tries, key=lambda t: t[0])[len(days_tries) // 2]
+        if len(days_tries) > 1:
+            out["more_repeats"] = [{"ratio": r, "cpu": m["cpu"], "alone_cpu": a["cpu"]} for r, m, a in days_tries]
+            print(
+                f"  {len(days_tries)} one-more-day tries: "
+                + ", ".join(f"{r:.2f}x ({m['cpu']:.1f} / {a['cpu']:.1f})" for r, m, a in days_tries),
+                file=sys.stderr,
+            )
         empty = timed_cmd(_run_argv(landing, wh, "--partition", "2099-01-01"), env)
         py = timed_cmd([sys.executable, "-c", "pass"], env)
         lint = timed_cmd([_trackplan(), "lint"], env)
@@ -602,9 +621,17 @@ def run_table(rows: list[dict], cache: Path) -> None:
         if "more" not in r:
             continue
         m, a = r["more"], r["alone"]
+        tries = r.get("more_repeats", [])
         t.add_row(
             f"one more day ({r['last']}) on the {RUN_DAYS}-day history / that day alone",
-            _ratio(m, a) + mark(m["cpu"] / max(a["cpu"], 1e-9) <= TARGET_HISTORY_RATIO),
+            _ratio(m, a)
+            + mark(m["cpu"] / max(a["cpu"], 1e-9) <= TARGET_HISTORY_RATIO)
+            + (
+                f"; the median of {len(tries)} tries: "
+                + ", ".join(f"{x['ratio']:.2f}x" for x in sorted(tries, key=lambda x: x["ratio"]))
+                if tries
+                else ""
+            ),
             f"≤ {TARGET_HISTORY_RATIO:g}x",
             f"trackplan run --partition {r['last']} (history of {r['events']:,} events vs empty warehouse)",
         )
@@ -735,8 +762,9 @@ def main(argv: list[str] | None = None) -> int:
         "--run-repeat",
         type=int,
         default=1,
-        help="run section: make each full run this many times, each bracketed by read_json, and show the "
-        "median ratio with every ratio (the same code moves by a few percent from run to run)",
+        help="run section: make each full run this many times, each bracketed by read_json, and the one-more-day "
+        "pair as many times (each on a fresh copy of the history), and show each median ratio with every ratio "
+        "(the same code moves by a few percent from run to run)",
     )
     ap.add_argument(
         "--print-json",

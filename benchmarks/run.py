@@ -472,6 +472,19 @@ def _layer(step: str) -> str:
     }.get(schema, schema)
 
 
+def _median_of(tries: list[tuple], label: str, base: str) -> tuple[tuple, list[dict]]:
+    """Of tries (ratio, measured, baseline): the one of the median ratio (the upper one of two), and,
+    when there are several, every one as {"ratio", "cpu", `base`: the baseline's CPU}, printed on one line."""
+    listed = []
+    if len(tries) > 1:
+        listed = [{"ratio": r, "cpu": m["cpu"], base: b["cpu"]} for r, m, b in tries]
+        print(
+            f"  {len(tries)} {label}: " + ", ".join(f"{r:.2f}x ({m['cpu']:.1f} / {b['cpu']:.1f})" for r, m, b in tries),
+            file=sys.stderr,
+        )
+    return sorted(tries, key=lambda t: t[0])[len(tries) // 2], listed
+
+
 def run_size(size: int, workdir: Path, cache: Path, seed: int, history: bool, keep: bool, repeat: int = 1) -> dict:
     """One size: DuckDB's read_json and the full `trackplan run` over the first 30 days of a cached
     landing zone of ~`size` events; with `history`, the 31st day on top of that warehouse against the
@@ -524,16 +537,11 @@ def run_size(size: int, workdir: Path, cache: Path, seed: int, history: bool, ke
             "runs": [before, after],
         }
         tries.append((full["cpu"] / max(raw["cpu"], 1e-9), full, raw))
-    _, full, raw = sorted(tries, key=lambda t: t[0])[len(tries) // 2]  # the median (the upper one of two)
+    (_, full, raw), repeats = _median_of(tries, "full runs", "raw_cpu")
     steps = full.pop("steps")
     out = {"size": size, "events": n, "raw": raw, "full": full, "steps": steps}
-    if len(tries) > 1:
-        out["repeats"] = [{"ratio": r, "cpu": f["cpu"], "raw_cpu": w["cpu"]} for r, f, w in tries]
-        print(
-            f"  {len(tries)} full runs: "
-            + ", ".join(f"{r:.2f}x ({f['cpu']:.1f} / {w['cpu']:.1f})" for r, f, w in tries),
-            file=sys.stderr,
-        )
+    if repeats:
+        out["repeats"] = repeats
     before, after = raw["runs"]
     print(
         f"  {n:,} events over {RUN_DAYS} days: read_json {raw['wall']:.1f} s wall / {raw['cpu']:.1f} CPU-s "
@@ -558,14 +566,9 @@ def run_size(size: int, workdir: Path, cache: Path, seed: int, history: bool, ke
             if "no landing files" in alone["stderr"] + more["stderr"]:
                 raise SystemExit(f"the one-day runs found no files for {last}:\n{alone['stderr']}")
             days_tries.append((more["cpu"] / max(alone["cpu"], 1e-9), more, alone))
-        _, more, alone = sorted(days_tries, key=lambda t: t[0])[len(days_tries) // 2]
-        if len(days_tries) > 1:
-            out["more_repeats"] = [{"ratio": r, "cpu": m["cpu"], "alone_cpu": a["cpu"]} for r, m, a in days_tries]
-            print(
-                f"  {len(days_tries)} one-more-day tries: "
-                + ", ".join(f"{r:.2f}x ({m['cpu']:.1f} / {a['cpu']:.1f})" for r, m, a in days_tries),
-                file=sys.stderr,
-            )
+        (_, more, alone), repeats = _median_of(days_tries, "one-more-day tries", "alone_cpu")
+        if repeats:
+            out["more_repeats"] = repeats
         empty = timed_cmd(_run_argv(landing, wh, "--partition", "2099-01-01"), env)
         py = timed_cmd([sys.executable, "-c", "pass"], env)
         lint = timed_cmd([_trackplan(), "lint"], env)

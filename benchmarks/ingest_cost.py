@@ -7,6 +7,9 @@ rules: sort, rules, update), the classification (duplicates, consent, erasure), 
 ingest.events and ingest.quarantine, the commit. Files are read on this thread, not the reader
 thread the ingest overlaps them on, so each second lands in one phase.
 
+`floor`: what DuckDB charges for work every ingest of these events does, whatever the code around
+it: writing ingest.events' rows, and the context's serialization, second parse and json validation.
+
 `compare`: build a warehouse from the same landing with two checkouts (`trackplan run` as a fresh
 process with PYTHONPATH set to each, or the ingest alone with `--ingest-only`) and compare every
 table present in either: the same rows, as a multiset, after leaving out the columns that record
@@ -14,6 +17,7 @@ when or how long something ran (and, of quality.check_results' metadata, the SQL
 Exits 1 on any difference, naming the table and a few differing rows.
 
     python benchmarks/ingest_cost.py phases LANDING [--days N] [--profile out.pstats] [--explain PHASE] [--set NAME=VALUE]
+    python benchmarks/ingest_cost.py floor LANDING [--day YYYY-MM-DD] [--repeat N]
     python benchmarks/ingest_cost.py compare LANDING --a MAIN_CHECKOUT --b . [--ingest-only] [--workdir DIR]
     python benchmarks/ingest_cost.py tables A.duckdb B.duckdb      # compare two existing warehouses
 """
@@ -21,6 +25,7 @@ Exits 1 on any difference, naming the table and a few differing rows.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -169,6 +174,106 @@ def phases(
     return {"lines": lines, "cpu": total_cpu, "wall": total_wall, "phases": costs}
 
 
+def _median_cpu(con, sql: str, repeat: int, before: str | None = None) -> float:
+    """CPU seconds of `sql` (the whole process: DuckDB's threads too), the median of `repeat` runs,
+    `before` run untimed ahead of each."""
+    times = []
+    for _ in range(repeat):
+        if before:
+            con.execute(before).fetchall()
+        c0 = time.process_time()
+        con.execute(sql).fetchall()
+        times.append(time.process_time() - c0)
+    return sorted(times)[len(times) // 2]
+
+
+def floor(landing: Path, day: str | None, repeat: int) -> dict:
+    """What DuckDB charges for work every ingest of these events does, whatever the code around it:
+    writing the rows of ingest.events (its DDL, from an in-memory copy of one ingested partition),
+    and the context's three passes (serialized by the envelope's parse, parsed again for its fields,
+    validated again when the IP-truncated text is stored in the json column). Each figure the median
+    of `repeat` runs, per million events."""
+    sys.path.insert(0, str(REPO))
+    os.environ.setdefault("TRACKPLAN_HASH_SALT", "bench-salt")
+    from pipelines import warehouse
+    from pipelines.ingest import load
+    from tracking_plan.landing import scan
+    from tracking_plan.loader import load_plan
+    from tracking_plan.reader import read_files
+    from tracking_plan.validate import ENVELOPE, Validator
+
+    plan = load_plan()
+    day = day or load.landed_partitions(landing)[0]
+    out: dict = {"day": day}
+
+    def show(name: str, cpu: float) -> None:
+        out[name] = cpu * per
+        print(f"  {name:62} {cpu * per:6.2f}")
+
+    with tempfile.TemporaryDirectory(prefix="ingest-floor-") as tmp:
+        con = warehouse.connect(Path(tmp) / "wh.duckdb")
+        load.ingest_partitions(con, plan, landing, [day], validator=Validator(plan))
+        warehouse.connect(Path(tmp) / "w.duckdb").close()  # an empty warehouse: ingest.events as the DDL makes it
+        con.execute(f"attach '{Path(tmp) / 'w.duckdb'}' as w")
+        con.execute("create temp table _rows as select * exclude (person_id) from ingest.events")
+        n = con.execute("select count(*) from _rows").fetchall()[0][0]
+        per = 1e6 / n
+        out["events"] = n
+        cols = [c for (c,) in con.execute("select column_name from (describe _rows)").fetchall()]
+        required = ["message_id", "type", "plan_version", "partition_date", "source_file", "line_no", "loaded_at"]
+        sets = {
+            "every column": cols,
+            "without context, properties, traits": [c for c in cols if c not in ("context", "properties", "traits")],
+            "the 7 not-null columns only": required,
+        }
+        print(f"{n:,} events of {day}; CPU-s per 1M events, the median of {repeat}")
+        for name, cs in sets.items():
+            names = ", ".join(f'"{c}"' for c in cs)
+            cpu = _median_cpu(
+                con,
+                f"insert into w.ingest.events ({names}) select {names} from _rows",
+                repeat,
+                "delete from w.ingest.events",
+            )
+            show(f"write ingest.events, {name}", cpu)
+        names = ", ".join(required)
+        con.execute(f"create table w.main.narrow as select {names} from _rows limit 0")
+        cpu = _median_cpu(
+            con, f"insert into w.main.narrow select {names} from _rows", repeat, "delete from w.main.narrow"
+        )
+        show("write the same 7 columns into a table of only them", cpu)
+        files = [e for e in scan(str(landing)) if e.partition == day]
+        con.register("_lines", next(iter(read_files(files, batch_lines=1 << 62, strip=False))))
+        env = '{"type": "VARCHAR", "messageId": "VARCHAR", "properties": "JSON", "traits": "JSON"}'
+        ctx = env[:-1] + ', "context": "JSON"}'
+        valid = "from _lines where json_valid(raw)"
+        steps = {
+            "the envelope's parse": f"create or replace temp table _x as select json_transform(raw, '{env}') {valid}",
+            "the same, context serialized": f"create or replace temp table _x as select json_transform(raw, '{ctx}') {valid}",
+        }
+        for name, sql in steps.items():
+            show(name, _median_cpu(con, sql, repeat))
+        con.execute(f"create temp table _ctx as select json_transform(raw, '{ctx}').context as c {valid}")
+        # the context's fields the validator reads (validate.ENVELOPE) and the IP
+        fields: dict = {"ip": "VARCHAR"}
+        for _, path in ENVELOPE:
+            keys = path.split(".")[2:] if path.startswith("$.context.") else []
+            node = fields
+            for k in keys[:-1]:
+                node = node.setdefault(k, {})
+            if keys:
+                node[keys[-1]] = "VARCHAR"
+        fields = json.dumps(fields)
+        for name, sql in {
+            "context parsed again for its fields": f"select json_transform(c, '{fields}') from _ctx",
+            "context text copied": "select c::varchar from _ctx",
+            "context text cast to json (validated)": "select c::varchar::json from _ctx",
+        }.items():
+            show(name, _median_cpu(con, f"create or replace temp table _y as {sql}", repeat))
+        con.close()
+    return out
+
+
 def _columns(con, db: str, table: str) -> list[tuple[str, str]]:
     return [
         (r[0], r[1])
@@ -283,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default=None, help="write a cProfile of the ingest here")
     p.add_argument("--explain", default=None, help="print DuckDB's EXPLAIN ANALYZE of this phase's statements")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a DuckDB setting to try")
+    f = sub.add_parser("floor")
+    f.add_argument("landing", type=Path)
+    f.add_argument("--day", default=None, help="the partition to measure on (default: the first)")
+    f.add_argument("--repeat", type=int, default=5)
     c = sub.add_parser("compare")
     c.add_argument("landing", type=Path)
     c.add_argument("--a", type=Path, required=True, help="a checkout (the baseline)")
@@ -295,6 +404,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.cmd == "phases":
         phases(args.landing.resolve(), args.days, args.profile, args.explain, args.set)
+        return 0
+    if args.cmd == "floor":
+        floor(args.landing.resolve(), args.day, args.repeat)
         return 0
     if args.cmd == "tables":
         problems = compare_tables(args.a, args.b)

@@ -243,7 +243,8 @@ def floor(landing: Path, day: str | None, repeat: int) -> dict:
         )
         show("write the same 7 columns into a table of only them", cpu)
         files = [e for e in scan(str(landing)) if e.partition == day]
-        con.register("_lines", next(iter(read_files(files, batch_lines=1 << 62, strip=False))))
+        lines = read_files(files, max_bytes=plan.header.defaults.max_event_bytes, batch_lines=1 << 62, strip=False)
+        con.register("_lines", next(iter(lines)))  # the day's lines as the ingest reads them
         env = '{"type": "VARCHAR", "messageId": "VARCHAR", "properties": "JSON", "traits": "JSON"}'
         ctx = env[:-1] + ', "context": "JSON"}'
         valid = "from _lines where json_valid(raw)"

@@ -200,9 +200,10 @@ def floor(landing: Path, day: str | None, repeat: int) -> dict:
     from tracking_plan.landing import scan
     from tracking_plan.loader import load_plan
     from tracking_plan.reader import read_files
-    from tracking_plan.validate import ENVELOPE, Validator
+    from tracking_plan.validate import Validator, lit
 
     plan = load_plan()
+    validator = Validator(plan)
     day = day or load.landed_partitions(landing)[0]
     out: dict = {"day": day}
 
@@ -212,7 +213,7 @@ def floor(landing: Path, day: str | None, repeat: int) -> dict:
 
     with tempfile.TemporaryDirectory(prefix="ingest-floor-") as tmp:
         con = warehouse.connect(Path(tmp) / "wh.duckdb")
-        load.ingest_partitions(con, plan, landing, [day], validator=Validator(plan))
+        load.ingest_partitions(con, plan, landing, [day], validator=validator)
         warehouse.connect(Path(tmp) / "w.duckdb").close()  # an empty warehouse: ingest.events as the DDL makes it
         con.execute(f"attach '{Path(tmp) / 'w.duckdb'}' as w")
         con.execute("create temp table _rows as select * exclude (person_id) from ingest.events")
@@ -245,28 +246,21 @@ def floor(landing: Path, day: str | None, repeat: int) -> dict:
         files = [e for e in scan(str(landing)) if e.partition == day]
         lines = read_files(files, max_bytes=plan.header.defaults.max_event_bytes, batch_lines=1 << 62, strip=False)
         con.register("_lines", next(iter(lines)))  # the day's lines as the ingest reads them
-        env = '{"type": "VARCHAR", "messageId": "VARCHAR", "properties": "JSON", "traits": "JSON"}'
-        ctx = env[:-1] + ', "context": "JSON"}'
+        # the first pass's own structs (Validator.envelope_struct, context_struct), the context without
+        # and with its serialization
+        ctx = lit(json.dumps(validator.envelope_struct))
+        env = lit(json.dumps({k: v for k, v in validator.envelope_struct.items() if k != "context"}))
         valid = "from _lines where json_valid(raw)"
         steps = {
-            "the envelope's parse": f"create or replace temp table _x as select json_transform(raw, '{env}') {valid}",
-            "the same, context serialized": f"create or replace temp table _x as select json_transform(raw, '{ctx}') {valid}",
+            "the envelope's parse": f"create or replace temp table _x as select json_transform(raw, {env}) {valid}",
+            "the same, context serialized": f"create or replace temp table _x as select json_transform(raw, {ctx}) {valid}",
         }
         for name, sql in steps.items():
             show(name, _median_cpu(con, sql, repeat))
-        con.execute(f"create temp table _ctx as select json_transform(raw, '{ctx}').context as c {valid}")
-        # the context's fields the validator reads (validate.ENVELOPE) and the IP
-        fields: dict = {"ip": "VARCHAR"}
-        for _, path in ENVELOPE:
-            keys = path.split(".")[2:] if path.startswith("$.context.") else []
-            node = fields
-            for k in keys[:-1]:
-                node = node.setdefault(k, {})
-            if keys:
-                node[keys[-1]] = "VARCHAR"
-        fields = json.dumps(fields)
+        con.execute(f"create temp table _ctx as select json_transform(raw, {ctx}).context as c {valid}")
+        fields = lit(json.dumps(validator.context_struct))
         for name, sql in {
-            "context parsed again for its fields": f"select json_transform(c, '{fields}') from _ctx",
+            "context parsed again for its fields": f"select json_transform(c, {fields}) from _ctx",
             "context text copied": "select c::varchar from _ctx",
             "context text cast to json (validated)": "select c::varchar::json from _ctx",
         }.items():

@@ -757,6 +757,8 @@ class Validator:
                 + (" or ".join(f"_c['traits'][{lit(n)}] is not null" for n in pii_traits) or "false")
                 + ") as _ctx_pii"
             )
+        # (kept: what the first pass reads of each line and of its context, for benchmarks/ingest_cost.py)
+        self.envelope_struct, self.context_struct = top, ctx
         env_struct = lit(json.dumps(top))
         ctx_struct = lit(json.dumps(ctx))
         pref_case = " ".join(f"when {lit(c)} then {_consent_pref(plan, j, c)}" for j, c in enumerate(consent_cats))

@@ -399,5 +399,7 @@ def test_random_plans_validate_ingest_and_jsonschema_agree(seed, tmp_path):
     # plan n: random.Random(n), n = seed * PLANS + k (0..119; `make test-seeds` shifts them all)
     problems = [p for k in range(PLANS) for p in check_plan(seed * PLANS + k, tmp_path / f"plan{k}", seen)]
     assert not problems, f"{len(problems)} undocumented disagreements:\n" + "\n".join(problems[:12])
-    # the messages test something: both verdicts, in numbers
-    assert 0.2 < seen["oracle valid"] / (PLANS * MESSAGES) < 0.8, seen
+    # the messages test something: both verdicts, in numbers. Over seeds 0-159 the oracle's valid share
+    # was 0.28 on average (sd 0.035, 0.19-0.37); the bound of 0.2 it had failed on seeds 21 and 123,
+    # 2.3 sd from the mean. These are over 5 sd from it.
+    assert 0.1 < seen["oracle valid"] / (PLANS * MESSAGES) < 0.6, seen

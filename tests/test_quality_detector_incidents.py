@@ -84,10 +84,8 @@ def test_a_zero_outside_the_range_still_fires(warehouse):
     # is unless earlier alerts took so many of its days out of training that fewer than
     # min_history_days remain (seed shift 77000: two false 3-day drop alerts before it, the day unscored)
     bands = series_bands(m2, s, seen)
-    scored = set(bands[(bands["event_name"] == "Task Created") & (bands["day"] == day.date())]["metric"]) & {
-        "volume",
-        "persons",
-    }
+    that_day = bands[(bands["event_name"] == "Task Created") & (bands["day"] == day.date())]
+    scored = set(that_day["metric"]) & {"volume", "persons"}
     assert "volume" in scored
     assert set(hit["detector"]) == scored
     assert (hit["expected_low"] > 0).all()

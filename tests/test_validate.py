@@ -293,7 +293,9 @@ def test_without_the_line_copied_every_other_column_is_the_same(tmp_path):
     sel = ", ".join(f'"{c}"::varchar' for c in cols)
     a = con.execute(f"select {sel} from with_raw order by source_file, line_no").fetchall()
     b = con.execute(f"select {sel} from without_raw order by source_file, line_no").fetchall()
-    assert len(a) > 200 and a == b
+    # (4 days of 100 users: 160-334 lines over seeds 1-24, ~5% of them planted bugs: both verdicts)
+    assert len(a) > 50 and {r[cols.index("valid")] for r in a} == {"true", "false"}
+    assert a == b
     assert con.execute("select count(*) from without_raw where raw is not null").fetchall() == [(0,)]
     # the lines are still there to read, by (source_file, line_no), for the rows that were rejected
     rejected = con.execute(

@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -184,7 +185,7 @@ def _median_cpu(con, sql: str, repeat: int, before: str | None = None) -> float:
         c0 = time.process_time()
         con.execute(sql).fetchall()
         times.append(time.process_time() - c0)
-    return sorted(times)[len(times) // 2]
+    return statistics.median(times)
 
 
 def floor(landing: Path, day: str | None, repeat: int) -> dict:
@@ -197,6 +198,7 @@ def floor(landing: Path, day: str | None, repeat: int) -> dict:
     os.environ.setdefault("TRACKPLAN_HASH_SALT", "bench-salt")
     from pipelines import warehouse
     from pipelines.ingest import load
+    from schemas.ddl import described
     from tracking_plan.landing import scan
     from tracking_plan.loader import load_plan
     from tracking_plan.reader import read_files
@@ -221,11 +223,12 @@ def floor(landing: Path, day: str | None, repeat: int) -> dict:
         per = 1e6 / n
         out["events"] = n
         cols = [c for (c,) in con.execute("select column_name from (describe _rows)").fetchall()]
-        required = ["message_id", "type", "plan_version", "partition_date", "source_file", "line_no", "loaded_at"]
+        # (the DDL's NOT NULL columns, as schemas.ddl reads them)
+        required = [c for c, (_, nullable) in described()["ingest.events"].items() if not nullable]
         sets = {
             "every column": cols,
             "without context, properties, traits": [c for c in cols if c not in ("context", "properties", "traits")],
-            "the 7 not-null columns only": required,
+            f"the {len(required)} not-null columns only": required,
         }
         print(f"{n:,} events of {day}; CPU-s per 1M events, the median of {repeat}")
         for name, cs in sets.items():
@@ -242,7 +245,7 @@ def floor(landing: Path, day: str | None, repeat: int) -> dict:
         cpu = _median_cpu(
             con, f"insert into w.main.narrow select {names} from _rows", repeat, "delete from w.main.narrow"
         )
-        show("write the same 7 columns into a table of only them", cpu)
+        show(f"write the same {len(required)} columns into a table of only them", cpu)
         files = [e for e in scan(str(landing)) if e.partition == day]
         lines = read_files(files, max_bytes=plan.header.defaults.max_event_bytes, batch_lines=1 << 62, strip=False)
         con.register("_lines", next(iter(lines)))  # the day's lines as the ingest reads them

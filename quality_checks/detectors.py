@@ -14,7 +14,7 @@ import pandas as pd
 
 from tracking_plan.quality_settings import QualitySettings
 
-from .scoring import score_matrix
+from .scoring import NO_VALUE, NOT_SCORED, score_matrix
 from .store import WARN
 
 COLUMNS = [
@@ -137,14 +137,96 @@ def _scored_series(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complet
                 t.min_relative_change if t.run_min_relative_change is None else t.run_min_relative_change for t in tun
             ],
         )
+        if kind == "count" and complete is not None:  # a count there, not scored until its day is complete
+            r.reason[:, ~complete] = np.where(np.isnan(p.to_numpy(dtype=float)[:, ~complete]), NO_VALUE, DAY_OPEN)
         yield metric, p.index, vals, r
 
 
+DAY_OPEN = 5  # Scored.reason of a count on a day not yet complete (complete_days)
+UNSCORED = {**NOT_SCORED, DAY_OPEN: "the day is not complete yet"}
+COVERAGE_EXAMPLES = 5  # series named per day and reason in scoring_coverage
+
+
+def _label(key: tuple) -> str:
+    ev, prop, dim = key
+    return " / ".join(x for x in (ev, prop, dim) if x)
+
+
+def _tally(metric: str, index: pd.MultiIndex, r, cal: np.ndarray) -> list[dict]:
+    """scoring_coverage's rows of one series metric: per day, the series scored and those not, by reason."""
+    rows = []
+    for code in [0, *UNSCORED]:
+        hit = (r.basis > 0) if code == 0 else (r.basis == 0) & (r.reason == code)
+        for d in np.flatnonzero(hit.any(axis=0)):
+            who = np.flatnonzero(hit[:, d])
+            rows.append(
+                {
+                    "day": pd.Timestamp(cal[d]).date(),
+                    "metric": metric,
+                    "status": "scored" if code == 0 else UNSCORED[code],
+                    "series": len(who),
+                    "examples": [] if code == 0 else [_label(index[i]) for i in who[:COVERAGE_EXAMPLES]],
+                }
+            )
+    return rows
+
+
+def scoring_coverage(
+    metrics: pd.DataFrame, settings: QualitySettings | None = None, last_seen: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """What the series detectors did with every series on every day: one row per day, metric and
+    status ("scored", or why not: UNSCORED), with how many series and up to COVERAGE_EXAMPLES of those
+    not scored by name. An empty anomaly list means nothing only with this beside it: a warehouse of
+    five days has no anomalies because nothing could be scored yet."""
+    s = settings or QualitySettings()
+    if metrics.empty:
+        return coverage_frame([])
+    m = metrics.copy()
+    m["day"] = pd.to_datetime(m["day"])
+    cal = _calendar(m)
+    rows = []
+    for metric, index, _vals, r in _scored_series(m, s, cal, complete_days(cal, last_seen, s)):
+        rows += _tally(metric, index, r, cal)
+    return coverage_frame(rows)
+
+
+def coverage_frame(rows: list[dict]) -> pd.DataFrame:
+    """scoring_coverage's frame of its rows (or of those `detect(scored=...)` collected)."""
+    cols = ["day", "metric", "status", "series", "examples"]
+    out = pd.DataFrame(rows, columns=cols)
+    return out.sort_values(["day", "metric", "status"], kind="stable").reset_index(drop=True)
+
+
+def last_day_coverage(cov: pd.DataFrame) -> dict | None:
+    """The newest day of a scoring_coverage frame in a few numbers: how many series there were, how
+    many were scored, how many were not by reason, and up to COVERAGE_EXAMPLES of each by name."""
+    if cov.empty:
+        return None
+    day = cov["day"].max()
+    c = cov[cov["day"] == day]
+    skipped = c[c["status"] != "scored"]
+    by = skipped.groupby("status", sort=False)
+    return {
+        "day": str(day),
+        "series": int(c["series"].sum()),
+        "scored": int(c.loc[c["status"] == "scored", "series"].sum()),
+        "not_scored": {k: int(v) for k, v in by["series"].sum().items()},
+        "examples": {k: [x for xs in v for x in xs][:COVERAGE_EXAMPLES] for k, v in by["examples"]},
+    }
+
+
 def series_anomalies(
-    m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complete: np.ndarray | None = None
+    m: pd.DataFrame,
+    s: QualitySettings,
+    cal: np.ndarray,
+    complete: np.ndarray | None = None,
+    scored: list | None = None,
 ) -> list[dict]:
+    """The series detectors' anomalies; with `scored` (a list), scoring_coverage's rows appended to it."""
     out = []
     for metric, index, vals, r in _scored_series(m, s, cal, complete):
+        if scored is not None:
+            scored += _tally(metric, index, r, cal)
         for i, d in zip(*np.nonzero(r.flagged)):
             ev, prop, dim = index[i]
             obs, exp = vals[i, d], r.expected[i, d]
@@ -509,9 +591,14 @@ def coverage(m: pd.DataFrame, plan, s: QualitySettings, cal: np.ndarray) -> list
 
 
 def detect(
-    metrics: pd.DataFrame, plan, settings: QualitySettings | None = None, last_seen: pd.DataFrame | None = None
+    metrics: pd.DataFrame,
+    plan,
+    settings: QualitySettings | None = None,
+    last_seen: pd.DataFrame | None = None,
+    scored: list | None = None,
 ) -> pd.DataFrame:
-    """Every anomaly in the metrics table, one row each (columns: COLUMNS)."""
+    """Every anomaly in the metrics table, one row each (columns: COLUMNS). With `scored` (a list):
+    what the series detectors scored and what not, and why, appended to it (scoring_coverage's rows)."""
     s = settings or QualitySettings()
     if metrics.empty:
         return pd.DataFrame(columns=COLUMNS)
@@ -519,7 +606,7 @@ def detect(
     m["day"] = pd.to_datetime(m["day"])
     cal = _calendar(m)
     rows = (
-        series_anomalies(m, s, cal, complete_days(cal, last_seen, s))
+        series_anomalies(m, s, cal, complete_days(cal, last_seen, s), scored)
         + type_changes(m, s, cal)
         + enum_drift(m, s, cal)
         + new_events(m, plan, cal)

@@ -58,6 +58,18 @@ class Scored:
     run_expected: np.ndarray | None = None
     run_low: np.ndarray | None = None
     run_persons: np.ndarray | None = None  # the per-person test: the persons behind the run's days
+    # why a point was not scored (basis 0): one of NOT_SCORED's codes, 0 where it was scored
+    reason: np.ndarray | None = None
+
+
+# why a series-day was not scored (Scored.reason): nothing is skipped without one
+NO_VALUE, FEW_LINES, SHORT_HISTORY, TRAINING_FLAGGED = 1, 2, 3, 4
+NOT_SCORED = {
+    NO_VALUE: "no value that day",
+    FEW_LINES: "fewer lines than min_count",
+    SHORT_HISTORY: "fewer than min_history_days days of history",
+    TRAINING_FLAGGED: "fewer than min_history_days clean days: the training window's other days were flagged",
+}
 
 
 def _weekday(days: np.ndarray) -> np.ndarray:
@@ -395,6 +407,7 @@ def score_matrix(
 
     usable = ~np.isnan(v)  # training mask: drops NaNs now, flagged points as they are found
     out = Scored(*(np.full((s_n, d_n), np.nan) for _ in range(5)), basis=np.zeros((s_n, d_n), dtype=np.int8))
+    out.reason = np.full((s_n, d_n), SHORT_HISTORY, dtype=np.int8)
     out.flagged = np.zeros((s_n, d_n), dtype=bool)
     run_sens = np.array(
         [np.nan if x is None else float(x) for x in np.broadcast_to(np.asarray(run_sensitivity, dtype=object), (s_n,))]
@@ -415,6 +428,7 @@ def score_matrix(
             lo = max(0, d - training_days)
             window = np.arange(lo, d)
             if len(window) == 0:
+                out.reason[:, d] = np.where(np.isnan(v[:, d]), NO_VALUE, SHORT_HISTORY)
                 continue
             seasonal = np.arange(d - 7, max(-1, d - 7 * seasonal_weeks - 1), -7)
             daytype = window[weekend[window] == weekend[d]]
@@ -424,9 +438,17 @@ def score_matrix(
             basis = np.where(n_seas >= min_seasonal_points, 3, np.where(n_type >= min_daytype_points, 2, 1))
             basis = np.where(n_all >= min_history_days, basis, 0)
             x = v[:, d]
+            # the reason of each point left unscored: history taken out of training by flags (`usable`
+            # drops them) or never there, too few lines, no value; the last that applies is given
+            observed = (~np.isnan(v[:, window])).sum(axis=1)
+            reason = np.where(observed >= min_history_days, TRAINING_FLAGGED, SHORT_HISTORY)
             basis = np.where(np.isnan(x), 0, basis)
             if den is not None:
-                basis = np.where(np.nan_to_num(den[:, d], nan=0.0) < min_n, 0, basis)
+                few = np.nan_to_num(den[:, d], nan=0.0) < min_n
+                basis = np.where(few, 0, basis)
+                reason = np.where(few, FEW_LINES, reason)
+            reason = np.where(np.isnan(x), NO_VALUE, reason)
+            out.reason[:, d] = np.where(basis > 0, 0, reason)
             # a regime change, not an incident: when most recent points were flagged, learn from them
             recent = np.arange(max(0, d - min_history_days), d)
             shifted = out.flagged[:, recent].sum(axis=1) * 2 > len(recent)

@@ -246,3 +246,64 @@ def test_object_keys_zip_gives_json_each_pairs(payload):
         "select j.key, j.value::varchar from (select ?::json as p) s, json_each(s.p) j order by all", [payload]
     ).fetchall()
     assert zipped == each
+
+
+def test_scoring_coverage_accounts_for_every_series_on_every_day(clean):
+    """Nothing silent: on every day each series of the metrics table is either scored or not scored
+    with a reason (quality_checks.detectors.scoring_coverage), and what it calls scored is what the
+    bands hold."""
+    from quality_checks.detectors import SERIES, UNSCORED, scoring_coverage, series_bands
+    from quality_checks.metrics import last_seen
+    from tracking_plan.quality_settings import settings_for
+
+    con, plan, _ = clean
+    m = con.execute("select * from quality.daily_metrics").df()
+    s = settings_for(plan)
+    cov = scoring_coverage(m, s, last_seen(con))
+    # the series of each metric, counted from the table: its keys with any value
+    keys = m[m["metric"].isin(list(SERIES)) & m["value"].notna()]
+    series = keys.groupby("metric")[["event_name", "property", "dimension"]].apply(lambda g: len(g.drop_duplicates()))
+    per_day = cov.groupby(["day", "metric"])["series"].sum()
+    assert len(per_day) == DAYS * len(series)
+    for (_, metric), n in per_day.items():
+        assert n == series[metric]
+    assert set(cov["status"]) <= {"scored", *UNSCORED.values()}
+    # no score before min_history_days of history; the busy events' volume scored on the last day
+    first = cov[cov["day"] < day(s.min_history_days)]
+    assert first["status"].ne("scored").all() and len(first)
+    last = cov[(cov["day"] == day(DAYS - 1)) & (cov["metric"] == "volume")]
+    assert last.loc[last["status"] == "scored", "series"].sum() >= series["volume"] / 2
+    bands = series_bands(m, s, last_seen(con))
+    assert cov.loc[cov["status"] == "scored", "series"].sum() == len(bands)
+
+
+def test_the_report_says_what_was_scored_beside_no_anomalies(clean):
+    """The report's anomaly panel: an empty list is news only beside what was scored. A warehouse of
+    five days has nothing scored, and says so with the reason."""
+    from quality_checks.detectors import UNSCORED, scoring_coverage
+    from quality_checks.metrics import last_seen
+    from quality_checks.scoring import SHORT_HISTORY
+    from tracking_plan.quality_settings import settings_for
+    from trackplan.report import _scored_note
+
+    con, plan, _ = clean
+
+    class Warehouse:  # the report's read-only access, over the fixture's open connection
+        def __init__(self):
+            self.con = con
+
+        def has(self, *names):
+            return True
+
+    m = con.execute("select * from quality.daily_metrics").df()
+    cov = scoring_coverage(m, settings_for(plan), last_seen(con))
+    last = cov[cov["day"] == day(DAYS - 1)]
+    scored = last.loc[last["status"] == "scored", "series"].sum()
+    note = _scored_note(Warehouse(), plan)
+    assert note.startswith(
+        f"on {day(DAYS - 1)} the series detectors scored {scored:,} of {last['series'].sum():,} series"
+    )
+    early = con.execute("select * from quality.daily_metrics where day < ?", [day(5)]).df()
+    cov = scoring_coverage(early, settings_for(plan))
+    assert cov["status"].ne("scored").all()
+    assert cov.loc[cov["metric"] == "volume", "status"].eq(UNSCORED[SHORT_HISTORY]).all()

@@ -8,7 +8,15 @@ import pytest
 
 from pipelines.quality.results import to_dagster
 from quality_checks.rules import evaluate, plan_rules, table_rules
-from quality_checks.scoring import nan_quantiles, score_matrix
+from quality_checks.scoring import (
+    FEW_LINES,
+    NO_VALUE,
+    NOT_SCORED,
+    SHORT_HISTORY,
+    TRAINING_FLAGGED,
+    nan_quantiles,
+    score_matrix,
+)
 from quality_checks.store import ERROR, CheckOutcome, append, ensure_tables
 from tracking_plan.loader import load_plan
 
@@ -81,6 +89,38 @@ def test_share_noise_floor_needs_lines():
         shares, DAYS, kind="share", denominators=np.full(30, 400.0), min_count=20, min_absolute_change=0.1
     )
     assert not few.flagged.any() and many.flagged[0, -1]
+
+
+def test_every_point_not_scored_says_why():
+    """Nothing skipped without a reason: each series-day the scoring leaves out carries one, and a
+    series whose training window lost its days to flags is told apart from one that is new."""
+    s = np.full(30, 1000.0) + np.tile([0, 10, -10, 5, -5, 0, 0], 5)[:30]
+    s[[14, 16, 18, 19]] = 5000.0  # four spikes, each flagged and taken out of training
+    s[12] = np.nan  # no value that day
+    r = score_matrix(s, DAYS, kind="count", direction="up")
+    assert list(np.flatnonzero(r.flagged[0])) == [14, 16, 18, 19]
+    assert (r.reason[0, :10] == SHORT_HISTORY).all()  # day 0-9: fewer than 10 days behind them
+    assert r.reason[0, 12] == NO_VALUE
+    # day 20's window (days 6-19) holds 13 values but only 9 unflagged: not scored, and it says why,
+    # until day 27, whose window (days 13-26) has 10 clean days again (day 12 has left it)
+    assert (r.basis[0, 20:27] == 0).all()
+    assert (r.reason[0, 20:27] == TRAINING_FLAGGED).all()
+    assert (r.basis[0, 27:] > 0).all() and (r.reason[0, 27:] == 0).all()
+    shares = np.full((1, 30), 0.1)
+    few = score_matrix(shares, DAYS, kind="share", denominators=np.full((1, 30), 2.0), min_count=20)
+    assert (few.reason[0, 10:] == FEW_LINES).all()
+    # over random series of every kind: a point is scored (basis > 0) exactly when it has no reason
+    rng = np.random.default_rng(11)
+    for kind in ("count", "share", "level"):
+        v = rng.poisson(50, (40, 30)).astype(float)
+        v[rng.random(v.shape) < 0.1] = np.nan
+        v[rng.random(v.shape) < 0.05] *= 20
+        den = rng.integers(0, 60, v.shape).astype(float)
+        if kind == "share":
+            v = v / 1000
+        r = score_matrix(v, DAYS, kind=kind, denominators=den if kind == "share" else None, min_count=20)
+        assert ((r.basis > 0) == (r.reason == 0)).all()
+        assert set(np.unique(r.reason)) <= {0, *NOT_SCORED}
 
 
 def test_nan_quantiles_match_numpy():

@@ -80,17 +80,29 @@ def daily_metrics(context: dg.AssetExecutionContext, warehouse: Warehouse, track
 )
 def anomalies(context: dg.AssetExecutionContext, warehouse: Warehouse, tracking_plan: TrackingPlan):
     plan = tracking_plan.load()
+    scored: list = []
     with warehouse.get_connection() as con:
-        found = build_anomalies(con, plan)
+        found = build_anomalies(con, plan, scored)
         outcomes = anomaly_outcomes(found, *run_range(context))
         append(con, outcomes, run_id=run_id(context))
+    return dg.MaterializeResult(metadata=anomalies_metadata(found, scored))
+
+
+def anomalies_metadata(found, scored: list) -> dict:
+    """The anomalies asset's materialization metadata (both engines): the anomalies by detector, and
+    what the series detectors scored on the newest day and why not the rest: no anomaly means
+    something only beside it."""
+    from quality_checks.detectors import coverage_frame, last_day_coverage
+
     by = found.groupby("detector").size().to_dict() if len(found) else {}
-    return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": len(found),
-            "by_detector": dg.MetadataValue.json({k: int(v) for k, v in by.items()}),
-        }
-    )
+    out = {
+        "dagster/row_count": len(found),
+        "by_detector": dg.MetadataValue.json({k: int(v) for k, v in by.items()}),
+    }
+    last = last_day_coverage(coverage_frame(scored))
+    if last is not None:
+        out["series_scored"] = dg.MetadataValue.json(last)
+    return out
 
 
 @dg.asset(
@@ -111,14 +123,16 @@ def check_results(context: dg.AssetExecutionContext, warehouse: Warehouse):
     return dg.MaterializeResult(metadata={"dagster/row_count": n, "failed_total": failed})
 
 
-def build_anomalies(con, plan):
-    """Detect over the whole metrics table and replace quality.anomalies; returns the frame."""
+def build_anomalies(con, plan, scored: list | None = None):
+    """Detect over the whole metrics table and replace quality.anomalies; returns the frame. With
+    `scored` (a list): what the series detectors scored, and why not the rest, appended to it
+    (quality_checks.detectors.scoring_coverage's rows)."""
     from quality_checks.detectors import COLUMNS as ANOMALY_COLUMNS  # pandas: loaded when detection runs
     from quality_checks.detectors import detect
 
     ensure_tables(con)
     m = frame(con, "select * from quality.daily_metrics")
-    found = detect(m, plan, settings_for(plan), last_seen=last_seen(con))
+    found = detect(m, plan, settings_for(plan), last_seen=last_seen(con), scored=scored)
     con.register("_found", found[ANOMALY_COLUMNS])
     con.execute("delete from quality.anomalies")
     con.execute(f"insert into quality.anomalies select {', '.join(ANOMALY_COLUMNS)} from _found")

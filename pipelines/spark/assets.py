@@ -345,19 +345,14 @@ def _quality_assets() -> list[dg.AssetsDefinition]:
     @dg.multi_asset(specs=spark_specs(anomalies), name="spark_anomalies")
     def spark_anomalies(context: dg.AssetExecutionContext, spark_engine: SparkEngine, tracking_plan: TrackingPlan):
         """The DuckDB path's detectors over the metrics Spark computed; their outcomes appended."""
-        from ..quality.assets import anomaly_outcomes, run_id, run_range
+        from ..quality.assets import anomalies_metadata, anomaly_outcomes, run_id, run_range
         from .quality import build_anomalies
 
         spark = spark_engine.session()
-        found = build_anomalies(spark, tracking_plan.load(), spark_engine.root)
+        scored: list = []
+        found = build_anomalies(spark, tracking_plan.load(), spark_engine.root, scored)
         append_check_results(spark, spark_engine.root, anomaly_outcomes(found, *run_range(context)), run_id(context))
-        by = found.groupby("detector").size().to_dict() if len(found) else {}
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": len(found),
-                "by_detector": dg.MetadataValue.json({k: int(v) for k, v in by.items()}),
-            }
-        )
+        return dg.MaterializeResult(metadata=anomalies_metadata(found, scored))
 
     @dg.multi_asset(specs=spark_specs(check_results), name="spark_check_results")
     def spark_check_results(context: dg.AssetExecutionContext, spark_engine: SparkEngine):

@@ -105,9 +105,9 @@ def metrics_frame(spark, root: str):
         con.close()
 
 
-def build_anomalies(spark, plan, root: str):
+def build_anomalies(spark, plan, root: str, scored: list | None = None):
     """The anomalies of quality.daily_metrics, by the DuckDB path's build_anomalies, written as the
-    quality.anomalies layer under `root`; the frame."""
+    quality.anomalies layer under `root`; the frame (`scored`: as the DuckDB path's)."""
     from quality_checks.store import ensure_tables
 
     from ..quality.assets import build_anomalies as detect_into
@@ -118,7 +118,7 @@ def build_anomalies(spark, plan, root: str):
         ensure_tables(con.local)  # the quality tables live on the driver: their statements run there
         read_metrics(spark, root, con.local)
         register_inputs(spark, root)  # last_seen's aggregate over ingest.events runs on Spark
-        found = detect_into(con, plan)
+        found = detect_into(con, plan, scored)
         arrow = con.local.sql("select * from quality.anomalies").to_arrow_table()
         write_layer(spark, spark_frame(spark, arrow), "quality.anomalies", root)
     finally:

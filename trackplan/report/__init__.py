@@ -405,7 +405,27 @@ def _portfolio(wh: _Warehouse) -> Panel:
     )
 
 
-def _health(wh: _Warehouse, data_docs: Path | None) -> list[Panel]:
+def _scored_note(wh: _Warehouse, plan: Plan) -> str | None:
+    """What the series detectors scored on the newest day of quality.daily_metrics, and why the rest
+    was not (quality_checks.detectors.scoring_coverage): an empty anomaly list is news only when the
+    series were scored."""
+    if not wh.has("quality.daily_metrics", "ingest.events"):
+        return None
+    from quality_checks.detectors import last_day_coverage, scoring_coverage
+    from quality_checks.metrics import last_seen
+    from tracking_plan.quality_settings import settings_for
+
+    m = wh.con.execute("select * from quality.daily_metrics").df()
+    c = last_day_coverage(scoring_coverage(m, settings_for(plan), last_seen(wh.con)))
+    if c is None:
+        return None
+    text = f"on {c['day']} the series detectors scored {c['scored']:,} of {c['series']:,} series"
+    if c["not_scored"]:
+        text += "; not scored: " + ", ".join(f"{n:,} {reason}" for reason, n in c["not_scored"].items())
+    return text
+
+
+def _health(wh: _Warehouse, plan: Plan, data_docs: Path | None) -> list[Panel]:
     panels = []
     log = wh.table("ingest.ingestion_log")
     if log is None:
@@ -446,7 +466,10 @@ def _health(wh: _Warehouse, data_docs: Path | None) -> list[Panel]:
                 "quality.anomalies",
                 svgs,
                 html_table(an.tail(50)) if not an.empty else "",
-                note=None if not an.empty else "no anomalies detected",
+                note="; ".join(
+                    x for x in ("" if not an.empty else "no anomalies detected", _scored_note(wh, plan)) if x
+                )
+                or None,
             )
         )
     cr = wh.table("quality.check_results")
@@ -590,7 +613,7 @@ def build_sections(wh: _Warehouse, plan: Plan, data_docs: Path | None) -> list[S
                 _portfolio(wh),
             ],
         ),
-        Section("health", "Data health", _health(wh, data_docs)),
+        Section("health", "Data health", _health(wh, plan, data_docs)),
     ]
 
 

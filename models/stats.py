@@ -378,6 +378,11 @@ def sample_size(
     es, is_prop = _effect_size(baseline_rate, mde, relative, sd, baseline_mean)
     if is_prop:  # the one closed form, shared with `trackplan lint`
         return math.ceil(normal_sample_size(es, alpha, power, ratio))
+    # the smallest sample a t-test has (2 units in each arm): an effect that large needs no more.
+    # (statsmodels' root finder does not look below it: it warned, failed to converge and gave NaN)
+    smallest = max(2, math.ceil(2 / ratio))
+    if _t_power(es, smallest, alpha, ratio) >= power:
+        return smallest
     n = TTestIndPower().solve_power(effect_size=es, nobs1=None, alpha=alpha, power=power, ratio=ratio)
     return math.ceil(float(np.squeeze(n)))
 
@@ -398,7 +403,17 @@ def achieved_power(
         return float(alpha) if es == 0 else float("nan")
     if is_prop:
         return normal_power(es, n, alpha, ratio)
-    return float(TTestIndPower().power(effect_size=es, nobs1=n, alpha=alpha, ratio=ratio))
+    return _t_power(es, n, alpha, ratio)
+
+
+def _t_power(es: float, n: float, alpha: float, ratio: float) -> float:
+    """Power of the two-sided two-sample t-test (statsmodels). Its far tail, under an effect of many
+    sds, underflows to NaN in scipy's noncentral t (es 20, 2 units an arm): the power is then its
+    near tail alone, which is all of it."""
+    p = float(TTestIndPower().power(effect_size=es, nobs1=n, alpha=alpha, ratio=ratio))
+    if math.isnan(p):
+        p = float(TTestIndPower().power(effect_size=es, nobs1=n, alpha=alpha / 2, ratio=ratio, alternative="larger"))
+    return p
 
 
 # --------------------------------------------------------------------------------------------

@@ -482,6 +482,29 @@ def test_sample_size_matches_the_closed_form():
     assert achieved_power(n, baseline_rate=p0, mde=0.10) >= 0.8 > achieved_power(n - 50, baseline_rate=p0, mde=0.10)
 
 
+def test_sample_size_of_a_mean_is_the_smallest_that_reaches_the_power():
+    """A t-test's sample size is the smallest control arm (with `ratio` times as many treated) whose
+    power reaches 80%, down to 2 units an arm for an effect of many sds, where statsmodels' root
+    finder warned, failed and gave NaN. Oracle: the two-sided power from scipy's noncentral t."""
+
+    def oracle(es, n1, ratio, alpha=0.05):
+        n2 = n1 * ratio
+        df, nc = n1 + n2 - 2, es * math.sqrt(n1 * n2 / (n1 + n2))
+        crit = sps.t.isf(alpha / 2, df)
+        return sps.nct.sf(crit, df, nc) + np.nan_to_num(sps.nct.cdf(-crit, df, nc))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for es in (0.8, 2.0, 5.0, 10.0, 20.0, 50.0):
+            for ratio in (1.0, 0.3, 4.0):
+                n = sample_size(mde=es, sd=1.0, relative=False, ratio=ratio)
+                smallest = max(2, math.ceil(2 / ratio))
+                assert n >= smallest and oracle(es, n, ratio) >= 0.8, (es, ratio, n)
+                assert n == smallest or oracle(es, n - 1, ratio) < 0.8, (es, ratio, n)
+                power = achieved_power(n, mde=es, sd=1.0, relative=False, ratio=ratio)
+                assert power == pytest.approx(oracle(es, n, ratio), abs=1e-9)
+
+
 # ------------------------------------------------------------------------------------------
 # Sequential testing: A/A experiments peeked daily
 # ------------------------------------------------------------------------------------------

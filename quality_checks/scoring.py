@@ -3,7 +3,8 @@
 What Elementary gets wrong and this does not:
 - the training window (default 14 days) lies strictly before the day scored, and points already
   flagged are masked out of every later window, so one incident does not widen the band for the
-  next two weeks;
+  next two weeks; where that leaves fewer than `min_history_days` clean days, older clean days
+  make them up (at most one more window back), so a series is not left unscored after an incident;
 - no score before `min_history_days` clean points;
 - shares and levels: a robust z (median, MAD scaled to sigma) with a binomial noise floor for
   shares and a minimum relative change, so a flat series [100000, 99999, ...] then 99995 raises
@@ -68,7 +69,7 @@ NOT_SCORED = {
     NO_VALUE: "no value that day",
     FEW_LINES: "fewer lines than min_count",
     SHORT_HISTORY: "fewer than min_history_days days of history",
-    TRAINING_FLAGGED: "fewer than min_history_days clean days: the training window's other days were flagged",
+    TRAINING_FLAGGED: "fewer than min_history_days clean days in two training windows: the others were flagged",
 }
 
 
@@ -186,22 +187,22 @@ def theil_sen(h: np.ndarray, cols: np.ndarray, min_points: int = 6) -> np.ndarra
 
 
 def _forecast(
-    t, b, window, v, usable, rows, slope, weekend, seasonal_weeks, min_seasonal_points, min_daytype_points
+    t, b, window, v, usable, train, rows, slope, weekend, seasonal_weeks, min_seasonal_points, min_daytype_points
 ) -> np.ndarray:
     """Expected count (as in score_matrix, the lower of median and mean) of day `t` from the
-    training of an earlier day (its `window`, `slope` and basis `b`), for the run test."""
+    training of an earlier day (its `window` and `train` mask, `slope` and basis `b`), for the run test."""
     cands = []
     if b == 3:
-        cands.append((np.arange(t - 7, max(-1, t - 7 * seasonal_weeks - 1), -7), min_seasonal_points))
+        cands.append((np.arange(t - 7, max(-1, t - 7 * seasonal_weeks - 1), -7), min_seasonal_points, usable))
     if b >= 2:
-        cands.append((window[weekend[window] == weekend[t]], min_daytype_points))
-    cands.append((window, 1))
+        cands.append((window[weekend[window] == weekend[t]], min_daytype_points, train))
+    cands.append((window, 1, train))
     out = np.full(rows.sum(), np.nan)
-    for cols, need in cands:
+    for cols, need, mask in cands:
         cols = cols[cols < window[-1] + 1]
         if len(cols) == 0:
             continue
-        ok = usable[np.ix_(rows, cols)]
+        ok = mask[np.ix_(rows, cols)]
         h = np.where(ok, v[np.ix_(rows, cols)], np.nan) + slope[:, None] * (t - cols)[None, :]
         med = np.expm1(nan_quantiles(h, (0.5,))[0])
         avg = np.nanmean(np.expm1(h), axis=1)
@@ -316,6 +317,23 @@ def _run_test(
     return hit
 
 
+def _training_days(train, usable, v, window, lo, min_history_days) -> None:
+    """The training days of the day after `window` into `train` (its columns in `window`): the usable
+    days from `lo` (the last `training_days`), and, where flags took so many of those out of training
+    (observed, not usable) that fewer than `min_history_days` are left, the next older usable days of
+    `window` up to that many (never more than the flags took): a series goes on being scored after an
+    incident rather than waiting for its days to leave the window, and is trained on clean days only.
+    A window with enough clean days is what it was, so is what is scored in it."""
+    recent, older = window[window >= lo], window[window < lo]
+    train[:, recent] = usable[:, recent]
+    if len(older):
+        taken = (~np.isnan(v[:, recent]) & ~usable[:, recent]).sum(axis=1)
+        need = np.minimum(taken, np.maximum(0, min_history_days - usable[:, recent].sum(axis=1)))
+        ok = usable[:, older]
+        newest_first = np.cumsum(ok[:, ::-1], axis=1)[:, ::-1]
+        train[:, older] = ok & (newest_first <= need[:, None])
+
+
 def _per_series(x, n) -> np.ndarray:
     return np.broadcast_to(np.asarray(x, dtype=float), (n,)).astype(float)
 
@@ -406,6 +424,7 @@ def score_matrix(
     weekend = wd >= 5
 
     usable = ~np.isnan(v)  # training mask: drops NaNs now, flagged points as they are found
+    train = np.zeros_like(usable)  # the window's training days of the day scored (_training_days)
     out = Scored(*(np.full((s_n, d_n), np.nan) for _ in range(5)), basis=np.zeros((s_n, d_n), dtype=np.int8))
     out.reason = np.full((s_n, d_n), SHORT_HISTORY, dtype=np.int8)
     out.flagged = np.zeros((s_n, d_n), dtype=bool)
@@ -426,21 +445,24 @@ def score_matrix(
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows are expected on cold start
         for d in range(d_n):
             lo = max(0, d - training_days)
-            window = np.arange(lo, d)
-            if len(window) == 0:
+            if lo == d:
                 out.reason[:, d] = np.where(np.isnan(v[:, d]), NO_VALUE, SHORT_HISTORY)
                 continue
+            # the training window, reaching back past the days flags took out of it (`train`)
+            window = np.arange(max(0, d - 2 * training_days), d)
+            _training_days(train, usable, v, window, lo, min_history_days)
+            window = window[(window >= lo) | train[:, window].any(axis=0)]  # (older days no series uses: gone)
             seasonal = np.arange(d - 7, max(-1, d - 7 * seasonal_weeks - 1), -7)
             daytype = window[weekend[window] == weekend[d]]
-            n_all = usable[:, window].sum(axis=1)
+            n_all = train[:, window].sum(axis=1)
             n_seas = usable[:, seasonal].sum(axis=1) if len(seasonal) else np.zeros(s_n, dtype=int)
-            n_type = usable[:, daytype].sum(axis=1) if len(daytype) else np.zeros(s_n, dtype=int)
+            n_type = train[:, daytype].sum(axis=1) if len(daytype) else np.zeros(s_n, dtype=int)
             basis = np.where(n_seas >= min_seasonal_points, 3, np.where(n_type >= min_daytype_points, 2, 1))
             basis = np.where(n_all >= min_history_days, basis, 0)
             x = v[:, d]
             # the reason of each point left unscored: history taken out of training by flags (`usable`
             # drops them) or never there, too few lines, no value; the last that applies is given
-            observed = (~np.isnan(v[:, window])).sum(axis=1)
+            observed = (~np.isnan(v[:, window[window >= lo]])).sum(axis=1)
             reason = np.where(observed >= min_history_days, TRAINING_FLAGGED, SHORT_HISTORY)
             basis = np.where(np.isnan(x), 0, basis)
             if den is not None:
@@ -454,6 +476,7 @@ def score_matrix(
             shifted = out.flagged[:, recent].sum(axis=1) * 2 > len(recent)
             if shifted.any():
                 usable[np.ix_(shifted, recent)] = ~np.isnan(v[np.ix_(shifted, recent)])
+                _training_days(train, usable, v, window, lo, min_history_days)
             if not basis.any():
                 continue
             med = np.full(s_n, np.nan)
@@ -464,8 +487,8 @@ def score_matrix(
                 rows = basis == b
                 if not rows.any() or len(cols) == 0:
                     continue
-                h = np.where(usable[np.ix_(rows, cols)], v[np.ix_(rows, cols)], np.nan)
-                hs = np.where(usable[np.ix_(rows, spread_cols)], v[np.ix_(rows, spread_cols)], np.nan)
+                h = np.where((usable if b == 3 else train)[np.ix_(rows, cols)], v[np.ix_(rows, cols)], np.nan)
+                hs = np.where(train[np.ix_(rows, spread_cols)], v[np.ix_(rows, spread_cols)], np.nan)
                 if kind == "count" and trend:
                     # traffic that grows 1% a day sits 7% above a 14-day median and 17% above four
                     # past Mondays: move every training point to day d along its robust slope
@@ -490,6 +513,7 @@ def score_matrix(
                             window,
                             v,
                             usable,
+                            train,
                             rows,
                             sl_,
                             weekend,
@@ -499,7 +523,7 @@ def score_matrix(
                         )
                 # the spread comes from the larger same-day-type set: 3 or 4 past Mondays give the
                 # level, but their MAD alone would understate the noise
-                if b == 3 and len(spread_cols) >= min_daytype_points:
+                if b == 3 and (spread_cols >= lo).sum() >= min_daytype_points:
                     h = hs
                 m, q1, q3 = nan_quantiles(h, (0.5, 0.25, 0.75))
                 mad[rows] = nan_quantiles(np.abs(h - m[:, None]), (0.5,))[0]
@@ -508,7 +532,7 @@ def score_matrix(
                     # judged against the same weekday, the noise is that of week-over-week changes
                     # (over sqrt 2): a weekday set's spread would count Friday's usual dip as noise
                     wk = window[window >= 7]
-                    both = usable[np.ix_(rows, wk)] & usable[np.ix_(rows, wk - 7)]
+                    both = train[np.ix_(rows, wk)] & usable[np.ix_(rows, wk - 7)]
                     ww = np.where(both, v[np.ix_(rows, wk)] - v[np.ix_(rows, wk - 7)], np.nan)
                     if trend:
                         ww = ww - 7 * slope[:, None]
@@ -522,7 +546,7 @@ def score_matrix(
             if kind == "count":
                 usual = np.expm1(med)
                 if eff is not None:
-                    e = np.where(usable[:, window], eff[:, window], np.nan)
+                    e = np.where(train[:, window], eff[:, window], np.nan)
                     usual = np.minimum(usual, np.nan_to_num(nan_quantiles(e, (0.5,))[0], nan=0.0))
             elif kind == "share":
                 n = den[:, d] if den is not None else np.ones(s_n)
@@ -583,7 +607,7 @@ def score_matrix(
                             x_o,
                             eff,
                             v,
-                            usable,
+                            train,
                             window,
                             run_sens,
                             run_rel,

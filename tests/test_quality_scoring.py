@@ -13,7 +13,7 @@ from quality_checks.scoring import (
     NO_VALUE,
     NOT_SCORED,
     SHORT_HISTORY,
-    TRAINING_FLAGGED,
+    _training_days,
     nan_quantiles,
     score_matrix,
 )
@@ -91,21 +91,58 @@ def test_share_noise_floor_needs_lines():
     assert not few.flagged.any() and many.flagged[0, -1]
 
 
-def test_every_point_not_scored_says_why():
-    """Nothing skipped without a reason: each series-day the scoring leaves out carries one, and a
-    series whose training window lost its days to flags is told apart from one that is new."""
+def test_flags_do_not_shorten_the_training_window():
+    """A day a flag takes out of training is replaced by the next older clean day (at most another
+    training window back): a series goes on being scored after an incident, against clean days,
+    rather than going blind until its flagged days leave the window."""
     s = np.full(30, 1000.0) + np.tile([0, 10, -10, 5, -5, 0, 0], 5)[:30]
     s[[14, 16, 18, 19]] = 5000.0  # four spikes, each flagged and taken out of training
-    s[12] = np.nan  # no value that day
+    s[12] = np.nan
     r = score_matrix(s, DAYS, kind="count", direction="up")
     assert list(np.flatnonzero(r.flagged[0])) == [14, 16, 18, 19]
+    # day 20's window (days 6-19) holds 9 clean days: day 5 makes up the 10 (before, the series was not
+    # scored on days 20-26)
+    scored = np.flatnonzero(r.basis[0] > 0)
+    assert list(scored) == [d for d in range(10, 30) if d != 12]
+    assert np.all(np.abs(r.expected[0, 20:] - 1000) < 50)  # trained on clean days only
+    # a lasting 50% drop: flagged, then learned as the new level; every day scored on the way
+    # (before, a week of flags left the window 9 clean days: 10 days unscored, then 10 more)
+    days = np.arange(np.datetime64("2026-01-05"), np.datetime64("2026-01-05") + 90)
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        v = np.r_[rng.poisson(1000, 30), rng.poisson(500, 60)].astype(float)
+        r = score_matrix(v, days, kind="count", direction="down", run_days=3, run_sensitivity=3.5)
+        assert (r.basis[0, 10:] > 0).all(), seed
+        assert r.flagged[0, 30:33].any() and not r.flagged[0, 60:].any(), seed
+
+
+def test_training_days_stand_in_for_the_flagged_ones():
+    usable = np.array([[True, True, True, True, False, True, False, True]])
+    v = np.ones(usable.shape)
+    train = np.zeros_like(usable)
+    window = np.arange(8)
+    # the window's last 4 days (from day 4), 2 of them flagged: 2 older days make up 4 clean ones
+    _training_days(train, usable, v, window, 4, 4)
+    assert train.tolist() == [[False, False, True, True, False, True, False, True]]
+    _training_days(train, usable, v, window, 4, 3)  # 3 are needed: one older day
+    assert train.tolist() == [[False, False, False, True, False, True, False, True]]
+    _training_days(train, usable, v, window, 4, 2)  # enough clean days: the window as it is
+    assert train.tolist() == [[False, False, False, False, False, True, False, True]]
+    v[0, 4] = np.nan  # a day without a value was never trained on: nothing stands in for it
+    _training_days(train, usable, v, window, 4, 4)
+    assert train.tolist() == [[False, False, False, True, False, True, False, True]]
+    usable[0, 3] = False  # a flagged older day is passed over
+    _training_days(train, usable, v, window, 4, 4)
+    assert train.tolist() == [[False, False, True, False, False, True, False, True]]
+
+
+def test_every_point_not_scored_says_why():
+    """Nothing skipped without a reason: each series-day the scoring leaves out carries one."""
+    s = np.full(30, 1000.0)
+    s[12] = np.nan
+    r = score_matrix(s, DAYS, kind="count")
     assert (r.reason[0, :10] == SHORT_HISTORY).all()  # day 0-9: fewer than 10 days behind them
-    assert r.reason[0, 12] == NO_VALUE
-    # day 20's window (days 6-19) holds 13 values but only 9 unflagged: not scored, and it says why,
-    # until day 27, whose window (days 13-26) has 10 clean days again (day 12 has left it)
-    assert (r.basis[0, 20:27] == 0).all()
-    assert (r.reason[0, 20:27] == TRAINING_FLAGGED).all()
-    assert (r.basis[0, 27:] > 0).all() and (r.reason[0, 27:] == 0).all()
+    assert r.reason[0, 12] == NO_VALUE and (r.basis[0, 13:] > 0).all()
     shares = np.full((1, 30), 0.1)
     few = score_matrix(shares, DAYS, kind="share", denominators=np.full((1, 30), 2.0), min_count=20)
     assert (few.reason[0, 10:] == FEW_LINES).all()

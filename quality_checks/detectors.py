@@ -52,6 +52,13 @@ def _calendar(m: pd.DataFrame) -> np.ndarray:
     )
 
 
+def _prepared(metrics: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The metrics with `day` as timestamps (a copy), and their calendar of consecutive days."""
+    m = metrics.copy()
+    m["day"] = pd.to_datetime(m["day"])
+    return m, _calendar(m)
+
+
 def _pivot(m: pd.DataFrame, metric: str, cal: np.ndarray, col: str = "value") -> pd.DataFrame:
     sub = m[m["metric"] == metric]
     if sub.empty:
@@ -181,9 +188,7 @@ def scoring_coverage(
     s = settings or QualitySettings()
     if metrics.empty:
         return coverage_frame([])
-    m = metrics.copy()
-    m["day"] = pd.to_datetime(m["day"])
-    cal = _calendar(m)
+    m, cal = _prepared(metrics)
     rows = []
     for metric, index, _vals, r in _scored_series(m, s, cal, complete_days(cal, last_seen, s)):
         rows += _tally(metric, index, r, cal)
@@ -272,9 +277,7 @@ def series_bands(
     """Every scored point of the series detectors with its expected range (flagged or not):
     day, event_name, metric, property, dimension, observed, expected, expected_low, expected_high, flagged."""
     s = settings or QualitySettings()
-    m = metrics.copy()
-    m["day"] = pd.to_datetime(m["day"])
-    cal = _calendar(m)
+    m, cal = _prepared(metrics)
     rows = []
     for metric, index, vals, r in _scored_series(m, s, cal, complete_days(cal, last_seen, s)):
         i, d = np.nonzero(r.basis > 0)
@@ -602,9 +605,7 @@ def detect(
     s = settings or QualitySettings()
     if metrics.empty:
         return pd.DataFrame(columns=COLUMNS)
-    m = metrics.copy()
-    m["day"] = pd.to_datetime(m["day"])
-    cal = _calendar(m)
+    m, cal = _prepared(metrics)
     rows = (
         series_anomalies(m, s, cal, complete_days(cal, last_seen, s), scored)
         + type_changes(m, s, cal)

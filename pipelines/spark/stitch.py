@@ -10,8 +10,8 @@
    its person_id is `identity._person_id` of its best identifier (lowest priority, then smallest
    value), computed in Spark by the same formula.
 3. Only the components that need the rules on the driver: those over a `max_per_person` limit
-   (resolved link by link in priority and recency order) and those whose best identifier is tied
-   (two kinds of equal priority with the same value, where `resolve` breaks the tie by row order).
+   (resolved link by link in priority and recency order). A best identifier tied on priority and
+   value (two kinds of equal priority with the same value) goes by kind, here as in `resolve`.
    Their links are collected and resolved by `identity.resolve` itself: the same function, so the
    same person_id by construction (`resolve` treats each component on its own, so resolving a
    subset of whole components gives what resolving all of them gives for those components).
@@ -21,7 +21,7 @@
    with person_id, partitioned by day) is ingest.events joined with stitch.persons in Spark; AQE
    broadcasts stitch.persons when it is small and shuffles both sides otherwise.
 
-Scale limit: the driver holds the links of the over-limit (and tied) components only, plus
+Scale limit: the driver holds the links of the over-limit components only, plus
 `resolve`'s working copy of them; `stitch()` reports their count and the collected frame's bytes
 (`driver_links`, `driver_bytes`) and the rounds the components took (`cc_iterations`).
 """
@@ -174,18 +174,14 @@ def stitch(spark, plan: Plan, root: str, partition_by: str | None = "partition_d
         from _stitch_nodes n left join _stitch_labels c on c.id = n.id""")
     )
     node_comp.createOrReplaceTempView("_stitch_node_comp")
-    # the components the rules decide on the driver: over a limit, or with a tied best identifier
+    # the components the rules decide on the driver: over a limit
     spark.sql("""
         create or replace temp view _stitch_best as
         select comp, min(struct(prio, identifier, kind)) as best from _stitch_node_comp group by comp""")
     driver = _checkpoint(
         spark.sql(f"""
-        select comp from _stitch_node_comp group by comp, kind
-        having count(*) > {_limits_sql(plan, "kind", "limit")}
-        union
-        select n.comp from _stitch_node_comp n join _stitch_best b
-          on b.comp = n.comp and b.best.prio = n.prio and b.best.identifier = n.identifier
-        group by n.comp having count(*) > 1""")
+        select distinct comp from _stitch_node_comp group by comp, kind
+        having count(*) > {_limits_sql(plan, "kind", "limit")}""")
     )
     driver.createOrReplaceTempView("_stitch_driver")
     spark.sql("""

@@ -143,16 +143,114 @@ group by all""")
     return body if ids else f"with _ids as ({ids_sql(plan, source)}) {body}"
 
 
-def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(persons: kind, identifier, person_id; graph: links with accepted flag and reason)."""
-    limits = {i.name: i.max_per_person for i in plan.identity.identifiers}
-    priority = {i.name: i.priority for i in plan.identity.identifiers}
-    latest = plan.identity.anonymous_events == "latest"
+def _kinds(plan: Plan, extra=()) -> list[str]:
+    """The identifier kinds a resolution numbers (kind code = position): the plan's, then any other
+    kind the links name (none in a warehouse: every link's kinds are the plan's)."""
+    names = [i.name for i in plan.identity.identifiers]
+    return names + sorted(set(extra) - set(names))
 
-    # the nodes: every distinct (kind, identifier), numbered in order of first appearance (the links'
-    # a sides, their b sides, the singles), by one dictionary encoding of "kind<US>identifier" (a kind
-    # is a plan name, without that separator): 10M events' 6.3M endpoints in ~1 s, where a pandas
-    # MultiIndex, its drop_duplicates and get_indexer took ~5 s factorizing the strings
+
+def resolve_nodes(
+    plan: Plan,
+    kinds: list[str],
+    node_kind: np.ndarray,
+    ia: np.ndarray,
+    ib: np.ndarray,
+    t: np.ndarray,
+    t_null: np.ndarray,
+) -> tuple[np.ndarray, dict[int, str]]:
+    """The resolution rule, on numbers: nodes 0..n-1 are the distinct (kind, identifier) pairs
+    numbered in order of (identifier, kind), node_kind their kind (a position in `kinds`); link j
+    joins nodes ia[j] and ib[j], last (identity.yaml `anonymous_events: latest`) or first seen at
+    t[j] (nanoseconds; t_null[j]: unknown). Returns (best, rejected): each node's person as the node
+    of its best identifier (lowest priority, then smallest identifier, then kind), and the links
+    refused, by position, with their reason.
+
+    Both callers number the nodes that way (`resolve` from pandas frames, `build_identity` in SQL,
+    where the identifiers stay), so no string reaches this function: at 10M events the full
+    rebuild's 1.5M identifiers and 1.2M links are ~100 MB of numbers here, where pandas frames of
+    their strings took ~800 MB."""
+    n, m = len(node_kind), len(ia)
+    if n == 0:
+        return np.array([], dtype=np.int64), {}
+    limits = {i.name: i.max_per_person for i in plan.identity.identifiers}
+    prio_of = {i.name: i.priority for i in plan.identity.identifiers}
+    kprio = np.array([prio_of.get(k, 100) for k in kinds], dtype=np.int64)
+    graph = coo_matrix((np.ones(m), (ia, ib)), shape=(n, n))
+    n_comp, comp = connected_components(graph, directed=False)
+    # a component within every limit merges whole; only the others go link by link
+    per_kind = np.bincount(comp.astype(np.int64) * len(kinds) + node_kind, minlength=n_comp * len(kinds)).reshape(
+        n_comp, len(kinds)
+    )
+    over = np.zeros(n_comp, dtype=bool)
+    for k, name in enumerate(kinds):
+        if limits.get(name) is not None:
+            over |= per_kind[:, k] > limits[name]
+    del per_kind
+    # union-find over the node numbers (`parent`); a set's root is always its smallest node (a union
+    # hangs the larger root under the smaller). A component within every limit is one set whose root
+    # is its smallest node: what taking its links one by one gives, without a Python step per link;
+    # an over-limit one starts as singletons
+    smallest = np.full(n_comp, n)
+    np.minimum.at(smallest, comp, np.arange(n))
+    parent = np.where(over[comp], np.arange(n), smallest[comp])
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    rejected: dict[int, str] = {}
+    hard = np.flatnonzero(over[comp[ia]]) if m else np.array([], dtype=np.int64)
+    if len(hard):
+        latest = plan.identity.anonymous_events == "latest"
+        prio = np.minimum(kprio[node_kind[ia[hard]]], kprio[node_kind[ib[hard]]])
+        when = np.where(t_null[hard], 0, -t[hard] if latest else t[hard])
+        # by the kinds' priority, then the newest (or oldest) first, an unknown time last, then by
+        # identifier: a total order (the node numbers follow (identifier, kind))
+        order = hard[np.lexsort((ib[hard], ia[hard], when, t_null[hard], prio))]
+        counts: dict[int, dict[int, int]] = {}
+        for pos in order.tolist():  # only over-limit components reach this loop: links, not events
+            ra, rb = find(ia[pos]), find(ib[pos])
+            if ra == rb:
+                continue
+            ca = counts.setdefault(ra, {int(node_kind[ra]): 1})
+            cb = counts.setdefault(rb, {int(node_kind[rb]): 1})
+            both = set(ca) | set(cb)
+            bad = [
+                kinds[k]
+                for k in both
+                if limits.get(kinds[k]) is not None and ca.get(k, 0) + cb.get(k, 0) > limits[kinds[k]]
+            ]
+            if bad:
+                rejected[pos] = f"would exceed max_per_person for {', '.join(sorted(bad))}"
+                continue
+            root, child = min(ra, rb), max(ra, rb)
+            parent[child] = root
+            counts[root] = {k: ca.get(k, 0) + cb.get(k, 0) for k in both}
+            counts.pop(child, None)
+    roots = parent  # every node's root (find() of each, by pointer jumping)
+    while True:
+        up = roots[roots]
+        if np.array_equal(up, roots):
+            break
+        roots = up
+    # a person's id comes from its best identifier (lowest priority number, then smallest value, then
+    # kind), so it stays the same across runs and does not depend on row order
+    order = np.lexsort((np.arange(n), kprio[node_kind]))
+    firsts = order[np.unique(roots[order], return_index=True)[1]]  # each root's best node
+    best_of = np.empty(n, dtype=np.int64)
+    best_of[roots[firsts]] = firsts
+    return best_of[roots], rejected
+
+
+def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(persons: kind, identifier, person_id; graph: links with accepted flag and reason), by
+    `resolve_nodes` over the frames' identifiers numbered here (the incremental stitch's few
+    components, the Spark engine's driver-side ones; the full rebuild numbers them in SQL)."""
+    # the nodes: every distinct (kind, identifier), by one dictionary encoding of "kind<US>identifier"
+    # (a kind is a plan name, without that separator), then numbered in order of (identifier, kind)
     kinds = pd.concat([links.kind_a, links.kind_b, singles.kind], ignore_index=True)
     idents = pd.concat([links.id_a, links.id_b, singles.identifier], ignore_index=True)
     keys = pc.binary_join_element_wise(
@@ -161,94 +259,39 @@ def resolve(links: pd.DataFrame, singles: pd.DataFrame, plan: Plan) -> tuple[pd.
     if isinstance(keys, pa.ChunkedArray):  # (one dictionary for all: the chunks as one array)
         keys = keys.combine_chunks()
     codes = pc.dictionary_encode(keys).indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    n = int(codes.max()) + 1 if len(codes) else 0
-    first = np.unique(codes, return_index=True)[1]  # each node's first position (codes count up from 0)
-    nodes = pd.DataFrame(
-        {"kind": kinds.iloc[first].reset_index(drop=True), "identifier": idents.iloc[first].reset_index(drop=True)}
-    )
-    ia, ib = codes[: len(links)], codes[len(links) : 2 * len(links)]
-    graph = coo_matrix((np.ones(len(links)), (ia, ib)), shape=(n, n))
-    n_comp, comp = connected_components(graph, directed=False)
-
-    # union-find over the node numbers (`parent`, set below); a set's root is always its smallest node
-    # (a union hangs the larger root under the smaller)
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    accepted = np.ones(len(links), dtype=bool)
-    reasons = np.array([None] * len(links), dtype=object)
-    kinds = nodes["kind"].to_numpy()
-    # a component within every limit merges whole; only the others go link by link
-    # (value_counts, not crosstab: crosstab aggregates each component in Python)
-    comp_counts = pd.DataFrame({"comp": comp, "kind": kinds}).value_counts().unstack(fill_value=0)
-    over = set()
-    for kind, lim in limits.items():
-        if lim is not None and kind in comp_counts.columns:
-            over |= set(comp_counts.index[comp_counts[kind] > lim])
-    link_comp = comp[ia] if len(links) else np.array([], dtype=int)
-    simple = ~np.isin(link_comp, list(over))
-    # a component within every limit is one set whose root is its smallest node: what taking its links
-    # one by one gives, without a Python step per link; an over-limit one starts as singletons
-    smallest = np.full(n_comp, n)
-    np.minimum.at(smallest, comp, np.arange(n))
-    parent = np.where(np.isin(comp, list(over)), np.arange(n), smallest[comp])
-    if over:
-        hard = np.flatnonzero(~simple)
-        sub = links.iloc[hard].assign(
-            _prio=lambda d: [min(priority.get(x, 100), priority.get(y, 100)) for x, y in zip(d.kind_a, d.kind_b)],
-            _t=lambda d: d.last_seen if latest else d.first_seen,
-        )
-        order = sub.sort_values(["_prio", "_t", "id_a", "id_b"], ascending=[True, not latest, True, True]).index
-        counts: dict[int, dict[str, int]] = {}
-        for j in order:  # only over-limit components reach this loop: links, not events
-            pos = links.index.get_loc(j)
-            a, b = ia[pos], ib[pos]
-            ra, rb = find(a), find(b)
-            if ra == rb:
-                continue
-            ca = counts.setdefault(ra, {kinds[ra]: 1})
-            cb = counts.setdefault(rb, {kinds[rb]: 1})
-            bad = [
-                k for k in set(ca) | set(cb) if limits.get(k) is not None and ca.get(k, 0) + cb.get(k, 0) > limits[k]
-            ]
-            if bad:
-                accepted[pos] = False
-                reasons[pos] = f"would exceed max_per_person for {', '.join(sorted(bad))}"
-                continue
-            root, child = min(ra, rb), max(ra, rb)
-            parent[child] = root
-            merged = {k: ca.get(k, 0) + cb.get(k, 0) for k in set(ca) | set(cb)}
-            counts[root] = merged
-            counts.pop(child, None)
-    roots = parent.copy()  # every node's root (find() of each, by pointer jumping)
-    while True:
-        up = roots[roots]
-        if np.array_equal(up, roots):
-            break
-        roots = up
-    nodes["root"] = roots
-    # a person's id comes from its best identifier (lowest priority number, then smallest value),
-    # so it stays the same across runs and does not depend on row order
-    # (plain lists and arrays: iterating Arrow-backed pandas strings costs ~3 µs a value)
-    # (the nodes ordered by Arrow's sort of (priority, identifier), each root's first one taken:
-    # pandas' sort_values and drop_duplicates took ~1.6 s of 10M events' ~8 s here)
-    prio = pa.array(nodes["kind"].map(priority).fillna(100).to_numpy(dtype=np.int64))
+    first = np.unique(codes, return_index=True)[1]  # each distinct pair's first position
+    node_kinds = pa.array(kinds.iloc[first], pa.string(), from_pandas=True)
+    node_ids = pa.array(idents.iloc[first], pa.string(), from_pandas=True)
     order = pc.sort_indices(
-        pa.table({"p": prio, "i": pa.array(nodes["identifier"], pa.string(), from_pandas=True)}),
-        sort_keys=[("p", "ascending"), ("i", "ascending")],
+        pa.table({"i": node_ids, "k": node_kinds}), sort_keys=[("i", "ascending"), ("k", "ascending")]
     ).to_numpy()
-    firsts = order[np.unique(roots[order], return_index=True)[1]]  # each root's best node
-    pid = np.empty(n, dtype=object)  # a root's person id, at the root's node number
-    pid[roots[firsts]] = [
-        _person_id(k, v) for k, v in zip(nodes["kind"].iloc[firsts].tolist(), nodes["identifier"].iloc[firsts].tolist())
-    ]
-    persons = pd.DataFrame({"identifier_kind": nodes.kind, "identifier": nodes.identifier, "person_id": pid[roots]})
-    graph_df = links.assign(accepted=accepted, reason=reasons)
-    return persons, graph_df
+    number = np.empty(len(order), dtype=np.int64)
+    number[order] = np.arange(len(order))
+    codes = number[codes]
+    node_kinds, node_ids = node_kinds.take(order).to_pylist(), node_ids.take(order).to_pylist()
+    names = _kinds(plan, set(node_kinds))
+    code_of = {k: j for j, k in enumerate(names)}
+    m = len(links)
+    latest = plan.identity.anonymous_events == "latest"
+    seen = pd.to_datetime(links.last_seen if latest else links.first_seen)
+    best, rejected = resolve_nodes(
+        plan,
+        names,
+        np.array([code_of[k] for k in node_kinds], dtype=np.int64),
+        codes[:m],
+        codes[m : 2 * m],
+        seen.to_numpy(dtype="datetime64[ns]").astype(np.int64),
+        seen.isna().to_numpy(),
+    )
+    pid = {b: _person_id(node_kinds[b], node_ids[b]) for b in np.unique(best).tolist()}
+    persons = pd.DataFrame(
+        {"identifier_kind": node_kinds, "identifier": node_ids, "person_id": [pid[b] for b in best.tolist()]}
+    )
+    accepted = np.ones(m, dtype=bool)
+    reasons = np.full(m, None, dtype=object)
+    for pos, why in rejected.items():
+        accepted[pos], reasons[pos] = False, why
+    return persons, links.assign(accepted=accepted, reason=reasons)
 
 
 def identifiers_sql(plan: Plan, source: str = "ingest.events", ids: str | None = None) -> str:
@@ -357,45 +400,98 @@ def write_partition_keys(con: duckdb.DuckDBPyConnection, where: str | None = Non
     """).fetchall()
 
 
+def person_id_sql(kind: str, value: str) -> str:
+    """DuckDB SQL of `_person_id(kind, value)` (sha256 of the UTF-8 text, as hashlib's)."""
+    return f"'p_' || left(sha256({kind} || ':' || {value}), 16)"
+
+
+# build_links' columns, no rows: the links of a plan without identifiers
+_NO_LINKS = (
+    "select null::varchar as kind_a, null::varchar as id_a, null::varchar as kind_b, null::varchar as id_b, "
+    "null::timestamp as first_seen, null::timestamp as last_seen, null::varchar as via, null::bigint as events limit 0"
+)
+
+
 def build_identity(con: duckdb.DuckDBPyConnection, plan: Plan) -> dict:
     """Rebuild stitch.identity_graph, stitch.persons and every event's person (ingest.events.person_id,
-    read through the view stitch.events) from ingest.events."""
+    read through the view stitch.events) from ingest.events.
+
+    The identifiers stay in DuckDB: they are numbered there (temp table _nodes, in order of
+    (identifier, kind), as `resolve_nodes` wants them), and only numbers come to Python: each
+    link's two nodes and time, each node's kind. What comes back is each node's best node and the
+    refused links, which SQL joins to the identifiers again (the person id's hash included). At 10M
+    events the stitch's peak over what DuckDB holds was ~800 MB of pandas frames of strings."""
+    kinds = _kinds(plan)
+    seen = "last_seen" if plan.identity.anonymous_events == "latest" else "first_seen"
     with id_combinations(con, plan) as ids:
-        links, singles = build_links(con, plan, ids=ids), frame(con, identifiers_sql(plan, ids=ids))
-    persons, graph = resolve(links, singles, plan)
-    del links, singles
-    n_links = len(graph)
-    rejected = int((~graph["accepted"]).sum()) if n_links else 0
-    with transaction(con):
-        con.register("_persons", persons)
-        con.register("_graph", graph)
-        try:
-            # typed as stitch/*.yml says: from an empty frame (a first day without any link or
-            # identifier) DuckDB would make columns of type NULL, which no later day's rows could join
-            # (the identifiers and person ids, nearly one distinct value a row, stored uncompressed: see
-            # ID_COLUMN)
+        links = links_sql(plan, ids=ids) or _NO_LINKS
+        con.execute(f"create or replace temp table _links as select row_number() over () - 1 as li, * from ({links})")
+        con.execute(f"""
+            create or replace temp table _nodes as
+            select kind, identifier, row_number() over (order by identifier, kind) - 1 as node,
+                   list_position([{", ".join(lit(k) for k in kinds) or "null"}], kind) - 1 as k
+            from (select kind_a, id_a from _links union select kind_b, id_b from _links
+                  union select kind, identifier from ({identifiers_sql(plan, ids=ids)})) as t(kind, identifier)
+        """).fetchall()
+    try:
+        node_kind = con.execute("select k from _nodes order by node").fetchnumpy()["k"]
+        got = con.execute(f"""
+            select l.li, a.node as ia, b.node as ib, coalesce(epoch_ns(l.{seen}), 0) as t, l.{seen} is null as t_null
+            from _links l join _nodes a on a.kind = l.kind_a and a.identifier = l.id_a
+            join _nodes b on b.kind = l.kind_b and b.identifier = l.id_b
+        """).fetchnumpy()
+        best, refused = resolve_nodes(
+            plan,
+            kinds,
+            np.asarray(node_kind, dtype=np.int64),
+            np.asarray(got["ia"], dtype=np.int64),
+            np.asarray(got["ib"], dtype=np.int64),
+            np.asarray(got["t"], dtype=np.int64),
+            np.asarray(got["t_null"], dtype=bool),
+        )
+        li = np.asarray(got["li"], dtype=np.int64)
+        n_links = len(li)
+        del got, node_kind
+        con.register("_best", pa.table({"node": pa.array(np.arange(len(best))), "best": pa.array(best)}))
+        con.register(
+            "_refused",
+            pa.table(
+                {"li": pa.array(li[list(refused)], pa.int64()), "reason": pa.array(list(refused.values()), pa.string())}
+            ),
+        )
+        with transaction(con):
+            # typed as stitch/*.yml says (the identifiers and person ids, nearly one distinct value a
+            # row, stored uncompressed: see ID_COLUMN)
             con.execute(
                 f"create or replace table stitch.identity_graph (kind_a varchar, id_a {ID_COLUMN}, "
                 f"kind_b varchar, id_b {ID_COLUMN}, first_seen timestamp, last_seen timestamp, via varchar, "
                 "events bigint, accepted boolean, reason varchar)"
             ).fetchall()
             con.execute(
-                "insert into stitch.identity_graph select kind_a, id_a, kind_b, id_b, first_seen, last_seen, "
-                "via, events, accepted, reason from _graph"
+                "insert into stitch.identity_graph select l.kind_a, l.id_a, l.kind_b, l.id_b, l.first_seen, "
+                "l.last_seen, l.via, l.events, r.li is null, r.reason from _links l left join _refused r on r.li = l.li"
             ).fetchall()
             con.execute(
                 f"create or replace table stitch.persons (identifier_kind varchar, identifier {ID_COLUMN}, "
                 f"person_id {ID_COLUMN})"
             ).fetchall()
-            con.execute(
-                "insert into stitch.persons select identifier_kind, identifier, person_id from _persons"
-            ).fetchall()
-        finally:
-            con.unregister("_persons")
-            con.unregister("_graph")
-        del persons, graph
-        set_person_ids(con, plan)
-        create_events_view(con)
-        write_partition_keys(con)
+            # (the person id hashed once per person, from its best identifier)
+            con.execute(f"""
+                insert into stitch.persons
+                select n.kind, n.identifier, p.person_id from _nodes n join _best m on m.node = n.node
+                join (select node, {person_id_sql("kind", "identifier")} as person_id from _nodes
+                      where node in (select best from _best)) p on p.node = m.best
+            """).fetchall()
+            set_person_ids(con, plan)
+            create_events_view(con)
+            write_partition_keys(con)
+    finally:
+        for name in ("_best", "_refused"):
+            try:
+                con.unregister(name)
+            except duckdb.Error:  # (not registered: the resolution failed before)
+                pass
+        con.execute("drop table if exists _links").fetchall()
+        con.execute("drop table if exists _nodes").fetchall()
     stats = con.execute("select count(distinct person_id), count(*) from stitch.persons").fetchall()[0]
-    return {"persons": stats[0], "identifiers": stats[1], "links": n_links, "rejected_links": rejected}
+    return {"persons": stats[0], "identifiers": stats[1], "links": n_links, "rejected_links": len(refused)}

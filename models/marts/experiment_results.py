@@ -262,7 +262,7 @@ def compute_experiment_results(events, plan: Plan, data_end: pd.Timestamp | None
     rows = [r for exp in plan.metrics.experiments for r in experiment_rows(src, plan, exp, data_end)]
     out = pd.DataFrame(rows).reindex(columns=RESULT_COLUMNS)
     for c in ("is_control", "significant", "srm_flag", "cuped", "guardrail_regression", "sequential"):
-        out[c] = out[c].fillna(False).astype(bool)
+        out[c] = out[c].eq(True)  # (a missing flag is false; fillna(False) on an all-missing float column warns)
     return out
 
 

@@ -15,7 +15,10 @@ once (support.warehouse.load_landing); then quality.daily_metrics is built by th
     end (quality_checks.planted). Recall: an alert from the kind's detectors on the planted
     event/property on or after that day; delay: days from the planted day to the first such alert;
   - the recall target's own sample ("drop50 busy"): a 50% drop planted at once on every event of
-    >= 100 a day, each from its own random day 5 to 8 days before the end (~2.4 per run).
+    >= 100 a day, each from its own random day 5 to 8 days before the end (~2.4 per run);
+  - after an incident: the same lasting drop from 19 to 21 days before the end, followed for those
+    three weeks: the days with an alert on it, the last one (quiet since: the new level learned),
+    its series-days not scored, and the alerts on the other events against the clean data's.
 Targets (issue 22): clean <= 1 false alert per 10,000 series-days; recall >= 95% for a 50% volume drop
 of an event with >= 100 events/day, a silent event, and a type change reaching 20% of values.
 Nothing here is tuned to a seed: seeds are 1..N for every size.
@@ -40,7 +43,7 @@ sys.path[:0] = [
     str(Path(__file__).resolve().parents[1] / "tests"),
 ]  # support.warehouse
 
-from quality_checks.detectors import decisions, detect
+from quality_checks.detectors import UNSCORED, _prepared, _scored_series, complete_days, decisions, detect
 from quality_checks.metrics import build_daily_metrics, last_seen
 from quality_checks.planted import (
     DETECTORS,
@@ -68,6 +71,7 @@ UNITS = {
 }
 TARGET_LEVEL = "drop50 busy"  # the variant with a 50% drop on every event of >= 100 a day
 DROP_TARGET = 0.5
+AFTER_DAYS = (19, 21)  # the lasting drop of `after_incident` starts this many days before the end
 
 
 def _pre_volume(m: pd.DataFrame, before) -> pd.Series:
@@ -142,8 +146,70 @@ def build(users: int, seed: int, days: int, tmp: Path, plan, levels) -> dict:
         plant(con, inc, plan)
         drops.append(inc)
     case["variants"].append((TARGET_LEVEL, drops, plan, metrics()))
+    # after an incident: a lasting 50% drop on every event of >= 100 a day, each from its own day 19 to
+    # 21 days before the end, so that the weeks after it are seen (drawn after every draw above: the
+    # other variants are what they were without it)
+    restore(con)
+    lasting = []
+    for ev in busy_events(m, plan, pd.Timestamp(cal[-1]) - pd.Timedelta(days=AFTER_DAYS[1])):
+        start = (pd.Timestamp(cal[-1]) - pd.Timedelta(days=int(rng.integers(AFTER_DAYS[0], AFTER_DAYS[1] + 1)))).date()
+        inc = Planted("volume_drop", ev, start, DROP_TARGET, facts={"daily_volume": busy_volume(m, ev, start)})
+        plant(con, inc, plan)
+        lasting.append(inc)
+    case["after"] = (lasting, metrics())
     con.close()
     return case
+
+
+def after_incident(case: dict, plan, s: QualitySettings) -> dict:
+    """What the series detectors do in the weeks after a lasting drop (case["after"]): per planted
+    event, the days from its start with an alert on it (volume, persons), and its series-days not
+    scored from its start on, by reason; and the alerts on the other events over the same days, with
+    the clean data's on the same events and days."""
+    incs, (mv, seen) = case["after"]
+    found = detect(mv, plan, s, last_seen=seen)
+    found["day"] = pd.to_datetime(found["day"])
+    m, cal = _prepared(mv)
+    series = {
+        metric: (index, r)
+        for metric, index, _v, r in _scored_series(m, s, cal, complete_days(cal, seen, s))
+        if metric in DETECTORS["volume_drop"]
+    }
+    out = {"incidents": [], "others": {}}
+    for inc in incs:
+        t0 = pd.Timestamp(inc.day)
+        d0 = int(np.flatnonzero(cal == np.datetime64(inc.day, "D"))[0])
+        sel = found[(found["event_name"] == inc.event) & found["detector"].isin(DETECTORS["volume_drop"])]
+        days = sorted({int((d - t0).days) for d in sel.loc[sel["day"] >= t0, "day"]})
+        unscored: dict[str, int] = defaultdict(int)
+        for index, r in series.values():
+            rows = [i for i, key in enumerate(index) if key[0] == inc.event]
+            for i in rows:
+                for code in r.reason[i, d0:][r.basis[i, d0:] == 0]:
+                    unscored[UNSCORED.get(int(code), str(code))] += 1
+        out["incidents"].append(
+            {
+                "event": inc.event,
+                "daily_volume": inc.facts.get("daily_volume", 0.0),
+                "observed_days": len(cal) - d0,
+                "alert_days": days,
+                "before": int((sel["day"] < t0).sum()),
+                "series_days": sum(len(cal) - d0 for _ in series),
+                "unscored": dict(unscored),
+            }
+        )
+    # the other events over the same days: their alerts against the clean data's
+    first = min((pd.Timestamp(i.day) for i in incs), default=None)
+    if first is not None:
+        planted = {i.event for i in incs}
+        clean = detect(case["clean"][0], plan, s, last_seen=case["clean"][1])
+        clean["day"] = pd.to_datetime(clean["day"])
+        rest = mv[~mv["event_name"].isin(planted)]
+        n = sum(decisions(rest, first).values())
+        for name, f in (("after", found), ("clean", clean)):
+            out["others"][name] = int(((f["day"] >= first) & ~f["event_name"].isin(planted)).sum())
+        out["others"]["decisions"] = n
+    return out
 
 
 def evaluate(case: dict, plan, s: QualitySettings) -> dict:
@@ -160,6 +226,8 @@ def evaluate(case: dict, plan, s: QualitySettings) -> dict:
     res["partial"] = [r for r in found.to_dict("records") if r["day"] == last]
     res["partial_series"] = series_days(mp[pd.to_datetime(mp["day"]) == pd.Timestamp(last)], plan, last)
     res["partial_hour"] = case["partial_hour"]
+    if "after" in case:  # (a case cached before it had no such variant)
+        res["after"] = after_incident(case, plan, s)
     for level, incs, p, (mv, seen_v) in case["variants"]:
         found = detect(mv, p, s, last_seen=seen_v)
         for inc in incs:
@@ -265,12 +333,61 @@ def report(runs: list[dict], s: QualitySettings) -> None:
             print(f"    {ev:<24} ~{row['volume']:>5.0f}/day  {int(row['caught'])}/{int(row['n'])}")
         for _, x in tgt[~tgt["caught"]].head(10).iterrows():
             print(f"    missed: {x['event']} (~{x['daily_volume']:.0f}/day, users {x['users']}, seed {x['seed']})")
+    _report_after(runs)
     missed = inc[~inc["caught"] & (inc["level"] == "large")]
     for _, x in missed.head(10).iterrows():
         print(
             f"    missed (large): {x['kind']} on {x['event']} {x['property'] or ''} "
             f"(~{x['daily_volume']:.0f}/day, users {x['users']}, seed {x['seed']})"
         )
+
+
+def _report_after(runs: list[dict]) -> None:
+    """The weeks after a lasting drop (after_incident), over every run."""
+    rows = [i for r in runs if "after" in r for i in r["after"]["incidents"]]
+    if not rows:
+        return
+    print(
+        f"\n== after an incident: a lasting {DROP_TARGET:.0%} drop on every event of >= 100/day, from "
+        f"{AFTER_DAYS[0]}-{AFTER_DAYS[1]} days before the end (volume and persons detectors) =="
+    )
+    caught = [i for i in rows if i["alert_days"]]
+    n_days = [len(i["alert_days"]) for i in caught]
+    last = [max(i["alert_days"]) for i in caught]
+    quiet = sum(1 for i in caught if max(i["alert_days"]) < i["observed_days"] - 7)
+    print(
+        f"  {len(rows)} incidents in {sum('after' in r for r in runs)} runs, {len(caught)} alerted on "
+        f"(first alert: "
+        + ", ".join(
+            f"day {d}: {sum(min(i['alert_days']) == d for i in caught)}"
+            for d in sorted({min(i["alert_days"]) for i in caught})
+        )
+        + ")"
+    )
+    if caught:
+        print(
+            f"  days with an alert after the start: median {statistics.median(n_days):g}, 90th percentile "
+            f"{np.percentile(n_days, 90):g}, max {max(n_days)} (of {statistics.median([i['observed_days'] for i in rows]):g} days seen)"
+        )
+        print(
+            f"  the last alert, days after the start: median {statistics.median(last):g}, max {max(last)}; "
+            f"{quiet} of {len(caught)} quiet for the last 7 days (the new level learned)"
+        )
+    sd = sum(i["series_days"] for i in rows)
+    un: dict[str, int] = defaultdict(int)
+    for i in rows:
+        for k, v in i["unscored"].items():
+            un[k] += v
+    print(
+        f"  series-days not scored from the start on: {sum(un.values())} of {sd:,}"
+        + ("" if not un else " (" + "; ".join(f"{k}: {v}" for k, v in sorted(un.items(), key=lambda kv: -kv[1])) + ")")
+    )
+    o = [r["after"]["others"] for r in runs if "after" in r and r["after"]["others"]]
+    dec, a, c = sum(x["decisions"] for x in o), sum(x["after"] for x in o), sum(x["clean"] for x in o)
+    print(
+        f"  the other events over the same days: {a} alerts in {dec:,} decisions ({10000 * a / max(dec, 1):.2f} "
+        f"per 10,000); the clean data, same events and days: {c} ({10000 * c / max(dec, 1):.2f})"
+    )
 
 
 def main() -> None:

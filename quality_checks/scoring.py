@@ -317,6 +317,32 @@ def _run_test(
     return hit
 
 
+def _relevel(v, usable, taken, shifted, recent, window, releveled) -> None:
+    """A regime change learned (`shifted` series: most of their `recent` days taken out of training,
+    `taken`): each such series' days before its first taken day are moved (in `v`, in place) by the
+    difference of the medians of its days from then on and of its usable days of `window` before,
+    once per change (`releveled` keeps its first day). The weekly pattern and the spread stay; the
+    level is the new one (`benchmarks/detector_bench.py`, after an incident: see the README)."""
+    for i in np.flatnonzero(shifted):
+        t0 = int(recent[taken[i]][0])
+        if releveled[i] == t0:
+            continue
+        releveled[i] = t0
+        # the change, weekday for weekday: each day since t0 against the same weekday a week before,
+        # where that day is before t0 and usable (else the medians of the two sides)
+        t = np.arange(t0, recent[-1] + 1)
+        t = t[(t >= 7) & (t - 7 < t0)]
+        pairs = v[i, t] - v[i, t - 7]
+        pairs = pairs[usable[i, t - 7] & ~np.isnan(pairs)]
+        if len(pairs):
+            v[i, :t0] += np.median(pairs)
+            continue
+        new, old = v[i, t0 : recent[-1] + 1], window[window < t0]
+        old = v[i, old[usable[i, old]]]
+        if not np.isnan(new).all() and len(old):
+            v[i, :t0] += np.nanmedian(new) - np.median(old)
+
+
 def _training_days(train, usable, v, window, lo, min_history_days) -> None:
     """The training days of the day after `window` into `train` (its columns in `window`): the usable
     days from `lo` (the last `training_days`), and, where flags took so many of those out of training
@@ -424,6 +450,7 @@ def score_matrix(
     weekend = wd >= 5
 
     usable = ~np.isnan(v)  # training mask: drops NaNs now, flagged points as they are found
+    releveled = np.full(s_n, -1)  # per series, the first day of the last regime change learned (_relevel)
     train = np.zeros_like(usable)  # the window's training days of the day scored (_training_days)
     out = Scored(*(np.full((s_n, d_n), np.nan) for _ in range(5)), basis=np.zeros((s_n, d_n), dtype=np.int8))
     out.reason = np.full((s_n, d_n), SHORT_HISTORY, dtype=np.int8)
@@ -471,10 +498,16 @@ def score_matrix(
                 reason = np.where(few, FEW_LINES, reason)
             reason = np.where(np.isnan(x), NO_VALUE, reason)
             out.reason[:, d] = np.where(basis > 0, 0, reason)
-            # a regime change, not an incident: when most recent points were flagged, learn from them
+            # a regime change, not an incident: when most recent points were taken out of training (by
+            # a flag, or a run alert's days), learn from them, and move the days before the change to
+            # the new level (_relevel): the same weekday a week or more back no longer speaks for the old
             recent = np.arange(max(0, d - min_history_days), d)
-            shifted = out.flagged[:, recent].sum(axis=1) * 2 > len(recent)
+            taken = ~usable[:, recent] & ~np.isnan(v[:, recent])
+            shifted = taken.sum(axis=1) * 2 > len(recent)
             if shifted.any():
+                if v is raw:  # (the caller's array: moved days are this function's own)
+                    v = v.copy()
+                _relevel(v, usable, taken, shifted, recent, np.arange(max(0, d - 2 * training_days), d), releveled)
                 usable[np.ix_(shifted, recent)] = ~np.isnan(v[np.ix_(shifted, recent)])
                 _training_days(train, usable, v, window, lo, min_history_days)
             if not basis.any():

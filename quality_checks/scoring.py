@@ -319,10 +319,12 @@ def _run_test(
 
 def _relevel(v, usable, taken, shifted, recent, window, releveled) -> None:
     """A regime change learned (`shifted` series: most of their `recent` days taken out of training,
-    `taken`): each such series' days before its first taken day are moved (in `v`, in place) by the
-    difference of the medians of its days from then on and of its usable days of `window` before,
-    once per change (`releveled` keeps its first day). The weekly pattern and the spread stay; the
-    level is the new one (`benchmarks/detector_bench.py`, after an incident: see the README)."""
+    `taken`): each such series' days before its first taken day t0 are moved (in `v`, in place) by
+    the median change of its days from t0 against the same weekday a week before (where that day is
+    before t0 and usable; else by the difference of the medians of its days from t0 and of its usable
+    days of `window` before), once per change (`releveled` keeps t0). The weekly pattern and the
+    spread stay; the level is the new one (`benchmarks/detector_bench.py`, after an incident: see
+    the README)."""
     for i in np.flatnonzero(shifted):
         t0 = int(recent[taken[i]][0])
         if releveled[i] == t0:

@@ -14,13 +14,15 @@ asserted by its kind and direction:
 - RE2 vs Python regex: Python's `$` also matches before a final newline, RE2's only at the end;
 - the oracle only: a call type the plan has no event for (no schema; trackplan checks its envelope
   only); a number beyond the double range (1e400) or a duplicate key outside the payload (in the
-  envelope or the context): trackplan checks the payload at every depth, described or not.
+  envelope, the context, or the object that is not this call's payload: a page call's traits):
+  trackplan checks the payload at every depth, described or not.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 from pathlib import Path
 
@@ -559,6 +561,26 @@ def _call_type(line: str):
         return None
 
 
+def _beyond_payload(msg: dict) -> bool:
+    """Whether a duplicate key or a number beyond the double range sits outside the message's payload
+    as it finally is: a second mutation that changes the call type moves which object is the payload
+    (an identify's traits, with a key given twice deep inside, are not a page call's payload)."""
+    key = "traits" if msg.get("type") in ("identify", "group") else "properties"
+
+    def has(v) -> bool:
+        if isinstance(v, DupKey):
+            return True
+        if isinstance(v, Raw):
+            return v.text.lower().lstrip("+-") not in ("nan", "infinity") and math.isinf(float(v.text))
+        if isinstance(v, dict):
+            return any(has(x) for x in v.values())
+        if isinstance(v, list):
+            return any(has(x) for x in v)
+        return False
+
+    return bool(msg.get("__dup_envelope__")) or any(has(v) for k, v in msg.items() if k != key)
+
+
 def _generate(seed: int) -> tuple[list[str], list[set[str]]]:
     rng = random.Random(seed)
     lines, tags = [], []
@@ -571,6 +593,8 @@ def _generate(seed: int) -> tuple[list[str], list[set[str]]]:
                     t |= _mutate(rng, msg)
                 except (AttributeError, TypeError, KeyError, IndexError):
                     pass  # a second change into a value the first one replaced: skipped
+        if _beyond_payload(msg):
+            t.add("outside_plan")
         lines.append(_line(msg))
         tags.append(t)
     return lines, tags

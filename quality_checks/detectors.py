@@ -143,6 +143,8 @@ def _scored_series(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray, complet
             run_min_relative_change=[
                 t.min_relative_change if t.run_min_relative_change is None else t.run_min_relative_change for t in tun
             ],
+            shift_min_taken=s.shift_min_taken,
+            shift_agree=s.shift_agree,
         )
         if kind == "count" and complete is not None:  # a count there, not scored until its day is complete
             r.reason[:, ~complete] = np.where(np.isnan(p.to_numpy(dtype=float)[:, ~complete]), NO_VALUE, DAY_OPEN)

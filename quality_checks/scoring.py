@@ -25,7 +25,11 @@ What Elementary gets wrong and this does not:
   against the persons behind it (persons x their usual events each): a drop that takes a share of
   every person's events is plain there while the count's own range, wide because a few persons
   send many events, hides it. Each has its own threshold (`run_sensitivity`); a run that fires
-  leaves the training whole.
+  leaves the training whole;
+- a lasting change is learned, not alerted on for weeks: when most recent days were taken out of
+  training (or `shift_min_taken` of them, with a `shift_agree` share of the recent days scored on
+  their side of the expected), they train again and the days before them are moved to their level,
+  weekday for weekday (`_relevel`).
 """
 
 from __future__ import annotations
@@ -392,6 +396,8 @@ def score_matrix(
     run_days: int = 1,
     run_sensitivity=None,
     run_min_relative_change=None,
+    shift_min_taken: int = 3,
+    shift_agree: float = 0.9,
 ) -> Scored:
     """Score every day of every series against its own past.
 
@@ -505,7 +511,16 @@ def score_matrix(
             # the new level (_relevel): the same weekday a week or more back no longer speaks for the old
             recent = np.arange(max(0, d - min_history_days), d)
             taken = ~usable[:, recent] & ~np.isnan(v[:, recent])
-            shifted = taken.sum(axis=1) * 2 > len(recent)
+            n_taken = taken.sum(axis=1)
+            # or a few days taken, and nearly every recent day scored on their side of the expected:
+            # a change the detector sees only now and then (a persons series under a drop of the rows)
+            sides = np.sign(out.score[:, recent])
+            side = np.sign(np.nansum(np.where(taken, sides, 0.0), axis=1))
+            n_scored = (~np.isnan(sides)).sum(axis=1)
+            agree = (sides == side[:, None]).sum(axis=1)
+            shifted = (n_taken * 2 > len(recent)) | (
+                (n_taken >= shift_min_taken) & (n_scored >= min_history_days // 2) & (agree >= shift_agree * n_scored)
+            )
             if shifted.any():
                 if v is raw:  # (the caller's array: moved days are this function's own)
                     v = v.copy()

@@ -104,6 +104,14 @@ class QualitySettings(BaseModel):
     # counts: the longest run of days whose total the run test judges (MetricTuning.run_sensitivity;
     # 1: neither sustained-drop test, the per-person one included)
     drop_run_days: int = Field(default=3, ge=1, le=7)
+    # a level change is learned (the days before it moved to it) when most of the last
+    # min_history_days were taken out of training by alerts, or when at least this many were and
+    # nearly every day scored among them (this share) lay on their side of the expected: a persons
+    # series under a lasting drop of the rows is flagged only now and then. Benchmark, a lasting 50%
+    # drop followed for three weeks: quiet through its last week 42 -> 44 of 49 (held out 19 -> 21
+    # of 25), the false alerts of clean data the same (26)
+    shift_min_taken: int = Field(default=3, ge=1)
+    shift_agree: float = Field(default=0.9, gt=0.5, le=1.0)
     # a new JSON type reaching this share of a property's values (under 1% before, and at least 3
     # values that day) is a type change. 0.05: a change reaching 20% of values shows as 20% +- a few
     # points a day; at 0.2 half of those days fell short (benchmark: recall 50%)

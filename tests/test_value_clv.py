@@ -143,9 +143,12 @@ def test_fit_recovers_planted_parameters_on_simulated_customers():
             if rng.random() < p[i]:
                 break
     fit = fit_bgnbd(pd.DataFrame({"frequency": freq, "recency": rec, "T": T}))
-    # 4000 customers give SEs around 10 % on these parameters; 25 % is a 2.5-SE band.
-    assert fit.r == pytest.approx(r, rel=0.25) and fit.alpha == pytest.approx(alpha, rel=0.25)
-    assert fit.a == pytest.approx(a, rel=0.25) and fit.b == pytest.approx(b, rel=0.25)
+    # 4000 customers: over 60 draws (seeds 1000-1059) the fit's relative standard deviations were
+    # 3.4 % (r), 5.2 % (alpha), 11.6 % (a) and 15.7 % (b), the largest errors 9 %, 14 %, 36 % and 54 %
+    # (the dropout's Beta is the less identified): each band is ~4 of its SDs. (A 25 % band on all
+    # four held at seed 42 and failed at seed shift 450000: a 1.6-SD band on b.)
+    assert fit.r == pytest.approx(r, rel=0.15) and fit.alpha == pytest.approx(alpha, rel=0.2)
+    assert fit.a == pytest.approx(a, rel=0.5) and fit.b == pytest.approx(b, rel=0.65)
 
 
 def test_simple_clv_cac_and_payback():

@@ -64,8 +64,9 @@ def collect_links(spark, plan: Plan):
 
 
 def person_id_sql(kind: str, value: str) -> str:
-    """Spark SQL of identity._person_id(kind, value)."""
-    return f"concat('p_', substr(sha2(concat({kind}, ':', {value}), 256), 1, 16))"
+    """Spark SQL of identity._person_id(kind, value): the DuckDB path's own expression
+    (identity.person_id_sql), transpiled."""
+    return _spark(identity.person_id_sql(kind, value), "stitch.persons")
 
 
 def _checkpoint(df):

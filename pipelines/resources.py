@@ -13,8 +13,8 @@ from pydantic import PrivateAttr
 from tracking_plan.loader import default_plan_dir
 from tracking_plan.model import Plan
 
-from . import plan_cache
-from .warehouse import compact_row_groups, connect, cursor
+from . import memtrace, plan_cache
+from .warehouse import MEMORY_LIMIT, compact_row_groups, connect, cursor
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -38,6 +38,7 @@ class Warehouse(dg.ConfigurableResource):
     _held: Any = PrivateAttr(default=None)
     _build: Any = PrivateAttr(default=None)
     _stack: Any = PrivateAttr(default=None)
+    _trace: Any = PrivateAttr(default=None)
 
     @property
     def path(self) -> str:
@@ -53,6 +54,7 @@ class Warehouse(dg.ConfigurableResource):
                 self._build = stack.enter_context(building(self.database))
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             self._held = connect(self.path)
+            self._trace = memtrace.start(self._held, MEMORY_LIMIT)  # (benchmarks only: TRACKPLAN_MEMORY_TRACE)
         except BaseException:
             stack.close()
             self._build = None
@@ -63,7 +65,10 @@ class Warehouse(dg.ConfigurableResource):
         held, self._held = self._held, None
         stack, self._stack = self._stack, None
         build, self._build = self._build, None
+        trace, self._trace = self._trace, None
         try:
+            if trace is not None:
+                trace.stop()
             if held is not None:
                 try:
                     compact_row_groups(held)  # (the close checkpoints the rest without merging)

@@ -3,6 +3,7 @@ speed lives in benchmarks/, not in timed tests)."""
 
 import math
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,3 +27,68 @@ def test_ingest_cost_floor_reports_every_figure(tmp_path, capsys):
     for name, value in figures.items():
         assert math.isfinite(value) and value >= 0, name
         assert name in printed
+
+
+def test_memory_trace_splits_duckdbs_pool_from_the_rest(tmp_path, monkeypatch):
+    """pipelines/memtrace.py, which benchmarks/run.py reads to project the peak past DuckDB's cache
+    filling up: the run's samples of its resident size and of the pool, written when it stops."""
+    import json
+
+    import duckdb
+
+    from pipelines import memtrace
+
+    monkeypatch.delenv(memtrace.ENV, raising=False)
+    con = duckdb.connect(config={"memory_limit": "256MB"})
+    assert memtrace.start(con, "256MB") is None  # off: no thread, no query
+    out = tmp_path / "trace.json"
+    monkeypatch.setenv(memtrace.ENV, str(out))
+    trace = memtrace.start(con, "256MB")
+    trace.every = 0.005
+    # ~200 MB of strings in a temp table: the pool fills to its limit and spills the rest
+    con.execute(
+        "create temp table t as select md5(range::varchar) || md5((range + 1)::varchar) as s from range(3000000)"
+    )
+    con.execute("select count(distinct s) from t").fetchall()
+    trace.stop()
+    got = json.loads(out.read_text())
+    assert "error" not in got
+    assert got["limit"] == 256_000_000 and got["samples"] == len(got["series"]) > 0
+    # (DuckDB holds its limit to within a buffer or two: 256,240,672 bytes were seen at this one)
+    assert 0 < got["duckdb"] <= got["limit"] * 1.02 and got["duckdb"] < got["rss"]
+    assert got["rest"] <= got["rss"] and max(p for _, _, p in got["series"]) == got["duckdb"] >> 20
+    assert all(t1 >= t0 for (t0, _, _), (t1, _, _) in zip(got["series"], got["series"][1:], strict=False))
+
+
+def test_memory_limit_sizes_read_as_duckdb_reads_them():
+    from pipelines.memtrace import limit_bytes
+
+    assert limit_bytes("1.6GB") == 1_600_000_000
+    assert limit_bytes("512 MiB") == 512 << 20
+    assert limit_bytes("2gib") == 2 << 30
+    assert limit_bytes("100") == 100
+    assert limit_bytes("80%") is None and limit_bytes("") is None and limit_bytes("1.6 GX") is None
+
+
+def test_a_runs_warehouse_traces_its_memory_when_asked(tmp_path, monkeypatch):
+    """The run's one connection (pipelines.resources.Warehouse) is the one traced, from setup to teardown."""
+    import json
+
+    import dagster as dg
+
+    from pipelines import memtrace
+    from pipelines.resources import Warehouse
+
+    out = tmp_path / "trace.json"
+    monkeypatch.setenv(memtrace.ENV, str(out))
+    wh = Warehouse(database=str(tmp_path / "w.duckdb"), publish=False)
+    ctx = dg.build_init_resource_context()
+    wh.setup_for_execution(ctx)
+    try:
+        with wh.get_connection() as con:
+            con.execute("create table main.x as select range as i from range(100000)")
+        time.sleep(0.2)  # (a few samples at 50 ms)
+    finally:
+        wh.teardown_after_execution(ctx)
+    got = json.loads(out.read_text())
+    assert "error" not in got and got["samples"] >= 1 and got["limit"] and got["rss"] > 0

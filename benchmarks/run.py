@@ -23,9 +23,12 @@ in the same run (wall and CPU seconds; CPU is what a loaded machine does not dis
 warehouse against the same day alone into an empty warehouse (≤ 1.5x; with `--run-repeat` N, N tries,
 each on a fresh copy of the warehouse, the median printed with every ratio); an empty partition's run
 (≤ 5 s, process start included) against `python -c pass` and `trackplan lint`; the peak resident
-memory of the run's process tree at each size (≤ 3 GB at 10M) and its projection to 100M events
-along the line through the sizes (≥ 2); then where each run's CPU went, by layer and by
-Dagster step (each step's CPU and peak RSS from the /proc samples taken during its span).
+memory of the run's process tree at each size (≤ 3 GB at 10M), split by the run itself into DuckDB's
+buffer pool and the rest (`TRACKPLAN_MEMORY_TRACE`, pipelines/memtrace.py), and its projection to 100M
+events: along the line through the sizes' peaks (≥ 2), and with the pool at its `memory_limit` plus the
+rest along its line (the pool cannot grow past its limit: the first line projects it filling up); then
+where each run's CPU went, by layer and by Dagster step (each step's CPU and peak RSS from the /proc
+samples taken during its span, and the pool's and the rest's peaks from the run's own).
 The generated landing zones are kept in `--cache` (default ~/.cache/trackplan/bench): a 10M one
 takes many minutes to write.
 

@@ -733,7 +733,7 @@ def own_its(seed: int, days: int) -> list[dict]:
     for t in range(days):
         e[t] = (0.4 * e[t - 1] if t else 0.0) + rng.normal(0, 3.0)
     day = pd.date_range("2026-01-05", periods=days, freq="D")
-    week = np.array([1.0, 1.04, 1.03, 1.0, 0.92, 0.45, 0.38])[day.dayofweek] * 10
+    week = np.array([1.0, 1.04, 1.03, 1.0, 0.92, 0.45, 0.38])[day.day_of_week] * 10
     tau = 4.0
     y = 50 + 0.05 * np.arange(days) + week + e + tau * (np.arange(days) >= launch)
     df = pd.DataFrame({"day": day, "y": y})

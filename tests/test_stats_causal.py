@@ -368,7 +368,7 @@ def test_its_errors_hold_on_a_daily_count_whose_variance_follows_its_mean():
     pooled-variance errors' larger (≈ 1.29); no negative AR(1) coefficient narrows an interval."""
     days, launch = 106, 75
     day = pd.date_range("2026-08-01", periods=days, freq="D")
-    wk = np.array([1.1, 1.1, 1.1, 1.1, 1.0, 0.8, 0.8])[day.dayofweek]
+    wk = np.array([1.1, 1.1, 1.1, 1.1, 1.0, 0.8, 0.8])[day.day_of_week]
     mu = wk * np.where(np.arange(days) >= launch, 1.8, 1.1)
     truth = 0.7 * wk[launch:].mean()
     z = {"HC3": [], "nonrobust": []}

@@ -287,10 +287,10 @@ def _table(rows: list[dict]) -> None:
 
 # ---- the run section (issue 18, item 4): what `trackplan run` costs, each as a ratio -----------------
 
+MB = 1 << 20  # (every MB figure here is a MiB, as /proc's kB are KiB)
 RUN_DAYS = 30  # a month of history
 LINES_PER_USER_30D = 40  # measured: 25,000 users over 31 days wrote 1.0M lines over the first 30
 TARGET_RUN_RATIO = 3.0  # full run / DuckDB read_json of the same files
-MB = 1 << 20  # (every MB figure here is a MiB, as /proc's kB are KiB)
 TARGET_HISTORY_RATIO = 1.5  # one more day on the history / that day alone into an empty warehouse
 TARGET_EMPTY_S = 5.0  # an empty partition's run, process start included
 TARGET_PEAK_10M_GB = 3.0

@@ -56,6 +56,9 @@ class Warehouse(dg.ConfigurableResource):
             self._held = connect(self.path)
             self._trace = memtrace.start(self._held, MEMORY_LIMIT)  # (benchmarks only: TRACKPLAN_MEMORY_TRACE)
         except BaseException:
+            held, self._held = self._held, None
+            if held is not None:
+                held.close()
             stack.close()
             self._build = None
             raise

@@ -92,3 +92,32 @@ def test_a_runs_warehouse_traces_its_memory_when_asked(tmp_path, monkeypatch):
         wh.teardown_after_execution(ctx)
     got = json.loads(out.read_text())
     assert "error" not in got and got["samples"] >= 1 and got["limit"] and got["rss"] > 0
+
+
+def test_the_run_bench_projects_the_rest_and_takes_the_pool_at_its_limit(monkeypatch):
+    """benchmarks/run.py's projection to 100M: the line through the total peaks, and the pool at its
+    limit plus the rest's line (here 1,000 MiB + 10 MiB per 1M events: 2,000 MiB at 100M, + 1,600)."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import run as bench
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+
+    def row(events: int, rest: float, pool: float) -> dict:
+        mb = bench.MB
+        full = {"cpu": 30.0 * events / 1e6, "wall": 20.0 * events / 1e6, "peak_mb": rest + pool}
+        full["memory"] = {"rss": (rest + pool) * mb, "duckdb": pool * mb, "rest": rest * mb, "limit": 1600 * mb}
+        full["memory"]["samples"] = 10
+        raw = {"cpu": 10.0 * events / 1e6, "wall": 6.0 * events / 1e6, "peak_mb": 900.0}
+        return {"size": events, "events": events, "full": full, "raw": raw, "steps": []}
+
+    from rich.table import Table
+
+    cells: list[str] = []  # (the rows as added: the printed table wraps its cells)
+    add = Table.add_row
+    monkeypatch.setattr(Table, "add_row", lambda self, *c, **k: (cells.extend(map(str, c)), add(self, *c, **k))[1])
+    bench.run_table([row(1_000_000, 1010, 800), row(10_000_000, 1100, 1600)], Path("/cache"))
+    out = " | ".join(cells)
+    assert "of it DuckDB's buffer pool at most 1,600 MB" in out
+    # the rest's line: 10 MiB per 1M events + 1,000 MiB -> 2,000 MiB at 100M; with the pool's 1,600 MiB
+    assert f"peak ≤ {(2000 + 1600) / 1024:,.1f} GB" in out and "10.0 MB per 1M events + 1,000 MB" in out

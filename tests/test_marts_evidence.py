@@ -205,6 +205,43 @@ def test_did_placebo_that_cannot_be_estimated_fails_its_check(plan, monkeypatch)
     assert "treated after" in got["details"]["placebo_error"]
 
 
+def test_matching_with_too_few_accounts_left_to_compare_is_not_evaluable(plan, monkeypatch):
+    """Accounts whose pre-period activity alone tells who connected Slack score 0 or 1, and the trim
+    drops them all: the initiative is not evaluable, saying why, instead of the mart failing on the
+    estimator's error. When the weighting estimates but the nearest-neighbour cross-check cannot
+    (every treated account paired with one control), that check fails, saying why."""
+    from models.marts import initiatives
+
+    ini = next(i for i in plan.metrics.initiatives if i.key == "slack_integration")
+    end = pd.Timestamp(ini.start) + 60 * DAY
+    rng = np.random.default_rng(11)
+    n = 200
+    treated = (np.arange(n) < 60).astype(float)
+    separated = pd.DataFrame(
+        {
+            "treated": treated,
+            "y": rng.integers(0, 2, n).astype(float),
+            # every treated account was active 10-19 days, every other one 0-5
+            "pre_events": np.where(treated > 0, rng.integers(10, 20, n), rng.integers(0, 6, n)).astype(float),
+            "company_size_rank": 2.0,
+            "seats": 0.0,
+        }
+    )
+    monkeypatch.setattr(initiatives, "matching_frame", lambda *_a: separated)
+    with pytest.raises(initiatives.Skip, match="^propensity weighting: no treated unit has a comparable control"):
+        initiatives.estimate_matching(None, plan, ini, end)
+    # twenty treated accounts around one control's activity (test_stats_causal's construction)
+    x = np.r_[np.linspace(-3, 2.9, 59), 2.965, 2.96 + np.linspace(0, 0.01, 20)]
+    t = np.r_[np.zeros(60), np.ones(20)]
+    one = pd.DataFrame({"treated": t, "y": t + np.linspace(0, 1, 80), "pre_events": x, "company_size_rank": 2.0})
+    monkeypatch.setattr(initiatives, "matching_frame", lambda *_a: one)
+    got = initiatives.estimate_matching(None, plan, ini, end)
+    assert got["checks"]["matching_agrees"] is False and np.isfinite(got["estimate"].std_error)
+    assert got["details"]["nearest_effect"] is None
+    assert got["details"]["nearest_error"].startswith("nearest-neighbour matching: ")
+    assert "1 control units left to compare" in got["details"]["nearest_error"]
+
+
 def test_matching_removes_heavy_user_selection(plan):
     """Heavy users opt in and buy more anyway: naive overstates, matching on pre-period activity recovers."""
     rng = np.random.default_rng(7)

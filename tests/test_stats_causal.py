@@ -568,18 +568,57 @@ def test_twfe_refuses_a_treatment_the_fixed_effects_absorb(design):
 
 
 def test_ipw_standard_error_when_the_trim_drops_units_scored_1():
-    """A covariate that separates treated from control perfectly scores some units 0 or 1: the trim
-    drops them, and the few units left in the overlap give an estimate with a finite (wide) standard
-    error. The dropped units' odds weight (infinite) once turned the standard error into NaN."""
+    """A covariate that separates treated from control perfectly scores most units 0 or 1: the trim
+    drops them, and the units left in the overlap (none to ~7 of each arm, by draw) give an estimate
+    with a finite (wide) standard error when each arm keeps two or more. With one, there is no spread
+    to estimate (its standard error came out 0, with numpy's divide warnings: a draw of seed shift
+    600000 kept one of each), and the estimate is refused, naming what is left. The dropped units'
+    odds weight (infinite) once turned the standard error into NaN."""
+    from models.causal.matching import propensity_scores
+
     rng = np.random.default_rng(3)
-    x = rng.normal(0, 1, 400)
-    t = (x > 0).astype(int)
-    df = pd.DataFrame({"t": t, "x": x, "y": rng.normal(0, 1, 400) + 0.5 * t})
+    seen = {"estimated": 0, "refused": 0}
+    for _ in range(40):
+        x = rng.normal(0, 1, 400)
+        t = (x > 0).astype(int)
+        df = pd.DataFrame({"t": t, "x": x, "y": rng.normal(0, 1, 400) + 0.5 * t})
+        ps = propensity_scores(x[:, None], t)
+        kept = (ps >= 0.01) & (ps <= 0.99)  # matched_effect's default trim
+        left = int((kept & (t == 1)).sum()), int((kept & (t == 0)).sum())
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # (the NaN came with numpy's divide and multiply warnings)
+            if min(left) < 2:
+                with pytest.raises(ValueError) as refused:
+                    matched_effect(df, treatment="t", outcome="y", covariates=["x"], method="ipw")
+                said = str(refused.value)
+                if min(left) == 0:
+                    assert said.startswith("no treated unit has a comparable control")
+                else:
+                    assert said.startswith(f"{left[0]} treated and {left[1]} control units left to compare")
+                    assert f"({400 - sum(left)} of 400 units outside the trim)" in said and "loosen" in said
+                seen["refused"] += 1
+                continue
+            r = matched_effect(df, treatment="t", outcome="y", covariates=["x"], method="ipw")
+        assert (r.n_treated, r.n_control, r.n_trimmed) == (*left, 400 - sum(left))
+        assert r.n_trimmed > 300 and np.isfinite(r.std_error) and r.std_error > 0 and r.ci_low < r.effect < r.ci_high
+        seen["estimated"] += 1
+    # (seeds 0-399 of this draw left an arm fewer than two units 21% of the time: forty draws see both)
+    assert seen["estimated"] and seen["refused"]
+
+
+def test_nearest_matching_refuses_one_control_for_every_treated_unit():
+    """Twenty treated units around one control: nearest-neighbour matching with replacement pairs them
+    all with it, and one control has no spread for a standard error. Refused, naming what is left,
+    while propensity weighting, which keeps every control in the overlap, estimates."""
+    x = np.r_[np.linspace(-3, 2.9, 59), 2.965, 2.96 + np.linspace(0, 0.01, 20)]
+    t = np.r_[np.zeros(60, int), np.ones(20, int)]
+    df = pd.DataFrame({"t": t, "x": x, "y": t + np.linspace(0, 1, 80)})
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # (the NaN came with numpy's divide and multiply warnings)
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"^\d+ treated and 1 control units left to compare .*too few"):
+            matched_effect(df, treatment="t", outcome="y", covariates=["x"], method="nearest")
         r = matched_effect(df, treatment="t", outcome="y", covariates=["x"], method="ipw")
-    assert r.n_trimmed > 300 and r.n_treated > 0 and r.n_control > 0
-    assert np.isfinite(r.std_error) and r.std_error > 0 and r.ci_low < r.effect < r.ci_high
+    assert r.n_treated == 20 and r.n_control >= 2 and np.isfinite(r.std_error) and r.std_error > 0
 
 
 def test_before_after_refuses_a_side_without_two_observations():

@@ -132,6 +132,8 @@ def matched_effect(
     assumption.
     ``balance_also``: further columns whose balance is checked though the propensity model leaves
     them out (cobalt's ``addl``).
+    Raises ValueError when fewer than two units of either arm are left to compare (after the trim,
+    and the caliper for ``nearest``): one unit has no spread to give a standard error.
     """
     if method not in {"nearest", "ipw"}:
         raise ValueError("method must be 'nearest' or 'ipw'")
@@ -171,10 +173,22 @@ def matched_effect(
         weights[c] = ps[c] / (1 - ps[c])
 
     used = weights > 0
-    if not (used & (t == 1)).any() or not (used & (t == 0)).any():
+    n_treated, n_control = int((used & (t == 1)).sum()), int((used & (t == 0)).sum())
+    if not n_treated or not n_control:
         raise ValueError("no treated unit has a comparable control; loosen caliper or trim")
+    if n_treated < 2 or n_control < 2:
+        # one unit of an arm has no spread to estimate: its standard error came out 0 (with numpy's
+        # divide warnings), a certainty the data do not hold
+        dropped = f"{n_trimmed} of {len(t)} units outside the trim" + (
+            f", {unmatched} treated unmatched" if unmatched else ""
+        )
+        raise ValueError(
+            f"{n_treated} treated and {n_control} control units left to compare ({dropped}): "
+            "too few for a standard error; loosen caliper or trim"
+        )
     design = add_constant(t[used].astype(float))
-    fit = WLS(y[used], design, weights=weights[used]).fit(cov_type="HC1")
+    # (only the point estimate: the standard errors are the estimated-score sandwiches below)
+    fit = WLS(y[used], design, weights=weights[used]).fit()
     Z = _standardized(Xdf.to_numpy(float))
     if method == "ipw":
         se = ipw_att_se(y, t, Z, ps, keep)
@@ -188,8 +202,8 @@ def matched_effect(
         n=int(used.sum()),
         method=f"matching_{method}",
         balance=balance_table(data[[*covariates, *extra]].astype(float), t, weights),
-        n_treated=int(((t == 1) & used).sum()),
-        n_control=int(((t == 0) & used).sum()),
+        n_treated=n_treated,
+        n_control=n_control,
         n_treated_unmatched=unmatched,
         n_trimmed=n_trimmed,
         naive_effect=naive,

@@ -218,11 +218,19 @@ def estimate_matching(events, plan, ini, data_end) -> dict:
     # IPW is the headline: it keeps every control, whereas 1:1 nearest-neighbour matching with
     # replacement hands all treated accounts tied on a discrete score (activity counts) to one control
     # and its standard error balloons. The matched estimate is the cross-check.
-    res = matched_effect(df, treatment="treated", outcome="y", covariates=usable, method="ipw")
-    nn = matched_effect(df, treatment="treated", outcome="y", covariates=usable, method="nearest")
+    # (a ValueError here is the data's: too few accounts left to compare once the trim drops the
+    # scores near 0 and 1, said in the row as why it is not evaluable)
+    try:
+        res = matched_effect(df, treatment="treated", outcome="y", covariates=usable, method="ipw")
+    except ValueError as exc:
+        raise Skip(f"propensity weighting: {exc}") from None
+    try:
+        nn, nn_error = matched_effect(df, treatment="treated", outcome="y", covariates=usable, method="nearest"), None
+    except ValueError as exc:  # the cross-check cannot agree, so its check fails, saying why
+        nn, nn_error = None, f"nearest-neighbour matching: {exc}"
     months = max((data_end - pd.Timestamp(ini.start)) / DAY, 1.0) / DAYS_PER_MONTH
     per_month = res.n_treated / months
-    agrees = bool(nn.ci_low <= res.effect <= nn.ci_high)
+    agrees = bool(nn is not None and nn.ci_low <= res.effect <= nn.ci_high)
     return {
         "estimate": res,
         "unit": "conversion probability difference per treated account (ATT, IPW)",
@@ -233,14 +241,15 @@ def estimate_matching(events, plan, ini, data_end) -> dict:
         "checks": {"balance": res.balanced, "matching_agrees": agrees},
         "details": {
             "naive_effect": res.naive_effect,
-            "nearest_effect": nn.effect,
-            "nearest_ci": [nn.ci_low, nn.ci_high],
-            "nearest_balance": nn.balance.to_dict("records"),
+            "nearest_effect": nn.effect if nn else None,
+            "nearest_ci": [nn.ci_low, nn.ci_high] if nn else None,
+            "nearest_balance": nn.balance.to_dict("records") if nn else None,
+            "nearest_error": nn_error,
             "balance": res.balance.to_dict("records"),
             "covariates": usable,
             "covariates_unavailable": dropped,
             "n_trimmed": res.n_trimmed,
-            "n_treated_unmatched": nn.n_treated_unmatched,
+            "n_treated_unmatched": nn.n_treated_unmatched if nn else None,
         },
     }
 

@@ -142,8 +142,11 @@ def test_each_incident_caught_on_its_event_and_day(incidents):
         fired = set(found[(found["event_name"] == event) & (found["day"] == inc.day)]["detector"])
         assert detectors <= fired, f"{inc.kind} on {event} on {inc.day}: {fired or 'not caught'}"
     day_of = INCIDENTS["Page Viewed"][0].day
-    row = found[(found["event_name"] == "Page Viewed") & (found["detector"] == "null_rate") & (found["day"] == day_of)]
-    assert row.iloc[0]["property"] == "title" and row.iloc[0]["observed"] > row.iloc[0]["expected_high"]
+    rows = found[(found["event_name"] == "Page Viewed") & (found["detector"] == "null_rate") & (found["day"] == day_of)]
+    # the planted property's alert, whatever else clean traffic raised that day (a draw of shift 600000
+    # also flagged referrer's null rate there, at the measured false-alert rate)
+    title = rows[rows["property"] == "title"]
+    assert len(title) == 1 and title.iloc[0]["observed"] > title.iloc[0]["expected_high"], rows.to_string()
 
 
 def test_nothing_else_is_flagged_beyond_the_measured_rate(incidents):

@@ -215,8 +215,12 @@ def test_ab_experiment_split_and_activation_match_the_truth(clean):
             exp["realized"]["arms"][arm]["exposed"],
             exp["realized"]["arms"][arm]["activated"],
         )
-    lift = exp["realized"]["arms"]["checklist"]["rate"] - exp["realized"]["arms"]["control"]["rate"]
-    assert lift > 0
+    # the planted lift is positive; the realized one, a difference of two sample rates, lies within 4 of
+    # its standard errors of it (a draw of seed shift 630000 realized -0.7 points: not held above 0)
+    arms = exp["realized"]["arms"]
+    lift = arms["checklist"]["rate"] - arms["control"]["rate"]
+    se = math.sqrt(sum(a["rate"] * (1 - a["rate"]) / a["exposed"] for a in (arms["checklist"], arms["control"])))
+    assert exp["true_lift_abs"] > 0 and abs(lift - exp["true_lift_abs"]) <= 4 * se
 
 
 def test_did_chat_only_in_eu_after_launch_and_conversions_match(clean):

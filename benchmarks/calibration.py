@@ -30,7 +30,7 @@ Where the data come from (column ``dgp``):
   firing there is reported as a true positive (planted: other launches in the pre-period).
 - ``own``: the method's own data-generating process, where the generator plants no such effect
   (CUPED, the confidence sequence, the panel TWFE / event study / placebo, BG/NBD, Markov
-  attribution) or to vary what it cannot (matching at 20,000 units); sizes are units per arm,
+  attribution) or to vary what it cannot (matching at 20,000 units, or with poor overlap); sizes are units per arm,
   units, days, customers or paths.
 
 Usage: ``python benchmarks/calibration.py --quick`` (about a minute: 10 seeds, one size) or
@@ -914,12 +914,42 @@ def own_markov(seed: int, paths: int) -> list[dict]:
     ]
 
 
+def own_matching_overlap(seed: int, n: int) -> list[dict]:
+    """Poor overlap: heavier users opt in (tests/test_stats_causal.py's design). Usage ~ gamma(2, 1.5),
+    tenure ~ N(12, 4); selection logit(-2.5 + 0.6·usage + 0.05·tenure), so the heaviest users are
+    treated with probability near 1 and their few comparable controls carry odds weights up to 99
+    at 0.01-0.99; outcome 2·usage + 0.1·tenure + 1.0·treated + N(0, 1.5²). Each method at the default
+    trim (0.05, 0.95), and IPW at the earlier default, 0.01-0.99, too."""
+    from models.stats import matched_effect
+
+    rng = np.random.default_rng([seed, 29])
+    usage, tenure = rng.gamma(2.0, 1.5, n), rng.normal(12, 4, n)
+    t = (rng.random(n) < 1 / (1 + np.exp(-(-2.5 + 0.6 * usage + 0.05 * tenure)))).astype(int)
+    tau = 1.0
+    df = pd.DataFrame({"t": t, "usage": usage, "tenure": tenure})
+    df["y"] = 2.0 * usage + 0.1 * tenure + tau * t + rng.normal(0, 1.5, n)
+    out = []
+    for method, trim, label in (
+        ("ipw", {}, "IPW"),
+        ("ipw", {"trim": (0.01, 0.99)}, "IPW, trim 0.01"),
+        ("nearest", {}, "nearest"),
+    ):
+        r = matched_effect(df, treatment="t", outcome="y", covariates=["usage", "tenure"], method=method, **trim)
+        out.append(
+            _row(
+                f"matching {label} (ATT), poor overlap", "own", n, seed, r.effect, r.std_error, r.ci_low, r.ci_high, tau
+            )
+        )
+    return out
+
+
 OWN = {
     "cuped": (own_cuped, (500, 4000)),
     "sequential": (own_sequential, (1000, 8000)),
     "panel": (own_panel, (40, 200)),
     "its": (own_its, (90, 365)),
     "matching": (own_matching, (500, 20000)),
+    "matching_overlap": (own_matching_overlap, (1000, 4000)),
     "bgnbd": (own_bgnbd, (500, 2000)),
     "markov": (own_markov, (500, 5000)),
 }

@@ -231,15 +231,15 @@ def test_matching_with_too_few_accounts_left_to_compare_is_not_evaluable(plan, m
     with pytest.raises(initiatives.Skip, match="^propensity weighting: no treated unit has a comparable control"):
         initiatives.estimate_matching(None, plan, ini, end)
     # twenty treated accounts around one control's activity (test_stats_causal's construction)
-    x = np.r_[np.linspace(-3, 2.9, 59), 2.965, 2.96 + np.linspace(0, 0.01, 20)]
-    t = np.r_[np.zeros(60), np.ones(20)]
-    one = pd.DataFrame({"treated": t, "y": t + np.linspace(0, 1, 80), "pre_events": x, "company_size_rank": 2.0})
+    x = np.r_[np.linspace(-3, 3, 60), 0.5, 0.495 + np.linspace(0, 0.01, 20)]
+    t = np.r_[np.zeros(61), np.ones(20)]
+    one = pd.DataFrame({"treated": t, "y": t + np.linspace(0, 1, 81), "pre_events": x, "company_size_rank": 2.0})
     monkeypatch.setattr(initiatives, "matching_frame", lambda *_a: one)
     got = initiatives.estimate_matching(None, plan, ini, end)
     assert got["checks"]["matching_agrees"] is False and np.isfinite(got["estimate"].std_error)
     assert got["details"]["nearest_effect"] is None
     assert got["details"]["nearest_error"].startswith("nearest-neighbour matching: ")
-    assert "1 control units left to compare" in got["details"]["nearest_error"]
+    assert "20 treated and 1 control units left to compare" in got["details"]["nearest_error"]
 
 
 def test_matching_removes_heavy_user_selection(plan):

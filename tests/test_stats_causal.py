@@ -219,7 +219,13 @@ def test_matching_on_cps_recovers_the_lalonde_experimental_benchmark(lalonde, me
 
 
 def test_matching_undoes_self_selection_of_heavy_users():
-    """Heavier users opt in to a feature; the naive gap overstates the planted +1.0 effect."""
+    """Heavier users opt in to a feature; the naive gap (~4.9) overstates the planted +1.0 effect.
+    Both methods remove most of it on any seed (the largest error left over seeds 0-299 was 0.14 of
+    the naive one's). The heaviest users have few comparable controls, so IPW's standard error is
+    the less reliable one here: nearest-neighbour matching recovers the truth within 4 of its standard
+    errors (at most 3.0 over those seeds), IPW on 299 of them (seed 159: 4.02; at the earlier trim,
+    0.01-0.99, on 96% of draws, and a draw of seed shift 660000 had it 4.3 away), so no claim for one
+    sample: its coverage is measured in benchmarks/calibration.py (``matching_overlap``)."""
     rng = np.random.default_rng(5)
     n = 4000
     usage = rng.gamma(2.0, 1.5, n)
@@ -236,8 +242,10 @@ def test_matching_undoes_self_selection_of_heavy_users():
             covariates=["usage", "tenure"],
             method=method,
         )
-        assert within(1.0, res.effect, res.std_error)
+        assert abs(res.effect - 1.0) < 0.5 * abs(res.naive_effect - 1.0)
         assert res.naive_effect > res.ci_high  # the naive estimate is outside the CI
+        if method == "nearest":
+            assert within(1.0, res.effect, res.std_error)
         # (the balance check is a test at 5% family-wise: it flagged IPW here on 6 of seeds 0-79, so
         # it is no claim for one sample; its false-alarm rate is the test below and the benchmark's)
         assert set(res.balance["covariate"]) == {"usage", "tenure"}
@@ -583,7 +591,8 @@ def test_ipw_standard_error_when_the_trim_drops_units_scored_1():
         t = (x > 0).astype(int)
         df = pd.DataFrame({"t": t, "x": x, "y": rng.normal(0, 1, 400) + 0.5 * t})
         ps = propensity_scores(x[:, None], t)
-        kept = (ps >= 0.01) & (ps <= 0.99)  # matched_effect's default trim
+        lo, hi = matched_effect.__kwdefaults__["trim"]
+        kept = (ps >= lo) & (ps <= hi)
         left = int((kept & (t == 1)).sum()), int((kept & (t == 0)).sum())
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # (the NaN came with numpy's divide and multiply warnings)
@@ -602,23 +611,31 @@ def test_ipw_standard_error_when_the_trim_drops_units_scored_1():
         assert (r.n_treated, r.n_control, r.n_trimmed) == (*left, 400 - sum(left))
         assert r.n_trimmed > 300 and np.isfinite(r.std_error) and r.std_error > 0 and r.ci_low < r.effect < r.ci_high
         seen["estimated"] += 1
-    # (seeds 0-399 of this draw left an arm fewer than two units 21% of the time: forty draws see both)
+    # (seeds 0-299 of this draw left an arm fewer than two units 42% of the time: forty draws see both)
     assert seen["estimated"] and seen["refused"]
 
 
 def test_nearest_matching_refuses_one_control_for_every_treated_unit():
-    """Twenty treated units around one control: nearest-neighbour matching with replacement pairs them
-    all with it, and one control has no spread for a standard error. Refused, naming what is left,
-    while propensity weighting, which keeps every control in the overlap, estimates."""
-    x = np.r_[np.linspace(-3, 2.9, 59), 2.965, 2.96 + np.linspace(0, 0.01, 20)]
-    t = np.r_[np.zeros(60, int), np.ones(20, int)]
-    df = pd.DataFrame({"t": t, "x": x, "y": t + np.linspace(0, 1, 80)})
+    """Twenty treated units around one control, amid controls spread wide: nearest-neighbour matching
+    with replacement pairs them all with it, and one control has no spread for a standard error.
+    Refused, naming what is left, while propensity weighting, which keeps every control, estimates.
+    With no control inside the trim at all, the neighbour search is not run on nothing (scikit-learn's
+    own error about an empty array came out): the same refusal as the weighting's."""
+    x = np.r_[np.linspace(-3, 3, 60), 0.5, 0.495 + np.linspace(0, 0.01, 20)]
+    t = np.r_[np.zeros(61, int), np.ones(20, int)]
+    df = pd.DataFrame({"t": t, "x": x, "y": t + np.linspace(0, 1, 81)})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(ValueError, match=r"^\d+ treated and 1 control units left to compare .*too few"):
+        with pytest.raises(ValueError, match=r"^20 treated and 1 control units left to compare .*too few"):
             matched_effect(df, treatment="t", outcome="y", covariates=["x"], method="nearest")
         r = matched_effect(df, treatment="t", outcome="y", covariates=["x"], method="ipw")
-    assert r.n_treated == 20 and r.n_control >= 2 and np.isfinite(r.std_error) and r.std_error > 0
+    assert (r.n_treated, r.n_control) == (20, 61) and np.isfinite(r.std_error) and r.std_error > 0
+    # the treated above every control but one, whose score the trim drops too
+    x = np.r_[np.linspace(-3, 2.9, 59), 2.965, 2.96 + np.linspace(0, 0.01, 20)]
+    df = pd.DataFrame({"t": np.r_[np.zeros(60, int), np.ones(20, int)], "x": x, "y": np.linspace(0, 1, 80)})
+    for method in ("nearest", "ipw"):
+        with pytest.raises(ValueError, match="^no treated unit has a comparable control"):
+            matched_effect(df, treatment="t", outcome="y", covariates=["x"], method=method)
 
 
 def test_before_after_refuses_a_side_without_two_observations():

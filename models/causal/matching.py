@@ -112,7 +112,7 @@ def matched_effect(
     covariates: list[str],
     method: str = "nearest",
     caliper: float | None = 0.2,
-    trim: tuple[float, float] | None = (0.01, 0.99),
+    trim: tuple[float, float] | None = (0.05, 0.95),
     alpha: float = 0.05,
     seed: int = 0,
     balance_also: Sequence[str] = (),
@@ -123,7 +123,10 @@ def matched_effect(
     the closest logit propensity score, within ``caliper`` standard deviations of the logit score
     (Austin 2011 recommends 0.2); treated units with no control that close are dropped.
     ``method="ipw"``: controls are weighted by p/(1-p). Units outside ``trim`` propensity bounds
-    are dropped first (common support). The standard errors allow for the propensity score being
+    are dropped first (common support), so the effect is the treated's within it. The bounds are
+    0.05-0.95 (Crump et al. 2009 argue for 0.1-0.9): at 0.01-0.99 a control scored 0.99 weighs 99, and
+    where few controls resemble the heaviest treated units IPW's 95% interval covered the truth on 78
+    of 100 samples of 1,000 units (0.92 at 0.05-0.95; benchmarks/calibration.py, ``matching_overlap``). The standard errors allow for the propensity score being
     estimated on the same data: for IPW the sandwich of the logistic score stacked with the
     weighted means (:func:`ipw_att_se`), for nearest-neighbour matching Abadie & Imbens' variance
     with their 2016 adjustment for the estimated score (:func:`nearest_att_se`). The weighted-
@@ -157,6 +160,8 @@ def matched_effect(
     if method == "nearest":
         treated_idx = np.flatnonzero((t == 1) & keep)
         control_idx = np.flatnonzero((t == 0) & keep)
+        if not len(treated_idx) or not len(control_idx):  # (the neighbour search needs both)
+            raise ValueError("no treated unit has a comparable control; loosen caliper or trim")
         nn = NearestNeighbors(n_neighbors=1).fit(logit[control_idx, None])
         dist, pos = nn.kneighbors(logit[treated_idx, None])
         dist, matched_controls = dist[:, 0], control_idx[pos[:, 0]]

@@ -30,8 +30,8 @@ Where the data come from (column ``dgp``):
   firing there is reported as a true positive (planted: other launches in the pre-period).
 - ``own``: the method's own data-generating process, where the generator plants no such effect
   (CUPED, the confidence sequence, the panel TWFE / event study / placebo, BG/NBD, Markov
-  attribution) or to vary what it cannot (matching at 20,000 units, or with poor overlap); sizes are units per arm,
-  units, days, customers or paths.
+  attribution) or to vary what it cannot (matching at 20,000 units, or with poor overlap); sizes
+  are units per arm, units, days, customers or paths.
 
 Usage: ``python benchmarks/calibration.py --quick`` (about a minute: 10 seeds, one size) or
 ``python benchmarks/calibration.py`` (100 seeds at two sizes; ~30 min on one core, ``--jobs 2``
@@ -929,12 +929,12 @@ def own_matching_overlap(seed: int, n: int) -> list[dict]:
     df = pd.DataFrame({"t": t, "usage": usage, "tenure": tenure})
     df["y"] = 2.0 * usage + 0.1 * tenure + tau * t + rng.normal(0, 1.5, n)
     out = []
-    for method, trim, label in (
+    for method, kw, label in (
         ("ipw", {}, "IPW"),
         ("ipw", {"trim": (0.01, 0.99)}, "IPW, trim 0.01"),
         ("nearest", {}, "nearest"),
     ):
-        r = matched_effect(df, treatment="t", outcome="y", covariates=["usage", "tenure"], method=method, **trim)
+        r = matched_effect(df, treatment="t", outcome="y", covariates=["usage", "tenure"], method=method, **kw)
         out.append(
             _row(
                 f"matching {label} (ATT), poor overlap", "own", n, seed, r.effect, r.std_error, r.ci_low, r.ci_high, tau

@@ -124,10 +124,11 @@ def matched_effect(
     (Austin 2011 recommends 0.2); treated units with no control that close are dropped.
     ``method="ipw"``: controls are weighted by p/(1-p). Units outside ``trim`` propensity bounds
     are dropped first (common support), so the effect is the treated's within it. The bounds are
-    0.05-0.95 (Crump et al. 2009 argue for 0.1-0.9): at 0.01-0.99 a control scored 0.99 weighs 99, and
-    where few controls resemble the heaviest treated units IPW's 95% interval covered the truth on 78
-    of 100 samples of 1,000 units (0.92 at 0.05-0.95; benchmarks/calibration.py, ``matching_overlap``). The standard errors allow for the propensity score being
-    estimated on the same data: for IPW the sandwich of the logistic score stacked with the
+    0.05-0.95 (Crump et al. 2009 argue for 0.1-0.9): at 0.01-0.99 a control scored 0.99 weighs 99,
+    and where few controls resemble the heaviest treated units IPW's 95% interval covered the truth
+    on 78 of 100 samples of 1,000 units (92 at 0.05-0.95: benchmarks/calibration.py,
+    ``matching_overlap``). The standard errors allow for the propensity score being estimated on
+    the same data: for IPW the sandwich of the logistic score stacked with the
     weighted means (:func:`ipw_att_se`), for nearest-neighbour matching Abadie & Imbens' variance
     with their 2016 adjustment for the estimated score (:func:`nearest_att_se`). The weighted-
     regression sandwich that treated weights and matches as fixed overstated them 1.5-1.8 times

@@ -104,6 +104,10 @@ def balance_table(
     return pd.DataFrame(rows)
 
 
+# the refusal when the trim (or, for nearest, the caliper) leaves an arm empty
+NO_COMPARABLE = "no treated unit has a comparable control; loosen caliper or trim"
+
+
 def matched_effect(
     df: pd.DataFrame,
     *,
@@ -162,7 +166,7 @@ def matched_effect(
         treated_idx = np.flatnonzero((t == 1) & keep)
         control_idx = np.flatnonzero((t == 0) & keep)
         if not len(treated_idx) or not len(control_idx):  # (the neighbour search needs both)
-            raise ValueError("no treated unit has a comparable control; loosen caliper or trim")
+            raise ValueError(NO_COMPARABLE)
         nn = NearestNeighbors(n_neighbors=1).fit(logit[control_idx, None])
         dist, pos = nn.kneighbors(logit[treated_idx, None])
         dist, matched_controls = dist[:, 0], control_idx[pos[:, 0]]
@@ -181,7 +185,7 @@ def matched_effect(
     used = weights > 0
     n_treated, n_control = int((used & (t == 1)).sum()), int((used & (t == 0)).sum())
     if not n_treated or not n_control:
-        raise ValueError("no treated unit has a comparable control; loosen caliper or trim")
+        raise ValueError(NO_COMPARABLE)
     if n_treated < 2 or n_control < 2:
         # one unit of an arm has no spread to estimate: its standard error came out 0 (with numpy's
         # divide warnings), a certainty the data do not hold

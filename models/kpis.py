@@ -126,6 +126,31 @@ def on_track(kpi: KPI, value: float) -> bool | None:
     return bool(value >= kpi.target) if kpi.direction == "increase" else bool(value <= kpi.target)
 
 
+def kpi_row(plan: Plan, k: KPI, as_of, period: int, current: float, previous: float, trend: list[dict]) -> dict:
+    """One row of the KPI values (KPI_COLUMNS): the KPI's plan fields beside its values."""
+    return {
+        "kpi": k.key,
+        "name": k.name or k.key,
+        "objective": k.objective,
+        "owner": k.owner,
+        "measure": k.measure,
+        "event": k.event,
+        "unit": k.unit,
+        "target": k.target,
+        "direction": k.direction,
+        "deadline": k.deadline,
+        "financial": k.financial,
+        "as_of": as_of,
+        "period_days": period,
+        "current": current,
+        "previous": previous,
+        "change": current - previous,
+        "on_track": on_track(k, current),
+        "trend": json.dumps([{**t, "value": None if not np.isfinite(t["value"]) else t["value"]} for t in trend]),
+        "how": how(plan, k),
+    }
+
+
 def compute_kpi_values(events, plan: Plan, as_of: pd.Timestamp | None = None) -> pd.DataFrame:
     """One row per KPI: current and previous-period value, change, on-track flag, weekly trend (JSON).
 
@@ -141,31 +166,7 @@ def compute_kpi_values(events, plan: Plan, as_of: pd.Timestamp | None = None) ->
             points = [as_of - w * 7 * DAY for w in range(TREND_POINTS - 1, -1, -1)]
             current, previous, *values = kpi_values_at(src, plan, k, [as_of, as_of - period * DAY, *points])
         trend = [{"as_of": str(t.date()), "value": v} for t, v in zip(points, values)]
-        rows.append(
-            {
-                "kpi": k.key,
-                "name": k.name or k.key,
-                "objective": k.objective,
-                "owner": k.owner,
-                "measure": k.measure,
-                "event": k.event,
-                "unit": k.unit,
-                "target": k.target,
-                "direction": k.direction,
-                "deadline": k.deadline,
-                "financial": k.financial,
-                "as_of": as_of,
-                "period_days": period,
-                "current": current,
-                "previous": previous,
-                "change": current - previous,
-                "on_track": on_track(k, current),
-                "trend": json.dumps(
-                    [{**t, "value": None if not np.isfinite(t["value"]) else t["value"]} for t in trend]
-                ),
-                "how": how(plan, k),
-            }
-        )
+        rows.append(kpi_row(plan, k, as_of, period, current, previous, trend))
     return pd.DataFrame(rows).reindex(columns=KPI_COLUMNS)
 
 

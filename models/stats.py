@@ -271,14 +271,8 @@ def ttest_from_stats(
 
 def _one_sided_fields(effect, se, n, df, alpha, lesser, sequential, tuning) -> dict:
     """Interval and p-value of a one-sided test (GrowthBook's OneSided / SequentialOneSided TTests)."""
-    if not (se > 0 and math.isfinite(se)):
-        return {
-            "effect": effect,
-            "std_error": se,
-            "p_value": float("nan"),
-            "ci_low": float("nan"),
-            "ci_high": float("nan"),
-        }
+    if not (se > 0 and math.isfinite(se)):  # no interval and no p-value: the two-sided form's NaNs
+        return normal_estimate_fields(effect, se, alpha)
     if sequential:
         # rho as for a two-sided sequence at 2 alpha; half-width of Howard et al.'s one-sided boundary
         a2 = 2 * alpha

@@ -33,6 +33,42 @@ COLUMNS = [
     "severity",
     "message",
 ]
+
+
+def anomaly(
+    day,
+    event_name: str,
+    metric: str,
+    observed: float,
+    detector: str,
+    message: str,
+    *,
+    prop: str = "",
+    dimension: str = "",
+    expected: float = 0.0,
+    low: float = 0.0,
+    high: float = 0.0,
+    score: float = np.nan,
+    direction: str = "up",
+) -> dict:
+    """One row of quality.anomalies (COLUMNS but its severity, which `detect` sets)."""
+    return {
+        "day": day,
+        "event_name": event_name,
+        "metric": metric,
+        "property": prop,
+        "dimension": dimension,
+        "observed": observed,
+        "expected": expected,
+        "expected_low": low,
+        "expected_high": high,
+        "score": score,
+        "direction": direction,
+        "detector": detector,
+        "message": message,
+    }
+
+
 SERIES = {
     "volume": "count",
     "persons": "count",
@@ -254,21 +290,21 @@ def series_anomalies(
                 )
                 msg = f"{ev}: {metric}{where} {obs:.4g} {span}, below {low:.4g} ({why})"
             out.append(
-                {
-                    "day": cal[d],
-                    "event_name": ev,
-                    "metric": metric,
-                    "property": prop,
-                    "dimension": dim,
-                    "observed": obs,
-                    "expected": exp,
-                    "expected_low": low,
-                    "expected_high": high,
-                    "score": r.score[i, d],
-                    "direction": "up" if obs > exp else "down",
-                    "detector": metric,
-                    "message": msg,
-                }
+                anomaly(
+                    cal[d],
+                    ev,
+                    metric,
+                    obs,
+                    metric,
+                    msg,
+                    prop=prop,
+                    dimension=dim,
+                    expected=exp,
+                    low=low,
+                    high=high,
+                    score=r.score[i, d],
+                    direction="up" if obs > exp else "down",
+                )
             )
     return out
 
@@ -338,22 +374,19 @@ def type_changes(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[d
         for i in np.flatnonzero(hit):
             ev, prop, jtype = p.index[i]
             out.append(
-                {
-                    "day": cal[d],
-                    "event_name": ev,
-                    "metric": "type_share",
-                    "property": prop,
-                    "dimension": jtype,
-                    "observed": vals[i, d],
-                    "expected": float(before[i]),
-                    "expected_low": 0.0,
-                    "expected_high": 0.01,
-                    "score": np.nan,
-                    "direction": "up",
-                    "detector": "type_change",
-                    "message": f"{ev}.{prop} arrives as {jtype} ({vals[i, d]:.0%} of values), "
+                anomaly(
+                    cal[d],
+                    ev,
+                    "type_share",
+                    vals[i, d],
+                    "type_change",
+                    f"{ev}.{prop} arrives as {jtype} ({vals[i, d]:.0%} of values), "
                     f"not seen in the previous {len(cols)} days",
-                }
+                    prop=prop,
+                    dimension=jtype,
+                    expected=float(before[i]),
+                    high=0.01,
+                )
             )
     return out
 
@@ -412,21 +445,18 @@ def enum_drift(m: pd.DataFrame, s: QualitySettings, cal: np.ndarray) -> list[dic
             top = p.index[rows[int(np.argmax(np.abs(pp[rows] - qq[rows])))]][2]
             ev, prop = keys[rows[0]]
             out.append(
-                {
-                    "day": cal[d],
-                    "event_name": ev,
-                    "metric": "enum_share",
-                    "property": prop,
-                    "dimension": str(top),
-                    "observed": psi[j],
-                    "expected": 0.0,
-                    "expected_low": 0.0,
-                    "expected_high": bound[j],
-                    "score": psi[j] / bound[j],
-                    "direction": "up",
-                    "detector": "enum_drift",
-                    "message": f"{ev}.{prop} value mix shifted (PSI {psi[j]:.2f} > {bound[j]:.2f}; most: {top})",
-                }
+                anomaly(
+                    cal[d],
+                    ev,
+                    "enum_share",
+                    psi[j],
+                    "enum_drift",
+                    f"{ev}.{prop} value mix shifted (PSI {psi[j]:.2f} > {bound[j]:.2f}; most: {top})",
+                    prop=prop,
+                    dimension=str(top),
+                    high=bound[j],
+                    score=psi[j] / bound[j],
+                )
             )
     return out
 
@@ -438,21 +468,14 @@ def new_events(m: pd.DataFrame, plan, cal: np.ndarray) -> list[dict]:
     for ev, g in q.groupby("event_name"):
         first = g.sort_values("day").iloc[0]
         out.append(
-            {
-                "day": np.datetime64(pd.Timestamp(first["day"]).date(), "D"),
-                "event_name": ev,
-                "metric": "quarantined",
-                "property": "",
-                "dimension": "",
-                "observed": float(first["value"]),
-                "expected": 0.0,
-                "expected_low": 0.0,
-                "expected_high": 0.0,
-                "score": np.nan,
-                "direction": "up",
-                "detector": "new_event",
-                "message": f"unknown event {ev!r} sent {int(first['value'])} times",
-            }
+            anomaly(
+                np.datetime64(pd.Timestamp(first["day"]).date(), "D"),
+                ev,
+                "quarantined",
+                float(first["value"]),
+                "new_event",
+                f"unknown event {ev!r} sent {int(first['value'])} times",
+            )
         )
     return out
 
@@ -496,21 +519,17 @@ def freshness(last_seen: pd.DataFrame, m: pd.DataFrame, s: QualitySettings) -> l
         if silent > allowed:
             due = (last + pd.Timedelta(hours=allowed)).date()
             out.append(
-                {
-                    "day": np.datetime64(due, "D"),
-                    "event_name": ev,
-                    "metric": "hours_since_last_event",
-                    "property": "",
-                    "dimension": "",
-                    "observed": silent,
-                    "expected": 1 / rate,
-                    "expected_low": 0.0,
-                    "expected_high": allowed,
-                    "score": silent / allowed,
-                    "direction": "up",
-                    "detector": "freshness",
-                    "message": f"{ev} silent for {silent:.0f} h (allowed {allowed:.0f} h; last {last})",
-                }
+                anomaly(
+                    np.datetime64(due, "D"),
+                    ev,
+                    "hours_since_last_event",
+                    silent,
+                    "freshness",
+                    f"{ev} silent for {silent:.0f} h (allowed {allowed:.0f} h; last {last})",
+                    expected=1 / rate,
+                    high=allowed,
+                    score=silent / allowed,
+                )
             )
     return out
 
@@ -528,42 +547,32 @@ def coverage(m: pd.DataFrame, plan, s: QualitySettings, cal: np.ndarray) -> list
             if not late.empty:
                 first = late.sort_values("day").iloc[0]
                 out.append(
-                    {
-                        "day": np.datetime64(pd.Timestamp(first["day"]).date(), "D"),
-                        "event_name": ev.name,
-                        "metric": "volume",
-                        "property": "",
-                        "dimension": "",
-                        "observed": float(first["value"]),
-                        "expected": 0.0,
-                        "expected_low": 0.0,
-                        "expected_high": 0.0,
-                        "score": np.nan,
-                        "direction": "up",
-                        "detector": "sunset",
-                        "message": f"{ev.name} still arriving after its sunset {ev.sunset}",
-                    }
+                    anomaly(
+                        np.datetime64(pd.Timestamp(first["day"]).date(), "D"),
+                        ev.name,
+                        "volume",
+                        float(first["value"]),
+                        "sunset",
+                        f"{ev.name} still arriving after its sunset {ev.sunset}",
+                    )
                 )
         if ev.status != "active":
             continue
         if ev.name not in seen.index:
             if span >= s.coverage_days:
                 out.append(
-                    {
-                        "day": cal[s.coverage_days - 1],
-                        "event_name": ev.name,
-                        "metric": "volume",
-                        "property": "",
-                        "dimension": "",
-                        "observed": 0.0,
-                        "expected": np.nan,
-                        "expected_low": np.nan,
-                        "expected_high": np.nan,
-                        "score": np.nan,
-                        "direction": "down",
-                        "detector": "coverage",
-                        "message": f"{ev.name} is planned and active but was never seen",
-                    }
+                    anomaly(
+                        cal[s.coverage_days - 1],
+                        ev.name,
+                        "volume",
+                        0.0,
+                        "coverage",
+                        f"{ev.name} is planned and active but was never seen",
+                        expected=np.nan,
+                        low=np.nan,
+                        high=np.nan,
+                        direction="down",
+                    )
                 )
             continue
         last = pd.Timestamp(seen.loc[ev.name, "max"])
@@ -576,21 +585,18 @@ def coverage(m: pd.DataFrame, plan, s: QualitySettings, cal: np.ndarray) -> list
         rate = n / max((last - pd.Timestamp(cal[0])).days + 1, 1)
         if rate * s.coverage_days >= _silence_units(s):  # P(0 | Poisson) below the tail probability
             out.append(
-                {
-                    "day": np.datetime64((last + pd.Timedelta(days=s.coverage_days)).date(), "D"),
-                    "event_name": ev.name,
-                    "metric": "volume",
-                    "property": "",
-                    "dimension": "",
-                    "observed": 0.0,
-                    "expected": rate * s.coverage_days,
-                    "expected_low": 1.0,
-                    "expected_high": np.nan,
-                    "score": np.nan,
-                    "direction": "down",
-                    "detector": "coverage",
-                    "message": f"{ev.name} unseen for {gap} days (about {rate:.1f} a day before)",
-                }
+                anomaly(
+                    np.datetime64((last + pd.Timedelta(days=s.coverage_days)).date(), "D"),
+                    ev.name,
+                    "volume",
+                    0.0,
+                    "coverage",
+                    f"{ev.name} unseen for {gap} days (about {rate:.1f} a day before)",
+                    expected=rate * s.coverage_days,
+                    low=1.0,
+                    high=np.nan,
+                    direction="down",
+                )
             )
     return out
 

@@ -9,12 +9,10 @@ Nothing outside the tests imports it.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 
-from models.kpis import CONVERSION_WINDOW_DAYS, DEFAULT_PERIOD_DAYS, KPI_COLUMNS, TREND_POINTS, how, on_track
+from models.kpis import CONVERSION_WINDOW_DAYS, DEFAULT_PERIOD_DAYS, KPI_COLUMNS, TREND_POINTS, kpi_row
 from models.marts.events_frame import (
     normalize,
     prop_column,
@@ -299,29 +297,5 @@ def compute_kpi_values(events: pd.DataFrame, plan: Plan, as_of: pd.Timestamp | N
             {"as_of": str((as_of - w * 7 * DAY).date()), "value": kpi_value(events, plan, k, as_of - w * 7 * DAY)}
             for w in range(TREND_POINTS - 1, -1, -1)
         ]
-        rows.append(
-            {
-                "kpi": k.key,
-                "name": k.name or k.key,
-                "objective": k.objective,
-                "owner": k.owner,
-                "measure": k.measure,
-                "event": k.event,
-                "unit": k.unit,
-                "target": k.target,
-                "direction": k.direction,
-                "deadline": k.deadline,
-                "financial": k.financial,
-                "as_of": as_of,
-                "period_days": period,
-                "current": current,
-                "previous": previous,
-                "change": current - previous,
-                "on_track": on_track(k, current),
-                "trend": json.dumps(
-                    [{**t, "value": None if not np.isfinite(t["value"]) else t["value"]} for t in trend]
-                ),
-                "how": how(plan, k),
-            }
-        )
+        rows.append(kpi_row(plan, k, as_of, period, current, previous, trend))
     return pd.DataFrame(rows).reindex(columns=KPI_COLUMNS)

@@ -378,10 +378,34 @@ def check(table: str, dialect: str, tree: exp.Expression) -> None:
 _ROUNDTRIP_OK: dict[str, set[str]] = {"spark": set(), "snowflake": set(), "bigquery": set()}
 
 
-def transpile(sql: str, dialect: str, table: str = "?", variables: dict | None = None, pretty: bool = True) -> str:
-    """The DuckDB model `sql` in `dialect`, rewritten and checked; raises UntranslatableSQL."""
-    if dialect not in DIALECTS and sqlglot.Dialect.get(dialect) is None:
+def require_dialect(dialect: str, unchecked: bool = False) -> None:
+    """Refuse (ValueError) an unknown dialect, and unless `unchecked` one whose translation is not
+    checked: only DIALECTS have the rules and the list of functions each target lacks (MISSING) that
+    make a refusal certain. sqlglot writes more (Oracle, Postgres, ...), but it writes DuckDB's ARG_MIN
+    or GENERATE_SERIES for them unchanged, where `trackplan sql` promises to fail on what it cannot
+    translate rather than print it. `unchecked` still refuses what sqlglot itself cannot write."""
+    if dialect in DIALECTS:
+        return
+    if sqlglot.Dialect.get(dialect) is None:
         raise ValueError(f"unknown dialect {dialect!r}; e.g. {', '.join(DIALECTS)}")
+    if not unchecked:
+        raise ValueError(
+            f"{dialect!r} is a dialect sqlglot writes but trackplan does not check (functions the target "
+            f"lacks would pass through unnoticed; --unchecked prints it anyway); checked: {', '.join(DIALECTS)}"
+        )
+
+
+def transpile(
+    sql: str,
+    dialect: str,
+    table: str = "?",
+    variables: dict | None = None,
+    pretty: bool = True,
+    unchecked: bool = False,
+) -> str:
+    """The DuckDB model `sql` in `dialect`, rewritten and checked; raises UntranslatableSQL (and
+    ValueError for a dialect outside DIALECTS unless `unchecked`: see require_dialect)."""
+    require_dialect(dialect, unchecked)
     out = []
     for tree in sqlglot.parse(sql, read="duckdb"):
         tree = rewrite(tree, dialect, variables)

@@ -26,7 +26,8 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.lineage import Node, lineage
 
-DIALECTS = ("snowflake", "bigquery", "spark")
+from models.dialects import require_dialect
+
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -148,7 +149,9 @@ def render_lineage(table: str, format: str = "text", deep: bool = False) -> str:
     return "\n".join(lines)
 
 
-def transpile_model(table: str, dialect: str, pretty: bool = True, variables: dict | None = None) -> str:
+def transpile_model(
+    table: str, dialect: str, pretty: bool = True, variables: dict | None = None, unchecked: bool = False
+) -> str:
     """One model's SQL in another dialect, by sqlglot plus models.dialects' rewrite rules; raises
     models.dialects.UntranslatableSQL (naming the model and the function) on what has no translation.
     `variables` are the getvariable() values inlined (the sample plan's defaults when None)."""
@@ -156,7 +159,7 @@ def transpile_model(table: str, dialect: str, pretty: bool = True, variables: di
 
     if variables is None:
         variables = _default_variables()
-    return transpile(_models()[table].sql, dialect, table=table, variables=variables, pretty=pretty)
+    return transpile(_models()[table].sql, dialect, table, variables, pretty, unchecked)
 
 
 @lru_cache(maxsize=1)
@@ -171,16 +174,18 @@ def _default_variables() -> dict:
         return {}
 
 
-def transpile_models(dialect: str, pretty: bool = True, variables: dict | None = None) -> dict[str, str]:
+def transpile_models(
+    dialect: str, pretty: bool = True, variables: dict | None = None, unchecked: bool = False
+) -> dict[str, str]:
     """{table: SQL in `dialect`} for every model: what `trackplan sql --dialect D` prints."""
-    if dialect not in DIALECTS and sqlglot.Dialect.get(dialect) is None:
-        raise ValueError(f"unknown dialect {dialect!r}; e.g. {', '.join(DIALECTS)}")
-    return {t: transpile_model(t, dialect, pretty, variables) for t in sorted(_models())}
+    require_dialect(dialect, unchecked)
+    return {t: transpile_model(t, dialect, pretty, variables, unchecked) for t in sorted(_models())}
 
 
-def render_sql(dialect: str, variables: dict | None = None) -> str:
+def render_sql(dialect: str, variables: dict | None = None, unchecked: bool = False) -> str:
     """Every model transpiled, each under a comment naming its table."""
-    return "\n\n".join(f"-- {t}\n{sql};" for t, sql in transpile_models(dialect, variables=variables).items())
+    models = transpile_models(dialect, variables=variables, unchecked=unchecked)
+    return "\n\n".join(f"-- {t}\n{sql};" for t, sql in models.items())
 
 
 def dagster_metadata(table: str) -> dict:

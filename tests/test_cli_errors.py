@@ -53,6 +53,8 @@ def _one_line(res, *words: str) -> str:
 
 CASES = {
     "sql --dialect oracle9": (["sql", "--dialect", "oracle9"], ["--dialect", "oracle9"]),
+    # a dialect sqlglot writes but no rule checks: it would print DuckDB's ARG_MIN for Oracle, unnoticed
+    "sql --dialect oracle": (["sql", "--dialect", "oracle"], ["--dialect", "'oracle'", "checked: snowflake"]),
     "docs, plan YAML error": (["docs", "--plan", "{base}/badplan", "--out", "{base}/site"], ["plan.yaml:", "E001"]),
     "report, plan YAML error": (
         ["report", "--plan", "{base}/badplan", "--warehouse", "{base}/w.duckdb", "--out", "{base}/r.html"],

@@ -8,9 +8,8 @@ import dagster as dg
 import pytest
 import sqlglot
 
-from models.dialects import NATIVE, UntranslatableSQL, function_names
+from models.dialects import DIALECTS, NATIVE, UntranslatableSQL, function_names
 from pipelines.lineage import (
-    DIALECTS,
     all_lineage,
     dagster_metadata,
     model_lineage,
@@ -198,9 +197,31 @@ def test_a_cache_that_cannot_be_used_is_skipped_with_a_trace(tmp_path, monkeypat
     assert json.loads(path.read_text()) == computed
 
 
+def test_cli_sql_prints_an_unchecked_dialect_only_when_asked():
+    # Oracle has no ARG_MIN, no GENERATE_SERIES, no EXPLODE: sqlglot writes them all for it unchanged,
+    # and nothing here knows Oracle's functions, so the translation is not printed as if checked
+    from typer.testing import CliRunner
+
+    from trackplan.cli import app
+
+    res = CliRunner().invoke(app, ["sql", "--dialect", "oracle"])
+    assert res.exit_code == 2 and not res.stdout, res.output
+    (line,) = res.stderr.splitlines()
+    assert "'oracle' is a dialect sqlglot writes but trackplan does not check" in line and "--unchecked" in line
+    res = CliRunner().invoke(app, ["sql", "--dialect", "oracle", "--unchecked"])
+    assert res.exit_code == 0, res.output
+    assert res.stderr.splitlines() == [
+        "trackplan: oracle: not checked (a function oracle lacks passes through unchanged)"
+    ]
+    assert "-- marts.customer_value" in res.stdout and "ARG_MIN(" in res.stdout  # the gap it warns of
+    for dialect in DIALECTS:  # the checked ones need no flag, and say nothing
+        res = CliRunner().invoke(app, ["sql", "--dialect", dialect])
+        assert "not checked" not in res.stderr, res.stderr
+
+
 @pytest.mark.parametrize("dialect", ["tsql", "hive", "redshift", "mysql", "exasol"])
 def test_cli_sql_refuses_what_sqlglot_cannot_write_in_one_line(dialect):
-    # any sqlglot dialect is accepted; where sqlglot cannot write a construct (LATERAL for T-SQL, a
+    # any sqlglot dialect is accepted with --unchecked; where sqlglot cannot write a construct (LATERAL for T-SQL, a
     # recursive CTE for Hive, EXPLODE for Redshift) or writes what its own parser rejects (MySQL's
     # interval), the refusal names the model in one line: it was "a defect" (UnsupportedError), and
     # sqlglot's warnings were printed on stderr around it
@@ -208,7 +229,7 @@ def test_cli_sql_refuses_what_sqlglot_cannot_write_in_one_line(dialect):
 
     from trackplan.cli import app
 
-    res = CliRunner().invoke(app, ["sql", "--dialect", dialect])
+    res = CliRunner().invoke(app, ["sql", "--dialect", dialect, "--unchecked"])
     assert res.exit_code == 2, res.output
     (line,) = res.stderr.splitlines()
     assert line.startswith("trackplan: marts.") and f" {dialect} translation: " in line

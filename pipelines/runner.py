@@ -222,6 +222,7 @@ def _materialize(
         TimeElapsedColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # (stopped, it left a blank line on a log's stderr)
     ) as bar:
         tasks: dict[str, int] = {}
 

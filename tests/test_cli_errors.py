@@ -115,6 +115,8 @@ CASES = {
         ["diff", "--base", str(DEFAULT_PLAN), "--replay", "{base}/w.duckdb", "--replay-sample", "-5"],
         ["--replay-sample", "greater than or equal to 1"],
     ),
+    # (a blank line first: the progress bar's, drawn on a stderr that is no terminal)
+    "generate --out under a file": (["generate", "--out", "{base}/fake.duckdb/g"], ["fake.duckdb/g"]),
     "lint --warehouse, missing (was 'cannot write the warehouse')": (
         ["lint", "--warehouse", "{base}/nope.duckdb"],
         ["nope.duckdb", "no such warehouse"],

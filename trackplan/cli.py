@@ -255,7 +255,8 @@ def generate(
 
     kwargs = {k: v for k, v in (("days", days), ("users", users)) if v is not None}
     the_plan = _generator_plan(plan) if plan else None
-    with Progress(console=console, transient=True) as bar:
+    # (no bar where stderr is no terminal: its stop left a blank line before the summary, or the error)
+    with Progress(console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("generating", total=None)
         result = run_generate(
             out_dir,

@@ -22,6 +22,7 @@ import statsmodels.formula.api as smf
 from scipy import stats as sps
 from statsmodels.stats.power import TTestIndPower
 
+from models.causal.inputs import ColumnNotFound, indicator, numeric, require_columns
 from models.causal.its import ITSResult, before_after, interrupted_time_series
 from models.causal.matching import MatchResult, matched_effect
 from models.causal.panel import (
@@ -461,8 +462,8 @@ def ab_readout(
     the fixed-horizon sample size for ``target_power``; without it ``power`` is at the observed
     lift. Units with a missing outcome count for SRM but not in the means.
     """
-    if variant not in df or outcome not in df:
-        raise KeyError(f"df needs columns {variant!r} and {outcome!r}")
+    require_columns(df, "ab_readout", variant=variant, outcome=outcome, pre=pre)
+    numeric(df[outcome], "ab_readout", "outcome")
     arms = [v for v in pd.unique(df[variant].dropna())]
     if control not in arms:
         raise ValueError(f"control {control!r} not among variants {arms}")
@@ -577,14 +578,16 @@ def diff_in_diff(
     for textbook OLS errors. The estimate assumes parallel trends; with more than two periods
     prefer ``twfe_did`` and its ``event_study`` pre-trend test.
     """
+    require_columns(df, "diff_in_diff", outcome=outcome, treated=treated, post=post, cluster=cluster)
     cols = [outcome, treated, post] + ([cluster] if cluster else [])
     data = df[cols].dropna()
     frame = pd.DataFrame(
         {
-            "y": data[outcome].astype(float),
-            "d": data[treated].astype(float),
-            "t": data[post].astype(float),
-        }
+            "y": numeric(data[outcome], "diff_in_diff", "outcome"),
+            "d": indicator(data[treated], "diff_in_diff", "treated"),
+            "t": indicator(data[post], "diff_in_diff", "post"),
+        },
+        index=data.index,
     )
     # the interaction is identified only with rows in each of the four cells (treated/control x
     # before/after); without them OLS returns an arbitrary solution of a rank-deficient design
@@ -723,6 +726,7 @@ __all__ = [
     "DEFAULT_TUNING",
     "SRM_THRESHOLD",
     "ArmStats",
+    "ColumnNotFound",
     "DiDResult",
     "Estimate",
     "EventStudyResult",

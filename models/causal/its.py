@@ -11,6 +11,7 @@ from scipy import stats as sps
 # (not statsmodels.api, which loads every model it has: ~0.25 CPU-s of each run)
 from statsmodels.regression.linear_model import OLS
 
+from models.causal.inputs import numeric, require_columns
 from models.causal.results import Estimate, normal_estimate_fields
 
 NON_CAUSAL_WARNING = (
@@ -85,6 +86,8 @@ def interrupted_time_series(
     ``seasonality="weekly"`` adds day-of-week effects (needs dates). Assumes the pre-launch trend
     would have continued; nothing else may change at launch.
     """
+    require_columns(df, "interrupted_time_series", time=time, outcome=outcome)
+    numeric(df[outcome], "interrupted_time_series", "outcome")
     data = df[[time, outcome]].dropna().sort_values(time).reset_index(drop=True)
     t, at = _as_step(data[time], launch)
     post = (t >= at).astype(float)

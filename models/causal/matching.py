@@ -17,6 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from statsmodels.regression.linear_model import WLS
 from statsmodels.tools.tools import add_constant
 
+from models.causal.inputs import indicator, numeric, require_columns
 from models.causal.results import Estimate, normal_estimate_fields
 
 # A standardized mean difference above 0.1 is the usual sign of meaningful imbalance
@@ -145,10 +146,18 @@ def matched_effect(
     """
     if method not in {"nearest", "ipw"}:
         raise ValueError("method must be 'nearest' or 'ipw'")
+    fn = f"matched_effect ({method})"
+    if not len(covariates):
+        raise ValueError(f"{fn}: covariates is empty: the propensity score needs at least one column")
     extra = [c for c in balance_also if c not in covariates]
+    require_columns(
+        df, fn, treatment=treatment, outcome=outcome, covariates=list(covariates), balance_also=list(balance_also)
+    )
     data = df[[treatment, outcome, *covariates, *extra]].dropna().reset_index(drop=True)
-    t = data[treatment].to_numpy(int)
-    y = data[outcome].to_numpy(float)
+    t = indicator(data[treatment], fn, "treatment")
+    y = numeric(data[outcome], fn, "outcome")
+    for c in [*covariates, *extra]:
+        data[c] = numeric(data[c], fn, "covariates" if c in covariates else "balance_also")
     Xdf = data[covariates].astype(float)
     naive = float(y[t == 1].mean() - y[t == 0].mean())
     ps = propensity_scores(Xdf.to_numpy(), t, seed)

@@ -18,6 +18,7 @@ from scipy import stats as sps
 # (not statsmodels.api, which loads every model it has: ~0.25 CPU-s of each run)
 from statsmodels.regression.linear_model import OLS
 
+from models.causal.inputs import indicator, numeric, require_columns
 from models.causal.results import Estimate, normal_estimate_fields
 
 # Demeaning stops when no column moves by more than this (in units of the data); far below any
@@ -117,12 +118,13 @@ def twfe_did(
     unit. With staggered adoption and effects that change over time TWFE can be biased; check with
     ``event_study``.
     """
+    require_columns(df, "twfe_did", outcome=outcome, unit=unit, time=time, treated=treated)
     data = df[[outcome, unit, time, treated]].dropna()
     unit_codes = pd.factorize(data[unit])[0]
     time_codes, periods = _period_codes(data[time])
     params, cov, g = _fe_ols(
-        data[outcome].to_numpy(float),
-        data[[treated]].to_numpy(float),
+        numeric(data[outcome], "twfe_did", "outcome"),
+        indicator(data[treated], "twfe_did", "treated")[:, None].astype(float),
         unit_codes,
         time_codes,
         unit_codes,

@@ -689,6 +689,9 @@ def uplift_by_segment(
     Sorted by uplift, best first. ``score`` (a column of model uplift scores) adds the mean
     predicted uplift beside the measured one, to see whether the model ranks segments rightly.
     """
+    require_columns(df, "uplift_by_segment", segment=segment, treatment=treatment, outcome=outcome, score=score)
+    indicator(df[treatment], "uplift_by_segment", "treatment")
+    numeric(df[outcome], "uplift_by_segment", "outcome")
     rows = []
     for key, g in df.groupby(segment, sort=True):
         arms = []

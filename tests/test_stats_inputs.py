@@ -13,10 +13,15 @@ import pytest
 from models.stats import (
     ColumnNotFound,
     ab_readout,
+    before_after,
     diff_in_diff,
+    event_study,
     interrupted_time_series,
     matched_effect,
+    placebo_did,
     twfe_did,
+    uplift_by_segment,
+    uplift_t_learner,
 )
 
 
@@ -34,6 +39,7 @@ def frame():
             "unit": np.arange(n) % 20,
             "period": np.arange(n) // 20,
             "day": pd.date_range("2026-01-01", periods=n),
+            "group": (np.arange(n) % 20 < 10).astype(int),
             "city": rng.choice(["Lisbon", "Porto"], n),
         }
     )
@@ -51,6 +57,27 @@ CALLS = {
     "interrupted_time_series": lambda df, **kw: interrupted_time_series(
         df, **{"time": "day", "outcome": "y", "launch": "2026-04-01", **kw}
     ),
+    "before_after": lambda df, **kw: before_after(df, **{"time": "day", "outcome": "y", "launch": "2026-04-01", **kw}),
+    "event_study": lambda df, **kw: event_study(
+        df, **{"outcome": "y", "unit": "unit", "time": "period", "group": "group", "launch": 5, **kw}
+    ),
+    "placebo_did": lambda df, **kw: placebo_did(
+        df, **{"outcome": "y", "unit": "unit", "time": "period", "group": "group", "launch": 5, **kw}
+    ),
+    "uplift_by_segment": lambda df, **kw: uplift_by_segment(
+        df, **{"segment": "city", "treatment": "treated", "outcome": "y", **kw}
+    ),
+    "uplift_t_learner": lambda df, **kw: uplift_t_learner(
+        df, **{"treatment": "treated", "outcome": "y", "features": ["x"], "cv": None, **kw}
+    ),
+}
+# the estimators whose treatment (or group) indicator a 0/1/2 coding breaks, and that argument's name
+INDICATORS = {
+    "diff_in_diff": "treated",
+    "twfe_did": "treated",
+    "matched_effect (ipw)": "treatment",
+    "uplift_by_segment": "treatment",
+    "uplift_t_learner": "treatment",
 }
 
 
@@ -60,7 +87,7 @@ def test_a_column_that_is_not_there_is_named(frame, fn):
         CALLS[fn](frame, outcome="revenue")
     assert str(info.value) == (
         f"{fn}: outcome='revenue' is not a column of the frame (its columns: 'y', 'treated', 'post', 'x', "
-        "'variant', 'unit', 'period', 'day', ... (9 in all))"
+        "'variant', 'unit', 'period', 'day', ... (10 in all))"
     )
     assert isinstance(info.value, KeyError) and isinstance(info.value, ValueError)  # (what callers caught before)
 
@@ -74,10 +101,10 @@ def test_a_text_outcome_is_refused_naming_a_value(frame, fn):
         CALLS[fn](frame, outcome="city")
 
 
-@pytest.mark.parametrize("fn", ["diff_in_diff", "twfe_did", "matched_effect (ipw)"])
+@pytest.mark.parametrize("fn", list(INDICATORS))
 def test_an_indicator_coded_0_1_2_is_refused(frame, fn):
     coded = frame.assign(treated=np.arange(len(frame)) % 3)
-    arg = "treatment" if fn.startswith("matched") else "treated"
+    arg = INDICATORS[fn]
     with pytest.raises(ValueError) as info:
         CALLS[fn](coded)
     assert str(info.value) == f"{fn}: {arg}='treated' must be 0/1 or boolean; found 2"
@@ -104,3 +131,10 @@ def test_matching_names_its_covariates_and_balance_columns(frame):
     # numbers stored as text are numbers
     text = frame.assign(x=frame["x"].map(str))
     assert CALLS["matched_effect (ipw)"](text).effect == pytest.approx(CALLS["matched_effect (ipw)"](frame).effect)
+
+
+@pytest.mark.parametrize("fn", ["event_study", "placebo_did"])
+def test_a_group_coded_0_1_2_is_refused(frame, fn):
+    with pytest.raises(ValueError, match=rf"^{fn}: group='group' must be 0/1 or boolean; found 2$"):
+        CALLS[fn](frame.assign(group=frame["unit"] % 3))
+    CALLS[fn](frame)  # (the frame itself is estimable: the refusal is the coding's)

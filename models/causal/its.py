@@ -188,6 +188,8 @@ def ar1_rho_unbiased(y: np.ndarray, X: np.ndarray, bound: float = 0.98) -> float
 
 def before_after(df: pd.DataFrame, *, time: str, outcome: str, launch, alpha: float = 0.05) -> Estimate:
     """Mean after launch minus mean before (Welch t). Not causal; kept as a labelled fallback."""
+    require_columns(df, "before_after", time=time, outcome=outcome)
+    numeric(df[outcome], "before_after", "outcome")
     data = df[[time, outcome]].dropna()
     t, at = _as_step(data[time], launch)
     y = data[outcome].to_numpy(float)

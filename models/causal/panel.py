@@ -181,6 +181,10 @@ def event_study(
     leads' joint Wald test is the parallel pre-trend test: ``pretrend_passed`` when p >= 0.05.
     ``effect`` is the mean of the lag coefficients (the average post-launch effect).
     """
+    require_columns(df, "event_study", outcome=outcome, unit=unit, time=time, launch_col=launch_col, group=group)
+    numeric(df[outcome], "event_study", "outcome")
+    if group:
+        indicator(df[group].dropna(), "event_study", "group")
     cols = [outcome, unit, time] + [c for c in (launch_col, group) if c]
     data = df[cols].dropna(subset=[outcome, unit, time]).reset_index(drop=True)
     unit_codes = pd.factorize(data[unit])[0]
@@ -249,7 +253,10 @@ def placebo_did(
     A real effect cannot act before launch, so a significant placebo estimate means the treated
     and control groups were already diverging. ``warnings`` says whether the placebo passed.
     """
+    require_columns(df, "placebo_did", outcome=outcome, unit=unit, time=time, group=group)
+    numeric(df[outcome], "placebo_did", "outcome")
     data = df.dropna(subset=[outcome, unit, time, group])
+    indicator(data[group], "placebo_did", "group")
     periods = np.sort(pd.unique(data[time]))
     true_start = int(np.searchsorted(periods, np.asarray(launch, dtype=periods.dtype)))
     if placebo_launch is not None:

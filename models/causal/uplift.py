@@ -17,6 +17,8 @@ from sklearn.ensemble import (
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
+from models.causal.inputs import indicator, numeric, require_columns
+
 
 def _design(df: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     """Features as numbers: categorical columns one-hot encoded."""
@@ -44,9 +46,10 @@ def uplift_t_learner(
     folds each row is scored by models that never saw it, so a Qini curve on the same data is an
     honest out-of-sample check; ``cv=None`` fits once on everything (for scoring new data later).
     """
+    require_columns(df, "uplift_t_learner", treatment=treatment, outcome=outcome, features=list(features))
+    t = indicator(df[treatment], "uplift_t_learner", "treatment")
+    y = numeric(df[outcome], "uplift_t_learner", "outcome")
     X = _design(df, features).to_numpy()
-    t = df[treatment].to_numpy(int)
-    y = df[outcome].to_numpy(float)
     if model is None:
         binary = set(np.unique(y)).issubset({0.0, 1.0})
         # Shallow, few trees: the uplift is a small difference of two noisy fits, and deep

@@ -138,3 +138,19 @@ def test_a_group_coded_0_1_2_is_refused(frame, fn):
     with pytest.raises(ValueError, match=rf"^{fn}: group='group' must be 0/1 or boolean; found 2$"):
         CALLS[fn](frame.assign(group=frame["unit"] % 3))
     CALLS[fn](frame)  # (the frame itself is estimable: the refusal is the coding's)
+
+
+def test_a_covariate_that_does_not_vary_adds_nothing(frame):
+    # its standardized column of zeros made the logistic information singular: numpy's "Singular
+    # matrix" came out of IPW; nearest-neighbour matching tied every treated unit to one control
+    const = frame.assign(c=3.0)
+    for method in ("ipw", "nearest"):
+        with_c = matched_effect(const, treatment="treated", outcome="y", covariates=["c", "x"], method=method)
+        without = matched_effect(const, treatment="treated", outcome="y", covariates=["x"], method=method)
+        assert (with_c.effect, with_c.std_error) == pytest.approx((without.effect, without.std_error))
+    alone = matched_effect(const, treatment="treated", outcome="y", covariates=["c"], method="ipw")
+    means = const.groupby("treated")["y"].mean()
+    assert alone.effect == pytest.approx(means[1] - means[0])  # equal weights: the difference of means
+    assert 0 < alone.std_error < np.inf
+    with pytest.raises(ValueError, match=r"^matched_effect \(nearest\): every unit has the same propensity score"):
+        matched_effect(const, treatment="treated", outcome="y", covariates=["c"], method="nearest")

@@ -26,7 +26,8 @@ def _plain(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _listed(values) -> str:
+def listed(values) -> str:
+    """Values (or column names) as a message shows them: the first SHOWN, then how many in all."""
     values = [_plain(v) for v in values]
     more = f", ... ({len(values)} in all)" if len(values) > SHOWN else ""
     return ", ".join(repr(v) for v in values[:SHOWN]) + more
@@ -38,7 +39,7 @@ def require_columns(df: pd.DataFrame, fn: str, **columns: str | list[str] | None
         for col in [] if named is None else named if isinstance(named, list) else [named]:
             if col not in df.columns:
                 raise ColumnNotFound(
-                    f"{fn}: {arg}={col!r} is not a column of the frame (its columns: {_listed(df.columns)})"
+                    f"{fn}: {arg}={col!r} is not a column of the frame (its columns: {listed(df.columns)})"
                 )
 
 
@@ -58,5 +59,5 @@ def indicator(s: pd.Series, fn: str, arg: str) -> np.ndarray:
     values = numeric(s, fn, arg)
     other = pd.unique(s[~np.isin(values, (0.0, 1.0))])
     if len(other):
-        raise ValueError(f"{fn}: {arg}={s.name!r} must be 0/1 or boolean; found {_listed(other)}")
+        raise ValueError(f"{fn}: {arg}={s.name!r} must be 0/1 or boolean; found {listed(other)}")
     return values.astype(int)

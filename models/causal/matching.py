@@ -17,7 +17,7 @@ from sklearn.preprocessing import StandardScaler
 from statsmodels.regression.linear_model import WLS
 from statsmodels.tools.tools import add_constant
 
-from models.causal.inputs import indicator, numeric, require_columns
+from models.causal.inputs import indicator, listed, numeric, require_columns
 from models.causal.results import Estimate, normal_estimate_fields
 
 # A standardized mean difference above 0.1 is the usual sign of meaningful imbalance
@@ -176,6 +176,13 @@ def matched_effect(
         control_idx = np.flatnonzero((t == 0) & keep)
         if not len(treated_idx) or not len(control_idx):  # (the neighbour search needs both)
             raise ValueError(NO_COMPARABLE)
+        if np.ptp(logit[keep]) < 1e-9:
+            # every score ties: each treated unit "matched" the first control at distance 0 (within
+            # any caliper), and the refusal that followed blamed the caliper or trim
+            raise ValueError(
+                f"{fn}: every unit has the same propensity score (covariates {listed(covariates)} do not "
+                "vary): nothing to match on"
+            )
         nn = NearestNeighbors(n_neighbors=1).fit(logit[control_idx, None])
         dist, pos = nn.kneighbors(logit[treated_idx, None])
         dist, matched_controls = dist[:, 0], control_idx[pos[:, 0]]
@@ -239,8 +246,11 @@ NEIGHBOURS_VARIANCE = 2  # other controls whose outcomes estimate a control's co
 
 
 def _standardized(X: np.ndarray) -> np.ndarray:
+    """The covariates that vary, standardized. A constant one adds nothing to the score, and its column
+    of zeros made the logistic information singular (numpy's "Singular matrix" came out of IPW)."""
     sd = X.std(axis=0)
-    return (X - X.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    varies = sd > 0
+    return (X[:, varies] - X[:, varies].mean(axis=0)) / sd[varies]
 
 
 def _logit_information(Zc: np.ndarray, ps: np.ndarray) -> np.ndarray:

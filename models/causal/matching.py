@@ -158,7 +158,7 @@ def matched_effect(
     y = numeric(data[outcome], fn, "outcome")
     for c in [*covariates, *extra]:
         data[c] = numeric(data[c], fn, "covariates" if c in covariates else "balance_also")
-    Xdf = data[covariates].astype(float)
+    Xdf = data[covariates]
     naive = float(y[t == 1].mean() - y[t == 0].mean())
     ps = propensity_scores(Xdf.to_numpy(), t, seed)
 

@@ -163,6 +163,50 @@ def test_broken_plans_give_one_clear_error(case, line, code, text):
 
 
 @pytest.mark.parametrize(
+    ("file", "old", "new", "line", "code", "says"),
+    [
+        (
+            "plan.yaml",
+            "version: 1.0.0",
+            "version: 1.10",
+            3,
+            "E004",
+            "version: YAML reads this value as the number 1.1, not text: quote it",
+        ),
+        ("plan.yaml", "version: 1.0.0", "version: on", 3, "E004", "version: YAML reads this value as the boolean true"),
+        (
+            "events/signed_up.yaml",
+            "enum: [free, pro]",
+            "enum: [free, yes, 2]",
+            12,
+            "L150",
+            "(YAML reads the boolean true, the number 2, not text: quote them)",
+        ),
+        (
+            "events/signed_up.yaml",
+            "enum: [free, pro]",
+            "enum: [no, off]",
+            12,
+            "L151",
+            "(YAML reads the boolean false, the boolean false, not text",
+        ),
+    ],
+)
+def test_unquoted_yaml_words_are_named(tmp_path, file, old, new, line, code, says):
+    """A value YAML turned into a number or a boolean where the plan wants text (`version: 1.10`, an
+    enum of `yes` and `no`): the error says what YAML read and to quote it, not pydantic's "Input
+    should be a valid string"."""
+    plan = _plan_copy(tmp_path)
+    path = plan / file
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    errors = [p for p in lint(plan) if p.severity == "error"]
+    assert [(Path(p.file).name, p.line, p.code) for p in errors] == [(Path(file).name, line, code)]
+    assert says in errors[0].message
+    assert "Input should be" not in errors[0].message
+
+
+@pytest.mark.parametrize(
     "name",
     [
         "Signed Up",

@@ -147,6 +147,19 @@ def test_definitions_pick_the_engine_without_importing_pyspark():
     assert spark_mods == "[]"
 
 
+def test_the_session_scratch_directory_goes_with_the_process():
+    """The Spark session's warehouse directory (spark.sql.warehouse.dir, Derby's home) is a fresh
+    temporary directory, removed when the process exits, files in it included: none is left in /tmp."""
+    code = (
+        "import pathlib, sys; from pipelines.spark.session import scratch_dir; d = pathlib.Path(scratch_dir()); "
+        "(d / 'staging.db').mkdir(); (d / 'staging.db' / 'part-0.parquet').write_bytes(b'x'); print(d)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    made = __import__("pathlib").Path(out.stdout.strip())
+    assert made.name.startswith("trackplan-spark-wh-")
+    assert not made.exists()
+
+
 def test_run_refuses_an_unknown_engine_in_one_line():
     from typer.testing import CliRunner
 

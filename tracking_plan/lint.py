@@ -18,6 +18,7 @@ from pathlib import Path
 from .loader import LoadResult, Problem, read_plan
 from .model import Experiment, Plan, Property
 from .patterns import pattern_error
+from .yamlio import yaml_scalar
 
 RULES: dict[str, str] = {
     # loader (structure)
@@ -420,6 +421,14 @@ def _type_ok(value, ptype: str) -> bool:
     return isinstance(value, PY_TYPES.get(ptype, (object,)))
 
 
+def _unquoted(values: list, ptype: str | None) -> str:
+    """A hint when an enum of text holds what YAML made of unquoted words: `yes`, `off` (booleans),
+    `1.10` (a number)."""
+    made = [yaml_scalar(v) for v in values if not isinstance(v, str)] if ptype in ("string", "timestamp") else []
+    made = [m for m in made if m]
+    return f" (YAML reads {', '.join(made[:3])}, not text: quote them)" if made else ""
+
+
 def _check_property(ev_name: str, path: tuple, pname: str, prop: Property, ctx: _Ctx) -> Iterator[Problem]:
     where = ctx.ev(ev_name, path)
     label = f"{'.'.join(str(x) for x in path[1:])} of {ev_name!r}"
@@ -433,13 +442,16 @@ def _check_property(ev_name: str, path: tuple, pname: str, prop: Property, ctx: 
         }
         if len(kinds) > 1:
             yield _p(
-                *ctx.ev(ev_name, (*path, "enum")), "L150", f"enum of {label} mixes {', '.join(sorted(kinds))}", "error"
+                *ctx.ev(ev_name, (*path, "enum")),
+                "L150",
+                f"enum of {label} mixes {', '.join(sorted(kinds))}{_unquoted(prop.enum, t)}",
+                "error",
             )
         elif t and t in PY_TYPES and (bad := [v for v in prop.enum if not _type_ok(v, t)]):
             yield _p(
                 *ctx.ev(ev_name, (*path, "enum")),
                 "L151",
-                f"enum of {label} has values that are not {t}: {bad[:3]}",
+                f"enum of {label} has values that are not {t}: {bad[:3]}{_unquoted(prop.enum, t)}",
                 "error",
             )
         dup = sorted({json.dumps(v) for v in prop.enum if prop.enum.count(v) > 1})

@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from .model import Consent, Event, Identity, Metrics, Plan, PlanHeader, Property
-from .yamlio import Located, YamlError, load_yaml
+from .yamlio import Located, YamlError, load_yaml, yaml_scalar
 
 DEFAULT_PLAN = Path(__file__).parent / "plan"
 MAX_PROPERTY_DEPTH = 16  # objects and arrays inside one property, its own level included (see above)
@@ -76,6 +76,9 @@ def _validation_problems(exc: ValidationError, src: Located, prefix: tuple = ())
             code, msg = "E002", f"unknown key {loc[-1]!r} at {where}"
         elif err["type"] == "missing":
             code, msg = "E003", f"missing required key {where}"
+        elif err["type"] == "string_type" and yaml_scalar(err.get("input")):
+            # (YAML, not the writer, made it a number, a boolean or a date: `version: 1.0`, `on`)
+            code, msg = "E004", f"{where}: YAML reads this value as {yaml_scalar(err['input'])}, not text: quote it"
         elif err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), ValueError):
             code, msg = "E004", f"{where}: {err['ctx']['error']}"  # our validator's words, not "Value error, ..."
         else:

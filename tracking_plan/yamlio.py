@@ -25,6 +25,16 @@ _SCALAR_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null")}
 _COLLECTION_TAGS = {_CORE + "map", _CORE + "seq"}
 
 
+def yaml_scalar(value) -> str | None:
+    """What YAML made of an unquoted scalar that was meant as text ("the number 1.0", "the boolean
+    true" of `yes` or `on`), or None for anything else (dates stay text: _Loader)."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    return None
+
+
 @dataclass
 class Located:
     """Parsed YAML data plus the line (1-based) of every key path inside it."""

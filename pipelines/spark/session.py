@@ -6,6 +6,7 @@ reason, the CLI refuses with it) rather than failing deep inside py4j.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import shutil
@@ -54,6 +55,14 @@ def unavailable() -> str | None:
     return pyspark_missing() or java_missing()
 
 
+def scratch_dir() -> str:
+    """A temporary directory for the session's warehouse and Derby files, removed when this process
+    exits (each session left one in /tmp before: a test suite's run, one more)."""
+    path = tempfile.mkdtemp(prefix="trackplan-spark-wh-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def spark_session(master: str = "local[2]", conf: dict | None = None, app_name: str = "trackplan"):
     """The active SparkSession, or a new one on `master` with BASE_CONF (+ LOCAL_CONF on local masters)."""
     why = unavailable()
@@ -71,7 +80,7 @@ def spark_session(master: str = "local[2]", conf: dict | None = None, app_name: 
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if "spark.sql.warehouse.dir" not in settings:
         # no spark-warehouse/ or metastore_db/ in the working directory
-        settings["spark.sql.warehouse.dir"] = tempfile.mkdtemp(prefix="trackplan-spark-wh-")
+        settings["spark.sql.warehouse.dir"] = scratch_dir()
     settings.setdefault("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings['spark.sql.warehouse.dir']}")
     for key, value in settings.items():
         builder = builder.config(key, value)

@@ -188,7 +188,7 @@ def test_broken_plans_give_one_clear_error(case, line, code, text):
             "enum: [no, off]",
             12,
             "L151",
-            "(YAML reads the boolean false, the boolean false, not text",
+            "(YAML reads the boolean false, not text: quote them)",
         ),
     ],
 )

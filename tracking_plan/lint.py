@@ -425,7 +425,7 @@ def _unquoted(values: list, ptype: str | None) -> str:
     """A hint when an enum of text holds what YAML made of unquoted words: `yes`, `off` (booleans),
     `1.10` (a number)."""
     made = [yaml_scalar(v) for v in values if not isinstance(v, str)] if ptype in ("string", "timestamp") else []
-    made = [m for m in made if m]
+    made = list(dict.fromkeys(m for m in made if m))  # (each once: `[no, off]` is false twice)
     return f" (YAML reads {', '.join(made[:3])}, not text: quote them)" if made else ""
 
 

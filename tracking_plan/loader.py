@@ -77,7 +77,7 @@ def _validation_problems(exc: ValidationError, src: Located, prefix: tuple = ())
         elif err["type"] == "missing":
             code, msg = "E003", f"missing required key {where}"
         elif err["type"] == "string_type" and yaml_scalar(err.get("input")):
-            # (YAML, not the writer, made it a number, a boolean or a date: `version: 1.0`, `on`)
+            # (YAML, not the writer, made it a number or a boolean: `version: 1.10`, `name: on`)
             code, msg = "E004", f"{where}: YAML reads this value as {yaml_scalar(err['input'])}, not text: quote it"
         elif err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), ValueError):
             code, msg = "E004", f"{where}: {err['ctx']['error']}"  # our validator's words, not "Value error, ..."

@@ -176,6 +176,14 @@ def test_broken_plans_give_one_clear_error(case, line, code, text):
         ("plan.yaml", "version: 1.0.0", "version: on", 3, "E004", "version: YAML reads this value as the boolean true"),
         (
             "events/signed_up.yaml",
+            "  referrer:\n",
+            "  on:\n    type: boolean\n    description: Opted in.\n  referrer:\n",
+            13,
+            "E004",
+            "properties: a key YAML reads as the boolean true, not text: quote it",
+        ),
+        (
+            "events/signed_up.yaml",
             "enum: [free, pro]",
             "enum: [free, yes, 2]",
             12,
@@ -204,6 +212,22 @@ def test_unquoted_yaml_words_are_named(tmp_path, file, old, new, line, code, say
     assert [(Path(p.file).name, p.line, p.code) for p in errors] == [(Path(file).name, line, code)]
     assert says in errors[0].message
     assert "Input should be" not in errors[0].message
+
+
+def test_a_reference_to_an_event_whose_file_did_not_load_is_a_note_not_a_second_error(tmp_path):
+    """An event file with an error does not load; what refers to its event (a KPI, a funnel step,
+    an experiment's metric) is not a reference to a missing event: one error, at the file, and a note
+    at each reference naming that file."""
+    plan = _plan_copy(tmp_path)
+    path = plan / "events" / "signed_up.yaml"
+    path.write_text(path.read_text().replace("owner: growth\n", "owner: growth\nbogus: 1\n"))
+    problems = lint(plan)
+    assert [(Path(p.file).name, p.code) for p in problems if p.severity == "error"] == [("signed_up.yaml", "E002")]
+    notes = [p for p in problems if p.code == "L130"]
+    assert notes and all(p.severity == "info" and f"whose file {path} did not load" in p.message for p in notes)
+    # the same reference to an event no file defines is still an error
+    path.unlink()
+    assert {p.severity for p in lint(plan) if p.code == "L130"} == {"error"}
 
 
 @pytest.mark.parametrize(

@@ -301,6 +301,14 @@ class _Ctx:
         file = self.res.event_files.get(name, str(self.root / "events"))
         return file, self.res.line_of(file, path)
 
+    def missing_event(self, name: str, where: tuple[str, int], code: str, says: str) -> Problem:
+        """A reference to event `name`, which the plan does not hold: an error, or, when its file is
+        there but did not load, a note pointing at that file's own error (not a second error)."""
+        file = self.res.unloaded_events.get(name)
+        if file is None:
+            return _p(*where, code, f"{says}, not in the plan", "error")
+        return _p(*where, code, f"{says}, whose file {file} did not load (its error is there)", "info")
+
     def file(self, fname: str, path: tuple = ()) -> tuple[str, int]:
         file = str(self.root / fname)
         return file, self.res.line_of(file, path)
@@ -400,11 +408,11 @@ def _check_lifecycle(ctx: _Ctx, today: dt.date) -> Iterator[Problem]:
                 *ctx.ev(name, ("sunset",)), "L142", f"event {name!r} is active but has sunset {ev.sunset}", "warning"
             )
         if ev.replaced_by and ev.replaced_by not in ctx.plan.events:
-            yield _p(
-                *ctx.ev(name, ("replaced_by",)),
+            yield ctx.missing_event(
+                ev.replaced_by,
+                ctx.ev(name, ("replaced_by",)),
                 "L130",
-                f"event {name!r} is replaced_by {ev.replaced_by!r}, not in the plan",
-                "error",
+                f"event {name!r} is replaced_by {ev.replaced_by!r}",
             )
 
 
@@ -553,7 +561,7 @@ def _check_metrics(ctx: _Ctx, today: dt.date) -> Iterator[Problem]:
             return
         ev = plan.events.get(name)
         if ev is None:
-            yield _p(*ctx.file("metrics.yaml", path), "L130", f"{what} names event {name!r}, not in the plan", "error")
+            yield ctx.missing_event(name, ctx.file("metrics.yaml", path), "L130", f"{what} names event {name!r}")
         elif ev.status == "deprecated":
             yield _p(*ctx.file("metrics.yaml", path), "L135", f"{what} names deprecated event {name!r}", "warning")
 
@@ -592,7 +600,11 @@ def _check_metrics(ctx: _Ctx, today: dt.date) -> Iterator[Problem]:
         yield from event(x.exposure_event, ("experiments", i, "exposure_event"), f"experiment {x.key!r}")
         for j, metric in enumerate([x.primary_metric, *x.guardrail_metrics]):
             path = ("experiments", i, "primary_metric") if j == 0 else ("experiments", i, "guardrail_metrics", j - 1)
-            if metric not in kpis and metric not in plan.events:
+            if metric not in kpis and metric in ctx.res.unloaded_events:
+                yield ctx.missing_event(
+                    metric, ctx.file("metrics.yaml", path), "L131", f"experiment {x.key!r} metric {metric!r}"
+                )
+            elif metric not in kpis and metric not in plan.events:
                 yield _p(
                     *ctx.file("metrics.yaml", path),
                     "L131",

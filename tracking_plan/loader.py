@@ -57,6 +57,9 @@ class LoadResult:
     sources: dict[str, Located] = field(default_factory=dict)  # file → located YAML
     event_files: dict[str, str] = field(default_factory=dict)  # event name → file
     shared_files: dict[str, str] = field(default_factory=dict)  # shared property → file
+    # event name → file of an event file that did not load (its errors are in `problems`): what refers
+    # to that name is not a reference to a missing event (lint says so rather than a second error)
+    unloaded_events: dict[str, str] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Problem]:
@@ -76,6 +79,10 @@ def _validation_problems(exc: ValidationError, src: Located, prefix: tuple = ())
             code, msg = "E002", f"unknown key {loc[-1]!r} at {where}"
         elif err["type"] == "missing":
             code, msg = "E003", f"missing required key {where}"
+        elif err["type"] == "string_type" and yaml_scalar(err.get("input")) and loc[-1:] == ("[key]",):
+            # a mapping's key: `on:` or `yes:` as a property name (pydantic numbers the key True as 1)
+            where = ".".join(str(x) for x in loc[:-2]) or "(top level)"
+            code, msg = "E004", f"{where}: a key YAML reads as {yaml_scalar(err['input'])}, not text: quote it"
         elif err["type"] == "string_type" and yaml_scalar(err.get("input")):
             # (YAML, not the writer, made it a number or a boolean: `version: 1.10`, `name: on`)
             code, msg = "E004", f"{where}: YAML reads this value as {yaml_scalar(err['input'])}, not text: quote it"
@@ -156,6 +163,9 @@ def read_plan(root: Path | str | None = None) -> LoadResult:
             continue
         ev = _model(Event, src, res.problems)
         if ev is None:
+            name = src.data.get("name") if isinstance(src.data, dict) else None
+            if isinstance(name, str):
+                res.unloaded_events.setdefault(name, src.file)
             continue
         if ev.name in events:
             res.problems.append(

@@ -301,12 +301,15 @@ class _Ctx:
         file = self.res.event_files.get(name, str(self.root / "events"))
         return file, self.res.line_of(file, path)
 
-    def missing_event(self, name: str, where: tuple[str, int], code: str, says: str) -> Problem:
-        """A reference to event `name`, which the plan does not hold: an error, or, when its file is
-        there but did not load, a note pointing at that file's own error (not a second error)."""
+    def missing_event(
+        self, name: str, where: tuple[str, int], code: str, says: str, absent: str = ", not in the plan"
+    ) -> Problem:
+        """A reference to event `name`, which the plan does not hold: an error (`says` + `absent`), or,
+        when its file is there but did not load, a note pointing at that file's own error (not a
+        second error)."""
         file = self.res.unloaded_events.get(name)
         if file is None:
-            return _p(*where, code, f"{says}, not in the plan", "error")
+            return _p(*where, code, says + absent, "error")
         return _p(*where, code, f"{says}, whose file {file} did not load (its error is there)", "info")
 
     def file(self, fname: str, path: tuple = ()) -> tuple[str, int]:
@@ -432,8 +435,9 @@ def _type_ok(value, ptype: str) -> bool:
 def _unquoted(values: list, ptype: str | None) -> str:
     """A hint when an enum of text holds what YAML made of unquoted words: `yes`, `off` (booleans),
     `1.10` (a number)."""
-    made = [yaml_scalar(v) for v in values if not isinstance(v, str)] if ptype in ("string", "timestamp") else []
-    made = list(dict.fromkeys(m for m in made if m))  # (each once: `[no, off]` is false twice)
+    if ptype not in ("string", "timestamp"):
+        return ""
+    made = list(dict.fromkeys(m for v in values if (m := yaml_scalar(v))))  # (each once: `[no, off]` is false twice)
     return f" (YAML reads {', '.join(made[:3])}, not text: quote them)" if made else ""
 
 
@@ -600,16 +604,13 @@ def _check_metrics(ctx: _Ctx, today: dt.date) -> Iterator[Problem]:
         yield from event(x.exposure_event, ("experiments", i, "exposure_event"), f"experiment {x.key!r}")
         for j, metric in enumerate([x.primary_metric, *x.guardrail_metrics]):
             path = ("experiments", i, "primary_metric") if j == 0 else ("experiments", i, "guardrail_metrics", j - 1)
-            if metric not in kpis and metric in ctx.res.unloaded_events:
+            if metric not in kpis and metric not in plan.events:
                 yield ctx.missing_event(
-                    metric, ctx.file("metrics.yaml", path), "L131", f"experiment {x.key!r} metric {metric!r}"
-                )
-            elif metric not in kpis and metric not in plan.events:
-                yield _p(
-                    *ctx.file("metrics.yaml", path),
+                    metric,
+                    ctx.file("metrics.yaml", path),
                     "L131",
-                    f"experiment {x.key!r} metric {metric!r} is neither a KPI nor an event",
-                    "error",
+                    f"experiment {x.key!r} metric {metric!r}",
+                    absent=" is neither a KPI nor an event",
                 )
     for i, ini in enumerate(m.initiatives):
         what = f"initiative {ini.key!r}"

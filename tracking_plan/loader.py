@@ -79,13 +79,14 @@ def _validation_problems(exc: ValidationError, src: Located, prefix: tuple = ())
             code, msg = "E002", f"unknown key {loc[-1]!r} at {where}"
         elif err["type"] == "missing":
             code, msg = "E003", f"missing required key {where}"
-        elif err["type"] == "string_type" and yaml_scalar(err.get("input")) and loc[-1:] == ("[key]",):
-            # a mapping's key: `on:` or `yes:` as a property name (pydantic numbers the key True as 1)
-            where = ".".join(str(x) for x in loc[:-2]) or "(top level)"
-            code, msg = "E004", f"{where}: a key YAML reads as {yaml_scalar(err['input'])}, not text: quote it"
-        elif err["type"] == "string_type" and yaml_scalar(err.get("input")):
-            # (YAML, not the writer, made it a number or a boolean: `version: 1.10`, `name: on`)
-            code, msg = "E004", f"{where}: YAML reads this value as {yaml_scalar(err['input'])}, not text: quote it"
+        elif err["type"] == "string_type" and (made := yaml_scalar(err.get("input"))):
+            # YAML, not the writer, made it a number or a boolean (`version: 1.10`, `name: on`); a mapping's
+            # key too (`on:` as a property name: pydantic numbers the key True as 1)
+            if loc[-1:] == ("[key]",):
+                where = ".".join(str(x) for x in loc[:-2]) or "(top level)"
+                code, msg = "E004", f"{where}: a key YAML reads as {made}, not text: quote it"
+            else:
+                code, msg = "E004", f"{where}: YAML reads this value as {made}, not text: quote it"
         elif err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), ValueError):
             code, msg = "E004", f"{where}: {err['ctx']['error']}"  # our validator's words, not "Value error, ..."
         else:

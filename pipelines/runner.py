@@ -253,6 +253,11 @@ def _materialize(
             console.print(f"[red]failed: {ev.step_key}[/red]: {msg}", highlight=False)
     wanted = {".".join(k.path) for a in assets for k in a.keys}
     built = {".".join(ev.asset_key.path) for ev in result.get_asset_materialization_events()}
+    run_again = [
+        ev.materialization.metadata["run_again"].value
+        for ev in result.get_asset_materialization_events()
+        if ev.asset_key.path == ["ingest", "events"] and "run_again" in ev.materialization.metadata
+    ]
     failed = failed_steps + [f"{a}:{c}" for a, c, s, _ in failed_checks if s == "ERROR"]
     status = build.record(result.run_id, days, sorted(built & wanted), sorted(wanted - built), failed, plan.version)
     build.publish()
@@ -260,7 +265,13 @@ def _materialize(
     return (
         ok,
         failed_checks,
-        {"run_id": result.run_id, "status": status, "not_built": sorted(wanted - built), "failed_steps": failed_steps},
+        {
+            "run_id": result.run_id,
+            "status": status,
+            "not_built": sorted(wanted - built),
+            "failed_steps": failed_steps,
+            "run_again": run_again,
+        },
     )
 
 
@@ -312,6 +323,8 @@ def _summary(
     )
     t.add_row("duplicates", f"{log[3]:,}")
     t.add_row("consent-dropped / suppressed", f"{log[4]:,} / {log[5]:,}")
+    if run.get("run_again"):  # days not asked for that the ingest ran again (a message's first copy moved)
+        t.add_row("days run again", "; ".join(run["run_again"]))
     t.add_row(
         "skipped files",
         f"{log[7]:,}"

@@ -14,7 +14,7 @@ from support.pipeline import BASE, DAY, ev, ingest, iso, plan, query, stitch_and
 
 from pipelines import resources as resources_mod
 from pipelines.ingest.assets import ingest_events
-from pipelines.ingest.load import ingest_partitions
+from pipelines.ingest.load import DISPLACED, REPEATS_MOVED, ingest_partitions, landed_partitions
 from pipelines.resources import resources_from_env
 from pipelines.warehouse import connect, keyed_hash
 from tracking_plan.loader import default_plan_dir
@@ -264,6 +264,67 @@ def test_dedup_across_partitions_within_lookback_and_a_late_resend_quarantined(t
     assert query(w, "select count(*) from ingest.events where message_id = 'x'") == [(1,)]
 
 
+def test_the_earliest_copy_is_the_event_whichever_day_runs_first(tmp_path):
+    """De-duplication does not depend on the order days are run in: a day run again with a message a
+    later day had loaded (a backfill) loads it and runs that later day again, where it becomes a
+    duplicate; a day run again without a message it had loaded (its file gone) runs again the later
+    days that set a copy of it aside, duplicate or late re-send, and the next copy is loaded. Each time
+    the tables equal a fresh build of the landing zone as it is, and the result says why a day ran
+    that was not asked for."""
+    lookback = plan().header.defaults.dedup_lookback_days
+    d0, d1, d2 = (BASE + T(days=k) for k in (0, 2, lookback + 4))
+    day = lambda t: t.date().isoformat()
+    landing = tmp_path / "landing"
+    write_lines(landing, day(d1), "b.jsonl", [ev(mid="b1", at=d1), ev(mid="b2", at=d1), ev(mid="late", at=d1)])
+    write_lines(landing, day(d2), "c.jsonl", [ev(mid="late", at=d2), ev(mid="c1", at=d2)])
+    w = tmp_path / "w.duckdb"
+
+    def run(*days) -> list:
+        con = connect(w)
+        try:
+            return ingest_partitions(con, plan(), landing, list(days))
+        finally:
+            con.close()
+
+    def fresh() -> dict:
+        f = tmp_path / f"fresh-{len(list(tmp_path.glob('fresh-*')))}.duckdb"
+        con = connect(f)
+        ingest_partitions(con, plan(), landing, landed_partitions(landing))
+        con.close()
+        return _ingest_tables(f)
+
+    def where(mid: str) -> list:
+        return query(w, f"select partition_date::varchar from ingest.events where message_id = '{mid}'")
+
+    assert [r.because for r in run(day(d1), day(d2))] == [None, None]
+    assert where("late") == [(day(d1),)]  # d2's copy is a late re-send (beyond the lookback): quarantined
+    # a backfill: d0 arrives late with b1 (within the lookback of d1) and late (beyond it of d2)
+    backfill = write_lines(landing, day(d0), "a.jsonl", [ev(mid="b1", at=d0), ev(mid="late", at=d0)])
+    results = run(day(d0))
+    assert [(r.partition, r.because) for r in results] == [
+        (day(d0), None),
+        (day(d1), DISPLACED),
+        (day(d2), REPEATS_MOVED),  # its late re-send of `late` was judged against d1's copy
+    ]
+    assert (results[1].loaded, results[1].duplicates, results[1].quarantined) == (1, 2, 0)
+    assert where("b1") == [(day(d0),)] and where("late") == [(day(d0),)] and where("b2") == [(day(d1),)]
+    assert _ingest_tables(w) == fresh()
+    # the backfill's file goes: d1's copies are the events again; its own runs again
+    backfill.unlink()
+    results = run(day(d0))
+    why = REPEATS_MOVED
+    assert [(r.partition, r.because) for r in results] == [(day(d0), None), (day(d1), why), (day(d2), why)]
+    assert where("b1") == [(day(d1),)] and where("late") == [(day(d1),)]
+    assert _ingest_tables(w) == fresh()
+    # d1's file goes: d2's late copy (quarantined as a late re-send of d1's) is now the event
+    (landing / f"date={day(d1)}" / "b.jsonl").unlink()
+    results = run(day(d1))
+    assert [(r.partition, r.because) for r in results] == [(day(d1), None), (day(d2), why)]
+    assert where("late") == [(day(d2),)]
+    assert query(w, "select count(*) from ingest.quarantine") == [(0,)]
+    assert _ingest_tables(w) == fresh()
+
+
 def _grain_gate(w: Path):
     from pipelines.quality.checks import gates
 
@@ -277,8 +338,9 @@ def _grain_gate(w: Path):
 def test_a_resend_beyond_the_lookback_is_quarantined_never_loaded_twice(tmp_path):
     """A messageId re-sent long after the first copy (here 40 days, the lookback is 7): whether the
     two partitions are ingested apart, together, in either order or again, the event is loaded once,
-    the late copy is in the quarantine with rule `duplicate` naming the first copy's partition, every
-    line is accounted for, and grain_unique on ingest.events passes."""
+    from the earliest copy (the late day, run first, runs again when the first day arrives), the late
+    copy is in the quarantine with rule `duplicate` naming the first copy's partition, every line is
+    accounted for, and grain_unique on ingest.events passes."""
     lookback = plan().header.defaults.dedup_lookback_days
     late_at = BASE + T(days=40)
     late = late_at.date().isoformat()
@@ -300,7 +362,7 @@ def test_a_resend_beyond_the_lookback_is_quarantined_never_loaded_twice(tmp_path
         assert query(w, "select count(*) from ingest.events where message_id = 'r'") == [(1,)], way
         kept = query(w, "select partition_date::varchar from ingest.events where message_id = 'r'")[0][0]
         other = late if kept == DAY else DAY
-        assert kept == (late if way == "late first" else DAY), way  # the copy loaded first is kept
+        assert kept == DAY, way  # the earliest copy, whichever day ran first
         (q,) = query(w, "select partition_date::varchar, rules, reasons[1].message from ingest.quarantine")
         assert q[0] == other and q[1] == ["duplicate"], (way, q)
         assert f"already loaded from partition {kept}, 40 days from this one" in q[2], q[2]
@@ -900,3 +962,29 @@ def test_one_group_per_partition_builds_the_same_tables_as_one_group(tmp_path, m
     (dups,) = query(tmp_path / "apart.duckdb", "select sum(duplicates) from ingest.ingestion_log")[0]
     late = query(tmp_path / "apart.duckdb", "select count(*) from ingest.quarantine where rules = ['duplicate']")
     assert dups >= len(days) * 2 and late[0][0] >= 2
+
+
+def test_the_run_summary_names_the_days_run_again(tmp_path, monkeypatch):
+    """`trackplan run --partition` of a backfilled day names, in its summary, the later day it ran again
+    (not asked for) and why: a day rebuilt silently would surprise whoever reads that day's counts."""
+    from typer.testing import CliRunner
+
+    from trackplan.cli import app
+
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    landing, wh = tmp_path / "landing", tmp_path / "w.duckdb"
+    d0, d1 = BASE, BASE + T(days=1)
+    write_lines(landing, d1.date().isoformat(), "b.jsonl", [ev(mid="b1", at=d1), ev(mid="b2", at=d1)])
+
+    def run(*extra: str) -> str:
+        out = CliRunner().invoke(app, ["run", "--landing", str(landing), "--warehouse", str(wh), *extra])
+        text = " ".join(out.stderr.replace("│", " ").split())
+        assert out.exit_code == 0, text[-2000:]
+        return text
+
+    assert "days run again" not in run()
+    write_lines(landing, d0.date().isoformat(), "a.jsonl", [ev(mid="b1", at=d0)])
+    text = run("--partition", d0.date().isoformat())
+    assert f"days run again {d1.date().isoformat()} ({DISPLACED})" in text, text[-2000:]
+    assert query(wh, "select partition_date from ingest.events where message_id = 'b1'") == [(d0.date(),)]

@@ -180,3 +180,38 @@ def test_ingest_on_spark_equals_duckdb_on_an_adversarial_landing(spark, tmp_path
     # a day's partition is replaced, the others kept: re-running day 0 alone changed nothing above
     days = {r[0] for r in spark.read.parquet(f"{root}/ingest/events").select("partition_date").distinct().collect()}
     assert {d.isoformat() for d in days} == {day(0), day(1), day(lookback), day(lookback + 3)}
+
+
+def test_the_earliest_copy_is_the_event_on_spark_as_on_duckdb(spark, tmp_path):
+    """The days a backfill or a removed file sends to run again (a message's first copy moved: see
+    tests/test_ingest.py) are the same on Spark, with the same reasons, and the tables stay equal."""
+    from support.pipeline import BASE, ev, write_lines
+
+    from pipelines.ingest.load import DISPLACED, REPEATS_MOVED, ingest_partitions
+    from pipelines.spark.ingest import ingest_landing
+    from pipelines.warehouse import connect
+    from tracking_plan.loader import load_plan
+
+    plan = load_plan()
+    T = dt.timedelta
+    lookback = plan.header.defaults.dedup_lookback_days
+    d0, d1, d2 = (BASE + T(days=k) for k in (0, 2, lookback + 4))
+    day = lambda t: t.date().isoformat()
+    landing = tmp_path / "landing"
+    write_lines(landing, day(d1), "b.jsonl", [ev(mid="b1", at=d1), ev(mid="b2", at=d1), ev(mid="late", at=d1)])
+    write_lines(landing, day(d2), "c.jsonl", [ev(mid="late", at=d2), ev(mid="c1", at=d2)])
+    con, root = connect(str(tmp_path / "w.duckdb")), str(tmp_path / "layers")
+
+    def run(*days) -> list:
+        ours = ingest_partitions(con, plan, landing, list(days))
+        theirs = ingest_landing(spark, plan, str(landing), root, partitions=list(days))
+        got = [(r.partition, r.because, r.loaded, r.duplicates, r.quarantined) for r in theirs]
+        assert got == [(r.partition, r.because, r.loaded, r.duplicates, r.quarantined) for r in ours]
+        _assert_parity(con, spark, root)
+        return [(r.partition, r.because) for r in theirs]
+
+    assert run(day(d1), day(d2)) == [(day(d1), None), (day(d2), None)]
+    backfill = write_lines(landing, day(d0), "a.jsonl", [ev(mid="b1", at=d0), ev(mid="late", at=d0)])
+    assert run(day(d0)) == [(day(d0), None), (day(d1), DISPLACED), (day(d2), REPEATS_MOVED)]
+    backfill.unlink()
+    assert run(day(d0)) == [(day(d0), None), (day(d1), REPEATS_MOVED), (day(d2), REPEATS_MOVED)]

@@ -44,16 +44,21 @@ def ingest_specs(kind: str = "duckdb") -> list[dg.AssetSpec]:
 TOTALS = ("lines", "loaded", "quarantined", "duplicates", "consent_dropped", "suppressed", "skipped")
 
 
-def ingest_tally(context: dg.AssetExecutionContext, keys) -> tuple[dict, Callable]:
-    """The run's totals and the per-partition callback both engines' ingest assets report through:
-    each partition's counts in the log, skipped files as a warning, the progress line."""
+def ingest_tally(context: dg.AssetExecutionContext, keys) -> tuple[dict, Callable, list]:
+    """The run's totals, the per-partition callback both engines' ingest assets report through (each
+    partition's counts in the log, skipped files as a warning, the progress line) and the list it
+    fills with the days run again that were not asked for, with why (see ingest_partitions)."""
     totals = dict.fromkeys(TOTALS, 0)
-    done = []
+    done, again = [], []
 
     def on_done(res) -> None:
         done.append(res)
+        if res.because:
+            again.append(f"{res.partition} ({res.because})")
         for k in totals:
             totals[k] += getattr(res, k)
+        if res.because:  # a day not asked for, run again as a full build would have it
+            context.log.warning(f"{res.partition}: run again, not asked for: {res.because}")
         if res.lines:
             context.log.info(
                 f"{res.partition}: {res.lines} lines, {res.loaded} loaded, {res.quarantined} "
@@ -61,14 +66,17 @@ def ingest_tally(context: dg.AssetExecutionContext, keys) -> tuple[dict, Callabl
             )
         if res.skipped:
             context.log.warning(f"{res.partition}: {res.skipped} files skipped (ingest.ingestion_log.skip_reason)")
-        progress.report("ingest", len(done), len(keys))
+        progress.report("ingest", sum(1 for r in done if not r.because), len(keys))
 
-    return totals, on_done
+    return totals, on_done, again
 
 
-def ingest_results(plan, totals: dict, rows: dict):
-    """The three ingest assets' materializations, the same metadata on every engine."""
+def ingest_results(plan, totals: dict, rows: dict, again: list[str] = ()):
+    """The three ingest assets' materializations, the same metadata on every engine (`run_again`: the
+    days not asked for that the ingest ran again, with why; the run's summary shows them)."""
     meta = {k: dg.MetadataValue.int(v) for k, v in totals.items()} | {"plan_version": plan.version}
+    if again:
+        meta["run_again"] = dg.MetadataValue.text("; ".join(again))
     yield dg.MaterializeResult(asset_key=EVENTS, metadata=meta | {"dagster/row_count": rows["ingest.events"]})
     yield dg.MaterializeResult(
         asset_key=QUARANTINE,
@@ -89,7 +97,7 @@ def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, track
     plan = tracking_plan.load()
     validator = Validator(plan)
     keys = context.partition_keys
-    totals, on_done = ingest_tally(context, keys)
+    totals, on_done, again = ingest_tally(context, keys)
 
     with warehouse.get_connection() as con:
         ingest_partitions(
@@ -105,4 +113,4 @@ def ingest_events(context: dg.AssetExecutionContext, warehouse: Warehouse, track
             t: con.execute(f"select count(*) from {t}").fetchall()[0][0]
             for t in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")
         }
-    yield from ingest_results(plan, totals, rows)
+    yield from ingest_results(plan, totals, rows, again)

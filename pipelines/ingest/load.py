@@ -43,6 +43,7 @@ class PartitionResult:
     suppressed: int = 0
     skipped: int = 0  # files of the partition that were not read (their reasons are in the log)
     seconds: float = 0.0
+    because: str | None = None  # run again, not asked for: why (see ingest_partitions)
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -272,11 +273,15 @@ with prior as (
     from _part p left join repeated r on r._rid = p._rid
     left join prior pr on p.valid and pr.message_id = p.message_id
 ), d as (
-    -- the day of the copy this one repeats: a stored one, or the first one in this group
-    select *, case when _prior_day is not null then _prior_day when _rn > 1 then _kept_day end as _first_day
+    -- the day of the copy this one repeats: a stored one of an earlier day, or the first one in this
+    -- group. A stored copy of a later day does not make this one a repeat: the earliest copy is the
+    -- event, whichever day was run first (a full build's answer); that later day is then run again
+    -- (`_displaces`), where this copy makes its own a repeat
+    select *, case when _prior_day < _kept_day then _prior_day when _rn > 1 then _kept_day end as _first_day,
+           case when _prior_day > _kept_day and _rn = 1 then _prior_day end as _displaces
     from v
 )
-select _rid, _pdate, source_file, _warned,
+select _rid, _pdate, source_file, _warned, _displaces,
     case
         -- first: an erased person's lines must not come back, not even as quarantined raw text
         when _suppressed then 'suppressed'
@@ -292,6 +297,10 @@ select _rid, _pdate, source_file, _warned,
 from d
 """
 
+
+# why a day runs again that was not asked for (see _dependents)
+DISPLACED = "it had loaded a message that an earlier day holds too"
+REPEATS_MOVED = "a message it holds a repeat of is no longer loaded from the day it was judged against"
 
 # landing bytes validated and loaded in one DuckDB run: each run costs ~0.2 s of planning and
 # larger inserts write faster (10M events: 128 MB groups 165 s, 256 MB 115 s; peak 2.5 GB)
@@ -338,14 +347,22 @@ def ingest_partitions(
     on_done=None,
     layout: str | None = None,
     scan: list[LandingEntry] | None = None,
+    depth: int = 0,
+    because: dict[str, str] | None = None,
 ) -> list[PartitionResult]:
     """Ingest many partitions: consecutive partitions are validated together (one query run per
     ~256 MB of landing files) and replaced together in one transaction. The next group's files are
     read on a second thread while DuckDB classifies and loads the current one. `landing` is a folder
-    or an object-store URL, read in `layout` (detected when None: see tracking_plan.landing)."""
+    or an object-store URL, read in `layout` (detected when None: see tracking_plan.landing).
+
+    A message's earliest copy is loaded and its later ones are its repeats, whichever day runs first:
+    a day whose rows another day's load changed (see _dependents) runs again in the same call, its
+    result's `because` saying why (a full build of the landing zone gives the same tables)."""
     validator = validator or Validator(plan)
     d = plan.header.defaults
     scan = scan if scan is not None else scan_landing(landing, layout)
+    landed = {e.partition for e in scan if e.partition}
+    dependents: dict[str, str] = {}
     skipped: dict[str, list[LandingEntry]] = {p: [] for p in partitions}
     to_read: dict[str, list[LandingEntry]] = {p: [] for p in partitions}
     for e in scan:
@@ -385,6 +402,7 @@ def ingest_partitions(
         pending = pool.submit(read, groups[0]) if groups else None
         for i, group in enumerate(groups):
             t0 = time.time()
+            still = {p for g in groups[i + 1 :] for p, _ in g}
             part_of, logs, tables = pending.result()
             pending = None
             if tables:
@@ -431,9 +449,11 @@ def ingest_partitions(
             has_rows = bool(tables)
             listed = {p: [(str(e.path), *_stamp(e)) for e in to_read[p] + skipped[p]] for p, _ in group}
             try:
-                group_results = _load_group(
+                group_results, later = _load_group(
                     con, plan, [p for p, _ in group], logs, has_rows=has_rows, skipped=skipped, listed=listed, seen=seen
                 )
+                # (a day of a later group runs anyway)
+                dependents.update({p: why for p, why in later.items() if p not in still})
             finally:
                 if has_rows:
                     con.unregister("_batch_in")
@@ -441,12 +461,22 @@ def ingest_partitions(
             per_part = (time.time() - t0) / len(group)
             for res in group_results:
                 res.seconds = per_part
+                res.because = (because or {}).get(res.partition)
                 results.append(res)
                 if on_done:
                     on_done(res)
     if seen:
         con.execute("drop table if exists _seen").fetchall()
-    log_outside_partitions(con, plan, landing, scan)
+    # the days whose rows this run's changed the meaning of run again (a message's first copy moved)
+    again = {p: why for p, why in dependents.items() if p in landed}
+    if again and depth < len(landed):
+        results += ingest_partitions(
+            con, plan, landing, sorted(again), validator, on_done, layout, scan, depth=depth + 1, because=again
+        )
+    elif again:
+        raise RuntimeError(f"ingest: partitions kept sending each other to run again ({sorted(again)})")
+    if depth == 0:
+        log_outside_partitions(con, plan, landing, scan)
     return results
 
 
@@ -486,6 +516,12 @@ def _load_group(
     con.register("_dates", pa.table({"d": pa.array(dates, pa.date32())}))
 
     with transaction(con):
+        # the messages these partitions had loaded: one no longer loaded from anywhere may have copies
+        # that other days set aside as its repeats (see _dependents)
+        con.execute(
+            "create or replace temp table _was_loaded as select message_id, partition_date from ingest.events "
+            "where partition_date in (select d from _dates)"
+        ).fetchall()
         for table in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log", "ingest.landing_manifest"):
             con.execute(f"delete from {table} where partition_date in (select d from _dates)").fetchall()
         if seen:  # (a temp table: rolled back with the rest)
@@ -619,6 +655,7 @@ from _classified group by source_file""").fetchall()
                     "insert into ingest.landing_manifest values (?, ?, ?, ?, ?)",
                     [dt.date.fromisoformat(p), key, etag, size, finished],
                 ).fetchall()
+        dependents = _dependents(con, plan, first)
     con.unregister("_dates")  # (after a failure the next register replaces it)
     if any(r.quarantined for r in results.values()):
         top: dict[str, list] = {}
@@ -628,4 +665,48 @@ from _group g join _classified c on g.rowid = c._rid where c._bucket = 'quaranti
             top.setdefault(p, []).append((rule, n))
         for p, res in results.items():
             res.top_reasons = top.get(p, [])[:5]
-    return [results[p] for p in partitions]
+    return [results[p] for p in partitions], dependents
+
+
+def _dependents(con: duckdb.DuckDBPyConnection, plan: Plan, first: bool) -> dict[str, str]:
+    """The other partitions whose rows this group's load changed the meaning of, each with the reason
+    it must run again ({day: why}). A message's earliest valid copy is the event and the later ones
+    its repeats (duplicates within dedup_lookback_days of it, late re-sends beyond), whichever day ran
+    first, as a full build decides:
+    - a message now loaded from this group that a later day had loaded: that day's copy is a repeat;
+    - a message these partitions had loaded and no longer load (its file gone or changed, or an
+      earlier copy found): its repeats on other days were judged against a copy that moved. The days
+      within the lookback after it that set any duplicate aside, and those that quarantined a copy of
+      it as a late re-send (rule `duplicate`), run again (a few days, only when a message moved)."""
+    out: dict[str, str] = {}
+    if not first:
+        for (day,) in con.execute(
+            "select distinct _displaces from _classified where _displaces is not null and _bucket = 'loaded' order by 1"
+        ).fetchall():
+            out[day.isoformat()] = DISPLACED
+    if not con.execute("select count(*) from _was_loaded").fetchall()[0][0]:
+        return out  # (these partitions had loaded nothing: a first load, as every day of a full build)
+    moved = "select message_id, partition_date from _was_loaded"
+    if not first:  # (no rows: the group's partitions hold nothing now, every message they had moved)
+        moved += (
+            " except select g.message_id, c._pdate from _classified c join _group g on g.rowid = c._rid "
+            "where c._bucket = 'loaded'"
+        )
+    con.execute(f"create or replace temp table _moved as {moved}").fetchall()
+    if not con.execute("select count(*) from _moved").fetchall()[0][0]:
+        return out
+    lookback = int(plan.header.defaults.dedup_lookback_days)
+    for (day,) in con.execute(
+        f"""
+select distinct l.partition_date from ingest.ingestion_log l
+where l.duplicates > 0 and l.partition_date not in (select d from _dates)
+  and exists (select 1 from _moved m where l.partition_date > m.partition_date
+              and l.partition_date <= m.partition_date + {lookback})
+union
+select distinct q.partition_date from ingest.quarantine q
+where list_contains(q.rules, 'duplicate') and q.message_id in (select message_id from _moved)
+  and q.partition_date not in (select d from _dates)
+order by 1"""
+    ).fetchall():
+        out.setdefault(day.isoformat(), REPEATS_MOVED)
+    return out

@@ -44,7 +44,7 @@ def spark_ingest_events(context: dg.AssetExecutionContext, spark_engine: SparkEn
     plan = tracking_plan.load()
     spark = spark_engine.session()
     keys = list(context.partition_keys)
-    totals, on_done = ingest_tally(context, keys)
+    totals, on_done, again = ingest_tally(context, keys)
 
     ingest_landing(
         spark,
@@ -59,7 +59,7 @@ def spark_ingest_events(context: dg.AssetExecutionContext, spark_engine: SparkEn
         t: read_layer(spark, spark_engine.root, t).count()
         for t in ("ingest.events", "ingest.quarantine", "ingest.ingestion_log")
     }
-    yield from ingest_results(plan, totals, rows)
+    yield from ingest_results(plan, totals, rows, again)
 
 
 def _parquet_of(path: str) -> str:

@@ -368,10 +368,11 @@ def _shard_batches(plan, schema, out_schema):
                 "from _all where _kind = 'line'"
             ).fetchall()
             con.execute(f"create temp table _classified as {classify}").fetchall()
-            keep = [f.name for f in out_schema if f.name not in ("reasons", "rules", "_bucket", "_late_from")]
+            tail = ("reasons", "rules", "_bucket", "_late_from", "_displaces")
+            keep = [f.name for f in out_schema if f.name not in tail]
             out = con.sql(
                 f"select {', '.join('g.' + c for c in keep)}, {late} as reasons, "
-                f"list_transform({late}, lambda r: r.rule) as rules, c._bucket, c._late_from "
+                f"list_transform({late}, lambda r: r.rule) as rules, c._bucket, c._late_from, c._displaces "
                 "from _part g join _classified c using (_rid)"
             ).to_arrow_table()
             yield from out.select([f.name for f in out_schema]).cast(out_schema).to_batches()
@@ -476,11 +477,15 @@ def ingest_landing(
     partitions: list[str] | None = None,
     layout: str | None = None,
     on_done=None,
+    depth: int = 0,
+    because: dict[str, str] | None = None,
 ):
     """Replace the days `partitions` (default: every day landed) of ingest.events, ingest.quarantine
     and ingest.ingestion_log under `root` (Parquet, partitioned by partition_date) with what the landing
     zone holds for them; the ledger rows of the files outside any day are replaced every run, as on
-    DuckDB. Returns one pipelines.ingest.load.PartitionResult per day."""
+    DuckDB. Returns one pipelines.ingest.load.PartitionResult per day. A day whose rows these days'
+    load changed runs again in the same call, as on DuckDB (pipelines.ingest.load.ingest_partitions:
+    a message's earliest copy is the event, whichever day runs first)."""
     import datetime as dt
     import time
 
@@ -554,6 +559,7 @@ def ingest_landing(
             pa.field("rules", pa.list_(pa.string())),
             pa.field("_bucket", pa.string()),
             pa.field("_late_from", pa.date32()),
+            pa.field("_displaces", pa.date32()),
         ]
     )
     out = (
@@ -684,6 +690,25 @@ def ingest_landing(
         except BaseException:
             swap.HadoopFS(spark, root).delete(staging)  # not committed: no layer touched yet
             raise
+        # what the new rows change on other days (pipelines.ingest.load._dependents), read before the
+        # swap moves these days' old rows away: the later days whose loaded copy is a repeat now, and
+        # the messages these days had loaded and load no more
+        displaced = [
+            r[0]
+            for r in out.filter((bucket == "loaded") & F.col("_displaces").isNotNull())
+            .select("_displaces")
+            .distinct()
+            .collect()
+        ]
+        gone = []
+        if _exists(spark, events_path):
+            was = (
+                read_layer(spark, root, "ingest.events")
+                .filter(F.col("partition_date").isin([_date(d) for d in days]))
+                .select("message_id", "partition_date")
+            )
+            now = out.filter(bucket == "loaded").select("message_id", "partition_date")
+            gone = was.join(now, ["message_id", "partition_date"], "left_anti").collect()
         # from here a failure leaves the committed staging for the next run's swap.recover to finish
         _replace_days(spark, staging, root, INGEST_TABLES, folders)
     finally:
@@ -693,7 +718,59 @@ def ingest_landing(
     done = []
     for d in days:
         results[d].seconds = per_day
+        results[d].because = (because or {}).get(d)
         done.append(results[d])
         if on_done:
             on_done(results[d])
+    landed = {e.partition for e in entries if e.partition}
+    again = {d: why for d, why in _dependents(spark, plan, root, days, displaced, gone).items() if d in landed}
+    if again and depth < len(landed):
+        done += ingest_landing(
+            spark, plan, landing, root, sorted(again), layout, on_done, depth=depth + 1, because=again
+        )
+    elif again:
+        raise RuntimeError(f"ingest: partitions kept sending each other to run again ({sorted(again)})")
     return done
+
+
+def _dependents(spark, plan, root: str, days: list[str], displaced: list, gone: list) -> dict[str, str]:
+    """The other days to run again after `days` were replaced, with why: those whose loaded copy of a
+    message these days now load from an earlier day (`displaced`), and, for the messages these days
+    had loaded and no longer load from the same day (`gone`: rows of message_id, partition_date), the
+    days within dedup_lookback_days after one that set a duplicate aside and those that quarantined one
+    of them as a late re-send (pipelines.ingest.load._dependents, the same rule)."""
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+
+    from pipelines.ingest.load import DISPLACED, REPEATS_MOVED
+
+    out = {d.isoformat(): DISPLACED for d in displaced}
+    if not gone:
+        return out
+    lookback = dt.timedelta(days=int(plan.header.defaults.dedup_lookback_days))
+    mine = {_date(d) for d in days}
+    why = REPEATS_MOVED
+    firsts = sorted({r["partition_date"] for r in gone})
+    for r in (
+        read_layer(spark, root, "ingest.ingestion_log")
+        .filter(F.col("duplicates") > 0)
+        .select("partition_date")
+        .distinct()
+        .collect()
+    ):
+        day = r["partition_date"]
+        if day is not None and day not in mine and any(f < day <= f + lookback for f in firsts):
+            out.setdefault(day.isoformat(), why)
+    ids = spark.createDataFrame([(r["message_id"],) for r in gone], "message_id string")
+    for r in (
+        read_layer(spark, root, "ingest.quarantine")
+        .filter(F.array_contains("rules", "duplicate"))
+        .join(ids, "message_id", "left_semi")
+        .select("partition_date")
+        .distinct()
+        .collect()
+    ):
+        if r["partition_date"] not in mine:
+            out.setdefault(r["partition_date"].isoformat(), why)
+    return out

@@ -30,6 +30,7 @@ from tracking_plan.model import Plan
 from tracking_plan.validate import lit
 
 from .publish import compact, lock_path, run_lock
+from .stitch import person_marts
 from .stitch.identity import _field_sql
 from .warehouse import connect, hash_salt, keyed_hash, transaction
 
@@ -229,7 +230,14 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
     audit_id = uuid.uuid4().hex
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     deleted: dict[str, int] = {}
+    whose = {
+        f"{schema}.{table}": " or ".join(f"({c})" for c in conds)
+        for (schema, table), cols in tables.items()
+        if (conds := erase_conditions((schema, table), cols, person_id, fields))
+    }
     with transaction(con):
+        # the cohorts of the person's kept per-person mart rows, recomputed without them below
+        touched = person_marts.cohorts_of(con, whose)
         for (schema, table), cols in sorted(tables.items()):
             conds = erase_conditions((schema, table), cols, person_id, fields)
             if not conds:
@@ -239,6 +247,11 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
             ).fetchall()[0][0]
             if n:
                 deleted[f"{schema}.{table}"] = n
+        if deleted:  # no aggregate of the marts kept per person still counts the person
+            from models.catalog import load_models, set_plan_variables
+
+            set_plan_variables(con, plan)
+            person_marts.after_erasure(con, touched, {m.table: m for m in load_models()})
         if ("quality", "check_results") in tables:
             n = _scrub_check_results(con, {v for _, v in idents} | ({person_id} if person_id else set()))
             if n:

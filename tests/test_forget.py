@@ -533,3 +533,54 @@ def test_raw_line_tokens_are_the_same_in_sql_and_in_python():
     assert line_tokens(RAW_LINES[1]) == {"a", "dev-1"}  # (a property value equal to the type's goes with it)
     assert line_tokens(RAW_LINES[2]) == {"42", "kim@example.com"}
     assert "1" in line_tokens(RAW_LINES[6]) and "1" not in line_tokens(RAW_LINES[0])
+
+
+def test_no_aggregate_still_counts_an_erased_person(tmp_path):
+    """The marts kept per person (issue 18's incremental parts) re-aggregate only the cohorts of the
+    persons whose events changed: an erased person, alone in a signup week, stayed in
+    marts.activation_cohorts and marts.retention (a cohort of one: that person's own behaviour) until
+    some other change in that week. Right after `forget`, and after the next daily run, every mart
+    equals a full build that never loaded the person (the same erasure register from the start)."""
+    from support.incremental import daily_run, difference, full_build
+
+    from models.staging.plan_tables import write_plan_tables
+    from tracking_plan.loader import default_plan_dir
+
+    signup = {"signup_method": "email", "plan": "free", "workspace_id": "ws_f1"}
+    task = {"task_id": "tsk_f1", "project_id": "prj_f1"}
+    landing = tmp_path / "landing"
+    d0, d1 = BASE - T(days=7), BASE  # two signup weeks
+    for who, at in ((KIM, d0), (ALEX, d1)):
+        write_lines(
+            landing,
+            at.date().isoformat(),
+            f"{who}.jsonl",
+            [
+                ev(event="Account Created", user=who, anon=f"dev-{who}", at=at, props=signup),
+                ev(event="Task Completed", user=who, anon=f"dev-{who}", at=at + T(hours=1), props=task),
+            ],
+        )
+    w = tmp_path / "inc.duckdb"
+    con = connect(w)
+    write_plan_tables(con, plan())
+    for day in (d0, d1):
+        daily_run(con, plan(), default_plan_dir(), landing, day.date().isoformat())
+    weeks = "select count(*) from marts.activation_cohorts"
+    assert con.execute(weeks).fetchall() == [(2,)]
+    con.close()
+    forget_person(w, KIM, plan())
+    con = connect(w)
+    register = con.execute("select * from ingest.suppression").fetchall()
+    full = connect(tmp_path / "full.duckdb")
+    full.executemany("insert into ingest.suppression values (?, ?, ?, ?)", [list(r) for r in register])
+    full.close()
+    full = full_build(tmp_path / "full.duckdb", plan(), landing)
+    marts = ("marts.activation_cohorts", "marts.retention", "marts.funnel_conversion", "marts.customer_value")
+    try:
+        assert con.execute(weeks).fetchall() == [(1,)]  # at once: Kim's week is gone
+        assert [difference(con, full, t) for t in marts] == [None] * len(marts)
+        daily_run(con, plan(), default_plan_dir(), landing, None)
+        assert [difference(con, full, t) for t in marts] == [None] * len(marts)
+    finally:
+        con.close()
+        full.close()

@@ -135,3 +135,50 @@ def build(con: duckdb.DuckDBPyConnection, table: str, sql: str, path: str, plan_
     mart = sqls["mart"].replace("{cache}", cache).replace("{cohorts}", cohorts or "")
     con.execute(f"create or replace table {table} as {mart}").fetchall()
     return {"mode": mode, "why": why or "up to date"}
+
+
+def cohorts_of(con: duckdb.DuckDBPyConnection, whose: dict[str, str]) -> dict[str, str]:
+    """Before an erasure deletes kept per-person rows: for each mart of COHORT_PARTS whose kept part
+    exists, the cohorts the erased rows are in, as a temp table ({mart: temp table}); `whose` gives,
+    per kept per-person table, the SQL condition of the erased person's rows."""
+    out = {}
+    for k, (table, (_, keys)) in enumerate(sorted(COHORT_PARTS.items())):
+        cache = cache_table(table)
+        if cache not in whose or not exists(con, cohort_table(table)):
+            continue
+        out[table] = f"_erased_cohorts_{k}"
+        con.execute(
+            f"create or replace temp table {out[table]} as select distinct {', '.join(keys)} from {cache} "
+            f"where {whose[cache]}"
+        ).fetchall()
+    return out
+
+
+def after_erasure(con: duckdb.DuckDBPyConnection, touched: dict[str, str], models: dict) -> list[str]:
+    """After an erasure deleted kept per-person rows: the cohorts they were in (`touched`, from
+    cohorts_of) recomputed from their remaining members, and every mart of PERSON_PARTS built again
+    from its kept parts (plan variables already set; `models`: table → models.catalog model), so no
+    aggregate still counts the person, neither now nor after the next incremental run (which
+    recomputes only the cohorts of persons whose events changed). The marts rebuilt."""
+    done = []
+    for table, (_, keys) in COHORT_PARTS.items():
+        if table not in touched:
+            continue
+        sqls = parts(table, models[table].sql, str(models[table].path))
+        cohorts, cache = cohort_table(table), cache_table(table)
+        on = " and ".join(f"k.{c} is not distinct from t.{c}" for c in keys)
+        con.execute(f"delete from {cohorts} k where exists (select 1 from {touched[table]} t where {on})").fetchall()
+        members = f"(select * from {cache} k where exists (select 1 from {touched[table]} t where {on}))"
+        con.execute(f"insert into {cohorts} {sqls['cohorts'].replace('{cache}', members)}").fetchall()
+        con.execute(f"drop table {touched[table]}").fetchall()
+    for table in PERSON_PARTS:
+        cache = cache_table(table)
+        cohorts = cohort_table(table) if table in COHORT_PARTS else None
+        if not exists(con, cache) or (cohorts and not exists(con, cohorts)) or not exists(con, table):
+            continue
+        mart = parts(table, models[table].sql, str(models[table].path))["mart"]
+        con.execute(
+            f"create or replace table {table} as {mart.replace('{cache}', cache).replace('{cohorts}', cohorts or '')}"
+        ).fetchall()
+        done.append(table)
+    return done

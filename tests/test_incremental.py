@@ -13,38 +13,44 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import math
 import shutil
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
+from support.incremental import (
+    SESSIONS,
+    assert_equal,
+    compared_tables,
+    daily_run,
+    full_build,
+    gate_counts,
+    kept_parts_difference,
+    marts,
+    rows,
+    same,
+)
 from support.pipeline import anonymous_day, ev, iso, login_day, untyped_columns, write_lines
 
-from models.catalog import load_models, load_python_models, set_plan_variables
+from models.catalog import load_python_models, set_plan_variables
 from models.marts.aggregates import EventSource, latest_value_sql, matching_inputs_sql, person_days_sql
 from models.staging.plan_tables import write_plan_tables
 from pipelines.ingest.load import ingest_partitions, landed_partitions
-from pipelines.model_assets import python_model_frame, write_frame
+from pipelines.model_assets import write_frame
 from pipelines.quality.checks import gates
-from pipelines.stitch import person_marts
 from pipelines.stitch import sessions as sessions_build
 from pipelines.stitch.identity import build_identity
 from pipelines.stitch.incremental import stitch
-from pipelines.stitch.person_marts import COHORT_PARTS, PERSON_PARTS, cache_table, cohort_table, kept_tables
+from pipelines.stitch.person_marts import PERSON_PARTS
 from pipelines.stitch.person_parts import PersonParts
 from pipelines.stitch.sessions import build_sessions
-from pipelines.stitch.state import STATE_TABLES
 from pipelines.warehouse import connect
 from quality_checks.metrics import build_daily_metrics
 from quality_checks.rules import grain_duplicates
 from tracking_plan.loader import default_plan_dir, load_plan
 
 T = dt.timedelta
-SQL = {m.table: m for m in load_models()}
-SESSIONS = SQL["staging.sessions"].sql
-MARTS = [m for m in load_models() if m.schema == "marts"]
 
 
 def _at(day: str, hour: float) -> dt.datetime:
@@ -140,60 +146,6 @@ def _landing(root: Path) -> tuple[Path, list[str]]:
     return landing, days
 
 
-def _marts(con, plan, plan_dir=None) -> tuple[list[str], dict[str, str]]:
-    """Every mart: the SQL marts as their asset builds them (plan_dir given: a kept per-person part
-    where there is one), or straight from their SQL (the full run); the Python marts as their asset
-    builds them (their kept per-person parts: pipelines/stitch/person_parts.py). (The SQL marts'
-    modes, {Python mart's kept part: mode}.)"""
-    set_plan_variables(con, plan)
-    modes, kept = [], {}
-    for m in MARTS:
-        if plan_dir and m.table in PERSON_PARTS:
-            modes.append(person_marts.build(con, m.table, m.sql, str(m.path), plan_dir)["mode"])
-        else:
-            con.execute(f"create or replace table {m.table} as {m.sql}").fetchall()
-    todo = load_python_models()
-    while todo:  # in the order of their depends_on
-        ready = [m for m in todo if all(f"{s}.{t}" not in {x.table for x in todo} for s, t in m.upstream())]
-        assert ready, [m.table for m in todo]
-        for m in ready:
-            _, df, parts = python_model_frame(con, m, plan, plan_dir)
-            write_frame(con, m.table, df)
-            kept.update(parts or {})
-        todo = [m for m in todo if m not in ready]
-    return modes, kept
-
-
-def _tables(con) -> list[str]:
-    rows = con.execute(
-        "select table_schema || '.' || table_name from information_schema.tables "
-        # (stitch.events is a view: ingest.events with the person the stitch wrote on each row)
-        "where table_schema in ('stitch', 'staging', 'marts') and table_type in ('BASE TABLE', 'VIEW') order by 1"
-    ).fetchall()
-    caches = set(kept_tables())
-    return [r[0] for r in rows if r[0] not in STATE_TABLES and r[0] not in caches]
-
-
-def _rows(con, table: str) -> list[tuple]:
-    cols = [r[0] for r in con.execute(f"describe {table}").fetchall() if r[0] != "loaded_at"]
-    return con.execute(
-        f"select {', '.join(map(repr, cols)).replace(chr(39), chr(34))} from {table} order by all"
-    ).fetchall()
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, float) and isinstance(b, float):
-        return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
-
-
-def _assert_equal(inc, full, table: str) -> None:
-    got, want = _rows(inc, table), _rows(full, table)
-    assert len(got) == len(want), f"{table}: {len(got)} rows incrementally, {len(want)} in a full run"
-    for g, w in zip(got, want, strict=True):
-        assert all(_same(x, y) for x, y in zip(g, w, strict=True)), f"{table}:\n  incremental {g}\n  full        {w}"
-
-
 def _where(con, user: str) -> tuple:
     """The user's person in the kept parts: (signup week, weekly retention cohort, first-session channel)."""
     return con.execute(
@@ -230,18 +182,10 @@ def runs(tmp_path_factory):
     modes, moves, kept = [], [], []
 
     def daily(day: str | None) -> None:
-        if day:
-            ingest_partitions(inc, plan, landing, [day])
-        s = stitch(inc, plan, plan_dir)
-        set_plan_variables(inc, plan)
-        sessions = build_sessions(inc, SESSIONS, plan_dir)["mode"]
-        sql, python = _marts(inc, plan, plan_dir)
-        modes.append((day, s["mode"], sessions, *sql))
-        kept.append(python)
+        run = daily_run(inc, plan, plan_dir, landing, day)
+        modes.append((day, run["stitch"], run["sessions"], *run["sql"]))
+        kept.append(run["python"])
         moves.append((day, *_where(inc, "x-user-b")))
-        build_daily_metrics(inc, plan, by_partition=True)  # the partitions that changed, as the asset does
-        gates(inc, plan, "ingest.events", by_partition=True)
-        gates(inc, plan, "stitch.events", by_partition=True)
 
     for day in days:
         daily(day)
@@ -254,14 +198,7 @@ def runs(tmp_path_factory):
     bypass(inc, days[1])
     daily(None)
 
-    full = connect(root / "full.duckdb")
-    write_plan_tables(full, plan)
-    ingest_partitions(full, plan, landing, landed_partitions(landing))
-    bypass(full, days[1])
-    build_identity(full, plan)
-    set_plan_variables(full, plan)
-    full.execute(f"create or replace table staging.sessions as {SESSIONS}").fetchall()
-    _marts(full, plan)
+    full = full_build(root / "full.duckdb", plan, landing, after_ingest=lambda con: bypass(con, days[1]))
     yield inc, full, modes, days, landing, moves, kept
     inc.close()
     full.close()
@@ -298,7 +235,7 @@ def test_python_marts_over_kept_parts_equal_their_build_without(runs):
                 want = full.execute("select * from _plain order by all").fetchall()
                 assert len(got) == len(want), m.table
                 for g, w in zip(got, want, strict=True):
-                    assert all(_same(x, y) for x, y in zip(g, w, strict=True)), f"{m.table}:\n  {g}\n  {w}"
+                    assert all(same(x, y) for x, y in zip(g, w, strict=True)), f"{m.table}:\n  {g}\n  {w}"
 
 
 def test_a_kept_query_reads_back_as_running_it(runs):
@@ -391,24 +328,18 @@ def test_a_merge_moved_the_person_between_cohorts(runs):
 
 def test_incremental_equals_full(runs):
     inc, full, _, _, _, _, _ = runs
-    tables = _tables(full)
-    assert _tables(inc) == tables and len(tables) >= 15
+    tables = compared_tables(full)
+    assert compared_tables(inc) == tables and len(tables) >= 15
     # every layer has rows to compare (a funnel nobody entered would compare nothing)
     for table in ("stitch.identity_graph", "staging.sessions", "marts.retention", "marts.activation_cohorts"):
         assert inc.execute(f"select count(*) from {table}").fetchall()[0][0] > 0, table
     assert inc.execute("select sum(persons) from marts.funnel_conversion").fetchall()[0][0] > 0
-    _assert_equal(inc, full, "ingest.events")  # the same input, or the comparison below would be moot
+    assert_equal(inc, full, "ingest.events")  # the same input, or the comparison below would be moot
     layer = {"stitch": 0, "staging": 1, "marts": 2}
     for table in sorted(tables, key=lambda t: (layer[t.split(".")[0]], t)):  # upstream first: the first difference
-        _assert_equal(inc, full, table)
-    for table in PERSON_PARTS:  # the kept parts (per person, per cohort), as a full build computes them
-        sqls = person_marts.parts(table, SQL[table].sql, table)
-        full.execute(f"create or replace table {cache_table(table)} as {sqls['persons']}").fetchall()
-        _assert_equal(inc, full, cache_table(table))
-        if table in COHORT_PARTS:
-            cohorts = sqls["cohorts"].replace("{cache}", cache_table(table))
-            full.execute(f"create or replace table {cohort_table(table)} as {cohorts}").fetchall()
-            _assert_equal(inc, full, cohort_table(table))
+        assert_equal(inc, full, table)
+    # the kept parts (per person, per cohort), as a full build computes them
+    assert kept_parts_difference(inc, full) is None, kept_parts_difference(inc, full)
 
 
 def test_sessions_built_whole_in_slices_of_persons_equal_one_query(runs, monkeypatch):
@@ -430,13 +361,6 @@ def test_sessions_built_whole_in_slices_of_persons_equal_one_query(runs, monkeyp
     full.execute("drop table _sliced").fetchall()
 
 
-def _gate_counts(con, plan, table: str = "ingest.events", **kw) -> list[tuple]:
-    return sorted(
-        (o.check, o.passed, o.metadata["rows"], o.metadata["failing_count"], str(o.metadata["failed_rules"]))
-        for o in gates(con, plan, table, **kw)
-    )
-
-
 def test_quality_metrics_and_gates_kept_per_partition_equal_a_full_build(runs):
     """quality.daily_metrics and the plan gates' counts on ingest.events, kept per partition over the
     daily runs (the merge, the late events, the day run again, the row of another writer), as a full
@@ -444,7 +368,7 @@ def test_quality_metrics_and_gates_kept_per_partition_equal_a_full_build(runs):
     inc, full, _, _, _, _, _ = runs
     plan = load_plan()
     build_daily_metrics(full, plan)
-    _assert_equal(inc, full, "quality.daily_metrics")
+    assert_equal(inc, full, "quality.daily_metrics")
     assert (
         inc.execute("describe quality.daily_metrics").fetchall()
         == full.execute("describe quality.daily_metrics").fetchall()
@@ -452,8 +376,8 @@ def test_quality_metrics_and_gates_kept_per_partition_equal_a_full_build(runs):
     metrics = dict(inc.execute("select metric, count(*) from quality.daily_metrics group by all").fetchall())
     assert {"volume", "persons", "null_rate", "type_share", "enum_share", "lag_p95_seconds"} <= set(metrics)
     # the merge reached back: x-dev-a's d0 events are x-user-b's person in the persons metric too
-    want = _gate_counts(full, plan)
-    assert _gate_counts(inc, plan, by_partition=True) == want
+    want = gate_counts(full, plan)
+    assert gate_counts(inc, plan, by_partition=True) == want
     enum = next(w for w in want if w[0] == "enum")
     regex = next(w for w in want if w[0] == "regex")
     assert not enum[1] and enum[3] == 1 and "currency" in enum[4]  # the other writer's row
@@ -463,7 +387,7 @@ def test_quality_metrics_and_gates_kept_per_partition_equal_a_full_build(runs):
     assert kept[0][0] == len(landed_partitions(runs[4]))
     # the grain of both event tables likewise (quality_checks.rules.grain_duplicates): stitch.events,
     # the view of every row of ingest.events, is counted as ingest.events, one kept state for both
-    assert _gate_counts(inc, plan, "stitch.events", by_partition=True) == _gate_counts(full, plan, "stitch.events")
+    assert gate_counts(inc, plan, "stitch.events", by_partition=True) == gate_counts(full, plan, "stitch.events")
     kept = inc.execute("select layer, count(*) from quality.partition_state where layer like 'grain %' group by 1")
     assert dict(kept.fetchall()) == {"grain ingest.events": len(landed_partitions(runs[4]))}
 
@@ -518,14 +442,14 @@ def test_gates_counted_in_slices_of_partitions_equal_one_pass(runs, monkeypatch)
     made = []
     real = ps.slices
     monkeypatch.setattr(ps, "slices", lambda *a: made.append(real(*a)) or made[-1])
-    got = _gate_counts(full, plan, by_partition=True, full_refresh=True)
+    got = gate_counts(full, plan, by_partition=True, full_refresh=True)
     assert (
         len(made) == 1
         and len(made[0]) >= 4
         and sorted(p for part in made[0] for p in part)
         == sorted(r[0] for r in full.execute("select distinct partition_date from ingest.events").fetchall())
     )
-    assert got == _gate_counts(full, plan)
+    assert got == gate_counts(full, plan)
     assert any(not passed for _, passed, *_ in got)  # (the other writer's row fails two rules)
 
 
@@ -583,8 +507,8 @@ def test_a_changed_plan_a_full_refresh_or_a_missed_run_rebuild_whole(runs, tmp_p
 
     try:
         assert run(days[0])[:2] == ("full", "full")
-        before = _rows(con, "staging.sessions")
-        assert run()[:2] == ("unchanged", "incremental") and _rows(con, "staging.sessions") == before
+        before = rows(con, "staging.sessions")
+        assert run()[:2] == ("unchanged", "incremental") and rows(con, "staging.sessions") == before
         assert run(days[1])[:2] == ("incremental", "incremental")
         with (plan_dir / "identity.yaml").open("a") as f:
             f.write("# a comment is a change too\n")
@@ -676,7 +600,7 @@ def test_a_day_run_again_without_some_of_its_rows_equals_a_full_build(tmp_path):
     set_plan_variables(full, plan)
     full.execute(f"create or replace table staging.sessions as {SESSIONS}").fetchall()
     for table in ("stitch.persons", "stitch.identity_graph", "stitch.events", "staging.sessions"):
-        _assert_equal(inc, full, table)
+        assert_equal(inc, full, table)
 
 
 def test_a_first_day_without_any_login_then_a_day_with_one(tmp_path):
@@ -696,19 +620,13 @@ def test_a_first_day_without_any_login_then_a_day_with_one(tmp_path):
         stitch(inc, plan, plan_dir)
         set_plan_variables(inc, plan)
         build_sessions(inc, SESSIONS, plan_dir)
-        _marts(inc, plan, plan_dir)
+        marts(inc, plan, plan_dir)
 
     daily(d0)
     assert untyped_columns(inc) == []
     login_day(landing, d1)
     daily(d1)
     assert inc.execute("select count(distinct person_id) from stitch.events").fetchall() == [(1,)]
-    full = connect(tmp_path / "full.duckdb")
-    write_plan_tables(full, plan)
-    ingest_partitions(full, plan, landing, landed_partitions(landing))
-    build_identity(full, plan)
-    set_plan_variables(full, plan)
-    full.execute(f"create or replace table staging.sessions as {SESSIONS}").fetchall()
-    _marts(full, plan)
-    for table in _tables(full):
-        _assert_equal(inc, full, table)
+    full = full_build(tmp_path / "full.duckdb", plan, landing)
+    for table in compared_tables(full):
+        assert_equal(inc, full, table)

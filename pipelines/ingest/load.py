@@ -516,8 +516,8 @@ def _load_group(
     con.register("_dates", pa.table({"d": pa.array(dates, pa.date32())}))
 
     with transaction(con):
-        # the messages these partitions had loaded: one no longer loaded from anywhere may have copies
-        # that other days set aside as its repeats (see _dependents)
+        # the messages these partitions had loaded: one they no longer load may have copies that
+        # other days set aside as its repeats, judged against this day's copy (see _dependents)
         con.execute(
             "create or replace temp table _was_loaded as select message_id, partition_date from ingest.events "
             "where partition_date in (select d from _dates)"

@@ -700,7 +700,8 @@ def ingest_landing(
             .distinct()
             .collect()
         ]
-        gone = []
+        # (only days leave the cluster: the messages that moved may be many, after a plan change)
+        moved, late = [], []
         if _exists(spark, events_path):
             was = (
                 read_layer(spark, root, "ingest.events")
@@ -708,7 +709,21 @@ def ingest_landing(
                 .select("message_id", "partition_date")
             )
             now = out.filter(bucket == "loaded").select("message_id", "partition_date")
-            gone = was.join(now, ["message_id", "partition_date"], "left_anti").collect()
+            gone = was.join(now, ["message_id", "partition_date"], "left_anti").persist()
+            try:
+                moved = [r[0] for r in gone.select("partition_date").distinct().collect()]
+                if moved and _exists(spark, layer_path(root, "ingest.quarantine")):
+                    late = [
+                        r[0]
+                        for r in read_layer(spark, root, "ingest.quarantine")
+                        .filter(F.array_contains("rules", "duplicate"))
+                        .join(gone.select("message_id"), "message_id", "left_semi")
+                        .select("partition_date")
+                        .distinct()
+                        .collect()
+                    ]
+            finally:
+                gone.unpersist()
         # from here a failure leaves the committed staging for the next run's swap.recover to finish
         _replace_days(spark, staging, root, INGEST_TABLES, folders)
     finally:
@@ -723,7 +738,7 @@ def ingest_landing(
         if on_done:
             on_done(results[d])
     landed = {e.partition for e in entries if e.partition}
-    again = {d: why for d, why in _dependents(spark, plan, root, days, displaced, gone).items() if d in landed}
+    again = {d: why for d, why in _dependents(spark, plan, root, days, displaced, moved, late).items() if d in landed}
     if again and depth < len(landed):
         done += ingest_landing(
             spark, plan, landing, root, sorted(again), layout, on_done, depth=depth + 1, because=again
@@ -733,12 +748,12 @@ def ingest_landing(
     return done
 
 
-def _dependents(spark, plan, root: str, days: list[str], displaced: list, gone: list) -> dict[str, str]:
+def _dependents(spark, plan, root: str, days: list[str], displaced: list, moved: list, late: list) -> dict[str, str]:
     """The other days to run again after `days` were replaced, with why: those whose loaded copy of a
-    message these days now load from an earlier day (`displaced`), and, for the messages these days
-    had loaded and no longer load from the same day (`gone`: rows of message_id, partition_date), the
-    days within dedup_lookback_days after one that set a duplicate aside and those that quarantined one
-    of them as a late re-send (pipelines.ingest.load._dependents, the same rule)."""
+    message these days now load from an earlier day (`displaced`), and, where messages these days had
+    loaded are no longer loaded from the same day (`moved`: those days), the days within
+    dedup_lookback_days after one that set a duplicate aside and those that quarantined one of the
+    messages as a late re-send (`late`) (pipelines.ingest.load._dependents, the same rule)."""
     import datetime as dt
 
     from pyspark.sql import functions as F
@@ -746,31 +761,19 @@ def _dependents(spark, plan, root: str, days: list[str], displaced: list, gone: 
     from pipelines.ingest.load import DISPLACED, REPEATS_MOVED
 
     out = {d.isoformat(): DISPLACED for d in displaced}
-    if not gone:
-        return out
     lookback = dt.timedelta(days=int(plan.header.defaults.dedup_lookback_days))
     mine = {_date(d) for d in days}
-    why = REPEATS_MOVED
-    firsts = sorted({r["partition_date"] for r in gone})
-    for r in (
-        read_layer(spark, root, "ingest.ingestion_log")
-        .filter(F.col("duplicates") > 0)
-        .select("partition_date")
-        .distinct()
-        .collect()
-    ):
-        day = r["partition_date"]
-        if day is not None and day not in mine and any(f < day <= f + lookback for f in firsts):
-            out.setdefault(day.isoformat(), why)
-    ids = spark.createDataFrame([(r["message_id"],) for r in gone], "message_id string")
-    for r in (
-        read_layer(spark, root, "ingest.quarantine")
-        .filter(F.array_contains("rules", "duplicate"))
-        .join(ids, "message_id", "left_semi")
-        .select("partition_date")
-        .distinct()
-        .collect()
-    ):
-        if r["partition_date"] not in mine:
-            out.setdefault(r["partition_date"].isoformat(), why)
+    near = set()
+    if moved:
+        near = {
+            r[0]
+            for r in read_layer(spark, root, "ingest.ingestion_log")
+            .filter(F.col("duplicates") > 0)
+            .select("partition_date")
+            .distinct()
+            .collect()
+            if r[0] is not None and any(f < r[0] <= f + lookback for f in moved)
+        }
+    for day in sorted((near | set(late)) - mine):
+        out.setdefault(day.isoformat(), REPEATS_MOVED)
     return out

@@ -238,6 +238,7 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
     with transaction(con):
         # the cohorts of the person's kept per-person mart rows, recomputed without them below
         touched = person_marts.cohorts_of(con, whose)
+        keys = _other_ids_of_keys(con, whose.get("stitch.partition_keys"))
         for (schema, table), cols in sorted(tables.items()):
             conds = erase_conditions((schema, table), cols, person_id, fields)
             if not conds:
@@ -247,6 +248,8 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
             ).fetchall()[0][0]
             if n:
                 deleted[f"{schema}.{table}"] = n
+        if keys:
+            _keep_other_ids(con)
         if deleted:  # no aggregate of the marts kept per person still counts the person
             from models.catalog import load_models, set_plan_variables
 
@@ -266,6 +269,50 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
     # write the deletions into the database file now rather than leaving them in the WAL
     con.execute("checkpoint").fetchall()
     return result
+
+
+def _other_ids_of_keys(con: duckdb.DuckDBPyConnection, whose: str | None) -> bool:
+    """Before the erasure deletes the person's rows of stitch.partition_keys (what the last stitch saw
+    of each partition: its user and anonymous ids), the other id of each such row where that id is
+    not the person's: a device the person shared with another user, that user's id. Their events
+    went with the person's device; the next stitch finds them gone from their partition through
+    these keys and rebuilds that user's identity (a full build never loads them: their lines carry
+    an erased id). Without them that user's links and person stayed behind, events gone. Whether
+    there were any (temp table _other_keys)."""
+    if not whose:
+        return False
+    ids = lambda field: f"(select identifier from _forget_ids where field = {lit(field)})"
+    con.execute(
+        f"""create or replace temp table _other_keys as
+        select partition_date, signature,
+               case when user_id in {ids("userId")} then null else user_id end as user_id,
+               case when anonymous_id in {ids("anonymousId")} then null else anonymous_id end as anonymous_id,
+               events
+        from stitch.partition_keys where {whose}"""
+    ).fetchall()
+    return bool(
+        con.execute("select count(*) from _other_keys where coalesce(user_id, anonymous_id) is not null").fetchall()[0][
+            0
+        ]
+    )
+
+
+def _keep_other_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """After the erasure: the other ids of _other_keys back in stitch.partition_keys, each partition's
+    rows one per (user id, anonymous id) again (an id kept alone may meet a row it already had)."""
+    con.execute(
+        "insert into stitch.partition_keys by name select partition_date, signature, user_id, anonymous_id, events "
+        "from _other_keys where coalesce(user_id, anonymous_id) is not null"
+    ).fetchall()
+    con.execute(
+        "create or replace temp table _pk as select partition_date, signature, user_id, anonymous_id, "
+        "sum(events) as events from stitch.partition_keys "
+        "where partition_date in (select partition_date from _other_keys) group by all"
+    ).fetchall()
+    con.execute(
+        "delete from stitch.partition_keys where partition_date in (select partition_date from _other_keys)"
+    ).fetchall()
+    con.execute("insert into stitch.partition_keys by name select * from _pk").fetchall()
 
 
 def erasure_result(person_id: str | None, idents: list, deleted: dict[str, int], audit_id: str) -> dict:

@@ -584,3 +584,48 @@ def test_no_aggregate_still_counts_an_erased_person(tmp_path):
     finally:
         con.close()
         full.close()
+
+
+def test_a_user_who_shared_the_erased_persons_device_is_stitched_as_a_full_build_would(tmp_path):
+    """Sam signed in once on the laptop that became Kim's (Kim identified on it later): erasing Kim
+    erases the laptop, so Sam's one event, sent from it, goes too, and a full build never loads it (its
+    line carries an erased id). Sam's person and link to Sam's e-mail stayed in the stitch with no
+    event behind them: the erasure took the laptop's rows from stitch.partition_keys, where the next
+    stitch looks for what went away. Now Sam's id stays there, and the next daily run gives the stitch
+    and the sessions a full build with the same register gives."""
+    from support.incremental import daily_run, difference, full_build
+
+    from models.staging.plan_tables import write_plan_tables
+    from tracking_plan.loader import default_plan_dir
+
+    landing, sam = tmp_path / "landing", "user-sam"
+    d0, d1 = BASE, BASE + T(days=1)
+    identify = lambda who, email, at: ev(type="identify", user=who, anon=KIM_DEVICE, at=at, traits={"email": email})
+    write_lines(landing, d0.date().isoformat(), "a.jsonl", [identify(sam, "sam@example.com", d0)])
+    write_lines(
+        landing,
+        d1.date().isoformat(),
+        "b.jsonl",
+        [identify(KIM, KIM_EMAIL, d1), ev(user=KIM, anon=KIM_DEVICE, at=d1 + T(minutes=5))],
+    )
+    w = tmp_path / "inc.duckdb"
+    con = connect(w)
+    write_plan_tables(con, plan())
+    for day in (d0, d1):
+        daily_run(con, plan(), default_plan_dir(), landing, day.date().isoformat())
+    con.close()
+    forget_person(w, KIM, plan())
+    con = connect(w)
+    register = con.execute("select * from ingest.suppression").fetchall()
+    full = connect(tmp_path / "full.duckdb")
+    full.executemany("insert into ingest.suppression values (?, ?, ?, ?)", [list(r) for r in register])
+    full.close()
+    full = full_build(tmp_path / "full.duckdb", plan(), landing)
+    try:
+        daily_run(con, plan(), default_plan_dir(), landing, None)
+        tables = ("stitch.identity_graph", "stitch.persons", "stitch.events", "staging.sessions")
+        assert [difference(con, full, t) for t in tables] == [None] * len(tables)
+        assert con.execute("select count(*) from stitch.persons where identifier = ?", [sam]).fetchall() == [(0,)]
+    finally:
+        con.close()
+        full.close()

@@ -277,7 +277,8 @@ def daily_then_full(root: Path, scenario: Scenario, plan, plan_dir) -> tuple[lis
         modes.append(daily_run(inc, plan, plan_dir, scenario.landing, None))
         register = inc.execute("select * from ingest.suppression").fetchall()
         con = connect(root / "full.duckdb")
-        con.executemany("insert into ingest.suppression values (?, ?, ?, ?)", [list(r) for r in register])
+        if register:
+            con.executemany("insert into ingest.suppression values (?, ?, ?, ?)", [list(r) for r in register])
         con.close()
         full = full_build(root / "full.duckdb", plan, scenario.landing)
         try:

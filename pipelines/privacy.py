@@ -239,15 +239,11 @@ def _forget(con: duckdb.DuckDBPyConnection, user_id: str, plan: Plan) -> dict:
         # the cohorts of the person's kept per-person mart rows, recomputed without them below
         touched = person_marts.cohorts_of(con, whose)
         keys = _other_ids_of_keys(con, whose.get("stitch.partition_keys"))
-        for (schema, table), cols in sorted(tables.items()):
-            conds = erase_conditions((schema, table), cols, person_id, fields)
-            if not conds:
-                continue
-            n = con.execute(
-                f'delete from "{schema}"."{table}" where ' + " or ".join(f"({c})" for c in conds)
-            ).fetchall()[0][0]
+        for name, cond in sorted(whose.items()):
+            schema, table = name.split(".")
+            n = con.execute(f'delete from "{schema}"."{table}" where {cond}').fetchall()[0][0]
             if n:
-                deleted[f"{schema}.{table}"] = n
+                deleted[name] = n
         if keys:
             _keep_other_ids(con)
         if deleted:  # no aggregate of the marts kept per person still counts the person
@@ -290,11 +286,8 @@ def _other_ids_of_keys(con: duckdb.DuckDBPyConnection, whose: str | None) -> boo
                events
         from stitch.partition_keys where {whose}"""
     ).fetchall()
-    return bool(
-        con.execute("select count(*) from _other_keys where coalesce(user_id, anonymous_id) is not null").fetchall()[0][
-            0
-        ]
-    )
+    kept = "select count(*) from _other_keys where coalesce(user_id, anonymous_id) is not null"
+    return con.execute(kept).fetchall()[0][0] > 0
 
 
 def _keep_other_ids(con: duckdb.DuckDBPyConnection) -> None:

@@ -53,11 +53,10 @@ def ingest_tally(context: dg.AssetExecutionContext, keys) -> tuple[dict, Callabl
 
     def on_done(res) -> None:
         done.append(res)
-        if res.because:
-            again.append(f"{res.partition} ({res.because})")
         for k in totals:
             totals[k] += getattr(res, k)
         if res.because:  # a day not asked for, run again as a full build would have it
+            again.append(f"{res.partition} ({res.because})")
             context.log.warning(f"{res.partition}: run again, not asked for: {res.because}")
         if res.lines:
             context.log.info(

@@ -154,13 +154,12 @@ def cohorts_of(con: duckdb.DuckDBPyConnection, whose: dict[str, str]) -> dict[st
     return out
 
 
-def after_erasure(con: duckdb.DuckDBPyConnection, touched: dict[str, str], models: dict) -> list[str]:
+def after_erasure(con: duckdb.DuckDBPyConnection, touched: dict[str, str], models: dict) -> None:
     """After an erasure deleted kept per-person rows: the cohorts they were in (`touched`, from
     cohorts_of) recomputed from their remaining members, and every mart of PERSON_PARTS built again
     from its kept parts (plan variables already set; `models`: table → models.catalog model), so no
     aggregate still counts the person, neither now nor after the next incremental run (which
-    recomputes only the cohorts of persons whose events changed). The marts rebuilt."""
-    done = []
+    recomputes only the cohorts of persons whose events changed)."""
     for table, (_, keys) in COHORT_PARTS.items():
         if table not in touched:
             continue
@@ -180,5 +179,3 @@ def after_erasure(con: duckdb.DuckDBPyConnection, touched: dict[str, str], model
         con.execute(
             f"create or replace table {table} as {mart.replace('{cache}', cache).replace('{cohorts}', cohorts or '')}"
         ).fetchall()
-        done.append(table)
-    return done

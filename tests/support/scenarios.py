@@ -96,13 +96,12 @@ class Scenario:
         generate(self.landing, days=days, users=users, seed=seed, bug_rate=0.01)
         self.days = landed_partitions(self.landing)
         self.log: list[str] = []
-        # the person erased after the middle day (a user of the first day)
-        users = sorted({d["userId"] for d in _sent(self.landing, self.days[0]) if isinstance(d.get("userId"), str)})
-        self.forget = self.rng.choice(users)
+        seen = _sent(self.landing, self.days[0])
+        # the person erased after the middle run (a user of the first day)
+        self.forget = self.rng.choice(sorted({d["userId"] for d in seen if isinstance(d.get("userId"), str)}))
         self.extra: dict[str, list[Path]] = {}
         self._n = 0
         self.made: dict[str, list[dict]] = {}
-        seen = _sent(self.landing, self.days[0])
         for day in self.days[1:]:
             # every kind of addition each day, then random ones
             kinds = KINDS + [self.rng.choice(KINDS) for _ in range(max(0, per_day - len(KINDS)))]
@@ -112,7 +111,7 @@ class Scenario:
             self.made[day] = [
                 x
                 for x in lines
-                if str(x["messageId"]).startswith("m-") and _parse(x["timestamp"]) <= _parse(x["receivedAt"])
+                if x["messageId"].startswith(f"r{seed}-m") and _parse(x["timestamp"]) <= _parse(x["receivedAt"])
             ]
             if self.rng.random() < 0.3 and lines:  # the same message twice in one file
                 lines.append(self.rng.choice(lines))
@@ -143,6 +142,11 @@ class Scenario:
         self.log.append(f"{late_day} arrives late: run after {self.days[-1]}")
         self.log.append(f"{self.forget} erased after the run of {self.order[len(self.order) // 2]}")
 
+    def _ev(self, *args, **kw) -> dict:
+        """support.pipeline.ev with a message id of this scenario's own (a seed draws the same
+        landing zone whatever ran before it in the process)."""
+        return ev(*args, **({"mid": self._id("m")} | kw))
+
     def _id(self, prefix: str) -> str:
         self._n += 1
         return f"r{self.seed}-{prefix}{self._n}"
@@ -166,14 +170,14 @@ class Scenario:
             event = rng.choice(["Signed In", "page", "Task Completed"])
             self.log.append(f"{day}: late {event} for {ids} at {late_at} ({late_at - old['_at']} from {old['_at']})")
             if event == "page":
-                return [ev("page", None, at=late_at, received_at=now, props={"path": f"/r{self._n}"}, **ids)]
+                return [self._ev("page", None, at=late_at, received_at=now, props={"path": f"/r{self._n}"}, **ids)]
             if event == "Task Completed":
                 props = {"task_id": self._id("tsk"), "project_id": "prj_r1"}
-                return [ev(event=event, at=late_at, received_at=now, props=props, **ids)]
-            return [ev(at=late_at, received_at=now, **ids)]
+                return [self._ev(event=event, at=late_at, received_at=now, props=props, **ids)]
+            return [self._ev(at=late_at, received_at=now, **ids)]
         if kind == "instant":  # an event at the very instant of an earlier one of the same ids
             self.log.append(f"{day}: an event at the instant {old['_at']} of {ids}")
-            return [ev(at=old["_at"], received_at=now, **ids)]
+            return [self._ev(at=old["_at"], received_at=now, **ids)]
         if kind in ("merge", "alias"):
             users = [s["userId"] for s in seen if isinstance(s.get("userId"), str)]
             anons = [s["anonymousId"] for s in seen if isinstance(s.get("anonymousId"), str)]
@@ -182,10 +186,10 @@ class Scenario:
             at = rng.choice([now, late_at])
             self.log.append(f"{day}: {kind} of {user} and {anon} at {at}")
             if kind == "alias":
-                return [ev("alias", None, user=user, anon=None, previousId=anon, at=at, received_at=now)]
+                return [self._ev("alias", None, user=user, anon=None, previousId=anon, at=at, received_at=now)]
             return [
-                ev("identify", None, user=user, anon=anon, at=at, received_at=now, traits={"plan": "free"}),
-                ev(user=user, anon=anon, at=at + T(seconds=rng.choice([0, 1, 60])), received_at=now),
+                self._ev("identify", None, user=user, anon=anon, at=at, received_at=now, traits={"plan": "free"}),
+                self._ev(user=user, anon=anon, at=at + T(seconds=rng.choice([0, 1, 60])), received_at=now),
             ]
         if kind == "resend":
             again = {k: v for k, v in old.items() if k != "_at"}
@@ -202,7 +206,7 @@ class Scenario:
             self.log.append(f"{day}: client session {sid} of {ids} at {[str(a) for a in ats]}")
             ctx = {"library": {"name": "test"}, "sessionId": sid}
             return [
-                ev("page", None, at=a, received_at=max(now, a), props={"path": f"/c{i}"}, context=ctx, **ids)
+                self._ev("page", None, at=a, received_at=max(now, a), props={"path": f"/c{i}"}, context=ctx, **ids)
                 for i, a in enumerate(ats)
             ]
         if kind == "consent":  # analytics declined (PII stripped, kept), marketing declined (dropped)
@@ -213,7 +217,7 @@ class Scenario:
             self.log.append(f"{day}: events of {ids} with consent declined at {late_at}")
             props = {"task_id": self._id("tsk"), "project_id": "prj_r1"}
             return [
-                ev(
+                self._ev(
                     event="Task Completed",
                     at=late_at,
                     received_at=now,
@@ -222,7 +226,7 @@ class Scenario:
                     mid=self._id("k"),
                     **ids,
                 ),
-                ev(
+                self._ev(
                     event="Ad Clicked",
                     at=now,
                     received_at=now,
@@ -237,7 +241,7 @@ class Scenario:
             ctx = {"library": {"name": "test"}, "campaign": {"source": "r-campaign", "medium": "email"}}
             at = late_at - T(days=rng.choice([0, 1, 6]))
             self.log.append(f"{day}: late signup of {anon} at {at} from a campaign")
-            return [ev(event="Account Created", anon=anon, at=at, received_at=now, props=SIGNUP, context=ctx)]
+            return [self._ev(event="Account Created", anon=anon, at=at, received_at=now, props=SIGNUP, context=ctx)]
         # an order sent late
         props = {
             "order_id": self._id("ord"),
@@ -247,7 +251,7 @@ class Scenario:
             "billing_period": "monthly",
         }
         self.log.append(f"{day}: late order of {ids} at {late_at}")
-        return [ev(event="Order Completed", at=late_at, received_at=now, props=props, **ids)]
+        return [self._ev(event="Order Completed", at=late_at, received_at=now, props=props, **ids)]
 
 
 def daily_then_full(root: Path, scenario: Scenario, plan, plan_dir) -> tuple[list[str], list[dict]]:

@@ -535,15 +535,35 @@ def test_raw_line_tokens_are_the_same_in_sql_and_in_python():
     assert "1" in line_tokens(RAW_LINES[6]) and "1" not in line_tokens(RAW_LINES[0])
 
 
+def _daily_runs_then_forget_kim(tmp_path, landing, days, before: str = "select 1"):
+    """Daily runs of `days` into a warehouse, then Kim forgotten: (that warehouse, a full build of the
+    same landing with its erasure register from the start, the rows of the query `before` just
+    before the erasure)."""
+    from support.incremental import daily_run, full_build
+
+    from models.staging.plan_tables import write_plan_tables
+    from tracking_plan.loader import default_plan_dir
+
+    w = tmp_path / "inc.duckdb"
+    con = connect(w)
+    write_plan_tables(con, plan())
+    for day in days:
+        daily_run(con, plan(), default_plan_dir(), landing, day.date().isoformat())
+    seen = con.execute(before).fetchall()
+    con.close()
+    forget_person(w, KIM, plan())
+    con = connect(w)
+    return con, full_build(tmp_path / "full.duckdb", plan(), landing, register_of=con), seen
+
+
 def test_no_aggregate_still_counts_an_erased_person(tmp_path):
     """The marts kept per person (issue 18's incremental parts) re-aggregate only the cohorts of the
     persons whose events changed: an erased person, alone in a signup week, stayed in
     marts.activation_cohorts and marts.retention (a cohort of one: that person's own behaviour) until
     some other change in that week. Right after `forget`, and after the next daily run, every mart
     equals a full build that never loaded the person (the same erasure register from the start)."""
-    from support.incremental import daily_run, difference, full_build
+    from support.incremental import daily_run, difference
 
-    from models.staging.plan_tables import write_plan_tables
     from tracking_plan.loader import default_plan_dir
 
     signup = {"signup_method": "email", "plan": "free", "workspace_id": "ws_f1"}
@@ -560,21 +580,9 @@ def test_no_aggregate_still_counts_an_erased_person(tmp_path):
                 ev(event="Task Completed", user=who, anon=f"dev-{who}", at=at + T(hours=1), props=task),
             ],
         )
-    w = tmp_path / "inc.duckdb"
-    con = connect(w)
-    write_plan_tables(con, plan())
-    for day in (d0, d1):
-        daily_run(con, plan(), default_plan_dir(), landing, day.date().isoformat())
     weeks = "select count(*) from marts.activation_cohorts"
-    assert con.execute(weeks).fetchall() == [(2,)]
-    con.close()
-    forget_person(w, KIM, plan())
-    con = connect(w)
-    register = con.execute("select * from ingest.suppression").fetchall()
-    full = connect(tmp_path / "full.duckdb")
-    full.executemany("insert into ingest.suppression values (?, ?, ?, ?)", [list(r) for r in register])
-    full.close()
-    full = full_build(tmp_path / "full.duckdb", plan(), landing)
+    con, full, seen = _daily_runs_then_forget_kim(tmp_path, landing, (d0, d1), before=weeks)
+    assert seen == [(2,)]
     marts = ("marts.activation_cohorts", "marts.retention", "marts.funnel_conversion", "marts.customer_value")
     try:
         assert con.execute(weeks).fetchall() == [(1,)]  # at once: Kim's week is gone
@@ -593,9 +601,8 @@ def test_a_user_who_shared_the_erased_persons_device_is_stitched_as_a_full_build
     event behind them: the erasure took the laptop's rows from stitch.partition_keys, where the next
     stitch looks for what went away. Now Sam's id stays there, and the next daily run gives the stitch
     and the sessions a full build with the same register gives."""
-    from support.incremental import daily_run, difference, full_build
+    from support.incremental import daily_run, difference
 
-    from models.staging.plan_tables import write_plan_tables
     from tracking_plan.loader import default_plan_dir
 
     landing, sam = tmp_path / "landing", "user-sam"
@@ -608,19 +615,7 @@ def test_a_user_who_shared_the_erased_persons_device_is_stitched_as_a_full_build
         "b.jsonl",
         [identify(KIM, KIM_EMAIL, d1), ev(user=KIM, anon=KIM_DEVICE, at=d1 + T(minutes=5))],
     )
-    w = tmp_path / "inc.duckdb"
-    con = connect(w)
-    write_plan_tables(con, plan())
-    for day in (d0, d1):
-        daily_run(con, plan(), default_plan_dir(), landing, day.date().isoformat())
-    con.close()
-    forget_person(w, KIM, plan())
-    con = connect(w)
-    register = con.execute("select * from ingest.suppression").fetchall()
-    full = connect(tmp_path / "full.duckdb")
-    full.executemany("insert into ingest.suppression values (?, ?, ?, ?)", [list(r) for r in register])
-    full.close()
-    full = full_build(tmp_path / "full.duckdb", plan(), landing)
+    con, full, _ = _daily_runs_then_forget_kim(tmp_path, landing, (d0, d1))
     try:
         daily_run(con, plan(), default_plan_dir(), landing, None)
         tables = ("stitch.identity_graph", "stitch.persons", "stitch.events", "staging.sessions")

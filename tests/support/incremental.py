@@ -67,10 +67,14 @@ def daily_run(con, plan, plan_dir, landing, day: str | None) -> dict:
     return {"stitch": s["mode"], "sessions": sessions, "sql": sql, "python": python, "again": again}
 
 
-def full_build(path, plan, landing, after_ingest=None):
+def full_build(path, plan, landing, after_ingest=None, register_of=None):
     """A warehouse built at once from every partition of `landing` (`after_ingest(con)`: what
-    another writer did to ingest.events before the rest was built)."""
+    another writer did to ingest.events before the rest was built; `register_of`: a warehouse whose
+    erasure register the build starts with, so it never loads the persons erased there)."""
     con = connect(path)
+    register = register_of.execute("select * from ingest.suppression").fetchall() if register_of else []
+    if register:
+        con.executemany("insert into ingest.suppression values (?, ?, ?, ?)", [list(r) for r in register])
     write_plan_tables(con, plan)
     ingest_partitions(con, plan, landing, landed_partitions(landing))
     if after_ingest:

@@ -279,12 +279,7 @@ def daily_then_full(root: Path, scenario: Scenario, plan, plan_dir) -> tuple[lis
                 scenario.gone.unlink()
             modes.append(daily_run(inc, plan, plan_dir, scenario.landing, day))
         modes.append(daily_run(inc, plan, plan_dir, scenario.landing, None))
-        register = inc.execute("select * from ingest.suppression").fetchall()
-        con = connect(root / "full.duckdb")
-        if register:
-            con.executemany("insert into ingest.suppression values (?, ?, ?, ?)", [list(r) for r in register])
-        con.close()
-        full = full_build(root / "full.duckdb", plan, scenario.landing)
+        full = full_build(root / "full.duckdb", plan, scenario.landing, register_of=inc)
         try:
             diffs = [d for d in (difference(inc, full, "ingest.events"),) if d]
             tables = compared_tables(full)

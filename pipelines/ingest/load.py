@@ -468,13 +468,11 @@ def ingest_partitions(
     if seen:
         con.execute("drop table if exists _seen").fetchall()
     # the days whose rows this run's changed the meaning of run again (a message's first copy moved)
-    again = {p: why for p, why in dependents.items() if p in landed}
-    if again and depth < len(landed):
+    again = runs_again(dependents, landed, depth)
+    if again:
         results += ingest_partitions(
             con, plan, landing, sorted(again), validator, on_done, layout, scan, depth=depth + 1, because=again
         )
-    elif again:
-        raise RuntimeError(f"ingest: partitions kept sending each other to run again ({sorted(again)})")
     if depth == 0:
         log_outside_partitions(con, plan, landing, scan)
     return results
@@ -669,44 +667,67 @@ from _group g join _classified c on g.rowid = c._rid where c._bucket = 'quaranti
 
 
 def _dependents(con: duckdb.DuckDBPyConnection, plan: Plan, first: bool) -> dict[str, str]:
-    """The other partitions whose rows this group's load changed the meaning of, each with the reason
-    it must run again ({day: why}). A message's earliest valid copy is the event and the later ones
-    its repeats (duplicates within dedup_lookback_days of it, late re-sends beyond), whichever day ran
-    first, as a full build decides:
-    - a message now loaded from this group that a later day had loaded: that day's copy is a repeat;
-    - a message these partitions had loaded and no longer load (its file gone or changed, or an
-      earlier copy found): its repeats on other days were judged against a copy that moved. The days
-      within the lookback after it that set any duplicate aside, and those that quarantined a copy of
-      it as a late re-send (rule `duplicate`), run again (a few days, only when a message moved)."""
-    out: dict[str, str] = {}
+    """The other partitions whose rows this group's load changed the meaning of, with why (rerun_reasons):
+    the later days whose loaded copy this group's now repeats (`_displaces`), and, for the messages
+    these partitions had loaded and no longer load (its file gone or changed, or an earlier copy
+    found), the days that judged a repeat of one against a copy that moved."""
+    displaced = []
     if not first:
-        for (day,) in con.execute(
-            "select distinct _displaces from _classified where _displaces is not null and _bucket = 'loaded' order by 1"
-        ).fetchall():
-            out[day.isoformat()] = DISPLACED
-    if not con.execute("select count(*) from _was_loaded").fetchall()[0][0]:
-        return out  # (these partitions had loaded nothing: a first load, as every day of a full build)
+        displaced = [
+            d
+            for (d,) in con.execute(
+                "select distinct _displaces from _classified where _displaces is not null and _bucket = 'loaded'"
+            ).fetchall()
+        ]
     moved = "select message_id, partition_date from _was_loaded"
     if not first:  # (no rows: the group's partitions hold nothing now, every message they had moved)
         moved += (
             " except select g.message_id, c._pdate from _classified c join _group g on g.rowid = c._rid "
             "where c._bucket = 'loaded'"
         )
-    con.execute(f"create or replace temp table _moved as {moved}").fetchall()
-    if not con.execute("select count(*) from _moved").fetchall()[0][0]:
-        return out
-    lookback = int(plan.header.defaults.dedup_lookback_days)
-    for (day,) in con.execute(
-        f"""
-select distinct l.partition_date from ingest.ingestion_log l
-where l.duplicates > 0 and l.partition_date not in (select d from _dates)
-  and exists (select 1 from _moved m where l.partition_date > m.partition_date
-              and l.partition_date <= m.partition_date + {lookback})
-union
-select distinct q.partition_date from ingest.quarantine q
-where list_contains(q.rules, 'duplicate') and q.message_id in (select message_id from _moved)
-  and q.partition_date not in (select d from _dates)
-order by 1"""
-    ).fetchall():
-        out.setdefault(day.isoformat(), REPEATS_MOVED)
+    moved_days, duplicate_days, late_days = [], [], []
+    # (a first load, as every day of a full build, had loaded nothing: no message moved)
+    if con.execute("select count(*) from _was_loaded").fetchall()[0][0]:
+        con.execute(f"create or replace temp table _moved as {moved}").fetchall()
+        moved_days = [d for (d,) in con.execute("select distinct partition_date from _moved").fetchall()]
+    if moved_days:
+        duplicate_days = [
+            d
+            for (d,) in con.execute(
+                "select distinct partition_date from ingest.ingestion_log where duplicates > 0"
+            ).fetchall()
+        ]
+        late_days = [
+            d
+            for (d,) in con.execute(
+                "select distinct partition_date from ingest.quarantine where list_contains(rules, 'duplicate') "
+                "and message_id in (select message_id from _moved)"
+            ).fetchall()
+        ]
+    mine = {d for (d,) in con.execute("select d from _dates").fetchall()}
+    return rerun_reasons(plan, mine, displaced, moved_days, duplicate_days, late_days)
+
+
+def rerun_reasons(plan: Plan, mine, displaced, moved_days, duplicate_days, late_days) -> dict[str, str]:
+    """The days other than `mine` (the days just loaded) to run again, {day: why}, on both engines. A
+    message's earliest valid copy is the event and the later ones its repeats (duplicates within
+    dedup_lookback_days of it, late re-sends beyond), whichever day ran first, as a full build
+    decides: a later day whose loaded copy is now a repeat (`displaced`); and, where messages of
+    `moved_days` are no longer loaded from there, the days within the lookback after one of them
+    that set a duplicate aside (`duplicate_days`: any) and those that quarantined one of the moved
+    messages as a late re-send (`late_days`)."""
+    lookback = dt.timedelta(days=int(plan.header.defaults.dedup_lookback_days))
+    out = {d.isoformat(): DISPLACED for d in sorted(set(displaced) - set(mine))}
+    near = {d for d in duplicate_days if d is not None and any(f < d <= f + lookback for f in moved_days)}
+    for d in sorted((near | set(late_days)) - set(mine)):
+        out.setdefault(d.isoformat(), REPEATS_MOVED)
     return out
+
+
+def runs_again(dependents: dict[str, str], landed: set[str], depth: int) -> dict[str, str]:
+    """The days of `dependents` that landed (a day with no files left is not run to be emptied) and
+    so run again; an error if days kept sending each other to run again (`depth` runs deep)."""
+    again = {p: why for p, why in dependents.items() if p in landed}
+    if again and depth >= len(landed):
+        raise RuntimeError(f"ingest: partitions kept sending each other to run again ({sorted(again)})")
+    return again

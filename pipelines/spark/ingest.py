@@ -737,43 +737,23 @@ def ingest_landing(
         done.append(results[d])
         if on_done:
             on_done(results[d])
-    landed = {e.partition for e in entries if e.partition}
-    again = {d: why for d, why in _dependents(spark, plan, root, days, displaced, moved, late).items() if d in landed}
-    if again and depth < len(landed):
-        done += ingest_landing(
-            spark, plan, landing, root, sorted(again), layout, on_done, depth=depth + 1, because=again
-        )
-    elif again:
-        raise RuntimeError(f"ingest: partitions kept sending each other to run again ({sorted(again)})")
-    return done
+    from pipelines.ingest.load import rerun_reasons, runs_again
 
-
-def _dependents(spark, plan, root: str, days: list[str], displaced: list, moved: list, late: list) -> dict[str, str]:
-    """The other days to run again after `days` were replaced, with why: those whose loaded copy of a
-    message these days now load from an earlier day (`displaced`), and, where messages these days had
-    loaded are no longer loaded from the same day (`moved`: those days), the days within
-    dedup_lookback_days after one that set a duplicate aside and those that quarantined one of the
-    messages as a late re-send (`late`) (pipelines.ingest.load._dependents, the same rule)."""
-    import datetime as dt
-
-    from pyspark.sql import functions as F
-
-    from pipelines.ingest.load import DISPLACED, REPEATS_MOVED
-
-    out = {d.isoformat(): DISPLACED for d in displaced}
-    lookback = dt.timedelta(days=int(plan.header.defaults.dedup_lookback_days))
-    mine = {_date(d) for d in days}
-    near = set()
+    duplicate_days = []
     if moved:
-        near = {
+        duplicate_days = [
             r[0]
             for r in read_layer(spark, root, "ingest.ingestion_log")
             .filter(F.col("duplicates") > 0)
             .select("partition_date")
             .distinct()
             .collect()
-            if r[0] is not None and any(f < r[0] <= f + lookback for f in moved)
-        }
-    for day in sorted((near | set(late)) - mine):
-        out.setdefault(day.isoformat(), REPEATS_MOVED)
-    return out
+        ]
+    mine = {_date(d) for d in days}
+    dependents = rerun_reasons(plan, mine, displaced, moved, duplicate_days, late)
+    again = runs_again(dependents, {e.partition for e in entries if e.partition}, depth)
+    if again:
+        done += ingest_landing(
+            spark, plan, landing, root, sorted(again), layout, on_done, depth=depth + 1, because=again
+        )
+    return done

@@ -325,6 +325,51 @@ def test_the_earliest_copy_is_the_event_whichever_day_runs_first(tmp_path):
     assert _ingest_tables(w) == fresh()
 
 
+def test_a_copy_dropped_for_its_consent_is_never_the_event(tmp_path):
+    """Copies of one messageId whose consent differs: the copy dropped for it is counted as dropped and
+    the earliest copy that can load is the event, as a rejected copy is never the event. So days run
+    one at a time, in either order, equal a build of the whole landing zone: a daily run remembers
+    of other days only the copies they loaded."""
+    ad = {"ad_id": "ad1", "network": "google"}
+    d0, d1 = BASE, BASE + T(days=1)
+    day = lambda t: t.date().isoformat()
+    lines = {
+        day(d0): [
+            ev(mid="ad", event="Ad Clicked", props=ad, at=d0, context=_consent("marketing", False)),
+            ev(mid="twice", event="Ad Clicked", props=ad, at=d0, context=_consent("marketing", False)),
+            ev(mid="same-day", event="Ad Clicked", props=ad, at=d0, context=_consent("marketing", False)),
+            ev(mid="same-day", event="Ad Clicked", props=ad, at=d0, context=_consent("marketing", True)),
+        ],
+        day(d1): [
+            ev(mid="ad", event="Ad Clicked", props=ad, at=d1, context=_consent("marketing", True)),
+            ev(mid="twice", event="Ad Clicked", props=ad, at=d1, context=_consent("marketing", False)),
+        ],
+    }
+    landing = tmp_path / "landing"
+    for d, rows in lines.items():
+        write_lines(landing, d, "a.jsonl", rows)
+    full = tmp_path / "full.duckdb"
+    con = connect(full)
+    try:
+        ingest_partitions(con, plan(), landing, sorted(lines))
+    finally:
+        con.close()
+    want = _ingest_tables(full)
+    loaded = "select message_id, partition_date::varchar from ingest.events order by 1"
+    assert query(full, loaded) == [("ad", day(d1)), ("same-day", day(d0))]
+    counts = "select partition_date::varchar, loaded, duplicates, consent_dropped from ingest.ingestion_log order by 1"
+    assert query(full, counts) == [(day(d0), 1, 0, 3), (day(d1), 1, 0, 1)]
+    for order in (sorted(lines), sorted(lines, reverse=True)):
+        w = tmp_path / f"{order[0]}.duckdb"
+        for d in order:
+            con = connect(w)
+            try:
+                assert [r.because for r in ingest_partitions(con, plan(), landing, [d])] == [None], order
+            finally:
+                con.close()
+        assert _ingest_tables(w) == want, order
+
+
 def _grain_gate(w: Path):
     from pipelines.quality.checks import gates
 

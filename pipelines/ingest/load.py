@@ -246,8 +246,13 @@ def classify_sql(
 ) -> str:
     """The bucket of every validated row of `_part` (p: _rid, _pdate, source_file, line_no, valid,
     message_id, consent columns): suppressed, quarantined (invalid, or a re-send beyond the lookback:
-    `_late_from`), duplicate, consent_dropped or loaded; `prior` selects (message_id, _day) of the
-    events already loaded from other partitions."""
+    `_late_from`), consent_dropped, duplicate or loaded; `prior` selects (message_id, _day) of the
+    events already loaded from other partitions.
+
+    A copy that is rejected, or dropped for its consent, is never the event: the event is the earliest
+    copy that can be loaded, and only such copies repeat one another. So whether a copy loads depends
+    only on the copies that load, which is all a daily run remembers of other days (ingest.events):
+    a day run alone and a full build agree however the copies' consent differs."""
     granted, action = _consent_sql(plan)
     lookback = int(plan.header.defaults.dedup_lookback_days)
     return f"""
@@ -255,23 +260,26 @@ with prior as (
     -- messageIds already loaded from partitions outside this group, of any day: a re-send is never
     -- loaded twice, however late
     {prior}
+), k as (
+    select p.*, {granted} as _granted, {action} as _action,
+           p.valid and not (not {granted} and {action} = 'drop') as _loadable
+    from _part p
 ), repeated as (
     -- the copies of a messageId the group holds more than once (a few): only they are ordered; the
     -- others are their id's one copy (1M lines: ordering every line cost ~0.17 CPU-s per 450k, this ~0.07)
     select p._rid,
-           -- valid copies first: a fixed retry after a rejected copy is the event, not its duplicate
+           -- loadable copies first: a fixed retry after a rejected copy is the event, not its duplicate
            row_number() over w as _rn, first_value(p._pdate) over w as _kept_day
-    from _part p
+    from k p
     where p.message_id in (select message_id from _part group by message_id having count(*) > 1)
-    window w as (partition by p.message_id order by p.valid desc, p._pdate, p.source_file, p.line_no)
+    window w as (partition by p.message_id order by p._loadable desc, p._pdate, p.source_file, p.line_no)
 ), v as (
-    select p._rid, p._pdate, p.source_file, p.valid, {warned} as _warned,
-           {granted} as _granted, {action} as _action,
+    select p._rid, p._pdate, p.source_file, p.valid, {warned} as _warned, p._granted, p._action, p._loadable,
            coalesce(r._rn, 1) as _rn, coalesce(r._kept_day, p._pdate) as _kept_day,
            pr._day as _prior_day,
            {suppressed} as _suppressed
-    from _part p left join repeated r on r._rid = p._rid
-    left join prior pr on p.valid and pr.message_id = p.message_id
+    from k p left join repeated r on r._rid = p._rid
+    left join prior pr on p._loadable and pr.message_id = p.message_id
 ), d as (
     -- the day of the copy this one repeats: a stored one of an earlier day, or the first one in this
     -- group. A stored copy of a later day does not make this one a repeat: the earliest copy is the
@@ -286,13 +294,13 @@ select _rid, _pdate, source_file, _warned, _displaces,
         -- first: an erased person's lines must not come back, not even as quarantined raw text
         when _suppressed then 'suppressed'
         when not valid then 'quarantined'
+        when not _loadable then 'consent_dropped'
         -- a re-send within dedup_lookback_days is a retry, counted as a duplicate; a later one is
         -- quarantined with its reason (rule `duplicate`), so it is seen, never loaded twice
         when _first_day is not null and abs(_pdate - _first_day) > {lookback} then 'quarantined'
         when _first_day is not null then 'duplicate'
-        when not _granted and _action = 'drop' then 'consent_dropped'
         else 'loaded' end as _bucket,
-    case when valid and not _suppressed and abs(_pdate - _first_day) > {lookback} then _first_day end as _late_from,
+    case when _loadable and not _suppressed and abs(_pdate - _first_day) > {lookback} then _first_day end as _late_from,
     (not _granted and _action = 'strip_pii') as _strip
 from d
 """
@@ -710,9 +718,10 @@ def _dependents(con: duckdb.DuckDBPyConnection, plan: Plan, first: bool) -> dict
 
 def rerun_reasons(plan: Plan, mine, displaced, moved_days, duplicate_days, late_days) -> dict[str, str]:
     """The days other than `mine` (the days just loaded) to run again, {day: why}, on both engines. A
-    message's earliest valid copy is the event and the later ones its repeats (duplicates within
+    message's earliest loadable copy (valid, not dropped for its consent) is the event and the later
+    ones its repeats (duplicates within
     dedup_lookback_days of it, late re-sends beyond), whichever day ran first, as a full build
-    decides: a later day whose loaded copy is now a repeat (`displaced`); and, where messages of
+    decides (classify_sql): a later day whose loaded copy is now a repeat (`displaced`); and, where messages of
     `moved_days` are no longer loaded from there, the days within the lookback after one of them
     that set a duplicate aside (`duplicate_days`: any) and those that quarantined one of the moved
     messages as a late re-send (`late_days`)."""

@@ -8,7 +8,8 @@ file of random events that hit what a daily run must get right, drawn from one s
 - client session ids (context.sessionId) whose events span days, some of them sent late;
 - a signup sent late from a campaign (the person moves to an earlier cohort), orders sent late;
 - a day run again with one more file, or with one of its extra files gone;
-- events with consent declined (analytics: kept, PII stripped; marketing: dropped);
+- events with consent declined (analytics: kept, PII stripped; marketing: dropped), and a later
+  copy of a dropped one with consent granted;
 - a day whose folder arrives late (run after the last day);
 - a person of the first day erased (`trackplan forget`) after the middle run.
 
@@ -40,7 +41,7 @@ TIMEOUT = T(minutes=30)  # the sample plan's session_timeout_minutes
 # gaps from an existing event: the session boundary and either side of it, one instant, longer
 GAPS = [T(0), TIMEOUT, TIMEOUT + T(seconds=1), TIMEOUT - T(seconds=1), -TIMEOUT, -TIMEOUT - T(seconds=1)]
 GAPS += [T(minutes=5), -T(minutes=5), T(hours=3), -T(hours=3), -T(days=1)]
-KINDS = ["late", "instant", "merge", "alias", "resend", "client", "signup", "order", "consent"]
+KINDS = ["late", "instant", "merge", "alias", "resend", "client", "signup", "order", "consent", "regranted"]
 SIGNUP = {"signup_method": "email", "plan": "free", "workspace_id": "ws_r1"}
 
 
@@ -100,6 +101,7 @@ class Scenario:
         # the person erased after the middle run (a user of the first day)
         self.forget = self.rng.choice(sorted({d["userId"] for d in seen if isinstance(d.get("userId"), str)}))
         self.extra: dict[str, list[Path]] = {}
+        self.declined: list[dict] = []  # the messages sent with marketing consent declined (dropped)
         self._n = 0
         self.made: dict[str, list[dict]] = {}
         for day in self.days[1:]:
@@ -125,7 +127,15 @@ class Scenario:
         lines = [x for kind in self.rng.sample(KINDS, 4) for x in self._one(day, before, kind)]
         # a backfill: messages a later day loaded turn up in this earlier day's new file
         later = [s for d in self.days if d > day for s in _sent(self.landing, d)]
-        ours = [x for d in self.days if d > day for x in self.made.get(d, [])]
+        # (not the erased person's: those are never loaded, so they would displace nothing)
+        erased = self._erased_ids(seen)
+        ours = [
+            x
+            for d in self.days
+            if d > day
+            for x in self.made.get(d, [])
+            if not erased & {x.get(k) for k in ("userId", "anonymousId", "previousId")}
+        ]
         for old in self.rng.sample(later, min(1, len(later))) + self.rng.sample(ours, min(1, len(ours))):
             lines.append({k: v for k, v in old.items() if k != "_at"})
             self.log.append(f"{day}: message {old.get('messageId')} of a later day, backfilled")
@@ -151,6 +161,28 @@ class Scenario:
         self._n += 1
         return f"r{self.seed}-{prefix}{self._n}"
 
+    def _task(self) -> str:
+        """A task id of this scenario's own that the plan's pattern (^tsk_[a-z0-9]+$) accepts."""
+        self._n += 1
+        return f"tsk_r{self.seed}n{self._n}"
+
+    def _erased_ids(self, lines: list[dict]) -> set[str]:
+        """Every id that `lines` put in one person with the erased user's (userId, anonymousId and
+        previousId linked wherever a line carries two): a superset of what the stitch links."""
+        parent: dict[str, str] = {}
+
+        def root(x: str) -> str:
+            while parent.setdefault(x, x) != x:
+                x = parent[x]
+            return x
+
+        for line in lines:
+            ids = [line.get(k) for k in ("userId", "anonymousId", "previousId")]
+            ids = [i for i in ids if isinstance(i, str)]
+            for other in ids[1:]:
+                parent[root(other)] = root(ids[0])
+        return {x for x in parent if root(x) == root(self.forget)}
+
     def write(self, day: str, lines: list[dict]) -> None:
         name = f"r-{len(self.extra.get(day, []))}.jsonl"
         self.extra.setdefault(day, []).append(write_lines(self.landing, day, name, lines))
@@ -172,7 +204,7 @@ class Scenario:
             if event == "page":
                 return [self._ev("page", None, at=late_at, received_at=now, props={"path": f"/r{self._n}"}, **ids)]
             if event == "Task Completed":
-                props = {"task_id": self._id("tsk"), "project_id": "prj_r1"}
+                props = {"task_id": self._task(), "project_id": "prj_r1"}
                 return [self._ev(event=event, at=late_at, received_at=now, props=props, **ids)]
             return [self._ev(at=late_at, received_at=now, **ids)]
         if kind == "instant":  # an event at the very instant of an earlier one of the same ids
@@ -209,13 +241,28 @@ class Scenario:
                 self._ev("page", None, at=a, received_at=max(now, a), props={"path": f"/c{i}"}, context=ctx, **ids)
                 for i, a in enumerate(ats)
             ]
-        if kind == "consent":  # analytics declined (PII stripped, kept), marketing declined (dropped)
+        if kind == "regranted" and self.declined:  # a copy of a dropped message, consent granted now
+            again = dict(rng.choice(self.declined), receivedAt=iso(now))
+            again["context"] = {"library": {"name": "test"}}
+            self.log.append(f"{day}: message {again['messageId']}, dropped for its consent, sent again granted")
+            return [again]
+        if kind in ("consent", "regranted"):  # analytics declined (PII stripped, kept), marketing declined (dropped)
             ctx = {
                 "library": {"name": "test"},
                 "consent": {"categoryPreferences": {"analytics": False, "marketing": False}},
             }
             self.log.append(f"{day}: events of {ids} with consent declined at {late_at}")
-            props = {"task_id": self._id("tsk"), "project_id": "prj_r1"}
+            props = {"task_id": self._task(), "project_id": "prj_r1"}
+            dropped = self._ev(
+                event="Ad Clicked",
+                at=now,
+                received_at=now,
+                props={"ad_id": "ad_r1", "network": "google"},
+                context=ctx,
+                mid=self._id("k"),
+                **ids,
+            )
+            self.declined.append(dropped)
             return [
                 self._ev(
                     event="Task Completed",
@@ -226,15 +273,7 @@ class Scenario:
                     mid=self._id("k"),
                     **ids,
                 ),
-                self._ev(
-                    event="Ad Clicked",
-                    at=now,
-                    received_at=now,
-                    props={"ad_id": "ad_r1", "network": "google"},
-                    context=ctx,
-                    mid=self._id("k"),
-                    **ids,
-                ),
+                dropped,
             ]
         if kind == "signup":
             anon = ids["anon"] or self._id("dev")

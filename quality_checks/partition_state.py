@@ -34,11 +34,12 @@ def digest(*parts: str) -> str:
     return h.hexdigest()
 
 
-def signature_sql(table: str, stamp: str) -> str:
-    """partition_date, its signature (rows, earliest and latest `stamp`) of every partition of `table`."""
+def signature_sql(table: str, stamp: str, where: str = "") -> str:
+    """partition_date, its signature (rows, earliest and latest `stamp`) of every partition of `table`
+    (of those where SQL `where` holds)."""
     return (
         f"select partition_date, concat_ws('|', count(*), min({stamp}), max({stamp})) as signature "
-        f"from {table} group by all"
+        f"from {table} {f'where {where} ' if where else ''}group by all"
     )
 
 
@@ -75,6 +76,31 @@ def keep(con, layer: str, fp: str, partitions: list, counts: dict | None = None)
             f"""insert into {TABLE}
             select ?, n.partition_date, n.signature, ?, d.counts from _ps_now n
             join _ps_done d on d.partition_date is not distinct from n.partition_date""",
+            [layer, fp],
+        ).fetchall()
+    finally:
+        con.unregister("_ps_done")
+
+
+def record(con, layer: str, fp: str, table: str, partitions: list, counts: list[int]) -> None:
+    """Keep `counts` as `layer`'s result of each of `partitions` of `table` (partition_date,
+    loaded_at), under fingerprint `fp` and the partitions' signatures as they stand, replacing any
+    kept before: a result known without computing it (see quality_checks.rules.loaded_partitions_pass).
+    A partition without rows has no signature and nothing is kept of it."""
+    if not partitions:
+        return
+    con.execute(DDL)
+    con.register("_ps_done", _frame(partitions, {p: counts for p in partitions}))
+    try:
+        con.execute(
+            f"delete from {TABLE} where layer = ? and partition_date in (select partition_date from _ps_done)",
+            [layer],
+        ).fetchall()
+        con.execute(
+            f"""insert into {TABLE}
+            select ?, n.partition_date, n.signature, ?, d.counts
+            from ({signature_sql(table, "loaded_at", "partition_date in (select partition_date from _ps_done)")}) n
+            join _ps_done d on d.partition_date = n.partition_date""",
             [layer, fp],
         ).fetchall()
     finally:

@@ -504,3 +504,67 @@ def test_each_gate_rule_agrees_with_jsonschema_row_by_row(seed):
     # the comparison has teeth: most messages compared, many broken, every kind
     assert compared > 0.8 * n and broken > 0.2 * compared
     assert kinds == {"not_null", "enum", "range", "regex"}
+
+
+def test_the_property_gates_count_again_only_what_the_ingest_did_not_check(tmp_path, monkeypatch):
+    """The days the ingest has just loaded pass the plan's property rules (its validator ran the same
+    Checks on every row it loaded), so the gates, counted per partition, take their counts as kept
+    and read none of their payloads; they count a day again once its rows change (another writer, a
+    `forget`), every day under an edited rule, and every day on `--full-refresh`: each time the
+    counts a count of every row gives."""
+    import quality_checks.partition_state as ps
+
+    plan = load_plan()
+    d1 = (dt.date.fromisoformat(DAY) + T(days=1)).isoformat()
+    landing = tmp_path / "landing"
+    write_lines(landing, DAY, "a.jsonl", [ev(mid="a1"), ev(mid="a2", props={"method": "sso"})])
+    write_lines(landing, d1, "b.jsonl", [ev(mid="b1", at=BASE + T(days=1))])
+    con = connect(tmp_path / "w.duckdb")
+    ingest_partitions(con, plan, landing, [DAY, d1])
+    counted = []
+    real = ps.stale
+    monkeypatch.setattr(
+        ps, "stale", lambda c, layer, *a, **k: counted.append((layer, real(c, layer, *a, **k))) or counted[-1][1]
+    )
+
+    def by_partition(plan=plan, **kw) -> list:
+        counted.clear()
+        got = [
+            (o.check, o.metadata["failing_count"]) for o in gates(con, plan, "ingest.events", by_partition=True, **kw)
+        ]
+        want = [(o.check, o.metadata["failing_count"]) for o in gates(con, plan, "ingest.events")]
+        assert got == want
+        return sorted(str(p) for layer, todo in counted if layer == "gates ingest.events properties" for p in todo)
+
+    kept = con.execute(
+        "select partition_date::varchar, counts from quality.partition_state "
+        "where layer = 'gates ingest.events properties' order by 1"
+    ).fetchall()
+    assert [d for d, _ in kept] == [DAY, d1] and all(c and not any(c) for _, c in kept)
+    assert by_partition() == []  # the ingest's days: nothing to count
+    # another writer's row, which breaks a rule: its day is counted again, and fails
+    con.execute(
+        "insert into ingest.events by name select * replace ('x1' as message_id, "
+        """'{"method": "carrier pigeon"}'::json as properties, now()::timestamp as loaded_at) """
+        "from ingest.events where message_id = 'b1'"
+    )
+    assert by_partition() == [d1]
+    assert dict(gates_failing(con, plan))["enum"] == 1
+    assert by_partition() == []  # counted: kept
+    # a rule edited (the enum of Signed In.method without 'sso'): every day is counted again
+    plan_dir = tmp_path / "plan"
+    shutil.copytree(default_plan_dir(), plan_dir)
+    f = plan_dir / "events" / "signed_in.yaml"
+    doc = yaml.safe_load(f.read_text())
+    doc["properties"]["method"]["enum"].remove("sso")
+    f.write_text(yaml.safe_dump(doc, sort_keys=False))
+    edited = load_plan(plan_dir)
+    assert by_partition(edited) == [DAY, d1]
+    assert dict(gates_failing(con, edited))["enum"] == 2
+    assert by_partition(plan) == [DAY, d1]  # (the kept counts are of the edited rule now)
+    assert by_partition(plan, full_refresh=True) == [DAY, d1]
+    con.close()
+
+
+def gates_failing(con, plan) -> list[tuple[str, int]]:
+    return [(o.check, o.metadata["failing_count"]) for o in gates(con, plan, "ingest.events", by_partition=True)]

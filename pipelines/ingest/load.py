@@ -366,7 +366,10 @@ def ingest_partitions(
     A message's earliest copy is loaded and its later ones are its repeats, whichever day runs first:
     a day whose rows another day's load changed (see _dependents) runs again in the same call, its
     result's `because` saying why (a full build of the landing zone gives the same tables)."""
+    from quality_checks.rules import plan_rules, property_layer
+
     validator = validator or Validator(plan)
+    judged = property_layer("ingest.events", plan_rules(plan))  # (what the loaded rows are known to pass)
     d = plan.header.defaults
     scan = scan if scan is not None else scan_landing(landing, layout)
     landed = {e.partition for e in scan if e.partition}
@@ -458,7 +461,15 @@ def ingest_partitions(
             listed = {p: [(str(e.path), *_stamp(e)) for e in to_read[p] + skipped[p]] for p, _ in group}
             try:
                 group_results, later = _load_group(
-                    con, plan, [p for p, _ in group], logs, has_rows=has_rows, skipped=skipped, listed=listed, seen=seen
+                    con,
+                    plan,
+                    [p for p, _ in group],
+                    logs,
+                    has_rows=has_rows,
+                    skipped=skipped,
+                    listed=listed,
+                    seen=seen,
+                    judged=judged,
                 )
                 # (a day of a later group runs anyway)
                 dependents.update({p: why for p, why in later.items() if p not in still})
@@ -502,9 +513,12 @@ def _load_group(
     skipped: dict[str, list[LandingEntry]] | None = None,
     listed: dict[str, list[tuple]] | None = None,
     seen: bool = False,
+    judged: tuple[str, str, int] | None = None,
 ) -> list[PartitionResult]:
     """Classify the validated rows of temp table _part (column _pdate) and replace these partitions
-    of the ingest tables in one transaction: a run killed midway leaves them as they were."""
+    of the ingest tables in one transaction: a run killed midway leaves them as they were. With them,
+    that the plan's property gates fail on none of their rows (quality_checks.rules.loaded_partitions_pass;
+    `judged`: its layer, kept by the caller)."""
     dates = [dt.date.fromisoformat(p) for p in partitions]
     results = {p: PartitionResult(partition=p, files=len(logs[p])) for p in partitions}
     first = not has_rows or con.execute("select count(*) = 0 from _part").fetchall()[0][0]
@@ -661,6 +675,10 @@ from _classified group by source_file""").fetchall()
                     "insert into ingest.landing_manifest values (?, ?, ?, ?, ?)",
                     [dt.date.fromisoformat(p), key, etag, size, finished],
                 ).fetchall()
+        if not first:
+            from quality_checks.rules import loaded_partitions_pass
+
+            loaded_partitions_pass(con, plan, dates, layer=judged)
         dependents = _dependents(con, plan, first)
     con.unregister("_dates")  # (after a failure the next register replaces it)
     if any(r.quarantined for r in results.values()):

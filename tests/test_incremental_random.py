@@ -1,7 +1,7 @@
 """Incremental == full on random scenarios (issue 18, item 2): where tests/test_incremental.py holds
 one hand-made scenario, each test here draws one from its seed (tests/support/scenarios.py: late
 events at the session boundaries, merges and aliases reaching back, re-sends, client sessions across
-days, late signups and orders, consent declined, a day whose folder arrives late, a person erased
+days, late signups and orders, consent declined (and a dropped message sent again granted), a day whose folder arrives late, a person erased
 after the middle run, a backfill of messages a later day loaded, a day run again with one more file
 and one without a file) and runs it day by day as a
 schedule would, then compares every table with a full build of the same landing zone (with the same

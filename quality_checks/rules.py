@@ -22,6 +22,7 @@ from tracking_plan.validate import (
     Validator,
     lit,
     loadable_event_names,
+    pii_identifiers,
     property_columns,
     validated_events,
 )
@@ -75,7 +76,8 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
     event, the first event of each other call type), evaluated over the stored `properties` (which
     hold identify/group traits as the validator reads them) with the validator's own property
     columns. Each gate rule is the OR of one property's Checks of one kind. PII properties are left
-    out: the stored value is hashed, or stripped by consent, by design."""
+    out, and the identifiers identity.yaml hashes on every call of a kind: the stored value is
+    hashed, or stripped by consent, by design."""
     names = ", ".join(lit(n) for n in loadable_event_names(plan))
     out = [
         Rule("message_id not null", "not_null", "message_id is null", mostly),
@@ -104,6 +106,10 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
         ),
     ]
     validator = Validator(plan, verdicts_only=True)
+    # the keys the ingest hashes on every call of a kind, pii or not in the event (identity.yaml's
+    # `pii: true` identifiers: pipelines/ingest/load.py `_pii_keys`): their stored value is a hash
+    hashed = set(pii_identifiers(plan, "properties"))
+    hashed_called = hashed | set(pii_identifiers(plan, "traits"))
     cols: dict[str, int] = {}
     for ev in validated_events(plan):
         for name in ev.properties:
@@ -121,8 +127,9 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
             validator._hoist = None
         # one gate rule per value and kind: the OR of the validator's Checks of that kind on that value
         groups: dict[tuple[str, str, str], list] = {}
+        stored_hashed = hashed_called if ev.type in ("identify", "group") else hashed
         for c in errors:
-            if c.prop is None or ev.properties[c.prop].pii:
+            if c.prop is None or ev.properties[c.prop].pii or c.prop in stored_hashed:
                 continue
             kind, suffix = ("not_null", "not null") if c.rule == "type" and c.null else GATED.get(c.rule, (None, ""))
             if kind is not None:

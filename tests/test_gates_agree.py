@@ -568,3 +568,30 @@ def test_the_property_gates_count_again_only_what_the_ingest_did_not_check(tmp_p
 
 def gates_failing(con, plan) -> list[tuple[str, int]]:
     return [(o.check, o.metadata["failing_count"]) for o in gates(con, plan, "ingest.events", by_partition=True)]
+
+
+def test_an_identifier_hashed_on_every_call_is_no_gate_rule_even_when_not_marked_pii(tmp_path):
+    """identity.yaml's e-mail (`pii: true`) is hashed in every identify call's traits, whether or not
+    the plan's `email` property says `pii: true`: its stored value is a hash, which its format rule
+    would fail. So the gates carry no rule on it, and a valid identify passes them, counted over
+    every row or kept from the ingest."""
+    plan_dir = tmp_path / "plan"
+    shutil.copytree(default_plan_dir(), plan_dir)
+    f = next(p for p in (plan_dir / "properties").glob("*.yaml") if "\nemail:" in "\n" + p.read_text())
+    doc = yaml.safe_load(f.read_text())
+    doc["email"].pop("pii")
+    f.write_text(yaml.safe_dump(doc, sort_keys=False))
+    plan = load_plan(plan_dir)
+    assert not plan.events["User Identified"].properties["email"].pii
+    landing = tmp_path / "landing"
+    call = ev("identify", None, user="u1", anon="a1", traits={"email": "pat@example.com", "plan": "free"})
+    write_lines(landing, DAY, "a.jsonl", [call])
+    con = connect(tmp_path / "w.duckdb")
+    (res,) = ingest_partitions(con, plan, landing, [DAY])
+    assert res.loaded == 1
+    stored = con.execute("select traits ->> '$.email' from ingest.events").fetchall()
+    assert stored == [(keyed_hash("pat@example.com"),)]
+    failed = [(o.check, o.metadata["failed_rules"]) for o in gates(con, plan, "ingest.events") if not o.passed]
+    assert failed == []
+    assert gates_failing(con, plan) == [(o.check, 0) for o in gates(con, plan, "ingest.events")]
+    con.close()

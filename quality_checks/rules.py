@@ -286,7 +286,11 @@ def property_layer(table: str, rules: list[Rule]) -> tuple[str, str, int]:
     """(layer, fingerprint, number of rules) of the kept counts of the plan's property rules among
     `rules` (those that read a payload: `Rule.props`) over `table`, as partition_counts keeps them."""
     mine = [r for r in rules if r.props]
-    return f"gates {table} properties", _fingerprint(table, mine), len(mine)
+    return _property_layer_name(table), _fingerprint(table, mine), len(mine)
+
+
+def _property_layer_name(table: str) -> str:
+    return f"gates {table} properties"
 
 
 def loaded_partitions_pass(con, plan, partitions: list, table: str = "ingest.events", layer=None) -> None:
@@ -315,8 +319,7 @@ def partition_counts(con, table: str, rules: list[Rule], full_refresh: bool = Fa
     Equal to counting every row."""
     props = [r for r in rules if r.props]
     own = [r for r in rules if not r.props]
-    layer, _, _ = property_layer(table, rules)
-    got = iter(_layer_counts(con, table, props, layer, full_refresh) if props else [])
+    got = iter(_layer_counts(con, table, props, _property_layer_name(table), full_refresh) if props else [])
     other = iter(_layer_counts(con, table, own, f"gates {table}", full_refresh) if own else [])
     return [next(got) if r.props else next(other) for r in rules]
 

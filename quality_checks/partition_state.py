@@ -85,26 +85,16 @@ def keep(con, layer: str, fp: str, partitions: list, counts: dict | None = None)
 def record(con, layer: str, fp: str, table: str, partitions: list, counts: list[int]) -> None:
     """Keep `counts` as `layer`'s result of each of `partitions` of `table` (partition_date,
     loaded_at), under fingerprint `fp` and the partitions' signatures as they stand, replacing any
-    kept before: a result known without computing it (see quality_checks.rules.loaded_partitions_pass).
-    A partition without rows has no signature and nothing is kept of it."""
+    kept before (`keep`): a result known without computing it (see
+    quality_checks.rules.loaded_partitions_pass). A partition without rows has no signature and
+    nothing is kept of it."""
     if not partitions:
         return
     con.execute(DDL)
-    con.register("_ps_done", _frame(partitions, {p: counts for p in partitions}))
-    try:
-        con.execute(
-            f"delete from {TABLE} where layer = ? and partition_date in (select partition_date from _ps_done)",
-            [layer],
-        ).fetchall()
-        con.execute(
-            f"""insert into {TABLE}
-            select ?, n.partition_date, n.signature, ?, d.counts
-            from ({signature_sql(table, "loaded_at", "partition_date in (select partition_date from _ps_done)")}) n
-            join _ps_done d on d.partition_date = n.partition_date""",
-            [layer, fp],
-        ).fetchall()
-    finally:
-        con.unregister("_ps_done")
+    mine = where(partitions)
+    con.execute(f"create or replace temp table _ps_now as {signature_sql(table, 'loaded_at', mine)}").fetchall()
+    con.execute(f"delete from {TABLE} where layer = ? and {mine}", [layer]).fetchall()
+    keep(con, layer, fp, partitions, {p: counts for p in partitions})
 
 
 def _frame(partitions: list, counts: dict | None):

@@ -20,9 +20,9 @@ from models.frames import frame
 from tracking_plan.validate import (
     ENVELOPE_TYPES,
     Validator,
+    hashed_keys,
     lit,
     loadable_event_names,
-    pii_identifiers,
     property_columns,
     validated_events,
 )
@@ -106,10 +106,6 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
         ),
     ]
     validator = Validator(plan, verdicts_only=True)
-    # the keys the ingest hashes on every call of a kind, pii or not in the event (identity.yaml's
-    # `pii: true` identifiers: pipelines/ingest/load.py `_pii_keys`): their stored value is a hash
-    hashed = set(pii_identifiers(plan, "properties"))
-    hashed_called = hashed | set(pii_identifiers(plan, "traits"))
     cols: dict[str, int] = {}
     for ev in validated_events(plan):
         for name in ev.properties:
@@ -127,7 +123,8 @@ def plan_rules(plan, mostly: float = 1.0) -> list[Rule]:
             validator._hoist = None
         # one gate rule per value and kind: the OR of the validator's Checks of that kind on that value
         groups: dict[tuple[str, str, str], list] = {}
-        stored_hashed = hashed_called if ev.type in ("identify", "group") else hashed
+        # the keys the ingest hashes on every call of its kind, pii or not in the event: stored as a hash
+        stored_hashed = hashed_keys(plan, "properties", ev.type)
         for c in errors:
             if c.prop is None or ev.properties[c.prop].pii or c.prop in stored_hashed:
                 continue

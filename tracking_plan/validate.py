@@ -254,6 +254,16 @@ def pii_identifiers(plan: Plan, column: str) -> list[str]:
     return sorted({i.source[len(prefix) :] for i in plan.identity.identifiers if i.pii and i.source.startswith(prefix)})
 
 
+def hashed_keys(plan: Plan, column: str, kind: str) -> set[str]:
+    """The top-level keys of stored `column` hashed on every call of `kind` (pii_identifiers): an
+    identify or group call's properties are its traits, so the traits' keys there too. What the
+    ingest hashes (pipelines/ingest/load.py) and the gates therefore leave out (quality_checks.rules)."""
+    keys = set(pii_identifiers(plan, column))
+    if column == "properties" and kind in ("identify", "group"):
+        keys |= set(pii_identifiers(plan, "traits"))
+    return keys
+
+
 def context_pii_traits(plan: Plan) -> list[str]:
     """PII traits of the identify call, which SDKs also copy into context.traits of later events, and
     the traits a pii identifier is read from (pii_identifiers)."""

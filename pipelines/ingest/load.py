@@ -25,7 +25,7 @@ from quality_checks.partition_state import partition_runs
 from tracking_plan.landing import scan as scan_landing
 from tracking_plan.model import Plan
 from tracking_plan.reader import LandingEntry, ReadStats, is_url, read_files
-from tracking_plan.validate import Validator, context_pii_traits, json_path, lit, pii_identifiers
+from tracking_plan.validate import Validator, context_pii_traits, hashed_keys, json_path, lit
 
 from ..privacy import mark_suppressed
 from ..warehouse import transaction
@@ -92,10 +92,7 @@ def _pii_keys(plan: Plan, column: str) -> tuple[dict[str, set[str]], dict[str, s
     there too (tracking_plan.validate.pii_identifiers)."""
 
     def always(kind: str) -> set[str]:
-        keys = set(pii_identifiers(plan, column))
-        if column == "properties" and kind in ("identify", "group"):
-            keys |= set(pii_identifiers(plan, "traits"))
-        return keys
+        return hashed_keys(plan, column, kind)
 
     events: dict[str, set[str]] = {}
     for ev in plan.events.values():
